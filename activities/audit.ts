@@ -1,0 +1,26 @@
+/**
+ * The workflows' side of the audit trail: approvals, rejections and final outcomes.
+ * The API records requests; both append to the same hash-chained log.
+ */
+import type { AuditLog } from '../lib/audit/log.js';
+
+export interface AuditEventInput {
+  /** Stable per event, so a retried activity does not log the same event twice. */
+  eventId: string;
+  actor: string;
+  action: string;
+  operationId?: string;
+  kind?: string;
+  environment?: string;
+  detail?: Record<string, unknown>;
+}
+
+export function createAuditActivities(audit: AuditLog) {
+  return {
+    async recordAudit(event: AuditEventInput): Promise<void> {
+      await audit.append({ ...event, result: event.action.split('.').pop() ?? event.action });
+    },
+  };
+}
+
+export type AuditActivities = ReturnType<typeof createAuditActivities>;

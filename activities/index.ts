@@ -1,0 +1,19 @@
+/**
+ * All activities, created from explicit dependencies so tests can hand in the simulator.
+ */
+import type { WorkerDeps } from '../worker/deps.js';
+import { createAuditActivities } from './audit.js';
+import { createInventoryActivities } from './inventory.js';
+import { createTaskActivities } from './tasks.js';
+import { createVmActivities } from './vm.js';
+
+export function createActivities(deps: WorkerDeps) {
+  return {
+    ...createAuditActivities(deps.audit),
+    ...createInventoryActivities(deps),
+    ...createTaskActivities(deps),
+    ...createVmActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

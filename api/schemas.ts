@@ -1,0 +1,246 @@
+/**
+ * The API's own request and response shapes. Routes validate with the request schemas and
+ * type their answers with the response schemas; the OpenAPI document is generated from the
+ * same objects. Operation bodies live in lib/operations/catalog.ts.
+ */
+import { z } from 'zod';
+import { operations } from '../lib/operations/catalog.js';
+
+/** Values that end up inside a Temporal visibility query: plain words only, so no quoting is needed. */
+const word = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'must be a plain word (letters, digits, . _ @ : -)');
+const wholeNumber = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,10}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+// ---- errors ----
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+      correlationId: z.string().optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+// ---- health ----
+
+export const NodeReachabilityStatus = z.enum(['ok', 'unauthorized', 'unreachable']);
+
+export const Liveness = z.object({ status: z.literal('ok') });
+
+export const Readiness = z
+  .object({
+    status: z.enum(['ready', 'not-ready']),
+    temporal: z.object({ status: z.enum(['ok', 'unreachable']), detail: z.string().optional() }),
+    environments: z.record(
+      z.string(),
+      z.object({
+        status: z.enum(['ok', 'degraded', 'unavailable']),
+        nodes: z.array(z.object({ node: z.string(), status: NodeReachabilityStatus, detail: z.string().optional() })),
+      }),
+    ),
+  })
+  .meta({ id: 'Readiness' });
+
+// ---- environments ----
+
+const Range = z.object({ min: z.number().int(), max: z.number().int() });
+
+export const EnvironmentSummary = z
+  .object({
+    name: z.string(),
+    cluster: z.string(),
+    nodes: z.array(z.object({ name: z.string(), host: z.string(), port: z.number().int() })),
+    vmidRanges: z.object({ templates: Range, vms: Range }),
+    defaults: z.record(z.string(), z.unknown()),
+    tags: z.record(z.string(), z.array(z.string())),
+    naming: z.object({ pattern: z.string() }),
+    policy: z.record(z.string(), z.unknown()),
+    tls: z.enum(['ca', 'fingerprint', 'insecure']).describe('how the Proxmox API certificate is verified'),
+  })
+  .meta({ id: 'Environment' });
+
+export const EnvironmentList = z.object({ environments: z.array(EnvironmentSummary) });
+
+// ---- inventory ----
+
+export const InventoryQuery = z.strictObject({
+  environment: word,
+  state: z.enum(['all', 'running']).default('all'),
+  type: z.enum(['qemu', 'lxc']).optional(),
+  tag: word.optional(),
+  node: word.optional(),
+});
+
+export const GuestSchema = z
+  .object({
+    vmid: z.number().int(),
+    name: z.string(),
+    type: z.enum(['qemu', 'lxc']),
+    node: z.string(),
+    status: z.string(),
+    tags: z.array(z.string()),
+    template: z.boolean().optional(),
+    cpus: z.number().optional(),
+    maxmem: z.number().optional(),
+    mem: z.number().optional(),
+    uptime: z.number().optional(),
+  })
+  .meta({ id: 'Guest' });
+
+export const NodeSchema = z
+  .object({
+    node: z.string(),
+    status: z.string(),
+    cpu: z.number().optional(),
+    maxcpu: z.number().optional(),
+    mem: z.number().optional(),
+    maxmem: z.number().optional(),
+    uptime: z.number().optional(),
+  })
+  .meta({ id: 'Node' });
+
+export const Inventory = z.object({
+  environment: z.string(),
+  nodes: z.array(NodeSchema),
+  guests: z.array(GuestSchema),
+});
+
+// ---- operations ----
+
+const kinds = operations.map((o) => o.kind) as [string, ...string[]];
+
+export const executionStates = ['running', 'completed', 'failed', 'cancelled', 'terminated', 'timed-out', 'continued-as-new'] as const;
+export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'rejected', 'dry-run'] as const;
+
+export const OperationIdParams = z.strictObject({
+  id: z.string().regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id (URL-encode its slashes)'),
+});
+
+export const OperationsQuery = z.strictObject({
+  kind: z.enum(kinds).optional(),
+  environment: word.optional(),
+  node: word.optional(),
+  state: z
+    .enum([...executionStates, ...approvalStates])
+    .optional()
+    .describe('an execution state (running, completed, ...) or an approval state (pending, approved, ...)'),
+  requester: word.optional(),
+  risk: z.enum(['low', 'medium', 'high']).optional(),
+  vmid: wholeNumber(100, 999_999_999).optional(),
+  limit: wholeNumber(1, 500).default(50),
+});
+
+const planVersion = z.number().int().min(1).describe('the plan version being decided (GET the operation to see it)');
+
+export const ApproveBody = z.strictObject({
+  planVersion,
+  reason: z.string().trim().min(1).max(2000).optional(),
+});
+
+export const RejectBody = z.strictObject({
+  planVersion,
+  reason: z.string().trim().min(1, 'a rejection needs a reason').max(2000),
+});
+
+export const CancelBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() });
+
+export const Links = z.object({ self: z.string(), temporalUi: z.string() });
+
+export const OperationStarted = z
+  .object({
+    id: z.string(),
+    runId: z.string(),
+    kind: z.string(),
+    state: z.enum(executionStates),
+    links: Links,
+  })
+  .meta({ id: 'OperationStarted' });
+
+export const DryRunResult = OperationStarted.extend({
+  result: z.unknown().describe("the workflow's result: { outcome: 'dry-run', plan }"),
+}).meta({ id: 'DryRunResult' });
+
+export const OperationSummary = z
+  .object({
+    id: z.string(),
+    runId: z.string(),
+    kind: z.string(),
+    environment: z.string().optional(),
+    requester: z.string().optional(),
+    state: z.enum(executionStates),
+    approvalState: z.string().optional(),
+    risk: z.string().optional(),
+    nodes: z.array(z.string()),
+    vmids: z.array(z.number()),
+    summary: z.string().optional(),
+    startedAt: z.string(),
+    closedAt: z.string().optional(),
+    links: Links,
+  })
+  .meta({ id: 'OperationSummary' });
+
+export const OperationList = z.object({ operations: z.array(OperationSummary) });
+
+export const OperationDetail = OperationSummary.extend({
+  status: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe('the workflow status query: phase, plan (with version), steps, approval'),
+  statusUnavailable: z.string().optional().describe('why the status query could not be answered'),
+  result: z.unknown().optional().describe('the result, when the operation completed'),
+  failure: z.object({ type: z.string(), message: z.string() }).optional(),
+}).meta({ id: 'OperationDetail' });
+
+export const Decision = z
+  .object({
+    id: z.string(),
+    state: z.enum(['decided', 'accepted']).describe('decided: the workflow validated and recorded it; accepted: sent as a signal, validated when a worker runs'),
+    decision: z.record(z.string(), z.unknown()).optional(),
+    message: z.string().optional(),
+  })
+  .meta({ id: 'Decision' });
+
+export const CancelAccepted = z.object({ id: z.string(), state: z.literal('cancel-requested') });
+
+// ---- audit ----
+
+export const AuditQuery = z.strictObject({
+  actor: word.optional(),
+  action: z.string().regex(/^[A-Za-z0-9._-]+\*?$/, 'must be an action such as operation.approved, or a prefix ending in *').optional(),
+  operationId: z.string().regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id').optional(),
+  environment: word.optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  limit: wholeNumber(1, 1000).default(100),
+});
+
+export const AuditRecordSchema = z
+  .object({
+    seq: z.number().int(),
+    at: z.string(),
+    eventId: z.string().optional(),
+    actor: z.string(),
+    action: z.string(),
+    result: z.string(),
+    operationId: z.string().optional(),
+    kind: z.string().optional(),
+    environment: z.string().optional(),
+    detail: z.record(z.string(), z.unknown()).optional(),
+    prev: z.string(),
+    hash: z.string(),
+  })
+  .meta({ id: 'AuditRecord' });
+
+export const AuditRecords = z.object({ records: z.array(AuditRecordSchema) });
+
+export const AuditVerificationSchema = z.union([
+  z.object({ ok: z.literal(true), records: z.number().int() }),
+  z.object({ ok: z.literal(false), line: z.number().int(), problem: z.string() }),
+]);

@@ -1,0 +1,204 @@
+/**
+ * The one schema for proxmox-manager's configuration.
+ *
+ * An environment is a Proxmox cluster described in the `cluster-config.yaml` format the
+ * operators already use (cluster, defaults, vmid_ranges, credentials, tags, cloudinit,
+ * ansible), extended with what a durable orchestrator needs to reach it safely (TLS
+ * pinning, SSH host keys, API port) and the safety policy it enforces.
+ */
+import { z } from 'zod';
+
+export const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
+export const Duration = z
+  .string()
+  .regex(durationPattern, 'must be a duration such as 30s, 15m, 24h or 7d');
+
+/** Where a secret lives. Secrets are resolved only inside the worker (lib/config/secrets.ts). */
+export const SecretRef = z.union([
+  z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
+  z.strictObject({ file: z.string().min(1).describe('file holding the secret') }),
+  z.strictObject({ pass: z.string().min(1).describe('`pass` entry holding the secret') }),
+]);
+export type SecretRef = z.infer<typeof SecretRef>;
+
+const sha256Fingerprint = z
+  .string()
+  .regex(
+    /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/,
+    'must be a SHA-256 fingerprint as PVE shows it (32 hex pairs separated by colons)',
+  );
+const sshHostKey = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)');
+
+export const NodeConfig = z.object({
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(8006),
+  ssh_port: z.number().int().min(1).max(65535).default(22),
+  /** Pinned SSH host key of this node; SSH to a node without one is refused. */
+  ssh_host_key: sshHostKey.optional(),
+});
+export type NodeConfig = z.infer<typeof NodeConfig>;
+
+const VmidRange = z
+  .string()
+  .regex(/^\d+-\d+$/, 'must be a range such as 1000-9999')
+  .transform((s) => {
+    const [min, max] = s.split('-').map(Number) as [number, number];
+    return { min, max };
+  })
+  .refine((r) => r.min >= 100 && r.max <= 999_999_999 && r.min <= r.max, {
+    message: 'must lie within 100-999999999 with the lower bound first',
+  });
+export type VmidRange = { min: number; max: number };
+
+export const VmDefaults = z.object({
+  storage: z.string().default('local-lvm'),
+  network_bridge: z.string().default('vmbr0'),
+  bios: z.enum(['seabios', 'ovmf']).default('ovmf'),
+  machine: z.string().default('q35'),
+  cpu: z.string().default('host'),
+  scsi_controller: z
+    .enum(['lsi', 'lsi53c810', 'virtio-scsi-pci', 'virtio-scsi-single', 'megasas', 'pvscsi'])
+    .default('virtio-scsi-single'),
+  efidisk_pre_enrolled_keys: z.boolean().default(false),
+  guest_agent: z.boolean().default(true),
+  cores: z.number().int().min(1).default(2),
+  memory_mb: z.number().int().min(16).default(2048),
+  disk_gb: z.number().int().min(1).default(32),
+});
+export type VmDefaults = z.infer<typeof VmDefaults>;
+
+export const Tls = z
+  .object({
+    /** PEM file of the CA that signed the nodes' certificates. */
+    ca_file: z.string().optional(),
+    /** SHA-256 fingerprint of the nodes' certificate (self-signed PVE installs). */
+    fingerprint: sha256Fingerprint.optional(),
+    /** Skip verification entirely. Loud, explicit, never a default. */
+    insecure: z.boolean().default(false),
+  })
+  .refine((t) => t.insecure || t.ca_file || t.fingerprint, {
+    message: 'set ca_file or fingerprint (or, knowingly, insecure: true)',
+  });
+export type Tls = z.infer<typeof Tls>;
+
+export const SafetyPolicy = z.object({
+  /** Fraction of a target node's memory that must stay free after any placement. */
+  memory_headroom: z.number().min(0).max(0.9).default(0.2),
+  /** Allowed ratio of assigned vCPUs to physical cores on a target node. */
+  cpu_oversubscription: z.number().min(0.5).max(64).default(4),
+  /** Snapshot a guest before config changes and rollbacks. */
+  snapshot_before_change: z.boolean().default(true),
+});
+export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
+
+/** An environment: the seed `cluster-config.yaml` format plus the orchestrator's extensions. */
+export const EnvironmentConfig = z.object({
+  cluster: z.object({
+    name: z.string().min(1),
+    nodes: z.array(NodeConfig).min(1, 'a cluster needs at least one node'),
+  }),
+  defaults: VmDefaults.default(VmDefaults.parse({})),
+  vmid_ranges: z
+    .object({ templates: VmidRange, vms: VmidRange })
+    .default({ templates: { min: 100, max: 999 }, vms: { min: 1000, max: 9999 } }),
+  credentials: z
+    .object({
+      /** The seeds' `pass` entry: line 1 token id, line 2 secret. */
+      pass_path: z.string().optional(),
+      /** API token as `user@realm!tokenid=secret`, or the two-line `pass` format. */
+      token: SecretRef.optional(),
+      ssh_user: z.string().default('root'),
+      ssh_key: SecretRef.optional(),
+    })
+    .refine((c) => c.pass_path || c.token, { message: 'set token (env, file or pass) or pass_path' }),
+  tls: Tls,
+  tags: z.record(z.string(), z.array(z.string())).default({}),
+  naming: z
+    .object({ pattern: z.string().default('auto-{service}-{vmid}') })
+    .default({ pattern: 'auto-{service}-{vmid}' }),
+  policy: SafetyPolicy.default(SafetyPolicy.parse({})),
+  cloudinit: z
+    .object({
+      default_user: z.string().optional(),
+      ssh_keys_source: z.string().optional(),
+      vendor_snippet_path: z.string().optional(),
+    })
+    .optional(),
+  ansible: z.object({ fleet_infra_path: z.string(), inventory: z.string() }).optional(),
+  /** PXE infrastructure for stateful installs. */
+  pxe: z
+    .object({ tftp_server: z.string(), boot_file: z.string().default('pxelinux.0') })
+    .optional(),
+});
+export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
+
+export const Role = z.enum(['viewer', 'operator', 'approver', 'admin']);
+export type Role = z.infer<typeof Role>;
+
+export const ApiToken = z.object({
+  actor: z.string().regex(/^[a-zA-Z0-9._@-]+$/, 'must be a plain actor name'),
+  /** SHA-256 (hex) of the bearer token; the token itself is never stored. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256'),
+  roles: z.array(Role).min(1),
+  /** Environments this actor may touch; all when absent. */
+  environments: z.array(z.string()).optional(),
+});
+export type ApiToken = z.infer<typeof ApiToken>;
+
+export const Risk = z.enum(['low', 'medium', 'high']);
+export type Risk = z.infer<typeof Risk>;
+
+export const AppConfig = z
+  .object({
+    temporal: z
+      .object({
+        address: z.string().default('127.0.0.1:7233'),
+        namespace: z.string().default('default'),
+        task_queue: z.string().default('proxmox-manager'),
+        ui_url: z.string().url().default('http://127.0.0.1:8233'),
+      })
+      .default({
+        address: '127.0.0.1:7233',
+        namespace: 'default',
+        task_queue: 'proxmox-manager',
+        ui_url: 'http://127.0.0.1:8233',
+      }),
+    api: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        max_body_bytes: z.number().int().min(1024).default(1024 * 1024),
+        tokens: z.array(ApiToken).default([]),
+      })
+      .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1024 * 1024, tokens: [] }),
+    approvals: z
+      .object({
+        timeout: Duration.default('24h'),
+        /** Risk levels a policy may approve without a person; high never is. */
+        auto_approve: z.array(z.enum(['low', 'medium'])).default(['low']),
+      })
+      .default({ timeout: '24h', auto_approve: ['low'] }),
+    audit: z.object({ path: z.string().default('data/audit.log') }).default({ path: 'data/audit.log' }),
+    /** Where the worker writes secrets it produces (kubeconfigs, talosconfigs). */
+    secrets_dir: z.string().default('data/secrets'),
+    environments: z
+      .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'environment names are lowercase words'), EnvironmentConfig)
+      .refine((e) => Object.keys(e).length > 0, { message: 'define at least one environment' }),
+  })
+  .superRefine((config, ctx) => {
+    for (const [i, token] of config.api.tokens.entries()) {
+      for (const env of token.environments ?? []) {
+        if (!(env in config.environments)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['api', 'tokens', i, 'environments'],
+            message: `names unknown environment '${env}'`,
+          });
+        }
+      }
+    }
+  });
+export type AppConfig = z.infer<typeof AppConfig>;

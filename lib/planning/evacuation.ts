@@ -1,0 +1,412 @@
+/**
+ * Emptying a node: which guest goes where, how, and which stay — decided from one cluster
+ * snapshot, before anything moves. Every guest on the node appears in the plan, either as a
+ * move (target, mode, local disks, estimate, why) or as left behind with the reason; nothing
+ * is skipped silently.
+ */
+import type { SafetyPolicy } from '../config/schema.js';
+import type { OperationPlan, PlanStep } from '../../workflows/definitions.js';
+import { affinityOf } from './affinity.js';
+import {
+  defaultCostAssumptions,
+  evacuationMs,
+  migrationMs,
+  transferBytes,
+  type MigrationMode,
+} from './estimate.js';
+import { placeGuests, type PlacementItem, type PlacementTarget, type TargetLoad } from './placement.js';
+import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts } from './snapshot.js';
+import { formatBytes, formatDuration, MiB } from './units.js';
+
+export interface EvacuationRequest {
+  /** The node to empty. */
+  node: string;
+  /** Only these nodes may receive guests; every other online node when absent. */
+  allowTargets?: string[];
+  /** Nodes that must not receive guests. */
+  denyTargets?: string[];
+  /** Migrations leaving the node at once (they share its link). */
+  maxParallel: number;
+  /** Migrations arriving at any one target at once. */
+  maxParallelPerTarget: number;
+  /** Bandwidth cap per migration in MiB/s, passed to PVE as `bwlimit`. */
+  bwlimitMiBps?: number;
+  /** Move stopped guests too (offline migration); otherwise they stay. */
+  includeStopped: boolean;
+  includeTemplates: boolean;
+  /** Guests with local disks: copy the disks along (`with-local-disks`), or leave the guests. */
+  localDisks: 'migrate' | 'leave';
+  /** Storage on the target for copied local disks; the same storage id when absent. */
+  targetStorage?: string;
+  /** Running containers cannot live-migrate: restart-migrate them (downtime) or leave them. */
+  containers: 'restart' | 'leave';
+  /** Restart migration: seconds PVE waits for a container to shut down before stopping it. */
+  containerShutdownTimeoutSeconds: number;
+  /** After a failed migration: start no new ones, or carry on with the others. */
+  onFailure: 'stop' | 'continue';
+  /** Put the node into HA maintenance once it is empty. */
+  haMaintenance: boolean;
+  /** Link speed the time estimates assume (PVE does not report it). */
+  linkGbps: number;
+}
+
+export type PlacementPolicy = Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription'>;
+
+export interface GuestMove {
+  vmid: number;
+  name: string;
+  type: GuestType;
+  source: string;
+  target: string;
+  mode: MigrationMode;
+  /** State the guest must be in on its target when the evacuation is done. */
+  priorStatus: 'running' | 'stopped';
+  /** PVE answers an HA-managed guest's migrate with an `hamigrate` task; the real one follows. */
+  haManaged: boolean;
+  /** Live migration copying local disks (`with-local-disks`). */
+  withLocalDisks: boolean;
+  /** Storage mapping for PVE (`targetstorage` / `target-storage`), when one was asked for. */
+  targetStorage?: string;
+  memoryBytes: number;
+  localDiskBytes: number;
+  /** Bytes that cross the source node's link. */
+  transferBytes: number;
+  estimatedMs: number;
+  why: string;
+}
+
+export interface LeftBehind {
+  vmid: number;
+  name: string;
+  type: GuestType;
+  status: string;
+  reason: string;
+}
+
+export interface EvacuationPlan {
+  source: string;
+  snapshotAt: string;
+  /** In the order they are started: longest first, so the last to finish is a short one. */
+  moves: GuestMove[];
+  leftBehind: LeftBehind[];
+  /** Nodes that could not receive guests at all, and why. */
+  excludedTargets: { node: string; reason: string }[];
+  /** Memory and vCPUs of every candidate target before and after. */
+  targets: TargetLoad[];
+  limits: {
+    maxParallel: number;
+    maxParallelPerTarget: number;
+    bwlimitKiBps?: number;
+    containerShutdownTimeoutSeconds: number;
+  };
+  policy: { memoryHeadroom: number; cpuOversubscription: number };
+  onFailure: 'stop' | 'continue';
+  haMaintenance: boolean;
+  totalTransferBytes: number;
+  estimatedMs: number;
+  /** What the estimates assume. */
+  assumedLinkGbps: number;
+}
+
+/** A request that cannot be planned as given; `field` names the offending input. */
+export class EvacuationRequestError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'EvacuationRequestError';
+  }
+}
+
+export function planEvacuation(
+  snapshot: ClusterSnapshot,
+  request: EvacuationRequest,
+  policy: PlacementPolicy,
+): EvacuationPlan {
+  const source = snapshot.nodes.find((n) => n.name === request.node);
+  if (!source) {
+    throw new EvacuationRequestError('node', `'${request.node}' is not a node of this cluster (${nodeNames(snapshot)})`);
+  }
+  if (!source.online) throw new EvacuationRequestError('node', `'${request.node}' is offline; guests can only be migrated off a running node`);
+  for (const field of ['allowTargets', 'denyTargets'] as const) {
+    for (const name of request[field] ?? []) {
+      if (!snapshot.nodes.some((n) => n.name === name)) {
+        throw new EvacuationRequestError(field, `'${name}' is not a node of this cluster (${nodeNames(snapshot)})`);
+      }
+    }
+  }
+
+  const costs = defaultCostAssumptions(request.linkGbps);
+  const bwlimitBytes = request.bwlimitMiBps ? request.bwlimitMiBps * MiB : undefined;
+  const { targets, excludedTargets } = candidateTargets(snapshot, request);
+
+  const leftBehind: LeftBehind[] = [];
+  const candidates: { guest: GuestState; mode: MigrationMode; facts: MigrationFacts; item: PlacementItem }[] = [];
+  const onSource = snapshot.guests.filter((g) => g.node === source.name).sort((a, b) => a.vmid - b.vmid);
+  for (const guest of onSource) {
+    const decision = decide(guest, snapshot, request);
+    if ('reason' in decision) {
+      leftBehind.push({ vmid: guest.vmid, name: guest.name, type: guest.type, status: guest.status, reason: decision.reason });
+      continue;
+    }
+    candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets) });
+  }
+
+  const placement = placeGuests(
+    candidates.map((c) => c.item),
+    targets,
+    { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription },
+  );
+  for (const u of placement.unplaced) {
+    const { guest } = candidates.find((c) => c.item.id === u.id)!;
+    leftBehind.push({
+      vmid: guest.vmid,
+      name: guest.name,
+      type: guest.type,
+      status: guest.status,
+      reason: `no target can take it — ${u.reasons.join('; ')}`,
+    });
+  }
+
+  const moves: GuestMove[] = [];
+  for (const { guest, mode, facts, item } of candidates) {
+    const target = placement.placements[item.id];
+    if (!target) continue;
+    const local = facts.disks.filter((d) => !d.shared && !d.cdrom);
+    const localDiskBytes = local.reduce((sum, d) => sum + d.size, 0);
+    const bytes = transferBytes(mode, guest.memory, localDiskBytes);
+    const withLocalDisks = mode === 'online' && local.length > 0;
+    moves.push({
+      vmid: guest.vmid,
+      name: guest.name,
+      type: guest.type,
+      source: source.name,
+      target,
+      mode,
+      priorStatus: guest.status === 'stopped' ? 'stopped' : 'running',
+      haManaged: guest.haManaged,
+      withLocalDisks,
+      ...(local.length > 0 && request.targetStorage ? { targetStorage: request.targetStorage } : {}),
+      memoryBytes: guest.memory,
+      localDiskBytes,
+      transferBytes: bytes,
+      estimatedMs: migrationMs(mode, bytes, costs, bwlimitBytes),
+      why: `${modeWhy(guest, mode, local.length > 0)}; ${target}: ${placement.why[item.id]}`,
+    });
+  }
+  moves.sort((a, b) => b.estimatedMs - a.estimatedMs || a.vmid - b.vmid);
+  leftBehind.sort((a, b) => a.vmid - b.vmid);
+
+  const estimates = moves.map((m) => ({ mode: m.mode, bytes: m.transferBytes, ms: m.estimatedMs }));
+  return {
+    source: source.name,
+    snapshotAt: snapshot.takenAt,
+    moves,
+    leftBehind,
+    excludedTargets,
+    targets: placement.targets,
+    limits: {
+      maxParallel: request.maxParallel,
+      maxParallelPerTarget: request.maxParallelPerTarget,
+      ...(request.bwlimitMiBps ? { bwlimitKiBps: request.bwlimitMiBps * 1024 } : {}),
+      containerShutdownTimeoutSeconds: request.containerShutdownTimeoutSeconds,
+    },
+    policy: { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription },
+    onFailure: request.onFailure,
+    haMaintenance: request.haMaintenance,
+    totalTransferBytes: moves.reduce((sum, m) => sum + m.transferBytes, 0),
+    estimatedMs: evacuationMs(estimates, Math.min(request.maxParallel, targets.length * request.maxParallelPerTarget), costs),
+    assumedLinkGbps: request.linkGbps,
+  };
+}
+
+function nodeNames(snapshot: ClusterSnapshot): string {
+  return snapshot.nodes.map((n) => n.name).join(', ');
+}
+
+function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest) {
+  const targets: PlacementTarget[] = [];
+  const excludedTargets: { node: string; reason: string }[] = [];
+  for (const node of snapshot.nodes) {
+    if (node.name === request.node) continue;
+    let reason: string | undefined;
+    if (!node.online) reason = 'offline';
+    else if (request.allowTargets && !request.allowTargets.includes(node.name)) reason = 'not in allowTargets';
+    else if (request.denyTargets?.includes(node.name)) reason = 'in denyTargets';
+    if (reason) {
+      excludedTargets.push({ node: node.name, reason });
+      continue;
+    }
+    const residents = snapshot.guests.filter((g) => g.node === node.name);
+    const groups: Record<string, string[]> = {};
+    for (const g of residents) {
+      const a = affinityOf(g, snapshot.haRules);
+      for (const key of [...a.together, ...a.apart]) (groups[key] ??= []).push(`${g.vmid} (${g.name})`);
+    }
+    targets.push({
+      node: node.name,
+      memoryTotal: node.memoryTotal,
+      memoryUsed: node.memoryUsed,
+      cpus: node.cpus,
+      vcpusAssigned: residents.filter((g) => g.status !== 'stopped').reduce((sum, g) => sum + g.vcpus, 0),
+      storageFree: Object.fromEntries(
+        snapshot.storages.filter((s) => s.node === node.name && s.active).map((s) => [s.storage, s.total - s.used]),
+      ),
+      groups,
+    });
+  }
+  return { targets, excludedTargets };
+}
+
+/** How a guest moves, or why it stays. */
+function decide(
+  guest: GuestState,
+  snapshot: ClusterSnapshot,
+  request: EvacuationRequest,
+): { mode: MigrationMode; facts: MigrationFacts } | { reason: string } {
+  if (guest.lock) return { reason: `locked (${guest.lock}); PVE refuses to migrate a locked guest` };
+  if (guest.template && !request.includeTemplates) return { reason: 'template, and includeTemplates is off' };
+  const running = guest.status !== 'stopped';
+  if (!running && !guest.template && !request.includeStopped) return { reason: 'stopped, and includeStopped is off' };
+  if (running && guest.type === 'lxc' && request.containers === 'leave') {
+    return { reason: "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')" };
+  }
+  const facts = snapshot.migration[guest.vmid];
+  if (!facts) return { reason: 'its migration preconditions could not be read' };
+  if (facts.localResources.length > 0) {
+    const several = facts.localResources.length > 1;
+    return {
+      reason: `uses host-bound device${several ? 's' : ''} ${facts.localResources.join(', ')}, which pin${several ? '' : 's'} it to ${guest.node}`,
+    };
+  }
+  const iso = facts.disks.find((d) => d.cdrom && !d.shared);
+  if (iso) return { reason: `local ISO ${iso.volid} is attached (${iso.key}); eject it or keep the ISO on shared storage` };
+  const local = facts.disks.filter((d) => !d.shared && !d.cdrom);
+  if (local.length > 0 && request.localDisks === 'leave') {
+    return { reason: `has local disks (${local.map((d) => d.volid).join(', ')}), and localDisks is 'leave'` };
+  }
+  const mode: MigrationMode = !running ? 'offline' : guest.type === 'lxc' ? 'restart' : 'online';
+  return { mode, facts };
+}
+
+function placementItem(
+  guest: GuestState,
+  mode: MigrationMode,
+  facts: MigrationFacts,
+  snapshot: ClusterSnapshot,
+  request: EvacuationRequest,
+  targets: readonly PlacementTarget[],
+): PlacementItem {
+  const arrivesRunning = mode !== 'offline';
+  const storage: Record<string, number> = {};
+  const content = guest.type === 'qemu' ? 'images' : 'rootdir';
+  const copiedTo = new Set<string>();
+  for (const disk of facts.disks) {
+    if (disk.cdrom) continue;
+    if (disk.shared) {
+      storage[disk.storage] ??= 0;
+    } else {
+      const to = request.targetStorage ?? disk.storage;
+      storage[to] = (storage[to] ?? 0) + disk.size;
+      copiedTo.add(to);
+    }
+  }
+  const refused: Record<string, string> = { ...facts.notAllowedNodes };
+  for (const t of targets) {
+    for (const sid of copiedTo) {
+      const st = snapshot.storages.find((s) => s.node === t.node && s.storage === sid);
+      if (st && st.active && !st.content.includes(content)) refused[t.node] ??= `storage ${sid} does not hold ${content}`;
+    }
+  }
+  const affinity = affinityOf(guest, snapshot.haRules);
+  return {
+    id: String(guest.vmid),
+    memory: arrivesRunning ? guest.memory : 0,
+    vcpus: arrivesRunning ? guest.vcpus : 0,
+    storage,
+    refused,
+    together: affinity.together,
+    apart: affinity.apart,
+    ...(affinity.onlyOn ? { onlyOn: affinity.onlyOn } : {}),
+    ...(affinity.prefers ? { prefers: affinity.prefers } : {}),
+  };
+}
+
+function modeWhy(guest: GuestState, mode: MigrationMode, localDisks: boolean): string {
+  const disks = localDisks ? ', copying its local disks' : '';
+  switch (mode) {
+    case 'online':
+      return `running VM: live migration${disks}`;
+    case 'offline':
+      return `${guest.template ? 'template' : 'stopped'}: offline migration${disks}`;
+    case 'restart':
+      return `running container: restart migration (down while it moves)${disks}`;
+  }
+}
+
+/** The evacuation as an operation plan: what an approver reads and the API shows. */
+export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<EvacuationPlan>, 'version'> {
+  const count = (mode: MigrationMode) => plan.moves.filter((m) => m.mode === mode).length;
+  const targetsUsed = [...new Set(plan.moves.map((m) => m.target))].sort();
+  const modes = [
+    count('online') && `${count('online')} live`,
+    count('offline') && `${count('offline')} offline`,
+    count('restart') && `${count('restart')} restart`,
+  ].filter(Boolean);
+  const summary =
+    `Evacuate ${plan.source}: move ${plan.moves.length} guest${plan.moves.length === 1 ? '' : 's'}` +
+    (plan.moves.length ? ` to ${targetsUsed.join(', ')} (${modes.join(', ')})` : '') +
+    (plan.leftBehind.length ? `; ${plan.leftBehind.length} stay` : '') +
+    `; about ${formatDuration(plan.estimatedMs)}`;
+
+  const reasons = [`migrates every movable guest off ${plan.source}`];
+  if (count('online')) reasons.push(`live-migrates ${count('online')} running VM(s)`);
+  if (count('restart')) reasons.push(`restart-migrates ${count('restart')} container(s), each down while it moves`);
+  const withDisks = plan.moves.filter((m) => m.localDiskBytes > 0);
+  if (withDisks.length) {
+    reasons.push(`copies ${formatBytes(withDisks.reduce((s, m) => s + m.localDiskBytes, 0))} of local disks for ${withDisks.length} guest(s)`);
+  }
+  if (plan.leftBehind.length) reasons.push(`${plan.leftBehind.length} guest(s) cannot or will not move and stay on ${plan.source}`);
+  if (plan.haMaintenance) reasons.push(`puts ${plan.source} into HA maintenance afterwards`);
+
+  const steps: PlanStep[] = plan.moves.map((m) => ({
+    id: migrationStepId(m.vmid),
+    action: `migrate-${m.mode}`,
+    vmid: m.vmid,
+    name: m.name,
+    node: m.source,
+    target: m.target,
+    description: `${m.type === 'qemu' ? 'VM' : 'CT'} ${m.vmid} (${m.name}) ${m.source} -> ${m.target}: ${m.why}`,
+    estimatedMs: m.estimatedMs,
+  }));
+  steps.push({
+    id: 'verify',
+    action: 'verify',
+    node: plan.source,
+    description: `check that ${plan.source} holds only the guests left behind and every moved guest runs on its target in its prior state`,
+  });
+  if (plan.haMaintenance) {
+    steps.push({ id: 'ha-maintenance', action: 'ha-maintenance', node: plan.source, description: `enable HA maintenance on ${plan.source}` });
+  }
+
+  return {
+    summary,
+    risk: 'high',
+    reasons,
+    steps,
+    warnings: [
+      ...plan.leftBehind.map((l) => `${l.type === 'qemu' ? 'VM' : 'CT'} ${l.vmid} (${l.name}) stays on ${plan.source}: ${l.reason}`),
+      ...plan.excludedTargets.map((t) => `${t.node} receives nothing: ${t.reason}`),
+    ],
+    nodes: [plan.source, ...targetsUsed],
+    vmids: plan.moves.map((m) => m.vmid),
+    estimatedDurationMs: plan.estimatedMs,
+    details: plan,
+  };
+}
+
+/** The plan step (and progress entry) of one guest's migration. */
+export function migrationStepId(vmid: number): string {
+  return `migrate-${vmid}`;
+}

@@ -1,0 +1,325 @@
+/**
+ * Where guests can go: memory-aware bin packing under the cluster's safety policy.
+ *
+ * Generic on purpose — evacuation, rolling maintenance and cluster creation all ask the same
+ * question ("these guests, those nodes: who goes where, and why can't the rest go anywhere?").
+ * Callers translate their world into items and targets; the answer is deterministic for a
+ * given input, and every item that is not placed comes back with each target's reason.
+ */
+import { formatBytes } from './units.js';
+
+export interface PlacementItem {
+  id: string;
+  /** Memory the item claims on its target: a running guest's configured memory, 0 for one that arrives stopped. */
+  memory: number;
+  /** vCPUs it adds to its target's load (0 for a guest that arrives stopped). */
+  vcpus: number;
+  /** Storages it needs on the target, with the bytes it writes there (0 for a shared storage it only needs to see). */
+  storage: Record<string, number>;
+  /** The only targets it may go to (strict node affinity). */
+  onlyOn?: string[];
+  /** Targets to try first, best first (non-strict node affinity). */
+  prefers?: string[];
+  /** Targets refused for this item, with the reason (allow/deny lists, PVE's own preconditions). */
+  refused?: Record<string, string>;
+  /** Affinity groups: all members go to one node — the node where members already run, if any. */
+  together?: string[];
+  /** Anti-affinity groups: no two members on one node. */
+  apart?: string[];
+}
+
+export interface PlacementTarget {
+  node: string;
+  memoryTotal: number;
+  memoryUsed: number;
+  cpus: number;
+  /** vCPUs of the guests already running there. */
+  vcpusAssigned: number;
+  /** Free bytes of each storage usable on this node; a storage not listed is not available here. */
+  storageFree: Record<string, number>;
+  /** Affinity and anti-affinity groups with members already on this node: group -> member labels. */
+  groups: Record<string, string[]>;
+}
+
+export interface PlacementConstraints {
+  /** Fraction of each target's memory that must stay free (0.2 keeps 20% free). */
+  memoryHeadroom: number;
+  /** Allowed ratio of assigned vCPUs to a target's logical CPUs. */
+  cpuOversubscription: number;
+}
+
+export interface TargetLoad {
+  node: string;
+  memoryTotal: number;
+  memoryBefore: number;
+  memoryAfter: number;
+  /** The most memory the target may hold under the headroom policy. */
+  memoryLimit: number;
+  vcpusBefore: number;
+  vcpusAfter: number;
+  vcpuLimit: number;
+  /** Items placed on it, in placement order. */
+  items: string[];
+}
+
+export interface PlacementResult {
+  /** Item id -> target node. */
+  placements: Record<string, string>;
+  /** Item id -> why that target. */
+  why: Record<string, string>;
+  /** Items that fit nowhere, with every target's reason. */
+  unplaced: { id: string; reasons: string[] }[];
+  targets: TargetLoad[];
+}
+
+/**
+ * Places items on targets. Items bound by affinity move as one unit; units are placed
+ * largest first. The first pass spreads (the target left with the most free memory wins, so
+ * the load — and later the migration traffic — is shared out); when that strands something,
+ * a best-fit pass is tried and kept if it places more.
+ */
+export function placeGuests(
+  items: readonly PlacementItem[],
+  targets: readonly PlacementTarget[],
+  constraints: PlacementConstraints,
+): PlacementResult {
+  const ordered = [...targets].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  const units = formUnits(items, ordered);
+  const spread = assign(units, ordered, constraints, 'spread');
+  if (spread.unplaced.length === 0) return spread;
+  const packed = assign(units, ordered, constraints, 'pack');
+  return placedCount(packed) > placedCount(spread) ? packed : spread;
+}
+
+/** Items that move together, with their combined demand. */
+interface Unit {
+  members: PlacementItem[];
+  memory: number;
+  vcpus: number;
+  storage: Record<string, number>;
+  onlyOn?: { nodes: Set<string>; why: string };
+  prefers: string[];
+  refused: Record<string, string[]>;
+  apart: string[];
+  /** Set when the unit cannot be placed anywhere whatever the targets hold. */
+  conflict?: string;
+}
+
+function formUnits(items: readonly PlacementItem[], targets: readonly PlacementTarget[]): Unit[] {
+  // Union-find over shared affinity groups.
+  const parent = items.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const firstWithGroup = new Map<string, number>();
+  items.forEach((item, i) => {
+    for (const group of item.together ?? []) {
+      const j = firstWithGroup.get(group);
+      if (j === undefined) firstWithGroup.set(group, i);
+      else parent[find(i)] = find(j);
+    }
+  });
+  const byRoot = new Map<number, PlacementItem[]>();
+  items.forEach((item, i) => {
+    const root = find(i);
+    byRoot.set(root, [...(byRoot.get(root) ?? []), item]);
+  });
+
+  return [...byRoot.values()].map((members) => {
+    const unit: Unit = { members, memory: 0, vcpus: 0, storage: {}, prefers: [], refused: {}, apart: [] };
+    const apartOwner = new Map<string, string>();
+    for (const m of members) {
+      unit.memory += m.memory;
+      unit.vcpus += m.vcpus;
+      for (const [sid, bytes] of Object.entries(m.storage)) unit.storage[sid] = (unit.storage[sid] ?? 0) + bytes;
+      if (m.onlyOn) {
+        const allowed = new Set(m.onlyOn);
+        const nodes = unit.onlyOn ? new Set([...unit.onlyOn.nodes].filter((n) => allowed.has(n))) : allowed;
+        unit.onlyOn = { nodes, why: `${m.id} may run only on ${m.onlyOn.join(', ')}` };
+      }
+      for (const node of m.prefers ?? []) if (!unit.prefers.includes(node)) unit.prefers.push(node);
+      for (const [node, why] of Object.entries(m.refused ?? {})) (unit.refused[node] ??= []).push(why);
+      for (const group of m.apart ?? []) {
+        const other = apartOwner.get(group);
+        if (other !== undefined) {
+          unit.conflict ??= `${other} and ${m.id} must share a node (affinity) but are in anti-affinity group ${group}`;
+        }
+        apartOwner.set(group, m.id);
+        if (!unit.apart.includes(group)) unit.apart.push(group);
+      }
+    }
+    // Affinity with guests that are not moving pins the unit to where those guests run.
+    const together = new Set(members.flatMap((m) => m.together ?? []));
+    const anchors = targets.filter((t) => Object.keys(t.groups).some((g) => together.has(g)));
+    if (anchors.length > 0) {
+      const nodes = new Set(anchors.map((t) => t.node).filter((n) => !unit.onlyOn || unit.onlyOn.nodes.has(n)));
+      const groups = [...together].filter((g) => anchors.some((t) => g in t.groups));
+      unit.onlyOn = { nodes, why: `affinity group ${groups.join(', ')} runs on ${anchors.map((t) => t.node).join(', ')}` };
+    }
+    return unit;
+  });
+}
+
+interface Load {
+  target: PlacementTarget;
+  memory: number;
+  vcpus: number;
+  storageFree: Record<string, number>;
+  groups: Record<string, string[]>;
+  items: string[];
+}
+
+function memoryLimit(target: PlacementTarget, c: PlacementConstraints): number {
+  return Math.floor(target.memoryTotal * (1 - c.memoryHeadroom));
+}
+
+function vcpuLimit(target: PlacementTarget, c: PlacementConstraints): number {
+  return Math.floor(target.cpus * c.cpuOversubscription);
+}
+
+/** Why `unit` cannot go to `load`'s node as it stands, or undefined when it can. */
+function refusal(unit: Unit, load: Load, c: PlacementConstraints): string | undefined {
+  const node = load.target.node;
+  const refused = unit.refused[node];
+  if (refused) return refused.join('; ');
+  if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return unit.onlyOn.why;
+  for (const group of unit.apart) {
+    const present = load.groups[group];
+    if (present?.length) return `holds ${present.join(', ')} of anti-affinity group ${group}`;
+  }
+  for (const [sid, bytes] of Object.entries(unit.storage)) {
+    const free = load.storageFree[sid];
+    if (free === undefined) return `storage ${sid} is not available`;
+    if (free < bytes) return `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}`;
+  }
+  const limit = memoryLimit(load.target, c);
+  if (unit.memory > 0 && load.memory + unit.memory > limit) {
+    const pct = Math.round(((load.memory + unit.memory) / load.target.memoryTotal) * 100);
+    return (
+      `memory: ${formatBytes(unit.memory)} more would use ${pct}% of ${formatBytes(load.target.memoryTotal)}, ` +
+      `above the ${Math.round((1 - c.memoryHeadroom) * 100)}% limit`
+    );
+  }
+  const vcpus = vcpuLimit(load.target, c);
+  if (unit.vcpus > 0 && load.vcpus + unit.vcpus > vcpus) {
+    return (
+      `CPU: ${load.vcpus + unit.vcpus} vCPUs on ${load.target.cpus} CPUs exceeds ` +
+      `the ${c.cpuOversubscription}x oversubscription limit`
+    );
+  }
+  return undefined;
+}
+
+function assign(
+  units: readonly Unit[],
+  targets: readonly PlacementTarget[],
+  c: PlacementConstraints,
+  strategy: 'spread' | 'pack',
+): PlacementResult {
+  const loads: Load[] = targets.map((t) => ({
+    target: t,
+    memory: t.memoryUsed,
+    vcpus: t.vcpusAssigned,
+    storageFree: { ...t.storageFree },
+    groups: Object.fromEntries(Object.entries(t.groups).map(([g, m]) => [g, [...m]])),
+    items: [],
+  }));
+  const placements: Record<string, string> = {};
+  const why: Record<string, string> = {};
+  const unplaced: PlacementResult['unplaced'] = [];
+
+  const storageBytes = (u: Unit) => Object.values(u.storage).reduce((a, b) => a + b, 0);
+  const order = [...units].sort(
+    (a, b) => b.memory - a.memory || storageBytes(b) - storageBytes(a) || b.vcpus - a.vcpus,
+  );
+
+  for (const unit of order) {
+    if (unit.conflict) {
+      for (const m of unit.members) unplaced.push({ id: m.id, reasons: [unit.conflict] });
+      continue;
+    }
+    const reasons: string[] = [];
+    const fits: Load[] = [];
+    for (const load of loads) {
+      const why = refusal(unit, load, c);
+      if (why) reasons.push(`${load.target.node}: ${why}`);
+      else fits.push(load);
+    }
+    const best = choose(unit, fits, c, strategy);
+    if (!best) {
+      const why = reasons.length > 0 ? reasons : ['no target nodes to choose from'];
+      for (const m of unit.members) unplaced.push({ id: m.id, reasons: why });
+      continue;
+    }
+    const reason = explain(unit, best, fits.length, strategy);
+    best.memory += unit.memory;
+    best.vcpus += unit.vcpus;
+    for (const [sid, bytes] of Object.entries(unit.storage)) best.storageFree[sid]! -= bytes;
+    for (const m of unit.members) {
+      placements[m.id] = best.target.node;
+      why[m.id] = reason;
+      best.items.push(m.id);
+      for (const group of [...(m.together ?? []), ...(m.apart ?? [])]) (best.groups[group] ??= []).push(m.id);
+    }
+  }
+
+  return {
+    placements,
+    why,
+    unplaced,
+    targets: loads.map((l) => ({
+      node: l.target.node,
+      memoryTotal: l.target.memoryTotal,
+      memoryBefore: l.target.memoryUsed,
+      memoryAfter: l.memory,
+      memoryLimit: memoryLimit(l.target, c),
+      vcpusBefore: l.target.vcpusAssigned,
+      vcpusAfter: l.vcpus,
+      vcpuLimit: vcpuLimit(l.target, c),
+      items: l.items,
+    })),
+  };
+}
+
+/**
+ * The best of the targets that fit: preferred nodes first; then, spreading, the one left with
+ * the largest free share of its memory (guests that add no memory go where fewest went), or,
+ * packing, the one left with the least room. Ties go to the first node by name.
+ */
+function choose(unit: Unit, fits: readonly Load[], c: PlacementConstraints, strategy: 'spread' | 'pack'): Load | undefined {
+  const rank = (l: Load) => {
+    const i = unit.prefers.indexOf(l.target.node);
+    return i === -1 ? unit.prefers.length : i;
+  };
+  const room = (l: Load) => memoryLimit(l.target, c) - l.memory - unit.memory;
+  const score = (l: Load): number => {
+    if (strategy === 'pack') return room(l);
+    if (unit.memory === 0) return l.items.length;
+    return -room(l) / l.target.memoryTotal;
+  };
+  let best: Load | undefined;
+  for (const l of fits) {
+    if (!best || rank(l) < rank(best) || (rank(l) === rank(best) && score(l) < score(best))) best = l;
+  }
+  return best;
+}
+
+function explain(unit: Unit, chosen: Load, candidates: number, strategy: 'spread' | 'pack'): string {
+  const parts: string[] = [];
+  if (unit.members.length > 1) parts.push(`moves with ${unit.members.map((m) => m.id).join(', ')} (affinity)`);
+  if (unit.onlyOn?.nodes.has(chosen.target.node)) parts.push(unit.onlyOn.why);
+  else if (unit.prefers.includes(chosen.target.node)) parts.push('preferred node');
+  if (candidates === 1) parts.push('the only target that fits');
+  else if (unit.memory === 0) parts.push(`fewest guests placed there among ${candidates} fitting targets`);
+  else {
+    const freeAfter = 1 - (chosen.memory + unit.memory) / chosen.target.memoryTotal;
+    parts.push(
+      strategy === 'spread'
+        ? `most memory left free among ${candidates} fitting targets (${Math.round(freeAfter * 100)}% free after)`
+        : `tightest fit among ${candidates} targets, so the larger guests fit too (${Math.round(freeAfter * 100)}% free after)`,
+    );
+  }
+  return parts.join('; ');
+}
+
+function placedCount(r: PlacementResult): number {
+  return Object.keys(r.placements).length;
+}

@@ -1,0 +1,262 @@
+/**
+ * PVE's parameter types, as zod schemas that also remember PVE's own description of them.
+ *
+ * Every parameter in lib/pve/endpoints.ts is built here, so one definition yields both the
+ * TypeScript type the client works with and PVE's verification rules (pve-common
+ * JSONSchema.pm): the client checks what it is about to put on the wire, the simulator checks
+ * what arrived, and both produce PVE's exact messages.
+ */
+import { z } from 'zod';
+
+export type PveParamType = 'integer' | 'number' | 'boolean' | 'string';
+
+/** PVE's schema for one parameter, in PVE's own vocabulary (compared against the official schema in tests). */
+export interface PveParamSpec {
+  type: PveParamType;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  enum?: readonly string[];
+  /** PVE's regex, unanchored, as the schema states it; PVE anchors it with ^...$. */
+  pattern?: string;
+  /** A named PVE format (`pve-node`, `pve-configid-list`, ...) or a property-string format. */
+  format?: string;
+  /** Another parameter that must be present when this one is. */
+  requires?: string;
+}
+
+export const pveParamSpecs = z.registry<PveParamSpec>();
+
+interface PveFormat {
+  re: RegExp;
+  message: (value: string) => string;
+}
+
+/**
+ * The named formats verified locally, with pve-common's messages. Property-string formats
+ * (net[n], scsi[n], ...) are passed through unverified; PVE checks those itself.
+ */
+const formats: Record<string, PveFormat> = {
+  'pve-node': {
+    re: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+    message: () => 'value does not look like a valid node name',
+  },
+  'pve-vmid': { re: /^[1-9][0-9]{2,8}$/, message: () => 'value does not look like a valid VM ID' },
+  'pve-configid': { re: /^[a-z][a-z0-9_-]+$/i, message: (v) => `invalid configuration ID '${v}'` },
+  'pve-storage-id': {
+    re: /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i,
+    message: (v) => `storage ID '${v}' contains illegal characters`,
+  },
+  'dns-name': {
+    re: /^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)\.)*([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$/,
+    message: () => 'value does not look like a valid DNS name',
+  },
+  urlencoded: { re: /^[-%a-zA-Z0-9_.!~*'()]*$/, message: (v) => `invalid urlencoded string: ${v}` },
+};
+
+/** PVE's split_list: items separated by whitespace, commas, semicolons or NULs. */
+function splitList(value: string): string[] {
+  return value.split(/[\s,;\0]+/).filter(Boolean);
+}
+
+/** The message PVE gives when `value` does not have `format`, or undefined when it does (or is not verified here). */
+export function checkFormat(format: string, value: string): string | undefined {
+  const list = /^(.*)-a?list$/.exec(format);
+  const name = list ? list[1]! : format;
+  const spec = formats[name];
+  if (!spec) return undefined;
+  for (const item of list ? splitList(value) : [value]) {
+    if (!spec.re.test(item)) return spec.message(item);
+  }
+  return undefined;
+}
+
+/** PVE patterns use Perl syntax in places (`(?^:...)`); this is the JavaScript equivalent, anchored as PVE anchors it. */
+export function pveRegex(pattern: string): RegExp {
+  return new RegExp(`^(?:${pattern.replaceAll('(?^:', '(?:')})$`);
+}
+
+function register<T extends z.ZodType>(schema: T, spec: PveParamSpec): T {
+  pveParamSpecs.add(schema, spec);
+  return schema;
+}
+
+interface NumberOpts {
+  minimum?: number;
+  maximum?: number;
+  format?: string;
+}
+
+interface StringOpts {
+  format?: string;
+  pattern?: string;
+  minLength?: number;
+  maxLength?: number;
+  requires?: string;
+}
+
+/** Builders for parameters; `.optional()` is applied by the caller exactly where PVE's schema says optional. */
+export const pve = {
+  integer(opts: NumberOpts = {}) {
+    let s = z.int();
+    if (opts.minimum !== undefined) s = s.min(opts.minimum);
+    if (opts.maximum !== undefined) s = s.max(opts.maximum);
+    return register(s, { type: 'integer', ...opts });
+  },
+  number(opts: NumberOpts = {}) {
+    let s = z.number();
+    if (opts.minimum !== undefined) s = s.min(opts.minimum);
+    if (opts.maximum !== undefined) s = s.max(opts.maximum);
+    return register(s, { type: 'number', ...opts });
+  },
+  boolean(opts: { requires?: string } = {}) {
+    return register(z.boolean(), { type: 'boolean', ...opts });
+  },
+  string(opts: StringOpts = {}) {
+    let s = z.string();
+    if (opts.minLength !== undefined) s = s.min(opts.minLength);
+    if (opts.maxLength !== undefined) s = s.max(opts.maxLength);
+    if (opts.pattern !== undefined) s = s.regex(pveRegex(opts.pattern));
+    const format = opts.format;
+    const checked = format
+      ? s.refine((v) => checkFormat(format, v) === undefined, { message: `must be a valid ${format}` })
+      : s;
+    return register(checked, { type: 'string', ...opts });
+  },
+  enum<const T extends readonly [string, ...string[]]>(values: T, opts: { format?: string; requires?: string } = {}) {
+    return register(z.enum(values), { type: 'string', enum: values, ...opts });
+  },
+
+  node: () => pve.string({ format: 'pve-node' }),
+  vmid: () => pve.integer({ minimum: 100, maximum: 999_999_999, format: 'pve-vmid' }),
+  storageId: () => pve.string({ format: 'pve-storage-id' }),
+  configId: () => pve.string({ format: 'pve-configid', maxLength: 40 }),
+  digest: () => pve.string({ maxLength: 40 }),
+};
+
+/** `net0..net31` style parameters, which PVE's schema writes as `net[n]`. */
+export function indexed<S extends z.ZodType>(prefix: string, count: number, schema: () => S): Record<string, S> {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`${prefix}${i}`, schema()]));
+}
+
+export interface ParamInfo {
+  optional: boolean;
+  spec: PveParamSpec;
+}
+
+/** Optionality and PVE spec of one parameter of an endpoint's params object. */
+export function paramInfo(field: z.ZodType): ParamInfo {
+  const optional = field instanceof z.ZodOptional;
+  const inner = optional ? (field.unwrap() as z.ZodType) : field;
+  const spec = pveParamSpecs.get(inner);
+  if (!spec) throw new Error('parameter was not built with lib/pve/params.ts builders');
+  return { optional, spec };
+}
+
+export type DecodeResult<T> = { ok: true; value: T } | { ok: false; errors: Record<string, string> };
+
+const INTEGER_RE = /^[+-]?\d+$/;
+const NUMBER_RE = /^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$/;
+
+/** PVE's check_type: form values arrive as strings, JSON bodies may carry numbers and booleans. */
+function coerce(type: PveParamType, raw: unknown): { value: unknown } | { error: string } {
+  const shown = typeof raw === 'string' ? raw : JSON.stringify(raw);
+  const fail = { error: `type check ('${type}') failed - got '${shown}'` };
+  if (typeof raw === 'object' && raw !== null) {
+    return { error: `type check ('${type}') failed - got ${Array.isArray(raw) ? 'ARRAY' : 'HASH'}` };
+  }
+  switch (type) {
+    case 'string':
+      return { value: String(raw) };
+    case 'boolean':
+      if (raw === true || raw === 1 || raw === '1') return { value: true };
+      if (raw === false || raw === 0 || raw === '0') return { value: false };
+      return fail;
+    case 'integer':
+      if (typeof raw === 'number') return Number.isInteger(raw) ? { value: raw } : fail;
+      return typeof raw === 'string' && INTEGER_RE.test(raw) ? { value: Number(raw) } : fail;
+    case 'number':
+      if (typeof raw === 'number') return Number.isFinite(raw) ? { value: raw } : fail;
+      return typeof raw === 'string' && NUMBER_RE.test(raw) ? { value: Number(raw) } : fail;
+  }
+}
+
+/** PVE's check_prop for a present value, in PVE's order; the first failure is the message. */
+function verify(spec: PveParamSpec, raw: unknown): { value: unknown } | { error: string } {
+  const typed = coerce(spec.type, raw);
+  if ('error' in typed) return typed;
+  const value = typed.value;
+  if (typeof value === 'boolean') return typed;
+  const text = String(value);
+  if (spec.format) {
+    const formatError = checkFormat(spec.format, text);
+    if (formatError) return { error: `invalid format - ${formatError}` };
+  }
+  if (spec.pattern && !pveRegex(spec.pattern).test(text)) return { error: 'value does not match the regex pattern' };
+  if (spec.maxLength !== undefined && text.length > spec.maxLength) {
+    return { error: `value may only be ${spec.maxLength} characters long` };
+  }
+  if (spec.minLength !== undefined && text.length < spec.minLength) {
+    return { error: `value must be at least ${spec.minLength} characters long` };
+  }
+  if (NUMBER_RE.test(text)) {
+    const n = Number(text);
+    if (spec.maximum !== undefined && n > spec.maximum) return { error: `value must have a maximum value of ${spec.maximum}` };
+    if (spec.minimum !== undefined && n < spec.minimum) return { error: `value must have a minimum value of ${spec.minimum}` };
+  }
+  if (spec.enum && !spec.enum.includes(text)) {
+    return { error: `value '${text}' does not have a value in the enumeration '${spec.enum.join(', ')}'` };
+  }
+  return typed;
+}
+
+/**
+ * Verifies raw parameters (form/query strings, or a JSON body) the way PVE does and returns
+ * them typed. Errors are keyed by bare parameter name with PVE's messages.
+ */
+export function decodeParams<P extends z.ZodObject>(
+  params: P,
+  raw: Readonly<Record<string, unknown>>,
+): DecodeResult<z.infer<P>> {
+  const errors: Record<string, string> = {};
+  const decoded: Record<string, unknown> = {};
+  const shape = params.shape as Record<string, z.ZodType>;
+
+  for (const [name, field] of Object.entries(shape)) {
+    const { optional, spec } = paramInfo(field);
+    const value = raw[name];
+    if (value === undefined || value === null) {
+      if (!optional) errors[name] = 'property is missing and it is not optional';
+      continue;
+    }
+    const result = verify(spec, value);
+    if ('error' in result) errors[name] = result.error;
+    else decoded[name] = result.value;
+  }
+  for (const name of Object.keys(raw)) {
+    if (raw[name] === undefined) continue;
+    const field = shape[name];
+    if (!field) {
+      errors[name] = 'property is not defined in schema and the schema does not allow additional properties';
+      continue;
+    }
+    const requires = paramInfo(field).spec.requires;
+    if (requires && (raw[requires] === undefined || raw[requires] === null)) {
+      errors[requires] ??= `missing property - '${name}' requires this property`;
+    }
+  }
+  if (Object.keys(errors).length > 0) return { ok: false, errors };
+
+  // PVE's rules passed; zod produces the typed value (and would catch a builder out of step with its spec).
+  const parsed = params.safeParse(decoded);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  for (const issue of parsed.error.issues) errors[String(issue.path[0] ?? '_root')] ??= issue.message;
+  return { ok: false, errors };
+}
+
+/** Wire form of a typed value: booleans as 0/1 (all PVE accepts), numbers and strings as text. */
+export function encodeValue(value: string | number | boolean): string {
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  return String(value);
+}

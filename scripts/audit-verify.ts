@@ -1,0 +1,36 @@
+/**
+ * Verifies the audit log's hash chain.
+ *
+ *   npx tsx scripts/audit-verify.ts [path]
+ *
+ * Without a path, checks the log the configuration names (`audit.path`). Prints `OK` and
+ * exits 0 when every record is intact; otherwise prints the first broken line and exits 1.
+ */
+import { resolve } from 'node:path';
+import { createAuditLog } from '../lib/audit/log.js';
+import { ConfigError, loadConfig } from '../lib/config/load.js';
+
+function logPath(): string {
+  const given = process.argv[2];
+  if (given) return resolve(given);
+  return resolve(loadConfig().audit.path);
+}
+
+try {
+  const path = logPath();
+  const verdict = await createAuditLog(path).verify();
+  if (verdict.ok) {
+    console.log(`OK: ${path}: ${verdict.records} records, hash chain intact`);
+  } else {
+    console.error(`PROBLEM: ${path}: line ${verdict.line}: ${verdict.problem}`);
+    process.exitCode = 1;
+  }
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`cannot find the audit log: invalid configuration in ${err.source}`);
+    for (const problem of err.problems) console.error(`  - ${problem}`);
+  } else {
+    console.error(`cannot verify the audit log: ${(err as Error).message}`);
+  }
+  process.exitCode = 1;
+}

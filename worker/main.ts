@@ -1,0 +1,46 @@
+/**
+ * The worker process: configuration -> dependencies -> Temporal worker.
+ *   PM_CONFIG=config/proxmox-manager.yaml npx tsx worker/main.ts
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { ConfigError, loadConfig } from '../lib/config/load.js';
+import { buildWorkerDeps } from './deps.js';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const deps = buildWorkerDeps(config);
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: config.temporal.address });
+  } catch {
+    throw new StartupError(
+      `Temporal at ${config.temporal.address} is not reachable: start the stack with 'npm run demo', or set temporal.address in ${process.env.PM_CONFIG ?? 'the config'}`,
+    );
+  }
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.task_queue,
+    workflowsPath,
+    activities: createActivities(deps),
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
+  console.log(`worker: polling task queue '${config.temporal.task_queue}' on ${config.temporal.address}`);
+  await worker.run();
+  await connection.close();
+}
+
+class StartupError extends Error {}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof StartupError) {
+    console.error(`worker: ${err.message}`);
+  } else {
+    console.error(`worker: stopped: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,106 @@
+/**
+ * What every operation shares: its plan, the approval it waits for, and how the outside
+ * world (API, Temporal UI, operators) reads and steers it. One place for every signal,
+ * update and query name, so the API and the workflows cannot drift apart.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+export type Risk = 'low' | 'medium' | 'high';
+
+/** Who asked, where, and under which approval policy. Set by the API from the caller's token. */
+export interface OperationMeta {
+  requester: string;
+  environment: string;
+  dryRun: boolean;
+  /** How long a plan waits for a decision before the operation ends as rejected. */
+  approvalTimeoutMs: number;
+  /** Risk levels the configured policy approves without a person. `high` never is. */
+  autoApprove: Risk[];
+}
+
+/** One thing the operation will do, stated precisely enough to approve. */
+export interface PlanStep {
+  id: string;
+  action: string;
+  vmid?: number;
+  name?: string;
+  node?: string;
+  target?: string;
+  description: string;
+  /** The exact parameters the step sends to PVE, so an approver sees what will happen. */
+  params?: Record<string, string | number | boolean>;
+  estimatedMs?: number;
+}
+
+export interface OperationPlan<Details = unknown> {
+  /** Increases when the plan is recomputed; an approval names the version it approves. */
+  version: number;
+  summary: string;
+  risk: Risk;
+  /** Why the plan carries that risk. */
+  reasons: string[];
+  steps: PlanStep[];
+  /** Things the plan will not do, and why (unplaceable VMs, skipped guests). */
+  warnings: string[];
+  nodes: string[];
+  vmids: number[];
+  estimatedDurationMs: number;
+  details?: Details;
+}
+
+export interface ApprovalRequest {
+  /** The actor, as authenticated by the API from its bearer token. */
+  by: string;
+  planVersion: number;
+  reason?: string;
+}
+
+export interface ApprovalDecision {
+  decision: 'approved' | 'rejected';
+  by: string;
+  at: string;
+  planVersion: number;
+  reason?: string;
+}
+
+export type OperationPhase =
+  | 'planning'
+  | 'awaiting-approval'
+  | 'applying'
+  | 'completed'
+  | 'rejected'
+  | 'failed'
+  | 'cancelled';
+
+export interface StepProgress {
+  id: string;
+  state: 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+  detail?: string;
+  startedAt?: string;
+  endedAt?: string;
+}
+
+export interface OperationStatus {
+  phase: OperationPhase;
+  requester: string;
+  environment: string;
+  dryRun: boolean;
+  plan?: OperationPlan;
+  approval?: ApprovalDecision;
+  steps: StepProgress[];
+  /** Approval attempts that changed nothing (duplicates, stale plan versions, self-approval). */
+  ignoredApprovals: { by: string; planVersion: number; why: string }[];
+  error?: string;
+}
+
+/**
+ * Approvals arrive as Updates when the API needs an immediate answer (a refused approval
+ * is reported to the caller at once) and as Signals when no worker is running: both go
+ * through the same validation, so a signal cannot do what the update would refuse.
+ */
+export const approveUpdate = defineUpdate<ApprovalDecision, [ApprovalRequest]>('approve');
+export const rejectUpdate = defineUpdate<ApprovalDecision, [ApprovalRequest]>('reject');
+export const approveSignal = defineSignal<[ApprovalRequest]>('approve-signal');
+export const rejectSignal = defineSignal<[ApprovalRequest]>('reject-signal');
+
+export const statusQuery = defineQuery<OperationStatus>('status');

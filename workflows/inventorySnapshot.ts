@@ -1,0 +1,33 @@
+import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import type { InventoryActivities, InventorySummary } from '../activities/inventory.js';
+import type { InventoryInput } from '../lib/operations/catalog.js';
+import { statusQuery, type OperationStatus } from './definitions.js';
+import { PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
+
+const { summarizeInventory } = proxyActivities<InventoryActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5 },
+});
+
+/** Read-only: what runs where in one environment. Nothing to approve. */
+export async function inventorySnapshot(input: InventoryInput): Promise<InventorySummary> {
+  const status: OperationStatus = {
+    phase: 'applying',
+    requester: input.meta.requester,
+    environment: input.environment,
+    dryRun: input.dryRun,
+    steps: [{ id: 'read-inventory', state: 'running' }],
+    ignoredApprovals: [],
+  };
+  setHandler(statusQuery, () => status);
+  upsertSearchAttributes([
+    { key: PmOperationKind, value: 'inventory' },
+    { key: PmEnvironment, value: input.environment },
+    { key: PmRequester, value: input.meta.requester },
+  ]);
+
+  const summary = await summarizeInventory(input.environment);
+  status.steps = [{ id: 'read-inventory', state: 'succeeded' }];
+  status.phase = 'completed';
+  return summary;
+}

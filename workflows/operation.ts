@@ -1,0 +1,256 @@
+/**
+ * Plan -> approve -> apply, the one mechanism every state-changing workflow goes through.
+ *
+ *   return runOperation('vm-action', input.meta, {
+ *     plan: () => activities.planVmAction(input),
+ *     apply: (plan, op) => ...,
+ *   });
+ *
+ * The plan is computed once (in an activity, from one inventory snapshot) and recorded in
+ * history; nothing is applied unless it is approved — by a person, or by the configured
+ * policy for low-risk plans — before the deadline. Every decision and the final outcome go
+ * to the audit log.
+ */
+import {
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { AuditActivities } from '../activities/audit.js';
+import {
+  approveSignal,
+  approveUpdate,
+  rejectSignal,
+  rejectUpdate,
+  statusQuery,
+  type ApprovalDecision,
+  type ApprovalRequest,
+  type OperationMeta,
+  type OperationPlan,
+  type OperationStatus,
+  type StepProgress,
+} from './definitions.js';
+import {
+  PmApprovalState,
+  PmEnvironment,
+  PmNodes,
+  PmOperationKind,
+  PmRequester,
+  PmRisk,
+  PmVmids,
+} from './search-attributes.js';
+
+const { recordAudit } = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 10 },
+});
+
+export type PlanDraft<D> = Omit<OperationPlan<D>, 'version'>;
+
+export interface OperationResult<D, R> {
+  outcome: 'completed' | 'rejected' | 'dry-run';
+  plan: OperationPlan<D>;
+  approval?: ApprovalDecision;
+  result?: R;
+}
+
+/** Handle given to `apply`: report progress per plan step. */
+export interface OperationHandle {
+  readonly status: OperationStatus;
+  /** Runs `fn` as step `id`, recording when it started and how it ended. */
+  step<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  /** Marks a step without running anything (skipped, or finished elsewhere). */
+  mark(id: string, state: StepProgress['state'], detail?: string): void;
+}
+
+export async function runOperation<D, R>(
+  kind: string,
+  meta: OperationMeta,
+  spec: {
+    plan: () => Promise<PlanDraft<D>>;
+    apply: (plan: OperationPlan<D>, op: OperationHandle) => Promise<R>;
+  },
+): Promise<OperationResult<D, R>> {
+  const status: OperationStatus = {
+    phase: 'planning',
+    requester: meta.requester,
+    environment: meta.environment,
+    dryRun: meta.dryRun,
+    steps: [],
+    ignoredApprovals: [],
+  };
+  setHandler(statusQuery, () => status);
+  registerApprovalHandlers(status);
+  upsertSearchAttributes([
+    { key: PmOperationKind, value: kind },
+    { key: PmEnvironment, value: meta.environment },
+    { key: PmRequester, value: meta.requester },
+    { key: PmApprovalState, value: 'planning' },
+  ]);
+
+  const audit = (event: string, detail: Record<string, unknown> = {}) =>
+    CancellationScope.nonCancellable(() =>
+      recordAudit({
+        eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${event}`,
+        actor: event === 'approved' || event === 'rejected' ? (status.approval?.by ?? 'system') : meta.requester,
+        action: `operation.${event}`,
+        operationId: workflowInfo().workflowId,
+        kind,
+        environment: meta.environment,
+        detail,
+      }),
+    );
+
+  try {
+    const draft = await spec.plan();
+    const plan: OperationPlan<D> = { ...draft, version: 1 };
+    status.plan = plan;
+    status.steps = plan.steps.map((s) => ({ id: s.id, state: 'pending' }));
+    upsertSearchAttributes([
+      { key: PmRisk, value: plan.risk },
+      { key: PmNodes, value: plan.nodes },
+      { key: PmVmids, value: plan.vmids.map(String) },
+    ]);
+    upsertMemo({ summary: plan.summary });
+
+    if (meta.dryRun) {
+      status.phase = 'completed';
+      setApprovalState('dry-run');
+      return { outcome: 'dry-run', plan };
+    }
+
+    const approval = await awaitDecision(status, plan, meta);
+    status.approval = approval;
+    setApprovalState(approval.decision === 'approved' ? (approval.by === 'policy' ? 'auto-approved' : 'approved') : 'rejected');
+    await audit(approval.decision, { by: approval.by, planVersion: approval.planVersion, reason: approval.reason });
+    if (approval.decision === 'rejected') {
+      status.phase = 'rejected';
+      return { outcome: 'rejected', plan, approval };
+    }
+
+    status.phase = 'applying';
+    const result = await spec.apply(plan, handleFor(status));
+    status.phase = 'completed';
+    await audit('completed', { steps: summarizeSteps(status.steps) });
+    return { outcome: 'completed', plan, approval, result };
+  } catch (err) {
+    status.phase = isCancellation(err) ? 'cancelled' : 'failed';
+    status.error = err instanceof Error ? err.message : String(err);
+    await audit(status.phase, { error: status.error, steps: summarizeSteps(status.steps) });
+    throw err;
+  }
+}
+
+function setApprovalState(state: string): void {
+  upsertSearchAttributes([{ key: PmApprovalState, value: state }]);
+}
+
+function summarizeSteps(steps: StepProgress[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of steps) counts[s.state] = (counts[s.state] ?? 0) + 1;
+  return counts;
+}
+
+async function awaitDecision<D>(
+  status: OperationStatus,
+  plan: OperationPlan<D>,
+  meta: OperationMeta,
+): Promise<ApprovalDecision> {
+  const now = () => new Date(Date.now()).toISOString();
+  if (plan.risk !== 'high' && meta.autoApprove.includes(plan.risk)) {
+    return { decision: 'approved', by: 'policy', at: now(), planVersion: plan.version, reason: `${plan.risk} risk` };
+  }
+  status.phase = 'awaiting-approval';
+  setApprovalState('pending');
+  const decided = await condition(() => status.approval !== undefined, meta.approvalTimeoutMs);
+  if (decided) return status.approval!;
+  return {
+    decision: 'rejected',
+    by: 'system',
+    at: now(),
+    planVersion: plan.version,
+    reason: `no decision within ${Math.round(meta.approvalTimeoutMs / 1000)} s`,
+  };
+}
+
+/** Why an approval request changes nothing, or undefined when it may decide the plan. */
+export function refusalReason(status: OperationStatus, request: ApprovalRequest, decision: 'approved' | 'rejected'): string | undefined {
+  if (status.approval) return `already ${status.approval.decision} by ${status.approval.by}`;
+  if (status.phase !== 'awaiting-approval') return `no decision is pending (operation is ${status.phase})`;
+  const plan = status.plan!;
+  if (request.planVersion !== plan.version) {
+    return `names plan version ${request.planVersion}, but the plan awaiting a decision is version ${plan.version}`;
+  }
+  if (decision === 'approved' && plan.risk === 'high' && request.by === status.requester) {
+    return 'a high-risk operation cannot be approved by the actor who requested it';
+  }
+  if (decision === 'rejected' && !request.reason?.trim()) return 'a rejection needs a reason';
+  return undefined;
+}
+
+function registerApprovalHandlers(status: OperationStatus): void {
+  const decide = (request: ApprovalRequest, decision: 'approved' | 'rejected'): ApprovalDecision => {
+    status.approval = {
+      decision,
+      by: request.by,
+      at: new Date(Date.now()).toISOString(),
+      planVersion: request.planVersion,
+      reason: request.reason,
+    };
+    return status.approval;
+  };
+  const validator = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {
+    const why = refusalReason(status, request, decision);
+    if (why) throw new Error(why);
+  };
+  const fromSignal = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {
+    const why = refusalReason(status, request, decision);
+    if (why) status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why });
+    else decide(request, decision);
+  };
+  setHandler(approveUpdate, (r) => decide(r, 'approved'), { validator: validator('approved') });
+  setHandler(rejectUpdate, (r) => decide(r, 'rejected'), { validator: validator('rejected') });
+  setHandler(approveSignal, fromSignal('approved'));
+  setHandler(rejectSignal, fromSignal('rejected'));
+}
+
+function handleFor(status: OperationStatus): OperationHandle {
+  const progress = (id: string): StepProgress => {
+    let entry = status.steps.find((s) => s.id === id);
+    if (!entry) {
+      entry = { id, state: 'pending' };
+      status.steps.push(entry);
+    }
+    return entry;
+  };
+  const now = () => new Date(Date.now()).toISOString();
+  return {
+    status,
+    async step(id, fn) {
+      const entry = progress(id);
+      entry.state = 'running';
+      entry.startedAt = now();
+      try {
+        const value = await fn();
+        entry.state = 'succeeded';
+        return value;
+      } catch (err) {
+        entry.state = 'failed';
+        entry.detail = err instanceof Error ? err.message : String(err);
+        throw err;
+      } finally {
+        entry.endedAt = now();
+      }
+    },
+    mark(id, state, detail) {
+      const entry = progress(id);
+      entry.state = state;
+      if (detail !== undefined) entry.detail = detail;
+    },
+  };
+}
