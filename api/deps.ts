@@ -6,31 +6,7 @@
 import type { Client } from '@temporalio/client';
 import type { AuditLog } from '../lib/audit/log.js';
 import type { AppConfig } from '../lib/config/schema.js';
-
-export interface NodeSummary {
-  node: string;
-  status: string;
-  cpu?: number;
-  maxcpu?: number;
-  mem?: number;
-  maxmem?: number;
-  uptime?: number;
-}
-
-export interface GuestSummary {
-  vmid: number;
-  name: string;
-  type: 'qemu' | 'lxc';
-  node: string;
-  /** PVE's status: running, stopped, paused, ... */
-  status: string;
-  tags: string[];
-  template?: boolean;
-  cpus?: number;
-  maxmem?: number;
-  mem?: number;
-  uptime?: number;
-}
+import type { Inventory } from '../lib/inventory.js';
 
 export interface NodeReachability {
   node: string;
@@ -44,8 +20,8 @@ export interface NodeReachability {
  * workflows. Implementations resolve credentials themselves and never put them in errors.
  */
 export interface ReadOnlyProxmox {
-  nodes(environment: string): Promise<NodeSummary[]>;
-  guests(environment: string): Promise<GuestSummary[]>;
+  /** Nodes and guests, from one `GET /cluster/resources`. */
+  inventory(environment: string): Promise<Inventory>;
   /** Every configured node of the environment, asked for its version with the environment's token. */
   ping(environment: string): Promise<NodeReachability[]>;
 }

@@ -4,6 +4,7 @@
  * same objects. Operation bodies live in lib/operations/catalog.ts.
  */
 import { z } from 'zod';
+import type { GuestView, NodeView } from '../lib/inventory.js';
 import { operations } from '../lib/operations/catalog.js';
 
 /** Values that end up inside a Temporal visibility query: plain words only, so no quoting is needed. */
@@ -84,27 +85,28 @@ export const GuestSchema = z
     name: z.string(),
     type: z.enum(['qemu', 'lxc']),
     node: z.string(),
-    status: z.string(),
+    status: z.string().describe('running, stopped, paused, ...'),
+    template: z.boolean(),
     tags: z.array(z.string()),
-    template: z.boolean().optional(),
-    cpus: z.number().optional(),
-    maxmem: z.number().optional(),
-    mem: z.number().optional(),
-    uptime: z.number().optional(),
+    cores: z.number(),
+    memoryBytes: z.number(),
+    diskBytes: z.number(),
+    uptimeSeconds: z.number(),
+    haState: z.string().optional(),
+    lock: z.string().optional(),
   })
-  .meta({ id: 'Guest' });
+  .meta({ id: 'Guest' }) satisfies z.ZodType<GuestView>;
 
 export const NodeSchema = z
   .object({
-    node: z.string(),
-    status: z.string(),
-    cpu: z.number().optional(),
-    maxcpu: z.number().optional(),
-    mem: z.number().optional(),
-    maxmem: z.number().optional(),
-    uptime: z.number().optional(),
+    name: z.string(),
+    online: z.boolean(),
+    cpuUsage: z.number().describe('fraction of all cores, 0..1'),
+    cores: z.number(),
+    memoryUsedBytes: z.number(),
+    memoryTotalBytes: z.number(),
   })
-  .meta({ id: 'Node' });
+  .meta({ id: 'Node' }) satisfies z.ZodType<NodeView>;
 
 export const Inventory = z.object({
   environment: z.string(),
@@ -116,7 +118,17 @@ export const Inventory = z.object({
 
 const kinds = operations.map((o) => o.kind) as [string, ...string[]];
 
-export const executionStates = ['running', 'completed', 'failed', 'cancelled', 'terminated', 'timed-out', 'continued-as-new'] as const;
+const filterableExecutionStates = [
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'terminated',
+  'timed-out',
+  'continued-as-new',
+  'paused',
+] as const;
+export const executionStates = [...filterableExecutionStates, 'unknown'] as const;
 export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'rejected', 'dry-run'] as const;
 
 export const OperationIdParams = z.strictObject({
@@ -128,7 +140,7 @@ export const OperationsQuery = z.strictObject({
   environment: word.optional(),
   node: word.optional(),
   state: z
-    .enum([...executionStates, ...approvalStates])
+    .enum([...filterableExecutionStates, ...approvalStates])
     .optional()
     .describe('an execution state (running, completed, ...) or an approval state (pending, approved, ...)'),
   requester: word.optional(),

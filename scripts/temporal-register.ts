@@ -9,23 +9,24 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Connection } from '@temporalio/client';
+import { Connection, type ConnectionLike } from '@temporalio/client';
 // The SDK exports this encoder for exactly this purpose: registering search attributes.
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
+import { msToTs } from '@temporalio/common/lib/time.js';
 import { loadConfig } from '../lib/config/load.js';
 import { searchAttributes } from '../workflows/search-attributes.js';
 
 const ALREADY_EXISTS = 6; // gRPC status
 
 export async function registerNamespaceAndSearchAttributes(
-  connection: Connection,
+  connection: ConnectionLike,
   namespace: string,
   log: (line: string) => void = console.log,
 ): Promise<void> {
   try {
     await connection.workflowService.registerNamespace({
       namespace,
-      workflowExecutionRetentionPeriod: { seconds: 30 * 24 * 3600 },
+      workflowExecutionRetentionPeriod: msToTs('30 days'),
       description: 'proxmox-manager operations',
     });
     log(`namespace ${namespace}: created`);

@@ -19,7 +19,10 @@ export interface Caller {
   authid: string;
 }
 
+/** root on a node's shell (SSH, `qm`). */
 export const ROOT: Caller = { authid: 'root@pam' };
+/** The HA cluster resource manager, which acts as root@pam but is not subject to HA redirection. */
+export const HA_MANAGER: Caller = { authid: 'root@pam' };
 
 type PowerHook = (node: string, online: boolean) => Promise<void>;
 

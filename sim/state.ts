@@ -144,6 +144,8 @@ export class SimNode {
 }
 
 export type HaState = 'started' | 'stopped' | 'disabled' | 'ignored';
+/** A request queued with the HA cluster resource manager. */
+export type HaRequest = 'start' | 'stop' | 'migrate';
 
 export interface HaResource {
   sid: string;
@@ -280,6 +282,8 @@ export class ClusterState {
   readonly storages = new Map<string, StorageSpec>();
   readonly guests = new Map<number, Guest>();
   readonly ha = new Map<string, HaResource>();
+  /** Requests the HA manager has not acted on yet, by vmid. */
+  readonly haRequests = new Map<number, HaRequest>();
   readonly haRules: ResolvedScenario['ha_rules'];
   readonly downloads: Map<string, ResolvedScenario['downloads'][number]>;
   readonly timing: ResolvedScenario['timing'];

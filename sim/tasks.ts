@@ -49,6 +49,8 @@ export interface StartTask {
   /** `user@realm` or `user@realm!token`. */
   authid: string;
   run: TaskRunner;
+  /** Undoes what the API call prepared (e.g. a reserved config) when the task fails. */
+  onError?: () => void;
 }
 
 export class TaskInterrupted extends Error {
@@ -149,7 +151,10 @@ export class TaskRegistry {
       .then(() => run(ctx))
       .then(
         () => this.#finish(record, undefined),
-        (err: unknown) => this.#finish(record, err instanceof Error ? err.message : String(err)),
+        (err: unknown) => {
+          request.onError?.();
+          this.#finish(record, err instanceof Error ? err.message : String(err));
+        },
       )
       .finally(() => {
         this.#aborts.delete(record.upid);

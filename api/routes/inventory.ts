@@ -26,21 +26,21 @@ export function inventoryRoutes(s: Services): Route[] {
       handler: async (c) => {
         const query = parseQuery(c, InventoryQuery);
         requireEnvironment(c, s.config, query.environment);
-        let nodes, guests;
+        let inventory;
         try {
-          [nodes, guests] = await Promise.all([s.proxmox.nodes(query.environment), s.proxmox.guests(query.environment)]);
+          inventory = await s.proxmox.inventory(query.environment);
         } catch (err) {
           const reason = err instanceof Error ? redact(err.message) : 'request failed';
           throw new ApiError(502, 'proxmox_unavailable', `the Proxmox API of '${query.environment}' failed: ${reason}`);
         }
-        const selected = guests.filter(
+        const guests = inventory.guests.filter(
           (g) =>
             (query.state === 'all' || g.status === 'running') &&
             (query.type === undefined || g.type === query.type) &&
             (query.tag === undefined || g.tags.includes(query.tag)) &&
             (query.node === undefined || g.node === query.node),
         );
-        return c.json({ environment: query.environment, nodes, guests: selected } satisfies z.infer<typeof Inventory>);
+        return c.json({ environment: query.environment, nodes: inventory.nodes, guests } satisfies z.infer<typeof Inventory>);
       },
     },
   ];

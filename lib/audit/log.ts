@@ -42,7 +42,8 @@ export interface AuditFilter {
   /** Exact action, or a prefix ending in `*` (`operation.*`). */
   action?: string;
   operationId?: string;
-  environment?: string;
+  /** One environment, or any of several. */
+  environment?: string | readonly string[];
   since?: Date | string;
   until?: Date | string;
   /** Keep only the newest `limit` matches. */
@@ -181,11 +182,12 @@ function matcher(filter: AuditFilter): (r: AuditRecord) => boolean {
       : action.endsWith('*')
         ? (a: string) => a.startsWith(action.slice(0, -1))
         : (a: string) => a === action;
+  const environments = typeof filter.environment === 'string' ? [filter.environment] : filter.environment;
   return (r) =>
     (filter.actor === undefined || r.actor === filter.actor) &&
     actionMatches(r.action) &&
     (filter.operationId === undefined || r.operationId === filter.operationId) &&
-    (filter.environment === undefined || r.environment === filter.environment) &&
+    (environments === undefined || (r.environment !== undefined && environments.includes(r.environment))) &&
     (since === undefined || Date.parse(r.at) >= since) &&
     (until === undefined || Date.parse(r.at) <= until);
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { OperationMeta } from '../../workflows/definitions.js';
+import type { EvacuationRequest } from '../planning/evacuation.js';
 
 const vmid = z.number().int().min(100).max(999_999_999);
 const nodeName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
@@ -57,7 +58,34 @@ export const vmActionOperation = defineOperation({
   workflowId: (b, at) => `vm-action/${b.environment}/${b.vmid}/${b.action}/${at}`,
 });
 
-export const operations = [inventoryOperation, vmActionOperation] as const satisfies readonly OperationKind[];
+export const evacuationOperation = defineOperation({
+  kind: 'evacuation',
+  workflowType: 'evacuateNode',
+  description:
+    'Empty a node before maintenance: place its guests on other nodes, approve the plan, migrate in parallel, verify.',
+  body: z.strictObject({
+    ...common,
+    node: nodeName,
+    allowTargets: z.array(nodeName).min(1).optional(),
+    denyTargets: z.array(nodeName).optional(),
+    maxParallel: z.number().int().min(1).max(32).default(4),
+    maxParallelPerTarget: z.number().int().min(1).max(16).default(2),
+    bwlimitMiBps: z.number().int().min(1).max(1_000_000).optional(),
+    includeStopped: z.boolean().default(true),
+    includeTemplates: z.boolean().default(false),
+    localDisks: z.enum(['migrate', 'leave']).default('migrate'),
+    targetStorage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
+    containers: z.enum(['restart', 'leave']).default('leave'),
+    containerShutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
+    onFailure: z.enum(['stop', 'continue']).default('stop'),
+    haMaintenance: z.boolean().default(false),
+    linkGbps: z.number().positive().max(800).default(10),
+  }) satisfies z.ZodType<EvacuationRequest>,
+  workflowId: (b, at) => `evacuate/${b.environment}/${b.node}/${at}`,
+  nodes: (b) => [b.node],
+});
+
+export const operations = [inventoryOperation, vmActionOperation, evacuationOperation] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
 
@@ -69,3 +97,4 @@ export function findOperation(kind: string): OperationKind | undefined {
 export type WorkflowInput<S extends z.ZodType> = z.infer<S> & { meta: OperationMeta };
 export type InventoryInput = WorkflowInput<typeof inventoryOperation.body>;
 export type VmActionInput = WorkflowInput<typeof vmActionOperation.body>;
+export type EvacuationInput = WorkflowInput<typeof evacuationOperation.body>;

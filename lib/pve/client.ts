@@ -26,7 +26,7 @@ export interface PveClientOptions {
   transport?: PveTransport;
 }
 
-type Method<N extends EndpointName> = {} extends ParamsOf<N>
+type ClientMethod<N extends EndpointName> = {} extends ParamsOf<N>
   ? (params?: ParamsOf<N>) => Promise<ResultOf<N>>
   : (params: ParamsOf<N>) => Promise<ResultOf<N>>;
 
@@ -63,7 +63,7 @@ export function createPveClient(opts: PveClientOptions) {
     return (await send(name, params)).data;
   }
 
-  const method = <N extends EndpointName>(name: N) => ((params?: ParamsOf<N>) => call(name, params)) as Method<N>;
+  const method = <N extends EndpointName>(name: N) => ((params?: ParamsOf<N>) => call(name, params)) as ClientMethod<N>;
 
   return {
     call,

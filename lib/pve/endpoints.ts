@@ -11,8 +11,10 @@ import { z } from 'zod';
 import { parseUpid } from './upid.js';
 import { decodeParams, encodeValue, indexed, pve, type DecodeResult } from './params.js';
 import type { PermissionCheck } from './permissions.js';
+import { InvalidRequestError } from './errors.js';
 
 export { checkPermission, permissionPath } from './permissions.js';
+export { InvalidRequestError } from './errors.js';
 export type { PermissionCheck, PermissionResult, PermissionSubject } from './permissions.js';
 export { paramInfo, pveParamSpecs } from './params.js';
 export type { DecodeResult, PveParamSpec, PveParamType } from './params.js';
@@ -1075,7 +1077,10 @@ export const endpoints = {
 export type Endpoints = typeof endpoints;
 export type EndpointName = keyof Endpoints;
 export type ParamsOf<N extends EndpointName> = z.input<Endpoints[N]['params']>;
+/** What a call returns to the client, after parsing. */
 export type ResultOf<N extends EndpointName> = z.output<Endpoints[N]['returns']>;
+/** What PVE (or the simulator) puts in `data` for a call. */
+export type AnswerOf<N extends EndpointName> = z.input<Endpoints[N]['returns']>;
 
 /** Verifies raw request parameters (form/query strings or a JSON body, path parameters merged in) as PVE does. */
 export function decodeFormParams<E extends Endpoint>(
@@ -1093,19 +1098,6 @@ export interface WireRequest {
   form: URLSearchParams;
 }
 
-export class InvalidRequestError extends Error {
-  constructor(
-    readonly endpoint: string,
-    readonly errors: Record<string, string>,
-  ) {
-    const detail = Object.entries(errors)
-      .map(([k, v]) => `${k}: ${v}`)
-      .join('; ');
-    super(`invalid ${endpoint} request (a bug in the caller, nothing was sent): ${detail}`);
-    this.name = 'InvalidRequestError';
-  }
-}
-
 /**
  * The wire form of a call. The encoded parameters are verified with the same rules the server
  * applies, so a request PVE would reject fails here, naming the parameter, before it is sent.
@@ -1115,18 +1107,18 @@ export function buildRequest<E extends Endpoint>(endpoint: E, params: z.input<E[
   for (const [k, v] of Object.entries(params as Record<string, unknown>)) {
     if (v === undefined) continue;
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
-      throw new InvalidRequestError(endpoint.name, { [k]: `cannot send a ${typeof v}` });
+      throw new InvalidRequestError(endpoint, { [k]: `cannot send a ${typeof v}` });
     }
     strings[k] = encodeValue(v);
   }
   const checked = decodeFormParams(endpoint, strings);
-  if (!checked.ok) throw new InvalidRequestError(endpoint.name, checked.errors);
+  if (!checked.ok) throw new InvalidRequestError(endpoint, checked.errors);
 
   const form = new URLSearchParams();
   const pathParams = new Set<string>();
   const path = endpoint.path.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = strings[name];
-    if (value === undefined) throw new InvalidRequestError(endpoint.name, { [name]: 'path parameter is missing' });
+    if (value === undefined) throw new InvalidRequestError(endpoint, { [name]: 'path parameter is missing' });
     pathParams.add(name);
     return encodeURIComponent(value);
   });

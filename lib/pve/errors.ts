@@ -32,6 +32,26 @@ export class PveError extends Error {
   }
 }
 
+/**
+ * A request our own code built wrongly, refused before anything was sent (the endpoint's
+ * path template stands in for the path). Never retryable: it would fail the same way.
+ */
+export class InvalidRequestError extends PveError {
+  readonly endpoint: string;
+  readonly errors: Record<string, string>;
+
+  constructor(endpoint: { name: string; method: Method; path: string }, errors: Record<string, string>) {
+    const detail = Object.entries(errors)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ');
+    super(`invalid ${endpoint.name} request (a bug in the caller, nothing was sent): ${detail}`, endpoint, {
+      retryable: false,
+    });
+    this.endpoint = endpoint.name;
+    this.errors = errors;
+  }
+}
+
 /** 401: the token is unknown, revoked, expired or its secret is wrong (PVE does not say which). */
 export class PveAuthError extends PveError {
   constructor(req: PveRequestInfo, tokenId: string, reason: string) {

@@ -135,9 +135,18 @@ export const pve = {
   digest: () => pve.string({ maxLength: 40 }),
 };
 
+/** 0 | 1 | ... | N-1 */
+type Indices<N extends number, Acc extends number[] = []> = Acc['length'] extends N ? Acc[number] : Indices<N, [...Acc, Acc['length']]>;
+
 /** `net0..net31` style parameters, which PVE's schema writes as `net[n]`. */
-export function indexed<S extends z.ZodType>(prefix: string, count: number, schema: () => S): Record<string, S> {
-  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`${prefix}${i}`, schema()]));
+export function indexed<P extends string, N extends number, S extends z.ZodType>(
+  prefix: P,
+  count: N,
+  schema: () => S,
+): { [K in `${P}${Indices<N>}`]: S } {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`${prefix}${i}`, schema()])) as {
+    [K in `${P}${Indices<N>}`]: S;
+  };
 }
 
 export interface ParamInfo {

@@ -9,7 +9,7 @@ export type PermissionCheck =
   | { kind: 'and' | 'or'; checks: readonly PermissionCheck[] }
   /** Any authenticated user (the handler may filter what it returns). */
   | { kind: 'user-all' }
-  /** The `userid` parameter is absent or names the caller (or the caller's own user, for a token). */
+  /** The `userid` parameter is absent, names the caller, or names one of the calling user's tokens. */
   | { kind: 'userid-param' }
   /** The caller started the task named by the `upid` parameter. */
   | { kind: 'task-owner' };
@@ -32,8 +32,7 @@ class PermissionDenied {
 /** PVE's template_replace + normalize_path: `/vms/{vmid}` -> `/vms/101`, no duplicate or trailing slashes. */
 export function permissionPath(template: string, params: Readonly<Record<string, unknown>>): string {
   const filled = template.replace(/\{(\w+)\}/g, (_, name: string) => String(params[name] ?? ''));
-  const normal = `/${filled.split('/').filter(Boolean).join('/')}`;
-  return normal;
+  return `/${filled.split('/').filter(Boolean).join('/')}`;
 }
 
 function ownerUser(id: string): string {
@@ -56,7 +55,8 @@ function evaluate(
       return check.checks.some((c) => evaluate(c, params, subject, true));
     case 'userid-param': {
       const userid = params['userid'];
-      if (userid === undefined || userid === subject.userid || userid === ownerUser(subject.userid)) return true;
+      if (userid === undefined || userid === subject.userid) return true;
+      // A user may also ask about its own tokens (not a token about its user).
       if (typeof userid === 'string' && ownerUser(userid) === subject.userid) return true;
       if (noerr) return false;
       throw new PermissionDenied();

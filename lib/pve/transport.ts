@@ -174,13 +174,12 @@ export function createHttpTransport(opts: HttpTransportOptions): PveTransport {
   const connect = connectorFor(tls, opts.connectTimeoutMs ?? Math.min(timeoutMs, 5_000));
   const authorization = `PVEAPIToken=${credential.tokenId}=${credential.secret}`;
   const origins = new Map(nodes.map((n) => [n.name, `https://${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`]));
+  // Idle connections are dropped well before pveproxy would close them, so a request is not
+  // written onto a socket the server is closing (that would surface as "may have been sent").
   const pools = new Map(
-    nodes.map((n) => [n.name, new Pool(origins.get(n.name)!, { connect, keepAliveTimeout: 10_000, connections: 16 })]),
+    nodes.map((n) => [n.name, new Pool(origins.get(n.name)!, { connect, keepAliveTimeout: 4_000, connections: 16 })]),
   );
-  let preferred = Math.max(
-    0,
-    nodes.findIndex((n) => n.name === opts.preferredNode),
-  );
+  let preferred = Math.max(0, nodes.findIndex((n) => n.name === opts.preferredNode));
 
   async function attempt(node: PveNodeAddress, req: WireRequest, info: PveRequestInfo): Promise<PveEnvelope> {
     const hasBody = req.method === 'POST' || req.method === 'PUT';

@@ -1,0 +1,307 @@
+/**
+ * Operations: start one (any kind in lib/operations/catalog.ts), list and read them, and
+ * steer them — approve or reject a plan, cancel. Every change goes through its workflow;
+ * the caller's identity comes from the token and travels as `meta.requester` or `by`.
+ */
+import { isGrpcDeadlineError, type WorkflowHandle } from '@temporalio/client';
+import type { z } from 'zod';
+import { durationMs } from '../../lib/config/duration.js';
+import { operations, type OperationKind } from '../../lib/operations/catalog.js';
+import { statusQuery, type OperationMeta } from '../../workflows/definitions.js';
+import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
+import { requireEnvironment, requireScope } from '../access.js';
+import type { Services } from '../deps.js';
+import { ApiError, redact } from '../errors.js';
+import { compactIso, decide, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
+import { noteAudit, type ApiContext, type Route } from '../route.js';
+import {
+  ApproveBody,
+  CancelAccepted,
+  CancelBody,
+  Decision,
+  DryRunResult,
+  ErrorResponse,
+  OperationDetail,
+  OperationIdParams,
+  OperationList,
+  OperationsQuery,
+  OperationStarted,
+  RejectBody,
+} from '../schemas.js';
+import { parseBody, parseParams, parseQuery } from '../validation.js';
+
+type Summary = z.infer<typeof OperationDetail>;
+
+/** Fields every catalog body carries (lib/operations/catalog.ts `common`). */
+interface CommonBody {
+  environment: string;
+  dryRun: boolean;
+}
+
+const errors = {
+  400: { description: 'invalid request; `details` names each field', schema: ErrorResponse },
+  401: { description: 'no valid bearer token', schema: ErrorResponse },
+  403: { description: 'the token’s roles or environments do not allow this', schema: ErrorResponse },
+} as const;
+
+export function operationRoutes(s: Services): Route[] {
+  const { client, taskQueue } = s.temporal;
+
+  /** The operation behind `:id`, after checking the caller may see its environment. */
+  const loadOperation = async (c: ApiContext, id: string) => {
+    noteAudit(c, { operationId: id });
+    const handle = client.workflow.getHandle(id);
+    const summary = summarize(s, await handle.describe());
+    if (!summary) throw new ApiError(404, 'not_found', `no operation '${id}'`);
+    noteAudit(c, { kind: summary.kind, environment: summary.environment });
+    requireScope(c, summary.environment ?? '');
+    return { handle, summary };
+  };
+
+  const requireOpen = (summary: Summary) => {
+    if (summary.state !== 'running') {
+      throw new ApiError(409, 'not_running', `operation '${summary.id}' has ended (${summary.state})`);
+    }
+  };
+
+  const startRoute = (op: OperationKind): Route => ({
+    method: 'POST',
+    path: `/v1/operations/${op.kind}`,
+    tag: 'operations',
+    summary: op.description,
+    description:
+      'Starts the operation’s workflow. It plans first; nothing changes until the plan is approved ' +
+      '(by a second person for high risk, by policy for low risk). With `dryRun: true` the answer is the plan.',
+    access: 'start',
+    body: { schema: op.body, required: true },
+    audit: 'api.operation.start',
+    responses: {
+      200: { description: 'dry run: the plan', schema: DryRunResult },
+      202: { description: 'started; follow links.self', schema: OperationStarted },
+      ...errors,
+      409: { description: 'an identical request was started in the same second', schema: ErrorResponse },
+      422: { description: 'dry run: the plan could not be made', schema: ErrorResponse },
+    },
+    handler: async (c) => {
+      const body = (await parseBody(c, op.body)) as CommonBody;
+      noteAudit(c, { kind: op.kind, environment: body.environment, detail: { request: body } });
+      requireEnvironment(c, s.config, body.environment);
+      const requester = c.get('identity').actor;
+      const id = op.workflowId(body, compactIso(s.now()));
+      noteAudit(c, { operationId: id });
+      const meta: OperationMeta = {
+        requester,
+        environment: body.environment,
+        dryRun: body.dryRun,
+        approvalTimeoutMs: durationMs(s.config.approvals.timeout),
+        autoApprove: s.config.approvals.auto_approve,
+      };
+      const nodes = op.nodes?.(body) ?? [];
+      const handle = await client.workflow.start(op.workflowType, {
+        taskQueue,
+        workflowId: id,
+        args: [{ ...body, meta }],
+        // Set at start so the operation is listed (and its environment checked) before its first task runs.
+        typedSearchAttributes: [
+          { key: PmOperationKind, value: op.kind },
+          { key: PmEnvironment, value: body.environment },
+          { key: PmRequester, value: requester },
+          { key: PmApprovalState, value: 'planning' },
+          ...(nodes.length > 0 ? [{ key: PmNodes, value: nodes }] : []),
+        ],
+        staticSummary: `${op.kind} in ${body.environment}${body.dryRun ? ' (dry run)' : ''}, requested by ${requester}`,
+      });
+      const started: z.infer<typeof OperationStarted> = {
+        id,
+        runId: handle.firstExecutionRunId,
+        kind: op.kind,
+        state: 'running',
+        links: links(s, id),
+      };
+      if (!body.dryRun) {
+        noteAudit(c, { result: 'started' });
+        return c.json(started, 202, { Location: started.links.self });
+      }
+
+      let outcome;
+      try {
+        outcome = await resultWithin(s, handle, s.timeouts.dryRunMs);
+      } catch (err) {
+        const failure = failureOf(err);
+        if (!failure) throw err;
+        throw new ApiError(422, 'plan_failed', `the plan could not be made: ${failure.message}`);
+      }
+      if (!outcome.done) {
+        noteAudit(c, { result: 'started' });
+        return c.json(started, 202, { Location: started.links.self });
+      }
+      noteAudit(c, { result: 'dry-run' });
+      return c.json({ ...started, state: 'completed', result: outcome.value } satisfies z.infer<typeof DryRunResult>, 200);
+    },
+  });
+
+  const decisionRoute = (decision: 'approve' | 'reject'): Route => ({
+    method: 'POST',
+    path: `/v1/operations/{id}/${decision}`,
+    tag: 'operations',
+    summary: decision === 'approve' ? 'Approve the plan awaiting a decision' : 'Reject the plan awaiting a decision (with a reason)',
+    description:
+      'Name the plan version you reviewed. Refusals — your own high-risk request, a stale plan version, a plan already ' +
+      'decided or not awaiting a decision — are answered at once with 409. When no worker can answer within a few ' +
+      'seconds the decision is sent as a signal (202) and validated the same way when a worker runs.',
+    access: 'decide',
+    params: OperationIdParams,
+    body: { schema: decision === 'approve' ? ApproveBody : RejectBody, required: true },
+    audit: `api.operation.${decision}`,
+    responses: {
+      200: { description: 'decided', schema: Decision },
+      202: { description: 'accepted as a signal; the workflow validates it when a worker runs', schema: Decision },
+      ...errors,
+      404: { description: 'no such operation', schema: ErrorResponse },
+      409: { description: 'refused: the message says why', schema: ErrorResponse },
+    },
+    handler: async (c) => {
+      const { id } = parseParams(c, OperationIdParams);
+      const body = await parseBody(c, decision === 'approve' ? ApproveBody : RejectBody);
+      noteAudit(c, { detail: { planVersion: body.planVersion, ...(body.reason ? { reason: body.reason } : {}) } });
+      const { handle, summary } = await loadOperation(c, id);
+      requireOpen(summary);
+      const outcome = await decide(s, handle, decision, {
+        by: c.get('identity').actor,
+        planVersion: body.planVersion,
+        ...(body.reason ? { reason: body.reason } : {}),
+      });
+      if (outcome.state === 'accepted') {
+        noteAudit(c, { result: 'signalled' });
+        return c.json(
+          {
+            id: summary.id,
+            state: 'accepted',
+            message: 'accepted; no worker answered in time, so the workflow will validate it when one runs',
+          } satisfies z.infer<typeof Decision>,
+          202,
+        );
+      }
+      noteAudit(c, { result: outcome.decision.decision });
+      return c.json({ id: summary.id, state: 'decided', decision: { ...outcome.decision } } satisfies z.infer<typeof Decision>);
+    },
+  });
+
+  return [
+    ...operations.map((op) => startRoute(op as OperationKind)),
+    {
+      method: 'POST',
+      path: '/v1/operations/{kind}',
+      tag: 'operations',
+      summary: 'Unknown operation kinds',
+      access: 'public',
+      hidden: true,
+      responses: { 404: { description: 'no such kind', schema: ErrorResponse } },
+      handler: async (c) => {
+        throw new ApiError(404, 'unknown_kind', `no operation kind '${c.req.param('kind')}'`, [
+          { path: 'kind', message: `must be one of: ${operations.map((o) => o.kind).join(', ')}` },
+        ]);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/operations',
+      tag: 'operations',
+      summary: 'List operations, newest first',
+      description:
+        'Filters combine with AND. `state` is an execution state (running, completed, failed, cancelled, ...) ' +
+        'or an approval state (planning, pending, approved, auto-approved, rejected, dry-run).',
+      access: 'read',
+      query: OperationsQuery,
+      responses: { 200: { description: 'operations', schema: OperationList }, ...errors },
+      handler: async (c) => {
+        const query = parseQuery(c, OperationsQuery);
+        if (query.environment !== undefined) requireEnvironment(c, s.config, query.environment);
+        const scope = query.environment === undefined ? c.get('identity').environments : undefined;
+        const found: Summary[] = [];
+        if (scope === undefined || scope.length > 0) {
+          for await (const info of client.workflow.list({ query: visibilityQuery(query, scope), pageSize: query.limit })) {
+            const summary = summarize(s, info);
+            if (summary) found.push(summary);
+            if (found.length >= query.limit) break;
+          }
+        }
+        return c.json({ operations: found } satisfies z.infer<typeof OperationList>);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/operations/{id}',
+      tag: 'operations',
+      summary: 'One operation: state, plan, steps, approval, and the result once it ends',
+      description: 'The id is the workflow id, URL-encoded (its slashes as %2F), as in links.self.',
+      access: 'read',
+      params: OperationIdParams,
+      responses: {
+        200: { description: 'the operation', schema: OperationDetail },
+        ...errors,
+        404: { description: 'no such operation', schema: ErrorResponse },
+      },
+      handler: async (c) => {
+        const { id } = parseParams(c, OperationIdParams);
+        const { handle, summary } = await loadOperation(c, id);
+        const detail: Summary = { ...summary, ...(await statusOf(handle)) };
+        if (summary.state !== 'running') {
+          try {
+            const outcome = await resultWithin(s, handle, s.timeouts.queryMs);
+            if (outcome.done) detail.result = outcome.value;
+          } catch (err) {
+            const failure = failureOf(err);
+            if (!failure) throw err;
+            detail.failure = failure;
+          }
+        }
+        return c.json(detail);
+      },
+    },
+    decisionRoute('approve'),
+    decisionRoute('reject'),
+    {
+      method: 'POST',
+      path: '/v1/operations/{id}/cancel',
+      tag: 'operations',
+      summary: 'Cancel an operation',
+      description: 'Requests cancellation; the workflow stops at a safe point and reports what it did.',
+      access: 'cancel',
+      params: OperationIdParams,
+      body: { schema: CancelBody, required: false },
+      audit: 'api.operation.cancel',
+      responses: {
+        202: { description: 'cancellation requested', schema: CancelAccepted },
+        ...errors,
+        404: { description: 'no such operation', schema: ErrorResponse },
+        409: { description: 'the operation has already ended', schema: ErrorResponse },
+      },
+      handler: async (c) => {
+        const { id } = parseParams(c, OperationIdParams);
+        const body = await parseBody(c, CancelBody, { optional: true });
+        if (body.reason) noteAudit(c, { detail: { reason: body.reason } });
+        const { handle, summary } = await loadOperation(c, id);
+        requireOpen(summary);
+        await handle.cancel();
+        noteAudit(c, { result: 'cancel-requested' });
+        return c.json({ id: summary.id, state: 'cancel-requested' } satisfies z.infer<typeof CancelAccepted>, 202);
+      },
+    },
+  ];
+
+  /** The workflow's status query, or why it could not be answered (it needs a worker). */
+  async function statusOf(handle: WorkflowHandle): Promise<Pick<Summary, 'status' | 'statusUnavailable'>> {
+    try {
+      const status = await client.withDeadline(Date.now() + s.timeouts.queryMs, () => handle.query(statusQuery));
+      return { status: { ...status } };
+    } catch (err) {
+      const timedOut = isGrpcDeadlineError(err) || isGrpcDeadlineError((err as { cause?: unknown }).cause);
+      return {
+        statusUnavailable: timedOut
+          ? `no worker answered the status query within ${s.timeouts.queryMs} ms (is the worker running?)`
+          : `status query failed: ${redact(err instanceof Error ? err.message : String(err))}`,
+      };
+    }
+  }
+}
