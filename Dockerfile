@@ -7,7 +7,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # No dependency needs an install script (native parts ship prebuilt), so none runs.
 # Dev dependencies stay: the TypeScript sources run through tsx, as in development.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# npm install is the fallback only for npm ci refusing the lockfile over other platforms'
+# optional binaries (npm/cli#9846); it installs the same locked versions.
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+    || npm install --ignore-scripts --no-audit --no-fund
 
 FROM node:20.20.2-bookworm-slim
 WORKDIR /app

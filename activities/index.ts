@@ -6,6 +6,11 @@ import { createAuditActivities } from './audit.js';
 import { createInventoryActivities } from './inventory.js';
 import { createTaskActivities } from './tasks.js';
 import { createVmActivities } from './vm.js';
+import { createBulkActivities } from './bulk.js';
+import { createContainerActivities } from './containers.js';
+import { createProvisionActivities } from './provision.js';
+import { createPxeActivities } from './pxe.js';
+import { createStorageActivities } from './storage.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -13,6 +18,11 @@ export function createActivities(deps: WorkerDeps) {
     ...createInventoryActivities(deps),
     ...createTaskActivities(deps),
     ...createVmActivities(deps),
+    ...createProvisionActivities(deps),
+    ...createBulkActivities(deps),
+    ...createContainerActivities(deps),
+    ...createStorageActivities(deps),
+    ...createPxeActivities(deps),
   };
 }
 

@@ -1,12 +1,14 @@
 /**
  * Reads one ClusterSnapshot from PVE for the planners: cluster/resources for nodes, storages
  * and every guest, HA rules where the cluster has them, and — for the guests on the nodes
- * being planned — each config's disks and PVE's own migrate preconditions.
+ * being planned — each config's disks and PVE's own migrate preconditions. Every call is a
+ * read, repeated on transient failures, so a flaky API costs time rather than the plan.
  */
 import { inventoryFromResources } from '../lib/inventory.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveApiError } from '../lib/pve/errors.js';
+import { read } from './transient.js';
 import type { ClusterSnapshot, GuestDisk, GuestState, GuestType, HaRule, MigrationFacts, StorageState } from '../lib/planning/snapshot.js';
 
 const QEMU_VOLUME_KEY = /^((ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0|unused\d+)$/;
@@ -19,7 +21,7 @@ export async function readClusterSnapshot(
   opts: { detailsFor: string[]; onProgress?: (done: number, total: number) => void },
 ): Promise<ClusterSnapshot> {
   const takenAt = new Date().toISOString();
-  const [resources, haRules] = await Promise.all([client.cluster.resources(), readHaRules(client)]);
+  const [resources, haRules] = await Promise.all([read(() => client.cluster.resources()), readHaRules(client)]);
   const inventory = inventoryFromResources(resources);
   const storages = resources.filter((r) => r.type === 'storage').map(storageState);
   const guests: GuestState[] = inventory.guests.map((g) => ({
@@ -76,7 +78,7 @@ function storageState(r: ClusterResource): StorageState {
 async function readHaRules(client: PveClient): Promise<HaRule[]> {
   let rules;
   try {
-    rules = await client.cluster.haRules();
+    rules = await read(() => client.cluster.haRules());
   } catch (err) {
     if (err instanceof PveApiError && err.status === 501) return [];
     throw err;
@@ -106,7 +108,7 @@ async function readMigrationFacts(client: PveClient, guest: GuestState, storages
   const at = { node: guest.node, vmid: guest.vmid };
   const isShared = (sid: string) => storages.some((s) => s.storage === sid && s.shared);
   if (guest.type === 'qemu') {
-    const [config, pre] = await Promise.all([client.qemu.config(at), client.qemu.migratePreconditions(at)]);
+    const [config, pre] = await Promise.all([read(() => client.qemu.config(at)), read(() => client.qemu.migratePreconditions(at))]);
     const sizes = new Map(pre.local_disks.map((d) => [d.volid, d.size ?? 0]));
     const { disks, bound } = volumes('qemu', config, isShared, sizes);
     return {
@@ -115,7 +117,7 @@ async function readMigrationFacts(client: PveClient, guest: GuestState, storages
       notAllowedNodes: notAllowed(pre.not_allowed_nodes),
     };
   }
-  const [config, pre] = await Promise.all([client.lxc.config(at), client.lxc.migratePreconditions(at)]);
+  const [config, pre] = await Promise.all([read(() => client.lxc.config(at)), read(() => client.lxc.migratePreconditions(at))]);
   const { disks, bound } = volumes('lxc', config, isShared, new Map());
   return { disks, localResources: bound, notAllowedNodes: notAllowed(pre['not-allowed-nodes']) };
 }

@@ -1,175 +1,205 @@
 /**
- * One VM, one action: the plan (with its pre-flight summary) and the dispatch of each step.
+ * One guest (VM or container), one action: the plan with its pre-flight summary, the dispatch
+ * of each step — once, after re-verifying the guest's vmid *and* name — and the check that the
+ * world ended up where the step should have left it.
  */
-import { ApplicationFailure } from '@temporalio/activity';
-import type { PveClient } from '../lib/pve/client.js';
-import { PveUnavailableError } from '../lib/pve/errors.js';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseTags } from '../lib/inventory.js';
-import type { VmActionInput } from '../lib/operations/catalog.js';
-import type { PlanStep, Risk } from '../workflows/definitions.js';
+import {
+  ACTION_RISK,
+  planGuestSteps,
+  settledState,
+  StepRefusal,
+  type GuestActionRequest,
+  type GuestPreflight,
+  type GuestType,
+} from '../lib/lifecycle/guest-steps.js';
+import type { VmActionInput, VmResizeInput } from '../lib/operations/catalog.js';
+import type { PveClient } from '../lib/pve/client.js';
+import type { ClusterResource } from '../lib/pve/endpoints.js';
+import { PveUnavailableError } from '../lib/pve/errors.js';
+import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
 
-type Action = VmActionInput['action'];
+/** What the vmAction workflow runs: one of the single-guest operation kinds. */
+export type GuestActionInput = VmActionInput | VmResizeInput;
 
-const RISK: Record<Action, { risk: Risk; why: string }> = {
-  start: { risk: 'low', why: 'starting a VM changes nothing it holds' },
-  snapshot: { risk: 'low', why: 'a snapshot only adds a restore point' },
-  shutdown: { risk: 'medium', why: 'the guest and its services go down (gracefully)' },
-  reboot: { risk: 'medium', why: 'the guest and its services restart' },
-  stop: { risk: 'high', why: 'a hard power-off can lose unsaved guest data' },
-  rollback: { risk: 'high', why: 'a rollback discards everything since the snapshot' },
-  migrate: { risk: 'high', why: 'a migration moves the VM to another node' },
-  delete: { risk: 'high', why: 'deleting destroys the VM and purges its disks' },
-};
+export type VmStepOutcome =
+  | { kind: 'already-done'; detail: string }
+  /** A synchronous change PVE made while answering (config updates). */
+  | { kind: 'applied'; detail: string }
+  | { kind: 'dispatched'; upid: string };
 
-export interface VmPreflight {
-  node: string;
-  status: string;
-  uptimeSeconds: number;
-  tags: string[];
-  snapshots: string[];
-  lock?: string;
-  haState?: string;
-  protection: boolean;
-}
-
-export type VmStepOutcome = { kind: 'already-done'; detail: string } | { kind: 'dispatched'; upid: string };
-
-interface LocatedVm {
-  node: string;
+export interface GuestRef {
+  environment: string;
+  vmid: number;
   name: string;
-  status: string;
 }
 
-/** A refusal that no retry can change: the plan or the VM is not what the request said. */
-function refuse(type: 'PlanRefused' | 'VmIdentityMismatch', message: string): never {
+export interface LocatedGuest {
+  vmid: number;
+  type: GuestType;
+  node: string;
+  status: string;
+  haState?: string;
+}
+
+/** A refusal that no retry can change: the plan or the guest is not what the request said. */
+export function refuse(type: 'PlanRefused' | 'VmIdentityMismatch', message: string): never {
   throw ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
-async function locateVm(client: PveClient, vmid: number): Promise<LocatedVm | undefined> {
-  const vms = await client.cluster.resources({ type: 'vm' });
-  const vm = vms.find((r) => r.vmid === vmid && r.type === 'qemu');
-  return vm?.node ? { node: vm.node, name: vm.name ?? '', status: vm.status ?? 'unknown' } : undefined;
+export function describeGuest(guest: Pick<LocatedGuest, 'type' | 'vmid'>): string {
+  return `${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid}`;
+}
+
+function located(r: ClusterResource): LocatedGuest {
+  return {
+    vmid: r.vmid!,
+    type: r.type as GuestType,
+    node: r.node!,
+    status: r.status ?? 'unknown',
+    ...(r.hastate ? { haState: r.hastate } : {}),
+  };
+}
+
+export async function locateGuest(client: PveClient, vmid: number): Promise<LocatedGuest | undefined> {
+  const guests = await client.cluster.resources({ type: 'vm' });
+  const r = guests.find((g) => g.vmid === vmid && (g.type === 'qemu' || g.type === 'lxc') && g.node);
+  return r ? located(r) : undefined;
+}
+
+/** The PVE API of a guest's type; both share the calls used here. */
+export function guestApi(client: PveClient, type: GuestType) {
+  return type === 'qemu' ? client.qemu : client.lxc;
+}
+
+export async function guestConfig(client: PveClient, guest: LocatedGuest) {
+  return guestApi(client, guest.type).config({ node: guest.node, vmid: guest.vmid });
 }
 
 /** The vmid *and* the name must match what the operator asked for, right before acting. */
-async function verifyIdentity(client: PveClient, vmid: number, name: string): Promise<LocatedVm> {
-  const vm = await locateVm(client, vmid);
-  if (!vm) refuse('VmIdentityMismatch', `VM ${vmid} does not exist in this cluster`);
-  const config = await client.qemu.config({ node: vm.node, vmid });
-  if (config.name !== name) {
-    refuse('VmIdentityMismatch', `VM ${vmid} is named '${config.name ?? ''}', not '${name}': refusing to act on it`);
+export async function verifyIdentity(client: PveClient, vmid: number, name: string): Promise<LocatedGuest> {
+  const guest = await locateGuest(client, vmid);
+  if (!guest) refuse('VmIdentityMismatch', `guest ${vmid} does not exist in this cluster`);
+  const config = await guestConfig(client, guest);
+  const actual = (guest.type === 'qemu' ? config.name : config.hostname) ?? '';
+  if (actual !== name) {
+    refuse('VmIdentityMismatch', `${describeGuest(guest)} is named '${actual}', not '${name}': refusing to act on it`);
   }
-  return vm;
+  return guest;
 }
 
-function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+const SIZE_UNITS: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** Disk keys and their sizes from a guest config (`size=32G` in each drive's property string). */
+function diskSizes(type: GuestType, config: Record<string, unknown>): Record<string, number> {
+  const key = type === 'qemu' ? /^(scsi|virtio|sata|ide)\d+$/ : /^(rootfs|mp\d+)$/;
+  const disks: Record<string, number> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (!key.test(k) || typeof v !== 'string' || /media=cdrom/.test(v)) continue;
+    const m = /(?:^|,)size=(\d+(?:\.\d+)?)([KMGT])?/.exec(v);
+    if (m) disks[k] = Math.round(Number(m[1]) * (SIZE_UNITS[m[2] ?? ''] ?? 1));
+  }
+  return disks;
 }
 
-function stepsFor(input: VmActionInput, vm: VmPreflight, snapshotBeforeChange: boolean, now: Date): PlanStep[] {
-  const base = { vmid: input.vmid, name: input.name, node: vm.node };
-  const running = vm.status === 'running';
-  switch (input.action) {
-    case 'start':
-      return [{ ...base, id: 'start', action: 'start', description: `start VM ${input.vmid} on ${vm.node}` }];
-    case 'stop':
-      return [{ ...base, id: 'stop', action: 'stop', description: `power off VM ${input.vmid} (no guest shutdown)` }];
-    case 'reboot':
-      if (!running) refuse('PlanRefused', `VM ${input.vmid} is not running, so it cannot be rebooted`);
-      return [{ ...base, id: 'reboot', action: 'reboot', description: `reboot VM ${input.vmid} through the guest` }];
-    case 'shutdown':
-      return [
-        {
-          ...base,
-          id: 'shutdown',
-          action: 'shutdown',
-          params: { timeout: input.shutdownTimeoutSeconds, forceStop: input.forceStopAfterTimeout },
-          description:
-            `shut VM ${input.vmid} down gracefully, waiting ${input.shutdownTimeoutSeconds} s` +
-            (input.forceStopAfterTimeout ? ', then power it off' : ''),
-        },
-      ];
-    case 'snapshot': {
-      const snapname = input.snapshot ?? `pm_${stamp(now)}`;
-      return [{ ...base, id: 'snapshot', action: 'snapshot', params: { snapname }, description: `snapshot VM ${input.vmid} as '${snapname}'` }];
+/** The pre-flight summary: status, uptime, node, tags, snapshots, locks, HA, size. */
+export async function readPreflight(client: PveClient, guest: LocatedGuest): Promise<GuestPreflight> {
+  const api = guestApi(client, guest.type);
+  const ref = { node: guest.node, vmid: guest.vmid };
+  const [status, config, snapshots] = await Promise.all([api.status(ref), api.config(ref), api.snapshots(ref)]);
+  const memory = Number(/(\d+)/.exec(String(config['memory'] ?? '512'))?.[1] ?? 512);
+  return {
+    type: guest.type,
+    node: guest.node,
+    status: status.status,
+    uptimeSeconds: status.uptime ?? 0,
+    tags: parseTags(config.tags),
+    snapshots: snapshots.map((s) => s.name).filter((n) => n !== 'current'),
+    protection: Boolean(config.protection),
+    cores: Number(config['cores'] ?? 1),
+    memoryMb: memory,
+    disks: diskSizes(guest.type, config),
+    ...(config.lock ? { lock: config.lock } : {}),
+    ...(guest.haState ? { haState: guest.haState } : {}),
+  };
+}
+
+export function preflightLine(guest: Pick<LocatedGuest, 'type' | 'vmid'>, name: string, p: GuestPreflight): string {
+  const snapshots = p.snapshots.length ? `, snapshots: ${p.snapshots.join(', ')}` : '';
+  const tags = p.tags.length ? `, tags: ${p.tags.join(', ')}` : '';
+  return `${describeGuest(guest)} '${name}' on ${p.node}: ${p.status}, up ${p.uptimeSeconds} s${tags}${snapshots}`;
+}
+
+function requestOf(input: GuestActionInput): GuestActionRequest {
+  if (input.action === 'resize') {
+    return {
+      action: 'resize',
+      vmid: input.vmid,
+      name: input.name,
+      shutdownTimeoutSeconds: 0,
+      forceStopAfterTimeout: false,
+      resize: {
+        ...(input.cores !== undefined ? { cores: input.cores } : {}),
+        ...(input.memoryMb !== undefined ? { memoryMb: input.memoryMb } : {}),
+        ...(input.disk ? { disk: input.disk } : {}),
+      },
+    };
+  }
+  return {
+    action: input.action,
+    vmid: input.vmid,
+    name: input.name,
+    shutdownTimeoutSeconds: input.shutdownTimeoutSeconds,
+    forceStopAfterTimeout: input.forceStopAfterTimeout,
+    ...(input.snapshot ? { snapshot: input.snapshot } : {}),
+    ...(input.target ? { target: input.target } : {}),
+  };
+}
+
+/** Sends a request PVE may act on; an unanswered one is never repeated blindly. */
+async function sendOnce<T>(what: string, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (err) {
+    if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
+      throw ApplicationFailure.create({
+        type: 'OutcomeUnknown',
+        message: `${what} was sent but PVE did not answer; check its task list before retrying (${err.message})`,
+        nonRetryable: true,
+      });
     }
-    case 'rollback': {
-      if (!input.snapshot) refuse('PlanRefused', 'snapshot: a rollback needs the snapshot name');
-      if (!vm.snapshots.includes(input.snapshot)) {
-        refuse('PlanRefused', `snapshot: VM ${input.vmid} has no snapshot '${input.snapshot}' (has: ${vm.snapshots.join(', ') || 'none'})`);
-      }
-      const safety = `pm_pre_rollback_${stamp(now)}`;
-      return [
-        ...(snapshotBeforeChange
-          ? [{ ...base, id: 'snapshot-before', action: 'snapshot', params: { snapname: safety }, description: `snapshot VM ${input.vmid} as '${safety}' before rolling back` }]
-          : []),
-        { ...base, id: 'rollback', action: 'rollback', params: { snapname: input.snapshot }, description: `roll VM ${input.vmid} back to '${input.snapshot}'` },
-      ];
-    }
-    case 'migrate': {
-      if (!input.target) refuse('PlanRefused', 'target: a migration needs the target node');
-      if (input.target === vm.node) refuse('PlanRefused', `target: VM ${input.vmid} already runs on ${vm.node}`);
-      return [
-        {
-          ...base,
-          id: 'migrate',
-          action: 'migrate',
-          target: input.target,
-          params: { target: input.target, online: running },
-          description: `${running ? 'live-' : ''}migrate VM ${input.vmid} from ${vm.node} to ${input.target}`,
-        },
-      ];
-    }
-    case 'delete': {
-      if (vm.protection) refuse('PlanRefused', `VM ${input.vmid} has protection enabled: turn it off in PVE first`);
-      return [
-        ...(running ? [{ ...base, id: 'stop', action: 'stop', description: `power off VM ${input.vmid} before deleting it` }] : []),
-        {
-          ...base,
-          id: 'destroy',
-          action: 'destroy',
-          params: { purge: true, 'destroy-unreferenced-disks': true },
-          description: `destroy VM ${input.vmid} '${input.name}' and purge its disks, backups jobs and HA entries`,
-        },
-      ];
-    }
+    throw err;
   }
 }
 
 export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
   return {
-    async planVmAction(input: VmActionInput): Promise<PlanDraft<{ preflight: VmPreflight }>> {
+    async planVmAction(input: GuestActionInput): Promise<PlanDraft<{ preflight: GuestPreflight }>> {
       const client = await deps.pve(input.environment);
       const policy = deps.config.environments[input.environment]!.policy;
       return withPveFailures(async () => {
-        const vm = await verifyIdentity(client, input.vmid, input.name);
-        const [status, config, snapshots] = await Promise.all([
-          client.qemu.status({ node: vm.node, vmid: input.vmid }),
-          client.qemu.config({ node: vm.node, vmid: input.vmid }),
-          client.qemu.snapshots({ node: vm.node, vmid: input.vmid }),
-        ]);
-        const preflight: VmPreflight = {
-          node: vm.node,
-          status: status.status,
-          uptimeSeconds: status.uptime ?? 0,
-          tags: parseTags(config.tags),
-          snapshots: snapshots.map((s) => s.name).filter((n) => n !== 'current'),
-          protection: Boolean(config.protection),
-          ...(config.lock ? { lock: config.lock } : {}),
-          ...(status.ha?.state ? { haState: status.ha.state } : {}),
-        };
-        const steps = stepsFor(input, preflight, policy.snapshot_before_change, new Date());
-        const { risk, why } = RISK[input.action];
+        const guest = await verifyIdentity(client, input.vmid, input.name);
+        const preflight = await readPreflight(client, guest);
+        let steps: PlanStep[];
+        try {
+          steps = planGuestSteps(requestOf(input), preflight, { snapshotBeforeChange: policy.snapshot_before_change, now: new Date() });
+        } catch (err) {
+          if (err instanceof StepRefusal) refuse('PlanRefused', err.message);
+          throw err;
+        }
+        const { risk, why } = ACTION_RISK[input.action];
         return {
-          summary: `${input.action} VM ${input.vmid} '${input.name}' on ${vm.node} (${preflight.status}, up ${preflight.uptimeSeconds} s)`,
+          summary: `${input.action} ${preflightLine(guest, input.name, preflight)}`,
           risk,
-          reasons: [why, ...(preflight.haState ? [`VM is HA-managed (${preflight.haState})`] : [])],
+          reasons: [why, ...(preflight.haState ? [`${describeGuest(guest)} is HA-managed (${preflight.haState})`] : [])],
           steps,
-          warnings: preflight.lock ? [`VM is locked (${preflight.lock}); PVE will refuse until the lock clears`] : [],
-          nodes: [...new Set([vm.node, ...steps.flatMap((s) => (s.target ? [s.target] : []))])],
+          warnings: preflight.lock ? [`${describeGuest(guest)} is locked (${preflight.lock}); PVE will refuse until the lock clears`] : [],
+          nodes: [...new Set([guest.node, ...steps.flatMap((s) => (s.target ? [s.target] : []))])],
           vmids: [input.vmid],
           estimatedDurationMs: steps.length * 10_000,
           details: { preflight },
@@ -178,64 +208,120 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
     },
 
     /**
-     * Sends one plan step to PVE — once. First the VM's identity is re-verified and the world
+     * Sends one plan step to PVE — once. First the guest's identity is re-verified and the world
      * checked, so a repeated attempt finds the step done instead of doing it twice.
      */
-    async dispatchVmStep(args: { environment: string; vmid: number; name: string; step: PlanStep }): Promise<VmStepOutcome> {
+    async dispatchVmStep(args: GuestRef & { step: PlanStep }): Promise<VmStepOutcome> {
       const client = await deps.pve(args.environment);
       const { vmid, step } = args;
       return withPveFailures(async () => {
-        const vm = await verifyIdentity(client, vmid, args.name);
-        const node = vm.node;
+        const guest = await verifyIdentity(client, vmid, args.name);
+        const { node, type } = guest;
+        const api = guestApi(client, type);
         const p = step.params ?? {};
+        const what = `${step.action} of ${describeGuest(guest)}`;
         const done = (detail: string): VmStepOutcome => ({ kind: 'already-done', detail });
-        const send = async (request: () => Promise<string>): Promise<VmStepOutcome> => {
-          try {
-            return { kind: 'dispatched', upid: await request() };
-          } catch (err) {
-            if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
-              // PVE may have started the task: repeating the request could act twice.
-              throw ApplicationFailure.create({
-                type: 'OutcomeUnknown',
-                message: `${step.action} of VM ${vmid} was sent but PVE did not answer; check its task list before retrying (${err.message})`,
-                nonRetryable: true,
-              });
-            }
-            throw err;
-          }
-        };
+        const send = async (request: () => Promise<string>): Promise<VmStepOutcome> => ({
+          kind: 'dispatched',
+          upid: await sendOnce(what, request),
+        });
         switch (step.action) {
           case 'start':
-            if (vm.status === 'running') return done(`VM ${vmid} is already running`);
-            return send(() => client.qemu.start({ node, vmid }));
+            if (guest.status === 'running') return done(`${describeGuest(guest)} is already running`);
+            return send(() => api.start({ node, vmid }));
           case 'stop':
-            if (vm.status === 'stopped') return done(`VM ${vmid} is already stopped`);
-            return send(() => client.qemu.stop({ node, vmid }));
+            if (guest.status === 'stopped') return done(`${describeGuest(guest)} is already stopped`);
+            return send(() => api.stop({ node, vmid }));
           case 'shutdown':
-            if (vm.status === 'stopped') return done(`VM ${vmid} is already stopped`);
-            return send(() => client.qemu.shutdown({ node, vmid, timeout: Number(p.timeout), forceStop: Boolean(p.forceStop) }));
+            if (guest.status === 'stopped') return done(`${describeGuest(guest)} is already stopped`);
+            return send(() => api.shutdown({ node, vmid, timeout: Number(p['timeout']), forceStop: Boolean(p['forceStop']) }));
           case 'reboot':
-            return send(() => client.qemu.reboot({ node, vmid }));
+            return send(() => api.reboot({ node, vmid }));
           case 'snapshot': {
-            const snapname = String(p.snapname);
-            const existing = await client.qemu.snapshots({ node, vmid });
+            const snapname = String(p['snapname']);
+            const existing = await api.snapshots({ node, vmid });
             if (existing.some((s) => s.name === snapname)) return done(`snapshot '${snapname}' already exists`);
-            return send(() => client.qemu.snapshot({ node, vmid, snapname, description: 'taken by proxmox-manager' }));
+            return send(() => api.snapshot({ node, vmid, snapname, description: 'taken by proxmox-manager' }));
           }
           case 'rollback':
-            return send(() => client.qemu.rollback({ node, vmid, snapname: String(p.snapname) }));
+            return send(() => api.rollback({ node, vmid, snapname: String(p['snapname']), ...(p['start'] ? { start: true } : {}) }));
           case 'migrate': {
-            const target = String(p.target);
-            if (node === target) return done(`VM ${vmid} already runs on ${target}`);
+            const target = String(p['target']);
+            if (node === target) return done(`${describeGuest(guest)} already runs on ${target}`);
             const active = await client.tasks.list({ node, vmid, source: 'active' });
-            const running = active.find((t) => t.type === 'qmigrate' || t.type === 'hamigrate');
+            const running = active.find((t) => t.type === 'qmigrate' || t.type === 'vzmigrate' || t.type === 'hamigrate');
             if (running) return { kind: 'dispatched', upid: running.upid };
-            return send(() => client.qemu.migrate({ node, vmid, target, online: vm.status === 'running' }));
+            const live = guest.status === 'running';
+            return send(() =>
+              type === 'qemu'
+                ? client.qemu.migrate({ node, vmid, target, online: live })
+                : client.lxc.migrate({ node, vmid, target, restart: live }),
+            );
           }
+          case 'config': {
+            const changes = {
+              ...(p['cores'] !== undefined ? { cores: Number(p['cores']) } : {}),
+              ...(p['tags'] !== undefined ? { tags: String(p['tags']) } : {}),
+            };
+            const memory = p['memory'] === undefined ? undefined : Number(p['memory']);
+            if (type === 'qemu') {
+              await sendOnce(what, () =>
+                client.qemu.updateConfig({
+                  node,
+                  vmid,
+                  ...changes,
+                  ...(memory !== undefined ? { memory: String(memory) } : {}),
+                  ...(p['boot'] !== undefined ? { boot: String(p['boot']) } : {}),
+                }),
+              );
+            } else {
+              await sendOnce(what, () => client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }));
+            }
+            return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}` };
+          }
+          case 'resize-disk':
+            if (type !== 'qemu') refuse('PlanRefused', `${describeGuest(guest)}: only VM disks can be grown`);
+            return send(() => client.qemu.resize({ node, vmid, disk: String(p['disk']), size: String(p['size']) }));
           case 'destroy':
-            return send(() => client.qemu.destroy({ node, vmid, purge: true, 'destroy-unreferenced-disks': true }));
+            if (guest.status === 'running') refuse('PlanRefused', `${describeGuest(guest)} is running; it must be stopped before it is destroyed`);
+            return send(() => api.destroy({ node, vmid, purge: true, 'destroy-unreferenced-disks': true }));
           default:
-            throw ApplicationFailure.create({ type: 'PlanRefused', message: `unknown step action '${step.action}'`, nonRetryable: true });
+            refuse('PlanRefused', `unknown step action '${step.action}'`);
+        }
+      });
+    },
+
+    /**
+     * Waits until the guest is where the step should have left it: running, stopped, or on the
+     * migration target. PVE answers requests for HA-managed guests with a task that only queues
+     * them, so the task's success alone proves nothing. Safe to retry: it only reads.
+     */
+    async awaitGuestSettled(args: { environment: string; vmid: number; step: PlanStep; timeoutMs: number }): Promise<LocatedGuest> {
+      const client = await deps.pve(args.environment);
+      const expected = settledState(args.step);
+      const ctx = Context.current();
+      return withPveFailures(async () => {
+        const deadline = Date.now() + args.timeoutMs;
+        let pauseMs = 200;
+        for (;;) {
+          const guest = await locateGuest(client, args.vmid);
+          if (!guest) throw ApplicationFailure.create({ type: 'GuestVanished', message: `guest ${args.vmid} no longer exists`, nonRetryable: true });
+          const there = (!expected?.node || guest.node === expected.node) && (!expected?.status || guest.status === expected.status);
+          if (there) return guest;
+          ctx.heartbeat({ node: guest.node, status: guest.status });
+          if (Date.now() >= deadline) {
+            const want = [expected?.status, expected?.node && `on ${expected.node}`].filter(Boolean).join(' ');
+            throw ApplicationFailure.create({
+              type: 'NotSettled',
+              message:
+                `${describeGuest(guest)} is ${guest.status} on ${guest.node}, not ${want}, ` +
+                `${Math.round(args.timeoutMs / 1000)} s after its ${args.step.action} task ended` +
+                (guest.haState ? ` (HA state: ${guest.haState})` : ''),
+              nonRetryable: true,
+            });
+          }
+          await sleep(pauseMs, undefined, { signal: ctx.cancellationSignal });
+          pauseMs = Math.min(pauseMs * 2, 2_000);
         }
       });
     },

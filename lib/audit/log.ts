@@ -264,7 +264,7 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
   return {
     path,
 
-    append(entry) {
+    async append(entry) {
       checkEntry(entry);
       const result = queue.then(async () => {
         await mkdir(dirname(path), { recursive: true });

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import type { OperationMeta } from '../../workflows/definitions.js';
 import type { EvacuationRequest } from '../planning/evacuation.js';
+import { SERVICE_PATTERN } from '../lifecycle/naming.js';
+import { tagExpressionProblem } from '../lifecycle/tag-expression.js';
 
 const vmid = z.number().int().min(100).max(999_999_999);
 const nodeName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
@@ -85,7 +87,282 @@ export const evacuationOperation = defineOperation({
   nodes: (b) => [b.node],
 });
 
-export const operations = [inventoryOperation, vmActionOperation, evacuationOperation] as const satisfies readonly OperationKind[];
+// Guest lifecycle: create, clone, resize, bulk actions by tag, container patching, ISOs,
+// storage clean-up and stateful PXE installs.
+
+const storageId = z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id');
+const pveTag = z.string().regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, 'must be a PVE tag (letters, digits, _ - + .)');
+const dnsName = z
+  .string()
+  .regex(/^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'must be a DNS name (letters, digits, dashes; at most 63)');
+const snapshotName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/, 'must be a PVE snapshot name');
+const volumeId = (content: 'iso' | 'vztmpl') =>
+  z.string().regex(new RegExp(`^[a-z][a-z0-9\\-_.]*[a-z0-9]:${content}/[^/]+$`, 'i'), `must be a volume id such as 'local:${content}/<file>'`);
+const tagExpression = z
+  .string()
+  .min(1)
+  .superRefine((value, ctx) => {
+    const problem = tagExpressionProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+const sshHostKey = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)');
+
+/** What a new guest may set; everything left out comes from the environment's `defaults`. */
+const newGuest = {
+  /** What the guest is for: names it through the naming policy (`auto-{service}-{vmid}`). */
+  service: z.string().regex(SERVICE_PATTERN, 'must be a service name: lowercase letters, digits and dashes (at most 32)'),
+  /** Overrides the naming policy. */
+  name: dnsName.optional(),
+  /** A specific VMID instead of the next free one in the VM range; refused when it exists. */
+  vmid: vmid.optional(),
+  node: nodeName.optional(),
+  cores: z.number().int().min(1).max(512).optional(),
+  memoryMb: z.number().int().min(16).max(8_388_608).optional(),
+  storage: storageId.optional(),
+  bridge: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a bridge name such as vmbr0').optional(),
+  tags: z.array(pveTag).max(32).default([]),
+  start: z.boolean().default(false),
+};
+const diskGb = z.number().int().min(1).max(65_536).optional();
+
+export const vmCreateOperation = defineOperation({
+  kind: 'vm-create',
+  workflowType: 'createGuest',
+  description: 'Create a VM (or a container from a template) with a fresh VMID, the cluster defaults and the naming policy.',
+  body: z
+    .strictObject({
+      ...common,
+      type: z.enum(['qemu', 'lxc']).default('qemu'),
+      ...newGuest,
+      diskGb,
+      /** VMs: an ISO to put in the CD drive. */
+      iso: volumeId('iso').optional(),
+      /** Containers: the template archive to create from. */
+      ostemplate: volumeId('vztmpl').optional(),
+    })
+    .superRefine((b, ctx) => {
+      if (b.type === 'lxc' && !b.ostemplate) ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'a container needs a template' });
+      if (b.type === 'qemu' && b.ostemplate) ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'only containers are created from a template archive' });
+      if (b.type === 'lxc' && b.iso) ctx.addIssue({ code: 'custom', path: ['iso'], message: 'containers have no CD drive' });
+    }),
+  workflowId: (b, at) => `vm-create/${b.environment}/${b.service}/${at}`,
+  nodes: (b) => (b.node ? [b.node] : []),
+});
+
+export const vmCloneOperation = defineOperation({
+  kind: 'vm-clone',
+  workflowType: 'createGuest',
+  description: 'Clone a VM or template (full or linked) into a new VM with a fresh VMID and the naming policy.',
+  body: z
+    .strictObject({
+      ...common,
+      sourceVmid: vmid,
+      /** Checked against PVE together with the VMID before cloning. */
+      sourceName: z.string().min(1),
+      /** A linked clone (full: false) needs a template as its source. */
+      full: z.boolean().default(true),
+      ...newGuest,
+    }),
+  workflowId: (b, at) => `vm-clone/${b.environment}/${b.sourceVmid}/${at}`,
+  nodes: (b) => (b.node ? [b.node] : []),
+});
+
+export const vmResizeOperation = defineOperation({
+  kind: 'vm-resize',
+  workflowType: 'vmAction',
+  description: 'Change the cores or memory of a VM or container, or grow a VM disk (snapshot first, by policy).',
+  body: z
+    .strictObject({
+      ...common,
+      vmid,
+      name: z.string().min(1),
+      action: z.literal('resize').default('resize'),
+      cores: z.number().int().min(1).max(512).optional(),
+      memoryMb: z.number().int().min(16).max(8_388_608).optional(),
+      disk: z
+        .strictObject({
+          key: z.string().regex(/^((scsi|virtio|sata|ide)\d+|rootfs|mp\d+)$/, 'must be a disk key such as scsi0'),
+          sizeGb: z.number().int().min(1).max(65_536),
+        })
+        .optional(),
+    })
+    .refine((b) => b.cores !== undefined || b.memoryMb !== undefined || b.disk !== undefined, {
+      message: 'name at least one of cores, memoryMb, disk',
+      path: ['cores'],
+    }),
+  workflowId: (b, at) => `vm-resize/${b.environment}/${b.vmid}/${at}`,
+});
+
+export const bulkActionOperation = defineOperation({
+  kind: 'bulk-action',
+  workflowType: 'bulkAction',
+  description: 'Start, shut down, stop, reboot, snapshot or delete every guest matching a tag expression (e.g. `web & !prod`).',
+  body: z.strictObject({
+    ...common,
+    /** `web`, `web & !prod`, `a | b`, `(web | api) & !canary`. */
+    tags: tagExpression,
+    action: z.enum(['start', 'shutdown', 'stop', 'reboot', 'snapshot', 'delete']),
+    types: z.array(z.enum(['qemu', 'lxc'])).min(1).default(['qemu', 'lxc']),
+    nodes: z.array(nodeName).min(1).optional(),
+    snapshot: snapshotName.optional(),
+    shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+    forceStopAfterTimeout: z.boolean().default(false),
+    maxParallel: z.number().int().min(1).max(64).default(8),
+  }),
+  workflowId: (b, at) => `bulk-action/${b.environment}/${b.action}/${at}`,
+  nodes: (b) => b.nodes ?? [],
+});
+
+export const lxcPatchOperation = defineOperation({
+  kind: 'lxc-patch',
+  workflowType: 'patchContainers',
+  description: 'Upgrade the packages of every running container (apt), snapshot first, rolling back failures if asked.',
+  body: z.strictObject({
+    ...common,
+    /** Only containers matching this tag expression; all running containers when absent. */
+    tags: tagExpression.optional(),
+    nodes: z.array(nodeName).min(1).optional(),
+    maxParallel: z.number().int().min(1).max(32).default(4),
+    rollbackOnFailure: z.boolean().default(false),
+    commandTimeoutSeconds: z.number().int().min(30).max(7200).default(1800),
+  }),
+  workflowId: (b, at) => `lxc-patch/${b.environment}/${at}`,
+  nodes: (b) => b.nodes ?? [],
+});
+
+const checksumLength = { md5: 32, sha1: 40, sha224: 56, sha256: 64, sha384: 96, sha512: 128 } as const;
+
+export const isoImportOperation = defineOperation({
+  kind: 'iso-import',
+  workflowType: 'importIso',
+  description: 'Download an ISO image into a storage by URL, verifying its checksum.',
+  body: z
+    .strictObject({
+      ...common,
+      node: nodeName,
+      storage: storageId,
+      url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
+      filename: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.(iso|img)$/, 'must be a file name ending .iso or .img'),
+      checksum: z.string().regex(/^[0-9a-fA-F]+$/, 'must be a hex digest'),
+      checksumAlgorithm: z.enum(['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512']).default('sha256'),
+    })
+    .superRefine((b, ctx) => {
+      const length = checksumLength[b.checksumAlgorithm];
+      if (b.checksum.length !== length) {
+        ctx.addIssue({ code: 'custom', path: ['checksum'], message: `a ${b.checksumAlgorithm} digest has ${length} hex digits` });
+      }
+    }),
+  workflowId: (b, at) => `iso-import/${b.environment}/${b.node}/${b.filename}/${at}`,
+  nodes: (b) => [b.node],
+});
+
+export const storageCleanupOperation = defineOperation({
+  kind: 'storage-cleanup',
+  workflowType: 'removeUnusedImages',
+  description: 'Remove disk images no guest uses (and, if asked, ISO images no VM has inserted).',
+  body: z.strictObject({
+    ...common,
+    node: nodeName.optional(),
+    storage: storageId.optional(),
+    includeIsos: z.boolean().default(false),
+  }),
+  workflowId: (b, at) => `storage-cleanup/${b.environment}/${at}`,
+  nodes: (b) => (b.node ? [b.node] : []),
+});
+
+export const statefulVmOperation = defineOperation({
+  kind: 'create-stateful-vm',
+  workflowType: 'installStatefulVm',
+  description: 'Create a VM that boots from the network, install Alpine to its disk over SSH, and reboot it from disk.',
+  body: z.strictObject({
+    ...common,
+    ...newGuest,
+    diskGb,
+    /** Alpine packages installed on the new system after the disk install. */
+    packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+._-]*$/, 'must be an Alpine package name')).max(50).default([]),
+    /** Fingerprint of the network-booted live image's SSH host key (the gold image's). */
+    liveImageHostKey: sshHostKey.optional(),
+    /** Keep the VM when the install fails part-way, for inspection. */
+    keepOnFailure: z.boolean().default(false),
+    installTimeoutSeconds: z.number().int().min(60).max(7200).default(1800),
+  }),
+  workflowId: (b, at) => `create-stateful-vm/${b.environment}/${b.service}/${at}`,
+  nodes: (b) => (b.node ? [b.node] : []),
+});
+
+// Runbooks and templates: run a runbook, ingest one (adapted to the conventions, saved once
+// approved), build a VM template from a template runbook.
+
+const runbookName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a runbook name (lowercase letters, digits, dashes)');
+/** Runbook parameter values; each is checked against the runbook's own declaration when planning. */
+const runbookParameters = z
+  .record(
+    z.string().regex(/^[a-z][a-z0-9_]*$/, 'parameter names are lowercase identifiers'),
+    z.union([z.string().max(8192), z.number(), z.boolean(), z.array(z.string().max(256)).max(64)]),
+  )
+  .default({});
+
+export const runbookRunOperation = defineOperation({
+  kind: 'runbook-run',
+  workflowType: 'runRunbook',
+  description: 'Run a runbook from runbooks/ with parameters: plan its steps, approve, run them, clean up if one fails.',
+  body: z.strictObject({
+    ...common,
+    runbook: runbookName,
+    parameters: runbookParameters,
+    /** Leave what a failed run created in place, for debugging, instead of cleaning it up. */
+    keepOnFailure: z.boolean().default(false),
+  }),
+  workflowId: (b, at) => `runbook/${b.environment}/${b.runbook}/${at}`,
+});
+
+export const runbookIngestOperation = defineOperation({
+  kind: 'runbook-ingest',
+  workflowType: 'ingestRunbook',
+  description: 'Submit a runbook as markdown: it is validated and adapted to the environment’s conventions, and saved once approved.',
+  body: z.strictObject({
+    ...common,
+    markdown: z.string().min(1).max(256 * 1024, 'a runbook may be at most 256 KiB'),
+    /** Replace an existing runbook of the same name (high risk). */
+    replace: z.boolean().default(false),
+  }),
+  workflowId: (b, at) => `runbook-ingest/${b.environment}/${at}`,
+});
+
+export const templateBuildOperation = defineOperation({
+  kind: 'template-build',
+  workflowType: 'buildTemplate',
+  description:
+    'Build a VM template from a template runbook: VMID from the template range, image checked, disk imported, conventions applied, result verified.',
+  body: z.strictObject({
+    ...common,
+    runbook: runbookName,
+    parameters: runbookParameters,
+    /** Rebuild a template that exists under the same name, removing the old one once the new one is verified. */
+    replaceExisting: z.boolean().default(false),
+    /** Leave a half-built VM in place when a step fails, for debugging. */
+    keepOnFailure: z.boolean().default(false),
+  }),
+  workflowId: (b, at) => `template-build/${b.environment}/${b.runbook}/${at}`,
+  nodes: (b) => (typeof b.parameters.node === 'string' ? [b.parameters.node] : []),
+});
+
+export const operations = [
+  inventoryOperation,
+  vmActionOperation,
+  evacuationOperation,
+  vmCreateOperation,
+  vmCloneOperation,
+  vmResizeOperation,
+  bulkActionOperation,
+  lxcPatchOperation,
+  isoImportOperation,
+  storageCleanupOperation,
+  statefulVmOperation,
+  runbookRunOperation,
+  runbookIngestOperation,
+  templateBuildOperation,
+] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
 
@@ -98,3 +375,14 @@ export type WorkflowInput<S extends z.ZodType> = z.infer<S> & { meta: OperationM
 export type InventoryInput = WorkflowInput<typeof inventoryOperation.body>;
 export type VmActionInput = WorkflowInput<typeof vmActionOperation.body>;
 export type EvacuationInput = WorkflowInput<typeof evacuationOperation.body>;
+export type VmCreateInput = WorkflowInput<typeof vmCreateOperation.body>;
+export type VmCloneInput = WorkflowInput<typeof vmCloneOperation.body>;
+export type VmResizeInput = WorkflowInput<typeof vmResizeOperation.body>;
+export type BulkActionInput = WorkflowInput<typeof bulkActionOperation.body>;
+export type LxcPatchInput = WorkflowInput<typeof lxcPatchOperation.body>;
+export type IsoImportInput = WorkflowInput<typeof isoImportOperation.body>;
+export type StorageCleanupInput = WorkflowInput<typeof storageCleanupOperation.body>;
+export type StatefulVmInput = WorkflowInput<typeof statefulVmOperation.body>;
+export type RunbookRunInput = WorkflowInput<typeof runbookRunOperation.body>;
+export type RunbookIngestInput = WorkflowInput<typeof runbookIngestOperation.body>;
+export type TemplateBuildInput = WorkflowInput<typeof templateBuildOperation.body>;

@@ -104,7 +104,8 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
             const own = diskVolumeName(pool.spec, req.newid, cluster.state.nextDiskIndex(pool, req.newid), false, sourceVolume?.format ?? 'raw');
             volid = `${sid}:${base}/${own.split(':')[1]}`;
             pool.volumes.set(volid, { volid, content: 'images', size, format: sourceVolume?.format ?? 'raw', vmid: req.newid, ctime: cluster.clock.epochSeconds() });
-            ctx.log(`  Logical volume "${own.split(':')[1]}" created.`);
+            const path = pool.pathOf(own);
+            ctx.log(path ? `Formatting '${path}', fmt=qcow2 size=${size} backing_file=../${base}` : `  Logical volume "${own.split(':')[1]}" created.`);
             await ctx.sleep(1000);
           }
           clone.update((c) => (c[d.key] = formatDrive(volid, { ...d.options, size: formatDiskSize(size) })));

@@ -97,11 +97,11 @@ export function deleteSnapshot(cluster: Cluster, caller: Caller, guest: Guest, n
     type: taskType(guest, 'delsnapshot'),
     id: String(guest.vmid),
     authid: caller.authid,
-    run: async () => {
+    run: async (ctx) => {
       const snap = guest.snapshots.get(name);
       if (!snap) throw new Error(`snapshot '${name}' does not exist`);
       await underLock(cluster, guest, 'snapshot-delete', async () => {
-        await cluster.clock.sleep(1000);
+        await ctx.sleep(1000);
         guest.snapshots.delete(name);
         for (const other of guest.snapshots.values()) {
           if (other.parent === name) {

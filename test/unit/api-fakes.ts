@@ -74,6 +74,8 @@ export interface FakeWorkflow {
   update?: (name: string, request: ApprovalRequest) => unknown;
   signals: { name: string; args: unknown[] }[];
   cancelRequested: boolean;
+  /** Everything the API passed to `workflow.start`. */
+  startOptions?: Record<string, unknown>;
 }
 
 export interface FakeTemporal {
@@ -82,6 +84,10 @@ export interface FakeTemporal {
   /** Visibility queries the API sent. */
   listQueries: string[];
   reachable: boolean;
+  /** Called for each started workflow: set its result, failure, query or update behaviour here. */
+  onStart?: (workflow: FakeWorkflow) => void;
+  /** Thrown by `start` instead of starting, when set. */
+  startError?: Error;
   /** Adds an operation as the API would have started it. */
   seed(workflow: Partial<FakeWorkflow> & { workflowId: string; environment: string; kind?: string; requester?: string }): FakeWorkflow;
 }
@@ -178,6 +184,7 @@ export function fakeTemporal(): FakeTemporal {
   fake.client = {
     workflow: {
       async start(type: string, options: { workflowId: string; args: unknown[]; typedSearchAttributes: SearchAttributePair[] }) {
+        if (fake.startError) throw fake.startError;
         if (workflows.has(options.workflowId)) {
           throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', options.workflowId, type);
         }
@@ -191,8 +198,10 @@ export function fakeTemporal(): FakeTemporal {
           startTime: new Date(),
           signals: [],
           cancelRequested: false,
+          startOptions: options,
         };
         workflows.set(w.workflowId, w);
+        fake.onStart?.(w);
         return { ...handle(w.workflowId), firstExecutionRunId: w.runId };
       },
       getHandle: handle,
@@ -255,6 +264,10 @@ export function fakeProxmox(): ReadOnlyProxmox {
   };
 }
 
+/** A response whose JSON tests read freely. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TestResponse = Omit<Response, 'json'> & { json(): Promise<any> };
+
 export interface TestApi {
   app: ReturnType<typeof createApp>;
   temporal: FakeTemporal;
@@ -262,7 +275,11 @@ export interface TestApi {
   logs: string[];
   config: AppConfig;
   /** `app.request` with the named token (none when omitted). */
-  call(method: string, path: string, options?: { token?: TokenName | string; body?: unknown; raw?: string | ReadableStream<Uint8Array>; headers?: Record<string, string> }): Promise<Response>;
+  call(
+    method: string,
+    path: string,
+    options?: { token?: TokenName | string; body?: unknown; raw?: string | ReadableStream<Uint8Array>; headers?: Record<string, string> },
+  ): Promise<TestResponse>;
 }
 
 export function testApi(overrides: Partial<ApiDeps> = {}): TestApi {
@@ -293,14 +310,31 @@ export function testApi(overrides: Partial<ApiDeps> = {}): TestApi {
         body = JSON.stringify(options.body);
         headers['content-type'] ??= 'application/json';
       }
-      return Promise.resolve(app.request(path, { method, headers, body }));
+      return Promise.resolve(app.request(path, { method, headers, body })) as Promise<TestResponse>;
     },
   };
 }
 
+/** A valid request body per operation kind (api-validation.test.ts fails for a kind without one). */
 export const validBodies: Record<string, Record<string, unknown>> = {
   inventory: { environment: 'home' },
   'vm-action': { environment: 'home', vmid: 1001, name: 'web-1', action: 'reboot' },
+  evacuation: { environment: 'home', node: 'pve1' },
+  'vm-create': { environment: 'home', service: 'web' },
+  'vm-clone': { environment: 'home', sourceVmid: 9000, sourceName: 'tpl-debian', service: 'web' },
+  'vm-resize': { environment: 'home', vmid: 1001, name: 'web-1', cores: 4 },
+  'bulk-action': { environment: 'home', tags: 'web & !prod', action: 'reboot' },
+  'lxc-patch': { environment: 'home' },
+  'iso-import': {
+    environment: 'home',
+    node: 'pve1',
+    storage: 'local',
+    url: 'https://example.org/alpine.iso',
+    filename: 'alpine.iso',
+    checksum: 'a'.repeat(64),
+  },
+  'storage-cleanup': { environment: 'home' },
+  'create-stateful-vm': { environment: 'home', service: 'db' },
 };
 
 /** Decoded path of an operation id, as links.self shows it. */

@@ -25,7 +25,7 @@ describe('a bad configuration', () => {
   it('names a cluster without nodes by its path', () => {
     const env = validEnvironment();
     const problems = problemsOf({ environments: { home: { ...env, cluster: { name: 'home' } } } });
-    expect(problems).toEqual([expect.stringMatching(/^environments\.home\.cluster\.nodes: /)]);
+    expect(problems).toEqual([expect.stringMatching(/^environments\.home\.cluster\.nodes: \S/)]);
   });
 
   it('names an empty node list with the reason', () => {

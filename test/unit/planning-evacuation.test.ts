@@ -48,7 +48,7 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
       { storage: 'ceph', node, shared: true, active: true, content: ['images', 'rootdir'], total: 4096 * GiB, used: 0 },
       { storage: 'local-lvm', node, shared: false, active: true, content: ['images', 'rootdir'], total: 512 * GiB, used: 0 },
     ]),
-    guests: guests.map((g) => ({
+    guests: guests.map(({ disks: _d, localResources: _l, notAllowedNodes: _n, ...g }) => ({
       name: `guest${g.vmid}`,
       type: 'qemu',
       node: 'pve1',
@@ -58,7 +58,7 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
       vcpus: 2,
       tags: [],
       haManaged: false,
-      ...pick(g, ['vmid', 'name', 'type', 'node', 'status', 'template', 'memory', 'vcpus', 'tags', 'haManaged', 'lock']),
+      ...g,
     })),
     haRules: [],
     migration: Object.fromEntries(
@@ -69,10 +69,6 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
     ),
     ...over,
   };
-}
-
-function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<T> {
-  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<T>;
 }
 
 describe('planEvacuation', () => {

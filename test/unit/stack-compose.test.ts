@@ -143,10 +143,11 @@ describe('docker-compose.yml', () => {
     expect(read('.dockerignore').split('\n')).toContain('secrets');
   });
 
-  it('gives PVE credentials to the worker only', () => {
+  it('gives the PVE token to the worker and the API (read-only inventory), the SSH key to the worker only', () => {
+    const expected: Record<string, string[]> = { worker: ['pve_api_token', 'pve_ssh_key'], api: ['pve_api_token'] };
     for (const [name, service] of Object.entries(services)) {
       const pve = (service.secrets ?? []).filter((s) => s.startsWith('pve_'));
-      expect(pve, name).toEqual(name === 'worker' ? ['pve_api_token', 'pve_ssh_key'] : []);
+      expect(pve, name).toEqual(expected[name] ?? []);
     }
   });
 });
@@ -166,13 +167,16 @@ describe('config/docker-compose.example.yaml', () => {
     expect(config.secrets_dir.startsWith('/var/lib/proxmox-manager/')).toBe(true);
   });
 
-  it('reads credentials from the docker secrets the worker mounts', () => {
+  it('reads credentials from docker secrets mounted where they are used', () => {
+    const secretName = (ref: unknown) => {
+      expect(ref).toEqual({ file: expect.stringMatching(/^\/run\/secrets\//) });
+      return (ref as { file: string }).file.replace('/run/secrets/', '');
+    };
     for (const env of Object.values(config.environments)) {
-      for (const ref of [env.credentials.token, env.credentials.ssh_key]) {
-        expect(ref).toEqual({ file: expect.stringMatching(/^\/run\/secrets\//) });
-        const secret = (ref as { file: string }).file.replace('/run/secrets/', '');
-        expect(services.worker!.secrets).toContain(secret);
-      }
+      const token = secretName(env.credentials.token);
+      expect(services.worker!.secrets).toContain(token);
+      expect(services.api!.secrets).toContain(token);
+      expect(services.worker!.secrets).toContain(secretName(env.credentials.ssh_key));
     }
   });
 });

@@ -1,0 +1,530 @@
+/**
+ * Runbooks as activities: planning a run (parameters resolved against the environment,
+ * facts read from the node, every step checked), running one step of the plan (a PVE call,
+ * a command on a node or in a guest, an Ansible playbook), and ingesting a submitted runbook
+ * (parsed, adapted to the cluster's conventions, saved once approved).
+ */
+import { execFile } from 'node:child_process';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { EnvironmentConfig } from '../lib/config/schema.js';
+import type { RunbookIngestInput, RunbookRunInput } from '../lib/operations/catalog.js';
+import type { PveClient } from '../lib/pve/client.js';
+import type { EndpointName } from '../lib/pve/endpoints.js';
+import { PveApiError, PveUnavailableError } from '../lib/pve/errors.js';
+import { adaptRunbook, type Adaptation } from '../lib/runbooks/adapt.js';
+import { parseRunbookMarkdown, RunbookError } from '../lib/runbooks/markdown.js';
+import { ParameterError, resolveParameters, type ParameterInput, type ResolvedParameters } from '../lib/runbooks/parameters.js';
+import { finishStep, PlanError, planRunbook, runbookNode, type ResolvedStep, type RunbookFacts, type RunbookPlan } from '../lib/runbooks/plan.js';
+import { UnresolvedPlaceholderError, type Value } from '../lib/runbooks/placeholders.js';
+import {
+  defaultRunbooksDir,
+  loadRunbook,
+  readRunbookText,
+  RunbookConflictError,
+  RunbookNotFoundError,
+  saveRunbook,
+  sha256,
+  type SaveOutcome,
+  type StoredRunbook,
+} from '../lib/runbooks/store.js';
+import { runCommand, SshConnectError, SshError, type CommandResult } from '../lib/ssh/client.js';
+import type { PlanStep } from '../workflows/definitions.js';
+import type { PlanDraft } from '../workflows/operation.js';
+import type { WorkerDeps } from '../worker/deps.js';
+import { toTemporalFailure, withPveFailures } from './failures.js';
+import { refuse } from './vm.js';
+
+export interface RunbookActivityDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
+  /** Where runbooks live; `PM_RUNBOOKS_DIR` or the repository's runbooks/ when absent. */
+  runbooksDir?: string;
+  /** The `ansible-playbook` executable; `PM_ANSIBLE_PLAYBOOK` or `ansible-playbook` on PATH when absent. */
+  ansiblePlaybook?: string;
+}
+
+/** A runbook plan as the workflow carries it: everything needed to apply it, nothing secret. */
+export interface RunbookPlanDetails {
+  runbook: string;
+  /** SHA-256 of the runbook file the plan was made from. */
+  runbookSha256: string;
+  node: string;
+  pveVersion: string;
+  parameters: ResolvedParameters['values'];
+  sources: ResolvedParameters['sources'];
+  plan: RunbookPlan;
+}
+
+export type StepOutcome =
+  | { kind: 'task'; upid: string; allocated?: Record<string, number> }
+  | { kind: 'done'; detail: string; captured: Record<string, string>; allocated?: Record<string, number> };
+
+export interface RunStepRequest {
+  environment: string;
+  step: ResolvedStep;
+  vars: Record<string, Value>;
+  /** Take a free VMID for this (creating) step, skipping those already found taken. */
+  allocate?: NonNullable<RunbookPlan['allocate']> & { exclude: number[] };
+}
+
+export interface IngestDetails {
+  name: string;
+  /** The runbook as it will be saved: adapted to the environment's conventions. */
+  markdown: string;
+  sha256: string;
+  adaptations: Adaptation[];
+  diff: string;
+  /** Set when the runbook replaces one: the file that was reviewed. */
+  previousSha256?: string;
+}
+
+/** Anything that makes a plan impossible, as one non-retryable refusal listing every problem. */
+function refusePlan(err: unknown): never {
+  if (err instanceof RunbookError || err instanceof ParameterError || err instanceof PlanError) {
+    refuse('PlanRefused', `${err.message}`);
+  }
+  if (err instanceof RunbookNotFoundError || err instanceof RunbookConflictError) refuse('PlanRefused', err.message);
+  throw toTemporalFailure(err);
+}
+
+function nonRetryable(type: string, message: string): never {
+  throw ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/** PVE version and storages of the node a runbook runs on. */
+export async function readFacts(client: PveClient, node: string): Promise<RunbookFacts> {
+  const [status, storages] = await Promise.all([client.nodes.status({ node }), client.storage.list({ node })]);
+  const pveVersion = /pve-manager\/([\d.]+)/.exec(status.pveversion ?? '')?.[1] ?? (await client.cluster.version()).version;
+  return {
+    node,
+    pveVersion,
+    storages: Object.fromEntries(storages.filter((s) => s.enabled !== false).map((s) => [s.storage, s.content.split(',').filter(Boolean)])),
+  };
+}
+
+export interface PreparedRunbook {
+  stored: StoredRunbook;
+  details: RunbookPlanDetails;
+}
+
+/**
+ * Load, resolve and plan a runbook for an environment: the common part of running any
+ * runbook and of building a template from one.
+ */
+export async function prepareRunbook(
+  deps: RunbookActivityDeps,
+  request: { environment: string; runbook: string; parameters: Record<string, ParameterInput> },
+  operationId: string,
+): Promise<PreparedRunbook> {
+  const env = environmentOf(deps, request.environment);
+  const client = await deps.pve(request.environment);
+  let stored: StoredRunbook;
+  let resolved: ResolvedParameters;
+  try {
+    stored = await loadRunbook(deps.runbooksDir ?? defaultRunbooksDir(), request.runbook);
+    resolved = await resolveParameters(stored.runbook, request.parameters, env);
+  } catch (err) {
+    refusePlan(err);
+  }
+  const node = runbookNode(stored.runbook, resolved, env);
+  const facts = await withPveFailures(() => readFacts(client, node));
+  let plan: RunbookPlan;
+  try {
+    plan = planRunbook(stored.runbook, resolved, facts, { operation_id: operationId, environment: request.environment });
+  } catch (err) {
+    refusePlan(err);
+  }
+  return {
+    stored,
+    details: {
+      runbook: stored.name,
+      runbookSha256: stored.sha256,
+      node,
+      pveVersion: facts.pveVersion,
+      parameters: resolved.values,
+      sources: resolved.sources,
+      plan,
+    },
+  };
+}
+
+/** The workflow running this activity: the operation a runbook's `{{operation_id}}` names. */
+export function operationId(): string {
+  const info = Context.current().info;
+  return info.workflowExecution?.workflowId ?? info.activityId;
+}
+
+function environmentOf(deps: Pick<RunbookActivityDeps, 'config'>, name: string): EnvironmentConfig {
+  const env = deps.config.environments[name];
+  if (!env) refuse('PlanRefused', `environment: unknown environment '${name}'`);
+  return env;
+}
+
+/** How a resolved step reads in a plan. */
+export function planStepOf(step: ResolvedStep, allocated?: string): PlanStep {
+  const base = { id: step.id, description: step.description };
+  switch (step.kind) {
+    case 'api': {
+      const vmid = typeof step.params.vmid === 'number' ? step.params.vmid : undefined;
+      return {
+        ...base,
+        action: `api:${step.api}`,
+        ...(typeof step.params.node === 'string' ? { node: step.params.node } : {}),
+        ...(vmid !== undefined ? { vmid } : {}),
+        ...(step.verifyName ? { name: step.verifyName } : {}),
+        params: step.params,
+        ...(allocated ? { description: `${step.description} (VMID: the next free one in ${allocated})` } : {}),
+      };
+    }
+    case 'ssh':
+      return { ...base, action: 'ssh', node: step.node, params: { command: step.command } };
+    case 'guest':
+      return { ...base, action: 'guest-ssh', params: { vmid: step.vmid, user: step.user, command: step.command } };
+    case 'ansible':
+      return {
+        ...base,
+        action: 'ansible',
+        params: {
+          playbook: step.playbook,
+          ...(step.limit ? { limit: step.limit } : {}),
+          ...(step.extraVars ? { extraVars: JSON.stringify(step.extraVars) } : {}),
+        },
+      };
+  }
+}
+
+/** The plan steps of a runbook plan, the allocated VMID's range named on the step that takes it. */
+export function planStepsOf(plan: RunbookPlan): PlanStep[] {
+  return plan.steps.map((s) =>
+    planStepOf(s, plan.allocate?.step === s.id ? `${plan.allocate.range.min}-${plan.allocate.range.max}` : undefined),
+  );
+}
+
+const ALREADY_EXISTS = /already exists/;
+
+/** The guest's node and name, or undefined when no such guest exists. */
+async function findGuest(client: PveClient, vmid: number): Promise<{ node: string; type: 'qemu' | 'lxc'; name: string } | undefined> {
+  const found = (await client.cluster.resources({ type: 'vm' })).find((r) => r.vmid === vmid && (r.type === 'qemu' || r.type === 'lxc'));
+  if (!found?.node) return undefined;
+  const type = found.type as 'qemu' | 'lxc';
+  const config =
+    type === 'qemu' ? await client.qemu.config({ node: found.node, vmid }) : await client.lxc.config({ node: found.node, vmid });
+  return { node: found.node, type, name: String((type === 'qemu' ? config.name : config.hostname) ?? '') };
+}
+
+function tail(text: string, lines = 20, chars = 4000): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n').slice(-chars);
+}
+
+/** Named groups of the expected-output regex, or a failure naming the step when it does not match. */
+function matchOutput(step: ResolvedStep, output: string): Record<string, string> {
+  if (step.expectOutput === undefined) return {};
+  const m = new RegExp(step.expectOutput, 'm').exec(output);
+  if (!m) {
+    nonRetryable('StepExpectationFailed', `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`);
+  }
+  return Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+/** A command that ran: its exit code must be the expected one, its output must match. */
+function checkCommand(step: ResolvedStep & { expectExit: number }, result: CommandResult): StepOutcome {
+  if (result.exitCode !== step.expectExit) {
+    nonRetryable(
+      'StepExpectationFailed',
+      `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${result.stderr.trim() ? `: ${tail(result.stderr, 8)}` : ''}`,
+    );
+  }
+  const captured = matchOutput(step, `${result.stdout}\n${result.stderr}`);
+  return { kind: 'done', detail: tail(result.stdout, 3, 500) || `exit ${result.exitCode}`, captured };
+}
+
+/**
+ * SSH failures: only a connection that never got as far as running the command may be
+ * retried; anything after that could run the command twice.
+ */
+function sshFailure(err: unknown, step: ResolvedStep): never {
+  if (err instanceof SshError) {
+    throw ApplicationFailure.create({
+      type: err.name,
+      message: `step ${step.id}: ${err.message}`,
+      nonRetryable: !(err instanceof SshConnectError && err.retryable),
+    });
+  }
+  throw err;
+}
+
+/** Heartbeats while a long command runs, with the last output line. */
+function heartbeating(): { onOutput: (chunk: string) => void; stop: () => void } {
+  const ctx = Context.current();
+  let last = '';
+  const timer = setInterval(() => ctx.heartbeat({ last }), 5_000);
+  return {
+    onOutput: (chunk) => {
+      last = chunk.trimEnd().split('\n').at(-1) ?? last;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? `${homedir()}${path.slice(1)}` : path;
+}
+
+/** Runs a process without a shell; resolves with its exit code and output, never rejects on a non-zero exit. */
+function execProcess(file: string, args: string[], opts: { cwd: string; timeoutMs: number; onOutput: (chunk: string) => void }): Promise<CommandResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = execFile(
+      file,
+      args,
+      { cwd: opts.cwd, timeout: opts.timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ANSIBLE_NOCOLOR: '1' } },
+      (err, stdout, stderr) => {
+        const code = (err as (NodeJS.ErrnoException & { code?: unknown }) | null)?.code;
+        if (err && typeof code === 'string') return reject(err);
+        if (err && (err as { killed?: boolean }).killed) {
+          return reject(new Error(`did not finish within ${opts.timeoutMs} ms and was stopped`));
+        }
+        resolvePromise({ exitCode: typeof code === 'number' ? code : 0, stdout, stderr });
+      },
+    );
+    child.stdout?.on('data', (chunk: Buffer) => opts.onOutput(chunk.toString()));
+  });
+}
+
+export function createRunbookActivities(deps: RunbookActivityDeps) {
+  const runbooksDir = () => deps.runbooksDir ?? defaultRunbooksDir();
+  const ansiblePlaybook = () => deps.ansiblePlaybook ?? process.env.PM_ANSIBLE_PLAYBOOK ?? 'ansible-playbook';
+
+  async function runApi(client: PveClient, req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'api' }>): Promise<StepOutcome> {
+    if (step.destructive && step.verifyName !== undefined && typeof step.params.vmid === 'number') {
+      const guest = await findGuest(client, step.params.vmid);
+      if (!guest) {
+        if (step.api === 'qemuDestroy' || step.api === 'lxcDestroy') {
+          return { kind: 'done', detail: `guest ${step.params.vmid} does not exist (nothing to remove)`, captured: {} };
+        }
+        refuse('VmIdentityMismatch', `step ${step.id}: guest ${step.params.vmid} does not exist`);
+      }
+      if (guest.name !== step.verifyName) {
+        refuse('VmIdentityMismatch', `step ${step.id}: guest ${step.params.vmid} is named '${guest.name}', not '${step.verifyName}': refusing to act on it`);
+      }
+    }
+    const send = async (params: Record<string, Value>): Promise<unknown> => {
+      try {
+        return await client.call(step.api as EndpointName, params as never);
+      } catch (err) {
+        if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent && step.method !== 'GET') {
+          nonRetryable(
+            'OutcomeUnknown',
+            `step ${step.id}: ${step.api} was sent but PVE did not answer; check the cluster (task list) before running it again (${err.message})`,
+          );
+        }
+        throw err;
+      }
+    };
+    const outcome = (answer: unknown, allocated?: Record<string, number>): StepOutcome => {
+      if (step.async && typeof answer === 'string') return { kind: 'task', upid: answer, ...(allocated ? { allocated } : {}) };
+      const output = answer === null || answer === undefined ? '' : JSON.stringify(answer);
+      return { kind: 'done', detail: output.slice(0, 500) || 'done', captured: matchOutput(step, output), ...(allocated ? { allocated } : {}) };
+    };
+
+    const allocate = req.allocate;
+    if (!allocate) return outcome(await send(step.params));
+    const taken = new Set(allocate.exclude);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const used = new Set((await client.cluster.resources({ type: 'vm' })).map((r) => r.vmid));
+      let candidate: number | undefined;
+      for (let id = allocate.range.min; id <= allocate.range.max && candidate === undefined; id++) {
+        if (!used.has(id) && !taken.has(id)) candidate = id;
+      }
+      if (candidate === undefined) {
+        nonRetryable('NoFreeVmid', `step ${step.id}: no free VMID left in ${allocate.range.min}-${allocate.range.max}`);
+      }
+      const params = finishStep(step, { ...req.vars, [allocate.name]: candidate }).params;
+      try {
+        return outcome(await send(params), { [allocate.name]: candidate });
+      } catch (err) {
+        // Another build took this VMID between our read and our create: take the next one.
+        if (err instanceof PveApiError && ALREADY_EXISTS.test(err.pveMessage)) taken.add(candidate);
+        else throw err;
+      }
+    }
+    return nonRetryable('NoFreeVmid', `step ${step.id}: VMIDs kept being taken by others; try again`);
+  }
+
+  async function runGuestCommand(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'guest' }>): Promise<StepOutcome> {
+    const client = await deps.pve(req.environment);
+    const vmid = Number(step.vmid);
+    const guest = await withPveFailures(() => findGuest(client, vmid));
+    if (!guest || guest.type !== 'qemu') refuse('PlanRefused', `step ${step.id}: VM ${step.vmid} does not exist`);
+    const agent = await withPveFailures(() => client.qemu.agentNetworkInterfaces({ node: guest.node, vmid }));
+    const address = agent.result
+      .filter((i) => i.name !== 'lo')
+      .flatMap((i) => i['ip-addresses'] ?? [])
+      .find((a) => a['ip-address-type'] === 'ipv4' && !/^(127\.|169\.254\.)/.test(a['ip-address']))?.['ip-address'];
+    if (!address) {
+      throw ApplicationFailure.create({ type: 'GuestAddressUnknown', message: `step ${step.id}: the guest agent of VM ${vmid} reports no IPv4 address yet` });
+    }
+    const key = await deps.sshTarget(req.environment, guest.node);
+    const beat = heartbeating();
+    try {
+      const result = await runCommand(
+        { host: address, port: 22, username: step.user, privateKey: key.privateKey, hostKeySha256: step.hostKey },
+        step.command,
+        { timeoutMs: step.timeoutMs, allowNonZeroExit: true, label: `step ${step.id}`, onOutput: beat.onOutput },
+      );
+      return checkCommand(step, result);
+    } catch (err) {
+      return sshFailure(err, step);
+    } finally {
+      beat.stop();
+    }
+  }
+
+  async function runPlaybook(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'ansible' }>): Promise<StepOutcome> {
+    const ansible = environmentOf(deps, req.environment).ansible;
+    if (!ansible) refuse('PlanRefused', `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`);
+    const root = resolve(expandHome(ansible.fleet_infra_path));
+    const playbook = resolve(root, step.playbook);
+    const inside = relative(root, playbook);
+    if (inside.startsWith('..') || isAbsolute(inside)) refuse('PlanRefused', `step ${step.id}: playbook ${step.playbook} is outside ${root}`);
+    const args = ['-i', join(root, ansible.inventory), playbook];
+    if (step.limit) args.push('--limit', step.limit);
+    if (step.tags?.length) args.push('--tags', step.tags.join(','));
+    if (step.extraVars) args.push('--extra-vars', JSON.stringify(step.extraVars));
+    const beat = heartbeating();
+    try {
+      const result = await execProcess(ansiblePlaybook(), args, { cwd: root, timeoutMs: step.timeoutMs, onOutput: beat.onOutput });
+      return checkCommand(step, result);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      return nonRetryable('PlaybookFailed', `step ${step.id}: ${ansiblePlaybook()} could not run: ${(err as Error).message}`);
+    } finally {
+      beat.stop();
+    }
+  }
+
+  return {
+    /** Plans a runbook run; refuses (non-retryably) with every problem named by its path. */
+    async planRunbookRun(input: RunbookRunInput): Promise<PlanDraft<RunbookPlanDetails>> {
+      const { details } = await prepareRunbook(deps, input, operationId());
+      const { plan } = details;
+      return {
+        summary: `run runbook ${details.runbook} on ${details.node} (${plan.steps.length} steps${plan.skipped.length ? `, ${plan.skipped.length} skipped` : ''})`,
+        risk: plan.risk,
+        reasons: plan.reasons,
+        steps: planStepsOf(plan),
+        warnings: plan.skipped.map((s) => `step ${s.id} does not run here (${s.why})`),
+        nodes: [details.node],
+        vmids: plan.steps.flatMap((s) => (s.kind === 'api' && typeof s.params.vmid === 'number' ? [s.params.vmid] : [])).filter((v, i, a) => a.indexOf(v) === i),
+        estimatedDurationMs: plan.steps.length * 15_000,
+        details,
+      };
+    },
+
+    /**
+     * Runs one step of a plan, once: a PVE call (returning its task to wait on), a command on
+     * a node or in a guest, or a playbook. Destructive calls first check the guest's vmid and
+     * name. A creating step given `allocate` takes the next free VMID, moving on when PVE
+     * says one is taken.
+     */
+    async runRunbookStep(req: RunStepRequest): Promise<StepOutcome> {
+      let step: ResolvedStep;
+      try {
+        step = finishStep(req.step, req.vars);
+      } catch (err) {
+        if (err instanceof UnresolvedPlaceholderError) nonRetryable('PlanRefused', `step ${req.step.id}: ${err.message}`);
+        throw err;
+      }
+      switch (step.kind) {
+        case 'api': {
+          const client = await deps.pve(req.environment);
+          return withPveFailures(() => runApi(client, req, step));
+        }
+        case 'ssh': {
+          const target = await deps.sshTarget(req.environment, step.node).catch((err: Error) =>
+            refuse('PlanRefused', `step ${step.id}: ${err.message}`),
+          );
+          const beat = heartbeating();
+          try {
+            const result = await runCommand(target, step.command, {
+              timeoutMs: step.timeoutMs,
+              allowNonZeroExit: true,
+              label: `step ${step.id}`,
+              onOutput: beat.onOutput,
+            });
+            return checkCommand(step, result);
+          } catch (err) {
+            return sshFailure(err, step);
+          } finally {
+            beat.stop();
+          }
+        }
+        case 'guest':
+          return runGuestCommand(req, step);
+        case 'ansible':
+          return runPlaybook(req, step);
+      }
+    },
+
+    /** Parses and adapts a submitted runbook; the plan is the adapted file and what changed. */
+    async planRunbookIngest(input: RunbookIngestInput): Promise<PlanDraft<IngestDetails>> {
+      const env = environmentOf(deps, input.environment);
+      let adapted;
+      try {
+        adapted = adaptRunbook(parseRunbookMarkdown(input.markdown, 'the submitted runbook'), input.markdown, env);
+      } catch (err) {
+        refusePlan(err);
+      }
+      const name = adapted.runbook.name;
+      const existing = await readRunbookText(runbooksDir(), name);
+      if (existing !== undefined && !input.replace) {
+        refuse('PlanRefused', `name: runbook '${name}' exists; submit it with replace: true to change it`);
+      }
+      const replacing = existing !== undefined;
+      const steps = adapted.runbook.steps.map((s) => `${s.id} (${s.kind === 'api' ? s.api : s.kind})`);
+      return {
+        summary: `${replacing ? 'replace' : 'add'} runbook ${name}: ${adapted.runbook.description} (${adapted.adaptations.length} adaptations to ${input.environment}'s conventions)`,
+        risk: replacing ? 'high' : 'medium',
+        reasons: [
+          replacing ? `replaces the existing runbook ${name}` : 'adds a runbook operators can run',
+          `its steps: ${steps.join(', ')}`,
+        ],
+        steps: [
+          {
+            id: 'save',
+            action: 'save-runbook',
+            name,
+            description: `write runbooks/${name}.md (${adapted.adaptations.length} adaptations, shown in details)`,
+          },
+        ],
+        warnings: adapted.adaptations.map((a) => `${a.path}: ${JSON.stringify(a.before) ?? '(none)'} -> ${JSON.stringify(a.after) ?? '(removed)'} (${a.reason})`),
+        nodes: [],
+        vmids: [],
+        estimatedDurationMs: 1_000,
+        details: {
+          name,
+          markdown: adapted.markdown,
+          sha256: sha256(adapted.markdown),
+          adaptations: adapted.adaptations,
+          diff: adapted.diff,
+          ...(existing !== undefined ? { previousSha256: sha256(existing) } : {}),
+        },
+      };
+    },
+
+    /** Writes the approved runbook; refuses if the file changed since it was reviewed. */
+    async saveIngestedRunbook(details: IngestDetails): Promise<{ name: string; outcome: SaveOutcome; path: string }> {
+      if (sha256(details.markdown) !== details.sha256) nonRetryable('PlanRefused', 'the runbook text does not match the reviewed plan');
+      try {
+        const outcome = await saveRunbook(runbooksDir(), details.name, details.markdown, {
+          ...(details.previousSha256 ? { previousSha256: details.previousSha256 } : {}),
+        });
+        return { name: details.name, outcome, path: join(runbooksDir(), `${details.name}.md`) };
+      } catch (err) {
+        if (err instanceof RunbookConflictError) nonRetryable('RunbookConflict', err.message);
+        throw err;
+      }
+    },
+  };
+}
+
+export type RunbookActivities = ReturnType<typeof createRunbookActivities>;

@@ -1,0 +1,243 @@
+/**
+ * Storage content: ISO images fetched by URL with their checksum verified by PVE, and the
+ * removal of images no guest uses. A volume counts as used when any guest's configuration —
+ * current or in a snapshot — names it (or a linked clone built on it), so nothing a rollback
+ * still needs is ever removed.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
+import { mapBounded } from '../lib/lifecycle/bounded.js';
+import type { IsoImportInput, StorageCleanupInput } from '../lib/operations/catalog.js';
+import { formatBytes } from '../lib/planning/units.js';
+import type { PveClient } from '../lib/pve/client.js';
+import type { PlanStep } from '../workflows/definitions.js';
+import type { PlanDraft } from '../workflows/operation.js';
+import type { WorkerDeps } from '../worker/deps.js';
+import { withPveFailures } from './failures.js';
+import { guestApi, refuse, type VmStepOutcome } from './vm.js';
+import { PveUnavailableError } from '../lib/pve/errors.js';
+
+export interface UnusedVolume {
+  node: string;
+  storage: string;
+  volid: string;
+  size: number;
+  content: string;
+  /** The guest the volume's name says it belongs to, and whether that guest still exists. */
+  owner?: { vmid: number; exists: boolean; name?: string };
+}
+
+/** Drive values name volumes first: `local-lvm:vm-101-disk-0,size=32G`. */
+function volumeOf(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const first = value.split(',')[0]!.replace(/^(file|volume)=/, '');
+  return first.includes(':') ? first : undefined;
+}
+
+const DRIVE_KEY = /^((ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0|unused\d+|rootfs|mp\d+)$/;
+
+/** Every volume one guest's configuration names, now and in each of its snapshots. */
+async function referencesOf(client: PveClient, guest: Pick<GuestView, 'vmid' | 'type' | 'node'>): Promise<Set<string>> {
+  const api = guestApi(client, guest.type);
+  const ref = { node: guest.node, vmid: guest.vmid };
+  const snapshots = (await api.snapshots(ref)).map((s) => s.name).filter((n) => n !== 'current');
+  const configs = await Promise.all([api.config(ref), ...snapshots.map((snapshot) => api.config({ ...ref, snapshot }))]);
+  const volumes = new Set<string>();
+  for (const config of configs) {
+    for (const [key, value] of Object.entries(config)) {
+      const volid = DRIVE_KEY.test(key) ? volumeOf(value) : undefined;
+      if (volid) volumes.add(volid);
+    }
+  }
+  return volumes;
+}
+
+/** A linked clone's disk (`base-100-disk-0/vm-101-disk-0`) uses its template's base volume. */
+function isReferenced(volid: string, references: ReadonlySet<string>): boolean {
+  if (references.has(volid)) return true;
+  for (const r of references) if (r.startsWith(`${volid}/`)) return true;
+  return false;
+}
+
+export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
+  return {
+    async planIsoImport(input: IsoImportInput): Promise<PlanDraft<{ volid: string }>> {
+      const client = await deps.pve(input.environment);
+      return withPveFailures(async () => {
+        const storages = await client.storage.list({ node: input.node });
+        const storage = storages.find((s) => s.storage === input.storage);
+        if (!storage) refuse('PlanRefused', `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
+        if (!storage.content.split(',').includes('iso')) {
+          refuse('PlanRefused', `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
+        }
+        const volid = `${input.storage}:iso/${input.filename}`;
+        const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
+        if (existing.some((v) => v.volid === volid)) {
+          refuse('PlanRefused', `filename: ${volid} already exists; remove it first or choose another name`);
+        }
+        const steps: PlanStep[] = [
+          {
+            id: 'download',
+            action: 'download',
+            node: input.node,
+            params: { url: input.url, filename: input.filename, [input.checksumAlgorithm]: input.checksum },
+            description: `download ${input.url} to ${volid} on ${input.node}; PVE verifies its ${input.checksumAlgorithm} checksum`,
+          },
+          { id: 'verify', action: 'verify', node: input.node, description: `check ${volid} is listed in ${input.storage}` },
+        ];
+        return {
+          summary: `import ISO ${input.filename} into ${input.storage} on ${input.node}`,
+          risk: 'low',
+          reasons: ['adds a file to a storage; the checksum is verified before it is kept'],
+          steps,
+          warnings: storage.avail !== undefined ? [`${input.storage} has ${formatBytes(storage.avail)} free`] : [],
+          nodes: [input.node],
+          vmids: [],
+          estimatedDurationMs: 60_000,
+          details: { volid },
+        };
+      });
+    },
+
+    /** Starts the download unless the file is already there (an earlier attempt finished it). */
+    async startIsoDownload(input: IsoImportInput): Promise<VmStepOutcome> {
+      const client = await deps.pve(input.environment);
+      return withPveFailures(async () => {
+        const volid = `${input.storage}:iso/${input.filename}`;
+        const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
+        if (existing.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} exists` };
+        const active = await client.tasks.list({ node: input.node, source: 'active', typefilter: 'download' });
+        const running = active.find((t) => t.id === input.filename);
+        if (running) return { kind: 'dispatched', upid: running.upid };
+        const upid = await client.storage.downloadUrl({
+          node: input.node,
+          storage: input.storage,
+          url: input.url,
+          content: 'iso',
+          filename: input.filename,
+          checksum: input.checksum.toLowerCase(),
+          'checksum-algorithm': input.checksumAlgorithm,
+        });
+        return { kind: 'dispatched', upid };
+      });
+    },
+
+    async verifyVolume(args: { environment: string; node: string; storage: string; volid: string }): Promise<{ volid: string; size: number }> {
+      const client = await deps.pve(args.environment);
+      return withPveFailures(async () => {
+        const volumes = await client.storage.content({ node: args.node, storage: args.storage });
+        const volume = volumes.find((v) => v.volid === args.volid);
+        if (!volume) {
+          throw ApplicationFailure.create({ type: 'NotAsPlanned', message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
+        }
+        return { volid: volume.volid, size: volume.size };
+      });
+    },
+
+    async planStorageCleanup(input: StorageCleanupInput): Promise<PlanDraft<{ volumes: UnusedVolume[] }>> {
+      const client = await deps.pve(input.environment);
+      return withPveFailures(async () => {
+        const resources = await client.cluster.resources();
+        const { guests } = inventoryFromResources(resources);
+        const wanted = ['images', 'rootdir', ...(input.includeIsos ? ['iso'] : [])];
+        // Shared storages hold the same volumes on every node: list them once.
+        const seen = new Set<string>();
+        const stores = resources.filter((r) => {
+          if (r.type !== 'storage' || !r.node || !r.storage || r.status !== 'available') return false;
+          if ((input.node && r.node !== input.node) || (input.storage && r.storage !== input.storage)) return false;
+          if (!(r.content ?? '').split(',').some((c) => wanted.includes(c))) return false;
+          const key = r.shared ? r.storage : `${r.node}/${r.storage}`;
+          if (seen.has(key)) return false;
+          seen.add(key);
+          return true;
+        });
+        if (stores.length === 0) refuse('PlanRefused', 'no available storage holds disk images matching node/storage');
+
+        const references = new Set<string>();
+        const reads = await mapBounded(guests, 16, (g) => referencesOf(client, g));
+        for (const r of reads) {
+          if (!r.ok) throw r.error;
+          for (const v of r.value) references.add(v);
+        }
+        const byVmid = new Map(guests.map((g) => [g.vmid, g]));
+        const unused: UnusedVolume[] = [];
+        for (const store of stores) {
+          const volumes = await client.storage.content({ node: store.node!, storage: store.storage! });
+          for (const v of volumes) {
+            if (!wanted.includes(v.content ?? '') || isReferenced(v.volid, references)) continue;
+            const owner = v.vmid !== undefined ? byVmid.get(v.vmid) : undefined;
+            unused.push({
+              node: store.node!,
+              storage: store.storage!,
+              volid: v.volid,
+              size: v.size,
+              content: v.content ?? '',
+              ...(v.vmid !== undefined ? { owner: { vmid: v.vmid, exists: owner !== undefined, ...(owner ? { name: owner.name } : {}) } } : {}),
+            });
+          }
+        }
+        if (unused.length === 0) refuse('PlanRefused', 'nothing to remove: every image is used by a guest');
+
+        const total = unused.reduce((sum, v) => sum + v.size, 0);
+        return {
+          summary: `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
+          risk: 'high',
+          reasons: ['removing a volume destroys its data for good'],
+          steps: unused.map((v) => ({
+            id: `delete/${v.volid}`,
+            action: 'delete-volume',
+            node: v.node,
+            ...(v.owner ? { vmid: v.owner.vmid } : {}),
+            params: { storage: v.storage, volid: v.volid },
+            description:
+              `delete ${v.volid} (${formatBytes(v.size)}, ${v.content})` +
+              (v.owner ? (v.owner.exists ? `: guest ${v.owner.vmid} '${v.owner.name}' no longer uses it` : `: guest ${v.owner.vmid} no longer exists`) : ''),
+          })),
+          warnings: [],
+          nodes: [...new Set(unused.map((v) => v.node))].sort(),
+          vmids: [...new Set(unused.flatMap((v) => (v.owner ? [v.owner.vmid] : [])))],
+          estimatedDurationMs: unused.length * 2_000,
+          details: { volumes: unused },
+        };
+      });
+    },
+
+    /**
+     * Deletes one volume — once — after checking right before that it still exists and that no
+     * guest has started using it since the plan: its owner (disk images carry the owner's VMID;
+     * PVE renames a disk it reassigns), or for an ISO any VM.
+     */
+    async removeVolume(args: { environment: string; volume: UnusedVolume }): Promise<VmStepOutcome> {
+      const client = await deps.pve(args.environment);
+      const { node, storage, volid, content, owner } = args.volume;
+      return withPveFailures(async () => {
+        const present = await client.storage.content({ node, storage });
+        if (!present.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} is gone` };
+        const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
+        const users = guests.filter((g) => (content === 'iso' ? g.type === 'qemu' : g.vmid === owner?.vmid));
+        const reads = await mapBounded(users, 16, (g) => referencesOf(client, g));
+        for (const r of reads) {
+          if (!r.ok) throw r.error;
+          if (isReferenced(volid, r.value)) {
+            throw ApplicationFailure.create({ type: 'VolumeInUse', message: `${volid} is in use again; not removing it`, nonRetryable: true });
+          }
+        }
+        try {
+          const upid = await client.storage.deleteVolume({ node, storage, volume: volid });
+          return upid ? { kind: 'dispatched', upid } : { kind: 'applied', detail: `${volid} removed` };
+        } catch (err) {
+          if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
+            throw ApplicationFailure.create({
+              type: 'OutcomeUnknown',
+              message: `removal of ${volid} was sent but PVE did not answer; check the storage before retrying`,
+              nonRetryable: true,
+            });
+          }
+          throw err;
+        }
+      });
+    },
+  };
+}
+
+export type StorageActivities = ReturnType<typeof createStorageActivities>;

@@ -1,0 +1,141 @@
+/** /nodes/{node}/qemu/* and /nodes/{node}/lxc/* */
+import type { Cluster } from '../cluster.js';
+import { fail } from '../errors.js';
+import type { GuestType } from '../guest-config.js';
+import { cloneVm } from '../ops/clone.js';
+import { taskType } from '../ops/common.js';
+import {
+  configUpdateTask,
+  convertToTemplate,
+  createLxc,
+  createQemu,
+  destroyGuest,
+  resizeDisk,
+  updateConfig,
+} from '../ops/config.js';
+import { lxcMigratePreconditions, migrateGuest, qemuMigratePreconditions } from '../ops/migration.js';
+import { rebootGuest, shutdownGuest, startGuest, stopGuest } from '../ops/power.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, rollbackSnapshot } from '../ops/snapshots.js';
+import { agentNetworkInterfaces, guestList, guestStatus } from '../ops/views.js';
+import type { Guest } from '../state.js';
+import type { Handlers } from './context.js';
+
+function guestAt(cluster: Cluster, params: { node: string; vmid: number }, type: GuestType): Guest {
+  return cluster.state.guestOn(params.node, params.vmid, type);
+}
+
+function configOf(guest: Guest, snapshot: string | undefined): Record<string, unknown> {
+  if (snapshot === undefined) return { ...guest.config, digest: guest.digest };
+  const snap = guest.snapshots.get(snapshot);
+  if (!snap) throw fail(`snapshot '${snapshot}' does not exist`);
+  return { ...snap.config, snaptime: snap.snaptime, ...(snap.parent ? { parent: snap.parent } : {}), digest: guest.digest };
+}
+
+/** PUT/POST params without the routing and control keys, as `qm set` would echo them. */
+function describeUpdate(params: Record<string, unknown>): string {
+  return Object.entries(params)
+    .filter(([k, v]) => k !== 'node' && k !== 'vmid' && v !== undefined)
+    .map(([k, v]) => `-${k} ${typeof v === 'boolean' ? (v ? 1 : 0) : String(v)}`)
+    .join(' ');
+}
+
+export const qemuHandlers: Handlers = {
+  qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
+  qemuCreate: ({ cluster, caller, params }) => createQemu(cluster, caller, params.node, params).upid,
+  qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot),
+  qemuUpdateConfig: async ({ cluster, params }) => {
+    await updateConfig(cluster, guestAt(cluster, params, 'qemu'), params);
+    return null;
+  },
+  qemuUpdateConfigAsync: async ({ cluster, caller, params }) => {
+    const guest = guestAt(cluster, params, 'qemu');
+    await updateConfig(cluster, guest, params);
+    return cluster.tasks.start({
+      node: guest.node,
+      type: taskType(guest, 'config'),
+      id: String(guest.vmid),
+      authid: caller.authid,
+      run: async (ctx) => ctx.log(`update VM ${guest.vmid}: ${describeUpdate(params)}`),
+    }).upid;
+  },
+  qemuDestroy: ({ cluster, caller, params }) =>
+    destroyGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
+      ...(params.purge !== undefined ? { purge: params.purge } : {}),
+      ...(params['destroy-unreferenced-disks'] !== undefined ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] } : {}),
+      ...(params.skiplock !== undefined ? { skiplock: params.skiplock } : {}),
+    }).upid,
+  qemuStatus: ({ cluster, params }) => guestStatus(cluster, guestAt(cluster, params, 'qemu')),
+  qemuStart: ({ cluster, caller, params }) => startGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
+  qemuStop: ({ cluster, caller, params }) => stopGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
+  qemuShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
+  qemuReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
+  qemuClone: ({ cluster, caller, params }) =>
+    cloneVm(cluster, caller, guestAt(cluster, params, 'qemu'), {
+      newid: params.newid,
+      ...(params.name !== undefined ? { name: params.name } : {}),
+      ...(params.description !== undefined ? { description: params.description } : {}),
+      ...(params.full !== undefined ? { full: params.full } : {}),
+      ...(params.target !== undefined ? { target: params.target } : {}),
+      ...(params.storage !== undefined ? { storage: params.storage } : {}),
+      ...(params.format !== undefined ? { format: params.format } : {}),
+      ...(params.bwlimit !== undefined ? { bwlimit: params.bwlimit } : {}),
+    }).upid,
+  qemuTemplate: ({ cluster, caller, params }) => convertToTemplate(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
+  qemuResize: ({ cluster, caller, params }) => {
+    const guest = guestAt(cluster, params, 'qemu');
+    if (params.digest !== undefined && params.digest !== guest.digest) throw fail('checksum mismatch (file change by other user?)');
+    return resizeDisk(cluster, caller, guest, params.disk, params.size).upid;
+  },
+  qemuSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'qemu')),
+  qemuSnapshotCreate: ({ cluster, caller, params }) =>
+    createSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname, params.description, params.vmstate).upid,
+  qemuSnapshotDelete: ({ cluster, caller, params }) => deleteSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname).upid,
+  qemuSnapshotRollback: ({ cluster, caller, params }) =>
+    rollbackSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname, params.start).upid,
+  qemuMigratePreconditions: ({ cluster, params }) => qemuMigratePreconditions(cluster, guestAt(cluster, params, 'qemu')),
+  qemuMigrate: ({ cluster, caller, params }) =>
+    migrateGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
+      target: params.target,
+      online: params.online ?? false,
+      withLocalDisks: params['with-local-disks'] ?? false,
+      force: params.force ?? false,
+      ...(params.bwlimit !== undefined ? { bwlimit: params.bwlimit } : {}),
+      ...(params.targetstorage !== undefined ? { targetstorage: params.targetstorage } : {}),
+    }).upid,
+  qemuAgentNetworkInterfaces: ({ cluster, params }) => agentNetworkInterfaces(cluster, guestAt(cluster, params, 'qemu')),
+};
+
+export const lxcHandlers: Handlers = {
+  lxcList: ({ cluster, params, can }) => guestList(cluster, params.node, 'lxc', can),
+  lxcCreate: ({ cluster, caller, params }) => createLxc(cluster, caller, params.node, params).upid,
+  lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot),
+  lxcUpdateConfig: async ({ cluster, params }) => {
+    await updateConfig(cluster, guestAt(cluster, params, 'lxc'), params);
+    return null;
+  },
+  lxcDestroy: ({ cluster, caller, params }) =>
+    destroyGuest(cluster, caller, guestAt(cluster, params, 'lxc'), {
+      ...(params.purge !== undefined ? { purge: params.purge } : {}),
+      ...(params['destroy-unreferenced-disks'] !== undefined ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] } : {}),
+    }).upid,
+  lxcStatus: ({ cluster, params }) => guestStatus(cluster, guestAt(cluster, params, 'lxc')),
+  lxcStart: ({ cluster, caller, params }) => startGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
+  lxcStop: ({ cluster, caller, params }) => stopGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
+  lxcShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
+  lxcReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
+  lxcSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'lxc')),
+  lxcSnapshotCreate: ({ cluster, caller, params }) =>
+    createSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.description).upid,
+  lxcSnapshotDelete: ({ cluster, caller, params }) => deleteSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname).upid,
+  lxcSnapshotRollback: ({ cluster, caller, params }) =>
+    rollbackSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.start).upid,
+  lxcMigratePreconditions: ({ cluster, params }) => lxcMigratePreconditions(cluster, guestAt(cluster, params, 'lxc')),
+  lxcMigrate: ({ cluster, caller, params }) =>
+    migrateGuest(cluster, caller, guestAt(cluster, params, 'lxc'), {
+      target: params.target,
+      online: params.online ?? false,
+      restart: params.restart ?? false,
+      ...(params.bwlimit !== undefined ? { bwlimit: Math.floor(params.bwlimit) } : {}),
+      ...(params['target-storage'] !== undefined ? { targetstorage: params['target-storage'] } : {}),
+    }).upid,
+};

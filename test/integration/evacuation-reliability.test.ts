@@ -1,0 +1,197 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createAuditActivities } from '../../activities/audit.js';
+import { createMigrationActivities } from '../../activities/migration.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
+import { simConnection, simDeps, withAutomationToken } from '../../bench/sim-environment.js';
+import { createAuditLog } from '../../lib/audit/log.js';
+import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
+import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
+import type { Scenario } from '../../sim/scenario.js';
+import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
+
+/** Twelve 8 GiB VMs on pve01, a third with local disks; three roomy targets. */
+function twelveVms(): Scenario {
+  return withAutomationToken({
+    nodes: [{ name: 'pve01' }, { name: 'pve02' }, { name: 'pve03' }, { name: 'pve04' }],
+    storages: [
+      { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], size: '1T' },
+      { id: 'ceph', type: 'rbd', content: ['images', 'rootdir'], size: '20T' },
+    ],
+    guests: Array.from({ length: 12 }, (_, i) => ({
+      vmid: 1001 + i,
+      name: `app${i + 1}`,
+      node: 'pve01',
+      memory: 8192,
+      disks: [{ storage: i % 3 === 0 ? 'local-lvm' : 'ceph', size: '16G' }],
+    })),
+  });
+}
+
+describe('evacuation reliability', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  async function simulator(scenario: Scenario, speed: number): Promise<SimulatedCluster> {
+    const sim = await startSimulator({ scenario, speed });
+    cleanup.push(() => sim.stop());
+    return sim;
+  }
+
+  async function auditPath(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'evacuation-audit-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    return join(dir, 'audit.log');
+  }
+
+  async function inProcessWorker(sim: SimulatedCluster, audit: string, taskQueue?: string): Promise<TestWorker> {
+    const deps = simDeps(simConnection(sim));
+    const worker = await startTestWorker({
+      ...(taskQueue ? { taskQueue } : {}),
+      activities: {
+        ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+        ...createAuditActivities(createAuditLog(audit)),
+      },
+    });
+    cleanup.push(async () => {
+      await worker.shutdown();
+      await deps.close();
+    });
+    return worker;
+  }
+
+  async function childWorker(sim: SimulatedCluster, audit: string, taskQueue: string): Promise<ChildProcess> {
+    const script = fileURLToPath(new URL('./evacuation-worker.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      env: {
+        ...process.env,
+        EVACUATION_WORKER: JSON.stringify({
+          address: inject('temporalAddress'),
+          namespace: inject('temporalNamespace'),
+          taskQueue,
+          workflowBundlePath: inject('workflowBundlePath'),
+          auditPath: audit,
+          sim: simConnection(sim),
+        }),
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanup.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
+    });
+    const [line] = (await Promise.race([
+      once(child.stdout!, 'data'),
+      once(child, 'exit').then(() => {
+        throw new Error('worker process exited before it was ready');
+      }),
+    ])) as [Buffer];
+    expect(line.toString()).toContain('ready');
+    return child;
+  }
+
+  it('resumes after the worker is killed mid-evacuation: every VM ends where planned, migrated exactly once', async () => {
+    const sim = await simulator(twelveVms(), 10);
+    const audit = await auditPath();
+    const taskQueue = uniqueTaskQueue('evacuation-kill');
+    const child = await childWorker(sim, audit, taskQueue);
+
+    const handle = await startEvacuation(await testConnection(), taskQueue, evacuationInput({ node: 'pve01', maxParallel: 4 }));
+    const planned = await approveWhenPlanned(handle);
+    const plan = planned.plan!.details as EvacuationPlan;
+    expect(plan.moves).toHaveLength(12);
+
+    // Kill it while some migrations have finished and others are under way.
+    const migrations = () => sim.cluster.tasks.all().filter((t) => t.type === 'qmigrate');
+    await expect
+      .poll(() => {
+        const tasks = migrations();
+        return tasks.filter((t) => t.status === 'stopped').length >= 2 && tasks.some((t) => t.status === 'running');
+      }, { timeout: 60_000, interval: 20 })
+      .toBe(true);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const runningAtKill = migrations().filter((t) => t.status === 'running').map((t) => Number(t.id));
+    expect(runningAtKill.length).toBeGreaterThan(0);
+
+    await inProcessWorker(sim, audit, taskQueue);
+    const { result } = await handle.result();
+
+    expect(result?.outcome).toBe('evacuated');
+    for (const move of plan.moves) {
+      expect([move.vmid, sim.state.guests.get(move.vmid)!.node]).toEqual([move.vmid, move.target]);
+      expect([move.vmid, sim.counters.tasks('qmigrate', move.vmid)]).toEqual([move.vmid, 1]);
+      expect([move.vmid, sim.counters.calls('qemuMigrate', move.vmid)]).toEqual([move.vmid, 1]);
+    }
+    // The migrations the dead worker had started were picked up again, not started anew.
+    for (const vmid of runningAtKill) {
+      expect(result?.guests.find((g) => g.vmid === vmid)).toMatchObject({ state: 'migrated', attached: true });
+    }
+  });
+
+  it('reports a failed migration with its task log, finishes the others, and repeats only safe calls', async () => {
+    const sim = await simulator(twelveVms(), 20);
+    // The migration task of 1003 fails; PVE's answer to 1005's migrate request is lost after it
+    // acted; 1006's request fails before it reaches PVE; one API call in ten fails at random.
+    sim.faults.failTask({ type: 'qmigrate', vmid: 1003 });
+    sim.faults.failCalls({ kind: 'reset-after', match: 'POST /nodes/pve01/qemu/1005/migrate' });
+    sim.faults.failCalls({ kind: 'error', match: 'POST /nodes/pve01/qemu/1006/migrate' });
+    sim.faults.setApi({ errorRate: 0.1 });
+    const worker = await inProcessWorker(sim, await auditPath());
+
+    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ node: 'pve01', onFailure: 'continue' }));
+    await approveWhenPlanned(handle);
+    const { result } = await handle.result();
+    sim.faults.setApi({ errorRate: 0 });
+
+    expect(result?.outcome).toBe('incomplete');
+    const failed = result?.guests.find((g) => g.vmid === 1003);
+    expect(failed).toMatchObject({ state: 'failed', errorType: 'MigrationFailed', upid: expect.stringContaining(':qmigrate:1003:') });
+    expect(failed && 'log' in failed ? failed.log : []).toContain('TASK ERROR: migration aborted');
+    expect(result?.guests.filter((g) => g.state === 'migrated').map((g) => g.vmid)).toHaveLength(11);
+    expect(result?.verification.unexpectedOnSource).toEqual([{ vmid: 1003, name: 'app3' }]);
+
+    for (let vmid = 1001; vmid <= 1012; vmid++) {
+      // One migration task per VM — the failed one included: a failed migration is not retried.
+      expect([vmid, sim.counters.tasks('qmigrate', vmid)]).toEqual([vmid, 1]);
+      // One migrate request that PVE acted on per VM, even where an answer was lost.
+      expect([vmid, sim.counters.calls('qemuMigrate', vmid)]).toEqual([vmid, 1]);
+    }
+    expect(result?.guests.find((g) => g.vmid === 1005)).toMatchObject({ state: 'migrated', attached: true });
+  });
+
+  it('starts nothing new after a failure when told to stop', async () => {
+    const scenario = twelveVms();
+    // The largest VM starts first; its migration fails.
+    scenario.guests![0] = { ...scenario.guests![0]!, memory: 16384 };
+    const sim = await simulator(scenario, 20);
+    sim.faults.failTask({ type: 'qmigrate', vmid: 1001 });
+    const worker = await inProcessWorker(sim, await auditPath());
+
+    const handle = await startEvacuation(
+      worker.client,
+      worker.taskQueue,
+      evacuationInput({ node: 'pve01', maxParallel: 2, onFailure: 'stop' }),
+    );
+    await approveWhenPlanned(handle);
+    const { result } = await handle.result();
+
+    expect(result?.outcome).toBe('incomplete');
+    expect(result?.guests.find((g) => g.vmid === 1001)?.state).toBe('failed');
+    const notStarted = result?.guests.filter((g) => g.state === 'not-started') ?? [];
+    expect(notStarted.length).toBeGreaterThan(0);
+    for (const g of notStarted) {
+      expect([g.vmid, sim.counters.tasks('qmigrate', g.vmid), sim.state.guests.get(g.vmid)!.node]).toEqual([g.vmid, 0, 'pve01']);
+      expect('error' in g ? g.error : '').toMatch(/^VM 1001 \(app1\) failed: migration of VM 1001 \(app1\) to pve0\d failed: migration aborted$/);
+    }
+  });
+});

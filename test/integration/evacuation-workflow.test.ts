@@ -1,0 +1,117 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditActivities } from '../../activities/audit.js';
+import { createMigrationActivities } from '../../activities/migration.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
+import { simConnection, simDeps, withAutomationToken } from '../../bench/sim-environment.js';
+import { createAuditLog } from '../../lib/audit/log.js';
+import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
+import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
+import type { Scenario } from '../../sim/scenario.js';
+import { statusQuery } from '../../workflows/definitions.js';
+import { startTestWorker, type TestWorker } from '../support/temporal.js';
+
+/** pve01 holds a bit of everything an evacuation meets; pve02 and pve03 have room. */
+const scenario: Scenario = {
+  nodes: [{ name: 'pve01' }, { name: 'pve02' }, { name: 'pve03' }],
+  storages: [
+    { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], size: '500G' },
+    { id: 'local', type: 'dir', content: ['iso', 'vztmpl'], size: '100G', path: '/var/lib/vz' },
+    { id: 'nfs', type: 'nfs', content: ['images', 'iso'], size: '4T' },
+  ],
+  content: [{ volid: 'local:iso/installer.iso', size: '600M', node: 'pve01' }],
+  guests: [
+    { vmid: 101, name: 'web', node: 'pve01', memory: 4096, disks: [{ storage: 'nfs', size: '32G' }], tags: ['anti-affinity-web'] },
+    { vmid: 102, name: 'web2', node: 'pve01', memory: 4096, disks: [{ storage: 'nfs', size: '32G' }], tags: ['anti-affinity-web'] },
+    { vmid: 103, name: 'db', node: 'pve01', memory: 8192, disks: [{ storage: 'local-lvm', size: '20G' }] },
+    { vmid: 104, name: 'gpu', node: 'pve01', hostpci: ['0000:01:00.0'], disks: [{ storage: 'nfs', size: '32G' }] },
+    { vmid: 105, name: 'installer', node: 'pve01', cdrom: 'local:iso/installer.iso', disks: [{ storage: 'nfs', size: '8G' }] },
+    { vmid: 106, name: 'proxy', type: 'lxc', node: 'pve01', memory: 1024, disks: [{ storage: 'local-lvm', size: '8G' }] },
+    { vmid: 107, name: 'archive', node: 'pve01', status: 'stopped', disks: [{ storage: 'nfs', size: '8G' }] },
+    { vmid: 108, name: 'dns', node: 'pve01', ha: true, disks: [{ storage: 'nfs', size: '8G' }] },
+    { vmid: 200, name: 'other', node: 'pve02', memory: 2048, disks: [{ storage: 'nfs', size: '8G' }] },
+  ],
+};
+
+describe('evacuateNode on the simulator', () => {
+  let sim: SimulatedCluster;
+  let deps: ReturnType<typeof simDeps>;
+  let worker: TestWorker;
+  let auditDir: string;
+
+  beforeAll(async () => {
+    sim = await startSimulator({ scenario: withAutomationToken(scenario), speed: 20 });
+    deps = simDeps(simConnection(sim));
+    auditDir = await mkdtemp(join(tmpdir(), 'evacuation-audit-'));
+    worker = await startTestWorker({
+      activities: {
+        ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+        ...createAuditActivities(createAuditLog(join(auditDir, 'audit.log'))),
+      },
+    });
+  });
+  afterAll(async () => {
+    await worker?.shutdown();
+    await deps?.close();
+    await sim?.stop();
+    if (auditDir) await rm(auditDir, { recursive: true, force: true });
+  });
+
+  it('shows the plan and moves nothing on a dry run', async () => {
+    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ node: 'pve01', dryRun: true }));
+    const result = await handle.result();
+
+    expect(result.outcome).toBe('dry-run');
+    expect(result.plan.risk).toBe('high');
+    expect(sim.counters.tasks('qmigrate') + sim.counters.tasks('vzmigrate')).toBe(0);
+  });
+
+  it('waits for approval, moves every movable guest once, and leaves the rest with their reasons', async () => {
+    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ node: 'pve01', containers: 'restart' }));
+    const planned = await approveWhenPlanned(handle);
+    const plan = planned.plan!.details as EvacuationPlan;
+
+    expect(planned.requester).toBe('operator');
+    expect(plan.leftBehind.map((l) => [l.vmid, l.reason])).toEqual([
+      [104, 'uses host-bound device hostpci0, which pins it to pve01'],
+      [105, 'local ISO local:iso/installer.iso is attached (ide2); eject it or keep the ISO on shared storage'],
+    ]);
+    const modes = Object.fromEntries(plan.moves.map((m) => [m.vmid, m.mode]));
+    expect(modes).toEqual({ 101: 'online', 102: 'online', 103: 'online', 106: 'restart', 107: 'offline', 108: 'online' });
+    const target = (vmid: number) => plan.moves.find((m) => m.vmid === vmid)!.target;
+    expect(target(101)).not.toBe(target(102));
+
+    const { result } = await handle.result();
+    expect(result?.outcome).toBe('evacuated');
+    expect(result?.verification).toEqual({ ok: true, unexpectedOnSource: [], misplaced: [], wrongState: [] });
+    expect(result?.guests.map((g) => [g.vmid, g.state])).toEqual([
+      [101, 'migrated'],
+      [102, 'migrated'],
+      [103, 'migrated'],
+      [104, 'left-behind'],
+      [105, 'left-behind'],
+      [106, 'migrated'],
+      [107, 'migrated'],
+      [108, 'migrated'],
+    ]);
+    for (const move of plan.moves) {
+      const guest = sim.state.guests.get(move.vmid)!;
+      expect([move.vmid, guest.node, guest.status]).toEqual([move.vmid, move.target, move.priorStatus]);
+      const type = move.type === 'qemu' ? 'qmigrate' : 'vzmigrate';
+      expect([move.vmid, sim.counters.tasks(type, move.vmid)]).toEqual([move.vmid, 1]);
+    }
+    expect(sim.state.guests.get(104)!.node).toBe('pve01');
+
+    // PVE answers for the HA-managed guest with an `hamigrate` request; HA runs the real migration.
+    const dns = result?.guests.find((g) => g.vmid === 108);
+    expect(dns).toMatchObject({ haUpid: expect.stringContaining(':hamigrate:108:'), upid: expect.stringContaining(':qmigrate:108:') });
+    expect(sim.counters.tasks('hamigrate', 108)).toBe(1);
+
+    const status = await handle.query(statusQuery);
+    expect(status.phase).toBe('completed');
+    expect(status.steps.filter((s) => s.id.startsWith('migrate-')).map((s) => s.state)).toEqual(Array(6).fill('succeeded'));
+    expect(status.steps.find((s) => s.id === 'verify')?.state).toBe('succeeded');
+  });
+});

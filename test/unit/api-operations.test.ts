@@ -1,0 +1,377 @@
+/**
+ * How the API drives operations, against a fake Temporal client: what it starts and with
+ * which inputs, how approvals are answered (at once, or by signal when no worker answers),
+ * what it lists and shows, what it audits, and how it fails. The same flows run against the
+ * real Temporal dev server in test/integration/api-operations.test.ts.
+ */
+import { ServiceError } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
+import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
+import { operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
+
+const deleteRequest = { environment: 'home', vmid: 1001, name: 'web-1', action: 'delete' };
+const expectedId = 'vm-action/home/1001/delete/20251122T042713Z';
+
+describe('starting an operation', () => {
+  it('starts the catalog workflow with the validated body, the caller and the approval policy', async () => {
+    const api = testApi();
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
+    expect(response.status).toBe(202);
+    const body = await response.json();
+    expect(body).toEqual({
+      id: expectedId,
+      runId: expect.any(String),
+      kind: 'vm-action',
+      state: 'running',
+      links: {
+        self: `/v1/operations/${encodeURIComponent(expectedId)}`,
+        temporalUi: `http://ui.test/namespaces/default/workflows/${encodeURIComponent(expectedId)}`,
+      },
+    });
+    expect(response.headers.get('location')).toBe(body.links.self);
+
+    const workflow = api.temporal.workflows.get(expectedId)!;
+    expect(workflow.type).toBe('vmAction');
+    expect(workflow.args).toEqual([
+      {
+        ...deleteRequest,
+        dryRun: false,
+        shutdownTimeoutSeconds: 120,
+        forceStopAfterTimeout: false,
+        meta: { requester: 'otto', environment: 'home', dryRun: false, approvalTimeoutMs: 24 * 3_600_000, autoApprove: ['low'] },
+      },
+    ]);
+    expect(workflow.startOptions).toMatchObject({ taskQueue: 'test', workflowId: expectedId });
+    expect(workflow.attributes).toEqual(
+      expect.arrayContaining([
+        { key: PmOperationKind, value: 'vm-action' },
+        { key: PmEnvironment, value: 'home' },
+        { key: PmRequester, value: 'otto' },
+        { key: PmApprovalState, value: 'planning' },
+      ]),
+    );
+  });
+
+  it('records the request in the audit log', async () => {
+    const api = testApi();
+    await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
+    const [record] = await api.audit.read();
+    expect(record).toMatchObject({
+      actor: 'otto',
+      action: 'api.operation.start',
+      result: 'started',
+      operationId: expectedId,
+      kind: 'vm-action',
+      environment: 'home',
+      detail: { status: 202, method: 'POST', request: { ...deleteRequest, dryRun: false } },
+    });
+  });
+
+  it('answers an identical request in the same second with 409, and audits it', async () => {
+    const api = testApi();
+    await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
+    const again = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
+    expect(again.status).toBe(409);
+    expect((await again.json()).error.code).toBe('already_started');
+    expect((await api.audit.read()).map((r) => r.result)).toEqual(['started', 'already_started']);
+  });
+
+  it('with dryRun, waits for the plan and returns it', async () => {
+    const api = testApi();
+    const plan = { version: 1, summary: 'delete VM 1001 (web-1)', risk: 'high', steps: [] };
+    api.temporal.onStart = (w) => {
+      w.result = { outcome: 'dry-run', plan };
+    };
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ id: expectedId, state: 'completed', result: { outcome: 'dry-run', plan } });
+    expect((await api.audit.read())[0]).toMatchObject({ result: 'dry-run' });
+  });
+
+  it('with dryRun, answers 422 when the plan cannot be made', async () => {
+    const api = testApi();
+    api.temporal.onStart = (w) => {
+      w.failure = workflowFailure("VM 1001 is named 'db-1', not 'web-1': refusing to act on it");
+    };
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    expect(response.status).toBe(422);
+    expect((await response.json()).error).toEqual({
+      code: 'plan_failed',
+      message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1': refusing to act on it",
+    });
+  });
+
+  it('answers 503 when Temporal is unreachable', async () => {
+    const api = testApi();
+    api.temporal.startError = new ServiceError('Failed to start Workflow', {
+      cause: Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: 14, details: 'x', metadata: {} }),
+    });
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
+    expect(response.status).toBe(503);
+    expect((await response.json()).error.code).toBe('temporal_unavailable');
+  });
+
+  it('answers anything unexpected with a generic 500 and a correlation id, logging it without secrets', async () => {
+    const api = testApi();
+    api.temporal.startError = new Error('boom: header was PVEAPIToken=root@pam!ci=0b5c2a9e-1111-2222-3333-444455556666');
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
+    expect(response.status).toBe(500);
+    const { error } = await response.json();
+    expect(error).toEqual({ code: 'internal', message: expect.stringMatching(/correlation id/), correlationId: expect.stringMatching(/^req_/) });
+    expect(response.headers.get('x-request-id')).toBe(error.correlationId);
+    expect(api.logs).toHaveLength(1);
+    expect(api.logs[0]).toContain(error.correlationId);
+    expect(api.logs[0]).not.toContain('0b5c2a9e');
+    expect(api.logs[0]).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('deciding on a plan', () => {
+  const seed = (api: ReturnType<typeof testApi>, update?: (name: string, r: { by: string; planVersion: number; reason?: string }) => unknown) =>
+    api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto', ...(update ? { update } : {}) });
+
+  it('approves through the workflow update, as the caller', async () => {
+    const api = testApi();
+    const calls: unknown[] = [];
+    seed(api, (name, request) => {
+      calls.push({ name, request });
+      return { decision: 'approved', by: request.by, at: '2025-11-22T04:30:00Z', planVersion: request.planVersion };
+    });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1, reason: 'checked' } });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      id: expectedId,
+      state: 'decided',
+      decision: { decision: 'approved', by: 'anna', at: '2025-11-22T04:30:00Z', planVersion: 1 },
+    });
+    expect(calls).toEqual([{ name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked' } }]);
+    expect((await api.audit.read())[0]).toMatchObject({
+      actor: 'anna',
+      action: 'api.operation.approve',
+      result: 'approved',
+      operationId: expectedId,
+      environment: 'home',
+      detail: { planVersion: 1, reason: 'checked' },
+    });
+  });
+
+  it("answers the workflow's refusal at once with 409 and its reason", async () => {
+    const api = testApi();
+    seed(api, () => {
+      throw refusal('a high-risk operation cannot be approved by the actor who requested it');
+    });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'admin', body: { planVersion: 1 } });
+    expect(response.status).toBe(409);
+    expect((await response.json()).error).toEqual({
+      code: 'refused',
+      message: 'a high-risk operation cannot be approved by the actor who requested it',
+    });
+    expect((await api.audit.read())[0]).toMatchObject({ result: 'refused', detail: { message: expect.stringMatching(/high-risk/) } });
+  });
+
+  it('falls back to a signal when no worker answers the update, and says so', async () => {
+    const api = testApi();
+    const workflow = seed(api, () => {
+      throw updateTimeout();
+    });
+    const response = await api.call('POST', operationPath(expectedId, '/reject'), { token: 'approver', body: { planVersion: 2, reason: 'wrong VM' } });
+    expect(response.status).toBe(202);
+    expect(await response.json()).toMatchObject({ id: expectedId, state: 'accepted' });
+    expect(workflow.signals).toEqual([{ name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM' }] }]);
+    expect((await api.audit.read())[0]).toMatchObject({ action: 'api.operation.reject', result: 'signalled' });
+  });
+
+  it('refuses to decide on an operation that has ended, without asking the workflow', async () => {
+    const api = testApi();
+    const workflow = seed(api, () => {
+      throw new Error('must not be called');
+    });
+    workflow.status = 'COMPLETED';
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    expect(response.status).toBe(409);
+    expect((await response.json()).error.code).toBe('not_running');
+  });
+
+  it('answers 404 for an operation that does not exist, and for a workflow that is not an operation', async () => {
+    const api = testApi();
+    api.temporal.workflows.set('someone-elses-workflow', {
+      ...api.temporal.seed({ workflowId: 'tmp', environment: 'home' }),
+      workflowId: 'someone-elses-workflow',
+      attributes: [],
+    });
+    for (const id of ['vm-action/home/9/delete/x', 'someone-elses-workflow']) {
+      const response = await api.call('POST', operationPath(id, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+      expect(response.status).toBe(404);
+    }
+  });
+});
+
+describe('cancelling', () => {
+  it('requests cancellation of a running operation', async () => {
+    const api = testApi();
+    const workflow = api.temporal.seed({ workflowId: expectedId, environment: 'home' });
+    const response = await api.call('POST', operationPath(expectedId, '/cancel'), { token: 'operator', body: { reason: 'maintenance moved' } });
+    expect(response.status).toBe(202);
+    expect(workflow.cancelRequested).toBe(true);
+    expect((await api.audit.read())[0]).toMatchObject({ action: 'api.operation.cancel', result: 'cancel-requested', detail: { reason: 'maintenance moved' } });
+  });
+
+  it('refuses to cancel an operation that has ended', async () => {
+    const api = testApi();
+    const workflow = api.temporal.seed({ workflowId: expectedId, environment: 'home', status: 'FAILED' });
+    const response = await api.call('POST', operationPath(expectedId, '/cancel'), { token: 'operator' });
+    expect(response.status).toBe(409);
+    expect(workflow.cancelRequested).toBe(false);
+  });
+});
+
+describe('reading operations', () => {
+  it('lists through a visibility query built from the filters', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: 'a', environment: 'home' });
+    api.temporal.seed({ workflowId: 'b', environment: 'home' });
+    api.temporal.seed({ workflowId: 'c', environment: 'home' });
+    const response = await api.call('GET', '/v1/operations?kind=vm-action&environment=home&node=pve1&state=pending&requester=otto&risk=high&vmid=1001&limit=2', {
+      token: 'viewer',
+    });
+    expect(response.status).toBe(200);
+    expect(api.temporal.listQueries).toEqual([
+      "PmOperationKind IS NOT NULL AND PmOperationKind = 'vm-action' AND PmEnvironment = 'home' AND PmNodes = 'pve1' AND " +
+        "PmRequester = 'otto' AND PmRisk = 'high' AND PmVmids = '1001' AND PmApprovalState = 'pending'",
+    ]);
+    expect((await response.json()).operations.map((o: { id: string }) => o.id)).toEqual(['a', 'b']);
+  });
+
+  it('filters by execution state with visibility’s spelling', async () => {
+    const api = testApi();
+    await api.call('GET', '/v1/operations?state=cancelled', { token: 'viewer' });
+    await api.call('GET', '/v1/operations?state=timed-out', { token: 'viewer' });
+    expect(api.temporal.listQueries).toEqual([
+      "PmOperationKind IS NOT NULL AND ExecutionStatus = 'Canceled'",
+      "PmOperationKind IS NOT NULL AND ExecutionStatus = 'TimedOut'",
+    ]);
+  });
+
+  it('shows a running operation with its status query', async () => {
+    const api = testApi();
+    api.temporal.seed({
+      workflowId: expectedId,
+      environment: 'home',
+      memo: { summary: 'delete VM 1001 (web-1)' },
+      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] }),
+    });
+    const response = await api.call('GET', operationPath(expectedId), { token: 'viewer' });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      id: expectedId,
+      kind: 'vm-action',
+      environment: 'home',
+      requester: 'otto',
+      state: 'running',
+      summary: 'delete VM 1001 (web-1)',
+      status: { phase: 'awaiting-approval' },
+    });
+  });
+
+  it('says why the status is missing when no worker answers', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: expectedId, environment: 'home' });
+    const body = await (await api.call('GET', operationPath(expectedId), { token: 'viewer' })).json();
+    expect(body.status).toBeUndefined();
+    expect(body.statusUnavailable).toMatch(/status query failed/);
+  });
+
+  it('shows the result of a completed operation and the failure of a failed one', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: 'done', environment: 'home', status: 'COMPLETED', result: { outcome: 'completed' } });
+    api.temporal.seed({ workflowId: 'broken', environment: 'home', status: 'FAILED', failure: workflowFailure('VM 1001 is locked (backup)') });
+    expect(await (await api.call('GET', operationPath('done'), { token: 'viewer' })).json()).toMatchObject({
+      state: 'completed',
+      result: { outcome: 'completed' },
+    });
+    expect(await (await api.call('GET', operationPath('broken'), { token: 'viewer' })).json()).toMatchObject({
+      state: 'failed',
+      failure: { type: 'ApplicationFailure', message: 'VM 1001 is locked (backup)' },
+    });
+  });
+});
+
+describe('inventory', () => {
+  const guests = async (query: string) => {
+    const response = await testApi().call('GET', `/v1/inventory?environment=home${query}`, { token: 'viewer' });
+    expect(response.status).toBe(200);
+    return ((await response.json()).guests as { vmid: number }[]).map((g) => g.vmid);
+  };
+
+  it('filters guests by state, type, tag and node', async () => {
+    expect(await guests('')).toEqual([1001, 1002, 2001]);
+    expect(await guests('&state=running')).toEqual([1001, 2001]);
+    expect(await guests('&type=lxc')).toEqual([2001]);
+    expect(await guests('&tag=web')).toEqual([1001, 2001]);
+    expect(await guests('&node=pve2')).toEqual([1002]);
+  });
+
+  it('answers 502 when the Proxmox API fails, without credentials in the message', async () => {
+    const api = testApi({
+      proxmox: {
+        inventory: async () => {
+          throw new Error('connect ECONNREFUSED (sent PVEAPIToken=root@pam!x=0b5c2a9e-1111-2222-3333-444455556666)');
+        },
+        ping: async () => [],
+      },
+    });
+    const response = await api.call('GET', '/v1/inventory?environment=home', { token: 'viewer' });
+    expect(response.status).toBe(502);
+    const text = await response.text();
+    expect(text).toContain('ECONNREFUSED');
+    expect(text).not.toContain('0b5c2a9e');
+  });
+});
+
+describe('health', () => {
+  it('reports each node, and is not ready without Temporal', async () => {
+    const api = testApi();
+    const ready = await (await api.call('GET', '/readyz')).json();
+    expect(ready.environments.home).toEqual({
+      status: 'degraded',
+      nodes: [
+        { node: 'pve1', status: 'ok' },
+        { node: 'pve2', status: 'unauthorized' },
+      ],
+    });
+    api.temporal.reachable = false;
+    const response = await api.call('GET', '/readyz');
+    expect(response.status).toBe(503);
+    expect((await response.json()).temporal.status).toBe('unreachable');
+  });
+
+  it('is not ready when an environment has no usable node', async () => {
+    const api = testApi({
+      proxmox: {
+        inventory: async () => ({ nodes: [], guests: [] }),
+        ping: async (env) => (env === 'home' ? [{ node: 'pve1', status: 'unreachable' }] : [{ node: 'c1', status: 'ok' }]),
+      },
+    });
+    const response = await api.call('GET', '/readyz');
+    expect(response.status).toBe(503);
+    expect((await response.json()).environments.home.status).toBe('unavailable');
+  });
+});
+
+describe('audit endpoints', () => {
+  it('shows a scoped token only the records of its environments', async () => {
+    const api = testApi();
+    await api.audit.append({ actor: 'otto', action: 'api.operation.start', result: 'started', environment: 'home' });
+    await api.audit.append({ actor: 'otto', action: 'api.operation.start', result: 'started', environment: 'cloud' });
+    const all = await (await api.call('GET', '/v1/audit?action=api.operation.*', { token: 'viewer' })).json();
+    const scoped = await (await api.call('GET', '/v1/audit?action=api.operation.*', { token: 'homeAdmin' })).json();
+    expect(all.records.map((r: { environment: string }) => r.environment)).toEqual(['home', 'cloud']);
+    expect(scoped.records.map((r: { environment: string }) => r.environment)).toEqual(['home']);
+  });
+
+  it('verifies the chain', async () => {
+    const api = testApi();
+    await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: validBodies['vm-action'] });
+    expect(await (await api.call('GET', '/v1/audit/verify', { token: 'viewer' })).json()).toEqual({ ok: true, records: 1 });
+  });
+});

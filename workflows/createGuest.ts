@@ -1,0 +1,54 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { NewGuestInput, ProvisionActivities } from '../activities/provision.js';
+import type { TaskActivities } from '../activities/tasks.js';
+import { runGuestStep } from './guest-step.js';
+import { runOperation } from './operation.js';
+
+const planning = proxyActivities<ProvisionActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'NotAsPlanned'] },
+});
+
+/** A repeated attempt looks for the guest an earlier one created before creating anything. */
+const creating = proxyActivities<ProvisionActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
+});
+
+const waiting = proxyActivities<TaskActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { maximumAttempts: 20 },
+});
+
+/**
+ * A new guest — created from the cluster's defaults, or cloned from a VM or template: plan
+ * (VMID, name, node under the memory headroom, storage), approve, then create it with the
+ * next free VMID, configure and start it if asked, and check it is there as planned.
+ */
+export async function createGuest(input: NewGuestInput) {
+  const { environment } = input;
+  return runOperation('sourceVmid' in input ? 'vm-clone' : 'vm-create', input.meta, {
+    plan: () => planning.planCreateGuest(input),
+    apply: async (plan, op) => {
+      const guest = await op.step('create', async () => {
+        const created = await creating.createGuest({ environment, spec: plan.details!.spec });
+        if (created.upid) await waiting.awaitTask({ environment, upid: created.upid });
+        return created;
+      });
+      for (const step of plan.steps.filter((s) => s.id === 'configure' || s.id === 'start')) {
+        await op.step(step.id, () => runGuestStep(environment, guest, { ...step, vmid: guest.vmid, name: guest.name }));
+      }
+      return op.step('verify', () =>
+        planning.verifyNewGuest({
+          environment,
+          vmid: guest.vmid,
+          name: guest.name,
+          node: guest.node,
+          tags: input.tags,
+          ...(input.start ? { status: 'running' as const } : {}),
+        }),
+      );
+    },
+  });
+}

@@ -1,0 +1,100 @@
+import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import type { ProvisionActivities } from '../activities/provision.js';
+import type { PxeActivities } from '../activities/pxe.js';
+import type { TaskActivities } from '../activities/tasks.js';
+import type { StatefulVmInput } from '../lib/operations/catalog.js';
+import type { PlanStep } from './definitions.js';
+import { failureMessage, runGuestStep } from './guest-step.js';
+import { runOperation } from './operation.js';
+
+const planning = proxyActivities<PxeActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
+});
+
+const creating = proxyActivities<ProvisionActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
+});
+
+/** Watching the guest (its agent, its SSH) only reads: safe to repeat. */
+const watching = proxyActivities<PxeActivities & TaskActivities>({
+  startToCloseTimeout: '20 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoGuestAddress', 'NotBootedFromDisk', 'NotAsPlanned'] },
+});
+
+/** The install erases and writes the disk: it runs once, and a failure is cleaned up, not repeated. */
+const installing = proxyActivities<PxeActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { maximumAttempts: 1 },
+});
+
+const ADDRESS_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * 003's create-stateful-vm: create a VM that boots from the network first, start it, find its
+ * address through the guest agent, install Alpine to its disk over SSH (answer file plus
+ * post-install steps), make the disk the first boot device, reboot, and check it came back
+ * from disk. A failure part-way stops and deletes the VM unless the operator asked to keep it.
+ */
+export async function installStatefulVm(input: StatefulVmInput) {
+  const { environment } = input;
+  return runOperation('create-stateful-vm', input.meta, {
+    plan: () => planning.planStatefulVm(input),
+    apply: async (plan, op) => {
+      const { spec, liveHostKey, disk } = plan.details!;
+      const planned = (id: string): PlanStep => plan.steps.find((s) => s.id === id)!;
+
+      const guest = await op.step('create', async () => {
+        const created = await creating.createGuest({ environment, spec });
+        if (created.upid) await watching.awaitTask({ environment, upid: created.upid });
+        return created;
+      });
+      const ref = { environment, vmid: guest.vmid, name: guest.name };
+      const onGuest = (id: string) => ({ ...planned(id), vmid: guest.vmid, name: guest.name });
+
+      let current = 'start';
+      const step = <T>(id: string, fn: () => Promise<T>) => {
+        current = id;
+        return op.step(id, fn);
+      };
+      try {
+        await step('start', () => runGuestStep(environment, guest, onGuest('start')));
+        const address = await step('discover-ip', () => watching.discoverGuestAddress({ ...ref, timeoutMs: ADDRESS_TIMEOUT_MS }));
+        const installed = await step('install', () =>
+          installing.installToDisk({ ...ref, address, liveHostKey, disk, packages: input.packages, timeoutSeconds: input.installTimeoutSeconds }),
+        );
+        await step('boot-from-disk', () => runGuestStep(environment, guest, onGuest('boot-from-disk')));
+        await step('reboot', () => runGuestStep(environment, guest, onGuest('reboot')));
+        const booted = await step('verify', () =>
+          watching.verifyDiskBoot({ ...ref, hostKey: installed.hostKey, marker: installed.marker, disk, timeoutMs: ADDRESS_TIMEOUT_MS }),
+        );
+        op.mark('cleanup', 'skipped', 'the install succeeded');
+        return { vmid: guest.vmid, name: guest.name, node: guest.node, address: booted.address, hostKey: installed.hostKey, installLog: installed.log };
+      } catch (err) {
+        const why = `${current} failed: ${failureMessage(err)}`;
+        if (input.keepOnFailure) {
+          op.mark('cleanup', 'skipped', 'kept for inspection (keepOnFailure)');
+          throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
+        }
+        // Even a cancelled operation removes what it created.
+        await CancellationScope.nonCancellable(() =>
+          op.step('cleanup', async () => {
+            await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
+            await runGuestStep(environment, guest, { ...onGuest('cleanup'), params: { purge: true } });
+          }),
+        ).catch((cleanupErr: unknown) => {
+          throw ApplicationFailure.create({
+            type: 'InstallFailed',
+            nonRetryable: true,
+            message: `${why}; removing VM ${guest.vmid} '${guest.name}' also failed (${failureMessage(cleanupErr)}): remove it by hand`,
+          });
+        });
+        if (isCancellation(err)) throw err;
+        throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`, cause: err as Error });
+      }
+    },
+  });
+}
