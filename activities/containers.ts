@@ -13,7 +13,7 @@ import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
-import { nodeSshTarget, sshProblems, withSshFailures } from './node-ssh.js';
+import { sshProblems, withSshFailures } from './node-ssh.js';
 import { describeGuest, refuse, verifyIdentity } from './vm.js';
 
 export interface PatchTarget {
@@ -47,7 +47,7 @@ export const UPGRADE_COMMAND =
 
 const LOG_LINES = 40;
 
-export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
+export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'>) {
   return {
     async planLxcPatch(input: LxcPatchInput): Promise<PlanDraft<PatchPlanDetails>> {
       const env = deps.config.environments[input.environment]!;
@@ -124,7 +124,6 @@ export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config
      * is for the operator (or the rollback) to judge, not to repeat blindly.
      */
     async patchContainer(args: { environment: string; vmid: number; name: string; timeoutSeconds: number }): Promise<PatchLog> {
-      const env = deps.config.environments[args.environment]!;
       const client = await deps.pve(args.environment);
       const guest = await withPveFailures(() => verifyIdentity(client, args.vmid, args.name));
       if (guest.type !== 'lxc') refuse('PlanRefused', `${describeGuest(guest)} is not a container`);
@@ -133,7 +132,7 @@ export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       const ctx = Context.current();
       const lines: string[] = [];
       let partial = '';
-      const target = await nodeSshTarget(env, guest.node);
+      const target = await withSshFailures(() => deps.sshTarget(args.environment, guest.node));
       const command = `pct exec ${args.vmid} -- sh -c '${UPGRADE_COMMAND}'`;
       const result = await withSshFailures(() => runCommand(target, command, {
         timeoutMs: args.timeoutSeconds * 1000,

@@ -11,6 +11,8 @@ import { createContainerActivities } from './containers.js';
 import { createProvisionActivities } from './provision.js';
 import { createPxeActivities } from './pxe.js';
 import { createStorageActivities } from './storage.js';
+import { createRunbookActivities } from './runbook.js';
+import { createTemplateActivities } from './template.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -23,6 +25,8 @@ export function createActivities(deps: WorkerDeps) {
     ...createContainerActivities(deps),
     ...createStorageActivities(deps),
     ...createPxeActivities(deps),
+    ...createRunbookActivities(deps),
+    ...createTemplateActivities(deps),
   };
 }
 

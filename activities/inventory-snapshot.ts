@@ -115,11 +115,17 @@ async function readMigrationFacts(client: PveClient, guest: GuestState, storages
       disks,
       localResources: [...pre.local_resources, ...bound],
       notAllowedNodes: notAllowed(pre.not_allowed_nodes),
+      hasSnapshots: config['parent'] !== undefined,
     };
   }
   const [config, pre] = await Promise.all([read(() => client.lxc.config(at)), read(() => client.lxc.migratePreconditions(at))]);
   const { disks, bound } = volumes('lxc', config, isShared, new Map());
-  return { disks, localResources: bound, notAllowedNodes: notAllowed(pre['not-allowed-nodes']) };
+  return {
+    disks,
+    localResources: bound,
+    notAllowedNodes: notAllowed(pre['not-allowed-nodes']),
+    hasSnapshots: config['parent'] !== undefined,
+  };
 }
 
 /**

@@ -30,14 +30,13 @@ import {
 } from '../lib/pve/errors.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
-import { resolveSecret } from '../lib/config/secrets.js';
-import { runCommand, SshError, type SshTarget } from '../lib/ssh/client.js';
+import { runCommand, SshError } from '../lib/ssh/client.js';
 import type { PlanDraft } from '../workflows/operation.js';
-import type { WorkerDeps } from '../worker/deps.js';
+import { SshNotConfiguredError, type WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
 import { isTransient, read } from './transient.js';
 
-export interface MigrationDeps extends Pick<WorkerDeps, 'pve' | 'config'> {
+export interface MigrationDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
   /** How often task status is polled. The benchmark shortens it along with its simulated clock. */
   taskPolling?: { pollMs: number; maxPollMs: number };
 }
@@ -260,23 +259,6 @@ export function createMigrationActivities(deps: MigrationDeps) {
     });
   }
 
-  /** SSH to a node as configured: its pinned host key, the environment's key, resolved here in the worker. */
-  async function sshTarget(environment: string, node: string): Promise<SshTarget> {
-    const env = deps.config.environments[environment];
-    const config = env?.cluster.nodes.find((n) => n.name === node);
-    if (!env || !config) fail('InvalidRequest', `node: '${node}' is not configured in environment '${environment}'`);
-    if (!config.ssh_host_key || !env.credentials.ssh_key) {
-      fail('InvalidRequest', `HA maintenance runs ha-manager over SSH: configure ssh_host_key for ${node} and credentials.ssh_key`);
-    }
-    return {
-      host: config.host,
-      port: config.ssh_port,
-      username: env.credentials.ssh_user,
-      privateKey: await resolveSecret(env.credentials.ssh_key),
-      hostKeySha256: config.ssh_host_key,
-    };
-  }
-
   return {
     /** Reads the cluster once and plans the evacuation: the plan an approver sees. */
     async planEvacuation(input: { environment: string; request: EvacuationRequest }): Promise<PlanDraft<EvacuationPlan>> {
@@ -387,7 +369,13 @@ export function createMigrationActivities(deps: MigrationDeps) {
      * twice is harmless, so retries are safe.
      */
     async enableHaMaintenance(input: { environment: string; node: string }): Promise<void> {
-      const target = await sshTarget(input.environment, input.node);
+      let target;
+      try {
+        target = await deps.sshTarget(input.environment, input.node);
+      } catch (err) {
+        if (err instanceof SshNotConfiguredError) fail('InvalidRequest', `HA maintenance runs ha-manager over SSH: ${err.message}`);
+        throw err;
+      }
       try {
         await runCommand(target, `ha-manager crm-command node-maintenance enable ${input.node}`, {
           timeoutMs: 60_000,

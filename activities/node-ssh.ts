@@ -1,14 +1,13 @@
 /**
- * SSH to PVE nodes, and through them to guests on networks only the nodes reach (PXE-booted
- * VMs on the node's bridge). Every hop is pinned: the node's host key from the configuration,
- * the guest's from the caller. The private key is read from the configured secret store here,
- * inside the worker, and goes nowhere else.
+ * SSH through PVE nodes to guests on networks only the nodes reach (PXE-booted VMs on the
+ * node's bridge). Every hop is pinned: the node's host key from the configuration (the
+ * worker's `sshTarget`), the guest's from the caller.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Client } from 'ssh2';
 import type { EnvironmentConfig } from '../lib/config/schema.js';
-import { resolveSecret } from '../lib/config/secrets.js';
+import { SshNotConfiguredError } from '../worker/deps.js';
 import { SshAuthError, SshConnectError, SshError, SshHostKeyError, sshFingerprint, type SshTarget } from '../lib/ssh/client.js';
 
 /** Why SSH to these nodes would be refused (nothing pinned, no key), without reading any secret. */
@@ -21,21 +20,6 @@ export function sshProblems(env: EnvironmentConfig, nodes: readonly string[]): s
     else if (!node.ssh_host_key) problems.push(`node ${name} has no ssh_host_key pinned, so SSH to it is refused`);
   }
   return problems;
-}
-
-export async function nodeSshTarget(env: EnvironmentConfig, name: string): Promise<SshTarget> {
-  const problems = sshProblems(env, [name]);
-  if (problems.length > 0) {
-    throw ApplicationFailure.create({ type: 'SshNotConfigured', message: problems.join('; '), nonRetryable: true });
-  }
-  const node = env.cluster.nodes.find((n) => n.name === name)!;
-  return {
-    host: node.host,
-    port: node.ssh_port,
-    username: env.credentials.ssh_user,
-    privateKey: await resolveSecret(env.credentials.ssh_key!),
-    hostKeySha256: node.ssh_host_key!,
-  };
 }
 
 /**
@@ -99,12 +83,16 @@ export async function withTunnel<T>(
   }
 }
 
-/** SSH failures as Temporal sees them: retryable only where nothing ran yet (connection, readiness). */
+/**
+ * SSH failures as Temporal sees them: retryable only where nothing ran yet (connection,
+ * readiness); missing configuration never is.
+ */
 export async function withSshFailures<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof SshError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable });
+    if (err instanceof SshNotConfiguredError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
     throw err;
   }
 }

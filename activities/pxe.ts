@@ -17,7 +17,7 @@ import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
-import { nodeSshTarget, sshProblems, withSshFailures, withTunnel } from './node-ssh.js';
+import { sshProblems, withSshFailures, withTunnel } from './node-ssh.js';
 import { createProvisionActivities, type CreateSpec } from './provision.js';
 import { describeGuest, refuse, verifyIdentity } from './vm.js';
 
@@ -87,7 +87,7 @@ async function untilSshAnswers(target: SshTarget, deadline: number, heartbeat: (
   }
 }
 
-export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
+export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'>) {
   const provision = createProvisionActivities(deps);
 
   /** The guest's SSH through its node: a tunnel, pinned at both ends. */
@@ -95,16 +95,15 @@ export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
     args: { environment: string; vmid: number; name: string; address: string; hostKey: string; timeoutMs: number },
     fn: (target: SshTarget) => Promise<T>,
   ): Promise<T> {
-    const env = deps.config.environments[args.environment]!;
     const client = await deps.pve(args.environment);
     const guest = await withPveFailures(() => verifyIdentity(client, args.vmid, args.name));
     if (guest.status !== 'running') refuse('PlanRefused', `${describeGuest(guest)} is ${guest.status}, not running`);
-    const node = await nodeSshTarget(env, guest.node);
-    return withSshFailures(() =>
-      withTunnel(node, { host: args.address, port: SSH_PORT }, Math.min(args.timeoutMs, 60_000), (local) =>
+    return withSshFailures(async () => {
+      const node = await deps.sshTarget(args.environment, guest.node);
+      return withTunnel(node, { host: args.address, port: SSH_PORT }, Math.min(args.timeoutMs, 60_000), (local) =>
         fn({ ...local, username: 'root', privateKey: node.privateKey, hostKeySha256: args.hostKey }),
-      ),
-    );
+      );
+    });
   }
 
   return {

@@ -34,6 +34,7 @@ import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { toTemporalFailure, withPveFailures } from './failures.js';
+import { withTunnel } from './node-ssh.js';
 import { refuse } from './vm.js';
 
 export interface RunbookActivityDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
@@ -363,13 +364,16 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     if (!address) {
       throw ApplicationFailure.create({ type: 'GuestAddressUnknown', message: `step ${step.id}: the guest agent of VM ${vmid} reports no IPv4 address yet` });
     }
-    const key = await deps.sshTarget(req.environment, guest.node);
+    // Guests are reached through their node, which sits on their network; both hops are pinned.
+    const node = await deps.sshTarget(req.environment, guest.node).catch((err: Error) => refuse('PlanRefused', `step ${step.id}: ${err.message}`));
     const beat = heartbeating();
     try {
-      const result = await runCommand(
-        { host: address, port: 22, username: step.user, privateKey: key.privateKey, hostKeySha256: step.hostKey },
-        step.command,
-        { timeoutMs: step.timeoutMs, allowNonZeroExit: true, label: `step ${step.id}`, onOutput: beat.onOutput },
+      const result = await withTunnel(node, { host: address, port: 22 }, Math.min(step.timeoutMs, 60_000), (local) =>
+        runCommand(
+          { ...local, username: step.user, privateKey: node.privateKey, hostKeySha256: step.hostKey },
+          step.command,
+          { timeoutMs: step.timeoutMs, allowNonZeroExit: true, label: `step ${step.id}`, onOutput: beat.onOutput },
+        ),
       );
       return checkCommand(step, result);
     } catch (err) {

@@ -3,16 +3,17 @@
  * it as a second person, wait for the result. Shared by the benchmark and the integration tests.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { z } from 'zod';
 import { evacuationOperation, type EvacuationInput } from '../lib/operations/catalog.js';
 import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
 import type { evacuateNode } from '../workflows/evacuateNode.js';
-import { SIM_ENVIRONMENT } from './sim-environment.js';
 
-export type EvacuationBody = Omit<EvacuationInput, 'meta' | 'environment'> & { environment?: string };
+/** A request body as a client sends it: defaults may be left out. */
+export type EvacuationBody = Partial<z.input<typeof evacuationOperation.body>> & { environment: string; node: string };
 
 /** A validated request body, as the API would pass it to the workflow. */
-export function evacuationInput(body: Partial<EvacuationBody> & { node: string }, requester = 'operator'): EvacuationInput {
-  const parsed = evacuationOperation.body.parse({ environment: SIM_ENVIRONMENT, ...body });
+export function evacuationInput(body: EvacuationBody, requester = 'operator'): EvacuationInput {
+  const parsed = evacuationOperation.body.parse(body);
   return {
     ...parsed,
     meta: {

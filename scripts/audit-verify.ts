@@ -4,8 +4,10 @@
  *   npx tsx scripts/audit-verify.ts [path]
  *
  * Without a path, checks the log the configuration names (`audit.path`). Prints `OK` and
- * exits 0 when every record is intact; otherwise prints the first broken line and exits 1.
+ * exits 0 when every record is intact; otherwise (or when there is no log) prints the
+ * problem — the first broken line — and exits 1.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createAuditLog } from '../lib/audit/log.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
@@ -18,6 +20,7 @@ function logPath(): string {
 
 try {
   const path = logPath();
+  if (!existsSync(path)) throw new Error(`there is no audit log at ${path}`);
   const verdict = await createAuditLog(path).verify();
   if (verdict.ok) {
     console.log(`OK: ${path}: ${verdict.records} records, hash chain intact`);

@@ -49,20 +49,36 @@ interface Options {
   apiPort: number;
 }
 
-/** Ports given as 0 mean "any free port" (used by the end-to-end test of this command). */
-async function parseOptions(argv: string[]): Promise<Options> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      once: { type: 'boolean', default: process.env.PM_DEMO_ONCE === '1' },
-      scenario: { type: 'string', default: 'sim/scenarios/homelab.yaml' },
-      speed: { type: 'string', default: '20' },
-      'data-dir': { type: 'string', default: 'data' },
-      'temporal-port': { type: 'string', default: '7233' },
-      'ui-port': { type: 'string', default: '8233' },
-      'api-port': { type: 'string', default: '8080' },
-    },
-  });
+/** A failure the demo explains itself: its message is the whole story, no stack trace. */
+class DemoError extends Error {}
+
+/** Relative paths are taken from the repository root; port 0 means any free port (the end-to-end test uses that). */
+const optionSpec = {
+  once: { type: 'boolean', default: process.env.PM_DEMO_ONCE === '1' },
+  scenario: { type: 'string', default: 'sim/scenarios/homelab.yaml' },
+  speed: { type: 'string', default: '20' },
+  'data-dir': { type: 'string', default: 'data' },
+  'temporal-port': { type: 'string', default: '7233' },
+  'ui-port': { type: 'string', default: '8233' },
+  'api-port': { type: 'string', default: '8080' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const usage = `usage: scripts/demo.sh [--once] [--speed N] [--scenario FILE] [--data-dir DIR]
+                        [--temporal-port N] [--ui-port N] [--api-port N]     (port 0: any free port)`;
+
+async function parseOptions(argv: string[]): Promise<Options | undefined> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: optionSpec });
+  } catch (err) {
+    throw new DemoError(`${(err as Error).message}\n${usage}`);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    console.log(usage);
+    return undefined;
+  }
   const port = async (flag: string, value: string) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new DemoError(`--${flag} must be a port number (0 = any free port)`);
@@ -79,9 +95,6 @@ async function parseOptions(argv: string[]): Promise<Options> {
   };
 }
 
-/** A failure the demo explains itself: its message is the whole story, no stack trace. */
-class DemoError extends Error {}
-
 // ---------------------------------------------------------------------------------------
 // child processes
 
@@ -92,7 +105,16 @@ interface Child {
 }
 
 const running: Child[] = [];
-const shownPath = (path: string) => relative(process.cwd(), path) || '.';
+/** Paths under the working directory as relative ones, others in full. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith('..') ? path : rel || '.';
+}
+
+/** The first child that has stopped on its own, if any. */
+function exitedChild(): Child | undefined {
+  return running.find((c) => c.process.exitCode !== null || c.process.signalCode !== null);
+}
 
 function prefixLines(name: string, stream: NodeJS.ReadableStream, out: NodeJS.WriteStream): void {
   let partial = '';
@@ -315,8 +337,13 @@ async function runInventory(apiUrl: string, token: string): Promise<boolean> {
       console.log(`    ${detail.state}${detail.failure ? `: ${detail.failure.type}: ${detail.failure.message}` : ''}`);
       return false;
     }
+    const dead = exitedChild();
+    if (dead) {
+      console.log(`    cannot finish: ${dead.name} exited (code ${dead.process.exitCode}); see the [${dead.name}] lines above`);
+      return false;
+    }
     if (Date.now() > deadline) {
-      console.log('    still running after 120 s (is the worker up? see [worker] lines above)');
+      console.log('    still running after 120 s (is the worker polling? see the [worker] lines above)');
       return false;
     }
     await sleep(500);
@@ -343,6 +370,7 @@ function stopEverything(): Promise<void> {
 
 async function main(): Promise<number> {
   const o = await parseOptions(process.argv.slice(2));
+  if (!o) return 0;
   for (const [port, what] of [
     [o.temporalPort, 'Temporal frontend'],
     [o.uiPort, 'Temporal UI'],
@@ -424,7 +452,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     }
     interrupted = true;
     console.log(`\n==> ${signal}: stopping api, worker, simulator, Temporal...`);
-    void stopEverything().then(() => process.exit(0));
+    void stopEverything().then(() => {
+      console.log('==> stopped');
+      process.exit(0);
+    });
   });
 }
 // However this process ends, no child outlives it (startDevServer does the same for Temporal).

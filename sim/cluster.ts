@@ -110,7 +110,7 @@ export class Cluster {
 }
 
 /** What the host itself uses: 1.5 GiB plus 2% of RAM (kernel, pve services, ZFS ARC left out). */
-export function hostOverhead(memory: number): number {
+function hostOverhead(memory: number): number {
   return Math.round(1.5 * 1024 ** 3 + memory * 0.02);
 }
 

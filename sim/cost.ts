@@ -9,9 +9,6 @@
  * capped by its own `bwlimit`. Parallel migrations therefore have diminishing returns.
  */
 
-/** 10 GbE, the default node link. */
-export const DEFAULT_LINK_BYTES_PER_SECOND = 1.25e9;
-
 /** Seconds of fixed overhead per migration, independent of size. */
 export const MIGRATION_SETUP_SECONDS = { online: 4, offline: 2 } as const;
 

@@ -21,7 +21,3 @@ export function fail(message: string): PveError {
 export function parameterError(errors: Record<string, string>): PveError {
   return new PveError(400, 'Parameter verification failed.', errors);
 }
-
-export function permissionError(detail?: string): PveError {
-  return new PveError(403, detail ? `Permission check failed (${detail})` : 'Permission check failed');
-}

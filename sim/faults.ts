@@ -59,7 +59,7 @@ const TASK_FAILURE_MESSAGES: Record<string, string> = {
   download: 'download failed: 500 Internal Server Error',
 };
 
-export function defaultTaskFailureMessage(type: string): string {
+function defaultTaskFailureMessage(type: string): string {
   return TASK_FAILURE_MESSAGES[type] ?? `command '${type}' failed: exit code 1`;
 }
 

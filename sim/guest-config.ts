@@ -3,7 +3,7 @@
  * strings (`local-lvm:vm-101-disk-0,iothread=1,size=32G`), a SHA-1 digest of the file.
  */
 import { createHash } from 'node:crypto';
-import { formatDiskSize, parseSize } from './units.js';
+import { parseSize } from './units.js';
 
 export type GuestType = 'qemu' | 'lxc';
 export type GuestConfig = Record<string, string>;
@@ -63,11 +63,6 @@ export function drives(type: GuestType, config: GuestConfig): Drive[] {
     });
   }
   return result.sort((a, b) => a.key.localeCompare(b.key, 'en', { numeric: true }));
-}
-
-export function withSize(value: string, bytes: number): string {
-  const { volid, options } = parseDrive(value);
-  return formatDrive(volid, { ...options, size: formatDiskSize(bytes) });
 }
 
 export function nextFreeKey(config: GuestConfig, prefix: string): string {

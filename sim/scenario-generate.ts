@@ -16,8 +16,8 @@ export interface GenerateScenarioOptions {
   /** Per node; default 64. */
   nodeCores?: number;
   /**
-   * Target share of total node memory assigned to guests (e.g. 0.85 for a tight cluster);
-   * guest memory sizes are scaled to reach it. Natural mix when absent.
+   * Share of total node memory assigned to guests (default 0.6; e.g. 0.9 for a tight
+   * cluster): the natural mix of guest sizes is scaled to reach it.
    */
   memoryPressure?: number;
   /** Share of VMs whose disks are on node-local storage (default 0.3); the rest use shared storage. */
@@ -90,7 +90,7 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
       ...(passthrough ? { hostpci: [`0000:${String(10 + (i % 80)).padStart(2, '0')}:00.0`] } : {}),
     });
   }
-  if (opts.memoryPressure !== undefined) scaleMemory(guests, templates, opts.memoryPressure, nodeMemory, opts.nodes);
+  scaleMemory(guests, templates, opts.memoryPressure ?? 0.6, nodeMemory, opts.nodes);
 
   return {
     name: `generated-${opts.nodes}n-${opts.vms}g-s${opts.seed ?? 1}`,

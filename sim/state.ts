@@ -4,7 +4,6 @@
  * endpoints read it; tests assert on it through `SimulatedCluster.state`.
  */
 import { createHash } from 'node:crypto';
-import { DEFAULT_LINK_BYTES_PER_SECOND } from './cost.js';
 import { fail } from './errors.js';
 import {
   configDigest,
@@ -55,9 +54,35 @@ export interface Volume {
   sha256?: string;
 }
 
+/** Volumes by volid, also indexed by owning guest so disk numbering stays cheap in big clusters. */
+export class VolumeMap extends Map<string, Volume> {
+  readonly #byVmid = new Map<number, Set<string>>();
+
+  override set(volid: string, volume: Volume): this {
+    this.delete(volid);
+    super.set(volid, volume);
+    if (volume.vmid !== undefined) {
+      const owned = this.#byVmid.get(volume.vmid) ?? new Set<string>();
+      owned.add(volid);
+      this.#byVmid.set(volume.vmid, owned);
+    }
+    return this;
+  }
+
+  override delete(volid: string): boolean {
+    const volume = super.get(volid);
+    if (volume?.vmid !== undefined) this.#byVmid.get(volume.vmid)?.delete(volid);
+    return super.delete(volid);
+  }
+
+  ownedBy(vmid: number): ReadonlySet<string> {
+    return this.#byVmid.get(vmid) ?? new Set();
+  }
+}
+
 /** One storage as seen from one node (local storages) or cluster-wide (shared storages). */
 export class StoragePool {
-  readonly volumes = new Map<string, Volume>();
+  readonly volumes = new VolumeMap();
 
   constructor(
     readonly spec: StorageSpec,
@@ -107,7 +132,29 @@ export interface NodeUpgrade {
   packages: { name: string; from: string; to: string }[];
 }
 
+export interface SimNodeSpec {
+  name: string;
+  nodeid: number;
+  cores: number;
+  /** Bytes. */
+  memory: number;
+  ip: string;
+  linkBytesPerSecond: number;
+  rebootSeconds: number;
+  online: boolean;
+  pveversion: string;
+  kernel: string;
+  upgrade: NodeUpgrade | undefined;
+}
+
 export class SimNode {
+  readonly name: string;
+  readonly nodeid: number;
+  readonly cores: number;
+  readonly memory: number;
+  readonly ip: string;
+  readonly linkBytesPerSecond: number;
+  readonly rebootSeconds: number;
   online: boolean;
   pveversion: string;
   /** The kernel running now; an upgraded kernel runs after the next reboot. */
@@ -120,26 +167,23 @@ export class SimNode {
   reservedMemory = 0;
   /** Files outside any storage (e.g. /tmp), by absolute path. */
   readonly files = new Map<string, { size: number; sha256: string }>();
-  /** Set while an apt run has refreshed the package lists. */
+  /** Set once `apt-get update` has refreshed the package lists since boot. */
   aptUpdated = false;
 
-  constructor(
-    readonly name: string,
-    readonly nodeid: number,
-    readonly cores: number,
-    readonly memory: number,
-    readonly ip: string,
-    readonly linkBytesPerSecond: number,
-    readonly rebootSeconds: number,
-    spec: { online: boolean; pveversion: string; kernel: string; upgrade: NodeUpgrade | undefined },
-    now: number,
-  ) {
+  constructor(spec: SimNodeSpec, now: number) {
+    this.name = spec.name;
+    this.nodeid = spec.nodeid;
+    this.cores = spec.cores;
+    this.memory = spec.memory;
+    this.ip = spec.ip;
+    this.linkBytesPerSecond = spec.linkBytesPerSecond;
+    this.rebootSeconds = spec.rebootSeconds;
     this.online = spec.online;
     this.pveversion = spec.pveversion;
     this.kernel = spec.kernel;
     this.installedKernel = spec.kernel;
     this.upgrade = spec.upgrade;
-    this.bootedAt = now - (3 * 86400 + nodeid * 3607) * 1000;
+    this.bootedAt = now - (3 * 86400 + spec.nodeid * 3607) * 1000;
   }
 }
 
@@ -272,7 +316,7 @@ export function diskVolumeName(spec: StorageSpec, vmid: number, index: number, b
   return FILE_STORAGE_TYPES.has(spec.type) ? `${spec.id}:${vmid}/${stem}.${format}` : `${spec.id}:${stem}`;
 }
 
-export function defaultDiskFormat(spec: StorageSpec): string {
+function defaultDiskFormat(spec: StorageSpec): string {
   return FILE_STORAGE_TYPES.has(spec.type) ? 'qcow2' : 'raw';
 }
 
@@ -378,8 +422,9 @@ export class ClusterState {
   /** Next free `disk-N` index for a guest on a storage pool. */
   nextDiskIndex(pool: StoragePool, vmid: number): number {
     const used = new Set<number>();
-    for (const volid of pool.volumes.keys()) {
-      const m = new RegExp(`(?:vm|base)-${vmid}-disk-(\\d+)`).exec(volid.split('/').pop()!);
+    const pattern = new RegExp(`(?:vm|base)-${vmid}-disk-(\\d+)`);
+    for (const volid of pool.volumes.ownedBy(vmid)) {
+      const m = pattern.exec(volid.split('/').pop()!);
       if (m) used.add(Number(m[1]));
     }
     let i = 0;
@@ -486,14 +531,14 @@ export class ClusterState {
 
 function buildNode(spec: NodeSpec, nodeid: number, scenario: ResolvedScenario, now: number): SimNode {
   return new SimNode(
-    spec.name,
-    nodeid,
-    spec.cores,
-    spec.memory,
-    spec.ip ?? `10.10.10.${nodeid}`,
-    spec.link_gbps ? (spec.link_gbps * 1e9) / 8 : DEFAULT_LINK_BYTES_PER_SECOND,
-    spec.reboot_seconds,
     {
+      name: spec.name,
+      nodeid,
+      cores: spec.cores,
+      memory: spec.memory,
+      ip: spec.ip ?? `10.10.10.${nodeid}`,
+      linkBytesPerSecond: (spec.link_gbps * 1e9) / 8,
+      rebootSeconds: spec.reboot_seconds,
       online: spec.online,
       pveversion: spec.pveversion ?? scenario.pveversion,
       kernel: spec.kernel ?? scenario.kernel,

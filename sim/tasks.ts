@@ -53,7 +53,7 @@ export interface StartTask {
   onError?: () => void;
 }
 
-export class TaskInterrupted extends Error {
+class TaskInterrupted extends Error {
   constructor() {
     super('interrupted by signal');
   }

@@ -9,3 +9,6 @@ export { patchContainers } from './patchContainers.js';
 export { importIso } from './importIso.js';
 export { removeUnusedImages } from './removeUnusedImages.js';
 export { installStatefulVm } from './installStatefulVm.js';
+export { runRunbook } from './runRunbook.js';
+export { ingestRunbook } from './ingestRunbook.js';
+export { buildTemplate } from './buildTemplate.js';

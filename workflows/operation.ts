@@ -116,7 +116,7 @@ export async function runOperation<D, R>(
     upsertSearchAttributes([
       { key: PmRisk, value: plan.risk },
       { key: PmNodes, value: plan.nodes },
-      { key: PmVmids, value: plan.vmids.map(String) },
+      { key: PmVmids, value: vmidsThatFit(plan.vmids) },
     ]);
     upsertMemo({ summary: plan.summary });
 
@@ -149,6 +149,21 @@ export async function runOperation<D, R>(
     // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
     throw ApplicationFailure.create({ type: 'OperationFailed', message: status.error, nonRetryable: true, cause: err as Error });
   }
+}
+
+/**
+ * Temporal caps a search attribute value at 2 KiB: a 500-VM evacuation lists the VMIDs that
+ * fit (the plan itself, readable by query, always has all of them).
+ */
+function vmidsThatFit(vmids: number[], budgetBytes = 2000): string[] {
+  const kept: string[] = [];
+  let used = 2;
+  for (const vmid of vmids) {
+    used += String(vmid).length + 3;
+    if (used > budgetBytes) break;
+    kept.push(String(vmid));
+  }
+  return kept;
 }
 
 function setApprovalState(state: string): void {

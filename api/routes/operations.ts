@@ -38,7 +38,7 @@ interface CommonBody {
   dryRun: boolean;
 }
 
-const errors = {
+const commonErrors = {
   400: { description: 'invalid request; `details` names each field', schema: ErrorResponse },
   401: { description: 'no valid bearer token', schema: ErrorResponse },
   403: { description: 'the token’s roles or environments do not allow this', schema: ErrorResponse },
@@ -77,7 +77,7 @@ export function operationRoutes(s: Services): Route[] {
     responses: {
       200: { description: 'dry run: the plan', schema: DryRunResult },
       202: { description: 'started; follow links.self', schema: OperationStarted },
-      ...errors,
+      ...commonErrors,
       409: { description: 'an identical request was started in the same second', schema: ErrorResponse },
       422: { description: 'dry run: the plan could not be made', schema: ErrorResponse },
     },
@@ -155,7 +155,7 @@ export function operationRoutes(s: Services): Route[] {
     responses: {
       200: { description: 'decided', schema: Decision },
       202: { description: 'accepted as a signal; the workflow validates it when a worker runs', schema: Decision },
-      ...errors,
+      ...commonErrors,
       404: { description: 'no such operation', schema: ErrorResponse },
       409: { description: 'refused: the message says why', schema: ErrorResponse },
     },
@@ -212,7 +212,7 @@ export function operationRoutes(s: Services): Route[] {
         'or an approval state (planning, pending, approved, auto-approved, rejected, dry-run).',
       access: 'read',
       query: OperationsQuery,
-      responses: { 200: { description: 'operations', schema: OperationList }, ...errors },
+      responses: { 200: { description: 'operations', schema: OperationList }, ...commonErrors },
       handler: async (c) => {
         const query = parseQuery(c, OperationsQuery);
         if (query.environment !== undefined) requireEnvironment(c, s.config, query.environment);
@@ -238,7 +238,7 @@ export function operationRoutes(s: Services): Route[] {
       params: OperationIdParams,
       responses: {
         200: { description: 'the operation', schema: OperationDetail },
-        ...errors,
+        ...commonErrors,
         404: { description: 'no such operation', schema: ErrorResponse },
       },
       handler: async (c) => {
@@ -272,7 +272,7 @@ export function operationRoutes(s: Services): Route[] {
       audit: 'api.operation.cancel',
       responses: {
         202: { description: 'cancellation requested', schema: CancelAccepted },
-        ...errors,
+        ...commonErrors,
         404: { description: 'no such operation', schema: ErrorResponse },
         409: { description: 'the operation has already ended', schema: ErrorResponse },
       },

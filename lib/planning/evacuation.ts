@@ -287,6 +287,9 @@ function decide(
     return { reason: `has local disks (${local.map((d) => d.volid).join(', ')}), and localDisks is 'leave'` };
   }
   const mode: MigrationMode = !running ? 'offline' : guest.type === 'lxc' ? 'restart' : 'online';
+  if (mode === 'online' && local.length > 0 && facts.hasSnapshots) {
+    return { reason: 'its local disks have snapshots, which PVE cannot live-migrate; remove the snapshots or shut it down first' };
+  }
   return { mode, facts };
 }
 

@@ -69,6 +69,8 @@ export interface MigrationFacts {
   localResources: string[];
   /** Nodes PVE refuses as targets, with PVE's reason (unavailable storages, blocking HA resources). */
   notAllowedNodes: Record<string, string>;
+  /** The guest has snapshots (its config names a `parent`): PVE cannot live-migrate local disks that have them. */
+  hasSnapshots: boolean;
 }
 
 export interface HaRule {

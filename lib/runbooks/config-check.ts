@@ -4,8 +4,10 @@
  * becomes `local-lvm:base-101-disk-1,iothread=1,size=32G`; a NIC gains its MAC), so disks
  * compare by storage and options, NICs by the settings given, tags as sets.
  */
+import type { ConfigWrite } from '../rbac.js';
 import type { ResolvedStep } from './plan.js';
 import type { Value } from './placeholders.js';
+import type { Runbook } from './schema.js';
 
 /** Request parameters that address or steer a call rather than set a config key. */
 const NOT_CONFIG = new Set(['node', 'vmid', 'digest', 'delete', 'revert', 'background_delay', 'storage', 'pool', 'start', 'skiplock']);
@@ -24,6 +26,17 @@ export function expectedGuestConfig(steps: readonly ResolvedStep[]): Record<stri
     }
   }
   return expected;
+}
+
+/** The guest config properties a runbook writes (with their values as written), for the RBAC role. */
+export function configWritesOf(runbook: Runbook): ConfigWrite[] {
+  return [...runbook.steps, ...runbook.cleanup].flatMap((step) =>
+    step.kind === 'api' && CONFIG_ENDPOINTS.has(step.api)
+      ? Object.entries(step.params)
+          .filter(([key]) => !NOT_CONFIG.has(key))
+          .map(([key, value]) => ({ type: step.api.startsWith('lxc') ? ('lxc' as const) : ('qemu' as const), key, value: String(value) }))
+      : [],
+  );
 }
 
 function asConfig(value: Value): string {

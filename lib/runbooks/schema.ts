@@ -283,7 +283,7 @@ function checkParameters(params: Record<string, Parameter>, issue: Issue): void 
       const def = conventionDef(p.convention);
       if (!def) issue(at('convention'), `unknown convention '${p.convention}' (known: ${knownConventions().join(', ')})`);
       else if (!CONVENTION_KINDS[p.type].includes(def.kind)) {
-        issue(at('convention'), `${p.convention} holds ${def.kind === 'file' ? 'a file path' : `a ${def.kind}`}, which does not fit a ${p.type} parameter`);
+        issue(at('convention'), `${p.convention} holds ${def.kind === 'file' ? 'a file path' : `a ${def.kind}`}, which does not fit ${/^[aeiou]/.test(p.type) ? 'an' : 'a'} ${p.type} parameter`);
       }
     }
     if (p.default !== undefined) {

@@ -3,15 +3,14 @@ import type { Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import type { GuestType } from '../guest-config.js';
 import { cloneVm } from '../ops/clone.js';
-import { taskType } from '../ops/common.js';
 import {
-  configUpdateTask,
   convertToTemplate,
   createLxc,
   createQemu,
   destroyGuest,
   resizeDisk,
   updateConfig,
+  updateConfigAsync,
 } from '../ops/config.js';
 import { lxcMigratePreconditions, migrateGuest, qemuMigratePreconditions } from '../ops/migration.js';
 import { rebootGuest, shutdownGuest, startGuest, stopGuest } from '../ops/power.js';
@@ -31,14 +30,6 @@ function configOf(guest: Guest, snapshot: string | undefined): Record<string, un
   return { ...snap.config, snaptime: snap.snaptime, ...(snap.parent ? { parent: snap.parent } : {}), digest: guest.digest };
 }
 
-/** PUT/POST params without the routing and control keys, as `qm set` would echo them. */
-function describeUpdate(params: Record<string, unknown>): string {
-  return Object.entries(params)
-    .filter(([k, v]) => k !== 'node' && k !== 'vmid' && v !== undefined)
-    .map(([k, v]) => `-${k} ${typeof v === 'boolean' ? (v ? 1 : 0) : String(v)}`)
-    .join(' ');
-}
-
 export const qemuHandlers: Handlers = {
   qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
   qemuCreate: ({ cluster, caller, params }) => createQemu(cluster, caller, params.node, params).upid,
@@ -47,17 +38,8 @@ export const qemuHandlers: Handlers = {
     await updateConfig(cluster, guestAt(cluster, params, 'qemu'), params);
     return null;
   },
-  qemuUpdateConfigAsync: async ({ cluster, caller, params }) => {
-    const guest = guestAt(cluster, params, 'qemu');
-    await updateConfig(cluster, guest, params);
-    return cluster.tasks.start({
-      node: guest.node,
-      type: taskType(guest, 'config'),
-      id: String(guest.vmid),
-      authid: caller.authid,
-      run: async (ctx) => ctx.log(`update VM ${guest.vmid}: ${describeUpdate(params)}`),
-    }).upid;
-  },
+  qemuUpdateConfigAsync: async ({ cluster, caller, params }) =>
+    (await updateConfigAsync(cluster, caller, guestAt(cluster, params, 'qemu'), params)).upid,
   qemuDestroy: ({ cluster, caller, params }) =>
     destroyGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
       ...(params.purge !== undefined ? { purge: params.purge } : {}),

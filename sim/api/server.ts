@@ -24,7 +24,8 @@ import { lxcHandlers, qemuHandlers } from './guests.js';
 import { nodeHandlers } from './nodes.js';
 import { storageHandlers } from './storage.js';
 
-const handlers: Record<string, Handler<never>> = {
+/** Every endpoint of lib/pve/endpoints.ts the simulator serves, by endpoint name. */
+export const apiHandlers: Record<string, Handler<never>> = {
   ...clusterHandlers,
   ...accessHandlers,
   ...nodeHandlers,
@@ -76,7 +77,7 @@ function send(res: ServerResponse, status: number, reason: string, body: string)
   res.end(body);
 }
 
-export function sendError(res: ServerResponse, err: PveError): void {
+function sendError(res: ServerResponse, err: PveError): void {
   const { reason, body } = errorBody(err);
   send(res, err.status, reason, body);
 }
@@ -223,7 +224,7 @@ export class ApiServer {
     const params = decoded.value as Record<string, unknown>;
     cluster.counters.recordCall(route.endpoint.name, typeof params['vmid'] === 'number' ? params['vmid'] : undefined);
 
-    const handler = handlers[route.endpoint.name];
+    const handler = apiHandlers[route.endpoint.name];
     if (!handler) throw new PveError(501, `Method '${method} ${path}' not implemented`);
     const ctx: HandlerContext<unknown> = {
       cluster,

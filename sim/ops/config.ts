@@ -74,10 +74,6 @@ function freeVolume(cluster: Cluster, node: string, volid: string): void {
   cluster.state.pool(storageOf(volid), node)?.volumes.delete(volid);
 }
 
-export interface ConfigUpdate {
-  params: Record<string, unknown>;
-}
-
 /**
  * PUT/POST .../config: waits for the lock file, refuses locked guests and stale digests, then
  * applies `delete` (disks become unusedN) and new values.
@@ -124,13 +120,22 @@ function removeKey(cluster: Cluster, guest: Guest, config: GuestConfig, key: str
   else config[nextFreeKey(config, 'unused')] = volid;
 }
 
-export function configUpdateTask(cluster: Cluster, caller: Caller, guest: Guest, params: Record<string, unknown>): TaskRecord {
+/**
+ * POST .../config: PVE checks and writes under the lock in the API call, then forks a
+ * `qmconfig` worker for what takes time; here that worker only logs the change.
+ */
+export async function updateConfigAsync(cluster: Cluster, caller: Caller, guest: Guest, params: Record<string, unknown>): Promise<TaskRecord> {
+  await updateConfig(cluster, guest, params);
+  const changes = Object.entries(params)
+    .filter(([k, v]) => k !== 'node' && k !== 'vmid' && v !== undefined)
+    .map(([k, v]) => `-${k} ${configValue(v)}`)
+    .join(' ');
   return cluster.tasks.start({
     node: guest.node,
     type: taskType(guest, 'config'),
     id: String(guest.vmid),
     authid: caller.authid,
-    run: () => updateConfig(cluster, guest, params),
+    run: async (ctx) => ctx.log(`update ${label(guest)}: ${changes}`),
   });
 }
 

@@ -165,6 +165,11 @@ class Migration {
     try {
       release = await lockGuestFile(cluster, guest);
       const online = this.#prepare();
+      if (online) {
+        // The target's memory is spoken for from the start, so placements see it at once.
+        this.#reserved = guest.memoryBytes;
+        cluster.state.node(this.req.target).reservedMemory += this.#reserved;
+      }
       await ctx.sleep(this.#setupMs * 0.25);
       ctx.logTimed(`starting migration of ${label(guest)} to node '${this.req.target}' (${cluster.state.node(this.req.target).ip})`);
       guest.update((c) => (c['lock'] = 'migrate'));
@@ -266,7 +271,7 @@ class Migration {
     const target = req.target;
     ctx.logTimed(`starting VM ${guest.vmid} on remote node '${target}'`);
     await ctx.sleep(this.#setupMs * 0.5);
-    if (cluster.freeMemory(target) < guest.memoryBytes) {
+    if (cluster.freeMemory(target) + this.#reserved < guest.memoryBytes) {
       ctx.logTimed(`[${target}] kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory`);
       ctx.logTimed(`[${target}] start failed: QEMU exited with code 1`);
       ctx.logTimed('online migrate failure - remote command failed with exit code 255', 'err');
@@ -274,8 +279,6 @@ class Migration {
       ctx.logTimed('migrate_cancel');
       return false;
     }
-    this.#reserved = guest.memoryBytes;
-    cluster.state.node(target).reservedMemory += this.#reserved;
     ctx.logTimed('start remote tunnel');
     ctx.logTimed('ssh tunnel ver 1');
     if (mirrored.length) {

@@ -38,7 +38,7 @@ export function httpReason(status: number): string {
 }
 
 /** The storage `sid` on `node`, or PVE's refusal. */
-export function poolOn(cluster: Cluster, sid: string, node: string): StoragePool {
+function poolOn(cluster: Cluster, sid: string, node: string): StoragePool {
   if (!cluster.state.storages.has(sid)) throw fail(`storage '${sid}' does not exist`);
   const pool = cluster.state.pool(sid, node);
   if (!pool) throw fail(`storage '${sid}' is not available on node '${node}'`);
@@ -52,7 +52,7 @@ const EXTENSIONS: Partial<Record<ContentType, { re: RegExp; error: string }>> = 
 };
 
 /** PVE normalises names: directories stripped, anything but `-a-zA-Z0-9_.` becomes `_`. */
-export function normaliseFilename(name: string): string {
+function normaliseFilename(name: string): string {
   return name.replace(/^.*[/\\]/, '').replace(/[^-a-zA-Z0-9_.]/g, '_');
 }
 

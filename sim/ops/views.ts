@@ -182,7 +182,7 @@ export function nodeStatus(cluster: Cluster, name: string): Record<string, unkno
     cpu,
     wait: 0.0004,
     idle: 0,
-    cpuinfo: { cores: node.cores / 2, cpus: node.cores, sockets: 1, model: 'AMD EPYC 7302P 16-Core Processor', mhz: '3000.000', hvm: '1', user_hz: 100 },
+    cpuinfo: { cores: Math.max(1, Math.floor(node.cores / 2)), cpus: node.cores, sockets: 1, model: 'AMD EPYC 7302P 16-Core Processor', mhz: '3000.000', hvm: '1', user_hz: 100 },
     memory: { total: node.memory, used, free: node.memory - used, available: node.memory - used },
     swap: { total: swapTotal, used: 0, free: swapTotal },
     rootfs: { total: disk.total, used: disk.used, free: disk.total - disk.used, avail: disk.total - disk.used },

@@ -1,21 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
-import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
-import { simConnection, simDeps, withAutomationToken } from '../../bench/sim-environment.js';
-import { createAuditLog } from '../../lib/audit/log.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
+import { withAutomationToken } from '../../bench/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
-import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
 import type { Scenario } from '../../sim/scenario.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
 
-/** Twelve 8 GiB VMs on pve01, a third with local disks; three roomy targets. */
+/** Twelve VMs of 4-15 GiB on pve01, a third with local disks; three roomy targets. */
 function twelveVms(): Scenario {
   return withAutomationToken({
     nodes: [{ name: 'pve01' }, { name: 'pve02' }, { name: 'pve03' }, { name: 'pve04' }],
@@ -27,7 +23,7 @@ function twelveVms(): Scenario {
       vmid: 1001 + i,
       name: `app${i + 1}`,
       node: 'pve01',
-      memory: 8192,
+      memory: (4 + i) * 1024,
       disks: [{ storage: i % 3 === 0 ? 'local-lvm' : 'ceph', size: '16G' }],
     })),
   });
@@ -39,35 +35,29 @@ describe('evacuation reliability', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  async function simulator(scenario: Scenario, speed: number): Promise<SimulatedCluster> {
-    const sim = await startSimulator({ scenario, speed });
-    cleanup.push(() => sim.stop());
-    return sim;
+  async function simulated(scenario: Scenario, speed: number): Promise<SimulatedEnvironment> {
+    const env = await startSimulatedEnvironment({ scenario, speed });
+    cleanup.push(() => env.stop());
+    return env;
   }
 
-  async function auditPath(): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), 'evacuation-audit-'));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    return join(dir, 'audit.log');
-  }
+  const request = (env: SimulatedEnvironment, body: Omit<EvacuationBody, 'environment'>) =>
+    evacuationInput({ environment: env.environment, ...body });
 
-  async function inProcessWorker(sim: SimulatedCluster, audit: string, taskQueue?: string): Promise<TestWorker> {
-    const deps = simDeps(simConnection(sim));
+  async function inProcessWorker(env: SimulatedEnvironment, taskQueue?: string): Promise<TestWorker> {
     const worker = await startTestWorker({
       ...(taskQueue ? { taskQueue } : {}),
       activities: {
-        ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(createAuditLog(audit)),
+        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+        ...createAuditActivities(env.deps.audit),
       },
     });
-    cleanup.push(async () => {
-      await worker.shutdown();
-      await deps.close();
-    });
+    cleanup.push(() => worker.shutdown());
     return worker;
   }
 
-  async function childWorker(sim: SimulatedCluster, audit: string, taskQueue: string): Promise<ChildProcess> {
+  /** A worker in its own process, built from the same configuration (file references, no secrets). */
+  async function childWorker(env: SimulatedEnvironment, taskQueue: string): Promise<ChildProcess> {
     const script = fileURLToPath(new URL('./evacuation-worker.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
       env: {
@@ -77,8 +67,7 @@ describe('evacuation reliability', () => {
           namespace: inject('temporalNamespace'),
           taskQueue,
           workflowBundlePath: inject('workflowBundlePath'),
-          auditPath: audit,
-          sim: simConnection(sim),
+          config: env.config,
         }),
       },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -100,30 +89,30 @@ describe('evacuation reliability', () => {
   }
 
   it('resumes after the worker is killed mid-evacuation: every VM ends where planned, migrated exactly once', async () => {
-    const sim = await simulator(twelveVms(), 10);
-    const audit = await auditPath();
+    const env = await simulated(twelveVms(), 10);
+    const sim = env.sim;
     const taskQueue = uniqueTaskQueue('evacuation-kill');
-    const child = await childWorker(sim, audit, taskQueue);
+    const child = await childWorker(env, taskQueue);
 
-    const handle = await startEvacuation(await testConnection(), taskQueue, evacuationInput({ node: 'pve01', maxParallel: 4 }));
+    const handle = await startEvacuation(await testConnection(), taskQueue, request(env, { node: 'pve01', maxParallel: 4 }));
     const planned = await approveWhenPlanned(handle);
     const plan = planned.plan!.details as EvacuationPlan;
     expect(plan.moves).toHaveLength(12);
 
     // Kill it while some migrations have finished and others are under way.
     const migrations = () => sim.cluster.tasks.all().filter((t) => t.type === 'qmigrate');
+    let runningAtKill: number[] = [];
     await expect
       .poll(() => {
         const tasks = migrations();
-        return tasks.filter((t) => t.status === 'stopped').length >= 2 && tasks.some((t) => t.status === 'running');
-      }, { timeout: 60_000, interval: 20 })
+        runningAtKill = tasks.filter((t) => t.status === 'running').map((t) => Number(t.id));
+        return tasks.filter((t) => t.status === 'stopped').length >= 2 && runningAtKill.length > 0;
+      }, { timeout: 60_000, interval: 5 })
       .toBe(true);
     child.kill('SIGKILL');
     await once(child, 'exit');
-    const runningAtKill = migrations().filter((t) => t.status === 'running').map((t) => Number(t.id));
-    expect(runningAtKill.length).toBeGreaterThan(0);
 
-    await inProcessWorker(sim, audit, taskQueue);
+    await inProcessWorker(env, taskQueue);
     const { result } = await handle.result();
 
     expect(result?.outcome).toBe('evacuated');
@@ -139,16 +128,17 @@ describe('evacuation reliability', () => {
   });
 
   it('reports a failed migration with its task log, finishes the others, and repeats only safe calls', async () => {
-    const sim = await simulator(twelveVms(), 20);
+    const env = await simulated(twelveVms(), 20);
+    const sim = env.sim;
     // The migration task of 1003 fails; PVE's answer to 1005's migrate request is lost after it
     // acted; 1006's request fails before it reaches PVE; one API call in ten fails at random.
     sim.faults.failTask({ type: 'qmigrate', vmid: 1003 });
     sim.faults.failCalls({ kind: 'reset-after', match: 'POST /nodes/pve01/qemu/1005/migrate' });
     sim.faults.failCalls({ kind: 'error', match: 'POST /nodes/pve01/qemu/1006/migrate' });
     sim.faults.setApi({ errorRate: 0.1 });
-    const worker = await inProcessWorker(sim, await auditPath());
+    const worker = await inProcessWorker(env);
 
-    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ node: 'pve01', onFailure: 'continue' }));
+    const handle = await startEvacuation(worker.client, worker.taskQueue, request(env, { node: 'pve01', onFailure: 'continue' }));
     await approveWhenPlanned(handle);
     const { result } = await handle.result();
     sim.faults.setApi({ errorRate: 0 });
@@ -173,14 +163,15 @@ describe('evacuation reliability', () => {
     const scenario = twelveVms();
     // The largest VM starts first; its migration fails.
     scenario.guests![0] = { ...scenario.guests![0]!, memory: 16384 };
-    const sim = await simulator(scenario, 20);
+    const env = await simulated(scenario, 20);
+    const sim = env.sim;
     sim.faults.failTask({ type: 'qmigrate', vmid: 1001 });
-    const worker = await inProcessWorker(sim, await auditPath());
+    const worker = await inProcessWorker(env);
 
     const handle = await startEvacuation(
       worker.client,
       worker.taskQueue,
-      evacuationInput({ node: 'pve01', maxParallel: 2, onFailure: 'stop' }),
+      request(env, { node: 'pve01', maxParallel: 2, onFailure: 'stop' }),
     );
     await approveWhenPlanned(handle);
     const { result } = await handle.result();

@@ -1,13 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
-import { simConnection, simDeps, withAutomationToken } from '../../bench/sim-environment.js';
-import { createAuditLog } from '../../lib/audit/log.js';
-import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
+import { withAutomationToken } from '../../bench/scenarios.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const VMS = 520;
@@ -15,13 +11,11 @@ const VMS = 520;
 const HISTORY_WARNING = 10_240;
 
 describe('evacuating a node with 500+ VMs', () => {
-  let sim: SimulatedCluster;
-  let deps: ReturnType<typeof simDeps>;
+  let env: SimulatedEnvironment;
   let worker: TestWorker;
-  let auditDir: string;
 
   beforeAll(async () => {
-    sim = await startSimulator({
+    env = await startSimulatedEnvironment({
       scenario: withAutomationToken({
         nodes: [
           { name: 'pve01', memory: '1T', cores: 128 },
@@ -39,28 +33,24 @@ describe('evacuating a node with 500+ VMs', () => {
       }),
       speed: 200,
     });
-    deps = simDeps(simConnection(sim));
-    auditDir = await mkdtemp(join(tmpdir(), 'evacuation-audit-'));
     worker = await startTestWorker({
       activities: {
-        ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createAuditActivities(createAuditLog(join(auditDir, 'audit.log'))),
+        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+        ...createAuditActivities(env.deps.audit),
       },
       workerOptions: { maxConcurrentActivityTaskExecutions: 64 },
     });
   });
   afterAll(async () => {
     await worker?.shutdown();
-    await deps?.close();
-    await sim?.stop();
-    if (auditDir) await rm(auditDir, { recursive: true, force: true });
+    await env?.stop();
   });
 
   it('completes, each VM migrated once, with every run of its history far below Temporal’s limits', async () => {
     const handle = await startEvacuation(
       worker.client,
       worker.taskQueue,
-      evacuationInput({ node: 'pve01', maxParallel: 16, maxParallelPerTarget: 8 }),
+      evacuationInput({ environment: env.environment, node: 'pve01', maxParallel: 16, maxParallelPerTarget: 8 }),
     );
     await approveWhenPlanned(handle);
     const { result } = await handle.result();
@@ -68,7 +58,7 @@ describe('evacuating a node with 500+ VMs', () => {
     expect(result?.outcome).toBe('evacuated');
     expect(result?.guests.filter((g) => g.state === 'migrated')).toHaveLength(VMS);
     for (let vmid = 1000; vmid < 1000 + VMS; vmid++) {
-      expect([vmid, sim.counters.tasks('qmigrate', vmid)]).toEqual([vmid, 1]);
+      expect([vmid, env.sim.counters.tasks('qmigrate', vmid)]).toEqual([vmid, 1]);
     }
 
     // The migrations ran in several runs of one child workflow, each continued as new.

@@ -5,8 +5,8 @@
  */
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
-import { simDeps, type SimConnection } from '../../bench/sim-environment.js';
-import { createAuditLog } from '../../lib/audit/log.js';
+import type { AppConfig } from '../../lib/config/schema.js';
+import { buildWorkerDeps } from '../../worker/deps.js';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 
 interface WorkerSettings {
@@ -14,13 +14,13 @@ interface WorkerSettings {
   namespace: string;
   taskQueue: string;
   workflowBundlePath: string;
-  auditPath: string;
-  sim: SimConnection;
+  /** The test's configuration: secrets are file references, read here as a real worker reads them. */
+  config: AppConfig;
 }
 
 const settings = JSON.parse(process.env['EVACUATION_WORKER'] ?? '') as WorkerSettings;
 Runtime.install({ logger: new DefaultLogger('WARN') });
-const deps = simDeps(settings.sim);
+const deps = buildWorkerDeps(settings.config);
 const worker = await Worker.create({
   connection: await NativeConnection.connect({ address: settings.address }),
   namespace: settings.namespace,
@@ -28,7 +28,7 @@ const worker = await Worker.create({
   workflowBundle: { codePath: settings.workflowBundlePath },
   activities: {
     ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-    ...createAuditActivities(createAuditLog(settings.auditPath)),
+    ...createAuditActivities(deps.audit),
   },
 });
 const running = worker.run();

@@ -1,16 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
-import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
-import { simConnection, simDeps, withAutomationToken } from '../../bench/sim-environment.js';
-import { createAuditLog } from '../../lib/audit/log.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
+import { withAutomationToken } from '../../bench/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
-import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
+import type { SimulatedCluster } from '../../sim/index.js';
 import type { Scenario } from '../../sim/scenario.js';
 import { statusQuery } from '../../workflows/definitions.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 /** pve01 holds a bit of everything an evacuation meets; pve02 and pve03 have room. */
@@ -36,31 +33,28 @@ const scenario: Scenario = {
 };
 
 describe('evacuateNode on the simulator', () => {
+  let env: SimulatedEnvironment;
   let sim: SimulatedCluster;
-  let deps: ReturnType<typeof simDeps>;
   let worker: TestWorker;
-  let auditDir: string;
+  const request = (body: Omit<EvacuationBody, 'environment'>) => evacuationInput({ environment: env.environment, ...body });
 
   beforeAll(async () => {
-    sim = await startSimulator({ scenario: withAutomationToken(scenario), speed: 20 });
-    deps = simDeps(simConnection(sim));
-    auditDir = await mkdtemp(join(tmpdir(), 'evacuation-audit-'));
+    env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed: 20 });
+    sim = env.sim;
     worker = await startTestWorker({
       activities: {
-        ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(createAuditLog(join(auditDir, 'audit.log'))),
+        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+        ...createAuditActivities(env.deps.audit),
       },
     });
   });
   afterAll(async () => {
     await worker?.shutdown();
-    await deps?.close();
-    await sim?.stop();
-    if (auditDir) await rm(auditDir, { recursive: true, force: true });
+    await env?.stop();
   });
 
   it('shows the plan and moves nothing on a dry run', async () => {
-    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ node: 'pve01', dryRun: true }));
+    const handle = await startEvacuation(worker.client, worker.taskQueue, request({ node: 'pve01', dryRun: true }));
     const result = await handle.result();
 
     expect(result.outcome).toBe('dry-run');
@@ -68,8 +62,12 @@ describe('evacuateNode on the simulator', () => {
     expect(sim.counters.tasks('qmigrate') + sim.counters.tasks('vzmigrate')).toBe(0);
   });
 
-  it('waits for approval, moves every movable guest once, and leaves the rest with their reasons', async () => {
-    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ node: 'pve01', containers: 'restart' }));
+  it('waits for approval, moves every movable guest once, leaves the rest with their reasons, and keeps HA maintenance off a node that is not empty', async () => {
+    const handle = await startEvacuation(
+      worker.client,
+      worker.taskQueue,
+      request({ node: 'pve01', containers: 'restart', haMaintenance: true }),
+    );
     const planned = await approveWhenPlanned(handle);
     const plan = planned.plan!.details as EvacuationPlan;
 
@@ -113,5 +111,8 @@ describe('evacuateNode on the simulator', () => {
     expect(status.phase).toBe('completed');
     expect(status.steps.filter((s) => s.id.startsWith('migrate-')).map((s) => s.state)).toEqual(Array(6).fill('succeeded'));
     expect(status.steps.find((s) => s.id === 'verify')?.state).toBe('succeeded');
+    // Two guests stay, so the node is not empty and must not go into HA maintenance.
+    expect(result?.haMaintenance).toBe('skipped');
+    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({ state: 'skipped', detail: 'pve01 is not empty' });
   });
 });

@@ -48,7 +48,7 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
       { storage: 'ceph', node, shared: true, active: true, content: ['images', 'rootdir'], total: 4096 * GiB, used: 0 },
       { storage: 'local-lvm', node, shared: false, active: true, content: ['images', 'rootdir'], total: 512 * GiB, used: 0 },
     ]),
-    guests: guests.map(({ disks: _d, localResources: _l, notAllowedNodes: _n, ...g }) => ({
+    guests: guests.map(({ disks: _d, localResources: _l, notAllowedNodes: _n, hasSnapshots: _s, ...g }) => ({
       name: `guest${g.vmid}`,
       type: 'qemu',
       node: 'pve1',
@@ -64,7 +64,12 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
     migration: Object.fromEntries(
       guests.map((g) => [
         g.vmid,
-        { disks: g.disks ?? [disk('ceph', 32)], localResources: g.localResources ?? [], notAllowedNodes: g.notAllowedNodes ?? {} },
+        {
+          disks: g.disks ?? [disk('ceph', 32)],
+          localResources: g.localResources ?? [],
+          notAllowedNodes: g.notAllowedNodes ?? {},
+          hasSnapshots: g.hasSnapshots ?? false,
+        },
       ]),
     ),
     ...over,
@@ -125,6 +130,19 @@ describe('planEvacuation', () => {
 
     const left = planEvacuation(snapshot, { ...request, localDisks: 'leave' }, policy);
     expect(left.leftBehind[0]?.reason).toBe("has local disks (local-lvm:vm-disk-40), and localDisks is 'leave'");
+  });
+
+  it('leaves a running VM whose local disks have snapshots, which PVE cannot live-migrate', () => {
+    const snapshot = cluster([
+      { vmid: 101, disks: [disk('local-lvm', 40)], hasSnapshots: true },
+      { vmid: 102, disks: [disk('ceph', 40)], hasSnapshots: true },
+      { vmid: 103, disks: [disk('local-lvm', 40)], hasSnapshots: true, status: 'stopped' },
+    ]);
+    const plan = planEvacuation(snapshot, request, policy);
+    expect(plan.moves.map((m) => m.vmid).sort()).toEqual([102, 103]);
+    expect(plan.leftBehind).toEqual([
+      expect.objectContaining({ vmid: 101, reason: expect.stringMatching(/^its local disks have snapshots/) }),
+    ]);
   });
 
   it('keeps at least the configured share of memory free on every target', () => {

@@ -1,0 +1,27 @@
+/**
+ * A runbook submitted as markdown: parsed, validated and adapted to the environment's
+ * conventions (the plan shows each adaptation and the diff), saved into runbooks/ only
+ * once approved. Adding one is medium risk; replacing one is high risk.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { IngestDetails, RunbookActivities } from '../activities/runbook.js';
+import type { RunbookIngestInput } from '../lib/operations/catalog.js';
+import { runOperation } from './operation.js';
+
+const planning = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+});
+
+/** Saving is idempotent (the same text twice is a no-op) and refuses a file changed since review. */
+const saving = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'RunbookConflict'] },
+});
+
+export async function ingestRunbook(input: RunbookIngestInput) {
+  return runOperation<IngestDetails, Awaited<ReturnType<RunbookActivities['saveIngestedRunbook']>>>('runbook-ingest', input.meta, {
+    plan: () => planning.planRunbookIngest(input),
+    apply: (plan, op) => op.step('save', () => saving.saveIngestedRunbook(plan.details!)),
+  });
+}
