@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources } from '../lib/inventory.js';
+import { mapBounded } from '../lib/lifecycle/bounded.js';
 import { safetySnapshotName } from '../lib/lifecycle/guest-steps.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
@@ -80,9 +81,11 @@ export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         if (problems.length > 0) refuse('PlanRefused', `containers are patched over SSH to their nodes, but ${problems.join('; ')}`);
 
         const now = new Date();
-        const containers = selected.map((g): PatchTarget => {
+        const existing = await mapBounded(selected, 16, (g) => client.lxc.snapshots({ node: g.node, vmid: g.vmid }));
+        const containers = selected.map((g, i): PatchTarget => {
           const base = { vmid: g.vmid, name: g.name, node: g.node };
-          const snapshot = env.policy.snapshot_before_change ? safetySnapshotName('patch', now) : undefined;
+          const taken = existing[i]!.ok ? (existing[i] as { value: { name: string }[] }).value.map((s) => s.name) : [];
+          const snapshot = env.policy.snapshot_before_change ? safetySnapshotName('patch', now, taken) : undefined;
           return {
             ...base,
             ...(snapshot ? { snapshot } : {}),

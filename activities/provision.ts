@@ -21,7 +21,7 @@ import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
-import { describeGuest, guestConfig, refuse, verifyIdentity, type LocatedGuest } from './vm.js';
+import { describeGuest, guestConfig, operationId, refuse, verifyIdentity, type LocatedGuest } from './vm.js';
 
 type ConfigValue = string | number | boolean;
 
@@ -362,8 +362,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     async createGuest({ environment, spec }: { environment: string; spec: CreateSpec }): Promise<NewGuest> {
       const client = await deps.pve(environment);
       const info = Context.current().info;
-      const operationId = info.workflowExecution?.workflowId ?? `activity ${info.activityId}`;
-      const marker = creationMarker(operationId);
+      const marker = creationMarker(operationId());
       return withPveFailures(async () => {
         if (info.attempt > 1) {
           const earlier = await findCreatedBy(client, spec, marker);

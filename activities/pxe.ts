@@ -19,7 +19,7 @@ import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
 import { sshProblems, withSshFailures, withTunnel } from './node-ssh.js';
 import { createProvisionActivities, type CreateSpec } from './provision.js';
-import { describeGuest, refuse, verifyIdentity } from './vm.js';
+import { describeGuest, operationId, refuse, verifyIdentity } from './vm.js';
 
 export interface StatefulPlanDetails {
   spec: CreateSpec;
@@ -190,7 +190,7 @@ export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 's
       timeoutSeconds: number;
     }): Promise<InstallOutcome> {
       const ctx = Context.current();
-      const marker = `installed by proxmox-manager operation ${ctx.info.workflowExecution?.workflowId ?? ctx.info.activityId} as VM ${args.vmid}`;
+      const marker = `installed by proxmox-manager operation ${operationId()} as VM ${args.vmid}`;
       const timeoutMs = args.timeoutSeconds * 1000;
       const lines: string[] = [];
       const output = await overSsh({ ...args, hostKey: args.liveHostKey, timeoutMs }, async (target) => {

@@ -161,6 +161,12 @@ function requestOf(input: GuestActionInput): GuestActionRequest {
   };
 }
 
+/** The workflow an activity runs for: marks what this operation made, so a retry recognises it. */
+export function operationId(): string {
+  const info = Context.current().info;
+  return info.workflowExecution?.workflowId ?? `activity ${info.activityId}`;
+}
+
 /** Sends a request PVE may act on; an unanswered one is never repeated blindly. */
 async function sendOnce<T>(what: string, request: () => Promise<T>): Promise<T> {
   try {
@@ -239,9 +245,11 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             return send(() => api.reboot({ node, vmid }));
           case 'snapshot': {
             const snapname = String(p['snapname']);
-            const existing = await api.snapshots({ node, vmid });
-            if (existing.some((s) => s.name === snapname)) return done(`snapshot '${snapname}' already exists`);
-            return send(() => api.snapshot({ node, vmid, snapname, description: 'taken by proxmox-manager' }));
+            const description = `taken by proxmox-manager operation ${operationId()}`;
+            const existing = (await api.snapshots({ node, vmid })).find((s) => s.name === snapname);
+            if (existing?.description?.trim() === description) return done(`snapshot '${snapname}' already taken`);
+            if (existing) refuse('PlanRefused', `snapshot: ${describeGuest(guest)} already has a snapshot '${snapname}' this operation did not take`);
+            return send(() => api.snapshot({ node, vmid, snapname, description }));
           }
           case 'rollback':
             return send(() => api.rollback({ node, vmid, snapname: String(p['snapname']), ...(p['start'] ? { start: true } : {}) }));

@@ -5,6 +5,7 @@
  */
 import {
   WorkflowFailedError,
+  WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type WorkflowExecutionInfo,
@@ -149,8 +150,14 @@ export async function decide(
       await handle.signal(decision === 'approve' ? approveSignal : rejectSignal, request);
       return { state: 'accepted' };
     }
+    if (err instanceof WorkflowNotFoundError) throw endedMeanwhile(handle.workflowId);
     throw err;
   }
+}
+
+/** The workflow closed between our look at it and the request to it. */
+export function endedMeanwhile(id: string): ApiError {
+  return new ApiError(409, 'not_running', `operation '${id}' has ended`);
 }
 
 /** Why a closed operation did not complete, from the error `result()` throws. */

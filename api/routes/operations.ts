@@ -3,7 +3,7 @@
  * steer them — approve or reject a plan, cancel. Every change goes through its workflow;
  * the caller's identity comes from the token and travels as `meta.requester` or `by`.
  */
-import { isGrpcDeadlineError, type WorkflowHandle } from '@temporalio/client';
+import { isGrpcDeadlineError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
@@ -12,7 +12,7 @@ import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester }
 import { requireEnvironment, requireScope } from '../access.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { compactIso, decide, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
+import { compactIso, decide, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -282,7 +282,9 @@ export function operationRoutes(s: Services): Route[] {
         if (body.reason) noteAudit(c, { detail: { reason: body.reason } });
         const { handle, summary } = await loadOperation(c, id);
         requireOpen(summary);
-        await handle.cancel();
+        await handle.cancel().catch((err: unknown) => {
+          throw err instanceof WorkflowNotFoundError ? endedMeanwhile(summary.id) : err;
+        });
         noteAudit(c, { result: 'cancel-requested' });
         return c.json({ id: summary.id, state: 'cancel-requested' } satisfies z.infer<typeof CancelAccepted>, 202);
       },

@@ -71,9 +71,15 @@ export function snapshotStamp(now: Date): string {
   return now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
 
-/** The safety snapshot taken before a change, named for the operation that takes it. */
-export function safetySnapshotName(operation: string, now: Date): string {
-  return `pm_pre_${operation}_${snapshotStamp(now)}`;
+/**
+ * The safety snapshot taken before a change, named for the operation that takes it — and
+ * never the name of a snapshot the guest already has.
+ */
+export function safetySnapshotName(operation: string, now: Date, existing: readonly string[] = []): string {
+  const base = `pm_pre_${operation}_${snapshotStamp(now)}`;
+  let name = base;
+  for (let n = 2; existing.includes(name); n++) name = `${base}_${n}`;
+  return name;
 }
 
 function kind(type: GuestType): string {
@@ -91,7 +97,7 @@ export function planGuestSteps(
   const what = `${kind(guest.type)} ${vmid}`;
   const safetySnapshot = (operation: string): PlanStep[] => {
     if (!opts.snapshotBeforeChange) return [];
-    const snapname = safetySnapshotName(operation, opts.now);
+    const snapname = safetySnapshotName(operation, opts.now, guest.snapshots);
     return [{ ...base, id: 'snapshot-before', action: 'snapshot', params: { snapname }, description: `snapshot ${what} as '${snapname}' before the change` }];
   };
 

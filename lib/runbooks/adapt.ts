@@ -144,10 +144,10 @@ class Adapter {
         if (convention === undefined) continue;
         if (raw === undefined) {
           if (step.api !== 'qemuCreate') continue;
-          const param = this.paramFor(s.param, s.convention, s.type, `${s.what} (cluster convention)`);
+          const param = this.paramFor(s.param, s.convention, s.type, `${capitalize(s.what)} (cluster convention)`);
           this.set(at(s.key), undefined, `{{${param}}}`, `the cluster sets the ${s.what}: ${formatConvention(this.env, s.convention)}`);
         } else if (!(typeof raw === 'string' && PLACEHOLDER.test(raw)) && !sameSetting(s.key, raw, convention as Value)) {
-          const param = this.paramFor(s.param, s.convention, s.type, `${s.what} (cluster convention)`);
+          const param = this.paramFor(s.param, s.convention, s.type, `${capitalize(s.what)} (cluster convention)`);
           this.set(at(s.key), raw, `{{${param}}}`, `the cluster's ${s.what} is ${formatConvention(this.env, s.convention)}`);
         }
       }
@@ -202,7 +202,7 @@ class Adapter {
       if (typeof name !== 'string' || PLACEHOLDER.test(name) || !/\.img$/.test(name)) return;
       const renamed = name.replace(/\.img$/, '.qcow2');
       this.set(['steps', i, 'params', 'filename'], name, renamed, 'PVE refuses .img names for content=import; the image is qcow2 inside');
-      this.replaceEverywhere(name, renamed, 'follows the renamed download');
+      this.replaceEverywhere(`:import/${name}`, `:import/${renamed}`, 'refers to the renamed download');
     });
   }
 
@@ -301,6 +301,10 @@ class Adapter {
   }
 }
 
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 /** PVE writes `agent: 1` and `agent: enabled=1` alike. */
 function sameSetting(key: string, raw: Value, convention: Value): boolean {
   if (key !== 'agent') return String(raw) === String(convention);
@@ -317,7 +321,7 @@ export function adaptRunbook(file: RunbookFile, markdown: string, env: Environme
   adapter.vmidParameters();
   adapter.vmids();
   if (adapter.adaptations.length === 0) return { runbook: file.runbook, markdown, adaptations: [], diff: '' };
-  const adapted = formatRunbookMarkdown(doc, file.body);
+  const adapted = formatRunbookMarkdown(doc, file.body, markdown);
   const reparsed = parseRunbookMarkdown(adapted, `${source}, as adapted`);
   return {
     runbook: reparsed.runbook,

@@ -63,6 +63,23 @@ export function parseRunbookMarkdown(text: string, source = '(inline)'): Runbook
   return { runbook: validateRunbook(document.toJS(), source), document, body };
 }
 
-export function formatRunbookMarkdown(document: Document, body: string): string {
-  return `---\n${document.toString({ lineWidth: 0 }).trimEnd()}\n---\n${body}`;
+/** Flow collections read the same whatever the spacing inside their brackets. */
+function bracketSpacing(line: string): string {
+  return line.replace(/([[{])\s+/g, '$1').replace(/\s+([\]}])/g, '$1');
+}
+
+/**
+ * The runbook file for an edited front matter. The YAML library re-renders flow collections
+ * with its own bracket spacing (`[api]` becomes `[ api ]`); lines that differ from the
+ * original only in that spacing are given back as they were, so a diff shows real changes.
+ */
+export function formatRunbookMarkdown(document: Document, body: string, original?: string): string {
+  const originalLines = new Map((original ?? '').split('\n').map((line) => [bracketSpacing(line), line]));
+  const yaml = document
+    .toString({ lineWidth: 0, singleQuote: true })
+    .trimEnd()
+    .split('\n')
+    .map((line) => originalLines.get(bracketSpacing(line)) ?? line)
+    .join('\n');
+  return `---\n${yaml}\n---\n${body}`;
 }

@@ -4,7 +4,7 @@
  * what it lists and shows, what it audits, and how it fails. The same flows run against the
  * real Temporal dev server in test/integration/api-operations.test.ts.
  */
-import { ServiceError } from '@temporalio/client';
+import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import { operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
@@ -187,6 +187,16 @@ describe('deciding on a plan', () => {
       throw new Error('must not be called');
     });
     workflow.status = 'COMPLETED';
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    expect(response.status).toBe(409);
+    expect((await response.json()).error.code).toBe('not_running');
+  });
+
+  it('answers 409 when the operation ends between the API looking at it and the update reaching it', async () => {
+    const api = testApi();
+    seed(api, () => {
+      throw new WorkflowNotFoundError('workflow execution already completed', expectedId, undefined);
+    });
     const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
     expect(response.status).toBe(409);
     expect((await response.json()).error.code).toBe('not_running');

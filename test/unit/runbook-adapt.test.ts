@@ -47,7 +47,10 @@ describe('adapting a submitted runbook to the cluster conventions', () => {
       before: 'noble-server-cloudimg-amd64.img',
       after: 'noble-server-cloudimg-amd64.qcow2',
     });
-    expect(adapted.markdown).not.toMatch(/cloudimg-amd64\.img\b(?!\n)/);
+    const download = adapted.runbook.steps[0]!;
+    expect(download.kind === 'api' && download.params['url']).toBe('https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img');
+    expect(byPath['steps.1.params.scsi0']).toMatchObject({ reason: 'refers to the renamed download' });
+    expect(adapted.diff).toContain('-requires: [api]'.slice(1)); // unchanged lines keep their spelling
   });
 
   it("replaces a VMID outside the cluster's range by an allocated one, everywhere it was used", () => {
@@ -67,7 +70,7 @@ describe('adapting a submitted runbook to the cluster conventions', () => {
     expect(adapted.markdown).toContain('# Lab Ubuntu template');
     expect(adapted.diff).toMatch(/^--- lab-ubuntu-template\.md \(submitted\)\n\+\+\+ lab-ubuntu-template\.md \(adapted\)\n@@ /);
     expect(adapted.diff).toContain('-      scsihw: lsi\n');
-    expect(adapted.diff).toContain('+      scsihw: "{{scsihw}}"\n');
+    expect(adapted.diff).toContain("+      scsihw: '{{scsihw}}'\n");
   });
 
   it('changes nothing in a runbook that already follows the conventions', () => {
