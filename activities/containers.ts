@@ -84,7 +84,9 @@ export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const existing = await mapBounded(selected, 16, (g) => client.lxc.snapshots({ node: g.node, vmid: g.vmid }));
         const containers = selected.map((g, i): PatchTarget => {
           const base = { vmid: g.vmid, name: g.name, node: g.node };
-          const taken = existing[i]!.ok ? (existing[i] as { value: { name: string }[] }).value.map((s) => s.name) : [];
+          const read = existing[i]!;
+          if (!read.ok) throw read.error;
+          const taken = read.value.map((s) => s.name);
           const snapshot = env.policy.snapshot_before_change ? safetySnapshotName('patch', now, taken) : undefined;
           return {
             ...base,

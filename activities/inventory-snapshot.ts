@@ -8,7 +8,7 @@ import { inventoryFromResources } from '../lib/inventory.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveApiError } from '../lib/pve/errors.js';
-import { read } from './transient.js';
+import { isTransient, read } from './transient.js';
 import type { ClusterSnapshot, GuestDisk, GuestState, GuestType, HaRule, MigrationFacts, StorageState } from '../lib/planning/snapshot.js';
 
 const QEMU_VOLUME_KEY = /^((ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0|unused\d+)$/;
@@ -40,9 +40,17 @@ export async function readClusterSnapshot(
 
   const detailed = guests.filter((g) => opts.detailsFor.includes(g.node));
   const migration: Record<number, MigrationFacts> = {};
+  const unreadable: Record<number, string> = {};
   let done = 0;
   await forEachLimited(detailed, READ_CONCURRENCY, async (guest) => {
-    migration[guest.vmid] = await readMigrationFacts(client, guest, storages);
+    try {
+      migration[guest.vmid] = await readMigrationFacts(client, guest, storages);
+    } catch (err) {
+      // A hiccup fails the whole read (and it is retried); an answer PVE will give again
+      // makes this one guest stay, with the reason in the plan, instead of blocking the rest.
+      if (isTransient(err) || !(err instanceof Error)) throw err;
+      unreadable[guest.vmid] = err.message;
+    }
     opts.onProgress?.(++done, detailed.length);
   });
 
@@ -59,6 +67,7 @@ export async function readClusterSnapshot(
     guests,
     haRules,
     migration,
+    unreadable,
   };
 }
 

@@ -21,6 +21,7 @@ import { environmentRoutes } from './routes/environments.js';
 import { healthRoutes } from './routes/health.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { operationRoutes } from './routes/operations.js';
+import { runbookRoutes } from './routes/runbooks.js';
 
 const defaultTimeouts = { updateMs: 5_000, queryMs: 3_000, dryRunMs: 30_000, readinessMs: 3_000 };
 
@@ -37,6 +38,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ...environmentRoutes(s),
     ...inventoryRoutes(s),
     ...operationRoutes(s),
+    ...runbookRoutes(s),
     ...auditRoutes(s),
     ...docsRoutes(() => (document ??= openApiDocument(routes))),
   ];

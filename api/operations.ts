@@ -37,9 +37,9 @@ import { approvalStates, type executionStates, type OperationSummary, type Opera
 type ExecutionState = (typeof executionStates)[number];
 type Summary = z.infer<typeof OperationSummary>;
 
-/** `2025-11-22T04:27:13.579Z` -> `20251122T042713Z`: the request time inside workflow IDs. */
+/** `2025-11-22T04:27:13.579Z` -> `20251122T042713.579Z`: the request time inside workflow IDs. */
 export function compactIso(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return date.toISOString().replace(/[-:]/g, '');
 }
 
 const stateOfStatus: Partial<Record<WorkflowExecutionStatusName, ExecutionState>> = {

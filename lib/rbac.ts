@@ -197,6 +197,20 @@ export function requiredPrivileges(
   return { privileges: [...held].sort(), why };
 }
 
+/** Requirements a set of privileges leaves unmet (empty when it suffices). */
+export function unmetRequirements(
+  privileges: Iterable<string>,
+  checks: readonly { endpoint: string; check: PermissionCheck }[],
+  writes: readonly ConfigWrite[],
+): string[] {
+  const held = new Set(privileges);
+  const met = (alternatives: string[][]) => alternatives.some((a) => a.every((p) => held.has(p)));
+  return [
+    ...checks.filter((c) => !met(alternativesOf(c.check))).map((c) => c.endpoint),
+    ...writes.flatMap((w) => configWritePrivileges(w).filter((alts) => !met(alts.map((p) => [p]))).map(() => `${w.type} ${w.key}`)),
+  ];
+}
+
 /** Every endpoint the project calls, with its check. */
 export function endpointChecks(): { endpoint: EndpointName; check: PermissionCheck }[] {
   return (Object.keys(endpoints) as EndpointName[]).map((name) => ({ endpoint: name, check: endpoints[name].permission }));

@@ -14,6 +14,7 @@
  * event) and `pct()` (its shell); tests steer failures through `guestSystemsOf(cluster)`.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import ssh2, { type Connection } from 'ssh2';
 import type { Cluster } from './cluster.js';
 import type { Guest } from './state.js';
@@ -22,7 +23,6 @@ import { tokenize, type ShellIo } from './ssh/shell.js';
 
 const { Server, utils } = ssh2;
 
-type Channel = Parameters<Parameters<Connection['on']>[1]>[0];
 
 /** What a container's package manager has to offer, until it is upgraded. */
 const DEBIAN_UPDATES = [
@@ -147,14 +147,14 @@ export class GuestSystems {
   }
 
   /** A node's `tcpip` (direct-tcpip) request: connect to a guest's SSH if something answers there. */
-  forward(_node: string, info: { destIP: string; destPort: number }, accept: () => Channel, reject: () => void): void {
+  forward(_node: string, info: { destIP: string; destPort: number }, accept: () => Duplex, reject: () => void): void {
     const guest = [...this.cluster.state.guests.values()].find((g) => g.type === 'qemu' && g.ip === info.destIP);
     const running = info.destPort === 22 && guest ? this.#runningSystem(guest) : undefined;
     if (!guest || !running) return reject();
     const hostKey = running.kind === 'live' ? this.#liveKey : running.system.hostKey;
     const allowed = running.kind === 'live' ? this.nodeKeys : running.system.rootKeys;
     const server = new Server({ hostKeys: [hostKey.privateKey] }, (client) => this.#serve(client, guest, running, allowed));
-    server.injectSocket(accept() as never);
+    server.injectSocket(accept() as Parameters<typeof server.injectSocket>[0]);
   }
 
   // --- containers -----------------------------------------------------------------------

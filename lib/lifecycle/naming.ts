@@ -38,3 +38,16 @@ export function guestName(pattern: string, values: { service: string; vmid: numb
   }
   return name;
 }
+
+/** Whether a name could have come from the pattern for this service (any VMID). */
+export function followsPattern(pattern: string, service: string, name: string): boolean {
+  const source = pattern
+    .split(/(\{\w+\})/)
+    .map((part) => (part === '{vmid}' ? '\\d+' : part === '{service}' ? escape(service) : escape(part)))
+    .join('');
+  return new RegExp(`^${source}$`, 'i').test(name);
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -152,6 +152,11 @@ export function guestLabel(g: Pick<ManifestGuest, 'name' | 'service' | 'vmid'>):
   return g.vmid !== undefined ? `${g.service}#${g.vmid}` : g.service!;
 }
 
+/** The guest `depends_on` means by `label`: its name or `service#vmid`, else the first guest of that service. */
+export function findGuest<G extends Pick<ManifestGuest, 'name' | 'service' | 'vmid'>>(guests: readonly G[], label: string): G | undefined {
+  return guests.find((g) => guestLabel(g) === label) ?? guests.find((g) => g.service === label);
+}
+
 type Locate = (g: FleetGuest, ...rest: (string | number)[]) => Pick<ManifestProblem, 'file' | 'path' | 'line'>;
 
 /** Problems only visible across an environment's files. */
@@ -173,17 +178,11 @@ function checkFleet(fleet: Fleet, at: Locate): ManifestProblem[] {
     }
   }
 
-  // depends_on names a guest by its name, its service, or `service#vmid`.
-  const byLabel = new Map<string, FleetGuest>();
-  for (const g of fleet.guests) {
-    byLabel.set(guestLabel(g), g);
-    if (g.service !== undefined && !byLabel.has(g.service)) byLabel.set(g.service, g);
-  }
   const edges = new Map<FleetGuest, FleetGuest[]>();
   for (const g of fleet.guests) {
     const deps: FleetGuest[] = [];
     g.depends_on.forEach((label, i) => {
-      const target = byLabel.get(label);
+      const target = findGuest(fleet.guests, label);
       if (!target) problems.push({ ...at(g, 'depends_on', i), message: `no guest '${label}' in this environment's manifest` });
       else if (target === g) problems.push({ ...at(g, 'depends_on', i), message: 'a guest cannot depend on itself' });
       else deps.push(target);

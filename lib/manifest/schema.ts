@@ -216,7 +216,7 @@ export interface ManifestFileContent {
 }
 
 /** The fields a guest sets, as the manifest's managed-field names. */
-function fieldsSet(g: Partial<z.output<typeof GuestEntry>>): ManagedField[] {
+export function fieldsSet(g: Partial<Omit<z.output<typeof GuestEntry>, 'kind' | 'managed' | 'depends_on'>>): ManagedField[] {
   const set: Record<ManagedField, boolean> = {
     source: g.source !== undefined,
     node: g.node !== undefined || g.placement !== undefined,

@@ -273,7 +273,7 @@ function decide(
     return { reason: "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')" };
   }
   const facts = snapshot.migration[guest.vmid];
-  if (!facts) return { reason: 'its migration preconditions could not be read' };
+  if (!facts) return { reason: `its config and migrate preconditions could not be read: ${snapshot.unreadable[guest.vmid] ?? 'not gathered'}` };
   if (facts.localResources.length > 0) {
     const several = facts.localResources.length > 1;
     return {

@@ -97,6 +97,8 @@ export interface ClusterSnapshot {
   haRules: HaRule[];
   /** Keyed by vmid, for the guests being planned. */
   migration: Record<number, MigrationFacts>;
+  /** Guests being planned whose facts could not be read, with why (they stay, and the plan says so). */
+  unreadable: Record<number, string>;
 }
 
 /** The HA resource id PVE uses in rules and migrate preconditions. */

@@ -2,10 +2,11 @@
  * The few shell commands automation runs on PVE nodes over SSH, acting on the same state as
  * the API: `qm importdisk` / `qm disk import`, `qm set`, `qm template`, `qm status|config|list`,
  * `wget -O` / `curl -o` into node storage, `sha256sum`, `rm`, `pveversion`, `apt-get update`,
- * `apt-get -y dist-upgrade`, `reboot`, `hostname`, `echo`, `true`, `false`.
+ * `apt-get -y dist-upgrade`, `reboot`, `hostname`, `echo`, `true`, `false`, `xz -d` / `unxz`.
  * Commands may be joined with `&&`, `||` and `;`, wrapped in `sh -c '...'` and prefixed with
  * `VAR=value`. Anything else exits 127 with `command not found`, as bash would.
  */
+import { createHash } from 'node:crypto';
 import { decodeFormParams, endpoints } from '../../lib/pve/endpoints.js';
 import { ROOT, type Cluster } from '../cluster.js';
 import { PveError } from '../errors.js';
@@ -186,6 +187,9 @@ export class Shell {
           return this.#sha256sum(rest, io);
         case 'rm':
           return this.#rm(rest, io);
+        case 'xz':
+        case 'unxz':
+          return this.#unxz(name, rest, io);
         case 'apt-get':
         case 'apt':
           return await this.#apt(rest, io);
@@ -432,6 +436,34 @@ export class Shell {
       } else io.stdout(`${file.sha256}  ${path}\n`);
     }
     return status;
+  }
+
+  /**
+   * `xz -d [-k] [-f] <file>.xz` and `unxz`: the file without `.xz`, four times the size, with a
+   * checksum derived from the compressed one; the `.xz` file goes unless `-k` keeps it.
+   */
+  #unxz(tool: 'xz' | 'unxz', args: string[], io: ShellIo): number {
+    const flags = args.filter((a) => a.startsWith('-'));
+    if (tool === 'xz' && !flags.some((f) => /^-[a-zA-Z]*d/.test(f) || f === '--decompress')) {
+      io.stderr('sim: xz only decompresses here (xz -d)\n');
+      return 1;
+    }
+    const keep = flags.some((f) => /^-[a-zA-Z]*k/.test(f) || f === '--keep');
+    for (const path of args.filter((a) => !a.startsWith('-'))) {
+      const file = this.#file(path);
+      if (!path.endsWith('.xz')) {
+        io.stderr(`xz: ${path}: Filename has an unknown suffix, skipping\n`);
+        return 1;
+      }
+      if (!file) {
+        io.stderr(`xz: ${path}: No such file or directory\n`);
+        return 1;
+      }
+      const sha256 = createHash('sha256').update(`xz -d ${file.sha256}`).digest('hex');
+      this.#writeFile(path.slice(0, -3), { size: file.size * 4, sha256 });
+      if (!keep) this.#rm(['-f', path], io);
+    }
+    return 0;
   }
 
   #rm(args: string[], io: ShellIo): number {

@@ -60,16 +60,33 @@ export async function approve(handle: WorkflowHandle, by = 'bob'): Promise<Opera
   return status;
 }
 
-/** The failure a workflow ended with: the innermost typed failure (the activity's own refusal) and its message. */
-export async function failureOf(handle: WorkflowHandle): Promise<{ type?: string; message: string; details?: unknown[] }> {
+export interface Failure {
+  /** The innermost typed failure: the activity's own refusal or error. */
+  type?: string;
+  message: string;
+  details?: unknown[];
+  /** Every typed failure from the outside in (OperationFailed, the workflow's own, the activity's). */
+  chain: { type: string; message: string; details?: unknown[] }[];
+}
+
+export async function failureOf(handle: WorkflowHandle): Promise<Failure> {
   const err = await handle.result().then(
     () => undefined,
     (e: unknown) => e,
   );
   if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the operation to fail, it ended ${err === undefined ? 'well' : String(err)}`);
-  let innermost: (Error & { type?: string; details?: unknown[] }) | undefined;
+  const chain: Failure['chain'] = [];
   for (let cause: Error | undefined = err.cause; cause; cause = cause.cause instanceof Error ? cause.cause : undefined) {
-    if ((cause as { type?: string }).type) innermost = cause;
+    const { type, details } = cause as { type?: string; details?: unknown[] };
+    if (type) chain.push({ type, message: cause.message, ...(details?.length ? { details } : {}) });
   }
-  return { type: innermost?.type, message: innermost?.message ?? err.message, details: innermost?.details };
+  const innermost = chain.at(-1);
+  return { type: innermost?.type, message: innermost?.message ?? err.message, details: innermost?.details, chain };
+}
+
+/** The failure of one type in the chain (e.g. the workflow's own InstallFailed around the activity's error). */
+export function failureOfType(failure: Failure, type: string): { type: string; message: string; details?: unknown[] } {
+  const found = failure.chain.find((f) => f.type === type);
+  if (!found) throw new Error(`no ${type} among ${failure.chain.map((f) => f.type).join(' > ')}`);
+  return found;
 }

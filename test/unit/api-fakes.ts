@@ -335,6 +335,9 @@ export const validBodies: Record<string, Record<string, unknown>> = {
   },
   'storage-cleanup': { environment: 'home' },
   'create-stateful-vm': { environment: 'home', service: 'db' },
+  'runbook-run': { environment: 'home', runbook: 'debian-vm', parameters: { cores: 2 } },
+  'runbook-ingest': { environment: 'home', markdown: '# Debian VM\n' },
+  'template-build': { environment: 'home', runbook: 'debian-template', parameters: { node: 'pve1' } },
 };
 
 /** Decoded path of an operation id, as links.self shows it. */

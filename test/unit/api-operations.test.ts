@@ -10,7 +10,7 @@ import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '..
 import { operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
 
 const deleteRequest = { environment: 'home', vmid: 1001, name: 'web-1', action: 'delete' };
-const expectedId = 'vm-action/home/1001/delete/20251122T042713Z';
+const expectedId = 'vm-action/home/1001/delete/20251122T042713.579Z';
 
 describe('starting an operation', () => {
   it('starts the catalog workflow with the validated body, the caller and the approval policy', async () => {
@@ -67,7 +67,7 @@ describe('starting an operation', () => {
     });
   });
 
-  it('answers an identical request in the same second with 409, and audits it', async () => {
+  it('answers an identical request in the same millisecond with 409, and audits it', async () => {
     const api = testApi();
     await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
     const again = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });

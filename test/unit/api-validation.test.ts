@@ -27,12 +27,27 @@ async function expectRejected(response: Response, status: number, path?: string)
   return body;
 }
 
-type JsonSchema = { type?: string | string[]; enum?: unknown[]; minimum?: number; maximum?: number; items?: JsonSchema; pattern?: string; minLength?: number; minItems?: number };
+type JsonSchema = {
+  type?: string | string[];
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  items?: JsonSchema;
+  pattern?: string;
+  minLength?: number;
+  minItems?: number;
+  propertyNames?: JsonSchema;
+};
 
 /** Values of the wrong type, or out of range, for a field with this JSON schema. */
 function wrongValues(schema: JsonSchema): unknown[] {
-  const values: unknown[] = [null, { nested: true }];
+  const values: unknown[] = [null];
+  if (schema.type !== 'object') values.push({ nested: true });
   switch (schema.type) {
+    case 'object':
+      values.push('x', 1, ['x']);
+      if (schema.propertyNames?.pattern) values.push({ 'Not A Name!': 'x' });
+      break;
     case 'integer':
       values.push('1', true, [1], 1.5, 'NaN');
       if (schema.minimum !== undefined) values.push(schema.minimum - 1);
@@ -82,7 +97,8 @@ describe('operation bodies', () => {
     const valid = validBodies[kind] ?? {};
     const post = (api: TestApi, body: unknown) => api.call('POST', `/v1/operations/${kind}`, { token: 'admin', body });
 
-    describe(kind, () => {
+    // Without a valid example every case would fail for the wrong reason; the test above names the gap.
+    describe.skipIf(validBodies[kind] === undefined)(kind, () => {
       for (const [field, fieldSchema] of Object.entries(schema.properties)) {
         for (const value of wrongValues(fieldSchema)) {
           it(`rejects ${field} = ${JSON.stringify(value)}`, async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { guestName, NamingError, vmidCandidates } from '../../lib/lifecycle/naming.js';
+import { followsPattern, guestName, NamingError, vmidCandidates } from '../../lib/lifecycle/naming.js';
 
 describe('naming policy', () => {
   it('fills {service} and {vmid} into the pattern', () => {
@@ -23,5 +23,13 @@ describe('VMID candidates', () => {
 
   it('yields nothing when the range is full', () => {
     expect([...vmidCandidates({ min: 100, max: 102 }, () => true)]).toEqual([]);
+  });
+});
+
+describe('recognising names the policy made', () => {
+  it('matches any VMID for the service, and nothing else', () => {
+    expect(followsPattern('auto-{service}-{vmid}', 'web', 'auto-web-1042')).toBe(true);
+    expect(followsPattern('auto-{service}-{vmid}', 'web', 'auto-db-1042')).toBe(false);
+    expect(followsPattern('auto-{service}-{vmid}', 'w.b', 'auto-web-1042')).toBe(false);
   });
 });

@@ -34,6 +34,7 @@ function disk(storage: string, sizeGiB: number, over: Partial<GuestDisk> = {}): 
     size: sizeGiB * GiB,
     shared: storage === 'ceph',
     cdrom: false,
+    unreadable: {},
     ...over,
   };
 }
@@ -101,6 +102,17 @@ describe('planEvacuation', () => {
       [106, "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')"],
       [107, 'locked (backup); PVE refuses to migrate a locked guest'],
     ]);
+  });
+
+  it('leaves a guest whose facts could not be read, saying why', () => {
+    const snapshot = cluster([{ vmid: 101 }, { vmid: 102 }]);
+    delete snapshot.migration[102];
+    snapshot.unreadable[102] = 'GET /nodes/pve1/qemu/102/config failed (403): token lacks VM.Audit on /vms/102';
+    const plan = planEvacuation(snapshot, request, policy);
+    expect(plan.moves.map((m) => m.vmid)).toEqual([101]);
+    expect(plan.leftBehind[0]?.reason).toBe(
+      'its config and migrate preconditions could not be read: GET /nodes/pve1/qemu/102/config failed (403): token lacks VM.Audit on /vms/102',
+    );
   });
 
   it('restart-migrates running containers only when allowed, and moves templates and stopped guests when asked', () => {
