@@ -11,8 +11,11 @@ import { createContainerActivities } from './containers.js';
 import { createProvisionActivities } from './provision.js';
 import { createPxeActivities } from './pxe.js';
 import { createStorageActivities } from './storage.js';
+import { createReconcileActivities } from './reconcile.js';
 import { createRunbookActivities } from './runbook.js';
 import { createTemplateActivities } from './template.js';
+import { createClusterActivities } from './cluster.js';
+import { createTalosActivities } from './talos.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -25,8 +28,11 @@ export function createActivities(deps: WorkerDeps) {
     ...createContainerActivities(deps),
     ...createStorageActivities(deps),
     ...createPxeActivities(deps),
+    ...createReconcileActivities(deps),
     ...createRunbookActivities(deps),
     ...createTemplateActivities(deps),
+    ...createClusterActivities(deps),
+    ...createTalosActivities(deps),
   };
 }
 

@@ -141,9 +141,15 @@ export function createMigrationActivities(deps: MigrationDeps) {
     return env.policy;
   }
 
-  async function locate(client: PveClient, move: GuestMove): Promise<{ node: string; status: string; lock?: string } | undefined> {
+  /** Where the guest is: asked of the node it is most likely on first, then the other, then the whole cluster. */
+  async function locate(
+    client: PveClient,
+    move: GuestMove,
+    likely: 'source' | 'target' = 'source',
+  ): Promise<{ node: string; status: string; lock?: string } | undefined> {
     const statusOf = move.type === 'qemu' ? client.qemu.status : client.lxc.status;
-    for (const node of [move.source, move.target]) {
+    const nodes = likely === 'source' ? [move.source, move.target] : [move.target, move.source];
+    for (const node of nodes) {
       try {
         const s = await read(() => statusOf({ node, vmid: move.vmid }));
         return { node, status: s.status, ...(s.lock ? { lock: s.lock } : {}) };
@@ -249,7 +255,7 @@ export function createMigrationActivities(deps: MigrationDeps) {
     while (Date.now() < deadline) {
       const { real } = await migrationTasksSince(client, input.move, marker);
       if (real[0]) return real[0].upid;
-      const at = await locate(client, input.move);
+      const at = await locate(client, input.move, 'target');
       if (at?.node === input.move.target && !at.lock) return undefined;
       ctx.heartbeat({ upid: haUpid, phase: 'waiting for HA to start the migration' });
       await sleep(polling.maxPollMs, undefined, { signal: ctx.cancellationSignal });
@@ -345,7 +351,7 @@ export function createMigrationActivities(deps: MigrationDeps) {
           throw err;
         }
 
-        const at = await locate(client, move);
+        const at = await locate(client, move, 'target');
         if (at?.node !== move.target) {
           fail('GuestMoved', `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`, {
             upid,

@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { Client } from 'ssh2';
+import ssh2 from 'ssh2';
 import type { EnvironmentConfig } from '../lib/config/schema.js';
 import { SshNotConfiguredError } from '../worker/deps.js';
 import { SshAuthError, SshConnectError, SshError, SshHostKeyError, sshFingerprint, type SshTarget } from '../lib/ssh/client.js';
@@ -25,7 +25,8 @@ export function sshProblems(env: EnvironmentConfig, nodes: readonly string[]): s
 /**
  * Runs `fn` with a local port (127.0.0.1) forwarded through `via` to `destination`, as
  * `ssh -L` does. The connection to `via` is pinned and authenticated like any other; what
- * goes through the tunnel (an SSH session to the guest) is pinned by its own host key.
+ * goes through the tunnel (an SSH session to the guest) is pinned by its own host key and
+ * authenticated by the guest, so the short-lived loopback port lends nobody a login.
  */
 export async function withTunnel<T>(
   via: SshTarget,
@@ -35,7 +36,7 @@ export async function withTunnel<T>(
 ): Promise<T> {
   const where = `${via.host}:${via.port}`;
   const expected = via.hostKeySha256.replace(/=+$/, '');
-  const conn = new Client();
+  const conn = new ssh2.Client();
   await new Promise<void>((resolve, reject) => {
     let offered: string | undefined;
     const timer = setTimeout(() => {
@@ -44,6 +45,8 @@ export async function withTunnel<T>(
     }, timeoutMs);
     conn.once('ready', () => {
       clearTimeout(timer);
+      // Later failures of this connection reach the caller as failed forwards.
+      conn.on('error', () => undefined);
       resolve();
     });
     conn.once('error', (err: Error & { level?: string }) => {

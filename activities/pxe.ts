@@ -7,7 +7,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { hostKeyLine, installCommand, MARKER_PATH, rootPartition, verifyCommand, type AlpineInstall } from '../lib/lifecycle/alpine.js';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
@@ -47,7 +47,7 @@ const SSH_PORT = 22;
 const LOG_LINES = 40;
 
 function publicKeyLine(privateKey: string | Buffer): string {
-  const key = utils.parseKey(privateKey);
+  const key = ssh2.utils.parseKey(privateKey);
   if (key instanceof Error) throw ApplicationFailure.create({ type: 'SshNotConfigured', message: 'credentials.ssh_key is not a usable private key', nonRetryable: true });
   const parsed = Array.isArray(key) ? key[0]! : key;
   return `${parsed.type} ${parsed.getPublicSSH().toString('base64')}`;

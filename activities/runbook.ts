@@ -433,7 +433,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     async runRunbookStep(req: RunStepRequest): Promise<StepOutcome> {
       let step: ResolvedStep;
       try {
-        step = finishStep(req.step, req.vars);
+        step = finishStep(req.step, req.vars, new Set(req.allocate ? [req.allocate.name] : []));
       } catch (err) {
         if (err instanceof UnresolvedPlaceholderError) nonRetryable('PlanRefused', `step ${req.step.id}: ${err.message}`);
         throw err;

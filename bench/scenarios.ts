@@ -86,7 +86,7 @@ function tightMemory(): BenchScenario {
     name: `app${3000 + i}`,
     node: 'pve01',
     memory: gib * MIB_PER_GIB,
-    cores: Math.max(1, gib / 4),
+    cores: Math.max(1, Math.round(gib / 4)),
     mem_usage: 0.9,
     disks: [{ storage: 'ceph', size: '32G' }],
   }));

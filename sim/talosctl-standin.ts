@@ -12,15 +12,20 @@
  *   kubeconfig PATH --force                     a fresh admin kubeconfig (random credentials)
  *   config endpoint|node ADDR...                edits the talosconfig
  *
- * Every address is taken to be a Talos VM that has booted into maintenance mode until it is
- * given a config. State lives in TALOSCTL_STANDIN_STATE (a directory): one file per configured
- * node, one etcd marker per cluster (created exclusively, so two bootstraps cannot both win),
- * and log.jsonl with every invocation, which tests read.
+ * A node is a VM of the simulator: with TALOSCTL_STANDIN_PVE set (JSON: `{"host", "port",
+ * "fingerprint", "tokenFile"}` of the simulated PVE API) an address is looked up among the
+ * running VMs through their guest agents — no VM there means connection refused, and a VM
+ * re-created at a known address is a fresh node in maintenance mode again. Without it, every
+ * address is taken to be a booted Talos VM.
+ *
+ * State lives in TALOSCTL_STANDIN_STATE (a directory): one file per configured node, one etcd
+ * marker per cluster (created exclusively, so two bootstraps cannot both win), and log.jsonl
+ * with every invocation, which tests read.
  *
  *   sim/bin/talosctl version --client
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -95,6 +100,8 @@ const list = (a: Args, name: string) => (a.values.get(name) ?? []).flatMap((v) =
 // State
 
 interface NodeState {
+  /** The VM that took the config (its SMBIOS UUID): a new VM at the same address starts afresh. */
+  instance: string;
   role: 'controlplane' | 'worker';
   clusterName: string;
   clusterId: string;
@@ -110,6 +117,57 @@ interface TalosConfig {
 function nodeFile(ip: string): string {
   if (!/^[0-9a-f.:]+$/i.test(ip)) throw new Failure(`rpc error: code = Unavailable desc = name resolver error: produced zero addresses for ${ip}`);
   return join(stateDir, 'nodes', `${ip}.json`);
+}
+
+/** The simulator's API, when the stand-in is told where it is. */
+const pve = (() => {
+  const spec = process.env.TALOSCTL_STANDIN_PVE;
+  if (!spec) return undefined;
+  const { host, port, fingerprint, tokenFile } = JSON.parse(spec) as { host: string; port: number; fingerprint: string; tokenFile: string };
+  return { host, port, fingerprint, tokenFile };
+})();
+
+const UNREACHABLE = (ip: string) =>
+  `${ip}: rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp ${ip}:50000: connect: connection refused"`;
+
+/**
+ * The VM answering at `ip`, by its guest agent's report; `any` when no simulator is configured.
+ * No running VM reports the address: nothing listens there.
+ */
+async function vmAt(ip: string): Promise<string> {
+  if (!pve) return 'any';
+  const [{ createPveClient }, { parseApiToken }] = await Promise.all([import('../lib/pve/client.js'), import('../lib/config/secrets.js')]);
+  const client = createPveClient({
+    nodes: [{ name: 'simulator', host: pve.host, port: pve.port }],
+    tls: { fingerprint: pve.fingerprint },
+    credential: parseApiToken(await readFile(pve.tokenFile, 'utf8'), pve.tokenFile),
+  });
+  try {
+    for (const vm of await client.cluster.resources({ type: 'vm' })) {
+      if (vm.type !== 'qemu' || vm.status !== 'running' || !vm.node || vm.vmid === undefined) continue;
+      const ref = { node: vm.node, vmid: vm.vmid };
+      const reported = await client.qemu.agentNetworkInterfaces(ref).then(
+        ({ result }) => result.some((i) => (i['ip-addresses'] ?? []).some((a) => a['ip-address'] === ip)),
+        () => false,
+      );
+      if (reported) return /uuid=([0-9a-f-]+)/i.exec(String((await client.qemu.config(ref))['smbios1'] ?? ''))?.[1] ?? `vm-${vm.vmid}`;
+    }
+  } finally {
+    await client.close();
+  }
+  throw new Failure(UNREACHABLE(ip));
+}
+
+/** The node's state, if the VM at its address is the one that took it. */
+async function nodeState(ip: string, instance?: string): Promise<NodeState | undefined> {
+  instance ??= await vmAt(ip);
+  const state = await readJson<NodeState>(nodeFile(ip));
+  if (state && state.instance !== instance && instance !== 'any') {
+    // A different VM answers at this address now: it boots into maintenance mode.
+    await unlink(nodeFile(ip)).catch(() => undefined);
+    return undefined;
+  }
+  return state;
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {
@@ -158,7 +216,7 @@ async function authenticated(a: Args): Promise<{ ip: string; node: NodeState }[]
   if (endpoints.length === 0) throw new Failure('failed to determine endpoints');
   const out: { ip: string; node: NodeState }[] = [];
   for (const ip of targets) {
-    const node = await readJson<NodeState>(nodeFile(ip));
+    const node = await nodeState(ip);
     if (!node || node.ca !== ctx.ca) throw new Failure(`${ip}: ${TLS_UNKNOWN_AUTHORITY}`);
     out.push({ ip, node });
   }
@@ -274,7 +332,9 @@ async function applyConfig(a: Args): Promise<string> {
     throw new Failure(`error applying new configuration: rpc error: code = InvalidArgument desc = failed to parse config: not a Talos v1alpha1 machine config`);
   }
   for (const ip of nodes) {
-    const state: NodeState = { role, clusterName: config.cluster.clusterName ?? '', clusterId: config.cluster.id, ca: config.machine.ca.crt };
+    const instance = await vmAt(ip);
+    await nodeState(ip, instance);
+    const state: NodeState = { instance, role, clusterName: config.cluster.clusterName ?? '', clusterId: config.cluster.id, ca: config.machine.ca.crt };
     // A configured node has left maintenance mode: its insecure API is gone.
     if (!(await createExclusive(nodeFile(ip), state))) {
       throw new Failure(`error applying new configuration: rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: certificate required"`);
@@ -327,7 +387,7 @@ async function health(a: Args): Promise<string> {
   say('waiting for etcd to be healthy: OK');
   for (const [group, role] of [[controlPlanes, 'controlplane'], [workers, 'worker']] as const) {
     for (const ip of group) {
-      const node = await readJson<NodeState>(nodeFile(ip));
+      const node = await nodeState(ip);
       if (!node || node.clusterId !== clusterId) throw new Failure(`healthcheck error: waiting for all nodes to finish boot sequence: node ${ip} is not part of the cluster`);
       if (node.role !== role) throw new Failure(`healthcheck error: node ${ip} is a ${node.role}, not a ${role}`);
     }

@@ -36,6 +36,7 @@ export async function createGuest(input: NewGuestInput) {
         if (created.upid) await waiting.awaitTask({ environment, upid: created.upid });
         return created;
       });
+      op.mark('create', 'succeeded', `created ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid} '${guest.name}' on ${guest.node}`);
       for (const step of plan.steps.filter((s) => s.id === 'configure' || s.id === 'start')) {
         await op.step(step.id, () => runGuestStep(environment, guest, { ...step, vmid: guest.vmid, name: guest.name }));
       }

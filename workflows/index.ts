@@ -12,3 +12,7 @@ export { installStatefulVm } from './installStatefulVm.js';
 export { runRunbook } from './runRunbook.js';
 export { ingestRunbook } from './ingestRunbook.js';
 export { buildTemplate } from './buildTemplate.js';
+export { clusterUp } from './clusterUp.js';
+export { clusterDown } from './clusterDown.js';
+export { reconcile } from './reconcile.js';
+export { detectDrift } from './detectDrift.js';

@@ -52,6 +52,7 @@ export async function installStatefulVm(input: StatefulVmInput) {
         if (created.upid) await watching.awaitTask({ environment, upid: created.upid });
         return created;
       });
+      op.mark('create', 'succeeded', `created VM ${guest.vmid} '${guest.name}' on ${guest.node}`);
       const ref = { environment, vmid: guest.vmid, name: guest.name };
       const onGuest = (id: string) => ({ ...planned(id), vmid: guest.vmid, name: guest.name });
 
@@ -83,7 +84,7 @@ export async function installStatefulVm(input: StatefulVmInput) {
         await CancellationScope.nonCancellable(() =>
           op.step('cleanup', async () => {
             await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
-            await runGuestStep(environment, guest, { ...onGuest('cleanup'), params: { purge: true } });
+            await runGuestStep(environment, guest, onGuest('cleanup'));
           }),
         ).catch((cleanupErr: unknown) => {
           throw ApplicationFailure.create({

@@ -79,6 +79,8 @@ export interface ClusterMember {
   address?: string;
   /** The VM exists already (an earlier run made it): it is kept and brought to the profile. */
   existing?: { status: string };
+  /** The config the configure step brings the VM to (see memberConfig). */
+  config: Record<string, string | number>;
 }
 
 /** What the configure step sets on every VM (besides its own cores, memory and disk). */
@@ -205,7 +207,7 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
   // VMIDs and names for the members still to clone.
   const taken = new Set(snapshot.guests.map((g) => g.vmid));
   const free = vmidCandidates(env.vmid_ranges.vms, (v) => taken.has(v));
-  const members: Omit<ClusterMember, 'node'>[] = [];
+  const members: Omit<ClusterMember, 'node' | 'config'>[] = [];
   for (const slot of slots) {
     const found = existing.get(slot.service);
     const base = { role: slot.role, index: slot.index, service: slot.service, cores: slot.cores, memoryMb: slot.memoryMb, diskGb: slot.diskGb, ...(slot.address ? { address: slot.address } : {}) };
@@ -246,8 +248,6 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
   const storage = profile.storage ?? tpl.bootDisk?.storage;
   const placed = place(profile, env, snapshot, members, tpl, storage, problems);
   if (problems.length > 0) throw new ClusterPlanRefusal(problems);
-  const located: ClusterMember[] = members.map((m) => ({ ...m, node: placed.nodes[m.name]! }));
-
   const vm: VmSettings = {
     cpu: profile.vm.cpu,
     hotplug: profile.vm.hotplug.join(','),
@@ -258,6 +258,7 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
       ? { static: { prefix: profile.network.static.prefix, gateway: profile.network.static.gateway, nameservers: profile.network.static.nameservers } }
       : {}),
   };
+  const located: ClusterMember[] = members.map((m) => ({ ...m, node: placed.nodes[m.name]!, config: memberConfig(vm, m) }));
   const toClone = located.filter((m) => !m.existing);
   const totals = {
     vms: located.length,
@@ -290,6 +291,9 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
   };
   if (located.some((m) => m.existing)) {
     warnings.push(`${located.length - toClone.length} of ${located.length} VMs exist from an earlier run and are resumed, not cloned again`);
+  }
+  if (profile.flux) {
+    warnings.push(`flux: Flux bootstrap is not configured on this worker (no Flux adapter); ${profile.flux.repository} will not be bootstrapped`);
   }
   if (!profile.network.endpoint && profile.control_plane.count > 1) {
     warnings.push('no network.endpoint: the Kubernetes API endpoint is the first control plane alone; set a VIP or DNS name to survive its loss');
@@ -347,7 +351,7 @@ function place(
   profile: ClusterProfile,
   env: EnvironmentConfig,
   snapshot: ClusterSnapshot,
-  members: Omit<ClusterMember, 'node'>[],
+  members: Omit<ClusterMember, 'node' | 'config'>[],
   template: SnapshotTemplate,
   storage: string | undefined,
   problems: string[],
@@ -369,7 +373,7 @@ function place(
   }
   const sharedStorage = storage !== undefined && snapshot.storages.some((s) => s.storage === storage && s.shared);
   const toClone = members.filter((m) => !m.existing);
-  const cloneBytes = (m: Omit<ClusterMember, 'node'>) => Math.max(m.diskGb * GiB, template.bootDisk?.bytes ?? 0);
+  const cloneBytes = (m: Omit<ClusterMember, 'node' | 'config'>) => Math.max(m.diskGb * GiB, template.bootDisk?.bytes ?? 0);
   if (sharedStorage) {
     // A shared storage is one pool whichever node writes to it: check the total once.
     const need = toClone.reduce((n, m) => n + cloneBytes(m), 0);
@@ -382,34 +386,49 @@ function place(
   const byMemoryRoom = [...online].sort(
     (a, b) => b.memoryTotal * (1 - constraints.memoryHeadroom) - b.memoryUsed - (a.memoryTotal * (1 - constraints.memoryHeadroom) - a.memoryUsed) || a.name.localeCompare(b.name),
   );
-  const items: PlacementItem[] = members.map((m) => {
-    const apart = profile.placement === 'spread' && m.role === 'control-plane' ? [cpGroup] : [];
-    if (m.existing) {
-      const guest = snapshot.guests.find((g) => g.vmid === m.vmid)!;
-      const running = m.existing.status === 'running';
-      return { id: m.name, memory: running ? 0 : m.memoryMb * MiB, vcpus: running ? 0 : m.cores, storage: {}, onlyOn: [guest.node], apart };
+  // Members that exist stay where they are; they weigh on their node (a stopped one will start)
+  // and hold their place in the control planes' anti-affinity group.
+  const kept = new Map<string, string>();
+  const load = new Map(online.map((n) => [n.name, { memory: n.memoryUsed, vcpus: n.vcpusAssigned, controlPlanes: [] as string[] }]));
+  for (const m of members.filter((x) => x.existing)) {
+    const node = snapshot.guests.find((g) => g.vmid === m.vmid)!.node;
+    const l = load.get(node);
+    if (!l) {
+      problems.push(`VM ${m.vmid} '${m.name}' (${m.service}) is on ${node}, which is offline`);
+      continue;
     }
-    return {
+    kept.set(m.name, node);
+    if (m.existing!.status !== 'running') {
+      l.memory += m.memoryMb * MiB;
+      l.vcpus += m.cores;
+    }
+    if (m.role === 'control-plane') l.controlPlanes.push(m.name);
+  }
+  const items: PlacementItem[] = members
+    .filter((m) => !m.existing)
+    .map((m) => ({
       id: m.name,
       memory: m.memoryMb * MiB,
       vcpus: m.cores,
       storage: storage ? { [storage]: sharedStorage ? 0 : cloneBytes(m) } : {},
       ...(onlyOnTemplateNode ? { onlyOn: [template.node] } : {}),
       ...(profile.placement === 'pack' ? { prefers: byMemoryRoom.map((n) => n.name) } : {}),
-      apart,
+      ...(profile.placement === 'spread' && m.role === 'control-plane' ? { apart: [cpGroup] } : {}),
+    }));
+  const targets: PlacementTarget[] = online.map((n) => {
+    const l = load.get(n.name)!;
+    return {
+      node: n.name,
+      memoryTotal: n.memoryTotal,
+      memoryUsed: l.memory,
+      cpus: n.cpus,
+      vcpusAssigned: l.vcpus,
+      storageFree: Object.fromEntries(
+        snapshot.storages.filter((s) => s.node === n.name && s.content.includes('images')).map((s) => [s.storage, s.free]),
+      ),
+      groups: profile.placement === 'spread' && l.controlPlanes.length > 0 ? { [cpGroup]: l.controlPlanes } : {},
     };
   });
-  const targets: PlacementTarget[] = online.map((n) => ({
-    node: n.name,
-    memoryTotal: n.memoryTotal,
-    memoryUsed: n.memoryUsed,
-    cpus: n.cpus,
-    vcpusAssigned: n.vcpusAssigned,
-    storageFree: Object.fromEntries(
-      snapshot.storages.filter((s) => s.node === n.name && s.content.includes('images')).map((s) => [s.storage, s.free]),
-    ),
-    groups: {},
-  }));
   const result = placeGuests(items, targets, constraints);
   if (result.unplaced.length > 0) {
     for (const u of result.unplaced) {
@@ -426,7 +445,9 @@ function place(
       );
     }
   }
-  return { nodes: result.placements, why: result.why };
+  const why: Record<string, string> = { ...result.why };
+  for (const name of kept.keys()) why[name] = 'exists there';
+  return { nodes: { ...result.placements, ...Object.fromEntries(kept) }, why };
 }
 
 /**
@@ -479,7 +500,7 @@ function planSteps(plan: ClusterUpPlan, why: Record<string, string>): PlanStep[]
       vmid: m.vmid,
       name: m.name,
       node: m.node,
-      params: { ...memberConfig(plan.vm, m), resize: `${plan.template.diskKey}=${m.diskGb}G` },
+      params: { ...m.config, [plan.template.diskKey]: `grow to ${m.diskGb}G` },
       description:
         `set ${m.cores} cores, ${m.memoryMb} MiB, CPU ${plan.vm.cpu}, hotplug ${plan.vm.hotplug}, ` +
         `bridge ${plan.vm.bridge}${plan.vm.vlan !== undefined ? ` VLAN ${plan.vm.vlan}` : ''}, tags; grow ${plan.template.diskKey} to ${m.diskGb} GiB (never shrinks)`,
@@ -525,7 +546,9 @@ function planSteps(plan: ClusterUpPlan, why: Record<string, string>): PlanStep[]
     {
       id: 'flux',
       action: 'flux-bootstrap',
-      description: plan.flux ? `flux bootstrap git ${plan.flux.repository} (${plan.flux.branch}, ${plan.flux.path})` : 'no flux section in the profile: skipped',
+      description: plan.flux
+        ? `Flux bootstrap of ${plan.flux.repository}: not configured (this worker has no Flux adapter), skipped`
+        : 'no flux section in the profile: skipped',
     },
   );
   return steps;

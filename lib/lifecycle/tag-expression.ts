@@ -15,7 +15,7 @@ export class TagExpressionError extends Error {
     readonly position: number,
     reason: string,
   ) {
-    super(`${reason} at character ${position + 1} of '${expression}'`);
+    super(`${reason} ${position >= expression.length ? 'at the end' : `at character ${position + 1}`} of '${expression}'`);
     this.name = 'TagExpressionError';
   }
 }
@@ -76,7 +76,7 @@ export function parseTagExpression(source: string): TagExpression {
   const and = chain('&', primary);
   const or = chain('|', and);
 
-  if (tokens.length === 0) throw new TagExpressionError(source, 0, 'expected a tag');
+  if (tokens.length === 0) throw new TagExpressionError(source, source.length, 'expected a tag');
   const expression = or();
   if (pos < tokens.length) throw new TagExpressionError(source, at(), `unexpected '${tokenText(tokens[pos]!)}'`);
   return expression;

@@ -44,7 +44,7 @@ import {
   type NicValue,
   type PveConfig,
 } from './pve-config.js';
-import { fieldsSet, type ManagedField } from './schema.js';
+import { defaultDiskSlot, fieldsSet, type ManagedField } from './schema.js';
 
 export type GuestKind = 'qemu' | 'lxc';
 type ParamValue = string | number | boolean;
@@ -147,6 +147,12 @@ export interface GuestChange {
   /** Creates sharing a lane run one at a time (clones of one template: PVE locks it while copying). */
   lane?: string;
   create?: NewGuestSpec;
+  /**
+   * The plan-time values of the keys the config step sets (null: absent). The config digest
+   * also changes when the safety snapshot is taken, so the apply compares these to tell its
+   * own snapshot from someone else's edit.
+   */
+  before?: Record<string, string | null>;
   /** The manifest file naming the guest; deletes say why the guest is claimed instead. */
   file?: string;
   claimedBy?: string;
@@ -310,10 +316,6 @@ interface DeltaOptions {
   storageSetByClone?: string;
 }
 
-function defaultSlot(kind: GuestKind, index: number): string {
-  return kind === 'qemu' ? `scsi${index}` : index === 0 ? 'rootfs' : `mp${index - 1}`;
-}
-
 function describeNic(nic: NicValue | undefined, kind: GuestKind): string {
   if (!nic) return '(none)';
   const parts = [
@@ -363,7 +365,7 @@ function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
   if (fields.has('disks') && g.disks) {
     const iothread = o.defaults.scsi_controller === 'virtio-scsi-single';
     g.disks.forEach((disk, i) => {
-      const slot = disk.slot ?? defaultSlot(kind, i);
+      const slot = disk.slot ?? defaultDiskSlot(kind, i);
       const storage = disk.storage ?? o.defaults.storage;
       const current = configString(config, slot);
       if (current === undefined) {
@@ -518,7 +520,7 @@ function createParams(d: NewGuestDraft, ctx: DiffContext, claimTags: readonly st
       unprivileged: true,
     };
     disks.forEach((disk, i) => {
-      const slot = disk.slot ?? defaultSlot('lxc', i);
+      const slot = disk.slot ?? defaultDiskSlot('lxc', i);
       params[slot] = `${disk.storage ?? defaults.storage}:${disk.size}${disk.path ? `,mp=${disk.path}` : ''}`;
     });
     (g.network ?? [{}]).forEach((nic, i) => {
@@ -549,7 +551,7 @@ function createParams(d: NewGuestDraft, ctx: DiffContext, claimTags: readonly st
     agent: defaults.guest_agent ? '1' : '0',
   };
   disks.forEach((disk, i) => {
-    const slot = disk.slot ?? defaultSlot('qemu', i);
+    const slot = disk.slot ?? defaultDiskSlot('qemu', i);
     const importFrom = i === 0 && g.source!.image ? `,import-from=${g.source!.image}` : '';
     params[slot] = `${disk.storage ?? defaults.storage}:${disk.size}${iothread && slot.startsWith('scsi') ? ',iothread=1' : ''}${importFrom}`;
   });
@@ -650,7 +652,7 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
       cores = g.cores ?? template.cores;
       bootDiskBytes = g.source.full === false ? 0 : Math.max(bootDiskBytes, ...disks.map(([, v]) => (parseDrive(String(v)).sizeGiB ?? 0) * GiB));
       for (const [i, disk] of (g.disks ?? []).entries()) {
-        const slot = disk.slot ?? defaultSlot('qemu', i);
+        const slot = disk.slot ?? defaultDiskSlot('qemu', i);
         const size = parseDrive(configString(config, slot) ?? '').sizeGiB;
         if (size !== undefined && disk.size < size - 1e-6) {
           problem(g, ['disks', i, 'size'], `template ${template.name}'s ${slot} is ${formatGiB(size)}; a clone's disks only grow`);
@@ -888,6 +890,12 @@ function placementTargets(cluster: ObservedCluster, fleet: Fleet, matched: Map<F
 // ---------------------------------------------------------------------------------------------
 // Changes and their steps.
 
+function describeConfigChange(params: Record<string, ParamValue>): string {
+  const set = Object.keys(params).filter((k) => k !== 'delete');
+  const removed = params['delete'] === undefined ? [] : [`remove ${params['delete']}`];
+  return [...(set.length ? [`set ${set.join(', ')}`] : []), ...removed].join(' and ');
+}
+
 function step(key: string, suffix: string, fields: Omit<PlanStep, 'id'>): PlanStep {
   return { id: `${key}/${suffix}`, ...fields };
 }
@@ -918,14 +926,17 @@ function updateChange(
     const snapname = safetySnapshotName('reconcile', ctx.now);
     steps.push(step(key, 'snapshot', { ...base, action: 'snapshot', params: { snapname }, description: `snapshot ${what} as '${snapname}' before changing it` }));
   }
+  let before: Record<string, string | null> | undefined;
   if (Object.keys(delta.params).length > 0) {
     const digest = configString(o.config!, 'digest');
+    const keys = [...Object.keys(delta.params).filter((k) => k !== 'delete'), ...String(delta.params['delete'] ?? '').split(',').filter(Boolean)];
+    before = Object.fromEntries(keys.map((k) => [k, configString(o.config!, k) ?? null]));
     steps.push(
       step(key, 'config', {
         ...base,
         action: 'config',
         params: { ...delta.params, ...(digest ? { digest } : {}) },
-        description: `set ${Object.keys(delta.params).join(', ')} of ${what} '${o.name}' (refused by PVE if its config changed since this plan)`,
+        description: `${describeConfigChange(delta.params)} of ${what} '${o.name}' (refused by PVE if its config changed since this plan)`,
       }),
     );
   }
@@ -968,6 +979,7 @@ function updateChange(
     wave: 0,
     dependsOn,
     file: g.file,
+    ...(before ? { before } : {}),
   };
 }
 
@@ -1018,7 +1030,7 @@ function newGuestChange(
       ...(storage ? { storageSetByClone: storage } : {}),
     });
     fields.push(...delta.fields.map((f) => ({ field: f.field, from: '(template)', to: f.to })));
-    steps.push(step(key, 'configure', { ...base, action: 'config', params: { ...delta.params, description }, description: `set ${[...Object.keys(delta.params), 'description'].join(', ')} of the clone` }));
+    steps.push(step(key, 'configure', { ...base, action: 'config', params: { ...delta.params, description }, description: `${describeConfigChange({ ...delta.params, description })} of the clone` }));
     for (const r of delta.resizes) {
       steps.push(step(key, `resize-${r.slot}`, { ...base, action: 'resize-disk', params: { disk: r.slot, size: `${r.sizeGiB}G` }, description: `grow the clone's ${r.slot} to ${r.sizeGiB}G` }));
     }

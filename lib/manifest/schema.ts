@@ -216,7 +216,7 @@ export interface ManifestFileContent {
 }
 
 /** The fields a guest sets, as the manifest's managed-field names. */
-export function fieldsSet(g: Partial<Omit<z.output<typeof GuestEntry>, 'kind' | 'managed' | 'depends_on'>>): ManagedField[] {
+export function fieldsSet(g: Partial<Record<keyof z.output<typeof GuestEntry>, unknown>>): ManagedField[] {
   const set: Record<ManagedField, boolean> = {
     source: g.source !== undefined,
     node: g.node !== undefined || g.placement !== undefined,
@@ -236,49 +236,68 @@ export function fieldsSet(g: Partial<Omit<z.output<typeof GuestEntry>, 'kind' | 
 const QEMU_SLOT = /^(scsi|virtio|sata|ide)\d+$/;
 const LXC_SLOT = /^(rootfs|mp\d+)$/;
 
-/** Problems of one guest (defaults merged), as issues under `guests.<index>`. */
-function checkGuest(g: z.output<typeof GuestEntry>, own: z.output<typeof GuestEntry>, ctx: z.RefinementCtx, at: (string | number)[]): void {
+type Loose = Record<string, unknown>;
+const record = (v: unknown): Loose | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Loose) : undefined);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/**
+ * Problems of one guest (defaults merged), as issues under `guests.<index>`. Runs even when
+ * some fields failed their own checks, so every problem is reported at once: values are read
+ * defensively, as they may not have their parsed shape.
+ */
+function checkGuest(g: Loose, own: Loose, ctx: z.RefinementCtx, at: (string | number)[]): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: [...at, ...path], message });
-  const kind = g.kind ?? 'qemu';
+  const kind = g['kind'] === 'lxc' ? 'lxc' : 'qemu';
+  const source = record(g['source']);
+  const cloudInit = record(g['cloud_init']);
+  const network = list(g['network']).map((n) => record(n) ?? {});
 
-  if ((g.name === undefined) === (g.service === undefined)) issue([], 'give the guest a name or a service (exactly one)');
-  if (g.node !== undefined && g.placement !== undefined) issue(['placement'], 'pin a node or give a placement rule, not both');
+  if ((g['name'] === undefined) === (g['service'] === undefined)) issue([], 'give the guest a name or a service (exactly one)');
+  if (g['node'] !== undefined && g['placement'] !== undefined) issue(['placement'], 'pin a node or give a placement rule, not both');
 
-  if (g.source) {
-    if (kind === 'lxc' && g.source.ostemplate === undefined) issue(['source'], 'a container is created from an ostemplate');
-    if (kind === 'qemu' && g.source.ostemplate !== undefined) issue(['source', 'ostemplate'], 'only containers are created from a template archive');
+  if (source) {
+    if (kind === 'lxc' && source['ostemplate'] === undefined) issue(['source'], 'a container is created from an ostemplate');
+    if (kind === 'qemu' && source['ostemplate'] !== undefined) issue(['source', 'ostemplate'], 'only containers are created from a template archive');
   }
   if (kind === 'lxc') {
-    if (g.cloud_init) issue(['cloud_init'], 'containers take their addresses from network[].ip, not cloud-init');
-    g.network?.forEach((n, i) => n.model !== undefined && issue(['network', i, 'model'], 'containers have veth interfaces; a model is for VMs'));
+    if (cloudInit) issue(['cloud_init'], 'containers take their addresses from network[].ip, not cloud-init');
+    network.forEach((n, i) => n['model'] !== undefined && issue(['network', i, 'model'], 'containers have veth interfaces; a model is for VMs'));
   } else {
-    if (g.swap !== undefined) issue(['swap'], 'swap is a container setting');
-    g.network?.forEach((n, i) => {
-      if (n.ip !== undefined) issue(['network', i, 'ip'], 'VMs take their address from cloud_init.ip');
-      if (n.gateway !== undefined) issue(['network', i, 'gateway'], 'VMs take their gateway from cloud_init.gateway');
-      if (n.name !== undefined) issue(['network', i, 'name'], 'VM NICs are named by the guest OS');
+    if (g['swap'] !== undefined) issue(['swap'], 'swap is a container setting');
+    network.forEach((n, i) => {
+      if (n['ip'] !== undefined) issue(['network', i, 'ip'], 'VMs take their address from cloud_init.ip');
+      if (n['gateway'] !== undefined) issue(['network', i, 'gateway'], 'VMs take their gateway from cloud_init.gateway');
+      if (n['name'] !== undefined) issue(['network', i, 'name'], 'VM NICs are named by the guest OS');
     });
-    if (g.cloud_init && g.source?.iso !== undefined) issue(['cloud_init'], 'cloud-init needs a template or an image source, not an installer ISO');
+    if (cloudInit && source?.['iso'] !== undefined) issue(['cloud_init'], 'cloud-init needs a template or an image source, not an installer ISO');
   }
-  if (g.cloud_init?.gateway !== undefined && (g.cloud_init.ip === undefined || g.cloud_init.ip === 'dhcp')) {
+  if (cloudInit?.['gateway'] !== undefined && (cloudInit['ip'] === undefined || cloudInit['ip'] === 'dhcp')) {
     issue(['cloud_init', 'gateway'], 'a gateway goes with a static ip');
   }
 
+  const disks = list(g['disks']).map((d) => record(d) ?? {});
   const slots = new Set<string>();
-  g.disks?.forEach((d, i) => {
-    const slot = d.slot ?? (kind === 'qemu' ? `scsi${i}` : i === 0 ? 'rootfs' : `mp${i - 1}`);
+  disks.forEach((d, i) => {
+    const slot = typeof d['slot'] === 'string' ? d['slot'] : defaultDiskSlot(kind, i);
     if (!(kind === 'qemu' ? QEMU_SLOT : LXC_SLOT).test(slot)) issue(['disks', i, 'slot'], `'${slot}' is not a ${kind === 'qemu' ? 'VM' : 'container'} disk slot`);
     if (slots.has(slot)) issue(['disks', i, 'slot'], `slot ${slot} is listed twice`);
     slots.add(slot);
-    if (kind === 'lxc' && slot.startsWith('mp') && d.path === undefined) issue(['disks', i, 'path'], 'a mount point needs its path');
-    if (d.path !== undefined && !(kind === 'lxc' && slot.startsWith('mp'))) issue(['disks', i, 'path'], 'only container mount points have a path');
+    if (kind === 'lxc' && slot.startsWith('mp') && d['path'] === undefined) issue(['disks', i, 'path'], 'a mount point needs its path');
+    if (d['path'] !== undefined && !(kind === 'lxc' && slot.startsWith('mp'))) issue(['disks', i, 'path'], 'only container mount points have a path');
   });
-  if (kind === 'lxc' && g.disks && !slots.has('rootfs')) issue(['disks'], 'a container needs its rootfs');
+  if (kind === 'lxc' && disks.length > 0 && !slots.has('rootfs')) issue(['disks'], 'a container needs its rootfs');
 
   const set = new Set(fieldsSet(g));
-  own.managed?.forEach((field, i) => {
-    if (!set.has(field)) issue(['managed', i], `'${field}' is managed, but the guest does not set it`);
+  list(own['managed']).forEach((field, i) => {
+    if (typeof field === 'string' && (MANAGED_FIELDS as readonly string[]).includes(field) && !set.has(field as ManagedField)) {
+      issue(['managed', i], `'${field}' is managed, but the guest does not set it`);
+    }
   });
+}
+
+/** The slot of the i-th disk when the manifest names none: scsi0, scsi1, ... or rootfs, mp0, ... */
+export function defaultDiskSlot(kind: 'qemu' | 'lxc', index: number): string {
+  return kind === 'qemu' ? `scsi${index}` : index === 0 ? 'rootfs' : `mp${index - 1}`;
 }
 
 const RawFile = z.strictObject({
@@ -289,9 +308,16 @@ const RawFile = z.strictObject({
   guests: z.array(GuestEntry).default([]),
 });
 
-export const ManifestFile = RawFile.superRefine((file, ctx) => {
-  file.guests.forEach((own, i) => checkGuest({ ...file.defaults, ...own }, own, ctx, ['guests', i]));
-}).transform((file): ManifestFileContent => {
+export const ManifestFile = RawFile.superRefine(
+  (file, ctx) => {
+    const defaults = record(file.defaults) ?? {};
+    list(file.guests).forEach((entry, i) => {
+      const own = record(entry);
+      if (own) checkGuest({ ...defaults, ...own }, own, ctx, ['guests', i]);
+    });
+  },
+  { when: (payload) => record(payload.value) !== undefined },
+).transform((file): ManifestFileContent => {
   const defaults = file.defaults ?? {};
   return {
     environment: file.environment,

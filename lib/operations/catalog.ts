@@ -8,6 +8,9 @@ import type { OperationMeta } from '../../workflows/definitions.js';
 import type { EvacuationRequest } from '../planning/evacuation.js';
 import { SERVICE_PATTERN } from '../lifecycle/naming.js';
 import { tagExpressionProblem } from '../lifecycle/tag-expression.js';
+import { DEFAULT_UPGRADE_COMMAND } from '../maintenance/upgrade.js';
+import { clusterUpOperationPrefix } from '../clusters/identity.js';
+import { CLUSTER_NAME } from '../clusters/profile.js';
 
 const vmid = z.number().int().min(100).max(999_999_999);
 const nodeName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
@@ -297,8 +300,9 @@ const runbookName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a run
 /** Runbook parameter values; each is checked against the runbook's own declaration when planning. */
 const runbookParameters = z
   .record(
-    z.string().regex(/^[a-z][a-z0-9_]*$/, 'parameter names are lowercase identifiers'),
+    z.string().regex(/^[a-z][a-z0-9_]*$/),
     z.union([z.string().max(8192), z.number(), z.boolean(), z.array(z.string().max(256)).max(64)]),
+    { error: (issue) => (issue.code === 'invalid_key' ? 'parameter names are lowercase identifiers' : undefined) },
   )
   .default({});
 
@@ -347,6 +351,108 @@ export const templateBuildOperation = defineOperation({
   nodes: (b) => (typeof b.parameters.node === 'string' ? [b.parameters.node] : []),
 });
 
+// Clusters: a Talos Kubernetes cluster from a profile in clusters/, up and down as one operation.
+
+const clusterName = z.string().regex(CLUSTER_NAME, 'must be a cluster name: lowercase letters, digits and dashes (at most 24)');
+
+export const clusterUpOperation = defineOperation({
+  kind: 'cluster-up',
+  workflowType: 'clusterUp',
+  description:
+    'Bring up a Talos Kubernetes cluster from its profile (clusters/<profile>.yaml): VMIDs, names and placement planned, approved, VMs cloned in parallel and configured, Talos configs applied, etcd bootstrapped once, kubeconfig written on the worker. A half-built cluster is resumed.',
+  body: z.strictObject({
+    ...common,
+    /** Name of a clusters/*.yaml profile (without .yaml). */
+    profile: clusterName,
+    /** VMs cloned and brought up at once; 1 brings them up one after the other. */
+    maxParallel: z.number().int().min(1).max(32).default(8),
+  }),
+  workflowId: (b, at) => `${clusterUpOperationPrefix(b.environment, b.profile)}${at}`,
+});
+
+export const clusterDownOperation = defineOperation({
+  kind: 'cluster-down',
+  workflowType: 'clusterDown',
+  description:
+    'Tear a cluster down: every VM carrying its tag (and only those) shut down gracefully, stopped after a timeout, destroyed with its disks; then nothing with the tag may remain, and its secrets are removed from the worker.',
+  body: z.strictObject({
+    ...common,
+    /** The cluster's name (its profile's name); the profile file need not exist any more. */
+    cluster: clusterName,
+    shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+    maxParallel: z.number().int().min(1).max(32).default(8),
+  }),
+  workflowId: (b, at) => `cluster-down/${b.environment}/${b.cluster}/${at}`,
+});
+
+// Desired state: make an environment match its fleet manifest (lib/manifest, docs/desired-state.md).
+
+export const reconcileOperation = defineOperation({
+  kind: 'reconcile',
+  workflowType: 'reconcile',
+  description:
+    'Make an environment match its fleet manifest: plan creates, in-place changes, restarts, replacements and deletes of claimed guests (terraform-plan style), approve, apply in dependency order.',
+  body: z.strictObject({
+    ...common,
+    /** A manifest folder relative to the worker's working directory; the configured one when absent. */
+    manifests: z
+      .string()
+      .regex(/^(?!\/)(?!(?:.*\/)?\.\.(?:\/|$))[A-Za-z0-9._/-]{1,200}$/, 'must be a relative folder path without ..')
+      .optional(),
+    /** Guests changed at once (clones of one template still go one at a time). */
+    maxParallel: z.number().int().min(1).max(32).default(4),
+  }),
+  workflowId: (b, at) => `reconcile/${b.environment}/${at}`,
+});
+
+// Rolling node maintenance: every node in turn emptied, upgraded over SSH, rebooted if needed,
+// its guests brought back. One per environment at a time: the workflow ID is the environment's.
+
+export const rollingMaintenanceOperation = defineOperation({
+  kind: 'rolling-maintenance',
+  workflowType: 'rollingMaintenance',
+  description:
+    'Update the nodes of a cluster in turn: empty a node, upgrade its packages over SSH, reboot it if needed, bring its guests back, then the next node.',
+  body: z
+    .strictObject({
+      ...common,
+      /** Nodes to maintain; every node when absent. The plan orders them (cheapest to empty first) unless keepOrder. */
+      nodes: z.array(nodeName).min(1).optional(),
+      keepOrder: z.boolean().default(false),
+      upgrade: z.boolean().default(true),
+      /** Runs as the configured SSH user on each node; its output goes to the operation's log. */
+      upgradeCommand: z.string().min(1).max(2000).regex(/^[^\r\n]*$/, 'must be one line').default(DEFAULT_UPGRADE_COMMAND),
+      reboot: z.enum(['if-required', 'always', 'never']).default('if-required'),
+      /** Migrate each node's guests back once it is done; otherwise they stay where they were moved. */
+      returnGuests: z.boolean().default(true),
+      /** Put each node into HA maintenance (ha-manager over SSH) while it is down. */
+      haMaintenance: z.boolean().default(false),
+      /** Wait for a person's approval before each node, besides the plan's. */
+      approveEachNode: z.boolean().default(false),
+      parallelNodes: z.number().int().min(1).max(8).default(1),
+      /** Nodes that must stay up; never fewer than quorum needs, which is the default. */
+      minNodesUp: z.number().int().min(1).max(64).optional(),
+      /** A node that takes longer starts no further step and halts for the operator. */
+      maxNodeMinutes: z.number().int().min(5).max(1440).default(120),
+      pauseBetweenNodesSeconds: z.number().int().min(0).max(86_400).default(0),
+      /** A failed step halts the rollout for a decision (resume, skip-node, abort-and-return); otherwise the node is skipped. */
+      stopOnFailure: z.boolean().default(true),
+      upgradeTimeoutSeconds: z.number().int().min(60).max(14_400).default(3600),
+      bootTimeoutSeconds: z.number().int().min(60).max(7200).default(900),
+      // How each node is emptied, as for an evacuation.
+      maxParallel: z.number().int().min(1).max(32).default(4),
+      maxParallelPerTarget: z.number().int().min(1).max(16).default(2),
+      bwlimitMiBps: z.number().int().min(1).max(1_000_000).optional(),
+      includeStopped: z.boolean().default(false),
+      localDisks: z.enum(['migrate', 'leave']).default('migrate'),
+      containers: z.enum(['restart', 'leave']).default('restart'),
+      containerShutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
+      linkGbps: z.number().positive().max(800).default(10),
+    }),
+  workflowId: (b) => `rolling-maintenance/${b.environment}`,
+  nodes: (b) => b.nodes ?? [],
+});
+
 export const operations = [
   inventoryOperation,
   vmActionOperation,
@@ -362,6 +468,10 @@ export const operations = [
   runbookRunOperation,
   runbookIngestOperation,
   templateBuildOperation,
+  clusterUpOperation,
+  clusterDownOperation,
+  reconcileOperation,
+  rollingMaintenanceOperation,
 ] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
@@ -386,3 +496,7 @@ export type StatefulVmInput = WorkflowInput<typeof statefulVmOperation.body>;
 export type RunbookRunInput = WorkflowInput<typeof runbookRunOperation.body>;
 export type RunbookIngestInput = WorkflowInput<typeof runbookIngestOperation.body>;
 export type TemplateBuildInput = WorkflowInput<typeof templateBuildOperation.body>;
+export type ClusterUpInput = WorkflowInput<typeof clusterUpOperation.body>;
+export type ClusterDownInput = WorkflowInput<typeof clusterDownOperation.body>;
+export type ReconcileInput = WorkflowInput<typeof reconcileOperation.body>;
+export type RollingMaintenanceInput = WorkflowInput<typeof rollingMaintenanceOperation.body>;

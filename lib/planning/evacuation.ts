@@ -86,7 +86,7 @@ export interface LeftBehind {
 export interface EvacuationPlan {
   source: string;
   snapshotAt: string;
-  /** In the order they are started: longest first, so the last to finish is a short one. */
+  /** In the order they are started: sizes mixed in every round, so the link never waits on a tail of small ones. */
   moves: GuestMove[];
   leftBehind: LeftBehind[];
   /** Nodes that could not receive guests at all, and why. */
@@ -195,14 +195,15 @@ export function planEvacuation(
       why: `${modeWhy(guest, mode, local.length > 0)}; ${target}: ${placement.why[item.id]}`,
     });
   }
-  moves.sort((a, b) => b.estimatedMs - a.estimatedMs || a.vmid - b.vmid);
+  const parallel = Math.max(1, Math.min(request.maxParallel, targets.length * request.maxParallelPerTarget));
+  const ordered = startOrder(moves, parallel);
   leftBehind.sort((a, b) => a.vmid - b.vmid);
 
-  const estimates = moves.map((m) => ({ mode: m.mode, bytes: m.transferBytes, ms: m.estimatedMs }));
+  const estimates = ordered.map((m) => ({ mode: m.mode, bytes: m.transferBytes, ms: m.estimatedMs }));
   return {
     source: source.name,
     snapshotAt: snapshot.takenAt,
-    moves,
+    moves: ordered,
     leftBehind,
     excludedTargets,
     targets: placement.targets,
@@ -216,9 +217,25 @@ export function planEvacuation(
     onFailure: request.onFailure,
     haMaintenance: request.haMaintenance,
     totalTransferBytes: moves.reduce((sum, m) => sum + m.transferBytes, 0),
-    estimatedMs: evacuationMs(estimates, Math.min(request.maxParallel, targets.length * request.maxParallelPerTarget), costs),
+    estimatedMs: evacuationMs(estimates, parallel, costs),
     assumedLinkGbps: request.linkGbps,
   };
+}
+
+/**
+ * The order migrations start in. Concurrent migrations share the source node's link, and each
+ * spends seconds setting up before it moves a byte; the link idles only when every running
+ * migration is setting up — typically in a tail of small migrations, which is exactly what
+ * longest-first leaves. So each round of `parallel` starts mixes sizes: sorted by bytes, the
+ * moves are dealt round-robin from the size quantiles (largest of each quantile first), and
+ * large transfers keep the link busy while small migrations set up, to the end.
+ */
+function startOrder(moves: readonly GuestMove[], parallel: number): GuestMove[] {
+  const bySize = [...moves].sort((a, b) => b.transferBytes - a.transferBytes || a.vmid - b.vmid);
+  const rounds = Math.ceil(bySize.length / parallel);
+  const order: GuestMove[] = [];
+  for (let r = 0; r < rounds; r++) for (let i = r; i < bySize.length; i += rounds) order.push(bySize[i]!);
+  return order;
 }
 
 function nodeNames(snapshot: ClusterSnapshot): string {

@@ -327,29 +327,31 @@ export function encode(value: Value): string {
 }
 
 /**
- * Fills in what became known while applying (allocated VMID, captures). Throws
+ * Fills in what became known while applying (allocated VMID, captures); `later` names values
+ * still to come (the VMID a creating step is about to take). Throws
  * UnresolvedPlaceholderError when a step still needs a value nobody supplied.
  */
-export function finishStep<S extends ResolvedStep>(step: S, vars: Vars): S {
+export function finishStep<S extends ResolvedStep>(step: S, vars: Vars, later: ReadonlySet<string> = new Set()): S {
   if (step.pending.length === 0) return step;
-  const t = (value: string, context: 'text' | 'shell' | 'regex' = 'text') => renderString(value, vars, context);
+  const t = (value: string, context: 'text' | 'shell' | 'regex' = 'text') => renderString(value, vars, context, later);
+  const pending = step.pending.filter((name) => later.has(name));
   const expectOutput = step.expectOutput === undefined ? {} : { expectOutput: t(step.expectOutput, 'regex') };
   switch (step.kind) {
     case 'api':
       return {
         ...step,
         ...expectOutput,
-        pending: [],
-        params: Object.fromEntries(Object.entries(step.params).map(([k, v]) => [k, renderParam(v, vars) as Value])),
+        pending,
+        params: Object.fromEntries(Object.entries(step.params).map(([k, v]) => [k, renderParam(v, vars, later) as Value])),
         ...(step.verifyName === undefined ? {} : { verifyName: t(step.verifyName) }),
       };
     case 'ssh':
-      return { ...step, ...expectOutput, pending: [], node: t(step.node), command: t(step.command, 'shell') };
+      return { ...step, ...expectOutput, pending, node: t(step.node), command: t(step.command, 'shell') };
     case 'guest':
       return {
         ...step,
         ...expectOutput,
-        pending: [],
+        pending,
         vmid: t(step.vmid),
         user: t(step.user),
         command: t(step.command, 'shell'),
@@ -359,10 +361,10 @@ export function finishStep<S extends ResolvedStep>(step: S, vars: Vars): S {
       return {
         ...step,
         ...expectOutput,
-        pending: [],
+        pending,
         ...(step.limit === undefined ? {} : { limit: t(step.limit) }),
         ...(step.extraVars
-          ? { extraVars: Object.fromEntries(Object.entries(step.extraVars).map(([k, v]) => [k, renderParam(v, vars) as Value])) }
+          ? { extraVars: Object.fromEntries(Object.entries(step.extraVars).map(([k, v]) => [k, renderParam(v, vars, later) as Value])) }
           : {}),
       };
   }

@@ -1,4 +1,6 @@
 /** /nodes/{node}/qemu/* and /nodes/{node}/lxc/* */
+import type { z } from 'zod';
+import { endpoints, paramInfo } from '../../lib/pve/endpoints.js';
 import type { Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import type { GuestType } from '../guest-config.js';
@@ -23,11 +25,32 @@ function guestAt(cluster: Cluster, params: { node: string; vmid: number }, type:
   return cluster.state.guestOn(params.node, params.vmid, type);
 }
 
+/**
+ * PVE reads a config file through check_type, so integer and boolean options come back as
+ * JSON numbers (`template: 1`, `cores: 2`), not as the file's text.
+ */
+function typedConfig(type: GuestType, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const shape = (type === 'qemu' ? endpoints.qemuUpdateConfig : endpoints.lxcUpdateConfig).params.shape as Record<string, z.ZodType>;
+  return Object.fromEntries(
+    Object.entries(config).map(([key, value]) => {
+      const field = shape[key];
+      if (!field || typeof value !== 'string' || !/^-?\d+(\.\d+)?$/.test(value)) return [key, value];
+      const { type: pveType } = paramInfo(field).spec;
+      return [key, pveType === 'string' ? value : Number(value)];
+    }),
+  );
+}
+
 function configOf(guest: Guest, snapshot: string | undefined): Record<string, unknown> {
-  if (snapshot === undefined) return { ...guest.config, digest: guest.digest };
+  if (snapshot === undefined) return { ...typedConfig(guest.type, guest.config), digest: guest.digest };
   const snap = guest.snapshots.get(snapshot);
   if (!snap) throw fail(`snapshot '${snapshot}' does not exist`);
-  return { ...snap.config, snaptime: snap.snaptime, ...(snap.parent ? { parent: snap.parent } : {}), digest: guest.digest };
+  return {
+    ...typedConfig(guest.type, snap.config),
+    snaptime: snap.snaptime,
+    ...(snap.parent ? { parent: snap.parent } : {}),
+    digest: guest.digest,
+  };
 }
 
 export const qemuHandlers: Handlers = {

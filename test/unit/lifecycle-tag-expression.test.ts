@@ -25,11 +25,11 @@ describe('tag expressions', () => {
   });
 
   it('say where an expression goes wrong', () => {
-    expect(tagExpressionProblem('web &')).toBe("expected a tag at character 6 of 'web &'");
+    expect(tagExpressionProblem('web &')).toBe("expected a tag at the end of 'web &'");
     expect(tagExpressionProblem('web prod')).toBe("unexpected 'prod' at character 5 of 'web prod'");
-    expect(tagExpressionProblem('(web')).toBe("expected ')' at character 5 of '(web'");
+    expect(tagExpressionProblem('(web')).toBe("expected ')' at the end of '(web'");
     expect(tagExpressionProblem('web & $x')).toBe("unexpected '$' at character 7 of 'web & $x'");
-    expect(tagExpressionProblem('  ')).toBe("expected a tag at character 1 of '  '");
+    expect(tagExpressionProblem('  ')).toBe("expected a tag at the end of '  '");
     expect(tagExpressionProblem('web & !prod')).toBeUndefined();
   });
 });

@@ -34,7 +34,6 @@ function disk(storage: string, sizeGiB: number, over: Partial<GuestDisk> = {}): 
     size: sizeGiB * GiB,
     shared: storage === 'ceph',
     cdrom: false,
-    unreadable: {},
     ...over,
   };
 }
@@ -62,6 +61,7 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
       ...g,
     })),
     haRules: [],
+    unreadable: {},
     migration: Object.fromEntries(
       guests.map((g) => [
         g.vmid,
@@ -227,7 +227,15 @@ describe('planEvacuation', () => {
     );
   });
 
-  it('starts the longest migrations first and estimates from the transfer at the assumed link speed', () => {
+  it('mixes large and small migrations in every round of starts, so no tail of small ones idles the link', () => {
+    const sizes = [8, 7, 6, 5, 4, 3, 2, 1];
+    const snapshot = cluster(sizes.map((gib, i) => ({ vmid: 101 + i, memory: gib * GiB })));
+    const plan = planEvacuation(snapshot, request, policy);
+    // Four at a time (2 targets x 2 each): two rounds, each taking one guest from every size quartile.
+    expect(plan.moves.map((m) => m.memoryBytes / GiB)).toEqual([8, 6, 4, 2, 7, 5, 3, 1]);
+  });
+
+  it('estimates each migration from its transfer at the assumed link speed', () => {
     const snapshot = cluster([
       { vmid: 101, memory: 2 * GiB },
       { vmid: 102, memory: 16 * GiB },

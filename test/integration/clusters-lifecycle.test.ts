@@ -1,0 +1,294 @@
+/**
+ * cluster-up and cluster-down end to end: a real Temporal dev server, the simulated homelab
+ * (Talos template 101) and the talosctl stand-in.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { createActivities } from '../../activities/index.js';
+import { createClusterActivities } from '../../activities/cluster.js';
+import { createTalosActivities } from '../../activities/talos.js';
+import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
+import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../workflows/definitions.js';
+import type { ClusterUpResult } from '../../workflows/clusterUp.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startTestWorker, type TestWorker } from '../support/temporal.js';
+
+const standin = fileURLToPath(new URL('../../sim/bin/talosctl', import.meta.url));
+const repoClusters = fileURLToPath(new URL('../../clusters/', import.meta.url));
+
+let env: SimulatedEnvironment;
+let worker: TestWorker;
+let clustersDir: string;
+let talosState: string;
+
+/** Activities as the worker builds them, with the stand-in as talosctl and a profiles directory of the test's own. */
+function activitiesWith(overrides: object = {}) {
+  // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
+  const node = env.sim.nodes[0]!;
+  const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: env.sim.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
+  const options = { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
+  return {
+    ...createActivities(env.deps),
+    ...createClusterActivities(env.deps, options),
+    ...createTalosActivities(env.deps, options),
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  env = await startSimulatedEnvironment({ speed: 100 });
+  clustersDir = join(env.dir, 'clusters');
+  talosState = join(env.dir, 'talos');
+  await mkdir(clustersDir);
+  await writeFile(join(clustersDir, 'lab.yaml'), await readFile(join(repoClusters, 'lab.yaml')));
+  const small = (name: string, workers: number) => ({
+    name,
+    environment: 'home',
+    template: { vmid: 101, name: 'tpl-talos-1-11' },
+    control_plane: { count: 1, cores: 2, memory_mb: 2048, disk_gb: 10 },
+    workers: { count: workers, cores: 2, memory_mb: 2048, disk_gb: 10 },
+    talos: { version: 'v1.11.3' },
+  });
+  await writeFile(join(clustersDir, 'solo.yaml'), stringify(small('solo', 0)));
+  await writeFile(join(clustersDir, 'half.yaml'), stringify(small('half', 2)));
+  worker = await startTestWorker({ activities: activitiesWith() });
+});
+afterAll(async () => {
+  await worker?.shutdown();
+  await env?.stop();
+});
+
+const meta = (): OperationMeta => ({ requester: 'alice', environment: 'home', dryRun: false, approvalTimeoutMs: 60_000, autoApprove: ['low'] });
+let seq = 0;
+
+function startUp(profile: string, w: TestWorker = worker): Promise<WorkflowHandle> {
+  const body = clusterUpOperation.body.parse({ environment: 'home', profile });
+  const input: ClusterUpInput = { ...body, meta: meta() };
+  return w.client.workflow.start('clusterUp', {
+    taskQueue: w.taskQueue,
+    workflowId: clusterUpOperation.workflowId(body, `T${Date.now()}-${seq++}`),
+    args: [input],
+  });
+}
+
+function startDown(cluster: string): Promise<WorkflowHandle> {
+  const body = clusterDownOperation.body.parse({ environment: 'home', cluster, shutdownTimeoutSeconds: 30 });
+  const input: ClusterDownInput = { ...body, meta: meta() };
+  return worker.client.workflow.start('clusterDown', {
+    taskQueue: worker.taskQueue,
+    workflowId: clusterDownOperation.workflowId(body, `T${Date.now()}-${seq++}`),
+    args: [input],
+  });
+}
+
+async function waitFor(handle: WorkflowHandle, done: (s: OperationStatus) => boolean): Promise<OperationStatus> {
+  for (let i = 0; i < 1200; i++) {
+    try {
+      const status = await handle.query(statusQuery);
+      if (done(status)) return status;
+      if (status.phase === 'failed') throw new Error(`operation failed: ${status.error}`);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('operation failed')) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the operation never got there');
+}
+
+async function approve(handle: WorkflowHandle): Promise<OperationStatus> {
+  const status = await waitFor(handle, (s) => s.phase === 'awaiting-approval');
+  await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: status.plan!.version }] });
+  return status;
+}
+
+function guestsTagged(tag: string) {
+  return [...env.sim.state.guests.values()].filter((g) => (g.config['tags'] ?? '').split(';').includes(tag));
+}
+
+/** Every text in a workflow's history, payloads decoded: what anyone with history access can read. */
+async function historyText(handle: WorkflowHandle): Promise<string> {
+  const history = await handle.fetchHistory();
+  return JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+}
+
+async function bootstrapsRun(): Promise<{ argv: string[]; outcome: string }[]> {
+  const text = await readFile(join(talosState, 'log.jsonl'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { argv: string[]; outcome: string })
+    .filter((e) => e.argv.includes('bootstrap'));
+}
+
+describe('the lab profile: 3 control planes + 3 workers', () => {
+  let up: WorkflowHandle;
+  let result: ClusterUpResult;
+
+  it('comes up after approval, every VM cloned from the template, configured for Talos and tagged as the cluster’s', async () => {
+    up = await startUp('lab');
+    const waiting = await approve(up);
+    expect(waiting.plan).toMatchObject({ risk: 'medium' });
+    expect(waiting.plan!.steps.filter((s) => s.action === 'clone')).toHaveLength(6);
+
+    const outcome = await up.result();
+    expect(outcome.outcome).toBe('completed');
+    result = outcome.result as ClusterUpResult;
+    expect(result.nodes.map((n) => n.role)).toEqual(['control-plane', 'control-plane', 'control-plane', 'worker', 'worker', 'worker']);
+    expect(new Set(result.nodes.filter((n) => n.role === 'control-plane').map((n) => n.node)).size).toBe(3);
+
+    const vms = guestsTagged('cluster-lab');
+    expect(vms.map((g) => g.vmid).sort()).toEqual(result.nodes.map((n) => n.vmid).sort());
+    for (const vm of vms) {
+      const node = result.nodes.find((n) => n.vmid === vm.vmid)!;
+      expect(vm.status).toBe('running');
+      expect(vm.name).toBe(node.name);
+      expect(vm.ip).toBe(node.address);
+      expect(vm.config).toMatchObject({
+        cores: node.role === 'worker' ? '4' : '2',
+        memory: node.role === 'worker' ? '8192' : '4096',
+        cpu: 'x86-64-v2-AES',
+        hotplug: 'disk,network,usb',
+      });
+      expect(vm.config['scsi0']).toMatch(node.role === 'worker' ? /size=40G/ : /size=20G/);
+      expect(vm.config['net0']).toMatch(/^virtio=BC:24:11:[0-9A-F:]+,bridge=vmbr0/);
+    }
+  });
+
+  it('cloned in parallel: every clone had started before the first one finished', async () => {
+    const { steps } = await up.query(statusQuery);
+    const clones = steps.filter((s) => s.id.startsWith('clone:'));
+    expect(clones).toHaveLength(6);
+    const lastStart = Math.max(...clones.map((s) => Date.parse(s.startedAt!)));
+    const firstEnd = Math.min(...clones.map((s) => Date.parse(s.endedAt!)));
+    expect(lastStart).toBeLessThan(firstEnd);
+  });
+
+  it('bootstrapped etcd exactly once, on the first control plane', async () => {
+    expect(result.bootstrap).toMatchObject({ node: result.nodes[0]!.name, outcome: 'bootstrapped' });
+    const bootstraps = await bootstrapsRun();
+    expect(bootstraps).toHaveLength(1);
+    expect(bootstraps[0]).toMatchObject({ outcome: 'ok' });
+    expect(bootstraps[0]!.argv).toContain(result.nodes[0]!.address);
+  });
+
+  it('wrote the kubeconfig and talosconfig on the worker, readable by the worker alone, and nowhere in history', async () => {
+    const dir = join(env.config.secrets_dir, 'home', 'lab');
+    expect(result.kubeconfigPath).toBe(join(dir, 'kubeconfig'));
+    expect(result.talosconfigPath).toBe(join(dir, 'talosconfig'));
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    for (const file of await readdir(dir)) expect(`${file} ${((await stat(join(dir, file))).mode & 0o777).toString(8)}`).toBe(`${file} 600`);
+
+    const kubeconfig = parse(await readFile(result.kubeconfigPath, 'utf8'));
+    const key: string = kubeconfig.users[0].user['client-key-data'];
+    const talosconfig = parse(await readFile(result.talosconfigPath, 'utf8'));
+    const machine = parse(await readFile(join(dir, 'controlplane.yaml'), 'utf8'));
+    const secrets = [key, kubeconfig.clusters[0].cluster['certificate-authority-data'], talosconfig.contexts.lab.key, machine.cluster.secret, machine.machine.token, ...env.secrets];
+    expect(key.length).toBeGreaterThan(100);
+
+    const history = await historyText(up);
+    expect(history).toContain(result.kubeconfigPath);
+    expect(secrets.filter((s) => history.includes(s))).toEqual([]);
+  });
+
+  it('resumes instead of duplicating when run again: nothing cloned, nothing bootstrapped a second time', async () => {
+    const clonesBefore = env.sim.counters.tasks('qmclone');
+    const again = await startUp('lab');
+    const waiting = await approve(again);
+    expect(waiting.plan!.steps.filter((s) => s.action === 'clone')).toEqual([]);
+    expect(waiting.plan!.steps.filter((s) => s.action === 'keep')).toHaveLength(6);
+    const outcome = await again.result();
+    expect(outcome.result).toMatchObject({ bootstrap: { outcome: 'already-bootstrapped' } });
+    expect(env.sim.counters.tasks('qmclone')).toBe(clonesBefore);
+    expect(guestsTagged('cluster-lab')).toHaveLength(6);
+    expect(await bootstrapsRun()).toHaveLength(1);
+  });
+
+  it('cluster-down needs a second person, then removes exactly the cluster’s VMs and its secrets', async () => {
+    const others = [...env.sim.state.guests.keys()].filter((vmid) => !guestsTagged('cluster-lab').some((g) => g.vmid === vmid));
+    const down = await startDown('lab');
+    const waiting = await waitFor(down, (s) => s.phase === 'awaiting-approval');
+    expect(waiting.plan).toMatchObject({ risk: 'high', vmids: result.nodes.map((n) => n.vmid) });
+    await expect(down.executeUpdate(approveUpdate, { args: [{ by: 'alice', planVersion: 1 }] })).rejects.toThrow(WorkflowUpdateFailedError);
+    await down.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+
+    const outcome = await down.result();
+    expect(outcome.outcome).toBe('completed');
+    expect(guestsTagged('cluster-lab')).toEqual([]);
+    expect([...env.sim.state.guests.keys()].sort()).toEqual(others.sort());
+    for (const n of result.nodes) expect(env.sim.state.guests.has(n.vmid)).toBe(false);
+    await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
+    // Their disks went with them.
+    const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
+    expect(volumes.filter((v) => result.nodes.some((n) => n.vmid === v.vmid))).toEqual([]);
+  });
+});
+
+describe('a lost answer from the bootstrap', () => {
+  it('is retried, finds etcd running, and does not bootstrap again', async () => {
+    const real = activitiesWith();
+    let attempts = 0;
+    const flaky = await startTestWorker({
+      activities: activitiesWith({
+        async bootstrapEtcd(args: Parameters<typeof real.bootstrapEtcd>[0]) {
+          const outcome = await real.bootstrapEtcd(args);
+          // The worker dies after Talos acted, before Temporal heard the answer.
+          if (++attempts === 1) throw ApplicationFailure.retryable('worker lost before reporting', 'WorkerLost');
+          return outcome;
+        },
+      }),
+    });
+    try {
+      const before = (await bootstrapsRun()).length;
+      const up = await startUp('solo', flaky);
+      await approve(up);
+      const outcome = await up.result();
+      expect(attempts).toBe(2);
+      expect(outcome.result).toMatchObject({ bootstrap: { outcome: 'already-bootstrapped' } });
+      const bootstraps = (await bootstrapsRun()).slice(before);
+      expect(bootstraps).toEqual([expect.objectContaining({ outcome: 'ok' })]);
+    } finally {
+      await flaky.shutdown();
+    }
+  });
+});
+
+describe('a cluster that stopped half-way', () => {
+  it('is resumed by the next cluster-up: the VMs already cloned are kept, none is duplicated', async () => {
+    const first = await startUp('half');
+    await approve(first);
+    await waitFor(first, (s) => s.steps.some((step) => step.id.startsWith('configure:') && step.state === 'succeeded'));
+    await first.terminate('operator stopped it half-way');
+    const made = guestsTagged('cluster-half').map((g) => g.vmid);
+    const cloning = [...env.sim.state.guests.values()].filter((g) => /^auto-half-/.test(g.name)).map((g) => g.vmid);
+    expect(made.length).toBeGreaterThan(0);
+
+    const second = await startUp('half');
+    const waiting = await approve(second);
+    const kept = waiting.plan!.steps.filter((s) => s.action === 'keep').map((s) => s.vmid);
+    expect(kept.sort()).toEqual(cloning.sort());
+    const outcome = await second.result();
+    expect(outcome.outcome).toBe('completed');
+    const vms = [...env.sim.state.guests.values()].filter((g) => /^auto-half-/.test(g.name));
+    expect(vms).toHaveLength(3);
+    expect(guestsTagged('cluster-half')).toHaveLength(3);
+  });
+
+  it('cluster-down checks vmid and name before each destroy, and reports what it could not remove', async () => {
+    const [renamed, ...rest] = guestsTagged('cluster-half');
+    const down = await startDown('half');
+    await waitFor(down, (s) => s.phase === 'awaiting-approval');
+    renamed!.update((c) => (c['name'] = 'someone-elses-vm'));
+    await down.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    const failure = await down.result().catch((e: unknown) => e);
+    expect(String((failure as Error & { cause?: Error }).cause?.message)).toMatch(
+      new RegExp(`cluster half is not gone: .*is named 'someone-elses-vm'.*VM ${renamed!.vmid} 'someone-elses-vm' .* still carries cluster-half`),
+    );
+    expect(env.sim.state.guests.has(renamed!.vmid)).toBe(true);
+    for (const g of rest) expect(env.sim.state.guests.has(g.vmid)).toBe(false);
+  });
+});

@@ -1,0 +1,229 @@
+/**
+ * Runbooks end to end on a real Temporal dev server and the simulated homelab: a runbook
+ * written for another cluster is ingested (adapted, reviewed, approved, saved) and then runs;
+ * a malformed one is refused; steps reach into guests over SSH and delegate to Ansible.
+ */
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/index.js';
+import { createRunbookActivities } from '../../activities/runbook.js';
+import { createTemplateActivities } from '../../activities/template.js';
+import { parseRunbookMarkdown } from '../../lib/runbooks/markdown.js';
+import { guestSystemsOf } from '../../sim/guest-ssh.js';
+import { buildWorkerDeps } from '../../worker/deps.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
+import { checksumOf, homelabWithShippedRole } from './runbook-helpers.js';
+
+const fixture = (path: string) => fileURLToPath(new URL(`../fixtures/${path}`, import.meta.url));
+const shipped = (name: string) => fileURLToPath(new URL(`../../runbooks/${name}.md`, import.meta.url));
+
+let env: SimulatedEnvironment;
+let worker: TestWorker;
+let dir: string;
+let runbooksDir: string;
+let ansibleLog: string;
+
+beforeAll(async () => {
+  env = await startSimulatedEnvironment({ scenario: homelabWithShippedRole(), speed: 400 });
+  dir = await mkdtemp(join(tmpdir(), 'pm-runbooks-it-'));
+  runbooksDir = join(dir, 'runbooks');
+  const fleetInfra = join(dir, 'fleet-infra');
+  await mkdir(runbooksDir);
+  await mkdir(join(fleetInfra, 'playbooks', 'inventories'), { recursive: true });
+  await writeFile(join(fleetInfra, 'playbooks', 'inventories', 'hosts.yaml'), 'all: {}\n');
+  await writeFile(join(fleetInfra, 'playbooks', 'talos-provision-vms.yaml'), '- hosts: all\n');
+  await writeFile(join(fleetInfra, 'playbooks', 'failing.yaml'), '- hosts: all\n');
+  await copyFile(shipped('alpine-pxe-gold'), join(runbooksDir, 'alpine-pxe-gold.md'));
+  ansibleLog = join(dir, 'ansible.log');
+  process.env.PM_ANSIBLE_STANDIN_LOG = ansibleLog;
+
+  const home = env.config.environments['home']!;
+  const config = {
+    ...env.config,
+    environments: { home: { ...home, ansible: { fleet_infra_path: fleetInfra, inventory: 'playbooks/inventories/hosts.yaml' } } },
+  };
+  const deps = { ...buildWorkerDeps(config), runbooksDir, ansiblePlaybook: fixture('ansible-playbook') };
+  worker = await startTestWorker({
+    activities: { ...createActivities(deps), ...createRunbookActivities(deps), ...createTemplateActivities(deps) },
+  });
+});
+afterAll(async () => {
+  await worker?.shutdown();
+  await env?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  delete process.env.PM_ANSIBLE_STANDIN_LOG;
+});
+
+const named = (name: string) => [...env.sim.state.guests.values()].filter((g) => g.config['name'] === name);
+
+describe('ingesting a runbook', () => {
+  it('adapts it to the conventions, shows what changed, and saves it only once approved', async () => {
+    const markdown = await readFile(fixture('runbooks/lab-ubuntu-template.md'), 'utf8');
+    const handle = await startOperation(worker, 'runbook-ingest', { markdown }, { autoApprove: ['low'] });
+    const status = await waitForPhase(handle, 'awaiting-approval');
+    expect(status.plan!.risk).toBe('medium');
+    const details = status.plan!.details as { name: string; diff: string; adaptations: { path: string }[]; markdown: string };
+    expect(details.name).toBe('lab-ubuntu-template');
+    expect(details.adaptations.map((a) => a.path)).toEqual(
+      expect.arrayContaining(['parameters.storage.convention', 'steps.1.params.scsihw', 'steps.1.params.net0', 'steps.0.params.filename', 'steps.1.params.vmid']),
+    );
+    expect(details.diff).toContain('+      scsihw: \'{{scsihw}}\'');
+    await expect(readFile(join(runbooksDir, 'lab-ubuntu-template.md'), 'utf8')).rejects.toThrow(/ENOENT/);
+
+    await approve(handle, 'bob');
+    const { result } = await handle.result();
+    expect(result).toMatchObject({ name: 'lab-ubuntu-template', outcome: 'created' });
+    const saved = await readFile(join(runbooksDir, 'lab-ubuntu-template.md'), 'utf8');
+    expect(saved).toBe(details.markdown);
+    expect(parseRunbookMarkdown(saved).runbook.parameters['vmid']).toMatchObject({ range: 'templates', allocate: true });
+  });
+
+  it('then runs it, with the conventions applied', async () => {
+    const url = 'https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img';
+    const handle = await startOperation(worker, 'runbook-run', {
+      runbook: 'lab-ubuntu-template',
+      parameters: { node: 'pve01', image_sha256: checksumOf(url) },
+    });
+    const { outcome, result } = await handle.result();
+    expect(outcome).toBe('completed');
+    expect(result.completed).toEqual(['download', 'create', 'template']);
+    const [vm] = named('lab-ubuntu');
+    expect(vm!.vmid).toBe(result.vars.vmid);
+    expect(vm!.vmid).toBeLessThan(1000);
+    expect(vm!.config).toMatchObject({ template: '1', scsihw: 'virtio-scsi-single', bios: 'ovmf', machine: 'q35', agent: '1' });
+    expect(vm!.config['net0']).toMatch(/bridge=vmbr0/);
+    expect(vm!.config['scsi0']).toMatch(/^local-lvm:/);
+    expect(env.sim.state.volume('local:import/noble-server-cloudimg-amd64.qcow2', 'pve01')).toBeDefined();
+  });
+
+  it('refuses a runbook with a malformed step, naming the step and the reason, and saves nothing', async () => {
+    const markdown = (await readFile(fixture('runbooks/lab-ubuntu-template.md'), 'utf8'))
+      .replace('name: lab-ubuntu-template', 'name: lab-broken')
+      .replace('    api: qemuTemplate\n', '    api: qemuTemplate\n    ssh: { node: pve01, command: qm template 9000 }\n');
+    const handle = await startOperation(worker, 'runbook-ingest', { markdown });
+    const failure = await failureOf(handle);
+    expect(failure.type).toBe('PlanRefused');
+    expect(failure.message).toContain('steps.2.kind: a step needs exactly one of api, ssh, guest, ansible');
+    await expect(readFile(join(runbooksDir, 'lab-broken.md'), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('replaces a runbook only when asked, as a high-risk change another person approves', async () => {
+    const markdown = await readFile(fixture('runbooks/lab-ubuntu-template.md'), 'utf8');
+    const again = await startOperation(worker, 'runbook-ingest', { markdown });
+    expect((await failureOf(again)).message).toBe("name: runbook 'lab-ubuntu-template' exists; submit it with replace: true to change it");
+
+    const edited = markdown.replace('Convert it to a template', 'Convert it into a template');
+    const replace = await startOperation(worker, 'runbook-ingest', { markdown: edited, replace: true }, { autoApprove: ['low', 'medium'] });
+    const status = await waitForPhase(replace, 'awaiting-approval');
+    expect(status.plan!.risk).toBe('high');
+    const refusal = await approve(replace, 'alice').then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect((refusal?.cause as Error | undefined)?.message).toBe('a high-risk operation cannot be approved by the actor who requested it');
+    await approve(replace, 'bob');
+    expect((await replace.result()).result.outcome).toBe('replaced');
+    expect(await readFile(join(runbooksDir, 'lab-ubuntu-template.md'), 'utf8')).toContain('Convert it into a template');
+  });
+});
+
+describe('steps beyond the PVE API', () => {
+  const write = (name: string, frontMatter: string) =>
+    writeFile(join(runbooksDir, `${name}.md`), `---\nname: ${name}\n${frontMatter}\n---\n# ${name}\n`);
+
+  it('post-provisions inside a guest over SSH, through its node, with the host key pinned', async (ctx) => {
+    let liveImageHostKey: string;
+    try {
+      liveImageHostKey = guestSystemsOf(env.sim.cluster).liveImageHostKey;
+    } catch {
+      return ctx.skip('this simulator build does not serve SSH inside guests yet');
+    }
+    const gold = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve02' } });
+    const template = (await gold.result()).result.template.vmid as number;
+    await write(
+      'docker-on-alpine',
+      `description: Clone the PXE gold image, boot it and install Docker
+image_type: none
+requires: [api, guest]
+parameters:
+  node: { type: node, required: true, description: Node }
+  template: { type: vmid, range: templates, required: true, description: Template }
+  vmid: { type: vmid, range: vms, allocate: true, description: New VM }
+  name: { type: dns_name, default: docker01, description: Name }
+  host_key: { type: string, required: true, description: The live image's host key }
+steps:
+  - { id: clone, description: Clone, api: qemuClone, params: { node: '{{node}}', vmid: '{{template}}', newid: '{{vmid}}', name: '{{name}}', full: true } }
+  - { id: start, description: Start, api: qemuStart, params: { node: '{{node}}', vmid: '{{vmid}}' } }
+  - id: install-docker
+    description: Install Docker
+    guest: { vmid: '{{vmid}}', user: root, host_key: '{{host_key}}', command: apk add docker }
+    expect: { output: 'OK: ' }
+cleanup:
+  - { id: stop, after: start, description: Stop, api: qemuStop, params: { node: '{{node}}', vmid: '{{vmid}}' }, verify: { name: '{{name}}' } }
+  - { id: remove, after: clone, description: Remove, api: qemuDestroy, params: { node: '{{node}}', vmid: '{{vmid}}', purge: true }, verify: { name: '{{name}}' } }`,
+    );
+    const run = await startOperation(worker, 'runbook-run', {
+      runbook: 'docker-on-alpine',
+      parameters: { node: 'pve02', template, host_key: liveImageHostKey },
+    });
+    const { result } = await run.result();
+    expect(result.completed).toEqual(['clone', 'start', 'install-docker']);
+    expect(named('docker01')[0]!.status).toBe('running');
+
+    // The same run with a wrong host key is refused before anything runs in the guest, and cleans up.
+    const wrongKey = `SHA256:${'A'.repeat(43)}`;
+    const refused = await startOperation(worker, 'runbook-run', {
+      runbook: 'docker-on-alpine',
+      parameters: { node: 'pve02', template, host_key: wrongKey, name: 'docker02' },
+    });
+    const failure = await failureOf(refused);
+    expect(failure.message).toMatch(/^step install-docker failed: .*does not match the pinned SHA256:A{43}.*Cleaned up: stop, remove\.$/s);
+    expect(named('docker02')).toEqual([]);
+  });
+
+  it('delegates to an existing Ansible playbook with the configured inventory', async () => {
+    await write(
+      'provision-talos',
+      `description: Provision Talos VMs with the fleet-infra playbook
+image_type: none
+requires: [ansible]
+parameters:
+  cluster: { type: string, default: lab, description: Cluster name }
+steps:
+  - id: provision
+    description: Run talos-provision-vms.yaml
+    ansible: { playbook: playbooks/talos-provision-vms.yaml, limit: k8s, extra_vars: { cluster_name: '{{cluster}}' } }
+    expect: { output: 'failed=0' }`,
+    );
+    const { result } = await (await startOperation(worker, 'runbook-run', { runbook: 'provision-talos', parameters: { cluster: 'prod' } })).result();
+    expect(result.completed).toEqual(['provision']);
+    const args = (await readFile(ansibleLog, 'utf8')).trim().split('\n');
+    expect(args).toEqual([
+      '-i',
+      join(dir, 'fleet-infra', 'playbooks', 'inventories', 'hosts.yaml'),
+      join(dir, 'fleet-infra', 'playbooks', 'talos-provision-vms.yaml'),
+      '--limit',
+      'k8s',
+      '--extra-vars',
+      '{"cluster_name":"prod"}',
+    ]);
+  });
+
+  it('fails the step when the playbook fails, with its exit code', async () => {
+    await write(
+      'failing-play',
+      `description: A playbook that fails
+image_type: none
+requires: [ansible]
+steps:
+  - { id: play, description: Play, ansible: { playbook: playbooks/failing.yaml } }`,
+    );
+    const failure = await failureOf(await startOperation(worker, 'runbook-run', { runbook: 'failing-play' }));
+    expect(failure.message).toMatch(/^step play failed: step play: exited 2 \(expected 0\)/);
+  });
+});
