@@ -31,6 +31,8 @@ export interface ClusterActivityOptions {
   /** Where profiles live; `PM_CLUSTERS_DIR` or the repository's clusters/ when absent. */
   clustersDir?: string;
   talosctl?: TalosctlOptions;
+  /** How often PVE tasks and guest agents are polled (benchmarks scale it to the simulated clock). */
+  polling?: { pollMs: number; maxPollMs: number };
 }
 
 /** PVE's answer when a clone could not take the template's lock in time: nothing was cloned. */
@@ -163,6 +165,7 @@ async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: s
 export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, options: ClusterActivityOptions = {}) {
   const clustersDir = () => options.clustersDir ?? defaultClustersDir();
   const talosctl = createTalosctl(options.talosctl ?? { binary: defaultTalosctlBinary() });
+  const polling = options.polling ?? { pollMs: 250, maxPollMs: 2_000 };
 
   return {
     async planClusterUp(request: { environment: string; profile: string; maxParallel: number }): Promise<PlanDraft<ClusterUpPlan>> {
@@ -236,6 +239,7 @@ export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
       return withPveFailures(async () => {
         try {
           await waitForTask(client, upid, {
+            ...polling,
             signal: ctx.cancellationSignal,
             onProgress: (_status, tail) => ctx.heartbeat({ upid, log: tail.at(-1) }),
           });
@@ -290,7 +294,7 @@ export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
         const grown = (driveBytes(String(disk)) ?? 0) < wantedBytes;
         if (grown) {
           const upid = await client.qemu.resize({ node: guest.node, vmid: guest.vmid, disk: args.disk.key, size: `${args.disk.sizeGb}G` });
-          await waitForTask(client, upid, { signal: ctx.cancellationSignal, onProgress: () => ctx.heartbeat({ upid }) });
+          await waitForTask(client, upid, { ...polling, signal: ctx.cancellationSignal, onProgress: () => ctx.heartbeat({ upid }) });
         }
         return { changed: Object.keys(changes), grown };
       });
@@ -305,7 +309,7 @@ export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
       const ctx = Context.current();
       return withPveFailures(async () => {
         const deadline = Date.now() + args.timeoutMs;
-        let pauseMs = 250;
+        let pauseMs = polling.pollMs;
         let last = 'the guest agent has not answered';
         for (;;) {
           try {
@@ -329,7 +333,7 @@ export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
           }
           ctx.heartbeat({ waiting: last });
           await sleep(pauseMs, undefined, { signal: ctx.cancellationSignal });
-          pauseMs = Math.min(Math.round(pauseMs * 1.5), 2_000);
+          pauseMs = Math.min(Math.round(pauseMs * 1.5), polling.maxPollMs);
         }
       });
     },

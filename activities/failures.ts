@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { PveError, PveTaskFailedError } from '../lib/pve/errors.js';
+import { isTransient } from './transient.js';
 
 export function toTemporalFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
@@ -17,7 +18,9 @@ export function toTemporalFailure(err: unknown): unknown {
     });
   }
   if (err instanceof PveError) {
-    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable });
+    // A read that met a passing hiccup (a bare 5xx, a lock timeout) is safe to repeat; a write is not.
+    const retryable = err.retryable || (err.method === 'GET' && isTransient(err));
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !retryable });
   }
   return err;
 }

@@ -16,6 +16,7 @@ import { createRunbookActivities } from './runbook.js';
 import { createTemplateActivities } from './template.js';
 import { createClusterActivities } from './cluster.js';
 import { createTalosActivities } from './talos.js';
+import { createMaintenanceActivities } from './maintenance.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -33,6 +34,7 @@ export function createActivities(deps: WorkerDeps) {
     ...createTemplateActivities(deps),
     ...createClusterActivities(deps),
     ...createTalosActivities(deps),
+    ...createMaintenanceActivities(deps),
   };
 }
 

@@ -53,6 +53,13 @@ export interface TaskMarker {
   upids: string[];
 }
 
+/** A migration task being followed (also the heartbeat details a retried attempt resumes from). */
+interface Followed {
+  upid: string;
+  /** The `hamigrate` request that led to it, for HA-managed guests. */
+  haUpid?: string;
+}
+
 export interface MigrateGuestInput {
   environment: string;
   move: GuestMove;
@@ -63,7 +70,7 @@ export interface MigrateGuestInput {
 
 export interface MigrationReport {
   vmid: number;
-  /** The migration task that moved it (for HA-managed guests, the one HA started). */
+  /** The migration task followed to its end: for HA-managed guests the one HA started (or, if HA finished before it could be seen, the request). */
   upid?: string;
   /** The `hamigrate` request task, for HA-managed guests. */
   haUpid?: string;
@@ -116,6 +123,16 @@ function fail(type: (typeof MIGRATION_FAILURES)[number], message: string, detail
 
 function label(move: Pick<GuestMove, 'type' | 'vmid' | 'name'>): string {
   return `${move.type === 'qemu' ? 'VM' : 'CT'} ${move.vmid} (${move.name})`;
+}
+
+/** The guest is where the plan found it, unlocked, in the same power state — or the plan no longer holds. */
+function checkStillAsPlanned(move: GuestMove, at: { node: string; status: string; lock?: string } | undefined): void {
+  if (!at) fail('GuestMoved', `${label(move)} no longer exists`);
+  if (at.node !== move.source) fail('GuestMoved', `${label(move)} is on ${at.node}, not on ${move.source} as planned`);
+  if (at.lock) fail('GuestLocked', `${label(move)} is locked (${at.lock}); another operation holds it`);
+  if ((at.status === 'stopped') !== (move.priorStatus === 'stopped')) {
+    fail('StateChanged', `${label(move)} is ${at.status} now, but was planned as ${move.priorStatus}`);
+  }
 }
 
 /** Errors no repetition can cure: credentials, privileges, parameters, TLS pinning. */
@@ -221,7 +238,7 @@ export function createMigrationActivities(deps: MigrationDeps) {
   }
 
   /** Waits for a task to stop, heartbeating; reads that fail transiently do not end the wait. */
-  async function awaitTask(client: PveClient, upid: string, heartbeat: Record<string, unknown>): Promise<void> {
+  async function awaitTask(client: PveClient, upid: string, heartbeat: Followed): Promise<void> {
     const ctx = Context.current();
     for (let failures = 0; ; ) {
       try {
@@ -265,6 +282,41 @@ export function createMigrationActivities(deps: MigrationDeps) {
     });
   }
 
+  /** The newest migration of the guest begun since the marker: the real one if HA already started it. */
+  async function earlierMigration(client: PveClient, input: MigrateGuestInput): Promise<Followed | undefined> {
+    const { real, ha } = await migrationTasksSince(client, input.move, input.marker);
+    const upid = real[0]?.upid ?? ha[0]?.upid;
+    return upid ? { upid } : undefined;
+  }
+
+  /** Follows the migration task to its end; an `hamigrate` request first, then the migration HA starts. */
+  async function follow(client: PveClient, input: MigrateGuestInput, task: Followed): Promise<Followed> {
+    const ctx = Context.current();
+    try {
+      if (parseUpid(task.upid)?.type !== HA_MIGRATION_TASK) {
+        await awaitTask(client, task.upid, task);
+        return task;
+      }
+      const haUpid = task.upid;
+      await awaitTask(client, haUpid, task);
+      const real = await awaitHaMigration(client, input, haUpid);
+      if (!real) return { upid: haUpid, haUpid };
+      const followed = { upid: real, haUpid };
+      ctx.heartbeat(followed);
+      await awaitTask(client, real, followed);
+      return followed;
+    } catch (err) {
+      if (err instanceof PveTaskFailedError) {
+        fail('MigrationFailed', `migration of ${label(input.move)} to ${input.move.target} failed: ${err.exitstatus}`, {
+          upid: err.upid,
+          exitstatus: err.exitstatus,
+          log: err.logTail,
+        });
+      }
+      throw err;
+    }
+  }
+
   return {
     /** Reads the cluster once and plans the evacuation: the plan an approver sees. */
     async planEvacuation(input: { environment: string; request: EvacuationRequest }): Promise<PlanDraft<EvacuationPlan>> {
@@ -301,71 +353,30 @@ export function createMigrationActivities(deps: MigrationDeps) {
       const { move } = input;
       const ctx = Context.current();
       const client = await deps.pve(input.environment);
-      const resumed = ctx.info.heartbeatDetails as { upid?: string; haUpid?: string } | undefined;
+      const resumed = ctx.info.heartbeatDetails as Followed | undefined;
       return withReadFailures(async () => {
-        let upid = resumed?.upid;
-        let haUpid = resumed?.haUpid;
-        let attached = upid !== undefined;
-        if (!upid) {
-          const earlier = await migrationTasksSince(client, move, input.marker);
-          upid = earlier.real[0]?.upid ?? earlier.ha[0]?.upid;
-          attached = upid !== undefined;
-        }
-        if (!upid) {
+        // 1. Has a migration of this guest begun already (an earlier attempt, a dead worker)?
+        let task = resumed?.upid ? resumed : await earlierMigration(client, input);
+        const attached = task !== undefined;
+        if (!task) {
+          // 2. Nothing has happened: check the guest and the target, then ask PVE to migrate it.
           const at = await locate(client, move);
           if (at?.node === move.target && !at.lock) {
             return { vmid: move.vmid, attached: false, alreadyThere: true, node: at.node, status: at.status };
           }
-          if (!at) fail('GuestMoved', `${label(move)} no longer exists`);
-          if (at.node !== move.source) fail('GuestMoved', `${label(move)} is on ${at.node}, not on ${move.source} as planned`);
-          if (at.lock) fail('GuestLocked', `${label(move)} is locked (${at.lock}); another operation holds it`);
-          if ((at.status === 'stopped') !== (move.priorStatus === 'stopped')) {
-            fail('StateChanged', `${label(move)} is ${at.status} now, but was planned as ${move.priorStatus}`);
-          }
+          checkStillAsPlanned(move, at);
           await checkHeadroom(client, input);
-          upid = await startMigration(client, input);
-          ctx.heartbeat({ upid });
+          task = { upid: await startMigration(client, input) };
+          ctx.heartbeat(task);
         }
-
-        try {
-          if (parseUpid(upid)?.type === HA_MIGRATION_TASK) {
-            haUpid = upid;
-            await awaitTask(client, haUpid, { upid: haUpid });
-            const real = await awaitHaMigration(client, input, haUpid);
-            upid = real;
-            if (real) {
-              ctx.heartbeat({ upid: real, haUpid });
-              await awaitTask(client, real, { upid: real, haUpid });
-            }
-          } else {
-            await awaitTask(client, upid, { upid, ...(haUpid ? { haUpid } : {}) });
-          }
-        } catch (err) {
-          if (err instanceof PveTaskFailedError) {
-            fail('MigrationFailed', `migration of ${label(move)} to ${move.target} failed: ${err.exitstatus}`, {
-              upid: err.upid,
-              exitstatus: err.exitstatus,
-              log: err.logTail,
-            });
-          }
-          throw err;
-        }
-
+        // 3. Follow it to the end (through HA's request, for HA-managed guests).
+        const done = await follow(client, input, task);
+        // 4. PVE said OK: the guest must be on its target now.
         const at = await locate(client, move, 'target');
         if (at?.node !== move.target) {
-          fail('GuestMoved', `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`, {
-            upid,
-          });
+          fail('GuestMoved', `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`, done);
         }
-        return {
-          vmid: move.vmid,
-          ...(upid ? { upid } : {}),
-          ...(haUpid ? { haUpid } : {}),
-          attached,
-          alreadyThere: false,
-          node: at.node,
-          status: at.status,
-        };
+        return { vmid: move.vmid, ...done, attached, alreadyThere: false, node: at.node, status: at.status };
       });
     },
 

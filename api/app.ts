@@ -21,7 +21,9 @@ import { environmentRoutes } from './routes/environments.js';
 import { healthRoutes } from './routes/health.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { operationRoutes } from './routes/operations.js';
+import { nodeHealthRoutes } from './routes/health-nodes.js';
 import { runbookRoutes } from './routes/runbooks.js';
+import { storageRoutes } from './routes/storage.js';
 
 const defaultTimeouts = { updateMs: 5_000, queryMs: 3_000, dryRunMs: 30_000, readinessMs: 3_000 };
 
@@ -37,6 +39,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ...healthRoutes(s),
     ...environmentRoutes(s),
     ...inventoryRoutes(s),
+    ...nodeHealthRoutes(s, s.proxmox.client),
+    ...storageRoutes(s, s.proxmox.client),
     ...operationRoutes(s),
     ...runbookRoutes(s),
     ...auditRoutes(s),

@@ -3,6 +3,7 @@
  * so tests build the app with the real Temporal dev server or with fakes, and main.ts with
  * the configured environments.
  */
+import type { PveClient } from '../lib/pve/client.js';
 import type { Client } from '@temporalio/client';
 import type { AuditLog } from '../lib/audit/log.js';
 import type { AppConfig } from '../lib/config/schema.js';
@@ -24,6 +25,8 @@ export interface ReadOnlyProxmox {
   inventory(environment: string): Promise<Inventory>;
   /** Every configured node of the environment, asked for its version with the environment's token. */
   ping(environment: string): Promise<NodeReachability[]>;
+  /** The environment's client, for read-only routes (node health, storage listings). */
+  client(environment: string): Promise<PveClient>;
 }
 
 export interface ApiTimeouts {

@@ -80,6 +80,7 @@ export function createReadOnlyProxmox(config: AppConfig, options: ReadOnlyProxmo
   };
 
   return {
+    client: clusterClient,
     async inventory(name) {
       return readInventory(await clusterClient(name));
     },

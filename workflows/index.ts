@@ -16,3 +16,5 @@ export { clusterUp } from './clusterUp.js';
 export { clusterDown } from './clusterDown.js';
 export { reconcile } from './reconcile.js';
 export { detectDrift } from './detectDrift.js';
+export { rollingMaintenance } from './rollingMaintenance.js';
+export { maintainNode } from './maintainNode.js';

@@ -91,7 +91,7 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   }
   if (problems.length > 0) throw new RolloutRefusedError(problems);
 
-  const alone = new Map(selected.map((node) => [node, planEvacuation(snapshot, { ...request.drain, node }, policy)]));
+  const alone = new Map(selected.map((node) => [node, planEvacuation(snapshot, { ...request.drain, node, haMaintenance: false }, policy)]));
   const order = request.keepOrder
     ? selected
     : // Cheapest to empty first: a problem shows on the node that costs least to bring back.
@@ -105,7 +105,7 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
     let during = snapshot;
     for (const node of batch) {
       const peers = batch.filter((n) => n !== node);
-      const evacuation = peers.length === 0 ? alone.get(node)! : planEvacuation(during, { ...request.drain, node, denyTargets: peers }, policy);
+      const evacuation = peers.length === 0 ? alone.get(node)! : planEvacuation(during, { ...request.drain, node, denyTargets: peers, haMaintenance: false }, policy);
       during = afterEvacuation(during, evacuation);
       turns.push({ node, batch: index, evacuation });
     }

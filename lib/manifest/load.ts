@@ -138,7 +138,12 @@ export function parseManifests(sources: readonly ManifestSource[]): Map<string, 
     problems.push(...checkFleet(fleet, at));
     fleet.digest = sha256(texts.get(fleet.environment)!.join('\0'));
   }
-  if (problems.length > 0) throw new ManifestError(problems);
+  if (problems.length > 0) {
+    // In reading order: by file, then line.
+    const order = (p: ManifestProblem) => [p.file, p.line ?? Number.MAX_SAFE_INTEGER] as const;
+    problems.sort((a, b) => order(a)[0].localeCompare(order(b)[0]) || order(a)[1] - order(b)[1]);
+    throw new ManifestError(problems);
+  }
   return fleets;
 }
 

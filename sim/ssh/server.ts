@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2, { type Connection } from 'ssh2';
 import type { Cluster } from '../cluster.js';
+import { attachGuestSystems, type GuestSystems } from '../guest-ssh.js';
 import { Shell } from './shell.js';
 
 const { Server, utils } = ssh2;
@@ -48,11 +49,13 @@ export interface SshServerOptions {
 export class SshServer {
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #allowed: { algo: string; blob: Buffer; key: ReturnType<typeof utils.parseKey> }[];
+  readonly #guests: GuestSystems;
 
   constructor(
     private readonly cluster: Cluster,
     private readonly options: SshServerOptions,
   ) {
+    this.#guests = attachGuestSystems(cluster, { authorizedKeys: options.authorizedKeys });
     this.#allowed = options.authorizedKeys.map((line) => {
       const key = utils.parseKey(line);
       if (key instanceof Error) throw new Error(`invalid authorized key '${line.slice(0, 40)}...': ${key.message}`);
@@ -110,6 +113,7 @@ export class SshServer {
         ctx.reject(['publickey']);
       });
       client.on('ready', () => {
+        client.on('tcpip', (accept, reject, info) => this.#guests.forward(endpoint.node, info, accept, reject));
         client.on('session', (acceptSession) => {
           const session = acceptSession();
           session.on('exec', (accept, _reject, info) => {

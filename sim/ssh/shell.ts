@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { decodeFormParams, endpoints } from '../../lib/pve/endpoints.js';
 import { ROOT, type Cluster } from '../cluster.js';
 import { PveError } from '../errors.js';
+import { guestSystemsOf } from '../guest-ssh.js';
 import { formatDrive, nextFreeKey } from '../guest-config.js';
 import { checkLock, lockGuestFile } from '../ops/common.js';
 import { convertToTemplate, updateConfig } from '../ops/config.js';
@@ -180,6 +181,8 @@ export class Shell {
           return this.#pveversion(rest, io);
         case 'qm':
           return await this.#qm(rest, io);
+        case 'pct':
+          return await guestSystemsOf(this.cluster).pct(this.node, rest, io);
         case 'wget':
         case 'curl':
           return await this.#fetch(name, rest, io);

@@ -112,8 +112,13 @@ function guestsTagged(tag: string) {
 
 /** Every text in a workflow's history, payloads decoded: what anyone with history access can read. */
 async function historyText(handle: WorkflowHandle): Promise<string> {
-  const history = await handle.fetchHistory();
-  return JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+  const decode = (value: unknown): unknown => {
+    if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+    if (Array.isArray(value)) return value.map(decode);
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v)]));
+    return value;
+  };
+  return JSON.stringify(decode(await handle.fetchHistory()));
 }
 
 async function bootstrapsRun(): Promise<{ argv: string[]; outcome: string }[]> {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
 import { createActivities } from '../../activities/index.js';
 import { createReconcileActivities } from '../../activities/reconcile.js';
+import { createDriftStore } from '../../lib/manifest/drift-store.js';
 import type { DriftReport } from '../../lib/manifest/drift.js';
 import type { ReconcileDetails } from '../../lib/manifest/plan.js';
 import { driftScheduleId, ensureDriftSchedule } from '../../lib/manifest/schedule.js';
@@ -21,6 +22,7 @@ import { approveUpdate, statusQuery, type OperationPlan, type OperationStatus } 
 import type { ReconcileResult } from '../../workflows/reconcile.js';
 import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { driftApi, withDriftTokens } from '../unit/manifest-drift-app.js';
 
 let env: SimulatedEnvironment;
 let worker: TestWorker;
@@ -217,7 +219,7 @@ describe('a fleet of 20 guests', () => {
     expect(replacement.config['description']).toContain('proxmox-manager source: template:tpl-talos-1-11');
   });
 
-  it('never overwrites a guest changed after the plan was made: the digest refuses it', async () => {
+  it('never overwrites a guest changed after the plan was made: its config step refuses', async () => {
     await writeManifest(
       fleet().map((g) => {
         if (g['name'] === 'web-04') return { ...g, memory: '3G' };
@@ -272,6 +274,34 @@ describe('drift', () => {
     expect(second.items.find((i) => i.key === 'stray')).toMatchObject({ action: 'delete', vmid: 3099, risk: 'high' });
     expect(JSON.parse(await readFile(join(driftDir, 'home.json'), 'utf8'))).toMatchObject({ checkedAt: second.checkedAt, state: 'drifted' });
   });
+
+  it('is listed by the API and closed through a reconcile operation that needs approval', async () => {
+    const api = driftApi({ config: withDriftTokens(env.config), client: worker.client, taskQueue: worker.taskQueue, store: createDriftStore(driftDir), audit: env.deps.audit });
+    const listed = await api.call('GET', '/v1/drift', 'viewer');
+    expect(listed.status).toBe(200);
+    expect(listed.body.reports.map((r: DriftReport) => [r.id, r.state, r.items.map((i) => i.key).sort()])).toEqual([['home', 'drifted', ['ct-2', 'stray', 'web-06']]]);
+
+    const started = await api.call('POST', '/v1/drift/home/apply', 'operator');
+    expect(started.status).toBe(202);
+    const handle = worker.client.workflow.getHandle(started.body.id);
+    const status = await waitForPhase(handle, 'awaiting-approval');
+    expect(status.plan!.risk).toBe('high');
+    expect((status.plan as OperationPlan<ReconcileDetails>).details!.changes.map((c) => [c.key, c.action]).sort()).toEqual([
+      ['ct-2', 'update'],
+      ['stray', 'delete'],
+      ['web-06', 'update'],
+    ]);
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    const outcome = (await handle.result()) as { result: ReconcileResult };
+    expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 3, fromDrift: { reportId: 'home' } });
+    expect(env.sim.state.guests.has(3099)).toBe(false);
+    expect(guestNamed('web-06')!.config['memory']).toBe('2048');
+
+    const after = await runSchedule();
+    expect(after).toMatchObject({ state: 'in-sync', items: [], lastInSyncAt: after.checkedAt });
+    const refused = await api.call('POST', '/v1/drift/home/apply', 'operator');
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'no_drift' } } });
+  });
 });
 
 describe('an invalid manifest', () => {
@@ -296,6 +326,8 @@ describe('an invalid manifest', () => {
 async function runSchedule(): Promise<DriftReport> {
   const schedule = worker.client.schedule.getHandle(driftScheduleId('home'));
   const seen = new Set((await schedule.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
+  // A scheduled run's workflow id ends in the second it starts: two triggers in one second would collide.
+  await new Promise((r) => setTimeout(r, 1010 - (Date.now() % 1000)));
   await schedule.trigger();
   for (let i = 0; i < 300; i++) {
     const started = (await schedule.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId));

@@ -242,6 +242,9 @@ const node = (name: string) => ({ name, online: true, cpuUsage: 0.1, cores: 16, 
 
 export function fakeProxmox(): ReadOnlyProxmox {
   return {
+    async client() {
+      throw new Error('unit tests have no Proxmox client: node health and storage routes are tested on the simulator');
+    },
     async inventory(environment) {
       if (environment !== 'home') return { nodes: [node('c1')], guests: [] };
       return {

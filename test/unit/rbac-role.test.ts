@@ -45,6 +45,14 @@ describe('the least-privilege role', () => {
     expect(requiredPrivileges(endpointChecks(), writes).privileges).toEqual([...ROLE_PRIVILEGES]);
   });
 
+  it("passes every endpoint's check as the simulator evaluates it, for every call any workflow makes", () => {
+    const role = new Set<string>(ROLE_PRIVILEGES);
+    const subject = { userid: 'proxmox-manager@pve!automation', privilegesAt: () => role, taskOwner: () => 'proxmox-manager@pve!automation' };
+    const params = { node: 'pve01', vmid: 101, newid: 102, storage: 'local', upid: 'UPID:x' };
+    const refused = (Object.keys(endpoints) as EndpointName[]).filter((name) => !checkPermission(endpoints[name].permission, params, subject).allowed);
+    expect(refused).toEqual([]);
+  });
+
   it('holds no privilege it could do without', () => {
     for (const privilege of ROLE_PRIVILEGES) {
       const without = ROLE_PRIVILEGES.filter((p) => p !== privilege);

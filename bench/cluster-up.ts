@@ -1,0 +1,186 @@
+/**
+ * cluster-up benchmark: `npm run bench:cluster-up`.
+ *
+ * The lab profile (3 control planes + 3 workers from the Talos template) brought up for real —
+ * a Temporal dev server, a worker, the simulator's HTTPS API and the talosctl stand-in — twice,
+ * each time on a fresh simulated homelab:
+ *   (a) sequential: the same workflow with maxParallel 1, one VM cloned, configured, booted
+ *       and addressed after the other (what an operator does by hand);
+ *   (b) parallel: the workflow's default, every VM at once.
+ * Makespans are simulated time, from approval to the result. Beside them, what one full clone
+ * of the template takes on the simulator, and its floor for six.
+ *
+ * Writes the table into docs/clusters.md (between the bench markers) and prints it.
+ * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { createClusterActivities } from '../activities/cluster.js';
+import { createTalosActivities } from '../activities/talos.js';
+import { withPveFailures } from '../activities/failures.js';
+import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
+import { waitForTask } from '../lib/pve/tasks.js';
+import { ensureTemporalCli } from '../scripts/temporal-cli.js';
+import { startDevServer } from '../scripts/temporal-server.js';
+import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
+import type { ClusterUpResult } from '../workflows/clusterUp.js';
+import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
+import { waitForStatus } from './evacuation-run.js';
+
+const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
+/** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */
+const POLLING = { pollMs: Math.max(5, Math.round(250 / SPEED)), maxPollMs: Math.max(10, Math.round(1000 / SPEED)) };
+const PROFILE = 'lab';
+const standin = fileURLToPath(new URL('../sim/bin/talosctl', import.meta.url));
+const DOC = fileURLToPath(new URL('../docs/clusters.md', import.meta.url));
+const MARKERS = ['<!-- bench:cluster-up:start -->', '<!-- bench:cluster-up:end -->'] as const;
+
+interface Run {
+  strategy: string;
+  maxParallel: number;
+  /** Simulated seconds from approval until every VM reported its address. */
+  vmsUpS: number;
+  makespanS: number;
+  clones: number;
+  lockTimeouts: number;
+  /** Simulated seconds of one clone task that copied the template (the simulator's cost model). */
+  oneCloneS: number;
+}
+
+interface Temporal {
+  client: Client;
+  connection: NativeConnection;
+  namespace: string;
+  bundle: string;
+}
+
+async function runClusterUp(t: Temporal, strategy: string, maxParallel: number): Promise<Run> {
+  const env = await startSimulatedEnvironment({ speed: SPEED });
+  const talosState = await mkdtemp(join(tmpdir(), 'pm-bench-talos-'));
+  const node = env.sim.nodes[0]!;
+  const talosctl = {
+    binary: standin,
+    env: {
+      TALOSCTL_STANDIN_STATE: talosState,
+      TALOSCTL_STANDIN_PVE: JSON.stringify({ host: node.host, port: node.port, fingerprint: env.sim.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') }),
+    },
+  };
+  const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
+  const worker = await Worker.create({
+    connection: t.connection,
+    namespace: t.namespace,
+    taskQueue,
+    workflowBundle: { code: t.bundle },
+    activities: {
+      ...createActivities(env.deps),
+      ...createClusterActivities(env.deps, { talosctl, polling: POLLING }),
+      ...createTalosActivities(env.deps, { talosctl }),
+      // The worker's task waiter, polling at the simulated clock's pace like the cluster activities.
+      async awaitTask({ environment, upid }: { environment: string; upid: string }) {
+        const client = await env.deps.pve(environment);
+        return withPveFailures(async () => ({ upid, exitstatus: (await waitForTask(client, upid, POLLING)).exitstatus ?? 'OK' }));
+      },
+    },
+  });
+  const running = worker.run();
+  try {
+    const body = clusterUpOperation.body.parse({ environment: env.environment, profile: PROFILE, maxParallel });
+    const input: ClusterUpInput = { ...body, meta: { requester: 'bench', environment: env.environment, dryRun: false, approvalTimeoutMs: 600_000, autoApprove: [] } };
+    const handle = await t.client.workflow.start('clusterUp', {
+      taskQueue,
+      workflowId: clusterUpOperation.workflowId(body, `bench-${randomUUID().slice(0, 8)}`),
+      args: [input],
+    });
+    const planned = await waitForStatus(handle, (s) => s.phase === 'awaiting-approval' || s.phase === 'failed', 120_000);
+    if (planned.phase === 'failed') throw new Error(`planning failed: ${planned.error}`);
+    const began = { sim: env.sim.clock.now(), wall: Date.now() };
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bench-approver', planVersion: planned.plan!.version }] });
+    const outcome = await handle.result();
+    const finished = env.sim.clock.now();
+    if (outcome.outcome !== 'completed') throw new Error(`cluster-up ended ${outcome.outcome}`);
+    const result = outcome.result as ClusterUpResult;
+    if (result.nodes.length !== 6) throw new Error(`expected 6 nodes, got ${result.nodes.length}`);
+
+    const status: OperationStatus = await handle.query(statusQuery);
+    // The simulated clock runs at a constant speed, so a wall instant maps onto it.
+    const simAt = (iso: string) => began.sim + (Date.parse(iso) - began.wall) * SPEED;
+    const vmsUp = Math.max(...status.steps.filter((s) => s.id.startsWith('boot:')).map((s) => simAt(s.endedAt!)));
+    const clones = env.sim.cluster.tasks.all().filter((task) => task.type === 'qmclone');
+    const copied = clones.filter((task) => task.exitstatus === 'OK');
+    return {
+      strategy,
+      maxParallel,
+      vmsUpS: (vmsUp - began.sim) / 1000,
+      makespanS: (finished - began.sim) / 1000,
+      clones: clones.length,
+      lockTimeouts: clones.filter((task) => /can't lock file/.test(task.exitstatus ?? '')).length,
+      oneCloneS: Math.min(...copied.map((task) => task.endtime! - task.starttime)),
+    };
+  } finally {
+    worker.shutdown();
+    await running;
+    await env.stop();
+    await rm(talosState, { recursive: true, force: true });
+  }
+}
+
+function table(runs: Run[]): string {
+  const base = runs[0]!;
+  const fmt = (s: number) => s.toFixed(0);
+  const oneClone = Math.min(...runs.map((r) => r.oneCloneS));
+  return [
+    '| strategy | VMs at once | all 6 VMs up (s) | makespan to kubeconfig (s) | vs sequential | clone tasks (lock timeouts) |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...runs.map(
+      (r) =>
+        `| ${r.strategy} | ${r.maxParallel} | ${fmt(r.vmsUpS)} | ${fmt(r.makespanS)} | ${(base.makespanS / r.makespanS).toFixed(2)}x | ${r.clones} (${r.lockTimeouts}) |`,
+    ),
+    '',
+    `One full clone of template 101 takes ${fmt(oneClone)} s on the simulator; six take at least ${fmt(6 * oneClone)} s there, because the ` +
+      'simulator holds the template’s lock file for the whole copy (see "Clones in parallel" above).',
+  ].join('\n');
+}
+
+async function writeDoc(text: string): Promise<void> {
+  const doc = await readFile(DOC, 'utf8');
+  const start = doc.indexOf(MARKERS[0]);
+  const end = doc.indexOf(MARKERS[1]);
+  if (start < 0 || end < start) throw new Error(`${DOC} lacks the ${MARKERS.join(' ... ')} markers`);
+  const stamp = `Measured ${new Date().toISOString().slice(0, 10)} at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:cluster-up\`).`;
+  await writeFile(DOC, `${doc.slice(0, start + MARKERS[0].length)}\n${stamp}\n\n${text}\n${doc.slice(end)}`);
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const cli = await ensureTemporalCli();
+  const server = await startDevServer({ cli: cli.path });
+  const connection = await NativeConnection.connect({ address: server.address });
+  const clientConnection = await Connection.connect({ address: server.address });
+  try {
+    // Only the cluster workflow, so the benchmark does not depend on every other workflow building.
+    const { code: bundle } = await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('../workflows/clusterUp.ts', import.meta.url)),
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
+    });
+    const t: Temporal = { client: new Client({ connection: clientConnection, namespace: server.namespace }), connection, namespace: server.namespace, bundle };
+    console.error('[bench] cluster-up lab: sequential');
+    const sequential = await runClusterUp(t, 'sequential (one VM after the other)', 1);
+    console.error('[bench] cluster-up lab: parallel');
+    const parallel = await runClusterUp(t, 'clusterUp (every VM at once)', clusterUpOperation.body.parse({ environment: 'x', profile: PROFILE }).maxParallel);
+    const text = table([sequential, parallel]);
+    console.log(text);
+    await writeDoc(text);
+  } finally {
+    await connection.close();
+    await clientConnection.close();
+    await server.stop();
+  }
+}
+
+await main();
