@@ -80,6 +80,8 @@ function sameValue(key: string, current: unknown, wanted: string | number): bool
   if (current === undefined) return false;
   if (key === 'tags') return [...parseTags(String(current))].sort().join(';') === [...parseTags(String(wanted))].sort().join(';');
   if (key === 'hotplug') return String(current).split(',').sort().join(',') === String(wanted).split(',').sort().join(',');
+  // `1` and `enabled=1,fstrim_cloned_disks=1` both mean the agent is on; keep the template's options.
+  if (key === 'agent') return /^(enabled=)?1\b/.test(String(current)) === /^(enabled=)?1\b/.test(String(wanted));
   return String(current) === String(wanted);
 }
 

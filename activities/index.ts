@@ -17,6 +17,7 @@ import { createTemplateActivities } from './template.js';
 import { createClusterActivities } from './cluster.js';
 import { createTalosActivities } from './talos.js';
 import { createMaintenanceActivities } from './maintenance.js';
+import { createMigrationActivities } from './migration.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -35,6 +36,7 @@ export function createActivities(deps: WorkerDeps) {
     ...createClusterActivities(deps),
     ...createTalosActivities(deps),
     ...createMaintenanceActivities(deps),
+    ...createMigrationActivities(deps),
   };
 }
 

@@ -241,7 +241,10 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
           if (err.field) fail('PlanRefused', `${err.field}: ${err.problems.join('; ')}`, { field: err.field });
           problems.push(...err.problems);
         }
-        if (problems.length > 0 || !rollout) fail('PlanRefused', `rolling maintenance refused: ${problems.join('; ')}`);
+        if (problems.length > 0 || !rollout) {
+          const listed = problems.length === 1 ? problems[0] : problems.map((p, i) => `(${i + 1}) ${p}`).join(' ');
+          fail('PlanRefused', `rolling maintenance refused: ${listed}`);
+        }
 
         const versions: Record<string, string> = {};
         for (const node of rollout.clusterNodes) {

@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { homedir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EnvironmentConfig } from '../lib/config/schema.js';
@@ -34,7 +35,7 @@ import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { toTemporalFailure, withPveFailures } from './failures.js';
-import { withTunnel } from './node-ssh.js';
+import { sshProblems, withTunnel } from './node-ssh.js';
 import { refuse } from './vm.js';
 
 export interface RunbookActivityDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
@@ -93,7 +94,7 @@ function nonRetryable(type: string, message: string): never {
 }
 
 /** PVE version and storages of the node a runbook runs on. */
-export async function readFacts(client: PveClient, node: string): Promise<RunbookFacts> {
+async function readFacts(client: PveClient, node: string): Promise<RunbookFacts> {
   const [status, storages] = await Promise.all([client.nodes.status({ node }), client.storage.list({ node })]);
   const pveVersion = /pve-manager\/([\d.]+)/.exec(status.pveversion ?? '')?.[1] ?? (await client.cluster.version()).version;
   return {
@@ -103,7 +104,7 @@ export async function readFacts(client: PveClient, node: string): Promise<Runboo
   };
 }
 
-export interface PreparedRunbook {
+interface PreparedRunbook {
   stored: StoredRunbook;
   details: RunbookPlanDetails;
 }
@@ -135,6 +136,8 @@ export async function prepareRunbook(
   } catch (err) {
     refusePlan(err);
   }
+  const missing = reachProblems(env, plan);
+  if (missing.length > 0) refuse('PlanRefused', `the runbook cannot run here:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   return {
     stored,
     details: {
@@ -155,6 +158,16 @@ export function operationId(): string {
   return info.workflowExecution?.workflowId ?? info.activityId;
 }
 
+/** What the plan's SSH and Ansible steps need from the configuration, checked before approval. */
+function reachProblems(env: EnvironmentConfig, plan: RunbookPlan): string[] {
+  const steps = [...plan.steps, ...plan.cleanup];
+  const sshNodes = [...new Set(steps.flatMap((s) => (s.kind === 'ssh' ? [s.node] : [])))];
+  const problems = steps.some((s) => s.kind === 'ssh' || s.kind === 'guest') ? sshProblems(env, sshNodes) : [];
+  const playbook = steps.find((s) => s.kind === 'ansible');
+  if (playbook && !env.ansible) problems.push(`steps.${playbook.id}: the environment has no ansible section (fleet_infra_path, inventory)`);
+  return problems;
+}
+
 function environmentOf(deps: Pick<RunbookActivityDeps, 'config'>, name: string): EnvironmentConfig {
   const env = deps.config.environments[name];
   if (!env) refuse('PlanRefused', `environment: unknown environment '${name}'`);
@@ -162,7 +175,7 @@ function environmentOf(deps: Pick<RunbookActivityDeps, 'config'>, name: string):
 }
 
 /** How a resolved step reads in a plan. */
-export function planStepOf(step: ResolvedStep, allocated?: string): PlanStep {
+function planStepOf(step: ResolvedStep, allocated?: string): PlanStep {
   const base = { id: step.id, description: step.description };
   switch (step.kind) {
     case 'api': {
@@ -213,6 +226,33 @@ async function findGuest(client: PveClient, vmid: number): Promise<{ node: strin
   return { node: found.node, type, name: String((type === 'qemu' ? config.name : config.hostname) ?? '') };
 }
 
+/** Guest agents start a while after their VM: until then PVE answers with one of these. */
+const AGENT_NOT_YET = /QEMU guest agent is not running|VM \d+ is not running/;
+
+/**
+ * The first IPv4 address (not loopback or link-local) the guest agent reports, waiting for
+ * the agent to come up; undefined when none appears within `waitMs`.
+ */
+async function guestAddress(client: PveClient, node: string, vmid: number, waitMs: number): Promise<string | undefined> {
+  const ctx = Context.current();
+  const deadline = Date.now() + waitMs;
+  for (let pause = 1_000; ; pause = Math.min(pause * 2, 10_000)) {
+    try {
+      const agent = await client.qemu.agentNetworkInterfaces({ node, vmid });
+      const address = agent.result
+        .filter((i) => i.name !== 'lo')
+        .flatMap((i) => i['ip-addresses'] ?? [])
+        .find((a) => a['ip-address-type'] === 'ipv4' && !/^(127\.|169\.254\.)/.test(a['ip-address']))?.['ip-address'];
+      if (address) return address;
+    } catch (err) {
+      if (!(err instanceof PveApiError && AGENT_NOT_YET.test(err.pveMessage))) throw err;
+    }
+    if (Date.now() + pause > deadline) return undefined;
+    ctx.heartbeat({ waiting: `guest agent of VM ${vmid}` });
+    await sleep(pause, undefined, { signal: ctx.cancellationSignal });
+  }
+}
+
 function tail(text: string, lines = 20, chars = 4000): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n').slice(-chars);
 }
@@ -243,11 +283,11 @@ function checkCommand(step: ResolvedStep & { expectExit: number }, result: Comma
  * SSH failures: only a connection that never got as far as running the command may be
  * retried; anything after that could run the command twice.
  */
-function sshFailure(err: unknown, step: ResolvedStep): never {
+function sshFailure(err: unknown, step: ResolvedStep, where?: string): never {
   if (err instanceof SshError) {
     throw ApplicationFailure.create({
       type: err.name,
-      message: `step ${step.id}: ${err.message}`,
+      message: `step ${step.id}${where ? ` (${where})` : ''}: ${err.message}`,
       nonRetryable: !(err instanceof SshConnectError && err.retryable),
     });
   }
@@ -356,28 +396,28 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     const vmid = Number(step.vmid);
     const guest = await withPveFailures(() => findGuest(client, vmid));
     if (!guest || guest.type !== 'qemu') refuse('PlanRefused', `step ${step.id}: VM ${step.vmid} does not exist`);
-    const agent = await withPveFailures(() => client.qemu.agentNetworkInterfaces({ node: guest.node, vmid }));
-    const address = agent.result
-      .filter((i) => i.name !== 'lo')
-      .flatMap((i) => i['ip-addresses'] ?? [])
-      .find((a) => a['ip-address-type'] === 'ipv4' && !/^(127\.|169\.254\.)/.test(a['ip-address']))?.['ip-address'];
+    // Waiting for the guest's agent and running the command share the step's timeout.
+    const deadline = Date.now() + step.timeoutMs;
+    const address = await withPveFailures(() => guestAddress(client, guest.node, vmid, step.timeoutMs / 2));
     if (!address) {
-      throw ApplicationFailure.create({ type: 'GuestAddressUnknown', message: `step ${step.id}: the guest agent of VM ${vmid} reports no IPv4 address yet` });
+      nonRetryable('GuestAddressUnknown', `step ${step.id}: the guest agent of VM ${vmid} reported no IPv4 address in time`);
     }
     // Guests are reached through their node, which sits on their network; both hops are pinned.
-    const node = await deps.sshTarget(req.environment, guest.node).catch((err: Error) => refuse('PlanRefused', `step ${step.id}: ${err.message}`));
+    const node = await deps.sshTarget(req.environment, guest.node).catch((err: Error) =>
+      nonRetryable('SshNotConfigured', `step ${step.id}: ${err.message}`),
+    );
     const beat = heartbeating();
     try {
       const result = await withTunnel(node, { host: address, port: 22 }, Math.min(step.timeoutMs, 60_000), (local) =>
         runCommand(
           { ...local, username: step.user, privateKey: node.privateKey, hostKeySha256: step.hostKey },
           step.command,
-          { timeoutMs: step.timeoutMs, allowNonZeroExit: true, label: `step ${step.id}`, onOutput: beat.onOutput },
+          { timeoutMs: Math.max(deadline - Date.now(), 1_000), allowNonZeroExit: true, label: `step ${step.id}`, onOutput: beat.onOutput },
         ),
       );
       return checkCommand(step, result);
     } catch (err) {
-      return sshFailure(err, step);
+      return sshFailure(err, step, `VM ${vmid} at ${address}, through ${guest.node}`);
     } finally {
       beat.stop();
     }
@@ -385,7 +425,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
 
   async function runPlaybook(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'ansible' }>): Promise<StepOutcome> {
     const ansible = environmentOf(deps, req.environment).ansible;
-    if (!ansible) refuse('PlanRefused', `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`);
+    if (!ansible) nonRetryable('PlanRefused', `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`);
     const root = resolve(expandHome(ansible.fleet_infra_path));
     const playbook = resolve(root, step.playbook);
     const inside = relative(root, playbook);
@@ -445,7 +485,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         }
         case 'ssh': {
           const target = await deps.sshTarget(req.environment, step.node).catch((err: Error) =>
-            refuse('PlanRefused', `step ${step.id}: ${err.message}`),
+            nonRetryable('SshNotConfigured', `step ${step.id}: ${err.message}`),
           );
           const beat = heartbeating();
           try {

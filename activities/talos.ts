@@ -165,18 +165,31 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
     /** Waits until etcd, Kubernetes and every node report healthy (talosctl health). */
     async awaitClusterHealthy(args: { environment: string; cluster: string; controlPlanes: string[]; workers: string[]; waitTimeoutSeconds: number }): Promise<void> {
       const ctx = Context.current();
-      await talos(() =>
-        talosctl.health(
-          {
-            talosconfig: talosconfigOf(args.environment, args.cluster),
-            node: args.controlPlanes[0]!,
-            controlPlanes: args.controlPlanes,
-            workers: args.workers,
-            waitTimeoutSeconds: args.waitTimeoutSeconds,
-          },
-          { signal: ctx.cancellationSignal, onLine: (line) => ctx.heartbeat(line) },
-        ),
-      );
+      // talosctl may wait minutes on one check without a word: the activity still shows it is alive.
+      let last = 'starting talosctl health';
+      const beat = setInterval(() => ctx.heartbeat(last), 10_000);
+      try {
+        await talos(() =>
+          talosctl.health(
+            {
+              talosconfig: talosconfigOf(args.environment, args.cluster),
+              node: args.controlPlanes[0]!,
+              controlPlanes: args.controlPlanes,
+              workers: args.workers,
+              waitTimeoutSeconds: args.waitTimeoutSeconds,
+            },
+            {
+              signal: ctx.cancellationSignal,
+              onLine: (line) => {
+                last = line;
+                ctx.heartbeat(line);
+              },
+            },
+          ),
+        );
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     /**

@@ -24,6 +24,7 @@ import { operationRoutes } from './routes/operations.js';
 import { nodeHealthRoutes } from './routes/health-nodes.js';
 import { runbookRoutes } from './routes/runbooks.js';
 import { storageRoutes } from './routes/storage.js';
+import { driftRoutes } from './routes/drift.js';
 
 const defaultTimeouts = { updateMs: 5_000, queryMs: 3_000, dryRunMs: 30_000, readinessMs: 3_000 };
 
@@ -43,6 +44,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ...storageRoutes(s, s.proxmox.client),
     ...operationRoutes(s),
     ...runbookRoutes(s),
+    ...driftRoutes(s),
     ...auditRoutes(s),
     ...docsRoutes(() => (document ??= openApiDocument(routes))),
   ];

@@ -84,7 +84,8 @@ export function maintenanceScenario(options: MaintenanceScenarioOptions = {}): S
         vmid,
         name: `${node}-vm${i + 1}`,
         node,
-        memory: [2048, 4096, 8192][i % 3]!,
+        // The last node is the small one: half-size guests.
+        memory: [2048, 4096, 8192][i % 3]! / (n === count - 1 ? 2 : 1),
         disks: [{ storage: local ? 'local-lvm' : 'nfs', size: local ? '16G' : '32G' }],
         ...(i === 0 && n === 0 ? { ha: true } : {}),
       };

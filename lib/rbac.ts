@@ -136,7 +136,7 @@ interface Choice {
  * role is granted on `/` and propagates). Checks met without privileges (any user, the
  * caller's own tasks and permissions) yield an empty alternative.
  */
-export function alternativesOf(check: PermissionCheck): string[][] {
+function alternativesOf(check: PermissionCheck): string[][] {
   switch (check.kind) {
     case 'user-all':
     case 'userid-param':

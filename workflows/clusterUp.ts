@@ -51,22 +51,29 @@ const addressing = proxyActivities<ClusterActivities>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['AddressTimeout'] },
 });
 
-/** Talos steps check the state first, so repeating them is safe; a node still booting is retried. */
+/**
+ * Talos steps check the state first, so repeating them is safe. A node that does not answer
+ * yet (booting, rebooting into its config) is retried; talosctl's refusals are not (the
+ * activity marks them non-retryable).
+ */
 const talos = proxyActivities<TalosActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['TalosctlError', 'ProfileChanged', 'MachineConfigsMismatch'] },
+  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ProfileChanged', 'MachineConfigsMismatch'] },
 });
 
 const HEALTH_WAIT_SECONDS = 20 * 60;
 const waitingForHealth = proxyActivities<TalosActivities>({
   startToCloseTimeout: `${HEALTH_WAIT_SECONDS + 120} seconds`,
-  heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['TalosctlError'] },
+  heartbeatTimeout: '1 minute',
+  retry: { maximumAttempts: 3 },
 });
 
-/** How long clones keep retrying a busy template lock, and the pause between tries. */
+/**
+ * How long clones keep retrying a busy template lock, and the pause between tries: short,
+ * since each try already waited PVE's lock timeout; jittered, so the waiting clones spread out.
+ */
 const CLONE_LOCK_RETRY_MS = 30 * 60_000;
-const lockPauseMs = (attempt: number) => Math.min(500 * 2 ** (attempt - 1), 10_000) * (0.5 + Math.random());
+const lockPauseMs = (attempt: number) => Math.min(500 * 1.5 ** (attempt - 1), 2_000) * (0.5 + Math.random());
 
 const ADDRESS_TIMEOUT_MS = 10 * 60_000;
 
@@ -184,7 +191,7 @@ async function bringUp(environment: string, plan: ClusterUpPlan, m: ClusterMembe
 /**
  * A full clone of the template. Parallel full clones of one template can find its lock file
  * busy past PVE's timeout (`can't lock file ... - got timeout`); such a clone did nothing, so
- * it is sent again after a growing pause, for up to half an hour.
+ * it is sent again after a pause, for up to half an hour.
  */
 async function cloneMember(environment: string, plan: ClusterUpPlan, m: ClusterMember): Promise<void> {
   const spec: CreateSpec = {

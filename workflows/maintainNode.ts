@@ -63,14 +63,14 @@ const reading = proxyActivities<MaintenanceActivities & MigrationActivities>({
 /** Acts on the node; each activity checks the world first, so a retry after a lost worker does not act twice. */
 const acting = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '15 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
 });
 
 /** Waits for a rebooting node; only reads. */
 const waiting = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '15 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
 });
 

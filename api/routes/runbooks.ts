@@ -35,7 +35,7 @@ const RunbookStepView = z.object({
   unless: z.string().optional(),
 });
 
-export const RunbookSummary = z
+const RunbookSummary = z
   .object({
     name: z.string(),
     valid: z.boolean(),
@@ -49,9 +49,9 @@ export const RunbookSummary = z
   })
   .meta({ id: 'RunbookSummary' });
 
-export const RunbookList = z.object({ runbooks: z.array(RunbookSummary) });
+const RunbookList = z.object({ runbooks: z.array(RunbookSummary) });
 
-export const RunbookDetail = RunbookSummary.extend({
+const RunbookDetail = RunbookSummary.extend({
   parameters: z.array(RunbookParameterView),
   steps: z.array(RunbookStepView),
   cleanup: z.array(RunbookStepView.extend({ after: z.string(), on: z.enum(['failure', 'always']) })),

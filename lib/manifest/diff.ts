@@ -13,78 +13,36 @@
  * `digest` they were computed from, so PVE refuses them if the guest changed in between.
  */
 import type { SafetyPolicy, VmDefaults } from '../config/schema.js';
-import type { NodeView } from '../inventory.js';
 import { safetySnapshotName } from '../lifecycle/guest-steps.js';
-import { followsPattern, guestName, NamingError } from '../lifecycle/naming.js';
+import { guestName, NamingError } from '../lifecycle/naming.js';
 import { placeGuests, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
 import type { PlanStep, Risk } from '../../workflows/definitions.js';
+import { configDelta, type ConfigDelta, type FieldChange, type ParamValue } from './config-delta.js';
 import { findGuest, guestLabel, type Fleet, type FleetGuest, type ManifestProblem, type VmidRange } from './load.js';
+import { matchGuests, resolveTemplate, type Problem } from './match.js';
+import { kindLabel, type GuestKind, type ObservedCluster, type ObservedGuest } from './observed.js';
 import {
   composeDescription,
   configFlag,
-  configNumber,
   configString,
-  decodeSshKeys,
   encodeSshKeys,
   formatGiB,
   formatIpConfig,
   formatLxcNic,
-  formatPropertyString,
   formatQemuNic,
   formatTagList,
   parseDescription,
   parseDrive,
-  parseIpConfig,
-  parseLxcNic,
-  parsePropertyString,
-  parseQemuNic,
-  parseTagList,
-  qemuHotplugs,
   sourceLabel,
-  type NicValue,
-  type PveConfig,
 } from './pve-config.js';
-import { defaultDiskSlot, fieldsSet, type ManagedField } from './schema.js';
+import { defaultDiskSlot, fieldsSet } from './schema.js';
 
-export type GuestKind = 'qemu' | 'lxc';
-type ParamValue = string | number | boolean;
+export type { FieldChange } from './config-delta.js';
+export { guestsToInspect, volumesToLocate } from './match.js';
+export type { GuestKind, ObservedCluster, ObservedGuest, ObservedStorage } from './observed.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-
-export interface ObservedGuest {
-  vmid: number;
-  name: string;
-  kind: GuestKind;
-  node: string;
-  status: string;
-  template: boolean;
-  tags: string[];
-  /** Configured memory and cores, as cluster/resources reports them (for placement). */
-  memoryBytes: number;
-  cores: number;
-  /** The guest's config (with its digest), for the guests the diff compares; see `guestsToInspect`. */
-  config?: PveConfig;
-  lock?: string;
-  haState?: string;
-}
-
-export interface ObservedStorage {
-  storage: string;
-  node: string;
-  content: string[];
-  shared: boolean;
-  freeBytes: number;
-}
-
-/** One reading of the cluster. */
-export interface ObservedCluster {
-  nodes: NodeView[];
-  guests: ObservedGuest[];
-  storages: ObservedStorage[];
-  /** The nodes holding each volume the manifest names (images, ISOs, container templates). */
-  volumes: Record<string, string[]>;
-}
 
 export interface DiffContext {
   environment: string;
@@ -97,17 +55,6 @@ export interface DiffContext {
 }
 
 export type ChangeAction = 'create' | 'update' | 'replace' | 'delete';
-
-export interface FieldChange {
-  /** `memory`, `disks.scsi0`, `network.net0`, `cloud_init.user`, `power`, `source`, ... */
-  field: string;
-  from: string;
-  to: string;
-  /** The change cannot be made to the guest: it is replaced. */
-  replaces?: true;
-  /** A running guest takes the change only when it restarts. */
-  restart?: true;
-}
 
 /** A guest to create, in the shape the provisioning activity takes (activities/provision.ts CreateSpec). */
 export interface NewGuestSpec {
@@ -177,312 +124,12 @@ export function maxRisk(risks: Iterable<Risk>): Risk {
   return worst;
 }
 
-function kindLabel(kind: GuestKind): string {
-  return kind === 'qemu' ? 'VM' : 'CT';
-}
-
 function describeSource(g: FleetGuest): string {
   const s = g.source!;
   if (s.template !== undefined) return `${s.full === false ? 'linked' : 'full'} clone of template ${s.template}`;
   if (s.image !== undefined) return `disk imported from ${s.image}`;
   if (s.iso !== undefined) return `installer ${s.iso}`;
   return `from ${s.ostemplate}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Which manifest guest is which PVE guest.
-
-interface Matching {
-  matched: Map<FleetGuest, ObservedGuest>;
-  claimed: { guest: ObservedGuest; why: string }[];
-}
-
-type Problem = (g: FleetGuest, path: (string | number)[], message: string) => void;
-
-/**
- * Matches manifest guests to PVE guests by identity: a fixed VMID (whose guest must carry the
- * expected name), a name, or — for a service without a VMID — the one guest whose name follows
- * the naming policy for that service. Unmatched guests the manifest claims are returned too.
- */
-export function matchGuests(fleet: Fleet, guests: readonly ObservedGuest[], pattern: string, problem: Problem): Matching {
-  const matched = new Map<FleetGuest, ObservedGuest>();
-  const owner = new Map<number, FleetGuest>();
-  const byName = (name: string) => guests.filter((o) => o.name.toLowerCase() === name.toLowerCase());
-  const take = (g: FleetGuest, o: ObservedGuest, path: string) => {
-    if (o.template) return problem(g, [path], `${kindLabel(o.kind)} ${o.vmid} '${o.name}' is a template; a manifest manages guests, not templates`);
-    const other = owner.get(o.vmid);
-    if (other) return problem(g, [path], `${kindLabel(o.kind)} ${o.vmid} '${o.name}' is already ${guestLabel(other)} (${other.file}:guests.${other.index})`);
-    owner.set(o.vmid, g);
-    matched.set(g, o);
-  };
-  const nameOf = (g: FleetGuest, vmid: number): string | undefined => {
-    if (g.name !== undefined) return g.name;
-    try {
-      return guestName(pattern, { service: g.service!, vmid });
-    } catch (err) {
-      if (err instanceof NamingError) problem(g, ['service'], err.message);
-      else throw err;
-      return undefined;
-    }
-  };
-
-  for (const g of fleet.guests) {
-    if (g.vmid !== undefined) {
-      const expected = nameOf(g, g.vmid);
-      if (expected === undefined) continue;
-      const existing = guests.find((o) => o.vmid === g.vmid);
-      if (existing && existing.name.toLowerCase() !== expected.toLowerCase()) {
-        problem(g, ['vmid'], `${kindLabel(existing.kind)} ${g.vmid} is named '${existing.name}', not '${expected}'; a manifest does not rename guests`);
-        continue;
-      }
-      const elsewhere = byName(expected).find((o) => o.vmid !== g.vmid);
-      if (elsewhere) {
-        problem(g, [g.name !== undefined ? 'name' : 'service'], `'${expected}' is ${kindLabel(elsewhere.kind)} ${elsewhere.vmid}, not vmid ${g.vmid}`);
-        continue;
-      }
-      if (existing) take(g, existing, 'vmid');
-      continue;
-    }
-    const found = g.name !== undefined || !pattern.includes('{vmid}')
-      ? (() => {
-          const name = nameOf(g, 0);
-          return name === undefined ? undefined : byName(name);
-        })()
-      : guests.filter((o) => followsPattern(pattern, g.service!, o.name));
-    if (found === undefined) continue;
-    const field = g.name !== undefined ? 'name' : 'service';
-    if (found.length > 1) {
-      problem(g, [field], `several guests match: ${found.map((o) => `${o.vmid} '${o.name}'`).join(', ')}; give the entry a vmid`);
-    } else if (found.length === 1) {
-      take(g, found[0]!, field);
-    }
-  }
-
-  const claimed: Matching['claimed'] = [];
-  for (const o of guests) {
-    if (o.template || owner.has(o.vmid)) continue;
-    const tag = fleet.claims.tags.find((t) => o.tags.some((own) => own.toLowerCase() === t));
-    const range = fleet.claims.vmids.find((r) => o.vmid >= r.min && o.vmid <= r.max);
-    if (tag) claimed.push({ guest: o, why: `it carries the claimed tag '${tag}'` });
-    else if (range) claimed.push({ guest: o, why: `its VMID is in the claimed range ${range.min}-${range.max}` });
-  }
-  return { matched, claimed };
-}
-
-/** The guests whose configs the diff reads: matched and claimed guests, and the templates the manifest clones. */
-export function guestsToInspect(fleet: Fleet, guests: readonly ObservedGuest[], pattern: string): number[] {
-  const { matched, claimed } = matchGuests(fleet, guests, pattern, () => {});
-  const templates = fleet.guests.flatMap((g) => (g.source?.template !== undefined ? [resolveTemplate(g.source.template, guests)] : []));
-  return [...new Set([...matched.values(), ...claimed.map((c) => c.guest), ...templates.filter((t) => t !== undefined)].map((o) => o.vmid))].sort(
-    (a, b) => a - b,
-  );
-}
-
-function resolveTemplate(ref: string | number, guests: readonly ObservedGuest[]): ObservedGuest | undefined {
-  const candidates = guests.filter((o) => o.kind === 'qemu' && (typeof ref === 'number' ? o.vmid === ref : o.name.toLowerCase() === ref.toLowerCase()));
-  return candidates.find((o) => o.template) ?? candidates[0];
-}
-
-/** Volumes the manifest names, whose nodes the diff needs (`ObservedCluster.volumes`). */
-export function volumesToLocate(fleet: Fleet): string[] {
-  return [...new Set(fleet.guests.flatMap((g) => [g.source?.image, g.source?.iso, g.source?.ostemplate].filter((v): v is string => v !== undefined)))].sort();
-}
-
-// ---------------------------------------------------------------------------------------------
-// What differs in a guest's config.
-
-interface ConfigDelta {
-  fields: FieldChange[];
-  params: Record<string, ParamValue>;
-  resizes: { slot: string; sizeGiB: number }[];
-  /** Changes beyond tags, description and onboot (worth a safety snapshot, medium risk). */
-  hardware: boolean;
-  restart: boolean;
-}
-
-interface DeltaOptions {
-  kind: GuestKind;
-  config: PveConfig;
-  running: boolean;
-  /** The fields compared: the managed ones for an existing guest, all set ones for a new clone. */
-  fields: ReadonlySet<ManagedField>;
-  claimTags: readonly string[];
-  defaults: VmDefaults;
-  /** The description's recorded source, kept when the description changes. */
-  source: string | undefined;
-  warn: (message: string) => void;
-  what: string;
-  /** A clone's `storage` parameter already moves its disks. */
-  storageSetByClone?: string;
-}
-
-function describeNic(nic: NicValue | undefined, kind: GuestKind): string {
-  if (!nic) return '(none)';
-  const parts = [
-    kind === 'qemu' ? (nic.model ?? 'virtio') : (nic.name ?? 'eth0'),
-    `bridge=${nic.bridge ?? '?'}`,
-    ...(nic.vlan !== undefined ? [`vlan=${nic.vlan}`] : []),
-    ...(nic.firewall ? ['firewall'] : []),
-    ...(nic.ip ? [`ip=${nic.ip}`] : []),
-    ...(nic.gateway ? [`gw=${nic.gateway}`] : []),
-  ];
-  return parts.join(' ');
-}
-
-function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
-  const { kind, config, running, fields } = o;
-  const delta: ConfigDelta = { fields: [], params: {}, resizes: [], hardware: false, restart: false };
-  const change = (field: string, from: string, to: string, opts: { restart?: boolean; hardware?: boolean } = {}) => {
-    const restart = Boolean(opts.restart && running);
-    delta.fields.push({ field, from, to, ...(restart ? { restart: true as const } : {}) });
-    if (restart) delta.restart = true;
-    if (opts.hardware !== false) delta.hardware = true;
-  };
-
-  if (fields.has('cores') && g.cores !== undefined) {
-    const current = configNumber(config, 'cores') ?? (kind === 'qemu' ? 1 : undefined);
-    if (current !== g.cores) {
-      delta.params['cores'] = g.cores;
-      change('cores', current === undefined ? 'all host cores' : String(current), String(g.cores), { restart: kind === 'qemu' });
-    }
-  }
-  if (fields.has('memory')) {
-    if (g.memory !== undefined) {
-      const current = configNumber(config, 'memory') ?? 512;
-      if (current !== g.memory) {
-        delta.params['memory'] = kind === 'qemu' ? String(g.memory) : g.memory;
-        change('memory', `${current} MiB`, `${g.memory} MiB`, { restart: kind === 'qemu' && !qemuHotplugs(config, 'memory') });
-      }
-    }
-    if (kind === 'lxc' && g.swap !== undefined) {
-      const current = configNumber(config, 'swap') ?? 512;
-      if (current !== g.swap) {
-        delta.params['swap'] = g.swap;
-        change('swap', `${current} MiB`, `${g.swap} MiB`);
-      }
-    }
-  }
-  if (fields.has('disks') && g.disks) {
-    const iothread = o.defaults.scsi_controller === 'virtio-scsi-single';
-    g.disks.forEach((disk, i) => {
-      const slot = disk.slot ?? defaultDiskSlot(kind, i);
-      const storage = disk.storage ?? o.defaults.storage;
-      const current = configString(config, slot);
-      if (current === undefined) {
-        const value =
-          kind === 'qemu'
-            ? `${storage}:${disk.size}${iothread && slot.startsWith('scsi') ? ',iothread=1' : ''}`
-            : `${storage}:${disk.size},mp=${disk.path}`;
-        delta.params[slot] = value;
-        change(`disks.${slot}`, '(none)', `${disk.size}G on ${storage}`, { restart: kind === 'lxc' || !qemuHotplugs(config, 'disk') });
-        return;
-      }
-      const drive = parseDrive(current);
-      if (drive.cdrom) return o.warn(`${o.what}: ${slot} is a CD drive, not the ${disk.size}G disk the manifest lists there`);
-      if (disk.storage !== undefined && drive.storage !== disk.storage && o.storageSetByClone !== disk.storage) {
-        o.warn(`${o.what}: ${slot} is on ${drive.storage}, the manifest says ${disk.storage}; move it in PVE (a reconcile does not move disks)`);
-      }
-      if (drive.sizeGiB !== undefined && disk.size > drive.sizeGiB + 1e-6) {
-        if (kind === 'qemu') {
-          delta.resizes.push({ slot, sizeGiB: disk.size });
-          change(`disks.${slot}`, formatGiB(drive.sizeGiB), `${disk.size}G`);
-        } else {
-          o.warn(`${o.what}: ${slot} is ${formatGiB(drive.sizeGiB)}, the manifest says ${disk.size}G; grow container volumes with 'pct resize' (a reconcile does not)`);
-        }
-      } else if (drive.sizeGiB !== undefined && disk.size < drive.sizeGiB - 1e-6) {
-        o.warn(`${o.what}: ${slot} is ${formatGiB(drive.sizeGiB)}, the manifest says ${disk.size}G; disks only grow, so it stays as it is`);
-      }
-      if (kind === 'lxc' && disk.path !== undefined && drive.options.get('mp') !== disk.path) {
-        const entries = parsePropertyString(current).map(([k, v]): [string, string | undefined] => (k === 'mp' ? [k, disk.path] : [k, v]));
-        delta.params[slot] = formatPropertyString(entries);
-        change(`disks.${slot}`, `mounted at ${drive.options.get('mp') ?? '?'}`, `mounted at ${disk.path}`, { restart: true });
-      }
-    });
-  }
-  if (fields.has('network') && g.network) {
-    g.network.forEach((nic, i) => {
-      const key = `net${i}`;
-      const text = configString(config, key);
-      const current = text === undefined ? undefined : kind === 'qemu' ? parseQemuNic(text) : parseLxcNic(text);
-      const base: NicValue = current ?? { firewall: false, rest: [] };
-      const next: NicValue = {
-        ...base,
-        bridge: nic.bridge ?? o.defaults.network_bridge,
-        ...(nic.firewall !== undefined ? { firewall: nic.firewall } : {}),
-      };
-      if (nic.vlan !== undefined) next.vlan = nic.vlan;
-      else delete next.vlan;
-      if (kind === 'qemu') {
-        next.model = nic.model ?? base.model ?? 'virtio';
-      } else {
-        next.name = nic.name ?? base.name ?? `eth${i}`;
-        if (nic.ip !== undefined) next.ip = nic.ip;
-        else next.ip ??= 'dhcp';
-        if (nic.gateway !== undefined) next.gateway = nic.gateway;
-      }
-      const before = describeNic(current, kind);
-      const after = describeNic(next, kind);
-      if (before !== after) {
-        delta.params[key] = kind === 'qemu' ? formatQemuNic(next) : formatLxcNic(next);
-        change(`network.${key}`, before, after, { restart: kind === 'qemu' && !qemuHotplugs(config, 'network') });
-      }
-    });
-    const extra = Object.keys(config).filter((k) => /^net\d+$/.test(k) && Number(k.slice(3)) >= g.network!.length);
-    if (extra.length > 0) o.warn(`${o.what}: ${extra.join(', ')} ${extra.length === 1 ? 'is' : 'are'} not in the manifest; left as ${extra.length === 1 ? 'it is' : 'they are'}`);
-  }
-
-  const currentTags = parseTagList(configString(config, 'tags'));
-  const wantedTags =
-    fields.has('tags') && g.tags ? formatTagList([...g.tags, ...o.claimTags]) : o.claimTags.length ? formatTagList([...currentTags, ...o.claimTags]) : undefined;
-  if (wantedTags !== undefined && wantedTags !== formatTagList(currentTags)) {
-    // An empty tag list is removed, not set to ''.
-    if (wantedTags) delta.params['tags'] = wantedTags;
-    else delta.params['delete'] = 'tags';
-    change('tags', currentTags.join(', ') || '(none)', wantedTags.split(';').join(', ') || '(none)', { hardware: false });
-  }
-
-  if (fields.has('cloud_init') && g.cloud_init && kind === 'qemu') {
-    const ci = g.cloud_init;
-    const set = (field: string, key: string, from: string, to: string, value: string) => {
-      delta.params[key] = value;
-      change(`cloud_init.${field}`, from, to, { restart: true });
-    };
-    const user = configString(config, 'ciuser');
-    if (ci.user !== undefined && user !== ci.user) set('user', 'ciuser', user ?? '(none)', ci.user, ci.user);
-    if (ci.ssh_keys !== undefined) {
-      const keys = decodeSshKeys(configString(config, 'sshkeys'));
-      if (keys.join('\n') !== ci.ssh_keys.join('\n')) {
-        set('ssh_keys', 'sshkeys', `${keys.length} key${keys.length === 1 ? '' : 's'}`, `${ci.ssh_keys.length} key${ci.ssh_keys.length === 1 ? '' : 's'}`, encodeSshKeys(ci.ssh_keys));
-      }
-    }
-    if (ci.ip !== undefined) {
-      const current = parseIpConfig(configString(config, 'ipconfig0'));
-      if (current.ip !== ci.ip || current.gateway !== ci.gateway) {
-        const show = (ip?: string, gw?: string) => (ip ? `${ip}${gw ? ` via ${gw}` : ''}` : '(none)');
-        set('ip', 'ipconfig0', show(current.ip, current.gateway), show(ci.ip, ci.gateway), formatIpConfig(ci.ip, ci.gateway));
-      }
-    }
-    if (ci.nameserver !== undefined) {
-      const current = (configString(config, 'nameserver') ?? '').split(/\s+/).filter(Boolean).join(' ');
-      const wanted = ci.nameserver.join(' ');
-      if (current !== wanted) set('nameserver', 'nameserver', current || '(none)', wanted, wanted);
-    }
-    const domain = configString(config, 'searchdomain');
-    if (ci.searchdomain !== undefined && domain !== ci.searchdomain) set('searchdomain', 'searchdomain', domain ?? '(none)', ci.searchdomain, ci.searchdomain);
-  }
-
-  if (fields.has('onboot') && g.onboot !== undefined && configFlag(config, 'onboot') !== g.onboot) {
-    delta.params['onboot'] = g.onboot;
-    change('onboot', String(configFlag(config, 'onboot')), String(g.onboot), { hardware: false });
-  }
-  if (fields.has('description') && g.description !== undefined) {
-    const current = parseDescription(configString(config, 'description')).text;
-    if (current !== g.description.trim()) {
-      delta.params['description'] = composeDescription(g.description, o.source);
-      change('description', current ? JSON.stringify(current.slice(0, 40)) : '(none)', JSON.stringify(g.description.trim().slice(0, 40)), { hardware: false });
-    }
-  }
-  return delta;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ function propertiesMatch(expected: string, actual: string): boolean {
   return true;
 }
 
-export interface ConfigMismatch {
+interface ConfigMismatch {
   key: string;
   expected: string;
   actual: string | undefined;

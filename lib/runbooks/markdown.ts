@@ -32,14 +32,14 @@ function describe(issue: z.core.$ZodIssue): string {
   return `${path}: ${issue.message}`;
 }
 
-export function splitFrontMatter(text: string, source: string): { yaml: string; body: string } {
+function splitFrontMatter(text: string, source: string): { yaml: string; body: string } {
   const m = FRONT_MATTER.exec(text.replace(/^\uFEFF/, ''));
   if (!m) throw new RunbookError(source, ['(file): must start with YAML front matter between --- lines']);
   return { yaml: m[1]!, body: text.slice(m[0].length + (text.startsWith('\uFEFF') ? 1 : 0)) };
 }
 
 /** Validates a runbook's front matter object. */
-export function validateRunbook(data: unknown, source: string): Runbook {
+function validateRunbook(data: unknown, source: string): Runbook {
   const result = RunbookSchema.safeParse(data);
   if (!result.success) throw new RunbookError(source, result.error.issues.map(describe));
   return result.data;

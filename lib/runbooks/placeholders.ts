@@ -91,7 +91,3 @@ export function renderParam(
   }
   return renderString(raw, vars, 'text', later);
 }
-
-export function hasPlaceholders(value: Value): boolean {
-  return typeof value === 'string' && placeholdersIn(value).length > 0;
-}

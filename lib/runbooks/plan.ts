@@ -7,6 +7,7 @@
 import { durationMs } from '../config/duration.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { decodeFormParams, endpoints, type EndpointName, type Method } from '../pve/endpoints.js';
+import { encodeValue } from '../pve/params.js';
 import { evaluateCondition, parseCondition } from './conditions.js';
 import type { ResolvedParameters } from './parameters.js';
 import { renderParam, renderString, UnresolvedPlaceholderError, type Value, type Vars } from './placeholders.js';
@@ -294,7 +295,7 @@ function resolveStep(
 function checkApiParams(api: EndpointName, params: Record<string, Value>, at: string, issues: string[]): void {
   const ready = Object.fromEntries(Object.entries(params).filter(([, v]) => typeof v !== 'string' || !v.includes('{{')));
   const waiting = new Set(Object.keys(params).filter((k) => !(k in ready)));
-  const checked = decodeFormParams(endpoints[api], Object.fromEntries(Object.entries(ready).map(([k, v]) => [k, encode(v)])));
+  const checked = decodeFormParams(endpoints[api], Object.fromEntries(Object.entries(ready).map(([k, v]) => [k, encodeValue(v)])));
   if (!checked.ok) {
     for (const [key, message] of Object.entries(checked.errors)) {
       if (!waiting.has(key)) issues.push(`${at}.params.${key}: ${message}`);
@@ -318,12 +319,6 @@ function knownRefusal(api: EndpointName, params: Record<string, Value>): { param
     return { param: 'filename', message: `PVE refuses '${name}' for content=iso (it needs .iso or .img)` };
   }
   return undefined;
-}
-
-/** How a value travels in a PVE form (booleans as 0/1). */
-export function encode(value: Value): string {
-  if (typeof value === 'boolean') return value ? '1' : '0';
-  return String(value);
 }
 
 /**

@@ -14,7 +14,7 @@ import { conventionDef, knownConventions, type ConventionKind } from './conventi
 import { placeholdersIn } from './placeholders.js';
 
 /** Values every runbook may use without declaring them. */
-export const BUILTIN_VARS = {
+const BUILTIN_VARS = {
   operation_id: 'the operation (workflow) id running the runbook',
   environment: 'the environment the runbook runs in',
   pve_version: "the PVE version of the step's node, e.g. 9.1.2",
@@ -52,7 +52,7 @@ const PARAMETER_TYPES = [
   'tags',
   'public_keys',
 ] as const;
-export type ParameterType = (typeof PARAMETER_TYPES)[number];
+type ParameterType = (typeof PARAMETER_TYPES)[number];
 
 /** Which conventions fit which parameter types. */
 const CONVENTION_KINDS: Record<ParameterType, readonly ConventionKind[]> = {
@@ -171,7 +171,6 @@ const AnsibleStep = z.strictObject({
 });
 
 const STEP_KINDS = ['api', 'ssh', 'guest', 'ansible'] as const;
-export type StepKind = (typeof STEP_KINDS)[number];
 
 /** A step is whichever of `api`, `ssh`, `guest`, `ansible` it has; exactly one. */
 function withKind(value: unknown): unknown {
@@ -218,7 +217,6 @@ const RunbookObject = z.strictObject({
 export type Runbook = z.output<typeof RunbookObject>;
 export type StepDef = Runbook['steps'][number];
 export type CleanupDef = Runbook['cleanup'][number];
-export type ApiStepDef = Extract<StepDef, { kind: 'api' }>;
 
 // ---------------------------------------------------------------------------------------------
 // Checks that span fields.
@@ -226,7 +224,7 @@ export type ApiStepDef = Extract<StepDef, { kind: 'api' }>;
 type Issue = (path: (string | number)[], message: string) => void;
 
 /** The strings of a step that may hold placeholders, with where they are and how they are used. */
-export function stepTemplates(step: StepDef): { path: (string | number)[]; text: string; regex?: boolean }[] {
+function stepTemplates(step: StepDef): { path: (string | number)[]; text: string; regex?: boolean }[] {
   const out: { path: (string | number)[]; text: string; regex?: boolean }[] = [];
   const add = (path: (string | number)[], value: unknown, regex = false) => {
     if (typeof value === 'string') out.push({ path, text: value, regex });

@@ -16,7 +16,6 @@ import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import { approveWhenPlanned } from '../../bench/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../bench/maintenance-run.js';
-import { withAutomationToken } from '../../bench/scenarios.js';
 import { createAuditLog } from '../../lib/audit/log.js';
 import type { MaintenancePlan } from '../../lib/maintenance/plan.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
@@ -106,7 +105,8 @@ describe('rolling maintenance on the simulator', () => {
     expect(dryRun.status).toBe(200);
     const planned = dryRun.body.result.plan;
     expect(planned.risk).toBe('high');
-    expect(planned.nodes).toEqual(['pve03', 'pve02', 'pve01']);
+    // Cheapest to empty first (pve03's guests are half the size); equal costs in name order.
+    expect(planned.nodes).toEqual(['pve03', 'pve01', 'pve02']);
     expect(planned.warnings).toEqual(['VM 260 (pve02-archive) stays on pve02 while it is maintained (stopped): stopped, and includeStopped is off']);
 
     const started = await api('POST', '/v1/operations/rolling-maintenance', 'otto', { environment: env.environment });
@@ -134,8 +134,8 @@ describe('rolling maintenance on the simulator', () => {
     expect(result.outcome).toBe('completed');
     expect(result.nodes.map((n) => [n.node, n.state])).toEqual([
       ['pve03', 'maintained'],
-      ['pve02', 'maintained'],
       ['pve01', 'maintained'],
+      ['pve02', 'maintained'],
     ]);
     // Every plan step of every node ran, except nothing was skipped.
     expect((op.status as OperationStatus).steps.filter((s) => s.state !== 'succeeded')).toEqual([]);
@@ -162,15 +162,18 @@ describe('rolling maintenance on the simulator', () => {
   });
 
   it('refuses to plan a cluster whose nodes cannot be emptied, saying why', async () => {
-    const env = await simulated('maint-homelab', withAutomationToken(await loadScenarioFile(homelabScenario)), 50);
+    const env = await simulated('maint-homelab', await loadScenarioFile(homelabScenario), 50);
     const worker = await workerFor(env);
     const api = await startApi(env, worker);
 
     const dryRun = await api('POST', '/v1/operations/rolling-maintenance', 'otto', { environment: env.environment, dryRun: true });
     expect(dryRun.status).toBe(422);
     const message: string = dryRun.body.error.message;
-    expect(message).toContain('pve01 cannot be emptied: VM 1006 (media) running — uses host-bound device hostpci0, which pins it to pve01');
-    expect(message).toContain('pve03 cannot be emptied: VM 1024 (homeassistant) running — uses host-bound device usb0, which pins it to pve03');
+    expect(message).toMatch(/^the plan could not be made: rolling maintenance refused: \(1\) pve03 cannot be emptied: /);
+    expect(message).toContain('VM 1024 (homeassistant) running — uses host-bound device usb0, which pins it to pve03');
+    expect(message).toContain('(2) pve01 cannot be emptied: VM 1005 (gitlab) running — its local disks have snapshots');
+    expect(message).toContain('VM 1006 (media) running — uses host-bound device hostpci0, which pins it to pve01');
+    expect(message).toContain('(3) pve02 cannot be emptied: VM 1016 (win-jump) running — local ISO local:iso/virtio-win-0.1.271.iso is attached');
     expect(env.sim.counters.tasks('qmigrate')).toBe(0);
   });
 
@@ -203,9 +206,9 @@ describe('rolling maintenance on the simulator', () => {
     expect(sim.counters.sshCommands(third!.node, 'apt-get')).toBe(0);
 
     // Only the halted node takes a decision.
-    await expect(handle.executeUpdate(maintenanceDecisions['skip-node'].update, { args: [{ by: 'anna', node: third!.node }] })).rejects.toThrow(
-      /is not halted/,
-    );
+    await expect(handle.executeUpdate(maintenanceDecisions['skip-node'].update, { args: [{ by: 'anna', node: third!.node }] })).rejects.toMatchObject({
+      cause: { message: `${third!.node} is not halted (it is pending); only a halted node takes a decision` },
+    });
     await handle.executeUpdate(maintenanceDecisions.resume.update, { args: [{ by: 'anna', node: second!.node, reason: 'transient' }] });
     const { result } = await handle.result();
 

@@ -319,6 +319,14 @@ describe('an invalid manifest', () => {
     expect(message).toContain("fleet.yaml:guests.0.memory: 'lots' is not a memory size");
     expect(message).toContain('fleet.yaml:guests.1.cloud_init: containers take their addresses from network[].ip, not cloud-init');
     expect(message).toContain('fleet.yaml:guests.2.service: must be a service name');
+
+    // Drift detection records it instead of failing: the API then shows why drift is unknown.
+    const report = (await worker.client.workflow.execute('detectDrift', {
+      taskQueue: worker.taskQueue,
+      workflowId: `test/drift-invalid/${Date.now()}`,
+      args: [{ environment: 'home', manifests: broken }],
+    })) as DriftReport;
+    expect(report).toMatchObject({ state: 'invalid', problems: expect.arrayContaining([expect.stringMatching(/^fleet\.yaml:guests\.0\.memory: /)]) });
   });
 });
 

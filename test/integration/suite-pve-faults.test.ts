@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { createPveClientForEnvironment, type PveClient } from '../../lib/pve/client.js';
 import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
-import { approveWhenPlanned, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
+import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
 import { heavy, record, suiteSeed } from '../support/suite/report.js';
 import { fleet, vmsOf } from '../support/suite/scenarios.js';
 import { combine, scanFiles, scanHistories } from '../support/suite/secrets.js';
@@ -229,7 +229,7 @@ describe('a node going away', () => {
     try {
       const inventory = await outcomeOf(await startOperation(target, 'inventory', {}));
       expect(inventory.state).toBe('completed');
-      const summary = (inventory as { value: { nodes: { name: string; online: boolean }[] } }).value;
+      const summary = completedValue<{ nodes: { name: string; online: boolean }[] }>(inventory);
       expect(summary.nodes.find((n) => n.name === 'pve1')?.online).toBe(false);
 
       const elsewhere = await outcomeOf(await startOperation(target, 'vm-action', { vmid: onOther.vmid, name: onOther.name, action: 'start' }));

@@ -101,3 +101,9 @@ export async function outcomeOf(handle: WorkflowHandle): Promise<Outcome> {
     };
   }
 }
+
+/** What a completed operation returned; anything else fails the test with how it ended. */
+export function completedValue<T>(outcome: Outcome | undefined): T {
+  if (outcome?.state !== 'completed') throw new Error(`expected a completed operation, got ${JSON.stringify(outcome)}`);
+  return outcome.value as T;
+}

@@ -1,0 +1,223 @@
+/**
+ * Rolling maintenance benchmark: `npm run bench:maintenance`.
+ *
+ * Runs the real workflow (Temporal dev server, worker, the simulator's HTTPS API and SSH) on
+ * fresh simulated clusters and sets the total duration against the sum of the per-node lower
+ * bounds — what no orchestrator can beat on the simulator, node by node:
+ *
+ *   every byte the node's evacuation moves, over the node's own link, out and back again
+ *   + the upgrade as the simulator charges it (apt-get update 3 s, 2 s per package)
+ *   + the reboot (1 s until the node goes down, then its reboot_seconds)
+ *
+ * Not in the bound: migration setup, container shutdown and start, HA's delay, the checks.
+ * With nodes maintained in groups, a group's bound is that of its slowest node.
+ * Durations are simulated time. Writes the tables into docs/maintenance.md (between the
+ * bench markers) and prints them. BENCH_SPEED sets the clock speed (default 10).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createAuditActivities } from '../activities/audit.js';
+import { createMaintenanceActivities } from '../activities/maintenance.js';
+import { createMigrationActivities } from '../activities/migration.js';
+import type { MaintenancePlan, NodeTurn } from '../lib/maintenance/plan.js';
+import { formatDuration } from '../lib/planning/units.js';
+import { ensureTemporalCli } from '../scripts/temporal-cli.js';
+import { startDevServer } from '../scripts/temporal-server.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
+import type { NodeReport } from '../workflows/maintenance-definitions.js';
+import { approveWhenPlanned } from './evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance, type MaintenanceBody, type MaintenanceScenarioOptions } from './maintenance-run.js';
+
+const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
+/** PVE-like polling (250 ms rising to 1 s of real time; a rebooting node every 2 s), scaled to the simulated clock. */
+const POLLING = { pollMs: Math.max(5, Math.round(250 / SPEED)), maxPollMs: Math.max(10, Math.round(1000 / SPEED)) };
+const NODE_POLL_MS = Math.max(10, Math.round(2000 / SPEED));
+const DOC = fileURLToPath(new URL('../docs/maintenance.md', import.meta.url));
+const MARKERS = ['<!-- bench:maintenance:start -->', '<!-- bench:maintenance:end -->'] as const;
+/** What the simulator charges (sim/ssh/shell.ts): apt-get update, each package, the delay before a reboot takes the node down. */
+const APT_UPDATE_S = 3;
+const APT_PACKAGE_S = 2;
+const REBOOT_DELAY_S = 1;
+
+interface Case {
+  name: string;
+  description: string;
+  scenario: MaintenanceScenarioOptions;
+  body: Omit<MaintenanceBody, 'environment'>;
+}
+
+const CASES: Case[] = [
+  {
+    name: 'homelab-3',
+    description: '3 nodes (10/10/2.5 GbE), 5 guests each (VMs on NFS and local disks, a container, an HA VM), 120 s reboots',
+    scenario: { nodes: 3, guestsPerNode: 4, rebootSeconds: 120 },
+    body: {},
+  },
+  {
+    name: 'rack-5',
+    description: '5 nodes, 9 guests each, 120 s reboots, one node at a time',
+    scenario: { nodes: 5, guestsPerNode: 8, rebootSeconds: 120 },
+    body: {},
+  },
+  {
+    name: 'rack-5, 2 at a time',
+    description: 'the same, two nodes at a time (3 of 5 stay up: quorum)',
+    scenario: { nodes: 5, guestsPerNode: 8, rebootSeconds: 120 },
+    body: { parallelNodes: 2 },
+  },
+];
+
+interface Temporal {
+  client: Client;
+  connection: NativeConnection;
+  namespace: string;
+  bundle: string;
+}
+
+interface NodeRow {
+  node: string;
+  steps: Record<string, number>;
+  totalS: number;
+  boundS: number;
+}
+
+interface Run {
+  totalS: number;
+  boundS: number;
+  estimateS: number;
+  moved: number;
+  nodes: NodeRow[];
+  wallS: number;
+}
+
+/** The per-node lower bound, in simulated seconds. */
+function nodeBoundS(env: SimulatedEnvironment, turn: NodeTurn, packages: number, rebootSeconds: number): number {
+  const link = env.sim.state.node(turn.node).linkBytesPerSecond;
+  const bytes = turn.evacuation.moves.reduce((sum, m) => sum + m.transferBytes, 0);
+  return (2 * bytes) / link + APT_UPDATE_S + APT_PACKAGE_S * packages + REBOOT_DELAY_S + rebootSeconds;
+}
+
+function stepSeconds(report: NodeReport): Record<string, number> {
+  return Object.fromEntries(
+    report.steps.filter((s) => s.startedAt && s.endedAt).map((s) => [s.id, ((Date.parse(s.endedAt!) - Date.parse(s.startedAt!)) * SPEED) / 1000]),
+  );
+}
+
+async function run(t: Temporal, c: Case): Promise<Run> {
+  const env = await startSimulatedEnvironment({ scenario: maintenanceScenario(c.scenario), speed: SPEED, environment: `bench-${randomUUID().slice(0, 6)}` });
+  const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
+  const worker = await Worker.create({
+    connection: t.connection,
+    namespace: t.namespace,
+    taskQueue,
+    workflowBundle: { code: t.bundle },
+    activities: {
+      ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
+      ...createMaintenanceActivities({ ...env.deps, pollMs: NODE_POLL_MS }),
+      ...createAuditActivities(env.deps.audit),
+    },
+  });
+  const running = worker.run();
+  try {
+    const handle = await startMaintenance(t.client, taskQueue, maintenanceInput({ environment: env.environment, ...c.body }));
+    const planned = await approveWhenPlanned(handle, 'bench-approver');
+    const plan = planned.plan!.details as MaintenancePlan;
+    const began = env.sim.clock.now();
+    const wallBegan = Date.now();
+    const { result } = await handle.result();
+    if (result?.outcome !== 'completed') throw new Error(`${c.name}: ${result?.outcome}: ${result?.stoppedBecause ?? ''}`);
+    const totalS = (env.sim.clock.now() - began) / 1000;
+
+    const packages = 3;
+    const rebootSeconds = c.scenario.rebootSeconds ?? 120;
+    const bounds = new Map(plan.turns.map((turn) => [turn.node, nodeBoundS(env, turn, packages, rebootSeconds)]));
+    const nodes = result.nodes.map((report) => {
+      const steps = stepSeconds(report);
+      const times = report.steps.filter((s) => s.startedAt && s.endedAt);
+      const totalNode = ((Math.max(...times.map((s) => Date.parse(s.endedAt!))) - Math.min(...times.map((s) => Date.parse(s.startedAt!)))) * SPEED) / 1000;
+      return { node: report.node, steps, totalS: totalNode, boundS: bounds.get(report.node)! };
+    });
+    return {
+      totalS,
+      boundS: plan.batches.reduce((sum, batch) => sum + Math.max(...batch.map((n) => bounds.get(n)!)), 0),
+      estimateS: planned.plan!.estimatedDurationMs / 1000,
+      moved: result.nodes.reduce((sum, n) => sum + n.moved, 0),
+      nodes,
+      wallS: (Date.now() - wallBegan) / 1000,
+    };
+  } finally {
+    worker.shutdown();
+    await running;
+    await env.stop();
+  }
+}
+
+function s(x: number): string {
+  return `${Math.round(x)} s`;
+}
+
+function summaryTable(rows: { c: Case; r: Run }[]): string {
+  return [
+    '| case | guests moved (out and back) | total (sim) | lower bound (Σ per node) | × lower bound | plan estimate | wall |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      ({ c, r }) =>
+        `| ${c.name}: ${c.description} | ${r.moved} | ${s(r.totalS)} | ${s(r.boundS)} | ${(r.totalS / r.boundS).toFixed(2)} | ${formatDuration(r.estimateS * 1000)} | ${s(r.wallS)} |`,
+    ),
+  ].join('\n');
+}
+
+function nodeTable(c: Case, r: Run): string {
+  const cell = (row: NodeRow, id: string) => (row.steps[id] === undefined ? '—' : s(row.steps[id]!));
+  return [
+    `#### ${c.name}, per node (simulated seconds)`,
+    '',
+    '| node | evacuate | upgrade | reboot (until back) | return | node total | node lower bound | × |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.nodes.map(
+      (row) =>
+        `| ${row.node} | ${cell(row, 'evacuate')} | ${cell(row, 'upgrade')} | ${cell(row, 'reboot')} | ${cell(row, 'return')} | ${s(row.totalS)} | ${s(row.boundS)} | ${(row.totalS / row.boundS).toFixed(2)} |`,
+    ),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const cli = await ensureTemporalCli();
+  const server = await startDevServer({ cli: cli.path });
+  const connection = await NativeConnection.connect({ address: server.address });
+  const clientConnection = await Connection.connect({ address: server.address });
+  try {
+    const { code: bundle } = await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
+    });
+    const t: Temporal = { client: new Client({ connection: clientConnection, namespace: server.namespace }), connection, namespace: server.namespace, bundle };
+    const rows: { c: Case; r: Run }[] = [];
+    for (const c of CASES) {
+      console.error(`[bench] ${c.name}`);
+      rows.push({ c, r: await run(t, c) });
+    }
+    const tables = [summaryTable(rows), ...rows.map(({ c, r }) => nodeTable(c, r))].join('\n\n');
+    console.log(tables);
+    await writeDoc(tables);
+  } finally {
+    await connection.close();
+    await clientConnection.close();
+    await server.stop();
+  }
+}
+
+async function writeDoc(tables: string): Promise<void> {
+  const doc = await readFile(DOC, 'utf8');
+  const start = doc.indexOf(MARKERS[0]);
+  const end = doc.indexOf(MARKERS[1]);
+  if (start < 0 || end < start) throw new Error(`${DOC} lacks the ${MARKERS.join(' ... ')} markers`);
+  const stamp = `Measured ${new Date().toISOString().slice(0, 10)} at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:maintenance\`).`;
+  await writeFile(DOC, `${doc.slice(0, start + MARKERS[0].length)}\n${stamp}\n\n${tables}\n${doc.slice(end)}`);
+}
+
+await main();

@@ -1,0 +1,134 @@
+/**
+ * Workers die mid-node — SIGKILL, no goodbye — three times in one rollout: while the first
+ * node's guests are migrating, while the second node's upgrade runs, while the third node
+ * reboots. Each time another worker picks the rollout up where it was: no node is started
+ * again, no guest migrates more than out and back, no upgrade or reboot runs twice.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createAuditActivities } from '../../activities/audit.js';
+import { createMaintenanceActivities } from '../../activities/maintenance.js';
+import { createMigrationActivities } from '../../activities/migration.js';
+import { approveWhenPlanned } from '../../bench/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../bench/maintenance-run.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startTestWorker, testConnection, uniqueTaskQueue } from '../support/temporal.js';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+/** A worker in its own process, built from the same configuration (file references, no secrets). */
+async function childWorker(env: SimulatedEnvironment, taskQueue: string): Promise<ChildProcess> {
+  const script = fileURLToPath(new URL('./maintenance-worker.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: {
+      ...process.env,
+      MAINTENANCE_WORKER: JSON.stringify({
+        address: inject('temporalAddress'),
+        namespace: inject('temporalNamespace'),
+        taskQueue,
+        workflowBundlePath: inject('workflowBundlePath'),
+        config: env.config,
+      }),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanup.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+  const [line] = (await Promise.race([
+    once(child.stdout!, 'data'),
+    once(child, 'exit').then(() => {
+      throw new Error('worker process exited before it was ready');
+    }),
+  ])) as [Buffer];
+  expect(line.toString()).toContain('ready');
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+}
+
+async function until(what: string, condition: () => boolean, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('rolling maintenance across worker crashes', () => {
+  it('never repeats a node, a migration, an upgrade or a reboot when the worker is killed mid-node', async () => {
+    // A long upgrade (43 packages, 89 simulated seconds) so the kill lands inside it.
+    const env = await startSimulatedEnvironment({
+      scenario: maintenanceScenario({ rebootSeconds: 60, extraPackages: 40 }),
+      speed: 20,
+      environment: 'maint-crash',
+    });
+    cleanup.push(() => env.stop());
+    const sim = env.sim;
+    const taskQueue = uniqueTaskQueue('maintenance-kill');
+    const before = new Map([...sim.state.guests.values()].map((g) => [g.vmid, g.node]));
+    const running = [...sim.state.guests.values()].filter((g) => g.status === 'running').map((g) => g.vmid);
+
+    let worker = await childWorker(env, taskQueue);
+    const handle = await startMaintenance(await testConnection(), taskQueue, maintenanceInput({ environment: env.environment }));
+    const planned = await approveWhenPlanned(handle);
+    const [first, second, third] = planned.plan!.nodes as [string, string, string];
+
+    // 1. The first node's guests are migrating.
+    const migratingOff = (node: string) =>
+      sim.cluster.tasks.all().some((t) => /^(qm|vz)migrate$/.test(t.type) && t.status === 'running' && t.node === node);
+    await until(`${first}'s guests migrate`, () => migratingOff(first));
+    await kill(worker);
+    worker = await childWorker(env, taskQueue);
+
+    // 2. The second node's upgrade is running (apt-get update done, dist-upgrade under way).
+    await until(`${second} upgrades`, () => sim.counters.sshCommands(second, 'apt-get') >= 2 && sim.state.node(second).upgrade !== undefined);
+    await kill(worker);
+    worker = await childWorker(env, taskQueue);
+
+    // 3. The third node is rebooting.
+    await until(`${third} reboots`, () => !sim.state.node(third).online);
+    await kill(worker);
+    const last = await startTestWorker({
+      taskQueue,
+      activities: {
+        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+        ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
+        ...createAuditActivities(env.deps.audit),
+      },
+    });
+    cleanup.push(() => last.shutdown());
+
+    const { result } = await handle.result();
+    expect(result?.outcome).toBe('completed');
+    expect(result?.nodes.map((n) => [n.node, n.state])).toEqual([
+      [first, 'maintained'],
+      [second, 'maintained'],
+      [third, 'maintained'],
+    ]);
+    // The upgrade whose worker died was not run again: apt was asked what was left instead.
+    expect(result?.nodes[1]!.upgrade).toMatchObject({ resumed: true, versionAfter: '9.1.4' });
+
+    for (const node of [first, second, third]) {
+      // update + dist-upgrade once each; on the second node one more: the read-only `apt-get -s dist-upgrade`.
+      const aptGets = node === second ? 3 : 2;
+      expect([node, sim.counters.sshCommands(node, 'apt-get'), sim.counters.sshCommands(node, 'reboot')]).toEqual([node, aptGets, 1]);
+      expect([node, sim.state.node(node).pveversion, sim.state.node(node).kernel]).toEqual([node, '9.1.4', '6.17.4-1-pve']);
+    }
+    for (const vmid of running) {
+      expect([vmid, sim.counters.tasks('qmigrate', vmid) + sim.counters.tasks('vzmigrate', vmid)]).toEqual([vmid, 2]);
+    }
+    expect(new Map([...sim.state.guests.values()].map((g) => [g.vmid, g.node]))).toEqual(before);
+  }, 300_000);
+});

@@ -1,0 +1,39 @@
+/**
+ * A worker in its own process, so a test can kill it with SIGKILL in the middle of a node's
+ * maintenance — no graceful shutdown, no last heartbeat, exactly like a crashed host.
+ * Configured through the MAINTENANCE_WORKER environment variable (JSON); prints `ready`
+ * once it polls.
+ */
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createAuditActivities } from '../../activities/audit.js';
+import { createMaintenanceActivities } from '../../activities/maintenance.js';
+import { createMigrationActivities } from '../../activities/migration.js';
+import type { AppConfig } from '../../lib/config/schema.js';
+import { buildWorkerDeps } from '../../worker/deps.js';
+
+interface WorkerSettings {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  workflowBundlePath: string;
+  /** The test's configuration: secrets are file references, read here as a real worker reads them. */
+  config: AppConfig;
+}
+
+const settings = JSON.parse(process.env['MAINTENANCE_WORKER'] ?? '') as WorkerSettings;
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const deps = buildWorkerDeps(settings.config);
+const worker = await Worker.create({
+  connection: await NativeConnection.connect({ address: settings.address }),
+  namespace: settings.namespace,
+  taskQueue: settings.taskQueue,
+  workflowBundle: { codePath: settings.workflowBundlePath },
+  activities: {
+    ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+    ...createMaintenanceActivities({ ...deps, pollMs: 20 }),
+    ...createAuditActivities(deps.audit),
+  },
+});
+const running = worker.run();
+console.log('ready');
+await running;
