@@ -145,8 +145,6 @@ interface NewGuestDraft {
   cores: number;
   bootStorage: string;
   bootDiskBytes: number;
-  /** For replacements: the guest it replaces. */
-  replaces?: ObservedGuest;
 }
 
 function createParams(d: NewGuestDraft, ctx: DiffContext, claimTags: readonly string[]): Record<string, ParamValue> {
@@ -257,10 +255,10 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
   const isShared = (storage: string) => cluster.storages.some((s) => s.storage === storage && s.shared);
 
   /** What creating `g` takes, or undefined (with problems) when it cannot be created here. */
-  const draftNew = (g: FleetGuest, replaces?: ObservedGuest): NewGuestDraft | undefined => {
+  const draftNew = (g: FleetGuest, replacing: boolean): NewGuestDraft | undefined => {
     const key = label.get(g)!;
     if (!g.source) {
-      problem(g, ['source'], replaces ? `'${key}' must be replaced, which needs a source` : `'${key}' does not exist; creating it needs a source`);
+      problem(g, ['source'], replacing ? `'${key}' must be replaced, which needs a source` : `'${key}' does not exist; creating it needs a source`);
       return undefined;
     }
     let ok = true;
@@ -323,7 +321,7 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
       problem(g, [g.node !== undefined ? 'node' : 'placement'], `no node has both the source and the storages it needs${allowed ? ` among ${allowed.join(', ')}` : ''}`);
       return undefined;
     }
-    return { g, key, ...(template ? { template } : {}), ...(onlyOn ? { onlyOn } : {}), memoryMb, cores, bootStorage, bootDiskBytes, ...(replaces ? { replaces } : {}) };
+    return { g, key, ...(template ? { template } : {}), ...(onlyOn ? { onlyOn } : {}), memoryMb, cores, bootStorage, bootDiskBytes };
   };
 
   // Compare existing guests; collect what must be created, replaced or moved.
@@ -346,7 +344,7 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
     if (!observed) {
       const at = `guests.${g.index}`;
       if (problems.some((p) => p.file === g.file && (p.path === at || p.path.startsWith(`${at}.`)))) continue;
-      const draft = draftNew(g);
+      const draft = draftNew(g, false);
       if (draft) pending.push({ g, action: 'create', draft });
       continue;
     }
@@ -369,7 +367,7 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
         warnings.push(`${key}: ${what} must be replaced (${forcing.map((f) => f.field).join(', ')} changed) but has protection enabled; turn it off in PVE to let the manifest replace it`);
         continue;
       }
-      const draft = draftNew(g, observed);
+      const draft = draftNew(g, true);
       if (draft) pending.push({ g, observed, action: 'replace', forcing, draft });
       continue;
     }

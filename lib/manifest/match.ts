@@ -57,13 +57,15 @@ export function matchGuests(fleet: Fleet, guests: readonly ObservedGuest[], patt
       if (existing) take(g, existing, 'vmid');
       continue;
     }
-    const found = g.name !== undefined || !pattern.includes('{vmid}')
-      ? (() => {
-          const name = nameOf(g, 0);
-          return name === undefined ? undefined : byName(name);
-        })()
-      : guests.filter((o) => followsPattern(pattern, g.service!, o.name));
-    if (found === undefined) continue;
+    // A service's name carries its VMID under most patterns: any guest following the pattern is a candidate.
+    let found: ObservedGuest[];
+    if (g.name === undefined && pattern.includes('{vmid}')) {
+      found = guests.filter((o) => followsPattern(pattern, g.service!, o.name));
+    } else {
+      const name = nameOf(g, 0);
+      if (name === undefined) continue;
+      found = byName(name);
+    }
     const field = g.name !== undefined ? 'name' : 'service';
     if (found.length > 1) {
       problem(g, [field], `several guests match: ${found.map((o) => `${o.vmid} '${o.name}'`).join(', ')}; give the entry a vmid`);

@@ -1,15 +1,20 @@
 /**
- * cluster-up and cluster-down end to end: a real Temporal dev server, the simulated homelab
- * (Talos template 101) and the talosctl stand-in.
+ * cluster-up and cluster-down end to end: HTTP -> API -> a real Temporal dev server -> worker
+ * -> the simulated homelab (Talos template 101) and the talosctl stand-in.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
+import { serve, type ServerType } from '@hono/node-server';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { createActivities } from '../../activities/index.js';
+import { createApp } from '../../api/app.js';
+import { tokenHash } from '../../api/auth.js';
+import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createTalosActivities } from '../../activities/talos.js';
 import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
@@ -23,8 +28,33 @@ const repoClusters = fileURLToPath(new URL('../../clusters/', import.meta.url));
 
 let env: SimulatedEnvironment;
 let worker: TestWorker;
+let server: ServerType;
+let apiBase: string;
 let clustersDir: string;
 let talosState: string;
+
+const tokens = { otto: 'it-clusters-otto-7c1e', anna: 'it-clusters-anna-02f9' };
+
+/** The API as an operator (otto) or an approver (anna) calls it. */
+async function api(method: string, path: string, actor: keyof typeof tokens, body?: unknown): Promise<{ status: number; text: string; body: any }> {
+  const response = await fetch(`${apiBase}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${tokens[actor]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, text, body: JSON.parse(text) };
+}
+
+async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> {
+  for (let i = 0; i < 1200; i++) {
+    const { body } = await api('GET', self, 'otto');
+    if (done(body)) return body;
+    if (body.state === 'failed') throw new Error(`operation failed: ${JSON.stringify(body.status?.error ?? body)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${self} never got there`);
+}
 
 /** Activities as the worker builds them, with the stand-in as talosctl and a profiles directory of the test's own. */
 function activitiesWith(overrides: object = {}) {
@@ -41,7 +71,18 @@ function activitiesWith(overrides: object = {}) {
 }
 
 beforeAll(async () => {
-  env = await startSimulatedEnvironment({ speed: 100 });
+  env = await startSimulatedEnvironment({
+    speed: 100,
+    config: {
+      temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace') },
+      api: {
+        tokens: [
+          { actor: 'otto', sha256: tokenHash(tokens.otto), roles: ['operator', 'approver'] },
+          { actor: 'anna', sha256: tokenHash(tokens.anna), roles: ['approver'] },
+        ],
+      },
+    },
+  });
   clustersDir = join(env.dir, 'clusters');
   talosState = join(env.dir, 'talos');
   await mkdir(clustersDir);
@@ -57,8 +98,19 @@ beforeAll(async () => {
   await writeFile(join(clustersDir, 'solo.yaml'), stringify(small('solo', 0)));
   await writeFile(join(clustersDir, 'half.yaml'), stringify(small('half', 2)));
   worker = await startTestWorker({ activities: activitiesWith() });
+  const app = createApp({
+    config: env.config,
+    temporal: { client: worker.client, taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    audit: env.deps.audit,
+    proxmox: createReadOnlyProxmox(env.config),
+  });
+  server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+  });
+  apiBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
+  server?.close();
   await worker?.shutdown();
   await env?.stop();
 });
@@ -130,19 +182,27 @@ async function bootstrapsRun(): Promise<{ argv: string[]; outcome: string }[]> {
     .filter((e) => e.argv.includes('bootstrap'));
 }
 
-describe('the lab profile: 3 control planes + 3 workers', () => {
+describe('the lab profile through the API: 3 control planes + 3 workers', () => {
+  let self: string;
   let up: WorkflowHandle;
   let result: ClusterUpResult;
+  let detailText: string;
 
   it('comes up after approval, every VM cloned from the template, configured for Talos and tagged as the cluster’s', async () => {
-    up = await startUp('lab');
-    const waiting = await approve(up);
-    expect(waiting.plan).toMatchObject({ risk: 'medium' });
-    expect(waiting.plan!.steps.filter((s) => s.action === 'clone')).toHaveLength(6);
+    const started = await api('POST', '/v1/operations/cluster-up', 'otto', { environment: 'home', profile: 'lab' });
+    expect(started.status).toBe(202);
+    self = started.body.links.self;
+    up = worker.client.workflow.getHandle(started.body.id);
+    const waiting = await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
+    expect(waiting.status.plan).toMatchObject({ risk: 'medium' });
+    expect(waiting.status.plan.steps.filter((s: { action: string }) => s.action === 'clone')).toHaveLength(6);
+    const approved = await api('POST', `${self}/approve`, 'anna', { planVersion: waiting.status.plan.version });
+    expect(approved.status).toBe(200);
 
-    const outcome = await up.result();
-    expect(outcome.outcome).toBe('completed');
-    result = outcome.result as ClusterUpResult;
+    const done = await apiUntil(self, (op) => op.state !== 'running');
+    expect(done.state).toBe('completed');
+    detailText = (await api('GET', self, 'otto')).text;
+    result = done.result.result as ClusterUpResult;
     expect(result.nodes.map((n) => n.role)).toEqual(['control-plane', 'control-plane', 'control-plane', 'worker', 'worker', 'worker']);
     expect(new Set(result.nodes.filter((n) => n.role === 'control-plane').map((n) => n.node)).size).toBe(3);
 
@@ -181,7 +241,7 @@ describe('the lab profile: 3 control planes + 3 workers', () => {
     expect(bootstraps[0]!.argv).toContain(result.nodes[0]!.address);
   });
 
-  it('wrote the kubeconfig and talosconfig on the worker, readable by the worker alone, and nowhere in history', async () => {
+  it('wrote the kubeconfig and talosconfig on the worker, readable by the worker alone, and nowhere in history or API answers', async () => {
     const dir = join(env.config.secrets_dir, 'home', 'lab');
     expect(result.kubeconfigPath).toBe(join(dir, 'kubeconfig'));
     expect(result.talosconfigPath).toBe(join(dir, 'talosconfig'));
@@ -198,38 +258,22 @@ describe('the lab profile: 3 control planes + 3 workers', () => {
     const history = await historyText(up);
     expect(history).toContain(result.kubeconfigPath);
     expect(secrets.filter((s) => history.includes(s))).toEqual([]);
+    expect(detailText).toContain(result.kubeconfigPath);
+    expect(secrets.filter((s) => detailText.includes(s))).toEqual([]);
   });
 
   it('resumes instead of duplicating when run again: nothing cloned, nothing bootstrapped a second time', async () => {
     const clonesBefore = env.sim.counters.tasks('qmclone');
-    const again = await startUp('lab');
-    const waiting = await approve(again);
-    expect(waiting.plan!.steps.filter((s) => s.action === 'clone')).toEqual([]);
-    expect(waiting.plan!.steps.filter((s) => s.action === 'keep')).toHaveLength(6);
-    const outcome = await again.result();
-    expect(outcome.result).toMatchObject({ bootstrap: { outcome: 'already-bootstrapped' } });
+    const again = await api('POST', '/v1/operations/cluster-up', 'otto', { environment: 'home', profile: 'lab' });
+    const waiting = await apiUntil(again.body.links.self, (op) => op.status?.phase === 'awaiting-approval');
+    expect(waiting.status.plan.steps.filter((s: { action: string }) => s.action === 'clone')).toEqual([]);
+    expect(waiting.status.plan.steps.filter((s: { action: string }) => s.action === 'keep')).toHaveLength(6);
+    await api('POST', `${again.body.links.self}/approve`, 'anna', { planVersion: waiting.status.plan.version });
+    const done = await apiUntil(again.body.links.self, (op) => op.state !== 'running');
+    expect(done.result.result).toMatchObject({ bootstrap: { outcome: 'already-bootstrapped' } });
     expect(env.sim.counters.tasks('qmclone')).toBe(clonesBefore);
     expect(guestsTagged('cluster-lab')).toHaveLength(6);
     expect(await bootstrapsRun()).toHaveLength(1);
-  });
-
-  it('cluster-down needs a second person, then removes exactly the cluster’s VMs and its secrets', async () => {
-    const others = [...env.sim.state.guests.keys()].filter((vmid) => !guestsTagged('cluster-lab').some((g) => g.vmid === vmid));
-    const down = await startDown('lab');
-    const waiting = await waitFor(down, (s) => s.phase === 'awaiting-approval');
-    expect(waiting.plan).toMatchObject({ risk: 'high', vmids: result.nodes.map((n) => n.vmid) });
-    await expect(down.executeUpdate(approveUpdate, { args: [{ by: 'alice', planVersion: 1 }] })).rejects.toThrow(WorkflowUpdateFailedError);
-    await down.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
-
-    const outcome = await down.result();
-    expect(outcome.outcome).toBe('completed');
-    expect(guestsTagged('cluster-lab')).toEqual([]);
-    expect([...env.sim.state.guests.keys()].sort()).toEqual(others.sort());
-    for (const n of result.nodes) expect(env.sim.state.guests.has(n.vmid)).toBe(false);
-    await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
-    // Their disks went with them.
-    const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
-    expect(volumes.filter((v) => result.nodes.some((n) => n.vmid === v.vmid))).toEqual([]);
   });
 });
 
@@ -295,5 +339,30 @@ describe('a cluster that stopped half-way', () => {
     );
     expect(env.sim.state.guests.has(renamed!.vmid)).toBe(true);
     for (const g of rest) expect(env.sim.state.guests.has(g.vmid)).toBe(false);
+  });
+});
+
+describe('tearing the lab cluster down through the API', () => {
+  it('needs a second person, then removes exactly the cluster’s VMs, their disks and its secrets', async () => {
+    const lab = guestsTagged('cluster-lab');
+    expect(lab).toHaveLength(6);
+    const others = [...env.sim.state.guests.keys()].filter((vmid) => !lab.some((g) => g.vmid === vmid));
+    const started = await api('POST', '/v1/operations/cluster-down', 'otto', { environment: 'home', cluster: 'lab', shutdownTimeoutSeconds: 30 });
+    const self = started.body.links.self;
+    const waiting = await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
+    expect(waiting.status.plan).toMatchObject({ risk: 'high' });
+    expect([...waiting.status.plan.vmids].sort()).toEqual(lab.map((g) => g.vmid).sort());
+    const own = await api('POST', `${self}/approve`, 'otto', { planVersion: 1 });
+    expect(own.status).toBe(409);
+    expect(own.body.message ?? own.text).toMatch(/cannot be approved by the actor who requested it/);
+    await api('POST', `${self}/approve`, 'anna', { planVersion: 1 });
+
+    const done = await apiUntil(self, (op) => op.state !== 'running');
+    expect(done.state).toBe('completed');
+    expect(guestsTagged('cluster-lab')).toEqual([]);
+    expect([...env.sim.state.guests.keys()].sort()).toEqual(others.sort());
+    await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
+    const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
+    expect(volumes.filter((v) => lab.some((g) => g.vmid === v.vmid))).toEqual([]);
   });
 });

@@ -9,7 +9,6 @@
  * after an unlucky crash. (suite-worker-kill.test.ts kills real worker processes at random
  * points; this pins the one window a random kill rarely hits.)
  */
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVmActivities, type VmStepOutcome } from '../../activities/vm.js';
 import type { GuestActionInput } from '../../activities/vm.js';
@@ -19,6 +18,7 @@ import type { PlanStep } from '../../workflows/definitions.js';
 import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
 import { operationMeta } from '../support/suite/operations.js';
 import { record } from '../support/suite/report.js';
+import { activityEnvironment } from '../support/suite/worker.js';
 
 const guest = (vmid: number, status: 'running' | 'stopped', extra: Record<string, unknown> = {}) => ({
   vmid,
@@ -77,11 +77,7 @@ afterAll(() => cluster?.stop());
 
 /** Runs an activity as attempt `attempt` of operation `workflowId`. */
 function inActivity(workflowId: string, attempt: number) {
-  return new MockActivityEnvironment({
-    attempt,
-    workflowExecution: { workflowId, runId: 'run-1' },
-    activityType: 'dispatchVmStep',
-  });
+  return activityEnvironment({ attempt, workflowExecution: { workflowId, runId: 'run-1' }, activityType: 'dispatchVmStep' });
 }
 
 interface Repeat {

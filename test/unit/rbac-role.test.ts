@@ -7,6 +7,7 @@ import {
   endpointChecks,
   EXCLUDED_PRIVILEGES,
   requiredPrivileges,
+  ROLE_NAME,
   ROLE_PRIVILEGES,
   unmetRequirements,
 } from '../../lib/rbac.js';
@@ -114,5 +115,13 @@ describe.skipIf(!existsSync(schemaPath))("the role against PVE's official API sc
     expect(ROLE_PRIVILEGES).toContain('VM.GuestAgent.Audit');
     expect(JSON.stringify(official('storageDownloadUrl').check)).toContain('Sys.AccessNetwork');
     expect(ROLE_PRIVILEGES).toEqual(expect.arrayContaining(['Datastore.AllocateTemplate', 'Sys.AccessNetwork']));
+  });
+});
+
+describe('the simulated homelab', () => {
+  it("gives the orchestrator's token exactly the shipped role, so tests and the demo run with least privilege", async () => {
+    const { loadScenarioFile } = await import('../../sim/index.js');
+    const scenario = await loadScenarioFile(fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url)));
+    expect([...(scenario.roles[ROLE_NAME] ?? [])].sort()).toEqual([...ROLE_PRIVILEGES].sort());
   });
 });

@@ -3,6 +3,8 @@
  * Fault tests fail activities and workflows on purpose, hundreds of times: the runtime logs
  * only errors here, so the output shows what the tests say rather than every injected fault.
  */
+import type { Info as ActivityInfo } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { inject } from 'vitest';
 
@@ -50,4 +52,13 @@ export async function startInProcessWorker(options: {
       await connection.close();
     },
   };
+}
+
+/**
+ * An activity context without a worker (MockActivityEnvironment), for calling activities
+ * directly — as attempt `info.attempt` of workflow `info.workflowExecution` — without logging
+ * every failure the test provokes.
+ */
+export function activityEnvironment(info: Partial<ActivityInfo> = {}): MockActivityEnvironment {
+  return new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR', () => undefined) });
 }
