@@ -61,19 +61,13 @@ function formatProperties(pairs: [string, string][]): string {
   return pairs.map(([k, v]) => (v === '' ? k : `${k}=${v}`)).join(',');
 }
 
-/** The NIC the profile asks for, keeping the model and MAC address (and other options) the clone has. */
+/** The NIC the profile asks for, keeping the MAC address the clone was given and its other options (firewall, mtu). */
 function desiredNet(current: string | undefined, wanted: string): string {
-  const want = new Map(propertyString(wanted));
-  const pairs = propertyString(current ?? '');
-  const model = pairs[0];
-  if (!model || !['virtio', 'e1000', 'e1000e', 'rtl8139', 'vmxnet3'].includes(model[0])) return wanted;
-  const out: [string, string][] = [model];
-  for (const [k, v] of pairs.slice(1)) {
-    if (k === 'bridge' || k === 'tag') continue;
-    out.push([k, v]);
-  }
-  out.splice(1, 0, ['bridge', want.get('bridge') ?? ''], ...(want.has('tag') ? [['tag', want.get('tag')!] as [string, string]] : []));
-  return formatProperties(out);
+  const [[model], ...wantedOptions] = propertyString(wanted) as [[string, string], ...[string, string][]];
+  const [first, ...currentOptions] = propertyString(current ?? '');
+  const mac = first && /^([0-9A-F]{2}:){5}[0-9A-F]{2}$/i.test(first[1]) ? first[1] : '';
+  const kept = currentOptions.filter(([k]) => k !== 'bridge' && k !== 'tag');
+  return formatProperties([[model, mac], ...wantedOptions, ...kept]);
 }
 
 function sameValue(key: string, current: unknown, wanted: string | number): boolean {
@@ -176,7 +170,7 @@ export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
       try {
         loaded = await loadClusterProfile(clustersDir(), request.profile);
       } catch (err) {
-        if (err instanceof ProfileError || err instanceof ProfileNotFoundError) refuse('PlanRefused', err.message);
+        if (err instanceof ProfileError || err instanceof ProfileNotFoundError) refuse('PlanRefused', `profile: ${err.message}`);
         throw err;
       }
       const warnings: string[] = [];

@@ -10,7 +10,8 @@ import type { ApiContext } from './route.js';
 /** `environment` names a configured environment the caller may use; `path` names the field it came from. */
 export function requireEnvironment(c: ApiContext, config: AppConfig, environment: string, path = 'environment'): void {
   const identity = c.get('identity');
-  if (!(environment in config.environments)) {
+  // Own keys only: `constructor` or `__proto__` is not an environment.
+  if (!Object.hasOwn(config.environments, environment)) {
     const usable = Object.keys(config.environments).filter((name) => inScope(identity, name));
     throw new ApiError(400, 'unknown_environment', `unknown environment '${environment}'`, [
       { path, message: `must be one of: ${usable.join(', ') || '(none for this token)'}` },

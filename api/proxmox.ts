@@ -48,7 +48,7 @@ export function createReadOnlyProxmox(config: AppConfig, options: ReadOnlyProxmo
   const connect = options.connect ?? createPveClientForEnvironment;
   const pingTimeoutMs = options.pingTimeoutMs ?? 3_000;
   const environment = (name: string) => {
-    const env = config.environments[name];
+    const env = Object.hasOwn(config.environments, name) ? config.environments[name] : undefined;
     if (!env) throw new Error(`unknown environment '${name}'`);
     return env;
   };

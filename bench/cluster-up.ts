@@ -26,6 +26,7 @@ import { createActivities } from '../activities/index.js';
 import { createClusterActivities } from '../activities/cluster.js';
 import { createTalosActivities } from '../activities/talos.js';
 import { withPveFailures } from '../activities/failures.js';
+import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { ensureTemporalCli } from '../scripts/temporal-cli.js';
@@ -52,7 +53,7 @@ interface Run {
   talosS: number;
   clones: number;
   lockTimeouts: number;
-  /** Simulated seconds of one clone task that copied the template (the simulator's cost model). */
+  /** Simulated seconds one full clone of the template takes (the simulator's cost model). */
   oneCloneS: number;
   /** The scenario's boot time plus the delay before a guest agent reports an address. */
   bootAndAddressS: number;
@@ -111,7 +112,10 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
     const simAt = (wall: number) => began.sim + (wall - began.wall) * SPEED;
     const lastBoot = Math.max(...status.steps.filter((s) => s.id.startsWith('boot:')).map((s) => Date.parse(s.endedAt!)));
     const clones = env.sim.cluster.tasks.all().filter((task) => task.type === 'qmclone');
-    const copied = clones.filter((task) => task.exitstatus === 'OK');
+    // The simulator's cost model: a full clone copies the template's disks at clone_bytes_per_second.
+    const { profile } = await loadClusterProfile(defaultClustersDir(), PROFILE);
+    const template = env.sim.state.guests.get(profile.template.vmid)!;
+    const templateBytes = template.drives.filter((d) => !d.cdrom).reduce((n, d) => n + (env.sim.state.volume(d.volid, template.node)?.size ?? d.size ?? 0), 0);
     return {
       strategy,
       maxParallel,
@@ -119,7 +123,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
       talosS: (finishedWall - lastBoot) / 1000,
       clones: clones.length,
       lockTimeouts: clones.filter((task) => /can't lock file/.test(task.exitstatus ?? '')).length,
-      oneCloneS: Math.min(...copied.map((task) => task.endtime! - task.starttime)),
+      oneCloneS: templateBytes / env.sim.state.timing.clone_bytes_per_second,
       bootAndAddressS: env.sim.state.timing.boot_seconds + env.sim.state.timing.agent_ip_delay_seconds,
     };
   } finally {
@@ -143,7 +147,7 @@ function table(runs: Run[]): string {
         `| ${r.strategy} | ${r.maxParallel} | ${fmt(r.vmsUpS)} | ${(base.vmsUpS / r.vmsUpS).toFixed(2)}x | ${r.talosS.toFixed(1)} | ${r.clones} (${r.lockTimeouts}) |`,
     ),
     '',
-    `One full clone of template 101 takes ${fmt(oneClone)} s on the simulator, and a clone's boot and DHCP lease another ` +
+    `One full clone of the template takes ${fmt(oneClone)} s on the simulator, and a clone's boot and DHCP lease another ` +
       `${fmt(boot)} s. On PVE, whose clones of a stopped template share its lock, the VM phase of the parallel run would approach ` +
       `${fmt(oneClone + boot)} s (one clone); on the simulator, which holds the template's lock for the whole copy, it cannot go below ` +
       `${fmt(6 * oneClone + boot)} s (six clones in a row, see "Clones in parallel").`,

@@ -32,9 +32,12 @@ export class UnknownEnvironmentError extends Error {
 }
 
 export function buildWorkerDeps(config: AppConfig): WorkerDeps {
+  // Own keys only: a workflow input naming `constructor` or `__proto__` is not an environment.
+  const configured = (environment: string) =>
+    Object.hasOwn(config.environments, environment) ? config.environments[environment] : undefined;
   const clients = new Map<string, Promise<PveClient>>();
   const pve = (environment: string) => {
-    const env = config.environments[environment];
+    const env = configured(environment);
     if (!env) return Promise.reject(new UnknownEnvironmentError(environment, Object.keys(config.environments)));
     let client = clients.get(environment);
     if (!client) {
@@ -46,7 +49,7 @@ export function buildWorkerDeps(config: AppConfig): WorkerDeps {
     return client;
   };
   const sshTarget = async (environment: string, nodeName: string): Promise<SshTarget> => {
-    const env = config.environments[environment];
+    const env = configured(environment);
     if (!env) throw new UnknownEnvironmentError(environment, Object.keys(config.environments));
     const node = env.cluster.nodes.find((n) => n.name === nodeName);
     if (!node) throw new SshNotConfiguredError(`node '${nodeName}' is not in environment '${environment}'`);

@@ -3,9 +3,12 @@
  *   PM_CONFIG=config/proxmox-manager.yaml npx tsx worker/main.ts
  */
 import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
+import type { AppConfig } from '../lib/config/schema.js';
+import { ensureDriftSchedule } from '../lib/manifest/schedule.js';
 import { buildWorkerDeps } from './deps.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -28,10 +31,24 @@ async function main(): Promise<void> {
     workflowsPath,
     activities: createActivities(deps),
   });
+  await scheduleDriftDetection(config);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
   console.log(`worker: polling task queue '${config.temporal.task_queue}' on ${config.temporal.address}`);
   await worker.run();
   await connection.close();
+}
+
+/** With `manifests.drift_interval` set, every environment gets its drift schedule (idempotent). */
+async function scheduleDriftDetection(config: AppConfig): Promise<void> {
+  if (!config.manifests.drift_interval) return;
+  const connection = await Connection.connect({ address: config.temporal.address });
+  try {
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const schedules = await ensureDriftSchedule(client, config);
+    console.log(`worker: drift schedules ${schedules.map((s) => s.scheduleId).join(', ')} every ${config.manifests.drift_interval}`);
+  } finally {
+    await connection.close();
+  }
 }
 
 class StartupError extends Error {}

@@ -126,6 +126,14 @@ export async function runOperation<D, R>(
       return { outcome: 'dry-run', plan };
     }
 
+    if (plan.steps.length === 0) {
+      // Nothing would change: there is nothing to approve.
+      status.phase = 'completed';
+      setApprovalState('not-required');
+      await audit('completed', { steps: {}, note: 'the plan has no steps' });
+      return { outcome: 'completed', plan };
+    }
+
     const approval = await awaitDecision(status, plan, meta);
     status.approval = approval;
     setApprovalState(approval.decision === 'approved' ? (approval.by === 'policy' ? 'auto-approved' : 'approved') : 'rejected');

@@ -232,14 +232,10 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
     members.push({ ...base, vmid, name });
   }
 
-  if (template) {
-    for (const m of members) {
-      if (!m.existing && template.bootDisk && m.diskGb * GiB < template.bootDisk.bytes) {
-        problems.push(
-          `${m.role === 'control-plane' ? 'control_plane' : 'workers'}.disk_gb: ${m.diskGb} GiB is smaller than the template's ${formatBytes(template.bootDisk.bytes)} disk (disks only grow)`,
-        );
-        break;
-      }
+  const templateDisk = template?.bootDisk?.bytes ?? 0;
+  for (const [field, size] of [['control_plane', profile.control_plane], ['workers', profile.workers]] as const) {
+    if (size.count > 0 && size.disk_gb * GiB < templateDisk) {
+      problems.push(`${field}.disk_gb: ${size.disk_gb} GiB is smaller than the template's ${formatBytes(templateDisk)} disk (disks only grow)`);
     }
   }
   if (problems.length > 0) throw new ClusterPlanRefusal(problems);

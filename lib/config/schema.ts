@@ -182,6 +182,15 @@ export const AppConfig = z
       })
       .default({ timeout: '24h', auto_approve: ['low'] }),
     audit: z.object({ path: z.string().default('data/audit.log') }).default({ path: 'data/audit.log' }),
+    /** Desired state: the fleet manifests and how often drift is checked against them. */
+    manifests: z
+      .object({
+        path: z.string().default('manifests'),
+        /** Off when absent: no drift schedule is created. */
+        drift_interval: Duration.optional(),
+        drift_dir: z.string().default('data/drift'),
+      })
+      .default({ path: 'manifests', drift_dir: 'data/drift' }),
     /** Where the worker writes secrets it produces (kubeconfigs, talosconfigs). */
     secrets_dir: z.string().default('data/secrets'),
     environments: z

@@ -13,23 +13,8 @@ export interface ManifestSettings {
   driftDir: string;
 }
 
-export const DEFAULT_MANIFEST_SETTINGS: ManifestSettings = { path: 'manifests', driftInterval: '15m', driftDir: 'data/drift' };
-
-interface ManifestsSection {
-  path?: string;
-  drift_interval?: string;
-  drift_dir?: string;
-}
-
-/**
- * The configured settings. Reads `config.manifests` ({ path, drift_interval, drift_dir }) once
- * the configuration schema carries it; until then every environment uses the defaults.
- */
+/** The configured settings; drift is checked every 15 minutes unless the config says otherwise. */
 export function manifestSettings(config: AppConfig): ManifestSettings {
-  const section = (config as AppConfig & { manifests?: ManifestsSection }).manifests ?? {};
-  return {
-    path: section.path ?? DEFAULT_MANIFEST_SETTINGS.path,
-    driftInterval: section.drift_interval ?? DEFAULT_MANIFEST_SETTINGS.driftInterval,
-    driftDir: section.drift_dir ?? DEFAULT_MANIFEST_SETTINGS.driftDir,
-  };
+  const { path, drift_interval, drift_dir } = config.manifests;
+  return { path, driftInterval: drift_interval ?? '15m', driftDir: drift_dir };
 }

@@ -216,6 +216,8 @@ describe('rolling maintenance on the simulator', () => {
     expect(result?.nodes.map((n) => n.state)).toEqual(['maintained', 'maintained', 'maintained']);
     expect(result?.nodes[1]!.decisions).toMatchObject([{ action: 'resume', by: 'anna', node: second!.node }]);
     expect(placement(env)).toEqual(before);
+    const trail = (await env.deps.audit.read({ operationId: handle.workflowId })).map((r) => `${r.actor} ${r.action}`);
+    expect(trail).toEqual(['approver operation.approved', 'anna operation.resume', 'operator operation.completed']);
     for (const name of [first!.node, second!.node, third!.node]) {
       expect([name, sim.counters.sshCommands(name, 'apt-get'), sim.counters.sshCommands(name, 'reboot')]).toEqual([name, 2, 1]);
     }

@@ -50,7 +50,8 @@ const scenario: Scenario = {
   tokens: [{ id: 'automation@pve!pm', secret: 'suite-dispatch-secret-0123', acl: [{ path: '/', roles: ['Administrator'] }] }],
 };
 
-type Request = Omit<GuestActionInput, 'environment' | 'dryRun' | 'meta'>;
+/** A request body as the API passes it on (defaults filled in). */
+type Request = { vmid: number; name: string; action: string } & Record<string, unknown>;
 
 const cases: { vmid: number; request: Request; task: string; endpoint: string }[] = [
   { vmid: 1000, request: { vmid: 1000, name: 'vm1000', action: 'start', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmstart', endpoint: 'qemuStart' },
@@ -61,7 +62,7 @@ const cases: { vmid: number; request: Request; task: string; endpoint: string }[
   { vmid: 1005, request: { vmid: 1005, name: 'vm1005', action: 'rollback', snapshot: 'base', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmrollback', endpoint: 'qemuSnapshotRollback' },
   { vmid: 1006, request: { vmid: 1006, name: 'vm1006', action: 'migrate', target: 'pve2', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmigrate', endpoint: 'qemuMigrate' },
   { vmid: 1007, request: { vmid: 1007, name: 'vm1007', action: 'delete', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmdestroy', endpoint: 'qemuDestroy' },
-  { vmid: 1008, request: { vmid: 1008, name: 'vm1008', action: 'resize', cores: 4, disk: { key: 'scsi0', sizeGb: 32 } } as Request, task: 'qmresize', endpoint: 'qemuResize' },
+  { vmid: 1008, request: { vmid: 1008, name: 'vm1008', action: 'resize', cores: 4, disk: { key: 'scsi0', sizeGb: 32 } }, task: 'qmresize', endpoint: 'qemuResize' },
 ];
 
 let cluster: SuiteCluster;
@@ -96,7 +97,7 @@ async function dispatchTwice(vmid: number, name: string, step: PlanStep, workflo
   const count = () => Object.fromEntries(Object.entries(cluster.sim.counters.snapshot().tasks).filter(([k]) => k.endsWith(`:${vmid}`)));
   for (const [k, v] of Object.entries(count())) before.set(k, v);
 
-  const run = (attempt: number) =>
+  const run = (attempt: number): Promise<VmStepOutcome> =>
     inActivity(workflowId, attempt).run(activities.dispatchVmStep, { environment: cluster.environment, vmid, name, step });
   const first = await run(1);
   // The first attempt's task finishes, as it would while Temporal waits out the attempt's timeout.
@@ -132,8 +133,8 @@ describe('a step dispatched again after it took effect (a crash between PVE acti
     it(`${c.request.action} of VM ${c.vmid}`, async () => {
       const activities = createVmActivities(cluster.deps);
       const workflowId = `suite/dispatch/${c.vmid}`;
-      const input = { ...c.request, environment: cluster.environment, dryRun: false, meta: operationMeta() } as GuestActionInput;
-      const plan = await inActivity(workflowId, 1).run(activities.planVmAction, input);
+      const input = { ...c.request, environment: cluster.environment, dryRun: false, meta: operationMeta() } as unknown as GuestActionInput;
+      const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
       for (const step of plan.steps) {
         const repeat = await dispatchTwice(c.vmid, c.request.name, step, workflowId);
         table.push({ ...repeat, action: c.request.action, vmid: c.vmid });
