@@ -1,7 +1,8 @@
 /**
  * Clones. The new VM's config appears at once with `lock: clone`; the task holds the source's
- * lock file while it copies disks, so overlapping full clones of one template queue up and
- * the ones that wait longer than the timeout fail with PVE's lock-file message.
+ * lock file while it copies disks — shared when the source is stopped (a template), exclusive
+ * when it runs, as qemu-server does — so clones of a running VM queue up, and a clone that
+ * waits longer than the timeout fails with PVE's lock-file message.
  */
 import { randomUUID } from 'node:crypto';
 import type { Caller, Cluster } from '../cluster.js';
@@ -82,7 +83,11 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
     },
     run: async (ctx) => {
       const timeout = cluster.state.timing.clone_lock_timeout_seconds * 1000;
-      const release = await cluster.locks.acquire(source.lockFilePath, timeout);
+      // qemu-server: "exclusive lock if VM is running - else shared lock is enough".
+      const release =
+        source.status === 'running'
+          ? await cluster.locks.acquire(source.lockFilePath, timeout)
+          : await cluster.locks.acquireShared(source.lockFilePath, timeout);
       try {
         for (const d of disks) {
           const sid = req.storage ?? storageOf(d.volid);

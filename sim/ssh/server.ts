@@ -20,8 +20,14 @@ export interface SshKeyPair {
 }
 
 export function generateSshKeyPair(comment: string): SshKeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public };
+  // ssh2 occasionally (about 1 in 200) writes an ed25519 key its own parser rejects as
+  // "Malformed OpenSSH private key": keep only pairs that read back.
+  for (;;) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) {
+      return { privateKey: pair.private, publicKey: pair.public };
+    }
+  }
 }
 
 /** OpenSSH's `SHA256:...` fingerprint of a public key. */

@@ -341,6 +341,10 @@ export const validBodies: Record<string, Record<string, unknown>> = {
   'runbook-run': { environment: 'home', runbook: 'debian-vm', parameters: { cores: 2 } },
   'runbook-ingest': { environment: 'home', markdown: '# Debian VM\n' },
   'template-build': { environment: 'home', runbook: 'debian-template', parameters: { node: 'pve1' } },
+  'cluster-up': { environment: 'home', profile: 'lab' },
+  'cluster-down': { environment: 'home', cluster: 'lab' },
+  reconcile: { environment: 'home', manifests: 'manifests' },
+  'rolling-maintenance': { environment: 'home' },
 };
 
 /** Decoded path of an operation id, as links.self shows it. */

@@ -7,7 +7,7 @@
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
-import { operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
+import { fakeProxmox, operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
 
 const deleteRequest = { environment: 'home', vmid: 1001, name: 'web-1', action: 'delete' };
 const expectedId = 'vm-action/home/1001/delete/20251122T042713.579Z';
@@ -324,6 +324,7 @@ describe('inventory', () => {
   it('answers 502 when the Proxmox API fails, without credentials in the message', async () => {
     const api = testApi({
       proxmox: {
+        ...fakeProxmox(),
         inventory: async () => {
           throw new Error('connect ECONNREFUSED (sent PVEAPIToken=root@pam!x=0b5c2a9e-1111-2222-3333-444455556666)');
         },
@@ -358,6 +359,7 @@ describe('health', () => {
   it('is not ready when an environment has no usable node', async () => {
     const api = testApi({
       proxmox: {
+        ...fakeProxmox(),
         inventory: async () => ({ nodes: [], guests: [] }),
         ping: async (env) => (env === 'home' ? [{ node: 'pve1', status: 'unreachable' }] : [{ node: 'c1', status: 'ok' }]),
       },

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tokenHash } from '../../api/auth.js';
-import { operationPath, testApi, tokens, validBodies } from './api-fakes.js';
+import { fakeProxmox, operationPath, testApi, tokens, validBodies } from './api-fakes.js';
 
 const pveSecret = '7d1f3c2e-9a8b-4c5d-8e6f-0a1b2c3d4e5f';
 const strayToken = 'tok-not-configured-but-secret-8c1d';
@@ -14,6 +14,7 @@ describe('secrets', () => {
   it('never appear in responses, audit records or logs', async () => {
     const api = testApi({
       proxmox: {
+        ...fakeProxmox(),
         // A Proxmox failure whose message (wrongly) carries the credential.
         inventory: async () => {
           throw new Error(`401 for PVEAPIToken=root@pam!ci=${pveSecret}`);
