@@ -64,16 +64,8 @@ interface Temporal {
   bundle: string;
 }
 
-async function simulated(s: BenchScenario): Promise<SimulatedEnvironment> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startSimulatedEnvironment({ scenario: s.scenario, speed: SPEED });
-    } catch (err) {
-      // ssh2 mis-encodes about 1 in 200 generated ed25519 keys, and the simulator generates
-      // one per node; a fresh start draws new keys. (Reported to the simulator's owner.)
-      if (attempt >= 3 || !/Malformed OpenSSH/.test(String(err))) throw err;
-    }
-  }
+function simulated(s: BenchScenario): Promise<SimulatedEnvironment> {
+  return startSimulatedEnvironment({ scenario: s.scenario, speed: SPEED });
 }
 
 /** Where each guest ended up, and how many migration tasks failed. */
