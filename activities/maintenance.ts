@@ -31,6 +31,7 @@ import type { RollingMaintenanceInput } from '../lib/operations/catalog.js';
 import { defaultCostAssumptions, migrationMs, transferBytes, type MigrationMode } from '../lib/planning/estimate.js';
 import type { GuestMove } from '../lib/planning/evacuation.js';
 import type { PveClient } from '../lib/pve/client.js';
+import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { PveAuthError, PvePermissionError, PveTlsError, PveValidationError } from '../lib/pve/errors.js';
 import { runCommand, SshConnectError, type SshTarget } from '../lib/ssh/client.js';
 import type { AwayGuest, UpgradeOutcome } from '../workflows/maintenance-definitions.js';
@@ -38,6 +39,7 @@ import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
 import type { TaskMarker } from './migration.js';
+import { operationId, prepareRunbook } from './runbook.js';
 import { sshProblems, withSshFailures } from './node-ssh.js';
 import { read } from './transient.js';
 
@@ -46,6 +48,8 @@ export interface MaintenanceDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'ss
   pollMs?: number;
   /** Where upgrade logs go; `maintenance/` beside the audit log (data/) when absent. */
   logDir?: string;
+  /** Where runbooks live (see activities/runbook.ts). */
+  runbooksDir?: string;
 }
 
 export type RollingMaintenanceRequest = Omit<RollingMaintenanceInput, 'meta'>;
@@ -97,6 +101,18 @@ async function reading<T>(fn: () => Promise<T>): Promise<T> {
       message: err instanceof Error ? err.message : String(err),
       nonRetryable: isPermanent(err),
     });
+  }
+}
+
+/** Runs a per-node part of the plan, naming the node in its refusal. */
+async function forNode<T>(node: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ApplicationFailure && err.nonRetryable) {
+      throw ApplicationFailure.create({ type: err.type ?? 'PlanRefused', message: `runbook for ${node}: ${err.message}`, nonRetryable: true });
+    }
+    throw err;
   }
 }
 
@@ -246,6 +262,21 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
           fail('PlanRefused', `rolling maintenance refused: ${listed}`);
         }
 
+        let runbook: MaintenancePlan['runbook'];
+        if (input.runbook) {
+          const { name, parameters } = input.runbook;
+          const plans: Record<string, RunbookPlan> = {};
+          let sha256 = '';
+          for (const { node } of rollout.turns) {
+            const prepared = await forNode(node, () =>
+              prepareRunbook({ ...deps, ...(deps.runbooksDir ? { runbooksDir: deps.runbooksDir } : {}) }, { environment: input.environment, runbook: name, parameters: { ...parameters, node } }, operationId()),
+            );
+            plans[node] = prepared.details.plan;
+            sha256 = prepared.details.runbookSha256;
+          }
+          runbook = { name, sha256, plans };
+        }
+
         const versions: Record<string, string> = {};
         for (const node of rollout.clusterNodes) {
           const s = await read(() => client.nodes.status({ node }));
@@ -258,6 +289,7 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
           batches: rollout.batches,
           versions,
           approveEachNode: input.approveEachNode,
+          ...(runbook ? { runbook } : {}),
           pauseBetweenNodesMs: input.pauseBetweenNodesSeconds * 1000,
           settings: {
             upgrade: input.upgrade,

@@ -124,10 +124,7 @@ function recordProgress(op: OperationHandle, update: GuestProgress): void {
   const id = migrationStepId(update.vmid);
   const entry = op.status.steps.find((s) => s.id === id);
   if (entry && RANK[entry.state]! > RANK[update.state]!) return;
-  op.mark(id, update.state, update.detail);
-  const step = op.status.steps.find((s) => s.id === id)!;
-  if (update.state === 'running') step.startedAt = update.at;
-  else step.endedAt = update.at;
+  op.mark(id, update.state, update.detail, update.at);
 }
 
 function showDetails(op: OperationHandle, plan: EvacuationPlan): void {

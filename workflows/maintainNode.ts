@@ -29,6 +29,7 @@ import type { MaintenanceActivities } from '../activities/maintenance.js';
 import type { MigrationActivities, Verification } from '../activities/migration.js';
 import { runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
+import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import type { StepProgress } from './definitions.js';
 import { failureMessage } from './guest-step.js';
 import {
@@ -40,6 +41,8 @@ import {
   type UpgradeOutcome,
 } from './maintenance-definitions.js';
 import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './migrateGuests.js';
+import type { OperationHandle } from './operation.js';
+import { applyRunbookPlan } from './runRunbook.js';
 
 export interface MaintainNodeInput {
   environment: string;
@@ -51,6 +54,8 @@ export interface MaintainNodeInput {
   reportTo: string;
   /** The node's log file is <log dir>/<logKey>/<node>.log. */
   logKey: string;
+  /** A runbook planned for this node, run after the upgrade. */
+  runbook?: { name: string; plan: RunbookPlan };
 }
 
 /** Only reads: repeated freely. */
@@ -73,6 +78,9 @@ const waiting = proxyActivities<MaintenanceActivities>({
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
 });
+
+/** How often guest-by-guest migration progress is passed on to the rollout (step changes always are). */
+const PROGRESS_REPORT_INTERVAL_MS = 30_000;
 
 /** The operator's decision ended the node's run early. */
 class NodeStopped extends Error {
@@ -102,19 +110,26 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
   const moving = { phase: 'evacuate' as 'evacuate' | 'return', runs: 0, done: new Set<number>() };
   let deadline = Date.now() + settings.maxNodeMs;
   let decision: MaintenanceDecision | undefined;
+  let halts = 0;
   let haEnabled = false;
   let upgrade: UpgradeOutcome | undefined;
-  let rebootSent: { uptimeBefore: number; kernelBefore?: string; why: string } | undefined;
+  /** The boot seen before the reboot was sent: a node up on a shorter uptime has rebooted since. */
+  let rebooting: { uptimeBefore: number; kernelBefore?: string; why: string; sent: boolean } | undefined;
 
   const reporter = reportTo(input.reportTo);
-  const tell = () => {
+  let toldAt = 0;
+  const show = () => {
     report.away = [...away.values()].sort((a, b) => a.vmid - b.vmid);
     setCurrentDetails(describe(report));
+  };
+  const tell = () => {
+    show();
     reporter.send(report);
+    toldAt = Date.now();
   };
 
   setHandler(nodeDecisionSignal, (d) => {
-    if (report.state === 'halted' && decision === undefined && d.halt === report.halted?.at) decision = d;
+    if (report.state === 'halted' && decision === undefined && d.halt === report.halted?.id) decision = d;
   });
   setHandler(migrationProgressSignal, (updates) => {
     for (const u of updates) {
@@ -123,7 +138,9 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
       if (moving.phase === 'evacuate') report.moved++;
       else report.returned++;
     }
-    tell();
+    // Every report is a signal in the rollout's history: guest by guest only now and then.
+    if (Date.now() - toldAt >= PROGRESS_REPORT_INTERVAL_MS) tell();
+    else show();
   });
 
   const entry = (step: NodeStep): StepProgress => {
@@ -174,10 +191,10 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
   async function decide(name: NodeStep, error: string): Promise<MaintenanceDecision> {
     let d: MaintenanceDecision;
     if (!settings.stopOnFailure) {
-      d = { action: 'skip-node', by: 'policy', node, reason: `stopOnFailure is off; ${name} failed: ${error}`, at: now(), halt: now() };
+      d = { action: 'skip-node', by: 'policy', node, reason: `stopOnFailure is off; ${name} failed: ${error}`, at: now(), halt: ++halts };
     } else {
       report.state = 'halted';
-      report.halted = { step: name, error, at: now(), options: options(name) };
+      report.halted = { id: ++halts, step: name, error, at: now(), options: options(name) };
       tell();
       await condition(() => decision !== undefined);
       d = decision!;
@@ -190,7 +207,12 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
   }
 
   function options(name: NodeStep): Record<MaintenanceDecision['action'], string> {
-    const back = away.size > 0 ? `bring its ${away.size} guest(s) back to ${node} if it is up` : 'nothing to bring back';
+    const back =
+      away.size === 0
+        ? 'nothing to bring back'
+        : settings.returnGuests
+          ? `bring its ${away.size} guest(s) back to ${node} if it is up`
+          : `leave its ${away.size} guest(s) where they are (returnGuests is off)`;
     return {
       resume: `run ${name} on ${node} again and carry on`,
       'skip-node': `${back}, leave ${node} as it is, and go on with the next node`,
@@ -272,6 +294,39 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
     return upgrade;
   }
 
+  /** The runbook's saga (its cleanups run if a step fails), its steps recorded in the node's report. */
+  async function runRunbook(runbook: { name: string; plan: RunbookPlan }): Promise<void> {
+    report.runbook = { name: runbook.name, steps: [] };
+    const steps = report.runbook.steps;
+    const progress = (id: string): StepProgress => {
+      let e = steps.find((s) => s.id === id);
+      if (!e) steps.push((e = { id, state: 'pending' }));
+      return e;
+    };
+    const handle: OperationHandle = {
+      status: { phase: 'applying', requester: 'rolling-maintenance', environment, dryRun: false, steps, ignoredApprovals: [] },
+      async step(id, fn) {
+        Object.assign(progress(id), { state: 'running', startedAt: now() });
+        tell();
+        try {
+          const value = await fn();
+          Object.assign(progress(id), { state: 'succeeded', endedAt: now() });
+          return value;
+        } catch (err) {
+          Object.assign(progress(id), { state: 'failed', endedAt: now(), detail: failureMessage(err) });
+          throw err;
+        } finally {
+          tell();
+        }
+      },
+      mark(id, state, detail) {
+        Object.assign(progress(id), { state, ...(detail !== undefined ? { detail } : {}) });
+        tell();
+      },
+    };
+    await applyRunbookPlan(environment, runbook.plan, handle, { keepOnFailure: false });
+  }
+
   async function rebootIfRequired(): Promise<void> {
     const reasons =
       settings.reboot === 'always'
@@ -285,24 +340,27 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
   }
 
   async function reboot(why: string): Promise<void> {
-    if (!rebootSent) {
+    if (!rebooting) {
       const before = await reading.readNodeState({ environment, node });
-      rebootSent = { uptimeBefore: before.uptimeSeconds ?? 0, ...(before.kernel ? { kernelBefore: before.kernel } : {}), why };
-      await acting.rebootNode({ environment, node, uptimeBefore: rebootSent.uptimeBefore });
+      rebooting = { uptimeBefore: before.uptimeSeconds ?? 0, ...(before.kernel ? { kernelBefore: before.kernel } : {}), why, sent: false };
+    }
+    if (!rebooting.sent) {
+      await acting.rebootNode({ environment, node, uptimeBefore: rebooting.uptimeBefore });
+      rebooting.sent = true;
     }
     const back = await waiting.waitForNodeBack.executeWithOptions({ summary: `wait for ${node} to come back` }, [
       {
         environment,
         node,
-        uptimeBefore: rebootSent.uptimeBefore,
+        uptimeBefore: rebooting.uptimeBefore,
         ...(upgrade?.versionAfter ? { expectVersion: upgrade.versionAfter } : {}),
         until: Math.min(Date.now() + settings.bootTimeoutMs, deadline),
       },
     ]);
     report.reboot = {
       rebooted: true,
-      why: rebootSent.why,
-      ...(rebootSent.kernelBefore ? { kernelBefore: rebootSent.kernelBefore } : {}),
+      why: rebooting.why,
+      ...(rebooting.kernelBefore ? { kernelBefore: rebooting.kernelBefore } : {}),
       ...(back.kernel ? { kernelAfter: back.kernel } : {}),
       ...(back.version ? { versionAfter: back.version } : {}),
     };
@@ -345,23 +403,22 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
     report.returned = cameBack.length;
   }
 
-  /** After skip-node or abort-and-return: HA maintenance off and guests home, when the node is up to take them. */
+  /** After skip-node or abort-and-return: HA maintenance off and (unless told not to) guests home, if the node is up. */
   async function wrapUp(): Promise<void> {
-    if (away.size === 0 && !haEnabled) return;
+    const returning = settings.returnGuests && away.size > 0;
+    if (!returning && !haEnabled) return;
     deadline = Date.now() + settings.maxNodeMs;
-    const state = await reading.readNodeState({ environment, node }).catch(() => undefined);
-    if (!state?.reachable || !state.online) {
-      for (const g of away.values()) report.notReturned.push({ vmid: g.vmid, name: g.name, at: g.at, reason: `${node} is not up` });
-      return;
-    }
     try {
+      const state = await reading.readNodeState({ environment, node });
+      if (!state.reachable || !state.online) throw new Error(`${node} is not up`);
       if (haEnabled) await attempt('ha-maintenance-off', () => acting.setHaMaintenance({ environment, node, enabled: false }));
       haEnabled = false;
-      await attempt('return', bringBack);
+      if (returning) await attempt('return', bringBack);
     } catch (err) {
       if (isCancellation(err)) throw err;
-      report.warnings.push(`could not finish bringing guests back: ${failureMessage(err)}`);
-      for (const g of away.values()) report.notReturned.push({ vmid: g.vmid, name: g.name, at: g.at, reason: failureMessage(err) });
+      const why = failureMessage(err);
+      report.warnings.push(`could not finish the node: ${why}`);
+      if (returning) for (const g of away.values()) report.notReturned.push({ vmid: g.vmid, name: g.name, at: g.at, reason: why });
     }
   }
 
@@ -374,6 +431,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
       haEnabled = true;
     }
     if (settings.upgrade) await step('upgrade', runUpgrade);
+    if (input.runbook) await step('runbook', () => runRunbook(input.runbook!));
     if (settings.reboot !== 'never') {
       await step('reboot', rebootIfRequired);
       if (!report.reboot?.rebooted) Object.assign(entry('reboot'), { state: 'skipped', detail: 'no reboot required' });

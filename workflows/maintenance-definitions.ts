@@ -61,6 +61,8 @@ export type MaintenanceAction = 'resume' | 'skip-node' | 'abort-and-return';
 
 /** Why a node stopped, and what each decision would do about it. */
 export interface HaltReport {
+  /** Numbers the node's halts: a decision names the one it answers. */
+  id: number;
   step: NodeStep;
   error: string;
   at: string;
@@ -82,6 +84,8 @@ export interface NodeReport {
   /** Guests that could not come back, where they are, and why. */
   notReturned: { vmid: number; name: string; at: string; reason: string }[];
   upgrade?: UpgradeOutcome;
+  /** The runbook run on the node, step by step. */
+  runbook?: { name: string; steps: StepProgress[] };
   reboot?: RebootOutcome;
   halted?: HaltReport;
   decisions: MaintenanceDecision[];
@@ -121,8 +125,8 @@ export interface MaintenanceDecisionRequest {
 export interface MaintenanceDecision extends MaintenanceDecisionRequest {
   action: MaintenanceAction;
   at: string;
-  /** The halt it answers (its `at`): a decision never carries over to a later halt. */
-  halt: string;
+  /** The halt it answers: a decision never carries over to a later halt. */
+  halt: number;
 }
 
 export interface NodeApprovalRequest extends ApprovalRequest {

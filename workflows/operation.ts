@@ -66,8 +66,11 @@ export interface OperationHandle {
   readonly status: OperationStatus;
   /** Runs `fn` as step `id`, recording when it started and how it ended. */
   step<T>(id: string, fn: () => Promise<T>): Promise<T>;
-  /** Marks a step without running anything (skipped, or finished elsewhere). */
-  mark(id: string, state: StepProgress['state'], detail?: string): void;
+  /**
+   * Marks a step without running anything (skipped, or run elsewhere, e.g. by a child
+   * workflow); `at` is when it started (state `running`) or ended.
+   */
+  mark(id: string, state: StepProgress['state'], detail?: string, at?: string): void;
 }
 
 export async function runOperation<D, R>(
@@ -126,21 +129,19 @@ export async function runOperation<D, R>(
       return { outcome: 'dry-run', plan };
     }
 
+    // A plan without steps changes nothing, so there is nothing to approve: apply only reports.
+    let approval: ApprovalDecision | undefined;
     if (plan.steps.length === 0) {
-      // Nothing would change: there is nothing to approve.
-      status.phase = 'completed';
       setApprovalState('not-required');
-      await audit('completed', { steps: {}, note: 'the plan has no steps' });
-      return { outcome: 'completed', plan };
-    }
-
-    const approval = await awaitDecision(status, plan, meta);
-    status.approval = approval;
-    setApprovalState(approval.decision === 'approved' ? (approval.by === 'policy' ? 'auto-approved' : 'approved') : 'rejected');
-    await audit(approval.decision, { by: approval.by, planVersion: approval.planVersion, reason: approval.reason });
-    if (approval.decision === 'rejected') {
-      status.phase = 'rejected';
-      return { outcome: 'rejected', plan, approval };
+    } else {
+      approval = await awaitDecision(status, plan, meta);
+      status.approval = approval;
+      setApprovalState(approval.decision === 'approved' ? (approval.by === 'policy' ? 'auto-approved' : 'approved') : 'rejected');
+      await audit(approval.decision, { by: approval.by, planVersion: approval.planVersion, reason: approval.reason });
+      if (approval.decision === 'rejected') {
+        status.phase = 'rejected';
+        return { outcome: 'rejected', plan, approval };
+      }
     }
 
     status.phase = 'applying';
@@ -275,10 +276,11 @@ function handleFor(status: OperationStatus): OperationHandle {
         entry.endedAt = now();
       }
     },
-    mark(id, state, detail) {
+    mark(id, state, detail, at) {
       const entry = progress(id);
       entry.state = state;
       if (detail !== undefined) entry.detail = detail;
+      if (at !== undefined) entry[state === 'running' ? 'startedAt' : 'endedAt'] = at;
     },
   };
 }

@@ -93,7 +93,7 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     ignored: [],
   };
   const reportOf = (node: string) => progress.nodes.find((n) => n.node === node)!;
-  /** Halts already decided (`node@at`): a report sent before the decision arrived must not reopen them. */
+  /** Halts already decided (`node#id`): a report sent before the decision arrived must not reopen them. */
   const answered = new Set<string>();
   let pausing = false;
   let finished = false;
@@ -113,7 +113,7 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   };
 
   const accept = (incoming: NodeReport) => {
-    const r = incoming.halted && answered.has(`${incoming.node}@${incoming.halted.at}`) ? { ...incoming, state: 'running' as const, halted: undefined } : incoming;
+    const r = incoming.halted && answered.has(`${incoming.node}#${incoming.halted.id}`) ? { ...incoming, state: 'running' as const, halted: undefined } : incoming;
     progress.nodes[progress.nodes.findIndex((n) => n.node === r.node)] = r;
     for (const s of r.steps) {
       const id = nodeStepId(r.node, s.id as NodeStep);
@@ -150,9 +150,9 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
       ...(request.reason ? { reason: request.reason } : {}),
       action,
       at: now(),
-      halt: r.halted!.at,
+      halt: r.halted!.id,
     };
-    answered.add(`${r.node}@${decision.halt}`);
+    answered.add(`${r.node}#${decision.halt}`);
     Object.assign(r, { state: 'running', halted: undefined });
     refresh();
     await getExternalWorkflowHandle(childId(request.node)).signal(nodeDecisionSignal, decision);
@@ -261,6 +261,7 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
               settings: details.settings,
               reportTo: workflowId,
               logKey: `${workflowId}/${runId}`,
+              ...(details.runbook ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } } : {}),
             },
           ],
         }),

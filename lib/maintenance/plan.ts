@@ -20,6 +20,7 @@ import {
 } from '../planning/evacuation.js';
 import type { ClusterSnapshot } from '../planning/snapshot.js';
 import { formatDuration } from '../planning/units.js';
+import type { RunbookPlan } from '../runbooks/plan.js';
 
 /** How each node is emptied: an evacuation request without the node and the target filters. */
 export type DrainRequest = Omit<EvacuationRequest, 'node' | 'allowTargets' | 'denyTargets' | 'haMaintenance' | 'targetStorage'>;
@@ -178,9 +179,20 @@ export interface MaintenancePlan {
   settings: NodeSettings;
   approveEachNode: boolean;
   pauseBetweenNodesMs: number;
+  /** A runbook run on each node after its upgrade: planned per node now, applied at its turn. */
+  runbook?: { name: string; sha256: string; plans: Record<string, RunbookPlan> };
 }
 
-export type NodeStep = 'check' | 'evacuate' | 'ha-maintenance-on' | 'upgrade' | 'reboot' | 'ha-maintenance-off' | 'return' | 'verify';
+export type NodeStep =
+  | 'check'
+  | 'evacuate'
+  | 'ha-maintenance-on'
+  | 'upgrade'
+  | 'runbook'
+  | 'reboot'
+  | 'ha-maintenance-off'
+  | 'return'
+  | 'verify';
 
 /** The plan step (and progress entry) of one node's step; `approval` is the per-node gate. */
 export function nodeStepId(node: string, step: NodeStep | 'approval'): string {
@@ -238,6 +250,14 @@ function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
   if (settings.upgrade) {
     steps.push(step('upgrade', 'upgrade', `run the upgrade over SSH on ${node}, output to the operation's log`, { params: { command: settings.upgradeCommand }, estimatedMs: ASSUMED_UPGRADE_MS }));
   }
+  const runbook = plan.runbook?.plans[node];
+  if (plan.runbook && runbook) {
+    steps.push(
+      step('runbook', 'runbook', `run runbook ${plan.runbook.name} on ${node}: ${runbook.steps.map((s) => s.id).join(', ')} (cleaning up if a step fails)`, {
+        params: { runbook: plan.runbook.name, sha256: plan.runbook.sha256 },
+      }),
+    );
+  }
   if (settings.reboot !== 'never') {
     steps.push(
       step(
@@ -274,6 +294,7 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
       (settings.returnGuests ? ' and as many back' : ' (guests stay where they were moved)'),
   ];
   if (settings.upgrade) reasons.push(`runs \`${settings.upgradeCommand}\` over SSH on every node`);
+  if (plan.runbook) reasons.push(`runs runbook ${plan.runbook.name} on every node after its upgrade`);
   if (settings.reboot !== 'never') reasons.push(settings.reboot === 'always' ? 'reboots every node' : 'reboots a node whose upgrade requires it');
   const restarts = moves.filter((m) => m.mode === 'restart');
   if (restarts.length > 0) reasons.push(`restart-migrates ${restarts.length} container(s), each down while it moves (twice, when it returns)`);

@@ -421,8 +421,15 @@ export const rollingMaintenanceOperation = defineOperation({
       keepOrder: z.boolean().default(false),
       upgrade: z.boolean().default(true),
       /** Runs as the configured SSH user on each node; its output goes to the operation's log. */
-      upgradeCommand: z.string().min(1).max(2000).regex(/^[^\r\n]*$/, 'must be one line').default(DEFAULT_UPGRADE_COMMAND),
+      upgradeCommand: z
+        .string()
+        .min(1)
+        .max(2000)
+        .refine((c) => !/[\r\n]/.test(c), 'must be one line')
+        .default(DEFAULT_UPGRADE_COMMAND),
       reboot: z.enum(['if-required', 'always', 'never']).default('if-required'),
+      /** A runbook (with a `node` parameter) run on each node after its upgrade, planned per node up front. */
+      runbook: z.strictObject({ name: runbookName, parameters: runbookParameters }).optional(),
       /** Migrate each node's guests back once it is done; otherwise they stay where they were moved. */
       returnGuests: z.boolean().default(true),
       /** Put each node into HA maintenance (ha-manager over SSH) while it is down. */

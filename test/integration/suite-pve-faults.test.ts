@@ -136,8 +136,9 @@ function snapshotCounters(): Record<string, number> {
 describe('PVE answering 5xx and resetting connections at random', () => {
   it('repeats reads until they succeed, sends each change once, and names what failed', async () => {
     const before = snapshotCounters();
-    const errorRate = 0.1;
-    const resetRate = 0.02;
+    // PM_SUITE_ERROR_RATE / PM_SUITE_RESET_RATE: the share of calls answered 500 / reset.
+    const errorRate = Number(process.env.PM_SUITE_ERROR_RATE ?? 0.1);
+    const resetRate = Number(process.env.PM_SUITE_RESET_RATE ?? 0.02);
     cluster.sim.faults.setApi({ errorRate, resetRate, errorStatus: 500 });
     const callsBefore = Object.entries(counters().snapshot().calls).filter(([k]) => !k.includes(':')).reduce((n, [, v]) => n + v, 0);
     let runs: Run[];
@@ -172,8 +173,9 @@ describe('PVE answering 5xx and resetting connections at random', () => {
         // Which activities ran out of attempts: their retry policies bound how many faults in a row an operation survives.
         (outOfRetries.length ? `; out of retries in ${outOfRetries.map((r) => r.failure.activity?.type).join(', ')}` : ''),
     });
+    // At the default rates most operations get through; higher rates are for exploring.
+    if (errorRate <= 0.1 && resetRate <= 0.02) expect(completed).toBeGreaterThan(runs.length / 2);
     record({ section: 'faults', name: 'PVE 5xx/resets: duplicate writes', value: duplicates, unit: 'duplicates' });
-    expect(completed).toBeGreaterThan(runs.length / 2);
   });
 });
 

@@ -54,12 +54,13 @@ export async function waitForStatus(
     try {
       last = await handle.query(statusQuery);
       if (done(last)) return last;
+      if (['completed', 'rejected', 'failed', 'cancelled'].includes(last.phase)) break;
     } catch {
       // no worker yet, or the first workflow task has not run
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${handle.workflowId}: expected state not reached in ${timeoutMs} ms (last phase: ${last?.phase ?? 'none'})`);
+  throw new Error(`${handle.workflowId}: expected state not reached (last phase: ${last?.phase ?? 'none'}${last?.error ? `: ${last.error}` : ''})`);
 }
 
 /** Waits for the plan and approves it as a second person. */

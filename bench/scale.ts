@@ -1,0 +1,147 @@
+/**
+ * Scale benchmark: `npm run bench:scale`.
+ *
+ * A simulated cluster of 64 nodes and 5,000 guests (generated, seed 11), the API and the worker
+ * as their own processes on a Temporal dev server, then through the API:
+ *
+ *   1. inventory — the API's read (GET /v1/inventory) and the inventory operation (a workflow);
+ *   2. planning — a dry-run evacuation of the node holding the most guests;
+ *   3. the evacuation itself — started by one person, approved by another, run to the end.
+ *
+ * Reports wall times (and simulated time for the evacuation), how many guests moved, and whether
+ * any migration ran twice. Numbers, never assertions.
+ *
+ *   npm run bench:scale -- [--nodes 64] [--vms 5000] [--speed 200] [--json out.json]
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { generateScenario } from '../sim/index.js';
+import { percentile, startStack, table } from '../test/support/suite/stack.js';
+
+const { values: args } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '64' },
+    vms: { type: 'string', default: '5000' },
+    speed: { type: 'string', default: '200' },
+    json: { type: 'string' },
+  },
+});
+const NODES = Number(args.nodes);
+const VMS = Number(args.vms);
+const SPEED = Number(args.speed);
+
+interface Step {
+  step: string;
+  wallS: number;
+  detail: string;
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const scenario = generateScenario({ nodes: NODES, vms: VMS, seed: 11 });
+  const generatedMs = Date.now() - began;
+  const perNode = new Map<string, number>();
+  for (const g of scenario.guests ?? []) perNode.set(g.node, (perNode.get(g.node) ?? 0) + 1);
+  const [source, guestsOnSource] = [...perNode].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]!;
+
+  const stack = await startStack({
+    scenario,
+    speed: SPEED,
+    api: true,
+    actors: [
+      { actor: 'operator', roles: ['operator'] },
+      { actor: 'approver', roles: ['approver'] },
+    ],
+  });
+  const steps: Step[] = [];
+  try {
+    const { api, cluster, client } = stack;
+    const call = async (method: string, path: string, actor: string, body?: unknown) => {
+      const response = await fetch(`${api!.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${cluster.apiTokens[actor]}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      const json = (await response.json()) as Record<string, unknown>;
+      if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+      return json;
+    };
+    const timed = async <T>(step: string, fn: () => Promise<T>, detail: (value: T) => string): Promise<T> => {
+      const t = performance.now();
+      const value = await fn();
+      steps.push({ step, wallS: Number(((performance.now() - t) / 1000).toFixed(2)), detail: detail(value) });
+      console.log(`  ${step}: ${steps.at(-1)!.wallS} s`);
+      return value;
+    };
+    console.log(`scale: ${NODES} nodes, ${VMS} guests (generated in ${generatedMs} ms); largest node ${source} with ${guestsOnSource} guests`);
+
+    // 1. Inventory: the API's own read, five times, and the workflow.
+    const reads: number[] = [];
+    let guests = 0;
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      const inventory = (await call('GET', '/v1/inventory?environment=home', 'operator')) as { guests?: unknown[] };
+      reads.push(performance.now() - t);
+      guests = inventory.guests?.length ?? guests;
+    }
+    steps.push({ step: 'GET /v1/inventory (median of 5)', wallS: Number((percentile(reads, 50) / 1000).toFixed(2)), detail: `${guests} guests listed` });
+    await timed(
+      'inventory operation (workflow)',
+      async () => {
+        const started = (await call('POST', '/v1/operations/inventory', 'operator', { environment: 'home' })) as { id: string };
+        return (await client.workflow.getHandle(started.id).result()) as { totals: Record<string, number> };
+      },
+      (summary) => Object.entries(summary.totals).map(([k, v]) => `${v} ${k}`).join(', '),
+    );
+
+    // 2. Planning: a dry run answers with the plan.
+    const request = { environment: 'home', node: source, maxParallel: 8, maxParallelPerTarget: 2, onFailure: 'continue' };
+    await timed(
+      `plan evacuation of ${source} (dry run)`,
+      async () => (await call('POST', '/v1/operations/evacuation', 'operator', { ...request, dryRun: true })) as { result: { plan: { details: { moves: unknown[]; leftBehind: unknown[] }; estimatedDurationMs: number } } },
+      (r) => `${r.result.plan.details.moves.length} moves, ${r.result.plan.details.leftBehind.length} left behind, estimated ${Math.round(r.result.plan.estimatedDurationMs / 1000)} s`,
+    );
+
+    // 3. The evacuation: requested by one person, approved by another, run to the end.
+    const simStart = cluster.sim.clock.now();
+    const evacuation = await timed(
+      `evacuate ${source} (approve + run)`,
+      async () => {
+        const started = (await call('POST', '/v1/operations/evacuation', 'operator', request)) as { id: string; links: { self: string } };
+        for (;;) {
+          const detail = (await call('GET', started.links.self, 'approver')) as { status?: { phase: string } };
+          if (detail.status?.phase === 'awaiting-approval') break;
+          if (detail.status?.phase === 'failed') throw new Error(`planning failed: ${JSON.stringify(detail.status)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await call('POST', `${started.links.self}/approve`, 'approver', { planVersion: 1 });
+        return (await client.workflow.getHandle(started.id).result()) as {
+          result: { outcome: string; guests: { vmid: number; state: string }[] };
+        };
+      },
+      (r) => {
+        const moved = r.result.guests.filter((g) => g.state === 'migrated').length;
+        const duplicates = r.result.guests.filter((g) => cluster.sim.counters.tasks('qmigrate', g.vmid) > 1).length;
+        const simulatedS = Math.round((cluster.sim.clock.now() - simStart) / 1000);
+        return `${r.result.outcome}: ${moved} migrated, ${r.result.guests.length - moved} not; ${simulatedS} s simulated; ${duplicates} migrated twice`;
+      },
+    );
+    void evacuation;
+
+    console.log(`\n${table([['step', 'wall s', 'result'], ...steps.map((s) => [s.step, s.wallS, s.detail])])}\n`);
+    console.log(`startup: ${Object.entries(stack.startup).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+    if (args.json) {
+      await writeFile(args.json, JSON.stringify({ nodes: NODES, vms: VMS, speed: SPEED, source, guestsOnSource, steps, startupMs: { generate: generatedMs, ...stack.startup } }, null, 2));
+    }
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench:scale: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

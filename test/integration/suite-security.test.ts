@@ -1,0 +1,267 @@
+/**
+ * Letting no one in, end to end (real Temporal, real worker activities, the simulator):
+ *
+ *   - TLS: a node presenting a certificate other than the pinned one, or not signed by the
+ *     configured CA, is refused before any request is written; the operation fails at once,
+ *     not retried, saying why.
+ *   - Approvals sent straight to Temporal, past the API: self-approval, a stale plan version,
+ *     a replay after the decision, a decision on an ended operation change nothing. What the
+ *     workflow cannot do is tell who sent a signal: a well-formed approval in someone else's
+ *     name is accepted. The API is the authority (it sets `by` from the bearer token); access
+ *     to the Temporal frontend must be restricted like access to the cluster itself. The audit
+ *     log shows such an approval: it has no matching `api.operation.approve` record.
+ *   - Random input over HTTP against the API on the real Temporal server.
+ *   - Secrets: every workflow history in the test namespace — this file's and, as far as they
+ *     have run, every other test file's — searched for every credential the suite knows.
+ */
+import type { AddressInfo } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createActivities } from '../../activities/index.js';
+import { createApp } from '../../api/app.js';
+import { createReadOnlyProxmox } from '../../api/proxmox.js';
+import { createAuditLog } from '../../lib/audit/log.js';
+import type { AppConfig } from '../../lib/config/schema.js';
+import { loadScenarioFile } from '../../sim/scenario.js';
+import { generateApiCertificate } from '../../sim/tls.js';
+import { buildWorkerDeps } from '../../worker/deps.js';
+import { approveSignal, approveUpdate, rejectSignal, statusQuery } from '../../workflows/definitions.js';
+import { startSuiteCluster, type Secret, type SuiteCluster } from '../support/suite/cluster.js';
+import { createFuzzer, problemsWith, type OpenApiDocument } from '../support/suite/fuzz.js';
+import { outcomeOf, startOperation, waitForStatus, type Target } from '../support/suite/operations.js';
+import { random, record, suiteSeed } from '../support/suite/report.js';
+import { fleet } from '../support/suite/scenarios.js';
+import { combine, scanFiles, scanHistories, scanTexts } from '../support/suite/secrets.js';
+import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
+import { homelabScenario } from '../support/simulated-env.js';
+import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
+
+const scenario = fleet({ nodes: 2, perNode: 6 });
+let cluster: SuiteCluster;
+let target: Target;
+const workers: InProcessWorker[] = [];
+const servers: ServerType[] = [];
+const responses: Record<string, string> = {};
+
+beforeAll(async () => {
+  const taskQueue = uniqueTaskQueue('suite-security');
+  cluster = await startSuiteCluster({
+    scenario,
+    speed: 50,
+    actors: [
+      { actor: 'alice', roles: ['operator'] },
+      { actor: 'bob', roles: ['approver'] },
+      { actor: 'root', roles: ['admin'] },
+    ],
+    temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue },
+  });
+  workers.push(await startInProcessWorker({ taskQueue, activities: createActivities(cluster.deps) }));
+  target = { client: await testConnection(), taskQueue };
+});
+
+afterAll(async () => {
+  for (const server of servers) await new Promise((r) => server.close(r));
+  for (const worker of workers) await worker.shutdown();
+  await cluster?.stop();
+});
+
+/** A worker for the same cluster, configured differently (its own task queue). */
+async function workerWith(config: AppConfig): Promise<Target> {
+  const taskQueue = uniqueTaskQueue('suite-security-tls');
+  workers.push(await startInProcessWorker({ taskQueue, activities: createActivities(buildWorkerDeps(config)) }));
+  return { client: target.client, taskQueue };
+}
+
+function withTls(tls: AppConfig['environments'][string]['tls']): AppConfig {
+  const config = structuredClone(cluster.config);
+  config.environments[cluster.environment]!.tls = tls;
+  return config;
+}
+
+const totalCalls = () => Object.entries(cluster.sim.counters.snapshot().calls).filter(([k]) => !k.includes(':')).reduce((n, [, v]) => n + v, 0);
+
+describe('TLS to Proxmox', () => {
+  it('refuses a node whose certificate is not the pinned one: the inventory fails at once, nothing sent', async () => {
+    const pinned = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
+    const before = totalCalls();
+    const outcome = await outcomeOf(await startOperation(await workerWith(withTls({ fingerprint: pinned, insecure: false })), 'inventory', {}));
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      type: 'PveTlsError',
+      message: expect.stringMatching(
+        new RegExp(`^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.tlsFingerprint} does not match the pinned ${pinned}$`),
+      ),
+      activity: { type: 'summarizeInventory', retryState: 'NON_RETRYABLE_FAILURE' },
+    });
+    expect(totalCalls()).toBe(before);
+    record({ section: 'security', name: 'TLS wrong fingerprint', value: 'refused, not retried, 0 requests sent', note: 'inventory operation fails with PveTlsError naming both fingerprints' });
+  });
+
+  it('refuses a node whose certificate the configured CA did not sign', async () => {
+    const stranger = await generateApiCertificate('stranger', ['127.0.0.1']);
+    const caFile = join(cluster.dir, 'stranger-ca.pem');
+    await writeFile(caFile, stranger.cert);
+    const before = totalCalls();
+    const outcome = await outcomeOf(await startOperation(await workerWith(withTls({ ca_file: caFile, insecure: false })), 'inventory', {}));
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      type: 'PveTlsError',
+      message: expect.stringMatching(/^refusing pve1 \(127\.0\.0\.1\) for GET \/cluster\/resources: (SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|ERR_TLS_CERT)/),
+      activity: { type: 'summarizeInventory', retryState: 'NON_RETRYABLE_FAILURE' },
+    });
+    expect(totalCalls()).toBe(before);
+    record({ section: 'security', name: 'TLS unknown CA', value: 'refused, not retried, 0 requests sent', note: 'inventory operation fails with PveTlsError' });
+  });
+});
+
+describe('approvals sent straight to Temporal', () => {
+  // Stopped guests, so a delete is one destroy step.
+  const vm = (n: number) => ({ vmid: [1003, 1004, 1005, 1103][n]!, name: `vm${[1003, 1004, 1005, 1103][n]!}` });
+  const deleteVm = (n: number, meta = {}) => startOperation(target, 'vm-action', { ...vm(n), action: 'delete' }, meta);
+  const exists = (n: number) => cluster.sim.state.guests.has(vm(n).vmid);
+  const ignored = async (handle: WorkflowHandle) => (await handle.query(statusQuery)).ignoredApprovals.map((a) => a.why);
+  const outcomes: string[] = [];
+
+  afterAll(() => {
+    record({ section: 'security', name: 'forged, replayed and late approval signals', value: 'change nothing', note: outcomes.join('; ') });
+    record({
+      section: 'security',
+      name: 'approval signal in another name, past the API',
+      value: 'accepted (documented limit)',
+      note: 'the workflow cannot authenticate a signal; the API sets `by` from the token; the audit log shows it without an api.operation.approve record',
+    });
+  });
+
+  it('ignore self-approval, a stale plan version and a rejection without a reason, and say why', async () => {
+    const handle = await deleteVm(0);
+    await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
+    await handle.signal(approveSignal, { by: 'alice', planVersion: 1 });
+    await handle.signal(approveSignal, { by: 'bob', planVersion: 2 });
+    await handle.signal(rejectSignal, { by: 'bob', planVersion: 1 });
+    await expect.poll(() => ignored(handle)).toHaveLength(3);
+    expect(await ignored(handle)).toEqual([
+      'a high-risk operation cannot be approved by the actor who requested it',
+      'names plan version 2, but the plan awaiting a decision is version 1',
+      'a rejection needs a reason',
+    ]);
+    expect((await handle.query(statusQuery)).phase).toBe('awaiting-approval');
+    expect(exists(0)).toBe(true);
+    await handle.terminate('security test: done');
+    outcomes.push('self-approval, stale version, reason-less rejection: ignored with the reason');
+  });
+
+  it('ignore a replayed decision and a contrary one after the plan was decided', async () => {
+    const handle = await deleteVm(1);
+    await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    const replays = await Promise.allSettled([
+      handle.signal(approveSignal, { by: 'bob', planVersion: 1 }),
+      handle.signal(rejectSignal, { by: 'carol', planVersion: 1, reason: 'too late' }),
+    ]);
+    const outcome = await outcomeOf(handle);
+    expect(outcome).toMatchObject({ state: 'completed', value: { outcome: 'completed', approval: { by: 'bob', decision: 'approved' } } });
+    // Delivered before the workflow closed: recorded as ignored. After: refused by Temporal.
+    for (const r of replays) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(WorkflowNotFoundError);
+    expect(cluster.sim.counters.tasks('qmdestroy', vm(1).vmid)).toBe(1);
+    outcomes.push(`replayed approve and contrary reject after approval: ${replays.filter((r) => r.status === 'fulfilled').length} delivered and ignored`);
+  });
+
+  it('refuse any decision on an operation that has ended (approval timed out): nothing is deleted', async () => {
+    const handle = await deleteVm(2, { approvalTimeoutMs: 500 });
+    expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { outcome: 'rejected', approval: { by: 'system' } } });
+    await expect(handle.signal(approveSignal, { by: 'bob', planVersion: 1 })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect(exists(2)).toBe(true);
+    outcomes.push('late approval after the timeout: refused by Temporal, VM kept');
+  });
+
+  it('accept a well-formed approval in another name (the documented limit), which the audit log exposes', async () => {
+    const handle = await deleteVm(3);
+    await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
+    await handle.signal(approveSignal, { by: 'mallory', planVersion: 1 });
+    expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { approval: { by: 'mallory' } } });
+    expect(exists(3)).toBe(false);
+
+    const records = await cluster.deps.audit.read({ operationId: handle.workflowId });
+    const approvals = records.filter((r) => r.action === 'operation.approved');
+    const viaApi = records.filter((r) => r.action === 'api.operation.approve');
+    expect(approvals.map((r) => r.actor)).toEqual(['mallory']);
+    expect(viaApi).toEqual([]);
+  });
+});
+
+describe('random input over HTTP, on the real Temporal server', () => {
+  it('answers every request without a 5xx, and keeps serving', { timeout: 120_000 }, async () => {
+    const seed = suiteSeed() + 1;
+    const fuzzQueue = uniqueTaskQueue('suite-fuzz');
+    const app = createApp({
+      config: cluster.config,
+      temporal: { client: target.client, taskQueue: fuzzQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+      audit: createAuditLog(cluster.config.audit.path),
+      proxmox: createReadOnlyProxmox(cluster.config),
+      // No worker polls the fuzz queue: answers that wait for one give up quickly.
+      timeouts: { updateMs: 200, queryMs: 200, dryRunMs: 200, readinessMs: 500 },
+      log: (line) => (responses[`log ${Object.keys(responses).length}`] = line),
+    });
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+    });
+    servers.push(server);
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const document = (await (await fetch(`${base}/openapi.json`)).json()) as OpenApiDocument;
+    const request = createFuzzer(random(seed), document, Object.values(cluster.apiTokens));
+
+    const count = 400;
+    const failures: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const r = request();
+      try {
+        const response = await fetch(`${base}${r.path}`, { method: r.method, headers: r.headers, ...(r.body !== undefined ? { body: r.body } : {}) });
+        const text = await response.text();
+        responses[`#${i}`] = text;
+        const problems = problemsWith(r.method, response.status, response.headers.get('content-type'), text);
+        if (problems.length) failures.push(`#${i} ${r.method} ${r.path.slice(0, 100)} -> ${problems.join(', ')}: ${text.slice(0, 200)}`);
+      } catch (err) {
+        failures.push(`#${i} ${r.method} ${r.path.slice(0, 100)}: ${(err as Error).message}`);
+      }
+    }
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    // Whatever the fuzzer managed to start waits for a worker that never comes: end it.
+    for await (const info of target.client.workflow.list({ query: `TaskQueue = '${fuzzQueue}' AND ExecutionStatus = 'Running'` })) {
+      await target.client.workflow.getHandle(info.workflowId).terminate('fuzz run over');
+    }
+    record({ section: 'security', name: 'API fuzz (HTTP, real Temporal)', value: failures.length, unit: `failures in ${count} requests`, note: `seed ${seed}` });
+    expect(failures).toEqual([]);
+  });
+});
+
+describe('secrets', () => {
+  it('appear in no workflow history of the namespace, no response and no log', { timeout: 180_000 }, async () => {
+    const homelab = await loadScenarioFile(homelabScenario);
+    const known: Secret[] = [
+      ...cluster.secrets,
+      // Credentials of the fixtures other test files run with.
+      ...(homelab.tokens ?? []).map((t) => ({ label: `homelab token ${t.id}`, value: t.secret })),
+      ...(scenario.tokens ?? []).map((t) => ({ label: `fleet token ${t.id}`, value: t.secret })),
+      { label: 'bench automation token', value: 'bench-0123456789abcdef' },
+      { label: 'API test PVE token', value: 'sim-secret-for-api-tests' },
+      { label: 'dispatch test PVE token', value: 'suite-dispatch-secret-0123' },
+      // Shapes that are credentials whatever their value.
+      { label: 'a PVE token header', value: 'PVEAPIToken=' },
+      { label: 'an OpenSSH private key', value: 'BEGIN OPENSSH PRIVATE KEY' },
+      { label: 'a PEM private key', value: 'PRIVATE KEY-----' },
+    ];
+    const histories = await scanHistories(target.client, '', known);
+    const scan = combine(histories, scanTexts(responses, known), await scanFiles(cluster.logFiles, known));
+    record({
+      section: 'secrets',
+      name: 'whole test namespace: histories, API answers, logs',
+      value: scan.leaks.length,
+      unit: 'hits',
+      note: `${histories.workflows} workflow histories (${histories.events} events, ${(histories.bytes / 1e6).toFixed(1)} MB) searched for ${known.length} secrets and key shapes; ${Object.keys(responses).length} API answers`,
+    });
+    expect(scan.leaks).toEqual([]);
+  });
+});
