@@ -148,9 +148,8 @@ function table(runs: Run[]): string {
     ),
     '',
     `One full clone of the template takes ${fmt(oneClone)} s on the simulator, and a clone's boot and DHCP lease another ` +
-      `${fmt(boot)} s. On PVE, whose clones of a stopped template share its lock, the VM phase of the parallel run would approach ` +
-      `${fmt(oneClone + boot)} s (one clone); on the simulator, which holds the template's lock for the whole copy, it cannot go below ` +
-      `${fmt(6 * oneClone + boot)} s (six clones in a row, see "Clones in parallel").`,
+      `${fmt(boot)} s, so one VM alone needs ${fmt(oneClone + boot)} s: clones of a stopped template share its lock (as on PVE), ` +
+      `and the parallel VM phase approaches that one-VM time instead of six clones in a row (${fmt(6 * oneClone + boot)} s).`,
   ].join('\n');
 }
 

@@ -22,7 +22,7 @@ import { loadScenarioFile } from '../../sim/scenario.js';
 import type { OperationStatus } from '../../workflows/definitions.js';
 import { maintenanceDecisions, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
 import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
-import { startTestWorker, testConnection, type TestWorker } from '../support/temporal.js';
+import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const tokens = { otto: 'it-maint-otto-7c1d', anna: 'it-maint-anna-2b9e' };
 
@@ -81,9 +81,18 @@ async function startApi(env: SimulatedEnvironment, worker: TestWorker) {
       headers: { authorization: `Bearer ${tokens[actor]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     return { status: response.status, body: (await response.json()) as any };
   };
+}
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Where every guest is, by vmid. */
@@ -118,19 +127,14 @@ describe('rolling maintenance on the simulator', () => {
     const second = await api('POST', '/v1/operations/rolling-maintenance', 'otto', { environment: env.environment, nodes: ['pve01'] });
     expect(second.status).toBe(409);
 
-    let op;
-    do op = (await api('GET', self, 'otto')).body;
-    while (op.status?.phase !== 'awaiting-approval');
-    const planVersion: number = op.status.plan.version;
+    let op = await until(() => api('GET', self, 'otto'), (r) => r.body.status?.phase === 'awaiting-approval');
+    const planVersion: number = op.body.status.plan.version;
     expect((await api('POST', `${self}/approve`, 'otto', { planVersion })).status).toBe(403);
     expect((await api('POST', `${self}/approve`, 'anna', { planVersion })).status).toBe(200);
 
-    do {
-      await new Promise((r) => setTimeout(r, 200));
-      op = (await api('GET', self, 'otto')).body;
-    } while (op.state === 'running');
-    expect(op.state).toBe('completed');
-    const result = op.result.result as MaintenanceResult;
+    op = await until(() => api('GET', self, 'otto'), (r) => r.body.state !== 'running');
+    expect(op.body.state).toBe('completed');
+    const result = op.body.result.result as MaintenanceResult;
     expect(result.outcome).toBe('completed');
     expect(result.nodes.map((n) => [n.node, n.state])).toEqual([
       ['pve03', 'maintained'],
@@ -138,7 +142,7 @@ describe('rolling maintenance on the simulator', () => {
       ['pve02', 'maintained'],
     ]);
     // Every plan step of every node ran, except nothing was skipped.
-    expect((op.status as OperationStatus).steps.filter((s) => s.state !== 'succeeded')).toEqual([]);
+    expect((op.body.status as OperationStatus).steps.filter((s) => s.state !== 'succeeded')).toEqual([]);
 
     for (const name of ['pve01', 'pve02', 'pve03']) {
       const node = sim.state.node(name);

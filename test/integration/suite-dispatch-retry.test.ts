@@ -10,8 +10,7 @@
  * points; this pins the one window a random kill rarely hits.)
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createVmActivities, type VmStepOutcome } from '../../activities/vm.js';
-import type { GuestActionInput } from '../../activities/vm.js';
+import { createVmActivities, type GuestActionInput, type VmStepOutcome } from '../../activities/vm.js';
 import { waitForTask } from '../../lib/pve/tasks.js';
 import type { Scenario } from '../../sim/scenario.js';
 import type { PlanStep } from '../../workflows/definitions.js';
@@ -53,16 +52,16 @@ const scenario: Scenario = {
 /** A request body as the API passes it on (defaults filled in). */
 type Request = { vmid: number; name: string; action: string } & Record<string, unknown>;
 
-const cases: { vmid: number; request: Request; task: string; endpoint: string }[] = [
-  { vmid: 1000, request: { vmid: 1000, name: 'vm1000', action: 'start', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmstart', endpoint: 'qemuStart' },
-  { vmid: 1001, request: { vmid: 1001, name: 'vm1001', action: 'stop', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmstop', endpoint: 'qemuStop' },
-  { vmid: 1002, request: { vmid: 1002, name: 'vm1002', action: 'shutdown', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmshutdown', endpoint: 'qemuShutdown' },
-  { vmid: 1003, request: { vmid: 1003, name: 'vm1003', action: 'reboot', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmreboot', endpoint: 'qemuReboot' },
-  { vmid: 1004, request: { vmid: 1004, name: 'vm1004', action: 'snapshot', snapshot: 'suite', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmsnapshot', endpoint: 'qemuSnapshotCreate' },
-  { vmid: 1005, request: { vmid: 1005, name: 'vm1005', action: 'rollback', snapshot: 'base', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmrollback', endpoint: 'qemuSnapshotRollback' },
-  { vmid: 1006, request: { vmid: 1006, name: 'vm1006', action: 'migrate', target: 'pve2', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmigrate', endpoint: 'qemuMigrate' },
-  { vmid: 1007, request: { vmid: 1007, name: 'vm1007', action: 'delete', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false }, task: 'qmdestroy', endpoint: 'qemuDestroy' },
-  { vmid: 1008, request: { vmid: 1008, name: 'vm1008', action: 'resize', cores: 4, disk: { key: 'scsi0', sizeGb: 32 } }, task: 'qmresize', endpoint: 'qemuResize' },
+const cases: Request[] = [
+  { vmid: 1000, name: 'vm1000', action: 'start', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1001, name: 'vm1001', action: 'stop', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1002, name: 'vm1002', action: 'shutdown', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1003, name: 'vm1003', action: 'reboot', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1004, name: 'vm1004', action: 'snapshot', snapshot: 'suite', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1005, name: 'vm1005', action: 'rollback', snapshot: 'base', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1006, name: 'vm1006', action: 'migrate', target: 'pve2', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1007, name: 'vm1007', action: 'delete', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1008, name: 'vm1008', action: 'resize', cores: 4, disk: { key: 'scsi0', sizeGb: 32 } },
 ];
 
 let cluster: SuiteCluster;
@@ -129,15 +128,15 @@ const KNOWN_REFUSES_ALTHOUGH_DONE = ['delete/destroy'];
 describe('a step dispatched again after it took effect (a crash between PVE acting and Temporal recording it)', () => {
   const table: (Repeat & { action: string; vmid: number })[] = [];
 
-  for (const c of cases) {
-    it(`${c.request.action} of VM ${c.vmid}`, async () => {
+  for (const request of cases) {
+    it(`${request.action} of VM ${request.vmid}`, async () => {
       const activities = createVmActivities(cluster.deps);
-      const workflowId = `suite/dispatch/${c.vmid}`;
-      const input = { ...c.request, environment: cluster.environment, dryRun: false, meta: operationMeta() } as unknown as GuestActionInput;
+      const workflowId = `suite/dispatch/${request.vmid}`;
+      const input = { ...request, environment: cluster.environment, dryRun: false, meta: operationMeta() } as unknown as GuestActionInput;
       const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
       for (const step of plan.steps) {
-        const repeat = await dispatchTwice(c.vmid, c.request.name, step, workflowId);
-        table.push({ ...repeat, action: c.request.action, vmid: c.vmid });
+        const repeat = await dispatchTwice(request.vmid, request.name, step, workflowId);
+        table.push({ ...repeat, action: request.action, vmid: request.vmid });
         // The first attempt did the work; a second one that recognises it starts no task.
         expect(repeat.first).not.toBe('already-done');
         if (!repeat.second.startsWith('dispatched again')) expect([step.action, repeat.tasks]).toEqual([step.action, repeat.first === 'dispatched' ? 1 : 0]);

@@ -150,3 +150,10 @@ export async function startSuiteCluster(options: SuiteClusterOptions): Promise<S
     throw err;
   }
 }
+
+/** API calls the simulator has answered so far (every endpoint, every guest). */
+export function totalCalls(sim: SimulatedCluster): number {
+  return Object.entries(sim.counters.snapshot().calls)
+    .filter(([key]) => !key.includes(':'))
+    .reduce((n, [, v]) => n + v, 0);
+}

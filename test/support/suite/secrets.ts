@@ -6,6 +6,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
+import { loadScenarioFile } from '../../../sim/scenario.js';
+import { homelabScenario } from '../simulated-env.js';
 import type { Secret } from './cluster.js';
 
 export interface Leak {
@@ -20,6 +22,8 @@ export interface ScanResult {
   events: number;
   bytes: number;
   files: number;
+  /** Other texts searched (API answers, error messages). */
+  texts: number;
   leaks: Leak[];
 }
 
@@ -35,7 +39,7 @@ function find(text: string, secrets: readonly Secret[], where: string): Leak[] {
 
 /** Every history the visibility query matches (e.g. `TaskQueue = 'q'`, or all: ''). */
 export async function scanHistories(client: Client, query: string, secrets: readonly Secret[]): Promise<ScanResult> {
-  const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, leaks: [] };
+  const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, texts: 0, leaks: [] };
   for await (const info of client.workflow.list(query ? { query } : {})) {
     const history = await client.workflow.getHandle(info.workflowId, info.runId).fetchHistory();
     // Payload data are bytes: stringify them as base64 so every byte is searched.
@@ -54,7 +58,7 @@ export async function scanHistories(client: Client, query: string, secrets: read
 }
 
 export async function scanFiles(paths: readonly string[], secrets: readonly Secret[]): Promise<ScanResult> {
-  const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, leaks: [] };
+  const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, texts: 0, leaks: [] };
   for (const path of new Set(paths)) {
     if (!existsSync(path)) continue;
     const text = await readFile(path, 'utf8');
@@ -66,9 +70,9 @@ export async function scanFiles(paths: readonly string[], secrets: readonly Secr
 }
 
 export function scanTexts(texts: Record<string, string>, secrets: readonly Secret[]): ScanResult {
-  const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, leaks: [] };
+  const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, texts: 0, leaks: [] };
   for (const [where, text] of Object.entries(texts)) {
-    result.files++;
+    result.texts++;
     result.bytes += text.length;
     result.leaks.push(...find(text, secrets, where));
   }
@@ -82,8 +86,26 @@ export function combine(...results: ScanResult[]): ScanResult {
       events: a.events + b.events,
       bytes: a.bytes + b.bytes,
       files: a.files + b.files,
+      texts: a.texts + b.texts,
       leaks: [...a.leaks, ...b.leaks],
     }),
-    { workflows: 0, events: 0, bytes: 0, files: 0, leaks: [] },
+    { workflows: 0, events: 0, bytes: 0, files: 0, texts: 0, leaks: [] },
   );
+}
+
+/**
+ * Credentials of the fixtures other test files run with, and shapes that are credentials
+ * whatever their value: searched for in every history of the test namespace.
+ */
+export async function fixtureSecrets(): Promise<Secret[]> {
+  const homelab = await loadScenarioFile(homelabScenario);
+  return [
+    ...(homelab.tokens ?? []).map((t) => ({ label: `homelab token ${t.id}`, value: t.secret })),
+    { label: 'bench automation token', value: 'bench-0123456789abcdef' },
+    { label: 'API test PVE token', value: 'sim-secret-for-api-tests' },
+    { label: 'dispatch test PVE token', value: 'suite-dispatch-secret-0123' },
+    { label: 'a PVE token header', value: 'PVEAPIToken=' },
+    { label: 'an OpenSSH private key', value: 'BEGIN OPENSSH PRIVATE KEY' },
+    { label: 'a PEM private key', value: 'PRIVATE KEY-----' },
+  ];
 }
