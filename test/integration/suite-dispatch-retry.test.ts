@@ -11,6 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVmActivities, type GuestActionInput, type VmStepOutcome } from '../../activities/vm.js';
+import { findOperation } from '../../lib/operations/catalog.js';
 import { waitForTask } from '../../lib/pve/tasks.js';
 import type { Scenario } from '../../sim/scenario.js';
 import type { PlanStep } from '../../workflows/definitions.js';
@@ -49,18 +50,18 @@ const scenario: Scenario = {
   tokens: [{ id: 'automation@pve!pm', secret: 'suite-dispatch-secret-0123', acl: [{ path: '/', roles: ['Administrator'] }] }],
 };
 
-/** A request body as the API passes it on (defaults filled in). */
+/** A request body as a client sends it. */
 type Request = { vmid: number; name: string; action: string } & Record<string, unknown>;
 
 const cases: Request[] = [
-  { vmid: 1000, name: 'vm1000', action: 'start', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1001, name: 'vm1001', action: 'stop', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1002, name: 'vm1002', action: 'shutdown', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1003, name: 'vm1003', action: 'reboot', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1004, name: 'vm1004', action: 'snapshot', snapshot: 'suite', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1005, name: 'vm1005', action: 'rollback', snapshot: 'base', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1006, name: 'vm1006', action: 'migrate', target: 'pve2', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
-  { vmid: 1007, name: 'vm1007', action: 'delete', shutdownTimeoutSeconds: 60, forceStopAfterTimeout: false },
+  { vmid: 1000, name: 'vm1000', action: 'start' },
+  { vmid: 1001, name: 'vm1001', action: 'stop' },
+  { vmid: 1002, name: 'vm1002', action: 'shutdown' },
+  { vmid: 1003, name: 'vm1003', action: 'reboot' },
+  { vmid: 1004, name: 'vm1004', action: 'snapshot', snapshot: 'suite' },
+  { vmid: 1005, name: 'vm1005', action: 'rollback', snapshot: 'base' },
+  { vmid: 1006, name: 'vm1006', action: 'migrate', target: 'pve2' },
+  { vmid: 1007, name: 'vm1007', action: 'delete' },
   { vmid: 1008, name: 'vm1008', action: 'resize', cores: 4, disk: { key: 'scsi0', sizeGb: 32 } },
 ];
 
@@ -132,7 +133,9 @@ describe('a step dispatched again after it took effect (a crash between PVE acti
     it(`${request.action} of VM ${request.vmid}`, async () => {
       const activities = createVmActivities(cluster.deps);
       const workflowId = `suite/dispatch/${request.vmid}`;
-      const input = { ...request, environment: cluster.environment, dryRun: false, meta: operationMeta() } as unknown as GuestActionInput;
+      // The body as the API passes it on: through the catalog's schema, with the requester's meta.
+      const body = findOperation(request.action === 'resize' ? 'vm-resize' : 'vm-action')!.body.parse({ environment: cluster.environment, ...request });
+      const input = { ...(body as object), meta: operationMeta() } as GuestActionInput;
       const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
       for (const step of plan.steps) {
         const repeat = await dispatchTwice(request.vmid, request.name, step, workflowId);
