@@ -12,6 +12,7 @@ import {
   type WorkflowExecutionStatusName,
   type WorkflowHandle,
 } from '@temporalio/client';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { z } from 'zod';
 import {
   approveSignal,
@@ -123,23 +124,33 @@ export function visibilityQuery(filter: z.infer<typeof OperationsQuery>, scope: 
   return clauses.join(' AND ');
 }
 
-export type DecisionOutcome = { state: 'decided'; decision: ApprovalDecision } | { state: 'accepted' };
+export type DecisionOutcome<D = ApprovalDecision> = { state: 'decided'; decision: D } | { state: 'accepted' };
+
+/** A decision a workflow accepts both ways: as an Update (answered at once) and as a Signal. */
+export interface DecisionChannel<Req, D> {
+  update: UpdateDefinition<D, [Req]>;
+  signal: SignalDefinition<[Req]>;
+}
+
+export const approvalChannels = {
+  approve: { update: approveUpdate, signal: approveSignal },
+  reject: { update: rejectUpdate, signal: rejectSignal },
+} satisfies Record<string, DecisionChannel<ApprovalRequest, ApprovalDecision>>;
 
 /**
  * Asks the workflow to decide, as an Update so a refusal (self-approval, stale plan
  * version, already decided) is answered at once. When no worker answers in time the same
  * request goes as a Signal: the workflow validates it the same way when a worker runs.
  */
-export async function decide(
+export async function decide<Req, D>(
   s: Services,
   handle: WorkflowHandle,
-  decision: 'approve' | 'reject',
-  request: ApprovalRequest,
-): Promise<DecisionOutcome> {
-  const update = decision === 'approve' ? approveUpdate : rejectUpdate;
+  channel: DecisionChannel<Req, D>,
+  request: Req,
+): Promise<DecisionOutcome<D>> {
   try {
     const result = await s.temporal.client.withDeadline(Date.now() + s.timeouts.updateMs, () =>
-      handle.executeUpdate(update, { args: [request] }),
+      handle.executeUpdate(channel.update, { args: [request] }),
     );
     return { state: 'decided', decision: result };
   } catch (err) {
@@ -147,7 +158,7 @@ export async function decide(
       throw new ApiError(409, 'refused', err.cause?.message ?? err.message);
     }
     if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
-      await handle.signal(decision === 'approve' ? approveSignal : rejectSignal, request);
+      await handle.signal(channel.signal, request);
       return { state: 'accepted' };
     }
     if (err instanceof WorkflowNotFoundError) throw endedMeanwhile(handle.workflowId);

@@ -161,6 +161,20 @@ export const RejectBody = z.strictObject({
   reason: z.string().trim().min(1, 'a rejection needs a reason').max(2000),
 });
 
+export const MaintenanceDecisionParams = OperationIdParams.extend({
+  action: z.enum(['resume', 'skip-node', 'abort-and-return']),
+});
+
+export const MaintenanceDecisionBody = z.strictObject({
+  node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name'),
+  reason: z.string().trim().min(1).max(2000).optional(),
+});
+
+export const NodeDecisionParams = OperationIdParams.extend({
+  node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name'),
+  decision: z.enum(['approve', 'reject']),
+});
+
 export const CancelBody = z.strictObject({ reason: z.string().trim().min(1).max(2000).optional() });
 
 export const Links = z.object({ self: z.string(), temporalUi: z.string() });

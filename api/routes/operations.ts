@@ -8,11 +8,18 @@ import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
 import { statusQuery, type OperationMeta } from '../../workflows/definitions.js';
+import {
+  approveNodeSignal,
+  approveNodeUpdate,
+  maintenanceDecisions,
+  rejectNodeSignal,
+  rejectNodeUpdate,
+} from '../../workflows/maintenance-definitions.js';
 import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import { requireEnvironment, requireScope } from '../access.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { compactIso, decide, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -21,6 +28,9 @@ import {
   Decision,
   DryRunResult,
   ErrorResponse,
+  MaintenanceDecisionBody,
+  MaintenanceDecisionParams,
+  NodeDecisionParams,
   OperationDetail,
   OperationIdParams,
   OperationList,
@@ -165,7 +175,7 @@ export function operationRoutes(s: Services): Route[] {
       noteAudit(c, { detail: { planVersion: body.planVersion, ...(body.reason ? { reason: body.reason } : {}) } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
-      const outcome = await decide(s, handle, decision, {
+      const outcome = await decide(s, handle, approvalChannels[decision], {
         by: c.get('identity').actor,
         planVersion: body.planVersion,
         ...(body.reason ? { reason: body.reason } : {}),
@@ -185,6 +195,75 @@ export function operationRoutes(s: Services): Route[] {
       return c.json({ id: summary.id, state: 'decided', decision: { ...outcome.decision } } satisfies z.infer<typeof Decision>);
     },
   });
+
+  /** A decision is answered like an approval: 200 decided, 202 sent as a signal, 409 refused. */
+  const decisionResponse = (c: ApiContext, id: string, outcome: DecisionOutcome<object>) => {
+    if (outcome.state === 'accepted') {
+      noteAudit(c, { result: 'signalled' });
+      return c.json(
+        { id, state: 'accepted', message: 'accepted; no worker answered in time, so the workflow will validate it when one runs' } satisfies z.infer<typeof Decision>,
+        202,
+      );
+    }
+    noteAudit(c, { result: 'decided' });
+    return c.json({ id, state: 'decided', decision: { ...outcome.decision } } satisfies z.infer<typeof Decision>);
+  };
+
+  const decisionResponses = {
+    200: { description: 'decided', schema: Decision },
+    202: { description: 'accepted as a signal; the workflow validates it when a worker runs', schema: Decision },
+    ...commonErrors,
+    404: { description: 'no such operation', schema: ErrorResponse },
+    409: { description: 'refused: the message says why', schema: ErrorResponse },
+  };
+
+  const maintenanceDecisionRoute: Route = {
+    method: 'POST',
+    path: '/v1/operations/{id}/maintenance/{action}',
+    tag: 'operations',
+    summary: 'Decide what a halted rolling maintenance does next',
+    description:
+      'When a rolling maintenance halts on a node it says which nodes are done and which node holds which guests. ' +
+      '`resume` retries the halted node, `skip-node` leaves it and goes on, `abort-and-return` brings its guests ' +
+      'home and stops. The request names the node, so a late or misdirected decision changes nothing (409).',
+    access: 'decide',
+    params: MaintenanceDecisionParams,
+    body: { schema: MaintenanceDecisionBody, required: true },
+    audit: 'api.operation.maintenance',
+    responses: decisionResponses,
+    handler: async (c) => {
+      const { id, action } = parseParams(c, MaintenanceDecisionParams);
+      const body = await parseBody(c, MaintenanceDecisionBody);
+      noteAudit(c, { detail: { action, node: body.node, ...(body.reason ? { reason: body.reason } : {}) } });
+      const { handle, summary } = await loadOperation(c, id);
+      requireOpen(summary);
+      const outcome = await decide(s, handle, maintenanceDecisions[action], { by: c.get('identity').actor, ...body });
+      return decisionResponse(c, summary.id, outcome);
+    },
+  };
+
+  const nodeDecisionRoute: Route = {
+    method: 'POST',
+    path: '/v1/operations/{id}/nodes/{node}/{decision}',
+    tag: 'operations',
+    summary: 'Approve or reject one node of a rolling maintenance (per-node gates)',
+    description: 'The same rules as the plan’s approval: name the plan version; no self-approval of high risk; a rejection needs a reason.',
+    access: 'decide',
+    params: NodeDecisionParams,
+    body: { schema: ApproveBody, required: true },
+    audit: 'api.operation.node-decision',
+    responses: decisionResponses,
+    handler: async (c) => {
+      const { id, node, decision } = parseParams(c, NodeDecisionParams);
+      const body = await parseBody(c, decision === 'approve' ? ApproveBody : RejectBody);
+      noteAudit(c, { detail: { node, decision, planVersion: body.planVersion } });
+      const { handle, summary } = await loadOperation(c, id);
+      requireOpen(summary);
+      const channel = decision === 'approve' ? { update: approveNodeUpdate, signal: approveNodeSignal } : { update: rejectNodeUpdate, signal: rejectNodeSignal };
+      const outcome = await decide(s, handle, channel, { by: c.get('identity').actor, node, ...body });
+      return decisionResponse(c, summary.id, outcome);
+    },
+  };
 
   return [
     ...operations.map((op) => startRoute(op as OperationKind)),
@@ -260,6 +339,8 @@ export function operationRoutes(s: Services): Route[] {
     },
     decisionRoute('approve'),
     decisionRoute('reject'),
+    maintenanceDecisionRoute,
+    nodeDecisionRoute,
     {
       method: 'POST',
       path: '/v1/operations/{id}/cancel',

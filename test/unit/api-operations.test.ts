@@ -126,6 +126,47 @@ describe('starting an operation', () => {
   });
 });
 
+describe('steering a halted rolling maintenance', () => {
+  it('sends resume, skip-node or abort-and-return to the workflow as the caller, naming the node', async () => {
+    const api = testApi();
+    const calls: unknown[] = [];
+    api.temporal.seed({
+      workflowId: expectedId,
+      environment: 'home',
+      requester: 'otto',
+      update: (name, request) => {
+        calls.push({ name, request });
+        return { ...request, action: name, at: '2025-11-22T04:30:00Z', halt: 1 };
+      },
+    });
+    const response = await api.call('POST', operationPath(expectedId, '/maintenance/skip-node'), {
+      token: 'approver',
+      body: { node: 'pve02', reason: 'disk replaced later' },
+    });
+    expect(response.status).toBe(200);
+    expect(calls).toEqual([{ name: 'skip-node', request: { by: 'anna', node: 'pve02', reason: 'disk replaced later' } }]);
+    expect((await api.audit.read())[0]).toMatchObject({ actor: 'anna', action: 'api.operation.maintenance', detail: { action: 'skip-node', node: 'pve02' } });
+  });
+
+  it('refuses an unknown action and a node that is not a node name, naming the field', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto' });
+    const unknown = await api.call('POST', operationPath(expectedId, '/maintenance/reboot-everything'), { token: 'approver', body: { node: 'pve02' } });
+    expect(unknown.status).toBe(400);
+    expect(JSON.stringify(await unknown.json())).toContain('action');
+    const badNode = await api.call('POST', operationPath(expectedId, '/maintenance/resume'), { token: 'approver', body: { node: '../pve02' } });
+    expect(badNode.status).toBe(400);
+    expect(JSON.stringify(await badNode.json())).toContain('node');
+  });
+
+  it('lets only approvers decide', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto' });
+    const response = await api.call('POST', operationPath(expectedId, '/maintenance/resume'), { token: 'operator', body: { node: 'pve02' } });
+    expect(response.status).toBe(403);
+  });
+});
+
 describe('deciding on a plan', () => {
   const seed = (api: ReturnType<typeof testApi>, update?: (name: string, r: { by: string; planVersion: number; reason?: string }) => unknown) =>
     api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto', ...(update ? { update } : {}) });
