@@ -72,7 +72,7 @@ export function classify(err: unknown): ApiError | undefined {
   if (err instanceof HTTPException) return new ApiError(err.status as ContentfulStatusCode, 'http_error', err.message || 'request failed');
   if (err instanceof WorkflowNotFoundError) return new ApiError(404, 'not_found', 'no such operation');
   if (err instanceof WorkflowExecutionAlreadyStartedError) {
-    return new ApiError(409, 'already_started', 'an identical operation was started in the same second; see GET /v1/operations');
+    return new ApiError(409, 'already_started', 'an operation with this id is already running (one rolling maintenance per cluster, or an identical request); see GET /v1/operations');
   }
   if (isTemporalUnavailable(err)) return new ApiError(503, 'temporal_unavailable', 'Temporal is not reachable; try again shortly');
   return undefined;

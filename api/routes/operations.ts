@@ -88,7 +88,7 @@ export function operationRoutes(s: Services): Route[] {
       200: { description: 'dry run: the plan', schema: DryRunResult },
       202: { description: 'started; follow links.self', schema: OperationStarted },
       ...commonErrors,
-      409: { description: 'an identical request was started in the same millisecond', schema: ErrorResponse },
+      409: { description: 'an operation with this id is already running (for example a rolling maintenance of the same cluster)', schema: ErrorResponse },
       422: { description: 'dry run: the plan could not be made', schema: ErrorResponse },
     },
     handler: async (c) => {

@@ -31,8 +31,9 @@ const roles: Record<Exclude<TokenName, 'homeAdmin'>, Permission[]> = {
 function policy(method: string, path: string): string {
   if (PUBLIC.includes(`${method} ${path}`)) return 'public';
   if (method === 'GET') return 'read';
-  if (/\/(approve|reject)$/.test(path)) return 'decide';
-  if (/\/cancel$/.test(path)) return 'cancel';
+  if (path === '/v1/operations/{id}/cancel') return 'cancel';
+  // Steering a running operation (approve, reject, a halted maintenance, a node's go-ahead) is a decision.
+  if (path.startsWith('/v1/operations/{id}/')) return 'decide';
   return 'start';
 }
 
@@ -48,6 +49,7 @@ function concrete(path: string): string {
     .replace('{id}', encodeURIComponent('vm-action/home/1001/delete/20251122T040000Z'))
     .replace('{name}', 'debian-13-cloudinit')
     .replace('{storage}', 'local')
+    .replace('{node}', 'pve1')
     .replace(/\{\w+\}/g, 'x');
   return path.includes('inventory') || path.includes('storage') || path.includes('health') ? `${url}?environment=home` : url;
 }

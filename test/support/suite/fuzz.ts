@@ -16,13 +16,8 @@ interface Schema {
   enum?: Json[];
   minimum?: number;
   maximum?: number;
-  minLength?: number;
-  maxLength?: number;
-  pattern?: string;
   anyOf?: Schema[];
   oneOf?: Schema[];
-  additionalProperties?: Schema | boolean;
-  default?: Json;
 }
 
 interface Parameter {
