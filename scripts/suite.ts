@@ -119,7 +119,7 @@ function summary(figures: SuiteFigure[], tests: Run, load: LoadResult | undefine
   const counted = tests.output.match(/(\d+) passed, (\d+) failed, (\d+) skipped/);
   const headline = [
     `tests: ${counted ? `${counted[1]} passed, ${counted[2]} failed, ${counted[3]} skipped` : `exit ${tests.code}`} in ${tests.seconds} s`,
-    `faults injected: ${figures.filter((f) => f.section === 'faults').length} kinds`,
+    `fault scenarios: ${figures.filter((f) => f.section === 'faults').length}`,
     `duplicate PVE writes: ${duplicates}`,
     `secrets found: ${secretHits}`,
   ].join(' · ');
@@ -140,7 +140,7 @@ async function main(): Promise<number> {
   try {
     console.log(`==> suite tests (seed ${seed}${options.heavy ? ', heavy' : ''})`);
     await writeFile(reportFile, '');
-    const tests = await run(join(repoRoot, 'node_modules/.bin/vitest'), ['run', 'test/unit/suite-', 'test/integration/suite-'], env);
+    const tests = await run(join(repoRoot, 'node_modules/.bin/vitest'), ['run', '--config', 'test/support/suite/vitest.config.ts', 'test/unit/suite-', 'test/integration/suite-'], env);
     const figures = (await readFile(reportFile, 'utf8'))
       .split('\n')
       .filter(Boolean)

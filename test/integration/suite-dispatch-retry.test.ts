@@ -18,6 +18,7 @@ import type { PlanStep } from '../../workflows/definitions.js';
 import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
 import { operationMeta } from '../support/suite/operations.js';
 import { record } from '../support/suite/report.js';
+import { shareDone, shareSecrets } from '../support/suite/secrets.js';
 import { activityEnvironment } from '../support/suite/worker.js';
 
 const guest = (vmid: number, status: 'running' | 'stopped', extra: Record<string, unknown> = {}) => ({
@@ -73,8 +74,12 @@ beforeAll(async () => {
     speed: 200,
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue: 'unused' },
   });
+  shareSecrets(inject('temporalAddress'), 'dispatch-retry', cluster.secrets);
 });
-afterAll(() => cluster?.stop());
+afterAll(async () => {
+  shareDone(inject('temporalAddress'), 'dispatch-retry');
+  await cluster?.stop();
+});
 
 /** Runs an activity as attempt `attempt` of operation `workflowId`. */
 function inActivity(workflowId: string, attempt: number) {

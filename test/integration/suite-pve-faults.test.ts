@@ -12,7 +12,7 @@ import { startSuiteCluster, totalCalls, type SuiteCluster } from '../support/sui
 import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
 import { heavy, record, suiteSeed } from '../support/suite/report.js';
 import { fleet, vmsOf } from '../support/suite/scenarios.js';
-import { combine, scanFiles, scanHistories } from '../support/suite/secrets.js';
+import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../support/suite/secrets.js';
 import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 
@@ -42,6 +42,7 @@ beforeAll(async () => {
     seed: suiteSeed(),
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue },
   });
+  shareSecrets(inject('temporalAddress'), 'pve-faults', cluster.secrets);
   // The worker's own dependencies, but with a client that waits CLIENT_TIMEOUT_MS for an answer.
   const clients = new Map<string, Promise<PveClient>>();
   const pve = (environment: string) => {
@@ -54,6 +55,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  shareDone(inject('temporalAddress'), 'pve-faults');
   if (worker && cluster) {
     const scan = combine(
       await scanHistories(target.client, `TaskQueue = '${target.taskQueue}'`, cluster.secrets),

@@ -33,7 +33,7 @@ import { createFuzzer, problemsWith, type OpenApiDocument } from '../support/sui
 import { outcomeOf, startOperation, waitForStatus, type Target } from '../support/suite/operations.js';
 import { random, record, suiteSeed } from '../support/suite/report.js';
 import { fleet } from '../support/suite/scenarios.js';
-import { combine, fixtureSecrets, scanFiles, scanHistories, scanTexts } from '../support/suite/secrets.js';
+import { combine, fixtureSecrets, scanFiles, scanHistories, scanTexts, shareDone, shareSecrets } from '../support/suite/secrets.js';
 import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 
@@ -56,11 +56,13 @@ beforeAll(async () => {
     ],
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue },
   });
+  shareSecrets(inject('temporalAddress'), 'security', cluster.secrets);
   workers.push(await startInProcessWorker({ taskQueue, activities: createActivities(cluster.deps) }));
   target = { client: await testConnection(), taskQueue };
 });
 
 afterAll(async () => {
+  shareDone(inject('temporalAddress'), 'security');
   for (const server of servers) await new Promise((r) => server.close(r));
   for (const worker of workers) await worker.shutdown();
   await cluster?.stop();

@@ -13,7 +13,7 @@ import { freePort } from '../../scripts/temporal-server.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
 import { record } from '../support/suite/report.js';
-import { combine, scanFiles, scanTexts } from '../support/suite/secrets.js';
+import { combine, scanFiles, scanTexts, shareDone, shareSecrets } from '../support/suite/secrets.js';
 import { activityEnvironment } from '../support/suite/worker.js';
 
 let cluster: SuiteCluster;
@@ -24,8 +24,10 @@ beforeAll(async () => {
     speed: 100,
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue: 'unused' },
   });
+  shareSecrets(inject('temporalAddress'), 'ssh-faults', cluster.secrets);
 });
 afterAll(async () => {
+  shareDone(inject('temporalAddress'), 'ssh-faults');
   if (cluster) {
     const scan = combine(scanTexts(messages, cluster.secrets), await scanFiles(cluster.logFiles, cluster.secrets));
     record({ section: 'secrets', name: 'SSH failure messages', value: scan.leaks.length, unit: 'hits', note: `${scan.texts} messages, ${scan.files} files` });

@@ -31,7 +31,7 @@ let cluster: SuiteCluster;
 let worker: ChildService | undefined;
 
 const taskQueue = 'suite-temporal-restart';
-/** 16 GiB guests at 2 simulated seconds per second: each migration takes several wall seconds. */
+/** 16 GiB guests at 4 simulated seconds per second: each migration takes a few wall seconds. */
 const scenario = fleet({ nodes: 3, perNode: 8, memory: 16_384 });
 
 beforeAll(async () => {
@@ -42,7 +42,7 @@ beforeAll(async () => {
   server = await startDevServer({ cli, port, dbFilename });
   connection = await Connection.connect({ address: server.address });
   client = new Client({ connection, namespace: server.namespace });
-  cluster = await startSuiteCluster({ scenario, speed: 2, temporal: { address: server.address, namespace: server.namespace, taskQueue } });
+  cluster = await startSuiteCluster({ scenario, speed: 4, temporal: { address: server.address, namespace: server.namespace, taskQueue } });
   worker = await spawnWorker(cluster);
 });
 

@@ -64,7 +64,7 @@ export interface SuiteCluster {
 const ENVIRONMENT = 'home';
 
 /** The base64 body lines of a PEM/OpenSSH private key: any one of them leaking is a leak. */
-export function keyMaterial(label: string, pem: string): Secret[] {
+function keyMaterial(label: string, pem: string): Secret[] {
   return pem
     .split('\n')
     .map((line) => line.trim())
