@@ -168,6 +168,28 @@ export function operationId(): string {
 }
 
 /** Sends a request PVE may act on; an unanswered one is never repeated blindly. */
+/** Task types of the steps that would act again if sent twice, by guest type. */
+const UNREPEATABLE: Record<string, string[]> = {
+  reboot: ['qmreboot', 'vzreboot'],
+  rollback: ['qmrollback', 'vzrollback'],
+  'resize-disk': ['resize'],
+  destroy: ['qmdestroy', 'vzdestroy'],
+};
+
+/**
+ * On a retry, the task an earlier attempt of this activity started for the step, if any:
+ * tasks of the step's type for the guest, on the node the plan names, since the first attempt
+ * was scheduled.
+ */
+async function taskOfEarlierAttempt(client: PveClient, vmid: number, step: PlanStep): Promise<string | undefined> {
+  const info = Context.current().info;
+  const types = UNREPEATABLE[step.action];
+  if (info.attempt <= 1 || !types || !step.node) return undefined;
+  const since = Math.floor(info.scheduledTimestampMs / 1000) - 1;
+  const tasks = await client.tasks.list({ node: step.node, vmid, source: 'all', since });
+  return tasks.find((t) => types.includes(t.type) && t.id === String(vmid))?.upid;
+}
+
 async function sendOnce<T>(what: string, request: () => Promise<T>): Promise<T> {
   try {
     return await request();
@@ -221,6 +243,10 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
       const client = await deps.pve(args.environment);
       const { vmid, step } = args;
       return withPveFailures(async () => {
+        // A step whose effect cannot be seen afterwards (a reboot, a rollback, a destroy) may
+        // already have been sent by an earlier attempt that crashed: follow that task instead.
+        const earlier = await taskOfEarlierAttempt(client, vmid, step);
+        if (earlier) return { kind: 'dispatched', upid: earlier };
         const guest = await verifyIdentity(client, vmid, args.name);
         const { node, type } = guest;
         const api = guestApi(client, type);
