@@ -53,6 +53,18 @@ class LogTail {
   }
 }
 
+/** The failed task's log tail; reading a log is safe to repeat, so a transient error is ridden out. */
+async function readFailureLog(log: LogTail): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await log.catchUp();
+    } catch (err) {
+      if (attempt >= 5 || !(err instanceof PveError && err.retryable)) return log.lines;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 /**
  * Polls the task's status on the node in its UPID until it stops. Returns the final status
  * on success; throws PveTaskFailedError on failure and PveTaskWaitError when waiting ends
@@ -79,7 +91,7 @@ export async function waitForTask(client: PveClient, upid: string, opts: WaitFor
     }
     if (status?.status === 'stopped') {
       if (isTaskSuccess(status.exitstatus)) return status;
-      const tail = await log.catchUp().catch(() => log.lines);
+      const tail = await readFailureLog(log);
       throw new PveTaskFailedError(upid, status.exitstatus ?? 'unknown exit status', tail, what);
     }
     if (status && opts.onProgress) await opts.onProgress(status, await log.catchUp());
