@@ -15,16 +15,13 @@
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import { createAuditActivities } from '../activities/audit.js';
 import { createMigrationActivities } from '../activities/migration.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import type { EvacuationPlan } from '../lib/planning/evacuation.js';
-import { ensureTemporalCli } from '../scripts/temporal-cli.js';
-import { startDevServer } from '../scripts/temporal-server.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
 import { approveUpdate } from '../workflows/definitions.js';
 import type { GuestOutcome } from '../workflows/migrateGuests.js';
@@ -57,12 +54,7 @@ interface Run {
   sourceLink: number;
 }
 
-interface Temporal {
-  client: Client;
-  connection: NativeConnection;
-  namespace: string;
-  bundle: string;
-}
+type Temporal = BenchTemporal;
 
 function simulated(s: BenchScenario): Promise<SimulatedEnvironment> {
   return startSimulatedEnvironment({ scenario: s.scenario, speed: SPEED });
@@ -181,18 +173,7 @@ function table(s: BenchScenario, runs: Run[], boundS: number): string {
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli();
-  const server = await startDevServer({ cli: cli.path });
-  const connection = await NativeConnection.connect({ address: server.address });
-  const clientConnection = await Connection.connect({ address: server.address });
-  try {
-    const { code: bundle } = await bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-      logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
-    });
-    const t: Temporal = { client: new Client({ connection: clientConnection, namespace: server.namespace }), connection, namespace: server.namespace, bundle };
-
+  await withBenchTemporal(async (t) => {
     const sections: string[] = [];
     for (const s of await benchScenarios()) {
       console.error(`[bench] ${s.name}: sequential`);
@@ -208,20 +189,11 @@ async function main(): Promise<void> {
       sections.push(section);
     }
     await writeDoc(sections.join('\n\n'));
-  } finally {
-    await connection.close();
-    await clientConnection.close();
-    await server.stop();
-  }
+  });
 }
 
-async function writeDoc(tables: string): Promise<void> {
-  const doc = await readFile(DOC, 'utf8');
-  const start = doc.indexOf(MARKERS[0]);
-  const end = doc.indexOf(MARKERS[1]);
-  if (start < 0 || end < start) throw new Error(`${DOC} lacks the ${MARKERS.join(' ... ')} markers`);
-  const stamp = `Measured ${new Date().toISOString().slice(0, 10)} at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:evacuation\`).`;
-  await writeFile(DOC, `${doc.slice(0, start + MARKERS[0].length)}\n${stamp}\n\n${tables}\n${doc.slice(end)}`);
+function writeDoc(tables: string): Promise<void> {
+  return writeDocSection(DOC, MARKERS, `at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:evacuation\`).`, tables);
 }
 
 await main();

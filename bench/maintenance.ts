@@ -15,17 +15,14 @@
  * bench markers) and prints them. BENCH_SPEED sets the clock speed (default 10).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import { createAuditActivities } from '../activities/audit.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
 import { createMigrationActivities } from '../activities/migration.js';
 import type { MaintenancePlan, NodeTurn } from '../lib/maintenance/plan.js';
 import { formatDuration } from '../lib/planning/units.js';
-import { ensureTemporalCli } from '../scripts/temporal-cli.js';
-import { startDevServer } from '../scripts/temporal-server.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
 import type { NodeReport } from '../workflows/maintenance-definitions.js';
 import { approveWhenPlanned } from './evacuation-run.js';
@@ -70,12 +67,7 @@ const CASES: Case[] = [
   },
 ];
 
-interface Temporal {
-  client: Client;
-  connection: NativeConnection;
-  namespace: string;
-  bundle: string;
-}
+type Temporal = BenchTemporal;
 
 interface NodeRow {
   node: string;
@@ -185,17 +177,7 @@ function nodeTable(c: Case, r: Run): string {
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli();
-  const server = await startDevServer({ cli: cli.path });
-  const connection = await NativeConnection.connect({ address: server.address });
-  const clientConnection = await Connection.connect({ address: server.address });
-  try {
-    const { code: bundle } = await bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-      logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
-    });
-    const t: Temporal = { client: new Client({ connection: clientConnection, namespace: server.namespace }), connection, namespace: server.namespace, bundle };
+  await withBenchTemporal(async (t) => {
     const rows: { c: Case; r: Run }[] = [];
     for (const c of CASES) {
       console.error(`[bench] ${c.name}`);
@@ -204,20 +186,11 @@ async function main(): Promise<void> {
     const tables = [summaryTable(rows), ...rows.map(({ c, r }) => nodeTable(c, r))].join('\n\n');
     console.log(tables);
     await writeDoc(tables);
-  } finally {
-    await connection.close();
-    await clientConnection.close();
-    await server.stop();
-  }
+  });
 }
 
-async function writeDoc(tables: string): Promise<void> {
-  const doc = await readFile(DOC, 'utf8');
-  const start = doc.indexOf(MARKERS[0]);
-  const end = doc.indexOf(MARKERS[1]);
-  if (start < 0 || end < start) throw new Error(`${DOC} lacks the ${MARKERS.join(' ... ')} markers`);
-  const stamp = `Measured ${new Date().toISOString().slice(0, 10)} at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:maintenance\`).`;
-  await writeFile(DOC, `${doc.slice(0, start + MARKERS[0].length)}\n${stamp}\n\n${tables}\n${doc.slice(end)}`);
+function writeDoc(tables: string): Promise<void> {
+  return writeDocSection(DOC, MARKERS, `at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:maintenance\`).`, tables);
 }
 
 await main();
