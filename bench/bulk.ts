@@ -14,12 +14,10 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { bulkActionOperation, type BulkActionInput } from '../lib/operations/catalog.js';
-import { ensureTemporalCli } from '../scripts/temporal-cli.js';
-import { startDevServer } from '../scripts/temporal-server.js';
 import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
 import type { BulkGuestResult } from '../workflows/bulkAction.js';
 import { bulkScenario } from './bulk-scenario.js';
@@ -32,12 +30,7 @@ const SHUTDOWN_S = 8;
 const DOC = fileURLToPath(new URL('../docs/operations.md', import.meta.url));
 const MARKERS = ['<!-- bench:bulk:start -->', '<!-- bench:bulk:end -->'] as const;
 
-interface Temporal {
-  client: Client;
-  connection: NativeConnection;
-  namespace: string;
-  bundle: string;
-}
+type Temporal = BenchTemporal;
 
 interface Run {
   maxParallel: number;
@@ -117,17 +110,7 @@ function table(runs: Run[]): string {
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli();
-  const server = await startDevServer({ cli: cli.path });
-  const connection = await NativeConnection.connect({ address: server.address });
-  const clientConnection = await Connection.connect({ address: server.address });
-  try {
-    const { code: bundle } = await bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-      logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
-    });
-    const t: Temporal = { client: new Client({ connection: clientConnection, namespace: server.namespace }), connection, namespace: server.namespace, bundle };
+  await withBenchTemporal(async (t) => {
     const runs: Run[] = [];
     for (const maxParallel of STRATEGIES) {
       console.error(`[bench] ${VMS} VMs, maxParallel ${maxParallel}`);
@@ -142,11 +125,7 @@ async function main(): Promise<void> {
     if (from < 0 || to < from) throw new Error(`${DOC} lacks the ${start} ... ${end} markers`);
     await writeFile(DOC, `${doc.slice(0, from + start.length)}\n${section}\n${doc.slice(to)}`);
     console.error(`[bench] table written to ${DOC}`);
-  } finally {
-    await clientConnection.close();
-    await connection.close();
-    await server.stop();
-  }
+  });
 }
 
 main().catch((err: unknown) => {

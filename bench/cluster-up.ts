@@ -20,8 +20,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { createClusterActivities } from '../activities/cluster.js';
 import { createTalosActivities } from '../activities/talos.js';
@@ -29,8 +29,6 @@ import { withPveFailures } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
-import { ensureTemporalCli } from '../scripts/temporal-cli.js';
-import { startDevServer } from '../scripts/temporal-server.js';
 import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
 import type { ClusterUpResult } from '../workflows/clusterUp.js';
 import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
@@ -59,12 +57,7 @@ interface Run {
   bootAndAddressS: number;
 }
 
-interface Temporal {
-  client: Client;
-  connection: NativeConnection;
-  namespace: string;
-  bundle: string;
-}
+type Temporal = BenchTemporal;
 
 async function runClusterUp(t: Temporal, strategy: string, maxParallel: number): Promise<Run> {
   const env = await startSimulatedEnvironment({ speed: SPEED });
@@ -163,18 +156,7 @@ async function writeDoc(text: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const cli = await ensureTemporalCli();
-  const server = await startDevServer({ cli: cli.path });
-  const connection = await NativeConnection.connect({ address: server.address });
-  const clientConnection = await Connection.connect({ address: server.address });
-  try {
-    // Only the cluster workflow, so the benchmark does not depend on every other workflow building.
-    const { code: bundle } = await bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../workflows/clusterUp.ts', import.meta.url)),
-      logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
-    });
-    const t: Temporal = { client: new Client({ connection: clientConnection, namespace: server.namespace }), connection, namespace: server.namespace, bundle };
+  await withBenchTemporal(async (t) => {
     console.error('[bench] cluster-up lab: sequential');
     const sequential = await runClusterUp(t, 'sequential (one VM after the other)', 1);
     console.error('[bench] cluster-up lab: parallel');
@@ -182,11 +164,7 @@ async function main(): Promise<void> {
     const text = table([sequential, parallel]);
     console.log(text);
     await writeDoc(text);
-  } finally {
-    await connection.close();
-    await clientConnection.close();
-    await server.stop();
-  }
+  });
 }
 
 await main();
