@@ -6,6 +6,7 @@ import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { createAuditLog } from '../lib/audit/log.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
+import { temporalConnectOptions } from '../lib/config/temporal.js';
 import { createApp } from './app.js';
 import { createReadOnlyProxmox } from './proxmox.js';
 
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: 5_000 });
+    connection = await Connection.connect({ ...temporalConnectOptions(config.temporal), connectTimeout: 5_000 });
   } catch {
     throw new StartupError(
       `Temporal at ${config.temporal.address} is not reachable: start it with 'npm run demo' or set temporal.address in ${process.env.PM_CONFIG ?? 'the config'}`,

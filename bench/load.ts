@@ -20,8 +20,9 @@ import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
 import { Pool } from 'undici';
 import { generateScenario } from '../sim/index.js';
+import { hammer, type LoadFigures } from './http-load.js';
 import { scanFiles, scanHistories, combine } from '../test/support/suite/secrets.js';
-import { percentile, startStack, table, type Stack } from '../test/support/suite/stack.js';
+import { startStack, table, type Stack } from '../test/support/suite/stack.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,15 +36,6 @@ const CONNECTIONS = Number(args.connections);
 const SECONDS = Number(args.seconds);
 const OPERATIONS = Number(args.operations);
 
-export interface LoadFigures {
-  endpoint: string;
-  requests: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-}
-
 export interface OperationsFigures {
   what: string;
   operations: number;
@@ -52,38 +44,6 @@ export interface OperationsFigures {
   completed: number;
   failed: number;
   duplicateTasks: number;
-}
-
-/** Requests back to back on `connections` connections for `seconds`; every non-2xx counts as an error. */
-async function hammer(pool: Pool, path: string, token: string, label: string): Promise<LoadFigures> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const deadline = performance.now() + SECONDS * 1000;
-  const began = performance.now();
-  await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      while (performance.now() < deadline) {
-        const t = performance.now();
-        try {
-          const { statusCode, body } = await pool.request({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } });
-          await body.dump();
-          if (statusCode < 200 || statusCode >= 300) errors++;
-        } catch {
-          errors++;
-        }
-        latencies.push(performance.now() - t);
-      }
-    }),
-  );
-  const elapsedS = (performance.now() - began) / 1000;
-  return {
-    endpoint: label,
-    requests: latencies.length,
-    rps: Math.round(latencies.length / elapsedS),
-    p50Ms: Number(percentile(latencies, 50).toFixed(1)),
-    p99Ms: Number(percentile(latencies, 99).toFixed(1)),
-    errors,
-  };
 }
 
 async function post(pool: Pool, path: string, token: string, body: unknown): Promise<{ status: number; json: { id?: string } }> {
@@ -157,7 +117,7 @@ async function main(): Promise<void> {
       ['GET /v1/operations/{id} (status)', `/v1/operations/${encodeURIComponent(sample.json.id!)}`],
       ['GET /v1/operations (list)', '/v1/operations?limit=20'],
     ] as const) {
-      reads.push(await hammer(pool, path, viewer, label));
+      reads.push(await hammer(pool, { path, token: viewer, label, connections: CONNECTIONS, seconds: SECONDS }));
       console.log(`  ${label}: ${reads.at(-1)!.rps} req/s`);
     }
 

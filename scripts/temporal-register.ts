@@ -14,6 +14,7 @@ import { Connection, type ConnectionLike } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import { loadConfig } from '../lib/config/load.js';
+import { temporalConnectOptions } from '../lib/config/temporal.js';
 import { searchAttributes } from '../workflows/search-attributes.js';
 
 const ALREADY_EXISTS = 6; // gRPC status
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   let connection: Connection | undefined;
   for (let attempt = 0; !connection; attempt++) {
     try {
-      connection = await Connection.connect({ address: temporal.address, connectTimeout: 5_000 });
+      connection = await Connection.connect({ ...temporalConnectOptions(temporal), connectTimeout: 5_000 });
     } catch (err) {
       if (attempt >= 60) throw err;
       console.log(`waiting for Temporal at ${temporal.address}...`);

@@ -8,6 +8,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
 import type { AppConfig } from '../lib/config/schema.js';
+import { temporalConnectOptions } from '../lib/config/temporal.js';
 import { ensureDriftSchedule } from '../lib/manifest/schedule.js';
 import { buildWorkerDeps } from './deps.js';
 
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   const deps = buildWorkerDeps(config);
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: config.temporal.address });
+    connection = await NativeConnection.connect(temporalConnectOptions(config.temporal));
   } catch {
     throw new StartupError(
       `Temporal at ${config.temporal.address} is not reachable: start the stack with 'npm run demo', or set temporal.address in ${process.env.PM_CONFIG ?? 'the config'}`,
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.task_queue,
     workflowsPath,
     activities: createActivities(deps),
+    maxConcurrentActivityTaskExecutions: config.temporal.max_concurrent_activities,
   });
   await scheduleDriftDetection(config);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
 /** With `manifests.drift_interval` set, every environment gets its drift schedule (idempotent). */
 async function scheduleDriftDetection(config: AppConfig): Promise<void> {
   if (!config.manifests.drift_interval) return;
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect(temporalConnectOptions(config.temporal));
   try {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const schedules = await ensureDriftSchedule(client, config);

@@ -151,6 +151,18 @@ export type ApiToken = z.infer<typeof ApiToken>;
 export const Risk = z.enum(['low', 'medium', 'high']);
 export type Risk = z.infer<typeof Risk>;
 
+const TemporalTls = z
+  .strictObject({
+    /** CA that signed the frontend's certificate; the system's CAs when absent. */
+    ca_file: z.string().min(1).optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+    server_name: z.string().min(1).optional(),
+  })
+  .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
+    message: 'cert_file and key_file go together (mutual TLS), or neither',
+  });
+
 export const AppConfig = z
   .object({
     temporal: z
@@ -159,12 +171,17 @@ export const AppConfig = z
         namespace: z.string().default('default'),
         task_queue: z.string().default('proxmox-manager'),
         ui_url: z.string().url().default('http://127.0.0.1:8233'),
+        /** TLS to the Temporal frontend; with cert_file and key_file, mutual TLS (the identity the namespace authorizer sees). */
+        tls: TemporalTls.optional(),
+        /** Activities one worker process runs at once (PVE calls, SSH sessions, task waits). */
+        max_concurrent_activities: z.number().int().min(1).max(10_000).default(100),
       })
       .default({
         address: '127.0.0.1:7233',
         namespace: 'default',
         task_queue: 'proxmox-manager',
         ui_url: 'http://127.0.0.1:8233',
+        max_concurrent_activities: 100,
       }),
     api: z
       .object({

@@ -1,15 +1,17 @@
 #!/bin/sh
-# Creates or upgrades Temporal's two PostgreSQL databases (run by docker compose in the
-# temporalio/admin-tools image before the server starts). Safe to run on every `up`:
-# existing databases are kept and the schema is only moved forward.
+# Creates or upgrades Temporal's two PostgreSQL databases. docker compose runs it in the
+# temporalio/admin-tools image before the server starts; scripts/production-check.sh runs the
+# same script against its own PostgreSQL (the variables below point it there). Safe to run on
+# every start: existing databases are kept and the schema is only moved forward.
 set -eu
 
-SQL_PASSWORD="$(cat /run/secrets/postgres_password)"
+SQL_PASSWORD="$(cat "${POSTGRES_PASSWORD_FILE:-/run/secrets/postgres_password}")"
 export SQL_PASSWORD
-schema=/etc/temporal/schema/postgresql/v12
+schema="${TEMPORAL_SCHEMA_DIR:-/etc/temporal/schema}/postgresql/v12"
 
 sql() {
-  temporal-sql-tool --plugin postgres12 --ep postgresql --port 5432 --user temporal "$@"
+  temporal-sql-tool --plugin postgres12 --ep "${POSTGRES_HOST:-postgresql}" --port "${POSTGRES_PORT:-5432}" \
+    --user "${POSTGRES_USER:-temporal}" "$@"
 }
 
 for db in temporal temporal_visibility; do
@@ -18,7 +20,7 @@ for db in temporal temporal_visibility; do
     *) versioned="$schema/visibility/versioned" ;;
   esac
   # `create` fails when the database exists; a real connection problem fails the next step.
-  sql --db "$db" create || echo "database $db exists"
+  sql --db "$db" create 2>/dev/null || echo "database $db exists"
   sql --db "$db" setup-schema -v 0.0
   sql --db "$db" update-schema -d "$versioned"
 done

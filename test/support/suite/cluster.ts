@@ -63,6 +63,36 @@ export interface SuiteCluster {
 
 const ENVIRONMENT = 'home';
 
+/**
+ * An environment block for `sim`, written as an operator writes one: PVE token and SSH key in
+ * files of mode 0600 under `dir`, TLS and SSH host keys pinned.
+ */
+export async function simulatedEnvironment(sim: SimulatedCluster, dir: string, tokenId?: string): Promise<Record<string, unknown>> {
+  const token = tokenId ? sim.tokens.find((t) => t.tokenId === tokenId) : sim.tokens[0];
+  if (!token) throw new Error(`the scenario has no token ${tokenId ?? ''}`);
+  const tokenFile = join(dir, `pve-token-${sim.nodes[0]!.port}`);
+  const sshKeyFile = join(dir, `ssh-key-${sim.nodes[0]!.port}`);
+  await writeFile(tokenFile, `${token.tokenId}=${token.secret}\n`, { mode: 0o600 });
+  await writeFile(sshKeyFile, sim.sshClientKey.privateKey, { mode: 0o600 });
+  return {
+    cluster: {
+      name: 'simulated',
+      nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
+    },
+    credentials: { token: { file: tokenFile }, ssh_key: { file: sshKeyFile }, ssh_user: 'root' },
+    tls: { fingerprint: sim.tlsFingerprint },
+  };
+}
+
+/** Every credential of `sim`, for the secret scans: never leaked anywhere. */
+export function simulatorSecrets(sim: SimulatedCluster): Secret[] {
+  return [
+    ...sim.tokens.map((t) => ({ label: `PVE token secret of ${t.tokenId}`, value: t.secret })),
+    ...keyMaterial('SSH private key', sim.sshClientKey.privateKey),
+    { label: 'simulator admin secret', value: sim.adminSecret },
+  ];
+}
+
 /** The base64 body lines of a PEM/OpenSSH private key: any one of them leaking is a leak. */
 function keyMaterial(label: string, pem: string): Secret[] {
   return pem
@@ -81,22 +111,8 @@ export async function startSuiteCluster(options: SuiteClusterOptions): Promise<S
   });
   const dir = await mkdtemp(join(tmpdir(), 'pm-suite-'));
   try {
-    const token = options.tokenId ? sim.tokens.find((t) => t.tokenId === options.tokenId) : sim.tokens[0];
-    if (!token) throw new Error(`the scenario has no token ${options.tokenId ?? ''}`);
-    const tokenFile = join(dir, 'pve-token');
-    const sshKeyFile = join(dir, 'ssh-key');
-    await writeFile(tokenFile, `${token.tokenId}=${token.secret}\n`, { mode: 0o600 });
-    await writeFile(sshKeyFile, sim.sshClientKey.privateKey, { mode: 0o600 });
-
+    const environment = await simulatedEnvironment(sim, dir, options.tokenId);
     const apiTokens = Object.fromEntries((options.actors ?? []).map(({ actor }) => [actor, randomBytes(24).toString('base64url')]));
-    const environment: Record<string, unknown> = {
-      cluster: {
-        name: 'simulated',
-        nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
-      },
-      credentials: { token: { file: tokenFile }, ssh_key: { file: sshKeyFile }, ssh_user: 'root' },
-      tls: { fingerprint: sim.tlsFingerprint },
-    };
     options.editEnvironment?.(environment);
     const raw = {
       temporal: {
@@ -132,10 +148,8 @@ export async function startSuiteCluster(options: SuiteClusterOptions): Promise<S
       deps,
       apiTokens,
       secrets: [
-        ...sim.tokens.map((t) => ({ label: `PVE token secret of ${t.tokenId}`, value: t.secret })),
-        ...keyMaterial('SSH private key', sim.sshClientKey.privateKey),
+        ...simulatorSecrets(sim),
         ...Object.entries(apiTokens).map(([actor, value]) => ({ label: `API bearer token of ${actor}`, value })),
-        { label: 'simulator admin secret', value: sim.adminSecret },
       ],
       logFiles: [config.audit.path],
       async stop() {
