@@ -251,16 +251,11 @@ describe('refusals', () => {
     }
   });
 
-  it('refuses to act on a VM whose config is locked', async () => {
-    const refusals = [
-      await px.put('nodes/pve02/qemu/112/config', { cores: 2 }),
-      await px.post('nodes/pve02/qemu/112/status/shutdown'),
-      await px.post('nodes/pve02/qemu/112/migrate', { target: 'pve01', online: 1 }),
-    ];
-    for (const answer of refusals) {
-      const outcome = answer.error ? answer.error.content : (await px.wait(answer.data as string)).status.exitstatus;
-      expect(outcome).toBe('VM is locked (backup)');
-    }
+  it('refuses to act on a VM whose config is locked: at once, or in the task for a shutdown', async () => {
+    const locked = { status: 500, content: 'VM is locked (backup)' };
+    expect((await px.put('nodes/pve02/qemu/112/config', { cores: 2 })).error).toMatchObject(locked);
+    expect((await px.post('nodes/pve02/qemu/112/migrate', { target: 'pve01', online: 1 })).error).toMatchObject(locked);
+    expect((await task('post', 'nodes/pve02/qemu/112/status/shutdown')).status).toMatchObject({ type: 'qmshutdown', exitstatus: 'VM is locked (backup)' });
     expect(guest(112)).toMatchObject({ node: 'pve02', status: 'running', lock: 'backup' });
     expect(guest(112)!.config['cores']).toBe('1');
   });
