@@ -167,6 +167,11 @@ describe('refusals as the modules report them', () => {
     expect(refused!.msg).toContain("'sockets': 'value must have a minimum value of 1'");
   });
 
+  it('fails at the first call with PVE 401 when the token secret is wrong', async () => {
+    const [info] = await cluster.ansible([{ 'community.proxmox.proxmox_vm_info': {} }], { secret: 'not-the-secret' });
+    expect(info).toMatchObject({ failed: true, msg: expect.stringContaining('401 Unauthorized: Authentication failed!') });
+  });
+
   it('fails every task of a token without the privilege with PVE 403, naming path and privilege', async () => {
     const [start, snapshot] = await cluster.ansible(
       [kvm({ vmid: 111, state: 'stopped' }), { 'community.proxmox.proxmox_snap': { vmid: 111, snapname: 'nope', state: 'present' } }],

@@ -68,7 +68,7 @@ export interface ConformanceCluster {
   /** A proxmoxer connection to a node's API as a scenario token (or a wrong secret for it). */
   proxmoxer(tokenId: string, options?: { node?: string; secret?: string; caFile?: string }): Promise<Proxmoxer>;
   /** Runs tasks on localhost with the real ansible-playbook; connection details as the modules' PROXMOX_* variables. */
-  ansible(tasks: Record<string, unknown>[], options?: { tokenId?: string }): Promise<TaskResult[]>;
+  ansible(tasks: Record<string, unknown>[], options?: { tokenId?: string; secret?: string }): Promise<TaskResult[]>;
   stop(): Promise<void>;
 }
 
@@ -99,7 +99,7 @@ export async function startConformanceCluster(options: { speed?: number } = {}):
         PVE_CA_FILE: ca,
       });
     },
-    ansible: (tasks, { tokenId = ANSIBLE_TOKEN } = {}) => {
+    ansible: (tasks, { tokenId = ANSIBLE_TOKEN, secret } = {}) => {
       const { token, target } = connection(tokenId);
       const [user, name] = token.tokenId.split('!') as [string, string];
       return runPlaybook(dir, tasks, {
@@ -107,7 +107,7 @@ export async function startConformanceCluster(options: { speed?: number } = {}):
         PROXMOX_PORT: String(target.port),
         PROXMOX_USER: user,
         PROXMOX_TOKEN_ID: name,
-        PROXMOX_TOKEN_SECRET: token.secret,
+        PROXMOX_TOKEN_SECRET: secret ?? token.secret,
         PROXMOX_VALIDATE_CERTS: 'true',
         REQUESTS_CA_BUNDLE: caFile,
       });

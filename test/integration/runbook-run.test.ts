@@ -41,7 +41,9 @@ async function writeFleetInfra(root: string): Promise<void> {
   const [user, tokenName] = token.tokenId.split('!');
   const caFile = join(root, 'pve-ca.pem');
   const knownHosts = join(root, 'known_hosts');
+  const sshKey = join(root, 'id_ed25519');
   await writeFile(caFile, env.sim.caPem);
+  await writeFile(sshKey, env.sim.sshClientKey.privateKey, { mode: 0o600 });
   await writeFile(knownHosts, env.sim.nodes.map((n) => `[${n.host}]:${n.sshPort} ${n.sshHostPublicKey}\n`).join(''));
   const sshHost = (name: string) => {
     const node = env.sim.nodes.find((n) => n.name === name)!;
@@ -52,7 +54,7 @@ async function writeFleetInfra(root: string): Promise<void> {
       vars: {
         pve_api: { host: env.sim.nodes[0]!.host, port: env.sim.nodes[0]!.port, user, token_id: tokenName, token_secret: token.secret, ca_file: caFile },
         ansible_user: 'root',
-        ansible_ssh_private_key_file: join(env.dir, 'ssh-key'),
+        ansible_ssh_private_key_file: sshKey,
         ansible_ssh_common_args: `-o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o ControlMaster=no`,
       },
       children: {
