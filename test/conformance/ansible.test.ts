@@ -2,10 +2,12 @@
  * Ansible's community.proxmox modules, run by the real ansible-playbook, against the
  * simulated cluster: what a playbook written for a real PVE 9.1 cluster does must work here
  * the same way, and fail the same way. Connection details reach the modules as their
- * documented PROXMOX_* environment variables, so each task shows only what it does.
+ * documented PROXMOX_* environment variables, so each task shows only what it does. The
+ * tests run in order on one cluster and build on each other (a clone is then started,
+ * resized, deleted), as a playbook's tasks would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { READ_ONLY_TOKEN, startConformanceCluster, type ConformanceCluster, type TaskResult } from './clients.js';
+import { READ_ONLY_TOKEN, simulatedSha256, startConformanceCluster, type ConformanceCluster, type TaskResult } from './clients.js';
 
 /**
  * Cases that need another branch's simulator work: a NIC created without a MAC gets one
@@ -127,7 +129,6 @@ describe('guests', () => {
 describe('storage and tasks', () => {
   it('downloads an ISO by URL, checking its checksum, and changes nothing the second time', async () => {
     const url = 'https://releases.ubuntu.com/24.04/ubuntu-24.04.3-live-server-amd64.iso';
-    const { createHash } = await import('node:crypto');
     const download = {
       'community.proxmox.proxmox_template': {
         node: 'pve01',
@@ -135,7 +136,7 @@ describe('storage and tasks', () => {
         content_type: 'iso',
         url,
         checksum_algorithm: 'sha256',
-        checksum: createHash('sha256').update(url).digest('hex'),
+        checksum: simulatedSha256(url),
         timeout: 60,
       },
     };

@@ -12,7 +12,8 @@
  * cluster's CA: proxmoxer gets the CA file as `verify_ssl`; the Ansible modules only take
  * `validate_certs: true`, so requests finds the CA through REQUESTS_CA_BUNDLE.
  */
-import { spawn, execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,9 @@ export interface ConformanceCluster {
   ansible(tasks: Record<string, unknown>[], options?: { tokenId?: string; secret?: string }): Promise<TaskResult[]>;
   stop(): Promise<void>;
 }
+
+/** The SHA-256 the simulator gives a download its scenario lists without one: that of the URL text. */
+export const simulatedSha256 = (url: string) => createHash('sha256').update(url).digest('hex');
 
 export const ANSIBLE_TOKEN = 'ansible@pve!conformance';
 export const READ_ONLY_TOKEN = 'monitor@pve!ro';

@@ -2,10 +2,11 @@
  * proxmoxer, the Python client most PVE scripts use, against the simulated cluster: every
  * answer it gets must be the one PVE 9.1 gives (the official schema and
  * ../shared/pve-api/behaviours.md are the reference). What the simulator does not do is listed
- * in docs/fidelity.md.
+ * in docs/fidelity.md. The tests run in order on one cluster and build on each other (the VM
+ * migrated to pve02 is then snapshotted there), as a script's calls would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANSIBLE_TOKEN, READ_ONLY_TOKEN, startConformanceCluster, type ConformanceCluster, type Proxmoxer } from './clients.js';
+import { ANSIBLE_TOKEN, READ_ONLY_TOKEN, simulatedSha256, startConformanceCluster, type ConformanceCluster, type Proxmoxer } from './clients.js';
 import { schemaProblems } from './schema.js';
 
 /**
@@ -170,8 +171,7 @@ describe('tasks', () => {
 
   it('downloads a URL into storage as a task, verifying its checksum', async () => {
     const url = 'https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2';
-    const { createHash } = await import('node:crypto');
-    const checksum = createHash('sha256').update(url).digest('hex');
+    const checksum = simulatedSha256(url);
     const common = { url, content: 'import', 'checksum-algorithm': 'sha256' };
 
     const wrong = await task('post', 'nodes/pve01/storage/local/download-url', { ...common, filename: 'wrong.qcow2', checksum: '0'.repeat(64) });
