@@ -267,8 +267,10 @@ function matchOutput(step: ResolvedStep, output: string): Record<string, string>
   return Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
 }
 
-/** A command that ran: its exit code must be the expected one, its output must match. */
-/** `why` is what explains a wrong exit code: stderr unless the program says it elsewhere. */
+/**
+ * A command that ran: its exit code must be the expected one, its output must match. `why`
+ * explains a wrong exit code: stderr, unless the program says it elsewhere.
+ */
 function checkCommand(step: ResolvedStep & { expectExit: number }, result: CommandResult, why = result.stderr): StepOutcome {
   if (result.exitCode !== step.expectExit) {
     nonRetryable('StepExpectationFailed', `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${why.trim() ? `: ${tail(why, 8)}` : ''}`);
