@@ -65,7 +65,6 @@ export interface TaskResult {
 
 export interface ConformanceCluster {
   sim: SimulatedCluster;
-  caFile: string;
   /** A proxmoxer connection to a node's API as a scenario token (or a wrong secret for it). */
   proxmoxer(tokenId: string, options?: { node?: string; secret?: string; caFile?: string }): Promise<Proxmoxer>;
   /** Runs tasks on localhost with the real ansible-playbook; connection details as the modules' PROXMOX_* variables. */
@@ -79,8 +78,9 @@ export const simulatedSha256 = (url: string) => createHash('sha256').update(url)
 export const ANSIBLE_TOKEN = 'ansible@pve!conformance';
 export const READ_ONLY_TOKEN = 'monitor@pve!ro';
 
-export async function startConformanceCluster(options: { speed?: number } = {}): Promise<ConformanceCluster> {
-  const sim = await startSimulator({ scenario, speed: options.speed ?? 500, authFailureDelayMs: 50 });
+export async function startConformanceCluster(): Promise<ConformanceCluster> {
+  // Fast enough that most tasks end before a client's first poll; PVE's 3 s auth delay is not under test.
+  const sim = await startSimulator({ scenario, speed: 500, authFailureDelayMs: 50 });
   const dir = await mkdtemp(join(tmpdir(), 'pm-conformance-'));
   const caFile = join(dir, 'ca.pem');
   await writeFile(caFile, sim.caPem);
@@ -92,7 +92,6 @@ export async function startConformanceCluster(options: { speed?: number } = {}):
   };
   return {
     sim,
-    caFile,
     proxmoxer: (tokenId, { node, secret, caFile: ca = caFile } = {}) => {
       const { token, target } = connection(tokenId, node);
       return startProxmoxer({
