@@ -23,9 +23,21 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           // One Temporal dev server and one workflow bundle for every integration test file;
           // vitest runs this only when integration tests are selected.
-          globalSetup: ['test/globalSetup.ts'],
+          globalSetup: ['test/globalSetup.ts', 'test/python-tools-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // PVE clients nobody here wrote (proxmoxer, Ansible community.proxmox) against the
+          // simulator; no Temporal. The Python tools come from scripts/python-venv.sh.
+          name: 'conformance',
+          include: ['test/conformance/**/*.test.ts'],
+          globalSetup: ['test/python-tools-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
     ],

@@ -267,16 +267,25 @@ function matchOutput(step: ResolvedStep, output: string): Record<string, string>
   return Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
 }
 
-/** A command that ran: its exit code must be the expected one, its output must match. */
-function checkCommand(step: ResolvedStep & { expectExit: number }, result: CommandResult): StepOutcome {
+/**
+ * A command that ran: its exit code must be the expected one, its output must match. `why`
+ * explains a wrong exit code: stderr, unless the program says it elsewhere.
+ */
+function checkCommand(step: ResolvedStep & { expectExit: number }, result: CommandResult, why = result.stderr): StepOutcome {
   if (result.exitCode !== step.expectExit) {
-    nonRetryable(
-      'StepExpectationFailed',
-      `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${result.stderr.trim() ? `: ${tail(result.stderr, 8)}` : ''}`,
-    );
+    nonRetryable('StepExpectationFailed', `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${why.trim() ? `: ${tail(why, 8)}` : ''}`);
   }
   const captured = matchOutput(step, `${result.stdout}\n${result.stderr}`);
   return { kind: 'done', detail: tail(result.stdout, 3, 500) || `exit ${result.exitCode}`, captured };
+}
+
+/**
+ * ansible-playbook reports a failed task on stdout (`fatal: [host]: FAILED! => {...}`) and
+ * keeps stderr for warnings; only a playbook it cannot load is explained there (`ERROR!`).
+ */
+function playbookFailures(result: CommandResult): string {
+  const failed = result.stdout.split('\n').filter((line) => /^(fatal|failed): \[/.test(line));
+  return failed.length ? failed.join('\n') : result.stderr;
 }
 
 /**
@@ -437,7 +446,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     const beat = heartbeating();
     try {
       const result = await execProcess(ansiblePlaybook(), args, { cwd: root, timeoutMs: step.timeoutMs, onOutput: beat.onOutput });
-      return checkCommand(step, result);
+      return checkCommand(step, result, playbookFailures(result));
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
       return nonRetryable('PlaybookFailed', `step ${step.id}: ${ansiblePlaybook()} could not run: ${(err as Error).message}`);

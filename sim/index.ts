@@ -42,6 +42,8 @@ export interface SimulatedNode {
   sshPort: number;
   /** `SHA256:...` fingerprint of the node's SSH host key. */
   sshHostKey: string;
+  /** The host key itself (`ssh-ed25519 AAAA...`), for clients that pin by known_hosts (OpenSSH, Ansible). */
+  sshHostPublicKey: string;
 }
 
 export interface SimulatedToken {
@@ -108,6 +110,7 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
     port: apiPorts.get(n.name)!,
     sshPort: sshEndpoints.get(n.name)!.port,
     sshHostKey: sshEndpoints.get(n.name)!.hostKey,
+    sshHostPublicKey: sshEndpoints.get(n.name)!.hostPublicKey,
   }));
   return {
     nodes,

@@ -69,8 +69,8 @@ export class SshServer {
     });
   }
 
-  /** Opens every node's endpoint; returns node -> {port, host key fingerprint}. */
-  async listen(): Promise<Map<string, { port: number; hostKey: string }>> {
+  /** Opens every node's endpoint; returns node -> {port, host key fingerprint, host public key}. */
+  async listen(): Promise<Map<string, { port: number; hostKey: string; hostPublicKey: string }>> {
     for (const node of this.cluster.state.nodes.values()) {
       const endpoint: Endpoint = {
         node: node.name,
@@ -90,7 +90,10 @@ export class SshServer {
       else await this.#close(endpoint);
     });
     return new Map(
-      [...this.#endpoints.values()].map((e) => [e.node, { port: e.port, hostKey: sshFingerprint(e.hostKey.publicKey) }]),
+      [...this.#endpoints.values()].map((e) => [
+        e.node,
+        { port: e.port, hostKey: sshFingerprint(e.hostKey.publicKey), hostPublicKey: e.hostKey.publicKey },
+      ]),
     );
   }
 

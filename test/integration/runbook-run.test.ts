@@ -1,13 +1,16 @@
 /**
  * Runbooks end to end on a real Temporal dev server and the simulated homelab: a runbook
  * written for another cluster is ingested (adapted, reviewed, approved, saved) and then runs;
- * a malformed one is refused; steps reach into guests over SSH and delegate to Ansible.
+ * a malformed one is refused; steps reach into guests over SSH and delegate to Ansible (the
+ * real ansible-playbook from the project's Python venv, playing against localhost, with the
+ * community.proxmox modules, and against the simulated nodes over pinned SSH).
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify as toYaml } from 'yaml';
 import { createActivities } from '../../activities/index.js';
 import { createRunbookActivities } from '../../activities/runbook.js';
 import { createTemplateActivities } from '../../activities/template.js';
@@ -26,7 +29,70 @@ let env: SimulatedEnvironment;
 let worker: TestWorker;
 let dir: string;
 let runbooksDir: string;
-let ansibleLog: string;
+
+/**
+ * A fleet-infra repository as an operator has it: an inventory with the controller (localhost,
+ * where the community.proxmox modules run) and the PVE nodes (reached over SSH, host keys
+ * pinned in known_hosts), and playbooks written for a real cluster.
+ */
+async function writeFleetInfra(root: string): Promise<void> {
+  await mkdir(join(root, 'playbooks', 'inventories'), { recursive: true });
+  const token = env.sim.tokens[0]!;
+  const [user, tokenName] = token.tokenId.split('!');
+  const caFile = join(root, 'pve-ca.pem');
+  const knownHosts = join(root, 'known_hosts');
+  const sshKey = join(root, 'id_ed25519');
+  await writeFile(caFile, env.sim.caPem);
+  await writeFile(sshKey, env.sim.sshClientKey.privateKey, { mode: 0o600 });
+  await writeFile(knownHosts, env.sim.nodes.map((n) => `[${n.host}]:${n.sshPort} ${n.sshHostPublicKey}\n`).join(''));
+  const sshHost = (name: string) => {
+    const node = env.sim.nodes.find((n) => n.name === name)!;
+    return { ansible_host: node.host, ansible_port: node.sshPort };
+  };
+  const inventory = {
+    all: {
+      vars: {
+        pve_api: { host: env.sim.nodes[0]!.host, port: env.sim.nodes[0]!.port, user, token_id: tokenName, token_secret: token.secret, ca_file: caFile },
+        ansible_user: 'root',
+        ansible_ssh_private_key_file: sshKey,
+        ansible_ssh_common_args: `-o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o ControlMaster=no`,
+      },
+      children: {
+        k8s: {
+          children: {
+            controller: { hosts: { localhost: { ansible_connection: 'local', ansible_python_interpreter: '{{ ansible_playbook_python }}' } } },
+            k8s_nodes: { hosts: { pve02: sshHost('pve02'), pve03: sshHost('pve03') } },
+          },
+        },
+        storage_nodes: { hosts: { pve01: sshHost('pve01') } },
+      },
+    },
+  };
+  await writeFile(join(root, 'playbooks', 'inventories', 'hosts.yaml'), toYaml(inventory), { mode: 0o600 });
+  const provision = [
+    {
+      name: 'Clone the control plane from the Talos template',
+      hosts: 'controller',
+      gather_facts: false,
+      environment: { REQUESTS_CA_BUNDLE: '{{ pve_api.ca_file }}' },
+      module_defaults: {
+        'group/community.proxmox.proxmox': {
+          api_host: '{{ pve_api.host }}',
+          api_port: '{{ pve_api.port }}',
+          api_user: '{{ pve_api.user }}',
+          api_token_id: '{{ pve_api.token_id }}',
+          api_token_secret: '{{ pve_api.token_secret }}',
+          validate_certs: true,
+        },
+      },
+      tasks: [{ name: 'Clone', 'community.proxmox.proxmox_kvm': { node: 'pve02', clone: 'tpl-talos-1-11', name: '{{ cluster_name }}-cp1', timeout: 120 } }],
+    },
+    { name: 'Check the nodes', hosts: 'k8s_nodes', gather_facts: false, tasks: [{ name: 'PVE version', 'ansible.builtin.raw': 'pveversion', changed_when: false }] },
+  ];
+  await writeFile(join(root, 'playbooks', 'talos-provision-vms.yaml'), toYaml(provision));
+  const failing = [{ hosts: 'controller', gather_facts: false, tasks: [{ 'ansible.builtin.fail': { msg: 'the cluster is not ready' } }] }];
+  await writeFile(join(root, 'playbooks', 'failing.yaml'), toYaml(failing));
+}
 
 beforeAll(async () => {
   env = await startSimulatedEnvironment({ scenario: homelabWithShippedRole(), speed: 400 });
@@ -34,20 +100,15 @@ beforeAll(async () => {
   runbooksDir = join(dir, 'runbooks');
   const fleetInfra = join(dir, 'fleet-infra');
   await mkdir(runbooksDir);
-  await mkdir(join(fleetInfra, 'playbooks', 'inventories'), { recursive: true });
-  await writeFile(join(fleetInfra, 'playbooks', 'inventories', 'hosts.yaml'), 'all: {}\n');
-  await writeFile(join(fleetInfra, 'playbooks', 'talos-provision-vms.yaml'), '- hosts: all\n');
-  await writeFile(join(fleetInfra, 'playbooks', 'failing.yaml'), '- hosts: all\n');
+  await writeFleetInfra(fleetInfra);
   await copyFile(shipped('alpine-pxe-gold'), join(runbooksDir, 'alpine-pxe-gold.md'));
-  ansibleLog = join(dir, 'ansible.log');
-  process.env.PM_ANSIBLE_STANDIN_LOG = ansibleLog;
 
   const home = env.config.environments['home']!;
   const config = {
     ...env.config,
     environments: { home: { ...home, ansible: { fleet_infra_path: fleetInfra, inventory: 'playbooks/inventories/hosts.yaml' } } },
   };
-  const deps = { ...buildWorkerDeps(config), runbooksDir, ansiblePlaybook: fixture('ansible-playbook') };
+  const deps = { ...buildWorkerDeps(config), runbooksDir, ansiblePlaybook: join(inject('pythonBin'), 'ansible-playbook') };
   worker = await startTestWorker({
     activities: { ...createActivities(deps), ...createRunbookActivities(deps), ...createTemplateActivities(deps) },
   });
@@ -56,7 +117,6 @@ afterAll(async () => {
   await worker?.shutdown();
   await env?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
-  delete process.env.PM_ANSIBLE_STANDIN_LOG;
 });
 
 const named = (name: string) => [...env.sim.state.guests.values()].filter((g) => g.config['name'] === name);
@@ -186,7 +246,9 @@ cleanup:
     expect(named('docker02')).toEqual([]);
   });
 
-  it('delegates to an existing Ansible playbook with the configured inventory', async () => {
+  it('delegates to an existing Ansible playbook with the configured inventory, limit and variables', async () => {
+    const versionChecks = (node: string) => env.sim.counters.sshCommands(node, 'pveversion');
+    const before = ['pve01', 'pve02', 'pve03'].map(versionChecks);
     await write(
       'provision-talos',
       `description: Provision Talos VMs with the fleet-infra playbook
@@ -202,19 +264,13 @@ steps:
     );
     const { result } = await (await startOperation(worker, 'runbook-run', { runbook: 'provision-talos', parameters: { cluster: 'prod' } })).result();
     expect(result.completed).toEqual(['provision']);
-    const args = (await readFile(ansibleLog, 'utf8')).trim().split('\n');
-    expect(args).toEqual([
-      '-i',
-      join(dir, 'fleet-infra', 'playbooks', 'inventories', 'hosts.yaml'),
-      join(dir, 'fleet-infra', 'playbooks', 'talos-provision-vms.yaml'),
-      '--limit',
-      'k8s',
-      '--extra-vars',
-      '{"cluster_name":"prod"}',
-    ]);
+    // The extra variable named the clone; the modules reached the cluster's API from localhost.
+    expect(named('prod-cp1')).toMatchObject([{ node: 'pve02', status: 'stopped' }]);
+    // The nodes in the limit were reached over SSH, the one outside it was not.
+    expect(['pve01', 'pve02', 'pve03'].map((n, i) => versionChecks(n) - before[i]!)).toEqual([0, 1, 1]);
   });
 
-  it('fails the step when the playbook fails, with its exit code', async () => {
+  it('fails the step when the playbook fails, with its exit code and the failed task', async () => {
     await write(
       'failing-play',
       `description: A playbook that fails
@@ -224,6 +280,6 @@ steps:
   - { id: play, description: Play, ansible: { playbook: playbooks/failing.yaml } }`,
     );
     const failure = await failureOf(await startOperation(worker, 'runbook-run', { runbook: 'failing-play' }));
-    expect(failure.message).toMatch(/^step play failed: step play: exited 2 \(expected 0\)/);
+    expect(failure.message).toMatch(/^step play failed: step play: exited 2 \(expected 0\): fatal: \[localhost\]: FAILED! => .*"msg": "the cluster is not ready"/);
   });
 });
