@@ -151,6 +151,11 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
   'rolling-maintenance': { environment: 'home', dryRun: true },
 };
 
+/** Examples that need something done first, so they cannot run on a freshly started demo (the docs test skips them). */
+const exampleNeeds: Partial<Record<OperationKindName, string>> = {
+  'cluster-down': 'a cluster to tear down: run the cluster-up example without dryRun and approve it first',
+};
+
 export interface RequestField {
   name: string;
   type: string;
@@ -222,6 +227,7 @@ export function renderRequestsMarkdown(): string {
       '|---|---|---|---|',
       ...rows,
       '',
+      ...(exampleNeeds[op.kind] ? [`Needs ${exampleNeeds[op.kind]}.`, '', `<!-- docs-test: skip (needs ${exampleNeeds[op.kind]}) -->`] : []),
       '```sh',
       `curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' \\`,
       `  -d '${body.replace(/'/g, "'\\''")}' \\`,
