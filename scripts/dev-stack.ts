@@ -468,7 +468,7 @@ async function main(): Promise<number> {
 
   if (ok) {
     tryNext([
-      `evacuate a node, plan only: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' -d '{"environment":"${ENVIRONMENT}","node":"pve01","dryRun":true}' $api/v1/operations/evacuation`,
+      `evacuate a node, plan only: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' -d '{"environment":"${ENVIRONMENT}","node":"pve03","dryRun":true}' $api/v1/operations/evacuation`,
       `check for drift now: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" $api/v1/drift/${ENVIRONMENT}/check`,
       `watch it in the Temporal UI: ${temporal.uiUrl}`,
     ]);
