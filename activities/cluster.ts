@@ -20,7 +20,7 @@ import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveApiError, PveTaskFailedError } from '../lib/pve/errors.js';
 import { waitForTask } from '../lib/pve/tasks.js';
-import { createTalosctl, defaultTalosctlBinary, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
+import { configuredTalosctl, createTalosctl, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
@@ -160,7 +160,7 @@ async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: s
 
 export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, options: ClusterActivityOptions = {}) {
   const clustersDir = () => options.clustersDir ?? defaultClustersDir();
-  const talosctl = createTalosctl(options.talosctl ?? { binary: defaultTalosctlBinary() });
+  const talosctl = createTalosctl(options.talosctl ?? configuredTalosctl(deps.config));
   const polling = options.polling ?? { pollMs: 250, maxPollMs: 2_000 };
 
   return {

@@ -110,8 +110,10 @@ export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 's
     async planStatefulVm(input: StatefulVmInput): Promise<PlanDraft<StatefulPlanDetails>> {
       const env = deps.config.environments[input.environment]!;
       if (!env.pxe) refuse('PlanRefused', `environment '${input.environment}' has no pxe section: network boot is not set up there`);
-      const liveHostKey = input.liveImageHostKey;
-      if (!liveHostKey) refuse('PlanRefused', "liveImageHostKey: the live image's SSH host key must be pinned for the install session");
+      const liveHostKey = input.liveImageHostKey ?? env.pxe.live_image_host_key;
+      if (!liveHostKey) {
+        refuse('PlanRefused', "liveImageHostKey: the live image's SSH host key must be pinned for the install session (in the request or as pxe.live_image_host_key)");
+      }
 
       const base = await provision.planNewGuest({ ...input, start: false }, { create: { type: 'qemu', netboot: true } });
       const spec = base.details!.spec;

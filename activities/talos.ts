@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { clusterSecretsDir } from '../lib/clusters/identity.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
-import { createTalosctl, defaultTalosctlBinary, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
+import { configuredTalosctl, createTalosctl, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
 import type { WorkerDeps } from '../worker/deps.js';
 
 export interface TalosActivityOptions {
@@ -53,7 +53,7 @@ async function talos<T>(fn: () => Promise<T>): Promise<T> {
 const exists = (path: string) => stat(path).then(() => true, () => false);
 
 export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options: TalosActivityOptions = {}) {
-  const talosctl = createTalosctl(options.talosctl ?? { binary: defaultTalosctlBinary() });
+  const talosctl = createTalosctl(options.talosctl ?? configuredTalosctl(deps.config));
   const dirOf = (environment: string, cluster: string) => clusterSecretsDir(deps.config.secrets_dir, environment, cluster);
   const talosconfigOf = (environment: string, cluster: string) => join(dirOf(environment, cluster), 'talosconfig');
   const cancellation = () => ({ signal: Context.current().cancellationSignal });

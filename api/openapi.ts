@@ -4,6 +4,7 @@
  * document cannot drift from what the API accepts. Also rendered as a plain HTML page.
  */
 import { z } from 'zod';
+import { describeRequestSchema } from '../lib/operations/request-docs.js';
 import type { Route } from './route.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -56,6 +57,13 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output', components: Recor
   return hoist(z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema, components);
 }
 
+/** Operation requests get each field's meaning and an example (lib/operations/request-docs.ts). */
+function requestBodySchema(route: Route, schema: z.ZodType, components: Record<string, JsonSchema>): JsonSchema {
+  const body = jsonSchema(schema, 'input', components);
+  const kind = /^\/v1\/operations\/([a-z-]+)$/.exec(route.path)?.[1];
+  return kind ? describeRequestSchema(kind, body) : body;
+}
+
 function parameters(schema: z.ZodType | undefined, location: 'path' | 'query', components: Record<string, JsonSchema>): OpenApiParameter[] {
   if (!schema) return [];
   const object = jsonSchema(schema, 'input', components);
@@ -98,7 +106,7 @@ export function openApiDocument(routes: readonly Route[]): OpenApiDocument {
         ? {
             requestBody: {
               required: route.body.required,
-              content: { 'application/json': { schema: jsonSchema(route.body.schema, 'input', components) } },
+              content: { 'application/json': { schema: requestBodySchema(route, route.body.schema, components) } },
             },
           }
         : {}),
@@ -139,6 +147,30 @@ const escapeHtml = (text: string) =>
 
 const pretty = (value: unknown) => `<pre>${escapeHtml(JSON.stringify(value, null, 2))}</pre>`;
 
+const shortType = (schema: JsonSchema): string => {
+  if (Array.isArray(schema.enum)) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as JsonSchema[]).map(shortType).join(' or ');
+  if (schema.type === 'array' && schema.items) return `${shortType(schema.items as JsonSchema)}[]`;
+  return typeof schema.$ref === 'string' ? schema.$ref.split('/').pop()! : String(schema.type ?? 'any');
+};
+
+/** A request body as people read it: one row per field (type, default, meaning), then an example; the raw schema folded away. */
+function bodyFields(schema: JsonSchema): string {
+  const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((schema.required ?? []) as string[]);
+  const rows = Object.entries(properties)
+    .map(
+      ([name, p]) =>
+        `<tr><td><code>${escapeHtml(name)}</code></td><td><code>${escapeHtml(shortType(p))}</code></td>` +
+        `<td>${required.has(name) ? 'required' : p.default !== undefined ? `<code>${escapeHtml(JSON.stringify(p.default))}</code>` : '—'}</td>` +
+        `<td>${escapeHtml(typeof p.description === 'string' ? p.description : '')}</td></tr>`,
+    )
+    .join('');
+  const table = rows ? `<table><tr><th>field</th><th>type</th><th>default</th><th>meaning</th></tr>${rows}</table>` : '';
+  const examples = Array.isArray(schema.examples) ? schema.examples.map((e) => `<p>example:</p>${pretty(e)}`).join('') : '';
+  return `${table}${examples}<details><summary>JSON schema</summary>${pretty(schema)}</details>`;
+}
+
 /** A self-contained page (no scripts, no external assets) listing every path of the document. */
 export function docsPage(doc: OpenApiDocument): string {
   const sections = Object.entries(doc.paths).flatMap(([path, methods]) =>
@@ -153,7 +185,7 @@ export function docsPage(doc: OpenApiDocument): string {
             .join('')}</table>`
         : '';
       const body = op.requestBody
-        ? `<h4>request body${op.requestBody.required ? '' : ' (optional)'}</h4>${pretty(op.requestBody.content['application/json'].schema)}`
+        ? `<h4>request body${op.requestBody.required ? '' : ' (optional)'}</h4>${bodyFields(op.requestBody.content['application/json'].schema)}`
         : '';
       const responses = Object.entries(op.responses)
         .map(([status, r]) => {
@@ -171,7 +203,7 @@ export function docsPage(doc: OpenApiDocument): string {
     }),
   );
   const schemas = Object.entries(doc.components.schemas)
-    .map(([name, schema]) => `<section id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>${pretty(schema)}</section>`)
+    .map(([name, schema]) => `<section id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>${bodyFields(schema)}</section>`)
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(doc.info.title)} API</title>

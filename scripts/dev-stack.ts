@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +27,8 @@ import { assertPortFree, freePort, PortInUseError, startDevServer, type DevServe
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ENVIRONMENT = 'home';
+/** Often enough that /v1/drift has a report a few minutes after the start. */
+const DRIFT_INTERVAL = '2m';
 
 /** Demo actors, one per role. Their bearer tokens are stored hashed in the config. */
 const actors: { actor: string; roles: Role[] }[] = [
@@ -61,11 +63,11 @@ const optionSpec = {
   'temporal-port': { type: 'string', default: '7233' },
   'ui-port': { type: 'string', default: '8233' },
   'api-port': { type: 'string', default: '8080' },
-  help: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-const usage = `usage: scripts/demo.sh [--once] [--speed N] [--scenario FILE] [--data-dir DIR]
-                        [--temporal-port N] [--ui-port N] [--api-port N]     (port 0: any free port)`;
+/** One text for `--help` here and in scripts/demo.sh, which prints it before any setup runs. */
+const usage = readFileSync(join(repoRoot, 'scripts/demo-usage.txt'), 'utf8').trimEnd();
 
 async function parseOptions(argv: string[]): Promise<Options | undefined> {
   let parsed;
@@ -195,6 +197,7 @@ const SimConnection = z.object({
   token_file: z.string(),
   ssh_key_file: z.string().optional(),
   ssh_user: z.string().default('root'),
+  live_image_host_key: z.string().optional(),
 });
 type SimConnection = z.infer<typeof SimConnection>;
 
@@ -244,6 +247,21 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
     approvals: { timeout: '24h', auto_approve: ['low'] },
     audit: { path: join(demoDir, 'audit.log') },
     secrets_dir: join(demoDir, 'secrets'),
+    // The drift schedule is off unless an interval is set; the demo turns it on.
+    manifests: { path: 'manifests', drift_interval: DRIFT_INTERVAL, drift_dir: join(demoDir, 'drift') },
+    // cluster-up's Talos steps run the stand-in, which finds the "Talos nodes" among the simulator's VMs.
+    talosctl: {
+      binary: join(repoRoot, 'sim/bin/talosctl'),
+      env: {
+        TALOSCTL_STANDIN_STATE: join(demoDir, 'talos'),
+        TALOSCTL_STANDIN_PVE: JSON.stringify({
+          host: sim.nodes[0]!.host,
+          port: sim.nodes[0]!.port,
+          fingerprint: sim.tls.fingerprint,
+          tokenFile: sim.token_file,
+        }),
+      },
+    },
     environments: {
       [ENVIRONMENT]: {
         cluster: {
@@ -262,6 +280,12 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
           token: { file: sim.token_file },
           ssh_user: sim.ssh_user,
           ...(sim.ssh_key_file ? { ssh_key: { file: sim.ssh_key_file } } : {}),
+        },
+        // The simulator's VMs that boot from the network get its live Alpine image, whose key is pinned here.
+        pxe: {
+          tftp_server: sim.nodes[0]!.host,
+          boot_file: 'pxelinux.0',
+          ...(sim.live_image_host_key ? { live_image_host_key: sim.live_image_host_key } : {}),
         },
       },
     },
@@ -350,6 +374,11 @@ async function runInventory(apiUrl: string, token: string): Promise<boolean> {
   }
 }
 
+/** The end of each step: what to do next, copy-paste ready. */
+function tryNext(items: string[]): void {
+  console.log(`\n    try next:\n${items.map((item) => `      - ${item}`).join('\n')}`);
+}
+
 // ---------------------------------------------------------------------------------------
 
 let temporal: DevServer | undefined;
@@ -417,14 +446,16 @@ async function main(): Promise<number> {
 
   console.log(`
 ==> proxmox-manager is up
-    API:          ${apiUrl}   (OpenAPI and routes: see README)
+    API:          ${apiUrl}   (reference: ${apiUrl}/docs)
     Temporal UI:  ${temporal.uiUrl}
     API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin)
-
-    Try:
-      set -a; . ${shownPath(written.tokensFile)}; set +a
-      curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' \\
-           -d '{"environment":"${ENVIRONMENT}"}' ${apiUrl}/v1/operations/inventory`);
+    PXE live image host key (pinned as pxe.live_image_host_key): ${connection.live_image_host_key ?? 'not reported by the simulator'}
+    Drift schedule: every ${DRIFT_INTERVAL} (GET ${apiUrl}/v1/drift)`);
+  tryNext([
+    `set -a; . ${shownPath(written.tokensFile)}; set +a; api=${apiUrl}`,
+    `curl -s -H "Authorization: Bearer $PM_TOKEN_CAROL" "$api/v1/inventory?environment=${ENVIRONMENT}"`,
+    `the README's walk-through (README.md, "Operations"): every operation kind, copy-paste`,
+  ]);
 
   const tokens = await demoTokens(written.tokensFile);
   let ok: boolean;
@@ -435,6 +466,13 @@ async function main(): Promise<number> {
     ok = false;
   }
 
+  if (ok) {
+    tryNext([
+      `evacuate a node, plan only: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' -d '{"environment":"${ENVIRONMENT}","node":"pve03","dryRun":true}' $api/v1/operations/evacuation`,
+      `check for drift now: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" $api/v1/drift/${ENVIRONMENT}/check`,
+      `watch it in the Temporal UI: ${temporal.uiUrl}`,
+    ]);
+  }
   if (o.once) return ok ? 0 : 1;
   console.log('\n==> Running. Ctrl-C stops everything.');
   // Any child dying on its own ends the demo: a half-running stack only confuses.

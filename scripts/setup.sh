@@ -15,20 +15,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "Installing dependencies (npm ci)..."
   # No dependency needs its install script (every native part ships prebuilt), so none runs,
   # whatever npm version this is.
-  npm_log=$(mktemp)
-  if ! npm ci --ignore-scripts --no-audit --no-fund >"$npm_log" 2>&1; then
-    if grep -q 'Missing: .* from lock file' "$npm_log"; then
-      # npm ci rejects a lockfile when a registry does not serve some other platform's optional
-      # binaries (npm/cli#9846). npm install installs the same locked versions regardless.
-      echo "npm ci refused the lockfile over optional packages for other platforms; installing the locked versions with npm install"
-      npm install --ignore-scripts --no-audit --no-fund
-    else
-      cat "$npm_log" >&2
-      rm -f "$npm_log"
-      exit 1
-    fi
-  fi
-  rm -f "$npm_log"
+  npm ci --ignore-scripts --no-audit --no-fund
 fi
 
 node_modules/.bin/tsx scripts/temporal-cli.ts

@@ -12,6 +12,7 @@
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { guestSystemsOf } from './guest-ssh.js';
 import { startSimulator, type SimulatedCluster } from './index.js';
 import { ScenarioError } from './scenario.js';
 
@@ -31,6 +32,8 @@ export interface ConnectionFile {
   ssh_key_file: string;
   /** Bearer secret for /_sim/* (counters, faults, clock) on any node's API port. */
   admin_secret_file: string;
+  /** `SHA256:...` of the network-booted live image's SSH host key, to pin for PXE installs. */
+  live_image_host_key: string;
   pid: number;
 }
 
@@ -71,6 +74,7 @@ async function writeConnection(sim: SimulatedCluster, scenario: string, speed: n
     ssh_user: 'root',
     ssh_key_file: sshKeyFile,
     admin_secret_file: adminFile,
+    live_image_host_key: guestSystemsOf(sim.cluster).liveImageHostKey,
     pid: process.pid,
   };
   // Written whole and renamed, so a reader polling for the file never sees half of it.
@@ -119,6 +123,7 @@ async function main(): Promise<number> {
   console.log(`  connection file: ${connectionFile}`);
   console.log(`  tokens: ${connection.tokens.map((t) => `${t.token_id} (${t.file})`).join(', ')}`);
   console.log(`  SSH key: ${connection.ssh_key_file}   admin secret: ${connection.admin_secret_file}`);
+  console.log(`  PXE live image host key: ${connection.live_image_host_key}`);
 
   await new Promise<void>((done) => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());

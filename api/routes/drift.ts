@@ -8,10 +8,12 @@
 import { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { createDriftStore, type DriftStore } from '../../lib/manifest/drift-store.js';
+import { driftScheduleId } from '../../lib/manifest/schedule.js';
 import { manifestSettings } from '../../lib/manifest/settings.js';
 import { reconcileOperation } from '../../lib/operations/catalog.js';
 import type { OperationMeta } from '../../workflows/definitions.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
+import type { DetectDriftInput } from '../../workflows/detectDrift.js';
 import type { DriftOrigin } from '../../workflows/reconcile.js';
 import { inScope } from '../auth.js';
 import { requireEnvironment } from '../access.js';
@@ -59,6 +61,13 @@ const DriftReportSchema = z
   })
   .meta({ id: 'DriftReport' });
 const DriftReportList = z.object({ reports: z.array(DriftReportSchema) }).meta({ id: 'DriftReportList' });
+const DriftCheckStarted = z
+  .object({
+    id: z.string().describe('workflow ID of the check (detectDrift)'),
+    runId: z.string(),
+    report: z.string().describe('where its report appears once the check ends'),
+  })
+  .meta({ id: 'DriftCheckStarted' });
 
 const errors = {
   400: { description: 'invalid request; `details` names each field', schema: ErrorResponse },
@@ -112,6 +121,35 @@ export function driftRoutes(s: Services, store: DriftStore = createDriftStore(ma
         const { id } = parseParams(c, DriftIdParams);
         requireEnvironment(c, s.config, id, 'id');
         return c.json((await load(id)) satisfies z.infer<typeof DriftReportSchema>);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/drift/{id}/check',
+      tag: 'drift',
+      summary: 'Check an environment for drift now, without waiting for the schedule',
+      description:
+        'Runs the drift check the schedule runs (plans against the manifest, never applies), whether or not ' +
+        '`manifests.drift_interval` turns the schedule on. Its report replaces the environment’s report at `report`.',
+      access: 'start',
+      params: DriftIdParams,
+      audit: 'api.drift.check',
+      responses: { 202: { description: 'started; the report follows within seconds', schema: DriftCheckStarted }, ...errors },
+      handler: async (c) => {
+        const { id } = parseParams(c, DriftIdParams);
+        noteAudit(c, { environment: id });
+        requireEnvironment(c, s.config, id, 'id');
+        const workflowId = `${driftScheduleId(id)}/check/${compactIso(s.now())}`;
+        const input: DetectDriftInput = { environment: id };
+        const handle = await client.workflow.start('detectDrift', {
+          taskQueue,
+          workflowId,
+          args: [input],
+          staticSummary: `drift check of ${id} asked for by ${c.get('identity').actor}`,
+        });
+        noteAudit(c, { operationId: workflowId, result: 'started' });
+        const started: z.infer<typeof DriftCheckStarted> = { id: workflowId, runId: handle.firstExecutionRunId, report: `/v1/drift/${id}` };
+        return c.json(started, 202, { Location: started.report });
       },
     },
     {

@@ -130,7 +130,12 @@ export const EnvironmentConfig = z.object({
   ansible: z.object({ fleet_infra_path: z.string(), inventory: z.string() }).optional(),
   /** PXE infrastructure for stateful installs. */
   pxe: z
-    .object({ tftp_server: z.string(), boot_file: z.string().default('pxelinux.0') })
+    .object({
+      tftp_server: z.string(),
+      boot_file: z.string().default('pxelinux.0'),
+      /** The live image's SSH host key (`SHA256:...`), pinned for install sessions whose request names none. */
+      live_image_host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)').optional(),
+    })
     .optional(),
 });
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
@@ -210,6 +215,14 @@ export const AppConfig = z
       .default({ path: 'manifests', drift_dir: 'data/drift' }),
     /** Where the worker writes secrets it produces (kubeconfigs, talosconfigs). */
     secrets_dir: z.string().default('data/secrets'),
+    /** The talosctl binary cluster-up runs; `PM_TALOSCTL` or `talosctl` on PATH when absent. */
+    talosctl: z
+      .object({
+        binary: z.string().min(1),
+        /** Added to the binary's environment (settings only: it is written in this file). */
+        env: z.record(z.string(), z.string()).default({}),
+      })
+      .optional(),
     environments: z
       .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'environment names are lowercase words'), EnvironmentConfig)
       .refine((e) => Object.keys(e).length > 0, { message: 'define at least one environment' }),

@@ -11,6 +11,7 @@ import { tagExpressionProblem } from '../lifecycle/tag-expression.js';
 import { DEFAULT_UPGRADE_COMMAND } from '../maintenance/upgrade.js';
 import { clusterUpOperationPrefix } from '../clusters/identity.js';
 import { CLUSTER_NAME } from '../clusters/profile.js';
+import { parseRunbookMarkdown, RunbookError } from '../runbooks/markdown.js';
 
 const vmid = z.number().int().min(100).max(999_999_999);
 const nodeName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
@@ -320,13 +321,31 @@ export const runbookRunOperation = defineOperation({
   workflowId: (b, at) => `runbook/${b.environment}/${b.runbook}/${at}`,
 });
 
+/** What is wrong with a submitted runbook's front matter (`path: reason` each); none when it parses. */
+function runbookProblems(markdown: string): readonly string[] {
+  try {
+    parseRunbookMarkdown(markdown, '(submitted)');
+    return [];
+  } catch (err) {
+    if (err instanceof RunbookError) return err.issues;
+    throw err;
+  }
+}
+
 export const runbookIngestOperation = defineOperation({
   kind: 'runbook-ingest',
   workflowType: 'ingestRunbook',
   description: 'Submit a runbook as markdown: it is validated and adapted to the environment’s conventions, and saved once approved.',
   body: z.strictObject({
     ...common,
-    markdown: z.string().min(1).max(256 * 1024, 'a runbook may be at most 256 KiB'),
+    // Refused at the edge, every problem named, instead of failing the operation later.
+    markdown: z
+      .string()
+      .min(1)
+      .max(256 * 1024, 'a runbook may be at most 256 KiB')
+      .superRefine((text, ctx) => {
+        for (const problem of runbookProblems(text)) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     /** Replace an existing runbook of the same name (high risk). */
     replace: z.boolean().default(false),
   }),

@@ -210,7 +210,7 @@ export function createTalosctl(options: TalosctlOptions) {
   };
 }
 
-/** Where the worker finds talosctl: `PM_TALOSCTL`, else `talosctl` on PATH. */
-export function defaultTalosctlBinary(): string {
-  return process.env.PM_TALOSCTL ?? 'talosctl';
+/** Where the worker finds talosctl: the configuration's `talosctl` section, else `PM_TALOSCTL`, else `talosctl` on PATH. */
+export function configuredTalosctl(config: { talosctl?: { binary: string; env: Record<string, string> } }): TalosctlOptions {
+  return config.talosctl ?? { binary: process.env.PM_TALOSCTL ?? 'talosctl' };
 }

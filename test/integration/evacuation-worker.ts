@@ -7,7 +7,8 @@ import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { installQuietRuntime } from '../support/quiet-runtime.js';
 
 interface WorkerSettings {
   address: string;
@@ -19,7 +20,7 @@ interface WorkerSettings {
 }
 
 const settings = JSON.parse(process.env['EVACUATION_WORKER'] ?? '') as WorkerSettings;
-Runtime.install({ logger: new DefaultLogger('WARN') });
+installQuietRuntime();
 const deps = buildWorkerDeps(settings.config);
 const worker = await Worker.create({
   connection: await NativeConnection.connect({ address: settings.address }),

@@ -3,7 +3,6 @@
  * with its checksum verified by PVE, and images no guest uses removed — never one a guest,
  * or a guest's snapshot, still names.
  */
-import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
@@ -17,8 +16,8 @@ let env: SimulatedEnvironment;
 let worker: TestWorker;
 
 const ISO_URL = 'https://releases.ubuntu.com/24.04/ubuntu-24.04.3-live-server-amd64.iso';
-/** The simulator serves each scenario download with the SHA-256 of its URL as content checksum. */
-const ISO_SHA256 = createHash('sha256').update(ISO_URL).digest('hex');
+/** The image's published SHA-256 (its SHA256SUMS), which the homelab scenario serves it with. */
+const ISO_SHA256 = 'c3514bf0056180d09376462a7a1b4f213c1d6e8ea67fae5c25099c6fd3d8274b';
 
 beforeAll(async () => {
   const homelab = await loadScenarioFile(fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url)));

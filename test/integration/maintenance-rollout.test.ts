@@ -21,7 +21,7 @@ import type { MaintenancePlan } from '../../lib/maintenance/plan.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
 import type { OperationStatus } from '../../workflows/definitions.js';
 import { maintenanceDecisions, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
-import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { homelabRefusalsScenario, homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const tokens = { otto: 'it-maint-otto-7c1d', anna: 'it-maint-anna-2b9e' };
@@ -165,8 +165,24 @@ describe('rolling maintenance on the simulator', () => {
     }
   });
 
-  it('refuses to plan a cluster whose nodes cannot be emptied, saying why', async () => {
+  it('plans the documented minimal request ({"environment"} only) on the shipped homelab: every node in turn', async () => {
     const env = await simulated('maint-homelab', await loadScenarioFile(homelabScenario), 50);
+    const worker = await workerFor(env);
+    const api = await startApi(env, worker);
+
+    const dryRun = await api('POST', '/v1/operations/rolling-maintenance', 'otto', { environment: env.environment, dryRun: true });
+    expect(dryRun.status, JSON.stringify(dryRun.body)).toBeLessThan(300);
+    const detail = await until(
+      () => api('GET', dryRun.body.links.self, 'otto'),
+      (r) => r.body.state !== 'running',
+    );
+    const turns = (detail.body.status.plan.details as MaintenancePlan).turns.map((t) => t.node);
+    expect(turns.sort()).toEqual(['pve01', 'pve02', 'pve03']);
+    expect(env.sim.counters.tasks('qmigrate')).toBe(0);
+  });
+
+  it('refuses to plan a cluster whose nodes cannot be emptied, saying why', async () => {
+    const env = await simulated('maint-homelab-refusals', await loadScenarioFile(homelabRefusalsScenario), 50);
     const worker = await workerFor(env);
     const api = await startApi(env, worker);
 

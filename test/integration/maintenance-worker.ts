@@ -4,7 +4,8 @@
  * Configured through the MAINTENANCE_WORKER environment variable (JSON); prints `ready`
  * once it polls.
  */
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { installQuietRuntime } from '../support/quiet-runtime.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -21,7 +22,7 @@ interface WorkerSettings {
 }
 
 const settings = JSON.parse(process.env['MAINTENANCE_WORKER'] ?? '') as WorkerSettings;
-Runtime.install({ logger: new DefaultLogger('WARN') });
+installQuietRuntime();
 const deps = buildWorkerDeps(settings.config);
 const worker = await Worker.create({
   connection: await NativeConnection.connect({ address: settings.address }),

@@ -14,6 +14,7 @@ import { stringify as toYaml } from 'yaml';
 import { createActivities } from '../../activities/index.js';
 import { createRunbookActivities } from '../../activities/runbook.js';
 import { createTemplateActivities } from '../../activities/template.js';
+import { runbookIngestOperation } from '../../lib/operations/catalog.js';
 import { parseRunbookMarkdown } from '../../lib/runbooks/markdown.js';
 import { guestSystemsOf } from '../../sim/guest-ssh.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
@@ -161,14 +162,15 @@ describe('ingesting a runbook', () => {
     expect(env.sim.state.volume('local:import/noble-server-cloudimg-amd64.qcow2', 'pve01')).toBeDefined();
   });
 
-  it('refuses a runbook with a malformed step, naming the step and the reason, and saves nothing', async () => {
+  it('refuses a runbook with a malformed step as a bad request, naming the step and the reason, and saves nothing', async () => {
     const markdown = (await readFile(fixture('runbooks/lab-ubuntu-template.md'), 'utf8'))
       .replace('name: lab-ubuntu-template', 'name: lab-broken')
       .replace('    api: qemuTemplate\n', '    api: qemuTemplate\n    ssh: { node: pve01, command: qm template 9000 }\n');
-    const handle = await startOperation(worker, 'runbook-ingest', { markdown });
-    const failure = await failureOf(handle);
-    expect(failure.type).toBe('PlanRefused');
-    expect(failure.message).toContain('steps.2.kind: a step needs exactly one of api, ssh, guest, ansible');
+    // Checked where the API validates the request (400), before any workflow starts.
+    const refused = runbookIngestOperation.body.safeParse({ environment: 'home', markdown });
+    expect(refused.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toContain(
+      'markdown: steps.2.kind: a step needs exactly one of api, ssh, guest, ansible',
+    );
     await expect(readFile(join(runbooksDir, 'lab-broken.md'), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 

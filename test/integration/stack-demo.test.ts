@@ -44,6 +44,18 @@ describe('the demo command', () => {
     for (const dir of scratch) await rm(dir, { recursive: true, force: true });
   });
 
+  it('answers --help before any setup runs', async () => {
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn('bash', ['scripts/demo.sh', '--help'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      child.once('exit', (code) => resolve({ code, output }));
+    });
+    // Setup would have said something (installing, or where the Temporal CLI is): only the usage.
+    expect(result).toEqual({ code: 0, output: await readFile(join(root, 'scripts/demo-usage.txt'), 'utf8') });
+  });
+
   it('says which port is taken instead of failing obscurely', async () => {
     const squatter: Server = createServer();
     await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
@@ -72,6 +84,13 @@ describe('the demo command', () => {
       // The generated config pins TLS and stores API tokens only as hashes; the tokens file is private.
       const config = parse(await readFile(join(dataDir, 'demo/proxmox-manager.yaml'), 'utf8'));
       expect(config.environments.home.tls.insecure).toBeUndefined();
+      // Every advertised operation can run: cluster-up's talosctl stand-in, PXE with the live
+      // image's key pinned (and printed), the drift schedule on; each step ends with what to try next.
+      expect(config.talosctl.binary).toBe(join(root, 'sim/bin/talosctl'));
+      expect(config.environments.home.pxe.live_image_host_key).toMatch(/^SHA256:/);
+      expect(output).toContain(config.environments.home.pxe.live_image_host_key);
+      expect(config.manifests.drift_interval).toBe('2m');
+      expect(output.match(/try next:/g)).toHaveLength(2);
       const tokensFile = join(dataDir, 'demo/api-tokens.env');
       expect((await stat(tokensFile)).mode & 0o777).toBe(0o600);
       const tokens = (await readFile(tokensFile, 'utf8')).match(/^PM_TOKEN_\w+=(.+)$/gm)!;

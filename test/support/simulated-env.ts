@@ -16,6 +16,8 @@ import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedClu
 import { buildWorkerDeps, type WorkerDeps } from '../../worker/deps.js';
 
 export const homelabScenario = fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url));
+/** The homelab with the guests that pin their nodes (passthrough, local snapshots, a local ISO, an oversized disk). */
+export const homelabRefusalsScenario = fileURLToPath(new URL('../../sim/scenarios/homelab-refusals.yaml', import.meta.url));
 
 export interface SimulatedEnvironment {
   sim: SimulatedCluster;

@@ -11,8 +11,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { installQuietRuntime } from './quiet-runtime.js';
 
 let client: Promise<Client> | undefined;
 
@@ -26,14 +27,6 @@ export function testConnection(): Promise<Client> {
 
 export function uniqueTaskQueue(label = 'test'): string {
   return `${label}-${randomUUID().slice(0, 8)}`;
-}
-
-let runtimeInstalled = false;
-/** The worker runtime logs every state change at INFO; tests want warnings and errors only. */
-function installQuietRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
 }
 
 export interface TestWorker {

@@ -339,7 +339,12 @@ export const validBodies: Record<string, Record<string, unknown>> = {
   'storage-cleanup': { environment: 'home' },
   'create-stateful-vm': { environment: 'home', service: 'db' },
   'runbook-run': { environment: 'home', runbook: 'debian-vm', parameters: { cores: 2 } },
-  'runbook-ingest': { environment: 'home', markdown: '# Debian VM\n' },
+  'runbook-ingest': {
+    environment: 'home',
+    markdown:
+      "---\nname: hello\ndescription: Says hello on a node\nimage_type: none\nrequires: [ssh]\nparameters:\n  node: { type: node, required: true, description: where }\n" +
+      "steps:\n  - id: hello\n    description: Say hello\n    ssh: { node: '{{node}}', command: echo hello }\n---\n# Hello\n",
+  },
   'template-build': { environment: 'home', runbook: 'debian-template', parameters: { node: 'pve1' } },
   'cluster-up': { environment: 'home', profile: 'lab' },
   'cluster-down': { environment: 'home', cluster: 'lab' },

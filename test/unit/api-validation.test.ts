@@ -136,6 +136,29 @@ describe('operation bodies', () => {
   }
 });
 
+describe('a submitted runbook', () => {
+  it('is refused at the edge when its front matter is malformed, each problem named under markdown', async () => {
+    const api = testApi();
+    const markdown = '---\nname: Not A Name\nkind: vm\n---\n# body\n';
+    const body = await expectRejected(
+      await api.call('POST', '/v1/operations/runbook-ingest', { token: 'admin', body: { environment: 'home', markdown } }),
+      400,
+      'markdown',
+    );
+    expect(body.error.details!.map((d) => d.message).join('\n')).toMatch(/^name: /m);
+    expect(api.temporal.workflows.size).toBe(0);
+  });
+
+  it('without front matter is refused, saying what it lacks', async () => {
+    const body = await expectRejected(
+      await testApi().call('POST', '/v1/operations/runbook-ingest', { token: 'admin', body: { environment: 'home', markdown: '# Debian VM\n' } }),
+      400,
+      'markdown',
+    );
+    expect(body.error.details![0]!.message).toContain('must start with YAML front matter');
+  });
+});
+
 describe('malformed JSON', () => {
   const variants: [string, string][] = [
     ['truncated object', '{"environment":"home"'],

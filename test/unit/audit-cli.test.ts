@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,30 @@ describe('scripts/audit-verify.ts', () => {
     const tampered = await verifyCli(path);
     expect(tampered.code).toBe(1);
     expect(tampered.stderr).toMatch(/^PROBLEM: .*line 2: record 2 does not match its hash/);
+  }, 30_000);
+
+  it('checks the demo\'s log when given no path and no configuration, as right after ./scripts/demo.sh', async () => {
+    const clone = mkdtempSync(join(tmpdir(), 'pm-audit-demo-'));
+    mkdirSync(join(clone, 'data/demo'), { recursive: true });
+    writeFileSync(
+      join(clone, 'data/demo/proxmox-manager.yaml'),
+      [
+        'audit: { path: data/demo/audit.log }',
+        'environments:',
+        '  home:',
+        '    cluster: { name: demo, nodes: [{ name: pve01, host: 127.0.0.1 }] }',
+        '    tls: { insecure: true }',
+        '    credentials: { token: { env: PM_UNUSED_TOKEN } }',
+      ].join('\n'),
+    );
+    const { PM_CONFIG: _unset, ...withoutConfig } = process.env;
+    await createAuditLog(join(clone, 'data/demo/audit.log'), { fsync: false }).append({ actor: 'alice', action: 'api.operation.start', result: 'started' });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', join(repoRoot, 'node_modules/tsx/dist/loader.mjs'), join(repoRoot, 'scripts/audit-verify.ts')],
+      { cwd: clone, env: withoutConfig },
+    );
+    expect(stdout).toMatch(/^OK: .*data\/demo\/audit\.log: 1 records/);
   }, 30_000);
 
   it('exits 1 when there is no log at the path', async () => {

@@ -159,6 +159,17 @@ describe('the drift API', () => {
     expect(workflow.attributes.find((a) => a.key.name === PmOperationKind.name)?.value).toBe('reconcile');
   });
 
+  it('checks now on request, schedule or not, for an operator of the environment only', async () => {
+    const started = await api.call('POST', '/v1/drift/home/check', 'operator');
+    expect(started).toEqual({ status: 202, body: { id: 'drift/home/check/20260101T110000.000Z', runId: expect.any(String), report: '/v1/drift/home' } });
+    expect(temporal.workflows.get(started.body.id)).toMatchObject({ type: 'detectDrift', args: [{ environment: 'home' }] });
+
+    expect((await api.call('POST', '/v1/drift/home/check', 'viewer')).status).toBe(403);
+    expect((await api.call('POST', '/v1/drift/home/check', 'other')).status).toBe(403);
+    expect(await api.call('POST', '/v1/drift/nowhere/check', 'operator')).toMatchObject({ status: 400, body: { error: { code: 'unknown_environment' } } });
+    expect(temporal.workflows.size).toBe(1);
+  });
+
   it('refuses what it cannot apply: no report, no drift, an invalid manifest, a viewer, a bad body', async () => {
     expect(await api.call('POST', '/v1/drift/home/apply', 'operator')).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
     await store.write(report({ state: 'in-sync', items: [] }));
