@@ -13,7 +13,7 @@ import { PveError } from '../errors.js';
 import { guestSystemsOf } from '../guest-ssh.js';
 import { formatDrive, nextFreeKey } from '../guest-config.js';
 import { checkLock, lockGuestFile } from '../ops/common.js';
-import { convertToTemplate, updateConfig } from '../ops/config.js';
+import { convertToTemplate, MASKED_SECRET, SECRET_KEYS, updateConfig } from '../ops/config.js';
 import { markRunning, markStopped } from '../ops/power.js';
 import { httpReason, remoteFile } from '../ops/storage.js';
 import { pveversionString } from '../ops/views.js';
@@ -254,7 +254,9 @@ export class Shell {
       }
       case 'config': {
         const guest = this.#vm(rest[0]);
-        for (const key of Object.keys(guest.config).sort()) io.stdout(`${key}: ${guest.config[key]}\n`);
+        for (const key of Object.keys(guest.config).sort()) {
+          io.stdout(`${key}: ${SECRET_KEYS.has(key) ? MASKED_SECRET : guest.config[key]}\n`);
+        }
         io.stdout(`digest: ${guest.digest}\n`);
         return 0;
       }

@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createPveClient, type PveClient } from '../../lib/pve/client.js';
 import { endpoints, matchEndpoint, paramInfo, type Endpoint, type PermissionCheck, type WireRequest } from '../../lib/pve/endpoints.js';
+import { namedFormats } from '../../lib/pve/formats/named.js';
+import { defaultKey, isAlias, type PropertyFormat } from '../../lib/pve/property-string.js';
 import type { PveTransport } from '../../lib/pve/transport.js';
 
 const schemaUrl = new URL('../../../shared/pve-api/pve-api-schema.json', import.meta.url);
@@ -24,6 +26,7 @@ interface SchemaParam {
   maxLength?: number;
   requires?: string;
   description?: string;
+  typetext?: string;
 }
 interface SchemaMethod {
   parameters?: { properties?: Record<string, SchemaParam>; additionalProperties?: number };
@@ -46,6 +49,61 @@ function schemaName(props: Record<string, SchemaParam>, name: string): { key: st
   if (!key || !props[key]) return undefined;
   const documented = /\(n is 0 to (\d+)/.exec(props[key].description ?? '');
   return { key, maxIndex: documented ? Number(documented[1]) : undefined };
+}
+
+type SchemaFormat = Record<string, Record<string, unknown>>;
+
+/** A property-string format in one comparable form: per key its type and bounds, or its alias. */
+function propertyKeys(format: SchemaFormat | PropertyFormat): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(format as SchemaFormat).map(([name, k]) => {
+      if (k['alias'] !== undefined) return [name, { alias: k['alias'], keyAlias: k['keyAlias'] }];
+      const n = (v: unknown) => (v === undefined ? undefined : Number(v));
+      const flag = (v: unknown) => v === 1 || v === true;
+      return [
+        name,
+        {
+          type: k['type'],
+          optional: flag(k['optional']),
+          default_key: flag(k['default_key']),
+          enum: k['enum'],
+          minimum: n(k['minimum']),
+          maximum: n(k['maximum']),
+          maxLength: k['maxLength'],
+          pattern: k['pattern'],
+          format: k['format'],
+        },
+      ];
+    }),
+  );
+}
+
+/**
+ * Named property-string formats (`pve-qm-ipconfig`) appear in the schema only as `typetext`:
+ * `[[cputype=]<string>] [,flags=<...>] [,hidden=<1|0>]`. Its keys, the default key (written
+ * `[key=]`), booleans (`<1|0>`) and enums (`<a|b>`) are compared with ours.
+ */
+function parseTypetext(typetext: string): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const m of typetext.matchAll(/(\[?)([\w-]+)=(\]?)<([^>]*)>/g)) {
+    const [, open, key, close, value] = m;
+    const kind = value === '1|0' ? 'boolean' : /^[^|]+(\|[^|]+)+$/.test(value!) && !/[\d-]{3}/.test(value!) ? `enum ${value}` : 'value';
+    keys[key!] = `${open && close ? 'default ' : ''}${kind}`;
+  }
+  return keys;
+}
+
+function typetextKeys(format: PropertyFormat): Record<string, string> {
+  const first = defaultKey(format);
+  return Object.fromEntries(
+    Object.entries(format)
+      .filter(([, k]) => !isAlias(k))
+      .map(([name, k]) => {
+        const spec = k as Exclude<typeof k, { alias: string }>;
+        const kind = spec.type === 'boolean' ? 'boolean' : spec.enum ? `enum ${spec.enum.join('|')}` : 'value';
+        return [name, `${name === first ? 'default ' : ''}${kind}`];
+      }),
+  );
 }
 
 /** The schema's `permissions.check` in our vocabulary. */
@@ -96,8 +154,23 @@ describe.skipIf(!present)(
           expect(spec.minLength, `${at} minLength`).toBe(theirs.minLength);
           expect(spec.maxLength, `${at} maxLength`).toBe(theirs.maxLength);
           expect(spec.requires, `${at} requires`).toBe(theirs.requires);
-          // Named formats match; property-string formats (objects in the schema) are not modelled.
-          expect(spec.format, `${at} format`).toBe(typeof theirs.format === 'string' ? theirs.format : undefined);
+          if (typeof theirs.format === 'object' && theirs.format !== null) {
+            expect(typeof spec.format, `${at} is a property string`).toBe('object');
+            expect(propertyKeys(spec.format as PropertyFormat), `${at} keys`).toEqual(propertyKeys(theirs.format as SchemaFormat));
+          } else {
+            expect(spec.format, `${at} format`).toBe(theirs.format);
+          }
+        }
+      });
+
+      it('describes the keys of named property-string formats as the schema writes them', () => {
+        const props = schemaMethod(endpoint)?.parameters?.properties ?? {};
+        for (const [name, field] of Object.entries(endpoint.params.shape)) {
+          const { spec } = paramInfo(field);
+          const named = typeof spec.format === 'string' ? namedFormats[spec.format] : undefined;
+          if (!named || !('properties' in named)) continue;
+          const typetext = props[schemaName(props, name)!.key]!.typetext ?? '';
+          expect(typetextKeys(named.properties), `${endpoint.name}.${name} (${spec.format})`).toEqual(parseTypetext(typetext));
         }
       });
 
