@@ -68,7 +68,7 @@ function checkPropertyString(format: PropertyFormat, value: string, path: string
   }
   const lines: string[] = [];
   for (const [name, spec] of propertyKeys(format).sort(([a], [b]) => a.localeCompare(b))) {
-    const at = `${path}.${name}`;
+    const at = path ? `${path}.${name}` : name;
     const raw = values[name];
     if (raw === undefined) {
       if (spec.optional !== true) lines.push(`${at}: property is missing and it is not optional`);
@@ -128,9 +128,11 @@ export const pve = {
     if (opts.maxLength !== undefined) s = s.max(opts.maxLength);
     if (opts.pattern !== undefined) s = s.regex(pveRegex(opts.pattern));
     const format = opts.format;
+    // Outside a request (config files, typed calls) the issue carries PVE's reason on one line.
     const checked = format
-      ? s.refine((v) => checkFormat(format, v, '') === undefined, {
-          message: typeof format === 'string' ? `must be a valid ${format}` : 'must be a valid property string',
+      ? s.superRefine((v, ctx) => {
+          const error = checkFormat(format, v, '');
+          if (error) ctx.addIssue({ code: 'custom', message: `PVE refuses it: ${error.replaceAll('\n', '; ')}` });
         })
       : s;
     return register(checked, { type: 'string', ...opts });
