@@ -223,9 +223,22 @@ function validateAgainstSchema(method: SchemaMethod, values: Record<string, stri
     else if (p.maxLength !== undefined && value.length > p.maxLength) errors[name] = 'too long';
     else if (p.minimum !== undefined && Number(value) < Number(p.minimum)) errors[name] = 'below minimum';
     else if (p.maximum !== undefined && Number(value) > Number(p.maximum)) errors[name] = 'above maximum';
+    else if (typeof p.format === 'object' && p.format !== null) {
+      const bad = unknownKeys(p.format as SchemaFormat, value);
+      if (bad.length > 0) errors[name] = `unknown keys ${bad.join(', ')}`;
+    }
     if (p.requires && !(p.requires in values)) errors[p.requires] = `required by ${name}`;
   }
   return errors;
+}
+
+/** Keys of a property string that the schema's format does not have (a bare value needs a default key). */
+function unknownKeys(format: SchemaFormat, value: string): string[] {
+  return value
+    .split(',')
+    .map((part) => (part.includes('=') ? part.slice(0, part.indexOf('=')) : undefined))
+    .map((key) => key ?? Object.keys(format).find((k) => format[k]!['default_key']) ?? '(bare value)')
+    .filter((key) => !format[key]);
 }
 
 function recordingClient(): { client: PveClient; sent: WireRequest[] } {
