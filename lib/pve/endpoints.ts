@@ -18,7 +18,7 @@ import { InvalidRequestError } from './errors.js';
 export { checkPermission, permissionPath } from './permissions.js';
 export { InvalidRequestError } from './errors.js';
 export type { PermissionCheck, PermissionResult, PermissionSubject } from './permissions.js';
-export { paramInfo, pveParamSpecs } from './params.js';
+export { paramInfo, pveParamSpecs, secretParams } from './params.js';
 export type { DecodeResult, PveParamSpec, PveParamType } from './params.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -270,8 +270,8 @@ const qemuConfigProperties = () => ({
   autostart: pve.boolean().optional(),
   bootdisk: pve.string({ format: 'pve-qm-bootdisk', pattern: '(ide|sata|scsi|virtio)\\d+' }).optional(),
   cdrom: pve.string({ format: 'pve-qm-ide' }).optional(),
-  /** A secret: PVE stores it hashed and answers `**********` for it. */
-  cipassword: pve.string().optional(),
+  /** PVE stores it hashed and answers `**********` for it. */
+  cipassword: pve.string({ secret: true }).optional(),
   ciupgrade: pve.boolean().optional(),
   cpulimit: pve.number({ minimum: 0, maximum: 128 }).optional(),
   cpuunits: pve.integer({ minimum: 1, maximum: 262144 }).optional(),
@@ -924,8 +924,8 @@ export const endpoints = {
       force: pve.boolean().optional(),
       'ha-managed': pve.boolean().optional(),
       'ignore-unpack-errors': pve.boolean().optional(),
-      /** A secret: the root password, never stored in the config. */
-      password: pve.string({ minLength: 5 }).optional(),
+      /** The root password, never stored in the config. */
+      password: pve.string({ minLength: 5, secret: true }).optional(),
       restore: pve.boolean().optional(),
       unique: pve.boolean({ requires: 'restore' }).optional(),
       ...lxcConfigProperties(),

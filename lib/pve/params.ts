@@ -26,6 +26,8 @@ export interface PveParamSpec {
   format?: string | PropertyFormat;
   /** Another parameter that must be present when this one is. */
   requires?: string;
+  /** A password: never shown in a plan, a log or an answer (not part of PVE's schema). */
+  secret?: boolean;
 }
 
 export const pveParamSpecs = z.registry<PveParamSpec>();
@@ -103,6 +105,7 @@ interface StringOpts {
   minLength?: number;
   maxLength?: number;
   requires?: string;
+  secret?: boolean;
 }
 
 /** Builders for parameters; `.optional()` is applied by the caller exactly where PVE's schema says optional. */
@@ -174,6 +177,12 @@ export function paramInfo(field: z.ZodType): ParamInfo {
   const spec = pveParamSpecs.get(inner);
   if (!spec) throw new Error('parameter was not built with lib/pve/params.ts builders');
   return { optional, spec };
+}
+
+/** The parameters of an endpoint's params object that hold secrets. */
+export function secretParams(params: z.ZodObject): Set<string> {
+  const shape = params.shape as Record<string, z.ZodType>;
+  return new Set(Object.keys(shape).filter((name) => paramInfo(shape[name]!).spec.secret));
 }
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; errors: Record<string, string> };

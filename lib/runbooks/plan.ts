@@ -6,7 +6,7 @@
  */
 import { durationMs } from '../config/duration.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { decodeFormParams, endpoints, type EndpointName, type Method } from '../pve/endpoints.js';
+import { decodeFormParams, endpoints, secretParams, type EndpointName, type Method } from '../pve/endpoints.js';
 import { encodeValue } from '../pve/params.js';
 import { evaluateCondition, parseCondition } from './conditions.js';
 import type { ResolvedParameters } from './parameters.js';
@@ -310,6 +310,9 @@ function checkApiParams(
       // Property-string refusals list one `<param>.<key>: reason` line per key; an issue is one line.
       issues.push(`${at}.params.${key}: ${message.replaceAll('\n', '; ')}${from.length ? ` (from ${from.join(', ')})` : ''}`);
     }
+  }
+  for (const key of secretParams(endpoints[api].params)) {
+    if (key in params) issues.push(`${at}.params.${key}: a password in a step would be kept in the plan and the workflow's history; use SSH keys instead`);
   }
   const refusal = knownRefusal(api, ready);
   if (refusal) issues.push(`${at}.params.${refusal.param}: ${refusal.message}`);

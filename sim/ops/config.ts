@@ -3,6 +3,7 @@
  * property, disk allocation `storage:size`), resize, convert to template, destroy.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { endpoints, secretParams } from '../../lib/pve/endpoints.js';
 import * as lxcFormats from '../../lib/pve/formats/lxc.js';
 import * as qemuFormats from '../../lib/pve/formats/qemu.js';
 import { printPropertyString, splitPropertyString } from '../../lib/pve/property-string.js';
@@ -24,7 +25,7 @@ const CONTROL_KEYS = new Set([
 ]);
 
 /** Config keys whose value is a secret: kept hashed, answered masked, never logged. */
-export const SECRET_KEYS = new Set(['cipassword']);
+export const SECRET_KEYS = secretParams(endpoints.qemuUpdateConfig.params);
 export const MASKED_SECRET = '**********';
 
 
