@@ -62,4 +62,7 @@ export const namedFormats: Record<string, NamedFormat> = {
   'pve-vm-cpu-conf': { properties: qemu.cpu },
   'pve-qm-boot': { properties: qemu.boot },
   'pve-qm-rng': { properties: qemu.rng },
+  'pve-qm-watchdog': { properties: qemu.watchdog },
+  'pve-qm-smbios1': { properties: qemu.smbios1 },
+  'pve-qm-hostpci': { properties: qemu.hostpci },
 };

@@ -172,6 +172,41 @@ export const rng: PropertyFormat = {
   period: key.integer(),
 };
 
+/** Named format `pve-qm-watchdog`. */
+export const watchdog: PropertyFormat = {
+  model: key.enum(['i6300esb', 'ib700'], { default_key: true }),
+  action: key.enum(['reset', 'shutdown', 'poweroff', 'pause', 'debug', 'none']),
+};
+
+/** Named format `pve-qm-smbios1`; the texts are base64 when `base64=1`. */
+export const smbios1: PropertyFormat = {
+  base64: key.boolean(),
+  family: key.string(),
+  manufacturer: key.string(),
+  product: key.string(),
+  serial: key.string(),
+  sku: key.string(),
+  uuid: key.string({ pattern: '[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}' }),
+  version: key.string(),
+};
+
+/** Named format `pve-qm-hostpci`: a host device (`0000:01:00.0`, several joined by `;`) or a mapping. */
+export const hostpci: PropertyFormat = {
+  host: key.string({ default_key: true }),
+  mapping: key.string({ format: 'pve-configid' }),
+  'device-id': key.string(),
+  'vendor-id': key.string(),
+  'sub-device-id': key.string(),
+  'sub-vendor-id': key.string(),
+  driver: key.enum(['vfio', 'keep']),
+  'legacy-igd': key.boolean(),
+  mdev: key.string(),
+  pcie: key.boolean(),
+  rombar: key.boolean(),
+  romfile: key.string(),
+  'x-vga': key.boolean(),
+};
+
 export const audio: PropertyFormat = {
   device: key.enum(['ich9-intel-hda', 'intel-hda', 'AC97'], { optional: false }),
   driver: key.enum(['spice', 'none']),
