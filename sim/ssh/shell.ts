@@ -326,7 +326,7 @@ export class Shell {
     const raw: Record<string, unknown> = { node: this.node, vmid: String(guest.vmid), ...Object.fromEntries(options) };
     const decoded = decodeFormParams(endpoints.qemuUpdateConfig, raw);
     if (!decoded.ok) throw qmError(new PveError(400, 'Parameter verification failed.', decoded.errors));
-    io.stdout(`update VM ${guest.vmid}: ${options.map(([k, v]) => `-${k} ${v}`).join(' ')}\n`);
+    io.stdout(`update VM ${guest.vmid}: ${options.map(([k, v]) => `-${k} ${SECRET_KEYS.has(k) ? MASKED_SECRET : v}`).join(' ')}\n`);
     await updateConfig(this.cluster, guest, decoded.value as Record<string, unknown>);
     return 0;
   }
