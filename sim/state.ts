@@ -37,7 +37,8 @@ function uuidFrom(key: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function macFrom(key: string): string {
+/** A unicast MAC with PVE's default prefix (datacenter.cfg `mac_prefix`), stable per key. */
+export function macFrom(key: string): string {
   const h = createHash('sha256').update(key).digest('hex').toUpperCase();
   return `BC:24:11:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
 }

@@ -7,6 +7,8 @@
  * pinning, SSH host keys, API port) and the safety policy it enforces.
  */
 import { z } from 'zod';
+import * as qemuFormats from '../pve/formats/qemu.js';
+import { pve } from '../pve/params.js';
 
 export const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 export const Duration = z
@@ -54,11 +56,11 @@ const VmidRange = z
 export type VmidRange = { min: number; max: number };
 
 export const VmDefaults = z.object({
-  storage: z.string().default('local-lvm'),
-  network_bridge: z.string().default('vmbr0'),
+  storage: pve.storageId().default('local-lvm'),
+  network_bridge: pve.string({ format: 'pve-bridge-id' }).default('vmbr0'),
   bios: z.enum(['seabios', 'ovmf']).default('ovmf'),
-  machine: z.string().default('q35'),
-  cpu: z.string().default('host'),
+  machine: pve.string({ format: qemuFormats.machine }).default('q35'),
+  cpu: pve.string({ format: 'pve-vm-cpu-conf' }).default('host'),
   scsi_controller: z
     .enum(['lsi', 'lsi53c810', 'virtio-scsi-pci', 'virtio-scsi-single', 'megasas', 'pvscsi'])
     .default('virtio-scsi-single'),

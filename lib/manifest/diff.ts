@@ -20,6 +20,7 @@ import type { PlanStep, Risk } from '../../workflows/definitions.js';
 import { configDelta, type ConfigDelta, type FieldChange, type ParamValue } from './config-delta.js';
 import { findGuest, guestLabel, type Fleet, type FleetGuest, type ManifestProblem, type VmidRange } from './load.js';
 import { matchGuests, resolveTemplate, type Problem } from './match.js';
+import { manifestPath, stepRefusals } from './refusals.js';
 import { kindLabel, type GuestKind, type ObservedCluster, type ObservedGuest } from './observed.js';
 import {
   composeDescription,
@@ -505,7 +506,24 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
   const order = new Map(fleet.guests.map((g, i) => [label.get(g)!, i]));
   changes.sort((a, b) => a.wave - b.wave || (order.get(a.key) ?? -1) - (order.get(b.key) ?? -1) || a.vmid - b.vmid);
 
+  for (const c of changes) {
+    const g = byKey.get(c.key);
+    if (g) reportRefusals(g, c, problem);
+  }
+
   return { environment: ctx.environment, manifestDigest: fleet.digest, changes: problems.length ? [] : changes, unchanged, warnings, problems };
+}
+
+/** A step's parameters PVE would refuse, as problems of the manifest field they come from. */
+function reportRefusals(g: FleetGuest, c: GuestChange, problem: Problem): void {
+  for (const s of c.steps) {
+    if (!s.params) continue;
+    // A replacement's create and configure steps act on the new guest, whose kind may differ.
+    const kind = c.replacement && s.action !== 'destroy' && s.action !== 'shutdown' ? c.replacement.kind : c.kind;
+    for (const [key, reason] of Object.entries(stepRefusals(kind, s.action, s.params))) {
+      problem(g, manifestPath(key), `PVE would refuse ${key}=${String(s.params[key])}: ${reason}`);
+    }
+  }
 }
 
 function placementTargets(cluster: ObservedCluster, fleet: Fleet, matched: Map<FleetGuest, ObservedGuest>, label: Map<FleetGuest, string>): PlacementTarget[] {

@@ -3,6 +3,7 @@
  * URL-encoded SSH keys — read into values a manifest can be compared with, and written back
  * preserving what the manifest does not manage (MAC addresses, volume ids, other options).
  */
+import { NIC_MODELS } from '../pve/formats/qemu.js';
 import type { GuestSource } from './schema.js';
 
 export type PveConfig = Record<string, unknown>;
@@ -75,7 +76,6 @@ export function parseDrive(value: string): DriveValue {
   };
 }
 
-export const QEMU_NIC_MODELS = ['virtio', 'e1000', 'e1000e', 'rtl8139', 'vmxnet3'] as const;
 
 export interface NicValue {
   /** VMs: the model; containers: undefined. */
@@ -96,7 +96,7 @@ export interface NicValue {
 export function parseQemuNic(value: string): NicValue {
   const nic: NicValue = { firewall: false, rest: [] };
   for (const [key, v] of parsePropertyString(value)) {
-    if ((QEMU_NIC_MODELS as readonly string[]).includes(key)) {
+    if ((NIC_MODELS as readonly string[]).includes(key)) {
       nic.model = key;
       if (v) nic.mac = v;
     } else if (key === 'macaddr') nic.mac = v;

@@ -10,13 +10,15 @@
 import { z } from 'zod';
 import { parseUpid } from './upid.js';
 import { decodeParams, encodeValue, indexed, pve, type DecodeResult } from './params.js';
+import * as qemuFormats from './formats/qemu.js';
+import * as lxcFormats from './formats/lxc.js';
 import type { PermissionCheck } from './permissions.js';
 import { InvalidRequestError } from './errors.js';
 
 export { checkPermission, permissionPath } from './permissions.js';
 export { InvalidRequestError } from './errors.js';
 export type { PermissionCheck, PermissionResult, PermissionSubject } from './permissions.js';
-export { paramInfo, pveParamSpecs } from './params.js';
+export { paramInfo, pveParamSpecs, secretParams } from './params.js';
 export type { DecodeResult, PveParamSpec, PveParamType } from './params.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -226,26 +228,25 @@ const qemuConfigProperties = () => ({
   sockets: pve.integer({ minimum: 1 }).optional(),
   numa: pve.boolean().optional(),
   cpu: pve.string({ format: 'pve-vm-cpu-conf' }).optional(),
-  /** `[current=]<MiB>` property string. */
-  memory: pve.string().optional(),
+  memory: pve.string({ format: qemuFormats.memory }).optional(),
   balloon: pve.integer({ minimum: 0 }).optional(),
   bios: pve.enum(['seabios', 'ovmf']).optional(),
-  machine: pve.string().optional(),
+  machine: pve.string({ format: qemuFormats.machine }).optional(),
   scsihw: pve.enum(['lsi', 'lsi53c810', 'virtio-scsi-pci', 'virtio-scsi-single', 'megasas', 'pvscsi']).optional(),
-  ...indexed('scsi', 31, () => pve.string().optional()),
-  ...indexed('virtio', 16, () => pve.string().optional()),
-  ...indexed('sata', 6, () => pve.string().optional()),
-  ...indexed('ide', 4, () => pve.string().optional()),
-  efidisk0: pve.string().optional(),
-  tpmstate0: pve.string().optional(),
-  ...indexed('net', 32, () => pve.string().optional()),
+  ...indexed('scsi', 31, () => pve.string({ format: qemuFormats.scsi }).optional()),
+  ...indexed('virtio', 16, () => pve.string({ format: qemuFormats.virtio }).optional()),
+  ...indexed('sata', 6, () => pve.string({ format: qemuFormats.sata }).optional()),
+  ...indexed('ide', 4, () => pve.string({ format: qemuFormats.ide }).optional()),
+  efidisk0: pve.string({ format: qemuFormats.efidisk }).optional(),
+  tpmstate0: pve.string({ format: qemuFormats.tpmstate }).optional(),
+  ...indexed('net', 32, () => pve.string({ format: qemuFormats.net }).optional()),
   ...indexed('hostpci', 16, () => pve.string({ format: 'pve-qm-hostpci' }).optional()),
   // PVE allows usb5..usb13 only for some machine versions and OS types.
-  ...indexed('usb', 5, () => pve.string().optional()),
+  ...indexed('usb', 5, () => pve.string({ format: qemuFormats.usb }).optional()),
   ...indexed('serial', 4, () => pve.string({ pattern: '(/dev/.+|socket)' }).optional()),
-  vga: pve.string().optional(),
+  vga: pve.string({ format: qemuFormats.vga }).optional(),
   boot: pve.string({ format: 'pve-qm-boot' }).optional(),
-  agent: pve.string().optional(),
+  agent: pve.string({ format: qemuFormats.agent }).optional(),
   onboot: pve.boolean().optional(),
   protection: pve.boolean().optional(),
   template: pve.boolean().optional(),
@@ -258,6 +259,54 @@ const qemuConfigProperties = () => ({
   nameserver: pve.string({ format: 'address-list' }).optional(),
   searchdomain: pve.string().optional(),
   ...indexed('ipconfig', 32, () => pve.string({ format: 'pve-qm-ipconfig' }).optional()),
+  // The rest of PVE's VM properties: accepted and verified, not set by our own operations.
+  acpi: pve.boolean().optional(),
+  affinity: pve.string({ format: 'pve-cpuset' }).optional(),
+  'allow-ksm': pve.boolean().optional(),
+  'amd-sev': pve.string({ format: 'pve-qemu-sev-fmt' }).optional(),
+  arch: pve.enum(['x86_64', 'aarch64']).optional(),
+  args: pve.string().optional(),
+  audio0: pve.string({ format: qemuFormats.audio }).optional(),
+  autostart: pve.boolean().optional(),
+  bootdisk: pve.string({ format: 'pve-qm-bootdisk', pattern: '(ide|sata|scsi|virtio)\\d+' }).optional(),
+  cdrom: pve.string({ format: 'pve-qm-ide' }).optional(),
+  /** PVE stores it hashed and answers `**********` for it. */
+  cipassword: pve.string({ secret: true }).optional(),
+  ciupgrade: pve.boolean().optional(),
+  cpulimit: pve.number({ minimum: 0, maximum: 128 }).optional(),
+  cpuunits: pve.integer({ minimum: 1, maximum: 262144 }).optional(),
+  freeze: pve.boolean().optional(),
+  hookscript: pve.string({ format: 'pve-volume-id' }).optional(),
+  hugepages: pve.enum(['any', '2', '1024']).optional(),
+  'intel-tdx': pve.string({ format: 'pve-qemu-tdx-fmt' }).optional(),
+  ivshmem: pve.string({ format: qemuFormats.ivshmem }).optional(),
+  keephugepages: pve.boolean().optional(),
+  keyboard: pve
+    .enum(['de', 'de-ch', 'da', 'en-gb', 'en-us', 'es', 'fi', 'fr', 'fr-be', 'fr-ca', 'fr-ch', 'hu', 'is', 'it', 'ja', 'lt', 'mk', 'nl', 'no', 'pl', 'pt', 'pt-br', 'sv', 'sl', 'tr'])
+    .optional(),
+  kvm: pve.boolean().optional(),
+  localtime: pve.boolean().optional(),
+  lock: pve.enum(['backup', 'clone', 'create', 'migrate', 'rollback', 'snapshot', 'snapshot-delete', 'suspending', 'suspended']).optional(),
+  migrate_downtime: pve.number({ minimum: 0 }).optional(),
+  migrate_speed: pve.integer({ minimum: 0 }).optional(),
+  ...indexed('numa', 8, () => pve.string({ format: qemuFormats.numa }).optional()),
+  ...indexed('parallel', 3, () => pve.string({ pattern: '/dev/parport\\d+|/dev/usb/lp\\d+' }).optional()),
+  reboot: pve.boolean().optional(),
+  rng0: pve.string({ format: 'pve-qm-rng' }).optional(),
+  shares: pve.integer({ minimum: 0, maximum: 50000 }).optional(),
+  smbios1: pve.string({ format: 'pve-qm-smbios1', maxLength: 512 }).optional(),
+  smp: pve.integer({ minimum: 1 }).optional(),
+  spice_enhancements: pve.string({ format: qemuFormats.spiceEnhancements }).optional(),
+  startdate: pve.string({ pattern: '(now|\\d{4}-\\d{1,2}-\\d{1,2}(T\\d{1,2}:\\d{1,2}:\\d{1,2})?)' }).optional(),
+  startup: pve.string({ format: 'pve-startup-order' }).optional(),
+  tablet: pve.boolean().optional(),
+  tdf: pve.boolean().optional(),
+  ...indexed('unused', 256, () => pve.string({ format: qemuFormats.unused }).optional()),
+  vcpus: pve.integer({ minimum: 1 }).optional(),
+  ...indexed('virtiofs', 10, () => pve.string({ format: qemuFormats.virtiofs }).optional()),
+  vmgenid: pve.string({ pattern: '(?:[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}|[01])' }).optional(),
+  vmstatestorage: pve.storageId().optional(),
+  watchdog: pve.string({ format: 'pve-qm-watchdog' }).optional(),
 });
 
 const lxcConfigProperties = () => ({
@@ -267,21 +316,45 @@ const lxcConfigProperties = () => ({
   cores: pve.integer({ minimum: 1, maximum: 8192 }).optional(),
   memory: pve.integer({ minimum: 16 }).optional(),
   swap: pve.integer({ minimum: 0 }).optional(),
-  rootfs: pve.string().optional(),
-  ...indexed('mp', 10, () => pve.string().optional()),
-  ...indexed('net', 10, () => pve.string().optional()),
+  rootfs: pve.string({ format: lxcFormats.rootfs }).optional(),
+  ...indexed('mp', 256, () => pve.string({ format: lxcFormats.mp }).optional()),
+  ...indexed('net', 32, () => pve.string({ format: lxcFormats.net }).optional()),
   nameserver: pve.string({ format: 'lxc-ip-with-ll-iface-list' }).optional(),
   searchdomain: pve.string({ format: 'dns-name-list' }).optional(),
-  features: pve.string().optional(),
+  features: pve.string({ format: lxcFormats.features }).optional(),
   onboot: pve.boolean().optional(),
   protection: pve.boolean().optional(),
   unprivileged: pve.boolean().optional(),
+  // The rest of PVE's container properties: accepted and verified, not set by our own operations.
+  arch: pve.enum(['amd64', 'i386', 'arm64', 'armhf', 'riscv32', 'riscv64']).optional(),
+  cmode: pve.enum(['shell', 'console', 'tty']).optional(),
+  console: pve.boolean().optional(),
+  cpulimit: pve.number({ minimum: 0, maximum: 8192 }).optional(),
+  cpuunits: pve.integer({ minimum: 0, maximum: 500000 }).optional(),
+  debug: pve.boolean().optional(),
+  ...indexed('dev', 256, () => pve.string({ format: lxcFormats.dev }).optional()),
+  entrypoint: pve.string({ pattern: '(?^:[^\\x00-\\x08\\x10-\\x1F\\x7F]+)' }).optional(),
+  env: pve.string({ pattern: '(?^:(?:\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)(?:\\0\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)*)' }).optional(),
+  hookscript: pve.string({ format: 'pve-volume-id' }).optional(),
+  lock: pve.enum(['backup', 'create', 'destroyed', 'disk', 'fstrim', 'migrate', 'mounted', 'rollback', 'snapshot', 'snapshot-delete']).optional(),
+  ostype: pve.enum(['debian', 'devuan', 'ubuntu', 'centos', 'fedora', 'opensuse', 'archlinux', 'alpine', 'gentoo', 'nixos', 'unmanaged']).optional(),
+  startup: pve.string({ format: 'pve-startup-order' }).optional(),
+  template: pve.boolean().optional(),
+  timezone: pve.string({ format: 'pve-ct-timezone' }).optional(),
+  tty: pve.integer({ minimum: 0, maximum: 6 }).optional(),
+  ...indexed('unused', 256, () => pve.string({ format: lxcFormats.unused }).optional()),
 });
 
 const configUpdateControls = () => ({
   digest: pve.digest().optional(),
   delete: pve.string({ format: 'pve-configid-list' }).optional(),
   revert: pve.string({ format: 'pve-configid-list' }).optional(),
+});
+
+/** VM config updates also take these (containers' do not). */
+const qemuUpdateControls = () => ({
+  force: pve.boolean({ requires: 'delete' }).optional(),
+  skiplock: pve.boolean().optional(),
 });
 
 const qemuDisk = () =>
@@ -518,6 +591,13 @@ export const endpoints = {
       pool: pve.string({ format: 'pve-poolid' }).optional(),
       storage: pve.storageId().optional(),
       start: pve.boolean().optional(),
+      archive: pve.string({ maxLength: 255 }).optional(),
+      bwlimit: pve.integer({ minimum: 0 }).optional(),
+      force: pve.boolean({ requires: 'archive' }).optional(),
+      'ha-managed': pve.boolean().optional(),
+      'import-working-storage': pve.storageId().optional(),
+      'live-restore': pve.boolean().optional(),
+      unique: pve.boolean({ requires: 'archive' }).optional(),
       ...qemuConfigProperties(),
     },
     returns: UpidString,
@@ -542,7 +622,7 @@ export const endpoints = {
     name: 'qemuUpdateConfig',
     method: 'PUT',
     path: '/nodes/{node}/qemu/{vmid}/config',
-    params: { ...guest, ...configUpdateControls(), ...qemuConfigProperties() },
+    params: { ...guest, ...configUpdateControls(), ...qemuUpdateControls(), ...qemuConfigProperties() },
     returns: z.null(),
     permission: vmPermAny(
       'VM.Config.Disk',
@@ -564,7 +644,9 @@ export const endpoints = {
     params: {
       ...guest,
       ...configUpdateControls(),
+      ...qemuUpdateControls(),
       background_delay: pve.integer({ minimum: 1, maximum: 30 }).optional(),
+      'import-working-storage': pve.storageId().optional(),
       ...qemuConfigProperties(),
     },
     // A UPID when PVE had work to do in a worker (e.g. allocating disks), otherwise null.
@@ -609,7 +691,20 @@ export const endpoints = {
     name: 'qemuStart',
     method: 'POST',
     path: '/nodes/{node}/qemu/{vmid}/status/start',
-    params: { ...guest, timeout: pve.integer({ minimum: 0 }).optional(), skiplock: pve.boolean().optional() },
+    params: {
+      ...guest,
+      timeout: pve.integer({ minimum: 0 }).optional(),
+      skiplock: pve.boolean().optional(),
+      'force-cpu': pve.string().optional(),
+      machine: pve.string({ format: qemuFormats.machine }).optional(),
+      migratedfrom: pve.node().optional(),
+      migration_network: pve.string({ format: 'CIDR' }).optional(),
+      migration_type: pve.enum(['secure', 'insecure']).optional(),
+      'nets-host-mtu': pve.string({ pattern: 'net\\d+=\\d+(,net\\d+=\\d+)*' }).optional(),
+      stateuri: pve.string({ maxLength: 128 }).optional(),
+      targetstorage: pve.string({ format: 'storage-pair-list' }).optional(),
+      'with-conntrack-state': pve.boolean().optional(),
+    },
     returns: UpidString,
     permission: vmPerm('VM.PowerMgmt'),
     async: true,
@@ -624,6 +719,7 @@ export const endpoints = {
       keepActive: pve.boolean().optional(),
       'overrule-shutdown': pve.boolean().optional(),
       skiplock: pve.boolean().optional(),
+      migratedfrom: pve.node().optional(),
     },
     returns: UpidString,
     permission: vmPerm('VM.PowerMgmt'),
@@ -824,6 +920,14 @@ export const endpoints = {
       storage: pve.storageId().optional(),
       start: pve.boolean().optional(),
       'ssh-public-keys': pve.string().optional(),
+      bwlimit: pve.number({ minimum: 0 }).optional(),
+      force: pve.boolean().optional(),
+      'ha-managed': pve.boolean().optional(),
+      'ignore-unpack-errors': pve.boolean().optional(),
+      /** The root password, never stored in the config. */
+      password: pve.string({ minLength: 5, secret: true }).optional(),
+      restore: pve.boolean().optional(),
+      unique: pve.boolean({ requires: 'restore' }).optional(),
       ...lxcConfigProperties(),
     },
     returns: UpidString,
@@ -1022,6 +1126,7 @@ export const endpoints = {
         .enum(['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512'], { requires: 'checksum' })
         .optional(),
       'verify-certificates': pve.boolean().optional(),
+      compression: pve.string().optional(),
     },
     returns: UpidString,
     permission: {

@@ -7,6 +7,8 @@
  * what arrived, and both produce PVE's exact messages.
  */
 import { z } from 'zod';
+import { namedFormats } from './formats/named.js';
+import { propertyKeys, PropertyStringSyntaxError, splitPropertyString, type PropertyFormat } from './property-string.js';
 
 export type PveParamType = 'integer' | 'number' | 'boolean' | 'string';
 
@@ -20,61 +22,70 @@ export interface PveParamSpec {
   enum?: readonly string[];
   /** PVE's regex, unanchored, as the schema states it; PVE anchors it with ^...$. */
   pattern?: string;
-  /** A named PVE format (`pve-node`, `pve-configid-list`, ...) or a property-string format. */
-  format?: string;
+  /** A named PVE format (`pve-node`, `pve-configid-list`, ...) or the keys of a property string. */
+  format?: string | PropertyFormat;
   /** Another parameter that must be present when this one is. */
   requires?: string;
+  /** A password: never shown in a plan, a log or an answer (not part of PVE's schema). */
+  secret?: boolean;
 }
 
 export const pveParamSpecs = z.registry<PveParamSpec>();
-
-interface PveFormat {
-  re: RegExp;
-  message: (value: string) => string;
-}
-
-/**
- * The named formats verified locally, with pve-common's messages. Property-string formats
- * (net[n], scsi[n], ...) are passed through unverified; PVE checks those itself.
- */
-const formats: Record<string, PveFormat> = {
-  'pve-node': {
-    re: /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
-    message: () => 'value does not look like a valid node name',
-  },
-  'pve-vmid': { re: /^[1-9][0-9]{2,8}$/, message: () => 'value does not look like a valid VM ID' },
-  'pve-configid': { re: /^[a-z][a-z0-9_-]+$/i, message: (v) => `invalid configuration ID '${v}'` },
-  'pve-storage-id': {
-    re: /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i,
-    message: (v) => `storage ID '${v}' contains illegal characters`,
-  },
-  'dns-name': {
-    re: /^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)\.)*([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$/,
-    message: () => 'value does not look like a valid DNS name',
-  },
-  urlencoded: { re: /^[-%a-zA-Z0-9_.!~*'()]*$/, message: (v) => `invalid urlencoded string: ${v}` },
-};
 
 /** PVE's split_list: items separated by whitespace, commas, semicolons or NULs. */
 function splitList(value: string): string[] {
   return value.split(/[\s,;\0]+/).filter(Boolean);
 }
 
-/** The message PVE gives when `value` does not have `format`, or undefined when it does (or is not verified here). */
-export function checkFormat(format: string, value: string): string | undefined {
+/**
+ * pve-common check_format: the message PVE gives when `value` does not have `format`, or
+ * undefined when it does (or the format is not verified here). `path` names the value in
+ * messages about the keys of a property string (`net0.macaddr`).
+ */
+export function checkFormat(format: string | PropertyFormat, value: string, path: string): string | undefined {
+  if (typeof format !== 'string') return checkPropertyString(format, value, path);
   const list = /^(.*)-a?list$/.exec(format);
-  const name = list ? list[1]! : format;
-  const spec = formats[name];
-  if (!spec) return undefined;
+  const named = namedFormats[list ? list[1]! : format];
+  if (!named) return undefined;
+  if ('properties' in named) return checkPropertyString(named.properties, value, path);
   for (const item of list ? splitList(value) : [value]) {
-    if (!spec.re.test(item)) return spec.message(item);
+    const error = named.check(item);
+    if (error) return error;
   }
   return undefined;
 }
 
+/**
+ * parse_property_string with check_object: a value that is no property string of the format
+ * gets PVE's one-line reason; bad keys give `format error` followed by one `<path>.<key>:
+ * <reason>` line per key.
+ */
+function checkPropertyString(format: PropertyFormat, value: string, path: string): string | undefined {
+  let values: Record<string, string>;
+  try {
+    values = splitPropertyString(format, value);
+  } catch (err) {
+    if (err instanceof PropertyStringSyntaxError) return err.message;
+    throw err;
+  }
+  const lines: string[] = [];
+  for (const [name, spec] of propertyKeys(format).sort(([a], [b]) => a.localeCompare(b))) {
+    const at = path ? `${path}.${name}` : name;
+    const raw = values[name];
+    if (raw === undefined) {
+      if (spec.optional !== true) lines.push(`${at}: property is missing and it is not optional`);
+      continue;
+    }
+    const result = verify(spec, raw, at);
+    if ('error' in result) lines.push(`${at}: ${result.error}`);
+  }
+  return lines.length > 0 ? ['format error', ...lines].join('\n') : undefined;
+}
+
 /** PVE patterns use Perl syntax in places (`(?^:...)`); this is the JavaScript equivalent, anchored as PVE anchors it. */
 export function pveRegex(pattern: string): RegExp {
-  return new RegExp(`^(?:${pattern.replaceAll('(?^:', '(?:')})$`);
+  // Perl also reads `{,N}` as `{0,N}`.
+  return new RegExp(`^(?:${pattern.replaceAll('(?^:', '(?:').replaceAll('{,', '{0,')})$`);
 }
 
 function register<T extends z.ZodType>(schema: T, spec: PveParamSpec): T {
@@ -89,11 +100,12 @@ interface NumberOpts {
 }
 
 interface StringOpts {
-  format?: string;
+  format?: string | PropertyFormat;
   pattern?: string;
   minLength?: number;
   maxLength?: number;
   requires?: string;
+  secret?: boolean;
 }
 
 /** Builders for parameters; `.optional()` is applied by the caller exactly where PVE's schema says optional. */
@@ -119,8 +131,12 @@ export const pve = {
     if (opts.maxLength !== undefined) s = s.max(opts.maxLength);
     if (opts.pattern !== undefined) s = s.regex(pveRegex(opts.pattern));
     const format = opts.format;
+    // Outside a request (config files, typed calls) the issue carries PVE's reason on one line.
     const checked = format
-      ? s.refine((v) => checkFormat(format, v) === undefined, { message: `must be a valid ${format}` })
+      ? s.superRefine((v, ctx) => {
+          const error = checkFormat(format, v, '');
+          if (error) ctx.addIssue({ code: 'custom', message: `PVE refuses it: ${error.replaceAll('\n', '; ')}` });
+        })
       : s;
     return register(checked, { type: 'string', ...opts });
   },
@@ -163,6 +179,12 @@ export function paramInfo(field: z.ZodType): ParamInfo {
   return { optional, spec };
 }
 
+/** The parameters of an endpoint's params object that hold secrets. */
+export function secretParams(params: z.ZodObject): Set<string> {
+  const shape = params.shape as Record<string, z.ZodType>;
+  return new Set(Object.keys(shape).filter((name) => paramInfo(shape[name]!).spec.secret));
+}
+
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; errors: Record<string, string> };
 
 const INTEGER_RE = /^[+-]?\d+$/;
@@ -192,14 +214,14 @@ function coerce(type: PveParamType, raw: unknown): { value: unknown } | { error:
 }
 
 /** PVE's check_prop for a present value, in PVE's order; the first failure is the message. */
-function verify(spec: PveParamSpec, raw: unknown): { value: unknown } | { error: string } {
+function verify(spec: PveParamSpec, raw: unknown, path: string): { value: unknown } | { error: string } {
   const typed = coerce(spec.type, raw);
   if ('error' in typed) return typed;
   const value = typed.value;
   if (typeof value === 'boolean') return typed;
   const text = String(value);
   if (spec.format) {
-    const formatError = checkFormat(spec.format, text);
+    const formatError = checkFormat(spec.format, text, path);
     if (formatError) return { error: `invalid format - ${formatError}` };
   }
   if (spec.pattern && !pveRegex(spec.pattern).test(text)) return { error: 'value does not match the regex pattern' };
@@ -239,7 +261,7 @@ export function decodeParams<P extends z.ZodObject>(
       if (!optional) errors[name] = 'property is missing and it is not optional';
       continue;
     }
-    const result = verify(spec, value);
+    const result = verify(spec, value, name);
     if ('error' in result) errors[name] = result.error;
     else decoded[name] = result.value;
   }

@@ -6,7 +6,7 @@
  */
 import { durationMs } from '../config/duration.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { decodeFormParams, endpoints, type EndpointName, type Method } from '../pve/endpoints.js';
+import { decodeFormParams, endpoints, secretParams, type EndpointName, type Method } from '../pve/endpoints.js';
 import { encodeValue } from '../pve/params.js';
 import { evaluateCondition, parseCondition } from './conditions.js';
 import type { ResolvedParameters } from './parameters.js';
@@ -238,7 +238,7 @@ function resolveStep(
           issues.push(`${at}.params.${key}: ${err.message} (an optional parameter left unset can only stand alone as an API parameter)`);
         }
       }
-      checkApiParams(def.api, params, at, issues);
+      checkApiParams(def.api, params, def.params, at, issues);
       const verifyName = def.verify ? text(def.verify.name, 'verify.name') : undefined;
       return done({
         ...base,
@@ -290,16 +290,29 @@ function resolveStep(
 
 /**
  * PVE's parameter verification, run on what a step will send. Values still waiting for a
- * placeholder are checked once filled in, while applying.
+ * placeholder are checked once filled in, while applying. A refused value that came from a
+ * placeholder names it, so the operator finds the runbook parameter to fix.
  */
-function checkApiParams(api: EndpointName, params: Record<string, Value>, at: string, issues: string[]): void {
+function checkApiParams(
+  api: EndpointName,
+  params: Record<string, Value>,
+  written: Readonly<Record<string, unknown>>,
+  at: string,
+  issues: string[],
+): void {
   const ready = Object.fromEntries(Object.entries(params).filter(([, v]) => typeof v !== 'string' || !v.includes('{{')));
   const waiting = new Set(Object.keys(params).filter((k) => !(k in ready)));
   const checked = decodeFormParams(endpoints[api], Object.fromEntries(Object.entries(ready).map(([k, v]) => [k, encodeValue(v)])));
   if (!checked.ok) {
     for (const [key, message] of Object.entries(checked.errors)) {
-      if (!waiting.has(key)) issues.push(`${at}.params.${key}: ${message}`);
+      if (waiting.has(key)) continue;
+      const from = typeof written[key] === 'string' ? [...written[key].matchAll(/\{\{\s*[^}]+?\s*\}\}/g)].map((m) => m[0]) : [];
+      // Property-string refusals list one `<param>.<key>: reason` line per key; an issue is one line.
+      issues.push(`${at}.params.${key}: ${message.replaceAll('\n', '; ')}${from.length ? ` (from ${from.join(', ')})` : ''}`);
     }
+  }
+  for (const key of secretParams(endpoints[api].params)) {
+    if (key in params) issues.push(`${at}.params.${key}: a password in a step would be kept in the plan and the workflow's history; use SSH keys instead`);
   }
   const refusal = knownRefusal(api, ready);
   if (refusal) issues.push(`${at}.params.${refusal.param}: ${refusal.message}`);

@@ -10,7 +10,9 @@ import {
   createLxc,
   createQemu,
   destroyGuest,
+  MASKED_SECRET,
   resizeDisk,
+  SECRET_KEYS,
   updateConfig,
   updateConfigAsync,
 } from '../ops/config.js';
@@ -27,12 +29,13 @@ function guestAt(cluster: Cluster, params: { node: string; vmid: number }, type:
 
 /**
  * PVE reads a config file through check_type, so integer and boolean options come back as
- * JSON numbers (`template: 1`, `cores: 2`), not as the file's text.
+ * JSON numbers (`template: 1`, `cores: 2`), not as the file's text; secrets come back masked.
  */
 function typedConfig(type: GuestType, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const shape = (type === 'qemu' ? endpoints.qemuUpdateConfig : endpoints.lxcUpdateConfig).params.shape as Record<string, z.ZodType>;
   return Object.fromEntries(
     Object.entries(config).map(([key, value]) => {
+      if (SECRET_KEYS.has(key)) return [key, MASKED_SECRET];
       const field = shape[key];
       if (!field || typeof value !== 'string' || !/^-?\d+(\.\d+)?$/.test(value)) return [key, value];
       const { type: pveType } = paramInfo(field).spec;

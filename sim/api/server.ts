@@ -115,6 +115,22 @@ async function readParams(req: IncomingMessage, url: URL): Promise<Record<string
   return { ...params, ...Object.fromEntries(new URLSearchParams(text)) };
 }
 
+/**
+ * Path parameters merged into the request's own. PVE 9 (HTTPServer.pm) accepts a path
+ * parameter repeated in the query or body with the same value and refuses a different one.
+ */
+function withPathParams(params: Record<string, unknown>, pathParams: Record<string, string>): Record<string, unknown> {
+  const conflicts: Record<string, string> = {};
+  for (const [name, value] of Object.entries(pathParams)) {
+    const repeated = params[name];
+    if (repeated !== undefined && String(repeated) !== value) {
+      conflicts[name] = 'duplicate parameter (already defined in URI) with conflicting values!';
+    }
+  }
+  if (Object.keys(conflicts).length > 0) throw new PveError(400, 'Parameter verification failed.', conflicts);
+  return { ...params, ...pathParams };
+}
+
 export class ApiServer {
   readonly #listeners = new Map<string, Listener>();
 
@@ -205,7 +221,7 @@ export class ApiServer {
 
     const route = url.pathname.startsWith(`${API_PREFIX}/`) ? matchEndpoint(method, path) : undefined;
     if (!route) throw new PveError(501, `Method '${method} ${path}' not implemented`);
-    const raw = { ...(await readParams(req, url)), ...route.pathParams };
+    const raw = withPathParams(await readParams(req, url), route.pathParams);
     this.#proxy(local, route.endpoint, raw);
 
     const subject = {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Caller, Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import { formatDrive, storageOf, type GuestConfig } from '../guest-config.js';
-import { diskVolumeName, Guest, unitHash } from '../state.js';
+import { diskVolumeName, Guest, macFrom, unitHash } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { formatDiskSize, renderBytes } from '../units.js';
 import { checkLock, taskType } from './common.js';
@@ -56,7 +56,7 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
   config['smbios1'] = `uuid=${randomUUID()}`;
   config['vmgenid'] = randomUUID();
   for (const k of Object.keys(config)) {
-    if (/^net\d+$/.test(k)) config[k] = config[k]!.replace(/=([0-9A-F]{2}:){5}[0-9A-F]{2}/i, `=${freshMac(req.newid, k)}`);
+    if (/^net\d+$/.test(k)) config[k] = config[k]!.replace(/=([0-9A-F]{2}:){5}[0-9A-F]{2}/i, `=${macFrom(`${req.newid}/${k}`)}`);
     if (disks.some((d) => d.key === k)) delete config[k];
   }
   config['lock'] = 'clone';
@@ -137,10 +137,4 @@ async function copyWithProgress(ctx: { log(l: string): void; sleep(ms: number): 
     const done = (bytes * i) / steps;
     ctx.log(`transferred ${renderBytes(done)} of ${renderBytes(bytes)} (${((done / bytes) * 100 || 100).toFixed(2)}%)`);
   }
-}
-
-function freshMac(vmid: number, key: string): string {
-  const h = Math.floor(unitHash(`mac/${vmid}/${key}`) * 0xffffff);
-  const hex = h.toString(16).toUpperCase().padStart(6, '0');
-  return `BC:24:11:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
 }

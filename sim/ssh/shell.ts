@@ -13,7 +13,7 @@ import { PveError } from '../errors.js';
 import { guestSystemsOf } from '../guest-ssh.js';
 import { formatDrive, nextFreeKey } from '../guest-config.js';
 import { checkLock, lockGuestFile } from '../ops/common.js';
-import { convertToTemplate, updateConfig } from '../ops/config.js';
+import { convertToTemplate, MASKED_SECRET, SECRET_KEYS, updateConfig } from '../ops/config.js';
 import { markRunning, markStopped } from '../ops/power.js';
 import { httpReason, remoteFile } from '../ops/storage.js';
 import { pveversionString } from '../ops/views.js';
@@ -254,7 +254,9 @@ export class Shell {
       }
       case 'config': {
         const guest = this.#vm(rest[0]);
-        for (const key of Object.keys(guest.config).sort()) io.stdout(`${key}: ${guest.config[key]}\n`);
+        for (const key of Object.keys(guest.config).sort()) {
+          io.stdout(`${key}: ${SECRET_KEYS.has(key) ? MASKED_SECRET : guest.config[key]}\n`);
+        }
         io.stdout(`digest: ${guest.digest}\n`);
         return 0;
       }
@@ -324,7 +326,7 @@ export class Shell {
     const raw: Record<string, unknown> = { node: this.node, vmid: String(guest.vmid), ...Object.fromEntries(options) };
     const decoded = decodeFormParams(endpoints.qemuUpdateConfig, raw);
     if (!decoded.ok) throw qmError(new PveError(400, 'Parameter verification failed.', decoded.errors));
-    io.stdout(`update VM ${guest.vmid}: ${options.map(([k, v]) => `-${k} ${v}`).join(' ')}\n`);
+    io.stdout(`update VM ${guest.vmid}: ${options.map(([k, v]) => `-${k} ${SECRET_KEYS.has(k) ? MASKED_SECRET : v}`).join(' ')}\n`);
     await updateConfig(this.cluster, guest, decoded.value as Record<string, unknown>);
     return 0;
   }

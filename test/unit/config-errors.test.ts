@@ -44,6 +44,17 @@ describe('a bad configuration', () => {
     ]);
   });
 
+  it('refuses VM defaults PVE would refuse, with PVE\'s reason', () => {
+    const problems = problemsOf({
+      environments: { home: { ...validEnvironment(), defaults: { machine: 'pc-q99', cpu: 'host,hidden=maybe', network_bridge: 'vmbr 0' } } },
+    });
+    expect(problems).toEqual([
+      "environments.home.defaults.network_bridge: PVE refuses it: invalid bridge ID 'vmbr 0'",
+      'environments.home.defaults.machine: PVE refuses it: format error; type: value does not match the regex pattern',
+      "environments.home.defaults.cpu: PVE refuses it: format error; hidden: type check ('boolean') failed - got 'maybe'",
+    ]);
+  });
+
   it('refuses an environment without TLS verification settings', () => {
     const { tls: _tls, ...env } = validEnvironment();
     const problems = problemsOf({ environments: { home: env } });

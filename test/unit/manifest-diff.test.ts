@@ -388,6 +388,23 @@ describe('changing a guest in place', () => {
     expect(c.steps[1]!.params).toEqual({ ipconfig0: 'ip=10.0.0.7/24,gw=10.0.0.1', nameserver: '10.0.0.1 1.1.1.1', digest: 'digest-1001' });
   });
 
+  it('refuses, before any plan, a value PVE would refuse, naming the manifest field, the PVE key and the reason', () => {
+    const update = diff(fleetOf('  - { name: web, cloud_init: { ip: 10.0.0.300/24 } }'), [vm(1001, 'web', { config: { ipconfig0: 'ip=dhcp' } })]);
+    expect(problems(update)).toEqual([
+      'guests.0.cloud_init.ip: PVE would refuse ipconfig0=ip=10.0.0.300/24: invalid format - format error; ' +
+        'ipconfig0.ip: invalid format - value does not look like a valid ipv4 network configuration',
+    ]);
+    expect(update.changes).toEqual([]);
+    const create = diff(
+      fleetOf("  - { name: box, kind: lxc, source: { ostemplate: 'local:vztmpl/debian-12.tar.zst' }, network: [{ ip: 192.168.1.2/33 }] }"),
+      [],
+    );
+    expect(problems(create)).toEqual([
+      'guests.0.network.0: PVE would refuse net0=name=eth0,bridge=vmbr0,ip=192.168.1.2/33: invalid format - format error; ' +
+        'net0.ip: invalid format - value does not look like a valid ipv4 network configuration',
+    ]);
+  });
+
   it('grows disks and adds new ones, but never shrinks or moves one', () => {
     const c = only(diff(fleetOf('  - { name: web, disks: [{ size: 64 }, { size: 100, storage: shared }] }'), [vm(1001, 'web')]));
     expect(c.steps.map((s) => [s.action, s.params])).toEqual([

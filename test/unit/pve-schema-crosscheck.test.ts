@@ -7,6 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createPveClient, type PveClient } from '../../lib/pve/client.js';
 import { endpoints, matchEndpoint, paramInfo, type Endpoint, type PermissionCheck, type WireRequest } from '../../lib/pve/endpoints.js';
+import { namedFormats } from '../../lib/pve/formats/named.js';
+import { defaultKey, isAlias, type PropertyFormat } from '../../lib/pve/property-string.js';
 import type { PveTransport } from '../../lib/pve/transport.js';
 
 const schemaUrl = new URL('../../../shared/pve-api/pve-api-schema.json', import.meta.url);
@@ -24,6 +26,7 @@ interface SchemaParam {
   maxLength?: number;
   requires?: string;
   description?: string;
+  typetext?: string;
 }
 interface SchemaMethod {
   parameters?: { properties?: Record<string, SchemaParam>; additionalProperties?: number };
@@ -46,6 +49,63 @@ function schemaName(props: Record<string, SchemaParam>, name: string): { key: st
   if (!key || !props[key]) return undefined;
   const documented = /\(n is 0 to (\d+)/.exec(props[key].description ?? '');
   return { key, maxIndex: documented ? Number(documented[1]) : undefined };
+}
+
+type SchemaFormat = Record<string, Record<string, unknown>>;
+
+/** A property-string format in one comparable form: per key its type and bounds, or its alias. */
+function propertyKeys(format: SchemaFormat | PropertyFormat): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(format as SchemaFormat).map(([name, k]) => {
+      if (k['alias'] !== undefined) return [name, { alias: k['alias'], keyAlias: k['keyAlias'] }];
+      const n = (v: unknown) => (v === undefined ? undefined : Number(v));
+      const flag = (v: unknown) => v === 1 || v === true;
+      return [
+        name,
+        {
+          type: k['type'],
+          optional: flag(k['optional']),
+          default_key: flag(k['default_key']),
+          enum: k['enum'],
+          minimum: n(k['minimum']),
+          maximum: n(k['maximum']),
+          maxLength: k['maxLength'],
+          pattern: k['pattern'],
+          format: k['format'],
+        },
+      ];
+    }),
+  );
+}
+
+/**
+ * Named property-string formats (`pve-qm-ipconfig`) appear in the schema only as `typetext`:
+ * `[[cputype=]<string>] [,flags=<...>] [,hidden=<1|0>]`. Its keys, the default key (written
+ * `[key=]`), booleans (`<1|0>`) and enums (`<a|b>`) are compared with ours.
+ */
+function parseTypetext(typetext: string): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const m of typetext.matchAll(/(\[?)([\w-]+)=(\]?)<([^>]*)>/g)) {
+    const [, open, key, close, value] = m;
+    // `<8-64|host>` is a range or a word, not an enum.
+    const listed = /^[^|]+(\|[^|]+)+$/.test(value!) && !/\d-\d/.test(value!);
+    const kind = value === '1|0' ? 'boolean' : listed ? `enum ${value}` : value === 'enum' ? 'enum' : 'value';
+    keys[key!] = `${open && close ? 'default ' : ''}${kind}`;
+  }
+  return keys;
+}
+
+function typetextKeys(format: PropertyFormat): Record<string, string> {
+  const first = defaultKey(format);
+  return Object.fromEntries(
+    Object.entries(format)
+      .filter(([, k]) => !isAlias(k))
+      .map(([name, k]) => {
+        const spec = k as Exclude<typeof k, { alias: string }>;
+        const kind = spec.type === 'boolean' ? 'boolean' : spec.enum ? `enum ${spec.enum.join('|')}` : 'value';
+        return [name, `${name === first ? 'default ' : ''}${kind}`];
+      }),
+  );
 }
 
 /** The schema's `permissions.check` in our vocabulary. */
@@ -96,8 +156,29 @@ describe.skipIf(!present)(
           expect(spec.minLength, `${at} minLength`).toBe(theirs.minLength);
           expect(spec.maxLength, `${at} maxLength`).toBe(theirs.maxLength);
           expect(spec.requires, `${at} requires`).toBe(theirs.requires);
-          // Named formats match; property-string formats (objects in the schema) are not modelled.
-          expect(spec.format, `${at} format`).toBe(typeof theirs.format === 'string' ? theirs.format : undefined);
+          if (typeof theirs.format === 'object' && theirs.format !== null) {
+            expect(typeof spec.format, `${at} is a property string`).toBe('object');
+            expect(propertyKeys(spec.format as PropertyFormat), `${at} keys`).toEqual(propertyKeys(theirs.format as SchemaFormat));
+          } else {
+            expect(spec.format, `${at} format`).toBe(theirs.format);
+          }
+        }
+      });
+
+      it('describes the keys of named property-string formats as the schema writes them', () => {
+        const props = schemaMethod(endpoint)?.parameters?.properties ?? {};
+        for (const [name, field] of Object.entries(endpoint.params.shape)) {
+          const { spec } = paramInfo(field);
+          const named = typeof spec.format === 'string' ? namedFormats[spec.format] : undefined;
+          if (!named || !('properties' in named)) continue;
+          const theirs = parseTypetext(props[schemaName(props, name)!.key]!.typetext ?? '');
+          // PVE's CPU model list is not in the schema; we accept any model name there.
+          if (spec.format === 'pve-vm-cpu-conf') theirs['reported-model'] = theirs['reported-model']?.replace(/enum$/, 'value') ?? '';
+          // A long enum is written `<enum>` without its values: only that it is one can be compared.
+          const ours = Object.fromEntries(
+            Object.entries(typetextKeys(named.properties)).map(([k, kind]) => [k, theirs[k]?.endsWith('enum') ? kind.replace(/ [^ ]+$/, '') : kind]),
+          );
+          expect(ours, `${endpoint.name}.${name} (${spec.format})`).toEqual(theirs);
         }
       });
 
@@ -150,9 +231,22 @@ function validateAgainstSchema(method: SchemaMethod, values: Record<string, stri
     else if (p.maxLength !== undefined && value.length > p.maxLength) errors[name] = 'too long';
     else if (p.minimum !== undefined && Number(value) < Number(p.minimum)) errors[name] = 'below minimum';
     else if (p.maximum !== undefined && Number(value) > Number(p.maximum)) errors[name] = 'above maximum';
+    else if (typeof p.format === 'object' && p.format !== null) {
+      const bad = unknownKeys(p.format as SchemaFormat, value);
+      if (bad.length > 0) errors[name] = `unknown keys ${bad.join(', ')}`;
+    }
     if (p.requires && !(p.requires in values)) errors[p.requires] = `required by ${name}`;
   }
   return errors;
+}
+
+/** Keys of a property string that the schema's format does not have (a bare value needs a default key). */
+function unknownKeys(format: SchemaFormat, value: string): string[] {
+  return value
+    .split(',')
+    .map((part) => (part.includes('=') ? part.slice(0, part.indexOf('=')) : undefined))
+    .map((key) => key ?? Object.keys(format).find((k) => format[k]!['default_key']) ?? '(bare value)')
+    .filter((key) => !format[key]);
 }
 
 function recordingClient(): { client: PveClient; sent: WireRequest[] } {

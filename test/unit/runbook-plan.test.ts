@@ -153,6 +153,28 @@ describe('planning a runbook', () => {
     ]);
   });
 
+  it('refuses a parameter value PVE would refuse inside a property string, naming the key and the parameter', async () => {
+    const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, machine: 'pc-q99', cpu: 'host,hidden=maybe' }, env);
+    const issues = await issuesOf(Promise.resolve().then(() => planRunbook(ubuntu, p, modern, builtins)));
+    expect(issues).toEqual([
+      "steps.create-vm.params.cpu: invalid format - format error; cpu.hidden: type check ('boolean') failed - got 'maybe' (from {{cpu}})",
+      'steps.create-vm.params.machine: invalid format - format error; machine.type: value does not match the regex pattern (from {{machine}})',
+    ]);
+  });
+
+  it('refuses a password in a step, which the plan and the workflow history would keep', async () => {
+    const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha }, env);
+    const withPassword = {
+      ...ubuntu,
+      steps: ubuntu.steps.map((s) => (s.id === 'create-vm' && s.kind === 'api' ? { ...s, params: { ...s.params, cipassword: 'hunter2' } } : s)),
+    };
+    const issues = await issuesOf(Promise.resolve().then(() => planRunbook(withPassword, p, modern, builtins)));
+    expect(issues).toEqual([
+      "steps.create-vm.params.cipassword: a password in a step would be kept in the plan and the workflow's history; use SSH keys instead",
+    ]);
+    expect(issues.join('\n')).not.toContain('hunter2');
+  });
+
   it('refuses an .img file name for content=import, and says why', async () => {
     const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha }, env);
     const imgName = { ...p, values: { ...p.values, image_file: 'noble.img' } };
