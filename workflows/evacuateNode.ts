@@ -68,6 +68,7 @@ export async function evacuateNode(input: EvacuationInput) {
             pending: evacuation.moves,
             limits: evacuation.limits,
             memoryHeadroom: evacuation.policy.memoryHeadroom,
+            memoryBasis: evacuation.policy.memoryBasis,
             onFailure: evacuation.onFailure,
             marker,
             progressTo: workflowInfo().workflowId,

@@ -232,6 +232,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
           pending: moves,
           limits: limitsOf(settings),
           memoryHeadroom: settings.memoryHeadroom,
+          memoryBasis: settings.memoryBasis,
           onFailure,
           marker,
           progressTo: self,

@@ -18,6 +18,7 @@ import {
   type LeftBehind,
   type PlacementPolicy,
 } from '../planning/evacuation.js';
+import type { MemoryBasis } from '../planning/placement.js';
 import type { ClusterSnapshot } from '../planning/snapshot.js';
 import { formatDuration } from '../planning/units.js';
 import type { RunbookPlan } from '../runbooks/plan.js';
@@ -161,6 +162,8 @@ export interface NodeSettings {
   haMaintenance: boolean;
   drain: DrainRequest;
   memoryHeadroom: number;
+  /** Absent in plans made before it existed (they counted reported use). */
+  memoryBasis?: MemoryBasis;
   minNodesUp: number;
   upgradeTimeoutMs: number;
   bootTimeoutMs: number;
@@ -304,9 +307,13 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
   );
   reasons.push(`estimates assume ${formatDuration(ASSUMED_UPGRADE_MS)} per upgrade and ${formatDuration(ASSUMED_REBOOT_MS)} per reboot`);
 
-  const warnings = turns.flatMap((t) =>
-    t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
-  );
+  const warnings = turns.flatMap((t) => [
+    ...t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
+    // Its batch peers receive nothing by design; any other target that does is worth a look.
+    ...t.evacuation.excludedTargets
+      .filter((x) => !plan.batches[t.batch]!.includes(x.node))
+      .map((x) => `while ${t.node} is maintained, ${x.node} receives nothing: ${x.reason}`),
+  ]);
   if (!settings.stopOnFailure) warnings.push('stopOnFailure is off: a node whose step fails gets its guests back and is skipped');
 
   return {

@@ -14,7 +14,14 @@ import {
   transferBytes,
   type MigrationMode,
 } from './estimate.js';
-import { placeGuests, type PlacementItem, type PlacementTarget, type TargetLoad } from './placement.js';
+import {
+  placeGuests,
+  placementConstraints,
+  type MemoryBasis,
+  type PlacementItem,
+  type PlacementTarget,
+  type TargetLoad,
+} from './placement.js';
 import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts } from './snapshot.js';
 import { formatBytes, formatDuration, MiB } from './units.js';
 
@@ -50,7 +57,7 @@ export interface EvacuationRequest {
   linkGbps: number;
 }
 
-export type PlacementPolicy = Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription'>;
+export type PlacementPolicy = Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription' | 'memory_basis'>;
 
 export interface GuestMove {
   vmid: number;
@@ -89,9 +96,9 @@ export interface EvacuationPlan {
   /** In the order they are started: sizes mixed in every round, so the link never waits on a tail of small ones. */
   moves: GuestMove[];
   leftBehind: LeftBehind[];
-  /** Nodes that could not receive guests at all, and why. */
+  /** Nodes that could not receive guests at all, and why (offline, filtered out, already above the memory limit). */
   excludedTargets: { node: string; reason: string }[];
-  /** Memory and vCPUs of every candidate target before and after. */
+  /** Memory (configured-committed and used) and vCPUs of every candidate target before and after. */
   targets: TargetLoad[];
   limits: {
     maxParallel: number;
@@ -99,7 +106,7 @@ export interface EvacuationPlan {
     bwlimitKiBps?: number;
     containerShutdownTimeoutSeconds: number;
   };
-  policy: { memoryHeadroom: number; cpuOversubscription: number };
+  policy: { memoryHeadroom: number; cpuOversubscription: number; memoryBasis: MemoryBasis };
   onFailure: 'stop' | 'continue';
   haMaintenance: boolean;
   totalTransferBytes: number;
@@ -156,8 +163,9 @@ export function planEvacuation(
   const placement = placeGuests(
     candidates.map((c) => c.item),
     targets,
-    { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription },
+    placementConstraints(policy),
   );
+  excludedTargets.push(...placement.overLimit);
   for (const u of placement.unplaced) {
     const { guest } = candidates.find((c) => c.item.id === u.id)!;
     leftBehind.push({
@@ -213,7 +221,7 @@ export function planEvacuation(
       ...(request.bwlimitMiBps ? { bwlimitKiBps: request.bwlimitMiBps * 1024 } : {}),
       containerShutdownTimeoutSeconds: request.containerShutdownTimeoutSeconds,
     },
-    policy: { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription },
+    policy: { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription, memoryBasis: policy.memory_basis },
     onFailure: request.onFailure,
     haMaintenance: request.haMaintenance,
     totalTransferBytes: moves.reduce((sum, m) => sum + m.transferBytes, 0),
@@ -256,6 +264,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       continue;
     }
     const residents = snapshot.guests.filter((g) => g.node === node.name);
+    const running = residents.filter((g) => g.status !== 'stopped');
     const groups: Record<string, string[]> = {};
     for (const g of residents) {
       const a = affinityOf(g, snapshot.haRules);
@@ -265,8 +274,9 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       node: node.name,
       memoryTotal: node.memoryTotal,
       memoryUsed: node.memoryUsed,
+      memoryCommitted: running.reduce((sum, g) => sum + g.memory, 0),
       cpus: node.cpus,
-      vcpusAssigned: residents.filter((g) => g.status !== 'stopped').reduce((sum, g) => sum + g.vcpus, 0),
+      vcpusAssigned: running.reduce((sum, g) => sum + g.vcpus, 0),
       storageFree: Object.fromEntries(
         snapshot.storages.filter((s) => s.node === node.name && s.active).map((s) => [s.storage, s.total - s.used]),
       ),

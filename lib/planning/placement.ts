@@ -6,6 +6,7 @@
  * Callers translate their world into items and targets; the answer is deterministic for a
  * given input, and every item that is not placed comes back with each target's reason.
  */
+import type { SafetyPolicy } from '../config/schema.js';
 import { formatBytes } from './units.js';
 
 export interface PlacementItem {
@@ -31,7 +32,10 @@ export interface PlacementItem {
 export interface PlacementTarget {
   node: string;
   memoryTotal: number;
+  /** What the node reports in use (guests' measured use, page cache, the host itself). */
   memoryUsed: number;
+  /** Configured memory of the guests running there: what they may claim, as PVE's static CRS counts it. */
+  memoryCommitted: number;
   cpus: number;
   /** vCPUs of the guests already running there. */
   vcpusAssigned: number;
@@ -41,18 +45,48 @@ export interface PlacementTarget {
   groups: Record<string, string[]>;
 }
 
+export type MemoryBasis = SafetyPolicy['memory_basis'];
+
 export interface PlacementConstraints {
   /** Fraction of each target's memory that must stay free (0.2 keeps 20% free). */
   memoryHeadroom: number;
   /** Allowed ratio of assigned vCPUs to a target's logical CPUs. */
   cpuOversubscription: number;
+  /**
+   * What a target already holds: the configured memory of its running guests, or what it
+   * reports in use. Arrivals always count with their configured memory.
+   */
+  memoryBasis: MemoryBasis;
+}
+
+/** The placement constraints of an environment's safety policy. */
+export function placementConstraints(
+  policy: Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription' | 'memory_basis'>,
+): PlacementConstraints {
+  return {
+    memoryHeadroom: policy.memory_headroom,
+    cpuOversubscription: policy.cpu_oversubscription,
+    memoryBasis: policy.memory_basis,
+  };
+}
+
+/** The memory a target holds on the policy's basis. */
+export function memoryHeld(target: Pick<PlacementTarget, 'memoryUsed' | 'memoryCommitted'>, basis: MemoryBasis): number {
+  return basis === 'configured' ? target.memoryCommitted : target.memoryUsed;
 }
 
 export interface TargetLoad {
   node: string;
   memoryTotal: number;
+  /** The figure the limit is checked against (`memoryBasis`), before and after the placement. */
+  memoryBasis: MemoryBasis;
   memoryBefore: number;
   memoryAfter: number;
+  /** Both figures, whichever the basis: configured memory of running guests, and reported use (plus arrivals). */
+  memoryCommittedBefore: number;
+  memoryCommittedAfter: number;
+  memoryUsedBefore: number;
+  memoryUsedAfter: number;
   /** The most memory the target may hold under the headroom policy. */
   memoryLimit: number;
   vcpusBefore: number;
@@ -70,6 +104,8 @@ export interface PlacementResult {
   /** Items that fit nowhere, with every target's reason. */
   unplaced: { id: string; reasons: string[] }[];
   targets: TargetLoad[];
+  /** Targets already above the memory limit before anything arrives: they receive nothing. */
+  overLimit: { node: string; reason: string }[];
 }
 
 /**
@@ -175,9 +211,22 @@ function vcpuLimit(target: PlacementTarget, c: PlacementConstraints): number {
   return Math.floor(target.cpus * c.cpuOversubscription);
 }
 
+/** Why a target may receive nothing at all: it is above the memory limit already. */
+function overLimitReason(target: PlacementTarget, c: PlacementConstraints): string | undefined {
+  const held = memoryHeld(target, c.memoryBasis);
+  if (held <= memoryLimit(target, c)) return undefined;
+  const what = c.memoryBasis === 'configured' ? 'configured memory of its running guests' : 'memory in use';
+  return (
+    `already above the memory limit: ${what} is ${formatBytes(held)}, ${Math.round((held / target.memoryTotal) * 100)}% ` +
+    `of ${formatBytes(target.memoryTotal)} (limit ${Math.round((1 - c.memoryHeadroom) * 100)}%)`
+  );
+}
+
 /** Why `unit` cannot go to `load`'s node as it stands, or undefined when it can. */
 function refusal(unit: Unit, load: Load, c: PlacementConstraints): string | undefined {
   const node = load.target.node;
+  const full = overLimitReason(load.target, c);
+  if (full) return full;
   const refused = unit.refused[node];
   if (refused) return refused.join('; ');
   if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return unit.onlyOn.why;
@@ -216,7 +265,7 @@ function assign(
 ): PlacementResult {
   const loads: Load[] = targets.map((t) => ({
     target: t,
-    memory: t.memoryUsed,
+    memory: memoryHeld(t, c.memoryBasis),
     vcpus: t.vcpusAssigned,
     storageFree: { ...t.storageFree },
     groups: Object.fromEntries(Object.entries(t.groups).map(([g, m]) => [g, [...m]])),
@@ -265,17 +314,29 @@ function assign(
     placements,
     why,
     unplaced,
-    targets: loads.map((l) => ({
-      node: l.target.node,
-      memoryTotal: l.target.memoryTotal,
-      memoryBefore: l.target.memoryUsed,
-      memoryAfter: l.memory,
-      memoryLimit: memoryLimit(l.target, c),
+    targets: loads.map((l) => {
+      const arrived = l.memory - memoryHeld(l.target, c.memoryBasis);
+      return {
+        node: l.target.node,
+        memoryTotal: l.target.memoryTotal,
+        memoryBasis: c.memoryBasis,
+        memoryBefore: memoryHeld(l.target, c.memoryBasis),
+        memoryAfter: l.memory,
+        memoryCommittedBefore: l.target.memoryCommitted,
+        memoryCommittedAfter: l.target.memoryCommitted + arrived,
+        memoryUsedBefore: l.target.memoryUsed,
+        memoryUsedAfter: l.target.memoryUsed + arrived,
+        memoryLimit: memoryLimit(l.target, c),
       vcpusBefore: l.target.vcpusAssigned,
       vcpusAfter: l.vcpus,
-      vcpuLimit: vcpuLimit(l.target, c),
-      items: l.items,
-    })),
+        vcpuLimit: vcpuLimit(l.target, c),
+        items: l.items,
+      };
+    }),
+    overLimit: targets.flatMap((t) => {
+      const reason = overLimitReason(t, c);
+      return reason ? [{ node: t.node, reason }] : [];
+    }),
   };
 }
 

@@ -12,7 +12,7 @@ import { DEFAULT_UPGRADE_COMMAND } from '../../lib/maintenance/upgrade.js';
 import type { ClusterSnapshot, GuestDisk, GuestState, MigrationFacts } from '../../lib/planning/snapshot.js';
 
 const GiB = 1024 ** 3;
-const policy = { memory_headroom: 0.2, cpu_oversubscription: 4 };
+const policy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' as const };
 
 const drain: DrainRequest = {
   maxParallel: 4,

@@ -8,7 +8,7 @@ import {
 import type { ClusterSnapshot, GuestDisk, GuestState, HaRule, MigrationFacts } from '../../lib/planning/snapshot.js';
 
 const GiB = 1024 ** 3;
-const policy = { memory_headroom: 0.2, cpu_oversubscription: 4 };
+const policy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' as const };
 
 const request: EvacuationRequest = {
   node: 'pve1',
@@ -159,7 +159,8 @@ describe('planEvacuation', () => {
 
   it('keeps at least the configured share of memory free on every target', () => {
     // 20 guests of 8 GiB = 160 GiB onto two nodes that may each take 64*0.8-16 = 35.2 GiB more.
-    const guests = Array.from({ length: 20 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB }));
+    const residents = [{ vmid: 201, node: 'pve2', memory: 16 * GiB }, { vmid: 202, node: 'pve3', memory: 16 * GiB }];
+    const guests = [...Array.from({ length: 20 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents];
     const plan = planEvacuation(cluster(guests), request, policy);
 
     expect(plan.moves).toHaveLength(8);
@@ -261,6 +262,73 @@ describe('planEvacuation', () => {
     expect(() => planEvacuation(snapshot, { ...request, denyTargets: ['nope'] }, policy)).toThrow(/^denyTargets: 'nope'/);
     snapshot.nodes[0]!.online = false;
     expect(() => planEvacuation(snapshot, request, policy)).toThrow(/^node: 'pve1' is offline/);
+  });
+});
+
+describe('memory that is really committed', () => {
+  // Three 64 GiB nodes whose guests use far less than they are configured with: the nodes
+  // report 20-30 GiB in use, but their running guests may claim 32, 60 and 40 GiB.
+  const drain = () =>
+    cluster(
+      [
+        ...Array.from({ length: 8 }, (_, i) => ({ vmid: 101 + i, memory: 4 * GiB })),
+        ...Array.from({ length: 5 }, (_, i) => ({ vmid: 201 + i, node: 'pve2', memory: 12 * GiB })),
+        ...Array.from({ length: 5 }, (_, i) => ({ vmid: 301 + i, node: 'pve3', memory: 8 * GiB })),
+        { vmid: 399, node: 'pve3', memory: 32 * GiB, status: 'stopped' as const },
+      ],
+      {
+        nodes: [
+          { name: 'pve1', online: true, memoryTotal: 64 * GiB, memoryUsed: 20 * GiB, cpus: 16 },
+          { name: 'pve2', online: true, memoryTotal: 64 * GiB, memoryUsed: 30 * GiB, cpus: 16 },
+          { name: 'pve3', online: true, memoryTotal: 64 * GiB, memoryUsed: 22 * GiB, cpus: 16 },
+        ],
+      },
+    );
+  /** Configured memory of the running guests on a node once the plan has run, as PVE's static CRS counts it. */
+  const committedAfter = (snapshot: ClusterSnapshot, plan: ReturnType<typeof planEvacuation>, node: string) => {
+    const movedTo = new Map(plan.moves.map((m) => [m.vmid, m.target]));
+    return snapshot.guests
+      .filter((g) => g.status === 'running' && (movedTo.get(g.vmid) ?? g.node) === node)
+      .reduce((sum, g) => sum + g.memory, 0);
+  };
+
+  it('counts what a target holds by the configured memory of its running guests, as it counts arrivals', () => {
+    const snapshot = drain();
+    const plan = planEvacuation(snapshot, request, policy);
+
+    expect(committedAfter(snapshot, plan, 'pve3')).toBeLessThanOrEqual(0.8 * 64 * GiB);
+    expect(committedAfter(snapshot, plan, 'pve2')).toBe(60 * GiB);
+    expect(plan.moves.map((m) => m.target)).toEqual(['pve3', 'pve3']);
+    expect(plan.leftBehind).toHaveLength(6);
+  });
+
+  it('sends nothing to a target already above the limit, and names it in the warnings', () => {
+    const plan = planEvacuation(drain(), { ...request, includeStopped: true }, policy);
+    const described = describeEvacuation(plan);
+
+    expect(plan.moves.some((m) => m.target === 'pve2')).toBe(false);
+    expect(described.warnings).toContain(
+      'pve2 receives nothing: already above the memory limit: configured memory of its running guests is 60.0 GiB, 94% of 64.0 GiB (limit 80%)',
+    );
+  });
+
+  it('shows both figures per target: configured-committed and reported used', () => {
+    const pve3 = planEvacuation(drain(), request, policy).targets.find((t) => t.node === 'pve3')!;
+    expect(pve3).toMatchObject({
+      memoryBasis: 'configured',
+      memoryCommittedBefore: 40 * GiB,
+      memoryCommittedAfter: 48 * GiB,
+      memoryUsedBefore: 22 * GiB,
+      memoryUsedAfter: 30 * GiB,
+      memoryLimit: Math.floor(0.8 * 64 * GiB),
+    });
+  });
+
+  it("with memory_basis 'used', counts what targets report in use instead (overcommitting configured memory)", () => {
+    const snapshot = drain();
+    const plan = planEvacuation(snapshot, request, { ...policy, memory_basis: 'used' });
+    expect(plan.moves).toHaveLength(8);
+    expect(committedAfter(snapshot, plan, 'pve2')).toBeGreaterThan(64 * GiB);
   });
 });
 
