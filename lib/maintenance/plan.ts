@@ -116,11 +116,20 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   for (const { node, evacuation } of turns) {
     const stuck = runningLeftBehind(evacuation);
     if (stuck.length > 0) {
-      problems.push(`${node} cannot be emptied: ${stuck.map((l) => `${guestLabel(l)} ${l.status} — ${l.reason}`).join('; ')}`);
+      problems.push(`${node} cannot be emptied: ${stuck.map(describeStuck).join('; ')}`);
     }
   }
   if (problems.length > 0) throw new RolloutRefusedError(problems);
   return { clusterNodes, turns, batches, minNodesUp };
+}
+
+/**
+ * A running guest that keeps a node from being emptied: why, and what would unblock it — the
+ * constraint or option to change, or stopping the guest (a stopped guest may stay on its node).
+ */
+export function describeStuck(l: LeftBehind): string {
+  const unblock = [l.unblock, 'stop it before the maintenance (a stopped guest may stay on its node)'].filter(Boolean).join('; or ');
+  return `${guestLabel(l)} ${l.status} — ${l.reason}; to unblock: ${unblock}`;
 }
 
 /** Guests an evacuation leaves on the node that would go down with it. */

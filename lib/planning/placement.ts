@@ -101,8 +101,8 @@ export interface PlacementResult {
   placements: Record<string, string>;
   /** Item id -> why that target. */
   why: Record<string, string>;
-  /** Items that fit nowhere, with every target's reason. */
-  unplaced: { id: string; reasons: string[] }[];
+  /** Items that fit nowhere, with every target's reason and the constraints that refused it. */
+  unplaced: { id: string; reasons: string[]; constraints: Constraint[] }[];
   targets: TargetLoad[];
   /** Targets already above the memory limit before anything arrives: they receive nothing. */
   overLimit: { node: string; reason: string }[];
@@ -127,13 +127,25 @@ export function placeGuests(
   return placedCount(packed) > placedCount(spread) ? packed : spread;
 }
 
+/** What refused an item a target: what would have to change for it to fit there. */
+export type Constraint =
+  | 'memory'
+  | 'cpu'
+  | 'storage'
+  | 'node-affinity'
+  | 'affinity'
+  | 'anti-affinity'
+  | 'affinity-conflict'
+  | 'refused'
+  | 'no-targets';
+
 /** Items that move together, with their combined demand. */
 interface Unit {
   members: PlacementItem[];
   memory: number;
   vcpus: number;
   storage: Record<string, number>;
-  onlyOn?: { nodes: Set<string>; why: string };
+  onlyOn?: { nodes: Set<string>; why: string; constraint: 'node-affinity' | 'affinity' };
   prefers: string[];
   refused: Record<string, string[]>;
   apart: string[];
@@ -169,7 +181,7 @@ function formUnits(items: readonly PlacementItem[], targets: readonly PlacementT
       if (m.onlyOn) {
         const allowed = new Set(m.onlyOn);
         const nodes = unit.onlyOn ? new Set([...unit.onlyOn.nodes].filter((n) => allowed.has(n))) : allowed;
-        unit.onlyOn = { nodes, why: `${m.id} may run only on ${m.onlyOn.join(', ')}` };
+        unit.onlyOn = { nodes, why: `${m.id} may run only on ${m.onlyOn.join(', ')}`, constraint: 'node-affinity' };
       }
       for (const node of m.prefers ?? []) if (!unit.prefers.includes(node)) unit.prefers.push(node);
       for (const [node, why] of Object.entries(m.refused ?? {})) (unit.refused[node] ??= []).push(why);
@@ -188,7 +200,11 @@ function formUnits(items: readonly PlacementItem[], targets: readonly PlacementT
     if (anchors.length > 0) {
       const nodes = new Set(anchors.map((t) => t.node).filter((n) => !unit.onlyOn || unit.onlyOn.nodes.has(n)));
       const groups = [...together].filter((g) => anchors.some((t) => g in t.groups));
-      unit.onlyOn = { nodes, why: `affinity group ${groups.join(', ')} runs on ${anchors.map((t) => t.node).join(', ')}` };
+      unit.onlyOn = {
+        nodes,
+        why: `affinity group ${groups.join(', ')} runs on ${anchors.map((t) => t.node).join(', ')}`,
+        constraint: 'affinity',
+      };
     }
     return unit;
   });
@@ -223,36 +239,40 @@ function overLimitReason(target: PlacementTarget, c: PlacementConstraints): stri
 }
 
 /** Why `unit` cannot go to `load`'s node as it stands, or undefined when it can. */
-function refusal(unit: Unit, load: Load, c: PlacementConstraints): string | undefined {
+function refusal(unit: Unit, load: Load, c: PlacementConstraints): { constraint: Constraint; why: string } | undefined {
   const node = load.target.node;
   const full = overLimitReason(load.target, c);
-  if (full) return full;
+  if (full) return { constraint: 'memory', why: full };
   const refused = unit.refused[node];
-  if (refused) return refused.join('; ');
-  if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return unit.onlyOn.why;
+  if (refused) return { constraint: 'refused', why: refused.join('; ') };
+  if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return { constraint: unit.onlyOn.constraint, why: unit.onlyOn.why };
   for (const group of unit.apart) {
     const present = load.groups[group];
-    if (present?.length) return `holds ${present.join(', ')} of anti-affinity group ${group}`;
+    if (present?.length) return { constraint: 'anti-affinity', why: `holds ${present.join(', ')} of anti-affinity group ${group}` };
   }
   for (const [sid, bytes] of Object.entries(unit.storage)) {
     const free = load.storageFree[sid];
-    if (free === undefined) return `storage ${sid} is not available`;
-    if (free < bytes) return `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}`;
+    if (free === undefined) return { constraint: 'storage', why: `storage ${sid} is not available` };
+    if (free < bytes) return { constraint: 'storage', why: `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}` };
   }
   const limit = memoryLimit(load.target, c);
   if (unit.memory > 0 && load.memory + unit.memory > limit) {
     const pct = Math.round(((load.memory + unit.memory) / load.target.memoryTotal) * 100);
-    return (
-      `memory: ${formatBytes(unit.memory)} more would use ${pct}% of ${formatBytes(load.target.memoryTotal)}, ` +
-      `above the ${Math.round((1 - c.memoryHeadroom) * 100)}% limit`
-    );
+    return {
+      constraint: 'memory',
+      why:
+        `memory: ${formatBytes(unit.memory)} more would use ${pct}% of ${formatBytes(load.target.memoryTotal)}, ` +
+        `above the ${Math.round((1 - c.memoryHeadroom) * 100)}% limit`,
+    };
   }
   const vcpus = vcpuLimit(load.target, c);
   if (unit.vcpus > 0 && load.vcpus + unit.vcpus > vcpus) {
-    return (
-      `CPU: ${load.vcpus + unit.vcpus} vCPUs on ${load.target.cpus} CPUs exceeds ` +
-      `the ${c.cpuOversubscription}x oversubscription limit`
-    );
+    return {
+      constraint: 'cpu',
+      why:
+        `CPU: ${load.vcpus + unit.vcpus} vCPUs on ${load.target.cpus} CPUs exceeds ` +
+        `the ${c.cpuOversubscription}x oversubscription limit`,
+    };
   }
   return undefined;
 }
@@ -282,20 +302,25 @@ function assign(
 
   for (const unit of order) {
     if (unit.conflict) {
-      for (const m of unit.members) unplaced.push({ id: m.id, reasons: [unit.conflict] });
+      for (const m of unit.members) unplaced.push({ id: m.id, reasons: [unit.conflict], constraints: ['affinity-conflict'] });
       continue;
     }
     const reasons: string[] = [];
+    const constraints = new Set<Constraint>();
     const fits: Load[] = [];
     for (const load of loads) {
-      const why = refusal(unit, load, c);
-      if (why) reasons.push(`${load.target.node}: ${why}`);
-      else fits.push(load);
+      const refused = refusal(unit, load, c);
+      if (!refused) fits.push(load);
+      else {
+        reasons.push(`${load.target.node}: ${refused.why}`);
+        constraints.add(refused.constraint);
+      }
     }
     const best = choose(unit, fits, c, strategy);
     if (!best) {
       const why = reasons.length > 0 ? reasons : ['no target nodes to choose from'];
-      for (const m of unit.members) unplaced.push({ id: m.id, reasons: why });
+      if (reasons.length === 0) constraints.add('no-targets');
+      for (const m of unit.members) unplaced.push({ id: m.id, reasons: why, constraints: [...constraints] });
       continue;
     }
     const reason = explain(unit, best, fits.length, strategy);

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   describeEvacuation,
   EvacuationRequestError,
+  evacuationOutcome,
+  haMaintenanceBlocker,
   planEvacuation,
   type EvacuationRequest,
 } from '../../lib/planning/evacuation.js';
@@ -332,6 +334,59 @@ describe('memory that is really committed', () => {
   });
 });
 
+describe('evacuationOutcome', () => {
+  const verified = { ok: true, unexpectedOnSource: [] };
+  const migrated = (plan: ReturnType<typeof planEvacuation>) =>
+    plan.moves.map((m) => ({ vmid: m.vmid, name: m.name, state: 'migrated' }));
+
+  it('is incomplete, naming each guest and why, when running guests the request covers stay (no target has room)', () => {
+    // Twelve 8 GiB guests; the two targets have room for two each.
+    const residents = [{ vmid: 201, node: 'pve2', memory: 32 * GiB }, { vmid: 202, node: 'pve3', memory: 32 * GiB }];
+    const plan = planEvacuation(cluster([...Array.from({ length: 12 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents]), request, policy);
+    const { outcome, stayed } = evacuationOutcome(plan, migrated(plan), verified);
+
+    expect(plan.moves).toHaveLength(4);
+    expect(outcome).toBe('incomplete');
+    expect(stayed).toHaveLength(8);
+    expect(stayed[0]!.reason).toMatch(/^no target can take it — pve2: memory: .*; to move it: room for 8\.0 GiB on a target/);
+  });
+
+  it('is evacuated when only what the request itself leaves stays (a stopped guest with includeStopped off)', () => {
+    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102, status: 'stopped' }]), { ...request, includeStopped: false }, policy);
+    expect(evacuationOutcome(plan, migrated(plan), verified)).toEqual({ outcome: 'evacuated', stayed: [] });
+  });
+
+  it('is incomplete when a migration failed or never started, or a guest is still on the node', () => {
+    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102 }, { vmid: 103 }]), request, policy);
+    const outcomes = [
+      { vmid: 101, name: 'guest101', state: 'failed', error: 'migration aborted' },
+      { vmid: 102, name: 'guest102', state: 'not-started', error: 'VM 101 failed' },
+      { vmid: 103, name: 'guest103', state: 'migrated' },
+    ];
+    const verification = { ok: false, unexpectedOnSource: [{ vmid: 101, name: 'guest101' }, { vmid: 104, name: 'newcomer' }] };
+    expect(evacuationOutcome(plan, outcomes, verification)).toEqual({
+      outcome: 'incomplete',
+      stayed: [
+        { vmid: 101, name: 'guest101', reason: 'its migration failed: migration aborted' },
+        { vmid: 102, name: 'guest102', reason: 'not started: VM 101 failed' },
+        { vmid: 104, name: 'newcomer', reason: 'still on pve1 after its migrations' },
+      ],
+    });
+  });
+
+  it('says why HA maintenance is skipped: which guests stay, or that the node is not verified empty', () => {
+    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102, localResources: ['hostpci0'] }]), request, policy);
+    const { stayed } = evacuationOutcome(plan, migrated(plan), verified);
+    expect(haMaintenanceBlocker(plan, verified, stayed)).toBe(
+      'pve1 is not empty: 1 guest stays (102 (guest102)), and HA maintenance would fence or move them',
+    );
+
+    const empty = planEvacuation(cluster([{ vmid: 101 }]), request, policy);
+    expect(haMaintenanceBlocker(empty, verified, [])).toBeUndefined();
+    expect(haMaintenanceBlocker(empty, { ok: false }, [])).toBe('the verification of pve1 failed, so it is not known to be empty');
+  });
+});
+
 describe('describeEvacuation', () => {
   it('is a high-risk plan with one step per move, a verification step, and every guest that stays as a warning', () => {
     const snapshot = cluster([{ vmid: 101, name: 'web' }, { vmid: 102, localResources: ['usb0'] }]);
@@ -341,7 +396,10 @@ describe('describeEvacuation', () => {
     expect(described.summary).toMatch(/^Evacuate pve1: move 1 guest to pve[23] \(1 live\); 1 stay; about \d+ s$/);
     expect(described.steps.map((s) => s.id)).toEqual(['migrate-101', 'verify', 'ha-maintenance']);
     expect(described.steps[0]).toMatchObject({ action: 'migrate-online', vmid: 101, name: 'web', node: 'pve1' });
-    expect(described.warnings).toEqual(['VM 102 (guest102) stays on pve1: uses host-bound device usb0, which pins it to pve1']);
+    expect(described.warnings).toEqual([
+      "1 guest the request covers cannot move, so pve1 will not be empty and the outcome will be 'incomplete'",
+      'VM 102 (guest102) stays on pve1: uses host-bound device usb0, which pins it to pve1 (to move it: remove usb0 from its config)',
+    ]);
     expect(described.vmids).toEqual([101]);
   });
 });

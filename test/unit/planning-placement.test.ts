@@ -44,7 +44,7 @@ describe('placeGuests', () => {
   it('uses the configured headroom', () => {
     const result = placeGuests([item('big', 60)], [target('a')], { ...policy, memoryHeadroom: 0.5 });
     expect(result.unplaced).toEqual([
-      { id: 'big', reasons: ['a: memory: 60.0 GiB more would use 60% of 100.0 GiB, above the 50% limit'] },
+      { id: 'big', reasons: ['a: memory: 60.0 GiB more would use 60% of 100.0 GiB, above the 50% limit'], constraints: ['memory'] },
     ]);
   });
 
@@ -134,8 +134,8 @@ describe('placeGuests', () => {
     ];
     const result = placeGuests(items, [target('a', { storageFree: { 'local-lvm': 100 * GiB } })], policy);
     expect(result.unplaced).toEqual([
-      { id: 'copied', reasons: ['a: storage local-lvm has 100.0 GiB free, needs 200.0 GiB'] },
-      { id: 'shared', reasons: ['a: storage nfs is not available'] },
+      { id: 'copied', reasons: ['a: storage local-lvm has 100.0 GiB free, needs 200.0 GiB'], constraints: ['storage'] },
+      { id: 'shared', reasons: ['a: storage nfs is not available'], constraints: ['storage'] },
     ]);
   });
 
@@ -158,6 +158,7 @@ describe('placeGuests', () => {
           'b: PVE: blocked by HA resource vm:9',
           'c: refused may run only on a, b',
         ],
+        constraints: ['refused', 'node-affinity'],
       },
     ]);
   });
@@ -172,7 +173,7 @@ describe('placeGuests', () => {
 
   it('explains that nothing can be placed when there are no targets', () => {
     expect(placeGuests([item('lonely', 1)], [], policy).unplaced).toEqual([
-      { id: 'lonely', reasons: ['no target nodes to choose from'] },
+      { id: 'lonely', reasons: ['no target nodes to choose from'], constraints: ['no-targets'] },
     ]);
   });
 });
