@@ -292,9 +292,12 @@ function guestDisks(r: Resource, type: 'qemu' | 'lxc', label: string, config: Re
     return storage && size > 0 ? [{ storage, size }] : [];
   }
   const keyPattern = type === 'qemu' ? QEMU_DISK_KEY : LXC_DISK_KEY;
+  // The boot disk first (the simulator boots from the first): by the config's boot order, else by kind and name.
+  const booting = /order=([^,]+)/.exec(String(config['boot'] ?? ''))?.[1]?.split(';') ?? [];
+  const rank = (k: string) => (booting.includes(k) ? booting.indexOf(k) : booting.length + diskOrder(k));
   const keys = Object.keys(config)
     .filter((k) => keyPattern.test(k))
-    .sort((a, b) => diskOrder(a) - diskOrder(b) || a.localeCompare(b, 'en', { numeric: true }));
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b, 'en', { numeric: true }));
   const disks: { storage: string; size: number }[] = [];
   const renamed: string[] = [];
   for (const key of keys) {
