@@ -24,9 +24,11 @@ export async function readRehearsalInventory(client: PveClient): Promise<Invento
       Object.entries(config).filter((e): e is [string, string | number] => typeof e[1] === 'string' || typeof e[1] === 'number'),
     );
   });
-  const storages = resources.filter(
+  const listed = resources.filter(
     (r) => r.type === 'storage' && r.node && r.storage && r.status === 'available' && (r.content ?? '').split(',').some((c) => LISTED_CONTENT.has(c)),
   );
+  // A shared storage holds the same volumes whichever node lists it: once is enough.
+  const storages = listed.filter((r, i) => !r.shared || listed.findIndex((x) => x.storage === r.storage) === i);
   const storageContent: NonNullable<Inventory['storage_content']> = {};
   await forEachLimited(storages, async (s) => {
     const volumes = await client.storage.content({ node: s.node!, storage: s.storage! });

@@ -171,6 +171,19 @@ describe('placeGuests', () => {
     expect(backward).toEqual(forward);
   });
 
+  it('sends nothing, not even a stopped guest, to a target already above the limit, and names it', () => {
+    const items = [item('running', 1), item('stopped', 0)];
+    const targets = [target('a', { memoryCommitted: 85 * GiB, memoryUsed: 30 * GiB }), target('b', { memoryCommitted: 79 * GiB })];
+    const result = placeGuests(items, targets, policy);
+
+    expect(result.placements).toEqual({ running: 'b', stopped: 'b' });
+    expect(result.overLimit).toEqual([
+      { node: 'a', reason: 'already above the memory limit: configured memory of its running guests is 85.0 GiB, 85% of 100.0 GiB (limit 80%)' },
+    ]);
+    // Counted by what it reports in use, the same target has room.
+    expect(placeGuests(items, targets, { ...policy, memoryBasis: 'used' }).overLimit).toEqual([]);
+  });
+
   it('explains that nothing can be placed when there are no targets', () => {
     expect(placeGuests([item('lonely', 1)], [], policy).unplaced).toEqual([
       { id: 'lonely', reasons: ['no target nodes to choose from'], constraints: ['no-targets'] },
