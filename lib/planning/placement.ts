@@ -127,7 +127,7 @@ export function placeGuests(
   return placedCount(packed) > placedCount(spread) ? packed : spread;
 }
 
-/** What refused an item a target: what would have to change for it to fit there. */
+/** What kept an item off a target: what would have to change for it to fit there. */
 export type Constraint =
   | 'memory'
   | 'cpu'
