@@ -11,12 +11,13 @@ import { Cluster } from './cluster.js';
 import type { Counters } from './counters.js';
 import type { Faults } from './faults.js';
 import { resolveScenario, type ResolvedScenario, type Scenario } from './scenario.js';
+import { loadScenarioSource } from './scenario-import.js';
 import { generateSshKeyPair, SshServer, type SshKeyPair } from './ssh/server.js';
 import type { ClusterState } from './state.js';
 import { generateApiCertificate } from './tls.js';
 
 export interface StartSimulatorOptions {
-  /** A scenario object or the path of a scenario YAML file. */
+  /** A scenario object, or the path of a scenario YAML file or of a cluster inventory to import (sim/scenario-import.ts). */
   scenario: Scenario | ResolvedScenario | string;
   /** Simulated seconds per wall second (default 1). */
   speed?: number;
@@ -76,7 +77,8 @@ export interface SimulatedCluster {
 }
 
 export async function startSimulator(options: StartSimulatorOptions): Promise<SimulatedCluster> {
-  const scenario = await resolveScenario(options.scenario);
+  const scenario =
+    typeof options.scenario === 'string' ? (await loadScenarioSource(options.scenario)).scenario : await resolveScenario(options.scenario);
   const host = options.host ?? '127.0.0.1';
   const clock = new SimClock({ speed: options.speed ?? 1, manual: options.manualClock ?? false });
   const cluster = new Cluster(scenario, clock, options.seed);
@@ -137,6 +139,13 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
 }
 
 export { generateScenario, type GenerateScenarioOptions } from './scenario-generate.js';
-export { loadScenarioFromClusterResources, type ImportOptions } from './scenario-import.js';
+export {
+  importInventory,
+  loadScenarioFromClusterResources,
+  loadScenarioSource,
+  type ImportedScenario,
+  type ImportOptions,
+  type Inventory,
+} from './scenario-import.js';
 export { loadScenarioFile, parseScenario, ScenarioError, type ResolvedScenario, type Scenario } from './scenario.js';
 export { estimateMigrationSeconds, shareBandwidth, simulateTransfers } from './cost.js';

@@ -5,6 +5,9 @@
  *     [--connection-file data/sim/connection.json] [--data-dir data/sim] [--host 127.0.0.1] \
  *     [--auth-failure-delay-ms 3000]
  *
+ * `--scenario` also takes a real cluster's inventory — a `/cluster/resources` dump, or what
+ * `npm run rehearse -- --from-env` reads — imported with every guess listed (sim/scenario-import.ts).
+ *
  * Prints node URLs, the TLS fingerprint and SSH host keys, never a secret. Secrets (API token,
  * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
  * the connection file's directory, else data/sim); the connection file names those files.
@@ -15,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { guestSystemsOf } from './guest-ssh.js';
 import { startSimulator, type SimulatedCluster } from './index.js';
 import { ScenarioError } from './scenario.js';
+import { loadScenarioSource } from './scenario-import.js';
 
 /** The connection file: everything a client needs to reach the simulator, secrets by file path only. */
 export interface ConnectionFile {
@@ -112,8 +116,14 @@ async function main(): Promise<number> {
   const dataDir = resolve(values['data-dir'] ?? dirname(connectionFile));
   const scenario = resolve(values.scenario);
 
-  const sim = await startSimulator({ scenario, speed, host: values.host, authFailureDelayMs: authDelay });
+  // A cluster inventory (a cluster/resources dump) is imported; what it had to guess is said here.
+  const loaded = await loadScenarioSource(scenario);
+  const sim = await startSimulator({ scenario: loaded.scenario, speed, host: values.host, authFailureDelayMs: authDelay });
   const connection = await writeConnection(sim, scenario, speed, dataDir, connectionFile);
+  if (loaded.guesses.length > 0) {
+    console.log(`imported ${scenario}; guessed what it does not say:`);
+    for (const g of loaded.guesses) console.log(`  - ${g}`);
+  }
 
   console.log(`simulated PVE cluster '${connection.cluster}' (${sim.state.guests.size} guests) at ${speed}x speed`);
   for (const n of connection.nodes) {

@@ -27,7 +27,7 @@ import {
 } from '@temporalio/workflow';
 import type { MaintenanceActivities } from '../activities/maintenance.js';
 import type { MigrationActivities, Verification } from '../activities/migration.js';
-import { runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
+import { describeStuck, runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import type { StepProgress } from './definitions.js';
@@ -232,6 +232,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
           pending: moves,
           limits: limitsOf(settings),
           memoryHeadroom: settings.memoryHeadroom,
+          memoryBasis: settings.memoryBasis,
           onFailure,
           marker,
           progressTo: self,
@@ -250,7 +251,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
     if (stuck.length > 0) {
       throw ApplicationFailure.create({
         type: 'NodeNotDrainable',
-        message: `${node} cannot be emptied now: ${stuck.map((l) => `${guest(l)} ${l.status} — ${l.reason}`).join('; ')}`,
+        message: `${node} cannot be emptied now: ${stuck.map(describeStuck).join('; ')}`,
         nonRetryable: true,
       });
     }
@@ -485,10 +486,6 @@ function awayGuest(move: GuestMove): AwayGuest {
     memoryBytes: move.memoryBytes,
     localDiskBytes: move.localDiskBytes,
   };
-}
-
-function guest(g: { vmid: number; name: string; type: string }): string {
-  return `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid} (${g.name})`;
 }
 
 function describeVerification(v: Verification): string {

@@ -24,6 +24,7 @@ import {
 import type { MigrationActivities, MigrationReport, TaskMarker } from '../activities/migration.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { MigrationMode } from '../lib/planning/estimate.js';
+import type { MemoryBasis } from '../lib/planning/placement.js';
 
 export interface GuestOutcome {
   vmid: number;
@@ -58,6 +59,8 @@ export interface MigrateGuestsInput {
   pending: GuestMove[];
   limits: EvacuationPlan['limits'];
   memoryHeadroom: number;
+  /** Absent in runs started before plans had a memory basis. */
+  memoryBasis?: MemoryBasis;
   onFailure: EvacuationPlan['onFailure'];
   marker: TaskMarker;
   /** Workflow told of every guest's progress (the evacuation). */
@@ -117,7 +120,7 @@ export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOut
     progress.add({ vmid: move.vmid, state: 'running', at: iso(startedAt) });
     migrateGuest
       .executeWithOptions({ summary: `${label(move)}: ${move.source} -> ${move.target} (${move.mode})` }, [
-        { environment: input.environment, move, limits, memoryHeadroom: input.memoryHeadroom, marker: input.marker },
+        { environment: input.environment, move, limits, memoryHeadroom: input.memoryHeadroom, memoryBasis: input.memoryBasis, marker: input.marker },
       ])
       .then(
         (report) => succeeded(move, startedAt, report),

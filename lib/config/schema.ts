@@ -89,6 +89,12 @@ export type Tls = z.infer<typeof Tls>;
 export const SafetyPolicy = z.object({
   /** Fraction of a target node's memory that must stay free after any placement. */
   memory_headroom: z.number().min(0).max(0.9).default(0.2),
+  /**
+   * What a target already holds, when placing guests: `configured` counts the configured memory
+   * of its running guests (as PVE's static CRS does, and as arrivals are counted); `used`
+   * counts what the node reports in use, which lets guests that use little be overcommitted.
+   */
+  memory_basis: z.enum(['configured', 'used']).default('configured'),
   /** Allowed ratio of assigned vCPUs to physical cores on a target node. */
   cpu_oversubscription: z.number().min(0.5).max(64).default(4),
   /** Snapshot a guest before config changes and rollbacks. */

@@ -62,7 +62,7 @@ describe('evacuateNode on the simulator', () => {
     expect(sim.counters.tasks('qmigrate') + sim.counters.tasks('vzmigrate')).toBe(0);
   });
 
-  it('waits for approval, moves every movable guest once, leaves the rest with their reasons, and keeps HA maintenance off a node that is not empty', async () => {
+  it('waits for approval, moves every movable guest once, reports incomplete with the guests that stay and why, and keeps HA maintenance off a node that is not empty, saying why', async () => {
     const handle = await startEvacuation(
       worker.client,
       worker.taskQueue,
@@ -82,7 +82,12 @@ describe('evacuateNode on the simulator', () => {
     expect(target(101)).not.toBe(target(102));
 
     const { result } = await handle.result();
-    expect(result?.outcome).toBe('evacuated');
+    // Every move checks out, but two guests the request covers are still there: not evacuated.
+    expect(result?.outcome).toBe('incomplete');
+    expect(result?.stayed.map((g) => [g.vmid, g.reason])).toEqual([
+      [104, 'uses host-bound device hostpci0, which pins it to pve01; to move it: remove hostpci0 from its config'],
+      [105, expect.stringMatching(/^local ISO local:iso\/installer.iso is attached \(ide2\); .*; to move it: eject the ISO \(ide2: none\)$/)],
+    ]);
     expect(result?.verification).toEqual({ ok: true, unexpectedOnSource: [], misplaced: [], wrongState: [] });
     expect(result?.guests.map((g) => [g.vmid, g.state])).toEqual([
       [101, 'migrated'],
@@ -113,6 +118,7 @@ describe('evacuateNode on the simulator', () => {
     expect(status.steps.find((s) => s.id === 'verify')?.state).toBe('succeeded');
     // Two guests stay, so the node is not empty and must not go into HA maintenance.
     expect(result?.haMaintenance).toBe('skipped');
-    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({ state: 'skipped', detail: 'pve01 is not empty' });
+    expect(result?.haMaintenanceSkipped).toMatch(/^pve01 is not empty: 2 guests stay \(104 \(.+\), 105 \(.+\)\)/);
+    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({ state: 'skipped', detail: result?.haMaintenanceSkipped });
   });
 });
