@@ -135,7 +135,7 @@ export const EnvironmentConfig = z.object({
 });
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
 
-export const Role = z.enum(['viewer', 'operator', 'approver', 'admin']);
+export const Role = z.enum(['viewer', 'operator', 'approver', 'admin', 'agent']);
 export type Role = z.infer<typeof Role>;
 
 export const ApiToken = z.object({
