@@ -11,6 +11,8 @@ export interface ApiClientOptions {
   /** Base URL of the API, e.g. http://127.0.0.1:8080. */
   url: string;
   token: string;
+  /** How requests are sent; global fetch by default (the API's own doors pass its in-process fetch). */
+  fetch?: (request: Request) => Promise<Response>;
 }
 
 /** A refusal or failure as the API answered it: status, code, message and field details. */
@@ -91,11 +93,12 @@ export type ApiClient = ReturnType<typeof createApiClient>;
 
 export function createApiClient(options: ApiClientOptions) {
   const base = options.url.replace(/\/+$/, '');
+  const send = options.fetch ?? ((r: Request) => fetch(r));
 
   async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
-      response = await fetch(`${base}${path}`, {
+      response = await send(new Request(`${base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${options.token}`,
@@ -103,7 +106,7 @@ export function createApiClient(options: ApiClientOptions) {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
+      }));
     } catch (err) {
       throw new ApiRequestError(0, 'unreachable', `the API at ${base} is not reachable (${(err as Error).cause ?? (err as Error).message})`);
     }
