@@ -171,7 +171,8 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
       requester,
       state,
       approvalState,
-      risk,
+      // The plan's own risk: the listed one (a search attribute) may lag behind it.
+      risk: op.status?.plan?.risk ?? risk,
       phase: op.status?.phase,
       planVersion: op.status?.plan?.version,
       planText,

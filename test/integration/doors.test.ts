@@ -138,7 +138,8 @@ describe('pm, the terminal client', () => {
     expect(guest(1014)).toBeDefined();
 
     const approved = await pm(api.url, tokens.anna, ['approve', id, '--plan-version', '1'], { answers: ['y'] });
-    expect(approved).toMatchObject({ code: 0, stdout: 'approved by anna (plan v1)\n' });
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toBe(`${waiting.planText}\napproved by anna (plan v1)\n`);
 
     const watched = await pm(api.url, tokens.vera, ['watch', id]);
     expect(watched.code).toBe(0);
@@ -175,10 +176,14 @@ describe('pm, the terminal client', () => {
     expect((await pm(api.url, tokens.vera, ['inventory', '--env', 'home'])).stdout).toMatch(/^1015 +keep01 +qemu +pve2 +stopped$/m);
     expect((await pm(api.url, tokens.vera, ['nodes', '--env', 'home'])).stdout).toMatch(/^pve3 +ok /m);
 
-    const dryRun = ['start', 'vm-action', '--env', 'home', '--dry-run', '--set', 'vmid=1015', '--set', 'name=keep01', '--set', 'action=reboot'];
-    const piped = await pm(api.url, tokens.otto, dryRun);
-    const terminal = await pm(api.url, tokens.otto, dryRun, { tty: true });
-    expect(piped.stdout).toMatch(/^Plan v1 · risk medium/);
+    const dryRun = await pm(api.url, tokens.otto, ['start', 'vm-action', '--env', 'home', '--dry-run', '--set', 'vmid=1016', '--set', 'name=web04', '--set', 'action=reboot']);
+    expect(dryRun).toMatchObject({ code: 0, stderr: '' });
+    expect(dryRun.stdout).toMatch(/^Plan v1 · risk medium/);
+
+    const planned = await as('otto').start('vm-action', { environment: 'home', vmid: 1016, name: 'web04', action: 'reboot', dryRun: true });
+    const piped = await pm(api.url, tokens.otto, ['show', planned.id]);
+    const terminal = await pm(api.url, tokens.otto, ['show', planned.id], { tty: true });
+    expect(piped.stdout).toContain(planned.planText);
     expect(piped.stdout).not.toContain('\x1b[');
     expect(terminal.stdout).toContain('\x1b[33mrisk medium\x1b[0m');
     expect(terminal.stdout.replace(/\x1b\[\d+m/g, '')).toBe(piped.stdout);
@@ -245,7 +250,7 @@ describe('the MCP server', () => {
 
     await as('anna').approve(requested.id, requested.planVersion);
     const done = await until(() => call('operation_status', { id: requested.id }).then((r) => r.json()), (op) => op.state !== 'running', 'the evacuation to end', 90_000);
-    expect(done).toMatchObject({ state: 'completed', approval: { decision: 'approved', by: 'anna' }, result: { outcome: 'evacuated' } });
+    expect(done).toMatchObject({ state: 'completed', approval: { decision: 'approved', by: 'anna' }, result: { outcome: 'completed' } });
     expect([guest(1001)?.node, guest(1002)?.node]).not.toContain('pve1');
   });
 
@@ -257,7 +262,7 @@ describe('the MCP server', () => {
     expect(tools.find((t) => t.name === 'request_operation')?.description).toMatch(/NEEDS A PERSON/);
 
     const started = (await call('request_operation', { kind: 'vm-action', environment: 'home', request: { vmid: 1013, name: 'web03', action: 'start' } })).json();
-    expect(started).toMatchObject({ risk: 'low', phase: 'awaiting-approval', approvalState: 'pending' });
+    expect(started).toMatchObject({ risk: 'low', phase: 'awaiting-approval', planVersion: 1 });
     const robot = as('robot');
     await expect(robot.approve(started.id, 1)).rejects.toMatchObject({ status: 403 });
     await expect(robot.cancel(started.id)).rejects.toMatchObject({ status: 403 });
