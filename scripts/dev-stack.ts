@@ -34,6 +34,7 @@ const actors: { actor: string; roles: Role[] }[] = [
   { actor: 'bob', roles: ['approver'] },
   { actor: 'carol', roles: ['viewer'] },
   { actor: 'admin', roles: ['admin'] },
+  { actor: 'robot', roles: ['agent'] },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -419,7 +420,7 @@ async function main(): Promise<number> {
 ==> proxmox-manager is up
     API:          ${apiUrl}   (OpenAPI and routes: see README)
     Temporal UI:  ${temporal.uiUrl}
-    API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin)
+    API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin, robot=agent)
 
     Try:
       set -a; . ${shownPath(written.tokensFile)}; set +a
