@@ -4,7 +4,7 @@
  * as they do to curl. `runPm` takes its I/O as arguments; cli/main.ts wires the process.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ApiRequestError, createApiClient, hasEnded, type ApiClient, type OperationDetail, type Started } from '../lib/api-client.js';
+import { ApiRequestError, createApiClient, hasEnded, whenPlanned, type ApiClient, type OperationDetail, type Started } from '../lib/api-client.js';
 import { operationsTable, paintPlan, painter, progressLine, table, type Output } from './render.js';
 import { loadSettings, SettingsError } from './settings.js';
 
@@ -235,11 +235,10 @@ export function succeeded(op: OperationDetail): boolean {
   return !(typeof outcome === 'string' && /fail|reject|cancel|partial|halt/.test(outcome));
 }
 
-function awaitingDecision(ctx: Context, started: { id: string }, op: OperationDetail): string {
+/** The line an approver needs, while the operation awaits a decision; empty otherwise. */
+function awaitingDecision(op: OperationDetail): string {
   const version = op.status?.plan?.version;
-  return op.status?.phase === 'awaiting-approval' && version
-    ? `awaiting a decision: pm approve '${started.id}' --plan-version ${version}`
-    : '';
+  return op.status?.phase === 'awaiting-approval' && version ? `awaiting a decision: pm approve '${op.id}' --plan-version ${version}` : '';
 }
 
 // ---- commands ----
@@ -276,7 +275,10 @@ const commands: Record<string, Command> = {
     await confirm(ctx, `Request this ${kind} for real?`);
     const started: Started = await ctx.api.start(kind, { ...body, dryRun: false });
     if (ctx.flags.watch) return watch(ctx, started.id);
-    ctx.emit(started, () => `requested ${started.id}\n  ${started.links.temporalUi}\n  follow it: pm watch '${started.id}'`);
+    const op = await whenPlanned(ctx.api, started.id, { timeoutMs: 60_000, ...(ctx.io.sleep ? { sleep: ctx.io.sleep } : {}) });
+    ctx.emit(op, () =>
+      [`requested ${op.id}`, `  ${op.links.temporalUi}`, `  ${awaitingDecision(op) || `follow it: pm watch '${op.id}'`}`].join('\n'),
+    );
     return exitCodes.ok;
   },
 
@@ -369,8 +371,9 @@ async function watch(ctx: Context, id: string): Promise<number> {
       stderr.write(stderr.isTTY ? `\r\x1b[2K${line}` : `${line}\n`);
       last = line;
     }
-    if (!hinted && awaitingDecision(ctx, { id }, op)) {
-      stderr.write(`${stderr.isTTY ? '\n' : ''}${awaitingDecision(ctx, { id }, op)}\n`);
+    const hint = awaitingDecision(op);
+    if (!hinted && hint) {
+      stderr.write(`${stderr.isTTY ? '\n' : ''}${hint}\n`);
       hinted = true;
     }
     if (hasEnded(op)) {

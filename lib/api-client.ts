@@ -157,3 +157,21 @@ export function createApiClient(options: ApiClientOptions) {
 export function hasEnded(op: Pick<OperationSummary, 'state'>): boolean {
   return op.state !== 'running';
 }
+
+/**
+ * The operation once its plan is made — awaiting a decision, applying, or ended — or as it
+ * is after `timeoutMs`. A request answers before planning is done; this is what to show.
+ */
+export async function whenPlanned(
+  api: ApiClient,
+  id: string,
+  options: { timeoutMs: number; sleep?: (ms: number) => Promise<void> },
+): Promise<OperationDetail> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const op = await api.operation(id);
+    if (hasEnded(op) || (op.status && op.status.phase !== 'planning') || Date.now() >= deadline) return op;
+    await sleep(500);
+  }
+}

@@ -9,7 +9,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { ApiRequestError, type ApiClient, type OperationDetail } from '../lib/api-client.js';
+import { ApiRequestError, whenPlanned, type ApiClient, type OperationDetail } from '../lib/api-client.js';
 import { operations } from '../lib/operations/catalog.js';
 
 export interface McpOptions {
@@ -17,7 +17,6 @@ export interface McpOptions {
   apiUrl: string;
   /** How long a request waits for its plan before answering with the id only. */
   planWaitMs?: number;
-  sleep?: (ms: number) => Promise<void>;
 }
 
 const kinds = operations.map((o) => o.kind) as [string, ...string[]];
@@ -44,7 +43,6 @@ async function answer(work: () => Promise<unknown>): Promise<CallToolResult> {
 export function createMcpServer(api: ApiClient, options: McpOptions): McpServer {
   const server = new McpServer({ name: 'proxmox-manager', version: '0.1.0' });
   const read = { readOnlyHint: true, openWorldHint: false } as const;
-  const sleep = options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const planWaitMs = options.planWaitMs ?? 30_000;
 
   /** What an approver needs to decide on an operation, next to its plan. */
@@ -144,23 +142,13 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
     ({ kind, environment, request }) =>
       answer(async () => {
         const started = await api.start(kind, { ...request, environment, dryRun: false });
-        const op = await planned(started.id);
+        const op = await whenPlanned(api, started.id, { timeoutMs: planWaitMs });
         return {
           ...withApproverLinks(op),
           needs: 'a person with the approver role to approve this plan version; until then nothing changes',
         };
       }),
   );
-
-  /** The operation once its plan is made (or after planWaitMs, as it is then). */
-  async function planned(id: string): Promise<OperationDetail> {
-    const deadline = Date.now() + planWaitMs;
-    for (;;) {
-      const op = await api.operation(id);
-      if (op.state !== 'running' || (op.status && op.status.phase !== 'planning') || Date.now() >= deadline) return op;
-      await sleep(500);
-    }
-  }
 
   function withApproverLinks(op: OperationDetail) {
     const { id, kind, environment, requester, state, approvalState, risk, planText, transfers, result, failure, statusUnavailable } = op;

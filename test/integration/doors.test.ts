@@ -127,6 +127,7 @@ describe('pm, the terminal client', () => {
     const requested = await pm(api.url, tokens.root, request, { answers: ['y'] });
     expect(requested.code).toBe(0);
     const id = /requested (\S+)/.exec(requested.stdout)![1]!;
+    expect(requested.stdout).toContain(`awaiting a decision: pm approve '${id}' --plan-version 1`);
     const waiting = await awaitingApproval(id);
 
     const shown = await pm(api.url, tokens.anna, ['show', id]);
