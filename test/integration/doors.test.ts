@@ -17,9 +17,10 @@ import { createApiClient, type ApiClient, type OperationDetail } from '../../lib
 import { serveMcpHttp } from '../../mcp/http.js';
 import { createMcpServer } from '../../mcp/server.js';
 import type { Scenario } from '../../sim/index.js';
-import { discordKeys, pm, startApiServer, startWebhookReceiver, until, type ReceivedMessage } from '../support/doors.js';
+import { discordKeys, pm, startApiServer, startWebhookReceiver, type ReceivedMessage } from '../support/doors.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { until } from '../support/until.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
