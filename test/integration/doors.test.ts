@@ -174,6 +174,19 @@ describe('pm, the terminal client', () => {
     expect(guest(1016)?.status).toBe('running');
   });
 
+  it('rejects a plan only with a reason, and the operation ends as rejected', async () => {
+    const requested = await pm(api.url, tokens.otto, ['start', 'vm-action', '--env', 'home', '--yes', '--json', '--body', '{"vmid":1016,"name":"web04","action":"reboot"}']);
+    const { id } = JSON.parse(requested.stdout) as { id: string };
+    await awaitingApproval(id);
+
+    expect((await pm(api.url, tokens.anna, ['reject', id, '--plan-version', '1', '--yes'])).code).toBe(2);
+    const rejected = await pm(api.url, tokens.anna, ['reject', id, '--plan-version', '1', '--yes', '--reason', 'it serves the demo']);
+    expect(rejected).toMatchObject({ code: 0, stdout: 'rejected by anna (plan v1)\n' });
+    const watched = await pm(api.url, tokens.anna, ['watch', id, '--json']);
+    expect(watched.code).toBe(1);
+    expect(JSON.parse(watched.stdout)).toMatchObject({ state: 'completed', approvalState: 'rejected', result: { outcome: 'rejected' } });
+  });
+
   it('shows inventory and node health, and colours a plan on a terminal only', async () => {
     expect((await pm(api.url, tokens.vera, ['inventory', '--env', 'home'])).stdout).toMatch(/^1015 +keep01 +qemu +pve2 +stopped$/m);
     expect((await pm(api.url, tokens.vera, ['nodes', '--env', 'home'])).stdout).toMatch(/^pve3 +ok /m);
