@@ -151,17 +151,17 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
   );
 
   function withApproverLinks(op: OperationDetail) {
-    const { id, kind, environment, requester, state, approvalState, risk, planText, transfers, result, failure, statusUnavailable } = op;
+    const { id, kind, environment, requester, state, risk, planText, transfers, result, failure, statusUnavailable } = op;
     return {
       id,
       kind,
       environment,
       requester,
       state,
-      approvalState,
-      // The plan's own risk: the listed one (a search attribute) may lag behind it.
-      risk: op.status?.plan?.risk ?? risk,
+      // From the workflow itself (phase, plan): the listed approval state and risk are
+      // search attributes, which may lag a moment behind.
       phase: op.status?.phase,
+      risk: op.status?.plan?.risk ?? risk,
       planVersion: op.status?.plan?.version,
       planText,
       steps: op.status?.steps,

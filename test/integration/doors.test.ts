@@ -253,7 +253,7 @@ describe('the MCP server', () => {
     expect(planned.json().planText).toMatch(/^Plan v1 · risk/);
 
     const requested = (await call('request_operation', { kind: 'evacuation', environment: 'home', request: { node: 'pve1' } })).json();
-    expect(requested).toMatchObject({ requester: 'robot', phase: 'awaiting-approval', approvalState: 'pending', planVersion: 1 });
+    expect(requested).toMatchObject({ requester: 'robot', phase: 'awaiting-approval', planVersion: 1 });
     expect(requested.planText).toMatch(/^Plan v1 · risk/);
     expect(requested.approver).toEqual({
       temporalUi: expect.stringContaining(encodeURIComponent(requested.id)),
@@ -397,7 +397,8 @@ describe('an approval the API refuses', () => {
     await expect(as('robot').approve(op.id, 1)).rejects.toMatchObject({ status: 403 });
 
     const after = await as('vera').operation(op.id);
-    expect(after).toMatchObject({ state: 'running', approvalState: 'pending' });
+    expect(after).toMatchObject({ state: 'running', status: { phase: 'awaiting-approval' } });
+    expect(after.status?.approval).toBeUndefined();
     expect(guest(1015)).toBeDefined();
     await as('root').cancel(op.id);
     await ended(op.id);
