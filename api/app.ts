@@ -11,6 +11,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { ApiDeps, Services } from './deps.js';
+import { discordRoutes } from './discord/interactions.js';
 import { ApiError, createErrorHandler, errorResponse, methodNotAllowedResponse, notFound } from './errors.js';
 import { createGuard } from './guard.js';
 import { openApiDocument, type OpenApiDocument } from './openapi.js';
@@ -69,6 +70,9 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const guard = createGuard(s);
   for (const route of routes) {
     app.on(route.method, route.path.replace(/\{(\w+)\}/g, ':$1'), guard(route));
+  }
+  if (s.config.discord) {
+    app.route('/v1/discord', discordRoutes({ config: s.config.discord, apiFetch: async (request) => app.fetch(request), now: s.now, log: s.log }));
   }
   app.notFound(notFound);
   app.onError(createErrorHandler(s.log, (c) => c.get('requestId') ?? 'unknown'));

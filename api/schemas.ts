@@ -191,6 +191,7 @@ export const OperationStarted = z
 
 export const DryRunResult = OperationStarted.extend({
   result: z.unknown().describe("the workflow's result: { outcome: 'dry-run', plan }"),
+  planText: z.string().optional().describe('the plan as a person reads it (the text every door shows)'),
 }).meta({ id: 'DryRunResult' });
 
 export const OperationSummary = z
@@ -220,6 +221,11 @@ export const OperationDetail = OperationSummary.extend({
     .optional()
     .describe('the workflow status query: phase, plan (with version), steps, approval'),
   statusUnavailable: z.string().optional().describe('why the status query could not be answered'),
+  planText: z.string().optional().describe('the plan as a person reads it (the text every door shows)'),
+  transfers: z
+    .array(z.object({ vmid: z.number().int().optional(), transferred: z.string(), of: z.string() }))
+    .optional()
+    .describe('bytes moved so far by running migrations, as PVE reports them'),
   result: z.unknown().optional().describe('the result, when the operation completed'),
   failure: z.object({ type: z.string(), message: z.string() }).optional(),
 }).meta({ id: 'OperationDetail' });

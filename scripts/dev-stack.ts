@@ -36,6 +36,7 @@ const actors: { actor: string; roles: Role[] }[] = [
   { actor: 'bob', roles: ['approver'] },
   { actor: 'carol', roles: ['viewer'] },
   { actor: 'admin', roles: ['admin'] },
+  { actor: 'robot', roles: ['agent'] },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -448,7 +449,7 @@ async function main(): Promise<number> {
 ==> proxmox-manager is up
     API:          ${apiUrl}   (reference: ${apiUrl}/docs)
     Temporal UI:  ${temporal.uiUrl}
-    API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin)
+    API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin, robot=agent)
     PXE live image host key (pinned as pxe.live_image_host_key): ${connection.live_image_host_key ?? 'not reported by the simulator'}
     Drift schedule: every ${DRIFT_INTERVAL} (GET ${apiUrl}/v1/drift)`);
   tryNext([

@@ -7,7 +7,8 @@ import { isGrpcDeadlineError, WorkflowNotFoundError, type WorkflowHandle } from 
 import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
-import { statusQuery, type OperationMeta } from '../../workflows/definitions.js';
+import { renderPlanText } from '../../lib/operations/plan-text.js';
+import { statusQuery, type OperationMeta, type OperationPlan } from '../../workflows/definitions.js';
 import {
   approveNodeSignal,
   approveNodeUpdate,
@@ -17,9 +18,10 @@ import {
 } from '../../workflows/maintenance-definitions.js';
 import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import { requireEnvironment, requireScope } from '../access.js';
+import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -60,11 +62,12 @@ export function operationRoutes(s: Services): Route[] {
   /** The operation behind `:id`, after checking the caller may see its environment. */
   const loadOperation = async (c: ApiContext, id: string) => {
     const handle = client.workflow.getHandle(id);
-    const summary = summarize(s, await handle.describe());
+    const description = await handle.describe();
+    const summary = summarize(s, description);
     if (!summary) throw new ApiError(404, 'not_found', `no operation '${id}'`);
     noteAudit(c, { kind: summary.kind, environment: summary.environment });
     requireScope(c, summary.environment ?? '');
-    return { handle, summary };
+    return { handle, summary, description };
   };
 
   const requireOpen = (summary: Summary) => {
@@ -103,7 +106,7 @@ export function operationRoutes(s: Services): Route[] {
         environment: body.environment,
         dryRun: body.dryRun,
         approvalTimeoutMs: durationMs(s.config.approvals.timeout),
-        autoApprove: s.config.approvals.auto_approve,
+        autoApprove: autoApprovable(c.get('identity'), s.config.approvals.auto_approve),
       };
       const nodes = op.nodes?.(body) ?? [];
       const handle = await client.workflow.start(op.workflowType, {
@@ -145,7 +148,11 @@ export function operationRoutes(s: Services): Route[] {
         return c.json(started, 202, { Location: started.links.self });
       }
       noteAudit(c, { result: 'dry-run' });
-      return c.json({ ...started, state: 'completed', result: outcome.value } satisfies z.infer<typeof DryRunResult>, 200);
+      const plan = (outcome.value as { plan?: OperationPlan } | undefined)?.plan;
+      return c.json(
+        { ...started, state: 'completed', result: outcome.value, ...(plan ? { planText: renderPlanText(plan) } : {}) } satisfies z.infer<typeof DryRunResult>,
+        200,
+      );
     },
   });
 
@@ -322,8 +329,12 @@ export function operationRoutes(s: Services): Route[] {
       },
       handler: async (c) => {
         const { id } = parseParams(c, OperationIdParams);
-        const { handle, summary } = await loadOperation(c, id);
+        const { handle, summary, description } = await loadOperation(c, id);
         const detail: Summary = { ...summary, ...(await statusOf(handle)) };
+        const transfers = runningTransfers(description);
+        if (transfers.length > 0) detail.transfers = transfers;
+        const plan = detail.status?.plan as OperationPlan | undefined;
+        if (plan) detail.planText = renderPlanText(plan);
         if (summary.state !== 'running') {
           try {
             const outcome = await resultWithin(s, handle, s.timeouts.queryMs);

@@ -148,7 +148,7 @@ export const EnvironmentConfig = z.object({
 });
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
 
-export const Role = z.enum(['viewer', 'operator', 'approver', 'admin']);
+export const Role = z.enum(['viewer', 'operator', 'approver', 'admin', 'agent']);
 export type Role = z.infer<typeof Role>;
 
 export const ApiToken = z.object({
@@ -175,6 +175,25 @@ const TemporalTls = z
   .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
     message: 'cert_file and key_file go together (mutual TLS), or neither',
   });
+
+/**
+ * A Discord application's interactions endpoint (POST /v1/discord/interactions). Discord
+ * users act through API tokens of their own, so the API's roles and approvals apply to them.
+ */
+export const DiscordConfig = z.object({
+  /** The application's Ed25519 public key (hex), as the developer portal shows it. */
+  public_key: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-hex-digit public key of the Discord application'),
+  application_id: z.string().regex(/^\d+$/, 'must be a Discord application id (digits)'),
+  /** The environment whose VMs the slash commands act on. */
+  environment: z.string().min(1),
+  /** Where follow-up messages go; tests point it at a local receiver. */
+  api_base: z.string().url().default('https://discord.com/api/v10'),
+  /** Requests signed longer ago than this are refused as replays. */
+  max_age: Duration.default('5m'),
+  /** Discord user id -> the API token that user acts with (its actor and roles). */
+  users: z.record(z.string().regex(/^\d+$/, 'Discord user ids are digits'), z.strictObject({ token: SecretRef })).default({}),
+});
+export type DiscordConfig = z.infer<typeof DiscordConfig>;
 
 export const AppConfig = z
   .object({
@@ -231,11 +250,15 @@ export const AppConfig = z
         env: z.record(z.string(), z.string()).default({}),
       })
       .optional(),
+    discord: DiscordConfig.optional(),
     environments: z
       .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'environment names are lowercase words'), EnvironmentConfig)
       .refine((e) => Object.keys(e).length > 0, { message: 'define at least one environment' }),
   })
   .superRefine((config, ctx) => {
+    if (config.discord && !(config.discord.environment in config.environments)) {
+      ctx.addIssue({ code: 'custom', path: ['discord', 'environment'], message: `names unknown environment '${config.discord.environment}'` });
+    }
     for (const [i, token] of config.api.tokens.entries()) {
       for (const env of token.environments ?? []) {
         if (!(env in config.environments)) {

@@ -20,6 +20,7 @@ import { AppConfig } from '../../lib/config/schema.js';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
+import { until } from '../support/until.js';
 
 const tokens = { root: 'it-root-token-3f9a', otto: 'it-otto-token-81c2', anna: 'it-anna-token-5d7e', vera: 'it-vera-token-c04b' };
 type Actor = keyof typeof tokens;
@@ -65,17 +66,6 @@ async function startApi(options: { taskQueue: string; config?: AppConfig; timeou
       return { status: response.status, body: await response.json() };
     },
   };
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  do {
-    last = await read();
-    if (done(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  } while (Date.now() < deadline);
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
 
 const operation = (api: Api, self: string) => api.call('GET', self, 'vera').then((r) => r.body);

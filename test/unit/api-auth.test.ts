@@ -8,7 +8,7 @@ import { operationPath, testApi, tokens, validBodies, type TestApi, type TokenNa
 
 type Caller = 'none' | 'bad-token' | TokenName;
 
-const callers: Caller[] = ['none', 'bad-token', 'viewer', 'operator', 'approver', 'admin', 'homeAdmin'];
+const callers: Caller[] = ['none', 'bad-token', 'viewer', 'operator', 'approver', 'admin', 'homeAdmin', 'agent'];
 
 const permissionsOf: Record<TokenName, Permission[]> = {
   viewer: ['read'],
@@ -16,6 +16,7 @@ const permissionsOf: Record<TokenName, Permission[]> = {
   approver: ['read', 'decide'],
   admin: ['read', 'start', 'cancel', 'decide'],
   homeAdmin: ['read', 'start', 'cancel', 'decide'],
+  agent: ['read', 'start'],
 };
 const scopeOf: Partial<Record<TokenName, string[]>> = { homeAdmin: ['home'] };
 

@@ -31,6 +31,7 @@ export const tokens = {
   approver: 'tok-approver-5c9e2f8a1b',
   admin: 'tok-admin-3a7d1e9c4f',
   homeAdmin: 'tok-home-admin-8b2f6d0e3a',
+  agent: 'tok-agent-5c1e9a7b3d',
 } as const;
 export type TokenName = keyof typeof tokens;
 
@@ -50,6 +51,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): AppConfig {
         { actor: 'anna', sha256: tokenHash(tokens.approver), roles: ['approver'] },
         { actor: 'root', sha256: tokenHash(tokens.admin), roles: ['admin'] },
         { actor: 'hugo', sha256: tokenHash(tokens.homeAdmin), roles: ['admin'], environments: ['home'] },
+        { actor: 'robot', sha256: tokenHash(tokens.agent), roles: ['agent'] },
       ],
     },
     ...overrides,

@@ -78,13 +78,28 @@ describe('starting an operation', () => {
 
   it('with dryRun, waits for the plan and returns it', async () => {
     const api = testApi();
-    const plan = { version: 1, summary: 'delete VM 1001 (web-1)', risk: 'high', steps: [] };
+    const plan = {
+      version: 1,
+      summary: 'delete VM 1001 (web-1)',
+      risk: 'high',
+      reasons: ['deleting destroys the guest'],
+      steps: [],
+      warnings: [],
+      nodes: ['pve1'],
+      vmids: [1001],
+      estimatedDurationMs: 10_000,
+    };
     api.temporal.onStart = (w) => {
       w.result = { outcome: 'dry-run', plan };
     };
     const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ id: expectedId, state: 'completed', result: { outcome: 'dry-run', plan } });
+    expect(await response.json()).toMatchObject({
+      id: expectedId,
+      state: 'completed',
+      result: { outcome: 'dry-run', plan },
+      planText: 'Plan v1 · risk high · about 10 s\ndelete VM 1001 (web-1)\n\nWhy this risk:\n  - deleting destroys the guest\n\nSteps: none (nothing to do)',
+    });
     expect((await api.audit.read())[0]).toMatchObject({ result: 'dry-run' });
   });
 
