@@ -1,7 +1,7 @@
 /**
  * The simulated PVE cluster, in process: `startSimulator()` opens one HTTPS API listener and
  * one SSH endpoint per node on loopback and returns everything a client needs to connect
- * (ports, TLS fingerprint, SSH host keys, tokens) plus the model for assertions.
+ * (ports, per-node TLS fingerprints and the cluster CA, SSH host keys, tokens) plus the model for assertions.
  */
 import { randomBytes } from 'node:crypto';
 import type { AclEntry } from './access.js';
@@ -13,7 +13,7 @@ import type { Faults } from './faults.js';
 import { resolveScenario, type ResolvedScenario, type Scenario } from './scenario.js';
 import { generateSshKeyPair, SshServer, type SshKeyPair } from './ssh/server.js';
 import type { ClusterState } from './state.js';
-import { generateApiCertificate } from './tls.js';
+import { generateClusterCertificates } from './tls.js';
 
 export interface StartSimulatorOptions {
   /** A scenario object or the path of a scenario YAML file. */
@@ -42,6 +42,8 @@ export interface SimulatedNode {
   sshPort: number;
   /** `SHA256:...` fingerprint of the node's SSH host key. */
   sshHostKey: string;
+  /** SHA-256 fingerprint of the node's own API certificate, as PVE shows it (`AA:BB:...`). */
+  tlsFingerprint: string;
 }
 
 export interface SimulatedToken {
@@ -53,9 +55,7 @@ export interface SimulatedToken {
 
 export interface SimulatedCluster {
   nodes: SimulatedNode[];
-  /** SHA-256 fingerprint of the API certificate, as PVE shows it (`AA:BB:...`). */
-  tlsFingerprint: string;
-  /** The self-signed certificate, usable as a CA. */
+  /** The cluster CA that signed every node's certificate (PEM). */
   caPem: string;
   tokens: SimulatedToken[];
   /** A key pair authorised for root on every node. */
@@ -78,13 +78,13 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
   const host = options.host ?? '127.0.0.1';
   const clock = new SimClock({ speed: options.speed ?? 1, manual: options.manualClock ?? false });
   const cluster = new Cluster(scenario, clock, options.seed);
-  const certificate = await generateApiCertificate(scenario.cluster_name, [host, ...scenario.nodes.map((n) => n.name)]);
+  const certificates = await generateClusterCertificates(scenario.cluster_name, host, scenario.nodes.map((n) => n.name));
   const adminSecret = options.adminSecret ?? randomBytes(24).toString('base64url');
   const sshClientKey = generateSshKeyPair('proxmox-manager@simulator');
 
   const api = new ApiServer(cluster, {
     host,
-    certificate,
+    certificates: certificates.nodes,
     authFailureDelayMs: options.authFailureDelayMs ?? 3000,
     adminSecret,
   });
@@ -108,11 +108,11 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
     port: apiPorts.get(n.name)!,
     sshPort: sshEndpoints.get(n.name)!.port,
     sshHostKey: sshEndpoints.get(n.name)!.hostKey,
+    tlsFingerprint: certificates.nodes.get(n.name)!.fingerprint,
   }));
   return {
     nodes,
-    tlsFingerprint: certificate.fingerprint,
-    caPem: certificate.cert,
+    caPem: certificates.caPem,
     tokens: cluster.access.tokens.map((t) => ({ tokenId: t.tokenId, secret: t.secret, acl: t.acl })),
     sshClientKey,
     adminSecret,

@@ -5,7 +5,7 @@
  *     [--connection-file data/sim/connection.json] [--data-dir data/sim] [--host 127.0.0.1] \
  *     [--auth-failure-delay-ms 3000]
  *
- * Prints node URLs, the TLS fingerprint and SSH host keys, never a secret. Secrets (API token,
+ * Prints node URLs, each node's TLS fingerprint and SSH host key, never a secret. Secrets (API token,
  * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
  * the connection file's directory, else data/sim); the connection file names those files.
  */
@@ -20,8 +20,10 @@ export interface ConnectionFile {
   cluster: string;
   scenario: string;
   speed: number;
-  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string }[];
-  tls: { fingerprint: string; ca_file: string };
+  /** `tls_fingerprint`: SHA-256 of the node's own certificate, to pin per node. */
+  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string; tls_fingerprint: string }[];
+  /** The cluster CA that signed every node's certificate. */
+  tls: { ca_file: string };
   /** `user@realm!token=secret` of the scenario's first token. */
   token_file: string;
   /** Every scenario token: id and the file holding `id=secret`. */
@@ -64,8 +66,15 @@ async function writeConnection(sim: SimulatedCluster, scenario: string, speed: n
     cluster: sim.state.clusterName,
     scenario,
     speed,
-    nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
-    tls: { fingerprint: sim.tlsFingerprint, ca_file: caFile },
+    nodes: sim.nodes.map((n) => ({
+      name: n.name,
+      host: n.host,
+      port: n.port,
+      ssh_port: n.sshPort,
+      ssh_host_key: n.sshHostKey,
+      tls_fingerprint: n.tlsFingerprint,
+    })),
+    tls: { ca_file: caFile },
     token_file: tokens[0].file,
     tokens,
     ssh_user: 'root',
@@ -114,8 +123,9 @@ async function main(): Promise<number> {
   console.log(`simulated PVE cluster '${connection.cluster}' (${sim.state.guests.size} guests) at ${speed}x speed`);
   for (const n of connection.nodes) {
     console.log(`  ${n.name.padEnd(10)} https://${n.host}:${n.port}/api2/json   ssh -p ${n.ssh_port} root@${n.host}   host key ${n.ssh_host_key}`);
+    console.log(`  ${''.padEnd(10)} TLS fingerprint (SHA-256) ${n.tls_fingerprint}`);
   }
-  console.log(`  TLS fingerprint (SHA-256): ${connection.tls.fingerprint}`);
+  console.log(`  cluster CA: ${connection.tls.ca_file}`);
   console.log(`  connection file: ${connectionFile}`);
   console.log(`  tokens: ${connection.tokens.map((t) => `${t.token_id} (${t.file})`).join(', ')}`);
   console.log(`  SSH key: ${connection.ssh_key_file}   admin secret: ${connection.admin_secret_file}`);

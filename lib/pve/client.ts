@@ -157,7 +157,7 @@ export async function createPveClientForEnvironment(
   const credential = await resolveApiToken(env);
   const ca = env.tls.ca_file ? await readCa(env.tls.ca_file) : undefined;
   return createPveClient({
-    nodes: env.cluster.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
+    nodes: env.cluster.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, fingerprint: n.tls_fingerprint })),
     tls: { ca, fingerprint: env.tls.fingerprint, insecure: env.tls.insecure },
     credential,
     ...opts,

@@ -31,7 +31,7 @@ function taskStatus(task: TaskRecord): Record<string, unknown> {
 }
 
 export const nodeHandlers: Handlers = {
-  nodes: ({ cluster, can, fingerprint }) => nodeList(cluster, can, fingerprint),
+  nodes: ({ cluster, can, fingerprintOf }) => nodeList(cluster, can, fingerprintOf),
   nodeStatus: ({ cluster, params }) => nodeStatus(cluster, params.node),
 
   taskStatus: (ctx) => taskStatus(taskOn(ctx.cluster, ctx.params.node, ctx.params.upid)),

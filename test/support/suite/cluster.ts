@@ -92,10 +92,16 @@ export async function startSuiteCluster(options: SuiteClusterOptions): Promise<S
     const environment: Record<string, unknown> = {
       cluster: {
         name: 'simulated',
-        nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
+        nodes: sim.nodes.map((n) => ({
+          name: n.name,
+          host: n.host,
+          port: n.port,
+          ssh_port: n.sshPort,
+          ssh_host_key: n.sshHostKey,
+          tls_fingerprint: n.tlsFingerprint,
+        })),
       },
       credentials: { token: { file: tokenFile }, ssh_key: { file: sshKeyFile }, ssh_user: 'root' },
-      tls: { fingerprint: sim.tlsFingerprint },
     };
     options.editEnvironment?.(environment);
     const raw = {
