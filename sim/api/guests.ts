@@ -17,6 +17,8 @@ import {
 import { lxcMigratePreconditions, migrateGuest, qemuMigratePreconditions } from '../ops/migration.js';
 import { rebootGuest, shutdownGuest, startGuest, stopGuest } from '../ops/power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, rollbackSnapshot } from '../ops/snapshots.js';
+import { lxcInterfaces } from '../ops/node-config.js';
+import { pendingList } from '../ops/pending.js';
 import { agentNetworkInterfaces, guestList, guestStatus } from '../ops/views.js';
 import type { Guest } from '../state.js';
 import type { Handlers } from './context.js';
@@ -41,8 +43,11 @@ function typedConfig(type: GuestType, config: Readonly<Record<string, unknown>>)
   );
 }
 
-function configOf(guest: Guest, snapshot: string | undefined): Record<string, unknown> {
-  if (snapshot === undefined) return { ...typedConfig(guest.type, guest.config), digest: guest.digest };
+/** GET .../config: with pending changes unless `current` (PVE's default), or a snapshot's. */
+function configOf(guest: Guest, snapshot: string | undefined, current = false): Record<string, unknown> {
+  if (snapshot === undefined) {
+    return { ...typedConfig(guest.type, current ? guest.config : guest.configWithPending), digest: guest.digest };
+  }
   const snap = guest.snapshots.get(snapshot);
   if (!snap) throw fail(`snapshot '${snapshot}' does not exist`);
   return {
@@ -56,7 +61,7 @@ function configOf(guest: Guest, snapshot: string | undefined): Record<string, un
 export const qemuHandlers: Handlers = {
   qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
   qemuCreate: ({ cluster, caller, params }) => createQemu(cluster, caller, params.node, params).upid,
-  qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot),
+  qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot, params.current),
   qemuUpdateConfig: async ({ cluster, params }) => {
     await updateConfig(cluster, guestAt(cluster, params, 'qemu'), params);
     return null;
@@ -108,12 +113,14 @@ export const qemuHandlers: Handlers = {
       ...(params.targetstorage !== undefined ? { targetstorage: params.targetstorage } : {}),
     }).upid,
   qemuAgentNetworkInterfaces: ({ cluster, params }) => agentNetworkInterfaces(cluster, guestAt(cluster, params, 'qemu')),
+  qemuPending: ({ cluster, params }) => pendingList(guestAt(cluster, params, 'qemu')),
+  qemuSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapname),
 };
 
 export const lxcHandlers: Handlers = {
   lxcList: ({ cluster, params, can }) => guestList(cluster, params.node, 'lxc', can),
   lxcCreate: ({ cluster, caller, params }) => createLxc(cluster, caller, params.node, params).upid,
-  lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot),
+  lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot, params.current),
   lxcUpdateConfig: async ({ cluster, params }) => {
     await updateConfig(cluster, guestAt(cluster, params, 'lxc'), params);
     return null;
@@ -129,6 +136,8 @@ export const lxcHandlers: Handlers = {
   lxcShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
   lxcReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
   lxcSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'lxc')),
+  lxcSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapname),
+  lxcInterfaces: ({ cluster, params }) => lxcInterfaces(guestAt(cluster, params, 'lxc')),
   lxcSnapshotCreate: ({ cluster, caller, params }) =>
     createSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.description).upid,
   lxcSnapshotDelete: ({ cluster, caller, params }) => deleteSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname).upid,

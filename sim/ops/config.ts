@@ -11,6 +11,7 @@ import { Guest, unitHash, type StoragePool } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
 import { checkLock, label, lockGuestFile, taskType } from './common.js';
+import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
 
 /** Request parameters that steer the call rather than being config keys. */
@@ -88,7 +89,8 @@ function freeVolume(cluster: Cluster, node: string, volid: string): void {
 
 /**
  * PUT/POST .../config: waits for the lock file, refuses locked guests and stale digests, then
- * applies `delete` (disks become unusedN) and new values.
+ * applies `delete` (disks become unusedN) and new values. On a running VM what cannot be
+ * hot-plugged is staged as pending instead (sim/ops/pending.ts); `revert` drops pending keys.
  */
 export async function updateConfig(cluster: Cluster, guest: Guest, params: Record<string, unknown>): Promise<void> {
   const deletes = typeof params['delete'] === 'string' ? params['delete'].split(/[\s,;]+/).filter(Boolean) : [];
@@ -106,9 +108,15 @@ export async function updateConfig(cluster: Cluster, guest: Guest, params: Recor
       key,
       isDriveKey(guest.type, key) ? planDrive(cluster, guest.node, guest.vmid, guest.type, key, configValue(value)).value : configValue(value),
     ]);
+    if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
+    const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
+    const liveSets = planned.filter(([key, value]) => !waitsForRestart(guest, key, value));
+    for (const key of deletes) if (!liveDeletes.includes(key)) guest.stage(key, undefined);
+    for (const [key, value] of planned) if (!liveSets.some(([k]) => k === key)) guest.stage(key, value);
+    guest.revert([...liveDeletes, ...liveSets.map(([key]) => key)]);
     guest.update((config) => {
-      for (const key of deletes) removeKey(cluster, guest, config, key);
-      for (const [key, value] of planned) {
+      for (const key of liveDeletes) removeKey(cluster, guest, config, key);
+      for (const [key, value] of liveSets) {
         // Attaching an unused disk takes it out of the unused list.
         const volid = parseDrive(value).volid;
         for (const [k, v] of Object.entries(config)) if (/^unused\d+$/.test(k) && v === volid) delete config[k];
@@ -262,10 +270,11 @@ export interface DestroyOptions {
 
 /** DELETE /nodes/{node}/{qemu|lxc}/{vmid}: refusals are immediate, the removal is a task. */
 export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opts: DestroyOptions): TaskRecord {
+  // PVE checks protection before anything else, so a protected running VM says so first.
+  if (guest.protection) throw fail(`can't remove ${label(guest)} - protection mode enabled`);
   if (guest.status === 'running') {
     throw fail(guest.type === 'qemu' ? `VM ${guest.vmid} is running - destroy failed` : `unable to destroy CT ${guest.vmid} - container is running`);
   }
-  if (guest.protection) throw fail(`can't remove ${label(guest)} - protection mode enabled`);
   if (cluster.state.haOf(guest) && !opts.purge) {
     throw fail(`unable to remove ${label(guest)} - used in HA resources and purge parameter not set.`);
   }
