@@ -176,17 +176,30 @@ const UNREPEATABLE: Record<string, string[]> = {
   destroy: ['qmdestroy', 'vzdestroy'],
 };
 
+/** What a dispatch keeps across attempts (heartbeat details): its node's clock before anything was sent. */
+interface DispatchMark {
+  nodeTime: number;
+}
+
 /**
- * On a retry, the task an earlier attempt of this activity started for the step, if any:
- * tasks of the step's type for the guest, on the node the plan names, since the first attempt
- * was scheduled.
+ * On a retry, the task an earlier attempt of this activity started for the step, if any: a
+ * task of the step's type for the guest, on the node the plan names, started since the first
+ * attempt was about to send. That moment is kept in the node's own clock (every attempt
+ * heartbeats it before sending), never compared with the worker's: node clocks are minutes
+ * off. Should no heartbeat have reached Temporal, it is the node's time now less the time
+ * since the first attempt was scheduled, so any constant offset between the clocks cancels.
  */
 async function taskOfEarlierAttempt(client: PveClient, vmid: number, step: PlanStep): Promise<string | undefined> {
-  const info = Context.current().info;
+  const ctx = Context.current();
   const types = UNREPEATABLE[step.action];
-  if (info.attempt <= 1 || !types || !step.node) return undefined;
-  const since = Math.floor(info.scheduledTimestampMs / 1000) - 1;
-  const tasks = await client.tasks.list({ node: step.node, vmid, source: 'all', since });
+  if (!types || !step.node) return undefined;
+  const { attempt, heartbeatDetails, scheduledTimestampMs } = ctx.info;
+  const { time } = await client.nodes.time({ node: step.node });
+  const mark = heartbeatDetails as DispatchMark | undefined;
+  const firstSend = mark?.nodeTime ?? (attempt <= 1 ? time : time - Math.ceil((Date.now() - scheduledTimestampMs) / 1000));
+  ctx.heartbeat({ nodeTime: firstSend } satisfies DispatchMark);
+  if (attempt <= 1) return undefined;
+  const tasks = await client.tasks.list({ node: step.node, vmid, source: 'all', since: firstSend - 1 });
   return tasks.find((t) => types.includes(t.type) && t.id === String(vmid))?.upid;
 }
 
