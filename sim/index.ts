@@ -32,6 +32,8 @@ export interface StartSimulatorOptions {
   sshAuthorizedKeys?: readonly string[];
   /** Seed for random faults. */
   seed?: number;
+  /** Node clocks off from true time, seconds by node name (+ ahead); overrides the scenario's `clock_skew_seconds`. */
+  clockSkewSeconds?: Readonly<Record<string, number>>;
 }
 
 export interface SimulatedNode {
@@ -78,6 +80,10 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
   const host = options.host ?? '127.0.0.1';
   const clock = new SimClock({ speed: options.speed ?? 1, manual: options.manualClock ?? false });
   const cluster = new Cluster(scenario, clock, options.seed);
+  for (const [node, seconds] of Object.entries(options.clockSkewSeconds ?? {})) {
+    if (!cluster.state.nodes.has(node)) throw new Error(`clock skew for unknown node '${node}'`);
+    cluster.state.node(node).clockSkewMs = seconds * 1000;
+  }
   const certificates = await generateClusterCertificates(scenario.cluster_name, host, scenario.nodes.map((n) => n.name));
   const adminSecret = options.adminSecret ?? randomBytes(24).toString('base64url');
   const sshClientKey = generateSshKeyPair('proxmox-manager@simulator');

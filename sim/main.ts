@@ -3,7 +3,7 @@
  *
  *   npx tsx sim/main.ts --scenario sim/scenarios/homelab.yaml --speed 20 \
  *     [--connection-file data/sim/connection.json] [--data-dir data/sim] [--host 127.0.0.1] \
- *     [--auth-failure-delay-ms 3000]
+ *     [--auth-failure-delay-ms 3000] [--clock-skew pve2=+300 --clock-skew pve3=-300]
  *
  * Prints node URLs, each node's TLS fingerprint and SSH host key, never a secret. Secrets (API token,
  * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
@@ -99,11 +99,14 @@ async function main(): Promise<number> {
       'data-dir': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       'auth-failure-delay-ms': { type: 'string', default: '3000' },
+      'clock-skew': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: sim/main.ts --scenario <file.yaml> [--speed N] [--connection-file F] [--data-dir D] [--host H] [--auth-failure-delay-ms MS]');
+    console.log(
+      'usage: sim/main.ts --scenario <file.yaml> [--speed N] [--connection-file F] [--data-dir D] [--host H] [--auth-failure-delay-ms MS] [--clock-skew NODE=±SECONDS ...]',
+    );
     return 0;
   }
   const speed = Number(values.speed);
@@ -117,7 +120,8 @@ async function main(): Promise<number> {
   const dataDir = resolve(values['data-dir'] ?? dirname(connectionFile));
   const scenario = resolve(values.scenario);
 
-  const sim = await startSimulator({ scenario, speed, host: values.host, authFailureDelayMs: authDelay });
+  const clockSkewSeconds = Object.fromEntries(values['clock-skew'].map(parseClockSkew));
+  const sim = await startSimulator({ scenario, speed, host: values.host, authFailureDelayMs: authDelay, clockSkewSeconds });
   const connection = await writeConnection(sim, scenario, speed, dataDir, connectionFile);
 
   console.log(`simulated PVE cluster '${connection.cluster}' (${sim.state.guests.size} guests) at ${speed}x speed`);
@@ -139,6 +143,13 @@ async function main(): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** `pve2=+300`: pve2's clock runs 300 s ahead of true time. */
+function parseClockSkew(option: string): [string, number] {
+  const m = /^([a-zA-Z0-9][a-zA-Z0-9-]*)=([+-]?\d+(?:\.\d+)?)$/.exec(option);
+  if (!m) throw new UsageError(`--clock-skew must look like NODE=+SECONDS or NODE=-SECONDS, got '${option}'`);
+  return [m[1]!, Number(m[2])];
+}
 
 main().then(
   (code) => process.exit(code),

@@ -99,8 +99,13 @@ describe('a change a running VM cannot hot-plug', () => {
 
 describe('node clocks', () => {
   it('stamp tasks and answer /time with each node\'s own clock', async () => {
-    // Time stands still here, so the clocks can be compared exactly.
-    const frozen = await startSimulator({ manualClock: true, authFailureDelayMs: 20, scenario: skewedScenario() });
+    // Time stands still here, so the clocks can be compared exactly; the skew comes as an option (sim/main.ts --clock-skew).
+    const frozen = await startSimulator({
+      manualClock: true,
+      authFailureDelayMs: 20,
+      scenario: smallScenario(),
+      clockSkewSeconds: { pve2: FIVE_MINUTES, pve3: -FIVE_MINUTES },
+    });
     try {
       const auth = tokenAuth(frozen, 'automation@pve!pm');
       const timeOf = async (node: string) => ((await call(frozen, 'GET', `/nodes/${node}/time`, { auth })).body?.data as { time: number }).time;
