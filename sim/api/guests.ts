@@ -10,10 +10,13 @@ import {
   createLxc,
   createQemu,
   destroyGuest,
+  requestedChanges,
   resizeDisk,
   updateConfig,
   updateConfigAsync,
 } from '../ops/config.js';
+import { checkConfigWrites } from '../ops/config-permissions.js';
+import type { Can } from '../ops/views.js';
 import { lxcMigratePreconditions, migrateGuest, qemuMigratePreconditions } from '../ops/migration.js';
 import { rebootGuest, shutdownGuest, startGuest, stopGuest } from '../ops/power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, rollbackSnapshot } from '../ops/snapshots.js';
@@ -25,6 +28,16 @@ import type { Handlers } from './context.js';
 
 function guestAt(cluster: Cluster, params: { node: string; vmid: number }, type: GuestType): Guest {
   return cluster.state.guestOn(params.node, params.vmid, type);
+}
+
+/** The handler-side permission checks for what a create or config request writes. */
+function mayWrite(can: Can, type: GuestType, params: { vmid: number } & Record<string, unknown>): void {
+  const { sets, deletes } = requestedChanges(params);
+  // A container created without rootfs gets one on `storage` (default local).
+  if (type === 'lxc' && 'ostemplate' in params && !sets.some(([k]) => k === 'rootfs')) {
+    sets.push(['rootfs', `${typeof params['storage'] === 'string' ? params['storage'] : 'local'}:4`]);
+  }
+  checkConfigWrites(can, type, params.vmid, sets, deletes);
 }
 
 /**
@@ -60,14 +73,22 @@ function configOf(guest: Guest, snapshot: string | undefined, current = false): 
 
 export const qemuHandlers: Handlers = {
   qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
-  qemuCreate: ({ cluster, caller, params }) => createQemu(cluster, caller, params.node, params).upid,
+  qemuCreate: ({ cluster, caller, params, can }) => {
+    mayWrite(can, 'qemu', params);
+    return createQemu(cluster, caller, params.node, params).upid;
+  },
   qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot, params.current),
-  qemuUpdateConfig: async ({ cluster, params }) => {
-    await updateConfig(cluster, guestAt(cluster, params, 'qemu'), params);
+  qemuUpdateConfig: async ({ cluster, params, can }) => {
+    const guest = guestAt(cluster, params, 'qemu');
+    mayWrite(can, 'qemu', params);
+    await updateConfig(cluster, guest, params);
     return null;
   },
-  qemuUpdateConfigAsync: async ({ cluster, caller, params }) =>
-    (await updateConfigAsync(cluster, caller, guestAt(cluster, params, 'qemu'), params)).upid,
+  qemuUpdateConfigAsync: async ({ cluster, caller, params, can }) => {
+    const guest = guestAt(cluster, params, 'qemu');
+    mayWrite(can, 'qemu', params);
+    return (await updateConfigAsync(cluster, caller, guest, params)).upid;
+  },
   qemuDestroy: ({ cluster, caller, params }) =>
     destroyGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
       ...(params.purge !== undefined ? { purge: params.purge } : {}),
@@ -119,10 +140,15 @@ export const qemuHandlers: Handlers = {
 
 export const lxcHandlers: Handlers = {
   lxcList: ({ cluster, params, can }) => guestList(cluster, params.node, 'lxc', can),
-  lxcCreate: ({ cluster, caller, params }) => createLxc(cluster, caller, params.node, params).upid,
+  lxcCreate: ({ cluster, caller, params, can }) => {
+    mayWrite(can, 'lxc', params);
+    return createLxc(cluster, caller, params.node, params).upid;
+  },
   lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot, params.current),
-  lxcUpdateConfig: async ({ cluster, params }) => {
-    await updateConfig(cluster, guestAt(cluster, params, 'lxc'), params);
+  lxcUpdateConfig: async ({ cluster, params, can }) => {
+    const guest = guestAt(cluster, params, 'lxc');
+    mayWrite(can, 'lxc', params);
+    await updateConfig(cluster, guest, params);
     return null;
   },
   lxcDestroy: ({ cluster, caller, params }) =>

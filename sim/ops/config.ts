@@ -29,6 +29,15 @@ function configValue(value: unknown): string {
   return String(value);
 }
 
+/** The config keys a create or update request sets (with their config-file values) and deletes. */
+export function requestedChanges(params: Record<string, unknown>): { sets: [string, string][]; deletes: string[] } {
+  const deletes = typeof params['delete'] === 'string' ? params['delete'].split(/[\s,;]+/).filter(Boolean) : [];
+  const sets = Object.entries(params)
+    .filter(([k, v]) => !CONTROL_KEYS.has(k) && v !== undefined)
+    .map(([k, v]): [string, string] => [k, configValue(v)]);
+  return { sets, deletes };
+}
+
 interface DrivePlan {
   value: string;
   /** Bytes copied in by `import-from`, which takes time in the task. */
@@ -93,8 +102,7 @@ function freeVolume(cluster: Cluster, node: string, volid: string): void {
  * hot-plugged is staged as pending instead (sim/ops/pending.ts); `revert` drops pending keys.
  */
 export async function updateConfig(cluster: Cluster, guest: Guest, params: Record<string, unknown>): Promise<void> {
-  const deletes = typeof params['delete'] === 'string' ? params['delete'].split(/[\s,;]+/).filter(Boolean) : [];
-  const sets = Object.entries(params).filter(([k, v]) => !CONTROL_KEYS.has(k) && v !== undefined);
+  const { sets, deletes } = requestedChanges(params);
   const both = deletes.find((k) => sets.some(([s]) => s === k));
   if (both) throw parameterError({ delete: `you can't use '-${both}' and '-delete ${both}' at the same time` });
 
@@ -106,7 +114,7 @@ export async function updateConfig(cluster: Cluster, guest: Guest, params: Recor
     }
     const planned: [string, string][] = sets.map(([key, value]) => [
       key,
-      isDriveKey(guest.type, key) ? planDrive(cluster, guest.node, guest.vmid, guest.type, key, configValue(value)).value : configValue(value),
+      isDriveKey(guest.type, key) ? planDrive(cluster, guest.node, guest.vmid, guest.type, key, value).value : value,
     ]);
     if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
     const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
