@@ -47,6 +47,22 @@ export interface LocatedGuest {
   haState?: string;
 }
 
+/**
+ * Of the config keys just written, those PVE keeps pending until the guest next starts (a
+ * running VM cannot hot-plug them), as PVE reports them — not as the request hoped.
+ */
+export async function awaitingRestart(client: PveClient, guest: LocatedGuest, keys: readonly string[]): Promise<string[]> {
+  if (guest.type !== 'qemu' || guest.status !== 'running') return [];
+  const pending = await client.qemu.pending({ node: guest.node, vmid: guest.vmid });
+  return pending.filter((p) => keys.includes(p.key) && (p.pending !== undefined || Boolean(p.delete))).map((p) => p.key);
+}
+
+/** `; cores, memory need a restart ...` for a step's detail, empty when nothing waits. */
+export function restartNote(guest: LocatedGuest, keys: readonly string[]): string {
+  if (keys.length === 0) return '';
+  return `; ${keys.join(', ')} ${keys.length === 1 ? 'needs' : 'need'} a restart of ${describeGuest(guest)} to take effect (PVE keeps ${keys.length === 1 ? 'it' : 'them'} pending)`;
+}
+
 /** A refusal that no retry can change: the plan or the guest is not what the request said. */
 export function refuse(type: 'PlanRefused' | 'VmIdentityMismatch', message: string): never {
   throw ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -324,7 +340,8 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             } else {
               await sendOnce(what, () => client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }));
             }
-            return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}` };
+            const waiting = await awaitingRestart(client, guest, Object.keys(p));
+            return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}${restartNote(guest, waiting)}` };
           }
           case 'resize-disk':
             if (type !== 'qemu') refuse('PlanRefused', `${describeGuest(guest)}: only VM disks can be grown`);
