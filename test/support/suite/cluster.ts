@@ -17,7 +17,7 @@ import { loadConfig } from '../../../lib/config/load.js';
 import type { AppConfig, Role } from '../../../lib/config/schema.js';
 import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../../../sim/index.js';
 import { buildWorkerDeps, type WorkerDeps } from '../../../worker/deps.js';
-import { homelabScenario } from '../simulated-env.js';
+import { homelabScenario, pinnedNodes } from '../simulated-env.js';
 
 export interface Secret {
   /** What it is, for reports: never the value. */
@@ -92,14 +92,7 @@ export async function startSuiteCluster(options: SuiteClusterOptions): Promise<S
     const environment: Record<string, unknown> = {
       cluster: {
         name: 'simulated',
-        nodes: sim.nodes.map((n) => ({
-          name: n.name,
-          host: n.host,
-          port: n.port,
-          ssh_port: n.sshPort,
-          ssh_host_key: n.sshHostKey,
-          tls_fingerprint: n.tlsFingerprint,
-        })),
+        nodes: pinnedNodes(sim),
       },
       credentials: { token: { file: tokenFile }, ssh_key: { file: sshKeyFile }, ssh_user: 'root' },
     };
