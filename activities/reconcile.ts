@@ -24,7 +24,7 @@ import { PveApiError } from '../lib/pve/errors.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
-import { describeGuest, guestConfig, refuse, verifyIdentity, type LocatedGuest } from './vm.js';
+import { awaitingRestart, describeGuest, guestConfig, refuse, restartNote, verifyIdentity, type LocatedGuest } from './vm.js';
 
 export interface ReconcilePlanRequest {
   environment: string;
@@ -199,7 +199,8 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         };
         if (planned === undefined || config.digest !== planned) {
           if (Object.entries(params).every(([k, v]) => holds(config, k, v))) {
-            return { kind: 'already-done', detail: `${describeGuest(guest)} already has ${keys}` };
+            const waiting = await awaitingRestart(client, guest, Object.keys(params));
+            return { kind: 'already-done', detail: `${describeGuest(guest)} already has ${keys}${restartNote(guest, waiting)}` };
           }
           // The digest moved: by this operation's safety snapshot, or by an edit elsewhere in
           // the config — harmless — unless a key this step sets is no longer what the plan saw.
@@ -215,7 +216,8 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           if (err instanceof PveApiError && /checksum mismatch/.test(err.pveMessage)) concurrent('changed while the change was being sent (PVE: checksum mismatch)');
           throw err;
         }
-        return { kind: 'applied', detail: `set ${keys} of ${describeGuest(guest)}` };
+        const waiting = await awaitingRestart(client, guest, Object.keys(params));
+        return { kind: 'applied', detail: `set ${keys} of ${describeGuest(guest)}${restartNote(guest, waiting)}` };
       });
     },
 

@@ -191,10 +191,11 @@ const SimConnection = z.object({
         port: z.number().int(),
         ssh_port: z.number().int().optional(),
         ssh_host_key: z.string().optional(),
+        tls_fingerprint: z.string().optional(),
       }),
     )
     .min(1),
-  tls: z.object({ fingerprint: z.string().optional(), ca_file: z.string().optional() }),
+  tls: z.object({ ca_file: z.string().optional() }),
   token_file: z.string(),
   ssh_key_file: z.string().optional(),
   ssh_user: z.string().default('root'),
@@ -258,7 +259,7 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
         TALOSCTL_STANDIN_PVE: JSON.stringify({
           host: sim.nodes[0]!.host,
           port: sim.nodes[0]!.port,
-          fingerprint: sim.tls.fingerprint,
+          fingerprint: sim.nodes[0]!.tls_fingerprint,
           tokenFile: sim.token_file,
         }),
       },
@@ -273,10 +274,12 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
             port: n.port,
             ...(n.ssh_port ? { ssh_port: n.ssh_port } : {}),
             ...(n.ssh_host_key ? { ssh_host_key: n.ssh_host_key } : {}),
+            // Pinned the way an operator pins a PVE cluster: each node's own certificate.
+            ...(n.tls_fingerprint ? { tls_fingerprint: n.tls_fingerprint } : {}),
           })),
         },
-        // Pinned the way an operator pins a self-signed PVE node.
-        tls: sim.tls.fingerprint ? { fingerprint: sim.tls.fingerprint } : { ca_file: sim.tls.ca_file },
+        // The cluster CA, for a connection file that pins no node.
+        ...(sim.nodes.every((n) => n.tls_fingerprint) ? {} : { tls: { ca_file: sim.tls.ca_file } }),
         credentials: {
           token: { file: sim.token_file },
           ssh_user: sim.ssh_user,

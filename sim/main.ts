@@ -3,12 +3,12 @@
  *
  *   npx tsx sim/main.ts --scenario sim/scenarios/homelab.yaml --speed 20 \
  *     [--connection-file data/sim/connection.json] [--data-dir data/sim] [--host 127.0.0.1] \
- *     [--auth-failure-delay-ms 3000]
+ *     [--auth-failure-delay-ms 3000] [--clock-skew pve2=+300 --clock-skew pve3=-300]
  *
  * `--scenario` also takes a real cluster's inventory — a `/cluster/resources` dump, or what
  * `npm run rehearse -- --from-env` reads — imported with every guess listed (sim/scenario-import.ts).
  *
- * Prints node URLs, the TLS fingerprint and SSH host keys, never a secret. Secrets (API token,
+ * Prints node URLs, each node's TLS fingerprint and SSH host key, never a secret. Secrets (API token,
  * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
  * the connection file's directory, else data/sim); the connection file names those files.
  */
@@ -25,8 +25,10 @@ export interface ConnectionFile {
   cluster: string;
   scenario: string;
   speed: number;
-  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string }[];
-  tls: { fingerprint: string; ca_file: string };
+  /** `tls_fingerprint`: SHA-256 of the node's own certificate, to pin per node. */
+  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string; tls_fingerprint: string }[];
+  /** The cluster CA that signed every node's certificate. */
+  tls: { ca_file: string };
   /** `user@realm!token=secret` of the scenario's first token. */
   token_file: string;
   /** Every scenario token: id and the file holding `id=secret`. */
@@ -71,8 +73,15 @@ async function writeConnection(sim: SimulatedCluster, scenario: string, speed: n
     cluster: sim.state.clusterName,
     scenario,
     speed,
-    nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
-    tls: { fingerprint: sim.tlsFingerprint, ca_file: caFile },
+    nodes: sim.nodes.map((n) => ({
+      name: n.name,
+      host: n.host,
+      port: n.port,
+      ssh_port: n.sshPort,
+      ssh_host_key: n.sshHostKey,
+      tls_fingerprint: n.tlsFingerprint,
+    })),
+    tls: { ca_file: caFile },
     token_file: tokens[0].file,
     tokens,
     ssh_user: 'root',
@@ -98,11 +107,14 @@ async function main(): Promise<number> {
       'data-dir': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       'auth-failure-delay-ms': { type: 'string', default: '3000' },
+      'clock-skew': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: sim/main.ts --scenario <file.yaml> [--speed N] [--connection-file F] [--data-dir D] [--host H] [--auth-failure-delay-ms MS]');
+    console.log(
+      'usage: sim/main.ts --scenario <file.yaml> [--speed N] [--connection-file F] [--data-dir D] [--host H] [--auth-failure-delay-ms MS] [--clock-skew NODE=±SECONDS ...]',
+    );
     return 0;
   }
   const speed = Number(values.speed);
@@ -118,7 +130,8 @@ async function main(): Promise<number> {
 
   // A cluster inventory (a cluster/resources dump) is imported; what it had to guess is said here.
   const loaded = await loadScenarioSource(scenario);
-  const sim = await startSimulator({ scenario: loaded.scenario, speed, host: values.host, authFailureDelayMs: authDelay });
+  const clockSkewSeconds = Object.fromEntries(values['clock-skew'].map(parseClockSkew));
+  const sim = await startSimulator({ scenario: loaded.scenario, speed, host: values.host, authFailureDelayMs: authDelay, clockSkewSeconds });
   const connection = await writeConnection(sim, scenario, speed, dataDir, connectionFile);
   if (loaded.guesses.length > 0) {
     console.log(`imported ${scenario}; guessed what it does not say:`);
@@ -128,8 +141,9 @@ async function main(): Promise<number> {
   console.log(`simulated PVE cluster '${connection.cluster}' (${sim.state.guests.size} guests) at ${speed}x speed`);
   for (const n of connection.nodes) {
     console.log(`  ${n.name.padEnd(10)} https://${n.host}:${n.port}/api2/json   ssh -p ${n.ssh_port} root@${n.host}   host key ${n.ssh_host_key}`);
+    console.log(`  ${''.padEnd(10)} TLS fingerprint (SHA-256) ${n.tls_fingerprint}`);
   }
-  console.log(`  TLS fingerprint (SHA-256): ${connection.tls.fingerprint}`);
+  console.log(`  cluster CA: ${connection.tls.ca_file}`);
   console.log(`  connection file: ${connectionFile}`);
   console.log(`  tokens: ${connection.tokens.map((t) => `${t.token_id} (${t.file})`).join(', ')}`);
   console.log(`  SSH key: ${connection.ssh_key_file}   admin secret: ${connection.admin_secret_file}`);
@@ -144,6 +158,13 @@ async function main(): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** `pve2=+300`: pve2's clock runs 300 s ahead of true time. */
+function parseClockSkew(option: string): [string, number] {
+  const m = /^([a-zA-Z0-9][a-zA-Z0-9-]*)=([+-]?\d+(?:\.\d+)?)$/.exec(option);
+  if (!m) throw new UsageError(`--clock-skew must look like NODE=+SECONDS or NODE=-SECONDS, got '${option}'`);
+  return [m[1]!, Number(m[2])];
+}
 
 main().then(
   (code) => process.exit(code),

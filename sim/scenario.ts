@@ -53,6 +53,11 @@ const NodeSpec = z.strictObject({
   kernel: z.string().optional(),
   /** Simulated seconds a reboot keeps the node offline. */
   reboot_seconds: z.number().min(0).default(90),
+  /**
+   * How far this node's clock is off (seconds, + ahead): real nodes' clocks never agree
+   * exactly with the worker's, and PVE stamps tasks and UPIDs with its own.
+   */
+  clock_skew_seconds: z.number().default(0),
   /** What `apt-get dist-upgrade` installs; the new kernel runs after a reboot. */
   upgrade: z
     .strictObject({

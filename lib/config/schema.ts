@@ -40,6 +40,11 @@ export const NodeConfig = z.object({
   ssh_port: z.number().int().min(1).max(65535).default(22),
   /** Pinned SSH host key of this node; SSH to a node without one is refused. */
   ssh_host_key: sshHostKey.optional(),
+  /**
+   * SHA-256 fingerprint of this node's own API certificate (its `pve-ssl.pem`: every PVE node
+   * has a different one). Takes precedence over `tls.fingerprint`.
+   */
+  tls_fingerprint: sha256Fingerprint.optional(),
 });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 
@@ -72,18 +77,17 @@ export const VmDefaults = z.object({
 });
 export type VmDefaults = z.infer<typeof VmDefaults>;
 
-export const Tls = z
-  .object({
-    /** PEM file of the CA that signed the nodes' certificates. */
-    ca_file: z.string().optional(),
-    /** SHA-256 fingerprint of the nodes' certificate (self-signed PVE installs). */
-    fingerprint: sha256Fingerprint.optional(),
-    /** Skip verification entirely. Loud, explicit, never a default. */
-    insecure: z.boolean().default(false),
-  })
-  .refine((t) => t.insecure || t.ca_file || t.fingerprint, {
-    message: 'set ca_file or fingerprint (or, knowingly, insecure: true)',
-  });
+export const Tls = z.object({
+  /** PEM file of the cluster CA (`/etc/pve/pve-root-ca.pem`), which signed every node's certificate. */
+  ca_file: z.string().optional(),
+  /**
+   * SHA-256 fingerprint of one certificate all nodes present: a single-node install, or a
+   * cluster serving one custom certificate. Nodes of a cluster pin `tls_fingerprint` each.
+   */
+  fingerprint: sha256Fingerprint.optional(),
+  /** Skip verification entirely. Loud, explicit, never a default. */
+  insecure: z.boolean().default(false),
+});
 export type Tls = z.infer<typeof Tls>;
 
 export const SafetyPolicy = z.object({
@@ -122,7 +126,7 @@ export const EnvironmentConfig = z.object({
       ssh_key: SecretRef.optional(),
     })
     .refine((c) => c.pass_path || c.token, { message: 'set token (env, file or pass) or pass_path' }),
-  tls: Tls,
+  tls: Tls.default({ insecure: false }),
   tags: z.record(z.string(), z.array(z.string())).default({}),
   naming: z
     .object({ pattern: z.string().default('auto-{service}-{vmid}') })
@@ -145,7 +149,23 @@ export const EnvironmentConfig = z.object({
       live_image_host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)').optional(),
     })
     .optional(),
-});
+}).refine(
+  (env) =>
+    env.tls.insecure ||
+    env.tls.ca_file ||
+    env.tls.fingerprint ||
+    (env.cluster.nodes.length > 0 && env.cluster.nodes.every((n) => n?.tls_fingerprint)),
+  {
+    path: ['tls'],
+    message: 'set ca_file or fingerprint, or tls_fingerprint on every node (or, knowingly, insecure: true)',
+    // Reported beside other problems in the environment (every problem at once), whenever the
+    // TLS settings and the node list could be read.
+    when: ({ value }) => {
+      const env = value as { tls?: unknown; cluster?: { nodes?: unknown } } | undefined;
+      return typeof env?.tls === 'object' && env.tls !== null && Array.isArray(env.cluster?.nodes);
+    },
+  },
+);
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
 
 export const Role = z.enum(['viewer', 'operator', 'approver', 'admin', 'agent']);

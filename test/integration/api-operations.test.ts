@@ -117,9 +117,11 @@ beforeAll(async () => {
     audit: { path: join(mkdtempSync(join(tmpdir(), 'pm-api-it-')), 'audit.log') },
     environments: {
       home: {
-        cluster: { name: 'home', nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })) },
+        cluster: {
+          name: 'home',
+          nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, tls_fingerprint: n.tlsFingerprint })),
+        },
         credentials: { token: { env: credentialVariable } },
-        tls: { fingerprint: sim.tlsFingerprint },
       },
     },
   });

@@ -60,7 +60,7 @@ async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> 
 function activitiesWith(overrides: object = {}) {
   // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
   const node = env.sim.nodes[0]!;
-  const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: env.sim.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
+  const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: node.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
   const options = { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
   return {
     ...createActivities(env.deps),

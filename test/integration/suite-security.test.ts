@@ -25,7 +25,7 @@ import { createApp } from '../../api/app.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import { createAuditLog } from '../../lib/audit/log.js';
 import type { AppConfig } from '../../lib/config/schema.js';
-import { generateApiCertificate } from '../../sim/tls.js';
+import { generateClusterCertificates } from '../../sim/tls.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { approveSignal, approveUpdate, rejectSignal, statusQuery } from '../../workflows/definitions.js';
 import { startSuiteCluster, totalCalls as callsOf, type SuiteCluster } from '../support/suite/cluster.js';
@@ -77,7 +77,9 @@ async function workerWith(config: AppConfig): Promise<Target> {
 
 function withTls(tls: AppConfig['environments'][string]['tls']): AppConfig {
   const config = structuredClone(cluster.config);
-  config.environments[cluster.environment]!.tls = tls;
+  const env = config.environments[cluster.environment]!;
+  env.tls = tls;
+  for (const node of env.cluster.nodes) delete node.tls_fingerprint;
   return config;
 }
 
@@ -92,7 +94,7 @@ describe('TLS to Proxmox', () => {
       state: 'failed',
       type: 'PveTlsError',
       message: expect.stringMatching(
-        new RegExp(`^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.tlsFingerprint} does not match the pinned ${pinned}$`),
+        new RegExp(`^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.nodes[0]!.tlsFingerprint} does not match the pinned ${pinned}$`),
       ),
       activity: { type: 'summarizeInventory', retryState: 'NON_RETRYABLE_FAILURE' },
     });
@@ -101,9 +103,9 @@ describe('TLS to Proxmox', () => {
   });
 
   it('refuses a node whose certificate the configured CA did not sign', async () => {
-    const stranger = await generateApiCertificate('stranger', ['127.0.0.1']);
+    const stranger = await generateClusterCertificates('stranger', '127.0.0.1', []);
     const caFile = join(cluster.dir, 'stranger-ca.pem');
-    await writeFile(caFile, stranger.cert);
+    await writeFile(caFile, stranger.caPem);
     const before = totalCalls();
     const outcome = await outcomeOf(await startOperation(await workerWith(withTls({ ca_file: caFile, insecure: false })), 'inventory', {}));
     expect(outcome).toMatchObject({

@@ -52,14 +52,15 @@ describe('the shipped role', () => {
     expect(guestsNamed(env, 'ubuntu-2404-cloudinit')[0]?.config['template']).toBe('1');
   });
 
-  it('without VM.Config.Disk: the build stops at the disk resize with a 403 naming it, and cleans up', async () => {
+  it('without VM.Config.Disk: the create that allocates the disk is refused with a 403 naming it, nothing is left', async () => {
     const { env, worker } = await clusterWithRole('VM.Config.Disk');
     const handle = await startOperation(worker, 'template-build', {
       runbook: 'ubuntu-2404-cloudinit',
       parameters: { node: 'pve01', image_sha256: checksumOf(ubuntuImage) },
     });
     const failure = await failureOf(handle);
-    expect(failure.message).toMatch(/^step grow-disk failed: token lacks VM\.Config\.Disk on \/vms\/\d+ \(PUT \/nodes\/pve01\/qemu\/\d+\/resize\)\. Cleaned up: remove-vm\.$/);
+    // PVE checks each property a create writes inside the handler: the disk needs VM.Config.Disk.
+    expect(failure.message).toMatch(/^step create-vm failed: token lacks VM\.Config\.Disk on \/vms\/\d+ \(POST \/nodes\/pve01\/qemu\)\. Nothing needed cleaning up\.$/);
     expect(guestsNamed(env, 'ubuntu-2404-cloudinit')).toEqual([]);
   });
 

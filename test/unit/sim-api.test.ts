@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
@@ -96,17 +97,34 @@ describe('permissions shape what callers see', () => {
 });
 
 describe('TLS', () => {
-  it('presents the certificate whose SHA-256 fingerprint the simulator reports', async () => {
-    const node = sim.nodes[0]!;
-    const fingerprint = await new Promise<string>((resolve, reject) => {
+  const presented = (node: (typeof sim.nodes)[number]) =>
+    new Promise<X509Certificate>((resolve, reject) => {
       const socket = connect({ host: node.host, port: node.port, rejectUnauthorized: false }, () => {
-        resolve(socket.getPeerX509Certificate()!.fingerprint256);
+        resolve(socket.getPeerX509Certificate()!);
         socket.end();
       });
       socket.on('error', reject);
     });
-    expect(fingerprint).toBe(sim.tlsFingerprint);
-    expect(sim.tlsFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+
+  it('gives every node its own certificate, whose fingerprint the simulator and /nodes report', async () => {
+    const listed = (await call(sim, 'GET', '/nodes', { auth: admin })).body?.data as { node: string; ssl_fingerprint: string }[];
+    for (const node of sim.nodes) {
+      expect((await presented(node)).fingerprint256).toBe(node.tlsFingerprint);
+      expect(listed.find((n) => n.node === node.name)?.ssl_fingerprint).toBe(node.tlsFingerprint);
+      expect(node.tlsFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    }
+    expect(new Set(sim.nodes.map((n) => n.tlsFingerprint)).size).toBe(sim.nodes.length);
+  });
+
+  it('signs each node certificate with the cluster CA, naming the node', async () => {
+    const ca = new X509Certificate(sim.caPem);
+    for (const node of sim.nodes) {
+      const cert = await presented(node);
+      expect(cert.checkIssued(ca)).toBe(true);
+      expect(cert.verify(ca.publicKey)).toBe(true);
+      expect(cert.checkHost(node.name)).toBe(node.name);
+      expect(cert.ca).toBe(false);
+    }
   });
 });
 
