@@ -85,7 +85,7 @@ beforeAll(async () => {
   driftDir = join(dir, 'drift');
   await mkdir(manifests);
   env = await startSimulatedEnvironment({ scenario: await emptyHomelab(), speed: 500 });
-  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir }) } });
+  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir, path: dir }) } });
 });
 afterAll(async () => {
   await worker?.client.schedule.getHandle(driftScheduleId('home')).delete().catch(() => undefined);
