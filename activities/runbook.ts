@@ -19,6 +19,7 @@ import { parseRunbookMarkdown, RunbookError } from '../lib/runbooks/markdown.js'
 import { ParameterError, resolveParameters, type ParameterInput, type ResolvedParameters } from '../lib/runbooks/parameters.js';
 import { finishStep, PlanError, planRunbook, runbookNode, type ResolvedStep, type RunbookFacts, type RunbookPlan } from '../lib/runbooks/plan.js';
 import { UnresolvedPlaceholderError, type Value } from '../lib/runbooks/placeholders.js';
+import { linearRegExp } from '../lib/runbooks/safe-regex.js';
 import {
   defaultRunbooksDir,
   loadRunbook,
@@ -260,7 +261,7 @@ function tail(text: string, lines = 20, chars = 4000): string {
 /** Named groups of the expected-output regex, or a failure naming the step when it does not match. */
 function matchOutput(step: ResolvedStep, output: string): Record<string, string> {
   if (step.expectOutput === undefined) return {};
-  const m = new RegExp(step.expectOutput, 'm').exec(output);
+  const m = linearRegExp(step.expectOutput, 'm').exec(output);
   if (!m) {
     nonRetryable('StepExpectationFailed', `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`);
   }
