@@ -94,6 +94,19 @@ export const SafetyPolicy = z.object({
 });
 export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
 
+/** Where the nodes may download from (ISO imports, template images) without a person approving. */
+export const DownloadPolicy = z.object({
+  /**
+   * Hosts (`releases.ubuntu.com`, `*.debian.org`) or URL prefixes (`https://mirror.lan/iso/`);
+   * when absent, any public host. Loopback, link-local and private addresses are inside only
+   * when an entry names them.
+   */
+  allow: z.array(z.string().min(1)).optional(),
+  /** Whether a URL may carry `user:password@` and still be approved by policy. */
+  credentials_in_urls: z.boolean().default(false),
+});
+export type DownloadPolicy = z.infer<typeof DownloadPolicy>;
+
 /** An environment: the seed `cluster-config.yaml` format plus the orchestrator's extensions. */
 export const EnvironmentConfig = z.object({
   cluster: z.object({
@@ -120,6 +133,7 @@ export const EnvironmentConfig = z.object({
     .object({ pattern: z.string().default('auto-{service}-{vmid}') })
     .default({ pattern: 'auto-{service}-{vmid}' }),
   policy: SafetyPolicy.default(SafetyPolicy.parse({})),
+  downloads: DownloadPolicy.default({ credentials_in_urls: false }),
   cloudinit: z
     .object({
       default_user: z.string().optional(),
