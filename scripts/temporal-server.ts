@@ -4,7 +4,7 @@
  * Used by the test suite's global setup and by the demo launcher.
  */
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -89,13 +89,28 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The dev server's SQLite file holds every workflow's history (plans, approvers, results):
+ * created, or tightened, to be readable by its owner only before the server opens it. SQLite
+ * gives its -wal and -shm files the database file's permissions.
+ */
+export async function prepareDbFile(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const file = await open(path, 'a', 0o600);
+  try {
+    await file.chmod(0o600);
+  } finally {
+    await file.close();
+  }
+}
+
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const ip = options.ip ?? '127.0.0.1';
   const namespace = options.namespace ?? 'default';
   const port = options.port ?? (await freePort(ip));
   await assertPortFree(ip, port, 'Temporal frontend');
   if (options.uiPort !== undefined) await assertPortFree(ip, options.uiPort, 'Temporal UI');
-  if (options.dbFilename) await mkdir(dirname(options.dbFilename), { recursive: true });
+  if (options.dbFilename) await prepareDbFile(options.dbFilename);
 
   const args = [
     'server',
