@@ -255,7 +255,8 @@ export function operationRoutes(s: Services): Route[] {
     responses: decisionResponses,
     handler: async (c) => {
       const { id, node, decision } = parseParams(c, NodeDecisionParams);
-      const body = await parseBody(c, decision === 'approve' ? ApproveBody : RejectBody);
+      // One documented body for both decisions: a rejection without a reason is refused by the workflow's rule (409).
+      const body = await parseBody(c, ApproveBody);
       noteAudit(c, { detail: { node, decision, planVersion: body.planVersion } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
