@@ -99,7 +99,7 @@ async function schemathesis(role: (typeof ROLES)[number]): Promise<Summary> {
   ];
   // The hooks teach it the formats JSON Schema cannot state (tag expressions).
   const env = { ...process.env, PYTHONPATH: hooks, SCHEMATHESIS_HOOKS: 'schemathesis_hooks' };
-  const result = await run(join(venvBin.trim(), 'schemathesis'), args, { env, maxBuffer: 64 * 1024 * 1024 }).then(
+  const result = await run(join(venvBin.trim(), 'schemathesis'), args, { env, cwd: cluster.dir, maxBuffer: 64 * 1024 * 1024 }).then(
     (r) => ({ ...r, code: 0 }),
     (e: { stdout: string; stderr: string; code: number }) => e,
   );

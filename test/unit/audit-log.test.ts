@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, GENESIS_HASH, recordHash } from '../../lib/audit/chain.js';
 import { withFileLock } from '../../lib/audit/lock.js';
 import { createAuditLog, type AuditLog } from '../../lib/audit/log.js';
-import { prepareDbFile } from '../../scripts/temporal-server.js';
+import { restrictDbFile } from '../../scripts/temporal-server.js';
 
 function freshLog(): { log: AuditLog; path: string } {
   const path = join(mkdtempSync(join(tmpdir(), 'pm-audit-')), 'audit.log');
@@ -220,13 +220,14 @@ describe('lock file', () => {
 });
 
 describe("the Temporal dev server's database", () => {
-  it('is created readable by its owner only, and an existing one is tightened', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pm-db-'));
-    await prepareDbFile(join(dir, 'temporal', 'dev.sqlite'));
-    expect(statSync(join(dir, 'temporal', 'dev.sqlite')).mode & 0o777).toBe(0o600);
-    writeFileSync(join(dir, 'old.sqlite'), 'x', { mode: 0o644 });
-    await prepareDbFile(join(dir, 'old.sqlite'));
-    expect(statSync(join(dir, 'old.sqlite')).mode & 0o777).toBe(0o600);
-    expect(readFileSync(join(dir, 'old.sqlite'), 'utf8')).toBe('x');
+  it('is made readable by its owner only, in a folder only its owner enters', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-db-')), 'temporal');
+    mkdirSync(dir, { mode: 0o755 });
+    for (const file of ['dev.sqlite', 'dev.sqlite-wal']) writeFileSync(join(dir, file), 'x', { mode: 0o644 });
+    await restrictDbFile(join(dir, 'dev.sqlite'));
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, 'dev.sqlite')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'dev.sqlite-wal')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'dev.sqlite'), 'utf8')).toBe('x');
   });
 });
