@@ -19,7 +19,7 @@ import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester }
 import { requireEnvironment, requireScope } from '../access.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -175,11 +175,12 @@ export function operationRoutes(s: Services): Route[] {
       noteAudit(c, { detail: { planVersion: body.planVersion, ...(body.reason ? { reason: body.reason } : {}) } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
-      const outcome = await decide(s, handle, approvalChannels[decision], {
+      const request = await signedApproval(s, summary.id, decision === 'approve' ? 'approved' : 'rejected', {
         by: c.get('identity').actor,
         planVersion: body.planVersion,
         ...(body.reason ? { reason: body.reason } : {}),
       });
+      const outcome = await decide(s, handle, approvalChannels[decision], request);
       if (outcome.state === 'accepted') {
         noteAudit(c, { result: 'signalled' });
         return c.json(

@@ -193,8 +193,10 @@ export const AppConfig = z
         timeout: Duration.default('24h'),
         /** Risk levels a policy may approve without a person; high never is. */
         auto_approve: z.array(z.enum(['low', 'medium'])).default(['low']),
+        /** The key the API signs decisions with and the worker checks them with (HMAC-SHA256); only those two processes read it. */
+        signing_key: SecretRef.default({ env: 'PM_APPROVAL_SIGNING_KEY' }),
       })
-      .default({ timeout: '24h', auto_approve: ['low'] }),
+      .default({ timeout: '24h', auto_approve: ['low'], signing_key: { env: 'PM_APPROVAL_SIGNING_KEY' } }),
     audit: z.object({ path: z.string().default('data/audit.log') }).default({ path: 'data/audit.log' }),
     /** Desired state: the fleet manifests and how often drift is checked against them. */
     manifests: z
