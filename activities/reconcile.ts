@@ -2,6 +2,8 @@
  * Desired state: plan a reconcile (read the manifest folder and the cluster, diff them), apply
  * one guest's config change guarded by its digest, and record drift reports.
  */
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import { inventoryFromResources } from '../lib/inventory.js';
@@ -103,6 +105,20 @@ async function observeCluster(client: PveClient, fleet: Fleet, namingPattern: st
   return { nodes: inventory.nodes, guests, storages, volumes };
 }
 
+/**
+ * The folder a request names, refused unless it lies inside the configured manifests root
+ * (symlinks followed): a request must not make the worker read any folder it can reach.
+ */
+async function manifestFolder(requested: string | undefined, root: string): Promise<string> {
+  if (requested === undefined) return root;
+  const real = (path: string) => realpath(path).catch(() => resolve(path));
+  const inside = relative(await real(root), await real(requested));
+  if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+    refuse('PlanRefused', `manifests: '${requested}' is outside the manifests root '${root}'`);
+  }
+  return requested;
+}
+
 function rethrowFirst(results: { ok: boolean; error?: unknown }[]): void {
   const failed = results.find((r) => !r.ok);
   if (failed) throw failed.error;
@@ -153,7 +169,7 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     async planReconcile(request: ReconcilePlanRequest): Promise<PlanDraft<ReconcileDetails>> {
       const env = deps.config.environments[request.environment];
       if (!env) refuse('PlanRefused', `environment: unknown environment '${request.environment}'`);
-      const folder = request.manifests ?? settings.path;
+      const folder = await manifestFolder(request.manifests, settings.path);
       let fleet: Fleet;
       try {
         fleet = await loadFleet(folder, request.environment);

@@ -15,6 +15,8 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
 import type { z } from 'zod';
+import { signDecision } from '../lib/approvals/signature.js';
+import { describeSecretRef, resolveSecret } from '../lib/config/secrets.js';
 import {
   approveSignal,
   approveUpdate,
@@ -137,6 +139,32 @@ export const approvalChannels = {
   approve: { update: approveUpdate, signal: approveSignal },
   reject: { update: rejectUpdate, signal: rejectSignal },
 } satisfies Record<string, DecisionChannel<ApprovalRequest, ApprovalDecision>>;
+
+const signingKeys = new WeakMap<object, Promise<string>>();
+
+/**
+ * A plan decision as the workflow checks it: signed with `approvals.signing_key`, which only
+ * this process and the worker resolve. Refused with 503 when the key is not available.
+ */
+export async function signedApproval(
+  s: Services,
+  operationId: string,
+  decision: 'approved' | 'rejected',
+  request: Pick<ApprovalRequest, 'by' | 'planVersion' | 'reason'>,
+): Promise<ApprovalRequest> {
+  const ref = s.config.approvals.signing_key;
+  let key = signingKeys.get(ref);
+  if (!key) signingKeys.set(ref, (key = resolveSecret(ref)));
+  let secret: string;
+  try {
+    secret = await key;
+  } catch {
+    signingKeys.delete(ref);
+    throw new ApiError(503, 'signing_key_unavailable', `decisions cannot be signed: approvals.signing_key (${describeSecretRef(ref)}) is not available`);
+  }
+  const at = s.now().toISOString();
+  return { ...request, at, signature: signDecision(secret, { operationId, decision, at, ...request }) };
+}
 
 /**
  * Asks the workflow to decide, as an Update so a refusal (self-approval, stale plan

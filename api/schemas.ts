@@ -9,12 +9,14 @@ import { operations } from '../lib/operations/catalog.js';
 
 /** Values that end up inside a Temporal visibility query: plain words only, so no quoting is needed. */
 const word = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'must be a plain word (letters, digits, . _ @ : -)');
+/** A whole number in a query string, documented as the integer range it must lie in. */
 const wholeNumber = (min: number, max: number) =>
   z
     .string()
     .regex(/^\d{1,10}$/, 'must be a whole number')
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(z.number().int().min(min).max(max))
+    .meta({ type: 'integer', minimum: min, maximum: max, pattern: undefined });
 
 // ---- errors ----
 

@@ -129,6 +129,9 @@ function prefixLines(name: string, stream: NodeJS.ReadableStream, out: NodeJS.Wr
   stream.on('end', () => partial && out.write(`[${name}] ${partial}\n`));
 }
 
+// The key the API signs approval decisions with and the worker checks them with: both processes inherit it.
+process.env.PM_APPROVAL_SIGNING_KEY ??= randomBytes(32).toString('hex');
+
 /** A TypeScript entry point run by node with tsx's loader: one process, no wrapper to orphan. */
 function launch(name: string, entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {

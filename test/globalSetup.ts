@@ -3,6 +3,7 @@
  * free loopback port, with the project's search attributes; and the workflow code bundled
  * once, so each test's worker starts in milliseconds instead of re-running webpack.
  */
+import { ensureSigningKey } from './support/approvals.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -48,6 +49,8 @@ const quietLogger = {
 };
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The approval signing key the API and the workers of this run share (inherited by test workers and child processes).
+  ensureSigningKey();
   const dir = await mkdtemp(join(tmpdir(), 'pm-test-'));
   const cli = await ensureTemporalCli();
   const [server, workflowBundlePath] = await Promise.all([

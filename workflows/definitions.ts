@@ -53,6 +53,10 @@ export interface ApprovalRequest {
   by: string;
   planVersion: number;
   reason?: string;
+  /** When the API signed it (lib/approvals/signature.ts). */
+  at?: string;
+  /** The API's HMAC over the decision; a decision without a valid one changes nothing. */
+  signature?: string;
 }
 
 export interface ApprovalDecision {

@@ -23,6 +23,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ApprovalActivities } from '../activities/approvals.js';
 import type { AuditActivities } from '../activities/audit.js';
 import {
   approveSignal,
@@ -48,6 +49,11 @@ import {
 } from './search-attributes.js';
 
 const { recordAudit } = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 10 },
+});
+
+const { verifyApprovalSignature } = proxyActivities<ApprovalActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 10 },
 });
@@ -222,25 +228,48 @@ export function refusalReason(status: OperationStatus, request: ApprovalRequest,
   return undefined;
 }
 
+/**
+ * Updates answer a refusal at once; signals record it in the status. Either way a decision
+ * counts only after the worker has checked the API's signature on it (an activity: the key
+ * never enters the workflow), and the rules are checked again after that wait, in case
+ * another decision landed meanwhile. A decision whose signature fails is audited as refused.
+ */
 function registerApprovalHandlers(status: OperationStatus): void {
-  const decide = (request: ApprovalRequest, decision: 'approved' | 'rejected'): ApprovalDecision => {
-    status.approval = {
-      decision,
-      by: request.by,
-      at: new Date(Date.now()).toISOString(),
-      planVersion: request.planVersion,
-      reason: request.reason,
-    };
+  let refusals = 0;
+  const decide = async (request: ApprovalRequest, decision: 'approved' | 'rejected'): Promise<ApprovalDecision> => {
+    const { workflowId, runId } = workflowInfo();
+    const fields = { operationId: workflowId, decision, by: request.by, planVersion: request.planVersion, at: request.at ?? '', reason: request.reason };
+    const verdict = await verifyApprovalSignature({ fields, ...(request.signature ? { signature: request.signature } : {}) });
+    const why = verdict.ok ? refusalReason(status, request, decision) : `refused: ${verdict.why}`;
+    if (why) {
+      if (!verdict.ok) {
+        await recordAudit({
+          eventId: `${workflowId}/${runId}/approval-refused/${++refusals}`,
+          actor: request.by,
+          action: 'operation.approval-refused',
+          operationId: workflowId,
+          environment: status.environment,
+          detail: { decision, planVersion: request.planVersion, why: verdict.why },
+        });
+      }
+      throw ApplicationFailure.create({ type: 'DecisionRefused', message: why, nonRetryable: true });
+    }
+    status.approval = { decision, by: request.by, at: new Date(Date.now()).toISOString(), planVersion: request.planVersion, reason: request.reason };
     return status.approval;
   };
   const validator = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {
     const why = refusalReason(status, request, decision);
     if (why) throw new Error(why);
   };
-  const fromSignal = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {
+  const fromSignal = (decision: 'approved' | 'rejected') => async (request: ApprovalRequest) => {
     const why = refusalReason(status, request, decision);
-    if (why) status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why });
-    else decide(request, decision);
+    if (why) {
+      status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why });
+      return;
+    }
+    await decide(request, decision).catch((err: unknown) => {
+      status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why: (err as Error).message });
+    });
   };
   setHandler(approveUpdate, (r) => decide(r, 'approved'), { validator: validator('approved') });
   setHandler(rejectUpdate, (r) => decide(r, 'rejected'), { validator: validator('rejected') });

@@ -24,7 +24,7 @@ import { noteAudit, type Route } from '../route.js';
 import { ErrorResponse, OperationStarted } from '../schemas.js';
 import { parseBody, parseParams, parseQuery } from '../validation.js';
 
-const environmentName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name');
+const environmentName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name').meta({ 'x-environment': true });
 
 const DriftIdParams = z.strictObject({ id: environmentName });
 const DriftQuery = z.strictObject({ environment: environmentName.optional() });

@@ -21,7 +21,7 @@ import { requireEnvironment, requireScope } from '../access.js';
 import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -182,11 +182,12 @@ export function operationRoutes(s: Services): Route[] {
       noteAudit(c, { detail: { planVersion: body.planVersion, ...(body.reason ? { reason: body.reason } : {}) } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
-      const outcome = await decide(s, handle, approvalChannels[decision], {
+      const request = await signedApproval(s, summary.id, decision === 'approve' ? 'approved' : 'rejected', {
         by: c.get('identity').actor,
         planVersion: body.planVersion,
         ...(body.reason ? { reason: body.reason } : {}),
       });
+      const outcome = await decide(s, handle, approvalChannels[decision], request);
       if (outcome.state === 'accepted') {
         noteAudit(c, { result: 'signalled' });
         return c.json(
@@ -262,7 +263,8 @@ export function operationRoutes(s: Services): Route[] {
     responses: decisionResponses,
     handler: async (c) => {
       const { id, node, decision } = parseParams(c, NodeDecisionParams);
-      const body = await parseBody(c, decision === 'approve' ? ApproveBody : RejectBody);
+      // One documented body for both decisions: a rejection without a reason is refused by the workflow's rule (409).
+      const body = await parseBody(c, ApproveBody);
       noteAudit(c, { detail: { node, decision, planVersion: body.planVersion } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);

@@ -106,6 +106,19 @@ export const SafetyPolicy = z.object({
 });
 export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
 
+/** Where the nodes may download from (ISO imports, template images) without a person approving. */
+export const DownloadPolicy = z.object({
+  /**
+   * Hosts (`releases.ubuntu.com`, `*.debian.org`) or URL prefixes (`https://mirror.lan/iso/`);
+   * when absent, any public host. Loopback, link-local and private addresses are inside only
+   * when an entry names them.
+   */
+  allow: z.array(z.string().min(1)).optional(),
+  /** Whether a URL may carry `user:password@` and still be approved by policy. */
+  credentials_in_urls: z.boolean().default(false),
+});
+export type DownloadPolicy = z.infer<typeof DownloadPolicy>;
+
 /** An environment: the seed `cluster-config.yaml` format plus the orchestrator's extensions. */
 export const EnvironmentConfig = z.object({
   cluster: z.object({
@@ -132,6 +145,7 @@ export const EnvironmentConfig = z.object({
     .object({ pattern: z.string().default('auto-{service}-{vmid}') })
     .default({ pattern: 'auto-{service}-{vmid}' }),
   policy: SafetyPolicy.default(SafetyPolicy.parse({})),
+  downloads: DownloadPolicy.default({ credentials_in_urls: false }),
   cloudinit: z
     .object({
       default_user: z.string().optional(),
@@ -248,8 +262,10 @@ export const AppConfig = z
         timeout: Duration.default('24h'),
         /** Risk levels a policy may approve without a person; high never is. */
         auto_approve: z.array(z.enum(['low', 'medium'])).default(['low']),
+        /** The key the API signs decisions with and the worker checks them with (HMAC-SHA256); only those two processes read it. */
+        signing_key: SecretRef.default({ env: 'PM_APPROVAL_SIGNING_KEY' }),
       })
-      .default({ timeout: '24h', auto_approve: ['low'] }),
+      .default({ timeout: '24h', auto_approve: ['low'], signing_key: { env: 'PM_APPROVAL_SIGNING_KEY' } }),
     audit: z.object({ path: z.string().default('data/audit.log') }).default({ path: 'data/audit.log' }),
     /** Desired state: the fleet manifests and how often drift is checked against them. */
     manifests: z

@@ -229,7 +229,7 @@ describe('API against Temporal and the simulated cluster', () => {
   it('rejects a plan nobody decides on before the approval timeout', async () => {
     const api = await startApi({
       taskQueue: worker.taskQueue,
-      config: { ...config, approvals: { timeout: '3s', auto_approve: [] } },
+      config: { ...config, approvals: { ...config.approvals, timeout: '3s', auto_approve: [] } },
     });
     const { body } = await api.call('POST', '/v1/operations/vm-action', 'otto', deleteRequest(1003));
     const done = await ended(api, body.links.self);

@@ -2,6 +2,7 @@
  * cluster-up and cluster-down end to end: HTTP -> API -> a real Temporal dev server -> worker
  * -> the simulated homelab (Talos template 101) and the talosctl stand-in.
  */
+import { signed } from '../support/approvals.js';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { serve, type ServerType } from '@hono/node-server';
@@ -154,7 +155,7 @@ async function waitFor(handle: WorkflowHandle, done: (s: OperationStatus) => boo
 
 async function approve(handle: WorkflowHandle): Promise<OperationStatus> {
   const status = await waitFor(handle, (s) => s.phase === 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })] });
   return status;
 }
 
@@ -334,7 +335,7 @@ describe('a cluster that stopped half-way', () => {
     const down = await startDown('half');
     await waitFor(down, (s) => s.phase === 'awaiting-approval');
     renamed!.update((c) => (c['name'] = 'someone-elses-vm'));
-    await down.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await down.executeUpdate(approveUpdate, { args: [signed(down.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const failure = await down.result().catch((e: unknown) => e);
     expect(String((failure as Error & { cause?: Error }).cause?.message)).toMatch(
       new RegExp(`cluster half is not gone: .*is named 'someone-elses-vm'.*VM ${renamed!.vmid} 'someone-elses-vm' .* still carries cluster-half`),

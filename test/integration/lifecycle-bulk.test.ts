@@ -3,6 +3,7 @@
  * matching guest planned from its own pre-flight summary, worked through with bounded
  * parallelism, each with its own outcome.
  */
+import { signed } from '../support/approvals.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { BulkGuestResult } from '../../workflows/bulkAction.js';
@@ -63,7 +64,7 @@ describe('a bulk action by tag expression', () => {
     expect(status.plan).toMatchObject({ risk: 'high', vmids: [1007, 1025] });
     const targets = (status.plan!.details as { targets: { preflight: string }[] }).targets;
     expect(targets[0]!.preflight).toMatch(/^VM 1007 'installer' on pve01: stopped, up 0 s, tags: lab$/);
-    await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', planVersion: 1, reason: 'lab still in use' }] });
+    await handle.executeUpdate(rejectUpdate, { args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'lab still in use' })] });
     expect((await handle.result()).outcome).toBe('rejected');
     expect(home.sim.state.guests.has(1007) && home.sim.state.guests.has(1025)).toBe(true);
   });

@@ -2,6 +2,7 @@
  * What the lifecycle integration tests share: start an operation's workflow as the API would
  * (validated body + meta), follow it to a phase, approve it as a second person.
  */
+import { signed } from '../support/approvals.js';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../lib/operations/catalog.js';
@@ -56,7 +57,7 @@ export async function waitForPhase(handle: WorkflowHandle, phase: OperationStatu
 
 export async function approve(handle: WorkflowHandle, by = 'bob'): Promise<OperationStatus> {
   const status = await waitForPhase(handle, 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [{ by, planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })] });
   return status;
 }
 

@@ -41,6 +41,15 @@ describe('importing an ISO', () => {
     expect(pool('local', 'pve02').volumes.get('local:iso/ubuntu-24.04.3.iso')?.sha256).toBe(ISO_SHA256);
   });
 
+  it('waits for a person when the URL is outside the download policy, instead of approving it by policy', async () => {
+    const url = 'http://127.0.0.1:8006/api2/json/x.iso';
+    const handle = await startOperation(worker, 'iso-import', { node: 'pve02', storage: 'local', url, filename: 'inside.iso', checksum: ISO_SHA256 });
+    const { plan } = await waitForPhase(handle, 'awaiting-approval');
+    expect(plan).toMatchObject({ risk: 'high', reasons: expect.arrayContaining([expect.stringMatching(/outside the environment's download policy \(127\.0\.0\.1 is a loopback, link-local or private address/)]) });
+    await handle.cancel();
+    expect(pool('local', 'pve02').volumes.has('local:iso/inside.iso')).toBe(false);
+  });
+
   it('keeps nothing when the checksum does not match', async () => {
     const wrong = 'f'.repeat(64);
     const handle = await startOperation(worker, 'iso-import', { node: 'pve01', storage: 'local', url: ISO_URL, filename: 'tampered.iso', checksum: wrong });

@@ -4,6 +4,7 @@
  * change, a template change that needs a second person to replace the guest, a concurrent
  * edit the config digest catches, drift found by the schedule, and an invalid manifest.
  */
+import { signed } from '../support/approvals.js';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +86,7 @@ beforeAll(async () => {
   driftDir = join(dir, 'drift');
   await mkdir(manifests);
   env = await startSimulatedEnvironment({ scenario: await emptyHomelab(), speed: 500 });
-  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir }) } });
+  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir, path: dir }) } });
 });
 afterAll(async () => {
   await worker?.client.schedule.getHandle(driftScheduleId('home')).delete().catch(() => undefined);
@@ -132,7 +133,7 @@ async function waitForPhase(handle: WorkflowHandle, phase: OperationStatus['phas
 async function applyApproved(): Promise<{ plan: OperationPlan<ReconcileDetails>; result: ReconcileResult }> {
   const handle = await start();
   const status = await waitForPhase(handle, 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })] });
   const outcome = (await handle.result()) as { outcome: string; plan: OperationPlan<ReconcileDetails>; result: ReconcileResult };
   expect(outcome.outcome).toBe('completed');
   return { plan: outcome.plan, result: outcome.result };
@@ -209,8 +210,8 @@ describe('a fleet of 20 guests', () => {
     expect(replan.details!.text).toContain('-/+ guest "web-05" must be replaced');
     expect(replan.details!.text).toContain('# forces replacement');
 
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', planVersion: 1 }] })).rejects.toThrow();
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })] })).rejects.toThrow();
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 1 });
     expect(env.sim.state.guests.has(old.vmid)).toBe(false);
@@ -232,7 +233,7 @@ describe('a fleet of 20 guests', () => {
     await waitForPhase(handle, 'awaiting-approval');
     // Someone edits web-06 in PVE while the plan waits for approval.
     guestNamed('web-06')!.update((c) => (c['memory'] = '6144'));
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result.outcome).toBe('incomplete');
     expect(outcome.result.guests).toEqual([
@@ -291,7 +292,7 @@ describe('drift', () => {
       ['stray', 'delete'],
       ['web-06', 'update'],
     ]);
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 3, fromDrift: { reportId: 'home' } });
     expect(env.sim.state.guests.has(3099)).toBe(false);

@@ -5,15 +5,14 @@
  *     configured CA, is refused before any request is written; the operation fails at once,
  *     not retried, saying why.
  *   - Approvals sent straight to Temporal, past the API: self-approval, a stale plan version,
- *     a replay after the decision, a decision on an ended operation change nothing. What the
- *     workflow cannot do is tell who sent a signal: a well-formed approval in someone else's
- *     name is accepted. The API is the authority (it sets `by` from the bearer token); access
- *     to the Temporal frontend must be restricted like access to the cluster itself. The audit
- *     log shows such an approval: it has no matching `api.operation.approve` record.
+ *     a replay after the decision, a decision on an ended operation change nothing; nor does a
+ *     decision the API did not sign (the worker checks the signature before it counts), which
+ *     is audited as refused.
  *   - Random input over HTTP against the API on the real Temporal server.
  *   - Secrets: none in this file's histories, API answers and logs (the namespace-wide scan
  *     is at the end of suite-worker-kill.test.ts, the longest suite file).
  */
+import { signed } from '../support/approvals.js';
 import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -131,18 +130,18 @@ describe('approvals sent straight to Temporal', () => {
     record({ section: 'security', name: 'forged, replayed and late approval signals', value: 'change nothing', note: outcomes.join('; ') });
     record({
       section: 'security',
-      name: 'approval signal in another name, past the API',
-      value: 'accepted (documented limit)',
-      note: 'the workflow cannot authenticate a signal; the API sets `by` from the token; the audit log shows it without an api.operation.approve record',
+      name: 'approval in another name, past the API',
+      value: 'refused and audited',
+      note: 'the API signs each decision (HMAC, key held by the API and the worker); an unsigned or badly signed one is checked by an activity, changes nothing and is recorded as operation.approval-refused',
     });
   });
 
   it('ignore self-approval, a stale plan version and a rejection without a reason, and say why', async () => {
     const handle = await deleteVm(0);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
-    await handle.signal(approveSignal, { by: 'alice', planVersion: 1 });
-    await handle.signal(approveSignal, { by: 'bob', planVersion: 2 });
-    await handle.signal(rejectSignal, { by: 'bob', planVersion: 1 });
+    await handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 }));
+    await handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 2 }));
+    await handle.signal(rejectSignal, signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1 }));
     await expect.poll(() => ignored(handle)).toHaveLength(3);
     expect(await ignored(handle)).toEqual([
       'a high-risk operation cannot be approved by the actor who requested it',
@@ -158,10 +157,10 @@ describe('approvals sent straight to Temporal', () => {
   it('ignore a replayed decision and a contrary one after the plan was decided', async () => {
     const handle = await deleteVm(1);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const replays = await Promise.allSettled([
-      handle.signal(approveSignal, { by: 'bob', planVersion: 1 }),
-      handle.signal(rejectSignal, { by: 'carol', planVersion: 1, reason: 'too late' }),
+      handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })),
+      handle.signal(rejectSignal, signed(handle.workflowId, 'rejected', { by: 'carol', planVersion: 1, reason: 'too late' })),
     ]);
     const outcome = await outcomeOf(handle);
     expect(outcome).toMatchObject({ state: 'completed', value: { outcome: 'completed', approval: { by: 'bob', decision: 'approved' } } });
@@ -174,23 +173,29 @@ describe('approvals sent straight to Temporal', () => {
   it('refuse any decision on an operation that has ended (approval timed out): nothing is deleted', async () => {
     const handle = await deleteVm(2, { approvalTimeoutMs: 500 });
     expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { outcome: 'rejected', approval: { by: 'system' } } });
-    await expect(handle.signal(approveSignal, { by: 'bob', planVersion: 1 })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 }))).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(exists(2)).toBe(true);
     outcomes.push('late approval after the timeout: refused by Temporal, VM kept');
   });
 
-  it('accept a well-formed approval in another name (the documented limit), which the audit log exposes', async () => {
+  it('refuse a decision in another name sent past the API, unsigned or with a forged signature, and audit it', async () => {
     const handle = await deleteVm(3);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
     await handle.signal(approveSignal, { by: 'mallory', planVersion: 1 });
-    expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { approval: { by: 'mallory' } } });
-    expect(exists(3)).toBe(false);
+    const forged = { ...signed(handle.workflowId, 'approved', { by: 'mallory', planVersion: 1 }), by: 'bob' };
+    await expect(handle.executeUpdate(approveUpdate, { args: [forged] })).rejects.toMatchObject({ cause: { message: 'refused: the decision’s signature does not match it' } });
+    await expect.poll(() => ignored(handle)).toEqual(['refused: the decision is not signed (decisions are made through the API)']);
+    expect((await handle.query(statusQuery)).phase).toBe('awaiting-approval');
+    expect(exists(3)).toBe(true);
 
-    const records = await cluster.deps.audit.read({ operationId: handle.workflowId });
-    const approvals = records.filter((r) => r.action === 'operation.approved');
-    const viaApi = records.filter((r) => r.action === 'api.operation.approve');
-    expect(approvals.map((r) => r.actor)).toEqual(['mallory']);
-    expect(viaApi).toEqual([]);
+    const refused = await cluster.deps.audit.read({ operationId: handle.workflowId, action: 'operation.approval-refused' });
+    // The signal and the update are handled concurrently: either may be audited first.
+    expect(refused.map((r) => [r.actor, r.detail?.why]).sort()).toEqual([
+      ['bob', 'the decision’s signature does not match it'],
+      ['mallory', 'the decision is not signed (decisions are made through the API)'],
+    ]);
+    await handle.terminate('security test: done');
+    outcomes.push('unsigned signal and forged update in another name: refused, audited, VM kept');
   });
 });
 

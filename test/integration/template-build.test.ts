@@ -212,3 +212,19 @@ describe('dry runs', () => {
     await waitForPhase(handle, 'completed');
   });
 });
+
+describe('image URLs and the download policy', () => {
+  it('a build fetching from a private address is high risk, for a person to approve', async () => {
+    const image_url = 'http://169.254.169.254/latest/ubuntu.img';
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'ubuntu-2404-cloudinit',
+      parameters: { node: 'pve01', name: 'ubuntu-internal', image_url, image_sha256: checksumOf(image_url) },
+      dryRun: true,
+    });
+    const { plan } = await handle.result();
+    expect(plan.risk).toBe('high');
+    expect(plan.reasons).toContain(
+      "downloads from outside the environment's download policy (169.254.169.254 is a loopback, link-local or private address, and downloads.allow does not name it): a person must approve",
+    );
+  });
+});

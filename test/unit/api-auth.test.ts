@@ -186,3 +186,27 @@ describe('identity', () => {
     expect(api.temporal.listQueries.at(-1)).toContain("PmEnvironment IN ('home')");
   });
 });
+
+describe('refused requests without a valid token', () => {
+  it('are recorded in full ten a minute, the rest counted in one summary when the minute is over', async () => {
+    let clock = new Date('2025-11-22T04:27:13.579Z');
+    const api = testApi({ now: () => clock });
+    for (let i = 0; i < 200; i++) {
+      const response = await api.call('GET', i % 2 ? '/v1/inventory?environment=home' : '/v1/operations', { token: i % 3 ? 'not-a-token' : undefined });
+      expect(response.status).toBe(401);
+    }
+    expect(await api.audit.read()).toHaveLength(10);
+
+    clock = new Date(clock.getTime() + 60_000);
+    await api.call('GET', '/v1/operations');
+    const records = await api.audit.read();
+    expect(records).toHaveLength(12);
+    expect(records[10]).toMatchObject({
+      actor: 'anonymous',
+      action: 'api.access',
+      result: 'unauthenticated-summary',
+      detail: { refused: 190, paths: { '/v1/operations': 95, '/v1/inventory': 95 } },
+    });
+    expect(records[11]).toMatchObject({ result: 'unauthenticated', detail: { path: '/v1/operations', status: 401 } });
+  });
+});

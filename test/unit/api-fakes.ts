@@ -35,6 +35,9 @@ export const tokens = {
 } as const;
 export type TokenName = keyof typeof tokens;
 
+/** The key the API under test signs approval decisions with (tests check the signature with it). */
+export const signingKey = (process.env.PM_TEST_APPROVAL_SIGNING_KEY ??= 'unit-test-approval-signing-key');
+
 export function testConfig(overrides: Record<string, unknown> = {}): AppConfig {
   const env = (name: string, nodes: string[]) => ({
     cluster: { name, nodes: nodes.map((n, i) => ({ name: n, host: `10.0.${name.length}.${i + 1}` })) },
@@ -43,6 +46,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): AppConfig {
   });
   return AppConfig.parse({
     environments: { home: env('home', ['pve1', 'pve2']), cloud: env('cloud', ['c1']) },
+    approvals: { signing_key: { env: 'PM_TEST_APPROVAL_SIGNING_KEY' } },
     api: {
       max_body_bytes: 4096,
       tokens: [

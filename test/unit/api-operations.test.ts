@@ -7,7 +7,8 @@
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
-import { fakeProxmox, operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
+import { signDecision } from '../../lib/approvals/signature.js';
+import { fakeProxmox, operationPath, refusal, signingKey, testApi, testConfig, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
 
 const deleteRequest = { environment: 'home', vmid: 1001, name: 'web-1', action: 'delete' };
 const expectedId = 'vm-action/home/1001/delete/20251122T042713.579Z';
@@ -200,7 +201,11 @@ describe('deciding on a plan', () => {
       state: 'decided',
       decision: { decision: 'approved', by: 'anna', at: '2025-11-22T04:30:00Z', planVersion: 1 },
     });
-    expect(calls).toEqual([{ name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked' } }]);
+    // Signed for the workflow's check, with the key only the API and the worker hold.
+    const at = '2025-11-22T04:27:13.579Z';
+    const fields = { operationId: expectedId, decision: 'approved' as const, by: 'anna', planVersion: 1, at, reason: 'checked' };
+    const signature = signDecision(signingKey, fields);
+    expect(calls).toEqual([{ name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked', at, signature } }]);
     expect((await api.audit.read())[0]).toMatchObject({
       actor: 'anna',
       action: 'api.operation.approve',
@@ -209,6 +214,21 @@ describe('deciding on a plan', () => {
       environment: 'home',
       detail: { planVersion: 1, reason: 'checked' },
     });
+  });
+
+  it('answers 503 when it cannot sign the decision, without asking the workflow', async () => {
+    const config = testConfig();
+    config.approvals.signing_key = { env: 'PM_TEST_UNSET_SIGNING_KEY' };
+    const api = testApi({ config });
+    const calls: unknown[] = [];
+    seed(api, (name) => calls.push(name));
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    expect(response.status).toBe(503);
+    expect((await response.json()).error).toEqual({
+      code: 'signing_key_unavailable',
+      message: 'decisions cannot be signed: approvals.signing_key (environment variable PM_TEST_UNSET_SIGNING_KEY) is not available',
+    });
+    expect(calls).toEqual([]);
   });
 
   it("answers the workflow's refusal at once with 409 and its reason", async () => {
@@ -233,7 +253,9 @@ describe('deciding on a plan', () => {
     const response = await api.call('POST', operationPath(expectedId, '/reject'), { token: 'approver', body: { planVersion: 2, reason: 'wrong VM' } });
     expect(response.status).toBe(202);
     expect(await response.json()).toMatchObject({ id: expectedId, state: 'accepted' });
-    expect(workflow.signals).toEqual([{ name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM' }] }]);
+    const at = '2025-11-22T04:27:13.579Z';
+    const signature = signDecision(signingKey, { operationId: expectedId, decision: 'rejected', by: 'anna', planVersion: 2, at, reason: 'wrong VM' });
+    expect(workflow.signals).toEqual([{ name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM', at, signature }] }]);
     expect((await api.audit.read())[0]).toMatchObject({ action: 'api.operation.reject', result: 'signalled' });
   });
 
