@@ -21,8 +21,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
@@ -346,7 +347,12 @@ async function compareReads(production: Production, clusters: Clusters, dir: str
 
 async function main(): Promise<number> {
   await rm(DATA, { recursive: true, force: true });
-  await mkdir(DATA, { recursive: true, mode: 0o700 });
+  await mkdir(DATA, { recursive: true, mode: 0o711 });
+  // The PostgreSQL cluster inside runs as the postgres user, who must be able to pass through
+  // (not list) every folder above its own.
+  for (let dir = DATA; dir.startsWith(repoRoot) && dir !== repoRoot.replace(/\/$/, ''); dir = dirname(dir)) {
+    await chmod(dir, ((await stat(dir)).mode & 0o777) | 0o011);
+  }
   const production = await startProduction(DATA);
   const clustersDir = join(DATA, 'clusters');
   await mkdir(clustersDir, { recursive: true });
@@ -365,7 +371,7 @@ async function main(): Promise<number> {
   if (!args['no-doc']) {
     const versions = composeVersions();
     await writeDocSection(new URL('../docs/deploy.md', import.meta.url), ['<!-- production-check:start -->', '<!-- production-check:end -->'],
-      `by \`scripts/production-check.sh\` (Temporal server ${versions.temporal}, PostgreSQL ${production.db.major}, 3 workers, 2 APIs, 2 cores):`,
+      `by \`scripts/production-check.sh\` (Temporal server ${versions.temporal}, PostgreSQL ${production.db.major}, 3 workers, 2 APIs; ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end):`,
       ['```text', text, '```'].join('\n'));
   }
   console.log(failed === 0 ? 'production check: every check passed' : `production check: ${failed} check(s) FAILED`);
