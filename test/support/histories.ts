@@ -5,7 +5,7 @@
  * test/histories/<type>.json. The replay test then runs every one of them against the current
  * workflow code: a change that would break operations already running fails there.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,7 @@ export interface RecordedHistory {
 }
 
 export function loadHistories(dir = historiesDir): RecordedHistory[] {
+  if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
