@@ -132,15 +132,16 @@ describe('tasks', () => {
   });
 
   it('takes, lists, rolls back to and deletes a snapshot', async () => {
-    await ok(px.put('nodes/pve02/qemu/110/config', { cores: 4 }));
+    // Tags apply at once even while the VM runs (cores would wait, pending, for a restart).
+    await ok(px.put('nodes/pve02/qemu/110/config', { tags: 'before' }));
     expect((await task('post', 'nodes/pve02/qemu/110/snapshot', { snapname: 'before', description: 'conformance' })).status.exitstatus).toBe('OK');
     const snapshots = await ok(px.get<{ name: string; parent?: string }[]>('nodes/pve02/qemu/110/snapshot'));
     expect(snapshots.map((s) => s.name)).toEqual(['before', 'current']);
     expect(snapshots[1]).toMatchObject({ parent: 'before' });
 
-    await ok(px.put('nodes/pve02/qemu/110/config', { cores: 2 }));
+    await ok(px.put('nodes/pve02/qemu/110/config', { tags: 'after' }));
     expect((await task('post', 'nodes/pve02/qemu/110/snapshot/before/rollback')).status.exitstatus).toBe('OK');
-    expect(await ok(px.get('nodes/pve02/qemu/110/config'))).toMatchObject({ cores: 4 });
+    expect(await ok(px.get('nodes/pve02/qemu/110/config'))).toMatchObject({ tags: 'before' });
     // A snapshot without RAM state leaves the VM stopped unless the rollback asks to start it.
     expect(guest(110)!.status).toBe('stopped');
     expect((await task('delete', 'nodes/pve02/qemu/110/snapshot/before')).status.exitstatus).toBe('OK');
@@ -188,10 +189,15 @@ describe('tasks', () => {
   it(
     'keeps a change PVE cannot hot-plug pending until the next restart',
     async () => {
+      if (guest(110)!.status !== 'running') expect((await task('post', 'nodes/pve02/qemu/110/status/start')).status.exitstatus).toBe('OK');
       await ok(px.put('nodes/pve02/qemu/110/config', { cpu: 'host' }));
       const changes = await ok(px.get<{ key: string; value?: unknown; pending?: unknown }[]>('nodes/pve02/qemu/110/pending'));
       expect(changes.find((c) => c.key === 'cpu')).toMatchObject({ pending: 'host' });
       expect(guest(110)!.config['cpu']).not.toBe('host');
+      // Applied by the next start.
+      expect((await task('post', 'nodes/pve02/qemu/110/status/stop')).status.exitstatus).toBe('OK');
+      expect((await task('post', 'nodes/pve02/qemu/110/status/start')).status.exitstatus).toBe('OK');
+      expect(guest(110)!.config['cpu']).toBe('host');
     },
   );
 });
