@@ -86,10 +86,11 @@ export const CODE_CONFIG_WRITES: readonly ConfigWrite[] = [
 ];
 
 const QEMU_GROUPS: [RegExp, string][] = [
-  [/^(cores|cpu|cpulimit|cpuunits|numa\d*|sockets|vcpus|affinity)$/, 'VM.Config.CPU'],
-  [/^(memory|balloon|shares)$/, 'VM.Config.Memory'],
-  [/^(acpi|hotplug|kvm|keyboard|machine|scsihw|smbios1|tablet|vga|watchdog|audio0|serial\d+|usb\d+)$/, 'VM.Config.HWType'],
-  [/^(agent|autostart|bios|description|keephugepages|localtime|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template|tags)$/, 'VM.Config.Options'],
+  [/^(cores|cpu|cpulimit|cpuunits|numa\d*|smp|sockets|vcpus|affinity)$/, 'VM.Config.CPU'],
+  [/^(memory|balloon|shares|hugepages)$/, 'VM.Config.Memory'],
+  [/^(acpi|hotplug|kvm|keyboard|machine|scsihw|smbios1|tablet|vga|watchdog|audio0|rng0|ivshmem|spice_enhancements|serial\d+|usb\d+)$/, 'VM.Config.HWType'],
+  [/^(agent|autostart|bios|description|keephugepages|localtime|migrate_downtime|migrate_speed|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template|tags)$/, 'VM.Config.Options'],
+  [/^freeze$/, 'VM.PowerMgmt'],
   [/^(boot|bootdisk|vmstatestorage|unused\d+)$/, 'VM.Config.Disk'],
 ];
 const LXC_GROUPS: [RegExp, string][] = [
