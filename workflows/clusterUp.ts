@@ -120,8 +120,11 @@ export async function clusterUp(input: ClusterUpInput) {
       await op.step('machine-configs', () =>
         talos.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
       );
-      const applied = await mapBounded(talosNodes, cluster.maxParallel, (n) =>
-        op.step(`apply-config:${n.name}`, () => talos.applyMachineConfig({ environment, cluster: cluster.cluster, node: n })),
+      const applied = await mapBounded(
+        talosNodes,
+        cluster.maxParallel,
+        (n) => op.step(`apply-config:${n.name}`, () => talos.applyMachineConfig({ environment, cluster: cluster.cluster, node: n })),
+        { haltOn: isCancellation },
       );
       const notApplied = applied.flatMap((s, i) => (s.ok ? [] : [`${talosNodes[i]!.name}: ${failureMessage(s.error)}`]));
       if (notApplied.length > 0) {

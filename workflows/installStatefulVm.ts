@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { ProvisionActivities } from '../activities/provision.js';
 import type { PxeActivities } from '../activities/pxe.js';
 import type { TaskActivities } from '../activities/tasks.js';
@@ -81,12 +81,11 @@ export async function installStatefulVm(input: StatefulVmInput) {
           throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
         }
         // Even a cancelled operation removes what it created.
-        await CancellationScope.nonCancellable(() =>
-          op.step('cleanup', async () => {
-            await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
-            await runGuestStep(environment, guest, onGuest('cleanup'));
-          }),
-        ).catch((cleanupErr: unknown) => {
+        const cleanup = async () => {
+          await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
+          await runGuestStep(environment, guest, onGuest('cleanup'));
+        };
+        await op.step('cleanup', cleanup, { undo: true }).catch((cleanupErr: unknown) => {
           throw ApplicationFailure.create({
             type: 'InstallFailed',
             nonRetryable: true,

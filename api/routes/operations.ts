@@ -144,6 +144,9 @@ export function operationRoutes(s: Services): Route[] {
         noteAudit(c, { result: 'started' });
         return c.json(started, 202, { Location: started.links.self });
       }
+      // The workflow completed with the refusal as its plan; the caller asked for a plan and gets why there is none.
+      const refused = refusalOf(outcome.value);
+      if (refused) throw new ApiError(422, 'plan_failed', `the plan could not be made: ${refused}`);
       noteAudit(c, { result: 'dry-run' });
       return c.json({ ...started, state: 'completed', result: outcome.value } satisfies z.infer<typeof DryRunResult>, 200);
     },
@@ -288,7 +291,7 @@ export function operationRoutes(s: Services): Route[] {
       summary: 'List operations, newest first',
       description:
         'Filters combine with AND. `state` is an execution state (running, completed, failed, cancelled, ...) ' +
-        'or an approval state (planning, pending, approved, auto-approved, rejected, dry-run).',
+        'or an approval state (planning, pending, approved, auto-approved, not-required, rejected, expired, dry-run).',
       access: 'read',
       query: OperationsQuery,
       responses: { 200: { description: 'operations', schema: OperationList }, ...commonErrors },
@@ -324,6 +327,12 @@ export function operationRoutes(s: Services): Route[] {
         const { id } = parseParams(c, OperationIdParams);
         const { handle, summary } = await loadOperation(c, id);
         const detail: Summary = { ...summary, ...(await statusOf(handle)) };
+        // One answer from one moment: the workflow's own approval state rather than the visibility
+        // record's, which may lag behind the phase and plan the same query returned.
+        const approvalState = detail.status?.['approvalState'];
+        if (typeof approvalState === 'string') detail.approvalState = approvalState;
+        const cancelled = detail.status?.['cancelled'];
+        if (summary.state === 'cancelled' && cancelled) detail.result = { outcome: 'cancelled', ...cancelled };
         if (summary.state !== 'running') {
           try {
             const outcome = await resultWithin(s, handle, s.timeouts.queryMs);
@@ -346,7 +355,9 @@ export function operationRoutes(s: Services): Route[] {
       path: '/v1/operations/{id}/cancel',
       tag: 'operations',
       summary: 'Cancel an operation',
-      description: 'Requests cancellation; the workflow stops at a safe point and reports what it did.',
+      description:
+        'The operation starts no new step, follows the PVE tasks already running to their end, and ends cancelled; ' +
+        'GET it for what it did and did not do (`result`). Asking again changes nothing.',
       access: 'cancel',
       params: OperationIdParams,
       body: { schema: CancelBody, required: false },
@@ -371,6 +382,12 @@ export function operationRoutes(s: Services): Route[] {
       },
     },
   ];
+
+  /** The message of a dry run's refused plan (`{ outcome: 'refused', plan: { reasons } }`). */
+  function refusalOf(result: unknown): string | undefined {
+    const r = result as { outcome?: string; plan?: { reasons?: string[] } } | undefined;
+    return r?.outcome === 'refused' ? (r.plan?.reasons ?? []).join('; ') : undefined;
+  }
 
   /** The workflow's status query, or why it could not be answered (it needs a worker). */
   async function statusOf(handle: WorkflowHandle): Promise<Pick<Summary, 'status' | 'statusUnavailable'>> {

@@ -309,7 +309,7 @@ describe('reading operations', () => {
       workflowId: expectedId,
       environment: 'home',
       memo: { summary: 'delete VM 1001 (web-1)' },
-      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] }),
+      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
     });
     const response = await api.call('GET', operationPath(expectedId), { token: 'viewer' });
     expect(response.status).toBe(200);
