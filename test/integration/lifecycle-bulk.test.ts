@@ -11,7 +11,7 @@ import { rejectUpdate } from '../../workflows/definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { bulkScenario } from '../../bench/bulk-scenario.js';
-import { failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
+import { cancelWhen, failureOf, startOperation, stepRunning, waitForPhase } from './lifecycle-helpers.js';
 
 let home: SimulatedEnvironment;
 let worker: TestWorker;
@@ -109,5 +109,22 @@ describe('a bulk action over 200 VMs', () => {
     expect([...big.sim.state.guests.values()].filter((g) => g.status === 'running')).toEqual([]);
     expect(peak).toBeGreaterThan(1);
     expect(peak).toBeLessThanOrEqual(8);
+  });
+
+  it('when cancelled, starts no further guest, lets the snapshots under way finish, and says which guests were not touched', async () => {
+    const handle = await startOperation(bigWorker, 'bulk-action', { tags: 'bulk', action: 'snapshot', snapshot: 'before_cancel', maxParallel: 4 });
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('auto-approved');
+    expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+    const report = status.cancelled!;
+    expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
+    expect(report.notStarted.length).toBeGreaterThan(0);
+    expect(report.done.length + report.notStarted.length).toBe(200);
+    const snapshotted = (id: string) => big.sim.state.guests.get(Number(id.split('/')[0]))!.snapshots.has('before_cancel');
+    expect(report.done.filter((id) => !snapshotted(id))).toEqual([]);
+    expect(report.notStarted.filter(snapshotted)).toEqual([]);
+    expect(big.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
   });
 });

@@ -20,9 +20,10 @@ import { createAuditLog } from '../../lib/audit/log.js';
 import type { MaintenancePlan } from '../../lib/maintenance/plan.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
 import type { OperationStatus } from '../../workflows/definitions.js';
-import { maintenanceDecisions, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
+import { maintenanceDecisions, maintenanceQuery, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
 import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen } from './lifecycle-helpers.js';
 
 const tokens = { otto: 'it-maint-otto-7c1d', anna: 'it-maint-anna-2b9e' };
 
@@ -163,6 +164,30 @@ describe('rolling maintenance on the simulator', () => {
       expect([g.vmid, migrations(env, g.vmid)]).toEqual([g.vmid, g.status === 'running' ? 2 : 0]);
       expect([g.vmid, g.status]).toEqual([g.vmid, g.vmid === 260 ? 'stopped' : 'running']);
     }
+  });
+
+  it('when cancelled, finishes the step the node is in, starts no other node, and says where every guest is', async () => {
+    const env = await simulated('maint-cancel');
+    const worker = await workerFor(env);
+    const handle = await startMaintenance(worker.client, worker.taskQueue, maintenanceInput({ environment: env.environment }));
+    const [first, ...later] = ((await approveWhenPlanned(handle)).plan!.details as MaintenancePlan).turns.map((t) => t.node);
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, (s) => s.steps.some((x) => x.id === `${first}/evacuate` && x.state === 'running'));
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('approved');
+    expect(runningAtCancel).toContain(`${first}/evacuate`);
+    expect(status.steps.filter((s) => s.state === 'running')).toEqual([]);
+    // The evacuation under way ran to its end; nothing after it started, on this node or any other.
+    expect(status.cancelled!.done).toContain(`${first}/evacuate`);
+    for (const node of later) expect(status.steps.filter((s) => s.id.startsWith(`${node}/`) && s.state !== 'skipped')).toEqual([]);
+    expect(status.cancelled!.notStarted).toContain(`${first}/upgrade`);
+    const progress = await handle.query(maintenanceQuery);
+    expect(progress.nodes.map((n) => [n.node, n.state])).toEqual([[first, 'cancelled'], ...later.map((n) => [n, 'not-started'])]);
+    const where = placement(env);
+    for (const g of progress.nodes[0]!.away) expect([g.vmid, where.get(g.vmid)]).toEqual([g.vmid, g.at]);
+    expect(progress.nodes[0]!.away.length).toBeGreaterThan(0);
+    expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    expect((await worker.client.workflow.getHandle(`${handle.workflowId}/${first}`).describe()).status.name).toBe('COMPLETED');
   });
 
   it('refuses to plan a cluster whose nodes cannot be emptied, saying why', async () => {
