@@ -281,7 +281,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
         if (o.state === 'migrated' || o.state === 'already-there') away.set(o.vmid, awayGuest(plan.moves.find((m) => m.vmid === o.vmid)!));
       }
       report.moved = away.size + cameBack.length;
-      cancellation.throwIfRequested(`the rest of ${node}'s evacuation`);
+      if (outcomes.some((o) => o.state === 'not-started')) cancellation.throwIfRequested(`the rest of ${node}'s evacuation`);
       const failed = outcomes.filter((o) => o.state === 'failed');
       if (failed.length > 0) {
         const waiting = outcomes.filter((o) => o.state === 'not-started').length;
@@ -411,7 +411,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       const marker = await reading.markTasks({ environment, nodes: [...new Set(planned.moves.map((m) => m.source))].sort() });
       const outcomes = await migrate('return', planned.moves, marker, 'continue');
       for (const o of outcomes) if (o.state === 'migrated' || o.state === 'already-there') home(o.vmid, planned.moves.find((m) => m.vmid === o.vmid)!.priorStatus);
-      cancellation.throwIfRequested(`the rest of the return to ${node}`);
+      if (outcomes.some((o) => o.state === 'not-started')) cancellation.throwIfRequested(`the rest of the return to ${node}`);
       const failed = outcomes.filter((o) => o.state === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
