@@ -4,7 +4,7 @@ import type { PxeActivities } from '../activities/pxe.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
-import { failureMessage, runGuestStep } from './guest-step.js';
+import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
 const planning = proxyActivities<PxeActivities>({
@@ -48,8 +48,8 @@ export async function installStatefulVm(input: StatefulVmInput) {
       const planned = (id: string): PlanStep => plan.steps.find((s) => s.id === id)!;
 
       const guest = await op.step('create', async () => {
-        const created = await creating.createGuest({ environment, spec });
-        if (created.upid) await watching.awaitTask({ environment, upid: created.upid });
+        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
+        if (created.upid) await watching.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
         return created;
       });
       op.mark('create', 'succeeded', `created VM ${guest.vmid} '${guest.name}' on ${guest.node}`);

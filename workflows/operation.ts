@@ -131,7 +131,7 @@ export async function runOperation<D, R>(
 
   const audit = (event: string, detail: Record<string, unknown> = {}) =>
     CancellationScope.nonCancellable(() =>
-      recordAudit({
+      recordAudit.executeWithOptions({ summary: `audit operation.${event}` }, [{
         eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${event}`,
         actor: event === 'approved' || event === 'rejected' ? (status.approval?.by ?? 'system') : meta.requester,
         action: `operation.${event}`,
@@ -139,7 +139,7 @@ export async function runOperation<D, R>(
         kind,
         environment: meta.environment,
         detail,
-      }),
+      }]),
     );
 
   try {

@@ -10,7 +10,7 @@ import type { TaskActivities } from '../activities/tasks.js';
 import type { RunbookRunInput } from '../lib/operations/catalog.js';
 import type { ResolvedCleanup, ResolvedStep, RunbookPlan } from '../lib/runbooks/plan.js';
 import type { Value } from '../lib/runbooks/placeholders.js';
-import { failureMessage } from './guest-step.js';
+import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 
 const planning = proxyActivities<RunbookActivities>({
@@ -61,7 +61,7 @@ export async function runResolvedStep(
     const outcome: StepOutcome = await stepActivities(step).runRunbookStep(request);
     if (outcome.kind === 'done') return { ...outcome.allocated, ...outcome.captured };
     try {
-      await waiting.awaitTask({ environment, upid: outcome.upid });
+      await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [{ environment, upid: outcome.upid }]);
       return { ...outcome.allocated };
     } catch (err) {
       const taken = allocate ? outcome.allocated?.[allocate.name] : undefined;

@@ -8,6 +8,7 @@ import { createActivities } from '../../activities/index.js';
 import type { BulkGuestResult } from '../../workflows/bulkAction.js';
 import { bulkActionOperation } from '../../lib/operations/catalog.js';
 import { rejectUpdate } from '../../workflows/definitions.js';
+import { PmApprovalState } from '../../workflows/search-attributes.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { bulkScenario } from '../../bench/bulk-scenario.js';
@@ -66,6 +67,14 @@ describe('a bulk action by tag expression', () => {
     await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', planVersion: 1, reason: 'lab still in use' }] });
     expect((await handle.result()).outcome).toBe('rejected');
     expect(home.sim.state.guests.has(1007) && home.sim.state.guests.has(1025)).toBe(true);
+  });
+
+  it('completes with nothing to do when every matching guest is skipped, saying why', async () => {
+    const handle = await startOperation(worker, 'bulk-action', { tags: 'lab', action: 'reboot' });
+    const result = await handle.result();
+    expect(result).toMatchObject({ outcome: 'nothing-to-do', plan: { steps: [] }, result: [] });
+    expect(result.plan.summary).toMatch(/^nothing to do: every guest matching 'lab' is skipped \(1007: VM 1007 'installer' is not running, so it cannot be rebooted; 1025: /);
+    expect((await handle.describe()).typedSearchAttributes.get(PmApprovalState)).toBe('not-required');
   });
 
   it('refuses an expression nothing matches, and one that does not parse, naming the field', async () => {

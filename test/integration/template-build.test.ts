@@ -98,7 +98,7 @@ describe('building the shipped templates', () => {
     const before = named('alpine-pxe-gold');
     expect(before).toHaveLength(1);
     const { result } = await build('alpine-pxe-gold', {});
-    expect(result.outcome).toBe('completed');
+    expect(result.outcome).toBe('nothing-to-do');
     expect(result.result).toEqual({ status: 'exists', vmid: before[0]!.vmid, node: 'pve01', name: 'alpine-pxe-gold' });
     expect(result.plan.steps).toEqual([]);
     expect(named('alpine-pxe-gold')).toHaveLength(1);
