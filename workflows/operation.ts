@@ -131,19 +131,21 @@ export async function runOperation<D, R>(
 
   const audit = (event: string, detail: Record<string, unknown> = {}) =>
     CancellationScope.nonCancellable(() =>
-      recordAudit.executeWithOptions({ summary: `audit operation.${event}` }, [{
-        eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${event}`,
-        actor: event === 'approved' || event === 'rejected' ? (status.approval?.by ?? 'system') : meta.requester,
-        action: `operation.${event}`,
-        operationId: workflowInfo().workflowId,
-        kind,
-        environment: meta.environment,
-        detail,
-      }]),
+      recordAudit.executeWithOptions({ summary: `audit operation.${event}` }, [
+        {
+          eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${event}`,
+          actor: event === 'approved' || event === 'rejected' ? (status.approval?.by ?? 'system') : meta.requester,
+          action: `operation.${event}`,
+          operationId: workflowInfo().workflowId,
+          kind,
+          environment: meta.environment,
+          detail,
+        },
+      ]),
     );
 
   try {
-    const draft = await planOrRefusal(spec.plan, meta.dryRun);
+    const { draft, refused } = await planOrRefusal(spec.plan, meta.dryRun);
     const plan: OperationPlan<D> = { ...draft, version: 1 };
     status.plan = plan;
     status.steps = plan.steps.map((s) => ({ id: s.id, state: 'pending' }));
@@ -155,11 +157,10 @@ export async function runOperation<D, R>(
     upsertMemo({ summary: plan.summary });
 
     if (meta.dryRun) {
-      const outcome = 'refused' in draft ? 'refused' : 'dry-run';
       status.phase = 'completed';
       setApprovalState(status, 'dry-run');
-      setCurrentDetails(`dry run, ${outcome === 'refused' ? 'refused' : 'planned'}: ${plan.summary}`);
-      return { outcome, plan };
+      setCurrentDetails(`dry run${refused ? '' : ', planned'}: ${plan.summary}`);
+      return { outcome: refused ? 'refused' : 'dry-run', plan };
     }
 
     // A plan without steps changes nothing, so there is nothing to approve: apply only reports.
@@ -209,14 +210,13 @@ export async function runOperation<D, R>(
  * The plan; for a dry run, a refusal is its answer too: a plan without steps whose reasons say
  * why, so the dry run completes with it instead of failing.
  */
-async function planOrRefusal<D>(plan: () => Promise<PlanDraft<D>>, dryRun: boolean): Promise<PlanDraft<D> | (PlanDraft<D> & { refused: true })> {
+async function planOrRefusal<D>(plan: () => Promise<PlanDraft<D>>, dryRun: boolean): Promise<{ draft: PlanDraft<D>; refused: boolean }> {
   try {
-    return await plan();
+    return { draft: await plan(), refused: false };
   } catch (err) {
     const refusal = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable ? err.cause : undefined;
     if (!dryRun || !refusal) throw err;
-    return {
-      refused: true,
+    const draft: PlanDraft<D> = {
       summary: `refused: ${refusal.message}`,
       risk: 'low',
       reasons: [refusal.message],
@@ -226,6 +226,7 @@ async function planOrRefusal<D>(plan: () => Promise<PlanDraft<D>>, dryRun: boole
       vmids: [],
       estimatedDurationMs: 0,
     };
+    return { draft, refused: true };
   }
 }
 
