@@ -101,6 +101,16 @@ describe('starting an operation', () => {
     });
   });
 
+  it('with dryRun, answers 422 with the reasons when the workflow completed with a refused plan', async () => {
+    const api = testApi();
+    api.temporal.onStart = (w) => {
+      w.result = { outcome: 'refused', plan: { version: 1, summary: "refused: VM 1001 is named 'db-1'", risk: 'low', reasons: ["VM 1001 is named 'db-1', not 'web-1'"], steps: [] } };
+    };
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    expect(response.status).toBe(422);
+    expect((await response.json()).error).toEqual({ code: 'plan_failed', message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1'" });
+  });
+
   it('answers 503 when Temporal is unreachable', async () => {
     const api = testApi();
     api.temporal.startError = new ServiceError('Failed to start Workflow', {
