@@ -383,6 +383,12 @@ export function operationRoutes(s: Services): Route[] {
     },
   ];
 
+  /** The client's message and the gRPC answer under it ("Failed to query Workflow: 14 UNAVAILABLE: ..."). */
+  function describeError(err: unknown): string {
+    if (!(err instanceof Error)) return String(err);
+    return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
+  }
+
   /** The message of a dry run's refused plan (`{ outcome: 'refused', plan: { reasons } }`). */
   function refusalOf(result: unknown): string | undefined {
     const r = result as { outcome?: string; plan?: { reasons?: string[] } } | undefined;
@@ -399,7 +405,7 @@ export function operationRoutes(s: Services): Route[] {
       return {
         statusUnavailable: timedOut
           ? `no worker answered the status query within ${s.timeouts.queryMs} ms (is the worker running?)`
-          : `status query failed: ${redact(err instanceof Error ? err.message : String(err))}`,
+          : `status query failed: ${redact(describeError(err))}`,
       };
     }
   }
