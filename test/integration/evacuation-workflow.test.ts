@@ -33,6 +33,18 @@ const scenario: Scenario = {
   ],
 };
 
+/** The scenario on the simulator, and a worker with the evacuation's activities. */
+async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironment; worker: TestWorker }> {
+  const env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed });
+  const worker = await startTestWorker({
+    activities: {
+      ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+      ...createAuditActivities(env.deps.audit),
+    },
+  });
+  return { env, worker };
+}
+
 describe('evacuateNode on the simulator', () => {
   let env: SimulatedEnvironment;
   let sim: SimulatedCluster;
@@ -40,14 +52,8 @@ describe('evacuateNode on the simulator', () => {
   const request = (body: Omit<EvacuationBody, 'environment'>) => evacuationInput({ environment: env.environment, ...body });
 
   beforeAll(async () => {
-    env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed: 20 });
+    ({ env, worker } = await evacuationStack(20));
     sim = env.sim;
-    worker = await startTestWorker({
-      activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(env.deps.audit),
-      },
-    });
   });
   afterAll(async () => {
     await worker?.shutdown();
@@ -123,13 +129,7 @@ describe('a cancelled evacuation', () => {
   let worker: TestWorker;
 
   beforeAll(async () => {
-    env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed: 10 });
-    worker = await startTestWorker({
-      activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(env.deps.audit),
-      },
-    });
+    ({ env, worker } = await evacuationStack(10));
   });
   afterAll(async () => {
     await worker?.shutdown();
