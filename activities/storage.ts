@@ -178,13 +178,13 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
             });
           }
         }
-        if (unused.length === 0) refuse('PlanRefused', 'nothing to remove: every image is used by a guest');
-
         const total = unused.reduce((sum, v) => sum + v.size, 0);
+        // Nothing unused is an answer, not a refusal: a plan without steps completes as nothing-to-do.
+        const nothing = unused.length === 0;
         return {
-          summary: `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
-          risk: 'high',
-          reasons: ['removing a volume destroys its data for good'],
+          summary: nothing ? 'nothing to remove: every image is used by a guest' : `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
+          risk: nothing ? 'low' : 'high',
+          reasons: [nothing ? 'changes nothing' : 'removing a volume destroys its data for good'],
           steps: unused.map((v) => ({
             id: `delete/${v.volid}`,
             action: 'delete-volume',

@@ -16,6 +16,7 @@ import {
   type GuestType,
 } from '../lib/lifecycle/guest-steps.js';
 import type { VmActionInput, VmResizeInput } from '../lib/operations/catalog.js';
+import { formatDuration } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveUnavailableError } from '../lib/pve/errors.js';
@@ -148,7 +149,8 @@ export async function readPreflight(client: PveClient, guest: LocatedGuest): Pro
 export function preflightLine(guest: Pick<LocatedGuest, 'type' | 'vmid'>, name: string, p: GuestPreflight): string {
   const snapshots = p.snapshots.length ? `, snapshots: ${p.snapshots.join(', ')}` : '';
   const tags = p.tags.length ? `, tags: ${p.tags.join(', ')}` : '';
-  return `${describeGuest(guest)} '${name}' on ${p.node}: ${p.status}, up ${p.uptimeSeconds} s${tags}${snapshots}`;
+  const uptime = p.status === 'running' ? `, up ${formatDuration(p.uptimeSeconds * 1000)}` : '';
+  return `${describeGuest(guest)} '${name}' on ${p.node}: ${p.status}${uptime}${tags}${snapshots}`;
 }
 
 function requestOf(input: GuestActionInput): GuestActionRequest {

@@ -131,7 +131,8 @@ const filterableExecutionStates = [
   'paused',
 ] as const;
 export const executionStates = [...filterableExecutionStates, 'unknown'] as const;
-export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'rejected', 'dry-run'] as const;
+// An operation cancelled before its decision has approval state `cancelled`: `state=cancelled` finds it (and every other cancelled one).
+export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'not-required', 'rejected', 'expired', 'dry-run'] as const;
 
 export const OperationIdParams = z.strictObject({
   id: z.string().regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id (URL-encode its slashes)'),

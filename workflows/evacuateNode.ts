@@ -71,22 +71,25 @@ export async function evacuateNode(input: EvacuationInput) {
       });
 
       const marker = await reading.markTaskHistory({ environment, node: evacuation.source });
-      const outcomes = await executeChild(migrateGuests, {
-        workflowId: `${workflowInfo().workflowId}/migrations`,
-        staticSummary: `migrate ${evacuation.moves.length} guests off ${evacuation.source}`,
-        args: [
-          {
-            environment,
-            pending: evacuation.moves,
-            limits: evacuation.limits,
-            memoryHeadroom: evacuation.policy.memoryHeadroom,
-            memoryBasis: evacuation.policy.memoryBasis,
-            onFailure: evacuation.onFailure,
-            marker,
-            progressTo: workflowInfo().workflowId,
-          },
-        ],
-      });
+      // Cancelled, the child starts no migration and follows the running ones to their end.
+      const outcomes = await op.cancellable(() =>
+        executeChild(migrateGuests, {
+          workflowId: `${workflowInfo().workflowId}/migrations`,
+          staticSummary: `migrate ${evacuation.moves.length} guests off ${evacuation.source}`,
+          args: [
+            {
+              environment,
+              pending: evacuation.moves,
+              limits: evacuation.limits,
+              memoryHeadroom: evacuation.policy.memoryHeadroom,
+              memoryBasis: evacuation.policy.memoryBasis,
+              onFailure: evacuation.onFailure,
+              marker,
+              progressTo: workflowInfo().workflowId,
+            },
+          ],
+        }),
+      );
 
       const moved = outcomes.filter((o) => o.state === 'migrated' || o.state === 'already-there');
       const verification = await op.step('verify', () =>

@@ -7,10 +7,15 @@
  * Large nodes stay far from Temporal's history limits: when this run's history grows past its
  * budget it stops starting migrations, lets the running ones finish and continues as a new
  * run with what is left.
+ *
+ * Cancelled, it starts no migration, follows the running ones to their end and returns every
+ * guest's outcome — the ones it did not start as not-started — because its caller has to say
+ * where each guest is.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
   defineQuery,
@@ -25,6 +30,7 @@ import type { MigrationActivities, MigrationReport, TaskMarker } from '../activi
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { MigrationMode } from '../lib/planning/estimate.js';
 import type { MemoryBasis } from '../lib/planning/placement.js';
+import { watchCancellation, type Cancellation } from './cancellation.js';
 
 export interface GuestOutcome {
   vmid: number;
@@ -95,6 +101,11 @@ const { migrateGuest } = proxyActivities<MigrationActivities>({
 });
 
 export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOutcome[]> {
+  const cancellation = watchCancellation();
+  return CancellationScope.nonCancellable(() => migrate(input, cancellation));
+}
+
+async function migrate(input: MigrateGuestsInput, cancellation: Cancellation): Promise<GuestOutcome[]> {
   const { limits } = input;
   const pending = [...input.pending];
   const done = [...(input.done ?? [])];
@@ -144,6 +155,7 @@ export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOut
   };
 
   for (;;) {
+    if (cancellation.requested) halted ??= 'the operation was cancelled';
     while (!halted && !overBudget() && running.size < limits.maxParallel) {
       const next = pending.findIndex((m) => onTarget(running, m.target) < limits.maxParallelPerTarget);
       if (next < 0) break;
@@ -155,7 +167,7 @@ export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOut
       await progress.flushed();
       await continueAsNew<typeof migrateGuests>({ ...input, pending, done, ...(halted ? { halted } : {}) });
     }
-    await condition(() => changed);
+    await condition(() => changed || (cancellation.requested && halted === undefined));
     changed = false;
   }
 

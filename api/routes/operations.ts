@@ -147,6 +147,9 @@ export function operationRoutes(s: Services): Route[] {
         noteAudit(c, { result: 'started' });
         return c.json(started, 202, { Location: started.links.self });
       }
+      // The workflow completed with the refusal as its plan; the caller asked for a plan and gets why there is none.
+      const refused = refusalOf(outcome.value);
+      if (refused) throw new ApiError(422, 'plan_failed', `the plan could not be made: ${refused}`);
       noteAudit(c, { result: 'dry-run' });
       const plan = (outcome.value as { plan?: OperationPlan } | undefined)?.plan;
       return c.json(
@@ -297,7 +300,7 @@ export function operationRoutes(s: Services): Route[] {
       summary: 'List operations, newest first',
       description:
         'Filters combine with AND. `state` is an execution state (running, completed, failed, cancelled, ...) ' +
-        'or an approval state (planning, pending, approved, auto-approved, rejected, dry-run).',
+        'or an approval state (planning, pending, approved, auto-approved, not-required, rejected, expired, dry-run).',
       access: 'read',
       query: OperationsQuery,
       responses: { 200: { description: 'operations', schema: OperationList }, ...commonErrors },
@@ -333,6 +336,12 @@ export function operationRoutes(s: Services): Route[] {
         const { id } = parseParams(c, OperationIdParams);
         const { handle, summary, description } = await loadOperation(c, id);
         const detail: Summary = { ...summary, ...(await statusOf(handle)) };
+        // One answer from one moment: the workflow's own approval state rather than the visibility
+        // record's, which may lag behind the phase and plan the same query returned.
+        const approvalState = detail.status?.['approvalState'];
+        if (typeof approvalState === 'string') detail.approvalState = approvalState;
+        const cancelled = detail.status?.['cancelled'];
+        if (summary.state === 'cancelled' && cancelled) detail.result = { outcome: 'cancelled', ...cancelled };
         const transfers = runningTransfers(description);
         if (transfers.length > 0) detail.transfers = transfers;
         const plan = detail.status?.plan as OperationPlan | undefined;
@@ -359,7 +368,9 @@ export function operationRoutes(s: Services): Route[] {
       path: '/v1/operations/{id}/cancel',
       tag: 'operations',
       summary: 'Cancel an operation',
-      description: 'Requests cancellation; the workflow stops at a safe point and reports what it did.',
+      description:
+        'The operation starts no new step, follows the PVE tasks already running to their end, and ends cancelled; ' +
+        'GET it for what it did and did not do (`result`). Asking again changes nothing.',
       access: 'cancel',
       params: OperationIdParams,
       body: { schema: CancelBody, required: false },
@@ -385,6 +396,18 @@ export function operationRoutes(s: Services): Route[] {
     },
   ];
 
+  /** The client's message and the gRPC answer under it ("Failed to query Workflow: 14 UNAVAILABLE: ..."). */
+  function describeError(err: unknown): string {
+    if (!(err instanceof Error)) return String(err);
+    return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
+  }
+
+  /** The message of a dry run's refused plan (`{ outcome: 'refused', plan: { reasons } }`). */
+  function refusalOf(result: unknown): string | undefined {
+    const r = result as { outcome?: string; plan?: { reasons?: string[] } } | undefined;
+    return r?.outcome === 'refused' ? (r.plan?.reasons ?? []).join('; ') : undefined;
+  }
+
   /** The workflow's status query, or why it could not be answered (it needs a worker). */
   async function statusOf(handle: WorkflowHandle): Promise<Pick<Summary, 'status' | 'statusUnavailable'>> {
     try {
@@ -395,7 +418,7 @@ export function operationRoutes(s: Services): Route[] {
       return {
         statusUnavailable: timedOut
           ? `no worker answered the status query within ${s.timeouts.queryMs} ms (is the worker running?)`
-          : `status query failed: ${redact(err instanceof Error ? err.message : String(err))}`,
+          : `status query failed: ${redact(describeError(err))}`,
       };
     }
   }

@@ -23,6 +23,7 @@ import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } 
 import type { ClusterUpResult } from '../../workflows/clusterUp.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
 const standin = fileURLToPath(new URL('../../sim/bin/talosctl', import.meta.url));
 const repoClusters = fileURLToPath(new URL('../../clusters/', import.meta.url));
@@ -119,8 +120,8 @@ afterAll(async () => {
 const meta = (): OperationMeta => ({ requester: 'alice', environment: 'home', dryRun: false, approvalTimeoutMs: 60_000, autoApprove: ['low'] });
 let seq = 0;
 
-function startUp(profile: string, w: TestWorker = worker): Promise<WorkflowHandle> {
-  const body = clusterUpOperation.body.parse({ environment: 'home', profile });
+function startUp(profile: string, w: TestWorker = worker, maxParallel?: number): Promise<WorkflowHandle> {
+  const body = clusterUpOperation.body.parse({ environment: 'home', profile, ...(maxParallel ? { maxParallel } : {}) });
   const input: ClusterUpInput = { ...body, meta: meta() };
   return w.client.workflow.start('clusterUp', {
     taskQueue: w.taskQueue,
@@ -367,5 +368,37 @@ describe('tearing the lab cluster down through the API', () => {
     await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
     const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
     expect(volumes.filter((v) => lab.some((g) => g.vmid === v.vmid))).toEqual([]);
+  });
+});
+
+describe('a cancelled cluster-up', () => {
+  it('clones no further VM, finishes the clones under way, and says which members it did not start', async () => {
+    await writeFile(
+      join(clustersDir, 'stop.yaml'),
+      stringify({
+        name: 'stop',
+        environment: 'home',
+        template: { vmid: 101, name: 'tpl-talos-1-11' },
+        control_plane: { count: 1, cores: 2, memory_mb: 2048, disk_gb: 10 },
+        workers: { count: 3, cores: 2, memory_mb: 2048, disk_gb: 10 },
+        talos: { version: 'v1.11.3' },
+      }),
+    );
+    const handle = await startUp('stop', worker, 1);
+    await approve(handle);
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('clone:'));
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('approved');
+    expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+    const report = status.cancelled!;
+    expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
+    expect(report.notStarted).toEqual(expect.arrayContaining(['machine-configs', 'bootstrap', 'health', 'kubeconfig']));
+    // Exactly the VMs whose clone was sent exist; every clone task has ended.
+    const cloned = report.done.filter((id) => id.startsWith('clone:')).map((id) => id.slice('clone:'.length));
+    const present = [...env.sim.state.guests.values()].filter((g) => /^auto-stop-/.test(g.name)).map((g) => g.name);
+    expect(present.sort()).toEqual(cloned.sort());
+    expect(report.notStarted.filter((id) => id.startsWith('clone:')).length).toBeGreaterThan(0);
+    expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
   });
 });

@@ -101,7 +101,7 @@ describe('containers', () => {
 
   it('shut down and start through the same single-guest action as VMs', async () => {
     const shutdown = await startOperation(worker, 'vm-action', { vmid: 2002, name: 'unifi', action: 'shutdown' });
-    expect((await shutdown.result()).plan.summary).toMatch(/^shutdown CT 2002 'unifi' on pve02: running, up \d+ s, tags: infra$/);
+    expect((await shutdown.result()).plan.summary).toMatch(/^shutdown CT 2002 'unifi' on pve02: running, up (\d+ s|\d+ min|\d+ h \d\d min), tags: infra$/);
     expect(guest(2002)!.status).toBe('stopped');
     await (await startOperation(worker, 'vm-action', { vmid: 2002, name: 'unifi', action: 'start' })).result();
     expect(guest(2002)!.status).toBe('running');

@@ -23,6 +23,7 @@ import { approveUpdate, statusQuery, type OperationPlan, type OperationStatus } 
 import type { ReconcileResult } from '../../workflows/reconcile.js';
 import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 import { driftApi, withDriftTokens } from '../unit/manifest-drift-app.js';
 
 let env: SimulatedEnvironment;
@@ -345,3 +346,45 @@ async function runSchedule(): Promise<DriftReport> {
   }
   throw new Error('the drift schedule did not start a run');
 }
+
+describe('a cancelled reconcile', () => {
+  it('starts no further guest, finishes the one under way, and says which changes were not made', async () => {
+    const batch = join(dir, 'batch');
+    await mkdir(batch);
+    const containers = Array.from({ length: 8 }, (_, i) => ({
+      name: `batch-${i + 1}`,
+      kind: 'lxc',
+      source: { ostemplate: 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst' },
+      memory: '512M',
+      disks: [{ slot: 'rootfs', size: 8, storage: 'local-lvm' }],
+      network: [{ bridge: 'vmbr0', ip: 'dhcp' }],
+    }));
+    await writeFile(join(batch, 'batch.yaml'), stringify({ environment: 'home', claims: { tags: ['batch'], vmids: '3100-3199' }, guests: containers }));
+    // Every API call a little slower, so the cancel finds a guest being created.
+    env.sim.faults.setApi({ latencyMs: 100 });
+    try {
+      const handle = await start({ manifests: batch, maxParallel: 1 });
+      const planned = await waitForPhase(handle, 'awaiting-approval');
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: planned.plan!.version }] });
+      const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
+
+      expect(status.phase).toBe('cancelled');
+      expect(approvalState).toBe('approved');
+      expect(runningAtCancel).toHaveLength(1);
+      expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+      const report = status.cancelled!;
+      expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
+      // Each change's steps ran in order up to the cancel: a guest exists exactly when its creation ran.
+      const changes = (planned.plan!.details as ReconcileDetails).changes;
+      for (const c of changes) {
+        const ran = c.steps.map((s) => report.done.includes(s.id));
+        expect(ran).toEqual([...ran].sort((a, b) => Number(b) - Number(a)));
+        expect([c.key, guestNamed(c.key) !== undefined]).toEqual([c.key, ran[0]]);
+      }
+      expect(changes.filter((c) => c.steps.every((s) => report.notStarted.includes(s.id))).length).toBeGreaterThan(0);
+      expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    } finally {
+      env.sim.faults.setApi({ latencyMs: 0 });
+    }
+  });
+});

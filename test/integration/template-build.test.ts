@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
-import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
+import { approve, cancelWhen, failureOf, startOperation, stepRunning, waitForPhase } from './lifecycle-helpers.js';
 import { checksumOf, homelabWithShippedRole } from './runbook-helpers.js';
 
 const urls = {
@@ -98,7 +98,7 @@ describe('building the shipped templates', () => {
     const before = named('alpine-pxe-gold');
     expect(before).toHaveLength(1);
     const { result } = await build('alpine-pxe-gold', {});
-    expect(result.outcome).toBe('completed');
+    expect(result.outcome).toBe('nothing-to-do');
     expect(result.result).toEqual({ status: 'exists', vmid: before[0]!.vmid, node: 'pve01', name: 'alpine-pxe-gold' });
     expect(result.plan.steps).toEqual([]);
     expect(named('alpine-pxe-gold')).toHaveLength(1);
@@ -143,6 +143,24 @@ describe('a build that breaks', () => {
     expect(failure.message).toMatch(/^step convert-to-template failed: .*simulated: converting to a template failed.*\. Cleaned up: remove-vm\.$/s);
     expect([...env.sim.state.guests.keys()].filter((v) => !before.has(v))).toEqual([]);
     expect(named('gold-broken')).toEqual([]);
+  });
+
+  it('when cancelled, finishes the step under way, starts no other, and removes what it built', async () => {
+    // Every API call a little slower, so the cancel finds the VM being created.
+    env.sim.faults.setApi({ latencyMs: 100 });
+    try {
+      const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01', name: 'gold-cancelled' } });
+      const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('create-vm'));
+
+      expect(status.phase).toBe('cancelled');
+      expect(approvalState).toBe('auto-approved');
+      expect(runningAtCancel).toEqual(['create-vm']);
+      expect(status.cancelled).toMatchObject({ done: ['create-vm', 'remove-vm'], failed: [], notStarted: ['convert-to-template', 'verify'] });
+      expect(named('gold-cancelled')).toEqual([]);
+      expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    } finally {
+      env.sim.faults.setApi({ latencyMs: 0 });
+    }
   });
 
   it('keeps the half-built VM for debugging when asked to', async () => {

@@ -93,7 +93,7 @@ function apiWithOperations(): TestApi {
       workflowId: id,
       environment,
       requester: 'someone-else',
-      query: () => ({ phase: 'awaiting-approval', requester: 'someone-else', environment, dryRun: false, steps: [], ignoredApprovals: [] }),
+      query: () => ({ phase: 'awaiting-approval', requester: 'someone-else', environment, dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
       update: (name, request) => ({ decision: name === 'approve' ? 'approved' : 'rejected', by: request.by, at: 'now', planVersion: 1 }),
     });
   }

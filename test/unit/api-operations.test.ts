@@ -117,6 +117,16 @@ describe('starting an operation', () => {
     });
   });
 
+  it('with dryRun, answers 422 with the reasons when the workflow completed with a refused plan', async () => {
+    const api = testApi();
+    api.temporal.onStart = (w) => {
+      w.result = { outcome: 'refused', plan: { version: 1, summary: "refused: VM 1001 is named 'db-1'", risk: 'low', reasons: ["VM 1001 is named 'db-1', not 'web-1'"], steps: [] } };
+    };
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    expect(response.status).toBe(422);
+    expect((await response.json()).error).toEqual({ code: 'plan_failed', message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1'" });
+  });
+
   it('answers 503 when Temporal is unreachable', async () => {
     const api = testApi();
     api.temporal.startError = new ServiceError('Failed to start Workflow', {
@@ -346,7 +356,7 @@ describe('reading operations', () => {
       workflowId: expectedId,
       environment: 'home',
       memo: { summary: 'delete VM 1001 (web-1)' },
-      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] }),
+      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
     });
     const response = await api.call('GET', operationPath(expectedId), { token: 'viewer' });
     expect(response.status).toBe(200);

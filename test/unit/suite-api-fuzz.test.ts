@@ -19,7 +19,7 @@ describe('the API under random input', () => {
     const api = testApi();
     // Operations exist to approve, reject and cancel, whatever the fuzzer names.
     api.temporal.onStart = (w) => {
-      w.query = () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] });
+      w.query = () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] });
       w.result = {
         outcome: 'dry-run',
         plan: { version: 1, summary: 'a plan', risk: 'low', reasons: [], steps: [], warnings: [], nodes: [], vmids: [], estimatedDurationMs: 0 },
