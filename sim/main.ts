@@ -12,6 +12,7 @@
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { offeredDownloads, type OfferedDownload } from './downloads.js';
 import { guestSystemsOf } from './guest-ssh.js';
 import { startSimulator, type SimulatedCluster } from './index.js';
 import { ScenarioError } from './scenario.js';
@@ -34,6 +35,8 @@ export interface ConnectionFile {
   admin_secret_file: string;
   /** `SHA256:...` of the network-booted live image's SSH host key, to pin for PXE installs. */
   live_image_host_key: string;
+  /** The scenario's downloads with the checksums of what they serve, for iso-import and template-build. */
+  downloads: OfferedDownload[];
   pid: number;
 }
 
@@ -75,6 +78,7 @@ async function writeConnection(sim: SimulatedCluster, scenario: string, speed: n
     ssh_key_file: sshKeyFile,
     admin_secret_file: adminFile,
     live_image_host_key: guestSystemsOf(sim.cluster).liveImageHostKey,
+    downloads: offeredDownloads(sim.state.downloads),
     pid: process.pid,
   };
   // Written whole and renamed, so a reader polling for the file never sees half of it.
@@ -124,6 +128,7 @@ async function main(): Promise<number> {
   console.log(`  tokens: ${connection.tokens.map((t) => `${t.token_id} (${t.file})`).join(', ')}`);
   console.log(`  SSH key: ${connection.ssh_key_file}   admin secret: ${connection.admin_secret_file}`);
   console.log(`  PXE live image host key: ${connection.live_image_host_key}`);
+  for (const d of connection.downloads) console.log(`  download ${d.url}  sha256 ${d.sha256}`);
 
   await new Promise<void>((done) => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());

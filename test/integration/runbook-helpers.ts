@@ -1,12 +1,13 @@
 /**
  * What the runbook and template integration tests share: the homelab scenario with its
- * automation token holding exactly the shipped least-privilege role, and the checksums the
- * simulator gives downloads it does not list.
+ * automation token holding exactly the shipped least-privilege role, and the checksums of
+ * what the simulator serves at a URL.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ROLE_PRIVILEGES } from '../../lib/rbac.js';
+import { downloadContent } from '../../sim/downloads.js';
 import type { Scenario } from '../../sim/index.js';
 import { homelabScenario } from '../support/simulated-env.js';
 
@@ -15,7 +16,7 @@ export function homelabWithShippedRole(): Scenario {
   return { ...homelab, roles: { ...homelab.roles, ProxmoxManager: [...ROLE_PRIVILEGES] } };
 }
 
-/** A URL the scenario does not list serves content whose checksum is that of the URL text. */
+/** The digest of the bytes the simulator serves at `url` (sim/downloads.ts). */
 export function checksumOf(url: string, algorithm = 'sha256'): string {
-  return createHash(algorithm).update(url).digest('hex');
+  return createHash(algorithm).update(downloadContent(url)).digest('hex');
 }
