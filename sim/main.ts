@@ -5,9 +5,10 @@
  *     [--connection-file data/sim/connection.json] [--data-dir data/sim] [--host 127.0.0.1] \
  *     [--auth-failure-delay-ms 3000]
  *
- * Prints node URLs, the TLS fingerprint and SSH host keys, never a secret. Secrets (API token,
- * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
- * the connection file's directory, else data/sim); the connection file names those files.
+ * Prints node URLs, the TLS fingerprint, SSH host keys and the checksums of the scenario's
+ * downloads, never a secret. Secrets (API token, SSH client key, admin secret) go to files with
+ * mode 0600 in the data directory (default: the connection file's directory, else data/sim);
+ * the connection file names those files.
  */
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
