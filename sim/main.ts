@@ -8,13 +8,15 @@
  * `--scenario` also takes a real cluster's inventory — a `/cluster/resources` dump, or what
  * `npm run rehearse -- --from-env` reads — imported with every guess listed (sim/scenario-import.ts).
  *
- * Prints node URLs, each node's TLS fingerprint and SSH host key, never a secret. Secrets (API token,
- * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
- * the connection file's directory, else data/sim); the connection file names those files.
+ * Prints node URLs, each node's TLS fingerprint and SSH host key and the checksums of the
+ * scenario's downloads, never a secret. Secrets (API token, SSH client key, admin secret) go to
+ * files with mode 0600 in the data directory (default: the connection file's directory, else
+ * data/sim); the connection file names those files.
  */
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { offeredDownloads, type OfferedDownload } from './downloads.js';
 import { guestSystemsOf } from './guest-ssh.js';
 import { startSimulator, type SimulatedCluster } from './index.js';
 import { ScenarioError } from './scenario.js';
@@ -40,6 +42,8 @@ export interface ConnectionFile {
   admin_secret_file: string;
   /** `SHA256:...` of the network-booted live image's SSH host key, to pin for PXE installs. */
   live_image_host_key: string;
+  /** The scenario's downloads with the checksums of what they serve, for iso-import and template-build. */
+  downloads: OfferedDownload[];
   pid: number;
 }
 
@@ -88,6 +92,7 @@ async function writeConnection(sim: SimulatedCluster, scenario: string, speed: n
     ssh_key_file: sshKeyFile,
     admin_secret_file: adminFile,
     live_image_host_key: guestSystemsOf(sim.cluster).liveImageHostKey,
+    downloads: offeredDownloads(sim.state.downloads),
     pid: process.pid,
   };
   // Written whole and renamed, so a reader polling for the file never sees half of it.
@@ -148,6 +153,7 @@ async function main(): Promise<number> {
   console.log(`  tokens: ${connection.tokens.map((t) => `${t.token_id} (${t.file})`).join(', ')}`);
   console.log(`  SSH key: ${connection.ssh_key_file}   admin secret: ${connection.admin_secret_file}`);
   console.log(`  PXE live image host key: ${connection.live_image_host_key}`);
+  for (const d of connection.downloads) console.log(`  download ${d.url}  sha256 ${d.sha256}`);
 
   await new Promise<void>((done) => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());

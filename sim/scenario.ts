@@ -156,9 +156,8 @@ const TokenSpec = z.strictObject({
 
 const DownloadSpec = z.strictObject({
   url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
+  /** Simulated size; the content and its checksums come from sim/downloads.ts, never from here. */
   size: Size,
-  /** SHA-256 of the content; by default the SHA-256 of the URL string, so it is predictable. */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** Make the fetch fail with this HTTP status. */
   http_status: z.number().int().min(400).max(599).optional(),
 });

@@ -7,7 +7,8 @@
  * resized, deleted), as a playbook's tasks would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { READ_ONLY_TOKEN, simulatedSha256, startConformanceCluster, type ConformanceCluster, type TaskResult } from './clients.js';
+import { downloadChecksum } from '../../sim/downloads.js';
+import { READ_ONLY_TOKEN, startConformanceCluster, type ConformanceCluster, type TaskResult } from './clients.js';
 
 /**
  * Cases that need another branch's simulator work: a NIC created without a MAC gets one
@@ -134,7 +135,7 @@ describe('storage and tasks', () => {
         content_type: 'iso',
         url,
         checksum_algorithm: 'sha256',
-        checksum: simulatedSha256(url),
+        checksum: downloadChecksum(url),
         timeout: 60,
       },
     };

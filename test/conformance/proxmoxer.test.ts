@@ -6,7 +6,8 @@
  * migrated to pve02 is then snapshotted there), as a script's calls would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANSIBLE_TOKEN, READ_ONLY_TOKEN, simulatedSha256, startConformanceCluster, type ConformanceCluster, type Proxmoxer } from './clients.js';
+import { downloadChecksum } from '../../sim/downloads.js';
+import { ANSIBLE_TOKEN, READ_ONLY_TOKEN, startConformanceCluster, type ConformanceCluster, type Proxmoxer } from './clients.js';
 import { schemaProblems } from './schema.js';
 
 /**
@@ -166,7 +167,7 @@ describe('tasks', () => {
 
   it('downloads a URL into storage as a task, verifying its checksum', async () => {
     const url = 'https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2';
-    const checksum = simulatedSha256(url);
+    const checksum = downloadChecksum(url);
     const common = { url, content: 'import', 'checksum-algorithm': 'sha256' };
 
     const wrong = await task('post', 'nodes/pve01/storage/local/download-url', { ...common, filename: 'wrong.qcow2', checksum: '0'.repeat(64) });

@@ -6,10 +6,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { ROLE_PRIVILEGES } from '../../lib/rbac.js';
+import { downloadChecksum } from '../../sim/downloads.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { failureOf, startOperation } from './lifecycle-helpers.js';
-import { checksumOf, homelabWithShippedRole } from './runbook-helpers.js';
+import { homelabWithShippedRole } from './runbook-helpers.js';
 
 const ubuntuImage = 'https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img';
 const running: { env: SimulatedEnvironment; worker: TestWorker }[] = [];
@@ -46,7 +47,7 @@ describe('the shipped role', () => {
     const { env, worker } = await clusterWithRole();
     const handle = await startOperation(worker, 'template-build', {
       runbook: 'ubuntu-2404-cloudinit',
-      parameters: { node: 'pve01', image_sha256: checksumOf(ubuntuImage) },
+      parameters: { node: 'pve01', image_sha256: downloadChecksum(ubuntuImage) },
     });
     expect((await handle.result()).result.status).toBe('built');
     expect(guestsNamed(env, 'ubuntu-2404-cloudinit')[0]?.config['template']).toBe('1');
@@ -56,7 +57,7 @@ describe('the shipped role', () => {
     const { env, worker } = await clusterWithRole('VM.Config.Disk');
     const handle = await startOperation(worker, 'template-build', {
       runbook: 'ubuntu-2404-cloudinit',
-      parameters: { node: 'pve01', image_sha256: checksumOf(ubuntuImage) },
+      parameters: { node: 'pve01', image_sha256: downloadChecksum(ubuntuImage) },
     });
     const failure = await failureOf(handle);
     // PVE checks each property a create writes inside the handler: the disk needs VM.Config.Disk.

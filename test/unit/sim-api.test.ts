@@ -1,8 +1,9 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { downloadContent } from '../../sim/downloads.js';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
-import { smallScenario } from './sim-fixtures.js';
+import { GiB, smallScenario } from './sim-fixtures.js';
 import { call, tokenAuth, waitForTask } from './sim-http.js';
 
 let sim: SimulatedCluster;
@@ -214,5 +215,18 @@ describe('fault injection', () => {
     expect((counters.body?.data as { tasks: Record<string, number> }).tasks['qmshutdown:103']).toBe(1);
     const bad = await call(sim, 'POST', '/_sim/faults', { auth: bearer, json: { api_error_rate: 2 } });
     expect(bad.status).toBe(400);
+  });
+
+  it('lists the downloads it offers with the checksums of the bytes it serves', async () => {
+    const url = 'https://example.org/alpine.iso';
+    sim.state.downloads.set(url, { url, size: GiB });
+    const listed = await call(sim, 'GET', '/_sim/downloads', { auth: `Bearer ${sim.adminSecret}` });
+    const content = downloadContent(url);
+    expect(listed.body?.data).toContainEqual({
+      url,
+      size: GiB,
+      sha256: createHash('sha256').update(content).digest('hex'),
+      sha512: createHash('sha512').update(content).digest('hex'),
+    });
   });
 });
