@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
+import { createApprovalActivities } from '../activities/approvals.js';
 import { createAuditActivities } from '../activities/audit.js';
 import { createMigrationActivities } from '../activities/migration.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
@@ -87,6 +88,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
     activities: {
       ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   const running = worker.run();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
@@ -40,6 +41,7 @@ async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironme
     activities: {
       ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   return { env, worker };

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -58,6 +59,7 @@ async function workerFor(env: SimulatedEnvironment): Promise<TestWorker> {
       ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
       ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   cleanup.push(() => worker.shutdown());
