@@ -365,7 +365,7 @@ describe('a cancelled reconcile', () => {
     try {
       const handle = await start({ manifests: batch, maxParallel: 1 });
       const planned = await waitForPhase(handle, 'awaiting-approval');
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: planned.plan!.version }] });
+      await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: planned.plan!.version })] });
       const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
 
       expect(status.phase).toBe('cancelled');
