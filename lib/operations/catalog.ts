@@ -14,7 +14,8 @@ import { CLUSTER_NAME } from '../clusters/profile.js';
 import { parseRunbookMarkdown, RunbookError } from '../runbooks/markdown.js';
 
 const vmid = z.number().int().min(100).max(999_999_999);
-const nodeName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
+// A node name is a host name label (pve-node): at most 63 characters, as PVE's own format says.
+const nodeName = z.string().max(63).regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
 
 /** Fields every operation request may carry besides its own. */
 const common = {
