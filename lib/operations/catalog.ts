@@ -364,7 +364,9 @@ export const runbookIngestOperation = defineOperation({
       .max(256 * 1024, 'a runbook may be at most 256 KiB')
       .superRefine((text, ctx) => {
         for (const problem of runbookProblems(text)) ctx.addIssue({ code: 'custom', message: problem });
-      }),
+      })
+      // A runbook document (docs/runbooks.md): JSON Schema can only name its format.
+      .meta({ format: 'pm-runbook-markdown' }),
     /** Replace an existing runbook of the same name (high risk). */
     replace: z.boolean().default(false),
   }),

@@ -97,7 +97,7 @@ describe('the demo command', () => {
       const tokensFile = join(dataDir, 'demo/api-tokens.env');
       expect((await stat(tokensFile)).mode & 0o777).toBe(0o600);
       const tokens = (await readFile(tokensFile, 'utf8')).match(/^PM_TOKEN_\w+=(.+)$/gm)!;
-      expect(tokens).toHaveLength(4);
+      expect(tokens).toHaveLength(5);
       for (const line of tokens) expect(output).not.toContain(line.split('=')[1]);
       expect(JSON.stringify(config)).not.toContain(tokens[0]!.split('=')[1]);
       // Temporal kept its history on disk, so a restarted demo still shows past runs.

@@ -2,6 +2,8 @@
 
 Loaded through SCHEMATHESIS_HOOKS by test/integration/suite-schemathesis.test.ts.
 """
+from pathlib import Path
+
 import schemathesis
 from hypothesis import strategies as st
 
@@ -19,3 +21,9 @@ _expression = st.recursive(
 )
 
 schemathesis.openapi.format("pm-tag-expression", _expression)
+
+# pm-runbook-markdown (docs/runbooks.md): a runbook document with YAML front matter; the
+# shipped runbooks are valid ones.
+_runbooks = Path(__file__).resolve().parents[3] / "runbooks"
+_documents = sorted(p.read_text() for p in _runbooks.glob("*.md") if not p.name.startswith("_"))
+schemathesis.openapi.format("pm-runbook-markdown", st.sampled_from(_documents))
