@@ -18,6 +18,7 @@ import type { Cluster } from '../cluster.js';
 import { PveError } from '../errors.js';
 import type { ApiCertificate } from '../tls.js';
 import { handleAdmin } from './admin.js';
+import { backupHandlers } from './backup.js';
 import { clusterHandlers, accessHandlers } from './cluster.js';
 import { Envelope, type Handler, type HandlerContext } from './context.js';
 import { lxcHandlers, qemuHandlers } from './guests.js';
@@ -32,6 +33,7 @@ export const apiHandlers: Record<string, Handler<never>> = {
   ...qemuHandlers,
   ...lxcHandlers,
   ...storageHandlers,
+  ...backupHandlers,
 } as Record<string, Handler<never>>;
 
 const API_PREFIX = '/api2/json';
