@@ -18,6 +18,7 @@ import { createClusterActivities } from './cluster.js';
 import { createTalosActivities } from './talos.js';
 import { createMaintenanceActivities } from './maintenance.js';
 import { createMigrationActivities } from './migration.js';
+import { createBackupActivities } from './backup.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -37,6 +38,7 @@ export function createActivities(deps: WorkerDeps) {
     ...createTalosActivities(deps),
     ...createMaintenanceActivities(deps),
     ...createMigrationActivities(deps),
+    ...createBackupActivities(deps),
   };
 }
 

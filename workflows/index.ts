@@ -18,3 +18,4 @@ export { reconcile } from './reconcile.js';
 export { detectDrift } from './detectDrift.js';
 export { rollingMaintenance } from './rollingMaintenance.js';
 export { maintainNode } from './maintainNode.js';
+export { backup } from './backup.js';

@@ -479,6 +479,61 @@ export const rollingMaintenanceOperation = defineOperation({
   nodes: (b) => b.nodes ?? [],
 });
 
+// Backups: vzdump of one guest, a tag expression or a node; restores from a backup volume.
+
+const backupVolumeId = z
+  .string()
+  .regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:backup\/vzdump-(qemu|lxc)-\d+-[\d_-]+\.(vma|tar)(\.(zst|gz|lzo))?$/i, "must be a backup volume id such as 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst'");
+
+export const backupOperation = defineOperation({
+  kind: 'backup',
+  workflowType: 'backup',
+  description: 'Back up one guest, every guest matching a tag expression, or every guest of a node with vzdump, a bounded number at a time per storage and per node.',
+  body: z
+    .strictObject({
+      ...common,
+      /** Exactly one of vmid, tags and node selects the guests. */
+      vmid: vmid.optional(),
+      tags: tagExpression.optional(),
+      node: nodeName.optional(),
+      storage: storageId,
+      mode: z.enum(['snapshot', 'suspend', 'stop']).default('snapshot'),
+      compress: z.enum(['zstd', 'gzip', 'lzo', 'none']).default('zstd'),
+      /** PVE expands {{cluster}}, {{guestname}}, {{node}} and {{vmid}}. */
+      notesTemplate: z.string().max(1024).default('{{guestname}}'),
+      protected: z.boolean().default(false),
+      /** PVE lets only holders of Sys.Modify on / set a per-job limit (the shipped role does not). */
+      bwlimitMiBps: z.number().int().min(1).max(1_000_000).optional(),
+      maxParallelPerStorage: z.number().int().min(1).max(16).default(2),
+      /** PVE runs one vzdump job per node at a time; more only queue on the node's lock. */
+      maxParallelPerNode: z.number().int().min(1).max(4).default(1),
+    })
+    .refine((b) => [b.vmid, b.tags, b.node].filter((x) => x !== undefined).length === 1, {
+      message: 'name exactly one of vmid, tags or node',
+      path: ['vmid'],
+    }),
+  workflowId: (b, at) => `backup/${b.environment}/${b.vmid ?? b.node ?? 'tags'}/${at}`,
+  nodes: (b) => (b.node ? [b.node] : []),
+});
+
+export const restoreOperation = defineOperation({
+  kind: 'restore',
+  workflowType: 'restore',
+  description: 'Restore a guest from a backup volume: over the original (high risk) or as a new VMID in the environment\'s range.',
+  body: z.strictObject({
+    ...common,
+    volume: backupVolumeId,
+    /** `in-place` overwrites the guest the backup came from; `new` restores beside it. */
+    target: z.enum(['in-place', 'new']),
+    /** For `new`: a specific VMID in the environment's range instead of the next free one. */
+    newVmid: vmid.optional(),
+    /** Where restored disks go; each disk's original storage when absent. */
+    storage: storageId.optional(),
+    start: z.boolean().default(false),
+  }),
+  workflowId: (b, at) => `restore/${b.environment}/${b.volume.replace(/[^a-z0-9_.-]/gi, '_')}/${at}`,
+});
+
 export const operations = [
   inventoryOperation,
   vmActionOperation,
@@ -498,6 +553,8 @@ export const operations = [
   clusterDownOperation,
   reconcileOperation,
   rollingMaintenanceOperation,
+  backupOperation,
+  restoreOperation,
 ] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
@@ -526,3 +583,5 @@ export type ClusterUpInput = WorkflowInput<typeof clusterUpOperation.body>;
 export type ClusterDownInput = WorkflowInput<typeof clusterDownOperation.body>;
 export type ReconcileInput = WorkflowInput<typeof reconcileOperation.body>;
 export type RollingMaintenanceInput = WorkflowInput<typeof rollingMaintenanceOperation.body>;
+export type BackupInput = WorkflowInput<typeof backupOperation.body>;
+export type RestoreInput = WorkflowInput<typeof restoreOperation.body>;

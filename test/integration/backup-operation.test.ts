@@ -1,0 +1,102 @@
+/**
+ * The backup operation on a real Temporal dev server and the simulated homelab: vzdump of a
+ * guest, a tag expression or a node, bounded per storage and per node, each guest followed
+ * as its own task; failures carry the task log, refusals come before anything is sent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/index.js';
+import type { TaskRecord } from '../../sim/tasks.js';
+import type { BackupGuestResult } from '../../workflows/backup.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { failureOf, startOperation } from './lifecycle-helpers.js';
+
+let home: SimulatedEnvironment;
+let worker: TestWorker;
+
+beforeAll(async () => {
+  home = await startSimulatedEnvironment({ speed: 400 });
+  worker = await startTestWorker({ activities: createActivities(home.deps) });
+});
+afterAll(async () => {
+  await worker?.shutdown();
+  await home?.stop();
+});
+
+const vzdumpTasks = (vmids: number[]): TaskRecord[] =>
+  home.sim.cluster.tasks.all().filter((t) => t.type === 'vzdump' && vmids.includes(Number(t.id)));
+
+/** Whether any two of the tasks ran at the same time (by the simulated clock). */
+function overlapping(tasks: TaskRecord[]): boolean {
+  const spans = [...tasks].sort((a, b) => a.starttime - b.starttime);
+  return spans.some((t, i) => i > 0 && t.starttime < spans[i - 1]!.endtime!);
+}
+
+describe('the backup operation', () => {
+  it('backs up one guest to the shared storage with its notes, and sends one vzdump', async () => {
+    const handle = await startOperation(worker, 'backup', { vmid: 1004, storage: 'shared', notesTemplate: '{{guestname}} ({{vmid}})', protected: true });
+    const { plan, result } = await handle.result();
+    expect(plan).toMatchObject({ risk: 'low', vmids: [1004], nodes: ['pve01'] });
+    expect(plan.steps[0].params).toMatchObject({ storage: 'shared', mode: 'snapshot', compress: 'zstd', protected: true });
+    const [done] = result as BackupGuestResult[];
+    expect(done).toMatchObject({ vmid: 1004, outcome: 'succeeded', volid: expect.stringMatching(/^shared:backup\/vzdump-qemu-1004-.*\.vma\.zst$/) });
+    const volume = home.sim.state.volume(done!.volid!, 'pve01')!;
+    expect(volume.backup).toMatchObject({ notes: 'web01 (1004)', protected: true });
+    expect(vzdumpTasks([1004])).toHaveLength(1);
+  });
+
+  it('backs up guests by tag, never two at once on one storage when the limit is one', async () => {
+    const handle = await startOperation(worker, 'backup', { tags: 'infra & dns', storage: 'shared', maxParallelPerStorage: 1 });
+    const { plan, result } = await handle.result();
+    expect(plan.vmids).toEqual([1001, 2001, 1011]);
+    expect((result as BackupGuestResult[]).map((r) => r.outcome)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(home.sim.state.volume((result as BackupGuestResult[])[1]!.volid!, 'pve01')!.format).toBe('tar.zst');
+    expect(overlapping(vzdumpTasks([1001, 2001, 1011]))).toBe(false);
+  });
+
+  it('backs up a node’s guests, one vzdump job at a time on the node', async () => {
+    const handle = await startOperation(worker, 'backup', { node: 'pve03', storage: 'shared', maxParallelPerStorage: 4 });
+    const { plan, result } = await handle.result();
+    expect(plan.vmids).toEqual([1021, 1022, 1023, 1024, 1025, 1026]);
+    expect((result as BackupGuestResult[]).every((r) => r.outcome === 'succeeded')).toBe(true);
+    expect(overlapping(vzdumpTasks(plan.vmids))).toBe(false);
+  });
+
+  it('stops a running guest for a stop-mode backup and starts it again, as a medium-risk plan', async () => {
+    const handle = await startOperation(worker, 'backup', { vmid: 1018, storage: 'shared', mode: 'stop' });
+    const { plan } = await handle.result();
+    expect(plan.risk).toBe('medium');
+    const [task] = vzdumpTasks([1018]);
+    expect(task!.lines).toEqual(expect.arrayContaining(['INFO: stopping virtual guest', 'INFO: restarting vm']));
+    expect(home.sim.state.guests.get(1018)!.status).toBe('running');
+  });
+
+  it('refuses a storage that does not hold backups before anything is sent', async () => {
+    const handle = await startOperation(worker, 'backup', { vmid: 1004, storage: 'local-lvm' });
+    const failure = await failureOf(handle);
+    expect(failure.type).toBe('PlanRefused');
+    expect(failure.message).toMatch(/^storage: 'local-lvm' does not hold backups/);
+  });
+
+  it('reports a guest PVE could not back up with the task log, and still backs up the others', async () => {
+    home.sim.state.guests.get(1012)!.update((c) => (c['lock'] = 'migrate'));
+    try {
+      const handle = await startOperation(worker, 'backup', { tags: 'prod & web', storage: 'shared' });
+      const failure = await failureOf(handle);
+      expect(failure.type).toBe('BackupIncomplete');
+      const results = failure.details![0] as BackupGuestResult[];
+      expect(results.map((r) => [r.vmid, r.outcome])).toEqual([
+        [1004, 'succeeded'],
+        [1012, 'failed'],
+        [1026, 'succeeded'],
+      ]);
+      expect(results[1]!.error).toContain('ERROR: Backup of VM 1012 failed - VM is locked (migrate)');
+    } finally {
+      home.sim.state.guests.get(1012)!.update((c) => delete c['lock']);
+    }
+  });
+
+  it('refuses a request naming both a guest and a node, naming the field', () => {
+    expect(() => startOperation(worker, 'backup', { vmid: 1004, node: 'pve01', storage: 'shared' })).toThrow(/name exactly one of vmid, tags or node/);
+  });
+});
