@@ -10,9 +10,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
-import type { BackupInput } from '../lib/operations/catalog.js';
+import { vmidCandidates } from '../lib/lifecycle/naming.js';
+import type { BackupInput, RestoreInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
 import { PveTaskFailedError } from '../lib/pve/errors.js';
+import { formatBytes } from '../lib/planning/units.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import type { PlanStep } from '../workflows/definitions.js';
@@ -53,6 +55,33 @@ export interface BackupReport {
   size: number;
   /** Found running or done from an earlier attempt rather than sent by this one. */
   attached: boolean;
+}
+
+/** A backup volume as the plans show it. */
+export interface BackupVolume {
+  volid: string;
+  vmid: number;
+  type: 'qemu' | 'lxc';
+  /** Epoch seconds. */
+  ctime: number;
+  size: number;
+  notes?: string;
+  protected: boolean;
+}
+
+export interface RestorePlanDetails {
+  backup: BackupVolume;
+  /** The guest config the archive holds (extractconfig). */
+  config: Record<string, string>;
+  /** The VMID restored to, and the node. */
+  vmid: number;
+  node: string;
+}
+
+export interface RestoreStepInput {
+  environment: string;
+  step: PlanStep;
+  marker: TaskMarker;
 }
 
 function fail(type: string, message: string, details?: unknown): never {
@@ -117,36 +146,84 @@ const MODE_RISK = {
   stop: { risk: 'medium', why: 'stop mode: each running guest is shut down for its backup and started again' },
 } as const;
 
-export function createBackupActivities(deps: Pick<WorkerDeps, 'pve'>) {
-  async function earlierBackup(client: PveClient, input: BackupGuestInput): Promise<string | undefined> {
-    const { step, marker } = input;
-    const tasks = await read(() => client.tasks.list({ node: step.node!, vmid: step.vmid!, typefilter: 'vzdump', source: 'all', since: marker.since }));
+/** `nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst` -> its storage, guest type and VMID. */
+export function parseBackupVolid(volid: string): { storage: string; type: 'qemu' | 'lxc'; vmid: number } | undefined {
+  const m = /^([^:]+):backup\/vzdump-(qemu|lxc)-(\d+)-/.exec(volid);
+  return m ? { storage: m[1]!, type: m[2] as 'qemu' | 'lxc', vmid: Number(m[3]) } : undefined;
+}
+
+/** The main section of a config file's text (snapshot sections and comments left out). */
+export function parseConfigText(text: string): Record<string, string> {
+  const config: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith('[')) break;
+    const m = /^([a-z][\w-]*):\s?(.*)$/.exec(line);
+    if (m) config[m[1]!] = m[2]!;
+  }
+  return config;
+}
+
+function describeAge(ctime: number, now: number): string {
+  const hours = Math.max(0, Math.round((now - ctime) / 3600));
+  return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
+}
+
+/** A guest task to start once: where, which task types count as it, and how its failure is named. */
+interface TaskTarget {
+  node: string;
+  vmid: number;
+  types: string[];
+  what: string;
+  failure: 'BackupFailed' | 'RestoreFailed';
+}
+
+/**
+ * No answer, or a bare server error: the next attempt's look at the task list tells whether
+ * PVE started the task, so the attempt fails retryably. A refusal with a reason would only be
+ * refused again.
+ */
+async function sendUnlessRefused(target: TaskTarget, send: () => Promise<string>): Promise<string> {
+  try {
+    return await send();
+  } catch (err) {
+    const message = `${target.what}: ${err instanceof Error ? err.message : String(err)}`;
+    if (isTransient(err)) throw ApplicationFailure.create({ type: 'TaskUnanswered', message });
+    fail(target.failure === 'BackupFailed' ? 'BackupRefused' : 'RestoreRefused', `PVE refused the ${message}`);
+  }
+}
+
+export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
+  /** The newest task of one of `types` for the guest on the node since the marker: an earlier attempt's. */
+  async function earlierTask(client: PveClient, target: TaskTarget, marker: TaskMarker): Promise<string | undefined> {
+    const tasks = await read(() => client.tasks.list({ node: target.node, vmid: target.vmid, source: 'all', since: marker.since }));
     return tasks
-      .filter((t) => t.type === 'vzdump' && t.id === String(step.vmid) && t.starttime >= marker.since && !marker.upids.includes(t.upid))
+      .filter((t) => target.types.includes(t.type) && t.id === String(target.vmid) && t.starttime >= marker.since && !marker.upids.includes(t.upid))
       .sort((a, b) => b.starttime - a.starttime)[0]?.upid;
   }
 
-  async function sendVzdump(client: PveClient, step: PlanStep): Promise<string> {
-    const p = step.params!;
+  /**
+   * Sends a request that starts a task — unless an earlier attempt's task exists, which is
+   * followed instead — and waits for the task to end. A failed task fails for good, with its log.
+   */
+  async function runTaskOnce(client: PveClient, target: TaskTarget, marker: TaskMarker, send: () => Promise<string>): Promise<{ upid: string; attached: boolean }> {
+    const ctx = Context.current();
+    let upid = (ctx.info.heartbeatDetails as { upid?: string } | undefined)?.upid ?? (await earlierTask(client, target, marker));
+    const attached = upid !== undefined;
+    upid ??= await sendUnlessRefused(target, send);
+    ctx.heartbeat({ upid });
     try {
-      return await client.backup.vzdump({
-        node: step.node!,
-        vmid: String(step.vmid),
-        storage: String(p['storage']),
-        mode: p['mode'] as 'snapshot',
-        compress: p['compress'] as 'zstd',
-        'notes-template': String(p['notes-template']),
-        protected: Boolean(p['protected']),
-        ...(p['bwlimit'] !== undefined ? { bwlimit: Number(p['bwlimit']) } : {}),
+      await waitForTask(client, upid, {
+        tailLines: 30,
+        signal: ctx.cancellationSignal,
+        onProgress: (_status, tail) => ctx.heartbeat({ upid, log: tail.at(-1) }),
       });
     } catch (err) {
-      // No answer, or a bare server error: the next attempt's look at the task list tells
-      // whether PVE started it. A refusal with a reason would only be refused again.
-      if (isTransient(err)) {
-        throw ApplicationFailure.create({ type: 'BackupUnanswered', message: `vzdump of ${step.vmid}: ${err instanceof Error ? err.message : String(err)}` });
+      if (err instanceof PveTaskFailedError) {
+        fail(target.failure, `${target.what} failed: ${err.exitstatus}\n${err.logTail.join('\n')}`, { upid, logTail: err.logTail });
       }
-      fail('BackupRefused', `PVE refused to back up ${step.vmid}: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
     }
+    return { upid, attached };
   }
 
   /** The archive the task wrote: the guest's newest backup on the storage since the task began. */
@@ -206,35 +283,173 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve'>) {
      * follows it to its end. A failed task fails for good, with its log.
      */
     async backupGuest(input: BackupGuestInput): Promise<BackupReport> {
-      const ctx = Context.current();
       const client = await deps.pve(input.environment);
       const { step } = input;
-      const resumed = (ctx.info.heartbeatDetails as { upid?: string } | undefined)?.upid;
+      const p = step.params!;
+      const target: TaskTarget = { node: step.node!, vmid: step.vmid!, types: ['vzdump'], what: `backup of ${step.vmid}`, failure: 'BackupFailed' };
       return withPveFailures(async () => {
-        let upid = resumed ?? (await earlierBackup(client, input));
-        const attached = upid !== undefined;
-        upid ??= await sendVzdump(client, step);
-        ctx.heartbeat({ upid });
-        try {
-          await waitForTask(client, upid, {
-            tailLines: 30,
-            signal: ctx.cancellationSignal,
-            onProgress: (_status, tail) => ctx.heartbeat({ upid, log: tail.at(-1) }),
-          });
-        } catch (err) {
-          if (err instanceof PveTaskFailedError) {
-            fail('BackupFailed', `backup of ${step.vmid} failed: ${err.exitstatus}\n${err.logTail.join('\n')}`, {
-              upid,
-              logTail: err.logTail,
-            });
-          }
-          throw err;
-        }
+        const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
+          client.backup.vzdump({
+            node: step.node!,
+            vmid: String(step.vmid),
+            storage: String(p['storage']),
+            mode: p['mode'] as 'snapshot',
+            compress: p['compress'] as 'zstd',
+            'notes-template': String(p['notes-template']),
+            protected: Boolean(p['protected']),
+            ...(p['bwlimit'] !== undefined ? { bwlimit: Number(p['bwlimit']) } : {}),
+          }),
+        );
         const archive = await archiveOf(client, step, parseUpid(upid)?.starttime ?? 0);
         return { vmid: step.vmid!, upid, volid: archive.volid, size: archive.size, attached };
       });
     },
+
+    /** Every backup of the environment's guests on backup storages, newest first (optionally one guest's, one storage's). */
+    async listBackups(input: { environment: string; vmid?: number; storage?: string }): Promise<BackupVolume[]> {
+      const client = await deps.pve(input.environment);
+      return withPveFailures(() => listBackupVolumes(client, input));
+    },
+
+    async planRestore(input: RestoreInput): Promise<PlanDraft<RestorePlanDetails>> {
+      const client = await deps.pve(input.environment);
+      const env = deps.config.environments[input.environment]!;
+      return withPveFailures(async () => {
+        const parsed = parseBackupVolid(input.volume)!;
+        const backup = (await listBackupVolumes(client, { storage: parsed.storage, vmid: parsed.vmid })).find((b) => b.volid === input.volume);
+        if (!backup) refuse('PlanRefused', `volume: no backup '${input.volume}' in this cluster`);
+        const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
+        const original = guests.find((g) => g.vmid === backup.vmid);
+        const node = original?.node ?? (await nodesSeeing(client, parsed.storage))[0];
+        if (!node) refuse('PlanRefused', `volume: storage '${parsed.storage}' is not available on any node`);
+        const config = parseConfigText(await client.backup.extractConfig({ node, volume: backup.volid }));
+        const age = describeAge(backup.ctime, Math.floor(Date.now() / 1000));
+        const when = `${new Date(backup.ctime * 1000).toISOString()} (${age} ago), ${formatBytes(backup.size)}`;
+        const params = {
+          archive: backup.volid,
+          ...(input.storage ? { storage: input.storage } : {}),
+          ...(input.start ? { start: true } : {}),
+        };
+
+        if (input.target === 'new') {
+          const range = env.vmid_ranges.vms;
+          const taken = new Set(guests.map((g) => g.vmid));
+          if (input.newVmid !== undefined && (input.newVmid < range.min || input.newVmid > range.max)) {
+            refuse('PlanRefused', `newVmid: ${input.newVmid} is outside this environment's VM range ${range.min}-${range.max}`);
+          }
+          if (input.newVmid !== undefined && taken.has(input.newVmid)) refuse('PlanRefused', `newVmid: ${input.newVmid} already exists`);
+          const vmid = input.newVmid ?? vmidCandidates(range, (v) => taken.has(v)).next().value;
+          if (vmid === undefined) refuse('PlanRefused', `no free VMID left in the VM range ${range.min}-${range.max}`);
+          return {
+            summary: `restore ${backup.volid} (${when}) as new ${backup.type === 'qemu' ? 'VM' : 'CT'} ${vmid} on ${node}`,
+            risk: 'medium',
+            reasons: ['creates a guest beside the original; the original is not touched'],
+            steps: [restoreStep(vmid, node, params, `restore ${backup.volid} as ${vmid} on ${node}`)],
+            warnings: config['net0'] ? [`the copy keeps the backup's network config (${config['net0']}); it may clash with the original if started`] : [],
+            nodes: [node],
+            vmids: [vmid],
+            estimatedDurationMs: 60_000,
+            details: { backup, config, vmid, node },
+          };
+        }
+
+        const name = original?.name ?? config['name'] ?? config['hostname'] ?? '';
+        const lost = original
+          ? [
+              `everything ${label(original)} '${original.name}' wrote since ${new Date(backup.ctime * 1000).toISOString()} (${age})`,
+              `its current config and disks (replaced by the backup's)`,
+            ]
+          : [];
+        if (original && original.type !== backup.type) {
+          refuse('PlanRefused', `volume: ${backup.vmid} is now a ${original.type === 'qemu' ? 'VM' : 'container'}; the backup is of a ${backup.type === 'qemu' ? 'VM' : 'container'}`);
+        }
+        const stop: PlanStep[] =
+          original?.status === 'running'
+            ? [{ id: 'stop', action: 'stop', vmid: backup.vmid, name, node, description: `stop ${label(original)} '${name}' (a running guest cannot be overwritten)` }]
+            : [];
+        return {
+          summary: `restore ${backup.volid} (${when}) over ${backup.type === 'qemu' ? 'VM' : 'CT'} ${backup.vmid}${original ? ` '${original.name}' on ${node}` : ' (no longer exists)'}`,
+          risk: original ? 'high' : 'medium',
+          reasons: original ? [`overwrites ${label(original)}: lost are ${lost.join('; ')}`] : ['recreates a guest that no longer exists'],
+          steps: [...stop, restoreStep(backup.vmid, node, { ...params, ...(original ? { force: true } : {}) }, `restore ${backup.volid} over ${backup.vmid} on ${node}`)],
+          warnings: original?.lock ? [`${label(original)} is locked (${original.lock}); PVE will refuse until the lock clears`] : [],
+          nodes: [node],
+          vmids: [backup.vmid],
+          estimatedDurationMs: 60_000,
+          details: { backup, config, vmid: backup.vmid, node },
+        };
+      });
+    },
+
+    /** Restores the archive as planned: once, following an earlier attempt's task if there is one. */
+    async restoreGuest(input: RestoreStepInput): Promise<{ vmid: number; upid: string; attached: boolean }> {
+      const client = await deps.pve(input.environment);
+      const { step } = input;
+      const p = step.params!;
+      const type = parseBackupVolid(String(p['archive']))!.type;
+      const target: TaskTarget = {
+        node: step.node!,
+        vmid: step.vmid!,
+        types: [type === 'qemu' ? 'qmrestore' : 'vzrestore'],
+        what: `restore of ${step.vmid}`,
+        failure: 'RestoreFailed',
+      };
+      const common = {
+        node: step.node!,
+        vmid: step.vmid!,
+        ...(p['storage'] !== undefined ? { storage: String(p['storage']) } : {}),
+        ...(p['force'] ? { force: true } : {}),
+        ...(p['start'] ? { start: true } : {}),
+      };
+      return withPveFailures(async () => {
+        const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
+          type === 'qemu'
+            ? client.qemu.create({ ...common, archive: String(p['archive']) })
+            : client.lxc.create({ ...common, ostemplate: String(p['archive']), restore: true }),
+        );
+        return { vmid: step.vmid!, upid, attached };
+      });
+    },
   };
+}
+
+function restoreStep(vmid: number, node: string, params: Record<string, string | boolean>, description: string): PlanStep {
+  return { id: 'restore', action: 'restore', vmid, node, description, params };
+}
+
+/** Nodes on which a storage is available, in name order. */
+async function nodesSeeing(client: PveClient, storage: string): Promise<string[]> {
+  const nodes = (await client.nodes.list()).filter((n) => n.status === 'online').map((n) => n.node).sort();
+  const seeing: string[] = [];
+  for (const node of nodes) if ((await client.storage.list({ node, storage })).some((s) => s.storage === storage)) seeing.push(node);
+  return seeing;
+}
+
+/** Backup volumes on every backup storage (each shared one read once, local ones per node). */
+async function listBackupVolumes(client: PveClient, filter: { vmid?: number; storage?: string }): Promise<BackupVolume[]> {
+  const nodes = (await client.nodes.list()).filter((n) => n.status === 'online').map((n) => n.node).sort();
+  const found = new Map<string, BackupVolume>();
+  for (const node of nodes) {
+    const storages = await client.storage.list({ node, content: 'backup', ...(filter.storage ? { storage: filter.storage } : {}) });
+    for (const s of storages) {
+      if (s.shared && [...found.values()].some((b) => b.volid.startsWith(`${s.storage}:`))) continue;
+      const volumes = await client.storage.content({ node, storage: s.storage, content: 'backup', ...(filter.vmid !== undefined ? { vmid: filter.vmid } : {}) });
+      for (const v of volumes) {
+        const parsed = parseBackupVolid(v.volid);
+        if (!parsed) continue;
+        found.set(v.volid, {
+          volid: v.volid,
+          vmid: v.vmid ?? parsed.vmid,
+          type: parsed.type,
+          ctime: v.ctime ?? 0,
+          size: v.size,
+          protected: Boolean(v.protected),
+          ...(v.notes !== undefined ? { notes: v.notes } : {}),
+        });
+      }
+    }
+  }
+  return [...found.values()].sort((a, b) => b.ctime - a.ctime || a.volid.localeCompare(b.volid));
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;

@@ -19,3 +19,4 @@ export { detectDrift } from './detectDrift.js';
 export { rollingMaintenance } from './rollingMaintenance.js';
 export { maintainNode } from './maintainNode.js';
 export { backup } from './backup.js';
+export { restore } from './restore.js';

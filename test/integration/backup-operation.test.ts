@@ -9,7 +9,7 @@ import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
-import { failureOf, startOperation } from './lifecycle-helpers.js';
+import { approve, failureOf, startOperation } from './lifecycle-helpers.js';
 
 let home: SimulatedEnvironment;
 let worker: TestWorker;
@@ -100,3 +100,38 @@ describe('the backup operation', () => {
     expect(() => startOperation(worker, 'backup', { vmid: 1004, node: 'pve01', storage: 'shared' })).toThrow(/name exactly one of vmid, tags or node/);
   });
 });
+
+describe('the restore operation', () => {
+  async function backedUp(vmid: number): Promise<string> {
+    const { result } = await (await startOperation(worker, 'backup', { vmid, storage: 'shared' })).result();
+    return (result as BackupGuestResult[])[0]!.volid!;
+  }
+
+  it('restores a backup as a new VMID in the environment’s range, showing the backup and its config', async () => {
+    const volume = await backedUp(1026);
+    const handle = await startOperation(worker, 'restore', { volume, target: 'new' });
+    const { plan, result } = await handle.result();
+    expect(plan.risk).toBe('medium');
+    expect(plan.summary).toMatch(/^restore shared:backup\/vzdump-qemu-1026-\S+ \(\S+ \(0 h ago\), [\d.]+ GiB\) as new VM 1000 on pve03$/);
+    expect(plan.details.config).toMatchObject({ name: 'wiki', memory: '2048' });
+    expect(result).toMatchObject({ vmid: 1000, attached: false });
+    const copy = home.sim.state.guests.get(1000)!;
+    expect([copy.name, copy.node, copy.lock]).toEqual(['wiki', 'pve03', undefined]);
+    expect(home.sim.state.guests.get(1026)!.status).toBe('running');
+  });
+
+  it('restores in place only with a second person’s approval, stopping the guest first and saying what is lost', async () => {
+    const volume = await backedUp(1024);
+    home.sim.state.guests.get(1024)!.update((c) => (c['memory'] = '8192'));
+    const handle = await startOperation(worker, 'restore', { volume, target: 'in-place' }, { autoApprove: ['low', 'medium'] });
+    const status = await approve(handle);
+    expect(status.plan!.risk).toBe('high');
+    expect(status.plan!.reasons[0]).toMatch(/^overwrites VM 1024: lost are everything VM 1024 'homeassistant' wrote since /);
+    expect(status.plan!.steps.map((s) => s.id)).toEqual(['stop', 'restore']);
+    await handle.result();
+    const restored = home.sim.state.guests.get(1024)!;
+    expect([restored.config['memory'], restored.status]).toEqual(['4096', 'stopped']);
+    expect(home.sim.cluster.tasks.all().filter((t) => t.type === 'qmrestore' && t.id === '1024')).toHaveLength(1);
+  });
+});
+
