@@ -10,6 +10,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
 import { vmidCandidates } from '../lib/lifecycle/naming.js';
 import type { BackupInput, RestoreInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
@@ -55,18 +56,6 @@ export interface BackupReport {
   size: number;
   /** Found running or done from an earlier attempt rather than sent by this one. */
   attached: boolean;
-}
-
-/** A backup volume as the plans show it. */
-export interface BackupVolume {
-  volid: string;
-  vmid: number;
-  type: 'qemu' | 'lxc';
-  /** Epoch seconds. */
-  ctime: number;
-  size: number;
-  notes?: string;
-  protected: boolean;
 }
 
 export interface RestorePlanDetails {
@@ -145,12 +134,6 @@ const MODE_RISK = {
   suspend: { risk: 'medium', why: 'suspend mode: each guest is paused while its data is copied' },
   stop: { risk: 'medium', why: 'stop mode: each running guest is shut down for its backup and started again' },
 } as const;
-
-/** `nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst` -> its storage, guest type and VMID. */
-export function parseBackupVolid(volid: string): { storage: string; type: 'qemu' | 'lxc'; vmid: number } | undefined {
-  const m = /^([^:]+):backup\/vzdump-(qemu|lxc)-(\d+)-/.exec(volid);
-  return m ? { storage: m[1]!, type: m[2] as 'qemu' | 'lxc', vmid: Number(m[3]) } : undefined;
-}
 
 /** The main section of a config file's text (snapshot sections and comments left out). */
 export function parseConfigText(text: string): Record<string, string> {
@@ -425,31 +408,5 @@ async function nodesSeeing(client: PveClient, storage: string): Promise<string[]
   return seeing;
 }
 
-/** Backup volumes on every backup storage (each shared one read once, local ones per node). */
-async function listBackupVolumes(client: PveClient, filter: { vmid?: number; storage?: string }): Promise<BackupVolume[]> {
-  const nodes = (await client.nodes.list()).filter((n) => n.status === 'online').map((n) => n.node).sort();
-  const found = new Map<string, BackupVolume>();
-  for (const node of nodes) {
-    const storages = await client.storage.list({ node, content: 'backup', ...(filter.storage ? { storage: filter.storage } : {}) });
-    for (const s of storages) {
-      if (s.shared && [...found.values()].some((b) => b.volid.startsWith(`${s.storage}:`))) continue;
-      const volumes = await client.storage.content({ node, storage: s.storage, content: 'backup', ...(filter.vmid !== undefined ? { vmid: filter.vmid } : {}) });
-      for (const v of volumes) {
-        const parsed = parseBackupVolid(v.volid);
-        if (!parsed) continue;
-        found.set(v.volid, {
-          volid: v.volid,
-          vmid: v.vmid ?? parsed.vmid,
-          type: parsed.type,
-          ctime: v.ctime ?? 0,
-          size: v.size,
-          protected: Boolean(v.protected),
-          ...(v.notes !== undefined ? { notes: v.notes } : {}),
-        });
-      }
-    }
-  }
-  return [...found.values()].sort((a, b) => b.ctime - a.ctime || a.volid.localeCompare(b.volid));
-}
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;

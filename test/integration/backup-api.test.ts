@@ -1,0 +1,82 @@
+/**
+ * Backups through the HTTP API (Hono app -> real Temporal dev server -> worker -> simulator):
+ * a backup requested and followed, the backup then listed per guest, bad requests answered
+ * with a 400 naming the field.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createActivities } from '../../activities/index.js';
+import { createApp } from '../../api/app.js';
+import { tokenHash } from '../../api/auth.js';
+import { createReadOnlyProxmox } from '../../api/proxmox.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startTestWorker, testConnection, type TestWorker } from '../support/temporal.js';
+
+const OPERATOR = 'tok-backup-operator-7c2e';
+let env: SimulatedEnvironment;
+let worker: TestWorker;
+let app: ReturnType<typeof createApp>;
+
+beforeAll(async () => {
+  env = await startSimulatedEnvironment({
+    speed: 400,
+    config: {
+      api: { tokens: [{ actor: 'otto', sha256: tokenHash(OPERATOR), roles: ['operator'] }] },
+      approvals: { timeout: '1h', auto_approve: ['low', 'medium'] },
+    },
+  });
+  worker = await startTestWorker({ activities: createActivities(env.deps) });
+  app = createApp({
+    config: env.config,
+    temporal: { client: await testConnection(), taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    audit: env.deps.audit,
+    proxmox: createReadOnlyProxmox(env.config),
+    log: () => undefined,
+  });
+});
+afterAll(async () => {
+  await worker?.shutdown();
+  await env?.stop();
+});
+
+async function call(method: string, path: string, body?: unknown) {
+  const response = await app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${OPERATOR}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+describe('backups over HTTP', () => {
+  it('backs up a guest, auto-approved as low risk, and lists the backup for that guest', async () => {
+    const started = await call('POST', '/v1/operations/backup', { environment: 'home', vmid: 1002, storage: 'shared' });
+    expect(started.status).toBe(202);
+    let detail: any;
+    for (let i = 0; i < 200; i++) {
+      detail = (await call('GET', started.body.links.self)).body;
+      if (detail.state !== 'running') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(detail).toMatchObject({ state: 'completed', kind: 'backup', approvalState: 'auto-approved' });
+    const [done] = detail.result.result;
+
+    const listed = await call('GET', '/v1/backups?environment=home&vmid=1002');
+    expect(listed.status).toBe(200);
+    expect(listed.body.backups).toEqual([
+      expect.objectContaining({ volid: done.volid, vmid: 1002, type: 'qemu', notes: 'proxy01', protected: false, size: done.size }),
+    ]);
+    expect((await call('GET', '/v1/backups?environment=home&vmid=1001')).body.backups).toEqual([]);
+  });
+
+  it('answers a request without a selection, or with a bad volume id, with a 400 naming the field', async () => {
+    const none = await call('POST', '/v1/operations/backup', { environment: 'home', storage: 'shared' });
+    expect(none.status).toBe(400);
+    expect(JSON.stringify(none.body)).toContain('vmid');
+    const badVolume = await call('POST', '/v1/operations/restore', { environment: 'home', volume: 'shared:iso/x.iso', target: 'new' });
+    expect(badVolume.status).toBe(400);
+    expect(JSON.stringify(badVolume.body)).toContain('volume');
+    const badQuery = await call('GET', '/v1/backups?environment=home&vmid=abc');
+    expect(badQuery.status).toBe(400);
+    expect(JSON.stringify(badQuery.body)).toContain('vmid');
+  });
+});
