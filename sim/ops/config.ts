@@ -312,7 +312,8 @@ export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opt
         const volids = new Set(guest.drives.filter((d) => !d.cdrom).map((d) => d.volid));
         if (opts.destroyUnreferencedDisks !== false) {
           for (const pool of cluster.state.poolsOn(guest.node)) {
-            for (const v of pool.volumes.values()) if (v.vmid === guest.vmid) volids.add(v.volid);
+            // PVE scans guest images only (vdisk_list): the guest's backups outlive it.
+            for (const v of pool.volumes.values()) if (v.vmid === guest.vmid && v.content !== 'backup') volids.add(v.volid);
           }
         }
         for (const volid of volids) {

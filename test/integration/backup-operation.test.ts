@@ -135,3 +135,44 @@ describe('the restore operation', () => {
   });
 });
 
+describe('policy backup_before', () => {
+  /** The worker reads the policy when it plans, so the test sets it on the environment's configuration for its cases. */
+  async function withBackupBeforeDelete<T>(fn: () => Promise<T>): Promise<T> {
+    const policy = home.config.environments['home']!.policy;
+    Object.assign(policy, { backup_before: ['delete'], backup_storage: 'shared' });
+    try {
+      return await fn();
+    } finally {
+      Object.assign(policy, { backup_before: [], backup_storage: undefined });
+    }
+  }
+
+  it('puts a protected backup at the head of a delete plan, and deletes only after it succeeded', async () => {
+    await withBackupBeforeDelete(async () => {
+      const handle = await startOperation(worker, 'vm-action', { vmid: 1017, name: 'ci-runner', action: 'delete' });
+      const status = await approve(handle);
+      expect(status.plan!.steps[0]).toMatchObject({ id: 'backup', action: 'backup', params: { storage: 'shared', protected: true } });
+      expect(status.plan!.steps.at(-1)!.action).toBe('destroy');
+      await handle.result();
+    });
+    expect(home.sim.state.guests.has(1017)).toBe(false);
+    const [archive] = [...home.sim.state.pool('shared', 'pve02')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === 1017);
+    expect(archive!.backup).toMatchObject({ protected: true, notes: 'ci-runner before delete' });
+    const [vzdump] = vzdumpTasks([1017]);
+    const destroy = home.sim.cluster.tasks.all().find((t) => t.type === 'qmdestroy' && t.id === '1017')!;
+    expect(destroy.starttime).toBeGreaterThanOrEqual(vzdump!.endtime!);
+  });
+
+  it('keeps the guest when its backup fails', async () => {
+    home.sim.faults.failTask({ type: 'vzdump', vmid: 1007, times: 1, message: 'job errors' });
+    const failure = await withBackupBeforeDelete(async () => {
+      const handle = await startOperation(worker, 'vm-action', { vmid: 1007, name: 'installer', action: 'delete' });
+      await approve(handle);
+      return failureOf(handle);
+    });
+    expect(failure.type).toBe('BackupFailed');
+    expect(home.sim.state.guests.has(1007)).toBe(true);
+    expect(home.sim.cluster.tasks.all().some((t) => t.type === 'qmdestroy' && t.id === '1007')).toBe(false);
+  });
+});
+
