@@ -12,7 +12,8 @@ import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
 import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
 import { vmidCandidates } from '../lib/lifecycle/naming.js';
-import type { BackupInput, RestoreInput } from '../lib/operations/catalog.js';
+import { markBackupGroup, type PruneOptions } from '../lib/backup/prune.js';
+import type { BackupInput, BackupPruneInput, RestoreInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
 import { PveTaskFailedError } from '../lib/pve/errors.js';
 import { formatBytes } from '../lib/planning/units.js';
@@ -71,6 +72,14 @@ export interface RestoreStepInput {
   environment: string;
   step: PlanStep;
   marker: TaskMarker;
+}
+
+export interface PrunePlanDetails {
+  storage: string;
+  keep: PruneOptions;
+  kept: BackupVolume[];
+  /** Protected backups the rules would have removed: PVE never removes them. */
+  protectedKept: BackupVolume[];
 }
 
 function fail(type: string, message: string, details?: unknown): never {
@@ -391,6 +400,76 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             : client.lxc.create({ ...common, ostemplate: String(p['archive']), restore: true }),
         );
         return { vmid: step.vmid!, upid, attached };
+      });
+    },
+
+    async planBackupPrune(input: BackupPruneInput): Promise<PlanDraft<PrunePlanDetails>> {
+      const client = await deps.pve(input.environment);
+      return withPveFailures(async () => {
+        const keep: PruneOptions = {
+          ...(input.keepLast ? { 'keep-last': input.keepLast } : {}),
+          ...(input.keepHourly ? { 'keep-hourly': input.keepHourly } : {}),
+          ...(input.keepDaily ? { 'keep-daily': input.keepDaily } : {}),
+          ...(input.keepWeekly ? { 'keep-weekly': input.keepWeekly } : {}),
+          ...(input.keepMonthly ? { 'keep-monthly': input.keepMonthly } : {}),
+          ...(input.keepYearly ? { 'keep-yearly': input.keepYearly } : {}),
+        };
+        const backups = await listBackupVolumes(client, { storage: input.storage, ...(input.vmid !== undefined ? { vmid: input.vmid } : {}) });
+        // A backup group is one guest's archives on one storage (and one node, for local storages).
+        const groups = new Map<string, BackupVolume[]>();
+        for (const b of backups) groups.set(`${b.type}/${b.vmid}@${b.node ?? ''}`, [...(groups.get(`${b.type}/${b.vmid}@${b.node ?? ''}`) ?? []), b]);
+        const marks = new Map<BackupVolume, string>();
+        for (const group of groups.values()) {
+          const marked = markBackupGroup(group, keep);
+          for (const b of group) marks.set(b, marked.get(b.volid)!);
+        }
+        const removed = backups.filter((b) => marks.get(b) === 'remove');
+        const node = (await nodesSeeing(client, input.storage))[0];
+        if (!node && removed.length > 0) refuse('PlanRefused', `storage: '${input.storage}' is not available on any node`);
+        const steps: PlanStep[] = removed.map((b) => ({
+          id: `remove/${b.volid}`,
+          action: 'remove-backup',
+          vmid: b.vmid,
+          node: b.node ?? node!,
+          description: `remove ${b.volid} (${new Date(b.ctime * 1000).toISOString()}, ${formatBytes(b.size)})`,
+          params: { volume: b.volid, storage: input.storage },
+        }));
+        const rules = Object.entries(keep).map(([k, v]) => `${k}=${v}`).join(',');
+        return {
+          summary: `prune ${input.storage} (${rules}): remove ${removed.length} of ${backups.length} backups, ${formatBytes(removed.reduce((n, b) => n + b.size, 0))}`,
+          risk: 'high',
+          reasons: ['removed backups cannot be restored from'],
+          steps,
+          warnings: [],
+          nodes: [...new Set(steps.map((s) => s.node!))],
+          vmids: [...new Set(removed.map((b) => b.vmid))],
+          estimatedDurationMs: steps.length * 2_000,
+          details: {
+            storage: input.storage,
+            keep,
+            kept: backups.filter((b) => marks.get(b) === 'keep'),
+            protectedKept: backups.filter((b) => marks.get(b) === 'protected'),
+          },
+        };
+      });
+    },
+
+    /**
+     * Removes one backup as planned. Deleting is safe to repeat: a retry finds the volume gone;
+     * a backup protected since the plan is left alone.
+     */
+    async removeBackup(input: { environment: string; step: PlanStep }): Promise<{ volid: string; outcome: 'removed' | 'already-gone' }> {
+      const client = await deps.pve(input.environment);
+      const { node } = input.step;
+      const volume = String(input.step.params!['volume']);
+      const storage = String(input.step.params!['storage']);
+      return withPveFailures(async () => {
+        const present = (await read(() => client.storage.content({ node: node!, storage, content: 'backup' }))).find((v) => v.volid === volume);
+        if (!present) return { volid: volume, outcome: 'already-gone' };
+        if (present.protected) fail('BackupProtected', `${volume} has been protected since the plan; not removing it`);
+        const upid = await client.storage.deleteVolume({ node: node!, storage, volume });
+        if (upid) await waitForTask(client, upid, { signal: Context.current().cancellationSignal });
+        return { volid: volume, outcome: 'removed' };
       });
     },
   };

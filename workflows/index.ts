@@ -20,3 +20,4 @@ export { rollingMaintenance } from './rollingMaintenance.js';
 export { maintainNode } from './maintainNode.js';
 export { backup } from './backup.js';
 export { restore } from './restore.js';
+export { backupPrune } from './backupPrune.js';

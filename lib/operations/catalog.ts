@@ -534,6 +534,32 @@ export const restoreOperation = defineOperation({
   workflowId: (b, at) => `restore/${b.environment}/${b.volume.replace(/[^a-z0-9_.-]/gi, '_')}/${at}`,
 });
 
+const keepCount = z.number().int().min(1).max(10_000).optional();
+
+export const backupPruneOperation = defineOperation({
+  kind: 'backup-prune',
+  workflowType: 'backupPrune',
+  description: "Remove old backups from a storage by PVE's prune-backups rules (keep-last, keep-daily, ...); protected backups are never removed.",
+  body: z
+    .strictObject({
+      ...common,
+      storage: storageId,
+      /** One guest's backups; every guest's when absent. */
+      vmid: vmid.optional(),
+      keepLast: keepCount,
+      keepHourly: keepCount,
+      keepDaily: keepCount,
+      keepWeekly: keepCount,
+      keepMonthly: keepCount,
+      keepYearly: keepCount,
+    })
+    .refine((b) => [b.keepLast, b.keepHourly, b.keepDaily, b.keepWeekly, b.keepMonthly, b.keepYearly].some((k) => k !== undefined), {
+      message: 'set at least one keep option (without one PVE keeps everything)',
+      path: ['keepLast'],
+    }),
+  workflowId: (b, at) => `backup-prune/${b.environment}/${b.storage}/${at}`,
+});
+
 export const operations = [
   inventoryOperation,
   vmActionOperation,
@@ -555,6 +581,7 @@ export const operations = [
   rollingMaintenanceOperation,
   backupOperation,
   restoreOperation,
+  backupPruneOperation,
 ] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
@@ -585,3 +612,4 @@ export type ReconcileInput = WorkflowInput<typeof reconcileOperation.body>;
 export type RollingMaintenanceInput = WorkflowInput<typeof rollingMaintenanceOperation.body>;
 export type BackupInput = WorkflowInput<typeof backupOperation.body>;
 export type RestoreInput = WorkflowInput<typeof restoreOperation.body>;
+export type BackupPruneInput = WorkflowInput<typeof backupPruneOperation.body>;

@@ -93,6 +93,12 @@ const meanings: Record<string, string> = {
   maxParallelPerNode: 'Backups on one node at once; PVE runs one vzdump job per node, so more only queue there.',
   volume: 'The backup volume to restore (`GET /v1/backups` lists them).',
   newVmid: 'For a restore beside the original: a VMID in the environment’s VM range; the next free one when absent.',
+  keepLast: 'Keep the newest N backups of each guest.',
+  keepHourly: 'Keep the newest backup of each of the last N hours that have one.',
+  keepDaily: 'Keep the newest backup of each of the last N days that have one.',
+  keepWeekly: 'Keep the newest backup of each of the last N ISO weeks that have one.',
+  keepMonthly: 'Keep the newest backup of each of the last N months that have one.',
+  keepYearly: 'Keep the newest backup of each of the last N years that have one.',
 };
 
 /** Where a kind's field means more than the shared words say. */
@@ -116,6 +122,10 @@ const kindMeanings: Partial<Record<OperationKindName, Record<string, string>>> =
     node: 'Back up every guest of this node.',
     storage: 'A storage that holds backups (content `backup`), available on the guests’ nodes.',
     bwlimitMiBps: 'Bandwidth cap per backup, MiB/s; PVE allows it only with Sys.Modify on `/`, which the shipped role lacks.',
+  },
+  'backup-prune': {
+    storage: 'The backup storage to prune.',
+    vmid: 'Only this guest’s backups; every guest’s when absent.',
   },
   restore: {
     target: '`in-place` overwrites the guest the backup came from (high risk); `new` restores it beside it (medium).',
@@ -171,6 +181,7 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
   'rolling-maintenance': { environment: 'home', dryRun: true },
   backup: { environment: 'home', tags: 'prod & web', storage: 'shared', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} before release' },
   restore: { environment: 'home', volume: 'shared:backup/vzdump-qemu-1004-2026_12_06-07_00_00.vma.zst', target: 'new' },
+  'backup-prune': { environment: 'home', storage: 'shared', keepLast: 2, keepDaily: 7, dryRun: true },
 };
 
 /** Examples that need something done first, so they cannot run on a freshly started demo (the docs test skips them). */
