@@ -1,11 +1,12 @@
 /**
- * Backups with vzdump: which guests a request selects and the plan for them, then each
- * guest's backup sent to PVE once and followed to its end.
+ * Backups, restores and retention: the plans (which guests and archives, what is lost, what
+ * the prune rules keep), then each vzdump or restore sent to PVE once and followed to its end,
+ * and each pruned archive removed.
  *
  * "Once" as migrations do it: before sending, the node's task list since the operation's
- * marker is searched for a vzdump of the guest (an earlier attempt whose answer was lost, a
- * worker that died); if there is one it is followed instead. After sending, the UPID is
- * heartbeated, so a retry attaches to it directly.
+ * marker is searched for the guest's task (an earlier attempt whose answer was lost, a worker
+ * that died); if there is one it is followed instead. After sending, the UPID is heartbeated,
+ * so a retry attaches to it directly.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
