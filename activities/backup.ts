@@ -14,7 +14,7 @@ import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/life
 import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
 import { vmidCandidates } from '../lib/lifecycle/naming.js';
 import { markBackupGroup, type PruneOptions } from '../lib/backup/prune.js';
-import type { BackupInput, BackupPruneInput, RestoreInput } from '../lib/operations/catalog.js';
+import type { BackupInput, BackupPruneInput, RestoreDrillInput, RestoreInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
 import { PveTaskFailedError } from '../lib/pve/errors.js';
 import { formatBytes } from '../lib/planning/units.js';
@@ -83,6 +83,13 @@ export interface PrunePlanDetails {
   protectedKept: BackupVolume[];
 }
 
+export interface DrillTarget {
+  /** The guest whose backup is drilled. */
+  vmid: number;
+  name: string;
+  backup: BackupVolume;
+}
+
 function fail(type: string, message: string, details?: unknown): never {
   throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details ? { details: [details] } : {}) });
 }
@@ -91,7 +98,7 @@ function label(g: Pick<BackupTarget, 'type' | 'vmid'>): string {
   return `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid}`;
 }
 
-function selectGuests(input: BackupInput, guests: GuestView[]): GuestView[] {
+function selectGuests(input: Pick<BackupInput, 'vmid' | 'tags' | 'node'>, guests: GuestView[]): GuestView[] {
   const candidates = guests.filter((g) => !g.template);
   if (input.vmid !== undefined) {
     const guest = candidates.find((g) => g.vmid === input.vmid);
@@ -393,6 +400,9 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         ...(p['storage'] !== undefined ? { storage: String(p['storage']) } : {}),
         ...(p['force'] ? { force: true } : {}),
         ...(p['start'] ? { start: true } : {}),
+        // A drill's copy: its own name, its NIC on the isolated bridge.
+        ...(p['name'] !== undefined ? { name: String(p['name']) } : {}),
+        ...(p['net0'] !== undefined ? { net0: String(p['net0']) } : {}),
       };
       return withPveFailures(async () => {
         const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
@@ -471,6 +481,101 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         const upid = await client.storage.deleteVolume({ node: node!, storage, volume });
         if (upid) await waitForTask(client, upid, { signal: Context.current().cancellationSignal });
         return { volid: volume, outcome: 'removed' };
+      });
+    },
+
+    async planRestoreDrill(input: RestoreDrillInput): Promise<PlanDraft<{ targets: DrillTarget[]; maxParallel: number }>> {
+      const client = await deps.pve(input.environment);
+      const range = deps.config.environments[input.environment]!.vmid_ranges.vms;
+      return withPveFailures(async () => {
+        const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
+        const selected = selectGuests(input, guests);
+        const taken = new Set(guests.map((g) => g.vmid));
+        const free = vmidCandidates(range, (v) => taken.has(v));
+        const warnings: string[] = [];
+        const steps: PlanStep[] = [];
+        const targets: DrillTarget[] = [];
+        for (const g of selected) {
+          if (g.type !== 'qemu') {
+            warnings.push(`${label(g)} '${g.name}' is a container: a drill checks a VM's guest agent`);
+            continue;
+          }
+          const [latest] = await listBackupVolumes(client, { vmid: g.vmid });
+          if (!latest) {
+            warnings.push(`${label(g)} '${g.name}' has no backup: it cannot be proven restorable`);
+            continue;
+          }
+          const vmid = free.next().value;
+          if (vmid === undefined) refuse('PlanRefused', `no free VMID left in the VM range ${range.min}-${range.max}`);
+          const config = parseConfigText(await client.backup.extractConfig({ node: g.node, volume: latest.volid }));
+          const net0 = config['net0']?.replace(/bridge=[^,]+/, `bridge=${input.bridge}`);
+          targets.push({ vmid: g.vmid, name: g.name, backup: latest });
+          steps.push({
+            id: `drill/${g.vmid}`,
+            action: 'restore',
+            vmid,
+            node: g.node,
+            description: `restore ${latest.volid} as temporary VM ${vmid} on ${input.bridge}, boot it, check its guest agent, destroy it`,
+            params: { archive: latest.volid, start: true, name: `drill-${g.vmid}`, ...(net0 ? { net0 } : {}) },
+          });
+        }
+        if (steps.length === 0) refuse('PlanRefused', `nothing to drill: ${warnings.join('; ')}`);
+        return {
+          summary: `restore drill of ${steps.length} VM${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
+          risk: 'low',
+          reasons: ['restores temporary copies on an isolated bridge and destroys them; the originals are not touched'],
+          steps,
+          warnings,
+          nodes: [...new Set(steps.map((s) => s.node!))],
+          vmids: targets.map((t) => t.vmid),
+          estimatedDurationMs: steps.length * 120_000,
+          details: { targets, maxParallel: input.maxParallel },
+        };
+      });
+    },
+
+    /** Waits until the guest agent of a VM answers; fails with PVE's last word when it never does. */
+    async awaitGuestAgent(input: { environment: string; node: string; vmid: number; timeoutMs: number }): Promise<void> {
+      const client = await deps.pve(input.environment);
+      const ctx = Context.current();
+      const deadline = Date.now() + input.timeoutMs;
+      for (;;) {
+        try {
+          await client.qemu.agentNetworkInterfaces({ node: input.node, vmid: input.vmid });
+          return;
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          // A VM without an agent configured will never answer: no point waiting.
+          if (Date.now() >= deadline || /No QEMU guest agent configured/.test(reason)) fail('AgentSilent', `the guest agent of VM ${input.vmid} did not answer within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`);
+          ctx.heartbeat({ waiting: reason });
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    },
+
+    /**
+     * Removes a drill's temporary VM: stopped, then destroyed. Safe to repeat: a VM already
+     * gone is done, one being destroyed is waited for.
+     */
+    async removeDrillGuest(input: { environment: string; node: string; vmid: number; name: string }): Promise<void> {
+      const client = await deps.pve(input.environment);
+      const ctx = Context.current();
+      return withPveFailures(async () => {
+        for (;;) {
+          const guest = (await read(() => client.cluster.resources({ type: 'vm' }))).find((r) => r.vmid === input.vmid);
+          if (!guest) return;
+          // Never destroy anything but the drill's own copy.
+          if (guest.name !== input.name) fail('PlanRefused', `VM ${input.vmid} is '${guest.name}', not the drill's '${input.name}': not removing it`);
+          const ref = { node: input.node, vmid: input.vmid };
+          const config = await client.qemu.config(ref);
+          if (config.lock === 'destroyed' || config.lock === 'create') {
+            ctx.heartbeat({ waiting: `lock ${config.lock}` });
+            await new Promise((r) => setTimeout(r, 500));
+            continue;
+          }
+          if (guest.status === 'running') await waitForTask(client, await client.qemu.stop(ref), { signal: ctx.cancellationSignal });
+          await waitForTask(client, await client.qemu.destroy({ ...ref, purge: true, 'destroy-unreferenced-disks': true }), { signal: ctx.cancellationSignal });
+        }
       });
     },
   };

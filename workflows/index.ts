@@ -21,3 +21,4 @@ export { maintainNode } from './maintainNode.js';
 export { backup } from './backup.js';
 export { restore } from './restore.js';
 export { backupPrune } from './backupPrune.js';
+export { restoreDrill } from './restoreDrill.js';

@@ -560,6 +560,25 @@ export const backupPruneOperation = defineOperation({
   workflowId: (b, at) => `backup-prune/${b.environment}/${b.storage}/${at}`,
 });
 
+export const restoreDrillOperation = defineOperation({
+  kind: 'restore-drill',
+  workflowType: 'restoreDrill',
+  description: 'Prove backups restorable: restore the latest backup of each chosen VM as a temporary VM on an isolated bridge, boot it, check its guest agent answers, then destroy it.',
+  body: z
+    .strictObject({
+      ...common,
+      /** Exactly one of vmid and tags selects the VMs. */
+      vmid: vmid.optional(),
+      tags: tagExpression.optional(),
+      /** A bridge without an uplink, so the restored copy cannot clash with its original. */
+      bridge: z.string().regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99').default('vmbr99'),
+      agentTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
+      maxParallel: z.number().int().min(1).max(8).default(2),
+    })
+    .refine((b) => (b.vmid === undefined) !== (b.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] }),
+  workflowId: (b, at) => `restore-drill/${b.environment}/${b.vmid ?? 'tags'}/${at}`,
+});
+
 export const operations = [
   inventoryOperation,
   vmActionOperation,
@@ -582,6 +601,7 @@ export const operations = [
   backupOperation,
   restoreOperation,
   backupPruneOperation,
+  restoreDrillOperation,
 ] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
@@ -613,3 +633,4 @@ export type RollingMaintenanceInput = WorkflowInput<typeof rollingMaintenanceOpe
 export type BackupInput = WorkflowInput<typeof backupOperation.body>;
 export type RestoreInput = WorkflowInput<typeof restoreOperation.body>;
 export type BackupPruneInput = WorkflowInput<typeof backupPruneOperation.body>;
+export type RestoreDrillInput = WorkflowInput<typeof restoreDrillOperation.body>;

@@ -99,6 +99,7 @@ const meanings: Record<string, string> = {
   keepWeekly: 'Keep the newest backup of each of the last N ISO weeks that have one.',
   keepMonthly: 'Keep the newest backup of each of the last N months that have one.',
   keepYearly: 'Keep the newest backup of each of the last N years that have one.',
+  agentTimeoutSeconds: 'How long the restored copy’s guest agent may take to answer.',
 };
 
 /** Where a kind's field means more than the shared words say. */
@@ -122,6 +123,12 @@ const kindMeanings: Partial<Record<OperationKindName, Record<string, string>>> =
     node: 'Back up every guest of this node.',
     storage: 'A storage that holds backups (content `backup`), available on the guests’ nodes.',
     bwlimitMiBps: 'Bandwidth cap per backup, MiB/s; PVE allows it only with Sys.Modify on `/`, which the shipped role lacks.',
+  },
+  'restore-drill': {
+    vmid: 'Drill this VM’s latest backup (name exactly one of `vmid`, `tags`).',
+    tags: 'Drill the latest backup of every VM matching this tag expression.',
+    bridge: 'The isolated bridge (no uplink) the temporary copies join.',
+    maxParallel: 'Drills running at once.',
   },
   'backup-prune': {
     storage: 'The backup storage to prune.',
@@ -182,12 +189,14 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
   backup: { environment: 'home', tags: 'prod & web', storage: 'shared', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} before release' },
   restore: { environment: 'home', volume: 'shared:backup/vzdump-qemu-1004-2026_12_06-07_00_00.vma.zst', target: 'new' },
   'backup-prune': { environment: 'home', storage: 'shared', keepLast: 2, keepDaily: 7, dryRun: true },
+  'restore-drill': { environment: 'home', tags: 'prod & web', bridge: 'vmbr99', dryRun: true },
 };
 
 /** Examples that need something done first, so they cannot run on a freshly started demo (the docs test skips them). */
 const exampleNeeds: Partial<Record<OperationKindName, string>> = {
   'cluster-down': 'a cluster to tear down: run the cluster-up example without dryRun and approve it first',
   restore: 'a backup volume: run the backup example first and take a `volid` from `GET /v1/backups`',
+  'restore-drill': 'backups to drill: run the backup example first',
 };
 
 export interface RequestField {

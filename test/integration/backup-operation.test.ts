@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
+import type { DrillResult } from '../../workflows/restoreDrill.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation } from './lifecycle-helpers.js';
@@ -198,6 +199,33 @@ describe('the backup-prune operation', () => {
 
   it('answers a request without a keep option with a 400-style refusal naming keepLast', () => {
     expect(() => startOperation(worker, 'backup-prune', { storage: 'shared' })).toThrow(/keepLast/);
+  });
+});
+
+describe('the restore-drill operation', () => {
+  const drillCopies = () => [...home.sim.state.guests.values()].filter((g) => g.name.startsWith('drill-'));
+
+  it('proves the latest backup restorable on an isolated bridge, then destroys the copy', async () => {
+    await (await startOperation(worker, 'backup', { vmid: 1002, storage: 'shared' })).result();
+    const handle = await startOperation(worker, 'restore-drill', { vmid: 1002, bridge: 'vmbr99' });
+    const { plan, result } = await handle.result();
+    expect(plan.risk).toBe('low');
+    expect(plan.steps[0].params).toMatchObject({ start: true, name: 'drill-1002', net0: expect.stringContaining('bridge=vmbr99') });
+    const [drill] = result as DrillResult[];
+    expect(drill).toMatchObject({ vmid: 1002, outcome: 'proven', volid: expect.stringMatching(/vzdump-qemu-1002-/) });
+    expect(drill!.seconds).toBeGreaterThan(0);
+    expect(drillCopies()).toEqual([]);
+    expect(home.sim.state.guests.get(1002)!.status).toBe('running');
+  });
+
+  it('fails the drill of a VM whose guest agent never answers, naming why, and still destroys the copy', async () => {
+    await (await startOperation(worker, 'backup', { vmid: 1025, storage: 'shared' })).result();
+    const handle = await startOperation(worker, 'restore-drill', { vmid: 1025 });
+    const failure = await failureOf(handle);
+    expect(failure.type).toBe('DrillFailed');
+    const [drill] = failure.details![0] as DrillResult[];
+    expect(drill).toMatchObject({ vmid: 1025, outcome: 'failed', error: expect.stringContaining('No QEMU guest agent configured') });
+    expect(drillCopies()).toEqual([]);
   });
 });
 
