@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Cluster } from '../../sim/cluster.js';
 import { PveError } from '../../sim/errors.js';
 import { extractConfig, restoreGuest, vzdump, type RestoreRequest, type VzdumpRequest } from '../../sim/ops/backup.js';
+import { destroyGuest } from '../../sim/ops/config.js';
 import { createSnapshot } from '../../sim/ops/snapshots.js';
 import { storageContent } from '../../sim/ops/storage.js';
 import type { Can } from '../../sim/ops/views.js';
@@ -122,6 +123,13 @@ describe('vzdump', () => {
     expect(refusal(() => vzdump(cluster, API_CALLER, 'pve1', job([101], { bwlimit: 10240 }), noModify)).message).toBe(
       'Permission check failed (/, Sys.Modify)',
     );
+  });
+  it('keeps a guest’s backups when the guest is destroyed, as PVE does', async () => {
+    const cluster = manualCluster(scenario);
+    await finish(cluster, vzdump(cluster, API_CALLER, 'pve1', job([104]), all));
+    await finish(cluster, destroyGuest(cluster, API_CALLER, cluster.state.guests.get(104)!, { purge: true, destroyUnreferencedDisks: true }));
+    expect(cluster.state.guests.has(104)).toBe(false);
+    expect(backups(cluster, 104)).toHaveLength(1);
   });
 });
 
