@@ -180,14 +180,14 @@ describe('policy backup_before', () => {
 describe('the backup-prune operation', () => {
   it('removes what keep-last does not keep, after a second person approves, and never a protected backup', async () => {
     for (const protect of [true, false, false, false]) {
-      await (await startOperation(worker, 'backup', { vmid: 1011, storage: 'shared', protected: protect })).result();
+      await (await startOperation(worker, 'backup', { vmid: 1014, storage: 'shared', protected: protect })).result();
     }
     const archives = () =>
-      [...home.sim.state.pool('shared', 'pve02')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === 1011).sort((a, b) => a.ctime - b.ctime);
+      [...home.sim.state.pool('shared', 'pve02')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === 1014).sort((a, b) => a.ctime - b.ctime);
     const [oldest, ...rest] = archives();
     expect(rest).toHaveLength(3);
 
-    const handle = await startOperation(worker, 'backup-prune', { storage: 'shared', vmid: 1011, keepLast: 1 });
+    const handle = await startOperation(worker, 'backup-prune', { storage: 'shared', vmid: 1014, keepLast: 1 });
     const status = await approve(handle);
     expect(status.plan!.risk).toBe('high');
     expect(status.plan!.details).toMatchObject({ protectedKept: [expect.objectContaining({ volid: oldest!.volid })] });
