@@ -1,6 +1,9 @@
-/** /nodes/{node}/vzdump and /nodes/{node}/vzdump/extractconfig */
-import { extractConfig, vzdump } from '../ops/backup.js';
-import type { Handlers } from './context.js';
+/**
+ * /nodes/{node}/vzdump and /nodes/{node}/vzdump/extractconfig, and the create calls that are
+ * restores: POST /nodes/{node}/qemu with `archive`, POST /nodes/{node}/lxc with `restore=1`.
+ */
+import { extractConfig, restoreGuest, restoreRequest, vzdump } from '../ops/backup.js';
+import type { Handler, Handlers } from './context.js';
 
 export const backupHandlers: Handlers = {
   vzdump: ({ cluster, caller, params, local, can }) =>
@@ -22,3 +25,19 @@ export const backupHandlers: Handlers = {
     ).upid,
   vzdumpExtractConfig: ({ cluster, params, can }) => extractConfig(cluster, params.node, params.volume, can),
 };
+
+/** The guest create handlers, with the calls that carry a backup archive answered as restores. */
+export function withRestores(create: { qemuCreate: Handler<'qemuCreate'>; lxcCreate: Handler<'lxcCreate'> }): Handlers {
+  return {
+    qemuCreate: (ctx) => {
+      const { cluster, caller, params, can } = ctx;
+      if (params.archive === undefined) return create.qemuCreate(ctx);
+      return restoreGuest(cluster, caller, params.node, 'qemu', restoreRequest(params, params.archive), can).upid;
+    },
+    lxcCreate: (ctx) => {
+      const { cluster, caller, params, can } = ctx;
+      if (!params.restore) return create.lxcCreate(ctx);
+      return restoreGuest(cluster, caller, params.node, 'lxc', restoreRequest(params, params.ostemplate), can).upid;
+    },
+  };
+}

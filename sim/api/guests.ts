@@ -20,7 +20,6 @@ import { lxcMigratePreconditions, migrateGuest, qemuMigratePreconditions } from 
 import { rebootGuest, shutdownGuest, startGuest, stopGuest } from '../ops/power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, rollbackSnapshot } from '../ops/snapshots.js';
 import { agentNetworkInterfaces, guestList, guestStatus } from '../ops/views.js';
-import { restoreGuest, restoreRequest } from '../ops/backup.js';
 import type { Guest } from '../state.js';
 import type { Handlers } from './context.js';
 
@@ -59,11 +58,7 @@ function configOf(guest: Guest, snapshot: string | undefined): Record<string, un
 
 export const qemuHandlers: Handlers = {
   qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
-  qemuCreate: ({ cluster, caller, params, can }) =>
-    (params.archive !== undefined
-      ? restoreGuest(cluster, caller, params.node, 'qemu', restoreRequest(params, params.archive), can)
-      : createQemu(cluster, caller, params.node, params)
-    ).upid,
+  qemuCreate: ({ cluster, caller, params }) => createQemu(cluster, caller, params.node, params).upid,
   qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot),
   qemuUpdateConfig: async ({ cluster, params }) => {
     await updateConfig(cluster, guestAt(cluster, params, 'qemu'), params);
@@ -120,11 +115,7 @@ export const qemuHandlers: Handlers = {
 
 export const lxcHandlers: Handlers = {
   lxcList: ({ cluster, params, can }) => guestList(cluster, params.node, 'lxc', can),
-  lxcCreate: ({ cluster, caller, params, can }) =>
-    (params.restore
-      ? restoreGuest(cluster, caller, params.node, 'lxc', restoreRequest(params, params.ostemplate), can)
-      : createLxc(cluster, caller, params.node, params)
-    ).upid,
+  lxcCreate: ({ cluster, caller, params }) => createLxc(cluster, caller, params.node, params).upid,
   lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot),
   lxcUpdateConfig: async ({ cluster, params }) => {
     await updateConfig(cluster, guestAt(cluster, params, 'lxc'), params);
