@@ -112,17 +112,17 @@ export function createBulkActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
           if (!p.ok) throw p.error;
           if (p.value) targets.push(p.value);
         }
-        if (targets.length === 0) {
-          refuse('PlanRefused', `nothing to do: every guest matching '${input.tags}' is skipped (${skipped.map((s) => `${s.vmid}: ${s.why}`).join('; ')})`);
-        }
-
         const { risk, why } = ACTION_RISK[input.action];
         const nodes = [...new Set(targets.map((t) => t.node))].sort();
         const waves = Math.ceil(targets.length / input.maxParallel);
+        // Every guest skipped is an answer, not a refusal: a plan without steps completes as nothing-to-do.
+        const nothing = targets.length === 0;
         return {
-          summary: `${input.action} ${targets.length} guest${targets.length === 1 ? '' : 's'} matching '${input.tags}' on ${nodes.join(', ')}, ${input.maxParallel} at a time`,
-          risk,
-          reasons: [why, `affects ${targets.length} guests`],
+          summary: nothing
+            ? `nothing to do: every guest matching '${input.tags}' is skipped (${skipped.map((s) => `${s.vmid}: ${s.why}`).join('; ')})`
+            : `${input.action} ${targets.length} guest${targets.length === 1 ? '' : 's'} matching '${input.tags}' on ${nodes.join(', ')}, ${input.maxParallel} at a time`,
+          risk: nothing ? 'low' : risk,
+          reasons: nothing ? ['changes nothing'] : [why, `affects ${targets.length} guests`],
           steps: targets.flatMap((t) => t.steps),
           warnings: skipped.map((s) => `${s.vmid} '${s.name}' is left alone: ${s.why}`),
           nodes,

@@ -2,6 +2,7 @@
  * All activities, created from explicit dependencies so tests can hand in the simulator.
  */
 import type { WorkerDeps } from '../worker/deps.js';
+import { createApprovalActivities } from './approvals.js';
 import { createAuditActivities } from './audit.js';
 import { createInventoryActivities } from './inventory.js';
 import { createTaskActivities } from './tasks.js';
@@ -23,6 +24,7 @@ import { createBackupActivities } from './backup.js';
 export function createActivities(deps: WorkerDeps) {
   return {
     ...createAuditActivities(deps.audit),
+    ...createApprovalActivities(deps),
     ...createInventoryActivities(deps),
     ...createTaskActivities(deps),
     ...createVmActivities(deps),

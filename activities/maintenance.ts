@@ -299,6 +299,7 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
             haMaintenance: input.haMaintenance,
             drain,
             memoryHeadroom: env.policy.memory_headroom,
+            memoryBasis: env.policy.memory_basis,
             minNodesUp: rollout.minNodesUp,
             upgradeTimeoutMs: input.upgradeTimeoutSeconds * 1000,
             bootTimeoutMs: input.bootTimeoutSeconds * 1000,

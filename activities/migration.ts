@@ -18,6 +18,7 @@ import {
   type EvacuationRequest,
   type GuestMove,
 } from '../lib/planning/evacuation.js';
+import type { MemoryBasis } from '../lib/planning/placement.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import {
@@ -65,6 +66,8 @@ export interface MigrateGuestInput {
   move: GuestMove;
   limits: EvacuationPlan['limits'];
   memoryHeadroom: number;
+  /** The plan's memory basis; absent from plans made before it existed, which counted reported use. */
+  memoryBasis?: MemoryBasis;
   marker: TaskMarker;
 }
 
@@ -192,15 +195,26 @@ export function createMigrationActivities(deps: MigrationDeps) {
     };
   }
 
+  /** What the target holds now on the plan's basis: its running guests' configured memory, or what it reports in use. */
+  async function targetMemory(client: PveClient, input: MigrateGuestInput): Promise<{ total: number; held: number; what: string }> {
+    const { memory } = await read(() => client.nodes.status({ node: input.move.target }));
+    if ((input.memoryBasis ?? 'used') === 'used') return { total: memory.total, held: memory.used, what: 'uses' };
+    const guests = await read(() => client.cluster.resources({ type: 'vm' }));
+    const held = guests
+      .filter((g) => g.node === input.move.target && g.status === 'running')
+      .reduce((sum, g) => sum + (g.maxmem ?? 0), 0);
+    return { total: memory.total, held, what: 'has running guests configured with' };
+  }
+
   async function checkHeadroom(client: PveClient, input: MigrateGuestInput): Promise<void> {
     const { move, memoryHeadroom } = input;
     if (move.mode === 'offline') return;
-    const { memory } = await read(() => client.nodes.status({ node: move.target }));
+    const memory = await targetMemory(client, input);
     const limit = memory.total * (1 - memoryHeadroom);
-    if (memory.used + move.memoryBytes > limit) {
+    if (memory.held + move.memoryBytes > limit) {
       fail(
         'TargetHeadroom',
-        `${label(move)} not started: ${move.target} uses ${formatBytes(memory.used)} of ${formatBytes(memory.total)}, ` +
+        `${label(move)} not started: ${move.target} ${memory.what} ${formatBytes(memory.held)} of ${formatBytes(memory.total)}, ` +
           `and ${formatBytes(move.memoryBytes)} more would leave less than ${Math.round(memoryHeadroom * 100)}% free`,
       );
     }

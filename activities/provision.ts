@@ -12,7 +12,7 @@ import type { EnvironmentConfig } from '../lib/config/schema.js';
 import { inventoryFromResources, type GuestView, type NodeView } from '../lib/inventory.js';
 import { guestName, NamingError, vmidCandidates } from '../lib/lifecycle/naming.js';
 import type { VmCloneInput, VmCreateInput } from '../lib/operations/catalog.js';
-import { placeGuests } from '../lib/planning/placement.js';
+import { placeGuests, placementConstraints } from '../lib/planning/placement.js';
 import { formatBytes, GiB, MiB } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
@@ -93,19 +93,23 @@ function chooseNode(
 ): { node: string; why: string } {
   const targets = view.nodes
     .filter((n) => n.online)
-    .map((n) => ({
-      node: n.name,
-      memoryTotal: n.memoryTotalBytes,
-      memoryUsed: n.memoryUsedBytes,
-      cpus: n.cores,
-      vcpusAssigned: view.guests.filter((g) => g.node === n.name && g.status === 'running').reduce((sum, g) => sum + g.cores, 0),
-      storageFree: Object.fromEntries(
-        view.storages
-          .filter((s) => s.node === n.name && s.storage && (s.content ?? '').split(',').includes(demand.content))
-          .map((s) => [s.storage!, (s.maxdisk ?? 0) - (s.disk ?? 0)]),
-      ),
-      groups: {},
-    }));
+    .map((n) => {
+      const running = view.guests.filter((g) => g.node === n.name && g.status === 'running');
+      return {
+        node: n.name,
+        memoryTotal: n.memoryTotalBytes,
+        memoryUsed: n.memoryUsedBytes,
+        memoryCommitted: running.reduce((sum, g) => sum + g.memoryBytes, 0),
+        cpus: n.cores,
+        vcpusAssigned: running.reduce((sum, g) => sum + g.cores, 0),
+        storageFree: Object.fromEntries(
+          view.storages
+            .filter((s) => s.node === n.name && s.storage && (s.content ?? '').split(',').includes(demand.content))
+            .map((s) => [s.storage!, (s.maxdisk ?? 0) - (s.disk ?? 0)]),
+        ),
+        groups: {},
+      };
+    });
   if (onlyOn && !view.nodes.some((n) => n.name === onlyOn)) refuse('PlanRefused', `node: no node '${onlyOn}' in this cluster`);
   if (onlyOn && !targets.some((t) => t.node === onlyOn)) refuse('PlanRefused', `node: ${onlyOn} is offline`);
   const result = placeGuests(
@@ -119,7 +123,7 @@ function chooseNode(
       },
     ],
     targets,
-    { memoryHeadroom: env.policy.memory_headroom, cpuOversubscription: env.policy.cpu_oversubscription },
+    placementConstraints(env.policy),
   );
   const node = result.placements['new'];
   if (!node) refuse('PlanRefused', `no node can take the new guest: ${result.unplaced[0]?.reasons.join('; ') ?? 'no online node'}`);

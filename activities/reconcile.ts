@@ -2,6 +2,8 @@
  * Desired state: plan a reconcile (read the manifest folder and the cluster, diff them), apply
  * one guest's config change guarded by its digest, and record drift reports.
  */
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import { inventoryFromResources } from '../lib/inventory.js';
@@ -24,7 +26,7 @@ import { PveApiError } from '../lib/pve/errors.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
-import { describeGuest, guestConfig, refuse, verifyIdentity, type LocatedGuest } from './vm.js';
+import { awaitingRestart, describeGuest, guestConfig, refuse, restartNote, verifyIdentity, type LocatedGuest } from './vm.js';
 
 export interface ReconcilePlanRequest {
   environment: string;
@@ -103,6 +105,20 @@ async function observeCluster(client: PveClient, fleet: Fleet, namingPattern: st
   return { nodes: inventory.nodes, guests, storages, volumes };
 }
 
+/**
+ * The folder a request names, refused unless it lies inside the configured manifests root
+ * (symlinks followed): a request must not make the worker read any folder it can reach.
+ */
+async function manifestFolder(requested: string | undefined, root: string): Promise<string> {
+  if (requested === undefined) return root;
+  const real = (path: string) => realpath(path).catch(() => resolve(path));
+  const inside = relative(await real(root), await real(requested));
+  if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+    refuse('PlanRefused', `manifests: '${requested}' is outside the manifests root '${root}'`);
+  }
+  return requested;
+}
+
 function rethrowFirst(results: { ok: boolean; error?: unknown }[]): void {
   const failed = results.find((r) => !r.ok);
   if (failed) throw failed.error;
@@ -153,7 +169,7 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     async planReconcile(request: ReconcilePlanRequest): Promise<PlanDraft<ReconcileDetails>> {
       const env = deps.config.environments[request.environment];
       if (!env) refuse('PlanRefused', `environment: unknown environment '${request.environment}'`);
-      const folder = request.manifests ?? settings.path;
+      const folder = await manifestFolder(request.manifests, settings.path);
       let fleet: Fleet;
       try {
         fleet = await loadFleet(folder, request.environment);
@@ -199,7 +215,8 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         };
         if (planned === undefined || config.digest !== planned) {
           if (Object.entries(params).every(([k, v]) => holds(config, k, v))) {
-            return { kind: 'already-done', detail: `${describeGuest(guest)} already has ${keys}` };
+            const waiting = await awaitingRestart(client, guest, Object.keys(params));
+            return { kind: 'already-done', detail: `${describeGuest(guest)} already has ${keys}${restartNote(guest, waiting)}` };
           }
           // The digest moved: by this operation's safety snapshot, or by an edit elsewhere in
           // the config — harmless — unless a key this step sets is no longer what the plan saw.
@@ -215,7 +232,8 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           if (err instanceof PveApiError && /checksum mismatch/.test(err.pveMessage)) concurrent('changed while the change was being sent (PVE: checksum mismatch)');
           throw err;
         }
-        return { kind: 'applied', detail: `set ${keys} of ${describeGuest(guest)}` };
+        const waiting = await awaitingRestart(client, guest, Object.keys(params));
+        return { kind: 'applied', detail: `set ${keys} of ${describeGuest(guest)}${restartNote(guest, waiting)}` };
       });
     },
 

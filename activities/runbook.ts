@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { downloadOutsidePolicy, outsidePolicyReason } from '../lib/config/download-policy.js';
 import type { EnvironmentConfig } from '../lib/config/schema.js';
 import type { RunbookIngestInput, RunbookRunInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
@@ -19,6 +20,8 @@ import { parseRunbookMarkdown, RunbookError } from '../lib/runbooks/markdown.js'
 import { ParameterError, resolveParameters, type ParameterInput, type ResolvedParameters } from '../lib/runbooks/parameters.js';
 import { finishStep, PlanError, planRunbook, runbookNode, type ResolvedStep, type RunbookFacts, type RunbookPlan } from '../lib/runbooks/plan.js';
 import { UnresolvedPlaceholderError, type Value } from '../lib/runbooks/placeholders.js';
+import { linearRegExp } from '../lib/runbooks/safe-regex.js';
+import type { Runbook } from '../lib/runbooks/schema.js';
 import {
   defaultRunbooksDir,
   loadRunbook,
@@ -136,6 +139,7 @@ export async function prepareRunbook(
   } catch (err) {
     refusePlan(err);
   }
+  plan = withDownloadPolicy(plan, stored.runbook, resolved, env);
   const missing = reachProblems(env, plan);
   if (missing.length > 0) refuse('PlanRefused', `the runbook cannot run here:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   return {
@@ -150,6 +154,15 @@ export async function prepareRunbook(
       plan,
     },
   };
+}
+
+/** A plan that downloads (a `url` parameter) from outside the environment's policy needs a person. */
+function withDownloadPolicy(plan: RunbookPlan, runbook: Runbook, resolved: ResolvedParameters, env: EnvironmentConfig): RunbookPlan {
+  const outside = Object.entries(runbook.parameters)
+    .filter(([name, p]) => p.type === 'url' && typeof resolved.values[name] === 'string')
+    .flatMap(([name]) => downloadOutsidePolicy(resolved.values[name] as string, env.downloads) ?? []);
+  if (outside.length === 0) return plan;
+  return { ...plan, risk: 'high', reasons: [...plan.reasons, ...outside.map(outsidePolicyReason)] };
 }
 
 /** The workflow running this activity: the operation a runbook's `{{operation_id}}` names. */
@@ -260,7 +273,7 @@ function tail(text: string, lines = 20, chars = 4000): string {
 /** Named groups of the expected-output regex, or a failure naming the step when it does not match. */
 function matchOutput(step: ResolvedStep, output: string): Record<string, string> {
   if (step.expectOutput === undefined) return {};
-  const m = new RegExp(step.expectOutput, 'm').exec(output);
+  const m = linearRegExp(step.expectOutput, 'm').exec(output);
   if (!m) {
     nonRetryable('StepExpectationFailed', `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`);
   }

@@ -5,6 +5,7 @@
  * still needs is ever removed.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { downloadOutsidePolicy, outsidePolicyReason } from '../lib/config/download-policy.js';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { IsoImportInput, StorageCleanupInput } from '../lib/operations/catalog.js';
@@ -75,6 +76,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
         if (existing.some((v) => v.volid === volid)) {
           refuse('PlanRefused', `filename: ${volid} already exists; remove it first or choose another name`);
         }
+        const outside = downloadOutsidePolicy(input.url, deps.config.environments[input.environment]!.downloads);
         const steps: PlanStep[] = [
           {
             id: 'download',
@@ -87,8 +89,8 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
         ];
         return {
           summary: `import ISO ${input.filename} into ${input.storage} on ${input.node}`,
-          risk: 'low',
-          reasons: ['adds a file to a storage; the checksum is verified before it is kept'],
+          risk: outside ? 'high' : 'low',
+          reasons: ['adds a file to a storage; the checksum is verified before it is kept', ...(outside ? [outsidePolicyReason(outside)] : [])],
           steps,
           warnings: storage.avail !== undefined ? [`${input.storage} has ${formatBytes(storage.avail)} free`] : [],
           nodes: [input.node],
@@ -176,13 +178,13 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
             });
           }
         }
-        if (unused.length === 0) refuse('PlanRefused', 'nothing to remove: every image is used by a guest');
-
         const total = unused.reduce((sum, v) => sum + v.size, 0);
+        // Nothing unused is an answer, not a refusal: a plan without steps completes as nothing-to-do.
+        const nothing = unused.length === 0;
         return {
-          summary: `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
-          risk: 'high',
-          reasons: ['removing a volume destroys its data for good'],
+          summary: nothing ? 'nothing to remove: every image is used by a guest' : `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
+          risk: nothing ? 'low' : 'high',
+          reasons: [nothing ? 'changes nothing' : 'removing a volume destroys its data for good'],
           steps: unused.map((v) => ({
             id: `delete/${v.volid}`,
             action: 'delete-volume',

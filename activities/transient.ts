@@ -6,15 +6,11 @@
  * first checked that the write did not happen.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PveApiError, PveUnavailableError } from '../lib/pve/errors.js';
+import { isTransient } from '../lib/pve/errors.js';
 
-const BARE_SERVER_ERROR = /^(Internal Server Error|Service Unavailable|Bad Gateway|Gateway Timeout)$/;
+export { isTransient };
+
 const READ_ATTEMPTS = 5;
-
-export function isTransient(err: unknown): boolean {
-  if (err instanceof PveUnavailableError) return true;
-  return err instanceof PveApiError && (err.retryable || BARE_SERVER_ERROR.test(err.pveMessage.trim()));
-}
 
 /** Runs a read, repeating it a few times (with growing pauses) while it fails transiently. */
 export async function read<T>(fn: () => Promise<T>, pauseMs = 200): Promise<T> {

@@ -16,6 +16,7 @@ import {
   type GuestType,
 } from '../lib/lifecycle/guest-steps.js';
 import type { VmActionInput, VmResizeInput } from '../lib/operations/catalog.js';
+import { formatDuration } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveUnavailableError } from '../lib/pve/errors.js';
@@ -45,6 +46,22 @@ export interface LocatedGuest {
   node: string;
   status: string;
   haState?: string;
+}
+
+/**
+ * Of the config keys just written, those PVE keeps pending until the guest next starts (a
+ * running VM cannot hot-plug them), as PVE reports them — not as the request hoped.
+ */
+export async function awaitingRestart(client: PveClient, guest: LocatedGuest, keys: readonly string[]): Promise<string[]> {
+  if (guest.type !== 'qemu' || guest.status !== 'running') return [];
+  const pending = await client.qemu.pending({ node: guest.node, vmid: guest.vmid });
+  return pending.filter((p) => keys.includes(p.key) && (p.pending !== undefined || Boolean(p.delete))).map((p) => p.key);
+}
+
+/** `; cores, memory need a restart ...` for a step's detail, empty when nothing waits. */
+export function restartNote(guest: LocatedGuest, keys: readonly string[]): string {
+  if (keys.length === 0) return '';
+  return `; ${keys.join(', ')} ${keys.length === 1 ? 'needs' : 'need'} a restart of ${describeGuest(guest)} to take effect (PVE keeps ${keys.length === 1 ? 'it' : 'them'} pending)`;
 }
 
 /** A refusal that no retry can change: the plan or the guest is not what the request said. */
@@ -132,7 +149,8 @@ export async function readPreflight(client: PveClient, guest: LocatedGuest): Pro
 export function preflightLine(guest: Pick<LocatedGuest, 'type' | 'vmid'>, name: string, p: GuestPreflight): string {
   const snapshots = p.snapshots.length ? `, snapshots: ${p.snapshots.join(', ')}` : '';
   const tags = p.tags.length ? `, tags: ${p.tags.join(', ')}` : '';
-  return `${describeGuest(guest)} '${name}' on ${p.node}: ${p.status}, up ${p.uptimeSeconds} s${tags}${snapshots}`;
+  const uptime = p.status === 'running' ? `, up ${formatDuration(p.uptimeSeconds * 1000)}` : '';
+  return `${describeGuest(guest)} '${name}' on ${p.node}: ${p.status}${uptime}${tags}${snapshots}`;
 }
 
 function requestOf(input: GuestActionInput): GuestActionRequest {
@@ -192,17 +210,30 @@ const UNREPEATABLE: Record<string, string[]> = {
   destroy: ['qmdestroy', 'vzdestroy'],
 };
 
+/** What a dispatch keeps across attempts (heartbeat details): its node's clock before anything was sent. */
+interface DispatchMark {
+  nodeTime: number;
+}
+
 /**
- * On a retry, the task an earlier attempt of this activity started for the step, if any:
- * tasks of the step's type for the guest, on the node the plan names, since the first attempt
- * was scheduled.
+ * On a retry, the task an earlier attempt of this activity started for the step, if any: a
+ * task of the step's type for the guest, on the node the plan names, started since the first
+ * attempt was about to send. That moment is kept in the node's own clock (every attempt
+ * heartbeats it before sending), never compared with the worker's: node clocks are minutes
+ * off. Should no heartbeat have reached Temporal, it is the node's time now less the time
+ * since the first attempt was scheduled, so any constant offset between the clocks cancels.
  */
 async function taskOfEarlierAttempt(client: PveClient, vmid: number, step: PlanStep): Promise<string | undefined> {
-  const info = Context.current().info;
+  const ctx = Context.current();
   const types = UNREPEATABLE[step.action];
-  if (info.attempt <= 1 || !types || !step.node) return undefined;
-  const since = Math.floor(info.scheduledTimestampMs / 1000) - 1;
-  const tasks = await client.tasks.list({ node: step.node, vmid, source: 'all', since });
+  if (!types || !step.node) return undefined;
+  const { attempt, heartbeatDetails, scheduledTimestampMs } = ctx.info;
+  const { time } = await client.nodes.time({ node: step.node });
+  const mark = heartbeatDetails as DispatchMark | undefined;
+  const firstSend = mark?.nodeTime ?? (attempt <= 1 ? time : time - Math.ceil((Date.now() - scheduledTimestampMs) / 1000));
+  ctx.heartbeat({ nodeTime: firstSend } satisfies DispatchMark);
+  if (attempt <= 1) return undefined;
+  const tasks = await client.tasks.list({ node: step.node, vmid, source: 'all', since: firstSend - 1 });
   return tasks.find((t) => types.includes(t.type) && t.id === String(vmid))?.upid;
 }
 
@@ -330,7 +361,8 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             } else {
               await sendOnce(what, () => client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }));
             }
-            return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}` };
+            const waiting = await awaitingRestart(client, guest, Object.keys(p));
+            return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}${restartNote(guest, waiting)}` };
           }
           case 'resize-disk':
             if (type !== 'qemu') refuse('PlanRefused', `${describeGuest(guest)}: only VM disks can be grown`);

@@ -11,6 +11,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { ApiDeps, Services } from './deps.js';
+import { discordRoutes } from './discord/interactions.js';
 import { ApiError, createErrorHandler, errorResponse, methodNotAllowedResponse, notFound } from './errors.js';
 import { createGuard } from './guard.js';
 import { openApiDocument, type OpenApiDocument } from './openapi.js';
@@ -46,7 +47,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ...runbookRoutes(s),
     ...driftRoutes(s),
     ...auditRoutes(s),
-    ...docsRoutes(() => (document ??= openApiDocument(routes))),
+    ...docsRoutes(() => (document ??= openApiDocument(routes, { environments: Object.keys(s.config.environments) }))),
   ];
 
   const app = new Hono<ApiEnv>();
@@ -57,7 +58,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Cache-Control', 'no-store');
   });
-  app.use('*', methodNotAllowed({ app, onMethodNotAllowed: methodNotAllowedResponse }));
+  app.use('*', methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => methodNotAllowedResponse(c, documentedMethods(routes, c.req.path) ?? methods) }));
   app.use(
     '*',
     bodyLimit({
@@ -70,7 +71,23 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   for (const route of routes) {
     app.on(route.method, route.path.replace(/\{(\w+)\}/g, ':$1'), guard(route));
   }
+  if (s.config.discord) {
+    app.route('/v1/discord', discordRoutes({ config: s.config.discord, apiFetch: async (request) => app.fetch(request), now: s.now, log: s.log }));
+  }
   app.notFound(notFound);
   app.onError(createErrorHandler(s.log, (c) => c.get('requestId') ?? 'unknown'));
   return app;
+}
+
+/**
+ * The methods the OpenAPI document lists for a path, for a 405's `Allow`: those of its literal
+ * route when it has one (`/v1/operations/vm-action` is a kind, not an operation id), else those
+ * of the templates it matches. Undefined when the document lists none.
+ */
+function documentedMethods(routes: readonly Route[], path: string): string[] | undefined {
+  const documented = routes.filter((r) => !r.hidden);
+  const literal = documented.filter((r) => r.path === path);
+  const matching = literal.length > 0 ? literal : documented.filter((r) => new RegExp(`^${r.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
+  const methods = [...new Set(matching.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])))];
+  return methods.length > 0 ? methods : undefined;
 }

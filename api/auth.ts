@@ -14,6 +14,8 @@ const grants: Record<Role, readonly Permission[]> = {
   operator: ['read', 'start', 'cancel'],
   approver: ['read', 'decide'],
   admin: ['read', 'start', 'cancel', 'decide'],
+  // An automated requester (the MCP server): asks for plans, never decides or cancels.
+  agent: ['read', 'start'],
 };
 
 export interface Identity {
@@ -56,6 +58,14 @@ export function can(identity: Identity, permission: Permission): boolean {
 
 export function inScope(identity: Identity, environment: string): boolean {
   return identity.environments === undefined || identity.environments.includes(environment);
+}
+
+/**
+ * The approval policy's auto-approval applies to people only: whatever an agent requests
+ * waits for a person, whatever its risk.
+ */
+export function autoApprovable(identity: Identity, policy: readonly ('low' | 'medium')[]): ('low' | 'medium')[] {
+  return identity.roles.includes('agent') ? [] : [...policy];
 }
 
 /** The sha256 hex to put in `api.tokens[].sha256` for a token. */

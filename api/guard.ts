@@ -6,6 +6,7 @@
 import { can, createAuthenticator, type Authentication } from './auth.js';
 import type { Services } from './deps.js';
 import { ApiError, classify, redact } from './errors.js';
+import { createRefusalAggregator } from './refusals.js';
 import { noteAudit, type ApiContext, type Route } from './route.js';
 import { OperationIdParams } from './schemas.js';
 
@@ -24,10 +25,12 @@ function unauthenticated(auth: Extract<Authentication, { ok: false }>): ApiError
 export function createGuard(s: Services): (route: Route) => (c: ApiContext) => Promise<Response> {
   const authenticate = createAuthenticator(s.config.api.tokens);
 
-  /** Appends the audit record of this request; `result` is what happened. */
-  const record = (c: ApiContext, action: string, actor: string, result: string, status: number, err?: ApiError) => {
+  const refusals = createRefusalAggregator((entry) => s.audit.append(entry), s.now);
+
+  /** The audit record of this request; `result` is what happened. */
+  const entryFor = (c: ApiContext, action: string, actor: string, result: string, status: number, err?: ApiError) => {
     const note = c.get('auditNote') ?? {};
-    return s.audit.append({
+    return {
       actor,
       action,
       result,
@@ -43,12 +46,17 @@ export function createGuard(s: Services): (route: Route) => (c: ApiContext) => P
         ...(err ? { message: err.message } : {}),
         ...(err?.details ? { problems: err.details } : {}),
       },
-    });
+    };
   };
+  const record = (...args: Parameters<typeof entryFor>) => s.audit.append(entryFor(...args));
 
-  /** Failing to record a refusal must not turn it into a 500: it is logged instead. */
+  /**
+   * Failing to record a refusal must not turn it into a 500: it is logged instead. Anonymous
+   * refusals go through the aggregator, so a flood of them cannot flood the log.
+   */
   const recordRefusal = async (c: ApiContext, route: Route, actor: string, err: ApiError) => {
-    await record(c, route.audit ?? 'api.access', actor, err.code, err.status, err).catch((e: Error) =>
+    const entry = entryFor(c, route.audit ?? 'api.access', actor, err.code, err.status, err);
+    await (actor === 'anonymous' ? refusals.refuse(entry) : s.audit.append(entry))?.catch((e: Error) =>
       s.log(`[api] ${c.get('requestId')} could not record a refused ${route.audit ?? 'request'}: ${redact(e.message)}`),
     );
   };

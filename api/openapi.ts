@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { describeRequestSchema } from '../lib/operations/request-docs.js';
 import type { Route } from './route.js';
+import { ErrorResponse } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -89,11 +90,60 @@ function operationId(route: Route): string {
   return [route.method.toLowerCase(), ...words.map((w) => w[0]!.toUpperCase() + w.slice(1))].join('');
 }
 
-export function openApiDocument(routes: readonly Route[]): OpenApiDocument {
+/**
+ * What the app answers around any route, before or besides its handler (guard, body limit,
+ * validation), unless the route documents the status itself.
+ */
+function standardResponses(route: Route): Route['responses'] {
+  const error = (description: string) => ({ description, schema: ErrorResponse });
+  const responses: Route['responses'] = {};
+  if (route.params || route.query || route.body) responses[400] = error('a parameter, the query or the body is invalid (details name the field)');
+  if (route.access !== 'public') {
+    responses[401] = error('no bearer token, or not a valid one');
+    responses[403] = error('the token’s roles or environments do not allow this');
+  }
+  if (route.params) responses[404] = error('nothing is there');
+  if (route.body) {
+    responses[413] = error('the body is larger than api.max_body_bytes');
+    responses[415] = error('the body is not application/json');
+  }
+  return responses;
+}
+
+/**
+ * A field named `environment` (and a schema marked `x-environment`) takes a configured
+ * environment's name, nothing else: the document lists them, so a client (or a contract
+ * tester) knows which values are valid.
+ */
+function namingEnvironments(environments: readonly string[]): (schema: JsonSchema, key?: string) => JsonSchema {
+  const visit = (value: unknown, key?: string): unknown => {
+    if (Array.isArray(value)) return value.map((v) => visit(v));
+    if (value === null || typeof value !== 'object') return value;
+    const node = value as JsonSchema;
+    const out: JsonSchema = {};
+    for (const [k, v] of Object.entries(node)) {
+      out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v as JsonSchema).map(([name, p]) => [name, visit(p, name)])) : visit(v);
+    }
+    const isEnvironment = node['x-environment'] === true || (key === 'environment' && node.type === 'string');
+    if (isEnvironment && environments.length > 0) {
+      delete out.pattern;
+      delete out['x-environment'];
+      out.enum = [...environments];
+    }
+    return out;
+  };
+  return (schema, key) => visit(schema, key) as JsonSchema;
+}
+
+export function openApiDocument(routes: readonly Route[], options: { environments?: readonly string[] } = {}): OpenApiDocument {
   const components: Record<string, JsonSchema> = {};
   const paths: OpenApiDocument['paths'] = {};
+  const named = namingEnvironments(options.environments ?? []);
   for (const route of routes.filter((r) => !r.hidden)) {
-    const params = [...parameters(route.params, 'path', components), ...parameters(route.query, 'query', components)];
+    const params = [...parameters(route.params, 'path', components), ...parameters(route.query, 'query', components)].map((p) => ({
+      ...p,
+      schema: named(p.schema, p.name),
+    }));
     const operation: OpenApiOperation = {
       operationId: operationId(route),
       tags: [route.tag],
@@ -106,12 +156,12 @@ export function openApiDocument(routes: readonly Route[]): OpenApiDocument {
         ? {
             requestBody: {
               required: route.body.required,
-              content: { 'application/json': { schema: requestBodySchema(route, route.body.schema, components) } },
+              content: { 'application/json': { schema: named(requestBodySchema(route, route.body.schema, components)) } },
             },
           }
         : {}),
       responses: Object.fromEntries(
-        Object.entries(route.responses).map(([status, response]) => [
+        Object.entries({ ...standardResponses(route), ...route.responses }).map(([status, response]) => [
           status,
           {
             description: response.description,

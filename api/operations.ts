@@ -8,12 +8,15 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
+  type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
   type WorkflowExecutionStatusName,
   type WorkflowHandle,
 } from '@temporalio/client';
-import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
+import { defaultPayloadConverter, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
 import type { z } from 'zod';
+import { signDecision } from '../lib/approvals/signature.js';
+import { describeSecretRef, resolveSecret } from '../lib/config/secrets.js';
 import {
   approveSignal,
   approveUpdate,
@@ -137,6 +140,32 @@ export const approvalChannels = {
   reject: { update: rejectUpdate, signal: rejectSignal },
 } satisfies Record<string, DecisionChannel<ApprovalRequest, ApprovalDecision>>;
 
+const signingKeys = new WeakMap<object, Promise<string>>();
+
+/**
+ * A plan decision as the workflow checks it: signed with `approvals.signing_key`, which only
+ * this process and the worker resolve. Refused with 503 when the key is not available.
+ */
+export async function signedApproval(
+  s: Services,
+  operationId: string,
+  decision: 'approved' | 'rejected',
+  request: Pick<ApprovalRequest, 'by' | 'planVersion' | 'reason'>,
+): Promise<ApprovalRequest> {
+  const ref = s.config.approvals.signing_key;
+  let key = signingKeys.get(ref);
+  if (!key) signingKeys.set(ref, (key = resolveSecret(ref)));
+  let secret: string;
+  try {
+    secret = await key;
+  } catch {
+    signingKeys.delete(ref);
+    throw new ApiError(503, 'signing_key_unavailable', `decisions cannot be signed: approvals.signing_key (${describeSecretRef(ref)}) is not available`);
+  }
+  const at = s.now().toISOString();
+  return { ...request, at, signature: signDecision(secret, { operationId, decision, at, ...request }) };
+}
+
 /**
  * Asks the workflow to decide, as an Update so a refusal (self-approval, stale plan
  * version, already decided) is answered at once. When no worker answers in time the same
@@ -176,6 +205,33 @@ export function failureOf(err: unknown): { type: string; message: string } | und
   if (!(err instanceof WorkflowFailedError)) return undefined;
   const cause = err.cause;
   return { type: cause?.name ?? 'WorkflowFailed', message: cause?.message || err.message };
+}
+
+/** PVE's migration log line: `... transferred 1.2 GiB of 4 GiB (30.00%)`. */
+const transferLine = /transferred ([\d.]+ [KMGTP]?i?B) of ([\d.]+ [KMGTP]?i?B)/;
+
+/**
+ * Bytes moved so far by running migrations, read from their activities' heartbeats (which
+ * carry the task's UPID and the newest line of its log). Only the byte counts and the VMID
+ * leave here, never the rest of a heartbeat.
+ */
+export function runningTransfers(description: WorkflowExecutionDescription): { vmid?: number; transferred: string; of: string }[] {
+  return (description.raw.pendingActivities ?? []).flatMap((activity) => {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) return [];
+    let beat: unknown;
+    try {
+      beat = defaultPayloadConverter.fromPayload(payload);
+    } catch {
+      return [];
+    }
+    const { log, upid } = (beat ?? {}) as { log?: unknown; upid?: unknown };
+    const match = typeof log === 'string' ? transferLine.exec(log) : null;
+    if (!match) return [];
+    // UPID:node:pid:pstart:starttime:type:vmid:user:
+    const vmid = typeof upid === 'string' ? Number(upid.split(':')[6]) : NaN;
+    return [{ ...(Number.isInteger(vmid) && vmid > 0 ? { vmid } : {}), transferred: match[1]!, of: match[2]! }];
+  });
 }
 
 /** Waits up to `ms` for the workflow's result; `done: false` when it is still running. */

@@ -9,12 +9,14 @@ import { operations } from '../lib/operations/catalog.js';
 
 /** Values that end up inside a Temporal visibility query: plain words only, so no quoting is needed. */
 const word = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'must be a plain word (letters, digits, . _ @ : -)');
+/** A whole number in a query string, documented as the integer range it must lie in. */
 const wholeNumber = (min: number, max: number) =>
   z
     .string()
     .regex(/^\d{1,10}$/, 'must be a whole number')
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(z.number().int().min(min).max(max))
+    .meta({ type: 'integer', minimum: min, maximum: max, pattern: undefined });
 
 // ---- errors ----
 
@@ -129,7 +131,8 @@ const filterableExecutionStates = [
   'paused',
 ] as const;
 export const executionStates = [...filterableExecutionStates, 'unknown'] as const;
-export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'rejected', 'dry-run'] as const;
+// An operation cancelled before its decision has approval state `cancelled`: `state=cancelled` finds it (and every other cancelled one).
+export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'not-required', 'rejected', 'expired', 'dry-run'] as const;
 
 export const OperationIdParams = z.strictObject({
   id: z.string().regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id (URL-encode its slashes)'),
@@ -191,6 +194,7 @@ export const OperationStarted = z
 
 export const DryRunResult = OperationStarted.extend({
   result: z.unknown().describe("the workflow's result: { outcome: 'dry-run', plan }"),
+  planText: z.string().optional().describe('the plan as a person reads it (the text every door shows)'),
 }).meta({ id: 'DryRunResult' });
 
 export const OperationSummary = z
@@ -220,6 +224,11 @@ export const OperationDetail = OperationSummary.extend({
     .optional()
     .describe('the workflow status query: phase, plan (with version), steps, approval'),
   statusUnavailable: z.string().optional().describe('why the status query could not be answered'),
+  planText: z.string().optional().describe('the plan as a person reads it (the text every door shows)'),
+  transfers: z
+    .array(z.object({ vmid: z.number().int().optional(), transferred: z.string(), of: z.string() }))
+    .optional()
+    .describe('bytes moved so far by running migrations, as PVE reports them'),
   result: z.unknown().optional().describe('the result, when the operation completed'),
   failure: z.object({ type: z.string(), message: z.string() }).optional(),
 }).meta({ id: 'OperationDetail' });

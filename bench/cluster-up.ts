@@ -15,6 +15,7 @@
  * Writes the table into docs/clusters.md (between the bench markers) and prints it.
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
+import { signed } from '../test/support/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -93,7 +94,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
     const planned = await waitForStatus(handle, (s) => s.phase === 'awaiting-approval' || s.phase === 'failed', 120_000);
     if (planned.phase === 'failed') throw new Error(`planning failed: ${planned.error}`);
     const began = { sim: env.sim.clock.now(), wall: Date.now() };
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bench-approver', planVersion: planned.plan!.version }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bench-approver', planVersion: planned.plan!.version })] });
     const outcome = await handle.result();
     const finishedWall = Date.now();
     if (outcome.outcome !== 'completed') throw new Error(`cluster-up ended ${outcome.outcome}`);

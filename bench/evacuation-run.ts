@@ -2,6 +2,7 @@
  * Driving an evacuation the way the API does: start the workflow, wait for its plan, approve
  * it as a second person, wait for the result. Shared by the benchmark and the integration tests.
  */
+import { signed } from '../test/support/approvals.js';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { evacuationOperation, type EvacuationInput } from '../lib/operations/catalog.js';
@@ -59,6 +60,6 @@ export async function waitForStatus(
 export async function approveWhenPlanned(handle: WorkflowHandle, approver = 'approver'): Promise<OperationStatus> {
   const status = await waitForStatus(handle, (s) => s.phase === 'awaiting-approval' || s.phase === 'failed');
   if (status.phase === 'failed') throw new Error(`planning failed: ${status.error}`);
-  await handle.executeUpdate(approveUpdate, { args: [{ by: approver, planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: approver, planVersion: status.plan!.version })] });
   return status;
 }

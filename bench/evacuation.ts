@@ -14,10 +14,12 @@
  * Writes the table into docs/evacuation.md (between the bench markers) and prints it.
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
+import { signed } from '../test/support/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
+import { createApprovalActivities } from '../activities/approvals.js';
 import { createAuditActivities } from '../activities/audit.js';
 import { createMigrationActivities } from '../activities/migration.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
@@ -86,6 +88,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
     activities: {
       ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   const running = worker.run();
@@ -97,7 +100,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
     if (planned.phase === 'failed') throw new Error(`planning ${s.name} failed: ${planned.error}`);
     const sampler = sampleCluster(env.sim);
     const began = env.sim.clock.now();
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bench-approver', planVersion: planned.plan!.version }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bench-approver', planVersion: planned.plan!.version })] });
     const { result } = await handle.result();
     const finished = env.sim.clock.now();
     const makespanS = (finished - began) / 1000;

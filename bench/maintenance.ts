@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
+import { createApprovalActivities } from '../activities/approvals.js';
 import { createAuditActivities } from '../activities/audit.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
 import { createMigrationActivities } from '../activities/migration.js';
@@ -110,6 +111,7 @@ async function run(t: Temporal, c: Case): Promise<Run> {
       ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
       ...createMaintenanceActivities({ ...env.deps, pollMs: NODE_POLL_MS }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   const running = worker.run();

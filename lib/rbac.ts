@@ -87,18 +87,37 @@ export const CODE_CONFIG_WRITES: readonly ConfigWrite[] = [
 ];
 
 const QEMU_GROUPS: [RegExp, string][] = [
-  [/^(cores|cpu|cpulimit|cpuunits|numa\d*|sockets|vcpus|affinity)$/, 'VM.Config.CPU'],
-  [/^(memory|balloon|shares)$/, 'VM.Config.Memory'],
-  [/^(acpi|hotplug|kvm|keyboard|machine|scsihw|smbios1|tablet|vga|watchdog|audio0|serial\d+)$/, 'VM.Config.HWType'],
-  [/^(agent|autostart|bios|description|keephugepages|localtime|name|onboot|ostype|protection|reboot|startdate|tdf|template|tags)$/, 'VM.Config.Options'],
-  [/^(boot|bootdisk|vmstatestorage)$/, 'VM.Config.Disk'],
+  [/^(cores|cpu|cpulimit|cpuunits|numa\d*|smp|sockets|vcpus|affinity)$/, 'VM.Config.CPU'],
+  [/^(memory|balloon|shares|hugepages)$/, 'VM.Config.Memory'],
+  [/^(acpi|hotplug|kvm|keyboard|machine|scsihw|smbios1|tablet|vga|watchdog|audio0|rng0|ivshmem|spice_enhancements|serial\d+|usb\d+)$/, 'VM.Config.HWType'],
+  [/^(agent|autostart|bios|description|keephugepages|localtime|migrate_downtime|migrate_speed|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template|tags)$/, 'VM.Config.Options'],
+  [/^freeze$/, 'VM.PowerMgmt'],
+  [/^(boot|bootdisk|vmstatestorage|unused\d+)$/, 'VM.Config.Disk'],
 ];
 const LXC_GROUPS: [RegExp, string][] = [
   [/^(cores|cpulimit|cpuunits)$/, 'VM.Config.CPU'],
   [/^(memory|swap)$/, 'VM.Config.Memory'],
-  [/^(hostname|description|tags|onboot|protection|unprivileged|ostype|startup)$/, 'VM.Config.Options'],
+  [/^unused\d+$/, 'VM.Config.Disk'],
+  // pve-container checks everything else it does not single out as an option.
+  [/^/, 'VM.Config.Options'],
 ];
 const DRIVE = /^(ide|sata|scsi|virtio)\d+$|^(efidisk0|tpmstate0)$|^(rootfs|mp\d+)$/;
+
+/**
+ * PVE's answer when only root@pam may write a property (an API token never is root@pam, even
+ * root's own), or undefined. qemu-server refuses raw QEMU `args`, the `lock` property, host PCI
+ * and USB devices and serial ports that are not resource mappings or sockets; pve-container
+ * raw `lxc.*` keys and device passthrough.
+ */
+export function rootOnlyReason(write: ConfigWrite): string | undefined {
+  const { key, value = '' } = write;
+  if (write.type === 'lxc') return /^(lxc\.|dev\d+$)/.test(key) ? `only root can set '${key}' config` : undefined;
+  if (key === 'args' || key === 'lock') return `only root can set '${key}' config`;
+  if (/^hostpci\d+$/.test(key) && !/(^|,)mapping=/.test(value)) return `only root can set '${key}' config for non-mapped devices`;
+  if (/^serial\d+$/.test(key) && value !== 'socket' && !/(^|,)mapping=/.test(value)) return `only root can set '${key}' config for real devices`;
+  if (/^usb\d+$/.test(key) && /(^|,)host=(?!spice)/.test(value)) return `only root can set '${key}' config for real devices`;
+  return undefined;
+}
 
 /**
  * What PVE checks for one written property beyond the endpoint's own check, as an
@@ -106,6 +125,8 @@ const DRIVE = /^(ide|sata|scsi|virtio)\d+$|^(efidisk0|tpmstate0)$|^(rootfs|mp\d+
  */
 export function configWritePrivileges(write: ConfigWrite): string[][] {
   const { key, value = '' } = write;
+  const rootOnly = rootOnlyReason(write);
+  if (rootOnly) throw new Error(`${write.type} property '${key}': ${rootOnly} (PVE allows only root@pam)`);
   if (DRIVE.test(key)) {
     if (/media=cdrom/.test(value)) return [['VM.Config.CDROM'], ['Datastore.AllocateSpace', 'Datastore.Audit']];
     // Disks, EFI/TPM state and cloud-init drives allocate space; imports read the source volume.

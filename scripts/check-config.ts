@@ -10,7 +10,8 @@ try {
   const config = loadConfig(path);
   console.log(`${path}: valid`);
   for (const [name, env] of Object.entries(config.environments)) {
-    const tls = env.tls.insecure ? 'TLS NOT VERIFIED (insecure: true)' : env.tls.ca_file ? 'TLS via CA file' : 'TLS fingerprint pinned';
+    const perNode = env.cluster.nodes.every((n) => n.tls_fingerprint);
+    const tls = env.tls.insecure ? 'TLS NOT VERIFIED (insecure: true)' : env.tls.ca_file ? 'TLS via CA file' : perNode ? 'TLS pinned per node' : 'TLS fingerprint pinned';
     const unpinned = env.cluster.nodes.filter((n) => !n.ssh_host_key).map((n) => n.name);
     console.log(
       `  ${name}: ${env.cluster.nodes.length} node(s) (${env.cluster.nodes.map((n) => n.name).join(', ')}), ${tls}` +

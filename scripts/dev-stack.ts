@@ -36,6 +36,7 @@ const actors: { actor: string; roles: Role[] }[] = [
   { actor: 'bob', roles: ['approver'] },
   { actor: 'carol', roles: ['viewer'] },
   { actor: 'admin', roles: ['admin'] },
+  { actor: 'robot', roles: ['agent'] },
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -128,6 +129,9 @@ function prefixLines(name: string, stream: NodeJS.ReadableStream, out: NodeJS.Wr
   stream.on('end', () => partial && out.write(`[${name}] ${partial}\n`));
 }
 
+// The key the API signs approval decisions with and the worker checks them with: both processes inherit it.
+process.env.PM_APPROVAL_SIGNING_KEY ??= randomBytes(32).toString('hex');
+
 /** A TypeScript entry point run by node with tsx's loader: one process, no wrapper to orphan. */
 function launch(name: string, entry: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
@@ -190,10 +194,11 @@ const SimConnection = z.object({
         port: z.number().int(),
         ssh_port: z.number().int().optional(),
         ssh_host_key: z.string().optional(),
+        tls_fingerprint: z.string().optional(),
       }),
     )
     .min(1),
-  tls: z.object({ fingerprint: z.string().optional(), ca_file: z.string().optional() }),
+  tls: z.object({ ca_file: z.string().optional() }),
   token_file: z.string(),
   ssh_key_file: z.string().optional(),
   ssh_user: z.string().default('root'),
@@ -257,7 +262,7 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
         TALOSCTL_STANDIN_PVE: JSON.stringify({
           host: sim.nodes[0]!.host,
           port: sim.nodes[0]!.port,
-          fingerprint: sim.tls.fingerprint,
+          fingerprint: sim.nodes[0]!.tls_fingerprint,
           tokenFile: sim.token_file,
         }),
       },
@@ -272,10 +277,12 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
             port: n.port,
             ...(n.ssh_port ? { ssh_port: n.ssh_port } : {}),
             ...(n.ssh_host_key ? { ssh_host_key: n.ssh_host_key } : {}),
+            // Pinned the way an operator pins a PVE cluster: each node's own certificate.
+            ...(n.tls_fingerprint ? { tls_fingerprint: n.tls_fingerprint } : {}),
           })),
         },
-        // Pinned the way an operator pins a self-signed PVE node.
-        tls: sim.tls.fingerprint ? { fingerprint: sim.tls.fingerprint } : { ca_file: sim.tls.ca_file },
+        // The cluster CA, for a connection file that pins no node.
+        ...(sim.nodes.every((n) => n.tls_fingerprint) ? {} : { tls: { ca_file: sim.tls.ca_file } }),
         credentials: {
           token: { file: sim.token_file },
           ssh_user: sim.ssh_user,
@@ -448,7 +455,7 @@ async function main(): Promise<number> {
 ==> proxmox-manager is up
     API:          ${apiUrl}   (reference: ${apiUrl}/docs)
     Temporal UI:  ${temporal.uiUrl}
-    API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin)
+    API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin, robot=agent)
     PXE live image host key (pinned as pxe.live_image_host_key): ${connection.live_image_host_key ?? 'not reported by the simulator'}
     Drift schedule: every ${DRIFT_INTERVAL} (GET ${apiUrl}/v1/drift)`);
   tryNext([

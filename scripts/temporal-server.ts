@@ -4,7 +4,7 @@
  * Used by the test suite's global setup and by the demo launcher.
  */
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -89,13 +89,28 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The dev server's SQLite file holds every workflow's history (plans, approvers, results):
+ * its folder is made the owner's alone, and the file (with SQLite's -wal and -shm beside it)
+ * readable by its owner only — before the server starts and again once it has created them.
+ */
+export async function restrictDbFile(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await chmod(dirname(path), 0o700);
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    await chmod(file, 0o600).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+}
+
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const ip = options.ip ?? '127.0.0.1';
   const namespace = options.namespace ?? 'default';
   const port = options.port ?? (await freePort(ip));
   await assertPortFree(ip, port, 'Temporal frontend');
   if (options.uiPort !== undefined) await assertPortFree(ip, options.uiPort, 'Temporal UI');
-  if (options.dbFilename) await mkdir(dirname(options.dbFilename), { recursive: true });
+  if (options.dbFilename) await restrictDbFile(options.dbFilename);
 
   const args = [
     'server',
@@ -154,6 +169,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     throw err;
   }
   serving = true;
+  if (options.dbFilename) await restrictDbFile(options.dbFilename);
 
   return {
     address,

@@ -76,6 +76,11 @@ export class Cluster {
     for (const hook of this.#powerHooks) await hook(name, online);
   }
 
+  /** Epoch milliseconds on a node's own clock (true simulated time plus its skew). */
+  nodeNow(nodeName: string): number {
+    return this.clock.now() + this.state.node(nodeName).clockSkewMs;
+  }
+
   /** A majority of nodes online, as corosync requires for writes. */
   get quorate(): boolean {
     const nodes = [...this.state.nodes.values()];

@@ -1,7 +1,7 @@
 /**
  * The simulated PVE cluster, in process: `startSimulator()` opens one HTTPS API listener and
  * one SSH endpoint per node on loopback and returns everything a client needs to connect
- * (ports, TLS fingerprint, SSH host keys, tokens) plus the model for assertions.
+ * (ports, per-node TLS fingerprints and the cluster CA, SSH host keys, tokens) plus the model for assertions.
  */
 import { randomBytes } from 'node:crypto';
 import type { AclEntry } from './access.js';
@@ -11,12 +11,13 @@ import { Cluster } from './cluster.js';
 import type { Counters } from './counters.js';
 import type { Faults } from './faults.js';
 import { resolveScenario, type ResolvedScenario, type Scenario } from './scenario.js';
+import { loadScenarioSource } from './scenario-import.js';
 import { generateSshKeyPair, SshServer, type SshKeyPair } from './ssh/server.js';
 import type { ClusterState } from './state.js';
-import { generateApiCertificate } from './tls.js';
+import { generateClusterCertificates } from './tls.js';
 
 export interface StartSimulatorOptions {
-  /** A scenario object or the path of a scenario YAML file. */
+  /** A scenario object, or the path of a scenario YAML file or of a cluster inventory to import (sim/scenario-import.ts). */
   scenario: Scenario | ResolvedScenario | string;
   /** Simulated seconds per wall second (default 1). */
   speed?: number;
@@ -32,6 +33,8 @@ export interface StartSimulatorOptions {
   sshAuthorizedKeys?: readonly string[];
   /** Seed for random faults. */
   seed?: number;
+  /** Node clocks off from true time, seconds by node name (+ ahead); overrides the scenario's `clock_skew_seconds`. */
+  clockSkewSeconds?: Readonly<Record<string, number>>;
 }
 
 export interface SimulatedNode {
@@ -44,6 +47,8 @@ export interface SimulatedNode {
   sshHostKey: string;
   /** The host key itself (`ssh-ed25519 AAAA...`), for clients that pin by known_hosts (OpenSSH, Ansible). */
   sshHostPublicKey: string;
+  /** SHA-256 fingerprint of the node's own API certificate, as PVE shows it (`AA:BB:...`). */
+  tlsFingerprint: string;
 }
 
 export interface SimulatedToken {
@@ -55,9 +60,7 @@ export interface SimulatedToken {
 
 export interface SimulatedCluster {
   nodes: SimulatedNode[];
-  /** SHA-256 fingerprint of the API certificate, as PVE shows it (`AA:BB:...`). */
-  tlsFingerprint: string;
-  /** The self-signed certificate, usable as a CA. */
+  /** The cluster CA that signed every node's certificate (PEM). */
   caPem: string;
   tokens: SimulatedToken[];
   /** A key pair authorised for root on every node. */
@@ -76,17 +79,22 @@ export interface SimulatedCluster {
 }
 
 export async function startSimulator(options: StartSimulatorOptions): Promise<SimulatedCluster> {
-  const scenario = await resolveScenario(options.scenario);
+  const scenario =
+    typeof options.scenario === 'string' ? (await loadScenarioSource(options.scenario)).scenario : await resolveScenario(options.scenario);
   const host = options.host ?? '127.0.0.1';
   const clock = new SimClock({ speed: options.speed ?? 1, manual: options.manualClock ?? false });
   const cluster = new Cluster(scenario, clock, options.seed);
-  const certificate = await generateApiCertificate(scenario.cluster_name, [host, ...scenario.nodes.map((n) => n.name)]);
+  for (const [node, seconds] of Object.entries(options.clockSkewSeconds ?? {})) {
+    if (!cluster.state.nodes.has(node)) throw new Error(`clock skew for unknown node '${node}'`);
+    cluster.state.node(node).clockSkewMs = seconds * 1000;
+  }
+  const certificates = await generateClusterCertificates(scenario.cluster_name, host, scenario.nodes.map((n) => n.name));
   const adminSecret = options.adminSecret ?? randomBytes(24).toString('base64url');
   const sshClientKey = generateSshKeyPair('proxmox-manager@simulator');
 
   const api = new ApiServer(cluster, {
     host,
-    certificate,
+    certificates: certificates.nodes,
     authFailureDelayMs: options.authFailureDelayMs ?? 3000,
     adminSecret,
   });
@@ -111,11 +119,11 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
     sshPort: sshEndpoints.get(n.name)!.port,
     sshHostKey: sshEndpoints.get(n.name)!.hostKey,
     sshHostPublicKey: sshEndpoints.get(n.name)!.hostPublicKey,
+    tlsFingerprint: certificates.nodes.get(n.name)!.fingerprint,
   }));
   return {
     nodes,
-    tlsFingerprint: certificate.fingerprint,
-    caPem: certificate.cert,
+    caPem: certificates.caPem,
     tokens: cluster.access.tokens.map((t) => ({ tokenId: t.tokenId, secret: t.secret, acl: t.acl })),
     sshClientKey,
     adminSecret,
@@ -137,6 +145,13 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
 }
 
 export { generateScenario, type GenerateScenarioOptions } from './scenario-generate.js';
-export { loadScenarioFromClusterResources, type ImportOptions } from './scenario-import.js';
+export {
+  importInventory,
+  loadScenarioFromClusterResources,
+  loadScenarioSource,
+  type ImportedScenario,
+  type ImportOptions,
+  type Inventory,
+} from './scenario-import.js';
 export { loadScenarioFile, parseScenario, ScenarioError, type ResolvedScenario, type Scenario } from './scenario.js';
 export { estimateMigrationSeconds, shareBandwidth, simulateTransfers } from './cost.js';

@@ -3,26 +3,34 @@
  *
  *   npx tsx sim/main.ts --scenario sim/scenarios/homelab.yaml --speed 20 \
  *     [--connection-file data/sim/connection.json] [--data-dir data/sim] [--host 127.0.0.1] \
- *     [--auth-failure-delay-ms 3000]
+ *     [--auth-failure-delay-ms 3000] [--clock-skew pve2=+300 --clock-skew pve3=-300]
  *
- * Prints node URLs, the TLS fingerprint and SSH host keys, never a secret. Secrets (API token,
- * SSH client key, admin secret) go to files with mode 0600 in the data directory (default:
- * the connection file's directory, else data/sim); the connection file names those files.
+ * `--scenario` also takes a real cluster's inventory — a `/cluster/resources` dump, or what
+ * `npm run rehearse -- --from-env` reads — imported with every guess listed (sim/scenario-import.ts).
+ *
+ * Prints node URLs, each node's TLS fingerprint and SSH host key and the checksums of the
+ * scenario's downloads, never a secret. Secrets (API token, SSH client key, admin secret) go to
+ * files with mode 0600 in the data directory (default: the connection file's directory, else
+ * data/sim); the connection file names those files.
  */
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { offeredDownloads, type OfferedDownload } from './downloads.js';
 import { guestSystemsOf } from './guest-ssh.js';
 import { startSimulator, type SimulatedCluster } from './index.js';
 import { ScenarioError } from './scenario.js';
+import { loadScenarioSource } from './scenario-import.js';
 
 /** The connection file: everything a client needs to reach the simulator, secrets by file path only. */
 export interface ConnectionFile {
   cluster: string;
   scenario: string;
   speed: number;
-  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string }[];
-  tls: { fingerprint: string; ca_file: string };
+  /** `tls_fingerprint`: SHA-256 of the node's own certificate, to pin per node. */
+  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string; tls_fingerprint: string }[];
+  /** The cluster CA that signed every node's certificate. */
+  tls: { ca_file: string };
   /** `user@realm!token=secret` of the scenario's first token. */
   token_file: string;
   /** Every scenario token: id and the file holding `id=secret`. */
@@ -34,6 +42,8 @@ export interface ConnectionFile {
   admin_secret_file: string;
   /** `SHA256:...` of the network-booted live image's SSH host key, to pin for PXE installs. */
   live_image_host_key: string;
+  /** The scenario's downloads with the checksums of what they serve, for iso-import and template-build. */
+  downloads: OfferedDownload[];
   pid: number;
 }
 
@@ -67,14 +77,22 @@ async function writeConnection(sim: SimulatedCluster, scenario: string, speed: n
     cluster: sim.state.clusterName,
     scenario,
     speed,
-    nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
-    tls: { fingerprint: sim.tlsFingerprint, ca_file: caFile },
+    nodes: sim.nodes.map((n) => ({
+      name: n.name,
+      host: n.host,
+      port: n.port,
+      ssh_port: n.sshPort,
+      ssh_host_key: n.sshHostKey,
+      tls_fingerprint: n.tlsFingerprint,
+    })),
+    tls: { ca_file: caFile },
     token_file: tokens[0].file,
     tokens,
     ssh_user: 'root',
     ssh_key_file: sshKeyFile,
     admin_secret_file: adminFile,
     live_image_host_key: guestSystemsOf(sim.cluster).liveImageHostKey,
+    downloads: offeredDownloads(sim.state.downloads),
     pid: process.pid,
   };
   // Written whole and renamed, so a reader polling for the file never sees half of it.
@@ -94,11 +112,14 @@ async function main(): Promise<number> {
       'data-dir': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       'auth-failure-delay-ms': { type: 'string', default: '3000' },
+      'clock-skew': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: sim/main.ts --scenario <file.yaml> [--speed N] [--connection-file F] [--data-dir D] [--host H] [--auth-failure-delay-ms MS]');
+    console.log(
+      'usage: sim/main.ts --scenario <file.yaml> [--speed N] [--connection-file F] [--data-dir D] [--host H] [--auth-failure-delay-ms MS] [--clock-skew NODE=±SECONDS ...]',
+    );
     return 0;
   }
   const speed = Number(values.speed);
@@ -112,18 +133,27 @@ async function main(): Promise<number> {
   const dataDir = resolve(values['data-dir'] ?? dirname(connectionFile));
   const scenario = resolve(values.scenario);
 
-  const sim = await startSimulator({ scenario, speed, host: values.host, authFailureDelayMs: authDelay });
+  // A cluster inventory (a cluster/resources dump) is imported; what it had to guess is said here.
+  const loaded = await loadScenarioSource(scenario);
+  const clockSkewSeconds = Object.fromEntries(values['clock-skew'].map(parseClockSkew));
+  const sim = await startSimulator({ scenario: loaded.scenario, speed, host: values.host, authFailureDelayMs: authDelay, clockSkewSeconds });
   const connection = await writeConnection(sim, scenario, speed, dataDir, connectionFile);
+  if (loaded.guesses.length > 0) {
+    console.log(`imported ${scenario}; guessed what it does not say:`);
+    for (const g of loaded.guesses) console.log(`  - ${g}`);
+  }
 
   console.log(`simulated PVE cluster '${connection.cluster}' (${sim.state.guests.size} guests) at ${speed}x speed`);
   for (const n of connection.nodes) {
     console.log(`  ${n.name.padEnd(10)} https://${n.host}:${n.port}/api2/json   ssh -p ${n.ssh_port} root@${n.host}   host key ${n.ssh_host_key}`);
+    console.log(`  ${''.padEnd(10)} TLS fingerprint (SHA-256) ${n.tls_fingerprint}`);
   }
-  console.log(`  TLS fingerprint (SHA-256): ${connection.tls.fingerprint}`);
+  console.log(`  cluster CA: ${connection.tls.ca_file}`);
   console.log(`  connection file: ${connectionFile}`);
   console.log(`  tokens: ${connection.tokens.map((t) => `${t.token_id} (${t.file})`).join(', ')}`);
   console.log(`  SSH key: ${connection.ssh_key_file}   admin secret: ${connection.admin_secret_file}`);
   console.log(`  PXE live image host key: ${connection.live_image_host_key}`);
+  for (const d of connection.downloads) console.log(`  download ${d.url}  sha256 ${d.sha256}`);
 
   await new Promise<void>((done) => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => done());
@@ -134,6 +164,13 @@ async function main(): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** `pve2=+300`: pve2's clock runs 300 s ahead of true time. */
+function parseClockSkew(option: string): [string, number] {
+  const m = /^([a-zA-Z0-9][a-zA-Z0-9-]*)=([+-]?\d+(?:\.\d+)?)$/.exec(option);
+  if (!m) throw new UsageError(`--clock-skew must look like NODE=+SECONDS or NODE=-SECONDS, got '${option}'`);
+  return [m[1]!, Number(m[2])];
+}
 
 main().then(
   (code) => process.exit(code),

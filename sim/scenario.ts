@@ -53,6 +53,11 @@ const NodeSpec = z.strictObject({
   kernel: z.string().optional(),
   /** Simulated seconds a reboot keeps the node offline. */
   reboot_seconds: z.number().min(0).default(90),
+  /**
+   * How far this node's clock is off (seconds, + ahead): real nodes' clocks never agree
+   * exactly with the worker's, and PVE stamps tasks and UPIDs with its own.
+   */
+  clock_skew_seconds: z.number().default(0),
   /** What `apt-get dist-upgrade` installs; the new kernel runs after a reboot. */
   upgrade: z
     .strictObject({
@@ -153,9 +158,8 @@ const TokenSpec = z.strictObject({
 
 const DownloadSpec = z.strictObject({
   url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
+  /** Simulated size; the content and its checksums come from sim/downloads.ts, never from here. */
   size: Size,
-  /** SHA-256 of the content; by default the SHA-256 of the URL string, so it is predictable. */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** Make the fetch fail with this HTTP status. */
   http_status: z.number().int().min(400).max(599).optional(),
 });

@@ -154,6 +154,7 @@ export interface SimNodeSpec {
   ip: string;
   linkBytesPerSecond: number;
   rebootSeconds: number;
+  clockSkewSeconds: number;
   online: boolean;
   pveversion: string;
   kernel: string;
@@ -168,6 +169,8 @@ export class SimNode {
   readonly ip: string;
   readonly linkBytesPerSecond: number;
   readonly rebootSeconds: number;
+  /** Milliseconds this node's clock is ahead of true (simulated) time; negative: behind. */
+  clockSkewMs: number;
   online: boolean;
   pveversion: string;
   /** The kernel running now; an upgraded kernel runs after the next reboot. */
@@ -191,6 +194,7 @@ export class SimNode {
     this.ip = spec.ip;
     this.linkBytesPerSecond = spec.linkBytesPerSecond;
     this.rebootSeconds = spec.rebootSeconds;
+    this.clockSkewMs = spec.clockSkewSeconds * 1000;
     this.online = spec.online;
     this.pveversion = spec.pveversion;
     this.kernel = spec.kernel;
@@ -221,6 +225,8 @@ export class Guest {
   pid: number | undefined;
   readonly snapshots = new Map<string, SnapshotRecord>();
   #config: GuestConfig;
+  /** The config file's `[PENDING]` section: changes a running VM takes at its next start; `undefined` deletes. */
+  #pending = new Map<string, string | undefined>();
   #digest = '';
 
   constructor(
@@ -259,8 +265,52 @@ export class Guest {
     this.#refreshDigest();
   }
 
+  get pending(): ReadonlyMap<string, string | undefined> {
+    return this.#pending;
+  }
+
+  /** Records a change for the next start (`undefined`: delete the key); a value equal to the current one is no change. */
+  stage(key: string, value: string | undefined): void {
+    if (this.#config[key] === value) this.#pending.delete(key);
+    else this.#pending.set(key, value);
+    this.#refreshDigest();
+  }
+
+  /** Drops pending changes (PVE's `revert`); none named drops none. */
+  revert(keys: readonly string[]): void {
+    for (const key of keys) this.#pending.delete(key);
+    this.#refreshDigest();
+  }
+
+  /** The config as it will be after the next start: what GET config answers unless `current=1`. */
+  get configWithPending(): Readonly<GuestConfig> {
+    if (this.#pending.size === 0) return this.#config;
+    const next = { ...this.#config };
+    for (const [key, value] of this.#pending) {
+      if (value === undefined) delete next[key];
+      else next[key] = value;
+    }
+    return next;
+  }
+
+  /** A (re)start takes every pending change. */
+  applyPending(): void {
+    if (this.#pending.size === 0) return;
+    const next = this.configWithPending;
+    this.#pending = new Map();
+    this.update((config) => {
+      for (const key of Object.keys(config)) delete config[key];
+      Object.assign(config, next);
+    });
+  }
+
   #refreshDigest(): void {
-    this.#digest = configDigest(serializeConfig(this.#config, this.snapshots.values()));
+    const pending = [...this.#pending].filter(([, v]) => v !== undefined) as [string, string][];
+    const deletes = [...this.#pending].filter(([, v]) => v === undefined).map(([k]) => k);
+    const pendingSection = this.#pending.size
+      ? `\n[PENDING]\n${pending.map(([k, v]) => `${k}: ${v}\n`).join('')}${deletes.length ? `delete: ${deletes.join(',')}\n` : ''}`
+      : '';
+    this.#digest = configDigest(serializeConfig(this.#config, this.snapshots.values()) + pendingSection);
   }
 
   get name(): string {
@@ -559,6 +609,7 @@ function buildNode(spec: NodeSpec, nodeid: number, scenario: ResolvedScenario, n
       ip: spec.ip ?? `10.10.10.${nodeid}`,
       linkBytesPerSecond: (spec.link_gbps * 1e9) / 8,
       rebootSeconds: spec.reboot_seconds,
+      clockSkewSeconds: spec.clock_skew_seconds,
       online: spec.online,
       pveversion: spec.pveversion ?? scenario.pveversion,
       kernel: spec.kernel ?? scenario.kernel,

@@ -78,7 +78,9 @@ export class TaskRegistry {
 
   start(request: StartTask): TaskRecord {
     const node = this.state.node(request.node);
-    const now = this.clock.now();
+    // PVE stamps a task with its node's clock, which may be off from everyone else's.
+    const now = this.clock.now() + node.clockSkewMs;
+    const uptimeMs = this.clock.now() - node.bootedAt;
     const pid = this.#allocatePid(node.name, node.nodeid);
     const [user, tokenid] = request.authid.split('!') as [string, string | undefined];
     let settle!: () => void;
@@ -86,7 +88,7 @@ export class TaskRegistry {
       upid: '',
       node: node.name,
       pid,
-      pstart: Math.floor((now - node.bootedAt) / 10),
+      pstart: Math.floor(uptimeMs / 10),
       starttime: Math.floor(now / 1000),
       type: request.type,
       id: request.id,
@@ -115,7 +117,7 @@ export class TaskRegistry {
         record.lines.push(`WARN: ${line}`);
       },
       logTimed: (line, level = 'info') => {
-        const stamp = timestamp(this.clock.now());
+        const stamp = timestamp(this.clock.now() + node.clockSkewMs);
         for (const l of line.split('\n')) record.lines.push(`${stamp} ${level === 'err' ? 'ERROR: ' : ''}${l}`);
       },
       sleep: (ms) =>
@@ -183,7 +185,7 @@ export class TaskRegistry {
 
   #finish(record: TaskRecord, error: string | undefined): void {
     record.status = 'stopped';
-    record.endtime = this.clock.epochSeconds();
+    record.endtime = Math.floor((this.clock.now() + this.state.node(record.node).clockSkewMs) / 1000);
     if (error !== undefined) {
       const message = error.replace(/\s*\n\s*/g, ' ').trim();
       record.lines.push(`TASK ERROR: ${message}`);

@@ -3,6 +3,7 @@
  * free loopback port, with the project's search attributes; and the workflow code bundled
  * once, so each test's worker starts in milliseconds instead of re-running webpack.
  */
+import { ensureSigningKey } from './support/approvals.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli } from '../scripts/temporal-cli.js';
 import { startDevServer } from '../scripts/temporal-server.js';
+import { recordHistories } from './support/histories.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -48,6 +50,8 @@ const quietLogger = {
 };
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The approval signing key the API and the workers of this run share (inherited by test workers and child processes).
+  ensureSigningKey();
   const dir = await mkdtemp(join(tmpdir(), 'pm-test-'));
   const cli = await ensureTemporalCli();
   const [server, workflowBundlePath] = await Promise.all([
@@ -61,6 +65,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('workflowBundlePath', workflowBundlePath);
 
   return async () => {
+    if (process.env.PM_RECORD_HISTORIES === '1') {
+      const types = await recordHistories(server.address, server.namespace);
+      console.log(`[globalSetup] recorded histories of ${types.length} workflow types in test/histories/`);
+    }
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };

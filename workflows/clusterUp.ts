@@ -18,7 +18,7 @@ import type { TalosActivities, TalosNode } from '../activities/talos.js';
 import type { ClusterMember, ClusterUpPlan } from '../lib/clusters/up.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterUpInput } from '../lib/operations/catalog.js';
-import { failureMessage, runGuestStep } from './guest-step.js';
+import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 
 const planning = proxyActivities<ClusterActivities>({
@@ -120,8 +120,11 @@ export async function clusterUp(input: ClusterUpInput) {
       await op.step('machine-configs', () =>
         talos.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
       );
-      const applied = await mapBounded(talosNodes, cluster.maxParallel, (n) =>
-        op.step(`apply-config:${n.name}`, () => talos.applyMachineConfig({ environment, cluster: cluster.cluster, node: n })),
+      const applied = await mapBounded(
+        talosNodes,
+        cluster.maxParallel,
+        (n) => op.step(`apply-config:${n.name}`, () => talos.applyMachineConfig({ environment, cluster: cluster.cluster, node: n })),
+        { haltOn: isCancellation },
       );
       const notApplied = applied.flatMap((s, i) => (s.ok ? [] : [`${talosNodes[i]!.name}: ${failureMessage(s.error)}`]));
       if (notApplied.length > 0) {
@@ -211,10 +214,10 @@ async function cloneMember(environment: string, plan: ClusterUpPlan, m: ClusterM
   };
   const giveUpAt = Date.now() + CLONE_LOCK_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
-    const created = await creating.createGuest({ environment, spec });
+    const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
     if (!created.upid) return;
     try {
-      await cloning.awaitClone({ environment, upid: created.upid, vmid: m.vmid });
+      await cloning.awaitClone.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid, vmid: m.vmid }]);
       return;
     } catch (err) {
       const lockBusy = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CloneLockTimeout';

@@ -1,7 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { NewGuestInput, ProvisionActivities } from '../activities/provision.js';
 import type { TaskActivities } from '../activities/tasks.js';
-import { runGuestStep } from './guest-step.js';
+import { createSummary, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
 const planning = proxyActivities<ProvisionActivities>({
@@ -32,8 +32,9 @@ export async function createGuest(input: NewGuestInput) {
     plan: () => planning.planCreateGuest(input),
     apply: async (plan, op) => {
       const guest = await op.step('create', async () => {
-        const created = await creating.createGuest({ environment, spec: plan.details!.spec });
-        if (created.upid) await waiting.awaitTask({ environment, upid: created.upid });
+        const { spec } = plan.details!;
+        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
+        if (created.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
         return created;
       });
       op.mark('create', 'succeeded', `created ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid} '${guest.name}' on ${guest.node}`);

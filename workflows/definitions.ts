@@ -53,6 +53,10 @@ export interface ApprovalRequest {
   by: string;
   planVersion: number;
   reason?: string;
+  /** When the API signed it (lib/approvals/signature.ts). */
+  at?: string;
+  /** The API's HMAC over the decision; a decision without a valid one changes nothing. */
+  signature?: string;
 }
 
 export interface ApprovalDecision {
@@ -72,6 +76,32 @@ export type OperationPhase =
   | 'failed'
   | 'cancelled';
 
+/**
+ * Where the plan's approval stands, as the PmApprovalState search attribute and the status
+ * query both say: `expired` when no decision came before the deadline, `cancelled` when the
+ * operation was cancelled before one did.
+ */
+export type ApprovalState =
+  | 'planning'
+  | 'pending'
+  | 'approved'
+  | 'auto-approved'
+  | 'not-required'
+  | 'rejected'
+  | 'expired'
+  | 'cancelled'
+  | 'dry-run';
+
+/** What a cancelled operation did before it stopped, and what it left undone (step ids). */
+export interface CancellationReport {
+  requestedAt: string;
+  /** Steps that ended as they should; `failed` ones ended otherwise. */
+  done: string[];
+  failed: string[];
+  /** Steps never started. */
+  notStarted: string[];
+}
+
 export interface StepProgress {
   id: string;
   state: 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
@@ -85,12 +115,17 @@ export interface OperationStatus {
   requester: string;
   environment: string;
   dryRun: boolean;
+  /** Read together with phase and plan, so an answer never mixes two moments. */
+  approvalState: ApprovalState;
   plan?: OperationPlan;
   approval?: ApprovalDecision;
   steps: StepProgress[];
   /** Approval attempts that changed nothing (duplicates, stale plan versions, self-approval). */
   ignoredApprovals: { by: string; planVersion: number; why: string }[];
   error?: string;
+  /** When the operation was asked to cancel; once it has ended cancelled, what it did and did not do. */
+  cancelRequestedAt?: string;
+  cancelled?: CancellationReport;
 }
 
 /**

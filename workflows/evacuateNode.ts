@@ -15,7 +15,15 @@
 import { executeChild, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { MigrationActivities, Verification } from '../activities/migration.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
-import { migrationStepId, type EvacuationPlan, type EvacuationRequest, type LeftBehind } from '../lib/planning/evacuation.js';
+import {
+  evacuationOutcome,
+  haMaintenanceBlocker,
+  migrationStepId,
+  type EvacuationPlan,
+  type EvacuationRequest,
+  type LeftBehind,
+  type Stayed,
+} from '../lib/planning/evacuation.js';
 import type { OperationHandle } from './operation.js';
 import { runOperation } from './operation.js';
 import { migrateGuests, migrationProgressSignal, type GuestOutcome, type GuestProgress } from './migrateGuests.js';
@@ -34,12 +42,16 @@ const reading = proxyActivities<MigrationActivities>({
 export type GuestResult = GuestOutcome | (Pick<LeftBehind, 'vmid' | 'name' | 'reason'> & { state: 'left-behind' });
 
 export interface EvacuationResult {
-  /** `evacuated` when the node holds only what the plan left there and every move checks out. */
+  /** `evacuated` only when the node holds nothing the request covered; otherwise `incomplete`, with what stayed. */
   outcome: 'evacuated' | 'incomplete';
+  /** Guests the request covered that are still on the node, and why (empty when evacuated). */
+  stayed: Stayed[];
   /** Every guest that was on the node: how its move went, or why it stayed. */
   guests: GuestResult[];
   verification: Verification;
   haMaintenance: 'enabled' | 'skipped' | 'not-requested';
+  /** Why HA maintenance was skipped. */
+  haMaintenanceSkipped?: string;
   durationMs: number;
 }
 
@@ -59,21 +71,25 @@ export async function evacuateNode(input: EvacuationInput) {
       });
 
       const marker = await reading.markTaskHistory({ environment, node: evacuation.source });
-      const outcomes = await executeChild(migrateGuests, {
-        workflowId: `${workflowInfo().workflowId}/migrations`,
-        staticSummary: `migrate ${evacuation.moves.length} guests off ${evacuation.source}`,
-        args: [
-          {
-            environment,
-            pending: evacuation.moves,
-            limits: evacuation.limits,
-            memoryHeadroom: evacuation.policy.memoryHeadroom,
-            onFailure: evacuation.onFailure,
-            marker,
-            progressTo: workflowInfo().workflowId,
-          },
-        ],
-      });
+      // Cancelled, the child starts no migration and follows the running ones to their end.
+      const outcomes = await op.cancellable(() =>
+        executeChild(migrateGuests, {
+          workflowId: `${workflowInfo().workflowId}/migrations`,
+          staticSummary: `migrate ${evacuation.moves.length} guests off ${evacuation.source}`,
+          args: [
+            {
+              environment,
+              pending: evacuation.moves,
+              limits: evacuation.limits,
+              memoryHeadroom: evacuation.policy.memoryHeadroom,
+              memoryBasis: evacuation.policy.memoryBasis,
+              onFailure: evacuation.onFailure,
+              marker,
+              progressTo: workflowInfo().workflowId,
+            },
+          ],
+        }),
+      );
 
       const moved = outcomes.filter((o) => o.state === 'migrated' || o.state === 'already-there');
       const verification = await op.step('verify', () =>
@@ -89,13 +105,15 @@ export async function evacuateNode(input: EvacuationInput) {
       );
       if (!verification.ok) op.mark('verify', 'failed', describeVerification(verification));
 
+      const { outcome, stayed } = evacuationOutcome(evacuation, outcomes, verification);
       let haMaintenance: EvacuationResult['haMaintenance'] = 'not-requested';
+      const haBlocker = evacuation.haMaintenance ? haMaintenanceBlocker(evacuation, verification, stayed) : undefined;
       if (evacuation.haMaintenance) {
-        if (verification.ok && evacuation.leftBehind.length === 0) {
+        if (!haBlocker) {
           await op.step('ha-maintenance', () => reading.enableHaMaintenance({ environment, node: evacuation.source }));
           haMaintenance = 'enabled';
         } else {
-          op.mark('ha-maintenance', 'skipped', `${evacuation.source} is not empty`);
+          op.mark('ha-maintenance', 'skipped', haBlocker);
           haMaintenance = 'skipped';
         }
       }
@@ -105,13 +123,18 @@ export async function evacuateNode(input: EvacuationInput) {
         ...evacuation.leftBehind.map((l) => ({ vmid: l.vmid, name: l.name, reason: l.reason, state: 'left-behind' as const })),
       ].sort((a, b) => a.vmid - b.vmid);
       const result: EvacuationResult = {
-        outcome: verification.ok && outcomes.every((o) => o.state !== 'failed' && o.state !== 'not-started') ? 'evacuated' : 'incomplete',
+        outcome,
+        stayed,
         guests,
         verification,
         haMaintenance,
+        ...(haBlocker ? { haMaintenanceSkipped: haBlocker } : {}),
         durationMs: Date.now() - began,
       };
-      setCurrentDetails(`${result.outcome}: ${moved.length} of ${evacuation.moves.length} guests moved off ${evacuation.source}`);
+      setCurrentDetails(
+        `${result.outcome}: ${moved.length} of ${evacuation.moves.length} guests moved off ${evacuation.source}` +
+          (stayed.length ? `; ${stayed.length} stay that should have moved` : ''),
+      );
       return result;
     },
   });

@@ -4,9 +4,11 @@
  * guest really is where the step should leave it. Not a workflow; workflows call it.
  */
 import { proxyActivities } from '@temporalio/workflow';
+import type { CreateSpec } from '../activities/provision.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { VmActivities, VmStepOutcome } from '../activities/vm.js';
 import { settledState } from '../lib/lifecycle/guest-steps.js';
+import { parseUpid } from '../lib/pve/upid.js';
 import type { PlanStep } from './definitions.js';
 
 /**
@@ -34,12 +36,28 @@ function settleTimeoutMs(step: PlanStep): number {
 }
 
 export async function runGuestStep(environment: string, guest: { vmid: number; name: string }, step: PlanStep): Promise<VmStepOutcome> {
-  const outcome = await dispatch.dispatchVmStep({ environment, vmid: guest.vmid, name: guest.name, step });
-  if (outcome.kind === 'dispatched') await waiting.awaitTask({ environment, upid: outcome.upid });
+  const what = `${step.action} ${guest.vmid} '${guest.name}'${step.target ? ` to ${step.target}` : ''}`;
+  const outcome = await dispatch.dispatchVmStep.executeWithOptions({ summary: what }, [{ environment, vmid: guest.vmid, name: guest.name, step }]);
+  if (outcome.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [{ environment, upid: outcome.upid }]);
   if (settledState(step)) {
-    await waiting.awaitGuestSettled({ environment, vmid: guest.vmid, step, timeoutMs: settleTimeoutMs(step) });
+    await waiting.awaitGuestSettled.executeWithOptions({ summary: `wait until ${guest.vmid} '${guest.name}' shows the ${step.action}` }, [
+      { environment, vmid: guest.vmid, step, timeoutMs: settleTimeoutMs(step) },
+    ]);
   }
   return outcome;
+}
+
+/** What an activity following a PVE task shows in the Temporal UI: `follow qmclone 3001 on pve01`. */
+export function taskSummary(upid: string): string {
+  const task = parseUpid(upid);
+  return task ? `follow ${task.type}${task.id ? ` ${task.id}` : ''} on ${task.node}` : `follow ${upid}`;
+}
+
+/** What creating a guest shows in the Temporal UI; a clone names its source. */
+export function createSummary(spec: CreateSpec): string {
+  const name = 'fixed' in spec.name ? ` '${spec.name.fixed}'` : '';
+  const from = spec.source ? ` from ${spec.source.vmid} '${spec.source.name}'` : '';
+  return `${spec.kind} ${spec.type === 'qemu' ? 'VM' : 'CT'} ${spec.vmid}${name} on ${spec.node}${from}`;
 }
 
 /** The innermost message of a failure (an activity's own error rather than "Activity task failed"). */

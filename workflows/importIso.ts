@@ -2,6 +2,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { StorageActivities } from '../activities/storage.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { IsoImportInput } from '../lib/operations/catalog.js';
+import { taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
 const storage = proxyActivities<StorageActivities>({
@@ -27,7 +28,7 @@ export async function importIso(input: IsoImportInput) {
     apply: async (plan, op) => {
       await op.step('download', async () => {
         const started = await storage.startIsoDownload(input);
-        if (started.kind === 'dispatched') await waiting.awaitTask({ environment: input.environment, upid: started.upid });
+        if (started.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(started.upid) }, [{ environment: input.environment, upid: started.upid }]);
       });
       return op.step('verify', () =>
         storage.verifyVolume({ environment: input.environment, node: input.node, storage: input.storage, volid: plan.details!.volid }),

@@ -1,10 +1,10 @@
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { ProvisionActivities } from '../activities/provision.js';
 import type { PxeActivities } from '../activities/pxe.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
-import { failureMessage, runGuestStep } from './guest-step.js';
+import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
 const planning = proxyActivities<PxeActivities>({
@@ -48,8 +48,8 @@ export async function installStatefulVm(input: StatefulVmInput) {
       const planned = (id: string): PlanStep => plan.steps.find((s) => s.id === id)!;
 
       const guest = await op.step('create', async () => {
-        const created = await creating.createGuest({ environment, spec });
-        if (created.upid) await watching.awaitTask({ environment, upid: created.upid });
+        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
+        if (created.upid) await watching.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
         return created;
       });
       op.mark('create', 'succeeded', `created VM ${guest.vmid} '${guest.name}' on ${guest.node}`);
@@ -81,12 +81,11 @@ export async function installStatefulVm(input: StatefulVmInput) {
           throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
         }
         // Even a cancelled operation removes what it created.
-        await CancellationScope.nonCancellable(() =>
-          op.step('cleanup', async () => {
-            await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
-            await runGuestStep(environment, guest, onGuest('cleanup'));
-          }),
-        ).catch((cleanupErr: unknown) => {
+        const cleanup = async () => {
+          await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
+          await runGuestStep(environment, guest, onGuest('cleanup'));
+        };
+        await op.step('cleanup', cleanup, { undo: true }).catch((cleanupErr: unknown) => {
           throw ApplicationFailure.create({
             type: 'InstallFailed',
             nonRetryable: true,

@@ -2,7 +2,7 @@ import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio
 import type { InventoryActivities, InventorySummary } from '../activities/inventory.js';
 import type { InventoryInput } from '../lib/operations/catalog.js';
 import { statusQuery, type OperationStatus } from './definitions.js';
-import { PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
+import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
 
 const { summarizeInventory } = proxyActivities<InventoryActivities>({
   startToCloseTimeout: '1 minute',
@@ -16,6 +16,7 @@ export async function inventorySnapshot(input: InventoryInput): Promise<Inventor
     requester: input.meta.requester,
     environment: input.environment,
     dryRun: input.dryRun,
+    approvalState: 'not-required',
     steps: [{ id: 'read-inventory', state: 'running' }],
     ignoredApprovals: [],
   };
@@ -24,6 +25,8 @@ export async function inventorySnapshot(input: InventoryInput): Promise<Inventor
     { key: PmOperationKind, value: 'inventory' },
     { key: PmEnvironment, value: input.environment },
     { key: PmRequester, value: input.meta.requester },
+    // A read changes nothing: no approval is asked for (the API starts every operation at 'planning').
+    { key: PmApprovalState, value: 'not-required' },
   ]);
 
   const summary = await summarizeInventory(input.environment);

@@ -13,9 +13,13 @@
  * resume (the failed step runs again), skip-node (its guests come back if it is up, and the
  * rollout goes on), or abort-and-return (the same, then the rollout stops). Steps that
  * finished never run again; a worker lost mid-step is picked up where it was.
+ *
+ * Cancelled (with its rollout), the node finishes the step it is in — an upgrade, a reboot,
+ * the running migrations — and starts no other; its report says which guests are away where.
  */
 import {
   ApplicationFailure,
+  CancellationScope,
   condition,
   executeChild,
   getExternalWorkflowHandle,
@@ -27,9 +31,10 @@ import {
 } from '@temporalio/workflow';
 import type { MaintenanceActivities } from '../activities/maintenance.js';
 import type { MigrationActivities, Verification } from '../activities/migration.js';
-import { runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
+import { describeStuck, runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
+import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
 import type { StepProgress } from './definitions.js';
 import { failureMessage } from './guest-step.js';
 import {
@@ -90,6 +95,11 @@ class NodeStopped extends Error {
 }
 
 export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport> {
+  const cancellation = watchCancellation();
+  return CancellationScope.nonCancellable(() => maintain(input, cancellation));
+}
+
+async function maintain(input: MaintainNodeInput, cancellation: Cancellation): Promise<NodeReport> {
   const { environment, node, settings } = input;
   const self = workflowInfo().workflowId;
   const now = () => new Date(Date.now()).toISOString();
@@ -149,9 +159,15 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
     return e;
   };
 
+  const skipCancelled = (e: StepProgress, what: string): never => {
+    Object.assign(e, { state: 'skipped', detail: 'not started: the operation was cancelled' });
+    throw notStarted(what);
+  };
+
   /** Runs a step, recording how it went; a failure is for the caller. */
   async function attempt<T>(step: NodeStep, fn: () => Promise<T>): Promise<T> {
     const e = entry(step);
+    if (cancellation.requested) skipCancelled(e, `${step} on ${node}`);
     Object.assign(e, { state: 'running', startedAt: now(), endedAt: undefined, detail: undefined });
     report.step = step;
     tell();
@@ -180,7 +196,8 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
       try {
         return await attempt(name, fn);
       } catch (err) {
-        if (isCancellation(err)) throw err;
+        // Cancelled, a failure is reported rather than halted on: nobody is to decide any more.
+        if (isCancellation(err) || cancellation.requested) throw err;
         const d = await decide(name, failureMessage(err));
         if (d.action !== 'resume') throw new NodeStopped(d);
         deadline = Date.now() + settings.maxNodeMs;
@@ -196,8 +213,9 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
       report.state = 'halted';
       report.halted = { id: ++halts, step: name, error, at: now(), options: options(name) };
       tell();
-      await condition(() => decision !== undefined);
-      d = decision!;
+      await condition(() => decision !== undefined || cancellation.requested);
+      if (decision === undefined) throw notStarted(`a decision about ${name} on ${node}`);
+      d = decision;
       decision = undefined;
       report.state = 'running';
       delete report.halted;
@@ -223,21 +241,24 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
   async function migrate(phase: 'evacuate' | 'return', moves: GuestMove[], marker: Awaited<ReturnType<typeof reading.markTasks>>, onFailure: 'stop' | 'continue'): Promise<GuestOutcome[]> {
     moving.phase = phase;
     moving.done.clear();
-    return executeChild(migrateGuests, {
-      workflowId: `${self}/${phase}-${++moving.runs}`,
-      staticSummary: phase === 'evacuate' ? `move ${moves.length} guests off ${node}` : `bring ${moves.length} guests back to ${node}`,
-      args: [
-        {
-          environment,
-          pending: moves,
-          limits: limitsOf(settings),
-          memoryHeadroom: settings.memoryHeadroom,
-          onFailure,
-          marker,
-          progressTo: self,
-        },
-      ],
-    });
+    return cancellation.cancellable(() =>
+      executeChild(migrateGuests, {
+        workflowId: `${self}/${phase}-${++moving.runs}`,
+        staticSummary: phase === 'evacuate' ? `move ${moves.length} guests off ${node}` : `bring ${moves.length} guests back to ${node}`,
+        args: [
+          {
+            environment,
+            pending: moves,
+            limits: limitsOf(settings),
+            memoryHeadroom: settings.memoryHeadroom,
+            memoryBasis: settings.memoryBasis,
+            onFailure,
+            marker,
+            progressTo: self,
+          },
+        ],
+      }),
+    );
   }
 
   async function evacuate(): Promise<void> {
@@ -250,7 +271,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
     if (stuck.length > 0) {
       throw ApplicationFailure.create({
         type: 'NodeNotDrainable',
-        message: `${node} cannot be emptied now: ${stuck.map((l) => `${guest(l)} ${l.status} — ${l.reason}`).join('; ')}`,
+        message: `${node} cannot be emptied now: ${stuck.map(describeStuck).join('; ')}`,
         nonRetryable: true,
       });
     }
@@ -261,6 +282,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
         if (o.state === 'migrated' || o.state === 'already-there') away.set(o.vmid, awayGuest(plan.moves.find((m) => m.vmid === o.vmid)!));
       }
       report.moved = away.size + cameBack.length;
+      if (outcomes.some((o) => o.state === 'not-started')) cancellation.throwIfRequested(`the rest of ${node}'s evacuation`);
       const failed = outcomes.filter((o) => o.state === 'failed');
       if (failed.length > 0) {
         const waiting = outcomes.filter((o) => o.state === 'not-started').length;
@@ -304,8 +326,9 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
       return e;
     };
     const handle: OperationHandle = {
-      status: { phase: 'applying', requester: 'rolling-maintenance', environment, dryRun: false, steps, ignoredApprovals: [] },
-      async step(id, fn) {
+      status: { phase: 'applying', requester: 'rolling-maintenance', environment, dryRun: false, approvalState: 'approved', steps, ignoredApprovals: [] },
+      async step(id, fn, options = {}) {
+        if (cancellation.requested && !options.undo) skipCancelled(progress(id), `runbook step ${id} on ${node}`);
         Object.assign(progress(id), { state: 'running', startedAt: now() });
         tell();
         try {
@@ -323,6 +346,11 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
         Object.assign(progress(id), { state, ...(detail !== undefined ? { detail } : {}) });
         tell();
       },
+      get cancelled() {
+        return cancellation.requested;
+      },
+      cancellable: (fn) => cancellation.cancellable(fn),
+      throwIfCancelled: (what) => cancellation.throwIfRequested(what),
     };
     await applyRunbookPlan(environment, runbook.plan, handle, { keepOnFailure: false });
   }
@@ -384,6 +412,7 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
       const marker = await reading.markTasks({ environment, nodes: [...new Set(planned.moves.map((m) => m.source))].sort() });
       const outcomes = await migrate('return', planned.moves, marker, 'continue');
       for (const o of outcomes) if (o.state === 'migrated' || o.state === 'already-there') home(o.vmid, planned.moves.find((m) => m.vmid === o.vmid)!.priorStatus);
+      if (outcomes.some((o) => o.state === 'not-started')) cancellation.throwIfRequested(`the rest of the return to ${node}`);
       const failed = outcomes.filter((o) => o.state === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
@@ -451,9 +480,15 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
     );
     report.state = 'maintained';
   } catch (err) {
-    if (!(err instanceof NodeStopped)) throw err;
-    await wrapUp();
-    report.state = err.decision.action === 'skip-node' ? 'skipped' : 'aborted';
+    if (cancellation.requested) {
+      report.state = 'cancelled';
+      if (!isCancellation(err)) report.warnings.push(`cancelled while ${report.step ?? 'a step'} failed: ${failureMessage(err)}`);
+    } else if (err instanceof NodeStopped) {
+      await wrapUp();
+      report.state = err.decision.action === 'skip-node' ? 'skipped' : 'aborted';
+    } else {
+      throw err;
+    }
   }
   delete report.step;
   report.endedAt = now();
@@ -485,10 +520,6 @@ function awayGuest(move: GuestMove): AwayGuest {
     memoryBytes: move.memoryBytes,
     localDiskBytes: move.localDiskBytes,
   };
-}
-
-function guest(g: { vmid: number; name: string; type: string }): string {
-  return `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid} (${g.name})`;
 }
 
 function describeVerification(v: Verification): string {

@@ -18,6 +18,8 @@ export type NodeState =
   | 'maintained'
   | 'skipped'
   | 'aborted'
+  /** Its rollout was cancelled: the step it was in ran to its end, no other started. */
+  | 'cancelled'
   | 'not-started';
 
 /** A guest moved off the node being maintained, and where it is now. */

@@ -7,10 +7,15 @@
  * Large nodes stay far from Temporal's history limits: when this run's history grows past its
  * budget it stops starting migrations, lets the running ones finish and continues as a new
  * run with what is left.
+ *
+ * Cancelled, it starts no migration, follows the running ones to their end and returns every
+ * guest's outcome — the ones it did not start as not-started — because its caller has to say
+ * where each guest is.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
   defineQuery,
@@ -24,6 +29,8 @@ import {
 import type { MigrationActivities, MigrationReport, TaskMarker } from '../activities/migration.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { MigrationMode } from '../lib/planning/estimate.js';
+import type { MemoryBasis } from '../lib/planning/placement.js';
+import { watchCancellation, type Cancellation } from './cancellation.js';
 
 export interface GuestOutcome {
   vmid: number;
@@ -58,6 +65,8 @@ export interface MigrateGuestsInput {
   pending: GuestMove[];
   limits: EvacuationPlan['limits'];
   memoryHeadroom: number;
+  /** Absent in runs started before plans had a memory basis. */
+  memoryBasis?: MemoryBasis;
   onFailure: EvacuationPlan['onFailure'];
   marker: TaskMarker;
   /** Workflow told of every guest's progress (the evacuation). */
@@ -92,6 +101,11 @@ const { migrateGuest } = proxyActivities<MigrationActivities>({
 });
 
 export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOutcome[]> {
+  const cancellation = watchCancellation();
+  return CancellationScope.nonCancellable(() => migrate(input, cancellation));
+}
+
+async function migrate(input: MigrateGuestsInput, cancellation: Cancellation): Promise<GuestOutcome[]> {
   const { limits } = input;
   const pending = [...input.pending];
   const done = [...(input.done ?? [])];
@@ -117,7 +131,7 @@ export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOut
     progress.add({ vmid: move.vmid, state: 'running', at: iso(startedAt) });
     migrateGuest
       .executeWithOptions({ summary: `${label(move)}: ${move.source} -> ${move.target} (${move.mode})` }, [
-        { environment: input.environment, move, limits, memoryHeadroom: input.memoryHeadroom, marker: input.marker },
+        { environment: input.environment, move, limits, memoryHeadroom: input.memoryHeadroom, memoryBasis: input.memoryBasis, marker: input.marker },
       ])
       .then(
         (report) => succeeded(move, startedAt, report),
@@ -141,6 +155,7 @@ export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOut
   };
 
   for (;;) {
+    if (cancellation.requested) halted ??= 'the operation was cancelled';
     while (!halted && !overBudget() && running.size < limits.maxParallel) {
       const next = pending.findIndex((m) => onTarget(running, m.target) < limits.maxParallelPerTarget);
       if (next < 0) break;
@@ -152,7 +167,7 @@ export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOut
       await progress.flushed();
       await continueAsNew<typeof migrateGuests>({ ...input, pending, done, ...(halted ? { halted } : {}) });
     }
-    await condition(() => changed);
+    await condition(() => changed || (cancellation.requested && halted === undefined));
     changed = false;
   }
 

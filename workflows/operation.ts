@@ -12,18 +12,22 @@
  * to the audit log.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
   proxyActivities,
   rootCause,
+  setCurrentDetails,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ApprovalActivities } from '../activities/approvals.js';
 import type { AuditActivities } from '../activities/audit.js';
+import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
 import {
   approveSignal,
   approveUpdate,
@@ -32,6 +36,8 @@ import {
   statusQuery,
   type ApprovalDecision,
   type ApprovalRequest,
+  type ApprovalState,
+  type CancellationReport,
   type OperationMeta,
   type OperationPlan,
   type OperationStatus,
@@ -52,10 +58,19 @@ const { recordAudit } = proxyActivities<AuditActivities>({
   retry: { maximumAttempts: 10 },
 });
 
+const { verifyApprovalSignature } = proxyActivities<ApprovalActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 10 },
+});
+
 export type PlanDraft<D> = Omit<OperationPlan<D>, 'version'>;
 
 export interface OperationResult<D, R> {
-  outcome: 'completed' | 'rejected' | 'dry-run';
+  /**
+   * `nothing-to-do`: the plan has no steps (nothing needed approving); `refused`: a dry run
+   * whose plan was refused — its plan has no steps and its reasons say why.
+   */
+  outcome: 'completed' | 'nothing-to-do' | 'rejected' | 'dry-run' | 'refused';
   plan: OperationPlan<D>;
   approval?: ApprovalDecision;
   result?: R;
@@ -65,12 +80,28 @@ export interface OperationResult<D, R> {
 export interface OperationHandle {
   readonly status: OperationStatus;
   /** Runs `fn` as step `id`, recording when it started and how it ended. */
-  step<T>(id: string, fn: () => Promise<T>): Promise<T>;
+  step<T>(id: string, fn: () => Promise<T>, options?: StepOptions): Promise<T>;
   /**
    * Marks a step without running anything (skipped, or run elsewhere, e.g. by a child
    * workflow); `at` is when it started (state `running`) or ended.
    */
   mark(id: string, state: StepProgress['state'], detail?: string, at?: string): void;
+  /** Set once the operation was asked to cancel: `step` starts nothing new from then on. */
+  readonly cancelled: boolean;
+  /**
+   * Runs `fn` in a scope the operation's cancellation cancels: a child workflow (which stops
+   * starting work and finishes what runs) or a pause. Everything else in `apply` runs to its
+   * end when the operation is cancelled.
+   */
+  cancellable<T>(fn: () => Promise<T>): Promise<T>;
+  /** Ends `apply` as cancelled, once what was running has ended. */
+  throwIfCancelled(what: string): void;
+}
+
+/** Options of one `step`. */
+export interface StepOptions {
+  /** Undoes what the operation built (a saga's cleanup): runs even after a cancel request. */
+  undo?: boolean;
 }
 
 export async function runOperation<D, R>(
@@ -86,6 +117,7 @@ export async function runOperation<D, R>(
     requester: meta.requester,
     environment: meta.environment,
     dryRun: meta.dryRun,
+    approvalState: 'planning',
     steps: [],
     ignoredApprovals: [],
   };
@@ -97,22 +129,29 @@ export async function runOperation<D, R>(
     { key: PmRequester, value: meta.requester },
     { key: PmApprovalState, value: 'planning' },
   ]);
+  setCurrentDetails('planning');
+  const cancellation = watchCancellation(() => {
+    status.cancelRequestedAt = new Date(Date.now()).toISOString();
+    if (status.phase === 'applying') showApplying(status);
+  });
 
   const audit = (event: string, detail: Record<string, unknown> = {}) =>
     CancellationScope.nonCancellable(() =>
-      recordAudit({
-        eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${event}`,
-        actor: event === 'approved' || event === 'rejected' ? (status.approval?.by ?? 'system') : meta.requester,
-        action: `operation.${event}`,
-        operationId: workflowInfo().workflowId,
-        kind,
-        environment: meta.environment,
-        detail,
-      }),
+      recordAudit.executeWithOptions({ summary: `audit operation.${event}` }, [
+        {
+          eventId: `${workflowInfo().workflowId}/${workflowInfo().runId}/${event}`,
+          actor: event === 'approved' || event === 'rejected' ? (status.approval?.by ?? 'system') : meta.requester,
+          action: `operation.${event}`,
+          operationId: workflowInfo().workflowId,
+          kind,
+          environment: meta.environment,
+          detail,
+        },
+      ]),
     );
 
   try {
-    const draft = await spec.plan();
+    const { draft, refused } = await planOrRefusal(spec.plan, meta.dryRun);
     const plan: OperationPlan<D> = { ...draft, version: 1 };
     status.plan = plan;
     status.steps = plan.steps.map((s) => ({ id: s.id, state: 'pending' }));
@@ -125,39 +164,108 @@ export async function runOperation<D, R>(
 
     if (meta.dryRun) {
       status.phase = 'completed';
-      setApprovalState('dry-run');
-      return { outcome: 'dry-run', plan };
+      setApprovalState(status, 'dry-run');
+      setCurrentDetails(`dry run${refused ? '' : ', planned'}: ${plan.summary}`);
+      return { outcome: refused ? 'refused' : 'dry-run', plan };
     }
 
     // A plan without steps changes nothing, so there is nothing to approve: apply only reports.
     let approval: ApprovalDecision | undefined;
     if (plan.steps.length === 0) {
-      setApprovalState('not-required');
+      setApprovalState(status, 'not-required');
     } else {
       approval = await awaitDecision(status, plan, meta);
       status.approval = approval;
-      setApprovalState(approval.decision === 'approved' ? (approval.by === 'policy' ? 'auto-approved' : 'approved') : 'rejected');
+      setApprovalState(status, decidedState(approval));
       await audit(approval.decision, { by: approval.by, planVersion: approval.planVersion, reason: approval.reason });
       if (approval.decision === 'rejected') {
         status.phase = 'rejected';
+        setCurrentDetails(`${status.approvalState}: ${approval.reason ?? `rejected by ${approval.by}`} — ${plan.summary}`);
         return { outcome: 'rejected', plan, approval };
       }
     }
 
     status.phase = 'applying';
-    const result = await spec.apply(plan, handleFor(status));
+    showApplying(status);
+    // The PVE work `apply` sends is followed to its end even when the operation is cancelled.
+    const result = await CancellationScope.nonCancellable(() => spec.apply(plan, handleFor(status, cancellation)));
     status.phase = 'completed';
+    const outcome = plan.steps.length === 0 ? 'nothing-to-do' : 'completed';
+    setCurrentDetails(`${outcome === 'nothing-to-do' ? 'nothing to do' : 'done'}: ${plan.summary}`);
     await audit('completed', { steps: summarizeSteps(status.steps) });
-    return { outcome: 'completed', plan, approval, result };
+    return { outcome, plan, approval, result };
   } catch (err) {
-    const cancelled = isCancellation(err);
+    const cancelled = isCancellation(err) && cancellation.requested;
     status.phase = cancelled ? 'cancelled' : 'failed';
     status.error = rootCause(err) ?? String(err);
-    await audit(status.phase, { error: status.error, steps: summarizeSteps(status.steps) });
-    if (cancelled) throw err;
+    if (cancelled) {
+      if (status.approvalState === 'planning' || status.approvalState === 'pending') setApprovalState(status, 'cancelled');
+      status.cancelled = cancellationReport(status);
+      setCurrentDetails(describeCancellation(status.cancelled));
+      await audit('cancelled', { ...status.cancelled });
+      throw err;
+    }
+    setCurrentDetails(`failed: ${status.error}`);
+    await audit('failed', { error: status.error, steps: summarizeSteps(status.steps) });
     // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
     throw ApplicationFailure.create({ type: 'OperationFailed', message: status.error, nonRetryable: true, cause: err as Error });
   }
+}
+
+/**
+ * The plan; for a dry run, a refusal is its answer too: a plan without steps whose reasons say
+ * why, so the dry run completes with it instead of failing.
+ */
+async function planOrRefusal<D>(plan: () => Promise<PlanDraft<D>>, dryRun: boolean): Promise<{ draft: PlanDraft<D>; refused: boolean }> {
+  try {
+    return { draft: await plan(), refused: false };
+  } catch (err) {
+    const refusal = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable ? err.cause : undefined;
+    if (!dryRun || !refusal) throw err;
+    const draft: PlanDraft<D> = {
+      summary: `refused: ${refusal.message}`,
+      risk: 'low',
+      reasons: [refusal.message],
+      steps: [],
+      warnings: [],
+      nodes: [],
+      vmids: [],
+      estimatedDurationMs: 0,
+    };
+    return { draft, refused: true };
+  }
+}
+
+function decidedState(approval: ApprovalDecision): ApprovalState {
+  if (approval.decision === 'approved') return approval.by === 'policy' ? 'auto-approved' : 'approved';
+  return approval.by === 'system' ? 'expired' : 'rejected';
+}
+
+/** Every step that has not started ends skipped; the report lists what ran and what did not. */
+function cancellationReport(status: OperationStatus): CancellationReport {
+  for (const s of status.steps) {
+    if (s.state === 'pending') Object.assign(s, { state: 'skipped', detail: 'not started: the operation was cancelled' });
+  }
+  const ids = (...states: StepProgress['state'][]) => status.steps.filter((s) => states.includes(s.state)).map((s) => s.id);
+  return {
+    requestedAt: status.cancelRequestedAt ?? new Date(Date.now()).toISOString(),
+    done: ids('succeeded'),
+    failed: ids('failed', 'running'),
+    notStarted: ids('skipped'),
+  };
+}
+
+function describeCancellation(r: CancellationReport): string {
+  return `cancelled: ${r.done.length} step(s) done, ${r.failed.length} failed, ${r.notStarted.length} not started`;
+}
+
+/** "applying 3/11 (2 running)", and whether a cancel is waiting for those to end. */
+function showApplying(status: OperationStatus): void {
+  const count = (state: StepProgress['state']) => status.steps.filter((s) => s.state === state).length;
+  const ended = count('succeeded') + count('failed') + count('skipped');
+  const running = count('running');
+  const cancelling = status.cancelRequestedAt ? `; cancelling: ${running > 0 ? 'waiting for the running steps to end' : 'starting nothing new'}` : '';
+  setCurrentDetails(`applying ${ended}/${status.steps.length} (${running} running${cancelling}) — ${status.plan?.summary ?? ''}`);
 }
 
 /**
@@ -175,7 +283,9 @@ function vmidsThatFit(vmids: number[], budgetBytes = 2000): string[] {
   return kept;
 }
 
-function setApprovalState(state: string): void {
+/** One place sets the approval state: the search attribute and the status query agree. */
+export function setApprovalState(status: OperationStatus, state: ApprovalState): void {
+  status.approvalState = state;
   upsertSearchAttributes([{ key: PmApprovalState, value: state }]);
 }
 
@@ -195,8 +305,13 @@ async function awaitDecision<D>(
     return { decision: 'approved', by: 'policy', at: now(), planVersion: plan.version, reason: `${plan.risk} risk` };
   }
   status.phase = 'awaiting-approval';
-  setApprovalState('pending');
-  const decided = await condition(() => status.approval !== undefined, meta.approvalTimeoutMs);
+  setApprovalState(status, 'pending');
+  const expires = new Date(Date.now() + meta.approvalTimeoutMs).toISOString();
+  const who = plan.risk === 'high' ? `an approver other than ${meta.requester}` : 'an approver';
+  setCurrentDetails(`awaiting approval by ${who} (plan v${plan.version}, ${plan.risk} risk, expires at ${expires}) — ${plan.summary}`);
+  const decided = await condition(() => status.approval !== undefined, meta.approvalTimeoutMs, {
+    summary: `approval deadline for plan v${plan.version}: rejected unless decided by ${expires}`,
+  });
   if (decided) return status.approval!;
   return {
     decision: 'rejected',
@@ -222,25 +337,48 @@ export function refusalReason(status: OperationStatus, request: ApprovalRequest,
   return undefined;
 }
 
+/**
+ * Updates answer a refusal at once; signals record it in the status. Either way a decision
+ * counts only after the worker has checked the API's signature on it (an activity: the key
+ * never enters the workflow), and the rules are checked again after that wait, in case
+ * another decision landed meanwhile. A decision whose signature fails is audited as refused.
+ */
 function registerApprovalHandlers(status: OperationStatus): void {
-  const decide = (request: ApprovalRequest, decision: 'approved' | 'rejected'): ApprovalDecision => {
-    status.approval = {
-      decision,
-      by: request.by,
-      at: new Date(Date.now()).toISOString(),
-      planVersion: request.planVersion,
-      reason: request.reason,
-    };
+  let refusals = 0;
+  const decide = async (request: ApprovalRequest, decision: 'approved' | 'rejected'): Promise<ApprovalDecision> => {
+    const { workflowId, runId } = workflowInfo();
+    const fields = { operationId: workflowId, decision, by: request.by, planVersion: request.planVersion, at: request.at ?? '', reason: request.reason };
+    const verdict = await verifyApprovalSignature({ fields, ...(request.signature ? { signature: request.signature } : {}) });
+    const why = verdict.ok ? refusalReason(status, request, decision) : `refused: ${verdict.why}`;
+    if (why) {
+      if (!verdict.ok) {
+        await recordAudit({
+          eventId: `${workflowId}/${runId}/approval-refused/${++refusals}`,
+          actor: request.by,
+          action: 'operation.approval-refused',
+          operationId: workflowId,
+          environment: status.environment,
+          detail: { decision, planVersion: request.planVersion, why: verdict.why },
+        });
+      }
+      throw ApplicationFailure.create({ type: 'DecisionRefused', message: why, nonRetryable: true });
+    }
+    status.approval = { decision, by: request.by, at: new Date(Date.now()).toISOString(), planVersion: request.planVersion, reason: request.reason };
     return status.approval;
   };
   const validator = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {
     const why = refusalReason(status, request, decision);
     if (why) throw new Error(why);
   };
-  const fromSignal = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {
+  const fromSignal = (decision: 'approved' | 'rejected') => async (request: ApprovalRequest) => {
     const why = refusalReason(status, request, decision);
-    if (why) status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why });
-    else decide(request, decision);
+    if (why) {
+      status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why });
+      return;
+    }
+    await decide(request, decision).catch((err: unknown) => {
+      status.ignoredApprovals.push({ by: request.by, planVersion: request.planVersion, why: (err as Error).message });
+    });
   };
   setHandler(approveUpdate, (r) => decide(r, 'approved'), { validator: validator('approved') });
   setHandler(rejectUpdate, (r) => decide(r, 'rejected'), { validator: validator('rejected') });
@@ -248,7 +386,7 @@ function registerApprovalHandlers(status: OperationStatus): void {
   setHandler(rejectSignal, fromSignal('rejected'));
 }
 
-function handleFor(status: OperationStatus): OperationHandle {
+function handleFor(status: OperationStatus, cancellation: Cancellation): OperationHandle {
   const progress = (id: string): StepProgress => {
     let entry = status.steps.find((s) => s.id === id);
     if (!entry) {
@@ -260,10 +398,15 @@ function handleFor(status: OperationStatus): OperationHandle {
   const now = () => new Date(Date.now()).toISOString();
   return {
     status,
-    async step(id, fn) {
+    async step(id, fn, options = {}) {
       const entry = progress(id);
+      if (cancellation.requested && !options.undo) {
+        Object.assign(entry, { state: 'skipped', detail: 'not started: the operation was cancelled' });
+        throw notStarted(id);
+      }
       entry.state = 'running';
       entry.startedAt = now();
+      showApplying(status);
       try {
         const value = await fn();
         entry.state = 'succeeded';
@@ -274,6 +417,7 @@ function handleFor(status: OperationStatus): OperationHandle {
         throw err;
       } finally {
         entry.endedAt = now();
+        showApplying(status);
       }
     },
     mark(id, state, detail, at) {
@@ -281,6 +425,12 @@ function handleFor(status: OperationStatus): OperationHandle {
       entry.state = state;
       if (detail !== undefined) entry.detail = detail;
       if (at !== undefined) entry[state === 'running' ? 'startedAt' : 'endedAt'] = at;
+      showApplying(status);
     },
+    get cancelled() {
+      return cancellation.requested;
+    },
+    cancellable: (fn) => cancellation.cancellable(fn),
+    throwIfCancelled: (what) => cancellation.throwIfRequested(what),
   };
 }

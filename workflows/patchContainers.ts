@@ -57,7 +57,7 @@ export async function patchContainers(input: LxcPatchInput) {
             const failed = { ...base, error: failureMessage(err), log: logOf(err) };
             if (!rollback) return { ...failed, outcome: 'failed' };
             try {
-              await op.step(rollback.id, () => runGuestStep(input.environment, ct, rollback));
+              await op.step(rollback.id, () => runGuestStep(input.environment, ct, rollback), { undo: true });
               return { ...failed, outcome: 'rolled-back' };
             } catch (rollbackErr) {
               if (isCancellation(rollbackErr)) throw rollbackErr;

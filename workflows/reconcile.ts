@@ -24,7 +24,7 @@ import type { ChangeAction, GuestChange } from '../lib/manifest/diff.js';
 import type { ReconcileDetails } from '../lib/manifest/plan.js';
 import type { ReconcileInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
-import { failureMessage, runGuestStep } from './guest-step.js';
+import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 
 const planning = proxyActivities<ReconcileActivities>({
@@ -143,8 +143,9 @@ async function applyChange(
       await op.step(step.id, async () => {
         if (step.action === 'clone' || step.action === 'create') {
           const create = async () => {
-            const guest = await creating.createGuest({ environment, spec: change.create! });
-            if (guest.upid) await waiting.awaitTask({ environment, upid: guest.upid });
+            const spec = change.create!;
+            const guest = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
+            if (guest.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(guest.upid) }, [{ environment, upid: guest.upid }]);
             return guest;
           };
           created = change.lane ? await oneAtATime(lanes, change.lane, create) : await create();

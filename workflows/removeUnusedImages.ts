@@ -3,7 +3,7 @@ import type { StorageActivities } from '../activities/storage.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
-import { failureMessage } from './guest-step.js';
+import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
 const planning = proxyActivities<StorageActivities>({
@@ -39,7 +39,7 @@ export async function removeUnusedImages(input: StorageCleanupInput) {
         (volume) =>
           op.step(`delete/${volume.volid}`, async () => {
             const sent = await removing.removeVolume({ environment: input.environment, volume });
-            if (sent.kind === 'dispatched') await waiting.awaitTask({ environment: input.environment, upid: sent.upid });
+            if (sent.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(sent.upid) }, [{ environment: input.environment, upid: sent.upid }]);
             return sent;
           }),
         { haltOn: isCancellation },

@@ -24,9 +24,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  sleep,
   upsertMemo,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit.js';
@@ -55,8 +53,7 @@ import {
   type NodeApprovalRequest,
   type NodeReport,
 } from './maintenance-definitions.js';
-import { runOperation, type OperationHandle } from './operation.js';
-import { PmApprovalState } from './search-attributes.js';
+import { runOperation, setApprovalState, type OperationHandle } from './operation.js';
 
 const planning = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '15 minutes',
@@ -206,20 +203,29 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     });
   }
 
-  async function gate(node: string): Promise<NodeApprovalDecision> {
+  /** The node's go-ahead; undefined when the operation was cancelled while waiting for it. */
+  async function gate(node: string): Promise<NodeApprovalDecision | undefined> {
     reportOf(node).state = 'awaiting-approval';
     progress.gate = { node, planVersion: plan.version, since: now() };
     op.mark(nodeStepId(node, 'approval'), 'running');
-    upsertSearchAttributes([{ key: PmApprovalState, value: 'pending' }]);
+    setApprovalState(op.status, 'pending');
     refresh();
-    const decided = await condition(() => gateDecision !== undefined, meta.approvalTimeoutMs);
+    const expires = new Date(Date.now() + meta.approvalTimeoutMs).toISOString();
+    const decided = await condition(() => gateDecision !== undefined || op.cancelled, meta.approvalTimeoutMs, {
+      summary: `approval deadline for ${node}: rejected unless decided by ${expires}`,
+    });
+    delete progress.gate;
+    reportOf(node).state = 'pending';
+    if (gateDecision === undefined && op.cancelled) {
+      setApprovalState(op.status, 'cancelled');
+      op.mark(nodeStepId(node, 'approval'), 'skipped', 'the operation was cancelled before a decision');
+      return undefined;
+    }
     const d: NodeApprovalDecision = decided
       ? gateDecision!
       : { decision: 'rejected', by: 'system', at: now(), planVersion: plan.version, node, reason: `no decision within ${Math.round(meta.approvalTimeoutMs / 1000)} s` };
     gateDecision = undefined;
-    delete progress.gate;
-    reportOf(node).state = 'pending';
-    upsertSearchAttributes([{ key: PmApprovalState, value: 'approved' }]);
+    setApprovalState(op.status, d.decision === 'approved' ? 'approved' : d.by === 'system' ? 'expired' : 'rejected');
     op.mark(nodeStepId(node, 'approval'), d.decision === 'approved' ? 'succeeded' : 'failed', `${d.decision} by ${d.by}${d.reason ? `: ${d.reason}` : ''}`);
     refresh();
     await audit(`${node}/node-${d.decision}`, d.by, { node, planVersion: d.planVersion, ...(d.reason ? { reason: d.reason } : {}) });
@@ -229,16 +235,29 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   let outcome: MaintenanceResult['outcome'] | undefined;
   let stoppedBecause: string | undefined;
   refresh();
+  const cancelled = 'the operation was cancelled';
   rollout: for (const [index, batch] of details.batches.entries()) {
+    if (op.cancelled) {
+      stoppedBecause = cancelled;
+      break;
+    }
     if (index > 0 && details.pauseBetweenNodesMs > 0) {
       pausing = true;
       refresh();
-      await sleep(details.pauseBetweenNodesMs);
+      await condition(() => op.cancelled, details.pauseBetweenNodesMs, { summary: `pause before ${batch.join(', ')}` });
       pausing = false;
+      if (op.cancelled) {
+        stoppedBecause = cancelled;
+        break;
+      }
     }
     if (details.approveEachNode) {
       for (const node of batch) {
         const d = await gate(node);
+        if (!d) {
+          stoppedBecause = cancelled;
+          break rollout;
+        }
         if (d.decision === 'rejected') {
           outcome = 'stopped';
           stoppedBecause = `${node} was not approved by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
@@ -248,28 +267,35 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     }
     progress.current = batch;
     refresh();
-    const reports = await Promise.all(
-      batch.map((node) =>
-        executeChild(maintainNode, {
-          workflowId: childId(node),
-          staticSummary: `maintain ${node}`,
-          args: [
-            {
-              environment: meta.environment,
-              node,
-              alongside: batch.filter((n) => n !== node),
-              settings: details.settings,
-              reportTo: workflowId,
-              logKey: `${workflowId}/${runId}`,
-              ...(details.runbook ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } } : {}),
-            },
-          ],
-        }),
+    // Cancelled, each node finishes the step it is in and reports back (state `cancelled`).
+    const reports = await op.cancellable(() =>
+      Promise.all(
+        batch.map((node) =>
+          executeChild(maintainNode, {
+            workflowId: childId(node),
+            staticSummary: `maintain ${node}`,
+            args: [
+              {
+                environment: meta.environment,
+                node,
+                alongside: batch.filter((n) => n !== node),
+                settings: details.settings,
+                reportTo: workflowId,
+                logKey: `${workflowId}/${runId}`,
+                ...(details.runbook ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } } : {}),
+              },
+            ],
+          }),
+        ),
       ),
     );
     for (const r of reports) accept(r);
     progress.current = [];
     refresh();
+    if (op.cancelled) {
+      stoppedBecause = cancelled;
+      break;
+    }
     const aborted = reports.find((r) => r.state === 'aborted');
     if (aborted) {
       const d = aborted.decisions.at(-1);
@@ -285,8 +311,9 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     for (const s of plan.steps) if (s.node === r.node && s.id.startsWith(`${r.node}/`)) op.mark(s.id, 'skipped', stoppedBecause);
   }
   finished = true;
-  outcome ??= progress.nodes.some((r) => r.state === 'skipped') ? 'completed-with-skips' : 'completed';
   refresh();
+  op.throwIfCancelled('the rest of the rolling maintenance');
+  outcome ??= progress.nodes.some((r) => r.state === 'skipped') ? 'completed-with-skips' : 'completed';
   return {
     outcome,
     nodes: progress.nodes,

@@ -4,13 +4,13 @@
  * reverse order (unless the operator asked to keep things for debugging), and fail naming
  * the step and why.
  */
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { RunbookActivities, RunbookPlanDetails, RunStepRequest, StepOutcome } from '../activities/runbook.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { RunbookRunInput } from '../lib/operations/catalog.js';
 import type { ResolvedCleanup, ResolvedStep, RunbookPlan } from '../lib/runbooks/plan.js';
 import type { Value } from '../lib/runbooks/placeholders.js';
-import { failureMessage } from './guest-step.js';
+import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 
 const planning = proxyActivities<RunbookActivities>({
@@ -61,7 +61,7 @@ export async function runResolvedStep(
     const outcome: StepOutcome = await stepActivities(step).runRunbookStep(request);
     if (outcome.kind === 'done') return { ...outcome.allocated, ...outcome.captured };
     try {
-      await waiting.awaitTask({ environment, upid: outcome.upid });
+      await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [{ environment, upid: outcome.upid }]);
       return { ...outcome.allocated };
     } catch (err) {
       const taken = allocate ? outcome.allocated?.[allocate.name] : undefined;
@@ -109,7 +109,7 @@ async function runCleanups(
   const reports: CleanupReport[] = [];
   for (const cleanup of cleanups) {
     try {
-      await op.step(cleanup.id, () => runResolvedStep(environment, cleanup, vars));
+      await op.step(cleanup.id, () => runResolvedStep(environment, cleanup, vars), { undo: true });
       reports.push({ id: cleanup.id, state: 'succeeded' });
     } catch (err) {
       // One cleanup failing must not stop the others; the report says what is left behind.
@@ -159,9 +159,7 @@ export async function applyRunbookPlan(
     }
   } catch (err) {
     const pending = cleanupsFor(plan, completed, 'failure');
-    const reports = options.keepOnFailure
-      ? []
-      : await CancellationScope.nonCancellable(() => runCleanups(environment, pending, vars, op));
+    const reports = options.keepOnFailure ? [] : await runCleanups(environment, pending, vars, op);
     for (const c of options.keepOnFailure ? pending : []) op.mark(c.id, 'skipped', 'kept for debugging');
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.create({

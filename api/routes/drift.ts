@@ -15,7 +15,7 @@ import type { OperationMeta } from '../../workflows/definitions.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import type { DetectDriftInput } from '../../workflows/detectDrift.js';
 import type { DriftOrigin } from '../../workflows/reconcile.js';
-import { inScope } from '../auth.js';
+import { autoApprovable, inScope } from '../auth.js';
 import { requireEnvironment } from '../access.js';
 import type { Services } from '../deps.js';
 import { ApiError } from '../errors.js';
@@ -24,7 +24,7 @@ import { noteAudit, type Route } from '../route.js';
 import { ErrorResponse, OperationStarted } from '../schemas.js';
 import { parseBody, parseParams, parseQuery } from '../validation.js';
 
-const environmentName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name');
+const environmentName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name').meta({ 'x-environment': true });
 
 const DriftIdParams = z.strictObject({ id: environmentName });
 const DriftQuery = z.strictObject({ environment: environmentName.optional() });
@@ -197,7 +197,7 @@ export function driftRoutes(s: Services, store: DriftStore = createDriftStore(ma
           environment: id,
           dryRun: false,
           approvalTimeoutMs: durationMs(s.config.approvals.timeout),
-          autoApprove: s.config.approvals.auto_approve,
+          autoApprove: autoApprovable(c.get('identity'), s.config.approvals.auto_approve),
         };
         const handle = await client.workflow.start(reconcileOperation.workflowType, {
           taskQueue,

@@ -7,7 +7,8 @@ import { isGrpcDeadlineError, WorkflowNotFoundError, type WorkflowHandle } from 
 import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
-import { statusQuery, type OperationMeta } from '../../workflows/definitions.js';
+import { renderPlanText } from '../../lib/operations/plan-text.js';
+import { statusQuery, type OperationMeta, type OperationPlan } from '../../workflows/definitions.js';
 import {
   approveNodeSignal,
   approveNodeUpdate,
@@ -17,9 +18,10 @@ import {
 } from '../../workflows/maintenance-definitions.js';
 import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import { requireEnvironment, requireScope } from '../access.js';
+import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -60,11 +62,12 @@ export function operationRoutes(s: Services): Route[] {
   /** The operation behind `:id`, after checking the caller may see its environment. */
   const loadOperation = async (c: ApiContext, id: string) => {
     const handle = client.workflow.getHandle(id);
-    const summary = summarize(s, await handle.describe());
+    const description = await handle.describe();
+    const summary = summarize(s, description);
     if (!summary) throw new ApiError(404, 'not_found', `no operation '${id}'`);
     noteAudit(c, { kind: summary.kind, environment: summary.environment });
     requireScope(c, summary.environment ?? '');
-    return { handle, summary };
+    return { handle, summary, description };
   };
 
   const requireOpen = (summary: Summary) => {
@@ -103,7 +106,7 @@ export function operationRoutes(s: Services): Route[] {
         environment: body.environment,
         dryRun: body.dryRun,
         approvalTimeoutMs: durationMs(s.config.approvals.timeout),
-        autoApprove: s.config.approvals.auto_approve,
+        autoApprove: autoApprovable(c.get('identity'), s.config.approvals.auto_approve),
       };
       const nodes = op.nodes?.(body) ?? [];
       const handle = await client.workflow.start(op.workflowType, {
@@ -144,8 +147,15 @@ export function operationRoutes(s: Services): Route[] {
         noteAudit(c, { result: 'started' });
         return c.json(started, 202, { Location: started.links.self });
       }
+      // The workflow completed with the refusal as its plan; the caller asked for a plan and gets why there is none.
+      const refused = refusalOf(outcome.value);
+      if (refused) throw new ApiError(422, 'plan_failed', `the plan could not be made: ${refused}`);
       noteAudit(c, { result: 'dry-run' });
-      return c.json({ ...started, state: 'completed', result: outcome.value } satisfies z.infer<typeof DryRunResult>, 200);
+      const plan = (outcome.value as { plan?: OperationPlan } | undefined)?.plan;
+      return c.json(
+        { ...started, state: 'completed', result: outcome.value, ...(plan ? { planText: renderPlanText(plan) } : {}) } satisfies z.infer<typeof DryRunResult>,
+        200,
+      );
     },
   });
 
@@ -175,11 +185,12 @@ export function operationRoutes(s: Services): Route[] {
       noteAudit(c, { detail: { planVersion: body.planVersion, ...(body.reason ? { reason: body.reason } : {}) } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
-      const outcome = await decide(s, handle, approvalChannels[decision], {
+      const request = await signedApproval(s, summary.id, decision === 'approve' ? 'approved' : 'rejected', {
         by: c.get('identity').actor,
         planVersion: body.planVersion,
         ...(body.reason ? { reason: body.reason } : {}),
       });
+      const outcome = await decide(s, handle, approvalChannels[decision], request);
       if (outcome.state === 'accepted') {
         noteAudit(c, { result: 'signalled' });
         return c.json(
@@ -255,7 +266,8 @@ export function operationRoutes(s: Services): Route[] {
     responses: decisionResponses,
     handler: async (c) => {
       const { id, node, decision } = parseParams(c, NodeDecisionParams);
-      const body = await parseBody(c, decision === 'approve' ? ApproveBody : RejectBody);
+      // One documented body for both decisions: a rejection without a reason is refused by the workflow's rule (409).
+      const body = await parseBody(c, ApproveBody);
       noteAudit(c, { detail: { node, decision, planVersion: body.planVersion } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
@@ -288,7 +300,7 @@ export function operationRoutes(s: Services): Route[] {
       summary: 'List operations, newest first',
       description:
         'Filters combine with AND. `state` is an execution state (running, completed, failed, cancelled, ...) ' +
-        'or an approval state (planning, pending, approved, auto-approved, rejected, dry-run).',
+        'or an approval state (planning, pending, approved, auto-approved, not-required, rejected, expired, dry-run).',
       access: 'read',
       query: OperationsQuery,
       responses: { 200: { description: 'operations', schema: OperationList }, ...commonErrors },
@@ -322,8 +334,18 @@ export function operationRoutes(s: Services): Route[] {
       },
       handler: async (c) => {
         const { id } = parseParams(c, OperationIdParams);
-        const { handle, summary } = await loadOperation(c, id);
+        const { handle, summary, description } = await loadOperation(c, id);
         const detail: Summary = { ...summary, ...(await statusOf(handle)) };
+        // One answer from one moment: the workflow's own approval state rather than the visibility
+        // record's, which may lag behind the phase and plan the same query returned.
+        const approvalState = detail.status?.['approvalState'];
+        if (typeof approvalState === 'string') detail.approvalState = approvalState;
+        const cancelled = detail.status?.['cancelled'];
+        if (summary.state === 'cancelled' && cancelled) detail.result = { outcome: 'cancelled', ...cancelled };
+        const transfers = runningTransfers(description);
+        if (transfers.length > 0) detail.transfers = transfers;
+        const plan = detail.status?.plan as OperationPlan | undefined;
+        if (plan) detail.planText = renderPlanText(plan);
         if (summary.state !== 'running') {
           try {
             const outcome = await resultWithin(s, handle, s.timeouts.queryMs);
@@ -346,7 +368,9 @@ export function operationRoutes(s: Services): Route[] {
       path: '/v1/operations/{id}/cancel',
       tag: 'operations',
       summary: 'Cancel an operation',
-      description: 'Requests cancellation; the workflow stops at a safe point and reports what it did.',
+      description:
+        'The operation starts no new step, follows the PVE tasks already running to their end, and ends cancelled; ' +
+        'GET it for what it did and did not do (`result`). Asking again changes nothing.',
       access: 'cancel',
       params: OperationIdParams,
       body: { schema: CancelBody, required: false },
@@ -372,6 +396,18 @@ export function operationRoutes(s: Services): Route[] {
     },
   ];
 
+  /** The client's message and the gRPC answer under it ("Failed to query Workflow: 14 UNAVAILABLE: ..."). */
+  function describeError(err: unknown): string {
+    if (!(err instanceof Error)) return String(err);
+    return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
+  }
+
+  /** The message of a dry run's refused plan (`{ outcome: 'refused', plan: { reasons } }`). */
+  function refusalOf(result: unknown): string | undefined {
+    const r = result as { outcome?: string; plan?: { reasons?: string[] } } | undefined;
+    return r?.outcome === 'refused' ? (r.plan?.reasons ?? []).join('; ') : undefined;
+  }
+
   /** The workflow's status query, or why it could not be answered (it needs a worker). */
   async function statusOf(handle: WorkflowHandle): Promise<Pick<Summary, 'status' | 'statusUnavailable'>> {
     try {
@@ -382,7 +418,7 @@ export function operationRoutes(s: Services): Route[] {
       return {
         statusUnavailable: timedOut
           ? `no worker answered the status query within ${s.timeouts.queryMs} ms (is the worker running?)`
-          : `status query failed: ${redact(err instanceof Error ? err.message : String(err))}`,
+          : `status query failed: ${redact(describeError(err))}`,
       };
     }
   }

@@ -15,7 +15,7 @@ import { parseParams, parseQuery } from '../validation.js';
 
 const environment = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name');
 const nodeName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
-const storageId = z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id');
+const storageId = z.string().regex(/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/, 'must be a PVE storage id');
 
 const StorageQuery = z.strictObject({ environment, node: nodeName.optional() });
 const ContentQuery = z.strictObject({
@@ -86,7 +86,8 @@ export function storageRoutes(s: Services, pve: (environment: string) => Promise
     try {
       return await fn(await pve(name));
     } catch (err) {
-      if (err instanceof PveApiError && /does not exist/.test(err.pveMessage)) {
+      // PVE answers an unknown node with a 500 "hostname lookup '<node>' failed": nothing is there, not a failing Proxmox.
+      if (err instanceof PveApiError && /does not exist|hostname lookup '[^']*' failed/.test(err.pveMessage)) {
         throw new ApiError(404, 'not_found', redact(err.pveMessage.trim()));
       }
       const reason = err instanceof Error ? redact(err.message) : 'request failed';

@@ -76,6 +76,9 @@ export class AuditLogError extends Error {
   }
 }
 
+/** The log says who did what: only its owner (the service account) reads it. */
+const FILE_MODE = 0o600;
+
 interface Head {
   seq: number;
   hash: string;
@@ -255,7 +258,7 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
     });
     record.hash = recordHash(record);
 
-    const handle = await open(path, 'a');
+    const handle = await open(path, 'a', FILE_MODE);
     try {
       await handle.write(`${JSON.stringify(record)}\n`);
       if (fsync) await handle.datasync();
@@ -263,7 +266,7 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
       await handle.close();
     }
     const head: Head = { seq: record.seq as number, hash: record.hash as string };
-    await writeFile(`${headPath}.tmp`, JSON.stringify(head));
+    await writeFile(`${headPath}.tmp`, JSON.stringify(head), { mode: FILE_MODE });
     await rename(`${headPath}.tmp`, headPath);
     return record as unknown as AuditRecord;
   }
@@ -345,6 +348,9 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
         records += 1;
         prev = value.hash;
         if (value.seq === head?.seq) lastHash = value.hash;
+      }
+      if (head === undefined && records > 0) {
+        return { ok: false, line: lineNo, problem: `${headPath} is missing: whether records were removed from the end cannot be told` };
       }
       if (head !== undefined) {
         if (records < head.seq) {

@@ -7,7 +7,7 @@
  */
 import type { EnvironmentConfig } from '../config/schema.js';
 import { followsPattern, guestName, NamingError, vmidCandidates } from '../lifecycle/naming.js';
-import { placeGuests, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
+import { memoryHeld, placeGuests, placementConstraints, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
 import { formatBytes, GiB, MiB } from '../planning/units.js';
 import type { PlanStep } from '../../workflows/definitions.js';
 import { clusterTag, memberService, ROLE_TAG, type MemberRole } from './identity.js';
@@ -352,8 +352,11 @@ function place(
   storage: string | undefined,
   problems: string[],
 ): { nodes: Record<string, string>; why: Record<string, string> } {
-  const constraints = { memoryHeadroom: env.policy.memory_headroom, cpuOversubscription: env.policy.cpu_oversubscription };
-  const online = snapshot.nodes.filter((n) => n.online);
+  const constraints = placementConstraints(env.policy);
+  const online = snapshot.nodes.filter((n) => n.online).map((n) => ({
+    ...n,
+    memoryCommitted: snapshot.guests.filter((g) => g.node === n.name && g.status === 'running').reduce((sum, g) => sum + g.memoryBytes, 0),
+  }));
   const cpGroup = `${profile.name}-control-planes`;
   if (profile.placement === 'spread' && profile.control_plane.count > online.length) {
     problems.push(
@@ -379,13 +382,14 @@ function place(
   // A template with local disks can be cloned only on its own node.
   const onlyOnTemplateNode = template.bootDisk !== undefined && !template.bootDisk.shared;
 
-  const byMemoryRoom = [...online].sort(
-    (a, b) => b.memoryTotal * (1 - constraints.memoryHeadroom) - b.memoryUsed - (a.memoryTotal * (1 - constraints.memoryHeadroom) - a.memoryUsed) || a.name.localeCompare(b.name),
-  );
+  const room = (n: (typeof online)[number]) => n.memoryTotal * (1 - constraints.memoryHeadroom) - memoryHeld(n, constraints.memoryBasis);
+  const byMemoryRoom = [...online].sort((a, b) => room(b) - room(a) || a.name.localeCompare(b.name));
   // Members that exist stay where they are; they weigh on their node (a stopped one will start)
   // and hold their place in the control planes' anti-affinity group.
   const kept = new Map<string, string>();
-  const load = new Map(online.map((n) => [n.name, { memory: n.memoryUsed, vcpus: n.vcpusAssigned, controlPlanes: [] as string[] }]));
+  const load = new Map(
+    online.map((n) => [n.name, { used: n.memoryUsed, committed: n.memoryCommitted, vcpus: n.vcpusAssigned, controlPlanes: [] as string[] }]),
+  );
   for (const m of members.filter((x) => x.existing)) {
     const node = snapshot.guests.find((g) => g.vmid === m.vmid)!.node;
     const l = load.get(node);
@@ -395,7 +399,8 @@ function place(
     }
     kept.set(m.name, node);
     if (m.existing!.status !== 'running') {
-      l.memory += m.memoryMb * MiB;
+      l.used += m.memoryMb * MiB;
+      l.committed += m.memoryMb * MiB;
       l.vcpus += m.cores;
     }
     if (m.role === 'control-plane') l.controlPlanes.push(m.name);
@@ -416,7 +421,8 @@ function place(
     return {
       node: n.name,
       memoryTotal: n.memoryTotal,
-      memoryUsed: l.memory,
+      memoryUsed: l.used,
+      memoryCommitted: l.committed,
       cpus: n.cpus,
       vcpusAssigned: l.vcpus,
       storageFree: Object.fromEntries(

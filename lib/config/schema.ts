@@ -40,6 +40,11 @@ export const NodeConfig = z.object({
   ssh_port: z.number().int().min(1).max(65535).default(22),
   /** Pinned SSH host key of this node; SSH to a node without one is refused. */
   ssh_host_key: sshHostKey.optional(),
+  /**
+   * SHA-256 fingerprint of this node's own API certificate (its `pve-ssl.pem`: every PVE node
+   * has a different one). Takes precedence over `tls.fingerprint`.
+   */
+  tls_fingerprint: sha256Fingerprint.optional(),
 });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 
@@ -72,23 +77,28 @@ export const VmDefaults = z.object({
 });
 export type VmDefaults = z.infer<typeof VmDefaults>;
 
-export const Tls = z
-  .object({
-    /** PEM file of the CA that signed the nodes' certificates. */
-    ca_file: z.string().optional(),
-    /** SHA-256 fingerprint of the nodes' certificate (self-signed PVE installs). */
-    fingerprint: sha256Fingerprint.optional(),
-    /** Skip verification entirely. Loud, explicit, never a default. */
-    insecure: z.boolean().default(false),
-  })
-  .refine((t) => t.insecure || t.ca_file || t.fingerprint, {
-    message: 'set ca_file or fingerprint (or, knowingly, insecure: true)',
-  });
+export const Tls = z.object({
+  /** PEM file of the cluster CA (`/etc/pve/pve-root-ca.pem`), which signed every node's certificate. */
+  ca_file: z.string().optional(),
+  /**
+   * SHA-256 fingerprint of one certificate all nodes present: a single-node install, or a
+   * cluster serving one custom certificate. Nodes of a cluster pin `tls_fingerprint` each.
+   */
+  fingerprint: sha256Fingerprint.optional(),
+  /** Skip verification entirely. Loud, explicit, never a default. */
+  insecure: z.boolean().default(false),
+});
 export type Tls = z.infer<typeof Tls>;
 
 export const SafetyPolicy = z.object({
   /** Fraction of a target node's memory that must stay free after any placement. */
   memory_headroom: z.number().min(0).max(0.9).default(0.2),
+  /**
+   * What a target already holds, when placing guests: `configured` counts the configured memory
+   * of its running guests (as PVE's static CRS does, and as arrivals are counted); `used`
+   * counts what the node reports in use, which lets guests that use little be overcommitted.
+   */
+  memory_basis: z.enum(['configured', 'used']).default('configured'),
   /** Allowed ratio of assigned vCPUs to physical cores on a target node. */
   cpu_oversubscription: z.number().min(0.5).max(64).default(4),
   /** Snapshot a guest before config changes and rollbacks. */
@@ -102,6 +112,19 @@ export const SafetyPolicy = z.object({
   path: ['backup_storage'],
 });
 export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
+
+/** Where the nodes may download from (ISO imports, template images) without a person approving. */
+export const DownloadPolicy = z.object({
+  /**
+   * Hosts (`releases.ubuntu.com`, `*.debian.org`) or URL prefixes (`https://mirror.lan/iso/`);
+   * when absent, any public host. Loopback, link-local and private addresses are inside only
+   * when an entry names them.
+   */
+  allow: z.array(z.string().min(1)).optional(),
+  /** Whether a URL may carry `user:password@` and still be approved by policy. */
+  credentials_in_urls: z.boolean().default(false),
+});
+export type DownloadPolicy = z.infer<typeof DownloadPolicy>;
 
 /** An environment: the seed `cluster-config.yaml` format plus the orchestrator's extensions. */
 export const EnvironmentConfig = z.object({
@@ -123,12 +146,13 @@ export const EnvironmentConfig = z.object({
       ssh_key: SecretRef.optional(),
     })
     .refine((c) => c.pass_path || c.token, { message: 'set token (env, file or pass) or pass_path' }),
-  tls: Tls,
+  tls: Tls.default({ insecure: false }),
   tags: z.record(z.string(), z.array(z.string())).default({}),
   naming: z
     .object({ pattern: z.string().default('auto-{service}-{vmid}') })
     .default({ pattern: 'auto-{service}-{vmid}' }),
   policy: SafetyPolicy.default(SafetyPolicy.parse({})),
+  downloads: DownloadPolicy.default({ credentials_in_urls: false }),
   cloudinit: z
     .object({
       default_user: z.string().optional(),
@@ -146,10 +170,26 @@ export const EnvironmentConfig = z.object({
       live_image_host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)').optional(),
     })
     .optional(),
-});
+}).refine(
+  (env) =>
+    env.tls.insecure ||
+    env.tls.ca_file ||
+    env.tls.fingerprint ||
+    (env.cluster.nodes.length > 0 && env.cluster.nodes.every((n) => n?.tls_fingerprint)),
+  {
+    path: ['tls'],
+    message: 'set ca_file or fingerprint, or tls_fingerprint on every node (or, knowingly, insecure: true)',
+    // Reported beside other problems in the environment (every problem at once), whenever the
+    // TLS settings and the node list could be read.
+    when: ({ value }) => {
+      const env = value as { tls?: unknown; cluster?: { nodes?: unknown } } | undefined;
+      return typeof env?.tls === 'object' && env.tls !== null && Array.isArray(env.cluster?.nodes);
+    },
+  },
+);
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
 
-export const Role = z.enum(['viewer', 'operator', 'approver', 'admin']);
+export const Role = z.enum(['viewer', 'operator', 'approver', 'admin', 'agent']);
 export type Role = z.infer<typeof Role>;
 
 export const ApiToken = z.object({
@@ -176,6 +216,25 @@ const TemporalTls = z
   .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
     message: 'cert_file and key_file go together (mutual TLS), or neither',
   });
+
+/**
+ * A Discord application's interactions endpoint (POST /v1/discord/interactions). Discord
+ * users act through API tokens of their own, so the API's roles and approvals apply to them.
+ */
+export const DiscordConfig = z.object({
+  /** The application's Ed25519 public key (hex), as the developer portal shows it. */
+  public_key: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-hex-digit public key of the Discord application'),
+  application_id: z.string().regex(/^\d+$/, 'must be a Discord application id (digits)'),
+  /** The environment whose VMs the slash commands act on. */
+  environment: z.string().min(1),
+  /** Where follow-up messages go; tests point it at a local receiver. */
+  api_base: z.string().url().default('https://discord.com/api/v10'),
+  /** Requests signed longer ago than this are refused as replays. */
+  max_age: Duration.default('5m'),
+  /** Discord user id -> the API token that user acts with (its actor and roles). */
+  users: z.record(z.string().regex(/^\d+$/, 'Discord user ids are digits'), z.strictObject({ token: SecretRef })).default({}),
+});
+export type DiscordConfig = z.infer<typeof DiscordConfig>;
 
 export const AppConfig = z
   .object({
@@ -210,8 +269,10 @@ export const AppConfig = z
         timeout: Duration.default('24h'),
         /** Risk levels a policy may approve without a person; high never is. */
         auto_approve: z.array(z.enum(['low', 'medium'])).default(['low']),
+        /** The key the API signs decisions with and the worker checks them with (HMAC-SHA256); only those two processes read it. */
+        signing_key: SecretRef.default({ env: 'PM_APPROVAL_SIGNING_KEY' }),
       })
-      .default({ timeout: '24h', auto_approve: ['low'] }),
+      .default({ timeout: '24h', auto_approve: ['low'], signing_key: { env: 'PM_APPROVAL_SIGNING_KEY' } }),
     audit: z.object({ path: z.string().default('data/audit.log') }).default({ path: 'data/audit.log' }),
     /** Desired state: the fleet manifests and how often drift is checked against them. */
     manifests: z
@@ -232,11 +293,15 @@ export const AppConfig = z
         env: z.record(z.string(), z.string()).default({}),
       })
       .optional(),
+    discord: DiscordConfig.optional(),
     environments: z
       .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'environment names are lowercase words'), EnvironmentConfig)
       .refine((e) => Object.keys(e).length > 0, { message: 'define at least one environment' }),
   })
   .superRefine((config, ctx) => {
+    if (config.discord && !(config.discord.environment in config.environments)) {
+      ctx.addIssue({ code: 'custom', path: ['discord', 'environment'], message: `names unknown environment '${config.discord.environment}'` });
+    }
     for (const [i, token] of config.api.tokens.entries()) {
       for (const env of token.environments ?? []) {
         if (!(env in config.environments)) {

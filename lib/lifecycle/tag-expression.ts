@@ -4,6 +4,9 @@
  * case-insensitively, as PVE compares them.
  */
 
+/** Bounds that keep the recursive parser and matcher far from the stack's limit. */
+export const TAG_EXPRESSION_LIMITS = { length: 1024, depth: 32 } as const;
+
 export type TagExpression =
   | { kind: 'tag'; tag: string }
   | { kind: 'not'; operand: TagExpression }
@@ -12,10 +15,11 @@ export type TagExpression =
 export class TagExpressionError extends Error {
   constructor(
     readonly expression: string,
+    /** Where it goes wrong; -1 when it is the expression as a whole. */
     readonly position: number,
     reason: string,
   ) {
-    super(`${reason} ${position >= expression.length ? 'at the end' : `at character ${position + 1}`} of '${expression}'`);
+    super(position < 0 ? reason : `${reason} ${position >= expression.length ? 'at the end' : `at character ${position + 1}`} of '${expression}'`);
     this.name = 'TagExpressionError';
   }
 }
@@ -47,18 +51,32 @@ function tokenize(source: string): Token[] {
 }
 
 export function parseTagExpression(source: string): TagExpression {
+  if (source.length > TAG_EXPRESSION_LIMITS.length) {
+    const reason = `a tag expression is at most ${TAG_EXPRESSION_LIMITS.length} characters long (this one has ${source.length})`;
+    throw new TagExpressionError(source, -1, reason);
+  }
   const tokens = tokenize(source);
   let pos = 0;
+  let depth = 0;
   const peek = () => tokens[pos];
   const at = () => peek()?.at ?? source.length;
+  /** Each '(' and '!' nests one level deeper; past the limit the expression is refused. */
+  const nested = <T>(token: Token, parse: () => T): T => {
+    if (++depth > TAG_EXPRESSION_LIMITS.depth) {
+      throw new TagExpressionError(source, token.at, `nested deeper than ${TAG_EXPRESSION_LIMITS.depth} levels`);
+    }
+    const result = parse();
+    depth--;
+    return result;
+  };
 
   const primary = (): TagExpression => {
     const token = tokens[pos++];
     if (!token) throw new TagExpressionError(source, source.length, 'expected a tag');
     if (token.kind === 'tag') return { kind: 'tag', tag: token.text };
-    if (token.kind === '!') return { kind: 'not', operand: primary() };
+    if (token.kind === '!') return { kind: 'not', operand: nested(token, primary) };
     if (token.kind === '(') {
-      const inner = or();
+      const inner = nested(token, or);
       if (peek()?.kind !== ')') throw new TagExpressionError(source, at(), "expected ')'");
       pos++;
       return inner;

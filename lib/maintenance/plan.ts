@@ -18,6 +18,7 @@ import {
   type LeftBehind,
   type PlacementPolicy,
 } from '../planning/evacuation.js';
+import type { MemoryBasis } from '../planning/placement.js';
 import type { ClusterSnapshot } from '../planning/snapshot.js';
 import { formatDuration } from '../planning/units.js';
 import type { RunbookPlan } from '../runbooks/plan.js';
@@ -115,11 +116,20 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   for (const { node, evacuation } of turns) {
     const stuck = runningLeftBehind(evacuation);
     if (stuck.length > 0) {
-      problems.push(`${node} cannot be emptied: ${stuck.map((l) => `${guestLabel(l)} ${l.status} — ${l.reason}`).join('; ')}`);
+      problems.push(`${node} cannot be emptied: ${stuck.map(describeStuck).join('; ')}`);
     }
   }
   if (problems.length > 0) throw new RolloutRefusedError(problems);
   return { clusterNodes, turns, batches, minNodesUp };
+}
+
+/**
+ * A running guest that keeps a node from being emptied: why, and what would unblock it — the
+ * constraint or option to change, or stopping the guest (a stopped guest may stay on its node).
+ */
+export function describeStuck(l: LeftBehind): string {
+  const unblock = [l.unblock, 'stop it before the maintenance (a stopped guest may stay on its node)'].filter(Boolean).join('; or ');
+  return `${guestLabel(l)} ${l.status} — ${l.reason}; to unblock: ${unblock}`;
 }
 
 /** Guests an evacuation leaves on the node that would go down with it. */
@@ -161,6 +171,8 @@ export interface NodeSettings {
   haMaintenance: boolean;
   drain: DrainRequest;
   memoryHeadroom: number;
+  /** Absent in plans made before it existed (they counted reported use). */
+  memoryBasis?: MemoryBasis;
   minNodesUp: number;
   upgradeTimeoutMs: number;
   bootTimeoutMs: number;
@@ -304,9 +316,13 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
   );
   reasons.push(`estimates assume ${formatDuration(ASSUMED_UPGRADE_MS)} per upgrade and ${formatDuration(ASSUMED_REBOOT_MS)} per reboot`);
 
-  const warnings = turns.flatMap((t) =>
-    t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
-  );
+  const warnings = turns.flatMap((t) => [
+    ...t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
+    // Its batch peers receive nothing by design; any other target that does is worth a look.
+    ...t.evacuation.excludedTargets
+      .filter((x) => !plan.batches[t.batch]!.includes(x.node))
+      .map((x) => `while ${t.node} is maintained, ${x.node} receives nothing: ${x.reason}`),
+  ]);
   if (!settings.stopOnFailure) warnings.push('stopOnFailure is off: a node whose step fails gets its guests back and is skipped');
 
   return {

@@ -15,7 +15,7 @@
 import type { SafetyPolicy, VmDefaults } from '../config/schema.js';
 import { safetySnapshotName } from '../lifecycle/guest-steps.js';
 import { guestName, NamingError } from '../lifecycle/naming.js';
-import { placeGuests, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
+import { placeGuests, placementConstraints, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
 import type { PlanStep, Risk } from '../../workflows/definitions.js';
 import { configDelta, type ConfigDelta, type FieldChange, type ParamValue } from './config-delta.js';
 import { findGuest, guestLabel, type Fleet, type FleetGuest, type ManifestProblem, type VmidRange } from './load.js';
@@ -412,10 +412,7 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
       items.push({ id: label.get(p.g)!, memory: p.observed!.memoryBytes, vcpus: p.observed!.cores, storage: {}, onlyOn: allowedNodes(p.g)!, ...groups });
     }
   }
-  const placement = items.length === 0 ? undefined : placeGuests(items, placementTargets(cluster, fleet, matched, label), {
-    memoryHeadroom: ctx.policy.memory_headroom,
-    cpuOversubscription: ctx.policy.cpu_oversubscription,
-  });
+  const placement = items.length === 0 ? undefined : placeGuests(items, placementTargets(cluster, fleet, matched, label), placementConstraints(ctx.policy));
   const placed = (p: Pending): string | undefined => {
     const key = label.get(p.g)!;
     const node = placement?.placements[key];
@@ -536,12 +533,14 @@ function placementTargets(cluster: ObservedCluster, fleet: Fleet, matched: Map<F
         const o = matched.get(g);
         if (group && o?.node === n.name) (groups[group] ??= []).push(label.get(g)!);
       }
+      const running = cluster.guests.filter((o) => o.node === n.name && o.status === 'running');
       return {
         node: n.name,
         memoryTotal: n.memoryTotalBytes,
         memoryUsed: n.memoryUsedBytes,
+        memoryCommitted: running.reduce((sum, o) => sum + o.memoryBytes, 0),
         cpus: n.cores,
-        vcpusAssigned: cluster.guests.filter((o) => o.node === n.name && o.status === 'running').reduce((sum, o) => sum + o.cores, 0),
+        vcpusAssigned: running.reduce((sum, o) => sum + o.cores, 0),
         storageFree: Object.fromEntries(
           cluster.storages.filter((s) => s.node === n.name && (s.content.includes('images') || s.content.includes('rootdir'))).map((s) => [s.storage, s.freeBytes]),
         ),

@@ -57,6 +57,9 @@ export interface Fleet {
   digest: string;
 }
 
+/** Aliases one file may expand: plenty for anchors reused across guests, far too few for an alias bomb. */
+const MAX_ALIAS_COUNT = 100;
+
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** Where a path points in a YAML document: the line of the deepest node that exists. */
@@ -93,7 +96,14 @@ export function parseManifests(sources: readonly ManifestSource[]): Map<string, 
       }
       continue;
     }
-    const raw: unknown = doc.toJS();
+    let raw: unknown;
+    try {
+      raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // yaml refuses an alias expansion past the bound ("resource exhaustion"): a bad file, not a transient error.
+      problems.push({ file: source.name, path: '(yaml)', message: (err as Error).message });
+      continue;
+    }
     if (raw === null || raw === undefined) {
       problems.push({ file: source.name, path: '(root)', message: 'the file is empty; a manifest names its environment and guests' });
       continue;

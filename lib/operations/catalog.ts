@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { OperationMeta } from '../../workflows/definitions.js';
 import type { EvacuationRequest } from '../planning/evacuation.js';
 import { SERVICE_PATTERN } from '../lifecycle/naming.js';
-import { tagExpressionProblem } from '../lifecycle/tag-expression.js';
+import { TAG_EXPRESSION_LIMITS, tagExpressionProblem } from '../lifecycle/tag-expression.js';
 import { DEFAULT_UPGRADE_COMMAND } from '../maintenance/upgrade.js';
 import { clusterUpOperationPrefix } from '../clusters/identity.js';
 import { CLUSTER_NAME } from '../clusters/profile.js';
@@ -80,7 +80,7 @@ export const evacuationOperation = defineOperation({
     includeStopped: z.boolean().default(true),
     includeTemplates: z.boolean().default(false),
     localDisks: z.enum(['migrate', 'leave']).default('migrate'),
-    targetStorage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
+    targetStorage: z.string().regex(/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/, 'must be a PVE storage id').optional(),
     containers: z.enum(['restart', 'leave']).default('leave'),
     containerShutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
     onFailure: z.enum(['stop', 'continue']).default('stop'),
@@ -94,21 +94,23 @@ export const evacuationOperation = defineOperation({
 // Guest lifecycle: create, clone, resize, bulk actions by tag, container patching, ISOs,
 // storage clean-up and stateful PXE installs.
 
-const storageId = z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id');
-const pveTag = z.string().regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, 'must be a PVE tag (letters, digits, _ - + .)');
+const storageId = z.string().regex(/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/, 'must be a PVE storage id');
+const pveTag = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_\-+.]*$/, 'must be a PVE tag (letters, digits, _ - + .)');
 const dnsName = z
   .string()
-  .regex(/^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'must be a DNS name (letters, digits, dashes; at most 63)');
+  .regex(/^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/, 'must be a DNS name (letters, digits, dashes; at most 63)');
 const snapshotName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/, 'must be a PVE snapshot name');
 const volumeId = (content: 'iso' | 'vztmpl') =>
-  z.string().regex(new RegExp(`^[a-z][a-z0-9\\-_.]*[a-z0-9]:${content}/[^/]+$`, 'i'), `must be a volume id such as 'local:${content}/<file>'`);
+  z.string().regex(new RegExp(`^[A-Za-z][A-Za-z0-9\\-_.]*[A-Za-z0-9]:${content}/[^/]+$`), `must be a volume id such as 'local:${content}/<file>'`);
 const tagExpression = z
   .string()
   .min(1)
   .superRefine((value, ctx) => {
     const problem = tagExpressionProblem(value);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+  })
+  // A grammar JSON Schema cannot state: the document names it as a format.
+  .meta({ format: 'pm-tag-expression', maxLength: TAG_EXPRESSION_LIMITS.length });
 const sshHostKey = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)');
 
 /** What a new guest may set; everything left out comes from the environment's `defaults`. */
@@ -148,6 +150,12 @@ export const vmCreateOperation = defineOperation({
       if (b.type === 'lxc' && !b.ostemplate) ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'a container needs a template' });
       if (b.type === 'qemu' && b.ostemplate) ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'only containers are created from a template archive' });
       if (b.type === 'lxc' && b.iso) ctx.addIssue({ code: 'custom', path: ['iso'], message: 'containers have no CD drive' });
+    })
+    // The same rules, for the OpenAPI document.
+    .meta({
+      if: { properties: { type: { const: 'lxc' } }, required: ['type'] },
+      then: { required: ['ostemplate'], not: { required: ['iso'] } },
+      else: { not: { required: ['ostemplate'] } },
     }),
   workflowId: (b, at) => `vm-create/${b.environment}/${b.service}/${at}`,
   nodes: (b) => (b.node ? [b.node] : []),
@@ -193,7 +201,8 @@ export const vmResizeOperation = defineOperation({
     .refine((b) => b.cores !== undefined || b.memoryMb !== undefined || b.disk !== undefined, {
       message: 'name at least one of cores, memoryMb, disk',
       path: ['cores'],
-    }),
+    })
+    .meta({ anyOf: [{ required: ['cores'] }, { required: ['memoryMb'] }, { required: ['disk'] }] }),
   workflowId: (b, at) => `vm-resize/${b.environment}/${b.vmid}/${at}`,
 });
 
@@ -255,6 +264,15 @@ export const isoImportOperation = defineOperation({
       if (b.checksum.length !== length) {
         ctx.addIssue({ code: 'custom', path: ['checksum'], message: `a ${b.checksumAlgorithm} digest has ${length} hex digits` });
       }
+    })
+    // The same rule, for the OpenAPI document (sha256 when no algorithm is named).
+    .meta({
+      allOf: Object.entries(checksumLength).map(([algorithm, length]) => ({
+        if: algorithm === 'sha256'
+          ? { anyOf: [{ not: { required: ['checksumAlgorithm'] } }, { properties: { checksumAlgorithm: { const: algorithm } } }] }
+          : { properties: { checksumAlgorithm: { const: algorithm } }, required: ['checksumAlgorithm'] },
+        then: { properties: { checksum: { minLength: length, maxLength: length } } },
+      })),
     }),
   workflowId: (b, at) => `iso-import/${b.environment}/${b.node}/${b.filename}/${at}`,
   nodes: (b) => [b.node],

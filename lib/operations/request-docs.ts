@@ -174,7 +174,7 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
     storage: 'local',
     url: 'https://releases.ubuntu.com/24.04/ubuntu-24.04.3-live-server-amd64.iso',
     filename: 'ubuntu-24.04.3.iso',
-    checksum: 'c3514bf0056180d09376462a7a1b4f213c1d6e8ea67fae5c25099c6fd3d8274b',
+    checksum: 'cb4eb95d8b082f99349f159a136fc73cb0789a0f451580c247191fa17dc45440',
     dryRun: true,
   },
   'storage-cleanup': { environment: 'home', includeIsos: true, dryRun: true },

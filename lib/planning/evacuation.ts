@@ -14,7 +14,15 @@ import {
   transferBytes,
   type MigrationMode,
 } from './estimate.js';
-import { placeGuests, type PlacementItem, type PlacementTarget, type TargetLoad } from './placement.js';
+import {
+  placeGuests,
+  placementConstraints,
+  type MemoryBasis,
+  type Constraint,
+  type PlacementItem,
+  type PlacementTarget,
+  type TargetLoad,
+} from './placement.js';
 import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts } from './snapshot.js';
 import { formatBytes, formatDuration, MiB } from './units.js';
 
@@ -50,7 +58,7 @@ export interface EvacuationRequest {
   linkGbps: number;
 }
 
-export type PlacementPolicy = Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription'>;
+export type PlacementPolicy = Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription' | 'memory_basis'>;
 
 export interface GuestMove {
   vmid: number;
@@ -81,7 +89,17 @@ export interface LeftBehind {
   type: GuestType;
   status: string;
   reason: string;
+  /**
+   * The request meant it to move: it stays because something prevents it, not because the
+   * request's own options leave it (stopped guests, templates, containers, local disks).
+   */
+  covered: boolean;
+  /** What would let it move: which constraint to change, or what to do to the guest. */
+  unblock?: string;
 }
+
+/** Why a guest stays: the request leaves it, or something blocks it and what would unblock it. */
+type Staying = Pick<LeftBehind, 'reason' | 'covered' | 'unblock'>;
 
 export interface EvacuationPlan {
   source: string;
@@ -89,9 +107,9 @@ export interface EvacuationPlan {
   /** In the order they are started: sizes mixed in every round, so the link never waits on a tail of small ones. */
   moves: GuestMove[];
   leftBehind: LeftBehind[];
-  /** Nodes that could not receive guests at all, and why. */
+  /** Nodes that could not receive guests at all, and why (offline, filtered out, already above the memory limit). */
   excludedTargets: { node: string; reason: string }[];
-  /** Memory and vCPUs of every candidate target before and after. */
+  /** Memory (configured-committed and used) and vCPUs of every candidate target before and after. */
   targets: TargetLoad[];
   limits: {
     maxParallel: number;
@@ -99,7 +117,7 @@ export interface EvacuationPlan {
     bwlimitKiBps?: number;
     containerShutdownTimeoutSeconds: number;
   };
-  policy: { memoryHeadroom: number; cpuOversubscription: number };
+  policy: { memoryHeadroom: number; cpuOversubscription: number; memoryBasis: MemoryBasis };
   onFailure: 'stop' | 'continue';
   haMaintenance: boolean;
   totalTransferBytes: number;
@@ -147,7 +165,7 @@ export function planEvacuation(
   for (const guest of onSource) {
     const decision = decide(guest, snapshot, request);
     if ('reason' in decision) {
-      leftBehind.push({ vmid: guest.vmid, name: guest.name, type: guest.type, status: guest.status, reason: decision.reason });
+      leftBehind.push({ vmid: guest.vmid, name: guest.name, type: guest.type, status: guest.status, ...decision });
       continue;
     }
     candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets) });
@@ -156,16 +174,19 @@ export function planEvacuation(
   const placement = placeGuests(
     candidates.map((c) => c.item),
     targets,
-    { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription },
+    placementConstraints(policy),
   );
+  excludedTargets.push(...placement.overLimit);
   for (const u of placement.unplaced) {
-    const { guest } = candidates.find((c) => c.item.id === u.id)!;
+    const { guest, item } = candidates.find((c) => c.item.id === u.id)!;
     leftBehind.push({
       vmid: guest.vmid,
       name: guest.name,
       type: guest.type,
       status: guest.status,
       reason: `no target can take it — ${u.reasons.join('; ')}`,
+      covered: true,
+      unblock: unblockPlacement(u.constraints, item, policy),
     });
   }
 
@@ -213,7 +234,7 @@ export function planEvacuation(
       ...(request.bwlimitMiBps ? { bwlimitKiBps: request.bwlimitMiBps * 1024 } : {}),
       containerShutdownTimeoutSeconds: request.containerShutdownTimeoutSeconds,
     },
-    policy: { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription },
+    policy: { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription, memoryBasis: policy.memory_basis },
     onFailure: request.onFailure,
     haMaintenance: request.haMaintenance,
     totalTransferBytes: moves.reduce((sum, m) => sum + m.transferBytes, 0),
@@ -256,6 +277,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       continue;
     }
     const residents = snapshot.guests.filter((g) => g.node === node.name);
+    const running = residents.filter((g) => g.status !== 'stopped');
     const groups: Record<string, string[]> = {};
     for (const g of residents) {
       const a = affinityOf(g, snapshot.haRules);
@@ -265,8 +287,9 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       node: node.name,
       memoryTotal: node.memoryTotal,
       memoryUsed: node.memoryUsed,
+      memoryCommitted: running.reduce((sum, g) => sum + g.memory, 0),
       cpus: node.cpus,
-      vcpusAssigned: residents.filter((g) => g.status !== 'stopped').reduce((sum, g) => sum + g.vcpus, 0),
+      vcpusAssigned: running.reduce((sum, g) => sum + g.vcpus, 0),
       storageFree: Object.fromEntries(
         snapshot.storages.filter((s) => s.node === node.name && s.active).map((s) => [s.storage, s.total - s.used]),
       ),
@@ -281,33 +304,67 @@ function decide(
   guest: GuestState,
   snapshot: ClusterSnapshot,
   request: EvacuationRequest,
-): { mode: MigrationMode; facts: MigrationFacts } | { reason: string } {
-  if (guest.lock) return { reason: `locked (${guest.lock}); PVE refuses to migrate a locked guest` };
-  if (guest.template && !request.includeTemplates) return { reason: 'template, and includeTemplates is off' };
+): { mode: MigrationMode; facts: MigrationFacts } | Staying {
+  const left = (reason: string, unblock: string): Staying => ({ reason, covered: false, unblock });
+  const blocked = (reason: string, unblock: string): Staying => ({ reason, covered: true, unblock });
+  if (guest.lock) {
+    return blocked(`locked (${guest.lock}); PVE refuses to migrate a locked guest`, `wait until its ${guest.lock} ends, or remove a stale lock`);
+  }
+  if (guest.template && !request.includeTemplates) return left('template, and includeTemplates is off', 'includeTemplates: true');
   const running = guest.status !== 'stopped';
-  if (!running && !guest.template && !request.includeStopped) return { reason: 'stopped, and includeStopped is off' };
+  if (!running && !guest.template && !request.includeStopped) return left('stopped, and includeStopped is off', 'includeStopped: true');
   if (running && guest.type === 'lxc' && request.containers === 'leave') {
-    return { reason: "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')" };
+    return left(
+      "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')",
+      "containers: 'restart' (each is down while it moves)",
+    );
   }
   const facts = snapshot.migration[guest.vmid];
-  if (!facts) return { reason: `its config and migrate preconditions could not be read: ${snapshot.unreadable[guest.vmid] ?? 'not gathered'}` };
+  if (!facts) {
+    return blocked(`its config and migrate preconditions could not be read: ${snapshot.unreadable[guest.vmid] ?? 'not gathered'}`, 'fix what PVE answers for its config, then plan again');
+  }
   if (facts.localResources.length > 0) {
     const several = facts.localResources.length > 1;
-    return {
-      reason: `uses host-bound device${several ? 's' : ''} ${facts.localResources.join(', ')}, which pin${several ? '' : 's'} it to ${guest.node}`,
-    };
+    return blocked(
+      `uses host-bound device${several ? 's' : ''} ${facts.localResources.join(', ')}, which pin${several ? '' : 's'} it to ${guest.node}`,
+      `remove ${facts.localResources.join(', ')} from its config`,
+    );
   }
   const iso = facts.disks.find((d) => d.cdrom && !d.shared);
-  if (iso) return { reason: `local ISO ${iso.volid} is attached (${iso.key}); eject it or keep the ISO on shared storage` };
+  if (iso) {
+    return blocked(`local ISO ${iso.volid} is attached (${iso.key}); eject it or keep the ISO on shared storage`, `eject the ISO (${iso.key}: none)`);
+  }
   const local = facts.disks.filter((d) => !d.shared && !d.cdrom);
   if (local.length > 0 && request.localDisks === 'leave') {
-    return { reason: `has local disks (${local.map((d) => d.volid).join(', ')}), and localDisks is 'leave'` };
+    return left(`has local disks (${local.map((d) => d.volid).join(', ')}), and localDisks is 'leave'`, "localDisks: 'migrate'");
   }
   const mode: MigrationMode = !running ? 'offline' : guest.type === 'lxc' ? 'restart' : 'online';
   if (mode === 'online' && local.length > 0 && facts.hasSnapshots) {
-    return { reason: 'its local disks have snapshots, which PVE cannot live-migrate; remove the snapshots or shut it down first' };
+    return blocked(
+      'its local disks have snapshots, which PVE cannot live-migrate; remove the snapshots or shut it down first',
+      'remove its snapshots, or shut it down first (it then moves offline)',
+    );
   }
   return { mode, facts };
+}
+
+/** What would let a guest that fits on no target move, by the constraints that refused it. */
+function unblockPlacement(constraints: readonly Constraint[], item: PlacementItem, policy: PlacementPolicy): string {
+  const hints: Record<Constraint, string> = {
+    memory:
+      `room for ${formatBytes(item.memory)} on a target: stop or move guests there, add a node, or lower policy.memory_headroom ` +
+      `(now ${Math.round(policy.memory_headroom * 100)}%)` +
+      (policy.memory_basis === 'configured' ? " or, knowingly overcommitting, set policy.memory_basis: 'used'" : ''),
+    cpu: `room for ${item.vcpus} vCPUs on a target: stop guests there, or raise policy.cpu_oversubscription (now ${policy.cpu_oversubscription})`,
+    storage: `the storages it needs (${Object.keys(item.storage).join(', ')}) available with room on a target, or another targetStorage`,
+    'node-affinity': `another allowed node in its strict HA node-affinity rule (${(item.onlyOn ?? []).join(', ')} now)`,
+    affinity: 'its affinity group must follow it: move the group, or take it out of the group (tag or HA rule)',
+    'anti-affinity': 'a target without a member of its anti-affinity group: add a node, or take it out of the group (tag or HA rule)',
+    'affinity-conflict': 'take it out of one of the conflicting affinity and anti-affinity groups',
+    refused: "what PVE names for each target (its migrate preconditions)",
+    'no-targets': 'an online target node (check allowTargets, denyTargets and offline nodes)',
+  };
+  return constraints.map((c) => hints[c]).join('; or ');
 }
 
 function placementItem(
@@ -368,6 +425,7 @@ function modeWhy(guest: GuestState, mode: MigrationMode, localDisks: boolean): s
 /** The evacuation as an operation plan: what an approver reads and the API shows. */
 export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<EvacuationPlan>, 'version'> {
   const count = (mode: MigrationMode) => plan.moves.filter((m) => m.mode === mode).length;
+  const blocked = plan.leftBehind.filter((l) => l.covered);
   const targetsUsed = [...new Set(plan.moves.map((m) => m.target))].sort();
   const modes = [
     count('online') && `${count('online')} live`,
@@ -416,7 +474,12 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
     reasons,
     steps,
     warnings: [
-      ...plan.leftBehind.map((l) => `${l.type === 'qemu' ? 'VM' : 'CT'} ${l.vmid} (${l.name}) stays on ${plan.source}: ${l.reason}`),
+      ...(blocked.length
+        ? [`${blocked.length} guest${blocked.length === 1 ? '' : 's'} the request covers cannot move, so ${plan.source} will not be empty and the outcome will be 'incomplete'`]
+        : []),
+      ...plan.leftBehind.map(
+        (l) => `${l.type === 'qemu' ? 'VM' : 'CT'} ${l.vmid} (${l.name}) stays on ${plan.source}: ${l.reason}${l.covered && l.unblock ? ` (to move it: ${l.unblock})` : ''}`,
+      ),
       ...plan.excludedTargets.map((t) => `${t.node} receives nothing: ${t.reason}`),
     ],
     nodes: [plan.source, ...targetsUsed],
@@ -424,6 +487,48 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
     estimatedDurationMs: plan.estimatedMs,
     details: plan,
   };
+}
+
+/** A guest the request covered that is still on the node once the evacuation ran, and why. */
+export interface Stayed {
+  vmid: number;
+  name: string;
+  reason: string;
+}
+
+/**
+ * The honest outcome of an applied evacuation: `evacuated` only when the node holds nothing the
+ * request covered — every planned move done and checked, and no guest left behind for a reason
+ * other than the request's own options. Otherwise `incomplete`, with every guest that stayed.
+ */
+export function evacuationOutcome(
+  plan: EvacuationPlan,
+  outcomes: readonly { vmid: number; name: string; state: string; error?: string }[],
+  verification: { ok: boolean; unexpectedOnSource: readonly { vmid: number; name: string }[] },
+): { outcome: 'evacuated' | 'incomplete'; stayed: Stayed[] } {
+  const stayed: Stayed[] = plan.leftBehind
+    .filter((l) => l.covered)
+    .map((l) => ({ vmid: l.vmid, name: l.name, reason: l.unblock ? `${l.reason}; to move it: ${l.unblock}` : l.reason }));
+  for (const o of outcomes) {
+    if (o.state === 'failed') stayed.push({ vmid: o.vmid, name: o.name, reason: `its migration failed: ${o.error ?? 'no reason given'}` });
+    if (o.state === 'not-started') stayed.push({ vmid: o.vmid, name: o.name, reason: `not started: ${o.error ?? 'the evacuation stopped'}` });
+  }
+  for (const g of verification.unexpectedOnSource) {
+    if (!stayed.some((s) => s.vmid === g.vmid)) stayed.push({ ...g, reason: `still on ${plan.source} after its migrations` });
+  }
+  stayed.sort((a, b) => a.vmid - b.vmid);
+  return { outcome: verification.ok && stayed.length === 0 ? 'evacuated' : 'incomplete', stayed };
+}
+
+/** Why HA maintenance must not be enabled after this evacuation, or undefined when it may. */
+export function haMaintenanceBlocker(plan: EvacuationPlan, verification: { ok: boolean }, stayed: readonly Stayed[]): string | undefined {
+  const guests = [...new Map([...plan.leftBehind, ...stayed].map((g) => [g.vmid, g])).values()];
+  if (guests.length > 0) {
+    const shown = guests.slice(0, 5).map((g) => `${g.vmid} (${g.name})`).join(', ');
+    return `${plan.source} is not empty: ${guests.length} guest${guests.length === 1 ? ' stays' : 's stay'} (${shown}${guests.length > 5 ? ', ...' : ''}), and HA maintenance would fence or move them`;
+  }
+  if (!verification.ok) return `the verification of ${plan.source} failed, so it is not known to be empty`;
+  return undefined;
 }
 
 /** The plan step (and progress entry) of one guest's migration. */

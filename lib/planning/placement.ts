@@ -6,6 +6,7 @@
  * Callers translate their world into items and targets; the answer is deterministic for a
  * given input, and every item that is not placed comes back with each target's reason.
  */
+import type { SafetyPolicy } from '../config/schema.js';
 import { formatBytes } from './units.js';
 
 export interface PlacementItem {
@@ -31,7 +32,10 @@ export interface PlacementItem {
 export interface PlacementTarget {
   node: string;
   memoryTotal: number;
+  /** What the node reports in use (guests' measured use, page cache, the host itself). */
   memoryUsed: number;
+  /** Configured memory of the guests running there: what they may claim, as PVE's static CRS counts it. */
+  memoryCommitted: number;
   cpus: number;
   /** vCPUs of the guests already running there. */
   vcpusAssigned: number;
@@ -41,18 +45,48 @@ export interface PlacementTarget {
   groups: Record<string, string[]>;
 }
 
+export type MemoryBasis = SafetyPolicy['memory_basis'];
+
 export interface PlacementConstraints {
   /** Fraction of each target's memory that must stay free (0.2 keeps 20% free). */
   memoryHeadroom: number;
   /** Allowed ratio of assigned vCPUs to a target's logical CPUs. */
   cpuOversubscription: number;
+  /**
+   * What a target already holds: the configured memory of its running guests, or what it
+   * reports in use. Arrivals always count with their configured memory.
+   */
+  memoryBasis: MemoryBasis;
+}
+
+/** The placement constraints of an environment's safety policy. */
+export function placementConstraints(
+  policy: Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription' | 'memory_basis'>,
+): PlacementConstraints {
+  return {
+    memoryHeadroom: policy.memory_headroom,
+    cpuOversubscription: policy.cpu_oversubscription,
+    memoryBasis: policy.memory_basis,
+  };
+}
+
+/** The memory a target holds on the policy's basis. */
+export function memoryHeld(target: Pick<PlacementTarget, 'memoryUsed' | 'memoryCommitted'>, basis: MemoryBasis): number {
+  return basis === 'configured' ? target.memoryCommitted : target.memoryUsed;
 }
 
 export interface TargetLoad {
   node: string;
   memoryTotal: number;
+  /** The figure the limit is checked against (`memoryBasis`), before and after the placement. */
+  memoryBasis: MemoryBasis;
   memoryBefore: number;
   memoryAfter: number;
+  /** Both figures, whichever the basis: configured memory of running guests, and reported use (plus arrivals). */
+  memoryCommittedBefore: number;
+  memoryCommittedAfter: number;
+  memoryUsedBefore: number;
+  memoryUsedAfter: number;
   /** The most memory the target may hold under the headroom policy. */
   memoryLimit: number;
   vcpusBefore: number;
@@ -67,9 +101,11 @@ export interface PlacementResult {
   placements: Record<string, string>;
   /** Item id -> why that target. */
   why: Record<string, string>;
-  /** Items that fit nowhere, with every target's reason. */
-  unplaced: { id: string; reasons: string[] }[];
+  /** Items that fit nowhere, with every target's reason and the constraints that refused it. */
+  unplaced: { id: string; reasons: string[]; constraints: Constraint[] }[];
   targets: TargetLoad[];
+  /** Targets already above the memory limit before anything arrives: they receive nothing. */
+  overLimit: { node: string; reason: string }[];
 }
 
 /**
@@ -91,13 +127,25 @@ export function placeGuests(
   return placedCount(packed) > placedCount(spread) ? packed : spread;
 }
 
+/** What kept an item off a target: what would have to change for it to fit there. */
+export type Constraint =
+  | 'memory'
+  | 'cpu'
+  | 'storage'
+  | 'node-affinity'
+  | 'affinity'
+  | 'anti-affinity'
+  | 'affinity-conflict'
+  | 'refused'
+  | 'no-targets';
+
 /** Items that move together, with their combined demand. */
 interface Unit {
   members: PlacementItem[];
   memory: number;
   vcpus: number;
   storage: Record<string, number>;
-  onlyOn?: { nodes: Set<string>; why: string };
+  onlyOn?: { nodes: Set<string>; why: string; constraint: 'node-affinity' | 'affinity' };
   prefers: string[];
   refused: Record<string, string[]>;
   apart: string[];
@@ -133,7 +181,7 @@ function formUnits(items: readonly PlacementItem[], targets: readonly PlacementT
       if (m.onlyOn) {
         const allowed = new Set(m.onlyOn);
         const nodes = unit.onlyOn ? new Set([...unit.onlyOn.nodes].filter((n) => allowed.has(n))) : allowed;
-        unit.onlyOn = { nodes, why: `${m.id} may run only on ${m.onlyOn.join(', ')}` };
+        unit.onlyOn = { nodes, why: `${m.id} may run only on ${m.onlyOn.join(', ')}`, constraint: 'node-affinity' };
       }
       for (const node of m.prefers ?? []) if (!unit.prefers.includes(node)) unit.prefers.push(node);
       for (const [node, why] of Object.entries(m.refused ?? {})) (unit.refused[node] ??= []).push(why);
@@ -152,7 +200,11 @@ function formUnits(items: readonly PlacementItem[], targets: readonly PlacementT
     if (anchors.length > 0) {
       const nodes = new Set(anchors.map((t) => t.node).filter((n) => !unit.onlyOn || unit.onlyOn.nodes.has(n)));
       const groups = [...together].filter((g) => anchors.some((t) => g in t.groups));
-      unit.onlyOn = { nodes, why: `affinity group ${groups.join(', ')} runs on ${anchors.map((t) => t.node).join(', ')}` };
+      unit.onlyOn = {
+        nodes,
+        why: `affinity group ${groups.join(', ')} runs on ${anchors.map((t) => t.node).join(', ')}`,
+        constraint: 'affinity',
+      };
     }
     return unit;
   });
@@ -175,35 +227,52 @@ function vcpuLimit(target: PlacementTarget, c: PlacementConstraints): number {
   return Math.floor(target.cpus * c.cpuOversubscription);
 }
 
+/** Why a target may receive nothing at all: it is above the memory limit already. */
+function overLimitReason(target: PlacementTarget, c: PlacementConstraints): string | undefined {
+  const held = memoryHeld(target, c.memoryBasis);
+  if (held <= memoryLimit(target, c)) return undefined;
+  const what = c.memoryBasis === 'configured' ? 'configured memory of its running guests' : 'memory in use';
+  return (
+    `already above the memory limit: ${what} is ${formatBytes(held)}, ${Math.round((held / target.memoryTotal) * 100)}% ` +
+    `of ${formatBytes(target.memoryTotal)} (limit ${Math.round((1 - c.memoryHeadroom) * 100)}%)`
+  );
+}
+
 /** Why `unit` cannot go to `load`'s node as it stands, or undefined when it can. */
-function refusal(unit: Unit, load: Load, c: PlacementConstraints): string | undefined {
+function refusal(unit: Unit, load: Load, c: PlacementConstraints): { constraint: Constraint; why: string } | undefined {
   const node = load.target.node;
+  const full = overLimitReason(load.target, c);
+  if (full) return { constraint: 'memory', why: full };
   const refused = unit.refused[node];
-  if (refused) return refused.join('; ');
-  if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return unit.onlyOn.why;
+  if (refused) return { constraint: 'refused', why: refused.join('; ') };
+  if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return { constraint: unit.onlyOn.constraint, why: unit.onlyOn.why };
   for (const group of unit.apart) {
     const present = load.groups[group];
-    if (present?.length) return `holds ${present.join(', ')} of anti-affinity group ${group}`;
+    if (present?.length) return { constraint: 'anti-affinity', why: `holds ${present.join(', ')} of anti-affinity group ${group}` };
   }
   for (const [sid, bytes] of Object.entries(unit.storage)) {
     const free = load.storageFree[sid];
-    if (free === undefined) return `storage ${sid} is not available`;
-    if (free < bytes) return `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}`;
+    if (free === undefined) return { constraint: 'storage', why: `storage ${sid} is not available` };
+    if (free < bytes) return { constraint: 'storage', why: `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}` };
   }
   const limit = memoryLimit(load.target, c);
   if (unit.memory > 0 && load.memory + unit.memory > limit) {
     const pct = Math.round(((load.memory + unit.memory) / load.target.memoryTotal) * 100);
-    return (
-      `memory: ${formatBytes(unit.memory)} more would use ${pct}% of ${formatBytes(load.target.memoryTotal)}, ` +
-      `above the ${Math.round((1 - c.memoryHeadroom) * 100)}% limit`
-    );
+    return {
+      constraint: 'memory',
+      why:
+        `memory: ${formatBytes(unit.memory)} more would use ${pct}% of ${formatBytes(load.target.memoryTotal)}, ` +
+        `above the ${Math.round((1 - c.memoryHeadroom) * 100)}% limit`,
+    };
   }
   const vcpus = vcpuLimit(load.target, c);
   if (unit.vcpus > 0 && load.vcpus + unit.vcpus > vcpus) {
-    return (
-      `CPU: ${load.vcpus + unit.vcpus} vCPUs on ${load.target.cpus} CPUs exceeds ` +
-      `the ${c.cpuOversubscription}x oversubscription limit`
-    );
+    return {
+      constraint: 'cpu',
+      why:
+        `CPU: ${load.vcpus + unit.vcpus} vCPUs on ${load.target.cpus} CPUs exceeds ` +
+        `the ${c.cpuOversubscription}x oversubscription limit`,
+    };
   }
   return undefined;
 }
@@ -216,7 +285,7 @@ function assign(
 ): PlacementResult {
   const loads: Load[] = targets.map((t) => ({
     target: t,
-    memory: t.memoryUsed,
+    memory: memoryHeld(t, c.memoryBasis),
     vcpus: t.vcpusAssigned,
     storageFree: { ...t.storageFree },
     groups: Object.fromEntries(Object.entries(t.groups).map(([g, m]) => [g, [...m]])),
@@ -233,20 +302,25 @@ function assign(
 
   for (const unit of order) {
     if (unit.conflict) {
-      for (const m of unit.members) unplaced.push({ id: m.id, reasons: [unit.conflict] });
+      for (const m of unit.members) unplaced.push({ id: m.id, reasons: [unit.conflict], constraints: ['affinity-conflict'] });
       continue;
     }
     const reasons: string[] = [];
+    const constraints = new Set<Constraint>();
     const fits: Load[] = [];
     for (const load of loads) {
-      const why = refusal(unit, load, c);
-      if (why) reasons.push(`${load.target.node}: ${why}`);
-      else fits.push(load);
+      const refused = refusal(unit, load, c);
+      if (!refused) fits.push(load);
+      else {
+        reasons.push(`${load.target.node}: ${refused.why}`);
+        constraints.add(refused.constraint);
+      }
     }
     const best = choose(unit, fits, c, strategy);
     if (!best) {
       const why = reasons.length > 0 ? reasons : ['no target nodes to choose from'];
-      for (const m of unit.members) unplaced.push({ id: m.id, reasons: why });
+      if (reasons.length === 0) constraints.add('no-targets');
+      for (const m of unit.members) unplaced.push({ id: m.id, reasons: why, constraints: [...constraints] });
       continue;
     }
     const reason = explain(unit, best, fits.length, strategy);
@@ -265,17 +339,29 @@ function assign(
     placements,
     why,
     unplaced,
-    targets: loads.map((l) => ({
-      node: l.target.node,
-      memoryTotal: l.target.memoryTotal,
-      memoryBefore: l.target.memoryUsed,
-      memoryAfter: l.memory,
-      memoryLimit: memoryLimit(l.target, c),
+    targets: loads.map((l) => {
+      const arrived = l.memory - memoryHeld(l.target, c.memoryBasis);
+      return {
+        node: l.target.node,
+        memoryTotal: l.target.memoryTotal,
+        memoryBasis: c.memoryBasis,
+        memoryBefore: memoryHeld(l.target, c.memoryBasis),
+        memoryAfter: l.memory,
+        memoryCommittedBefore: l.target.memoryCommitted,
+        memoryCommittedAfter: l.target.memoryCommitted + arrived,
+        memoryUsedBefore: l.target.memoryUsed,
+        memoryUsedAfter: l.target.memoryUsed + arrived,
+        memoryLimit: memoryLimit(l.target, c),
       vcpusBefore: l.target.vcpusAssigned,
       vcpusAfter: l.vcpus,
-      vcpuLimit: vcpuLimit(l.target, c),
-      items: l.items,
-    })),
+        vcpuLimit: vcpuLimit(l.target, c),
+        items: l.items,
+      };
+    }),
+    overLimit: targets.flatMap((t) => {
+      const reason = overLimitReason(t, c);
+      return reason ? [{ node: t.node, reason }] : [];
+    }),
   };
 }
 

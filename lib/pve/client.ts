@@ -75,10 +75,19 @@ export function createPveClient(opts: PveClientOptions) {
       nextId: method('clusterNextId'),
       haResources: method('haResources'),
       haRules: method('haRules'),
+      /** Recent tasks of every node. */
+      tasks: method('clusterTasks'),
+      options: method('clusterOptions'),
+      pools: method('pools'),
+      /** storage.cfg: every storage, whichever node has it. */
+      storage: method('storageConfigs'),
     },
     nodes: {
       list: method('nodes'),
       status: method('nodeStatus'),
+      network: method('nodeNetwork'),
+      /** The node's own clock, which need not agree with ours. */
+      time: method('nodeTime'),
     },
     qemu: {
       list: method('qemuList'),
@@ -104,6 +113,9 @@ export function createPveClient(opts: PveClientOptions) {
       migratePreconditions: method('qemuMigratePreconditions'),
       migrate: method('qemuMigrate'),
       agentNetworkInterfaces: method('qemuAgentNetworkInterfaces'),
+      /** Changes that wait for the VM's next start. */
+      pending: method('qemuPending'),
+      snapshotConfig: method('qemuSnapshotConfig'),
     },
     lxc: {
       list: method('lxcList'),
@@ -122,12 +134,15 @@ export function createPveClient(opts: PveClientOptions) {
       rollback: method('lxcSnapshotRollback'),
       migratePreconditions: method('lxcMigratePreconditions'),
       migrate: method('lxcMigrate'),
+      snapshotConfig: method('lxcSnapshotConfig'),
+      interfaces: method('lxcInterfaces'),
     },
     storage: {
       list: method('storageList'),
       content: method('storageContent'),
       downloadUrl: method('storageDownloadUrl'),
       deleteVolume: method('storageDeleteVolume'),
+      status: method('storageStatus'),
     },
     backup: {
       /** vzdump: back up guests of one node to a storage (a task). */
@@ -163,7 +178,7 @@ export async function createPveClientForEnvironment(
   const credential = await resolveApiToken(env);
   const ca = env.tls.ca_file ? await readCa(env.tls.ca_file) : undefined;
   return createPveClient({
-    nodes: env.cluster.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
+    nodes: env.cluster.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, fingerprint: n.tls_fingerprint })),
     tls: { ca, fingerprint: env.tls.fingerprint, insecure: env.tls.insecure },
     credential,
     ...opts,

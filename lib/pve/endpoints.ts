@@ -1220,6 +1220,122 @@ export const endpoints = {
     permissionNote: "Callers may read their own (and their tokens') permissions; others need Sys.Audit on /access.",
     async: false,
   }),
+
+  // read-only state common clients (proxmoxer, Ansible community.proxmox) ask for -----------
+  pools: defineEndpoint({
+    name: 'pools',
+    method: 'GET',
+    path: '/pools',
+    params: {
+      poolid: pve.string({ format: 'pve-poolid' }).optional(),
+      type: pve.enum(['qemu', 'lxc', 'storage'], { requires: 'poolid' }).optional(),
+    },
+    returns: z.array(z.looseObject({ poolid: z.string(), comment: z.string().optional(), members: z.array(z.looseObject({ id: z.string() })).optional() })),
+    permission: userAll,
+    async: false,
+  }),
+  storageConfigs: defineEndpoint({
+    name: 'storageConfigs',
+    method: 'GET',
+    path: '/storage',
+    params: {
+      type: pve
+        .enum(['btrfs', 'cephfs', 'cifs', 'dir', 'esxi', 'iscsi', 'iscsidirect', 'lvm', 'lvmthin', 'nfs', 'pbs', 'rbd', 'zfs', 'zfspool'])
+        .optional(),
+    },
+    returns: z.array(z.looseObject({ storage: z.string(), type: z.string(), content: z.string().optional(), shared: pveBoolean.optional() })),
+    permission: userAll,
+    async: false,
+  }),
+  storageStatus: defineEndpoint({
+    name: 'storageStatus',
+    method: 'GET',
+    path: '/nodes/{node}/storage/{storage}/status',
+    params: { node: pve.node(), storage: pve.storageId() },
+    returns: Storage.omit({ storage: true }),
+    permission: perm('/storage/{storage}', ['Datastore.Audit', 'Datastore.AllocateSpace'], { any: true }),
+    async: false,
+  }),
+  clusterTasks: defineEndpoint({
+    name: 'clusterTasks',
+    method: 'GET',
+    path: '/cluster/tasks',
+    params: {},
+    returns: z.array(TaskStatus.partial().extend({ upid: z.string() })),
+    permission: userAll,
+    async: false,
+  }),
+  clusterOptions: defineEndpoint({
+    name: 'clusterOptions',
+    method: 'GET',
+    path: '/cluster/options',
+    params: {},
+    returns: z.looseObject({}),
+    permission: perm('/', ['Sys.Audit']),
+    async: false,
+  }),
+  nodeNetwork: defineEndpoint({
+    name: 'nodeNetwork',
+    method: 'GET',
+    path: '/nodes/{node}/network',
+    params: {
+      node: pve.node(),
+      type: pve
+        .enum(['bridge', 'bond', 'eth', 'alias', 'vlan', 'fabric', 'OVSBridge', 'OVSBond', 'OVSPort', 'OVSIntPort', 'vnet', 'any_bridge', 'any_local_bridge', 'include_sdn'])
+        .optional(),
+    },
+    returns: z.array(z.looseObject({ iface: z.string(), type: z.string(), active: pveBoolean.optional() })),
+    permission: userAll,
+    async: false,
+  }),
+  nodeTime: defineEndpoint({
+    name: 'nodeTime',
+    method: 'GET',
+    path: '/nodes/{node}/time',
+    params: node,
+    returns: z.looseObject({ time: z.number().int(), localtime: z.number().int(), timezone: z.string() }),
+    permission: perm('/nodes/{node}', ['Sys.Audit']),
+    async: false,
+  }),
+  qemuPending: defineEndpoint({
+    name: 'qemuPending',
+    method: 'GET',
+    path: '/nodes/{node}/qemu/{vmid}/pending',
+    params: guest,
+    /** Every config key: `value` now, `pending` after the next start, `delete` 1 (2: forced) when it goes. */
+    returns: z.array(
+      z.looseObject({ key: z.string(), value: z.unknown().optional(), pending: z.unknown().optional(), delete: z.number().int().optional() }),
+    ),
+    permission: vmPerm('VM.Audit'),
+    async: false,
+  }),
+  qemuSnapshotConfig: defineEndpoint({
+    name: 'qemuSnapshotConfig',
+    method: 'GET',
+    path: '/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config',
+    params: { ...guest, snapname: pve.configId() },
+    returns: GuestConfig,
+    permission: vmPermAny('VM.Snapshot', 'VM.Snapshot.Rollback', 'VM.Audit'),
+    async: false,
+  }),
+  lxcSnapshotConfig: defineEndpoint({
+    name: 'lxcSnapshotConfig',
+    method: 'GET',
+    path: '/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config',
+    params: { ...guest, snapname: pve.configId() },
+    returns: GuestConfig,
+    permission: vmPermAny('VM.Snapshot', 'VM.Snapshot.Rollback', 'VM.Audit'),
+    async: false,
+  }),
+  lxcInterfaces: defineEndpoint({
+    name: 'lxcInterfaces',
+    method: 'GET',
+    path: '/nodes/{node}/lxc/{vmid}/interfaces',
+    params: guest,
+    returns: z.array(z.looseObject({ name: z.string(), hwaddr: z.string(), inet: z.string().optional(), inet6: z.string().optional() })),
+    permission: vmPerm('VM.Audit'),
+    async: false,
+  }),
 } as const;
 
 export type Endpoints = typeof endpoints;

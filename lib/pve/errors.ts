@@ -144,6 +144,18 @@ export class PveTlsError extends PveError {
   }
 }
 
+/**
+ * Whether a failed call may go differently a moment later: no answer, a lock timeout, or a
+ * bare server error line (which says nothing about the request itself). A read is repeated on
+ * such hiccups; a write only by a caller that first checked the write did not happen.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof PveUnavailableError) return true;
+  return err instanceof PveApiError && (err.retryable || BARE_SERVER_ERROR.test(err.pveMessage.trim()));
+}
+
+const BARE_SERVER_ERROR = /^(Internal Server Error|Service Unavailable|Bad Gateway|Gateway Timeout)$/;
+
 /** A PVE task ended with an error exit status. */
 export class PveTaskFailedError extends Error {
   readonly upid: string;

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PveClient } from './client.js';
 import type { TaskStatus } from './endpoints.js';
-import { PveError, PveTaskFailedError, PveTaskWaitError } from './errors.js';
+import { isTransient, PveTaskFailedError, PveTaskWaitError } from './errors.js';
 import { parseUpid } from './upid.js';
 
 export interface WaitForTaskOptions {
@@ -59,7 +59,7 @@ async function readFailureLog(log: LogTail): Promise<string[]> {
     try {
       return await log.catchUp();
     } catch (err) {
-      if (attempt >= 5 || !(err instanceof PveError && err.retryable)) return log.lines;
+      if (attempt >= 5 || !isTransient(err)) return log.lines;
       await sleep(100 * attempt);
     }
   }
@@ -87,7 +87,7 @@ export async function waitForTask(client: PveClient, upid: string, opts: WaitFor
     try {
       status = await client.tasks.status({ node, upid });
     } catch (err) {
-      if (!(err instanceof PveError && err.retryable)) throw err;
+      if (!isTransient(err)) throw err;
     }
     if (status?.status === 'stopped') {
       if (isTaskSuccess(status.exitstatus)) return status;

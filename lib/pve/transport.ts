@@ -25,12 +25,14 @@ export interface PveNodeAddress {
   name: string;
   host: string;
   port: number;
+  /** SHA-256 fingerprint of this node's own certificate; overrides `PveTlsOptions.fingerprint`. */
+  fingerprint?: string;
 }
 
 export interface PveTlsOptions {
   /** PEM of the CA that signed the nodes' certificates. */
   ca?: string;
-  /** SHA-256 fingerprint of the nodes' leaf certificate, `AB:CD:...` (any case). */
+  /** SHA-256 fingerprint of a leaf certificate every node presents, `AB:CD:...` (any case). */
   fingerprint?: string;
   /** Skip verification. Warned about loudly; never a default. */
   insecure?: boolean;
@@ -90,7 +92,7 @@ function warnInsecure(nodes: readonly PveNodeAddress[]): void {
   insecureWarned = true;
   console.warn(
     `WARNING: TLS verification to PVE is DISABLED (tls.insecure: true) for ${nodes.map((n) => n.host).join(', ')}. ` +
-      'Anyone on the network path can read the API token. Set tls.fingerprint or tls.ca_file instead.',
+      "Anyone on the network path can read the API token. Pin each node's tls_fingerprint or set tls.ca_file instead.",
   );
 }
 
@@ -99,8 +101,8 @@ function warnInsecure(nodes: readonly PveNodeAddress[]): void {
  * through Node's own checks, a pinned fingerprint by comparing the leaf certificate on every
  * new connection (TLS session reuse is off so each connection presents its certificate).
  */
-function connectorFor(tls: PveTlsOptions, connectTimeoutMs: number): buildConnector.connector {
-  const pin = tls.fingerprint?.toUpperCase();
+function connectorFor(tls: PveTlsOptions, node: PveNodeAddress, connectTimeoutMs: number): buildConnector.connector {
+  const pin = (node.fingerprint ?? tls.fingerprint)?.toUpperCase();
   const base = buildConnector({
     timeout: connectTimeoutMs,
     maxCachedSessions: 0,
@@ -165,19 +167,25 @@ export function createHttpTransport(opts: HttpTransportOptions): PveTransport {
   if (!SECRET_RE.test(credential.secret)) {
     throw new Error(`the secret of PVE token ${credential.tokenId} contains whitespace or control characters`);
   }
-  if (!tls.ca && !tls.fingerprint && !tls.insecure) {
-    throw new Error('PVE TLS needs a CA (ca_file) or a pinned fingerprint; insecure must be chosen explicitly');
+  const unverified = nodes.filter((n) => !tls.ca && !tls.fingerprint && !n.fingerprint);
+  if (unverified.length > 0 && !tls.insecure) {
+    throw new Error(
+      `PVE TLS needs a CA (ca_file) or a pinned fingerprint for ${unverified.map((n) => n.name).join(', ')}; insecure must be chosen explicitly`,
+    );
   }
-  if (tls.insecure && !tls.ca && !tls.fingerprint) warnInsecure(nodes);
+  if (unverified.length > 0) warnInsecure(unverified);
 
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const connect = connectorFor(tls, opts.connectTimeoutMs ?? Math.min(timeoutMs, 5_000));
+  const connectTimeoutMs = opts.connectTimeoutMs ?? Math.min(timeoutMs, 5_000);
   const authorization = `PVEAPIToken=${credential.tokenId}=${credential.secret}`;
   const origins = new Map(nodes.map((n) => [n.name, `https://${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`]));
   // Idle connections are dropped well before pveproxy would close them, so a request is not
   // written onto a socket the server is closing (that would surface as "may have been sent").
   const pools = new Map(
-    nodes.map((n) => [n.name, new Pool(origins.get(n.name)!, { connect, keepAliveTimeout: 4_000, connections: 16 })]),
+    nodes.map((n) => [
+      n.name,
+      new Pool(origins.get(n.name)!, { connect: connectorFor(tls, n, connectTimeoutMs), keepAliveTimeout: 4_000, connections: 16 }),
+    ]),
   );
   let preferred = Math.max(0, nodes.findIndex((n) => n.name === opts.preferredNode));
 

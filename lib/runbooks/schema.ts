@@ -12,6 +12,7 @@ import { endpoints, type EndpointName } from '../pve/endpoints.js';
 import { conditionNames, ConditionSyntaxError, parseCondition } from './conditions.js';
 import { conventionDef, knownConventions, type ConventionKind } from './conventions.js';
 import { placeholdersIn } from './placeholders.js';
+import { linearRegExp, regexProblem } from './safe-regex.js';
 
 /** Values every runbook may use without declaring them. */
 const BUILTIN_VARS = {
@@ -269,13 +270,8 @@ function checkParameters(params: Record<string, Parameter>, issue: Issue): void 
     if (p.allocate && (p.required || p.default !== undefined)) issue(at('allocate'), 'an allocated vmid has no default and is not required');
     if (p.type !== 'integer' && (p.min !== undefined || p.max !== undefined)) issue(at('min'), 'only integer parameters have bounds');
     if (p.type !== 'string' && p.pattern) issue(at('pattern'), 'only string parameters have a pattern');
-    if (p.pattern) {
-      try {
-        new RegExp(p.pattern);
-      } catch {
-        issue(at('pattern'), 'is not a valid regular expression');
-      }
-    }
+    const patternProblem = p.pattern === undefined ? undefined : regexProblem(p.pattern);
+    if (patternProblem) issue(at('pattern'), patternProblem);
     if (p.required && p.default !== undefined) issue(at('default'), 'a required parameter has no default');
     if (p.convention !== undefined) {
       const def = conventionDef(p.convention);
@@ -319,7 +315,7 @@ export function checkValue(p: Parameter, value: unknown): string | undefined {
       return isString && p.values?.includes(value) ? undefined : `must be one of ${p.values?.join(', ')}`;
     case 'string':
       if (!isString) return 'must be a string';
-      return p.pattern && !new RegExp(`^(?:${p.pattern})$`).test(value) ? `must match ${p.pattern}` : undefined;
+      return p.pattern && !linearRegExp(`^(?:${p.pattern})$`).test(value) ? `must match ${p.pattern}` : undefined;
     case 'node':
       return isString && /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(value) ? undefined : 'must be a PVE node name';
     case 'storage':
@@ -350,13 +346,8 @@ function checkStep(
     for (const name of placeholdersIn(text)) {
       if (!known.has(name)) issue([...at, ...path], `unknown placeholder {{${name}}} (not a parameter, built-in or earlier capture)`);
     }
-    if (regex) {
-      try {
-        new RegExp(text.replace(/\{\{\s*[a-z][a-z0-9_]*\s*\}\}/g, 'x'));
-      } catch {
-        issue([...at, ...path], 'is not a valid regular expression');
-      }
-    }
+    const problem = regex ? regexProblem(text.replace(/\{\{\s*[a-z][a-z0-9_]*\s*\}\}/g, 'x')) : undefined;
+    if (problem) issue([...at, ...path], problem);
   }
   for (const key of ['when', 'unless'] as const) {
     const text = step[key];

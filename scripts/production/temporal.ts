@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
-import { freePort } from '../temporal-server.js';
+import { assertPortFree, freePort } from '../temporal-server.js';
 import type { Postgres } from './postgres.js';
 
 const execFile = promisify(execFileCb);
@@ -69,6 +69,7 @@ export async function ensureTemporalServer(version: string, log: (line: string) 
  * script the compose file's temporal-schema job runs, pointed at this PostgreSQL.
  */
 export async function setupSchema(binaries: TemporalBinaries, db: Postgres, workDir: string): Promise<string> {
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
   const passwordFile = join(workDir, 'postgres_password');
   await writeFile(passwordFile, db.password, { mode: 0o600 });
   const pathDir = join(workDir, 'bin');
@@ -98,9 +99,21 @@ export interface TemporalServer {
   start(): Promise<void>;
 }
 
+/**
+ * Temporal stores membership ports in a PostgreSQL smallint, so they must lie below 32768 —
+ * below the kernel's ephemeral range, where `freePort()` finds its ports. Probe that range.
+ */
+async function freeMembershipPort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await assertPortFree('127.0.0.1', port, 'Temporal membership').then(() => true, () => false)) return port;
+  }
+  throw new Error('no free port between 20000 and 32000 for Temporal membership');
+}
+
 /** The server's configuration: PostgreSQL for history and visibility, every port on loopback. */
 export async function serverConfig(db: Postgres, ports: Record<'frontend' | 'history' | 'matching' | 'worker' | 'http', number>) {
-  const membership = async () => freePort();
+  const membership = freeMembershipPort;
   const store = (databaseName: string, maxConns: number) => ({
     sql: {
       pluginName: 'postgres12',
@@ -157,16 +170,16 @@ export async function startTemporalServer(options: {
     worker: await freePort(),
     http: await freePort(),
   };
-  const configDir = join(options.workDir, 'config');
-  await mkdir(configDir, { recursive: true });
-  await writeFile(join(configDir, 'production.yaml'), stringify(await serverConfig(options.db, ports)), { mode: 0o600 });
+  await mkdir(options.workDir, { recursive: true });
+  const configFile = join(options.workDir, 'temporal-server.yaml');
+  await writeFile(configFile, stringify(await serverConfig(options.db, ports)), { mode: 0o600 });
   const address = `127.0.0.1:${ports.frontend}`;
   const logFile = join(options.workDir, 'temporal-server.log');
   let child: ReturnType<typeof spawn> | undefined;
 
   const start = async () => {
     const out = createWriteStream(logFile, { flags: 'a' });
-    child = spawn(options.binaries.server, ['--root', options.workDir, '--config', 'config', '--env', 'production', '--allow-no-auth', 'start'], {
+    child = spawn(options.binaries.server, ['--config-file', configFile, '--allow-no-auth', 'start'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.pipe(out);

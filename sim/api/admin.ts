@@ -9,11 +9,13 @@
  *   DELETE /_sim/faults              clear faults, bring nodes back online
  *   GET    /_sim/clock               {now, speed}
  *   PUT    /_sim/clock               {speed}
+ *   GET    /_sim/downloads           the scenario's downloads: url, size, sha256, sha512
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Cluster } from '../cluster.js';
+import { offeredDownloads } from '../downloads.js';
 import { PveError } from '../errors.js';
 
 const AdminFaults = z.strictObject({
@@ -120,6 +122,8 @@ export async function handleAdmin(
       cluster.clock.setSpeed(parsed.data.speed);
       return reply(res, 200, { data: { now: cluster.clock.now(), speed: cluster.clock.speed } });
     }
+    case 'GET /_sim/downloads':
+      return reply(res, 200, { data: offeredDownloads(cluster.state.downloads) });
     default:
       return reply(res, 404, { error: `no admin route ${route}` });
   }

@@ -12,8 +12,8 @@ export interface HandlerContext<P> {
   local: string;
   /** Whether the caller holds any of `privs` at an ACL path. */
   can: Can;
-  /** SHA-256 fingerprint of the API certificate, for node listings. */
-  fingerprint: string;
+  /** SHA-256 fingerprint of a node's own API certificate, for node listings. */
+  fingerprintOf: (node: string) => string;
 }
 
 /** A handler's answer when the envelope carries more than `data` (e.g. `total` for task logs). */

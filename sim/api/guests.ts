@@ -11,20 +11,35 @@ import {
   createQemu,
   destroyGuest,
   MASKED_SECRET,
+  requestedChanges,
   resizeDisk,
   SECRET_KEYS,
   updateConfig,
   updateConfigAsync,
 } from '../ops/config.js';
+import { checkConfigWrites } from '../ops/config-permissions.js';
+import type { Can } from '../ops/views.js';
 import { lxcMigratePreconditions, migrateGuest, qemuMigratePreconditions } from '../ops/migration.js';
 import { rebootGuest, shutdownGuest, startGuest, stopGuest } from '../ops/power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, rollbackSnapshot } from '../ops/snapshots.js';
+import { lxcInterfaces } from '../ops/node-config.js';
+import { pendingList } from '../ops/pending.js';
 import { agentNetworkInterfaces, guestList, guestStatus } from '../ops/views.js';
 import type { Guest } from '../state.js';
 import type { Handlers } from './context.js';
 
 function guestAt(cluster: Cluster, params: { node: string; vmid: number }, type: GuestType): Guest {
   return cluster.state.guestOn(params.node, params.vmid, type);
+}
+
+/** The handler-side permission checks for what a create or config request writes. */
+function mayWrite(can: Can, type: GuestType, params: { vmid: number } & Record<string, unknown>): void {
+  const { sets, deletes } = requestedChanges(params);
+  // A container created without rootfs gets one on `storage` (default local).
+  if (type === 'lxc' && 'ostemplate' in params && !sets.some(([k]) => k === 'rootfs')) {
+    sets.push(['rootfs', `${typeof params['storage'] === 'string' ? params['storage'] : 'local'}:4`]);
+  }
+  checkConfigWrites(can, type, params.vmid, sets, deletes);
 }
 
 /**
@@ -44,8 +59,11 @@ function typedConfig(type: GuestType, config: Readonly<Record<string, unknown>>)
   );
 }
 
-function configOf(guest: Guest, snapshot: string | undefined): Record<string, unknown> {
-  if (snapshot === undefined) return { ...typedConfig(guest.type, guest.config), digest: guest.digest };
+/** GET .../config: with pending changes unless `current` (PVE's default), or a snapshot's. */
+function configOf(guest: Guest, snapshot: string | undefined, current = false): Record<string, unknown> {
+  if (snapshot === undefined) {
+    return { ...typedConfig(guest.type, current ? guest.config : guest.configWithPending), digest: guest.digest };
+  }
   const snap = guest.snapshots.get(snapshot);
   if (!snap) throw fail(`snapshot '${snapshot}' does not exist`);
   return {
@@ -58,14 +76,22 @@ function configOf(guest: Guest, snapshot: string | undefined): Record<string, un
 
 export const qemuHandlers: Handlers = {
   qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
-  qemuCreate: ({ cluster, caller, params }) => createQemu(cluster, caller, params.node, params).upid,
-  qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot),
-  qemuUpdateConfig: async ({ cluster, params }) => {
-    await updateConfig(cluster, guestAt(cluster, params, 'qemu'), params);
+  qemuCreate: ({ cluster, caller, params, can }) => {
+    mayWrite(can, 'qemu', params);
+    return createQemu(cluster, caller, params.node, params).upid;
+  },
+  qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot, params.current),
+  qemuUpdateConfig: async ({ cluster, params, can }) => {
+    const guest = guestAt(cluster, params, 'qemu');
+    mayWrite(can, 'qemu', params);
+    await updateConfig(cluster, guest, params);
     return null;
   },
-  qemuUpdateConfigAsync: async ({ cluster, caller, params }) =>
-    (await updateConfigAsync(cluster, caller, guestAt(cluster, params, 'qemu'), params)).upid,
+  qemuUpdateConfigAsync: async ({ cluster, caller, params, can }) => {
+    const guest = guestAt(cluster, params, 'qemu');
+    mayWrite(can, 'qemu', params);
+    return (await updateConfigAsync(cluster, caller, guest, params)).upid;
+  },
   qemuDestroy: ({ cluster, caller, params }) =>
     destroyGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
       ...(params.purge !== undefined ? { purge: params.purge } : {}),
@@ -111,14 +137,21 @@ export const qemuHandlers: Handlers = {
       ...(params.targetstorage !== undefined ? { targetstorage: params.targetstorage } : {}),
     }).upid,
   qemuAgentNetworkInterfaces: ({ cluster, params }) => agentNetworkInterfaces(cluster, guestAt(cluster, params, 'qemu')),
+  qemuPending: ({ cluster, params }) => pendingList(guestAt(cluster, params, 'qemu')),
+  qemuSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapname),
 };
 
 export const lxcHandlers: Handlers = {
   lxcList: ({ cluster, params, can }) => guestList(cluster, params.node, 'lxc', can),
-  lxcCreate: ({ cluster, caller, params }) => createLxc(cluster, caller, params.node, params).upid,
-  lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot),
-  lxcUpdateConfig: async ({ cluster, params }) => {
-    await updateConfig(cluster, guestAt(cluster, params, 'lxc'), params);
+  lxcCreate: ({ cluster, caller, params, can }) => {
+    mayWrite(can, 'lxc', params);
+    return createLxc(cluster, caller, params.node, params).upid;
+  },
+  lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot, params.current),
+  lxcUpdateConfig: async ({ cluster, params, can }) => {
+    const guest = guestAt(cluster, params, 'lxc');
+    mayWrite(can, 'lxc', params);
+    await updateConfig(cluster, guest, params);
     return null;
   },
   lxcDestroy: ({ cluster, caller, params }) =>
@@ -132,6 +165,8 @@ export const lxcHandlers: Handlers = {
   lxcShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
   lxcReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
   lxcSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'lxc')),
+  lxcSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapname),
+  lxcInterfaces: ({ cluster, params }) => lxcInterfaces(guestAt(cluster, params, 'lxc')),
   lxcSnapshotCreate: ({ cluster, caller, params }) =>
     createSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.description).upid,
   lxcSnapshotDelete: ({ cluster, caller, params }) => deleteSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname).upid,

@@ -1,7 +1,8 @@
-/** /nodes, /nodes/{node}/status, /nodes/{node}/tasks/* */
+/** /nodes, /nodes/{node}/status, /nodes/{node}/tasks/*, /nodes/{node}/network, /nodes/{node}/time */
 import { parseUpid } from '../../lib/pve/upid.js';
 import type { Cluster } from '../cluster.js';
 import { fail, parameterError } from '../errors.js';
+import { nodeNetwork, nodeTime } from '../ops/node-config.js';
 import { nodeList, nodeStatus } from '../ops/views.js';
 import type { TaskRecord } from '../tasks.js';
 import { Envelope, type Handlers } from './context.js';
@@ -30,8 +31,31 @@ function taskStatus(task: TaskRecord): Record<string, unknown> {
   };
 }
 
+/** A task as task lists show it: PVE 9 names the user and the token apart. */
+export function taskListEntry(t: TaskRecord): Record<string, unknown> {
+  return {
+    upid: t.upid,
+    node: t.node,
+    pid: t.pid,
+    pstart: t.pstart,
+    starttime: t.starttime,
+    type: t.type,
+    id: t.id,
+    user: t.user,
+    ...(t.tokenid ? { tokenid: t.tokenid } : {}),
+    ...(t.status === 'stopped' ? { endtime: t.endtime, status: t.exitstatus } : {}),
+  };
+}
+
+/** Whether a task was started by this caller (`user@realm!token` as one id). */
+export function ownTask(t: TaskRecord, authid: string): boolean {
+  return `${t.user}${t.tokenid ? `!${t.tokenid}` : ''}` === authid;
+}
+
 export const nodeHandlers: Handlers = {
-  nodes: ({ cluster, can, fingerprint }) => nodeList(cluster, can, fingerprint),
+  nodeNetwork: ({ cluster, params }) => nodeNetwork(cluster, params.node, params.type),
+  nodeTime: ({ cluster, params }) => nodeTime(cluster, params.node),
+  nodes: ({ cluster, can, fingerprintOf }) => nodeList(cluster, can, fingerprintOf),
   nodeStatus: ({ cluster, params }) => nodeStatus(cluster, params.node),
 
   taskStatus: (ctx) => taskStatus(taskOn(ctx.cluster, ctx.params.node, ctx.params.upid)),
@@ -50,7 +74,7 @@ export const nodeHandlers: Handlers = {
     const source = params.source ?? 'archive';
     const tasks = cluster.tasks
       .onNode(params.node)
-      .filter((t) => all || `${t.user}${t.tokenid ? `!${t.tokenid}` : ''}` === caller.authid)
+      .filter((t) => all || ownTask(t, caller.authid))
       .filter((t) => source === 'all' || (source === 'active') === (t.status === 'running'))
       .filter((t) => !types || types.includes(t.type))
       .filter((t) => params.vmid === undefined || t.id === String(params.vmid))
@@ -61,17 +85,7 @@ export const nodeHandlers: Handlers = {
       .filter((t) => !statuses || statuses.includes(t.status === 'running' ? 'running' : classify(t.exitstatus)));
     const start = params.start ?? 0;
     const limit = params.limit ?? 50;
-    return tasks.slice(start, start + limit).map((t) => ({
-      upid: t.upid,
-      node: t.node,
-      pid: t.pid,
-      pstart: t.pstart,
-      starttime: t.starttime,
-      type: t.type,
-      id: t.id,
-      user: t.tokenid ? `${t.user}!${t.tokenid}` : t.user,
-      ...(t.status === 'stopped' ? { endtime: t.endtime, status: t.exitstatus } : {}),
-    }));
+    return tasks.slice(start, start + limit).map(taskListEntry);
   },
   taskStop: (ctx) => {
     const task = taskOn(ctx.cluster, ctx.params.node, ctx.params.upid);

@@ -43,7 +43,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface ApiServerOptions {
   host: string;
-  certificate: ApiCertificate;
+  /** Each node's own certificate, signed by the cluster CA. */
+  certificates: ReadonlyMap<string, ApiCertificate>;
   /** Wall milliseconds before answering a failed authentication (PVE waits about 3 s). */
   authFailureDelayMs: number;
   /** Bearer secret for the /_sim admin endpoints. */
@@ -166,7 +167,8 @@ export class ApiServer {
 
   async #open(listener: Listener): Promise<void> {
     if (listener.server) return;
-    const server = createServer({ key: this.options.certificate.key, cert: this.options.certificate.cert }, (req, res) => {
+    const { key, cert } = this.#certificate(listener.node);
+    const server = createServer({ key, cert }, (req, res) => {
       void this.#handle(listener.node, req, res);
     });
     server.on('connection', (socket: Socket) => {
@@ -184,6 +186,12 @@ export class ApiServer {
     });
     listener.port = (server.address() as AddressInfo).port;
     listener.server = server;
+  }
+
+  #certificate(node: string): ApiCertificate {
+    const certificate = this.options.certificates.get(node);
+    if (!certificate) throw new Error(`no TLS certificate for node '${node}'`);
+    return certificate;
   }
 
   async #close(listener: Listener): Promise<void> {
@@ -251,7 +259,7 @@ export class ApiServer {
       caller: { authid: token.tokenId },
       params,
       local,
-      fingerprint: this.options.certificate.fingerprint,
+      fingerprintOf: (node) => this.#certificate(node).fingerprint,
       can: (p, privs) => {
         const held = cluster.access.privilegesAt(token, p);
         return privs.some((x) => held.has(x));

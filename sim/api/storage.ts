@@ -14,6 +14,15 @@ export const storageHandlers: Handlers = {
       },
       (sid) => can(`/storage/${sid}`, ['Datastore.Audit', 'Datastore.AllocateSpace']),
     ),
+  storageStatus: ({ cluster, params }) => {
+    const [entry] = storageList(cluster, params.node, { storage: params.storage }, () => true);
+    if (!entry) {
+      if (!cluster.state.storages.has(params.storage)) throw fail(`storage '${params.storage}' does not exist`);
+      throw fail(`storage '${params.storage}' is not available on node '${params.node}'`);
+    }
+    const { storage: _id, used_fraction: _fraction, ...status } = entry;
+    return status;
+  },
   storageContent: ({ cluster, params }) =>
     storageContent(cluster, params.node, params.storage, {
       ...(params.content !== undefined ? { content: params.content } : {}),

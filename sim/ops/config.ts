@@ -15,6 +15,7 @@ import { Guest, macFrom, unitHash, type StoragePool } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
 import { checkLock, label, lockGuestFile, taskType } from './common.js';
+import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
 
 /** Request parameters that steer the call rather than being config keys. */
@@ -58,6 +59,15 @@ function storedValue(type: GuestType, vmid: number, key: string, value: string):
 function plannedValue(cluster: Cluster, node: string, vmid: number, type: GuestType, key: string, value: unknown): DrivePlan {
   const text = configValue(value);
   return isDriveKey(type, key) ? planDrive(cluster, node, vmid, type, key, text) : { value: storedValue(type, vmid, key, text), importedBytes: 0 };
+}
+
+/** The config keys a create or update request sets (with their config-file values) and deletes. */
+export function requestedChanges(params: Record<string, unknown>): { sets: [string, string][]; deletes: string[] } {
+  const deletes = typeof params['delete'] === 'string' ? params['delete'].split(/[\s,;]+/).filter(Boolean) : [];
+  const sets = Object.entries(params)
+    .filter(([k, v]) => !CONTROL_KEYS.has(k) && v !== undefined)
+    .map(([k, v]): [string, string] => [k, configValue(v)]);
+  return { sets, deletes };
 }
 
 interface DrivePlan {
@@ -120,11 +130,11 @@ function freeVolume(cluster: Cluster, node: string, volid: string): void {
 
 /**
  * PUT/POST .../config: waits for the lock file, refuses locked guests and stale digests, then
- * applies `delete` (disks become unusedN) and new values.
+ * applies `delete` (disks become unusedN) and new values. On a running VM what cannot be
+ * hot-plugged is staged as pending instead (sim/ops/pending.ts); `revert` drops pending keys.
  */
 export async function updateConfig(cluster: Cluster, guest: Guest, params: Record<string, unknown>): Promise<void> {
-  const deletes = typeof params['delete'] === 'string' ? params['delete'].split(/[\s,;]+/).filter(Boolean) : [];
-  const sets = Object.entries(params).filter(([k, v]) => !CONTROL_KEYS.has(k) && v !== undefined);
+  const { sets, deletes } = requestedChanges(params);
   const both = deletes.find((k) => sets.some(([s]) => s === k));
   if (both) throw parameterError({ delete: `you can't use '-${both}' and '-delete ${both}' at the same time` });
 
@@ -138,9 +148,15 @@ export async function updateConfig(cluster: Cluster, guest: Guest, params: Recor
       key,
       plannedValue(cluster, guest.node, guest.vmid, guest.type, key, value).value,
     ]);
+    if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
+    const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
+    const liveSets = planned.filter(([key, value]) => !waitsForRestart(guest, key, value));
+    for (const key of deletes) if (!liveDeletes.includes(key)) guest.stage(key, undefined);
+    for (const [key, value] of planned) if (!liveSets.some(([k]) => k === key)) guest.stage(key, value);
+    guest.revert([...liveDeletes, ...liveSets.map(([key]) => key)]);
     guest.update((config) => {
-      for (const key of deletes) removeKey(cluster, guest, config, key);
-      for (const [key, value] of planned) {
+      for (const key of liveDeletes) removeKey(cluster, guest, config, key);
+      for (const [key, value] of liveSets) {
         // Attaching an unused disk takes it out of the unused list.
         const volid = parseDrive(value).volid;
         for (const [k, v] of Object.entries(config)) if (/^unused\d+$/.test(k) && v === volid) delete config[k];
@@ -292,10 +308,11 @@ export interface DestroyOptions {
 
 /** DELETE /nodes/{node}/{qemu|lxc}/{vmid}: refusals are immediate, the removal is a task. */
 export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opts: DestroyOptions): TaskRecord {
+  // PVE checks protection before anything else, so a protected running VM says so first.
+  if (guest.protection) throw fail(`can't remove ${label(guest)} - protection mode enabled`);
   if (guest.status === 'running') {
     throw fail(guest.type === 'qemu' ? `VM ${guest.vmid} is running - destroy failed` : `unable to destroy CT ${guest.vmid} - container is running`);
   }
-  if (guest.protection) throw fail(`can't remove ${label(guest)} - protection mode enabled`);
   if (cluster.state.haOf(guest) && !opts.purge) {
     throw fail(`unable to remove ${label(guest)} - used in HA resources and purge parameter not set.`);
   }

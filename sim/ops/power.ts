@@ -18,13 +18,14 @@ function requireRunningContainer(guest: Guest): void {
   if (guest.type === 'lxc' && guest.status !== 'running') throw fail(`CT ${guest.vmid} not running`);
 }
 
-/** Brings a guest up inside a task: lock file, lock property, template, memory, ISO, boot. */
+/** Brings a guest up inside a task: lock file, lock property, template, pending changes, memory, ISO, boot. */
 export async function bootGuest(cluster: Cluster, guest: Guest, ctx: TaskContext, opts: PowerOptions = {}): Promise<void> {
   const release = await lockGuestFile(cluster, guest);
   try {
     checkLock(guest, opts.skiplock);
     if (guest.template) throw new Error("you can't start a vm if it's a template");
     if (guest.status === 'running') throw new Error(`${label(guest)} already running`);
+    guest.applyPending();
     for (const drive of guest.drives) {
       if (drive.unused) continue;
       if (!cluster.state.volume(drive.volid, guest.node)) throw new Error(`volume '${drive.volid}' does not exist`);
@@ -104,6 +105,8 @@ export function rebootGuest(cluster: Cluster, caller: Caller, guest: Guest): Tas
         if (guest.status !== 'running') throw new Error(`${label(guest)} not running`);
         await ctx.sleep(cluster.state.timing.shutdown_seconds * 1000);
         markStopped(guest);
+        // A reboot through the API is a fresh start of QEMU, which takes the pending changes.
+        guest.applyPending();
         await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
         markRunning(cluster, guest);
       } finally {

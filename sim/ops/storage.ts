@@ -1,35 +1,14 @@
 /**
  * Storage: listings, `download-url` (with PVE's filename and extension rules and checksum
- * verification) and volume deletion. The simulator cannot fetch the internet, so a URL's
- * content is modelled: its size and SHA-256 come from the scenario's `downloads`, otherwise
- * they are derived from the URL (the checksum of any algorithm is that hash of the URL text).
+ * verification) and volume deletion. What a URL serves comes from sim/downloads.ts.
  */
-import { createHash } from 'node:crypto';
 import type { Caller, Cluster } from '../cluster.js';
+import { remoteFile } from '../downloads.js';
 import { fail, parameterError } from '../errors.js';
 import type { ContentType } from '../scenario.js';
-import { unitHash, type StoragePool } from '../state.js';
+import type { StoragePool } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
-import { MiB, renderBytes } from '../units.js';
-
-export interface RemoteFile {
-  size: number;
-  checksum(algorithm: string): string;
-  /** HTTP failure the server answers with, if any. */
-  httpStatus?: number;
-}
-
-/** What lives at a URL, as far as the simulator is concerned. */
-export function remoteFile(cluster: Cluster, url: string): RemoteFile {
-  const spec = cluster.state.downloads.get(url);
-  const size = spec?.size ?? Math.round((50 + unitHash(`size/${url}`) * 750) * MiB);
-  return {
-    size,
-    ...(spec?.http_status ? { httpStatus: spec.http_status } : {}),
-    checksum: (algorithm) =>
-      algorithm === 'sha256' && spec?.sha256 ? spec.sha256 : createHash(algorithm).update(url).digest('hex'),
-  };
-}
+import { renderBytes } from '../units.js';
 
 const HTTP_REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
@@ -83,7 +62,7 @@ export function downloadUrl(cluster: Cluster, caller: Caller, node: string, req:
     authid: caller.authid,
     run: async (ctx) => {
       if (pool.volumes.has(volid) && !req.checksum) throw new Error(`refusing to override existing file '${path}'`);
-      const file = remoteFile(cluster, req.url);
+      const file = remoteFile(cluster.state.downloads, req.url);
       ctx.log(`downloading ${req.url} to ${path}`);
       await ctx.sleep(500);
       if (file.httpStatus) throw new Error(`download failed: ${file.httpStatus} ${httpReason(file.httpStatus)}`);

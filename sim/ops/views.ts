@@ -149,7 +149,7 @@ export function clusterStatus(cluster: Cluster, local: string): Record<string, u
 }
 
 /** GET /nodes */
-export function nodeList(cluster: Cluster, can: Can, fingerprint: string): Record<string, unknown>[] {
+export function nodeList(cluster: Cluster, can: Can, fingerprintOf: (node: string) => string): Record<string, unknown>[] {
   return [...cluster.state.nodes.values()].map((n) => {
     const entry: Record<string, unknown> = { node: n.name, id: `node/${n.name}`, type: 'node', status: n.online ? 'online' : 'offline' };
     if (n.online && can(`/nodes/${n.name}`, ['Sys.Audit'])) {
@@ -163,7 +163,7 @@ export function nodeList(cluster: Cluster, can: Can, fingerprint: string): Recor
         maxdisk: disk.total,
         uptime: Math.floor((cluster.clock.now() - n.bootedAt) / 1000),
         level: '',
-        ssl_fingerprint: fingerprint,
+        ssl_fingerprint: fingerprintOf(n.name),
       });
     }
     return entry;

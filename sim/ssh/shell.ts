@@ -9,13 +9,14 @@
 import { createHash } from 'node:crypto';
 import { decodeFormParams, endpoints } from '../../lib/pve/endpoints.js';
 import { ROOT, type Cluster } from '../cluster.js';
+import { remoteFile } from '../downloads.js';
 import { PveError } from '../errors.js';
 import { guestSystemsOf } from '../guest-ssh.js';
 import { formatDrive, nextFreeKey } from '../guest-config.js';
 import { checkLock, lockGuestFile } from '../ops/common.js';
 import { convertToTemplate, MASKED_SECRET, SECRET_KEYS, updateConfig } from '../ops/config.js';
 import { markRunning, markStopped } from '../ops/power.js';
-import { httpReason, remoteFile } from '../ops/storage.js';
+import { httpReason } from '../ops/storage.js';
 import { pveversionString } from '../ops/views.js';
 import type { ContentType } from '../scenario.js';
 import type { StoragePool } from '../state.js';
@@ -405,7 +406,7 @@ export class Shell {
       return tool === 'wget' ? 1 : 2;
     }
     const path = output ?? `/root/${url.split('/').pop() || 'index.html'}`;
-    const remote = remoteFile(this.cluster, url);
+    const remote = remoteFile(this.cluster.state.downloads, url);
     const quiet = tool === 'curl' || args.includes('-q') || args.includes('--quiet');
     if (remote.httpStatus) {
       if (tool === 'wget') {

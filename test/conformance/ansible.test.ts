@@ -7,15 +7,14 @@
  * resized, deleted), as a playbook's tasks would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { READ_ONLY_TOKEN, simulatedSha256, startConformanceCluster, type ConformanceCluster, type TaskResult } from './clients.js';
+import { downloadChecksum } from '../../sim/downloads.js';
+import { READ_ONLY_TOKEN, startConformanceCluster, type ConformanceCluster, type TaskResult } from './clients.js';
 
 /**
  * Cases that need another branch's simulator work: a NIC created without a MAC gets one
  * (proxmox_kvm reads it back), and `GET /storage` answered instead of 501. The lead enables
  * them by emptying this set after merging.
  */
-const AWAITS_MERGE = new Set(['creates a VM whose NIC has no MAC, and reads the generated MAC back', 'lists the storages of the cluster']);
-const pending = (name: string) => AWAITS_MERGE.has(name);
 
 let cluster: ConformanceCluster;
 
@@ -115,7 +114,7 @@ describe('guests', () => {
     expect(cluster.sim.state.volume(disk, 'pve01')).toBeUndefined();
   });
 
-  it.skipIf(pending('creates a VM whose NIC has no MAC, and reads the generated MAC back'))(
+  it(
     'creates a VM whose NIC has no MAC, and reads the generated MAC back',
     async () => {
       const [created] = await succeeds(
@@ -136,7 +135,7 @@ describe('storage and tasks', () => {
         content_type: 'iso',
         url,
         checksum_algorithm: 'sha256',
-        checksum: simulatedSha256(url),
+        checksum: downloadChecksum(url),
         timeout: 60,
       },
     };
@@ -153,7 +152,7 @@ describe('storage and tasks', () => {
     expect(tasks.filter((t) => t.failed)).toEqual(tasks.filter((t) => t.status !== 'OK'));
   });
 
-  it.skipIf(pending('lists the storages of the cluster'))('lists the storages of the cluster', async () => {
+  it('lists the storages of the cluster', async () => {
     const [info] = await succeeds({ 'community.proxmox.proxmox_storage_info': {} });
     expect((info!['proxmox_storages'] as { storage: string }[]).map((s) => s.storage).sort()).toEqual(['local', 'local-lvm', 'shared']);
   });

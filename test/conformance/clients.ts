@@ -13,7 +13,6 @@
  * `validate_certs: true`, so requests finds the CA through REQUESTS_CA_BUNDLE.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,8 +71,6 @@ export interface ConformanceCluster {
   stop(): Promise<void>;
 }
 
-/** The SHA-256 the simulator gives a download its scenario lists without one: that of the URL text. */
-export const simulatedSha256 = (url: string) => createHash('sha256').update(url).digest('hex');
 
 export const ANSIBLE_TOKEN = 'ansible@pve!conformance';
 export const READ_ONLY_TOKEN = 'monitor@pve!ro';

@@ -20,6 +20,7 @@ import { AppConfig } from '../../lib/config/schema.js';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
+import { until } from '../support/until.js';
 
 const tokens = { root: 'it-root-token-3f9a', otto: 'it-otto-token-81c2', anna: 'it-anna-token-5d7e', vera: 'it-vera-token-c04b' };
 type Actor = keyof typeof tokens;
@@ -65,17 +66,6 @@ async function startApi(options: { taskQueue: string; config?: AppConfig; timeou
       return { status: response.status, body: await response.json() };
     },
   };
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T;
-  do {
-    last = await read();
-    if (done(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  } while (Date.now() < deadline);
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
 
 const operation = (api: Api, self: string) => api.call('GET', self, 'vera').then((r) => r.body);
@@ -127,9 +117,11 @@ beforeAll(async () => {
     audit: { path: join(mkdtempSync(join(tmpdir(), 'pm-api-it-')), 'audit.log') },
     environments: {
       home: {
-        cluster: { name: 'home', nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })) },
+        cluster: {
+          name: 'home',
+          nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, tls_fingerprint: n.tlsFingerprint })),
+        },
         credentials: { token: { env: credentialVariable } },
-        tls: { fingerprint: sim.tlsFingerprint },
       },
     },
   });
@@ -237,11 +229,11 @@ describe('API against Temporal and the simulated cluster', () => {
   it('rejects a plan nobody decides on before the approval timeout', async () => {
     const api = await startApi({
       taskQueue: worker.taskQueue,
-      config: { ...config, approvals: { timeout: '3s', auto_approve: [] } },
+      config: { ...config, approvals: { ...config.approvals, timeout: '3s', auto_approve: [] } },
     });
     const { body } = await api.call('POST', '/v1/operations/vm-action', 'otto', deleteRequest(1003));
     const done = await ended(api, body.links.self);
-    expect(done.result).toMatchObject({ outcome: 'rejected', approval: { by: 'system', reason: 'no decision within 3 s' } });
+    expect(done).toMatchObject({ approvalState: 'expired', result: { outcome: 'rejected', approval: { by: 'system', reason: 'no decision within 3 s' } } });
     expect(vmExists(1003)).toBe(true);
   });
 
@@ -254,6 +246,24 @@ describe('API against Temporal and the simulated cluster', () => {
       result: { outcome: 'dry-run', plan: { version: 1, risk: 'high', vmids: [1004], steps: expect.arrayContaining([expect.objectContaining({ vmid: 1004 })]) } },
     });
     expect(vmExists(1004)).toBe(true);
+  });
+
+  it('answers a refused dry run with why, and lists it as completed rather than failed', async () => {
+    const api = await startApi({ taskQueue: worker.taskQueue });
+    const response = await api.call('POST', '/v1/operations/vm-action', 'otto', { ...deleteRequest(1004, { dryRun: true }), name: 'not-web-1004' });
+    expect(response.status).toBe(422);
+    expect(response.body.error.message).toMatch(/^the plan could not be made: .*not-web-1004/);
+
+    const refused = await until(
+      () => api.call('GET', '/v1/operations?environment=home&kind=vm-action&state=dry-run&limit=500', 'vera'),
+      (r) => r.body.operations?.some((o: { summary?: string }) => o.summary?.includes('not-web-1004')),
+      'the refused dry run in the list',
+      15_000,
+    );
+    const entry = refused.body.operations.find((o: { summary?: string }) => o.summary?.includes('not-web-1004'));
+    expect(entry).toMatchObject({ state: 'completed', approvalState: 'dry-run', summary: expect.stringMatching(/^refused: /) });
+    const failed = await api.call('GET', '/v1/operations?environment=home&state=failed&limit=500', 'vera');
+    expect(failed.body.operations.map((o: { id: string }) => o.id)).not.toContain(entry.id);
   });
 
   it('lists a waiting operation by its search attributes, and cancels it', async () => {
@@ -270,8 +280,18 @@ describe('API against Temporal and the simulated cluster', () => {
 
     const cancel = await api.call('POST', `${body.links.self}/cancel`, 'otto', { reason: 'maintenance moved' });
     expect(cancel.status).toBe(202);
-    expect((await ended(api, body.links.self)).state).toBe('cancelled');
+    const done = await ended(api, body.links.self);
+    // Cancelled before anyone decided: nothing ran, and the approval is not left pending.
+    expect(done).toMatchObject({ state: 'cancelled', approvalState: 'cancelled', result: { outcome: 'cancelled', done: [], failed: [] } });
+    expect(done.result.notStarted).toEqual(done.status.plan.steps.map((s: { id: string }) => s.id));
     expect(vmExists(1005)).toBe(true);
+    const cancelled = await until(
+      () => api.call('GET', '/v1/operations?environment=home&state=cancelled&vmid=1005', 'vera'),
+      (r) => r.body.operations?.some((o: { id: string }) => o.id === body.id),
+      'the cancelled operation in the list',
+      15_000,
+    );
+    expect(cancelled.body.operations.find((o: { id: string }) => o.id === body.id)).toMatchObject({ approvalState: 'cancelled' });
   });
 
   it('accepts an approval while no worker runs, and the workflow applies it once one does', async () => {

@@ -2,6 +2,7 @@
  * cluster-up and cluster-down end to end: HTTP -> API -> a real Temporal dev server -> worker
  * -> the simulated homelab (Talos template 101) and the talosctl stand-in.
  */
+import { signed } from '../support/approvals.js';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { serve, type ServerType } from '@hono/node-server';
@@ -22,6 +23,7 @@ import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } 
 import type { ClusterUpResult } from '../../workflows/clusterUp.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
 const standin = fileURLToPath(new URL('../../sim/bin/talosctl', import.meta.url));
 const repoClusters = fileURLToPath(new URL('../../clusters/', import.meta.url));
@@ -60,7 +62,7 @@ async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> 
 function activitiesWith(overrides: object = {}) {
   // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
   const node = env.sim.nodes[0]!;
-  const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: env.sim.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
+  const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: node.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
   const options = { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
   return {
     ...createActivities(env.deps),
@@ -118,8 +120,8 @@ afterAll(async () => {
 const meta = (): OperationMeta => ({ requester: 'alice', environment: 'home', dryRun: false, approvalTimeoutMs: 60_000, autoApprove: ['low'] });
 let seq = 0;
 
-function startUp(profile: string, w: TestWorker = worker): Promise<WorkflowHandle> {
-  const body = clusterUpOperation.body.parse({ environment: 'home', profile });
+function startUp(profile: string, w: TestWorker = worker, maxParallel?: number): Promise<WorkflowHandle> {
+  const body = clusterUpOperation.body.parse({ environment: 'home', profile, ...(maxParallel ? { maxParallel } : {}) });
   const input: ClusterUpInput = { ...body, meta: meta() };
   return w.client.workflow.start('clusterUp', {
     taskQueue: w.taskQueue,
@@ -154,7 +156,7 @@ async function waitFor(handle: WorkflowHandle, done: (s: OperationStatus) => boo
 
 async function approve(handle: WorkflowHandle): Promise<OperationStatus> {
   const status = await waitFor(handle, (s) => s.phase === 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })] });
   return status;
 }
 
@@ -334,7 +336,7 @@ describe('a cluster that stopped half-way', () => {
     const down = await startDown('half');
     await waitFor(down, (s) => s.phase === 'awaiting-approval');
     renamed!.update((c) => (c['name'] = 'someone-elses-vm'));
-    await down.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await down.executeUpdate(approveUpdate, { args: [signed(down.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const failure = await down.result().catch((e: unknown) => e);
     expect(String((failure as Error & { cause?: Error }).cause?.message)).toMatch(
       new RegExp(`cluster half is not gone: .*is named 'someone-elses-vm'.*VM ${renamed!.vmid} 'someone-elses-vm' .* still carries cluster-half`),
@@ -366,5 +368,37 @@ describe('tearing the lab cluster down through the API', () => {
     await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
     const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
     expect(volumes.filter((v) => lab.some((g) => g.vmid === v.vmid))).toEqual([]);
+  });
+});
+
+describe('a cancelled cluster-up', () => {
+  it('clones no further VM, finishes the clones under way, and says which members it did not start', async () => {
+    await writeFile(
+      join(clustersDir, 'stop.yaml'),
+      stringify({
+        name: 'stop',
+        environment: 'home',
+        template: { vmid: 101, name: 'tpl-talos-1-11' },
+        control_plane: { count: 1, cores: 2, memory_mb: 2048, disk_gb: 10 },
+        workers: { count: 3, cores: 2, memory_mb: 2048, disk_gb: 10 },
+        talos: { version: 'v1.11.3' },
+      }),
+    );
+    const handle = await startUp('stop', worker, 1);
+    await approve(handle);
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('clone:'));
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('approved');
+    expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+    const report = status.cancelled!;
+    expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
+    expect(report.notStarted).toEqual(expect.arrayContaining(['machine-configs', 'bootstrap', 'health', 'kubeconfig']));
+    // Exactly the VMs whose clone was sent exist; every clone task has ended.
+    const cloned = report.done.filter((id) => id.startsWith('clone:')).map((id) => id.slice('clone:'.length));
+    const present = [...env.sim.state.guests.values()].filter((g) => /^auto-stop-/.test(g.name)).map((g) => g.name);
+    expect(present.sort()).toEqual(cloned.sort());
+    expect(report.notStarted.filter((id) => id.startsWith('clone:')).length).toBeGreaterThan(0);
+    expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
   });
 });

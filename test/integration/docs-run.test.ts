@@ -6,7 +6,7 @@
  *
  *   <!-- docs-test: skip (reason) -->
  *
- * Blocks use the demo's defaults (127.0.0.1:8080, data/demo/); the test swaps in its own port
+ * Blocks use the demo's defaults (127.0.0.1:8080, data/demo/, data/sim/); the test swaps in its own port
  * and directory. curl fails on an HTTP error status, so a route, field or example that drifts
  * from the API fails here, naming the file and line of the block.
  */
@@ -91,7 +91,7 @@ async function startDemo(dataDir: string): Promise<Demo> {
 function localised(code: string, demo: Demo): string {
   return code
     .replace(/(127\.0\.0\.1|localhost):8080\b/g, `127.0.0.1:${demo.apiPort}`)
-    .replace(/(^|[\s=])data\/demo\//g, `$1${demo.dataDir}/demo/`);
+    .replace(/(^|[\s=])data\/(demo|sim)\//g, `$1${demo.dataDir}/$2/`);
 }
 
 function run(block: DocBlock, demo: Demo): { status: number | null; output: string } {

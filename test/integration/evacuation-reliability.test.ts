@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
@@ -50,6 +51,7 @@ describe('evacuation reliability', () => {
       activities: {
         ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
         ...createAuditActivities(env.deps.audit),
+        ...createApprovalActivities(env.deps),
       },
     });
     cleanup.push(() => worker.shutdown());

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
@@ -37,6 +38,7 @@ describe('evacuating a node with 500+ VMs', () => {
       activities: {
         ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
         ...createAuditActivities(env.deps.audit),
+        ...createApprovalActivities(env.deps),
       },
       workerOptions: { maxConcurrentActivityTaskExecutions: 64 },
     });

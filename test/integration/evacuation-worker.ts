@@ -3,6 +3,7 @@
  * graceful shutdown, no last heartbeat, exactly like a crashed host. Configured through the
  * EVACUATION_WORKER environment variable (JSON); prints `ready` once it polls.
  */
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import type { AppConfig } from '../../lib/config/schema.js';
@@ -30,6 +31,7 @@ const worker = await Worker.create({
   activities: {
     ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
     ...createAuditActivities(deps.audit),
+    ...createApprovalActivities(deps),
   },
 });
 const running = worker.run();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
@@ -9,6 +10,7 @@ import type { Scenario } from '../../sim/scenario.js';
 import { statusQuery } from '../../workflows/definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
 /** pve01 holds a bit of everything an evacuation meets; pve02 and pve03 have room. */
 const scenario: Scenario = {
@@ -32,6 +34,19 @@ const scenario: Scenario = {
   ],
 };
 
+/** The scenario on the simulator, and a worker with the evacuation's activities. */
+async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironment; worker: TestWorker }> {
+  const env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed });
+  const worker = await startTestWorker({
+    activities: {
+      ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+      ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
+    },
+  });
+  return { env, worker };
+}
+
 describe('evacuateNode on the simulator', () => {
   let env: SimulatedEnvironment;
   let sim: SimulatedCluster;
@@ -39,14 +54,8 @@ describe('evacuateNode on the simulator', () => {
   const request = (body: Omit<EvacuationBody, 'environment'>) => evacuationInput({ environment: env.environment, ...body });
 
   beforeAll(async () => {
-    env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed: 20 });
+    ({ env, worker } = await evacuationStack(20));
     sim = env.sim;
-    worker = await startTestWorker({
-      activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(env.deps.audit),
-      },
-    });
   });
   afterAll(async () => {
     await worker?.shutdown();
@@ -62,7 +71,7 @@ describe('evacuateNode on the simulator', () => {
     expect(sim.counters.tasks('qmigrate') + sim.counters.tasks('vzmigrate')).toBe(0);
   });
 
-  it('waits for approval, moves every movable guest once, leaves the rest with their reasons, and keeps HA maintenance off a node that is not empty', async () => {
+  it('waits for approval, moves every movable guest once, reports incomplete with the guests that stay and why, and keeps HA maintenance off a node that is not empty, saying why', async () => {
     const handle = await startEvacuation(
       worker.client,
       worker.taskQueue,
@@ -82,7 +91,12 @@ describe('evacuateNode on the simulator', () => {
     expect(target(101)).not.toBe(target(102));
 
     const { result } = await handle.result();
-    expect(result?.outcome).toBe('evacuated');
+    // Every move checks out, but two guests the request covers are still there: not evacuated.
+    expect(result?.outcome).toBe('incomplete');
+    expect(result?.stayed.map((g) => [g.vmid, g.reason])).toEqual([
+      [104, 'uses host-bound device hostpci0, which pins it to pve01; to move it: remove hostpci0 from its config'],
+      [105, expect.stringMatching(/^local ISO local:iso\/installer.iso is attached \(ide2\); .*; to move it: eject the ISO \(ide2: none\)$/)],
+    ]);
     expect(result?.verification).toEqual({ ok: true, unexpectedOnSource: [], misplaced: [], wrongState: [] });
     expect(result?.guests.map((g) => [g.vmid, g.state])).toEqual([
       [101, 'migrated'],
@@ -113,6 +127,44 @@ describe('evacuateNode on the simulator', () => {
     expect(status.steps.find((s) => s.id === 'verify')?.state).toBe('succeeded');
     // Two guests stay, so the node is not empty and must not go into HA maintenance.
     expect(result?.haMaintenance).toBe('skipped');
-    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({ state: 'skipped', detail: 'pve01 is not empty' });
+    expect(result?.haMaintenanceSkipped).toMatch(/^pve01 is not empty: 2 guests stay \(104 \(.+\), 105 \(.+\)\)/);
+    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({ state: 'skipped', detail: result?.haMaintenanceSkipped });
+  });
+});
+
+describe('a cancelled evacuation', () => {
+  let env: SimulatedEnvironment;
+  let worker: TestWorker;
+
+  beforeAll(async () => {
+    ({ env, worker } = await evacuationStack(10));
+  });
+  afterAll(async () => {
+    await worker?.shutdown();
+    await env?.stop();
+  });
+
+  it('starts no further migration, follows the running one to its end, and ends cancelled saying which guests moved', async () => {
+    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ environment: env.environment, node: 'pve01', maxParallel: 1 }));
+    const plan = (await approveWhenPlanned(handle)).plan!.details as EvacuationPlan;
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('migrate-'));
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('approved');
+    expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+    const report = status.cancelled!;
+    // The migration under way when the cancel came was followed to its end: the guest is on its target.
+    expect(runningAtCancel).toHaveLength(1);
+    expect(report.done).toEqual(runningAtCancel.concat(report.done.filter((id) => !runningAtCancel.includes(id))));
+    expect(report.notStarted).toContain('verify');
+    const where = (vmid: number) => env.sim.state.guests.get(vmid)!.node;
+    for (const move of plan.moves) {
+      expect([move.vmid, where(move.vmid)]).toEqual([move.vmid, report.done.includes(`migrate-${move.vmid}`) ? move.target : 'pve01']);
+    }
+    expect(report.notStarted.filter((id) => id.startsWith('migrate-')).length).toBeGreaterThan(0);
+    expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    // The child that ran the migrations ended too, with every guest's outcome.
+    const child = worker.client.workflow.getHandle(`${handle.workflowId}/migrations`);
+    expect((await child.describe()).status.name).toBe('COMPLETED');
   });
 });

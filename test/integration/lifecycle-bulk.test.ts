@@ -3,15 +3,17 @@
  * matching guest planned from its own pre-flight summary, worked through with bounded
  * parallelism, each with its own outcome.
  */
+import { signed } from '../support/approvals.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { BulkGuestResult } from '../../workflows/bulkAction.js';
 import { bulkActionOperation } from '../../lib/operations/catalog.js';
 import { rejectUpdate } from '../../workflows/definitions.js';
+import { PmApprovalState } from '../../workflows/search-attributes.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { bulkScenario } from '../../bench/bulk-scenario.js';
-import { failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
+import { cancelWhen, failureOf, startOperation, stepRunning, waitForPhase } from './lifecycle-helpers.js';
 
 let home: SimulatedEnvironment;
 let worker: TestWorker;
@@ -62,10 +64,20 @@ describe('a bulk action by tag expression', () => {
     const status = await waitForPhase(handle, 'awaiting-approval');
     expect(status.plan).toMatchObject({ risk: 'high', vmids: [1007, 1025] });
     const targets = (status.plan!.details as { targets: { preflight: string }[] }).targets;
-    expect(targets[0]!.preflight).toMatch(/^VM 1007 'installer' on pve01: stopped, up 0 s, tags: lab$/);
-    await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', planVersion: 1, reason: 'lab still in use' }] });
+    expect(targets[0]!.preflight).toMatch(/^VM 1007 'installer' on pve01: stopped, tags: lab$/);
+    await handle.executeUpdate(rejectUpdate, { args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'lab still in use' })] });
     expect((await handle.result()).outcome).toBe('rejected');
     expect(home.sim.state.guests.has(1007) && home.sim.state.guests.has(1025)).toBe(true);
+  });
+
+  it('completes with nothing to do when every matching guest is skipped, saying why', async () => {
+    const handle = await startOperation(worker, 'bulk-action', { tags: 'lab', action: 'reboot' });
+    const result = await handle.result();
+    expect(result).toMatchObject({ outcome: 'nothing-to-do', plan: { steps: [] }, result: [] });
+    expect(result.plan.summary).toBe(
+      "nothing to do: every guest matching 'lab' is skipped (1007: VM 1007 is not running, so it cannot be rebooted; 1025: VM 1025 is not running, so it cannot be rebooted)",
+    );
+    expect((await handle.describe()).typedSearchAttributes.get(PmApprovalState)).toBe('not-required');
   });
 
   it('refuses an expression nothing matches, and one that does not parse, naming the field', async () => {
@@ -109,5 +121,22 @@ describe('a bulk action over 200 VMs', () => {
     expect([...big.sim.state.guests.values()].filter((g) => g.status === 'running')).toEqual([]);
     expect(peak).toBeGreaterThan(1);
     expect(peak).toBeLessThanOrEqual(8);
+  });
+
+  it('when cancelled, starts no further guest, lets the snapshots under way finish, and says which guests were not touched', async () => {
+    const handle = await startOperation(bigWorker, 'bulk-action', { tags: 'bulk', action: 'snapshot', snapshot: 'before_cancel', maxParallel: 4 });
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('auto-approved');
+    expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+    const report = status.cancelled!;
+    expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
+    expect(report.notStarted.length).toBeGreaterThan(0);
+    expect(report.done.length + report.notStarted.length).toBe(200);
+    const snapshotted = (id: string) => big.sim.state.guests.get(Number(id.split('/')[0]))!.snapshots.has('before_cancel');
+    expect(report.done.filter((id) => !snapshotted(id))).toEqual([]);
+    expect(report.notStarted.filter(snapshotted)).toEqual([]);
+    expect(big.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
   });
 });

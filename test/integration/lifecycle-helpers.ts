@@ -2,10 +2,12 @@
  * What the lifecycle integration tests share: start an operation's workflow as the API would
  * (validated body + meta), follow it to a phase, approve it as a second person.
  */
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { signed } from '../support/approvals.js';
+import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../lib/operations/catalog.js';
 import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../workflows/definitions.js';
+import { PmApprovalState } from '../../workflows/search-attributes.js';
 import type { TestWorker } from '../support/temporal.js';
 
 export function meta(overrides: Partial<OperationMeta> = {}): OperationMeta {
@@ -56,7 +58,7 @@ export async function waitForPhase(handle: WorkflowHandle, phase: OperationStatu
 
 export async function approve(handle: WorkflowHandle, by = 'bob'): Promise<OperationStatus> {
   const status = await waitForPhase(handle, 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [{ by, planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })] });
   return status;
 }
 
@@ -90,3 +92,40 @@ export function failureOfType(failure: Failure, type: string): { type: string; m
   if (!found) throw new Error(`no ${type} among ${failure.chain.map((f) => f.type).join(' > ')}`);
   return found;
 }
+
+export interface Cancelled {
+  /** The operation's status once it ended: phase `cancelled`, the report in `cancelled`. */
+  status: OperationStatus;
+  /** The steps that were running when the cancel was sent. */
+  runningAtCancel: string[];
+  /** PmApprovalState once it ended. */
+  approvalState: string | undefined;
+}
+
+/**
+ * Cancels an approved operation once `when` holds for its status (a step under way), and
+ * returns how it ended. It must end as Temporal's `cancelled`, not fail and not hang.
+ */
+export async function cancelWhen(handle: WorkflowHandle, when: (status: OperationStatus) => boolean, timeoutMs = 60_000): Promise<Cancelled> {
+  const deadline = Date.now() + timeoutMs;
+  let status = await handle.query(statusQuery);
+  while (!when(status)) {
+    if (Date.now() > deadline || ['completed', 'failed', 'rejected', 'cancelled'].includes(status.phase)) {
+      throw new Error(`never got to cancel (phase ${status.phase} ${status.error ?? ''})`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    status = await handle.query(statusQuery);
+  }
+  const runningAtCancel = status.steps.filter((s) => s.state === 'running').map((s) => s.id);
+  await handle.cancel();
+  const ended = await handle.result().then(
+    () => 'completed',
+    (err: unknown) => (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure ? 'cancelled' : String(err)),
+  );
+  if (ended !== 'cancelled') throw new Error(`expected the operation to end cancelled, it ended ${ended}`);
+  const description = await handle.describe();
+  return { status: await handle.query(statusQuery), runningAtCancel, approvalState: description.typedSearchAttributes.get(PmApprovalState) };
+}
+
+/** A step of the plan is running (the cancel will find PVE work under way). */
+export const stepRunning = (prefix = '') => (status: OperationStatus) => status.steps.some((s) => s.state === 'running' && s.id.startsWith(prefix));

@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
+import { offeredDownloads } from '../../sim/downloads.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
 import type { StoragePool } from '../../sim/state.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
@@ -16,14 +17,15 @@ let env: SimulatedEnvironment;
 let worker: TestWorker;
 
 const ISO_URL = 'https://releases.ubuntu.com/24.04/ubuntu-24.04.3-live-server-amd64.iso';
-/** The image's published SHA-256 (its SHA256SUMS), which the homelab scenario serves it with. */
-const ISO_SHA256 = 'c3514bf0056180d09376462a7a1b4f213c1d6e8ea67fae5c25099c6fd3d8274b';
+/** The image's SHA-256 as the simulator lists it (the digest of the bytes it serves). */
+let ISO_SHA256: string;
 
 beforeAll(async () => {
   const homelab = await loadScenarioFile(fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url)));
   // Removing volumes needs Datastore.Allocate, which the everyday role leaves out on purpose.
   const scenario = { ...homelab, roles: { ...homelab.roles, ProxmoxManager: [...homelab.roles['ProxmoxManager']!, 'Datastore.Allocate'] } };
   env = await startSimulatedEnvironment({ scenario, speed: 400 });
+  ISO_SHA256 = offeredDownloads(env.sim.state.downloads).find((d) => d.url === ISO_URL)!.sha256;
   worker = await startTestWorker({ activities: createActivities(env.deps) });
 });
 afterAll(async () => {
@@ -39,6 +41,15 @@ describe('importing an ISO', () => {
     const { result } = await handle.result();
     expect(result).toEqual({ volid: 'local:iso/ubuntu-24.04.3.iso', size: Math.round(3.1 * 1024 ** 3) });
     expect(pool('local', 'pve02').volumes.get('local:iso/ubuntu-24.04.3.iso')?.sha256).toBe(ISO_SHA256);
+  });
+
+  it('waits for a person when the URL is outside the download policy, instead of approving it by policy', async () => {
+    const url = 'http://127.0.0.1:8006/api2/json/x.iso';
+    const handle = await startOperation(worker, 'iso-import', { node: 'pve02', storage: 'local', url, filename: 'inside.iso', checksum: ISO_SHA256 });
+    const { plan } = await waitForPhase(handle, 'awaiting-approval');
+    expect(plan).toMatchObject({ risk: 'high', reasons: expect.arrayContaining([expect.stringMatching(/outside the environment's download policy \(127\.0\.0\.1 is a loopback, link-local or private address/)]) });
+    await handle.cancel();
+    expect(pool('local', 'pve02').volumes.has('local:iso/inside.iso')).toBe(false);
   });
 
   it('keeps nothing when the checksum does not match', async () => {

@@ -101,7 +101,7 @@ describe('containers', () => {
 
   it('shut down and start through the same single-guest action as VMs', async () => {
     const shutdown = await startOperation(worker, 'vm-action', { vmid: 2002, name: 'unifi', action: 'shutdown' });
-    expect((await shutdown.result()).plan.summary).toMatch(/^shutdown CT 2002 'unifi' on pve02: running, up \d+ s, tags: infra$/);
+    expect((await shutdown.result()).plan.summary).toMatch(/^shutdown CT 2002 'unifi' on pve02: running, up (\d+ s|\d+ min|\d+ h \d\d min), tags: infra$/);
     expect(guest(2002)!.status).toBe('stopped');
     await (await startOperation(worker, 'vm-action', { vmid: 2002, name: 'unifi', action: 'start' })).result();
     expect(guest(2002)!.status).toBe('running');
@@ -131,12 +131,15 @@ describe('cloning', () => {
 });
 
 describe('resizing', () => {
-  it('snapshots first, then sets cores and memory and grows the disk', async () => {
+  it('snapshots first, then sets cores and memory — pending until the running VM restarts, and says so — and grows the disk', async () => {
     const handle = await startOperation(worker, 'vm-resize', { vmid: 1018, name: 'grafana', cores: 4, memoryMb: 4096, disk: { key: 'scsi0', sizeGb: 24 } });
     const result = await handle.result();
     expect(result.plan.steps.map((s: { id: string }) => s.id)).toEqual(['snapshot-before', 'configure', 'resize-disk']);
     const vm = guest(1018)!;
-    expect(vm.config).toMatchObject({ cores: '4', memory: '4096' });
+    expect(vm.status).toBe('running');
+    expect(vm.configWithPending).toMatchObject({ cores: '4', memory: '4096' });
+    expect(vm.config['cores']).not.toBe('4');
+    expect(result.result.configure.detail).toMatch(/cores, memory need a restart of VM 1018 to take effect \(PVE keeps them pending\)$/);
     expect(vm.config['scsi0']).toMatch(/size=24G/);
     expect([...vm.snapshots.keys()].some((s) => s.startsWith('pm_pre_resize_'))).toBe(true);
   });
@@ -144,7 +147,7 @@ describe('resizing', () => {
   it('refuses a vmid/name pair that does not match, touching nothing', async () => {
     const handle = await startOperation(worker, 'vm-resize', { vmid: 1018, name: 'grafana-old', cores: 8 });
     expect(await failureOf(handle)).toMatchObject({ type: 'VmIdentityMismatch' });
-    expect(guest(1018)!.config['cores']).toBe('4');
+    expect(guest(1018)!.configWithPending['cores']).toBe('4');
   });
 
   it('stops at the step that failed, keeping the safety snapshot and saying what happened', async () => {
@@ -157,7 +160,7 @@ describe('resizing', () => {
       ['configure', 'succeeded'],
       ['resize-disk', 'failed'],
     ]);
-    expect(guest(1026)!.config['memory']).toBe('3072');
+    expect(guest(1026)!.configWithPending['memory']).toBe('3072');
     expect(guest(1026)!.config['scsi0']).toMatch(/size=20G/);
   });
 });

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -106,6 +107,7 @@ describe('rolling maintenance across worker crashes', () => {
         ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
         ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
         ...createAuditActivities(env.deps.audit),
+        ...createApprovalActivities(env.deps),
       },
     });
     cleanup.push(() => last.shutdown());

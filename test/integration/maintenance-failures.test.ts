@@ -4,6 +4,7 @@
  * between), so its upgrade is refused before anything runs on it — while its guests are away.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -37,6 +38,7 @@ async function rollout(environment: string, body: Omit<MaintenanceBody, 'environ
       ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
       ...createMaintenanceActivities({ ...deps, pollMs: 20 }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   cleanup.push(() => worker.shutdown());

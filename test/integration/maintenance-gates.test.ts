@@ -3,6 +3,7 @@
  * validated like the plan's approval, and visible as a pending approval in Temporal.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -27,6 +28,7 @@ describe('per-node approval', () => {
         ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
         ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
         ...createAuditActivities(env.deps.audit),
+        ...createApprovalActivities(env.deps),
       },
     });
     cleanup.push(() => worker.shutdown());

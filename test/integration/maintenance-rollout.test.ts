@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -20,9 +21,10 @@ import { createAuditLog } from '../../lib/audit/log.js';
 import type { MaintenancePlan } from '../../lib/maintenance/plan.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
 import type { OperationStatus } from '../../workflows/definitions.js';
-import { maintenanceDecisions, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
+import { maintenanceDecisions, maintenanceQuery, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
 import { homelabRefusalsScenario, homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen } from './lifecycle-helpers.js';
 
 const tokens = { otto: 'it-maint-otto-7c1d', anna: 'it-maint-anna-2b9e' };
 
@@ -57,6 +59,7 @@ async function workerFor(env: SimulatedEnvironment): Promise<TestWorker> {
       ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
       ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
       ...createAuditActivities(env.deps.audit),
+      ...createApprovalActivities(env.deps),
     },
   });
   cleanup.push(() => worker.shutdown());
@@ -163,6 +166,31 @@ describe('rolling maintenance on the simulator', () => {
       expect([g.vmid, migrations(env, g.vmid)]).toEqual([g.vmid, g.status === 'running' ? 2 : 0]);
       expect([g.vmid, g.status]).toEqual([g.vmid, g.vmid === 260 ? 'stopped' : 'running']);
     }
+  });
+
+  it('when cancelled, finishes the step the node is in, starts no other node, and says where every guest is', async () => {
+    const env = await simulated('maint-cancel');
+    const worker = await workerFor(env);
+    const handle = await startMaintenance(worker.client, worker.taskQueue, maintenanceInput({ environment: env.environment }));
+    const [first, ...later] = ((await approveWhenPlanned(handle)).plan!.details as MaintenancePlan).turns.map((t) => t.node);
+    const migrating = () => env.sim.cluster.tasks.all().some((t) => t.status === 'running' && (t.type === 'qmigrate' || t.type === 'vzmigrate'));
+    const { status, runningAtCancel, approvalState } = await cancelWhen(handle, migrating);
+
+    expect(status.phase).toBe('cancelled');
+    expect(approvalState).toBe('approved');
+    expect(runningAtCancel).toEqual([`${first}/evacuate`]);
+    expect(status.steps.filter((s) => s.state === 'running')).toEqual([]);
+    // The migration under way ran to its end; nothing after the evacuation started, on this node or any other.
+    const started = status.steps.filter((s) => s.state !== 'skipped').map((s) => s.id);
+    expect(started).toEqual([`${first}/check`, `${first}/evacuate`]);
+    expect(status.cancelled!.notStarted).toContain(`${first}/upgrade`);
+    const progress = await handle.query(maintenanceQuery);
+    expect(progress.nodes.map((n) => [n.node, n.state])).toEqual([[first, 'cancelled'], ...later.map((n) => [n, 'not-started'])]);
+    const where = placement(env);
+    for (const g of progress.nodes[0]!.away) expect([g.vmid, where.get(g.vmid)]).toEqual([g.vmid, g.at]);
+    expect(progress.nodes[0]!.away.length).toBeGreaterThan(0);
+    expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    expect((await worker.client.workflow.getHandle(`${handle.workflowId}/${first}`).describe()).status.name).toBe('COMPLETED');
   });
 
   it('plans the documented minimal request ({"environment"} only) on the shipped homelab: every node in turn', async () => {

@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -58,6 +59,7 @@ describe('a runbook on each node', () => {
         ...createRunbookActivities({ ...env.deps, runbooksDir }),
         ...createTaskActivities(env.deps),
         ...createAuditActivities(env.deps.audit),
+        ...createApprovalActivities(env.deps),
       },
     });
     cleanup.push(() => worker.shutdown());

@@ -6,6 +6,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { installQuietRuntime } from '../support/quiet-runtime.js';
+import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
@@ -33,6 +34,7 @@ const worker = await Worker.create({
     ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
     ...createMaintenanceActivities({ ...deps, pollMs: 20 }),
     ...createAuditActivities(deps.audit),
+    ...createApprovalActivities(deps),
   },
 });
 const running = worker.run();

@@ -2,6 +2,7 @@
  * Plan -> approve -> apply, end to end on a real Temporal dev server and the simulated
  * cluster, through the vmAction workflow.
  */
+import { signed } from '../support/approvals.js';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
@@ -76,13 +77,13 @@ describe('a high-risk operation (delete a VM)', () => {
     expect(waiting.plan!.steps.map((s) => s.action)).toEqual(['destroy']);
     expect(env.sim.state.guests.has(1017)).toBe(true);
 
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', planVersion: 1 }] })).rejects.toThrow(
+    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })] })).rejects.toThrow(
       WorkflowUpdateFailedError,
     );
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 2 }] })).rejects.toThrow(
+    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 2 })] })).rejects.toThrow(
       WorkflowUpdateFailedError,
     );
-    const decision = await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    const decision = await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     expect(decision).toMatchObject({ decision: 'approved', by: 'bob' });
 
     const result = await handle.result();
@@ -98,13 +99,13 @@ describe('a high-risk operation (delete a VM)', () => {
   it('ignores a replayed or stale approval signal and records why', async () => {
     const handle = await start({ vmid: 1025, name: 'scratch', action: 'delete' });
     await waitForPhase(handle, 'awaiting-approval');
-    await handle.signal(approveSignal, { by: 'alice', planVersion: 1 });
-    await handle.signal(approveSignal, { by: 'bob', planVersion: 7 });
+    await handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 }));
+    await handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 7 }));
     const status = await handle.query(statusQuery);
     expect(status.phase).toBe('awaiting-approval');
     expect(status.ignoredApprovals.map((a) => a.by)).toEqual(['alice', 'bob']);
 
-    await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', planVersion: 1, reason: 'still in use' }] });
+    await handle.executeUpdate(rejectUpdate, { args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'still in use' })] });
     const result = await handle.result();
     expect(result).toMatchObject({ outcome: 'rejected', approval: { by: 'bob', reason: 'still in use' } });
     expect(env.sim.state.guests.has(1025)).toBe(true);

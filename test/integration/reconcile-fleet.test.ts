@@ -4,6 +4,7 @@
  * change, a template change that needs a second person to replace the guest, a concurrent
  * edit the config digest catches, drift found by the schedule, and an invalid manifest.
  */
+import { signed } from '../support/approvals.js';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { approveUpdate, statusQuery, type OperationPlan, type OperationStatus } 
 import type { ReconcileResult } from '../../workflows/reconcile.js';
 import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 import { driftApi, withDriftTokens } from '../unit/manifest-drift-app.js';
 
 let env: SimulatedEnvironment;
@@ -85,7 +87,7 @@ beforeAll(async () => {
   driftDir = join(dir, 'drift');
   await mkdir(manifests);
   env = await startSimulatedEnvironment({ scenario: await emptyHomelab(), speed: 500 });
-  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir }) } });
+  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir, path: dir }) } });
 });
 afterAll(async () => {
   await worker?.client.schedule.getHandle(driftScheduleId('home')).delete().catch(() => undefined);
@@ -132,7 +134,7 @@ async function waitForPhase(handle: WorkflowHandle, phase: OperationStatus['phas
 async function applyApproved(): Promise<{ plan: OperationPlan<ReconcileDetails>; result: ReconcileResult }> {
   const handle = await start();
   const status = await waitForPhase(handle, 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })] });
   const outcome = (await handle.result()) as { outcome: string; plan: OperationPlan<ReconcileDetails>; result: ReconcileResult };
   expect(outcome.outcome).toBe('completed');
   return { plan: outcome.plan, result: outcome.result };
@@ -209,8 +211,8 @@ describe('a fleet of 20 guests', () => {
     expect(replan.details!.text).toContain('-/+ guest "web-05" must be replaced');
     expect(replan.details!.text).toContain('# forces replacement');
 
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', planVersion: 1 }] })).rejects.toThrow();
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })] })).rejects.toThrow();
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 1 });
     expect(env.sim.state.guests.has(old.vmid)).toBe(false);
@@ -232,7 +234,7 @@ describe('a fleet of 20 guests', () => {
     await waitForPhase(handle, 'awaiting-approval');
     // Someone edits web-06 in PVE while the plan waits for approval.
     guestNamed('web-06')!.update((c) => (c['memory'] = '6144'));
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result.outcome).toBe('incomplete');
     expect(outcome.result.guests).toEqual([
@@ -291,7 +293,7 @@ describe('drift', () => {
       ['stray', 'delete'],
       ['web-06', 'update'],
     ]);
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 3, fromDrift: { reportId: 'home' } });
     expect(env.sim.state.guests.has(3099)).toBe(false);
@@ -344,3 +346,45 @@ async function runSchedule(): Promise<DriftReport> {
   }
   throw new Error('the drift schedule did not start a run');
 }
+
+describe('a cancelled reconcile', () => {
+  it('starts no further guest, finishes the one under way, and says which changes were not made', async () => {
+    const batch = join(dir, 'batch');
+    await mkdir(batch);
+    const containers = Array.from({ length: 8 }, (_, i) => ({
+      name: `batch-${i + 1}`,
+      kind: 'lxc',
+      source: { ostemplate: 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst' },
+      memory: '512M',
+      disks: [{ slot: 'rootfs', size: 8, storage: 'local-lvm' }],
+      network: [{ bridge: 'vmbr0', ip: 'dhcp' }],
+    }));
+    await writeFile(join(batch, 'batch.yaml'), stringify({ environment: 'home', claims: { tags: ['batch'], vmids: '3100-3199' }, guests: containers }));
+    // Every API call a little slower, so the cancel finds a guest being created.
+    env.sim.faults.setApi({ latencyMs: 100 });
+    try {
+      const handle = await start({ manifests: batch, maxParallel: 1 });
+      const planned = await waitForPhase(handle, 'awaiting-approval');
+      await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: planned.plan!.version })] });
+      const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
+
+      expect(status.phase).toBe('cancelled');
+      expect(approvalState).toBe('approved');
+      expect(runningAtCancel).toHaveLength(1);
+      expect(status.steps.filter((s) => s.state === 'running' || s.state === 'failed')).toEqual([]);
+      const report = status.cancelled!;
+      expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
+      // Each change's steps ran in order up to the cancel: a guest exists exactly when its creation ran.
+      const changes = (planned.plan!.details as ReconcileDetails).changes;
+      for (const c of changes) {
+        const ran = c.steps.map((s) => report.done.includes(s.id));
+        expect(ran).toEqual([...ran].sort((a, b) => Number(b) - Number(a)));
+        expect([c.key, guestNamed(c.key) !== undefined]).toEqual([c.key, ran[0]]);
+      }
+      expect(changes.filter((c) => c.steps.every((s) => report.notStarted.includes(s.id))).length).toBeGreaterThan(0);
+      expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    } finally {
+      env.sim.faults.setApi({ latencyMs: 0 });
+    }
+  });
+});

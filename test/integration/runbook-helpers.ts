@@ -1,9 +1,7 @@
 /**
  * What the runbook and template integration tests share: the homelab scenario with its
- * automation token holding exactly the shipped least-privilege role, and the checksums the
- * simulator gives downloads it does not list.
+ * automation token holding exactly the shipped least-privilege role.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ROLE_PRIVILEGES } from '../../lib/rbac.js';
@@ -13,9 +11,4 @@ import { homelabScenario } from '../support/simulated-env.js';
 export function homelabWithShippedRole(): Scenario {
   const homelab = parseYaml(readFileSync(homelabScenario, 'utf8')) as Scenario;
   return { ...homelab, roles: { ...homelab.roles, ProxmoxManager: [...ROLE_PRIVILEGES] } };
-}
-
-/** A URL the scenario does not list serves content whose checksum is that of the URL text. */
-export function checksumOf(url: string, algorithm = 'sha256'): string {
-  return createHash(algorithm).update(url).digest('hex');
 }

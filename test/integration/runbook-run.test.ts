@@ -16,12 +16,13 @@ import { createRunbookActivities } from '../../activities/runbook.js';
 import { createTemplateActivities } from '../../activities/template.js';
 import { runbookIngestOperation } from '../../lib/operations/catalog.js';
 import { parseRunbookMarkdown } from '../../lib/runbooks/markdown.js';
+import { downloadChecksum } from '../../sim/downloads.js';
 import { guestSystemsOf } from '../../sim/guest-ssh.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
-import { checksumOf, homelabWithShippedRole } from './runbook-helpers.js';
+import { homelabWithShippedRole } from './runbook-helpers.js';
 
 const fixture = (path: string) => fileURLToPath(new URL(`../fixtures/${path}`, import.meta.url));
 const shipped = (name: string) => fileURLToPath(new URL(`../../runbooks/${name}.md`, import.meta.url));
@@ -148,7 +149,7 @@ describe('ingesting a runbook', () => {
     const url = 'https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img';
     const handle = await startOperation(worker, 'runbook-run', {
       runbook: 'lab-ubuntu-template',
-      parameters: { node: 'pve01', image_sha256: checksumOf(url) },
+      parameters: { node: 'pve01', image_sha256: downloadChecksum(url) },
     });
     const { outcome, result } = await handle.result();
     expect(outcome).toBe('completed');

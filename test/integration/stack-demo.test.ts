@@ -81,9 +81,8 @@ describe('the demo command', () => {
       expect(output, output).toMatch(/completed: /);
       expect(code, output).toBe(0);
 
-      // The generated config pins TLS and stores API tokens only as hashes; the tokens file is private.
+      // The generated config pins each node's own certificate and stores API tokens only as hashes; the tokens file is private.
       const config = parse(await readFile(join(dataDir, 'demo/proxmox-manager.yaml'), 'utf8'));
-      expect(config.environments.home.tls.insecure).toBeUndefined();
       // Every advertised operation can run: cluster-up's talosctl stand-in, PXE with the live
       // image's key pinned (and printed), the drift schedule on; each step ends with what to try next.
       expect(config.talosctl.binary).toBe(join(root, 'sim/bin/talosctl'));
@@ -91,6 +90,10 @@ describe('the demo command', () => {
       expect(output).toContain(config.environments.home.pxe.live_image_host_key);
       expect(config.manifests.drift_interval).toBe('2m');
       expect(output.match(/try next:/g)).toHaveLength(2);
+      expect(config.environments.home.tls).toBeUndefined();
+      const pins = config.environments.home.cluster.nodes.map((n: { tls_fingerprint?: string }) => n.tls_fingerprint);
+      for (const pin of pins) expect(pin).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+      expect(new Set(pins).size).toBe(pins.length);
       const tokensFile = join(dataDir, 'demo/api-tokens.env');
       expect((await stat(tokensFile)).mode & 0o777).toBe(0o600);
       const tokens = (await readFile(tokensFile, 'utf8')).match(/^PM_TOKEN_\w+=(.+)$/gm)!;

@@ -81,9 +81,15 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** Runs an activity as attempt `attempt` of operation `workflowId`. */
-function inActivity(workflowId: string, attempt: number) {
-  return activityEnvironment({ attempt, workflowExecution: { workflowId, runId: 'run-1' }, activityType: 'dispatchVmStep' });
+/** Runs an activity as attempt `attempt` of operation `workflowId`, with what earlier attempts heartbeated. */
+function inActivity(workflowId: string, attempt: number, heartbeatDetails?: unknown, scheduledTimestampMs = Date.now()) {
+  return activityEnvironment({
+    attempt,
+    scheduledTimestampMs,
+    workflowExecution: { workflowId, runId: 'run-1' },
+    activityType: 'dispatchVmStep',
+    ...(heartbeatDetails === undefined ? {} : { heartbeatDetails }),
+  });
 }
 
 interface Repeat {
@@ -94,7 +100,19 @@ interface Repeat {
   tasks: number;
 }
 
-async function dispatchTwice(vmid: number, name: string, step: PlanStep, workflowId: string): Promise<Repeat> {
+/**
+ * Runs a step's dispatch as attempt 1, lets its task finish, then as attempt 2. Temporal hands
+ * attempt 2 what attempt 1 heartbeated, unless `heartbeatLost` (the worker died before the
+ * heartbeat reached the server).
+ */
+async function dispatchTwice(
+  cluster: SuiteCluster,
+  vmid: number,
+  name: string,
+  step: PlanStep,
+  workflowId: string,
+  { heartbeatLost = false } = {},
+): Promise<Repeat> {
   const activities = createVmActivities(cluster.deps);
   const client = await cluster.deps.pve(cluster.environment);
   const taskType = (upid: string) => upid.split(':')[5]!;
@@ -102,8 +120,14 @@ async function dispatchTwice(vmid: number, name: string, step: PlanStep, workflo
   const count = () => Object.fromEntries(Object.entries(cluster.sim.counters.snapshot().tasks).filter(([k]) => k.endsWith(`:${vmid}`)));
   for (const [k, v] of Object.entries(count())) before.set(k, v);
 
-  const run = (attempt: number): Promise<VmStepOutcome> =>
-    inActivity(workflowId, attempt).run(activities.dispatchVmStep, { environment: cluster.environment, vmid, name, step });
+  let heartbeat: unknown;
+  // Temporal keeps the time the activity was first scheduled across its attempts.
+  const scheduled = Date.now();
+  const run = (attempt: number): Promise<VmStepOutcome> => {
+    const env = inActivity(workflowId, attempt, heartbeatLost ? undefined : heartbeat, scheduled);
+    env.on('heartbeat', (details: unknown) => (heartbeat = details));
+    return env.run(activities.dispatchVmStep, { environment: cluster.environment, vmid, name, step });
+  };
   const first = await run(1);
   // The first attempt's task finishes, as it would while Temporal waits out the attempt's timeout.
   let type: string | undefined;
@@ -147,7 +171,7 @@ describe('a step dispatched again after it took effect (a crash between PVE acti
       const input = { ...(body as object), meta: operationMeta() } as GuestActionInput;
       const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
       for (const step of plan.steps) {
-        const repeat = await dispatchTwice(request.vmid, request.name, step, workflowId);
+        const repeat = await dispatchTwice(cluster, request.vmid, request.name, step, workflowId);
         table.push({ ...repeat, action: request.action, vmid: request.vmid });
         // The first attempt did the work; a second one that recognises it starts no task.
         expect(repeat.first).not.toBe('already-done');
@@ -176,5 +200,48 @@ describe('a step dispatched again after it took effect (a crash between PVE acti
     });
     expect(repeats.map(name)).toEqual(KNOWN_ACTS_AGAIN);
     expect(refused.map(name)).toEqual(KNOWN_REFUSES_ALTHOUGH_DONE);
+  });
+});
+
+/**
+ * Node clocks are never exactly the worker's. The retried steps above recognise their earlier
+ * attempt by its task; that must hold with the node's clock minutes ahead or behind, whether
+ * the first attempt's heartbeat reached Temporal or not. The simulator runs at real speed
+ * here, so its nodes' clocks differ from the worker's by their skew alone.
+ */
+describe.each([
+  { skew: 300, heartbeatLost: false },
+  { skew: -300, heartbeatLost: false },
+  { skew: 300, heartbeatLost: true },
+  { skew: -300, heartbeatLost: true },
+])('a retried destructive step with the node clock $skew s off (heartbeat lost: $heartbeatLost)', ({ skew, heartbeatLost }) => {
+  let skewed: SuiteCluster;
+  beforeAll(async () => {
+    skewed = await startSuiteCluster({
+      scenario: {
+        ...scenario,
+        name: `suite-dispatch-skew-${skew}`,
+        nodes: scenario.nodes.map((n) => ({ ...n, clock_skew_seconds: skew })),
+        timing: { boot_seconds: 0.2, shutdown_seconds: 0.2 },
+      },
+      speed: 1,
+      temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue: 'unused' },
+    });
+  });
+  afterAll(() => skewed?.stop());
+
+  const destructive = cases.filter((c) => ['reboot', 'rollback', 'resize', 'delete'].includes(c.action));
+  it.each(destructive)('$action of VM $vmid acts exactly once', async (request) => {
+    const activities = createVmActivities(skewed.deps);
+    const workflowId = `suite/dispatch-skew/${skew}/${request.vmid}`;
+    const body = findOperation(request.action === 'resize' ? 'vm-resize' : 'vm-action')!.body.parse({ environment: skewed.environment, ...request });
+    const input = { ...(body as object), meta: operationMeta() } as GuestActionInput;
+    const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
+    const unrepeatable = plan.steps.filter((s) => ['reboot', 'rollback', 'resize-disk', 'destroy'].includes(s.action));
+    expect(unrepeatable).not.toEqual([]);
+    for (const step of unrepeatable) {
+      const repeat = await dispatchTwice(skewed, request.vmid, request.name, step, workflowId, { heartbeatLost });
+      expect(repeat).toMatchObject({ first: 'dispatched', second: 'followed the first attempt’s task', tasks: 1 });
+    }
   });
 });

@@ -5,15 +5,14 @@
  *     configured CA, is refused before any request is written; the operation fails at once,
  *     not retried, saying why.
  *   - Approvals sent straight to Temporal, past the API: self-approval, a stale plan version,
- *     a replay after the decision, a decision on an ended operation change nothing. What the
- *     workflow cannot do is tell who sent a signal: a well-formed approval in someone else's
- *     name is accepted. The API is the authority (it sets `by` from the bearer token); access
- *     to the Temporal frontend must be restricted like access to the cluster itself. The audit
- *     log shows such an approval: it has no matching `api.operation.approve` record.
+ *     a replay after the decision, a decision on an ended operation change nothing; nor does a
+ *     decision the API did not sign (the worker checks the signature before it counts), which
+ *     is audited as refused.
  *   - Random input over HTTP against the API on the real Temporal server.
  *   - Secrets: none in this file's histories, API answers and logs (the namespace-wide scan
  *     is at the end of suite-worker-kill.test.ts, the longest suite file).
  */
+import { signed } from '../support/approvals.js';
 import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +24,7 @@ import { createApp } from '../../api/app.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import { createAuditLog } from '../../lib/audit/log.js';
 import type { AppConfig } from '../../lib/config/schema.js';
-import { generateApiCertificate } from '../../sim/tls.js';
+import { generateClusterCertificates } from '../../sim/tls.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { approveSignal, approveUpdate, rejectSignal, statusQuery } from '../../workflows/definitions.js';
 import { startSuiteCluster, totalCalls as callsOf, type SuiteCluster } from '../support/suite/cluster.js';
@@ -77,7 +76,9 @@ async function workerWith(config: AppConfig): Promise<Target> {
 
 function withTls(tls: AppConfig['environments'][string]['tls']): AppConfig {
   const config = structuredClone(cluster.config);
-  config.environments[cluster.environment]!.tls = tls;
+  const env = config.environments[cluster.environment]!;
+  env.tls = tls;
+  for (const node of env.cluster.nodes) delete node.tls_fingerprint;
   return config;
 }
 
@@ -92,7 +93,7 @@ describe('TLS to Proxmox', () => {
       state: 'failed',
       type: 'PveTlsError',
       message: expect.stringMatching(
-        new RegExp(`^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.tlsFingerprint} does not match the pinned ${pinned}$`),
+        new RegExp(`^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.nodes[0]!.tlsFingerprint} does not match the pinned ${pinned}$`),
       ),
       activity: { type: 'summarizeInventory', retryState: 'NON_RETRYABLE_FAILURE' },
     });
@@ -101,9 +102,9 @@ describe('TLS to Proxmox', () => {
   });
 
   it('refuses a node whose certificate the configured CA did not sign', async () => {
-    const stranger = await generateApiCertificate('stranger', ['127.0.0.1']);
+    const stranger = await generateClusterCertificates('stranger', '127.0.0.1', []);
     const caFile = join(cluster.dir, 'stranger-ca.pem');
-    await writeFile(caFile, stranger.cert);
+    await writeFile(caFile, stranger.caPem);
     const before = totalCalls();
     const outcome = await outcomeOf(await startOperation(await workerWith(withTls({ ca_file: caFile, insecure: false })), 'inventory', {}));
     expect(outcome).toMatchObject({
@@ -129,18 +130,18 @@ describe('approvals sent straight to Temporal', () => {
     record({ section: 'security', name: 'forged, replayed and late approval signals', value: 'change nothing', note: outcomes.join('; ') });
     record({
       section: 'security',
-      name: 'approval signal in another name, past the API',
-      value: 'accepted (documented limit)',
-      note: 'the workflow cannot authenticate a signal; the API sets `by` from the token; the audit log shows it without an api.operation.approve record',
+      name: 'approval in another name, past the API',
+      value: 'refused and audited',
+      note: 'the API signs each decision (HMAC, key held by the API and the worker); an unsigned or badly signed one is checked by an activity, changes nothing and is recorded as operation.approval-refused',
     });
   });
 
   it('ignore self-approval, a stale plan version and a rejection without a reason, and say why', async () => {
     const handle = await deleteVm(0);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
-    await handle.signal(approveSignal, { by: 'alice', planVersion: 1 });
-    await handle.signal(approveSignal, { by: 'bob', planVersion: 2 });
-    await handle.signal(rejectSignal, { by: 'bob', planVersion: 1 });
+    await handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 }));
+    await handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 2 }));
+    await handle.signal(rejectSignal, signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1 }));
     await expect.poll(() => ignored(handle)).toHaveLength(3);
     expect(await ignored(handle)).toEqual([
       'a high-risk operation cannot be approved by the actor who requested it',
@@ -156,10 +157,10 @@ describe('approvals sent straight to Temporal', () => {
   it('ignore a replayed decision and a contrary one after the plan was decided', async () => {
     const handle = await deleteVm(1);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', planVersion: 1 }] });
+    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
     const replays = await Promise.allSettled([
-      handle.signal(approveSignal, { by: 'bob', planVersion: 1 }),
-      handle.signal(rejectSignal, { by: 'carol', planVersion: 1, reason: 'too late' }),
+      handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })),
+      handle.signal(rejectSignal, signed(handle.workflowId, 'rejected', { by: 'carol', planVersion: 1, reason: 'too late' })),
     ]);
     const outcome = await outcomeOf(handle);
     expect(outcome).toMatchObject({ state: 'completed', value: { outcome: 'completed', approval: { by: 'bob', decision: 'approved' } } });
@@ -172,23 +173,29 @@ describe('approvals sent straight to Temporal', () => {
   it('refuse any decision on an operation that has ended (approval timed out): nothing is deleted', async () => {
     const handle = await deleteVm(2, { approvalTimeoutMs: 500 });
     expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { outcome: 'rejected', approval: { by: 'system' } } });
-    await expect(handle.signal(approveSignal, { by: 'bob', planVersion: 1 })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 }))).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(exists(2)).toBe(true);
     outcomes.push('late approval after the timeout: refused by Temporal, VM kept');
   });
 
-  it('accept a well-formed approval in another name (the documented limit), which the audit log exposes', async () => {
+  it('refuse a decision in another name sent past the API, unsigned or with a forged signature, and audit it', async () => {
     const handle = await deleteVm(3);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
     await handle.signal(approveSignal, { by: 'mallory', planVersion: 1 });
-    expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { approval: { by: 'mallory' } } });
-    expect(exists(3)).toBe(false);
+    const forged = { ...signed(handle.workflowId, 'approved', { by: 'mallory', planVersion: 1 }), by: 'bob' };
+    await expect(handle.executeUpdate(approveUpdate, { args: [forged] })).rejects.toMatchObject({ cause: { message: 'refused: the decision’s signature does not match it' } });
+    await expect.poll(() => ignored(handle)).toEqual(['refused: the decision is not signed (decisions are made through the API)']);
+    expect((await handle.query(statusQuery)).phase).toBe('awaiting-approval');
+    expect(exists(3)).toBe(true);
 
-    const records = await cluster.deps.audit.read({ operationId: handle.workflowId });
-    const approvals = records.filter((r) => r.action === 'operation.approved');
-    const viaApi = records.filter((r) => r.action === 'api.operation.approve');
-    expect(approvals.map((r) => r.actor)).toEqual(['mallory']);
-    expect(viaApi).toEqual([]);
+    const refused = await cluster.deps.audit.read({ operationId: handle.workflowId, action: 'operation.approval-refused' });
+    // The signal and the update are handled concurrently: either may be audited first.
+    expect(refused.map((r) => [r.actor, r.detail?.why]).sort()).toEqual([
+      ['bob', 'the decision’s signature does not match it'],
+      ['mallory', 'the decision is not signed (decisions are made through the API)'],
+    ]);
+    await handle.terminate('security test: done');
+    outcomes.push('unsigned signal and forged update in another name: refused, audited, VM kept');
   });
 });
 

@@ -6,10 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
+import { downloadChecksum } from '../../sim/downloads.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
-import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
-import { checksumOf, homelabWithShippedRole } from './runbook-helpers.js';
+import { approve, cancelWhen, failureOf, startOperation, stepRunning, waitForPhase } from './lifecycle-helpers.js';
+import { homelabWithShippedRole } from './runbook-helpers.js';
 
 const urls = {
   ubuntu: 'https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img',
@@ -54,7 +55,7 @@ async function expectConventions(vmid: number, extraTags: string[]) {
 
 describe('building the shipped templates', () => {
   it('Ubuntu 24.04: downloaded through the API as .qcow2, checksum verified, imported with import-from', async () => {
-    const { result } = await build('ubuntu-2404-cloudinit', { image_sha256: checksumOf(urls.ubuntu) });
+    const { result } = await build('ubuntu-2404-cloudinit', { image_sha256: downloadChecksum(urls.ubuntu) });
     expect(result.outcome).toBe('completed');
     expect(result.result.status).toBe('built');
     const vmid: number = result.result.template.vmid;
@@ -74,12 +75,12 @@ describe('building the shipped templates', () => {
   });
 
   it('Debian 13: SHA-512 verified by PVE', async () => {
-    const { result } = await build('debian-13-cloudinit', { image_sha512: checksumOf(urls.debian, 'sha512') });
+    const { result } = await build('debian-13-cloudinit', { image_sha512: downloadChecksum(urls.debian, 'sha512') });
     await expectConventions(result.result.template.vmid, ['cloudinit', 'debian']);
   });
 
   it('Talos nocloud: fetched, checked and decompressed over SSH, x86-64-v2-AES or better, no memory hotplug', async () => {
-    const { result } = await build('talos-nocloud', { image_sha256: checksumOf(urls.talos), cpu: 'x86-64-v2-AES' });
+    const { result } = await build('talos-nocloud', { image_sha256: downloadChecksum(urls.talos), cpu: 'x86-64-v2-AES' });
     const vmid: number = result.result.template.vmid;
     await expectConventions(vmid, ['talos', 'kubernetes']);
     expect(guest(vmid)!.config).toMatchObject({ cpu: 'x86-64-v2-AES', hotplug: 'disk,network,usb', balloon: '0', citype: 'nocloud' });
@@ -98,7 +99,7 @@ describe('building the shipped templates', () => {
     const before = named('alpine-pxe-gold');
     expect(before).toHaveLength(1);
     const { result } = await build('alpine-pxe-gold', {});
-    expect(result.outcome).toBe('completed');
+    expect(result.outcome).toBe('nothing-to-do');
     expect(result.result).toEqual({ status: 'exists', vmid: before[0]!.vmid, node: 'pve01', name: 'alpine-pxe-gold' });
     expect(result.plan.steps).toEqual([]);
     expect(named('alpine-pxe-gold')).toHaveLength(1);
@@ -145,6 +146,24 @@ describe('a build that breaks', () => {
     expect(named('gold-broken')).toEqual([]);
   });
 
+  it('when cancelled, finishes the step under way, starts no other, and removes what it built', async () => {
+    // Every API call a little slower, so the cancel finds the VM being created.
+    env.sim.faults.setApi({ latencyMs: 100 });
+    try {
+      const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01', name: 'gold-cancelled' } });
+      const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('create-vm'));
+
+      expect(status.phase).toBe('cancelled');
+      expect(approvalState).toBe('auto-approved');
+      expect(runningAtCancel).toEqual(['create-vm']);
+      expect(status.cancelled).toMatchObject({ done: ['create-vm', 'remove-vm'], failed: [], notStarted: ['convert-to-template', 'verify'] });
+      expect(named('gold-cancelled')).toEqual([]);
+      expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
+    } finally {
+      env.sim.faults.setApi({ latencyMs: 0 });
+    }
+  });
+
   it('keeps the half-built VM for debugging when asked to', async () => {
     env.sim.faults.failTask({ type: 'qmtemplate', times: 1 });
     const handle = await startOperation(worker, 'template-build', {
@@ -171,7 +190,7 @@ describe('a build that breaks', () => {
   });
 
   it('refuses to plan with a parameter that does not fit, naming it', async () => {
-    const handle = await startOperation(worker, 'template-build', { runbook: 'talos-nocloud', parameters: { node: 'pve01', image_sha256: checksumOf(urls.talos), cpu: 'kvm64' } });
+    const handle = await startOperation(worker, 'template-build', { runbook: 'talos-nocloud', parameters: { node: 'pve01', image_sha256: downloadChecksum(urls.talos), cpu: 'kvm64' } });
     expect(await failureOf(handle)).toMatchObject({
       type: 'PlanRefused',
       message: expect.stringContaining('parameters.cpu: must be one of host, x86-64-v2-AES, x86-64-v3, x86-64-v4, max'),
@@ -182,7 +201,7 @@ describe('a build that breaks', () => {
 describe('where PVE cannot download into an import storage', () => {
   it('fetches and checks the image over SSH, and imports it with qm importdisk', async () => {
     // `shared` holds no import content: the runbook takes its SSH path.
-    const { result } = await build('ubuntu-2404-cloudinit', { name: 'ubuntu-over-ssh', image_storage: 'shared', image_sha256: checksumOf(urls.ubuntu) });
+    const { result } = await build('ubuntu-2404-cloudinit', { name: 'ubuntu-over-ssh', image_storage: 'shared', image_sha256: downloadChecksum(urls.ubuntu) });
     const ids = result.plan.steps.map((s: { id: string }) => s.id);
     expect(ids).toEqual(['fetch-image', 'check-image', 'create-vm', 'import-disk-over-ssh', 'attach-disk', 'grow-disk', 'convert-to-template', 'verify']);
     await expectConventions(result.result.template.vmid, ['cloudinit']);
@@ -210,5 +229,21 @@ describe('dry runs', () => {
     expect(plan.steps[0].description).toMatch(/VMID: the next free one in 100-999/);
     expect(env.sim.state.guests.size).toBe(before);
     await waitForPhase(handle, 'completed');
+  });
+});
+
+describe('image URLs and the download policy', () => {
+  it('a build fetching from a private address is high risk, for a person to approve', async () => {
+    const image_url = 'http://169.254.169.254/latest/ubuntu.img';
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'ubuntu-2404-cloudinit',
+      parameters: { node: 'pve01', name: 'ubuntu-internal', image_url, image_sha256: downloadChecksum(image_url) },
+      dryRun: true,
+    });
+    const { plan } = await handle.result();
+    expect(plan.risk).toBe('high');
+    expect(plan.reasons).toContain(
+      "downloads from outside the environment's download policy (169.254.169.254 is a loopback, link-local or private address, and downloads.allow does not name it): a person must approve",
+    );
   });
 });

@@ -6,10 +6,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { ROLE_PRIVILEGES } from '../../lib/rbac.js';
+import { downloadChecksum } from '../../sim/downloads.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { failureOf, startOperation } from './lifecycle-helpers.js';
-import { checksumOf, homelabWithShippedRole } from './runbook-helpers.js';
+import { homelabWithShippedRole } from './runbook-helpers.js';
 
 const ubuntuImage = 'https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img';
 const running: { env: SimulatedEnvironment; worker: TestWorker }[] = [];
@@ -46,20 +47,21 @@ describe('the shipped role', () => {
     const { env, worker } = await clusterWithRole();
     const handle = await startOperation(worker, 'template-build', {
       runbook: 'ubuntu-2404-cloudinit',
-      parameters: { node: 'pve01', image_sha256: checksumOf(ubuntuImage) },
+      parameters: { node: 'pve01', image_sha256: downloadChecksum(ubuntuImage) },
     });
     expect((await handle.result()).result.status).toBe('built');
     expect(guestsNamed(env, 'ubuntu-2404-cloudinit')[0]?.config['template']).toBe('1');
   });
 
-  it('without VM.Config.Disk: the build stops at the disk resize with a 403 naming it, and cleans up', async () => {
+  it('without VM.Config.Disk: the create that allocates the disk is refused with a 403 naming it, nothing is left', async () => {
     const { env, worker } = await clusterWithRole('VM.Config.Disk');
     const handle = await startOperation(worker, 'template-build', {
       runbook: 'ubuntu-2404-cloudinit',
-      parameters: { node: 'pve01', image_sha256: checksumOf(ubuntuImage) },
+      parameters: { node: 'pve01', image_sha256: downloadChecksum(ubuntuImage) },
     });
     const failure = await failureOf(handle);
-    expect(failure.message).toMatch(/^step grow-disk failed: token lacks VM\.Config\.Disk on \/vms\/\d+ \(PUT \/nodes\/pve01\/qemu\/\d+\/resize\)\. Cleaned up: remove-vm\.$/);
+    // PVE checks each property a create writes inside the handler: the disk needs VM.Config.Disk.
+    expect(failure.message).toMatch(/^step create-vm failed: token lacks VM\.Config\.Disk on \/vms\/\d+ \(POST \/nodes\/pve01\/qemu\)\. Nothing needed cleaning up\.$/);
     expect(guestsNamed(env, 'ubuntu-2404-cloudinit')).toEqual([]);
   });
 

@@ -15,6 +15,18 @@ import type { AppConfig } from '../../lib/config/schema.js';
 import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../../sim/index.js';
 import { buildWorkerDeps, type WorkerDeps } from '../../worker/deps.js';
 
+/** The simulator's nodes as configuration entries, each pinned by its own TLS fingerprint and SSH host key. */
+export function pinnedNodes(sim: SimulatedCluster) {
+  return sim.nodes.map((n) => ({
+    name: n.name,
+    host: n.host,
+    port: n.port,
+    ssh_port: n.sshPort,
+    ssh_host_key: n.sshHostKey,
+    tls_fingerprint: n.tlsFingerprint,
+  }));
+}
+
 export const homelabScenario = fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url));
 /** The homelab with the guests that pin their nodes (passthrough, local snapshots, a local ISO, an oversized disk). */
 export const homelabRefusalsScenario = fileURLToPath(new URL('../../sim/scenarios/homelab-refusals.yaml', import.meta.url));
@@ -67,16 +79,9 @@ export async function startSimulatedEnvironment(options: SimulatedEnvironmentOpt
           [environment]: {
             cluster: {
               name: 'simulated',
-              nodes: sim.nodes.map((n) => ({
-                name: n.name,
-                host: n.host,
-                port: n.port,
-                ssh_port: n.sshPort,
-                ssh_host_key: n.sshHostKey,
-              })),
+              nodes: pinnedNodes(sim),
             },
             credentials: { token: { file: tokenFile }, ssh_key: { file: sshKeyFile }, ssh_user: 'root' },
-            tls: { fingerprint: sim.tlsFingerprint },
           },
         },
       },

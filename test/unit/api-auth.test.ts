@@ -8,7 +8,7 @@ import { operationPath, testApi, tokens, validBodies, type TestApi, type TokenNa
 
 type Caller = 'none' | 'bad-token' | TokenName;
 
-const callers: Caller[] = ['none', 'bad-token', 'viewer', 'operator', 'approver', 'admin', 'homeAdmin'];
+const callers: Caller[] = ['none', 'bad-token', 'viewer', 'operator', 'approver', 'admin', 'homeAdmin', 'agent'];
 
 const permissionsOf: Record<TokenName, Permission[]> = {
   viewer: ['read'],
@@ -16,6 +16,7 @@ const permissionsOf: Record<TokenName, Permission[]> = {
   approver: ['read', 'decide'],
   admin: ['read', 'start', 'cancel', 'decide'],
   homeAdmin: ['read', 'start', 'cancel', 'decide'],
+  agent: ['read', 'start'],
 };
 const scopeOf: Partial<Record<TokenName, string[]>> = { homeAdmin: ['home'] };
 
@@ -92,7 +93,7 @@ function apiWithOperations(): TestApi {
       workflowId: id,
       environment,
       requester: 'someone-else',
-      query: () => ({ phase: 'awaiting-approval', requester: 'someone-else', environment, dryRun: false, steps: [], ignoredApprovals: [] }),
+      query: () => ({ phase: 'awaiting-approval', requester: 'someone-else', environment, dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
       update: (name, request) => ({ decision: name === 'approve' ? 'approved' : 'rejected', by: request.by, at: 'now', planVersion: 1 }),
     });
   }
@@ -183,5 +184,29 @@ describe('identity', () => {
     expect(environments.environments.map((e) => e.name)).toEqual(['home']);
     await api.call('GET', '/v1/operations', { token: 'homeAdmin' });
     expect(api.temporal.listQueries.at(-1)).toContain("PmEnvironment IN ('home')");
+  });
+});
+
+describe('refused requests without a valid token', () => {
+  it('are recorded in full ten a minute, the rest counted in one summary when the minute is over', async () => {
+    let clock = new Date('2025-11-22T04:27:13.579Z');
+    const api = testApi({ now: () => clock });
+    for (let i = 0; i < 200; i++) {
+      const response = await api.call('GET', i % 2 ? '/v1/inventory?environment=home' : '/v1/operations', { token: i % 3 ? 'not-a-token' : undefined });
+      expect(response.status).toBe(401);
+    }
+    expect(await api.audit.read()).toHaveLength(10);
+
+    clock = new Date(clock.getTime() + 60_000);
+    await api.call('GET', '/v1/operations');
+    const records = await api.audit.read();
+    expect(records).toHaveLength(12);
+    expect(records[10]).toMatchObject({
+      actor: 'anonymous',
+      action: 'api.access',
+      result: 'unauthenticated-summary',
+      detail: { refused: 190, paths: { '/v1/operations': 95, '/v1/inventory': 95 } },
+    });
+    expect(records[11]).toMatchObject({ result: 'unauthenticated', detail: { path: '/v1/operations', status: 401 } });
   });
 });

@@ -31,8 +31,12 @@ export const tokens = {
   approver: 'tok-approver-5c9e2f8a1b',
   admin: 'tok-admin-3a7d1e9c4f',
   homeAdmin: 'tok-home-admin-8b2f6d0e3a',
+  agent: 'tok-agent-5c1e9a7b3d',
 } as const;
 export type TokenName = keyof typeof tokens;
+
+/** The key the API under test signs approval decisions with (tests check the signature with it). */
+export const signingKey = (process.env.PM_TEST_APPROVAL_SIGNING_KEY ??= 'unit-test-approval-signing-key');
 
 export function testConfig(overrides: Record<string, unknown> = {}): AppConfig {
   const env = (name: string, nodes: string[]) => ({
@@ -42,6 +46,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): AppConfig {
   });
   return AppConfig.parse({
     environments: { home: env('home', ['pve1', 'pve2']), cloud: env('cloud', ['c1']) },
+    approvals: { signing_key: { env: 'PM_TEST_APPROVAL_SIGNING_KEY' } },
     api: {
       max_body_bytes: 4096,
       tokens: [
@@ -50,6 +55,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): AppConfig {
         { actor: 'anna', sha256: tokenHash(tokens.approver), roles: ['approver'] },
         { actor: 'root', sha256: tokenHash(tokens.admin), roles: ['admin'] },
         { actor: 'hugo', sha256: tokenHash(tokens.homeAdmin), roles: ['admin'], environments: ['home'] },
+        { actor: 'robot', sha256: tokenHash(tokens.agent), roles: ['agent'] },
       ],
     },
     ...overrides,

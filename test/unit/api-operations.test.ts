@@ -7,7 +7,8 @@
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
-import { fakeProxmox, operationPath, refusal, testApi, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
+import { signDecision } from '../../lib/approvals/signature.js';
+import { fakeProxmox, operationPath, refusal, signingKey, testApi, testConfig, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
 
 const deleteRequest = { environment: 'home', vmid: 1001, name: 'web-1', action: 'delete' };
 const expectedId = 'vm-action/home/1001/delete/20251122T042713.579Z';
@@ -78,13 +79,28 @@ describe('starting an operation', () => {
 
   it('with dryRun, waits for the plan and returns it', async () => {
     const api = testApi();
-    const plan = { version: 1, summary: 'delete VM 1001 (web-1)', risk: 'high', steps: [] };
+    const plan = {
+      version: 1,
+      summary: 'delete VM 1001 (web-1)',
+      risk: 'high',
+      reasons: ['deleting destroys the guest'],
+      steps: [],
+      warnings: [],
+      nodes: ['pve1'],
+      vmids: [1001],
+      estimatedDurationMs: 10_000,
+    };
     api.temporal.onStart = (w) => {
       w.result = { outcome: 'dry-run', plan };
     };
     const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ id: expectedId, state: 'completed', result: { outcome: 'dry-run', plan } });
+    expect(await response.json()).toMatchObject({
+      id: expectedId,
+      state: 'completed',
+      result: { outcome: 'dry-run', plan },
+      planText: 'Plan v1 · risk high · about 10 s\ndelete VM 1001 (web-1)\n\nWhy this risk:\n  - deleting destroys the guest\n\nSteps: none (nothing to do)',
+    });
     expect((await api.audit.read())[0]).toMatchObject({ result: 'dry-run' });
   });
 
@@ -99,6 +115,16 @@ describe('starting an operation', () => {
       code: 'plan_failed',
       message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1': refusing to act on it",
     });
+  });
+
+  it('with dryRun, answers 422 with the reasons when the workflow completed with a refused plan', async () => {
+    const api = testApi();
+    api.temporal.onStart = (w) => {
+      w.result = { outcome: 'refused', plan: { version: 1, summary: "refused: VM 1001 is named 'db-1'", risk: 'low', reasons: ["VM 1001 is named 'db-1', not 'web-1'"], steps: [] } };
+    };
+    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    expect(response.status).toBe(422);
+    expect((await response.json()).error).toEqual({ code: 'plan_failed', message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1'" });
   });
 
   it('answers 503 when Temporal is unreachable', async () => {
@@ -185,7 +211,11 @@ describe('deciding on a plan', () => {
       state: 'decided',
       decision: { decision: 'approved', by: 'anna', at: '2025-11-22T04:30:00Z', planVersion: 1 },
     });
-    expect(calls).toEqual([{ name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked' } }]);
+    // Signed for the workflow's check, with the key only the API and the worker hold.
+    const at = '2025-11-22T04:27:13.579Z';
+    const fields = { operationId: expectedId, decision: 'approved' as const, by: 'anna', planVersion: 1, at, reason: 'checked' };
+    const signature = signDecision(signingKey, fields);
+    expect(calls).toEqual([{ name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked', at, signature } }]);
     expect((await api.audit.read())[0]).toMatchObject({
       actor: 'anna',
       action: 'api.operation.approve',
@@ -194,6 +224,21 @@ describe('deciding on a plan', () => {
       environment: 'home',
       detail: { planVersion: 1, reason: 'checked' },
     });
+  });
+
+  it('answers 503 when it cannot sign the decision, without asking the workflow', async () => {
+    const config = testConfig();
+    config.approvals.signing_key = { env: 'PM_TEST_UNSET_SIGNING_KEY' };
+    const api = testApi({ config });
+    const calls: unknown[] = [];
+    seed(api, (name) => calls.push(name));
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    expect(response.status).toBe(503);
+    expect((await response.json()).error).toEqual({
+      code: 'signing_key_unavailable',
+      message: 'decisions cannot be signed: approvals.signing_key (environment variable PM_TEST_UNSET_SIGNING_KEY) is not available',
+    });
+    expect(calls).toEqual([]);
   });
 
   it("answers the workflow's refusal at once with 409 and its reason", async () => {
@@ -218,7 +263,9 @@ describe('deciding on a plan', () => {
     const response = await api.call('POST', operationPath(expectedId, '/reject'), { token: 'approver', body: { planVersion: 2, reason: 'wrong VM' } });
     expect(response.status).toBe(202);
     expect(await response.json()).toMatchObject({ id: expectedId, state: 'accepted' });
-    expect(workflow.signals).toEqual([{ name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM' }] }]);
+    const at = '2025-11-22T04:27:13.579Z';
+    const signature = signDecision(signingKey, { operationId: expectedId, decision: 'rejected', by: 'anna', planVersion: 2, at, reason: 'wrong VM' });
+    expect(workflow.signals).toEqual([{ name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM', at, signature }] }]);
     expect((await api.audit.read())[0]).toMatchObject({ action: 'api.operation.reject', result: 'signalled' });
   });
 
@@ -309,7 +356,7 @@ describe('reading operations', () => {
       workflowId: expectedId,
       environment: 'home',
       memo: { summary: 'delete VM 1001 (web-1)' },
-      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] }),
+      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
     });
     const response = await api.call('GET', operationPath(expectedId), { token: 'viewer' });
     expect(response.status).toBe(200);

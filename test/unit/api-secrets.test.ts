@@ -26,7 +26,7 @@ describe('secrets', () => {
     api.temporal.seed({
       workflowId: id,
       environment: 'home',
-      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] }),
+      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
       update: (_, r) => ({ decision: 'approved', by: r.by, at: 'now', planVersion: r.planVersion }),
     });
     api.temporal.onStart = (w) => {

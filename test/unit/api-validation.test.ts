@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { operations } from '../../lib/operations/catalog.js';
-import { operationPath, testApi, validBodies, type TestApi } from './api-fakes.js';
+import { operationPath, testApi, testConfig, validBodies, type TestApi } from './api-fakes.js';
 
 interface ErrorBody {
   error: { code: string; message: string; details?: { path: string; message: string }[] };
@@ -156,6 +156,23 @@ describe('a submitted runbook', () => {
       'markdown',
     );
     expect(body.error.details![0]!.message).toContain('must start with YAML front matter');
+  });
+});
+
+describe('tag expressions too long or too deep', () => {
+  const config = testConfig({ api: { ...testConfig().api, max_body_bytes: 64 * 1024 } });
+  it.each([
+    ['3,000 parentheses', '('.repeat(3000) + 'web' + ')'.repeat(3000), /at most 1024 characters/],
+    ['10,000 !', '!'.repeat(10_000) + 'web', /at most 1024 characters/],
+    ['1,000 !', '!'.repeat(1000) + 'web', /nested deeper than 32 levels/],
+  ])('%s -> 400 naming tags and the bound', async (_, tags, reason) => {
+    const api = testApi({ config });
+    const response = await api.call('POST', '/v1/operations/bulk-action', {
+      token: 'admin',
+      body: { environment: 'home', tags, action: 'start' },
+    });
+    const body = await expectRejected(response, 400, 'tags');
+    expect(body.error.details?.[0]?.message).toMatch(reason);
   });
 });
 

@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, GENESIS_HASH, recordHash } from '../../lib/audit/chain.js';
 import { withFileLock } from '../../lib/audit/lock.js';
 import { createAuditLog, type AuditLog } from '../../lib/audit/log.js';
+import { restrictDbFile } from '../../scripts/temporal-server.js';
 
 function freshLog(): { log: AuditLog; path: string } {
   const path = join(mkdtempSync(join(tmpdir(), 'pm-audit-')), 'audit.log');
@@ -152,11 +153,24 @@ describe('audit log', () => {
       await expect(log.verify()).resolves.toEqual({ ok: false, line: 2, problem: 'blank line inside the log' });
     });
 
+    it('a missing head, with the end of the log cut off', async () => {
+      const { log, path } = await logWith(3);
+      rewrite(path, lines(path).slice(0, 2));
+      rmSync(`${path}.head`);
+      await expect(log.verify()).resolves.toEqual({ ok: false, line: 2, problem: `${path}.head is missing: whether records were removed from the end cannot be told` });
+    });
+
     it('a rewritten head that no longer matches the log', async () => {
       const { log, path } = await logWith(3);
       writeFileSync(`${path}.head`, JSON.stringify({ seq: 3, hash: 'f'.repeat(64) }));
       await expect(log.verify()).resolves.toEqual({ ok: false, line: 3, problem: 'record 3 is not the record that was written' });
     });
+  });
+
+  it('is readable by its owner only, and so is its head', async () => {
+    const { path } = await logWith(1);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(`${path}.head`).mode & 0o777).toBe(0o600);
   });
 
   it('keeps appending on a log whose head lags behind (a crash between the two writes)', async () => {
@@ -202,5 +216,18 @@ describe('lock file', () => {
     release();
     await held;
     await expect(waiting).resolves.toBe('ran');
+  });
+});
+
+describe("the Temporal dev server's database", () => {
+  it('is made readable by its owner only, in a folder only its owner enters', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-db-')), 'temporal');
+    mkdirSync(dir, { mode: 0o755 });
+    for (const file of ['dev.sqlite', 'dev.sqlite-wal']) writeFileSync(join(dir, file), 'x', { mode: 0o644 });
+    await restrictDbFile(join(dir, 'dev.sqlite'));
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, 'dev.sqlite')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'dev.sqlite-wal')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'dev.sqlite'), 'utf8')).toBe('x');
   });
 });

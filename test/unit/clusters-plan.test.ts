@@ -141,6 +141,13 @@ describe('a cluster that does not fit', () => {
         { name: 'pve02', online: true, memoryTotal: 64 * GiB, memoryUsed: 44 * GiB, cpus: 16, vcpusAssigned: 8 },
         { name: 'pve03', online: true, memoryTotal: 64 * GiB, memoryUsed: 50 * GiB, cpus: 16, vcpusAssigned: 8 },
       ],
+      // Running guests commit 44, 44 and 50 GiB (dns01 and proxy01 hold 4 GiB of pve01's).
+      guests: [
+        ...snapshot().guests,
+        guest(2001, 'db01', { memoryBytes: 40 * GiB }),
+        guest(2002, 'db02', { node: 'pve02', memoryBytes: 44 * GiB }),
+        guest(2003, 'db03', { node: 'pve03', memoryBytes: 50 * GiB }),
+      ],
     });
     const problems = refusal(() => planClusterUp(profile(), env, full, options));
     expect(problems.some((p) => /^lab-w\d \(4 vCPUs, 8\.0 GiB\) fits on no node: pve01: memory: 8\.0 GiB more would use \d+% of 64\.0 GiB, above the 80% limit/.test(p))).toBe(true);
@@ -157,8 +164,9 @@ describe('a cluster that does not fit', () => {
   });
 
   it('packs onto the roomiest node when asked to', () => {
+    // pve01 and pve02 are as large, but dns01 and proxy01 commit 4 GiB of pve01's memory.
     const { plan } = planClusterUp(profile({ placement: 'pack', workers: { count: 1 } }), env, snapshot(), options);
-    expect(new Set(plan.members.map((m) => m.node))).toEqual(new Set(['pve01']));
+    expect(new Set(plan.members.map((m) => m.node))).toEqual(new Set(['pve02']));
   });
 });
 

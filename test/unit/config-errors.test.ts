@@ -63,7 +63,22 @@ describe('a bad configuration', () => {
 
   it('refuses TLS settings that neither pin nor trust anything', () => {
     const problems = problemsOf({ environments: { home: { ...validEnvironment(), tls: {} } } });
-    expect(problems).toEqual(['environments.home.tls: set ca_file or fingerprint (or, knowingly, insecure: true)']);
+    expect(problems).toEqual([
+      'environments.home.tls: set ca_file or fingerprint, or tls_fingerprint on every node (or, knowingly, insecure: true)',
+    ]);
+  });
+
+  it('accepts a cluster pinned node by node, and refuses one node left unpinned', () => {
+    const pin = (byte: string) => Array(32).fill(byte).join(':');
+    const cluster = (pins: (string | undefined)[]) => ({
+      name: 'home',
+      nodes: pins.map((p, i) => ({ name: `pve${i + 1}`, host: `10.0.0.${i + 1}`, ...(p ? { tls_fingerprint: p } : {}) })),
+    });
+    const { tls: _tls, ...env } = validEnvironment();
+    expect(() => parseConfig({ environments: { home: { ...env, cluster: cluster([pin('01'), pin('02')]) } } }, 't.yaml')).not.toThrow();
+    expect(problemsOf({ environments: { home: { ...env, cluster: cluster([pin('01'), undefined]) } } })).toEqual([
+      expect.stringMatching(/^environments\.home\.tls: .*tls_fingerprint on every node/),
+    ]);
   });
 
   it('names an API token that grants an unknown environment', () => {

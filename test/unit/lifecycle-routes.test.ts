@@ -94,4 +94,10 @@ describe('GET /v1/storage', () => {
     expect(body.volumes).toEqual([expect.objectContaining({ volid: 'local:iso/alpine-3.22.iso', content: 'iso', sizeBytes: 60 * 1024 ** 2 })]);
     expect((await get('/v1/storage/nosuch/content?environment=home&node=pve2')).status).toBe(404);
   });
+
+  it('404s a node that is not in the cluster (PVE answers its hostname lookup with a 500)', async () => {
+    const { status, body } = await get('/v1/storage/local/content?environment=home&node=pve9');
+    expect(status).toBe(404);
+    expect(body.error.message).toMatch(/hostname lookup 'pve9' failed/);
+  });
 });

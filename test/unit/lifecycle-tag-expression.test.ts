@@ -33,3 +33,19 @@ describe('tag expressions', () => {
     expect(tagExpressionProblem('web & !prod')).toBeUndefined();
   });
 });
+
+describe('tag expressions past their bounds', () => {
+  const nested = (levels: number) => '('.repeat(levels) + 'web' + ')'.repeat(levels);
+
+  it('refuse an expression longer than 1024 characters, saying so, before parsing it', () => {
+    expect(tagExpressionProblem(nested(3000))).toBe('a tag expression is at most 1024 characters long (this one has 6003)');
+    expect(tagExpressionProblem('!'.repeat(10_000) + 'web')).toBe('a tag expression is at most 1024 characters long (this one has 10003)');
+  });
+
+  it('refuse nesting deeper than 32 levels of parentheses or !, saying where', () => {
+    expect(tagExpressionProblem(nested(32))).toBeUndefined();
+    expect(tagExpressionProblem(nested(33))).toMatch(/^nested deeper than 32 levels at character 33 of/);
+    expect(tagExpressionProblem('!'.repeat(1000) + 'web')).toMatch(/^nested deeper than 32 levels at character 33 of/);
+    expect(matches('!'.repeat(32) + 'web', ['web'])).toBe(true);
+  });
+});

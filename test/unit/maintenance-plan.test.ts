@@ -12,7 +12,7 @@ import { DEFAULT_UPGRADE_COMMAND } from '../../lib/maintenance/upgrade.js';
 import type { ClusterSnapshot, GuestDisk, GuestState, MigrationFacts } from '../../lib/planning/snapshot.js';
 
 const GiB = 1024 ** 3;
-const policy = { memory_headroom: 0.2, cpu_oversubscription: 4 };
+const policy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' as const };
 
 const drain: DrainRequest = {
   maxParallel: 4,
@@ -141,8 +141,11 @@ describe('planRollout', () => {
       { vmid: 201, node: 'pve2', memory: 100 * GiB },
     ]);
     expect(refusal(() => planRollout(snapshot, request(), policy)).problems).toEqual([
-      'pve1 cannot be emptied: VM 101 (guest101) running — uses host-bound device hostpci0, which pins it to pve1',
-      expect.stringMatching(/^pve2 cannot be emptied: VM 201 \(guest201\) running — no target can take it — /),
+      'pve1 cannot be emptied: VM 101 (guest101) running — uses host-bound device hostpci0, which pins it to pve1; ' +
+        'to unblock: remove hostpci0 from its config; or stop it before the maintenance (a stopped guest may stay on its node)',
+      expect.stringMatching(
+        /^pve2 cannot be emptied: VM 201 \(guest201\) running — no target can take it — .*; to unblock: room for 100\.0 GiB on a target: .*lower policy\.memory_headroom \(now 20%\)/,
+      ),
     ]);
 
     const down = homelab();

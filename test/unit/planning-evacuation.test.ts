@@ -2,13 +2,15 @@ import { describe, expect, it } from 'vitest';
 import {
   describeEvacuation,
   EvacuationRequestError,
+  evacuationOutcome,
+  haMaintenanceBlocker,
   planEvacuation,
   type EvacuationRequest,
 } from '../../lib/planning/evacuation.js';
 import type { ClusterSnapshot, GuestDisk, GuestState, HaRule, MigrationFacts } from '../../lib/planning/snapshot.js';
 
 const GiB = 1024 ** 3;
-const policy = { memory_headroom: 0.2, cpu_oversubscription: 4 };
+const policy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' as const };
 
 const request: EvacuationRequest = {
   node: 'pve1',
@@ -159,7 +161,8 @@ describe('planEvacuation', () => {
 
   it('keeps at least the configured share of memory free on every target', () => {
     // 20 guests of 8 GiB = 160 GiB onto two nodes that may each take 64*0.8-16 = 35.2 GiB more.
-    const guests = Array.from({ length: 20 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB }));
+    const residents = [{ vmid: 201, node: 'pve2', memory: 16 * GiB }, { vmid: 202, node: 'pve3', memory: 16 * GiB }];
+    const guests = [...Array.from({ length: 20 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents];
     const plan = planEvacuation(cluster(guests), request, policy);
 
     expect(plan.moves).toHaveLength(8);
@@ -264,6 +267,126 @@ describe('planEvacuation', () => {
   });
 });
 
+describe('memory that is really committed', () => {
+  // Three 64 GiB nodes whose guests use far less than they are configured with: the nodes
+  // report 20-30 GiB in use, but their running guests may claim 32, 60 and 40 GiB.
+  const drain = () =>
+    cluster(
+      [
+        ...Array.from({ length: 8 }, (_, i) => ({ vmid: 101 + i, memory: 4 * GiB })),
+        ...Array.from({ length: 5 }, (_, i) => ({ vmid: 201 + i, node: 'pve2', memory: 12 * GiB })),
+        ...Array.from({ length: 5 }, (_, i) => ({ vmid: 301 + i, node: 'pve3', memory: 8 * GiB })),
+        { vmid: 399, node: 'pve3', memory: 32 * GiB, status: 'stopped' as const },
+      ],
+      {
+        nodes: [
+          { name: 'pve1', online: true, memoryTotal: 64 * GiB, memoryUsed: 20 * GiB, cpus: 16 },
+          { name: 'pve2', online: true, memoryTotal: 64 * GiB, memoryUsed: 30 * GiB, cpus: 16 },
+          { name: 'pve3', online: true, memoryTotal: 64 * GiB, memoryUsed: 22 * GiB, cpus: 16 },
+        ],
+      },
+    );
+  /** Configured memory of the running guests on a node once the plan has run, as PVE's static CRS counts it. */
+  const committedAfter = (snapshot: ClusterSnapshot, plan: ReturnType<typeof planEvacuation>, node: string) => {
+    const movedTo = new Map(plan.moves.map((m) => [m.vmid, m.target]));
+    return snapshot.guests
+      .filter((g) => g.status === 'running' && (movedTo.get(g.vmid) ?? g.node) === node)
+      .reduce((sum, g) => sum + g.memory, 0);
+  };
+
+  it('counts what a target holds by the configured memory of its running guests, as it counts arrivals', () => {
+    const snapshot = drain();
+    const plan = planEvacuation(snapshot, request, policy);
+
+    expect(committedAfter(snapshot, plan, 'pve3')).toBeLessThanOrEqual(0.8 * 64 * GiB);
+    expect(committedAfter(snapshot, plan, 'pve2')).toBe(60 * GiB);
+    expect(plan.moves.map((m) => m.target)).toEqual(['pve3', 'pve3']);
+    expect(plan.leftBehind).toHaveLength(6);
+  });
+
+  it('sends nothing to a target already above the limit, and names it in the warnings', () => {
+    const plan = planEvacuation(drain(), { ...request, includeStopped: true }, policy);
+    const described = describeEvacuation(plan);
+
+    expect(plan.moves.some((m) => m.target === 'pve2')).toBe(false);
+    expect(described.warnings).toContain(
+      'pve2 receives nothing: already above the memory limit: configured memory of its running guests is 60.0 GiB, 94% of 64.0 GiB (limit 80%)',
+    );
+  });
+
+  it('shows both figures per target: configured-committed and reported used', () => {
+    const pve3 = planEvacuation(drain(), request, policy).targets.find((t) => t.node === 'pve3')!;
+    expect(pve3).toMatchObject({
+      memoryBasis: 'configured',
+      memoryCommittedBefore: 40 * GiB,
+      memoryCommittedAfter: 48 * GiB,
+      memoryUsedBefore: 22 * GiB,
+      memoryUsedAfter: 30 * GiB,
+      memoryLimit: Math.floor(0.8 * 64 * GiB),
+    });
+  });
+
+  it("with memory_basis 'used', counts what targets report in use instead (overcommitting configured memory)", () => {
+    const snapshot = drain();
+    const plan = planEvacuation(snapshot, request, { ...policy, memory_basis: 'used' });
+    expect(plan.moves).toHaveLength(8);
+    expect(committedAfter(snapshot, plan, 'pve2')).toBeGreaterThan(64 * GiB);
+  });
+});
+
+describe('evacuationOutcome', () => {
+  const verified = { ok: true, unexpectedOnSource: [] };
+  const migrated = (plan: ReturnType<typeof planEvacuation>) =>
+    plan.moves.map((m) => ({ vmid: m.vmid, name: m.name, state: 'migrated' }));
+
+  it('is incomplete, naming each guest and why, when running guests the request covers stay (no target has room)', () => {
+    // Twelve 8 GiB guests; the two targets have room for two each.
+    const residents = [{ vmid: 201, node: 'pve2', memory: 32 * GiB }, { vmid: 202, node: 'pve3', memory: 32 * GiB }];
+    const plan = planEvacuation(cluster([...Array.from({ length: 12 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents]), request, policy);
+    const { outcome, stayed } = evacuationOutcome(plan, migrated(plan), verified);
+
+    expect(plan.moves).toHaveLength(4);
+    expect(outcome).toBe('incomplete');
+    expect(stayed).toHaveLength(8);
+    expect(stayed[0]!.reason).toMatch(/^no target can take it — pve2: memory: .*; to move it: room for 8\.0 GiB on a target/);
+  });
+
+  it('is evacuated when only what the request itself leaves stays (a stopped guest with includeStopped off)', () => {
+    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102, status: 'stopped' }]), { ...request, includeStopped: false }, policy);
+    expect(evacuationOutcome(plan, migrated(plan), verified)).toEqual({ outcome: 'evacuated', stayed: [] });
+  });
+
+  it('is incomplete when a migration failed or never started, or a guest is still on the node', () => {
+    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102 }, { vmid: 103 }]), request, policy);
+    const outcomes = [
+      { vmid: 101, name: 'guest101', state: 'failed', error: 'migration aborted' },
+      { vmid: 102, name: 'guest102', state: 'not-started', error: 'VM 101 failed' },
+      { vmid: 103, name: 'guest103', state: 'migrated' },
+    ];
+    const verification = { ok: false, unexpectedOnSource: [{ vmid: 101, name: 'guest101' }, { vmid: 104, name: 'newcomer' }] };
+    expect(evacuationOutcome(plan, outcomes, verification)).toEqual({
+      outcome: 'incomplete',
+      stayed: [
+        { vmid: 101, name: 'guest101', reason: 'its migration failed: migration aborted' },
+        { vmid: 102, name: 'guest102', reason: 'not started: VM 101 failed' },
+        { vmid: 104, name: 'newcomer', reason: 'still on pve1 after its migrations' },
+      ],
+    });
+  });
+
+  it('says why HA maintenance is skipped: which guests stay, or that the node is not verified empty', () => {
+    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102, localResources: ['hostpci0'] }]), request, policy);
+    const { stayed } = evacuationOutcome(plan, migrated(plan), verified);
+    expect(haMaintenanceBlocker(plan, verified, stayed)).toBe(
+      'pve1 is not empty: 1 guest stays (102 (guest102)), and HA maintenance would fence or move them',
+    );
+
+    const empty = planEvacuation(cluster([{ vmid: 101 }]), request, policy);
+    expect(haMaintenanceBlocker(empty, verified, [])).toBeUndefined();
+    expect(haMaintenanceBlocker(empty, { ok: false }, [])).toBe('the verification of pve1 failed, so it is not known to be empty');
+  });
+});
+
 describe('describeEvacuation', () => {
   it('is a high-risk plan with one step per move, a verification step, and every guest that stays as a warning', () => {
     const snapshot = cluster([{ vmid: 101, name: 'web' }, { vmid: 102, localResources: ['usb0'] }]);
@@ -273,7 +396,10 @@ describe('describeEvacuation', () => {
     expect(described.summary).toMatch(/^Evacuate pve1: move 1 guest to pve[23] \(1 live\); 1 stay; about \d+ s$/);
     expect(described.steps.map((s) => s.id)).toEqual(['migrate-101', 'verify', 'ha-maintenance']);
     expect(described.steps[0]).toMatchObject({ action: 'migrate-online', vmid: 101, name: 'web', node: 'pve1' });
-    expect(described.warnings).toEqual(['VM 102 (guest102) stays on pve1: uses host-bound device usb0, which pins it to pve1']);
+    expect(described.warnings).toEqual([
+      "1 guest the request covers cannot move, so pve1 will not be empty and the outcome will be 'incomplete'",
+      'VM 102 (guest102) stays on pve1: uses host-bound device usb0, which pins it to pve1 (to move it: remove usb0 from its config)',
+    ]);
     expect(described.vmids).toEqual([101]);
   });
 });

@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { placeGuests, type PlacementItem, type PlacementTarget } from '../../lib/planning/placement.js';
 
 const GiB = 1024 ** 3;
-const policy = { memoryHeadroom: 0.2, cpuOversubscription: 4 };
+const policy = { memoryHeadroom: 0.2, cpuOversubscription: 4, memoryBasis: 'configured' as const };
 
 function target(node: string, over: Partial<PlacementTarget> = {}): PlacementTarget {
   return {
     node,
     memoryTotal: 100 * GiB,
     memoryUsed: 0,
+    memoryCommitted: 0,
     cpus: 16,
     vcpusAssigned: 0,
     storageFree: { ceph: 10_000 * GiB, 'local-lvm': 500 * GiB },
@@ -26,9 +27,9 @@ describe('placeGuests', () => {
     // 30 guests of 1..10 GiB onto three 100 GiB nodes already 40-60% full.
     const items = Array.from({ length: 30 }, (_, i) => item(`g${i}`, 1 + ((i * 7) % 10)));
     const targets = [
-      target('a', { memoryUsed: 40 * GiB }),
-      target('b', { memoryUsed: 50 * GiB }),
-      target('c', { memoryUsed: 60 * GiB }),
+      target('a', { memoryCommitted: 40 * GiB }),
+      target('b', { memoryCommitted: 50 * GiB }),
+      target('c', { memoryCommitted: 60 * GiB }),
     ];
     const result = placeGuests(items, targets, policy);
 
@@ -43,7 +44,7 @@ describe('placeGuests', () => {
   it('uses the configured headroom', () => {
     const result = placeGuests([item('big', 60)], [target('a')], { ...policy, memoryHeadroom: 0.5 });
     expect(result.unplaced).toEqual([
-      { id: 'big', reasons: ['a: memory: 60.0 GiB more would use 60% of 100.0 GiB, above the 50% limit'] },
+      { id: 'big', reasons: ['a: memory: 60.0 GiB more would use 60% of 100.0 GiB, above the 50% limit'], constraints: ['memory'] },
     ]);
   });
 
@@ -75,7 +76,7 @@ describe('placeGuests', () => {
   });
 
   it('counts guests that arrive stopped against neither memory nor CPU, and spreads them by count', () => {
-    const full = { memoryUsed: 80 * GiB, vcpusAssigned: 64 };
+    const full = { memoryCommitted: 80 * GiB, vcpusAssigned: 64 };
     const items = ['s1', 's2', 's3', 's4'].map((id) => item(id, 16, { memory: 0, vcpus: 0 }));
     const result = placeGuests(items, [target('a', full), target('b', full)], policy);
     expect(result.unplaced).toEqual([]);
@@ -96,7 +97,7 @@ describe('placeGuests', () => {
   it('treats a member already running on a target as occupying it for its anti-affinity group', () => {
     const result = placeGuests(
       [item('2', 1, { apart: ['ha-rule:db-apart'] })],
-      [target('a', { groups: { 'ha-rule:db-apart': ['101 (db1)'] } }), target('b', { memoryUsed: 70 * GiB })],
+      [target('a', { groups: { 'ha-rule:db-apart': ['101 (db1)'] } }), target('b', { memoryCommitted: 70 * GiB })],
       policy,
     );
     expect(result.placements).toEqual({ '2': 'b' });
@@ -106,7 +107,7 @@ describe('placeGuests', () => {
     const items = [item('app', 4, { together: ['affinity-shop'] }), item('cache', 2, { together: ['affinity-shop'] })];
     const result = placeGuests(
       items,
-      [target('a'), target('b', { memoryUsed: 50 * GiB, groups: { 'affinity-shop': ['300 (db)'] } })],
+      [target('a'), target('b', { memoryCommitted: 50 * GiB, groups: { 'affinity-shop': ['300 (db)'] } })],
       policy,
     );
     expect(result.placements).toEqual({ app: 'b', cache: 'b' });
@@ -133,8 +134,8 @@ describe('placeGuests', () => {
     ];
     const result = placeGuests(items, [target('a', { storageFree: { 'local-lvm': 100 * GiB } })], policy);
     expect(result.unplaced).toEqual([
-      { id: 'copied', reasons: ['a: storage local-lvm has 100.0 GiB free, needs 200.0 GiB'] },
-      { id: 'shared', reasons: ['a: storage nfs is not available'] },
+      { id: 'copied', reasons: ['a: storage local-lvm has 100.0 GiB free, needs 200.0 GiB'], constraints: ['storage'] },
+      { id: 'shared', reasons: ['a: storage nfs is not available'], constraints: ['storage'] },
     ]);
   });
 
@@ -145,7 +146,7 @@ describe('placeGuests', () => {
         item('prefers', 1, { prefers: ['b'] }),
         item('refused', 1, { refused: { a: 'PVE: storage nfs unavailable', b: 'PVE: blocked by HA resource vm:9' }, onlyOn: ['a', 'b'] }),
       ],
-      [target('a'), target('b', { memoryUsed: 70 * GiB }), target('c')],
+      [target('a'), target('b', { memoryCommitted: 70 * GiB }), target('c')],
       policy,
     );
     expect(result.placements).toEqual({ strict: 'c', prefers: 'b' });
@@ -157,21 +158,35 @@ describe('placeGuests', () => {
           'b: PVE: blocked by HA resource vm:9',
           'c: refused may run only on a, b',
         ],
+        constraints: ['refused', 'node-affinity'],
       },
     ]);
   });
 
   it('gives the same answer whatever order the targets come in', () => {
     const items = Array.from({ length: 12 }, (_, i) => item(`g${i}`, 2 + (i % 5)));
-    const targets = [target('a', { memoryUsed: 30 * GiB }), target('b'), target('c', { memoryUsed: 10 * GiB })];
+    const targets = [target('a', { memoryCommitted: 30 * GiB }), target('b'), target('c', { memoryCommitted: 10 * GiB })];
     const forward = placeGuests(items, targets, policy);
     const backward = placeGuests(items, [...targets].reverse(), policy);
     expect(backward).toEqual(forward);
   });
 
+  it('sends nothing, not even a stopped guest, to a target already above the limit, and names it', () => {
+    const items = [item('running', 1), item('stopped', 0)];
+    const targets = [target('a', { memoryCommitted: 85 * GiB, memoryUsed: 30 * GiB }), target('b', { memoryCommitted: 79 * GiB })];
+    const result = placeGuests(items, targets, policy);
+
+    expect(result.placements).toEqual({ running: 'b', stopped: 'b' });
+    expect(result.overLimit).toEqual([
+      { node: 'a', reason: 'already above the memory limit: configured memory of its running guests is 85.0 GiB, 85% of 100.0 GiB (limit 80%)' },
+    ]);
+    // Counted by what it reports in use, the same target has room.
+    expect(placeGuests(items, targets, { ...policy, memoryBasis: 'used' }).overLimit).toEqual([]);
+  });
+
   it('explains that nothing can be placed when there are no targets', () => {
     expect(placeGuests([item('lonely', 1)], [], policy).unplaced).toEqual([
-      { id: 'lonely', reasons: ['no target nodes to choose from'] },
+      { id: 'lonely', reasons: ['no target nodes to choose from'], constraints: ['no-targets'] },
     ]);
   });
 });

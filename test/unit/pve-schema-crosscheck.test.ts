@@ -381,6 +381,17 @@ const samples: [string, (c: PveClient) => Promise<unknown>][] = [
   ['tasks.list', (c) => c.tasks.list({ node: 'pve1', vmid: 101, source: 'active', limit: 50 })],
   ['tasks.stop', (c) => c.tasks.stop({ node: 'pve1', upid })],
   ['access.permissions', (c) => c.access.permissions({ path: '/vms/101' })],
+  ['cluster.tasks', (c) => c.cluster.tasks()],
+  ['cluster.options', (c) => c.cluster.options()],
+  ['cluster.pools', (c) => c.cluster.pools({ poolid: 'prod', type: 'qemu' })],
+  ['cluster.storage', (c) => c.cluster.storage({ type: 'nfs' })],
+  ['nodes.network', (c) => c.nodes.network({ node: 'pve1', type: 'any_bridge' })],
+  ['nodes.time', (c) => c.nodes.time({ node: 'pve1' })],
+  ['qemu.pending', (c) => c.qemu.pending(guest)],
+  ['qemu.snapshotConfig', (c) => c.qemu.snapshotConfig({ ...guest, snapname: 'pre_change' })],
+  ['lxc.snapshotConfig', (c) => c.lxc.snapshotConfig({ ...guest, snapname: 'pre_change' })],
+  ['lxc.interfaces', (c) => c.lxc.interfaces(guest)],
+  ['storage.status', (c) => c.storage.status({ node: 'pve1', storage: 'local' })],
 ];
 
 describe.skipIf(!present)('requests the client builds', () => {

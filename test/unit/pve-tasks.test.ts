@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createPveClient } from '../../lib/pve/client.js';
 import { decodeFormParams, matchEndpoint, type WireRequest } from '../../lib/pve/endpoints.js';
-import { PveTaskFailedError, PveTaskWaitError, PveUnavailableError } from '../../lib/pve/errors.js';
+import { PveApiError, PveTaskFailedError, PveTaskWaitError, PveUnavailableError } from '../../lib/pve/errors.js';
 import { waitForTask } from '../../lib/pve/tasks.js';
 import type { PveEnvelope, PveTransport } from '../../lib/pve/transport.js';
 
@@ -15,10 +15,11 @@ interface FakeTask {
 }
 
 /** A node's task API over a scripted task, answering through the real endpoint definitions. */
-function taskApi(task: FakeTask, opts: { failFirstPolls?: number } = {}) {
+function taskApi(task: FakeTask, opts: { failFirstPolls?: number; failFirstLogReads?: number } = {}) {
   const sent: WireRequest[] = [];
   let polls = 0;
   let failures = opts.failFirstPolls ?? 0;
+  let logFailures = opts.failFirstLogReads ?? 0;
   const transport: PveTransport = {
     async send(req): Promise<PveEnvelope> {
       sent.push(req);
@@ -45,6 +46,8 @@ function taskApi(task: FakeTask, opts: { failFirstPolls?: number } = {}) {
         };
       }
       if (endpoint.name === 'taskLog') {
+        // pveproxy's answer when the node's daemon hiccups: a bare 500 that says nothing about the request.
+        if (logFailures-- > 0) throw new PveApiError({ method: 'GET', path: req.path }, 500, 'Internal Server Error');
         const lines = task.log.map((t, i) => ({ n: i + 1, t }));
         const window = lines.slice(p.start ?? 0, (p.start ?? 0) + (p.limit ?? 50));
         return lines.length === 0 ? { data: [{ n: 1, t: 'no content' }], total: 1 } : { data: window, total: lines.length };
@@ -89,6 +92,14 @@ describe('waitForTask', () => {
       'TASK ERROR: migration aborted',
     ]);
     expect(err.message).toMatch(/^task qmigrate 101 on pve2 .* failed: migration aborted\n/);
+  });
+
+  it('keeps the failed task\'s log when reading it first meets a bare server error', async () => {
+    const { client } = taskApi({ exitstatus: 'migration aborted', runningPolls: 0, log: ['TASK ERROR: migration aborted'] }, { failFirstLogReads: 2 });
+    const err = (await waitForTask(client, upid, { pollMs: 1 }).catch((e: unknown) => e)) as PveTaskFailedError;
+
+    expect(err).toBeInstanceOf(PveTaskFailedError);
+    expect(err.logTail).toEqual(['TASK ERROR: migration aborted']);
   });
 
   it('reports progress with the log so far while the task runs', async () => {

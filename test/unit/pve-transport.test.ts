@@ -247,6 +247,42 @@ describe('TLS verification', () => {
     }
   });
 
+  it('pins each node by its own certificate, as a PVE cluster needs (every node has its own pve-ssl.pem)', async () => {
+    const second = await startFakePveNode(otherCert, () => ({ json: { data: [] } }));
+    const cluster = (pve2Pin: string) =>
+      transport({
+        nodes: [
+          { name: 'pve1', host: '127.0.0.1', port: node.port, fingerprint: cert.fingerprint },
+          { name: 'pve2', host: '127.0.0.1', port: second.port, fingerprint: pve2Pin },
+        ],
+        tls: {},
+        preferredNode: 'pve2',
+      });
+    try {
+      await cluster(otherCert.fingerprint).send(buildRequest(endpoints.nodes, {}));
+      expect(second.received).toHaveLength(1);
+
+      const err = await cluster(cert.fingerprint).send(buildRequest(endpoints.nodes, {})).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PveTlsError);
+      expect((err as Error).message).toMatch(new RegExp(`^refusing pve2 .*${otherCert.fingerprint} does not match the pinned ${cert.fingerprint}$`));
+      expect(second.received).toHaveLength(1);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('refuses a cluster where one node has neither a pin nor a CA, naming it', () => {
+    expect(() =>
+      transport({
+        nodes: [
+          { name: 'pve1', host: '127.0.0.1', port: node.port, fingerprint: cert.fingerprint },
+          { name: 'pve2', host: '127.0.0.1', port: node.port },
+        ],
+        tls: {},
+      }),
+    ).toThrow(/fingerprint for pve2;/);
+  });
+
   it('requires verification unless insecure is chosen, and then warns loudly once', async () => {
     expect(() => transport({ tls: {} })).toThrow(/ca_file.*fingerprint/);
 

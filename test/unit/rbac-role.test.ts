@@ -7,6 +7,7 @@ import {
   endpointChecks,
   EXCLUDED_PRIVILEGES,
   requiredPrivileges,
+  rootOnlyReason,
   ROLE_NAME,
   ROLE_PRIVILEGES,
   unmetRequirements,
@@ -65,6 +66,13 @@ describe('the least-privilege role', () => {
     expect(ROLE_PRIVILEGES.filter((p) => EXCLUDED_PRIVILEGES.has(p))).toEqual([]);
     expect(ROLE_PRIVILEGES).not.toContain('Sys.Modify');
     expect(ROLE_PRIVILEGES).not.toContain('Permissions.Modify');
+  });
+
+  it('never needs a property only root@pam may write (no token can hold that)', () => {
+    expect(writes.filter((w) => rootOnlyReason(w)).map((w) => `${w.type} ${w.key}`)).toEqual([]);
+    expect(rootOnlyReason({ type: 'qemu', key: 'hostpci0', value: '0000:01:00.0' })).toBe("only root can set 'hostpci0' config for non-mapped devices");
+    expect(rootOnlyReason({ type: 'qemu', key: 'hostpci0', value: 'mapping=gpu' })).toBeUndefined();
+    expect(rootOnlyReason({ type: 'qemu', key: 'args', value: '-no-reboot' })).toBe("only root can set 'args' config");
   });
 
   it('covers every config property the shipped runbooks write', () => {

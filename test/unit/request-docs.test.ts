@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../api/openapi.js';
 import { operations } from '../../lib/operations/catalog.js';
 import { renderRequestsMarkdown, requestExamples, requestFields } from '../../lib/operations/request-docs.js';
+import { offeredDownloads } from '../../sim/downloads.js';
+import { loadScenarioFile } from '../../sim/scenario.js';
 import { testApi } from './api-fakes.js';
 
 describe('request documentation', () => {
@@ -19,6 +21,13 @@ describe('request documentation', () => {
   it.each(operations.map((op) => [op.kind, op] as const))('%s: the example is a valid request', (kind, op) => {
     const parsed = op.body.safeParse(requestExamples[kind]);
     expect(parsed.success, parsed.error?.message).toBe(true);
+  });
+
+  it('the iso-import example fetches a download the demo offers, with the checksum of its bytes', async () => {
+    const homelab = await loadScenarioFile(new URL('../../sim/scenarios/homelab.yaml', import.meta.url).pathname);
+    const example = requestExamples['iso-import'] as { url: string; checksum: string };
+    const offered = offeredDownloads(new Map(homelab.downloads.map((d) => [d.url, d])));
+    expect(offered.find((d) => d.url === example.url)?.sha256).toBe(example.checksum);
   });
 
   it('docs/requests.md is generated from them (npm run docs:requests)', () => {

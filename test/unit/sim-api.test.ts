@@ -1,7 +1,9 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { downloadContent } from '../../sim/downloads.js';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
-import { smallScenario } from './sim-fixtures.js';
+import { GiB, smallScenario } from './sim-fixtures.js';
 import { call, tokenAuth, waitForTask } from './sim-http.js';
 
 let sim: SimulatedCluster;
@@ -96,17 +98,34 @@ describe('permissions shape what callers see', () => {
 });
 
 describe('TLS', () => {
-  it('presents the certificate whose SHA-256 fingerprint the simulator reports', async () => {
-    const node = sim.nodes[0]!;
-    const fingerprint = await new Promise<string>((resolve, reject) => {
+  const presented = (node: (typeof sim.nodes)[number]) =>
+    new Promise<X509Certificate>((resolve, reject) => {
       const socket = connect({ host: node.host, port: node.port, rejectUnauthorized: false }, () => {
-        resolve(socket.getPeerX509Certificate()!.fingerprint256);
+        resolve(socket.getPeerX509Certificate()!);
         socket.end();
       });
       socket.on('error', reject);
     });
-    expect(fingerprint).toBe(sim.tlsFingerprint);
-    expect(sim.tlsFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+
+  it('gives every node its own certificate, whose fingerprint the simulator and /nodes report', async () => {
+    const listed = (await call(sim, 'GET', '/nodes', { auth: admin })).body?.data as { node: string; ssl_fingerprint: string }[];
+    for (const node of sim.nodes) {
+      expect((await presented(node)).fingerprint256).toBe(node.tlsFingerprint);
+      expect(listed.find((n) => n.node === node.name)?.ssl_fingerprint).toBe(node.tlsFingerprint);
+      expect(node.tlsFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    }
+    expect(new Set(sim.nodes.map((n) => n.tlsFingerprint)).size).toBe(sim.nodes.length);
+  });
+
+  it('signs each node certificate with the cluster CA, naming the node', async () => {
+    const ca = new X509Certificate(sim.caPem);
+    for (const node of sim.nodes) {
+      const cert = await presented(node);
+      expect(cert.checkIssued(ca)).toBe(true);
+      expect(cert.verify(ca.publicKey)).toBe(true);
+      expect(cert.checkHost(node.name)).toBe(node.name);
+      expect(cert.ca).toBe(false);
+    }
   });
 });
 
@@ -196,5 +215,18 @@ describe('fault injection', () => {
     expect((counters.body?.data as { tasks: Record<string, number> }).tasks['qmshutdown:103']).toBe(1);
     const bad = await call(sim, 'POST', '/_sim/faults', { auth: bearer, json: { api_error_rate: 2 } });
     expect(bad.status).toBe(400);
+  });
+
+  it('lists the downloads it offers with the checksums of the bytes it serves', async () => {
+    const url = 'https://example.org/alpine.iso';
+    sim.state.downloads.set(url, { url, size: GiB });
+    const listed = await call(sim, 'GET', '/_sim/downloads', { auth: `Bearer ${sim.adminSecret}` });
+    const content = downloadContent(url);
+    expect(listed.body?.data).toContainEqual({
+      url,
+      size: GiB,
+      sha256: createHash('sha256').update(content).digest('hex'),
+      sha512: createHash('sha512').update(content).digest('hex'),
+    });
   });
 });

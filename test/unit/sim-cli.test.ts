@@ -37,17 +37,24 @@ afterAll(() => {
 });
 
 describe('sim/main.ts', () => {
-  it('writes a connection file naming nodes, TLS fingerprint, host keys and secret files', () => {
+  it('writes a connection file naming nodes, their TLS fingerprints, host keys and secret files', () => {
     expect(connection).toMatchObject({
       cluster: 'homelab',
       speed: 50,
       ssh_user: 'root',
       nodes: [
-        { name: 'pve01', host: '127.0.0.1', port: expect.any(Number), ssh_port: expect.any(Number), ssh_host_key: expect.stringMatching(/^SHA256:/) },
+        {
+          name: 'pve01',
+          host: '127.0.0.1',
+          port: expect.any(Number),
+          ssh_port: expect.any(Number),
+          ssh_host_key: expect.stringMatching(/^SHA256:/),
+          tls_fingerprint: expect.stringMatching(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/),
+        },
         expect.objectContaining({ name: 'pve02' }),
         expect.objectContaining({ name: 'pve03' }),
       ],
-      tls: { fingerprint: expect.stringMatching(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/), ca_file: join(dir, 'ca.pem') },
+      tls: { ca_file: join(dir, 'ca.pem') },
       token_file: join(dir, 'token-automation_pve_pm'),
       ssh_key_file: join(dir, 'ssh_client_ed25519'),
       admin_secret_file: join(dir, 'admin.secret'),
@@ -62,7 +69,7 @@ describe('sim/main.ts', () => {
     expect(token.tokenId).toBe('automation@pve!pm');
     expect(output).not.toContain(token.secret);
     expect(output).not.toContain((await readFile(connection.admin_secret_file, 'utf8')).trim());
-    expect(output).toContain(connection.tls.fingerprint);
+    for (const node of connection.nodes) expect(output).toContain(node.tls_fingerprint);
     expect(output).toContain(connection.nodes[0]!.ssh_host_key);
   });
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Cluster } from '../../sim/cluster.js';
+import { CONTENT_BYTES, downloadContent } from '../../sim/downloads.js';
 import { PveError } from '../../sim/errors.js';
 import { cloneVm } from '../../sim/ops/clone.js';
 import { createQemu, destroyGuest, updateConfig } from '../../sim/ops/config.js';
@@ -261,7 +262,22 @@ describe('guest agent', () => {
 
 describe('download-url', () => {
   const url = 'https://cloud.example.org/debian-13-genericcloud-amd64.qcow2';
-  const sha256 = createHash('sha256').update(url).digest('hex');
+  const digest = (algorithm: string) => createHash(algorithm).update(downloadContent(url)).digest('hex');
+  const sha256 = digest('sha256');
+
+  it('serves the same real bytes for a URL every time, and other bytes for another URL', () => {
+    const content = downloadContent(url);
+    expect(content).toHaveLength(CONTENT_BYTES);
+    expect(downloadContent(url).equals(content)).toBe(true);
+    expect(downloadContent(`${url}?v=2`).equals(content)).toBe(false);
+  });
+
+  it.each(['sha512', 'md5'])('verifies a %s checksum against the digest of the bytes served', async (algorithm) => {
+    const cluster = manualCluster();
+    const task = downloadUrl(cluster, API_CALLER, 'pve1', { storage: 'local', url, content: 'iso', filename: 'debian.iso', checksum: digest(algorithm), checksumAlgorithm: algorithm });
+    await finish(cluster, task);
+    expect(task.exitstatus).toBe('OK');
+  });
 
   it('applies PVE extension rules per content type', () => {
     const cluster = manualCluster();

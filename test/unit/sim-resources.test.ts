@@ -47,7 +47,7 @@ describe('nodes and cluster', () => {
   it('list nodes with their load and the certificate fingerprint', async () => {
     const nodes: { node: string; status: string; maxmem: number; ssl_fingerprint: string }[] = await data('GET', '/nodes');
     expect(nodes.map((n) => n.node)).toEqual(['pve1', 'pve2', 'pve3']);
-    expect(nodes[0]).toMatchObject({ status: 'online', maxmem: 64 * 1024 ** 3, ssl_fingerprint: sim.tlsFingerprint });
+    expect(nodes[0]).toMatchObject({ status: 'online', maxmem: 64 * 1024 ** 3, ssl_fingerprint: sim.nodes[0]!.tlsFingerprint });
   });
 
   it('report node status with memory, CPU and version', async () => {

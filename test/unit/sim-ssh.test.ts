@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadContent } from '../../sim/downloads.js';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
 import { generateSshKeyPair } from '../../sim/ssh/server.js';
 import { GiB, smallScenario } from './sim-fixtures.js';
@@ -87,7 +88,7 @@ describe('template building over SSH', () => {
     const image = '/var/lib/vz/import/debian-13.qcow2';
     const fetched = await run('pve1', `wget -q -O ${image} ${url} && sha256sum ${image}`);
     expect(fetched.code).toBe(0);
-    expect(fetched.stdout).toBe(`${createHash('sha256').update(url).digest('hex')}  ${image}\n`);
+    expect(fetched.stdout).toBe(`${createHash('sha256').update(downloadContent(url)).digest('hex')}  ${image}\n`);
     expect(sim.state.volume('local:import/debian-13.qcow2', 'pve1')).toBeDefined();
 
     const imported = await run('pve1', `qm importdisk 104 ${image} local-lvm --format raw`);

@@ -19,8 +19,11 @@ describe('the API under random input', () => {
     const api = testApi();
     // Operations exist to approve, reject and cancel, whatever the fuzzer names.
     api.temporal.onStart = (w) => {
-      w.query = () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, steps: [], ignoredApprovals: [] });
-      w.result = { outcome: 'dry-run', plan: { version: 1 } };
+      w.query = () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] });
+      w.result = {
+        outcome: 'dry-run',
+        plan: { version: 1, summary: 'a plan', risk: 'low', reasons: [], steps: [], warnings: [], nodes: [], vmids: [], estimatedDurationMs: 0 },
+      };
     };
     const document = (await (await api.call('GET', '/openapi.json')).json()) as OpenApiDocument;
     const request = createFuzzer(random(seed), document, Object.values(tokens));

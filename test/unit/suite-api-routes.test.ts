@@ -25,6 +25,7 @@ const roles: Record<Exclude<TokenName, 'homeAdmin'>, Permission[]> = {
   operator: ['read', 'start', 'cancel'],
   approver: ['read', 'decide'],
   admin: ['read', 'start', 'cancel', 'decide'],
+  agent: ['read', 'start'],
 };
 
 /** The permission a route must demand, from its method and path alone. */

@@ -17,7 +17,7 @@ import { loadConfig } from '../../../lib/config/load.js';
 import type { AppConfig, Role } from '../../../lib/config/schema.js';
 import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../../../sim/index.js';
 import { buildWorkerDeps, type WorkerDeps } from '../../../worker/deps.js';
-import { homelabScenario } from '../simulated-env.js';
+import { homelabScenario, pinnedNodes } from '../simulated-env.js';
 
 export interface Secret {
   /** What it is, for reports: never the value. */
@@ -65,7 +65,7 @@ const ENVIRONMENT = 'home';
 
 /**
  * An environment block for `sim`, written as an operator writes one: PVE token and SSH key in
- * files of mode 0600 under `dir`, TLS and SSH host keys pinned.
+ * files of mode 0600 under `dir`, each node's TLS certificate and SSH host key pinned.
  */
 export async function simulatedEnvironment(sim: SimulatedCluster, dir: string, tokenId?: string): Promise<Record<string, unknown>> {
   const token = tokenId ? sim.tokens.find((t) => t.tokenId === tokenId) : sim.tokens[0];
@@ -75,12 +75,8 @@ export async function simulatedEnvironment(sim: SimulatedCluster, dir: string, t
   await writeFile(tokenFile, `${token.tokenId}=${token.secret}\n`, { mode: 0o600 });
   await writeFile(sshKeyFile, sim.sshClientKey.privateKey, { mode: 0o600 });
   return {
-    cluster: {
-      name: 'simulated',
-      nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, ssh_port: n.sshPort, ssh_host_key: n.sshHostKey })),
-    },
+    cluster: { name: 'simulated', nodes: pinnedNodes(sim) },
     credentials: { token: { file: tokenFile }, ssh_key: { file: sshKeyFile }, ssh_user: 'root' },
-    tls: { fingerprint: sim.tlsFingerprint },
   };
 }
 

@@ -3,6 +3,7 @@
  * schema, the requester in `meta` — on any Temporal client and task queue (the suite's workers
  * are child processes, some on their own dev server).
  */
+import { signed } from '../approvals.js';
 import { ActivityFailure, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../../lib/operations/catalog.js';
@@ -67,7 +68,7 @@ export async function waitForStatus(
 export async function approveWhenPlanned(handle: WorkflowHandle, by = 'bob'): Promise<OperationStatus> {
   const status = await waitForStatus(handle, (s) => s.phase !== 'planning');
   if (status.phase !== 'awaiting-approval') return status;
-  await handle.executeUpdate(approveUpdate, { args: [{ by, planVersion: status.plan!.version }] });
+  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })] });
   return status;
 }
 

@@ -3,6 +3,7 @@
  * dev server, the simulator (in this process, for its counters), the worker and the API as
  * `worker/main.ts` and `api/main.ts` children reading one generated configuration file.
  */
+import { ensureSigningKey } from '../approvals.js';
 import { Client, Connection } from '@temporalio/client';
 import type { Role } from '../../../lib/config/schema.js';
 import type { ResolvedScenario, Scenario } from '../../../sim/index.js';
@@ -29,6 +30,7 @@ export async function startStack(options: {
   api?: boolean;
   taskQueue?: string;
 }): Promise<Stack> {
+  ensureSigningKey(); // the API and worker processes it starts inherit it
   const startup: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     const began = Date.now();

@@ -1,0 +1,11 @@
+/** Polls `read` until `done` says so; fails naming `what` and the last value read. */
+export async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T;
+  do {
+    last = await read();
+    if (done(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  } while (Date.now() < deadline);
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
