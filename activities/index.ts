@@ -19,6 +19,7 @@ import { createClusterActivities } from './cluster.js';
 import { createTalosActivities } from './talos.js';
 import { createMaintenanceActivities } from './maintenance.js';
 import { createMigrationActivities } from './migration.js';
+import { createBackupActivities } from './backup.js';
 
 export function createActivities(deps: WorkerDeps) {
   return {
@@ -39,6 +40,7 @@ export function createActivities(deps: WorkerDeps) {
     ...createTalosActivities(deps),
     ...createMaintenanceActivities(deps),
     ...createMigrationActivities(deps),
+    ...createBackupActivities(deps),
   };
 }
 

@@ -27,6 +27,7 @@ export const ROLE_PRIVILEGES = [
   'Sys.Audit',
   'VM.Allocate',
   'VM.Audit',
+  'VM.Backup',
   'VM.Clone',
   'VM.Config.CDROM',
   'VM.Config.CPU',

@@ -82,6 +82,8 @@ const StorageSpec = z.strictObject({
   nodes: z.array(NodeName).optional(),
   /** Mount point of file storages, e.g. /var/lib/vz. */
   path: z.string().optional(),
+  /** Throughput of the storage's link (network for shared storages, disks for local ones), shared by backups writing to it. */
+  link_gbps: z.number().positive().default(10),
 });
 
 const ContentSpec = z.strictObject({

@@ -53,6 +53,18 @@ export interface Volume {
   ctime: number;
   /** Content checksum, for files fetched or listed with one. */
   sha256?: string;
+  /** Backup archives (content `backup`): what vzdump wrote. */
+  backup?: BackupRecord;
+}
+
+/** What a vzdump archive holds and carries: the guest's config at backup time, notes, protection. */
+export interface BackupRecord {
+  type: GuestType;
+  config: GuestConfig;
+  /** Uncompressed bytes of guest data the archive restores. */
+  dataBytes: number;
+  notes?: string;
+  protected: boolean;
 }
 
 /** Volumes by volid, also indexed by owning guest so disk numbering stays cheap in big clusters. */
@@ -430,6 +442,13 @@ export class ClusterState {
   /** The volume `volid` as seen from `node`. */
   volume(volid: string, node: string): Volume | undefined {
     return this.pool(volid.split(':')[0]!, node)?.volumes.get(volid);
+  }
+
+  /** Bytes/s of a storage link named by cost.storageLinkEnd, undefined for anything else. */
+  storageLinkBytesPerSecond(end: string): number | undefined {
+    const m = /^storage:([^@]+)/.exec(end);
+    const spec = m ? this.storages.get(m[1]!) : undefined;
+    return spec && (spec.link_gbps * 1e9) / 8;
   }
 
   isShared(sid: string): boolean {

@@ -18,3 +18,7 @@ export { reconcile } from './reconcile.js';
 export { detectDrift } from './detectDrift.js';
 export { rollingMaintenance } from './rollingMaintenance.js';
 export { maintainNode } from './maintainNode.js';
+export { backup } from './backup.js';
+export { restore } from './restore.js';
+export { backupPrune } from './backupPrune.js';
+export { restoreDrill } from './restoreDrill.js';

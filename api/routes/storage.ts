@@ -3,6 +3,7 @@
  * that see them), and the volumes one storage holds.
  */
 import { z } from 'zod';
+import { listBackupVolumes } from '../../lib/backup/volumes.js';
 import type { PveClient } from '../../lib/pve/client.js';
 import { PveApiError } from '../../lib/pve/errors.js';
 import { requireEnvironment } from '../access.js';
@@ -23,6 +24,29 @@ const ContentQuery = z.strictObject({
   content: z.enum(['images', 'rootdir', 'iso', 'vztmpl', 'import', 'backup', 'snippets']).optional(),
 });
 const StorageParams = z.strictObject({ storage: storageId });
+const BackupQuery = z.strictObject({
+  environment,
+  vmid: z.coerce.number().int().min(100).max(999_999_999).optional(),
+  storage: storageId.optional(),
+});
+
+const BackupList = z
+  .object({
+    environment: z.string(),
+    backups: z.array(
+      z.object({
+        volid: z.string(),
+        vmid: z.number(),
+        type: z.enum(['qemu', 'lxc']),
+        ctime: z.number(),
+        size: z.number(),
+        notes: z.string().optional(),
+        protected: z.boolean(),
+        node: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'BackupList' });
 
 const StorageList = z
   .object({
@@ -150,6 +174,27 @@ export function storageRoutes(s: Services, pve: (environment: string) => Promise
             ...(v.ctime !== undefined ? { ctime: v.ctime } : {}),
           })),
         } satisfies z.infer<typeof StorageContent>);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/backups',
+      tag: 'inventory',
+      summary: 'Backups per guest and storage, newest first',
+      description: 'Every vzdump archive on the storages that hold backups (shared ones read once); `vmid=` and `storage=` narrow the list.',
+      access: 'read',
+      query: BackupQuery,
+      responses: {
+        200: { description: 'backups', schema: BackupList },
+        502: { description: 'the environment’s Proxmox API failed', schema: ErrorResponse },
+      },
+      handler: async (c) => {
+        const query = parseQuery(c, BackupQuery);
+        requireEnvironment(c, s.config, query.environment);
+        const backups = await read(query.environment, (client) =>
+          listBackupVolumes(client, { ...(query.vmid !== undefined ? { vmid: query.vmid } : {}), ...(query.storage ? { storage: query.storage } : {}) }),
+        );
+        return c.json({ environment: query.environment, backups } satisfies z.infer<typeof BackupList>);
       },
     },
   ];

@@ -103,6 +103,13 @@ export const SafetyPolicy = z.object({
   cpu_oversubscription: z.number().min(0.5).max(64).default(4),
   /** Snapshot a guest before config changes and rollbacks. */
   snapshot_before_change: z.boolean().default(true),
+  /** Plans that back the guest up (vzdump to `backup_storage`) before their destructive step. */
+  backup_before: z.array(z.enum(['delete'])).default([]),
+  /** The storage (content `backup`) those backups go to. */
+  backup_storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
+}).refine((p) => p.backup_before.length === 0 || p.backup_storage !== undefined, {
+  message: 'backup_before needs backup_storage',
+  path: ['backup_storage'],
 });
 export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
 

@@ -500,6 +500,106 @@ export const rollingMaintenanceOperation = defineOperation({
   nodes: (b) => b.nodes ?? [],
 });
 
+// Backups: vzdump of one guest, a tag expression or a node; restores from a backup volume.
+
+const backupVolumeId = z
+  .string()
+  .regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:backup\/vzdump-(qemu|lxc)-\d+-[\d_-]+\.(vma|tar)(\.(zst|gz|lzo))?$/i, "must be a backup volume id such as 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst'");
+
+export const backupOperation = defineOperation({
+  kind: 'backup',
+  workflowType: 'backup',
+  description: 'Back up one guest, every guest matching a tag expression, or every guest of a node with vzdump, a bounded number at a time per storage and per node.',
+  body: z
+    .strictObject({
+      ...common,
+      /** Exactly one of vmid, tags and node selects the guests. */
+      vmid: vmid.optional(),
+      tags: tagExpression.optional(),
+      node: nodeName.optional(),
+      storage: storageId,
+      mode: z.enum(['snapshot', 'suspend', 'stop']).default('snapshot'),
+      compress: z.enum(['zstd', 'gzip', 'lzo', 'none']).default('zstd'),
+      /** PVE expands {{cluster}}, {{guestname}}, {{node}} and {{vmid}}. */
+      notesTemplate: z.string().max(1024).default('{{guestname}}'),
+      protected: z.boolean().default(false),
+      /** PVE lets only holders of Sys.Modify on / set a per-job limit (the shipped role does not). */
+      bwlimitMiBps: z.number().int().min(1).max(1_000_000).optional(),
+      maxParallelPerStorage: z.number().int().min(1).max(16).default(2),
+      /** PVE runs one vzdump job per node at a time; more only queue on the node's lock. */
+      maxParallelPerNode: z.number().int().min(1).max(4).default(1),
+    })
+    .refine((b) => [b.vmid, b.tags, b.node].filter((x) => x !== undefined).length === 1, {
+      message: 'name exactly one of vmid, tags or node',
+      path: ['vmid'],
+    }),
+  workflowId: (b, at) => `backup/${b.environment}/${b.vmid ?? b.node ?? 'tags'}/${at}`,
+  nodes: (b) => (b.node ? [b.node] : []),
+});
+
+export const restoreOperation = defineOperation({
+  kind: 'restore',
+  workflowType: 'restore',
+  description: 'Restore a guest from a backup volume: over the original (high risk) or as a new VMID in the environment\'s range.',
+  body: z.strictObject({
+    ...common,
+    volume: backupVolumeId,
+    /** `in-place` overwrites the guest the backup came from; `new` restores beside it. */
+    target: z.enum(['in-place', 'new']),
+    /** For `new`: a specific VMID in the environment's range instead of the next free one. */
+    newVmid: vmid.optional(),
+    /** Where restored disks go; each disk's original storage when absent. */
+    storage: storageId.optional(),
+    start: z.boolean().default(false),
+  }),
+  workflowId: (b, at) => `restore/${b.environment}/${b.volume.replace(/[^a-z0-9_.-]/gi, '_')}/${at}`,
+});
+
+const keepCount = z.number().int().min(1).max(10_000).optional();
+
+export const backupPruneOperation = defineOperation({
+  kind: 'backup-prune',
+  workflowType: 'backupPrune',
+  description: "Remove old backups from a storage by PVE's prune-backups rules (keep-last, keep-daily, ...); protected backups are never removed.",
+  body: z
+    .strictObject({
+      ...common,
+      storage: storageId,
+      /** One guest's backups; every guest's when absent. */
+      vmid: vmid.optional(),
+      keepLast: keepCount,
+      keepHourly: keepCount,
+      keepDaily: keepCount,
+      keepWeekly: keepCount,
+      keepMonthly: keepCount,
+      keepYearly: keepCount,
+    })
+    .refine((b) => [b.keepLast, b.keepHourly, b.keepDaily, b.keepWeekly, b.keepMonthly, b.keepYearly].some((k) => k !== undefined), {
+      message: 'set at least one keep option (without one PVE keeps everything)',
+      path: ['keepLast'],
+    }),
+  workflowId: (b, at) => `backup-prune/${b.environment}/${b.storage}/${at}`,
+});
+
+export const restoreDrillOperation = defineOperation({
+  kind: 'restore-drill',
+  workflowType: 'restoreDrill',
+  description: 'Prove backups restorable: restore the latest backup of each chosen VM as a temporary VM on an isolated bridge, boot it, check its guest agent answers, then destroy it.',
+  body: z
+    .strictObject({
+      ...common,
+      /** Exactly one of vmid and tags selects the VMs. */
+      vmid: vmid.optional(),
+      tags: tagExpression.optional(),
+      /** A bridge without an uplink, so the restored copy cannot clash with its original. */
+      bridge: z.string().regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99').default('vmbr99'),
+      agentTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
+      maxParallel: z.number().int().min(1).max(8).default(2),
+    })
+    .refine((b) => (b.vmid === undefined) !== (b.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] }),
+  workflowId: (b, at) => `restore-drill/${b.environment}/${b.vmid ?? 'tags'}/${at}`,
+});
+
 export const operations = [
   inventoryOperation,
   vmActionOperation,
@@ -519,6 +619,10 @@ export const operations = [
   clusterDownOperation,
   reconcileOperation,
   rollingMaintenanceOperation,
+  backupOperation,
+  restoreOperation,
+  backupPruneOperation,
+  restoreDrillOperation,
 ] as const satisfies readonly OperationKind[];
 
 export type OperationKindName = (typeof operations)[number]['kind'];
@@ -547,3 +651,7 @@ export type ClusterUpInput = WorkflowInput<typeof clusterUpOperation.body>;
 export type ClusterDownInput = WorkflowInput<typeof clusterDownOperation.body>;
 export type ReconcileInput = WorkflowInput<typeof reconcileOperation.body>;
 export type RollingMaintenanceInput = WorkflowInput<typeof rollingMaintenanceOperation.body>;
+export type BackupInput = WorkflowInput<typeof backupOperation.body>;
+export type RestoreInput = WorkflowInput<typeof restoreOperation.body>;
+export type BackupPruneInput = WorkflowInput<typeof backupPruneOperation.body>;
+export type RestoreDrillInput = WorkflowInput<typeof restoreDrillOperation.body>;

@@ -85,6 +85,21 @@ const meanings: Record<string, string> = {
   stopOnFailure: 'Halt the rollout for a decision on a failed step; otherwise the node is skipped.',
   upgradeTimeoutSeconds: 'Time limit of one node’s upgrade.',
   bootTimeoutSeconds: 'How long a rebooted node may take to come back.',
+  mode: 'vzdump mode: `snapshot` (guests keep running), `suspend` (paused while copied) or `stop` (shut down, started again).',
+  compress: 'Compression of the archive.',
+  notesTemplate: 'Notes PVE stores with each backup; `{{cluster}}`, `{{guestname}}`, `{{node}}` and `{{vmid}}` are expanded.',
+  protected: 'Protect the backups: PVE never prunes or deletes them until unprotected.',
+  maxParallelPerStorage: 'Backups writing to the storage at once (they share its link).',
+  maxParallelPerNode: 'Backups on one node at once; PVE runs one vzdump job per node, so more only queue there.',
+  volume: 'The backup volume to restore (`GET /v1/backups` lists them).',
+  newVmid: 'For a restore beside the original: a VMID in the environment’s VM range; the next free one when absent.',
+  keepLast: 'Keep the newest N backups of each guest.',
+  keepHourly: 'Keep the newest backup of each of the last N hours that have one.',
+  keepDaily: 'Keep the newest backup of each of the last N days that have one.',
+  keepWeekly: 'Keep the newest backup of each of the last N ISO weeks that have one.',
+  keepMonthly: 'Keep the newest backup of each of the last N months that have one.',
+  keepYearly: 'Keep the newest backup of each of the last N years that have one.',
+  agentTimeoutSeconds: 'How long the restored copy’s guest agent may take to answer.',
 };
 
 /** Where a kind's field means more than the shared words say. */
@@ -102,6 +117,28 @@ const kindMeanings: Partial<Record<OperationKindName, Record<string, string>>> =
     includeStopped: 'Move stopped guests off each node too.',
   },
   'cluster-down': { shutdownTimeoutSeconds: 'How long each VM’s shutdown may take before it is stopped.' },
+  backup: {
+    vmid: 'Back up this guest (name exactly one of `vmid`, `tags`, `node`).',
+    tags: 'Back up every guest matching this tag expression.',
+    node: 'Back up every guest of this node.',
+    storage: 'A storage that holds backups (content `backup`), available on the guests’ nodes.',
+    bwlimitMiBps: 'Bandwidth cap per backup, MiB/s; PVE allows it only with Sys.Modify on `/`, which the shipped role lacks.',
+  },
+  'restore-drill': {
+    vmid: 'Drill this VM’s latest backup (name exactly one of `vmid`, `tags`).',
+    tags: 'Drill the latest backup of every VM matching this tag expression.',
+    bridge: 'The isolated bridge (no uplink) the temporary copies join.',
+    maxParallel: 'Drills running at once.',
+  },
+  'backup-prune': {
+    storage: 'The backup storage to prune.',
+    vmid: 'Only this guest’s backups; every guest’s when absent.',
+  },
+  restore: {
+    target: '`in-place` overwrites the guest the backup came from (high risk); `new` restores it beside it (medium).',
+    storage: 'Storage for the restored disks; each disk’s original storage when absent.',
+    start: 'Start the restored guest.',
+  },
 };
 
 const HELLO_RUNBOOK = [
@@ -149,11 +186,17 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
   'cluster-down': { environment: 'home', cluster: 'lab', dryRun: true },
   reconcile: { environment: 'home', dryRun: true },
   'rolling-maintenance': { environment: 'home', dryRun: true },
+  backup: { environment: 'home', tags: 'prod & web', storage: 'shared', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} before release' },
+  restore: { environment: 'home', volume: 'shared:backup/vzdump-qemu-1004-2026_12_06-07_00_00.vma.zst', target: 'new' },
+  'backup-prune': { environment: 'home', storage: 'shared', keepLast: 2, keepDaily: 7, dryRun: true },
+  'restore-drill': { environment: 'home', tags: 'prod & web', bridge: 'vmbr99', dryRun: true },
 };
 
 /** Examples that need something done first, so they cannot run on a freshly started demo (the docs test skips them). */
 const exampleNeeds: Partial<Record<OperationKindName, string>> = {
   'cluster-down': 'a cluster to tear down: run the cluster-up example without dryRun and approve it first',
+  restore: 'a backup volume: run the backup example first and take a `volid` from `GET /v1/backups`',
+  'restore-drill': 'backups to drill: run the backup example first',
 };
 
 export interface RequestField {

@@ -144,6 +144,12 @@ export function createPveClient(opts: PveClientOptions) {
       deleteVolume: method('storageDeleteVolume'),
       status: method('storageStatus'),
     },
+    backup: {
+      /** vzdump: back up guests of one node to a storage (a task). */
+      vzdump: method('vzdump'),
+      /** The guest config stored in a backup archive. */
+      extractConfig: method('vzdumpExtractConfig'),
+    },
     tasks: {
       status: method('taskStatus'),
       /** A window of the task log (`start` lines skipped, at most `limit`), with the log's length. */

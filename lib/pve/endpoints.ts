@@ -211,6 +211,10 @@ const StorageVolume = z.looseObject({
   content: z.string().optional(),
   vmid: z.number().int().optional(),
   ctime: z.number().optional(),
+  /** Backup volumes: their notes, protection and guest type (`qemu`/`lxc`). */
+  notes: z.string().optional(),
+  protected: pveBoolean.optional(),
+  subtype: z.string().optional(),
 });
 export type StorageVolume = z.output<typeof StorageVolume>;
 
@@ -1155,6 +1159,45 @@ export const endpoints = {
     permissionNote:
       'PVE checks Datastore.Allocate on the storage in the handler (backup volumes also allow Datastore.AllocateSpace with VM.Backup, which we do not model).',
     async: true,
+  }),
+
+  // backup ----------------------------------------------------------------------------------
+  vzdump: defineEndpoint({
+    name: 'vzdump',
+    method: 'POST',
+    path: '/nodes/{node}/vzdump',
+    params: {
+      // Optional in PVE's schema (vzdump on the CLI runs on its own node); the path always carries it.
+      node: pve.node().optional(),
+      vmid: pve.string({ format: 'pve-vmid-list' }).optional(),
+      storage: pve.storageId().optional(),
+      mode: pve.enum(['snapshot', 'suspend', 'stop']).optional(),
+      compress: pve.enum(['0', '1', 'gzip', 'lzo', 'zstd']).optional(),
+      'notes-template': pve.string({ maxLength: 1024, requires: 'storage' }).optional(),
+      protected: pve.boolean({ requires: 'storage' }).optional(),
+      bwlimit: pve.integer({ minimum: 0 }).optional(),
+      lockwait: pve.integer({ minimum: 0 }).optional(),
+      remove: pve.boolean().optional(),
+    },
+    returns: UpidString,
+    permission: {
+      kind: 'and',
+      checks: [perm('/vms/{vmid}', ['VM.Backup']), perm('/storage/{storage}', ['Datastore.AllocateSpace'])],
+    },
+    permissionNote:
+      "PVE checks VM.Backup on each guest and Datastore.AllocateSpace on the storage in the handler (and Sys.Modify on / for bwlimit); the client sends one guest per call, so '/vms/{vmid}' names it.",
+    async: true,
+  }),
+  vzdumpExtractConfig: defineEndpoint({
+    name: 'vzdumpExtractConfig',
+    method: 'GET',
+    path: '/nodes/{node}/vzdump/extractconfig',
+    params: { node: pve.node(), volume: pve.string() },
+    returns: z.string(),
+    permission: userAll,
+    permissionNote:
+      "PVE checks VM.Backup on the backed-up guest and Datastore.AllocateSpace on the backup storage in the handler, both read from the volume name.",
+    async: false,
   }),
 
   // access ----------------------------------------------------------------------------------

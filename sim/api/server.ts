@@ -18,6 +18,7 @@ import type { Cluster } from '../cluster.js';
 import { PveError } from '../errors.js';
 import type { ApiCertificate } from '../tls.js';
 import { handleAdmin } from './admin.js';
+import { backupHandlers, withRestores } from './backup.js';
 import { clusterHandlers, accessHandlers } from './cluster.js';
 import { Envelope, type Handler, type HandlerContext } from './context.js';
 import { lxcHandlers, qemuHandlers } from './guests.js';
@@ -32,6 +33,9 @@ export const apiHandlers: Record<string, Handler<never>> = {
   ...qemuHandlers,
   ...lxcHandlers,
   ...storageHandlers,
+  ...backupHandlers,
+  // Create calls with a backup archive are restores (qemu `archive`, lxc `restore=1`).
+  ...withRestores({ qemuCreate: qemuHandlers.qemuCreate!, lxcCreate: lxcHandlers.lxcCreate! }),
 } as Record<string, Handler<never>>;
 
 const API_PREFIX = '/api2/json';

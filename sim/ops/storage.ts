@@ -154,5 +154,8 @@ export function storageContent(cluster: Cluster, node: string, sid: string, filt
       size: v.size,
       ctime: v.ctime,
       ...(v.vmid !== undefined ? { vmid: v.vmid, used: v.size } : {}),
+      ...(v.backup
+        ? { subtype: v.backup.type, ...(v.backup.notes !== undefined ? { notes: v.backup.notes } : {}), ...(v.backup.protected ? { protected: 1 } : {}) }
+        : {}),
     }));
 }

@@ -1,7 +1,8 @@
 /**
  * Lifecycle operations through the HTTP API (Hono app -> real Temporal dev server -> worker
  * -> simulator): requests validated at the edge with the field at fault named, dry runs
- * answered with the plan, a create followed to completion.
+ * answered with the plan, a create followed to completion; a backup followed and then listed
+ * by `GET /v1/backups`.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
@@ -80,5 +81,39 @@ describe('lifecycle operations over HTTP', () => {
       environment: 'home', node: 'pve01', storage: 'local', url: 'https://example.org/a.iso', filename: 'a.iso', checksum: 'abc',
     });
     expect(iso.body.error.details).toEqual([{ path: 'checksum', message: 'a sha256 digest has 64 hex digits' }]);
+  });
+});
+
+describe('backups over HTTP', () => {
+  it('backs up a guest, auto-approved as low risk, and lists the backup for that guest', async () => {
+    const started = await call('POST', '/v1/operations/backup', { environment: 'home', vmid: 1002, storage: 'shared' });
+    expect(started.status).toBe(202);
+    let detail: any;
+    for (let i = 0; i < 200; i++) {
+      detail = (await call('GET', started.body.links.self)).body;
+      if (detail.state !== 'running') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(detail).toMatchObject({ state: 'completed', kind: 'backup', approvalState: 'auto-approved' });
+    const [done] = detail.result.result;
+
+    const listed = await call('GET', '/v1/backups?environment=home&vmid=1002');
+    expect(listed.status).toBe(200);
+    expect(listed.body.backups).toEqual([
+      expect.objectContaining({ volid: done.volid, vmid: 1002, type: 'qemu', notes: 'proxy01', protected: false, size: done.size }),
+    ]);
+    expect((await call('GET', '/v1/backups?environment=home&vmid=1001')).body.backups).toEqual([]);
+  });
+
+  it('answers a request without a selection, or with a bad volume id, with a 400 naming the field', async () => {
+    const none = await call('POST', '/v1/operations/backup', { environment: 'home', storage: 'shared' });
+    expect(none.status).toBe(400);
+    expect(JSON.stringify(none.body)).toContain('vmid');
+    const badVolume = await call('POST', '/v1/operations/restore', { environment: 'home', volume: 'shared:iso/x.iso', target: 'new' });
+    expect(badVolume.status).toBe(400);
+    expect(JSON.stringify(badVolume.body)).toContain('volume');
+    const badQuery = await call('GET', '/v1/backups?environment=home&vmid=abc');
+    expect(badQuery.status).toBe(400);
+    expect(JSON.stringify(badQuery.body)).toContain('vmid');
   });
 });

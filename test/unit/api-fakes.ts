@@ -356,6 +356,10 @@ export const validBodies: Record<string, Record<string, unknown>> = {
   'cluster-down': { environment: 'home', cluster: 'lab' },
   reconcile: { environment: 'home', manifests: 'manifests' },
   'rolling-maintenance': { environment: 'home' },
+  backup: { environment: 'home', vmid: 1001, storage: 'nfs' },
+  restore: { environment: 'home', volume: 'nfs:backup/vzdump-qemu-1001-2026_12_06-07_00_00.vma.zst', target: 'new' },
+  'backup-prune': { environment: 'home', storage: 'nfs', keepLast: 3 },
+  'restore-drill': { environment: 'home', vmid: 1001 },
 };
 
 /** Decoded path of an operation id, as links.self shows it. */

@@ -266,6 +266,12 @@ const guest = { node: 'pve1', vmid: 101 };
 
 /** One representative request per client method, filled the way the workflows use them. */
 const samples: [string, (c: PveClient) => Promise<unknown>][] = [
+  [
+    'backup.vzdump',
+    (c) => c.backup.vzdump({ node: 'pve1', vmid: '101', storage: 'nfs', mode: 'snapshot', compress: 'zstd', 'notes-template': '{{guestname}}', protected: true }),
+  ],
+  ['backup.extractConfig', (c) => c.backup.extractConfig({ node: 'pve1', volume: 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst' })],
+  ['qemu.create (restore)', (c) => c.qemu.create({ ...guest, archive: 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst', force: true, storage: 'local-lvm' })],
   ['cluster.version', (c) => c.cluster.version()],
   ['cluster.resources', (c) => c.cluster.resources({ type: 'vm' })],
   ['cluster.status', (c) => c.cluster.status()],
