@@ -532,7 +532,8 @@ export const backupOperation = defineOperation({
     .refine((b) => [b.vmid, b.tags, b.node].filter((x) => x !== undefined).length === 1, {
       message: 'name exactly one of vmid, tags or node',
       path: ['vmid'],
-    }),
+    })
+    .meta({ oneOf: [{ required: ['vmid'] }, { required: ['tags'] }, { required: ['node'] }] }),
   workflowId: (b, at) => `backup/${b.environment}/${b.vmid ?? b.node ?? 'tags'}/${at}`,
   nodes: (b) => (b.node ? [b.node] : []),
 });
@@ -577,7 +578,8 @@ export const backupPruneOperation = defineOperation({
     .refine((b) => [b.keepLast, b.keepHourly, b.keepDaily, b.keepWeekly, b.keepMonthly, b.keepYearly].some((k) => k !== undefined), {
       message: 'set at least one keep option (without one PVE keeps everything)',
       path: ['keepLast'],
-    }),
+    })
+    .meta({ anyOf: ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'].map((k) => ({ required: [k] })) }),
   workflowId: (b, at) => `backup-prune/${b.environment}/${b.storage}/${at}`,
 });
 
@@ -596,7 +598,8 @@ export const restoreDrillOperation = defineOperation({
       agentTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
       maxParallel: z.number().int().min(1).max(8).default(2),
     })
-    .refine((b) => (b.vmid === undefined) !== (b.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] }),
+    .refine((b) => (b.vmid === undefined) !== (b.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] })
+    .meta({ oneOf: [{ required: ['vmid'] }, { required: ['tags'] }] }),
   workflowId: (b, at) => `restore-drill/${b.environment}/${b.vmid ?? 'tags'}/${at}`,
 });
 
