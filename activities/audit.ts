@@ -2,6 +2,7 @@
  * The workflows' side of the audit trail: approvals, rejections and final outcomes.
  * The API records requests; both append to the same hash-chained log.
  */
+import { anchorOf, type AuditAnchor } from '../lib/audit/anchor.js';
 import type { AuditLog } from '../lib/audit/log.js';
 
 export interface AuditEventInput {
@@ -17,8 +18,10 @@ export interface AuditEventInput {
 
 export function createAuditActivities(audit: AuditLog) {
   return {
-    async recordAudit(event: AuditEventInput): Promise<void> {
-      await audit.append({ ...event, result: event.action.split('.').pop() ?? event.action });
+    /** Returns the record's place in the chain: kept in the workflow's history, it anchors the log (lib/audit/anchor.ts). */
+    async recordAudit(event: AuditEventInput): Promise<AuditAnchor> {
+      const record = await audit.append({ ...event, result: event.action.split('.').pop() ?? event.action });
+      return anchorOf(audit, record);
     },
   };
 }
