@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli } from '../scripts/temporal-cli.js';
 import { startDevServer } from '../scripts/temporal-server.js';
-import { recordHistories } from './support/histories.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -65,10 +64,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('workflowBundlePath', workflowBundlePath);
 
   return async () => {
-    if (process.env.PM_RECORD_HISTORIES === '1') {
-      const types = await recordHistories(server.address, server.namespace);
-      console.log(`[globalSetup] recorded histories of ${types.length} workflow types in test/histories/`);
-    }
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };
