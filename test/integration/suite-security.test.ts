@@ -224,8 +224,11 @@ describe('random input over HTTP, on the real Temporal server', () => {
     const failures: string[] = [];
     for (let i = 0; i < count; i++) {
       const r = request();
+      // A keep-alive connection the server closed as the client reused it fails on the client
+      // (undici's UND_ERR_SOCKET) before the API saw the request: that one is sent again.
+      const send = () => fetch(`${base}${r.path}`, { method: r.method, headers: r.headers, ...(r.body !== undefined ? { body: r.body } : {}) });
       try {
-        const response = await fetch(`${base}${r.path}`, { method: r.method, headers: r.headers, ...(r.body !== undefined ? { body: r.body } : {}) });
+        const response = await send().catch((err: { cause?: { code?: string } }) => (err.cause?.code === 'UND_ERR_SOCKET' ? send() : Promise.reject(err)));
         const text = await response.text();
         responses[`#${i}`] = text;
         const problems = problemsWith(r.method, response.status, response.headers.get('content-type'), text);
