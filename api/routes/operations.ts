@@ -410,11 +410,15 @@ export function operationRoutes(s: Services): Route[] {
 
   /** The workflow's status query, or why it could not be answered (it needs a worker). */
   async function statusOf(handle: WorkflowHandle): Promise<Pick<Summary, 'status' | 'statusUnavailable'>> {
+    const deadline = Date.now() + s.timeouts.queryMs;
     try {
-      const status = await client.withDeadline(Date.now() + s.timeouts.queryMs, () => handle.query(statusQuery));
+      const status = await client.withDeadline(deadline, () => handle.query(statusQuery));
       return { status: { ...status } };
     } catch (err) {
-      const timedOut = isGrpcDeadlineError(err) || isGrpcDeadlineError((err as { cause?: unknown }).cause);
+      // Past its deadline grpc-js reports the call as DEADLINE_EXCEEDED or, when the deadline
+      // cancels it mid-flight, as CANCELLED ("Call cancelled"): both mean no worker answered.
+      const timedOut =
+        isGrpcDeadlineError(err) || isGrpcDeadlineError((err as { cause?: unknown }).cause) || Date.now() >= deadline;
       return {
         statusUnavailable: timedOut
           ? `no worker answered the status query within ${s.timeouts.queryMs} ms (is the worker running?)`
