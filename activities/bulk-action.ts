@@ -13,8 +13,7 @@ import {
 } from '../lib/lifecycle/guest-steps.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
-import type { PlanStep } from '../workflows/definitions.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
 import { preflightLine, readPreflight, refuse } from './vm.js';

@@ -21,7 +21,7 @@ import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveApiError, PveTaskFailedError } from '../lib/pve/errors.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { configuredTalosctl, createTalosctl, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
 import { creationMarker } from './provision.js';

@@ -18,6 +18,7 @@ import {
   type EvacuationRequest,
   type GuestMove,
 } from '../lib/planning/evacuation.js';
+import type { Verification } from '../lib/planning/evacuation-outcome.js';
 import type { MemoryBasis } from '../lib/planning/placement.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
@@ -32,7 +33,7 @@ import {
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import { runCommand, SshError } from '../lib/ssh/client.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft } from '../lib/operations/plan.js';
 import { SshNotConfiguredError, type WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
 import { isTransient, read } from './transient.js';
@@ -92,14 +93,6 @@ export interface VerifyEvacuationInput {
   moved: { vmid: number; name: string; target: string; status: 'running' | 'stopped' }[];
   /** Guests the plan left on the source. */
   leftBehind: number[];
-}
-
-export interface Verification {
-  /** The source holds nothing but the guests the plan left there, and every moved guest is as planned. */
-  ok: boolean;
-  unexpectedOnSource: { vmid: number; name: string }[];
-  misplaced: { vmid: number; name: string; expected: string; actual: string }[];
-  wrongState: { vmid: number; name: string; expected: string; actual: string }[];
 }
 
 /** Failure types the workflow reports; none is retried, each is a fact about the world. */

@@ -35,7 +35,7 @@ import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { PveAuthError, PvePermissionError, PveTlsError, PveValidationError } from '../lib/pve/errors.js';
 import { runCommand, SshConnectError, type SshTarget } from '../lib/ssh/client.js';
 import type { AwayGuest, UpgradeOutcome } from '../workflows/maintenance-definitions.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
 import type { TaskMarker } from './evacuation.js';

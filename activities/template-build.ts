@@ -10,8 +10,7 @@ import { compareGuestConfig, expectedGuestConfig } from '../lib/runbooks/config-
 import { finishStep, type ResolvedStep } from '../lib/runbooks/plan.js';
 import type { Value } from '../lib/runbooks/placeholders.js';
 import { parseTags } from '../lib/inventory.js';
-import type { PlanStep } from '../workflows/definitions.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import { withPveFailures } from './failures.js';
 import { operationId, planStepsOf, prepareRunbook, type RunbookActivityDeps, type RunbookPlanDetails } from './runbook.js';
 import { refuse } from './vm.js';

@@ -20,8 +20,7 @@ import { formatDuration } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveUnavailableError } from '../lib/pve/errors.js';
-import type { PlanStep } from '../workflows/definitions.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
 

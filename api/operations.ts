@@ -17,14 +17,8 @@ import { defaultPayloadConverter, type SignalDefinition, type UpdateDefinition }
 import type { z } from 'zod';
 import { signDecision } from '../lib/approvals/signature.js';
 import { describeSecretRef, resolveSecret } from '../lib/config/secrets.js';
-import {
-  approveSignal,
-  approveUpdate,
-  rejectSignal,
-  rejectUpdate,
-  type ApprovalDecision,
-  type ApprovalRequest,
-} from '../workflows/definitions.js';
+import type { ApprovalDecision, ApprovalRequest } from '../lib/operations/plan.js';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate } from '../workflows/definitions.js';
 import {
   PmApprovalState,
   PmEnvironment,

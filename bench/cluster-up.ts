@@ -32,7 +32,8 @@ import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catal
 import { waitForTask } from '../lib/pve/tasks.js';
 import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
 import type { ClusterUpResult } from '../workflows/cluster-up.js';
-import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
+import type { OperationStatus } from '../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../workflows/definitions.js';
 import { waitForStatus } from './evacuation-run.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);

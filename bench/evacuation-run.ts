@@ -6,7 +6,8 @@ import { signed } from '../test/support/approvals.js';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { evacuationOperation, type EvacuationInput } from '../lib/operations/catalog.js';
-import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
+import type { OperationStatus } from '../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../workflows/definitions.js';
 import type { evacuation } from '../workflows/evacuation.js';
 
 /** A request body as a client sends it: defaults may be left out. */

@@ -6,7 +6,7 @@
  */
 import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ReconcileActivities } from '../activities/reconcile.js';
-import type { DriftReport } from '../lib/manifest/drift.js';
+import type { DetectDriftInput, DriftReport } from '../lib/manifest/drift.js';
 
 const planning = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '5 minutes',
@@ -17,12 +17,6 @@ const recording = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 10 },
 });
-
-export interface DetectDriftInput {
-  environment: string;
-  /** The manifest folder; the configured one when absent. */
-  manifests?: string;
-}
 
 export async function detectDrift(input: DetectDriftInput): Promise<DriftReport> {
   const { environment } = input;

@@ -13,17 +13,17 @@
  * Temporal UI (one activity per migration, summarised).
  */
 import { executeChild, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { EvacuationActivities, Verification } from '../activities/evacuation.js';
-import type { EvacuationInput } from '../lib/operations/catalog.js';
 import {
+  describeVerification,
   evacuationOutcome,
   haMaintenanceBlocker,
-  migrationStepId,
-  type EvacuationPlan,
-  type EvacuationRequest,
-  type LeftBehind,
   type Stayed,
-} from '../lib/planning/evacuation.js';
+  type Verification,
+} from '../lib/planning/evacuation-outcome.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
+import type { EvacuationInput } from '../lib/operations/catalog.js';
+import { migrationStepId } from '../lib/operations/step-ids.js';
+import type { EvacuationPlan, EvacuationRequest, LeftBehind } from '../lib/planning/evacuation.js';
 import type { OperationHandle } from './operation.js';
 import { runOperation } from './operation.js';
 import { migrateGuests, migrationProgressSignal, type GuestOutcome, type GuestProgress } from './migrate-guests.js';
@@ -155,12 +155,4 @@ function showDetails(op: OperationHandle, plan: EvacuationPlan): void {
   setCurrentDetails(
     `${plan.source}: ${count('succeeded')}/${plan.moves.length} moved, ${count('running')} moving, ${count('failed')} failed`,
   );
-}
-
-function describeVerification(v: Verification): string {
-  return [
-    ...v.unexpectedOnSource.map((g) => `${g.vmid} (${g.name}) is still on the node`),
-    ...v.misplaced.map((g) => `${g.vmid} (${g.name}) is on ${g.actual}, planned ${g.expected}`),
-    ...v.wrongState.map((g) => `${g.vmid} (${g.name}) is ${g.actual}, was ${g.expected}`),
-  ].join('; ');
 }

@@ -9,7 +9,7 @@ import type { TaskActivities } from '../activities/tasks.js';
 import type { VmActivities, VmStepOutcome } from '../activities/vm.js';
 import { settledState } from '../lib/lifecycle/guest-steps.js';
 import { parseUpid } from '../lib/pve/upid.js';
-import type { PlanStep } from './definitions.js';
+import type { PlanStep } from '../lib/operations/plan.js';
 
 /**
  * Dispatching a step is never retried once PVE may have received it: the activity checks

@@ -1,7 +1,8 @@
 import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { InventoryActivities, InventorySummary } from '../activities/inventory.js';
 import type { InventoryInput } from '../lib/operations/catalog.js';
-import { statusQuery, type OperationStatus } from './definitions.js';
+import type { OperationStatus } from '../lib/operations/plan.js';
+import { statusQuery } from './definitions.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
 
 const { summarizeInventory } = proxyActivities<InventoryActivities>({

@@ -30,12 +30,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
-import type { EvacuationActivities, Verification } from '../activities/evacuation.js';
-import { describeStuck, runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
+import { describeStuck, describeVerification, runningLeftBehind, type Verification } from '../lib/planning/evacuation-outcome.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
+import type { NodeSettings, NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
-import type { StepProgress } from './definitions.js';
+import type { StepProgress } from '../lib/operations/plan.js';
 import { failureMessage } from './guest-step.js';
 import {
   nodeDecisionSignal,
@@ -520,14 +521,6 @@ function awayGuest(move: GuestMove): AwayGuest {
     memoryBytes: move.memoryBytes,
     localDiskBytes: move.localDiskBytes,
   };
-}
-
-function describeVerification(v: Verification): string {
-  return [
-    ...v.unexpectedOnSource.map((g) => `${g.vmid} (${g.name}) is still on the node`),
-    ...v.misplaced.map((g) => `${g.vmid} (${g.name}) is on ${g.actual}, planned ${g.expected}`),
-    ...v.wrongState.map((g) => `${g.vmid} (${g.name}) is ${g.actual}, was ${g.expected}`),
-  ].join('; ');
 }
 
 function describe(r: NodeReport): string {

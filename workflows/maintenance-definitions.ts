@@ -8,7 +8,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { NodeStep } from '../lib/maintenance/plan.js';
-import type { ApprovalDecision, ApprovalRequest, Risk, StepProgress } from './definitions.js';
+import type { ApprovalDecision, ApprovalRequest, Risk, StepProgress } from '../lib/operations/plan.js';
 
 export type NodeState =
   | 'pending'

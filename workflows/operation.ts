@@ -28,21 +28,18 @@ import {
 import type { ApprovalActivities } from '../activities/approvals.js';
 import type { AuditActivities } from '../activities/audit.js';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
-import {
-  approveSignal,
-  approveUpdate,
-  rejectSignal,
-  rejectUpdate,
-  statusQuery,
-  type ApprovalDecision,
-  type ApprovalRequest,
-  type ApprovalState,
-  type CancellationReport,
-  type OperationMeta,
-  type OperationPlan,
-  type OperationStatus,
-  type StepProgress,
-} from './definitions.js';
+import type {
+  ApprovalDecision,
+  ApprovalRequest,
+  ApprovalState,
+  CancellationReport,
+  OperationMeta,
+  OperationPlan,
+  OperationStatus,
+  PlanDraft,
+  StepProgress,
+} from '../lib/operations/plan.js';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery } from './definitions.js';
 import {
   PmApprovalState,
   PmEnvironment,
@@ -62,8 +59,6 @@ const { verifyApprovalSignature } = proxyActivities<ApprovalActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 10 },
 });
-
-export type PlanDraft<D> = Omit<OperationPlan<D>, 'version'>;
 
 export interface OperationResult<D, R> {
   /**

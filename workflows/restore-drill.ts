@@ -3,7 +3,7 @@ import type { BackupActivities } from '../activities/backup.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { RestoreDrillInput } from '../lib/operations/catalog.js';
-import type { PlanStep } from './definitions.js';
+import type { PlanStep } from '../lib/operations/plan.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
 

@@ -29,9 +29,10 @@ import {
 } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit.js';
 import type { RollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
-import { nodeStepId, type MaintenancePlan, type NodeStep } from '../lib/maintenance/plan.js';
+import { nodeStepId } from '../lib/operations/step-ids.js';
+import type { MaintenancePlan, NodeStep } from '../lib/maintenance/plan.js';
 import type { RollingMaintenanceInput } from '../lib/operations/catalog.js';
-import type { OperationMeta, OperationPlan } from './definitions.js';
+import type { OperationMeta, OperationPlan } from '../lib/operations/plan.js';
 import { maintainNode } from './maintain-node.js';
 import {
   approveNodeSignal,

@@ -2,7 +2,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities, BackupReport } from '../activities/backup.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { GuestActionInput, VmActivities, VmStepOutcome } from '../activities/vm.js';
-import type { PlanStep } from './definitions.js';
+import type { PlanStep } from '../lib/operations/plan.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 

@@ -11,9 +11,9 @@ import { createDriftStore, type DriftStore } from '../../lib/manifest/drift-stor
 import { driftScheduleId } from '../../lib/manifest/schedule.js';
 import { manifestSettings } from '../../lib/manifest/settings.js';
 import { reconcileOperation } from '../../lib/operations/catalog.js';
-import type { OperationMeta } from '../../workflows/definitions.js';
+import type { OperationMeta } from '../../lib/operations/plan.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
-import type { DetectDriftInput } from '../../workflows/detect-drift.js';
+import type { DetectDriftInput } from '../../lib/manifest/drift.js';
 import type { DriftOrigin } from '../../workflows/reconcile.js';
 import { autoApprovable, inScope } from '../auth.js';
 import { requireEnvironment } from '../access.js';

@@ -8,7 +8,8 @@ import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
 import { renderPlanText } from '../../lib/operations/plan-text.js';
-import { statusQuery, type OperationMeta, type OperationPlan } from '../../workflows/definitions.js';
+import type { OperationMeta, OperationPlan } from '../../lib/operations/plan.js';
+import { statusQuery } from '../../workflows/definitions.js';
 import {
   approveNodeSignal,
   approveNodeUpdate,

@@ -9,7 +9,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { followsPattern, guestName, NamingError, vmidCandidates } from '../lifecycle/naming.js';
 import { memoryHeld, placeGuests, placementConstraints, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
 import { formatBytes, GiB, MiB } from '../planning/units.js';
-import type { PlanStep } from '../../workflows/definitions.js';
+import type { PlanStep } from '../operations/plan.js';
 import { clusterTag, memberService, ROLE_TAG, type MemberRole } from './identity.js';
 import type { ClusterProfile } from './profile.js';
 

@@ -4,7 +4,7 @@
  * both read this list, so adding an operation is one entry here plus its workflow.
  */
 import { z } from 'zod';
-import type { OperationMeta } from '../../workflows/definitions.js';
+import type { OperationMeta } from './plan.js';
 import type { EvacuationRequest } from '../planning/evacuation.js';
 import { SERVICE_PATTERN } from '../lifecycle/naming.js';
 import { TAG_EXPRESSION_LIMITS, tagExpressionProblem } from '../lifecycle/tag-expression.js';

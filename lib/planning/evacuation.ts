@@ -5,7 +5,8 @@
  * is skipped silently.
  */
 import type { SafetyPolicy } from '../config/schema.js';
-import type { OperationPlan, PlanStep } from '../../workflows/definitions.js';
+import { migrationStepId } from '../operations/step-ids.js';
+import type { OperationPlan, PlanStep } from '../operations/plan.js';
 import { affinityOf } from './affinity.js';
 import {
   defaultCostAssumptions,
@@ -487,51 +488,4 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
     estimatedDurationMs: plan.estimatedMs,
     details: plan,
   };
-}
-
-/** A guest the request covered that is still on the node once the evacuation ran, and why. */
-export interface Stayed {
-  vmid: number;
-  name: string;
-  reason: string;
-}
-
-/**
- * The honest outcome of an applied evacuation: `evacuated` only when the node holds nothing the
- * request covered — every planned move done and checked, and no guest left behind for a reason
- * other than the request's own options. Otherwise `incomplete`, with every guest that stayed.
- */
-export function evacuationOutcome(
-  plan: EvacuationPlan,
-  outcomes: readonly { vmid: number; name: string; state: string; error?: string }[],
-  verification: { ok: boolean; unexpectedOnSource: readonly { vmid: number; name: string }[] },
-): { outcome: 'evacuated' | 'incomplete'; stayed: Stayed[] } {
-  const stayed: Stayed[] = plan.leftBehind
-    .filter((l) => l.covered)
-    .map((l) => ({ vmid: l.vmid, name: l.name, reason: l.unblock ? `${l.reason}; to move it: ${l.unblock}` : l.reason }));
-  for (const o of outcomes) {
-    if (o.state === 'failed') stayed.push({ vmid: o.vmid, name: o.name, reason: `its migration failed: ${o.error ?? 'no reason given'}` });
-    if (o.state === 'not-started') stayed.push({ vmid: o.vmid, name: o.name, reason: `not started: ${o.error ?? 'the evacuation stopped'}` });
-  }
-  for (const g of verification.unexpectedOnSource) {
-    if (!stayed.some((s) => s.vmid === g.vmid)) stayed.push({ ...g, reason: `still on ${plan.source} after its migrations` });
-  }
-  stayed.sort((a, b) => a.vmid - b.vmid);
-  return { outcome: verification.ok && stayed.length === 0 ? 'evacuated' : 'incomplete', stayed };
-}
-
-/** Why HA maintenance must not be enabled after this evacuation, or undefined when it may. */
-export function haMaintenanceBlocker(plan: EvacuationPlan, verification: { ok: boolean }, stayed: readonly Stayed[]): string | undefined {
-  const guests = [...new Map([...plan.leftBehind, ...stayed].map((g) => [g.vmid, g])).values()];
-  if (guests.length > 0) {
-    const shown = guests.slice(0, 5).map((g) => `${g.vmid} (${g.name})`).join(', ');
-    return `${plan.source} is not empty: ${guests.length} guest${guests.length === 1 ? ' stays' : 's stay'} (${shown}${guests.length > 5 ? ', ...' : ''}), and HA maintenance would fence or move them`;
-  }
-  if (!verification.ok) return `the verification of ${plan.source} failed, so it is not known to be empty`;
-  return undefined;
-}
-
-/** The plan step (and progress entry) of one guest's migration. */
-export function migrationStepId(vmid: number): string {
-  return `migrate-${vmid}`;
 }

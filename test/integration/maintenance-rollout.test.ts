@@ -20,7 +20,7 @@ import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMainten
 import { createAuditLog } from '../../lib/audit/log.js';
 import type { MaintenancePlan } from '../../lib/maintenance/plan.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
-import type { OperationStatus } from '../../workflows/definitions.js';
+import type { OperationStatus } from '../../lib/operations/plan.js';
 import { maintenanceDecisions, maintenanceQuery, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
 import { homelabRefusalsScenario, homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';

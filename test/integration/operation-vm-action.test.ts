@@ -7,14 +7,8 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { VmActionInput } from '../../lib/operations/catalog.js';
-import {
-  approveSignal,
-  approveUpdate,
-  rejectUpdate,
-  statusQuery,
-  type OperationMeta,
-  type OperationStatus,
-} from '../../workflows/definitions.js';
+import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
+import { approveSignal, approveUpdate, rejectUpdate, statusQuery } from '../../workflows/definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 

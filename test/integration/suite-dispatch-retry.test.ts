@@ -14,7 +14,7 @@ import { createVmActivities, type GuestActionInput, type VmStepOutcome } from '.
 import { findOperation } from '../../lib/operations/catalog.js';
 import { waitForTask } from '../../lib/pve/tasks.js';
 import type { Scenario } from '../../sim/scenario.js';
-import type { PlanStep } from '../../workflows/definitions.js';
+import type { PlanStep } from '../../lib/operations/plan.js';
 import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
 import { operationMeta } from '../support/suite/operations.js';
 import { record } from '../support/suite/report.js';

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { signDecision } from '../../lib/approvals/signature.js';
-import type { ApprovalRequest } from '../../workflows/definitions.js';
+import type { ApprovalRequest } from '../../lib/operations/plan.js';
 
 /** The key, made up for this process (and the ones it starts) when none is set. */
 export function ensureSigningKey(): string {

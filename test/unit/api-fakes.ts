@@ -21,7 +21,7 @@ import { createApp } from '../../api/app.js';
 import type { ApiDeps, ReadOnlyProxmox } from '../../api/deps.js';
 import { createAuditLog, type AuditLog } from '../../lib/audit/log.js';
 import { AppConfig } from '../../lib/config/schema.js';
-import type { ApprovalRequest, OperationStatus } from '../../workflows/definitions.js';
+import type { ApprovalRequest, OperationStatus } from '../../lib/operations/plan.js';
 import { PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 
 /** Bearer tokens by name; the configuration holds only their hashes. */

@@ -7,7 +7,8 @@ import { signed } from '../approvals.js';
 import { ActivityFailure, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../../lib/operations/catalog.js';
-import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../../workflows/definitions.js';
+import type { OperationMeta, OperationStatus } from '../../../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../../../workflows/definitions.js';
 
 export interface Target {
   client: Client;
