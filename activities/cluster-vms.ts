@@ -12,7 +12,7 @@ import { nodeAddress, reportedAddresses } from '../lib/clusters/addresses.js';
 import { planClusterDown, type ClusterDownPlan } from '../lib/clusters/down.js';
 import { clusterSecretsDir, clusterTag, clusterUpOperationPrefix, memberService } from '../lib/clusters/identity.js';
 import { defaultClustersDir, loadClusterProfile, ProfileError, ProfileNotFoundError, type LoadedProfile } from '../lib/clusters/profile.js';
-import { ClusterPlanRefusal, planClusterUp, type ClusterSnapshot, type ClusterUpPlan, type SnapshotGuest, type SnapshotTemplate } from '../lib/clusters/up.js';
+import { ClusterPlanRefusal, planClusterUp, type ClusterUpSnapshot, type ClusterUpPlan, type SnapshotGuest, type SnapshotTemplate } from '../lib/clusters/up.js';
 import { parseTags } from '../lib/inventory.js';
 import { followsPattern } from '../lib/lifecycle/naming.js';
 import { formatBytes, formatDuration } from '../lib/planning/units.js';
@@ -79,7 +79,7 @@ function sameValue(key: string, current: unknown, wanted: string | number): bool
   return String(current) === String(wanted);
 }
 
-async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: string): Promise<ClusterSnapshot> {
+async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: string): Promise<ClusterUpSnapshot> {
   const resources = await client.cluster.resources();
   const guests: SnapshotGuest[] = resources
     .filter((r): r is ClusterResource & { vmid: number; node: string } => (r.type === 'qemu' || r.type === 'lxc') && r.vmid !== undefined && !!r.node)

@@ -19,7 +19,7 @@ import { autoApprovable, inScope } from '../auth.js';
 import { requireEnvironment } from '../access.js';
 import type { Services } from '../deps.js';
 import { ApiError } from '../errors.js';
-import { compactIso, links } from '../operations.js';
+import { compactIso, links } from '../temporal-operations.js';
 import { noteAudit, type Route } from '../route.js';
 import { ErrorResponse, OperationStarted } from '../schemas.js';
 import { parseBody, parseParams, parseQuery } from '../validation.js';

@@ -22,7 +22,7 @@ import { requireEnvironment, requireScope } from '../access.js';
 import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../temporal-operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
