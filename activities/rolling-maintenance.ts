@@ -34,7 +34,7 @@ import type { PveClient } from '../lib/pve/client.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { PveAuthError, PvePermissionError, PveTlsError, PveValidationError } from '../lib/pve/errors.js';
 import { runCommand, SshConnectError, type SshTarget } from '../lib/ssh/client.js';
-import type { AwayGuest, UpgradeOutcome } from '../workflows/maintenance-definitions.js';
+import type { AwayGuest, UpgradeOutcome } from '../lib/maintenance/node-outcomes.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';

@@ -38,14 +38,8 @@ import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
 import type { StepProgress } from '../lib/operations/plan.js';
 import { failureMessage } from './guest-step.js';
-import {
-  nodeDecisionSignal,
-  nodeReportSignal,
-  type AwayGuest,
-  type MaintenanceDecision,
-  type NodeReport,
-  type UpgradeOutcome,
-} from './maintenance-definitions.js';
+import type { AwayGuest, UpgradeOutcome } from '../lib/maintenance/node-outcomes.js';
+import { nodeDecisionSignal, nodeReportSignal, type MaintenanceDecision, type NodeReport } from './maintenance-definitions.js';
 import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './migrate-guests.js';
 import type { OperationHandle } from './operation.js';
 import { applyRunbookPlan } from './runbook-run.js';
