@@ -18,9 +18,9 @@ import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { bulkActionOperation, type BulkActionInput } from '../lib/operations/catalog.js';
-import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
+import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BulkGuestResult } from '../workflows/bulk-action.js';
-import { bulkScenario } from './bulk-scenario.js';
+import { bulkScenario } from '../testkit/bulk-scenario.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 200);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);

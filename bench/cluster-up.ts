@@ -15,7 +15,7 @@
  * Writes the table into docs/clusters.md (between the bench markers) and prints it.
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
-import { signed } from '../test/support/approvals.js';
+import { signed } from '../testkit/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,11 +30,11 @@ import { withPveFailures } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
-import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
+import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { ClusterUpResult } from '../workflows/cluster-up.js';
 import type { OperationStatus } from '../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../workflows/definitions.js';
-import { waitForStatus } from './evacuation-run.js';
+import { waitForStatus } from '../testkit/evacuation-run.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */

@@ -14,7 +14,7 @@
  * Writes the table into docs/evacuation.md (between the bench markers) and prints it.
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
-import { signed } from '../test/support/approvals.js';
+import { signed } from '../testkit/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
@@ -24,13 +24,13 @@ import { createAuditActivities } from '../activities/audit.js';
 import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import type { EvacuationPlan } from '../lib/planning/evacuation.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../testkit/simulated-env.js';
 import { approveUpdate } from '../workflows/definitions.js';
 import type { GuestOutcome } from '../workflows/migrate-guests.js';
-import { evacuationInput, startEvacuation, waitForStatus } from './evacuation-run.js';
+import { evacuationInput, startEvacuation, waitForStatus } from '../testkit/evacuation-run.js';
 import { DEFAULT_MAX_WORKERS, migrateAll } from './migrateall.js';
 import { sampleCluster, type Samples } from './sampler.js';
-import { benchScenarios, type BenchScenario } from './scenarios.js';
+import { benchScenarios, type BenchScenario } from '../testkit/scenarios.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */

@@ -24,10 +24,10 @@ import { createRollingMaintenanceActivities } from '../activities/rolling-mainte
 import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { MaintenancePlan, NodeTurn } from '../lib/maintenance/plan.js';
 import { formatDuration } from '../lib/planning/units.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { NodeReport } from '../workflows/maintenance-definitions.js';
-import { approveWhenPlanned } from './evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance, type MaintenanceBody, type MaintenanceScenarioOptions } from './maintenance-run.js';
+import { approveWhenPlanned } from '../testkit/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance, type MaintenanceBody, type MaintenanceScenarioOptions } from '../testkit/maintenance-run.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time; a rebooting node every 2 s), scaled to the simulated clock. */

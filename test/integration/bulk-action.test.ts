@@ -3,16 +3,16 @@
  * matching guest planned from its own pre-flight summary, worked through with bounded
  * parallelism, each with its own outcome.
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { BulkGuestResult } from '../../workflows/bulk-action.js';
 import { bulkActionOperation } from '../../lib/operations/catalog.js';
 import { rejectUpdate } from '../../workflows/definitions.js';
 import { PmApprovalState } from '../../workflows/search-attributes.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
-import { bulkScenario } from '../../bench/bulk-scenario.js';
+import { bulkScenario } from '../../testkit/bulk-scenario.js';
 import { cancelWhen, failureOf, startOperation, stepRunning, waitForPhase } from './lifecycle-helpers.js';
 
 let home: SimulatedEnvironment;

@@ -2,7 +2,7 @@
  * cluster-up and cluster-down end to end: HTTP -> API -> a real Temporal dev server -> worker
  * -> the simulated homelab (Talos template 101) and the talosctl stand-in.
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { serve, type ServerType } from '@hono/node-server';
@@ -22,7 +22,7 @@ import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type C
 import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
 import type { ClusterUpResult } from '../../workflows/cluster-up.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 

@@ -10,7 +10,7 @@ import type { AppConfig } from '../../lib/config/schema.js';
 import { statefulVmOperation } from '../../lib/operations/catalog.js';
 import { guestSystemsOf, type GuestSystems } from '../../sim/guest-ssh.js';
 import { buildWorkerDeps, type WorkerDeps } from '../../worker/deps.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, failureOfType, meta, startOperation, waitForPhase } from './lifecycle-helpers.js';
 

@@ -18,7 +18,7 @@ import { serveMcpHttp } from '../../mcp/http.js';
 import { createMcpServer } from '../../mcp/server.js';
 import type { Scenario } from '../../sim/index.js';
 import { discordKeys, pm, startApiServer, startWebhookReceiver, type ReceivedMessage } from '../support/doors.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { until } from '../support/until.js';
 

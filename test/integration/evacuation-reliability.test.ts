@@ -5,11 +5,11 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
-import { withAutomationToken } from '../../bench/scenarios.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../testkit/evacuation-run.js';
+import { withAutomationToken } from '../../testkit/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import type { Scenario } from '../../sim/scenario.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
 
 /** Twelve VMs of 4-15 GiB on pve01, a third with local disks; three roomy targets. */

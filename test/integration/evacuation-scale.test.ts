@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
-import { withAutomationToken } from '../../bench/scenarios.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../testkit/evacuation-run.js';
+import { withAutomationToken } from '../../testkit/scenarios.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const VMS = 520;

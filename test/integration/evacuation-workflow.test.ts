@@ -2,13 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
-import { withAutomationToken } from '../../bench/scenarios.js';
+import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../testkit/evacuation-run.js';
+import { withAutomationToken } from '../../testkit/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import type { SimulatedCluster } from '../../sim/index.js';
 import type { Scenario } from '../../sim/scenario.js';
 import { statusQuery } from '../../workflows/definitions.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 

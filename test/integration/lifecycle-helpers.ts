@@ -2,7 +2,7 @@
  * What the lifecycle integration tests share: start an operation's workflow as the API would
  * (validated body + meta), follow it to a phase, approve it as a second person.
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../lib/operations/catalog.js';

@@ -10,7 +10,7 @@ import type { AppConfig } from '../../lib/config/schema.js';
 import { lxcPatchOperation } from '../../lib/operations/catalog.js';
 import { guestSystemsOf, type GuestSystems } from '../../sim/guest-ssh.js';
 import type { ContainerPatchResult } from '../../workflows/lxc-patch.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { failureOf, meta, startOperation } from './lifecycle-helpers.js';
 

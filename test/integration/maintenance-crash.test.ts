@@ -12,9 +12,9 @@ import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { approveWhenPlanned } from '../../bench/evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../bench/maintenance-run.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../testkit/maintenance-run.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, testConnection, uniqueTaskQueue } from '../support/temporal.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];

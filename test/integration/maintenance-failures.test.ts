@@ -8,10 +8,10 @@ import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { approveWhenPlanned } from '../../bench/evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance, type MaintenanceBody } from '../../bench/maintenance-run.js';
+import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance, type MaintenanceBody } from '../../testkit/maintenance-run.js';
 import { maintenanceDecisions } from '../../workflows/maintenance-definitions.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];

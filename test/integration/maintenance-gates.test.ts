@@ -7,11 +7,11 @@ import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { approveWhenPlanned } from '../../bench/evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../bench/maintenance-run.js';
+import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../testkit/maintenance-run.js';
 import { approveNodeUpdate, rejectNodeUpdate, type NodeApprovalRequest } from '../../workflows/maintenance-definitions.js';
 import { PmApprovalState } from '../../workflows/search-attributes.js';
-import { startSimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker } from '../support/temporal.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];

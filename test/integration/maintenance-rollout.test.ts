@@ -15,14 +15,14 @@ import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
-import { approveWhenPlanned } from '../../bench/evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../bench/maintenance-run.js';
+import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../testkit/maintenance-run.js';
 import { createAuditLog } from '../../lib/audit/log.js';
 import type { MaintenancePlan } from '../../lib/maintenance/plan.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
 import type { OperationStatus } from '../../lib/operations/plan.js';
 import { maintenanceDecisions, maintenanceQuery, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
-import { homelabRefusalsScenario, homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { homelabRefusalsScenario, homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { cancelWhen } from './lifecycle-helpers.js';
 

@@ -12,9 +12,9 @@ import { createRollingMaintenanceActivities } from '../../activities/rolling-mai
 import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { createRunbookActivities } from '../../activities/runbook.js';
 import { createTaskActivities } from '../../activities/tasks.js';
-import { approveWhenPlanned } from '../../bench/evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../bench/maintenance-run.js';
-import { startSimulatedEnvironment } from '../support/simulated-env.js';
+import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
+import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../testkit/maintenance-run.js';
+import { startSimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker } from '../support/temporal.js';
 
 const NODE_CHECK = `---

@@ -9,11 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditActivities } from '../../activities/audit.js';
 import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
+import { evacuationInput, startEvacuation } from '../../testkit/evacuation-run.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import { readRehearsalInventory } from '../../lib/rehearsal.js';
 import { importInventory, loadScenarioSource, type ImportedScenario } from '../../sim/scenario-import.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const dumpPath = fileURLToPath(new URL('../fixtures/rehearsal/cluster-resources.json', import.meta.url));

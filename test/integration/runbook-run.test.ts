@@ -19,7 +19,7 @@ import { parseRunbookMarkdown } from '../../lib/runbooks/markdown.js';
 import { downloadChecksum } from '../../sim/downloads.js';
 import { guestSystemsOf } from '../../sim/guest-ssh.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
 import { homelabWithShippedRole } from './runbook-helpers.js';

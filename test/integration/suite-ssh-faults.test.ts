@@ -11,9 +11,9 @@ import { createRunbookActivities, type RunStepRequest } from '../../activities/r
 import type { AppConfig } from '../../lib/config/schema.js';
 import { freePort } from '../../scripts/temporal-server.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
-import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { record } from '../support/suite/report.js';
-import { combine, scanFiles, scanTexts, shareDone, shareSecrets } from '../support/suite/secrets.js';
+import { combine, scanFiles, scanTexts, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
 import { activityEnvironment } from '../support/suite/worker.js';
 
 let cluster: SuiteCluster;

@@ -1,6 +1,7 @@
 /**
  * A kind is registered completely or this fails: the checklist of docs/architecture.md
- * ("Adding an operation kind"), one assertion per item, and the layering it relies on.
+ * ("Adding an operation kind"), one assertion per item, and the layering it relies on
+ * (docs/architecture.md, "Folders").
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -88,8 +89,16 @@ describe('layers', () => {
       .filter((f) => f.endsWith('.ts'))
       .map((f) => `${dir}${f}`);
 
+  const importing = (dir: string, from: string) =>
+    sources(dir).filter((f) => new RegExp(`from '(\\.\\./)+${from}/`).test(read(f)));
+
   it.each(['lib/', 'activities/'])('%s imports nothing from workflows/', (dir) => {
-    const upward = sources(dir).filter((f) => /from '(\.\.\/)+workflows\//.test(read(f)));
-    expect(upward).toEqual([]);
+    expect(importing(dir, 'workflows')).toEqual([]);
+  });
+
+  it('tests and benchmarks share testkit/, not each other', () => {
+    expect(importing('test/', 'bench')).toEqual([]);
+    expect(importing('bench/', 'test')).toEqual([]);
+    expect([...importing('testkit/', 'test'), ...importing('testkit/', 'bench')]).toEqual([]);
   });
 });

@@ -5,10 +5,10 @@
  */
 import { ensureSigningKey } from '../approvals.js';
 import { Client, Connection } from '@temporalio/client';
-import type { Role } from '../../../lib/config/schema.js';
-import type { ResolvedScenario, Scenario } from '../../../sim/index.js';
-import { ensureTemporalCli } from '../../../scripts/temporal-cli.js';
-import { startDevServer, type DevServer } from '../../../scripts/temporal-server.js';
+import type { Role } from '../../lib/config/schema.js';
+import type { ResolvedScenario, Scenario } from '../../sim/index.js';
+import { ensureTemporalCli } from '../../scripts/temporal-cli.js';
+import { startDevServer, type DevServer } from '../../scripts/temporal-server.js';
 import { startSuiteCluster, type SuiteCluster } from './cluster.js';
 import { spawnApi, spawnWorker, type ChildService } from './processes.js';
 

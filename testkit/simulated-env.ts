@@ -10,10 +10,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../../lib/config/load.js';
-import type { AppConfig } from '../../lib/config/schema.js';
-import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../../sim/index.js';
-import { buildWorkerDeps, type WorkerDeps } from '../../worker/deps.js';
+import { parseConfig } from '../lib/config/load.js';
+import type { AppConfig } from '../lib/config/schema.js';
+import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../sim/index.js';
+import { buildWorkerDeps, type WorkerDeps } from '../worker/deps.js';
 
 /** The simulator's nodes as configuration entries, each pinned by its own TLS fingerprint and SSH host key. */
 export function pinnedNodes(sim: SimulatedCluster) {
@@ -27,9 +27,9 @@ export function pinnedNodes(sim: SimulatedCluster) {
   }));
 }
 
-export const homelabScenario = fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url));
+export const homelabScenario = fileURLToPath(new URL('../sim/scenarios/homelab.yaml', import.meta.url));
 /** The homelab with the guests that pin their nodes (passthrough, local snapshots, a local ISO, an oversized disk). */
-export const homelabRefusalsScenario = fileURLToPath(new URL('../../sim/scenarios/homelab-refusals.yaml', import.meta.url));
+export const homelabRefusalsScenario = fileURLToPath(new URL('../sim/scenarios/homelab-refusals.yaml', import.meta.url));
 
 export interface SimulatedEnvironment {
   sim: SimulatedCluster;

@@ -8,8 +8,8 @@ import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { mapBounded } from '../../../lib/lifecycle/bounded.js';
-import { loadScenarioFile } from '../../../sim/scenario.js';
+import { mapBounded } from '../../lib/lifecycle/bounded.js';
+import { loadScenarioFile } from '../../sim/scenario.js';
 import { homelabScenario } from '../simulated-env.js';
 import type { Secret } from './cluster.js';
 

@@ -3,7 +3,7 @@
  * several operations are in flight at once.
  */
 import { randomBytes } from 'node:crypto';
-import type { Scenario } from '../../../sim/scenario.js';
+import type { Scenario } from '../../sim/scenario.js';
 
 export interface FleetOptions {
   nodes?: number;

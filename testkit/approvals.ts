@@ -4,8 +4,8 @@
  * run in test/globalSetup.ts, per benchmark here, and inherited by child processes).
  */
 import { randomBytes } from 'node:crypto';
-import { signDecision } from '../../lib/approvals/signature.js';
-import type { ApprovalRequest } from '../../lib/operations/plan.js';
+import { signDecision } from '../lib/approvals/signature.js';
+import type { ApprovalRequest } from '../lib/operations/plan.js';
 
 /** The key, made up for this process (and the ones it starts) when none is set. */
 export function ensureSigningKey(): string {

@@ -13,10 +13,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { loadConfig } from '../../../lib/config/load.js';
-import type { AppConfig, Role } from '../../../lib/config/schema.js';
-import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../../../sim/index.js';
-import { buildWorkerDeps, type WorkerDeps } from '../../../worker/deps.js';
+import { loadConfig } from '../../lib/config/load.js';
+import type { AppConfig, Role } from '../../lib/config/schema.js';
+import { startSimulator, type ResolvedScenario, type Scenario, type SimulatedCluster } from '../../sim/index.js';
+import { buildWorkerDeps, type WorkerDeps } from '../../worker/deps.js';
 import { homelabScenario, pinnedNodes } from '../simulated-env.js';
 
 export interface Secret {

@@ -2,7 +2,7 @@
  * Driving an evacuation the way the API does: start the workflow, wait for its plan, approve
  * it as a second person, wait for the result. Shared by the benchmark and the integration tests.
  */
-import { signed } from '../test/support/approvals.js';
+import { signed } from './approvals.js';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { evacuationOperation, type EvacuationInput } from '../lib/operations/catalog.js';
