@@ -26,7 +26,7 @@ const common = {
 
 export interface OperationKind<S extends z.ZodType = z.ZodType> {
   kind: string;
-  /** Exported name of the workflow function in workflows/index.ts: the camelCase of the kind it runs. */
+  /** Exported name of the workflow function in workflows/index.ts: the camelCase of the kind, or of the kind whose workflow it shares. */
   workflowType: string;
   /** The page under docs/ that explains the kind to an operator. */
   docs: string;
