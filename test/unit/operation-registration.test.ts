@@ -96,6 +96,23 @@ describe('layers', () => {
     expect(importing(dir, 'workflows')).toEqual([]);
   });
 
+  /** What a workflow may load into its sandbox besides types: small, pure, deterministic. */
+  const workflowModules = [
+    'lib/backup/limits.ts',
+    'lib/lifecycle/bounded.ts',
+    'lib/lifecycle/guest-steps.ts',
+    'lib/operations/step-ids.ts',
+    'lib/planning/evacuation-outcome.ts',
+    'lib/pve/upid.ts',
+  ];
+
+  it.each(sources('workflows/'))('%s loads only workflows/ and small pure modules of lib/', (file) => {
+    const valueImports = [...read(file).matchAll(/^import (?!type )([^;]*?) from '\.\.\/([^']+)\.js';/gm)]
+      .filter(([, what]) => !what!.startsWith('{') || what!.slice(1, -1).split(',').some((n) => n.trim() !== '' && !n.trim().startsWith('type ')))
+      .map(([, , path]) => `${path}.ts`);
+    expect(valueImports.filter((m) => !workflowModules.includes(m))).toEqual([]);
+  });
+
   it('tests and benchmarks share testkit/, not each other', () => {
     expect(importing('test/', 'bench')).toEqual([]);
     expect(importing('bench/', 'test')).toEqual([]);
