@@ -6,7 +6,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMigrationActivities, type MigrateGuestInput } from '../../activities/migration.js';
+import { createEvacuationActivities, type MigrateGuestInput } from '../../activities/evacuation.js';
 import type { GuestMove } from '../../lib/planning/evacuation.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { smallScenario } from './sim-fixtures.js';
@@ -60,7 +60,7 @@ function input(memoryBasis: MigrateGuestInput['memoryBasis']): MigrateGuestInput
 
 const migrate = (memoryBasis: MigrateGuestInput['memoryBasis']) =>
   new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR', () => undefined) }).run(
-    createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }).migrateGuest,
+    createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }).migrateGuest,
     input(memoryBasis),
   );
 
