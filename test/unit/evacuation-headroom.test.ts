@@ -8,7 +8,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvacuationActivities, type MigrateGuestInput } from '../../activities/evacuation.js';
 import type { GuestMove } from '../../lib/planning/evacuation.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { smallScenario } from './sim-fixtures.js';
 
 const GiB = 1024 ** 3;
