@@ -112,12 +112,14 @@ describe('storage', () => {
   });
 
   it('deletes a volume, answering null when done within the delay', async () => {
-    await data('POST', '/nodes/pve2/storage/local/download-url', {
+    const upid: string = await data('POST', '/nodes/pve2/storage/local/download-url', {
       url: 'https://example.org/tiny.iso',
       content: 'iso',
       filename: 'tiny.iso',
     });
-    for (let i = 0; i < 200 && !sim.state.volume('local:iso/tiny.iso', 'pve2'); i++) await new Promise((r) => setTimeout(r, 20));
+    // Follow the download task to its end, as a client does; a fixed number of polls fails on a busy machine.
+    const taskStatus = `/nodes/pve2/tasks/${encodeURIComponent(upid)}/status`;
+    while ((await data('GET', taskStatus)).status !== 'stopped') await new Promise((r) => setTimeout(r, 20));
     expect(await data('DELETE', `/nodes/pve2/storage/local/content/${encodeURIComponent('local:iso/tiny.iso')}?delay=5`)).toBeNull();
     expect(sim.state.volume('local:iso/tiny.iso', 'pve2')).toBeUndefined();
   });
