@@ -306,7 +306,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       return withPveFailures(async () => {
         const deadline = Date.now() + args.timeoutMs;
         let pauseMs = polling.pollMs;
-        let last = 'the guest agent has not answered';
+        let last: string;
         for (;;) {
           try {
             const { result } = await client.qemu.agentNetworkInterfaces({ node: args.node, vmid: args.vmid });

@@ -192,9 +192,12 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
   async function targetMemory(client: PveClient, input: MigrateGuestInput): Promise<{ total: number; held: number; what: string }> {
     const { memory } = await read(() => client.nodes.status({ node: input.move.target }));
     if ((input.memoryBasis ?? 'used') === 'used') return { total: memory.total, held: memory.used, what: 'uses' };
-    const guests = await read(() => client.cluster.resources({ type: 'vm' }));
-    const held = guests
-      .filter((g) => g.node === input.move.target && g.status === 'running')
+    // The target's own guest lists: its guests, not the whole cluster's (15,000 entries on a large cluster).
+    const node = { node: input.move.target };
+    const lists = await Promise.all([read(() => client.qemu.list(node)), read(() => client.lxc.list(node))]);
+    const held = lists
+      .flat()
+      .filter((g) => g.status === 'running')
       .reduce((sum, g) => sum + (g.maxmem ?? 0), 0);
     return { total: memory.total, held, what: 'has running guests configured with' };
   }

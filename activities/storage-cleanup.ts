@@ -9,7 +9,7 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
-import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
+import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
 import { guestApi, refuse, type VmStepOutcome } from './vm.js';

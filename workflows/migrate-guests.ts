@@ -129,7 +129,10 @@ async function migrate(input: MigrateGuestsInput, cancellation: Cancellation): P
     running.set(move.vmid, move);
     const startedAt = Date.now();
     progress.add({ vmid: move.vmid, state: 'running', at: iso(startedAt) });
-    migrateGuest
+    // Started, not awaited: the loop below waits on `changed` and handles each outcome as it
+    // lands, so several moves run at once. Both results are handled here; a throw in this
+    // bookkeeping fails the workflow task (Temporal's sandbox reports unhandled rejections).
+    void migrateGuest
       .executeWithOptions({ summary: `${label(move)}: ${move.source} -> ${move.target} (${move.mode})` }, [
         { environment: input.environment, move, limits, memoryHeadroom: input.memoryHeadroom, memoryBasis: input.memoryBasis, marker: input.marker },
       ])

@@ -24,7 +24,7 @@ import {
   type PlacementTarget,
   type TargetLoad,
 } from './placement.js';
-import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts } from './snapshot.js';
+import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts, StorageState } from './snapshot.js';
 import { formatBytes, formatDuration, MiB } from './units.js';
 
 export interface EvacuationRequest {
@@ -158,18 +158,19 @@ export function planEvacuation(
 
   const costs = defaultCostAssumptions(request.linkGbps);
   const bwlimitBytes = request.bwlimitMiBps ? request.bwlimitMiBps * MiB : undefined;
-  const { targets, excludedTargets } = candidateTargets(snapshot, request);
+  const index = { guests: byNode(snapshot.guests), storages: byNode(snapshot.storages) };
+  const { targets, excludedTargets } = candidateTargets(snapshot, request, index);
 
   const leftBehind: LeftBehind[] = [];
   const candidates: { guest: GuestState; mode: MigrationMode; facts: MigrationFacts; item: PlacementItem }[] = [];
-  const onSource = snapshot.guests.filter((g) => g.node === source.name).sort((a, b) => a.vmid - b.vmid);
+  const onSource = [...(index.guests.get(source.name) ?? [])].sort((a, b) => a.vmid - b.vmid);
   for (const guest of onSource) {
     const decision = decide(guest, snapshot, request);
     if ('reason' in decision) {
       leftBehind.push({ vmid: guest.vmid, name: guest.name, type: guest.type, status: guest.status, ...decision });
       continue;
     }
-    candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets) });
+    candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets, index.storages) });
   }
 
   const placement = placeGuests(
@@ -264,7 +265,20 @@ function nodeNames(snapshot: ClusterSnapshot): string {
   return snapshot.nodes.map((n) => n.name).join(', ');
 }
 
-function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest) {
+/** Items by node, in the snapshot's order: looked up per target instead of filtered per target (500 × 15,000 steps). */
+function byNode<T extends { node: string }>(items: readonly T[]): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const list = map.get(item.node);
+    if (list) list.push(item);
+    else map.set(item.node, [item]);
+  }
+  return map;
+}
+
+type SnapshotIndex = { guests: Map<string, GuestState[]>; storages: Map<string, StorageState[]> };
+
+function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest, index: SnapshotIndex) {
   const targets: PlacementTarget[] = [];
   const excludedTargets: { node: string; reason: string }[] = [];
   for (const node of snapshot.nodes) {
@@ -277,7 +291,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       excludedTargets.push({ node: node.name, reason });
       continue;
     }
-    const residents = snapshot.guests.filter((g) => g.node === node.name);
+    const residents = index.guests.get(node.name) ?? [];
     const running = residents.filter((g) => g.status !== 'stopped');
     const groups: Record<string, string[]> = {};
     for (const g of residents) {
@@ -292,7 +306,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       cpus: node.cpus,
       vcpusAssigned: running.reduce((sum, g) => sum + g.vcpus, 0),
       storageFree: Object.fromEntries(
-        snapshot.storages.filter((s) => s.node === node.name && s.active).map((s) => [s.storage, s.total - s.used]),
+        (index.storages.get(node.name) ?? []).filter((s) => s.active).map((s) => [s.storage, s.total - s.used]),
       ),
       groups,
     });
@@ -375,6 +389,7 @@ function placementItem(
   snapshot: ClusterSnapshot,
   request: EvacuationRequest,
   targets: readonly PlacementTarget[],
+  storagesByNode: SnapshotIndex['storages'],
 ): PlacementItem {
   const arrivesRunning = mode !== 'offline';
   const storage: Record<string, number> = {};
@@ -393,7 +408,7 @@ function placementItem(
   const refused: Record<string, string> = { ...facts.notAllowedNodes };
   for (const t of targets) {
     for (const sid of copiedTo) {
-      const st = snapshot.storages.find((s) => s.node === t.node && s.storage === sid);
+      const st = storagesByNode.get(t.node)?.find((s) => s.storage === sid);
       if (st && st.active && !st.content.includes(content)) refused[t.node] ??= `storage ${sid} does not hold ${content}`;
     }
   }

@@ -201,6 +201,7 @@ describe('pm, the terminal client', () => {
     expect(piped.stdout).toContain(planned.planText);
     expect(piped.stdout).not.toContain('\x1b[');
     expect(terminal.stdout).toContain('\x1b[33mrisk medium\x1b[0m');
+    // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
     expect(terminal.stdout.replace(/\x1b\[\d+m/g, '')).toBe(piped.stdout);
   });
 

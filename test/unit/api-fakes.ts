@@ -274,7 +274,6 @@ export function fakeProxmox(): ReadOnlyProxmox {
 }
 
 /** A response whose JSON tests read freely. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type TestResponse = Omit<Response, 'json'> & { json(): Promise<any> };
 
 export interface TestApi {
