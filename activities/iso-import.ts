@@ -17,7 +17,11 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       return withPveFailures(async () => {
         const storages = await client.storage.list({ node: input.node });
         const storage = storages.find((s) => s.storage === input.storage);
-        if (!storage) refuse('PlanRefused', `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
+        if (!storage)
+          refuse(
+            'PlanRefused',
+            `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`,
+          );
         if (!storage.content.split(',').includes('iso')) {
           refuse('PlanRefused', `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
         }
@@ -35,12 +39,20 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
             params: { url: input.url, filename: input.filename, [input.checksumAlgorithm]: input.checksum },
             description: `download ${input.url} to ${volid} on ${input.node}; PVE verifies its ${input.checksumAlgorithm} checksum`,
           },
-          { id: 'verify', action: 'verify', node: input.node, description: `check ${volid} is listed in ${input.storage}` },
+          {
+            id: 'verify',
+            action: 'verify',
+            node: input.node,
+            description: `check ${volid} is listed in ${input.storage}`,
+          },
         ];
         return {
           summary: `import ISO ${input.filename} into ${input.storage} on ${input.node}`,
           risk: outside ? 'high' : 'low',
-          reasons: ['adds a file to a storage; the checksum is verified before it is kept', ...(outside ? [outsidePolicyReason(outside)] : [])],
+          reasons: [
+            'adds a file to a storage; the checksum is verified before it is kept',
+            ...(outside ? [outsidePolicyReason(outside)] : []),
+          ],
           steps,
           warnings: storage.avail !== undefined ? [`${input.storage} has ${formatBytes(storage.avail)} free`] : [],
           nodes: [input.node],
@@ -74,13 +86,22 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       });
     },
 
-    async verifyVolume(args: { environment: string; node: string; storage: string; volid: string }): Promise<{ volid: string; size: number }> {
+    async verifyVolume(args: {
+      environment: string;
+      node: string;
+      storage: string;
+      volid: string;
+    }): Promise<{ volid: string; size: number }> {
       const client = await deps.pve(args.environment);
       return withPveFailures(async () => {
         const volumes = await client.storage.content({ node: args.node, storage: args.storage });
         const volume = volumes.find((v) => v.volid === args.volid);
         if (!volume) {
-          throw ApplicationFailure.create({ type: 'NotAsPlanned', message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: 'NotAsPlanned',
+            message: `${args.volid} is not in ${args.storage} on ${args.node}`,
+            nonRetryable: true,
+          });
         }
         return { volid: volume.volid, size: volume.size };
       });

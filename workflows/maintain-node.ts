@@ -30,7 +30,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
-import { describeStuck, describeVerification, runningLeftBehind, type Verification } from '../lib/planning/evacuation-outcome.js';
+import { describeStuck, describeVerification, runningLeftBehind } from '../lib/planning/evacuation-outcome.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { NodeSettings, NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';

@@ -12,13 +12,7 @@
  */
 import type { OperationPlan, PlanStep } from '../operations/plan.js';
 import { nodeStepId } from '../operations/step-ids.js';
-import {
-  planEvacuation,
-  type EvacuationPlan,
-  type EvacuationRequest,
-  type LeftBehind,
-  type PlacementPolicy,
-} from '../planning/evacuation.js';
+import { planEvacuation, type EvacuationPlan, type EvacuationRequest, type PlacementPolicy } from '../planning/evacuation.js';
 import { describeStuck, guestLabel, runningLeftBehind } from '../planning/evacuation-outcome.js';
 import type { MemoryBasis } from '../planning/placement.js';
 import type { ClusterSnapshot } from '../planning/snapshot.js';

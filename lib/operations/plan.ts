@@ -69,13 +69,7 @@ export interface ApprovalDecision {
 }
 
 export type OperationPhase =
-  | 'planning'
-  | 'awaiting-approval'
-  | 'applying'
-  | 'completed'
-  | 'rejected'
-  | 'failed'
-  | 'cancelled';
+  'planning' | 'awaiting-approval' | 'applying' | 'completed' | 'rejected' | 'failed' | 'cancelled';
 
 /**
  * Where the plan's approval stands, as the PmApprovalState search attribute and the status

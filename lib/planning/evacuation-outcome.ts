@@ -33,23 +33,37 @@ export function evacuationOutcome(
 ): { outcome: 'evacuated' | 'incomplete'; stayed: Stayed[] } {
   const stayed: Stayed[] = plan.leftBehind
     .filter((l) => l.covered)
-    .map((l) => ({ vmid: l.vmid, name: l.name, reason: l.unblock ? `${l.reason}; to move it: ${l.unblock}` : l.reason }));
+    .map((l) => ({
+      vmid: l.vmid,
+      name: l.name,
+      reason: l.unblock ? `${l.reason}; to move it: ${l.unblock}` : l.reason,
+    }));
   for (const o of outcomes) {
-    if (o.state === 'failed') stayed.push({ vmid: o.vmid, name: o.name, reason: `its migration failed: ${o.error ?? 'no reason given'}` });
-    if (o.state === 'not-started') stayed.push({ vmid: o.vmid, name: o.name, reason: `not started: ${o.error ?? 'the evacuation stopped'}` });
+    if (o.state === 'failed')
+      stayed.push({ vmid: o.vmid, name: o.name, reason: `its migration failed: ${o.error ?? 'no reason given'}` });
+    if (o.state === 'not-started')
+      stayed.push({ vmid: o.vmid, name: o.name, reason: `not started: ${o.error ?? 'the evacuation stopped'}` });
   }
   for (const g of verification.unexpectedOnSource) {
-    if (!stayed.some((s) => s.vmid === g.vmid)) stayed.push({ ...g, reason: `still on ${plan.source} after its migrations` });
+    if (!stayed.some((s) => s.vmid === g.vmid))
+      stayed.push({ ...g, reason: `still on ${plan.source} after its migrations` });
   }
   stayed.sort((a, b) => a.vmid - b.vmid);
   return { outcome: verification.ok && stayed.length === 0 ? 'evacuated' : 'incomplete', stayed };
 }
 
 /** Why HA maintenance must not be enabled after this evacuation, or undefined when it may. */
-export function haMaintenanceBlocker(plan: EvacuationPlan, verification: { ok: boolean }, stayed: readonly Stayed[]): string | undefined {
+export function haMaintenanceBlocker(
+  plan: EvacuationPlan,
+  verification: { ok: boolean },
+  stayed: readonly Stayed[],
+): string | undefined {
   const guests = [...new Map([...plan.leftBehind, ...stayed].map((g) => [g.vmid, g])).values()];
   if (guests.length > 0) {
-    const shown = guests.slice(0, 5).map((g) => `${g.vmid} (${g.name})`).join(', ');
+    const shown = guests
+      .slice(0, 5)
+      .map((g) => `${g.vmid} (${g.name})`)
+      .join(', ');
     return `${plan.source} is not empty: ${guests.length} guest${guests.length === 1 ? ' stays' : 's stay'} (${shown}${guests.length > 5 ? ', ...' : ''}), and HA maintenance would fence or move them`;
   }
   if (!verification.ok) return `the verification of ${plan.source} failed, so it is not known to be empty`;
@@ -70,7 +84,9 @@ export function describeVerification(v: Verification): string {
  * constraint or option to change, or stopping the guest (a stopped guest may stay on its node).
  */
 export function describeStuck(l: LeftBehind): string {
-  const unblock = [l.unblock, 'stop it before the maintenance (a stopped guest may stay on its node)'].filter(Boolean).join('; or ');
+  const unblock = [l.unblock, 'stop it before the maintenance (a stopped guest may stay on its node)']
+    .filter(Boolean)
+    .join('; or ');
   return `${guestLabel(l)} ${l.status} — ${l.reason}; to unblock: ${unblock}`;
 }
 

@@ -47,7 +47,9 @@ describe.each(byKind)('kind %s', (kind, op) => {
 
   it('refuses a request with a field it does not know (zod at the edge)', () => {
     expect(op.body.safeParse(requestExamples[kind as keyof typeof requestExamples]).success).toBe(true);
-    expect(op.body.safeParse({ ...(requestExamples[kind as keyof typeof requestExamples] as object), notAField: 1 }).success).toBe(false);
+    expect(
+      op.body.safeParse({ ...(requestExamples[kind as keyof typeof requestExamples] as object), notAField: 1 }).success,
+    ).toBe(false);
   });
 
   it('is explained on its docs page and in docs/requests.md', () => {
@@ -62,7 +64,9 @@ describe('the worker', () => {
   it('registers no workflow beyond the kinds, the children and schedules named here, and aliases of them', () => {
     const runs = new Set(operations.map((op) => registered[op.workflowType]));
     for (const name of Object.keys(notKinds)) runs.add(registered[name]);
-    const strays = Object.entries(registered).filter(([, fn]) => !runs.has(fn)).map(([name]) => name);
+    const strays = Object.entries(registered)
+      .filter(([, fn]) => !runs.has(fn))
+      .map(([name]) => name);
     expect(strays).toEqual([]);
   });
 
@@ -108,7 +112,14 @@ describe('layers', () => {
 
   it.each(sources('workflows/'))('%s loads only workflows/ and small pure modules of lib/', (file) => {
     const valueImports = [...read(file).matchAll(/^import (?!type )([^;]*?) from '\.\.\/([^']+)\.js';/gm)]
-      .filter(([, what]) => !what!.startsWith('{') || what!.slice(1, -1).split(',').some((n) => n.trim() !== '' && !n.trim().startsWith('type ')))
+      .filter(
+        ([, what]) =>
+          !what!.startsWith('{') ||
+          what!
+            .slice(1, -1)
+            .split(',')
+            .some((n) => n.trim() !== '' && !n.trim().startsWith('type ')),
+      )
       .map(([, , path]) => `${path}.ts`);
     expect(valueImports.filter((m) => !workflowModules.includes(m))).toEqual([]);
   });
