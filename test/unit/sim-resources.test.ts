@@ -119,7 +119,7 @@ describe('storage', () => {
     });
     // Follow the download task to its end, as a client does; a fixed number of polls fails on a busy machine.
     const taskStatus = `/nodes/pve2/tasks/${encodeURIComponent(upid)}/status`;
-    while ((await data('GET', taskStatus)).status !== 'stopped') await new Promise((r) => setTimeout(r, 20));
+    while ((await data('GET', taskStatus) as { status: string }).status !== 'stopped') await new Promise((r) => setTimeout(r, 20));
     expect(await data('DELETE', `/nodes/pve2/storage/local/content/${encodeURIComponent('local:iso/tiny.iso')}?delay=5`)).toBeNull();
     expect(sim.state.volume('local:iso/tiny.iso', 'pve2')).toBeUndefined();
   });
