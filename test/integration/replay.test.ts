@@ -23,7 +23,10 @@ describe('recorded histories replay on the current workflow code', () => {
     const typeOf = new Map(recorded.map((r) => [r.workflowId, r.workflowType]));
     const replayed: string[] = [];
     const failures: string[] = [];
-    const replays = Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath')! } }, recorded);
+    const replays = Worker.runReplayHistories(
+      { workflowBundle: { codePath: inject('workflowBundlePath')! } },
+      recorded,
+    );
     for await (const { workflowId, error } of replays) {
       replayed.push(typeOf.get(workflowId)!);
       if (error) failures.push(`${typeOf.get(workflowId)}: ${error.message}`);

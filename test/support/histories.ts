@@ -25,14 +25,15 @@ export const historiesDir = fileURLToPath(new URL('../fixtures/histories/', impo
 const MAX_EVENTS = 600;
 
 /**
- * The workflow types a worker must replay: one per workflow function. A function exported under
- * a second name (an old type kept for open executions) is the same code, so its first export
- * name stands for both.
+ * The workflow types a worker must replay: one per workflow function. A function also exported
+ * under an old type's name (kept for open executions) is the same code, so the export under
+ * its own name stands for both.
  */
 export function registeredWorkflowTypes(): string[] {
-  const seen = new Set<unknown>();
-  return Object.entries(workflows)
-    .filter(([, fn]) => !seen.has(fn) && seen.add(fn))
+  const byType: Record<string, unknown> = workflows;
+  const isAlias = (type: string, fn: unknown) => typeof fn === 'function' && fn.name !== type && byType[fn.name] === fn;
+  return Object.entries(byType)
+    .filter(([type, fn]) => !isAlias(type, fn))
     .map(([type]) => type)
     .sort();
 }
