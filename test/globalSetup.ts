@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli } from '../scripts/temporal-cli.js';
 import { startDevServer } from '../scripts/temporal-server.js';
+import { recordHistories } from './support/histories.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -64,6 +65,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('workflowBundlePath', workflowBundlePath);
 
   return async () => {
+    // `npm run histories:record`: the replay test's histories, taken before the server goes.
+    if (process.env.PM_RECORD_HISTORIES === '1') {
+      const types = await recordHistories(server.address, server.namespace);
+      console.log(`[globalSetup] recorded the histories of ${types.length} workflow types: ${types.join(', ')}`);
+    }
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };
