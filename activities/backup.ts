@@ -11,6 +11,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { backupBefore } from '../lib/backup/before.js';
 import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
 import { vmidCandidates } from '../lib/lifecycle/naming.js';
 import { markBackupGroup, type PruneOptions } from '../lib/backup/prune.js';
@@ -371,7 +372,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           summary: `restore ${backup.volid} (${when}) over ${backup.type === 'qemu' ? 'VM' : 'CT'} ${backup.vmid}${original ? ` '${original.name}' on ${node}` : ' (no longer exists)'}`,
           risk: original ? 'high' : 'medium',
           reasons: original ? [`overwrites ${label(original)}: lost are ${lost.join('; ')}`] : ['recreates a guest that no longer exists'],
-          steps: [...stop, restoreStep(backup.vmid, node, { ...params, ...(original ? { force: true } : {}) }, `restore ${backup.volid} over ${backup.vmid} on ${node}`)],
+          steps: [...(original ? backupBefore(env.policy, 'restore-in-place', original) : []), ...stop, restoreStep(backup.vmid, node, { ...params, ...(original ? { force: true } : {}) }, `restore ${backup.volid} over ${backup.vmid} on ${node}`)],
           warnings: original?.lock ? [`${label(original)} is locked (${original.lock}); PVE will refuse until the lock clears`] : [],
           nodes: [node],
           vmids: [backup.vmid],

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import * as qemuFormats from '../pve/formats/qemu.js';
 import { pve } from '../pve/params.js';
+import { BACKUP_BEFORE } from '../backup/before.js';
 
 export const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 export const Duration = z
@@ -104,7 +105,7 @@ export const SafetyPolicy = z.object({
   /** Snapshot a guest before config changes and rollbacks. */
   snapshot_before_change: z.boolean().default(true),
   /** Plans that back the guest up (vzdump to `backup_storage`) before their destructive step. */
-  backup_before: z.array(z.enum(['delete'])).default([]),
+  backup_before: z.array(z.enum(BACKUP_BEFORE)).default([]),
   /** The storage (content `backup`) those backups go to. */
   backup_storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
 }).refine((p) => p.backup_before.length === 0 || p.backup_storage !== undefined, {

@@ -3,10 +3,17 @@
  * guest, a tag expression or a node, bounded per storage and per node, each guest followed
  * as its own task; failures carry the task log, refusals come before anything is sent.
  */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { createActivities } from '../../activities/index.js';
+import { createReconcileActivities } from '../../activities/reconcile.js';
+import type { BackupBefore } from '../../lib/backup/before.js';
+import type { GuestChange } from '../../lib/manifest/diff.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
+import type { PlanStep } from '../../workflows/definitions.js';
 import type { DrillResult } from '../../workflows/restoreDrill.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
@@ -138,9 +145,9 @@ describe('the restore operation', () => {
 
 describe('policy backup_before', () => {
   /** The worker reads the policy when it plans, so the test sets it on the environment's configuration for its cases. */
-  async function withBackupBeforeDelete<T>(fn: () => Promise<T>): Promise<T> {
+  async function withBackupBefore<T>(kinds: BackupBefore[], fn: () => Promise<T>): Promise<T> {
     const policy = home.config.environments['home']!.policy;
-    Object.assign(policy, { backup_before: ['delete'], backup_storage: 'shared' });
+    Object.assign(policy, { backup_before: kinds, backup_storage: 'shared' });
     try {
       return await fn();
     } finally {
@@ -149,7 +156,7 @@ describe('policy backup_before', () => {
   }
 
   it('puts a protected backup at the head of a delete plan, and deletes only after it succeeded', async () => {
-    await withBackupBeforeDelete(async () => {
+    await withBackupBefore(['delete'], async () => {
       const handle = await startOperation(worker, 'vm-action', { vmid: 1017, name: 'ci-runner', action: 'delete' });
       const status = await approve(handle);
       expect(status.plan!.steps[0]).toMatchObject({ id: 'backup', action: 'backup', params: { storage: 'shared', protected: true } });
@@ -166,7 +173,7 @@ describe('policy backup_before', () => {
 
   it('keeps the guest when its backup fails', async () => {
     home.sim.faults.failTask({ type: 'vzdump', vmid: 1007, times: 1, message: 'job errors' });
-    const failure = await withBackupBeforeDelete(async () => {
+    const failure = await withBackupBefore(['delete'], async () => {
       const handle = await startOperation(worker, 'vm-action', { vmid: 1007, name: 'installer', action: 'delete' });
       await approve(handle);
       return failureOf(handle);
@@ -174,6 +181,93 @@ describe('policy backup_before', () => {
     expect(failure.type).toBe('BackupFailed');
     expect(home.sim.state.guests.has(1007)).toBe(true);
     expect(home.sim.cluster.tasks.all().some((t) => t.type === 'qmdestroy' && t.id === '1007')).toBe(false);
+  });
+
+  /** The protected archives the policy's backups left of a guest. */
+  const protectedArchives = (vmid: number) =>
+    [...home.sim.state.pool('shared', 'pve01')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === vmid && v.backup?.protected);
+
+  /** Whether the guest's destroy task started only after its vzdump ended. */
+  function destroyedAfterBackup(vmid: number, destroyType = 'qmdestroy'): boolean {
+    const [backup] = vzdumpTasks([vmid]);
+    const destroy = home.sim.cluster.tasks.all().find((t) => t.type === destroyType && t.id === String(vmid));
+    return backup !== undefined && destroy !== undefined && destroy.starttime >= backup.endtime!;
+  }
+
+  it('backs up each guest of a bulk delete before destroying it, as a step of its own the approver sees', async () => {
+    const handle = await withBackupBefore(['delete'], async () => {
+      const started = await startOperation(worker, 'bulk-action', { tags: 'home', action: 'delete' });
+      const status = await approve(started);
+      expect(status.plan!.steps[0]).toMatchObject({ id: '1024/backup', action: 'backup', params: { storage: 'shared', protected: true } });
+      expect(status.plan!.steps[0]!.description).toContain('before it is deleted (policy backup_before: delete)');
+      expect(status.plan!.steps.at(-1)).toMatchObject({ id: '1024/destroy' });
+      return started;
+    });
+    await handle.result();
+    expect(home.sim.state.guests.has(1024)).toBe(false);
+    expect(protectedArchives(1024)).toHaveLength(1);
+    expect(destroyedAfterBackup(1024)).toBe(true);
+  });
+
+  it('backs up the guest a restore in place overwrites, before stopping it', async () => {
+    const { result } = await (await startOperation(worker, 'backup', { vmid: 1018, storage: 'shared' })).result();
+    const volume = (result as BackupGuestResult[])[0]!.volid!;
+    const { plan } = await withBackupBefore(['restore-in-place'], async () => (await startOperation(worker, 'restore', { volume, target: 'in-place', dryRun: true })).result());
+    expect(plan.steps.map((s: PlanStep) => s.action)).toEqual(['backup', 'stop', 'restore']);
+    expect(plan.steps[0].params).toMatchObject({ 'notes-template': '{{guestname}} before restore', protected: true });
+  });
+
+  describe('reconcile', () => {
+    let dir: string;
+    let reconciler: TestWorker;
+    beforeAll(async () => {
+      // Relative to the working directory, as the API takes a manifest folder.
+      await mkdir('data', { recursive: true });
+      dir = await mkdtemp(join('data', 'test-backup-before-'));
+      reconciler = await startTestWorker({ activities: { ...createActivities(home.deps), ...createReconcileActivities(home.deps, { path: dir }) } });
+    });
+    afterAll(async () => {
+      await reconciler?.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    /** A manifest claiming the guests tagged `media` (1006 'media'), listing `guests`. */
+    async function reconcileMedia(guests: unknown[], dryRun: boolean) {
+      const folder = await mkdtemp(join(dir, 'manifests-'));
+      await writeFile(join(folder, 'media.yaml'), stringify({ environment: 'home', claims: { tags: ['media'] }, guests }));
+      return startOperation(reconciler, 'reconcile', { manifests: folder, dryRun }, { autoApprove: ['low'] });
+    }
+
+    it('backs up a guest the manifest replaces before the replacement destroys it', async () => {
+      const asContainer = {
+        name: 'media',
+        kind: 'lxc',
+        source: { ostemplate: 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst' },
+        memory: '512M',
+        disks: [{ slot: 'rootfs', size: 8, storage: 'local-lvm' }],
+        network: [{ bridge: 'vmbr0', ip: 'dhcp' }],
+        tags: ['media'],
+      };
+      const { plan } = await withBackupBefore(['reconcile-replace'], async () => (await reconcileMedia([asContainer], true)).result());
+      expect(plan.risk).toBe('high');
+      const [change] = plan.details.changes as GuestChange[];
+      expect(change).toMatchObject({ action: 'replace', vmid: 1006 });
+      expect(change!.steps[0]).toMatchObject({ action: 'backup', vmid: 1006, params: { storage: 'shared', protected: true, 'notes-template': '{{guestname}} before replace' } });
+      expect(change!.steps.findIndex((s) => s.action === 'destroy')).toBeGreaterThan(0);
+    });
+
+    it('backs up a guest the manifest no longer lists, then deletes it', async () => {
+      const handle = await withBackupBefore(['reconcile-delete'], async () => {
+        const started = await reconcileMedia([], false);
+        const status = await approve(started);
+        expect(status.plan!.steps.map((s) => s.action)).toEqual(['backup', 'destroy']);
+        return started;
+      });
+      await handle.result();
+      expect(home.sim.state.guests.has(1006)).toBe(false);
+      expect(protectedArchives(1006)).toHaveLength(1);
+      expect(destroyedAfterBackup(1006)).toBe(true);
+    });
   });
 });
 
