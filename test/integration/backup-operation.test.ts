@@ -4,17 +4,18 @@
  * as its own task; failures carry the task log, refusals come before anything is sent.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { createActivities } from '../../activities/index.js';
 import { createReconcileActivities } from '../../activities/reconcile.js';
 import type { BackupBefore } from '../../lib/backup/before.js';
+import { createDrillStore, drillHistory, type DrillResult } from '../../lib/backup/drills.js';
 import type { GuestChange } from '../../lib/manifest/diff.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
 import type { PlanStep } from '../../workflows/definitions.js';
-import type { DrillResult } from '../../workflows/restoreDrill.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation } from './lifecycle-helpers.js';
@@ -22,13 +23,18 @@ import { approve, failureOf, startOperation } from './lifecycle-helpers.js';
 let home: SimulatedEnvironment;
 let worker: TestWorker;
 
+let drillDir: string;
+
 beforeAll(async () => {
   home = await startSimulatedEnvironment({ speed: 400 });
+  drillDir = await mkdtemp(join(tmpdir(), 'pm-drills-'));
+  home.config.backups.drill_dir = drillDir;
   worker = await startTestWorker({ activities: createActivities(home.deps) });
 });
 afterAll(async () => {
   await worker?.shutdown();
   await home?.stop();
+  await rm(drillDir, { recursive: true, force: true });
 });
 
 const vzdumpTasks = (vmids: number[]): TaskRecord[] =>
@@ -320,6 +326,37 @@ describe('the restore-drill operation', () => {
     const [drill] = failure.details![0] as DrillResult[];
     expect(drill).toMatchObject({ vmid: 1025, outcome: 'failed', error: expect.stringContaining('No QEMU guest agent configured') });
     expect(drillCopies()).toEqual([]);
+  });
+
+  it('proves a container’s backup by restoring it (ostemplate + restore) and seeing it run with an address', async () => {
+    await (await startOperation(worker, 'backup', { vmid: 2002, storage: 'shared' })).result();
+    const { plan, result } = await (await startOperation(worker, 'restore-drill', { vmid: 2002 })).result();
+    expect(plan.steps[0].params).toMatchObject({ hostname: 'drill-2002', net0: expect.stringContaining('bridge=vmbr99') });
+    expect(plan.steps[0].description).toContain('check it runs with an address');
+    expect(result as DrillResult[]).toEqual([expect.objectContaining({ vmid: 2002, type: 'lxc', outcome: 'proven' })]);
+    const restore = home.sim.cluster.tasks.all().filter((t) => t.type === 'vzrestore');
+    expect(restore).toHaveLength(1);
+    expect(home.sim.cluster.tasks.all().filter((t) => t.type === 'vzdestroy' && t.id === restore[0]!.id)).toHaveLength(1);
+    expect(drillCopies()).toEqual([]);
+  });
+
+  it('keeps a failed drill as a finding until a later drill proves the guest restorable, and shows when each guest was last proven', async () => {
+    const history = async () => drillHistory(await createDrillStore(drillDir).list('home'));
+    const open = (await history()).findings.filter((f) => f.state === 'open');
+    expect(open).toEqual([expect.objectContaining({ vmid: 1025, name: 'scratch', volid: expect.stringMatching(/vzdump-qemu-1025-/), reason: expect.stringContaining('No QEMU guest agent configured') })]);
+
+    home.sim.state.guests.get(1025)!.update((c) => (c['agent'] = '1'));
+    const { result } = await (await startOperation(worker, 'backup', { vmid: 1025, storage: 'shared' })).result();
+    const volid = (result as BackupGuestResult[])[0]!.volid;
+    const drill = await startOperation(worker, 'restore-drill', { vmid: 1025 });
+    await drill.result();
+
+    const after = await history();
+    expect(after.findings).toEqual([expect.objectContaining({ vmid: 1025, state: 'resolved', resolvedBy: drill.workflowId })]);
+    const proven = new Map(after.guests.map((g) => [g.vmid, g]));
+    expect(proven.get(1025)!.lastProven).toMatchObject({ volid, operationId: drill.workflowId });
+    expect(proven.get(1002)!.lastProven!.seconds).toBeGreaterThan(0);
+    expect(proven.get(2002)).toMatchObject({ type: 'lxc', lastDrill: { outcome: 'proven' } });
   });
 });
 
