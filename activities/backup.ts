@@ -525,9 +525,9 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             params: { archive: latest.volid, start: true, [nameKey]: `drill-${g.vmid}`, ...(net0 ? { net0 } : {}) },
           });
         }
-        if (steps.length === 0) refuse('PlanRefused', `nothing to drill: ${warnings.join('; ')}`);
+        // No backup to drill is an answer, not a refusal: a scheduled drill before the first backup completes as nothing-to-do.
         return {
-          summary: `restore drill of ${steps.length} guest${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
+          summary: steps.length === 0 ? `nothing to drill: ${warnings.join('; ')}` : `restore drill of ${steps.length} guest${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
           risk: 'low',
           reasons: ['restores temporary copies on an isolated bridge and destroys them; the originals are not touched'],
           steps,

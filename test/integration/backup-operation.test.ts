@@ -6,15 +6,19 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ScheduleHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { createActivities } from '../../activities/index.js';
 import { createReconcileActivities } from '../../activities/reconcile.js';
 import type { BackupBefore } from '../../lib/backup/before.js';
 import { createDrillStore, drillHistory, type DrillResult } from '../../lib/backup/drills.js';
+import { DRILL_SCHEDULE_REQUESTER, drillScheduleId, ensureDrillSchedules } from '../../lib/backup/drill-schedule.js';
+import { DrillSchedule, type AppConfig } from '../../lib/config/schema.js';
 import type { GuestChange } from '../../lib/manifest/diff.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
+import { PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import type { PlanStep } from '../../workflows/definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
@@ -360,3 +364,43 @@ describe('the restore-drill operation', () => {
   });
 });
 
+
+describe('restore drills on a schedule', () => {
+  /** The test environment's configuration with `backups.drill_schedule` set (or not). */
+  const configured = (drills?: Record<string, unknown>): AppConfig => ({
+    ...home.config,
+    environments: { home: { ...home.config.environments['home']!, backups: drills ? { drill_schedule: DrillSchedule.parse(drills) } : {} } },
+  });
+
+  async function firstScheduledRun(handle: ScheduleHandle): Promise<string> {
+    for (;;) {
+      const [run] = (await handle.describe()).info.recentActions;
+      if (run) return run.action.workflow.workflowId;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('starts the configured drill as a restore-drill operation, and removes the schedule once drills are turned off', async () => {
+    await (await startOperation(worker, 'backup', { vmid: 1011, storage: 'shared' })).result();
+    const options = { taskQueue: worker.taskQueue };
+    const created = await ensureDrillSchedules(worker.client, configured({ every: '1h', vmid: 1011 }), options);
+    expect(created).toEqual([{ environment: 'home', scheduleId: drillScheduleId('home'), state: 'created' }]);
+    const schedule = worker.client.schedule.getHandle(drillScheduleId('home'));
+    try {
+      const again = await ensureDrillSchedules(worker.client, configured({ every: '30m', vmid: 1011 }), options);
+      expect(again[0]!.state).toBe('updated');
+      await schedule.trigger();
+      const drill = worker.client.workflow.getHandle(await firstScheduledRun(schedule));
+      const { outcome, result } = await drill.result();
+      expect(outcome).toBe('completed');
+      expect(result as DrillResult[]).toEqual([expect.objectContaining({ vmid: 1011, outcome: 'proven' })]);
+      const { typedSearchAttributes } = await drill.describe();
+      expect([typedSearchAttributes.get(PmOperationKind), typedSearchAttributes.get(PmRequester)]).toEqual(['restore-drill', DRILL_SCHEDULE_REQUESTER]);
+      const proven = drillHistory(await createDrillStore(drillDir).list('home')).guests.find((g) => g.vmid === 1011);
+      expect(proven!.lastProven!.operationId).toBe(drill.workflowId);
+    } finally {
+      const off = await ensureDrillSchedules(worker.client, configured(), options);
+      expect(off).toEqual([{ environment: 'home', scheduleId: drillScheduleId('home'), state: 'deleted' }]);
+    }
+  });
+});
