@@ -13,7 +13,7 @@ const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, '
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });
 
-/** Restoring, waiting for the agent and removing the copy all heartbeat; a retry resumes each. */
+/** Restoring, waiting for the copy to come up and removing it all heartbeat; a retry resumes each. */
 const drilling = proxyActivities<BackupActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30 seconds',
