@@ -11,6 +11,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { backupBefore } from '../lib/backup/before.js';
+import { createDrillStore, type DrillRecord } from '../lib/backup/drills.js';
 import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
 import { vmidCandidates } from '../lib/lifecycle/naming.js';
 import { markBackupGroup, type PruneOptions } from '../lib/backup/prune.js';
@@ -86,8 +88,15 @@ export interface DrillTarget {
   /** The guest whose backup is drilled. */
   vmid: number;
   name: string;
+  type: 'qemu' | 'lxc';
   backup: BackupVolume;
 }
+
+/** How a drill's temporary guest is proven to run: a VM's guest agent answers; a container (no agent) runs with an address. */
+const DRILL_CHECK = {
+  qemu: { copy: 'VM', check: 'check its guest agent answers', nameKey: 'name' },
+  lxc: { copy: 'CT', check: 'check it runs with an address', nameKey: 'hostname' },
+} as const;
 
 function fail(type: string, message: string, details?: unknown): never {
   throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details ? { details: [details] } : {}) });
@@ -370,7 +379,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           summary: `restore ${backup.volid} (${when}) over ${backup.type === 'qemu' ? 'VM' : 'CT'} ${backup.vmid}${original ? ` '${original.name}' on ${node}` : ' (no longer exists)'}`,
           risk: original ? 'high' : 'medium',
           reasons: original ? [`overwrites ${label(original)}: lost are ${lost.join('; ')}`] : ['recreates a guest that no longer exists'],
-          steps: [...stop, restoreStep(backup.vmid, node, { ...params, ...(original ? { force: true } : {}) }, `restore ${backup.volid} over ${backup.vmid} on ${node}`)],
+          steps: [...(original ? backupBefore(env.policy, 'restore-in-place', original) : []), ...stop, restoreStep(backup.vmid, node, { ...params, ...(original ? { force: true } : {}) }, `restore ${backup.volid} over ${backup.vmid} on ${node}`)],
           warnings: original?.lock ? [`${label(original)} is locked (${original.lock}); PVE will refuse until the lock clears`] : [],
           nodes: [node],
           vmids: [backup.vmid],
@@ -400,14 +409,14 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         ...(p['force'] ? { force: true } : {}),
         ...(p['start'] ? { start: true } : {}),
         // A drill's copy: its own name, its NIC on the isolated bridge.
-        ...(p['name'] !== undefined ? { name: String(p['name']) } : {}),
         ...(p['net0'] !== undefined ? { net0: String(p['net0']) } : {}),
       };
+      const named = (key: 'name' | 'hostname') => (p[key] !== undefined ? { [key]: String(p[key]) } : {});
       return withPveFailures(async () => {
         const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
           type === 'qemu'
-            ? client.qemu.create({ ...common, archive: String(p['archive']) })
-            : client.lxc.create({ ...common, ostemplate: String(p['archive']), restore: true }),
+            ? client.qemu.create({ ...common, ...named('name'), archive: String(p['archive']) })
+            : client.lxc.create({ ...common, ...named('hostname'), ostemplate: String(p['archive']), restore: true }),
         );
         return { vmid: step.vmid!, upid, attached };
       });
@@ -495,10 +504,6 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         const steps: PlanStep[] = [];
         const targets: DrillTarget[] = [];
         for (const g of selected) {
-          if (g.type !== 'qemu') {
-            warnings.push(`${label(g)} '${g.name}' is a container: a drill checks a VM's guest agent`);
-            continue;
-          }
           const [latest] = await listBackupVolumes(client, { vmid: g.vmid });
           if (!latest) {
             warnings.push(`${label(g)} '${g.name}' has no backup: it cannot be proven restorable`);
@@ -508,19 +513,20 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           if (vmid === undefined) refuse('PlanRefused', `no free VMID left in the VM range ${range.min}-${range.max}`);
           const config = parseConfigText(await client.backup.extractConfig({ node: g.node, volume: latest.volid }));
           const net0 = config['net0']?.replace(/bridge=[^,]+/, `bridge=${input.bridge}`);
-          targets.push({ vmid: g.vmid, name: g.name, backup: latest });
+          const { copy, check, nameKey } = DRILL_CHECK[latest.type];
+          targets.push({ vmid: g.vmid, name: g.name, type: latest.type, backup: latest });
           steps.push({
             id: `drill/${g.vmid}`,
             action: 'restore',
             vmid,
             node: g.node,
-            description: `restore ${latest.volid} as temporary VM ${vmid} on ${input.bridge}, boot it, check its guest agent, destroy it`,
-            params: { archive: latest.volid, start: true, name: `drill-${g.vmid}`, ...(net0 ? { net0 } : {}) },
+            description: `restore ${latest.volid} as temporary ${copy} ${vmid} on ${input.bridge}, start it, ${check}, destroy it`,
+            params: { archive: latest.volid, start: true, [nameKey]: `drill-${g.vmid}`, ...(net0 ? { net0 } : {}) },
           });
         }
-        if (steps.length === 0) refuse('PlanRefused', `nothing to drill: ${warnings.join('; ')}`);
+        // No backup to drill is an answer, not a refusal: a scheduled drill before the first backup completes as nothing-to-do.
         return {
-          summary: `restore drill of ${steps.length} VM${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
+          summary: steps.length === 0 ? `nothing to drill: ${warnings.join('; ')}` : `restore drill of ${steps.length} guest${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
           risk: 'low',
           reasons: ['restores temporary copies on an isolated bridge and destroys them; the originals are not touched'],
           steps,
@@ -531,6 +537,11 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           details: { targets, maxParallel: input.maxParallel },
         };
       });
+    },
+
+    /** Adds a drill's results to the environment's drill history; writing the same record again changes nothing. */
+    async recordDrill(record: DrillRecord): Promise<void> {
+      await createDrillStore(deps.config.backups.drill_dir).write(record);
     },
 
     /** Waits until the guest agent of a VM answers; fails with PVE's last word when it never does. */
@@ -553,7 +564,31 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
     },
 
     /**
-     * Removes a drill's temporary VM: stopped, then destroyed. Safe to repeat: a VM already
+     * Waits until a container runs with an address: it has no guest agent, so PVE's view of
+     * its interfaces (what `ip` shows inside it) is the proof it booted its network.
+     */
+    async awaitContainerUp(input: { environment: string; node: string; vmid: number; timeoutMs: number }): Promise<void> {
+      const client = await deps.pve(input.environment);
+      const ctx = Context.current();
+      const deadline = Date.now() + input.timeoutMs;
+      for (;;) {
+        let reason: string;
+        try {
+          const interfaces = await client.lxc.interfaces({ node: input.node, vmid: input.vmid });
+          const up = interfaces.find((i) => i.name !== 'lo' && i.inet);
+          if (up) return;
+          reason = 'no interface but lo has an address';
+        } catch (err) {
+          reason = err instanceof Error ? err.message : String(err);
+        }
+        if (Date.now() >= deadline) fail('ContainerSilent', `CT ${input.vmid} did not come up with an address within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`);
+        ctx.heartbeat({ waiting: reason });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    },
+
+    /**
+     * Removes a drill's temporary guest: stopped, then destroyed. Safe to repeat: a guest already
      * gone is done, one being destroyed is waited for.
      */
     async removeDrillGuest(input: { environment: string; node: string; vmid: number; name: string }): Promise<void> {
@@ -564,16 +599,17 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           const guest = (await read(() => client.cluster.resources({ type: 'vm' }))).find((r) => r.vmid === input.vmid);
           if (!guest) return;
           // Never destroy anything but the drill's own copy.
-          if (guest.name !== input.name) fail('PlanRefused', `VM ${input.vmid} is '${guest.name}', not the drill's '${input.name}': not removing it`);
+          if (guest.name !== input.name) fail('PlanRefused', `${label({ type: guest.type as 'qemu' | 'lxc', vmid: input.vmid })} is '${guest.name}', not the drill's '${input.name}': not removing it`);
           const ref = { node: input.node, vmid: input.vmid };
-          const config = await client.qemu.config(ref);
+          const api = guest.type === 'lxc' ? client.lxc : client.qemu;
+          const config = await api.config(ref);
           if (config.lock === 'destroyed' || config.lock === 'create') {
             ctx.heartbeat({ waiting: `lock ${config.lock}` });
             await new Promise((r) => setTimeout(r, 500));
             continue;
           }
-          if (guest.status === 'running') await waitForTask(client, await client.qemu.stop(ref), { signal: ctx.cancellationSignal });
-          await waitForTask(client, await client.qemu.destroy({ ...ref, purge: true, 'destroy-unreferenced-disks': true }), { signal: ctx.cancellationSignal });
+          if (guest.status === 'running') await waitForTask(client, await api.stop(ref), { signal: ctx.cancellationSignal });
+          await waitForTask(client, await api.destroy({ ...ref, purge: true, 'destroy-unreferenced-disks': true }), { signal: ctx.cancellationSignal });
         }
       });
     },

@@ -2,6 +2,7 @@
  * Bulk actions by tag: which guests a tag expression selects, and each one's steps — planned
  * with the same rules as a single-guest action, from each guest's own pre-flight summary.
  */
+import { backupBefore } from '../lib/backup/before.js';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import {
@@ -98,7 +99,7 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
               type: g.type,
               node: g.node,
               preflight: preflightLine(g, g.name, preflight),
-              steps: steps.map((s) => ({ ...s, id: `${g.vmid}/${s.id}` })),
+              steps: [...(input.action === 'delete' ? backupBefore(policy, 'delete', g) : []), ...steps].map((s) => ({ ...s, id: `${g.vmid}/${s.id}` })),
             };
           } catch (err) {
             if (!(err instanceof StepRefusal)) throw err;

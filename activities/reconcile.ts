@@ -7,7 +7,8 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import { inventoryFromResources } from '../lib/inventory.js';
-import { diffFleet, guestsToInspect, volumesToLocate, type FleetDiff, type ObservedCluster, type ObservedGuest } from '../lib/manifest/diff.js';
+import { backupBefore, type BackupBeforePolicy } from '../lib/backup/before.js';
+import { diffFleet, guestsToInspect, volumesToLocate, type FleetDiff, type GuestChange, type ObservedCluster, type ObservedGuest } from '../lib/manifest/diff.js';
 import { driftReport, invalidManifestReport, type DriftReport, type DriftRun } from '../lib/manifest/drift.js';
 import { createDriftStore } from '../lib/manifest/drift-store.js';
 import { formatProblem, loadFleet, ManifestError, type Fleet } from '../lib/manifest/load.js';
@@ -157,6 +158,17 @@ function holds(config: PveConfig, key: string, value: string | number | boolean)
 }
 
 /** `overrides` replace configured manifest settings (tests point the drift store at a temporary folder). */
+/**
+ * `policy.backup_before`: a replacement or a delete it names starts with a backup of the
+ * guest, so the approver sees it and the guest is destroyed only after its backup succeeded.
+ */
+function withBackupBefore(policy: BackupBeforePolicy, change: GuestChange): GuestChange {
+  const kind = change.action === 'replace' ? 'reconcile-replace' : change.action === 'delete' ? 'reconcile-delete' : undefined;
+  if (!kind) return change;
+  const guest = { vmid: change.vmid, name: change.name, node: change.node, type: change.kind };
+  return { ...change, steps: [...backupBefore(policy, kind, guest, `${change.key}/backup`), ...change.steps] };
+}
+
 export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, overrides: Partial<ManifestSettings> = {}) {
   const settings = { ...manifestSettings(deps.config), ...overrides };
   const drift = createDriftStore(settings.driftDir);
@@ -190,7 +202,8 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         });
         if (diff.problems.length > 0) manifestInvalid(diff.problems.map(formatProblem));
         if (fleet.files.length === 0) diff.warnings.unshift(`no manifest file in ${folder} names environment ${request.environment}`);
-        return reconcilePlan(diff, fleet, { manifests: folder, maxParallel: request.maxParallel });
+        const changes = diff.changes.map((c) => withBackupBefore(env.policy, c));
+        return reconcilePlan({ ...diff, changes }, fleet, { manifests: folder, maxParallel: request.maxParallel });
       });
     },
 

@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backupBefore } from '../lib/backup/before.js';
 import { parseTags } from '../lib/inventory.js';
 import {
   ACTION_RISK,
@@ -178,22 +179,6 @@ function requestOf(input: GuestActionInput): GuestActionRequest {
   };
 }
 
-/**
- * The backup `policy.backup_before` puts at the head of a destructive plan: a protected
- * snapshot-mode vzdump, so the approver sees it and the guest's last state outlives it.
- */
-function backupBeforeStep(input: GuestActionInput, guest: LocatedGuest, storage: string): PlanStep {
-  return {
-    id: 'backup',
-    action: 'backup',
-    vmid: guest.vmid,
-    name: input.name,
-    node: guest.node,
-    description: `back up ${describeGuest(guest)} '${input.name}' to ${storage} before it is deleted (policy backup_before)`,
-    params: { storage, mode: 'snapshot', compress: 'zstd', 'notes-template': `{{guestname}} before ${input.action}`, protected: true },
-  };
-}
-
 /** The workflow an activity runs for: marks what this operation made, so a retry recognises it. */
 export function operationId(): string {
   const info = Context.current().info;
@@ -266,9 +251,7 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
           if (err instanceof StepRefusal) refuse('PlanRefused', err.message);
           throw err;
         }
-        if (input.action === 'delete' && policy.backup_before.includes('delete')) {
-          steps = [backupBeforeStep(input, guest, policy.backup_storage!), ...steps];
-        }
+        if (input.action === 'delete') steps = [...backupBefore(policy, 'delete', { ...guest, name: input.name }), ...steps];
         const { risk, why } = ACTION_RISK[input.action];
         return {
           summary: `${input.action} ${preflightLine(guest, input.name, preflight)}`,

@@ -26,6 +26,7 @@ import { nodeHealthRoutes } from './routes/health-nodes.js';
 import { runbookRoutes } from './routes/runbooks.js';
 import { storageRoutes } from './routes/storage.js';
 import { driftRoutes } from './routes/drift.js';
+import { drillRoutes } from './routes/drills.js';
 
 const defaultTimeouts = { updateMs: 5_000, queryMs: 3_000, dryRunMs: 30_000, readinessMs: 3_000 };
 
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ...operationRoutes(s),
     ...runbookRoutes(s),
     ...driftRoutes(s),
+    ...drillRoutes(s),
     ...auditRoutes(s),
     ...docsRoutes(() => (document ??= openApiDocument(routes, { environments: Object.keys(s.config.environments) }))),
   ];

@@ -29,6 +29,8 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ENVIRONMENT = 'home';
 /** Often enough that /v1/drift has a report a few minutes after the start. */
 const DRIFT_INTERVAL = '2m';
+/** The demo drills the production web servers' backups this often (docs/backups.md). */
+const DRILL_INTERVAL = '5m';
 
 /** Demo actors, one per role. Their bearer tokens are stored hashed in the config. */
 const actors: { actor: string; roles: Role[] }[] = [
@@ -254,6 +256,7 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
     secrets_dir: join(demoDir, 'secrets'),
     // The drift schedule is off unless an interval is set; the demo turns it on.
     manifests: { path: 'manifests', drift_interval: DRIFT_INTERVAL, drift_dir: join(demoDir, 'drift') },
+    backups: { drill_dir: join(demoDir, 'drills') },
     // cluster-up's Talos steps run the stand-in, which finds the "Talos nodes" among the simulator's VMs.
     talosctl: {
       binary: join(repoRoot, 'sim/bin/talosctl'),
@@ -288,6 +291,8 @@ async function writeDemoConfig(o: Options, sim: SimConnection, tokens: Map<strin
           ssh_user: sim.ssh_user,
           ...(sim.ssh_key_file ? { ssh_key: { file: sim.ssh_key_file } } : {}),
         },
+        // Restore drills on a schedule, so their history (GET /v1/backups/proven) fills while the demo runs.
+        backups: { drill_schedule: { every: DRILL_INTERVAL, tags: 'prod & web' } },
         // The simulator's VMs that boot from the network get its live Alpine image, whose key is pinned here.
         pxe: {
           tftp_server: sim.nodes[0]!.host,
@@ -457,7 +462,8 @@ async function main(): Promise<number> {
     Temporal UI:  ${temporal.uiUrl}
     API tokens:   ${shownPath(written.tokensFile)}   (mode 0600; actors alice=operator, bob=approver, carol=viewer, admin, robot=agent)
     PXE live image host key (pinned as pxe.live_image_host_key): ${connection.live_image_host_key ?? 'not reported by the simulator'}
-    Drift schedule: every ${DRIFT_INTERVAL} (GET ${apiUrl}/v1/drift)`);
+    Drift schedule: every ${DRIFT_INTERVAL} (GET ${apiUrl}/v1/drift)
+    Restore drills of 'prod & web': every ${DRILL_INTERVAL} (GET ${apiUrl}/v1/backups/proven?environment=${ENVIRONMENT})`);
   tryNext([
     `set -a; . ${shownPath(written.tokensFile)}; set +a; api=${apiUrl}`,
     `curl -s -H "Authorization: Bearer $PM_TOKEN_CAROL" "$api/v1/inventory?environment=${ENVIRONMENT}"`,

@@ -10,6 +10,7 @@ import { ConfigError, loadConfig } from '../lib/config/load.js';
 import type { AppConfig } from '../lib/config/schema.js';
 import { temporalConnectOptions } from '../lib/config/temporal.js';
 import { ensureDriftSchedule } from '../lib/manifest/schedule.js';
+import { ensureDrillSchedules } from './drill-schedule.js';
 import { buildWorkerDeps } from './deps.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     maxConcurrentActivityTaskExecutions: config.temporal.max_concurrent_activities,
   });
   await scheduleDriftDetection(config);
+  await scheduleRestoreDrills(config);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
   console.log(`worker: polling task queue '${config.temporal.task_queue}' on ${config.temporal.address}`);
   await worker.run();
@@ -48,6 +50,17 @@ async function scheduleDriftDetection(config: AppConfig): Promise<void> {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const schedules = await ensureDriftSchedule(client, config);
     console.log(`worker: drift schedules ${schedules.map((s) => s.scheduleId).join(', ')} every ${config.manifests.drift_interval}`);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Every environment's restore-drill schedule, as `backups.drill_schedule` says (idempotent; removed when turned off). */
+async function scheduleRestoreDrills(config: AppConfig): Promise<void> {
+  const connection = await Connection.connect(temporalConnectOptions(config.temporal));
+  try {
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    for (const s of await ensureDrillSchedules(client, config)) console.log(`worker: restore-drill schedule ${s.scheduleId} ${s.state}`);
   } finally {
     await connection.close();
   }

@@ -2,7 +2,8 @@ import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio
 import type { BulkActionActivities } from '../activities/bulk-action.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
-import { failureMessage, runGuestStep } from './guest-step.js';
+import { runGuestOrBackupStep } from './backup-step.js';
+import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
 
 const planning = proxyActivities<BulkActionActivities>({
@@ -37,7 +38,7 @@ export async function bulkAction(input: BulkActionInput) {
         async (guest) => {
           for (const [i, step] of guest.steps.entries()) {
             try {
-              await op.step(step.id, () => runGuestStep(input.environment, guest, step));
+              await op.step(step.id, () => runGuestOrBackupStep(input.environment, guest, step));
             } catch (err) {
               if (isCancellation(err)) throw err;
               for (const later of guest.steps.slice(i + 1)) op.mark(later.id, 'skipped', `${step.id} failed`);

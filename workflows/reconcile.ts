@@ -24,7 +24,8 @@ import type { ChangeAction, GuestChange } from '../lib/manifest/diff.js';
 import type { ReconcileDetails } from '../lib/manifest/plan.js';
 import type { ReconcileInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from '../lib/operations/plan.js';
-import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
+import { runGuestOrBackupStep } from './backup-step.js';
+import { createSummary, failureMessage, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 
 const planning = proxyActivities<ReconcileActivities>({
@@ -158,7 +159,7 @@ async function applyChange(
           const before = step.vmid === change.vmid && change.action === 'update' ? change.before : undefined;
           return configuring.applyGuestConfig({ environment, ...guest, params: step.params ?? {}, ...(before ? { before } : {}) });
         }
-        return runGuestStep(environment, guest, { ...step, ...guest });
+        return runGuestOrBackupStep(environment, guest, { ...step, ...guest });
       });
     } catch (err) {
       if (isCancellation(err)) throw err;

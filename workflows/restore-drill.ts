@@ -1,5 +1,6 @@
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities/backup.js';
+import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { BackupActivities, DrillTarget } from '../activities/backup.js';
+import type { DrillResult } from '../lib/backup/drills.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { RestoreDrillInput } from '../lib/operations/catalog.js';
@@ -12,29 +13,20 @@ const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, '
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });
 
-/** Restoring, waiting for the agent and removing the copy all heartbeat; a retry resumes each. */
+/** Restoring, waiting for the copy to come up and removing it all heartbeat; a retry resumes each. */
 const drilling = proxyActivities<BackupActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['RestoreFailed', 'RestoreRefused', 'AgentSilent', 'PlanRefused'] },
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['RestoreFailed', 'RestoreRefused', 'AgentSilent', 'ContainerSilent', 'PlanRefused'] },
 });
 
-export interface DrillResult {
-  vmid: number;
-  volid: string;
-  /** When the backup was taken (epoch seconds). */
-  backupCtime: number;
-  outcome: 'proven' | 'failed';
-  /** From the restore request to the guest agent's answer (or the failure), workflow time. */
-  seconds: number;
-  error?: string;
-}
-
 /**
- * Restore drills: each chosen VM's latest backup restored as a temporary VM on an isolated
- * bridge and booted; the drill passes when its guest agent answers. The temporary VM is
- * destroyed whatever happened (even when the operation is cancelled). A failed drill fails
- * the operation (`DrillFailed`), so it is listed among failed operations with its reason.
+ * Restore drills: each chosen guest's latest backup restored as a temporary guest on an
+ * isolated bridge and started; the drill passes when a VM's guest agent answers, or a
+ * container runs with an address. The temporary guest is destroyed whatever happened (even
+ * when the operation is cancelled). Every guest's result is recorded in the drill history
+ * (GET /v1/backups/proven, /v1/backups/findings); a failed drill also fails the operation
+ * (`DrillFailed`), naming why.
  */
 export async function restoreDrill(input: RestoreDrillInput) {
   return runOperation('restore-drill', input.meta, {
@@ -44,23 +36,25 @@ export async function restoreDrill(input: RestoreDrillInput) {
       const markers = new Map(
         await Promise.all(plan.nodes.map(async (node) => [node, await planning.markTaskHistory({ environment: input.environment, node })] as const)),
       );
-      const drill = async (step: PlanStep): Promise<void> => {
+      const drill = async (step: PlanStep, target: DrillTarget): Promise<void> => {
         const copy = { environment: input.environment, node: step.node!, vmid: step.vmid! };
         try {
           await drilling.restoreGuest({ environment: input.environment, step, marker: markers.get(step.node!)! });
-          await drilling.awaitGuestAgent({ ...copy, timeoutMs: input.agentTimeoutSeconds * 1000 });
+          const check = { ...copy, timeoutMs: input.agentTimeoutSeconds * 1000 };
+          await (target.type === 'lxc' ? drilling.awaitContainerUp(check) : drilling.awaitGuestAgent(check));
         } finally {
-          await CancellationScope.nonCancellable(() => drilling.removeDrillGuest({ ...copy, name: String(step.params!['name']) }));
+          const name = String(step.params![target.type === 'lxc' ? 'hostname' : 'name']);
+          await CancellationScope.nonCancellable(() => drilling.removeDrillGuest({ ...copy, name }));
         }
       };
       const measured = await mapBounded(
         plan.steps,
         maxParallel,
-        async (step) => {
+        async (step, i) => {
           const started = Date.now();
           const seconds = () => (Date.now() - started) / 1000;
           try {
-            await op.step(step.id, () => drill(step));
+            await op.step(step.id, () => drill(step, targets[i]!));
             return { seconds: seconds() };
           } catch (err) {
             if (isCancellation(err)) throw err;
@@ -74,9 +68,10 @@ export async function restoreDrill(input: RestoreDrillInput) {
         // Each drill reports its own failure; only a cancellation (which halts) is thrown.
         if (!done.ok) throw done.error;
         const { seconds, error } = done.value;
-        const base = { vmid: t.vmid, volid: t.backup.volid, backupCtime: t.backup.ctime, seconds };
+        const base = { vmid: t.vmid, name: t.name, type: t.type, volid: t.backup.volid, backupCtime: t.backup.ctime, seconds };
         return error === undefined ? { ...base, outcome: 'proven' } : { ...base, outcome: 'failed', error };
       });
+      await planning.recordDrill({ environment: input.environment, operationId: workflowInfo().workflowId, at: new Date().toISOString(), results });
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({

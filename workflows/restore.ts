@@ -2,7 +2,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
-import { runGuestStep } from './guest-step.js';
+import { runGuestOrBackupStep } from './backup-step.js';
 import { runOperation } from './operation.js';
 
 const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
@@ -19,8 +19,8 @@ const restoring = proxyActivities<BackupActivities>({
 
 /**
  * A guest back from a backup volume: the plan shows the backup's time, size and config and,
- * in place, what is lost; after approval a running original is stopped, then the archive is
- * restored (PVE's `force` over the original, or a new VMID beside it) as one task.
+ * in place, what is lost; after approval the original is backed up (where `policy.backup_before`
+ * asks) and stopped if running, then the archive is restored (PVE's `force` over the original, or a new VMID beside it) as one task.
  */
 export async function restore(input: RestoreInput) {
   return runOperation('restore', input.meta, {
@@ -32,7 +32,7 @@ export async function restore(input: RestoreInput) {
         if (step.action === 'restore') {
           restored = await op.step(step.id, () => restoring.restoreGuest({ environment: input.environment, step, marker }));
         } else {
-          await op.step(step.id, () => runGuestStep(input.environment, { vmid: step.vmid!, name: step.name! }, step));
+          await op.step(step.id, () => runGuestOrBackupStep(input.environment, { vmid: step.vmid!, name: step.name! }, step));
         }
       }
       return restored;

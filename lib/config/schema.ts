@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import * as qemuFormats from '../pve/formats/qemu.js';
 import { pve } from '../pve/params.js';
+import { BACKUP_BEFORE } from '../backup/before.js';
 
 export const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 export const Duration = z
@@ -104,7 +105,7 @@ export const SafetyPolicy = z.object({
   /** Snapshot a guest before config changes and rollbacks. */
   snapshot_before_change: z.boolean().default(true),
   /** Plans that back the guest up (vzdump to `backup_storage`) before their destructive step. */
-  backup_before: z.array(z.enum(['delete'])).default([]),
+  backup_before: z.array(z.enum(BACKUP_BEFORE)).default([]),
   /** The storage (content `backup`) those backups go to. */
   backup_storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
 }).refine((p) => p.backup_before.length === 0 || p.backup_storage !== undefined, {
@@ -112,6 +113,22 @@ export const SafetyPolicy = z.object({
   path: ['backup_storage'],
 });
 export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
+
+/**
+ * A restore drill every `every`, of the guests `vmid` or `tags` selects (exactly one), run as
+ * a `restore-drill` operation the worker's Temporal Schedule starts.
+ */
+export const DrillSchedule = z
+  .strictObject({
+    every: Duration,
+    vmid: z.number().int().min(100).max(999_999_999).optional(),
+    tags: z.string().min(1).optional(),
+    bridge: z.string().regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99').default('vmbr99'),
+    agent_timeout_seconds: z.number().int().min(10).max(3600).default(300),
+    max_parallel: z.number().int().min(1).max(8).default(2),
+  })
+  .refine((d) => (d.vmid === undefined) !== (d.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] });
+export type DrillSchedule = z.infer<typeof DrillSchedule>;
 
 /** Where the nodes may download from (ISO imports, template images) without a person approving. */
 export const DownloadPolicy = z.object({
@@ -152,6 +169,8 @@ export const EnvironmentConfig = z.object({
     .object({ pattern: z.string().default('auto-{service}-{vmid}') })
     .default({ pattern: 'auto-{service}-{vmid}' }),
   policy: SafetyPolicy.default(SafetyPolicy.parse({})),
+  /** Restore drills on a schedule (docs/backups.md); none when absent. */
+  backups: z.object({ drill_schedule: DrillSchedule.optional() }).default({}),
   downloads: DownloadPolicy.default({ credentials_in_urls: false }),
   cloudinit: z
     .object({
@@ -283,6 +302,8 @@ export const AppConfig = z
         drift_dir: z.string().default('data/drift'),
       })
       .default({ path: 'manifests', drift_dir: 'data/drift' }),
+    /** Backups: where the restore drills' history is kept (written by the worker, read by the API). */
+    backups: z.object({ drill_dir: z.string().default('data/drills') }).default({ drill_dir: 'data/drills' }),
     /** Where the worker writes secrets it produces (kubeconfigs, talosconfigs). */
     secrets_dir: z.string().default('data/secrets'),
     /** The talosctl binary cluster-up runs; `PM_TALOSCTL` or `talosctl` on PATH when absent. */

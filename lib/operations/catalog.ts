@@ -611,11 +611,11 @@ export const restoreDrillOperation = defineOperation({
   kind: 'restore-drill',
   workflowType: 'restoreDrill',
   docs: 'backups.md',
-  description: 'Prove backups restorable: restore the latest backup of each chosen VM as a temporary VM on an isolated bridge, boot it, check its guest agent answers, then destroy it.',
+  description: 'Prove backups restorable: restore the latest backup of each chosen guest as a temporary guest on an isolated bridge, start it, check it came up (a VM\'s guest agent answers, a container runs with an address), then destroy it.',
   body: z
     .strictObject({
       ...common,
-      /** Exactly one of vmid and tags selects the VMs. */
+      /** Exactly one of vmid and tags selects the guests. */
       vmid: vmid.optional(),
       tags: tagExpression.optional(),
       /** A bridge without an uplink, so the restored copy cannot clash with its original. */

@@ -2,9 +2,13 @@
  * The worker killed with SIGKILL while a guest's vzdump runs, and while a restore drill's
  * restore runs: another worker picks the operation up by the task the dead one started (found
  * in the node's task list, or by its heartbeat) and follows it. Nothing is sent twice; the
- * backed-up guest ends unlocked with exactly one new archive, the drill's copy is destroyed.
+ * backed-up guest ends unlocked with exactly one new archive, the drill's copy (a VM or a
+ * container) is destroyed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -95,19 +99,25 @@ describe('backups across a worker crash', () => {
     expect(archives).toHaveLength(1);
   }, 180_000);
 
-  it('resumes a restore drill on the restore the dead worker started, and destroys the copy once', async () => {
+  it.each([
+    { guest: 'a VM', vmid: 1005, node: 'pve01', restoreTask: 'qmrestore', create: 'qemuCreate', destroyTask: 'qmdestroy' },
+    { guest: 'a container', vmid: 2002, node: 'pve02', restoreTask: 'vzrestore', create: 'lxcCreate', destroyTask: 'vzdestroy' },
+  ])('resumes the restore drill of $guest on the restore the dead worker started, and destroys the copy once', async ({ vmid, node, restoreTask, create, destroyTask }) => {
     const env = await startSimulatedEnvironment({ speed: 2, environment: 'drill-crash' });
     cleanup.push(() => env.stop());
+    const drills = await mkdtemp(join(tmpdir(), 'pm-drill-crash-'));
+    cleanup.push(() => rm(drills, { recursive: true, force: true }));
+    env.config.backups.drill_dir = drills;
     const sim = env.sim;
-    const backup = vzdump(sim.cluster, ROOT, 'pve01', { vmids: [1005], storage: 'shared', mode: 'snapshot', compress: 'zstd', lockwait: 1 }, () => true);
+    const backup = vzdump(sim.cluster, ROOT, node, { vmids: [vmid], storage: 'shared', mode: 'snapshot', compress: 'zstd', lockwait: 1 }, () => true);
     await backup.done;
     expect(backup.exitstatus).toBe('OK');
     const taskQueue = uniqueTaskQueue('drill-kill');
     const worker = await childWorker(env, taskQueue);
-    const handle = await start(env, taskQueue, 'restore-drill', { vmid: 1005 });
+    const handle = await start(env, taskQueue, 'restore-drill', { vmid });
 
-    const restores = () => sim.cluster.tasks.all().filter((t) => t.type === 'qmrestore');
-    await until('the drill restores 1005', () => restores().some((t) => t.status === 'running'));
+    const restores = () => sim.cluster.tasks.all().filter((t) => t.type === restoreTask);
+    await until(`the drill restores ${vmid}`, () => restores().some((t) => t.status === 'running'));
     worker.kill('SIGKILL');
     await once(worker, 'exit');
 
@@ -115,10 +125,10 @@ describe('backups across a worker crash', () => {
     cleanup.push(() => next.shutdown());
     const { result } = await handle.result();
 
-    expect(result).toEqual([expect.objectContaining({ vmid: 1005, outcome: 'proven' })]);
+    expect(result).toEqual([expect.objectContaining({ vmid, outcome: 'proven' })]);
     expect(restores()).toHaveLength(1);
-    expect(sim.counters.calls('qemuCreate')).toBe(1);
-    expect(sim.cluster.tasks.all().filter((t) => t.type === 'qmdestroy' && t.id === restores()[0]!.id)).toHaveLength(1);
+    expect(sim.counters.calls(create)).toBe(1);
+    expect(sim.cluster.tasks.all().filter((t) => t.type === destroyTask && t.id === restores()[0]!.id)).toHaveLength(1);
     expect([...sim.state.guests.values()].filter((g) => g.name.startsWith('drill-'))).toEqual([]);
   }, 180_000);
 });

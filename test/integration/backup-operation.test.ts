@@ -3,11 +3,23 @@
  * guest, a tag expression or a node, bounded per storage and per node, each guest followed
  * as its own task; failures carry the task log, refusals come before anything is sent.
  */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ScheduleHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { createActivities } from '../../activities/index.js';
+import { createReconcileActivities } from '../../activities/reconcile.js';
+import type { BackupBefore } from '../../lib/backup/before.js';
+import { createDrillStore, drillHistory, type DrillResult } from '../../lib/backup/drills.js';
+import { DRILL_SCHEDULE_REQUESTER, drillScheduleId, ensureDrillSchedules } from '../../worker/drill-schedule.js';
+import { DrillSchedule, type AppConfig } from '../../lib/config/schema.js';
+import type { GuestChange } from '../../lib/manifest/diff.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
-import type { DrillResult } from '../../workflows/restore-drill.js';
+import { PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
+import type { PlanStep } from '../../lib/operations/plan.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation } from './lifecycle-helpers.js';
@@ -15,13 +27,18 @@ import { approve, failureOf, startOperation } from './lifecycle-helpers.js';
 let home: SimulatedEnvironment;
 let worker: TestWorker;
 
+let drillDir: string;
+
 beforeAll(async () => {
   home = await startSimulatedEnvironment({ speed: 400 });
+  drillDir = await mkdtemp(join(tmpdir(), 'pm-drills-'));
+  home.config.backups.drill_dir = drillDir;
   worker = await startTestWorker({ activities: createActivities(home.deps) });
 });
 afterAll(async () => {
   await worker?.shutdown();
   await home?.stop();
+  await rm(drillDir, { recursive: true, force: true });
 });
 
 const vzdumpTasks = (vmids: number[]): TaskRecord[] =>
@@ -138,9 +155,9 @@ describe('the restore operation', () => {
 
 describe('policy backup_before', () => {
   /** The worker reads the policy when it plans, so the test sets it on the environment's configuration for its cases. */
-  async function withBackupBeforeDelete<T>(fn: () => Promise<T>): Promise<T> {
+  async function withBackupBefore<T>(kinds: BackupBefore[], fn: () => Promise<T>): Promise<T> {
     const policy = home.config.environments['home']!.policy;
-    Object.assign(policy, { backup_before: ['delete'], backup_storage: 'shared' });
+    Object.assign(policy, { backup_before: kinds, backup_storage: 'shared' });
     try {
       return await fn();
     } finally {
@@ -149,7 +166,7 @@ describe('policy backup_before', () => {
   }
 
   it('puts a protected backup at the head of a delete plan, and deletes only after it succeeded', async () => {
-    await withBackupBeforeDelete(async () => {
+    await withBackupBefore(['delete'], async () => {
       const handle = await startOperation(worker, 'vm-action', { vmid: 1017, name: 'ci-runner', action: 'delete' });
       const status = await approve(handle);
       expect(status.plan!.steps[0]).toMatchObject({ id: 'backup', action: 'backup', params: { storage: 'shared', protected: true } });
@@ -166,7 +183,7 @@ describe('policy backup_before', () => {
 
   it('keeps the guest when its backup fails', async () => {
     home.sim.faults.failTask({ type: 'vzdump', vmid: 1007, times: 1, message: 'job errors' });
-    const failure = await withBackupBeforeDelete(async () => {
+    const failure = await withBackupBefore(['delete'], async () => {
       const handle = await startOperation(worker, 'vm-action', { vmid: 1007, name: 'installer', action: 'delete' });
       await approve(handle);
       return failureOf(handle);
@@ -174,6 +191,93 @@ describe('policy backup_before', () => {
     expect(failure.type).toBe('BackupFailed');
     expect(home.sim.state.guests.has(1007)).toBe(true);
     expect(home.sim.cluster.tasks.all().some((t) => t.type === 'qmdestroy' && t.id === '1007')).toBe(false);
+  });
+
+  /** The protected archives the policy's backups left of a guest. */
+  const protectedArchives = (vmid: number) =>
+    [...home.sim.state.pool('shared', 'pve01')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === vmid && v.backup?.protected);
+
+  /** Whether the guest's destroy task started only after its vzdump ended. */
+  function destroyedAfterBackup(vmid: number, destroyType = 'qmdestroy'): boolean {
+    const [backup] = vzdumpTasks([vmid]);
+    const destroy = home.sim.cluster.tasks.all().find((t) => t.type === destroyType && t.id === String(vmid));
+    return backup !== undefined && destroy !== undefined && destroy.starttime >= backup.endtime!;
+  }
+
+  it('backs up each guest of a bulk delete before destroying it, as a step of its own the approver sees', async () => {
+    const handle = await withBackupBefore(['delete'], async () => {
+      const started = await startOperation(worker, 'bulk-action', { tags: 'home', action: 'delete' });
+      const status = await approve(started);
+      expect(status.plan!.steps[0]).toMatchObject({ id: '1024/backup', action: 'backup', params: { storage: 'shared', protected: true } });
+      expect(status.plan!.steps[0]!.description).toContain('before it is deleted (policy backup_before: delete)');
+      expect(status.plan!.steps.at(-1)).toMatchObject({ id: '1024/destroy' });
+      return started;
+    });
+    await handle.result();
+    expect(home.sim.state.guests.has(1024)).toBe(false);
+    expect(protectedArchives(1024)).toHaveLength(1);
+    expect(destroyedAfterBackup(1024)).toBe(true);
+  });
+
+  it('backs up the guest a restore in place overwrites, before stopping it', async () => {
+    const { result } = await (await startOperation(worker, 'backup', { vmid: 1018, storage: 'shared' })).result();
+    const volume = (result as BackupGuestResult[])[0]!.volid!;
+    const { plan } = await withBackupBefore(['restore-in-place'], async () => (await startOperation(worker, 'restore', { volume, target: 'in-place', dryRun: true })).result());
+    expect(plan.steps.map((s: PlanStep) => s.action)).toEqual(['backup', 'stop', 'restore']);
+    expect(plan.steps[0].params).toMatchObject({ 'notes-template': '{{guestname}} before restore', protected: true });
+  });
+
+  describe('reconcile', () => {
+    let dir: string;
+    let reconciler: TestWorker;
+    beforeAll(async () => {
+      // Relative to the working directory, as the API takes a manifest folder.
+      await mkdir('data', { recursive: true });
+      dir = await mkdtemp(join('data', 'test-backup-before-'));
+      reconciler = await startTestWorker({ activities: { ...createActivities(home.deps), ...createReconcileActivities(home.deps, { path: dir }) } });
+    });
+    afterAll(async () => {
+      await reconciler?.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    /** A manifest claiming the guests tagged `media` (1006 'media'), listing `guests`. */
+    async function reconcileMedia(guests: unknown[], dryRun: boolean) {
+      const folder = await mkdtemp(join(dir, 'manifests-'));
+      await writeFile(join(folder, 'media.yaml'), stringify({ environment: 'home', claims: { tags: ['media'] }, guests }));
+      return startOperation(reconciler, 'reconcile', { manifests: folder, dryRun }, { autoApprove: ['low'] });
+    }
+
+    it('backs up a guest the manifest replaces before the replacement destroys it', async () => {
+      const asContainer = {
+        name: 'media',
+        kind: 'lxc',
+        source: { ostemplate: 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst' },
+        memory: '512M',
+        disks: [{ slot: 'rootfs', size: 8, storage: 'local-lvm' }],
+        network: [{ bridge: 'vmbr0', ip: 'dhcp' }],
+        tags: ['media'],
+      };
+      const { plan } = await withBackupBefore(['reconcile-replace'], async () => (await reconcileMedia([asContainer], true)).result());
+      expect(plan.risk).toBe('high');
+      const [change] = plan.details.changes as GuestChange[];
+      expect(change).toMatchObject({ action: 'replace', vmid: 1006 });
+      expect(change!.steps[0]).toMatchObject({ action: 'backup', vmid: 1006, params: { storage: 'shared', protected: true, 'notes-template': '{{guestname}} before replace' } });
+      expect(change!.steps.findIndex((s) => s.action === 'destroy')).toBeGreaterThan(0);
+    });
+
+    it('backs up a guest the manifest no longer lists, then deletes it', async () => {
+      const handle = await withBackupBefore(['reconcile-delete'], async () => {
+        const started = await reconcileMedia([], false);
+        const status = await approve(started);
+        expect(status.plan!.steps.map((s) => s.action)).toEqual(['backup', 'destroy']);
+        return started;
+      });
+      await handle.result();
+      expect(home.sim.state.guests.has(1006)).toBe(false);
+      expect(protectedArchives(1006)).toHaveLength(1);
+      expect(destroyedAfterBackup(1006)).toBe(true);
+    });
   });
 });
 
@@ -227,5 +331,76 @@ describe('the restore-drill operation', () => {
     expect(drill).toMatchObject({ vmid: 1025, outcome: 'failed', error: expect.stringContaining('No QEMU guest agent configured') });
     expect(drillCopies()).toEqual([]);
   });
+
+  it('proves a container’s backup by restoring it (ostemplate + restore) and seeing it run with an address', async () => {
+    await (await startOperation(worker, 'backup', { vmid: 2002, storage: 'shared' })).result();
+    const { plan, result } = await (await startOperation(worker, 'restore-drill', { vmid: 2002 })).result();
+    expect(plan.steps[0].params).toMatchObject({ hostname: 'drill-2002', net0: expect.stringContaining('bridge=vmbr99') });
+    expect(plan.steps[0].description).toContain('check it runs with an address');
+    expect(result as DrillResult[]).toEqual([expect.objectContaining({ vmid: 2002, type: 'lxc', outcome: 'proven' })]);
+    const restore = home.sim.cluster.tasks.all().filter((t) => t.type === 'vzrestore');
+    expect(restore).toHaveLength(1);
+    expect(home.sim.cluster.tasks.all().filter((t) => t.type === 'vzdestroy' && t.id === restore[0]!.id)).toHaveLength(1);
+    expect(drillCopies()).toEqual([]);
+  });
+
+  it('keeps a failed drill as a finding until a later drill proves the guest restorable, and shows when each guest was last proven', async () => {
+    const history = async () => drillHistory(await createDrillStore(drillDir).list('home'));
+    const open = (await history()).findings.filter((f) => f.state === 'open');
+    expect(open).toEqual([expect.objectContaining({ vmid: 1025, name: 'scratch', volid: expect.stringMatching(/vzdump-qemu-1025-/), reason: expect.stringContaining('No QEMU guest agent configured') })]);
+
+    home.sim.state.guests.get(1025)!.update((c) => (c['agent'] = '1'));
+    const { result } = await (await startOperation(worker, 'backup', { vmid: 1025, storage: 'shared' })).result();
+    const volid = (result as BackupGuestResult[])[0]!.volid;
+    const drill = await startOperation(worker, 'restore-drill', { vmid: 1025 });
+    await drill.result();
+
+    const after = await history();
+    expect(after.findings).toEqual([expect.objectContaining({ vmid: 1025, state: 'resolved', resolvedBy: drill.workflowId })]);
+    const proven = new Map(after.guests.map((g) => [g.vmid, g]));
+    expect(proven.get(1025)!.lastProven).toMatchObject({ volid, operationId: drill.workflowId });
+    expect(proven.get(1002)!.lastProven!.seconds).toBeGreaterThan(0);
+    expect(proven.get(2002)).toMatchObject({ type: 'lxc', lastDrill: { outcome: 'proven' } });
+  });
 });
 
+
+describe('restore drills on a schedule', () => {
+  /** The test environment's configuration with `backups.drill_schedule` set (or not). */
+  const configured = (drills?: Record<string, unknown>): AppConfig => ({
+    ...home.config,
+    environments: { home: { ...home.config.environments['home']!, backups: drills ? { drill_schedule: DrillSchedule.parse(drills) } : {} } },
+  });
+
+  async function firstScheduledRun(handle: ScheduleHandle): Promise<string> {
+    for (;;) {
+      const [run] = (await handle.describe()).info.recentActions;
+      if (run) return run.action.workflow.workflowId;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('starts the configured drill as a restore-drill operation, and removes the schedule once drills are turned off', async () => {
+    await (await startOperation(worker, 'backup', { vmid: 1011, storage: 'shared' })).result();
+    const options = { taskQueue: worker.taskQueue };
+    const created = await ensureDrillSchedules(worker.client, configured({ every: '1h', vmid: 1011 }), options);
+    expect(created).toEqual([{ environment: 'home', scheduleId: drillScheduleId('home'), state: 'created' }]);
+    const schedule = worker.client.schedule.getHandle(drillScheduleId('home'));
+    try {
+      const again = await ensureDrillSchedules(worker.client, configured({ every: '30m', vmid: 1011 }), options);
+      expect(again[0]!.state).toBe('updated');
+      await schedule.trigger();
+      const drill = worker.client.workflow.getHandle(await firstScheduledRun(schedule));
+      const { outcome, result } = await drill.result();
+      expect(outcome).toBe('completed');
+      expect(result as DrillResult[]).toEqual([expect.objectContaining({ vmid: 1011, outcome: 'proven' })]);
+      const { typedSearchAttributes } = await drill.describe();
+      expect([typedSearchAttributes.get(PmOperationKind), typedSearchAttributes.get(PmRequester)]).toEqual(['restore-drill', DRILL_SCHEDULE_REQUESTER]);
+      const proven = drillHistory(await createDrillStore(drillDir).list('home')).guests.find((g) => g.vmid === 1011);
+      expect(proven!.lastProven!.operationId).toBe(drill.workflowId);
+    } finally {
+      const off = await ensureDrillSchedules(worker.client, configured(), options);
+      expect(off).toEqual([{ environment: 'home', scheduleId: drillScheduleId('home'), state: 'deleted' }]);
+    }
+  });
+});
