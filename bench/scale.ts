@@ -94,6 +94,7 @@ async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; sou
       guests = inventory.guests?.length ?? guests;
     }
     steps.push({ step: 'GET /v1/inventory (median of 5)', wallS: Number((percentile(reads, 50) / 1000).toFixed(2)), detail: `${guests} guests listed` });
+    console.log(`  GET /v1/inventory (median of 5): ${steps.at(-1)!.wallS} s`);
     await timed(
       'inventory operation (workflow)',
       async () => {
