@@ -16,14 +16,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarize } from '../activities/inventory.js';
 import { inventoryFromResources } from '../lib/inventory.js';
-import { describeEvacuation, planEvacuation, type EvacuationRequest, type PlacementPolicy } from '../lib/planning/evacuation.js';
+import { describeEvacuation, planEvacuation, type EvacuationRequest } from '../lib/planning/evacuation.js';
 import { endpoints } from '../lib/pve/endpoints.js';
 import { SimClock } from '../sim/clock.js';
 import { Cluster } from '../sim/cluster.js';
 import { clusterResources } from '../sim/ops/views.js';
 import { generateScenario } from '../sim/index.js';
 import { resolveScenario } from '../sim/scenario.js';
-import { generatedSnapshot } from '../test/support/generated-snapshot.js';
+import { defaultPolicy, evacuateEverything, generatedSnapshot } from '../test/support/generated-snapshot.js';
 
 /** The last commit before the scale work (on main). */
 export const BASELINE = '3c4cee1';
@@ -114,20 +114,8 @@ export async function compareWithBaseline(opts: { nodes: number; vms: number; re
 
   // Planner: the evacuation plan of the fullest node, from one generated snapshot.
   const { snapshot, largestNode } = generatedSnapshot({ nodes: opts.nodes, guests: opts.vms, seed: 11 });
-  const request: EvacuationRequest = {
-    node: largestNode,
-    maxParallel: 8,
-    maxParallelPerTarget: 2,
-    includeStopped: true,
-    includeTemplates: true,
-    localDisks: 'migrate',
-    containers: 'restart',
-    containerShutdownTimeoutSeconds: 180,
-    onFailure: 'continue',
-    haMaintenance: false,
-    linkGbps: 10,
-  };
-  const policy: PlacementPolicy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' };
+  const request: EvacuationRequest = { ...evacuateEverything, node: largestNode };
+  const policy = defaultPolicy;
   const oldPlan = () => old.planner.describeEvacuation(old.planner.planEvacuation(snapshot, request, policy));
   const newPlan = () => describeEvacuation(planEvacuation(snapshot, request, policy));
   const plan = newPlan();
