@@ -1,9 +1,14 @@
 /**
  * Scale benchmark: `npm run bench:scale`.
  *
- * A simulated cluster of 64 nodes and 5,000 guests (generated, seed 11), the API and the worker
- * as their own processes on a Temporal dev server, then through the API:
+ * For each size (default 64 nodes / 5,000 guests and 500 nodes / 15,000 guests, generated,
+ * seed 11):
  *
+ *   0. side by side with the baseline commit, in this process: the simulator's
+ *      cluster/resources answer, the inventory activity's parse and summary, and the
+ *      evacuation planner (bench/scale-compare.ts);
+ *   then, with the simulated cluster, the API and the worker as their own processes on a
+ *   Temporal dev server, through the API:
  *   1. inventory — the API's read (GET /v1/inventory) and the inventory operation (a workflow);
  *   2. planning — a dry-run evacuation of the node holding the most guests;
  *   3. the evacuation itself — started by one person, approved by another, run to the end.
@@ -11,23 +16,27 @@
  * Reports wall times (and simulated time for the evacuation), how many guests moved, and whether
  * any migration ran twice. Numbers, never assertions.
  *
- *   npm run bench:scale -- [--nodes 64] [--vms 5000] [--speed 200] [--json out.json]
+ *   npm run bench:scale -- [--sizes 64x5000,500x15000] [--speed 200] [--baseline <git ref>] [--json out.json]
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { generateScenario } from '../sim/index.js';
 import { percentile, startStack, table } from '../testkit/stack/stack.js';
+import { BASELINE, compareWithBaseline, type Comparison } from './scale-compare.js';
 
 const { values: args } = parseArgs({
   options: {
-    nodes: { type: 'string', default: '64' },
-    vms: { type: 'string', default: '5000' },
+    sizes: { type: 'string', default: '64x5000,500x15000' },
     speed: { type: 'string', default: '200' },
+    baseline: { type: 'string', default: BASELINE },
     json: { type: 'string' },
   },
 });
-const NODES = Number(args.nodes);
-const VMS = Number(args.vms);
+const SIZES = args.sizes.split(',').map((size) => {
+  const [nodes, vms] = size.split('x').map(Number);
+  if (!nodes || !vms) throw new Error(`--sizes: '${size}' is not <nodes>x<guests>`);
+  return { nodes, vms };
+});
 const SPEED = Number(args.speed);
 
 interface Step {
@@ -36,7 +45,7 @@ interface Step {
   detail: string;
 }
 
-async function main(): Promise<void> {
+async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; source: string; guestsOnSource: number; startupMs: Record<string, number> }> {
   const began = Date.now();
   const scenario = generateScenario({ nodes: NODES, vms: VMS, seed: 11 });
   const generatedMs = Date.now() - began;
@@ -85,6 +94,7 @@ async function main(): Promise<void> {
       guests = inventory.guests?.length ?? guests;
     }
     steps.push({ step: 'GET /v1/inventory (median of 5)', wallS: Number((percentile(reads, 50) / 1000).toFixed(2)), detail: `${guests} guests listed` });
+    console.log(`  GET /v1/inventory (median of 5): ${steps.at(-1)!.wallS} s`);
     await timed(
       'inventory operation (workflow)',
       async () => {
@@ -104,7 +114,7 @@ async function main(): Promise<void> {
 
     // 3. The evacuation: requested by one person, approved by another, run to the end.
     const simStart = cluster.sim.clock.now();
-    const evacuation = await timed(
+    await timed(
       `evacuate ${source} (approve + run)`,
       async () => {
         const started = (await call('POST', '/v1/operations/evacuation', 'operator', request)) as { id: string; links: { self: string } };
@@ -126,16 +136,40 @@ async function main(): Promise<void> {
         return `${r.result.outcome}: ${moved} migrated, ${r.result.guests.length - moved} not; ${simulatedS} s simulated; ${duplicates} migrated twice`;
       },
     );
-    void evacuation;
 
-    console.log(`\n${table([['step', 'wall s', 'result'], ...steps.map((s) => [s.step, s.wallS, s.detail])])}\n`);
-    console.log(`startup: ${Object.entries(stack.startup).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
-    if (args.json) {
-      await writeFile(args.json, JSON.stringify({ nodes: NODES, vms: VMS, speed: SPEED, source, guestsOnSource, steps, startupMs: { generate: generatedMs, ...stack.startup } }, null, 2));
-    }
+    return { steps, source, guestsOnSource, startupMs: { generate: generatedMs, ...stack.startup } };
   } finally {
     await stack.stop();
   }
+}
+
+interface SizeResult extends Awaited<ReturnType<typeof runSize>> {
+  nodes: number;
+  vms: number;
+  compared: Comparison[];
+}
+
+async function main(): Promise<void> {
+  const results: SizeResult[] = [];
+  for (const { nodes, vms } of SIZES) {
+    console.log(`\n${nodes} nodes, ${vms} guests: side by side with ${args.baseline}`);
+    const compared: Comparison[] = await compareWithBaseline({ nodes, vms, ref: args.baseline });
+    for (const c of compared) console.log(`  ${c.what}: ${c.baselineMs} ms then, ${c.nowMs} ms now (${c.note})`);
+    const run = await runSize(nodes, vms);
+    results.push({ nodes, vms, compared, ...run });
+  }
+  const size = (r: SizeResult) => `${r.nodes} / ${r.vms}`;
+  console.log(
+    `\n${table([
+      ['nodes / guests', 'step', `${args.baseline} s`, 'now s', 'result'],
+      ...results.flatMap((r) => [
+        ...r.compared.map((c) => [size(r), c.what, (c.baselineMs / 1000).toFixed(2), (c.nowMs / 1000).toFixed(2), c.note]),
+        ...r.steps.map((s) => [size(r), s.step, '', s.wallS.toFixed(2), s.detail]),
+      ]),
+    ])}\n`,
+  );
+  for (const r of results) console.log(`startup ${size(r)}: ${Object.entries(r.startupMs).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+  if (args.json) await writeFile(args.json, JSON.stringify({ speed: SPEED, baseline: args.baseline, results }, null, 2));
 }
 
 main().then(

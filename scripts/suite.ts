@@ -72,10 +72,14 @@ interface LoadResult {
 }
 
 interface ScaleResult {
-  nodes: number;
-  vms: number;
   speed: number;
-  steps: { step: string; wallS: number; detail: string }[];
+  baseline: string;
+  results: {
+    nodes: number;
+    vms: number;
+    compared: { what: string; baselineMs: number; nowMs: number; note: string }[];
+    steps: { step: string; wallS: number; detail: string }[];
+  }[];
 }
 
 /** `npm audit` of what ships; the registry may not offer the audit endpoint at all. */
@@ -111,7 +115,11 @@ function summary(figures: SuiteFigure[], tests: Run, load: LoadResult | undefine
       row('load', `${o.operations} × ${o.what}, at once on one worker`, `all done in ${o.completedS} s`, `accepted in ${o.acceptedS} s; ${o.completed} completed, ${o.failed} failed, ${o.duplicateTasks} tasks run twice`);
     }
   }
-  if (scale) for (const s of scale.steps) row('scale', `${s.step} (${scale.nodes} nodes, ${scale.vms} guests)`, `${s.wallS} s`, s.detail);
+  for (const r of scale?.results ?? []) {
+    const size = `(${r.nodes} nodes, ${r.vms} guests)`;
+    for (const c of r.compared) row('scale', `${c.what} ${size}`, `${c.nowMs} ms (${scale!.baseline}: ${c.baselineMs} ms)`, c.note);
+    for (const s of r.steps) row('scale', `${s.step} ${size}`, `${s.wallS} s`, s.detail);
+  }
   row('dependencies', 'npm audit --omit=dev --audit-level=high', auditResult);
 
   const secretHits = figures.filter((f) => f.section === 'secrets').reduce((n, f) => n + Number(f.value), 0) + (load?.secrets.hits ?? 0);

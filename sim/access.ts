@@ -137,7 +137,26 @@ export class AccessControl {
   }
 
   privilegesAt(token: ApiToken, path: string): Set<string> {
-    const entries = this.entriesAt(token, path);
+    return this.#privilegesOf(this.entriesAt(token, path));
+  }
+
+  /**
+   * `privilegesAt` for the length of one request: cluster/resources asks about every guest's
+   * path, and those paths share a handful of ACL entry sets, so each set's privileges are
+   * gathered once.
+   */
+  privilegesFor(token: ApiToken): (path: string) => Set<string> {
+    const byEntries = new Map<string, Set<string>>();
+    return (path) => {
+      const entries = this.entriesAt(token, path);
+      const key = entries.map((e) => token.acl.indexOf(e)).join(',');
+      let privs = byEntries.get(key);
+      if (!privs) byEntries.set(key, (privs = this.#privilegesOf(entries)));
+      return privs;
+    };
+  }
+
+  #privilegesOf(entries: readonly AclEntry[]): Set<string> {
     if (entries.some((e) => e.roles.includes('NoAccess'))) return new Set();
     const privs = new Set<string>();
     for (const e of entries) {

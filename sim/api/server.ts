@@ -254,6 +254,7 @@ export class ApiServer {
 
     const handler = apiHandlers[route.endpoint.name];
     if (!handler) throw new PveError(501, `Method '${method} ${path}' not implemented`);
+    const privilegesAt = cluster.access.privilegesFor(token);
     const ctx: HandlerContext<unknown> = {
       cluster,
       caller: { authid: token.tokenId },
@@ -261,7 +262,7 @@ export class ApiServer {
       local,
       fingerprintOf: (node) => this.#certificate(node).fingerprint,
       can: (p, privs) => {
-        const held = cluster.access.privilegesAt(token, p);
+        const held = privilegesAt(p);
         return privs.some((x) => held.has(x));
       },
     };

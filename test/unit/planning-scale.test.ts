@@ -8,23 +8,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { describeEvacuation, planEvacuation, type EvacuationRequest, type PlacementPolicy } from '../../lib/planning/evacuation.js';
-import { generatedSnapshot, type GeneratedSnapshotOptions } from '../support/generated-snapshot.js';
+import { defaultPolicy, evacuateEverything, generatedSnapshot, type GeneratedSnapshotOptions } from '../../testkit/generated-snapshot.js';
 
 const FIXTURE = new URL('../fixtures/planning/evacuation-plans.json', import.meta.url);
 
-const request: Omit<EvacuationRequest, 'node'> = {
-  maxParallel: 8,
-  maxParallelPerTarget: 2,
-  includeStopped: true,
-  includeTemplates: true,
-  localDisks: 'migrate',
-  containers: 'restart',
-  containerShutdownTimeoutSeconds: 180,
-  onFailure: 'continue',
-  haMaintenance: false,
-  linkGbps: 10,
-};
-const policy: PlacementPolicy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' };
+const request = evacuateEverything;
+const policy = defaultPolicy;
 
 const cases: { name: string; cluster: GeneratedSnapshotOptions; request?: Partial<EvacuationRequest>; policy?: Partial<PlacementPolicy> }[] = [
   { name: '12 nodes, 600 guests', cluster: { nodes: 12, guests: 600, seed: 1 } },

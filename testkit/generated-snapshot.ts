@@ -5,10 +5,26 @@
  * devices, local ISOs, snapshots, locks, templates, containers and stopped guests. The same
  * options always give the same snapshot, so plans made from it can be compared across versions.
  */
-import type { ClusterSnapshot, GuestDisk, GuestState, HaRule, MigrationFacts, StorageState } from '../../lib/planning/snapshot.js';
-import { seededRandom } from '../../sim/faults.js';
+import type { EvacuationRequest, PlacementPolicy } from '../lib/planning/evacuation.js';
+import type { ClusterSnapshot, GuestDisk, GuestState, HaRule, MigrationFacts, StorageState } from '../lib/planning/snapshot.js';
+import { seededRandom } from '../sim/faults.js';
 
 const GiB = 1024 ** 3;
+
+/** An evacuation that moves whatever can move (stopped guests, templates, containers, local disks). */
+export const evacuateEverything: Omit<EvacuationRequest, 'node'> = {
+  maxParallel: 8,
+  maxParallelPerTarget: 2,
+  includeStopped: true,
+  includeTemplates: true,
+  localDisks: 'migrate',
+  containers: 'restart',
+  containerShutdownTimeoutSeconds: 180,
+  onFailure: 'continue',
+  haMaintenance: false,
+  linkGbps: 10,
+};
+export const defaultPolicy: PlacementPolicy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' };
 
 export interface GeneratedSnapshotOptions {
   nodes: number;
