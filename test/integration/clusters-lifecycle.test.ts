@@ -369,6 +369,13 @@ describe('tearing the lab cluster down through the API', () => {
     const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
     expect(volumes.filter((v) => lab.some((g) => g.vmid === v.vmid))).toEqual([]);
   });
+
+  it('has nothing to do a second time: completed with outcome nothing-to-do, no approval asked', async () => {
+    const started = await api('POST', '/v1/operations/cluster-down', 'otto', { environment: 'home', cluster: 'lab', shutdownTimeoutSeconds: 30 });
+    expect(started.status).toBe(202);
+    const done = await apiUntil(started.body.links.self, (op) => op.state !== 'running');
+    expect(done).toMatchObject({ state: 'completed', approvalState: 'not-required', result: { outcome: 'nothing-to-do', plan: { steps: [] } } });
+  });
 });
 
 describe('a cancelled cluster-up', () => {
