@@ -15,13 +15,19 @@ import { createStorageActivities } from './storage.js';
 import { createReconcileActivities } from './reconcile.js';
 import { createRunbookActivities } from './runbook.js';
 import { createTemplateActivities } from './template.js';
-import { createClusterActivities } from './cluster.js';
+import { createClusterActivities, type ClusterActivityOptions } from './cluster.js';
 import { createTalosActivities } from './talos.js';
-import { createMaintenanceActivities } from './maintenance.js';
-import { createMigrationActivities } from './migration.js';
+import { createMaintenanceActivities, type MaintenanceDeps } from './maintenance.js';
+import { createMigrationActivities, type MigrationDeps } from './migration.js';
 import { createBackupActivities } from './backup.js';
 
-export function createActivities(deps: WorkerDeps) {
+/**
+ * What tests and benchmarks change for a PVE on a simulated clock (polling) or for files of
+ * their own (runbooks); a worker process takes the defaults.
+ */
+export type ActivityTuning = Pick<MigrationDeps, 'taskPolling'> & Pick<MaintenanceDeps, 'pollMs' | 'runbooksDir'>;
+
+export function createActivities(deps: WorkerDeps & ActivityTuning, clusters: ClusterActivityOptions = {}) {
   return {
     ...createAuditActivities(deps.audit),
     ...createApprovalActivities(deps),
@@ -36,8 +42,8 @@ export function createActivities(deps: WorkerDeps) {
     ...createReconcileActivities(deps),
     ...createRunbookActivities(deps),
     ...createTemplateActivities(deps),
-    ...createClusterActivities(deps),
-    ...createTalosActivities(deps),
+    ...createClusterActivities(deps, clusters),
+    ...createTalosActivities(deps, clusters),
     ...createMaintenanceActivities(deps),
     ...createMigrationActivities(deps),
     ...createBackupActivities(deps),

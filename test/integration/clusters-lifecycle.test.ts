@@ -12,17 +12,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { createActivities } from '../../activities/index.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
-import { createClusterActivities } from '../../activities/cluster.js';
+import type { ClusterActivityOptions } from '../../activities/cluster.js';
 import { createTalosActivities } from '../../activities/talos.js';
 import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
 import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../workflows/definitions.js';
 import type { ClusterUpResult } from '../../workflows/clusterUp.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import type { TestWorker } from '../support/temporal.js';
+import { startEnvironmentWorker } from '../support/worker.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
 const standin = fileURLToPath(new URL('../../sim/bin/talosctl', import.meta.url));
@@ -58,18 +58,12 @@ async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> 
   throw new Error(`${self} never got there`);
 }
 
-/** Activities as the worker builds them, with the stand-in as talosctl and a profiles directory of the test's own. */
-function activitiesWith(overrides: object = {}) {
+/** The stand-in as talosctl and a profiles directory of the test's own. */
+function clusterOptions(): ClusterActivityOptions {
   // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
   const node = env.sim.nodes[0]!;
   const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: node.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
-  const options = { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
-  return {
-    ...createActivities(env.deps),
-    ...createClusterActivities(env.deps, options),
-    ...createTalosActivities(env.deps, options),
-    ...overrides,
-  };
+  return { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
 }
 
 beforeAll(async () => {
@@ -99,7 +93,7 @@ beforeAll(async () => {
   });
   await writeFile(join(clustersDir, 'solo.yaml'), stringify(small('solo', 0)));
   await writeFile(join(clustersDir, 'half.yaml'), stringify(small('half', 2)));
-  worker = await startTestWorker({ activities: activitiesWith() });
+  worker = await startEnvironmentWorker(env.deps, { clusters: clusterOptions() });
   const app = createApp({
     config: env.config,
     temporal: { client: worker.client, taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
@@ -281,17 +275,18 @@ describe('the lab profile through the API: 3 control planes + 3 workers', () => 
 
 describe('a lost answer from the bootstrap', () => {
   it('is retried, finds etcd running, and does not bootstrap again', async () => {
-    const real = activitiesWith();
+    const real = createTalosActivities(env.deps, clusterOptions());
     let attempts = 0;
-    const flaky = await startTestWorker({
-      activities: activitiesWith({
+    const flaky = await startEnvironmentWorker(env.deps, {
+      clusters: clusterOptions(),
+      overrides: {
         async bootstrapEtcd(args: Parameters<typeof real.bootstrapEtcd>[0]) {
           const outcome = await real.bootstrapEtcd(args);
           // The worker dies after Talos acted, before Temporal heard the answer.
           if (++attempts === 1) throw ApplicationFailure.retryable('worker lost before reporting', 'WorkerLost');
           return outcome;
         },
-      }),
+      },
     });
     try {
       const before = (await bootstrapsRun()).length;
