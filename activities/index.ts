@@ -7,27 +7,28 @@ import { createAuditActivities } from './audit.js';
 import { createInventoryActivities } from './inventory.js';
 import { createTaskActivities } from './tasks.js';
 import { createVmActivities } from './vm.js';
-import { createBulkActivities } from './bulk.js';
-import { createContainerActivities } from './containers.js';
+import { createBulkActionActivities } from './bulk-action.js';
+import { createLxcPatchActivities } from './lxc-patch.js';
 import { createProvisionActivities } from './provision.js';
-import { createPxeActivities } from './pxe.js';
-import { createStorageActivities } from './storage.js';
+import { createStatefulVmActivities } from './create-stateful-vm.js';
+import { createIsoImportActivities } from './iso-import.js';
+import { createStorageCleanupActivities } from './storage-cleanup.js';
 import { createReconcileActivities } from './reconcile.js';
 import { createRunbookActivities } from './runbook.js';
-import { createTemplateActivities } from './template.js';
-import { createClusterActivities, type ClusterActivityOptions } from './cluster.js';
+import { createTemplateBuildActivities } from './template-build.js';
+import { createClusterVmActivities, type ClusterVmActivityOptions } from './cluster-vms.js';
 import { createTalosActivities } from './talos.js';
-import { createMaintenanceActivities, type MaintenanceDeps } from './maintenance.js';
-import { createMigrationActivities, type MigrationDeps } from './migration.js';
+import { createRollingMaintenanceActivities, type RollingMaintenanceDeps } from './rolling-maintenance.js';
+import { createEvacuationActivities, type EvacuationDeps } from './evacuation.js';
 import { createBackupActivities } from './backup.js';
 
 /**
  * What tests and benchmarks change for a PVE on a simulated clock (polling) or for files of
  * their own (runbooks); a worker process takes the defaults.
  */
-export type ActivityTuning = Pick<MigrationDeps, 'taskPolling'> & Pick<MaintenanceDeps, 'pollMs' | 'runbooksDir'>;
+export type ActivityTuning = Pick<EvacuationDeps, 'taskPolling'> & Pick<RollingMaintenanceDeps, 'pollMs' | 'runbooksDir'>;
 
-export function createActivities(deps: WorkerDeps & ActivityTuning, clusters: ClusterActivityOptions = {}) {
+export function createActivities(deps: WorkerDeps & ActivityTuning, clusters: ClusterVmActivityOptions = {}) {
   return {
     ...createAuditActivities(deps.audit),
     ...createApprovalActivities(deps),
@@ -35,17 +36,18 @@ export function createActivities(deps: WorkerDeps & ActivityTuning, clusters: Cl
     ...createTaskActivities(deps),
     ...createVmActivities(deps),
     ...createProvisionActivities(deps),
-    ...createBulkActivities(deps),
-    ...createContainerActivities(deps),
-    ...createStorageActivities(deps),
-    ...createPxeActivities(deps),
+    ...createBulkActionActivities(deps),
+    ...createLxcPatchActivities(deps),
+    ...createIsoImportActivities(deps),
+    ...createStorageCleanupActivities(deps),
+    ...createStatefulVmActivities(deps),
     ...createReconcileActivities(deps),
     ...createRunbookActivities(deps),
-    ...createTemplateActivities(deps),
-    ...createClusterActivities(deps, clusters),
+    ...createTemplateBuildActivities(deps),
+    ...createClusterVmActivities(deps, clusters),
     ...createTalosActivities(deps, clusters),
-    ...createMaintenanceActivities(deps),
-    ...createMigrationActivities(deps),
+    ...createRollingMaintenanceActivities(deps),
+    ...createEvacuationActivities(deps),
     ...createBackupActivities(deps),
   };
 }

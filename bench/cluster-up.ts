@@ -29,7 +29,7 @@ import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
-import type { ClusterUpResult } from '../workflows/clusterUp.js';
+import type { ClusterUpResult } from '../workflows/cluster-up.js';
 import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
 import { waitForStatus } from './evacuation-run.js';
 

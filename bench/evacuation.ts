@@ -24,7 +24,7 @@ import type { EvacuationInput } from '../lib/operations/catalog.js';
 import type { EvacuationPlan } from '../lib/planning/evacuation.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
 import { approveUpdate } from '../workflows/definitions.js';
-import type { GuestOutcome } from '../workflows/migrateGuests.js';
+import type { GuestOutcome } from '../workflows/migrate-guests.js';
 import { evacuationInput, startEvacuation, waitForStatus } from './evacuation-run.js';
 import { DEFAULT_MAX_WORKERS, migrateAll } from './migrateall.js';
 import { sampleCluster, type Samples } from './sampler.js';
@@ -177,8 +177,8 @@ async function main(): Promise<void> {
       const sequential = await runWorkflow(t, s, 'sequential (one at a time)', { maxParallel: 1 });
       console.error(`[bench] ${s.name}: migrateall`);
       const all = await runMigrateAll(s);
-      console.error(`[bench] ${s.name}: evacuateNode`);
-      const workflow = await runWorkflow(t, s, 'evacuateNode (defaults: 4 at once, 2 per target)', {});
+      console.error(`[bench] ${s.name}: evacuation`);
+      const workflow = await runWorkflow(t, s, 'evacuation (defaults: 4 at once, 2 per target)', {});
       // Every byte this workflow's plan moves must cross the source node's link.
       const bound = workflow.plan!.totalTransferBytes / workflow.sourceLink;
       const section = table(s, [sequential, all, workflow], bound);

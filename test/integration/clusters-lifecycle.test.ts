@@ -15,11 +15,11 @@ import { parse, stringify } from 'yaml';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
-import type { ClusterActivityOptions } from '../../activities/cluster.js';
+import type { ClusterVmActivityOptions } from '../../activities/cluster-vms.js';
 import { createTalosActivities } from '../../activities/talos.js';
 import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
 import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../workflows/definitions.js';
-import type { ClusterUpResult } from '../../workflows/clusterUp.js';
+import type { ClusterUpResult } from '../../workflows/cluster-up.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import type { TestWorker } from '../support/temporal.js';
 import { startEnvironmentWorker } from '../support/worker.js';
@@ -59,7 +59,7 @@ async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> 
 }
 
 /** The stand-in as talosctl and a profiles directory of the test's own. */
-function clusterOptions(): ClusterActivityOptions {
+function clusterOptions(): ClusterVmActivityOptions {
   // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
   const node = env.sim.nodes[0]!;
   const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: node.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });

@@ -39,7 +39,7 @@ async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironme
   return { env, worker };
 }
 
-describe('evacuateNode on the simulator', () => {
+describe('evacuation on the simulator', () => {
   let env: SimulatedEnvironment;
   let sim: SimulatedCluster;
   let worker: TestWorker;

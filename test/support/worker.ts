@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import { createActivities, type ActivityTuning } from '../../activities/index.js';
-import type { ClusterActivityOptions } from '../../activities/cluster.js';
+import type { ClusterVmActivityOptions } from '../../activities/cluster-vms.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import type { WorkerDeps } from '../../worker/deps.js';
 import { startTestWorker, type TestWorker, type TestWorkerOptions } from './temporal.js';
@@ -20,7 +20,7 @@ export const SIMULATED_POLLING: ActivityTuning = { taskPolling: { pollMs: 20, ma
 
 export interface EnvironmentWorkerOptions extends Omit<TestWorkerOptions, 'activities' | 'workflowsPath'> {
   tuning?: ActivityTuning;
-  clusters?: ClusterActivityOptions;
+  clusters?: ClusterVmActivityOptions;
   /** Activities replaced by the test's own (a fault injected around the real one). */
   overrides?: object;
 }
