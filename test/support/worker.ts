@@ -3,16 +3,18 @@
  * hand-picked subset, where a missing activity only shows when a workflow first calls it.
  *
  *   const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING });
+ *   const stack = environmentForFile({ speed: 200 });   // stack.env, stack.worker in each test
  *   const child = await startWorkerProcess(env.config, taskQueue, SIMULATED_POLLING);  // to SIGKILL
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { createActivities, type ActivityTuning } from '../../activities/index.js';
 import type { ClusterVmActivityOptions } from '../../activities/cluster-vms.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import type { WorkerDeps } from '../../worker/deps.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment, type SimulatedEnvironmentOptions } from './simulated-env.js';
 import { startTestWorker, type TestWorker, type TestWorkerOptions } from './temporal.js';
 
 /** Polling that keeps up with a simulator running many times faster than real time. */
@@ -28,6 +30,26 @@ export interface EnvironmentWorkerOptions extends Omit<TestWorkerOptions, 'activ
 export function startEnvironmentWorker(deps: WorkerDeps, options: EnvironmentWorkerOptions = {}): Promise<TestWorker> {
   const { tuning, clusters, overrides, ...worker } = options;
   return startTestWorker({ ...worker, activities: { ...createActivities({ ...deps, ...tuning }, clusters), ...overrides } });
+}
+
+/**
+ * One simulated environment and a full worker for the whole test file: started before its
+ * first test, stopped after its last. Read `env` and `worker` inside tests and hooks.
+ */
+export function environmentForFile(
+  options: SimulatedEnvironmentOptions = {},
+  worker: EnvironmentWorkerOptions = {},
+): { env: SimulatedEnvironment; worker: TestWorker } {
+  const stack = {} as { env: SimulatedEnvironment; worker: TestWorker };
+  beforeAll(async () => {
+    stack.env = await startSimulatedEnvironment(options);
+    stack.worker = await startEnvironmentWorker(stack.env.deps, worker);
+  });
+  afterAll(async () => {
+    await stack.worker?.shutdown();
+    await stack.env?.stop();
+  });
+  return stack;
 }
 
 /** What test/support/worker-process.ts reads from its TEST_WORKER environment variable. */
