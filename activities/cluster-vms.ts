@@ -367,10 +367,11 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           if (err instanceof ClusterPlanRefusal) refuse('PlanRefused', err.message);
           throw err;
         }
+        const nothing = draft.steps.length === 0;
         return {
           summary: draft.summary,
-          risk: 'high',
-          reasons: ['destroys every VM of the cluster with its disks; the cluster and its data are gone for good'],
+          risk: nothing ? 'low' : 'high',
+          reasons: [nothing ? 'changes nothing' : 'destroys every VM of the cluster with its disks; the cluster and its data are gone for good'],
           steps: draft.steps,
           warnings: draft.warnings,
           nodes: draft.nodes,

@@ -16,13 +16,19 @@ import { createStorageCleanupActivities } from './storage-cleanup.js';
 import { createReconcileActivities } from './reconcile.js';
 import { createRunbookActivities } from './runbook.js';
 import { createTemplateBuildActivities } from './template-build.js';
-import { createClusterVmActivities } from './cluster-vms.js';
+import { createClusterVmActivities, type ClusterVmActivityOptions } from './cluster-vms.js';
 import { createTalosActivities } from './talos.js';
-import { createRollingMaintenanceActivities } from './rolling-maintenance.js';
-import { createEvacuationActivities } from './evacuation.js';
+import { createRollingMaintenanceActivities, type RollingMaintenanceDeps } from './rolling-maintenance.js';
+import { createEvacuationActivities, type EvacuationDeps } from './evacuation.js';
 import { createBackupActivities } from './backup.js';
 
-export function createActivities(deps: WorkerDeps) {
+/**
+ * What tests and benchmarks change for a PVE on a simulated clock (polling) or for files of
+ * their own (runbooks); a worker process takes the defaults.
+ */
+export type ActivityTuning = Pick<EvacuationDeps, 'taskPolling'> & Pick<RollingMaintenanceDeps, 'pollMs' | 'runbooksDir'>;
+
+export function createActivities(deps: WorkerDeps & ActivityTuning, clusters: ClusterVmActivityOptions = {}) {
   return {
     ...createAuditActivities(deps.audit),
     ...createApprovalActivities(deps),
@@ -38,8 +44,8 @@ export function createActivities(deps: WorkerDeps) {
     ...createReconcileActivities(deps),
     ...createRunbookActivities(deps),
     ...createTemplateBuildActivities(deps),
-    ...createClusterVmActivities(deps),
-    ...createTalosActivities(deps),
+    ...createClusterVmActivities(deps, clusters),
+    ...createTalosActivities(deps, clusters),
     ...createRollingMaintenanceActivities(deps),
     ...createEvacuationActivities(deps),
     ...createBackupActivities(deps),

@@ -64,16 +64,27 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
           throw err;
         }
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
-        const selected = guests.filter(
-          (g) =>
-            g.type === 'lxc' &&
-            !g.template &&
-            g.status === 'running' &&
-            (!input.nodes || input.nodes.includes(g.node)) &&
-            (!expression || matchesTags(expression, g.tags)),
+        const matching = guests.filter(
+          (g) => g.type === 'lxc' && !g.template && (!input.nodes || input.nodes.includes(g.node)) && (!expression || matchesTags(expression, g.tags)),
         );
+        if (matching.length === 0) {
+          refuse('PlanRefused', `no container${input.tags ? ` matches '${input.tags}'` : ''}${input.nodes ? ` on ${input.nodes.join(', ')}` : ''}`);
+        }
+        const selected = matching.filter((g) => g.status === 'running');
+        const stopped = matching.filter((g) => g.status !== 'running').map((g) => `CT ${g.vmid} '${g.name}' is ${g.status}: only running containers are patched`);
+        // Every matching container stopped is an answer, not a refusal: a plan without steps completes as nothing-to-do.
         if (selected.length === 0) {
-          refuse('PlanRefused', `no running container${input.tags ? ` matches '${input.tags}'` : ''}${input.nodes ? ` on ${input.nodes.join(', ')}` : ''}`);
+          return {
+            summary: `nothing to do: no container${input.tags ? ` matching '${input.tags}'` : ''} is running`,
+            risk: 'low',
+            reasons: ['changes nothing'],
+            steps: [],
+            warnings: stopped,
+            nodes: [],
+            vmids: [],
+            estimatedDurationMs: 0,
+            details: { containers: [], maxParallel: input.maxParallel, commandTimeoutSeconds: input.commandTimeoutSeconds },
+          };
         }
         const nodes = [...new Set(selected.map((g) => g.node))].sort();
         const problems = sshProblems(env, nodes);
@@ -114,7 +125,7 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
           risk: 'medium',
           reasons: ['package upgrades restart services inside the containers'],
           steps: containers.flatMap((c) => [c.steps.snapshot, c.steps.patch, c.steps.rollback].filter((s): s is PlanStep => s !== undefined)),
-          warnings: env.policy.snapshot_before_change ? [] : ['policy.snapshot_before_change is off: no snapshot is taken before upgrading'],
+          warnings: [...stopped, ...(env.policy.snapshot_before_change ? [] : ['policy.snapshot_before_change is off: no snapshot is taken before upgrading'])],
           nodes,
           vmids: containers.map((c) => c.vmid),
           estimatedDurationMs: Math.ceil(containers.length / input.maxParallel) * 120_000,

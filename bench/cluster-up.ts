@@ -24,8 +24,6 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
-import { createClusterVmActivities } from '../activities/cluster-vms.js';
-import { createTalosActivities } from '../activities/talos.js';
 import { withPveFailures } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
@@ -73,9 +71,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
     taskQueue,
     workflowBundle: { code: t.bundle },
     activities: {
-      ...createActivities(env.deps),
-      ...createClusterVmActivities(env.deps, { talosctl, polling: POLLING }),
-      ...createTalosActivities(env.deps, { talosctl }),
+      ...createActivities(env.deps, { talosctl, polling: POLLING }),
       // The worker's task waiter, polling at the simulated clock's pace like the cluster activities.
       async awaitTask({ environment, upid }: { environment: string; upid: string }) {
         const client = await env.deps.pve(environment);

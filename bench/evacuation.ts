@@ -18,10 +18,8 @@ import { signed } from '../testkit/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
-import { createApprovalActivities } from '../activities/approvals.js';
-import { createAuditActivities } from '../activities/audit.js';
-import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import type { EvacuationPlan } from '../lib/planning/evacuation.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../testkit/simulated-env.js';
@@ -85,11 +83,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
     namespace: t.namespace,
     taskQueue,
     workflowBundle: { code: t.bundle },
-    activities: {
-      ...createEvacuationActivities({ ...env.deps, taskPolling: POLLING }),
-      ...createAuditActivities(env.deps.audit),
-      ...createApprovalActivities(env.deps),
-    },
+    activities: createActivities({ ...env.deps, taskPolling: POLLING }),
   });
   const running = worker.run();
   try {

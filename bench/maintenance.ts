@@ -17,11 +17,8 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
-import { createApprovalActivities } from '../activities/approvals.js';
-import { createAuditActivities } from '../activities/audit.js';
-import { createRollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
-import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { MaintenancePlan, NodeTurn } from '../lib/maintenance/plan.js';
 import { formatDuration } from '../lib/planning/units.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../testkit/simulated-env.js';
@@ -107,12 +104,7 @@ async function run(t: Temporal, c: Case): Promise<Run> {
     namespace: t.namespace,
     taskQueue,
     workflowBundle: { code: t.bundle },
-    activities: {
-      ...createEvacuationActivities({ ...env.deps, taskPolling: POLLING }),
-      ...createRollingMaintenanceActivities({ ...env.deps, pollMs: NODE_POLL_MS }),
-      ...createAuditActivities(env.deps.audit),
-      ...createApprovalActivities(env.deps),
-    },
+    activities: createActivities({ ...env.deps, taskPolling: POLLING, pollMs: NODE_POLL_MS }),
   });
   const running = worker.run();
   try {

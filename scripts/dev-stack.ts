@@ -433,6 +433,10 @@ async function main(): Promise<number> {
     dbFilename,
     onOutput: (line) => console.log(`[temporal] ${line}`),
   });
+  tryNext([
+    `the Temporal UI: ${temporal.uiUrl}`,
+    `${shownPath(cli.path)} workflow list --address 127.0.0.1:${o.temporalPort}`,
+  ]);
 
   console.log(`==> Simulated cluster (${shownPath(o.scenario)}, speed ${o.speed}x)`);
   const connectionFile = join(o.dataDir, 'sim', 'connection.json');
@@ -443,11 +447,17 @@ async function main(): Promise<number> {
     '--connection-file', connectionFile,
   ]);
   const connection = await waitFor(sim, `writing ${shownPath(connectionFile)}`, 60_000, () => readConnection(connectionFile));
+  const node = connection.nodes[0]!;
+  tryNext([
+    `PVE's own API on ${node.name}: curl -s --cacert ${shownPath(connection.tls.ca_file ?? '')} -H "Authorization: PVEAPIToken=$(cat ${shownPath(connection.token_file)})" https://${node.host}:${node.port}/api2/json/cluster/resources`,
+    `its downloads and their checksums: jq .downloads ${shownPath(connectionFile)}`,
+  ]);
 
   const tokensFile = join(o.dataDir, 'demo', 'api-tokens.env');
   const written = await writeDemoConfig(o, connection, await demoTokens(tokensFile));
   const env = { PM_CONFIG: written.configPath };
   console.log(`==> Config ${shownPath(written.configPath)} (environment '${ENVIRONMENT}': ${connection.nodes.map((n) => n.name).join(', ')})`);
+  tryNext([`npm run -s config:check -- ${shownPath(written.configPath)}`]);
 
   launch('worker', 'worker/main.ts', [], env);
   const apiChild = launch('api', 'api/main.ts', [], env);
@@ -479,15 +489,21 @@ async function main(): Promise<number> {
     ok = false;
   }
 
-  if (ok) {
-    tryNext([
-      `evacuate a node, plan only: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' -d '{"environment":"${ENVIRONMENT}","node":"pve03","dryRun":true}' $api/v1/operations/evacuation`,
-      `check for drift now: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" $api/v1/drift/${ENVIRONMENT}/check`,
-      `watch it in the Temporal UI: ${temporal.uiUrl}`,
-    ]);
-  }
+  tryNext(
+    ok
+      ? [
+          `evacuate a node, plan only: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' -d '{"environment":"${ENVIRONMENT}","node":"pve03","dryRun":true}' $api/v1/operations/evacuation`,
+          `check for drift now: curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" $api/v1/drift/${ENVIRONMENT}/check`,
+          `watch it in the Temporal UI: ${temporal.uiUrl}`,
+        ]
+      : [`the [worker] and [api] lines above say why; the failed operations: curl -s -H "Authorization: Bearer $PM_TOKEN_CAROL" "$api/v1/operations?state=failed"`],
+  );
   if (o.once) return ok ? 0 : 1;
   console.log('\n==> Running. Ctrl-C stops everything.');
+  tryNext([
+    `every other kind, field by field, with a request for this demo: docs/requests.md`,
+    `the API's reference: ${apiUrl}/docs`,
+  ]);
   // Any child dying on its own ends the demo: a half-running stack only confuses.
   const died = await Promise.race(running.map((c) => c.exited.then((code) => ({ name: c.name, code }))));
   console.log(`${died.name} exited (code ${died.code}); stopping the rest`);

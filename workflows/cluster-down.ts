@@ -24,7 +24,8 @@ const checking = proxyActivities<ClusterVmActivities>({
 export interface ClusterDownResult {
   cluster: string;
   destroyed: TeardownMember[];
-  secretsRemoved: string;
+  /** The secrets directory removed; absent when there was nothing to remove. */
+  secretsRemoved?: string;
 }
 
 export async function clusterDown(input: ClusterDownInput) {
@@ -39,6 +40,7 @@ export async function clusterDown(input: ClusterDownInput) {
       }),
     apply: async (plan, op) => {
       const down = plan.details!;
+      if (plan.steps.length === 0) return { cluster: down.cluster, destroyed: [] };
       const stepOf = (id: string) => plan.steps.find((s) => s.id === id)!;
       const settled = await mapBounded(
         down.members,

@@ -49,11 +49,28 @@ export function planClusterDown(
     else if (g.protection) problems.push(`${what} is protected: turn protection off to let cluster-down destroy it`);
   }
   if (problems.length > 0) throw new ClusterPlanRefusal(problems);
-  if (tagged.length === 0 && !opts.secretsExist) {
-    throw new ClusterPlanRefusal([`cluster: no VM in ${opts.environment} carries tag ${tag}, and no secrets of cluster '${cluster}' are kept: nothing to tear down`]);
-  }
 
   const members = tagged.map((g) => ({ vmid: g.vmid, name: g.name, node: g.node, status: g.status }));
+  const plan: ClusterDownPlan = {
+    cluster,
+    environment: opts.environment,
+    tag,
+    members,
+    shutdownTimeoutSeconds: opts.shutdownTimeoutSeconds,
+    maxParallel: opts.maxParallel,
+    secretsDir: opts.secretsDir,
+  };
+  // A cluster already gone is an answer, not a refusal: a plan without steps completes as nothing-to-do.
+  if (members.length === 0 && !opts.secretsExist) {
+    return {
+      summary: `nothing to do: no VM in ${opts.environment} carries tag ${tag}, and no secrets of cluster '${cluster}' are kept`,
+      plan,
+      steps: [],
+      warnings: [],
+      nodes: [],
+    };
+  }
+
   const steps: PlanStep[] = [];
   for (const m of members) {
     steps.push({
@@ -93,15 +110,7 @@ export function planClusterDown(
       members.length > 0
         ? `tear down cluster ${cluster}: destroy ${members.length} VMs tagged ${tag} on ${nodes.join(', ')} (${formatBytes(memory)} memory freed)`
         : `cluster ${cluster} has no VMs left: remove its secrets`,
-    plan: {
-      cluster,
-      environment: opts.environment,
-      tag,
-      members,
-      shutdownTimeoutSeconds: opts.shutdownTimeoutSeconds,
-      maxParallel: opts.maxParallel,
-      secretsDir: opts.secretsDir,
-    },
+    plan,
     steps,
     warnings: [],
     nodes,

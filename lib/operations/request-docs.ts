@@ -194,7 +194,6 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
 
 /** Examples that need something done first, so they cannot run on a freshly started demo (the docs test skips them). */
 const exampleNeeds: Partial<Record<OperationKindName, string>> = {
-  'cluster-down': 'a cluster to tear down: run the cluster-up example without dryRun and approve it first',
   restore: 'a backup volume: run the backup example first and take a `volid` from `GET /v1/backups`',
   'restore-drill': 'backups to drill: run the backup example first',
 };

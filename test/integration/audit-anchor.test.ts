@@ -4,28 +4,17 @@
  * local edit reaches, and the anchor check finds the cut.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
+import { describe, expect, it } from 'vitest';
 import { anchorProblem, latestAnchor } from '../../lib/audit/anchor.js';
 import type { AuditRecord } from '../../lib/audit/log.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { environmentForFile } from '../support/worker.js';
 import { startOperation } from './lifecycle-helpers.js';
 
-let env: SimulatedEnvironment;
-let worker: TestWorker;
-
-beforeAll(async () => {
-  env = await startSimulatedEnvironment({ speed: 200 });
-  worker = await startTestWorker({ activities: createActivities(env.deps) });
-});
-afterAll(async () => {
-  await worker?.shutdown();
-  await env?.stop();
-});
+const stack = environmentForFile({ speed: 200 });
 
 describe('the audit log anchored in Temporal', () => {
   it('finds the newest record an operation wrote, and a log cut below it with its head rewritten', async () => {
+    const { env, worker } = stack;
     const audit = env.deps.audit;
     const handle = await startOperation(worker, 'vm-action', { vmid: 1007, name: 'installer', action: 'start' });
     await handle.result();

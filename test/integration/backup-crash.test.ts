@@ -5,19 +5,18 @@
  * backed-up guest ends unlocked with exactly one new archive, the drill's copy (a VM or a
  * container) is destroyed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { findOperation } from '../../lib/operations/catalog.js';
 import { ROOT } from '../../sim/cluster.js';
 import { vzdump } from '../../sim/ops/backup.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, testConnection, uniqueTaskQueue } from '../support/temporal.js';
+import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
+import { untilHolds } from '../support/until.js';
+import { killWorkerProcess, startEnvironmentWorker, startWorkerProcess } from '../support/worker.js';
 import { meta } from './lifecycle-helpers.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -25,38 +24,11 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
+/** A worker process of its own, killed at the end of the test if the test did not kill it. */
 async function childWorker(env: SimulatedEnvironment, taskQueue: string): Promise<ChildProcess> {
-  const script = fileURLToPath(new URL('./backup-worker.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: {
-      ...process.env,
-      BACKUP_WORKER: JSON.stringify({
-        address: inject('temporalAddress'),
-        namespace: inject('temporalNamespace'),
-        taskQueue,
-        workflowBundlePath: inject('workflowBundlePath'),
-        config: env.config,
-      }),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanup.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  expect(line.toString()).toContain('ready');
+  const child = await startWorkerProcess(env.config, taskQueue);
+  cleanup.push(() => killWorkerProcess(child));
   return child;
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 async function start(env: SimulatedEnvironment, taskQueue: string, kind: string, body: Record<string, unknown>) {
@@ -82,12 +54,11 @@ describe('backups across a worker crash', () => {
     const handle = await start(env, taskQueue, 'backup', { vmid: 1005, storage: 'shared' });
 
     const vzdumps = () => sim.cluster.tasks.all().filter((t) => t.type === 'vzdump' && t.id === '1005');
-    await until('the vzdump of 1005 runs', () => vzdumps().some((t) => t.status === 'running'));
-    worker.kill('SIGKILL');
-    await once(worker, 'exit');
+    await untilHolds('the vzdump of 1005 runs', () => vzdumps().some((t) => t.status === 'running'));
+    await killWorkerProcess(worker);
     expect(sim.state.guests.get(1005)!.lock).toBe('backup');
 
-    const next = await startTestWorker({ taskQueue, activities: createActivities(env.deps) });
+    const next = await startEnvironmentWorker(env.deps, { taskQueue });
     cleanup.push(() => next.shutdown());
     const { result } = await handle.result();
 
@@ -117,11 +88,10 @@ describe('backups across a worker crash', () => {
     const handle = await start(env, taskQueue, 'restore-drill', { vmid });
 
     const restores = () => sim.cluster.tasks.all().filter((t) => t.type === restoreTask);
-    await until(`the drill restores ${vmid}`, () => restores().some((t) => t.status === 'running'));
-    worker.kill('SIGKILL');
-    await once(worker, 'exit');
+    await untilHolds(`the drill restores ${vmid}`, () => restores().some((t) => t.status === 'running'));
+    await killWorkerProcess(worker);
 
-    const next = await startTestWorker({ taskQueue, activities: createActivities(env.deps) });
+    const next = await startEnvironmentWorker(env.deps, { taskQueue });
     cleanup.push(() => next.shutdown());
     const { result } = await handle.result();
 

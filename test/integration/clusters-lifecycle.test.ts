@@ -12,18 +12,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { createActivities } from '../../activities/index.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
-import { createClusterVmActivities } from '../../activities/cluster-vms.js';
+import type { ClusterVmActivityOptions } from '../../activities/cluster-vms.js';
 import { createTalosActivities } from '../../activities/talos.js';
 import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
 import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
 import type { ClusterUpResult } from '../../workflows/cluster-up.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import type { TestWorker } from '../support/temporal.js';
+import { startEnvironmentWorker } from '../support/worker.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
 const standin = fileURLToPath(new URL('../../sim/bin/talosctl', import.meta.url));
@@ -59,18 +59,12 @@ async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> 
   throw new Error(`${self} never got there`);
 }
 
-/** Activities as the worker builds them, with the stand-in as talosctl and a profiles directory of the test's own. */
-function activitiesWith(overrides: object = {}) {
+/** The stand-in as talosctl and a profiles directory of the test's own. */
+function clusterOptions(): ClusterVmActivityOptions {
   // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
   const node = env.sim.nodes[0]!;
   const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: node.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
-  const options = { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
-  return {
-    ...createActivities(env.deps),
-    ...createClusterVmActivities(env.deps, options),
-    ...createTalosActivities(env.deps, options),
-    ...overrides,
-  };
+  return { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
 }
 
 beforeAll(async () => {
@@ -100,7 +94,7 @@ beforeAll(async () => {
   });
   await writeFile(join(clustersDir, 'solo.yaml'), stringify(small('solo', 0)));
   await writeFile(join(clustersDir, 'half.yaml'), stringify(small('half', 2)));
-  worker = await startTestWorker({ activities: activitiesWith() });
+  worker = await startEnvironmentWorker(env.deps, { clusters: clusterOptions() });
   const app = createApp({
     config: env.config,
     temporal: { client: worker.client, taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
@@ -282,17 +276,18 @@ describe('the lab profile through the API: 3 control planes + 3 workers', () => 
 
 describe('a lost answer from the bootstrap', () => {
   it('is retried, finds etcd running, and does not bootstrap again', async () => {
-    const real = activitiesWith();
+    const real = createTalosActivities(env.deps, clusterOptions());
     let attempts = 0;
-    const flaky = await startTestWorker({
-      activities: activitiesWith({
+    const flaky = await startEnvironmentWorker(env.deps, {
+      clusters: clusterOptions(),
+      overrides: {
         async bootstrapEtcd(args: Parameters<typeof real.bootstrapEtcd>[0]) {
           const outcome = await real.bootstrapEtcd(args);
           // The worker dies after Talos acted, before Temporal heard the answer.
           if (++attempts === 1) throw ApplicationFailure.retryable('worker lost before reporting', 'WorkerLost');
           return outcome;
         },
-      }),
+      },
     });
     try {
       const before = (await bootstrapsRun()).length;
@@ -369,6 +364,13 @@ describe('tearing the lab cluster down through the API', () => {
     await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
     const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
     expect(volumes.filter((v) => lab.some((g) => g.vmid === v.vmid))).toEqual([]);
+  });
+
+  it('has nothing to do a second time: completed with outcome nothing-to-do, no approval asked', async () => {
+    const started = await api('POST', '/v1/operations/cluster-down', 'otto', { environment: 'home', cluster: 'lab', shutdownTimeoutSeconds: 30 });
+    expect(started.status).toBe(202);
+    const done = await apiUntil(started.body.links.self, (op) => op.state !== 'running');
+    expect(done).toMatchObject({ state: 'completed', approvalState: 'not-required', result: { outcome: 'nothing-to-do', plan: { steps: [] } } });
   });
 });
 

@@ -1,16 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
+import type { ChildProcess } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../testkit/evacuation-run.js';
 import { withAutomationToken } from '../../testkit/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import type { Scenario } from '../../sim/scenario.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
+import { testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
+import { killWorkerProcess, SIMULATED_POLLING, startEnvironmentWorker, startWorkerProcess } from '../support/worker.js';
 
 /** Twelve VMs of 4-15 GiB on pve01, a third with local disks; three roomy targets. */
 function twelveVms(): Scenario {
@@ -46,47 +42,15 @@ describe('evacuation reliability', () => {
     evacuationInput({ environment: env.environment, ...body });
 
   async function inProcessWorker(env: SimulatedEnvironment, taskQueue?: string): Promise<TestWorker> {
-    const worker = await startTestWorker({
-      ...(taskQueue ? { taskQueue } : {}),
-      activities: {
-        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(env.deps.audit),
-        ...createApprovalActivities(env.deps),
-      },
-    });
+    const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING, ...(taskQueue ? { taskQueue } : {}) });
     cleanup.push(() => worker.shutdown());
     return worker;
   }
 
-  /** A worker in its own process, built from the same configuration (file references, no secrets). */
+  /** A worker process of its own, killed at the end of the test if the test did not kill it. */
   async function childWorker(env: SimulatedEnvironment, taskQueue: string): Promise<ChildProcess> {
-    const script = fileURLToPath(new URL('./evacuation-worker.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: {
-        ...process.env,
-        EVACUATION_WORKER: JSON.stringify({
-          address: inject('temporalAddress'),
-          namespace: inject('temporalNamespace'),
-          taskQueue,
-          workflowBundlePath: inject('workflowBundlePath'),
-          config: env.config,
-        }),
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    cleanup.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
-    });
-    const [line] = (await Promise.race([
-      once(child.stdout!, 'data'),
-      once(child, 'exit').then(() => {
-        throw new Error('worker process exited before it was ready');
-      }),
-    ])) as [Buffer];
-    expect(line.toString()).toContain('ready');
+    const child = await startWorkerProcess(env.config, taskQueue, SIMULATED_POLLING);
+    cleanup.push(() => killWorkerProcess(child));
     return child;
   }
 
@@ -111,8 +75,7 @@ describe('evacuation reliability', () => {
         return tasks.filter((t) => t.status === 'stopped').length >= 2 && runningAtKill.length > 0;
       }, { timeout: 60_000, interval: 5 })
       .toBe(true);
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+    await killWorkerProcess(child);
 
     await inProcessWorker(env, taskQueue);
     const { result } = await handle.result();

@@ -1,7 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../testkit/evacuation-run.js';
 import { withAutomationToken } from '../../testkit/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
@@ -9,7 +6,8 @@ import type { SimulatedCluster } from '../../sim/index.js';
 import type { Scenario } from '../../sim/scenario.js';
 import { statusQuery } from '../../workflows/definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { type TestWorker } from '../support/temporal.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
 /** pve01 holds a bit of everything an evacuation meets; pve02 and pve03 have room. */
@@ -37,13 +35,7 @@ const scenario: Scenario = {
 /** The scenario on the simulator, and a worker with the evacuation's activities. */
 async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironment; worker: TestWorker }> {
   const env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed });
-  const worker = await startTestWorker({
-    activities: {
-      ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-      ...createAuditActivities(env.deps.audit),
-      ...createApprovalActivities(env.deps),
-    },
-  });
+  const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING });
   return { env, worker };
 }
 

@@ -11,6 +11,7 @@ import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, testConnection, type TestWorker } from '../support/temporal.js';
+import { until } from '../support/until.js';
 
 const OPERATOR = 'tok-lifecycle-operator-4d1a';
 let env: SimulatedEnvironment;
@@ -48,6 +49,8 @@ async function call(method: string, path: string, body?: unknown) {
   return { status: response.status, body: (await response.json()) as any };
 }
 
+const ended = (self: string) => until(async () => (await call('GET', self)).body, (op) => op.state !== 'running', `${self} to end`, 100_000);
+
 describe('lifecycle operations over HTTP', () => {
   it('answer a dry run with the plan and change nothing', async () => {
     const before = env.sim.state.guests.size;
@@ -61,12 +64,7 @@ describe('lifecycle operations over HTTP', () => {
   it('create a VM, approved by policy for medium risk, and report it', async () => {
     const started = await call('POST', '/v1/operations/vm-create', { environment: 'home', service: 'api', tags: ['api'] });
     expect(started.status).toBe(202);
-    let detail: any;
-    for (let i = 0; i < 200; i++) {
-      detail = (await call('GET', started.body.links.self)).body;
-      if (detail.state !== 'running') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const detail = await ended(started.body.links.self);
     expect(detail).toMatchObject({ state: 'completed', kind: 'vm-create', approvalState: 'auto-approved' });
     const { vmid, name } = detail.result.result;
     expect(env.sim.state.guests.get(vmid)?.name).toBe(name);
@@ -88,12 +86,7 @@ describe('backups over HTTP', () => {
   it('backs up a guest, auto-approved as low risk, and lists the backup for that guest', async () => {
     const started = await call('POST', '/v1/operations/backup', { environment: 'home', vmid: 1002, storage: 'shared' });
     expect(started.status).toBe(202);
-    let detail: any;
-    for (let i = 0; i < 200; i++) {
-      detail = (await call('GET', started.body.links.self)).body;
-      if (detail.state !== 'running') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const detail = await ended(started.body.links.self);
     expect(detail).toMatchObject({ state: 'completed', kind: 'backup', approvalState: 'auto-approved' });
     const [done] = detail.result.result;
 

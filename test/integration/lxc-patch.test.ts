@@ -97,7 +97,24 @@ describe('refusals', () => {
     await expect(plan(noSnapshots, { rollbackOnFailure: true })).rejects.toThrow(/rollbackOnFailure: rolling back needs the snapshot taken first/);
   });
 
-  it('refuses when no running container matches', async () => {
-    await expect(plan(env.config, { tags: 'media' })).rejects.toThrow("no running container matches 'media'");
+  it('refuses when no container matches', async () => {
+    await expect(plan(env.config, { tags: 'media' })).rejects.toThrow("no container matches 'media'");
+  });
+});
+
+describe('containers that are all stopped', () => {
+  it('are nothing to do: the operation completes with outcome nothing-to-do, naming each one left alone', async () => {
+    const unifi = env.sim.state.guests.get(2002)!;
+    unifi.status = 'stopped';
+    try {
+      const handle = await startOperation(worker, 'lxc-patch', { tags: 'infra & !dns' });
+      expect(await handle.result()).toMatchObject({
+        outcome: 'nothing-to-do',
+        plan: { steps: [], warnings: ["CT 2002 'unifi' is stopped: only running containers are patched"] },
+        result: [],
+      });
+    } finally {
+      unifi.status = 'running';
+    }
   });
 });

@@ -4,67 +4,25 @@
  * reboots. Each time another worker picks the rollout up where it was: no node is started
  * again, no guest migrates more than out and back, no upgrade or reboot runs twice.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
+import type { ChildProcess } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
 import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../testkit/maintenance-run.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, testConnection, uniqueTaskQueue } from '../support/temporal.js';
+import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
+import { untilHolds } from '../support/until.js';
+import { killWorkerProcess, SIMULATED_POLLING, startEnvironmentWorker, startWorkerProcess } from '../support/worker.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-/** A worker in its own process, built from the same configuration (file references, no secrets). */
+/** A worker process of its own, killed at the end of the test if the test did not kill it. */
 async function childWorker(env: SimulatedEnvironment, taskQueue: string): Promise<ChildProcess> {
-  const script = fileURLToPath(new URL('./maintenance-worker.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: {
-      ...process.env,
-      MAINTENANCE_WORKER: JSON.stringify({
-        address: inject('temporalAddress'),
-        namespace: inject('temporalNamespace'),
-        taskQueue,
-        workflowBundlePath: inject('workflowBundlePath'),
-        config: env.config,
-      }),
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanup.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  });
-  const [line] = (await Promise.race([
-    once(child.stdout!, 'data'),
-    once(child, 'exit').then(() => {
-      throw new Error('worker process exited before it was ready');
-    }),
-  ])) as [Buffer];
-  expect(line.toString()).toContain('ready');
+  const child = await startWorkerProcess(env.config, taskQueue, SIMULATED_POLLING);
+  cleanup.push(() => killWorkerProcess(child));
   return child;
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  child.kill('SIGKILL');
-  await once(child, 'exit');
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('rolling maintenance across worker crashes', () => {
@@ -89,27 +47,19 @@ describe('rolling maintenance across worker crashes', () => {
     // 1. The first node's guests are migrating.
     const migratingOff = (node: string) =>
       sim.cluster.tasks.all().some((t) => /^(qm|vz)migrate$/.test(t.type) && t.status === 'running' && t.node === node);
-    await until(`${first}'s guests migrate`, () => migratingOff(first));
-    await kill(worker);
+    await untilHolds(`${first}'s guests migrate`, () => migratingOff(first));
+    await killWorkerProcess(worker);
     worker = await childWorker(env, taskQueue);
 
     // 2. The second node's upgrade is running (apt-get update done, dist-upgrade under way).
-    await until(`${second} upgrades`, () => sim.counters.sshCommands(second, 'apt-get') >= 2 && sim.state.node(second).upgrade !== undefined);
-    await kill(worker);
+    await untilHolds(`${second} upgrades`, () => sim.counters.sshCommands(second, 'apt-get') >= 2 && sim.state.node(second).upgrade !== undefined);
+    await killWorkerProcess(worker);
     worker = await childWorker(env, taskQueue);
 
     // 3. The third node is rebooting.
-    await until(`${third} reboots`, () => !sim.state.node(third).online);
-    await kill(worker);
-    const last = await startTestWorker({
-      taskQueue,
-      activities: {
-        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20 }),
-        ...createAuditActivities(env.deps.audit),
-        ...createApprovalActivities(env.deps),
-      },
-    });
+    await untilHolds(`${third} reboots`, () => !sim.state.node(third).online);
+    await killWorkerProcess(worker);
+    const last = await startEnvironmentWorker(env.deps, { taskQueue, tuning: SIMULATED_POLLING });
     cleanup.push(() => last.shutdown());
 
     const { result } = await handle.result();

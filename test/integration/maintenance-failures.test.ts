@@ -4,15 +4,12 @@
  * between), so its upgrade is refused before anything runs on it — while its guests are away.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance, type MaintenanceBody } from '../../testkit/maintenance-run.js';
 import { maintenanceDecisions } from '../../workflows/maintenance-definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { type TestWorker } from '../support/temporal.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -33,14 +30,7 @@ async function rollout(environment: string, body: Omit<MaintenanceBody, 'environ
       return node === SECOND ? { ...target, hostKeySha256: WRONG_KEY } : target;
     },
   };
-  const worker: TestWorker = await startTestWorker({
-    activities: {
-      ...createEvacuationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-      ...createRollingMaintenanceActivities({ ...deps, pollMs: 20 }),
-      ...createAuditActivities(env.deps.audit),
-      ...createApprovalActivities(env.deps),
-    },
-  });
+  const worker: TestWorker = await startEnvironmentWorker(deps, { tuning: SIMULATED_POLLING });
   cleanup.push(() => worker.shutdown());
   const handle = await startMaintenance(worker.client, worker.taskQueue, maintenanceInput({ environment, ...body }));
   const planned = await approveWhenPlanned(handle);

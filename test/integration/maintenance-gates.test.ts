@@ -3,16 +3,12 @@
  * validated like the plan's approval, and visible as a pending approval in Temporal.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../testkit/maintenance-run.js';
 import { approveNodeUpdate, rejectNodeUpdate, type NodeApprovalRequest } from '../../workflows/maintenance-definitions.js';
 import { PmApprovalState } from '../../workflows/search-attributes.js';
 import { startSimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker } from '../support/temporal.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -23,14 +19,7 @@ describe('per-node approval', () => {
   it('waits for a second person before each node, and stops when one is rejected', async () => {
     const env = await startSimulatedEnvironment({ scenario: maintenanceScenario({ rebootSeconds: 60 }), speed: 100, environment: 'maint-gates' });
     cleanup.push(() => env.stop());
-    const worker = await startTestWorker({
-      activities: {
-        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20 }),
-        ...createAuditActivities(env.deps.audit),
-        ...createApprovalActivities(env.deps),
-      },
-    });
+    const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING });
     cleanup.push(() => worker.shutdown());
     const sim = env.sim;
 

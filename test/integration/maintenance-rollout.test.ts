@@ -8,10 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
@@ -23,7 +19,8 @@ import { loadScenarioFile } from '../../sim/scenario.js';
 import type { OperationStatus } from '../../lib/operations/plan.js';
 import { maintenanceDecisions, maintenanceQuery, type MaintenanceResult } from '../../workflows/maintenance-definitions.js';
 import { homelabRefusalsScenario, homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { type TestWorker } from '../support/temporal.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 import { cancelWhen } from './lifecycle-helpers.js';
 
 const tokens = { otto: 'it-maint-otto-7c1d', anna: 'it-maint-anna-2b9e' };
@@ -54,14 +51,7 @@ async function simulated(environment: string, scenario = maintenanceScenario({ r
 }
 
 async function workerFor(env: SimulatedEnvironment): Promise<TestWorker> {
-  const worker = await startTestWorker({
-    activities: {
-      ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-      ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20 }),
-      ...createAuditActivities(env.deps.audit),
-      ...createApprovalActivities(env.deps),
-    },
-  });
+  const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING });
   cleanup.push(() => worker.shutdown());
   return worker;
 }

@@ -6,16 +6,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApprovalActivities } from '../../activities/approvals.js';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
-import { createRunbookActivities } from '../../activities/runbook.js';
-import { createTaskActivities } from '../../activities/tasks.js';
 import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../testkit/maintenance-run.js';
 import { startSimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker } from '../support/temporal.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 
 const NODE_CHECK = `---
 name: node-check
@@ -52,16 +46,7 @@ describe('a runbook on each node', () => {
     await writeFile(join(runbooksDir, 'node-check.md'), NODE_CHECK);
     const env = await startSimulatedEnvironment({ scenario: maintenanceScenario({ rebootSeconds: 60 }), speed: 100, environment: 'maint-runbook' });
     cleanup.push(() => env.stop());
-    const worker = await startTestWorker({
-      activities: {
-        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20, runbooksDir }),
-        ...createRunbookActivities({ ...env.deps, runbooksDir }),
-        ...createTaskActivities(env.deps),
-        ...createAuditActivities(env.deps.audit),
-        ...createApprovalActivities(env.deps),
-      },
-    });
+    const worker = await startEnvironmentWorker(env.deps, { tuning: { ...SIMULATED_POLLING, runbooksDir } });
     cleanup.push(() => worker.shutdown());
 
     const input = maintenanceInput({ environment: env.environment, nodes: ['pve01', 'pve02'], runbook: { name: 'node-check', parameters: {} } });

@@ -3,14 +3,15 @@
  * cluster, through the vmAction workflow.
  */
 import { signed } from '../../testkit/approvals.js';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { VmActionInput } from '../../lib/operations/catalog.js';
-import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
+import type { OperationMeta } from '../../lib/operations/plan.js';
 import { approveSignal, approveUpdate, rejectUpdate, statusQuery } from '../../workflows/definitions.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { waitForPhase } from './lifecycle-helpers.js';
 
 let env: SimulatedEnvironment;
 let worker: TestWorker;
@@ -48,19 +49,6 @@ function start(input: Omit<VmActionInput, 'meta' | 'environment' | 'dryRun' | 's
     workflowId: `test/vm-action/${body.vmid}/${body.action}/${Date.now()}-${seq++}`,
     args: [body],
   });
-}
-
-async function waitForPhase(handle: WorkflowHandle, phase: OperationStatus['phase']): Promise<OperationStatus> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const status = await handle.query(statusQuery);
-      if (status.phase === phase) return status;
-    } catch {
-      // the workflow has not registered its query handler yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`operation never reached phase ${phase}`);
 }
 
 describe('a high-risk operation (delete a VM)', () => {

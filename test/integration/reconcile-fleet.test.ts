@@ -19,12 +19,12 @@ import type { ReconcileDetails } from '../../lib/manifest/plan.js';
 import { driftScheduleId, ensureDriftSchedule } from '../../lib/manifest/schedule.js';
 import type { ReconcileInput } from '../../lib/operations/catalog.js';
 import type { Scenario } from '../../sim/index.js';
-import type { OperationPlan, OperationStatus } from '../../lib/operations/plan.js';
-import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
+import type { OperationPlan } from '../../lib/operations/plan.js';
+import { approveUpdate } from '../../workflows/definitions.js';
 import type { ReconcileResult } from '../../workflows/reconcile.js';
 import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
-import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
+import { cancelWhen, stepRunning, waitForPhase } from './lifecycle-helpers.js';
 import { driftApi, withDriftTokens } from '../unit/manifest-drift-app.js';
 
 let env: SimulatedEnvironment;
@@ -120,15 +120,6 @@ async function plan(): Promise<OperationPlan<ReconcileDetails>> {
   const result = (await handle.result()) as { outcome: string; plan: OperationPlan<ReconcileDetails> };
   expect(result.outcome).toBe('dry-run');
   return result.plan;
-}
-
-async function waitForPhase(handle: WorkflowHandle, phase: OperationStatus['phase']): Promise<OperationStatus> {
-  for (let i = 0; i < 300; i++) {
-    const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status?.phase === phase) return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`operation never reached phase ${phase}`);
 }
 
 /** Starts a reconcile, has bob approve the plan alice requested, and returns the result. */

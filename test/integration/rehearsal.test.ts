@@ -7,14 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuditActivities } from '../../activities/audit.js';
-import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { evacuationInput, startEvacuation } from '../../testkit/evacuation-run.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import { readRehearsalInventory } from '../../lib/rehearsal.js';
 import { importInventory, loadScenarioSource, type ImportedScenario } from '../../sim/scenario-import.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
-import { startTestWorker, type TestWorker } from '../support/temporal.js';
+import { type TestWorker } from '../support/temporal.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 
 const dumpPath = fileURLToPath(new URL('../fixtures/rehearsal/cluster-resources.json', import.meta.url));
 
@@ -26,12 +25,7 @@ describe('rehearsing on an imported cluster/resources dump', () => {
   beforeAll(async () => {
     imported = await loadScenarioSource(dumpPath);
     env = await startSimulatedEnvironment({ scenario: imported.scenario, speed: 20 });
-    worker = await startTestWorker({
-      activities: {
-        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
-        ...createAuditActivities(env.deps.audit),
-      },
-    });
+    worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING });
   });
   afterAll(async () => {
     await worker?.shutdown();

@@ -13,8 +13,7 @@ import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Out
 import { heavy, record, suiteSeed } from '../support/suite/report.js';
 import { fleet, vmsOf } from '../../testkit/stack/scenarios.js';
 import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
-import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
-import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
+import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
 
 const scenario = fleet({ nodes: 3, perNode: 8 });
 const vms = vmsOf(scenario);
@@ -31,7 +30,7 @@ const taken = new Set<number>();
 const CLIENT_TIMEOUT_MS = 1_500;
 
 let cluster: SuiteCluster;
-let worker: InProcessWorker;
+let worker: TestWorker;
 let target: Target;
 
 beforeAll(async () => {
@@ -50,7 +49,7 @@ beforeAll(async () => {
     if (!client) clients.set(environment, (client = createPveClientForEnvironment(cluster.config.environments[environment]!, { timeoutMs: CLIENT_TIMEOUT_MS })));
     return client;
   };
-  worker = await startInProcessWorker({ taskQueue, activities: createActivities({ ...cluster.deps, pve }) });
+  worker = await startTestWorker({ taskQueue, activities: createActivities({ ...cluster.deps, pve }) });
   target = { client: await testConnection(), taskQueue };
 });
 

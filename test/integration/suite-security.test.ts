@@ -33,13 +33,12 @@ import { outcomeOf, startOperation, waitForStatus, type Target } from '../suppor
 import { random, record, suiteSeed } from '../support/suite/report.js';
 import { fleet } from '../../testkit/stack/scenarios.js';
 import { combine, fixtureSecrets, scanFiles, scanHistories, scanTexts, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
-import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
-import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
+import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
 
 const scenario = fleet({ nodes: 2, perNode: 6 });
 let cluster: SuiteCluster;
 let target: Target;
-const workers: InProcessWorker[] = [];
+const workers: TestWorker[] = [];
 const servers: ServerType[] = [];
 const responses: Record<string, string> = {};
 
@@ -56,7 +55,7 @@ beforeAll(async () => {
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue },
   });
   shareSecrets(inject('temporalAddress'), 'security', cluster.secrets);
-  workers.push(await startInProcessWorker({ taskQueue, activities: createActivities(cluster.deps) }));
+  workers.push(await startTestWorker({ taskQueue, activities: createActivities(cluster.deps) }));
   target = { client: await testConnection(), taskQueue };
 });
 
@@ -70,7 +69,7 @@ afterAll(async () => {
 /** A worker for the same cluster, configured differently (its own task queue). */
 async function workerWith(config: AppConfig): Promise<Target> {
   const taskQueue = uniqueTaskQueue('suite-security-tls');
-  workers.push(await startInProcessWorker({ taskQueue, activities: createActivities(buildWorkerDeps(config)) }));
+  workers.push(await startTestWorker({ taskQueue, activities: createActivities(buildWorkerDeps(config)) }));
   return { client: target.client, taskQueue };
 }
 

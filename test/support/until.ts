@@ -9,3 +9,15 @@ export async function until<T>(read: () => Promise<T>, done: (value: T) => boole
   } while (Date.now() < deadline);
   throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
+
+/**
+ * Waits until `condition` holds, checking every few milliseconds: for catching a moment in the
+ * simulator (a task running, a node down) to act in.
+ */
+export async function untilHolds(what: string, condition: () => boolean, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

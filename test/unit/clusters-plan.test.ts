@@ -285,7 +285,13 @@ describe('tearing a cluster down', () => {
     ]);
   });
 
-  it('has nothing to do for a cluster that left no VMs and no secrets', () => {
-    expect(refusal(() => planClusterDown('lab', [], { ...down, secretsExist: false }))[0]).toMatch(/no VM in home carries tag cluster-lab/);
+  it('has nothing to do for a cluster that left no VMs and no secrets: a plan without steps, not a refusal', () => {
+    const draft = planClusterDown('lab', [], { ...down, secretsExist: false });
+    expect(draft.steps).toEqual([]);
+    expect(draft.summary).toMatch(/^nothing to do: no VM in home carries tag cluster-lab/);
+  });
+
+  it('still removes the secrets of a cluster that left no VMs', () => {
+    expect(planClusterDown('lab', [], down).steps.map((s) => s.id)).toEqual(['verify', 'forget-secrets']);
   });
 });
