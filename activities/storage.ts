@@ -14,9 +14,10 @@ import type { PveClient } from '../lib/pve/client.js';
 import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { guestApi, refuse, type VmStepOutcome } from './vm.js';
+import { classified, fail } from './failures.js';
+import { guestApi, type VmStepOutcome } from './vm.js';
 import { PveUnavailableError } from '../lib/pve/errors.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface UnusedVolume {
   node: string;
@@ -64,17 +65,17 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
   return {
     async planIsoImport(input: IsoImportInput): Promise<PlanDraft<{ volid: string }>> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const storages = await client.storage.list({ node: input.node });
         const storage = storages.find((s) => s.storage === input.storage);
-        if (!storage) refuse('PlanRefused', `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
+        if (!storage) fail(Failure.PlanRefused, `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
         if (!storage.content.split(',').includes('iso')) {
-          refuse('PlanRefused', `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
+          fail(Failure.PlanRefused, `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
         }
         const volid = `${input.storage}:iso/${input.filename}`;
         const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
         if (existing.some((v) => v.volid === volid)) {
-          refuse('PlanRefused', `filename: ${volid} already exists; remove it first or choose another name`);
+          fail(Failure.PlanRefused, `filename: ${volid} already exists; remove it first or choose another name`);
         }
         const outside = downloadOutsidePolicy(input.url, deps.config.environments[input.environment]!.downloads);
         const steps: PlanStep[] = [
@@ -104,7 +105,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
     /** Starts the download unless the file is already there (an earlier attempt finished it). */
     async startIsoDownload(input: IsoImportInput): Promise<VmStepOutcome> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const volid = `${input.storage}:iso/${input.filename}`;
         const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
         if (existing.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} exists` };
@@ -126,11 +127,11 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
 
     async verifyVolume(args: { environment: string; node: string; storage: string; volid: string }): Promise<{ volid: string; size: number }> {
       const client = await deps.pve(args.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const volumes = await client.storage.content({ node: args.node, storage: args.storage });
         const volume = volumes.find((v) => v.volid === args.volid);
         if (!volume) {
-          throw ApplicationFailure.create({ type: 'NotAsPlanned', message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
+          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
         }
         return { volid: volume.volid, size: volume.size };
       });
@@ -138,7 +139,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
 
     async planStorageCleanup(input: StorageCleanupInput): Promise<PlanDraft<{ volumes: UnusedVolume[] }>> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const resources = await client.cluster.resources();
         const { guests } = inventoryFromResources(resources);
         const wanted = ['images', 'rootdir', ...(input.includeIsos ? ['iso'] : [])];
@@ -153,7 +154,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
           seen.add(key);
           return true;
         });
-        if (stores.length === 0) refuse('PlanRefused', 'no available storage holds disk images matching node/storage');
+        if (stores.length === 0) fail(Failure.PlanRefused, 'no available storage holds disk images matching node/storage');
 
         const references = new Set<string>();
         const reads = await mapBounded(guests, 16, (g) => referencesOf(client, g));
@@ -212,7 +213,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
     async removeVolume(args: { environment: string; volume: UnusedVolume }): Promise<VmStepOutcome> {
       const client = await deps.pve(args.environment);
       const { node, storage, volid, content, owner } = args.volume;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const present = await client.storage.content({ node, storage });
         if (!present.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} is gone` };
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
@@ -221,7 +222,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
         for (const r of reads) {
           if (!r.ok) throw r.error;
           if (isReferenced(volid, r.value)) {
-            throw ApplicationFailure.create({ type: 'VolumeInUse', message: `${volid} is in use again; not removing it`, nonRetryable: true });
+            throw ApplicationFailure.create({ type: Failure.VolumeInUse, message: `${volid} is in use again; not removing it`, nonRetryable: true });
           }
         }
         try {
@@ -230,7 +231,7 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
         } catch (err) {
           if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
             throw ApplicationFailure.create({
-              type: 'OutcomeUnknown',
+              type: Failure.OutcomeUnknown,
               message: `removal of ${volid} was sent but PVE did not answer; check the storage before retrying`,
               nonRetryable: true,
             });

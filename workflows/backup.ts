@@ -5,10 +5,11 @@ import { mapWithLimits } from '../lib/backup/limits.js';
 import type { BackupInput } from '../lib/operations/catalog.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /**
@@ -18,7 +19,7 @@ const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'm
 const backing = proxyActivities<BackupActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['BackupFailed', 'BackupRefused', 'BackupMissing'] },
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.BackupFailed, Failure.BackupRefused, Failure.BackupMissing] },
 });
 
 export interface BackupGuestResult {
@@ -63,7 +64,7 @@ export async function backup(input: BackupInput) {
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'BackupIncomplete',
+          type: Failure.BackupIncomplete,
           message: `backup failed for ${failed.length} of ${results.length} guests: ${failed.map((f) => `${f.vmid} (${f.error?.split('\n')[0]})`).join('; ')}`,
           nonRetryable: true,
           details: [results],

@@ -2,16 +2,17 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup.js';
 import type { BackupPruneInput } from '../lib/operations/catalog.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<BackupActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Removing a volume may be repeated: a retry finds it gone. */
 const removing = proxyActivities<BackupActivities>({
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BackupProtected'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.BackupProtected] },
 });
 
 /**

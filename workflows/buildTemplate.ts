@@ -13,16 +13,17 @@ import type { TemplateActivities, TemplateBuildDetails, VerifiedTemplate } from 
 import type { TemplateBuildInput } from '../lib/operations/catalog.js';
 import { runOperation } from './operation.js';
 import { applyRunbookPlan, runResolvedStep, type ExtraStep, type RunbookOutcome } from './runRunbook.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<TemplateActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Verification only reads. */
 const checking = proxyActivities<TemplateActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['TemplateVerificationFailed'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.TemplateVerificationFailed] },
 });
 
 export type TemplateBuildResult =

@@ -4,10 +4,11 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<BulkActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 export interface BulkGuestResult {
@@ -58,7 +59,7 @@ export async function bulkAction(input: BulkActionInput) {
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'BulkActionIncomplete',
+          type: Failure.BulkActionIncomplete,
           message:
             `${input.action} failed for ${failed.length} of ${results.length} guests: ` +
             failed.slice(0, 5).map((f) => `${f.vmid} (${f.error})`).join('; ') +

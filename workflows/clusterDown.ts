@@ -15,10 +15,11 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterDownInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const checking = proxyActivities<ClusterActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch] },
 });
 
 export interface ClusterDownResult {
@@ -59,7 +60,7 @@ export async function clusterDown(input: ClusterDownInput) {
         op.mark('verify', 'failed', `${remaining.length} guests still carry ${down.tag}`);
         op.mark('forget-secrets', 'skipped', 'the cluster is not gone');
         throw ApplicationFailure.create({
-          type: 'ClusterNotGone',
+          type: Failure.ClusterNotGone,
           message:
             `cluster ${down.cluster} is not gone: ` +
             [...failed, ...remaining.map((g) => `VM ${g.vmid} '${g.name}' on ${g.node} still carries ${down.tag}`)].join('; '),

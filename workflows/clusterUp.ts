@@ -20,35 +20,36 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterUpInput } from '../lib/operations/catalog.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<ClusterActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** A repeated attempt looks for the VM an earlier one created before cloning anything. */
 const creating = proxyActivities<ProvisionActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoFreeVmid] },
 });
 
 const cloning = proxyActivities<ClusterActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20, nonRetryableErrorTypes: ['CloneLockTimeout', 'CloneLeftBehind', 'PveTaskFailedError'] },
+  retry: { maximumAttempts: 20, nonRetryableErrorTypes: [Failure.CloneLockTimeout, Failure.CloneLeftBehind, Failure.PveTaskFailed] },
 });
 
 /** Configuring is idempotent; a VM still locked by its clone is waited for. */
 const configuring = proxyActivities<ClusterActivities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'PveTaskFailedError'] },
+  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: [Failure.VmIdentityMismatch, Failure.PlanRefused, Failure.PveTaskFailed] },
 });
 
 const addressing = proxyActivities<ClusterActivities>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['AddressTimeout'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.AddressTimeout] },
 });
 
 /**
@@ -58,7 +59,7 @@ const addressing = proxyActivities<ClusterActivities>({
  */
 const talos = proxyActivities<TalosActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ProfileChanged', 'MachineConfigsMismatch'] },
+  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: [Failure.ProfileChanged, Failure.MachineConfigsMismatch] },
 });
 
 const HEALTH_WAIT_SECONDS = 20 * 60;
@@ -106,7 +107,7 @@ export async function clusterUp(input: ClusterUpInput) {
       const failed = settled.flatMap((s, i) => (s.ok ? [] : [`${cluster.members[i]!.name}: ${failureMessage(s.error)}`]));
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'ClusterIncomplete',
+          type: Failure.ClusterIncomplete,
           message: `${failed.length} of ${cluster.members.length} VMs did not come up (run cluster-up again to resume): ${failed.join('; ')}`,
           nonRetryable: true,
         });
@@ -128,7 +129,7 @@ export async function clusterUp(input: ClusterUpInput) {
       );
       const notApplied = applied.flatMap((s, i) => (s.ok ? [] : [`${talosNodes[i]!.name}: ${failureMessage(s.error)}`]));
       if (notApplied.length > 0) {
-        throw ApplicationFailure.create({ type: 'ClusterIncomplete', message: `machine configs not applied: ${notApplied.join('; ')}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: Failure.ClusterIncomplete, message: `machine configs not applied: ${notApplied.join('; ')}`, nonRetryable: true });
       }
 
       // The decision of where etcd is bootstrapped is the plan's first control plane: the same in
@@ -220,7 +221,7 @@ async function cloneMember(environment: string, plan: ClusterUpPlan, m: ClusterM
       await cloning.awaitClone.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid, vmid: m.vmid }]);
       return;
     } catch (err) {
-      const lockBusy = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CloneLockTimeout';
+      const lockBusy = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === Failure.CloneLockTimeout;
       if (!lockBusy || Date.now() >= giveUpAt) throw err;
       await sleep(lockPauseMs(attempt));
     }

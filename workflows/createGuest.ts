@@ -3,16 +3,17 @@ import type { NewGuestInput, ProvisionActivities } from '../activities/provision
 import type { TaskActivities } from '../activities/tasks.js';
 import { createSummary, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<ProvisionActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'NotAsPlanned'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.VmIdentityMismatch, Failure.PlanRefused, Failure.NotAsPlanned] },
 });
 
 /** A repeated attempt looks for the guest an earlier one created before creating anything. */
 const creating = proxyActivities<ProvisionActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoFreeVmid] },
 });
 
 const waiting = proxyActivities<TaskActivities>({

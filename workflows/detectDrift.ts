@@ -7,10 +7,11 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ReconcileActivities } from '../activities/reconcile.js';
 import type { DriftReport } from '../lib/manifest/drift.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ManifestInvalid', 'PlanRefused'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.ManifestInvalid, Failure.PlanRefused] },
 });
 
 const recording = proxyActivities<ReconcileActivities>({
@@ -32,7 +33,7 @@ export async function detectDrift(input: DetectDriftInput): Promise<DriftReport>
     return await recording.recordDrift({ run: { ...run, manifests: plan.details!.manifests }, plan: { ...plan.details!, warnings: plan.warnings } });
   } catch (err) {
     const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    if (failure?.type !== 'ManifestInvalid') throw err;
+    if (failure?.type !== Failure.ManifestInvalid) throw err;
     // An invalid manifest is a finding too: recorded, so the API shows why drift is unknown.
     const problems = Array.isArray(failure.details?.[0]) ? (failure.details[0] as string[]) : [failure.message];
     return recording.recordDrift({ run: { ...run, manifests: input.manifests ?? '' }, problems });

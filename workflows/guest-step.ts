@@ -10,6 +10,7 @@ import type { VmActivities, VmStepOutcome } from '../activities/vm.js';
 import { settledState } from '../lib/lifecycle/guest-steps.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import type { PlanStep } from './definitions.js';
+import { Failure } from '../lib/operations/failures.js';
 
 /**
  * Dispatching a step is never retried once PVE may have received it: the activity checks
@@ -18,7 +19,7 @@ import type { PlanStep } from './definitions.js';
  */
 const dispatch = proxyActivities<VmActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'OutcomeUnknown'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.VmIdentityMismatch, Failure.PlanRefused, Failure.OutcomeUnknown] },
 });
 
 /** Waiting on a PVE task, or on the guest's state, is safe to repeat: it only reads. */

@@ -4,10 +4,11 @@ import type { TaskActivities } from '../activities/tasks.js';
 import type { IsoImportInput } from '../lib/operations/catalog.js';
 import { taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const storage = proxyActivities<StorageActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'NotAsPlanned'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.NotAsPlanned] },
 });
 
 /** A download can take long; following it only reads the task. */

@@ -7,16 +7,17 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { IngestDetails, RunbookActivities } from '../activities/runbook.js';
 import type { RunbookIngestInput } from '../lib/operations/catalog.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Saving is idempotent (the same text twice is a no-op) and refuses a file changed since review. */
 const saving = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'RunbookConflict'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.RunbookConflict] },
 });
 
 export async function ingestRunbook(input: RunbookIngestInput) {

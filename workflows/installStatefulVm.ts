@@ -6,22 +6,23 @@ import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<PxeActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch] },
 });
 
 const creating = proxyActivities<ProvisionActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoFreeVmid] },
 });
 
 /** Watching the guest (its agent, its SSH) only reads: safe to repeat. */
 const watching = proxyActivities<PxeActivities & TaskActivities>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoGuestAddress', 'NotBootedFromDisk', 'NotAsPlanned'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoGuestAddress, Failure.NotBootedFromDisk, Failure.NotAsPlanned] },
 });
 
 /** The install erases and writes the disk: it runs once, and a failure is cleaned up, not repeated. */
@@ -78,7 +79,7 @@ export async function installStatefulVm(input: StatefulVmInput) {
         const why = `${current} failed: ${failureMessage(err)}`;
         if (input.keepOnFailure) {
           op.mark('cleanup', 'skipped', 'kept for inspection (keepOnFailure)');
-          throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
+          throw ApplicationFailure.create({ type: Failure.InstallFailed, nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
         }
         // Even a cancelled operation removes what it created.
         const cleanup = async () => {
@@ -87,13 +88,13 @@ export async function installStatefulVm(input: StatefulVmInput) {
         };
         await op.step('cleanup', cleanup, { undo: true }).catch((cleanupErr: unknown) => {
           throw ApplicationFailure.create({
-            type: 'InstallFailed',
+            type: Failure.InstallFailed,
             nonRetryable: true,
             message: `${why}; removing VM ${guest.vmid} '${guest.name}' also failed (${failureMessage(cleanupErr)}): remove it by hand`,
           });
         });
         if (isCancellation(err)) throw err;
-        throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`, cause: err as Error });
+        throw ApplicationFailure.create({ type: Failure.InstallFailed, nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`, cause: err as Error });
       }
     },
   });

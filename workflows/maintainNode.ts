@@ -48,6 +48,7 @@ import {
 import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './migrateGuests.js';
 import type { OperationHandle } from './operation.js';
 import { applyRunbookPlan } from './runRunbook.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface MaintainNodeInput {
   environment: string;
@@ -174,7 +175,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     try {
       if (Date.now() > deadline) {
         throw ApplicationFailure.create({
-          type: 'NodeTimeBudget',
+          type: Failure.NodeTimeBudget,
           message: `${node} has used its ${Math.round(settings.maxNodeMs / 60_000)} minutes (maxNodeMinutes) before ${step}`,
           nonRetryable: true,
         });
@@ -270,7 +271,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     const stuck = runningLeftBehind(plan);
     if (stuck.length > 0) {
       throw ApplicationFailure.create({
-        type: 'NodeNotDrainable',
+        type: Failure.NodeNotDrainable,
         message: `${node} cannot be emptied now: ${stuck.map(describeStuck).join('; ')}`,
         nonRetryable: true,
       });
@@ -287,7 +288,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       if (failed.length > 0) {
         const waiting = outcomes.filter((o) => o.state === 'not-started').length;
         throw ApplicationFailure.create({
-          type: 'EvacuationIncomplete',
+          type: Failure.EvacuationIncomplete,
           message: failed.map((o) => o.error ?? `${o.vmid} failed`).join('; ') + (waiting ? `; ${waiting} guest(s) not started` : ''),
           nonRetryable: true,
         });
@@ -300,7 +301,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       leftBehind: plan.leftBehind.map((l) => l.vmid),
     });
     if (!verification.ok) {
-      throw ApplicationFailure.create({ type: 'EvacuationIncomplete', message: describeVerification(verification), nonRetryable: true });
+      throw ApplicationFailure.create({ type: Failure.EvacuationIncomplete, message: describeVerification(verification), nonRetryable: true });
     }
   }
 
@@ -416,7 +417,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       const failed = outcomes.filter((o) => o.state === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'ReturnIncomplete',
+          type: Failure.ReturnIncomplete,
           message: failed.map((o) => o.error ?? `${o.vmid} failed`).join('; '),
           nonRetryable: true,
         });

@@ -52,6 +52,7 @@ import {
   PmRisk,
   PmVmids,
 } from './search-attributes.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const { recordAudit } = proxyActivities<AuditActivities>({
   startToCloseTimeout: '30 seconds',
@@ -208,7 +209,7 @@ export async function runOperation<D, R>(
     setCurrentDetails(`failed: ${status.error}`);
     await audit('failed', { error: status.error, steps: summarizeSteps(status.steps) });
     // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
-    throw ApplicationFailure.create({ type: 'OperationFailed', message: status.error, nonRetryable: true, cause: err as Error });
+    throw ApplicationFailure.create({ type: Failure.OperationFailed, message: status.error, nonRetryable: true, cause: err as Error });
   }
 }
 
@@ -361,7 +362,7 @@ function registerApprovalHandlers(status: OperationStatus): void {
           detail: { decision, planVersion: request.planVersion, why: verdict.why },
         });
       }
-      throw ApplicationFailure.create({ type: 'DecisionRefused', message: why, nonRetryable: true });
+      throw ApplicationFailure.create({ type: Failure.DecisionRefused, message: why, nonRetryable: true });
     }
     status.approval = { decision, by: request.by, at: new Date(Date.now()).toISOString(), planVersion: request.planVersion, reason: request.reason };
     return status.approval;

@@ -4,17 +4,18 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<ContainerActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Retried only when SSH could not connect; an upgrade that ran is never run again by itself. */
 const patching = proxyActivities<ContainerActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PatchFailed', 'PlanRefused', 'VmIdentityMismatch'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PatchFailed, Failure.PlanRefused, Failure.VmIdentityMismatch] },
 });
 
 export interface ContainerPatchResult {
@@ -79,7 +80,7 @@ export async function patchContainers(input: LxcPatchInput) {
       const unpatched = results.filter((r) => r.outcome !== 'patched');
       if (unpatched.length > 0) {
         throw ApplicationFailure.create({
-          type: 'PatchIncomplete',
+          type: Failure.PatchIncomplete,
           message:
             `${unpatched.length} of ${results.length} containers not patched: ` +
             unpatched.slice(0, 5).map((r) => `${r.vmid} ${r.outcome} (${r.error})`).join('; ') +

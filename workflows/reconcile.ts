@@ -26,22 +26,23 @@ import type { ReconcileInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ManifestInvalid', 'PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.ManifestInvalid, Failure.PlanRefused] },
 });
 
 /** A repeated attempt finds its values in place; a guest changed by someone else is never overwritten. */
 const configuring = proxyActivities<ReconcileActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ConcurrentChange', 'VmIdentityMismatch', 'PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.ConcurrentChange, Failure.VmIdentityMismatch, Failure.PlanRefused] },
 });
 
 /** A repeated attempt looks for the guest an earlier one created before creating anything. */
 const creating = proxyActivities<ProvisionActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoFreeVmid] },
 });
 
 const waiting = proxyActivities<TaskActivities>({

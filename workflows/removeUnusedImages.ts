@@ -5,16 +5,17 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<StorageActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Removing is never repeated once sent; the activity re-checks the volume before sending. */
 const removing = proxyActivities<StorageActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['VolumeInUse', 'OutcomeUnknown'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.VolumeInUse, Failure.OutcomeUnknown] },
 });
 
 const waiting = proxyActivities<TaskActivities>({
@@ -51,7 +52,7 @@ export async function removeUnusedImages(input: StorageCleanupInput) {
       const failed = results.filter((r) => !r.removed);
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'CleanupIncomplete',
+          type: Failure.CleanupIncomplete,
           message: `${failed.length} of ${results.length} volumes not removed: ${failed.map((f) => `${f.volid} (${f.error})`).join('; ')}`,
           nonRetryable: true,
           details: [results],

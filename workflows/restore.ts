@@ -4,17 +4,18 @@ import type { MigrationActivities } from '../activities/migration.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Follows the restore task while it reads the archive back; a retry attaches to the same task. */
 const restoring = proxyActivities<BackupActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['RestoreFailed', 'RestoreRefused'] },
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.RestoreFailed, Failure.RestoreRefused] },
 });
 
 /**

@@ -6,17 +6,18 @@ import type { RestoreDrillInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Restoring, waiting for the agent and removing the copy all heartbeat; a retry resumes each. */
 const drilling = proxyActivities<BackupActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['RestoreFailed', 'RestoreRefused', 'AgentSilent', 'PlanRefused'] },
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.RestoreFailed, Failure.RestoreRefused, Failure.AgentSilent, Failure.PlanRefused] },
 });
 
 export interface DrillResult {
@@ -80,7 +81,7 @@ export async function restoreDrill(input: RestoreDrillInput) {
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'DrillFailed',
+          type: Failure.DrillFailed,
           message: `restore drill failed for ${failed.map((f) => `${f.vmid} (${f.error?.split('\n')[0]})`).join('; ')}`,
           nonRetryable: true,
           details: [results],

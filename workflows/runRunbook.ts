@@ -12,10 +12,11 @@ import type { ResolvedCleanup, ResolvedStep, RunbookPlan } from '../lib/runbooks
 import type { Value } from '../lib/runbooks/placeholders.js';
 import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
 });
 
 /** Waiting on a PVE task only reads it: safe to repeat. */
@@ -37,7 +38,7 @@ function stepActivities(step: ResolvedStep) {
     ...(step.kind === 'api' ? {} : { heartbeatTimeout: '1 minute' }),
     retry: {
       maximumAttempts: once ? 1 : step.method === 'GET' ? 5 : 3,
-      nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'OutcomeUnknown', 'StepExpectationFailed', 'NoFreeVmid'],
+      nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.OutcomeUnknown, Failure.StepExpectationFailed, Failure.NoFreeVmid],
     },
   });
 }
@@ -163,7 +164,7 @@ export async function applyRunbookPlan(
     for (const c of options.keepOnFailure ? pending : []) op.mark(c.id, 'skipped', 'kept for debugging');
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.create({
-      type: 'RunbookStepFailed',
+      type: Failure.RunbookStepFailed,
       nonRetryable: true,
       message: `step ${current} failed: ${failureMessage(err)}. ${describeCleanup(reports, options.keepOnFailure, pending)}`,
       details: [{ step: current, completed, cleanup: reports }],

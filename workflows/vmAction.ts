@@ -5,10 +5,11 @@ import type { GuestActionInput, VmActivities, VmStepOutcome } from '../activitie
 import type { PlanStep } from './definitions.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
 
 const planning = proxyActivities<VmActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.VmIdentityMismatch, Failure.PlanRefused] },
 });
 
 const marking = proxyActivities<Pick<MigrationActivities, 'markTaskHistory'>>({
@@ -20,7 +21,7 @@ const marking = proxyActivities<Pick<MigrationActivities, 'markTaskHistory'>>({
 const backing = proxyActivities<BackupActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['BackupFailed', 'BackupRefused', 'BackupMissing'] },
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.BackupFailed, Failure.BackupRefused, Failure.BackupMissing] },
 });
 
 async function backupStep(environment: string, step: PlanStep): Promise<BackupReport> {

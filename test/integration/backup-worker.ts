@@ -8,6 +8,7 @@ import { createActivities } from '../../activities/index.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { installQuietRuntime } from '../support/quiet-runtime.js';
+import { workerInterceptors } from '../../worker/keep-alive.js';
 
 interface WorkerSettings {
   address: string;
@@ -21,6 +22,7 @@ interface WorkerSettings {
 const settings = JSON.parse(process.env['BACKUP_WORKER'] ?? '') as WorkerSettings;
 installQuietRuntime();
 const worker = await Worker.create({
+  interceptors: workerInterceptors,
   connection: await NativeConnection.connect({ address: settings.address }),
   namespace: settings.namespace,
   taskQueue: settings.taskQueue,

@@ -10,6 +10,7 @@ import type { AppConfig } from '../../lib/config/schema.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { installQuietRuntime } from '../support/quiet-runtime.js';
+import { workerInterceptors } from '../../worker/keep-alive.js';
 
 interface WorkerSettings {
   address: string;
@@ -24,6 +25,7 @@ const settings = JSON.parse(process.env['EVACUATION_WORKER'] ?? '') as WorkerSet
 installQuietRuntime();
 const deps = buildWorkerDeps(settings.config);
 const worker = await Worker.create({
+  interceptors: workerInterceptors,
   connection: await NativeConnection.connect({ address: settings.address }),
   namespace: settings.namespace,
   taskQueue: settings.taskQueue,

@@ -12,6 +12,7 @@ import { createMaintenanceActivities } from '../../activities/maintenance.js';
 import { createMigrationActivities } from '../../activities/migration.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
+import { workerInterceptors } from '../../worker/keep-alive.js';
 
 interface WorkerSettings {
   address: string;
@@ -26,6 +27,7 @@ const settings = JSON.parse(process.env['MAINTENANCE_WORKER'] ?? '') as WorkerSe
 installQuietRuntime();
 const deps = buildWorkerDeps(settings.config);
 const worker = await Worker.create({
+  interceptors: workerInterceptors,
   connection: await NativeConnection.connect({ address: settings.address }),
   namespace: settings.namespace,
   taskQueue: settings.taskQueue,

@@ -7,6 +7,7 @@ import type { Info as ActivityInfo } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { workerInterceptors } from '../../../worker/keep-alive.js';
 
 let installed = false;
 
@@ -34,6 +35,7 @@ export async function startInProcessWorker(options: {
   if (!bundle) throw new Error('no workflow bundle: workflows/index.ts did not exist when the test run started');
   const connection = await NativeConnection.connect({ address: options.address ?? inject('temporalAddress') });
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection,
     namespace: options.namespace ?? inject('temporalNamespace'),
     taskQueue: options.taskQueue,
