@@ -1,26 +1,19 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { BackupActivities, BackupReport } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
+import type { BackupReport } from '../activities/backup.js';
 import { mapWithLimits } from '../lib/backup/limits.js';
 import type { BackupInput } from '../lib/operations/catalog.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads();
 
 /**
  * A backup runs as long as its data takes to cross the storage link: the activity heartbeats
  * while it follows the task, and a retry (a dead worker) attaches to the same task.
  */
-const backing = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.BackupFailed, Failure.BackupRefused, Failure.BackupMissing] },
-});
+const backing = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
 
 export interface BackupGuestResult {
   vmid: number;

@@ -1,15 +1,12 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { BulkActivities } from '../activities/bulk.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads } from './activity-presets.js';
 
-const planning = proxyActivities<BulkActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes' });
 
 export interface BulkGuestResult {
   vmid: number;

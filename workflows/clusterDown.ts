@@ -8,19 +8,18 @@
  *      and no destroy is repeated blindly.
  *   4. Verify that nothing carries the tag any more; remove the cluster's secrets.
  */
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { ClusterActivities } from '../activities/cluster.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { ClusterDownPlan, TeardownMember } from '../lib/clusters/down.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterDownInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, records } from './activity-presets.js';
 
-const checking = proxyActivities<ClusterActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch] },
-});
+const checking = reads();
+
+const recording = records();
 
 export interface ClusterDownResult {
   cluster: string;
@@ -67,7 +66,7 @@ export async function clusterDown(input: ClusterDownInput) {
           nonRetryable: true,
         });
       }
-      const { removed } = await op.step('forget-secrets', () => checking.forgetClusterSecrets({ environment, cluster: down.cluster }));
+      const { removed } = await op.step('forget-secrets', () => recording.forgetClusterSecrets({ environment, cluster: down.cluster }));
       return { cluster: down.cluster, destroyed: down.members, secretsRemoved: removed };
     },
   });

@@ -11,63 +11,41 @@
  *
  * Nothing secret passes through here: the result carries the kubeconfig's path, not its content.
  */
-import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
-import type { ClusterActivities } from '../activities/cluster.js';
-import type { CreateSpec, ProvisionActivities } from '../activities/provision.js';
-import type { TalosActivities, TalosNode } from '../activities/talos.js';
+import { ActivityFailure, ApplicationFailure, isCancellation, sleep } from '@temporalio/workflow';
+import type { CreateSpec } from '../activities/provision.js';
+import type { TalosNode } from '../activities/talos.js';
 import type { ClusterMember, ClusterUpPlan } from '../lib/clusters/up.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterUpInput } from '../lib/operations/catalog.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, records, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<ClusterActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads();
 
 /** A repeated attempt looks for the VM an earlier one created before cloning anything. */
-const creating = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoFreeVmid] },
-});
+const creating = dispatches();
 
-const cloning = proxyActivities<ClusterActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20, nonRetryableErrorTypes: [Failure.CloneLockTimeout, Failure.CloneLeftBehind, Failure.PveTaskFailed] },
-});
+const cloning = waits();
 
 /** Configuring is idempotent; a VM still locked by its clone is waited for. */
-const configuring = proxyActivities<ClusterActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: [Failure.VmIdentityMismatch, Failure.PlanRefused, Failure.PveTaskFailed] },
-});
+const configuring = waits({ startToCloseTimeout: '10 minutes', maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds' });
 
-const addressing = proxyActivities<ClusterActivities>({
-  startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.AddressTimeout] },
-});
+const addressing = waits({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
 
 /**
  * Talos steps check the state first, so repeating them is safe. A node that does not answer
  * yet (booting, rebooting into its config) is retried; talosctl's refusals are not (the
  * activity marks them non-retryable).
  */
-const talos = proxyActivities<TalosActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: [Failure.ProfileChanged, Failure.MachineConfigsMismatch] },
-});
+const talosTuning = { startToCloseTimeout: '5 minutes', maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds' } as const;
+const talos = dispatches(talosTuning);
+/** Machine configs and cluster access, kept in the orchestrator's secret store. */
+const talosFiles = records(talosTuning);
 
 const HEALTH_WAIT_SECONDS = 20 * 60;
-const waitingForHealth = proxyActivities<TalosActivities>({
-  startToCloseTimeout: `${HEALTH_WAIT_SECONDS + 120} seconds`,
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3 },
-});
+const waitingForHealth = waits({ startToCloseTimeout: `${HEALTH_WAIT_SECONDS + 120} seconds`, maximumAttempts: 3 });
 
 /**
  * How long clones keep retrying a busy template lock, and the pause between tries: short,
@@ -119,7 +97,7 @@ export async function clusterUp(input: ClusterUpInput) {
 
       const endpoint = cluster.endpoint ?? controlPlanes[0]!.address;
       await op.step('machine-configs', () =>
-        talos.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
+        talosFiles.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
       );
       const applied = await mapBounded(
         talosNodes,
@@ -150,7 +128,7 @@ export async function clusterUp(input: ClusterUpInput) {
         }),
       );
       const access = await op.step('kubeconfig', () =>
-        talos.writeClusterAccess({ environment, cluster: cluster.cluster, controlPlanes: controlPlanes.map((n) => n.address) }),
+        talosFiles.writeClusterAccess({ environment, cluster: cluster.cluster, controlPlanes: controlPlanes.map((n) => n.address) }),
       );
       const flux = cluster.flux
         ? `not configured: this worker has no Flux adapter, so ${cluster.flux.repository} (${cluster.flux.path}) was not bootstrapped; run flux bootstrap with ${access.kubeconfig}`

@@ -4,20 +4,14 @@
  * the drift; the report (what differs, since when) goes to the drift store, where the API
  * lists it and can turn it into a reconcile operation that goes through approval.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { ReconcileActivities } from '../activities/reconcile.js';
+import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { DriftReport } from '../lib/manifest/drift.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, records } from './activity-presets.js';
 
-const planning = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.ManifestInvalid, Failure.PlanRefused] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes', maximumAttempts: 3 });
 
-const recording = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 10 },
-});
+const recording = records();
 
 export interface DetectDriftInput {
   environment: string;

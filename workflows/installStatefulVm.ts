@@ -1,36 +1,22 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { ProvisionActivities } from '../activities/provision.js';
-import type { PxeActivities } from '../activities/pxe.js';
-import type { TaskActivities } from '../activities/tasks.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<PxeActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch] },
-});
+const planning = reads({ startToCloseTimeout: '1 minute' });
 
-const creating = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoFreeVmid] },
-});
+const creating = dispatches();
 
 /** Watching the guest (its agent, its SSH) only reads: safe to repeat. */
-const watching = proxyActivities<PxeActivities & TaskActivities>({
-  startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PlanRefused, Failure.VmIdentityMismatch, Failure.NoGuestAddress, Failure.NotBootedFromDisk, Failure.NotAsPlanned] },
-});
+const watching = reads({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
+
+const waiting = waits({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
 
 /** The install erases and writes the disk: it runs once, and a failure is cleaned up, not repeated. */
-const installing = proxyActivities<PxeActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 1 },
-});
+const installing = waits({ maximumAttempts: 1 });
 
 const ADDRESS_TIMEOUT_MS = 10 * 60_000;
 
@@ -50,7 +36,7 @@ export async function installStatefulVm(input: StatefulVmInput) {
 
       const guest = await op.step('create', async () => {
         const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
-        if (created.upid) await watching.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
+        if (created.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
         return created;
       });
       op.mark('create', 'succeeded', `created VM ${guest.vmid} '${guest.name}' on ${guest.node}`);

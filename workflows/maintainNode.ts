@@ -24,13 +24,11 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   isCancellation,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { MaintenanceActivities } from '../activities/maintenance.js';
-import type { MigrationActivities, Verification } from '../activities/migration.js';
+import type { Verification } from '../activities/migration.js';
 import { describeStuck, runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
@@ -49,6 +47,7 @@ import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './mig
 import type { OperationHandle } from './operation.js';
 import { applyRunbookPlan } from './runRunbook.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
 export interface MaintainNodeInput {
   environment: string;
@@ -65,25 +64,16 @@ export interface MaintainNodeInput {
 }
 
 /** Only reads: repeated freely. */
-const reading = proxyActivities<MaintenanceActivities & MigrationActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
-});
+const reading = reads({ startToCloseTimeout: '10 minutes', initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 });
 
 /** Acts on the node; each activity checks the world first, so a retry after a lost worker does not act twice. */
-const acting = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-});
+const acting = dispatches({ initialInterval: '2 seconds' });
+
+/** The upgrade command runs once per attempt, its output followed by heartbeats; an attempt resumes from them. */
+const upgrading = waits({ initialInterval: '2 seconds', maximumAttempts: 3 });
 
 /** Waits for a rebooting node; only reads. */
-const waiting = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
-});
+const waiting = waits({ initialInterval: '1 second', maximumInterval: '10 seconds' });
 
 /** How often guest-by-guest migration progress is passed on to the rollout (step changes always are). */
 const PROGRESS_REPORT_INTERVAL_MS = 30_000;
@@ -306,7 +296,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
   }
 
   async function runUpgrade(): Promise<UpgradeOutcome> {
-    upgrade = await acting.upgradeNode.executeWithOptions(
+    upgrade = await upgrading.upgradeNode.executeWithOptions(
       { startToCloseTimeout: settings.upgradeTimeoutMs + 5 * 60_000, summary: `upgrade ${node}` },
       [{ environment, node, command: settings.upgradeCommand, timeoutMs: Math.min(settings.upgradeTimeoutMs, deadline - Date.now()), logKey: input.logKey }],
     );
@@ -360,7 +350,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     const reasons =
       settings.reboot === 'always'
         ? ['reboot: always']
-        : (upgrade?.rebootReasons ?? (await acting.checkRebootRequired({ environment, node })));
+        : (upgrade?.rebootReasons ?? (await reading.checkRebootRequired({ environment, node })));
     if (reasons.length === 0) {
       report.reboot = { rebooted: false, why: 'not required' };
       return;

@@ -17,7 +17,6 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  proxyActivities,
   rootCause,
   setCurrentDetails,
   setHandler,
@@ -25,8 +24,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ApprovalActivities } from '../activities/approvals.js';
-import type { AuditActivities } from '../activities/audit.js';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
 import {
   approveSignal,
@@ -53,16 +50,11 @@ import {
   PmVmids,
 } from './search-attributes.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, records } from './activity-presets.js';
 
-const { recordAudit } = proxyActivities<AuditActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
-});
+const { recordAudit } = records({ startToCloseTimeout: '30 seconds' });
 
-const { verifyApprovalSignature } = proxyActivities<ApprovalActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
-});
+const { verifyApprovalSignature } = reads({ startToCloseTimeout: '30 seconds', maximumAttempts: 10 });
 
 export type PlanDraft<D> = Omit<OperationPlan<D>, 'version'>;
 

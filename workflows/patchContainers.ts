@@ -1,22 +1,16 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { ContainerActivities, PatchLog } from '../activities/containers.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
+import type { PatchLog } from '../activities/containers.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<ContainerActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads();
 
 /** Retried only when SSH could not connect; an upgrade that ran is never run again by itself. */
-const patching = proxyActivities<ContainerActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.PatchFailed, Failure.PlanRefused, Failure.VmIdentityMismatch] },
-});
+const patching = waits({ maximumAttempts: 3 });
 
 export interface ContainerPatchResult {
   vmid: number;

@@ -1,28 +1,17 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { StorageActivities } from '../activities/storage.js';
-import type { TaskActivities } from '../activities/tasks.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<StorageActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes' });
 
 /** Removing is never repeated once sent; the activity re-checks the volume before sending. */
-const removing = proxyActivities<StorageActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [Failure.VolumeInUse, Failure.OutcomeUnknown] },
-});
+const removing = dispatches({ startToCloseTimeout: '5 minutes' });
 
-const waiting = proxyActivities<TaskActivities>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits({ startToCloseTimeout: '1 hour' });
 
 /**
  * Remove images no guest uses: plan from every guest's configuration and snapshots, approve

@@ -1,22 +1,13 @@
-import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
-import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads();
 
 /** Follows the restore task while it reads the archive back; a retry attaches to the same task. */
-const restoring = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.RestoreFailed, Failure.RestoreRefused] },
-});
+const restoring = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
 
 /**
  * A guest back from a backup volume: the plan shows the backup's time, size and config and,

@@ -1,24 +1,18 @@
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
+import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { RestoreDrillInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
 import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.PlanRefused] },
-});
+const planning = reads();
 
 /** Restoring, waiting for the agent and removing the copy all heartbeat; a retry resumes each. */
-const drilling = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.RestoreFailed, Failure.RestoreRefused, Failure.AgentSilent, Failure.PlanRefused] },
-});
+const drilling = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
+
+const removing = dispatches();
 
 export interface DrillResult {
   vmid: number;
@@ -51,7 +45,7 @@ export async function restoreDrill(input: RestoreDrillInput) {
           await drilling.restoreGuest({ environment: input.environment, step, marker: markers.get(step.node!)! });
           await drilling.awaitGuestAgent({ ...copy, timeoutMs: input.agentTimeoutSeconds * 1000 });
         } finally {
-          await CancellationScope.nonCancellable(() => drilling.removeDrillGuest({ ...copy, name: String(step.params!['name']) }));
+          await CancellationScope.nonCancellable(() => removing.removeDrillGuest({ ...copy, name: String(step.params!['name']) }));
         }
       };
       const measured = await mapBounded(

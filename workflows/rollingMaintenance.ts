@@ -21,14 +21,11 @@ import {
   condition,
   executeChild,
   getExternalWorkflowHandle,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AuditActivities } from '../activities/audit.js';
-import type { MaintenanceActivities } from '../activities/maintenance.js';
 import { nodeStepId, type MaintenancePlan, type NodeStep } from '../lib/maintenance/plan.js';
 import type { RollingMaintenanceInput } from '../lib/operations/catalog.js';
 import type { OperationMeta, OperationPlan } from './definitions.js';
@@ -54,17 +51,11 @@ import {
   type NodeReport,
 } from './maintenance-definitions.js';
 import { runOperation, setApprovalState, type OperationHandle } from './operation.js';
+import { reads, records } from './activity-presets.js';
 
-const planning = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const planning = reads({ startToCloseTimeout: '15 minutes' });
 
-const { recordAudit } = proxyActivities<AuditActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
-});
+const { recordAudit } = records({ startToCloseTimeout: '30 seconds' });
 
 export async function rollingMaintenance(input: RollingMaintenanceInput) {
   const { meta, ...request } = input;

@@ -1,31 +1,17 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { BackupActivities, BackupReport } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
-import type { GuestActionInput, VmActivities, VmStepOutcome } from '../activities/vm.js';
+import type { BackupReport } from '../activities/backup.js';
+import type { GuestActionInput, VmStepOutcome } from '../activities/vm.js';
 import type { PlanStep } from './definitions.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
-import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<VmActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [Failure.VmIdentityMismatch, Failure.PlanRefused] },
-});
-
-const marking = proxyActivities<Pick<MigrationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const planning = reads({ startToCloseTimeout: '1 minute' });
 
 /** A backup step (policy backup_before) follows its vzdump with heartbeats; a retry attaches to the same task. */
-const backing = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: [Failure.BackupFailed, Failure.BackupRefused, Failure.BackupMissing] },
-});
+const backing = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
 
 async function backupStep(environment: string, step: PlanStep): Promise<BackupReport> {
-  const marker = await marking.markTaskHistory({ environment, node: step.node! });
+  const marker = await planning.markTaskHistory({ environment, node: step.node! });
   return backing.backupGuest({ environment, step, marker });
 }
 
