@@ -20,11 +20,10 @@ import { isTransient, PveTaskFailedError } from '../lib/pve/errors.js';
 import { formatBytes } from '../lib/planning/units.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
-import type { PlanStep } from '../workflows/definitions.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
+import type { TaskMarker } from './evacuation.js';
 import { classified, fail } from './failures.js';
-import type { TaskMarker } from './migration.js';
 import { Failure } from '../lib/operations/failures.js';
 
 export interface BackupTarget {

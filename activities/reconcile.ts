@@ -23,7 +23,7 @@ import {
 import { manifestSettings, type ManifestSettings } from '../lib/manifest/settings.js';
 import type { PveClient } from '../lib/pve/client.js';
 import { PveApiError } from '../lib/pve/errors.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { classified, fail } from './failures.js';
 import { awaitingRestart, describeGuest, guestConfig, restartNote, verifyIdentity, type LocatedGuest } from './vm.js';

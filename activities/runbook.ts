@@ -34,8 +34,7 @@ import {
   type StoredRunbook,
 } from '../lib/runbooks/store.js';
 import { runCommand, SshConnectError, SshError, type CommandResult } from '../lib/ssh/client.js';
-import type { PlanStep } from '../workflows/definitions.js';
-import type { PlanDraft } from '../workflows/operation.js';
+import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { classified, fail, toTemporalFailure } from './failures.js';
 import { sshProblems, withTunnel } from './node-ssh.js';

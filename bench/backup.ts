@@ -19,7 +19,7 @@ import { createActivities } from '../activities/index.js';
 import { backupOperation, type BackupInput } from '../lib/operations/catalog.js';
 import type { Scenario } from '../sim/scenario.js';
 import { BACKUP_SETUP_SECONDS } from '../sim/cost.js';
-import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
+import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BackupGuestResult } from '../workflows/backup.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import { workerInterceptors } from '../worker/keep-alive.js';

@@ -18,9 +18,9 @@ import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { bulkActionOperation, type BulkActionInput } from '../lib/operations/catalog.js';
-import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
-import type { BulkGuestResult } from '../workflows/bulkAction.js';
-import { bulkScenario } from './bulk-scenario.js';
+import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
+import type { BulkGuestResult } from '../workflows/bulk-action.js';
+import { bulkScenario } from '../testkit/bulk-scenario.js';
 import { workerInterceptors } from '../worker/keep-alive.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 200);

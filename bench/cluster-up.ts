@@ -15,7 +15,7 @@
  * Writes the table into docs/clusters.md (between the bench markers) and prints it.
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
-import { signed } from '../test/support/approvals.js';
+import { signed } from '../testkit/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,16 +24,17 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
-import { createClusterActivities } from '../activities/cluster.js';
+import { createClusterVmActivities } from '../activities/cluster-vms.js';
 import { createTalosActivities } from '../activities/talos.js';
 import { classified } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
-import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
-import type { ClusterUpResult } from '../workflows/clusterUp.js';
-import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
-import { waitForStatus } from './evacuation-run.js';
+import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
+import type { ClusterUpResult } from '../workflows/cluster-up.js';
+import type { OperationStatus } from '../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../workflows/definitions.js';
+import { waitForStatus } from '../testkit/evacuation-run.js';
 import { workerInterceptors } from '../worker/keep-alive.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
@@ -75,7 +76,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
     workflowBundle: { code: t.bundle },
     activities: {
       ...createActivities(env.deps),
-      ...createClusterActivities(env.deps, { talosctl, polling: POLLING }),
+      ...createClusterVmActivities(env.deps, { talosctl, polling: POLLING }),
       ...createTalosActivities(env.deps, { talosctl }),
       // The worker's task waiter, polling at the simulated clock's pace like the cluster activities.
       async awaitTask({ environment, upid }: { environment: string; upid: string }) {

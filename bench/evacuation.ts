@@ -14,23 +14,23 @@
  * Writes the table into docs/evacuation.md (between the bench markers) and prints it.
  * BENCH_SPEED sets the simulator's clock speed (default 10 simulated seconds per second).
  */
-import { signed } from '../test/support/approvals.js';
+import { signed } from '../testkit/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import { createApprovalActivities } from '../activities/approvals.js';
 import { createAuditActivities } from '../activities/audit.js';
-import { createMigrationActivities } from '../activities/migration.js';
+import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import type { EvacuationPlan } from '../lib/planning/evacuation.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../testkit/simulated-env.js';
 import { approveUpdate } from '../workflows/definitions.js';
-import type { GuestOutcome } from '../workflows/migrateGuests.js';
-import { evacuationInput, startEvacuation, waitForStatus } from './evacuation-run.js';
+import type { GuestOutcome } from '../workflows/migrate-guests.js';
+import { evacuationInput, startEvacuation, waitForStatus } from '../testkit/evacuation-run.js';
 import { DEFAULT_MAX_WORKERS, migrateAll } from './migrateall.js';
 import { sampleCluster, type Samples } from './sampler.js';
-import { benchScenarios, type BenchScenario } from './scenarios.js';
+import { benchScenarios, type BenchScenario } from '../testkit/scenarios.js';
 import { workerInterceptors } from '../worker/keep-alive.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
@@ -88,7 +88,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
     taskQueue,
     workflowBundle: { code: t.bundle },
     activities: {
-      ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
+      ...createEvacuationActivities({ ...env.deps, taskPolling: POLLING }),
       ...createAuditActivities(env.deps.audit),
       ...createApprovalActivities(env.deps),
     },
@@ -185,8 +185,8 @@ async function main(): Promise<void> {
       const sequential = await runWorkflow(t, s, 'sequential (one at a time)', { maxParallel: 1 });
       console.error(`[bench] ${s.name}: migrateall`);
       const all = await runMigrateAll(s);
-      console.error(`[bench] ${s.name}: evacuateNode`);
-      const workflow = await runWorkflow(t, s, 'evacuateNode (defaults: 4 at once, 2 per target)', {});
+      console.error(`[bench] ${s.name}: evacuation`);
+      const workflow = await runWorkflow(t, s, 'evacuation (defaults: 4 at once, 2 per target)', {});
       // Every byte this workflow's plan moves must cross the source node's link.
       const bound = workflow.plan!.totalTransferBytes / workflow.sourceLink;
       const section = table(s, [sequential, all, workflow], bound);

@@ -3,7 +3,7 @@
  * fixed time. Used by bench:load and by the production check, so their figures compare.
  */
 import type { Pool } from 'undici';
-import { percentile } from '../test/support/suite/stack.js';
+import { percentile } from '../testkit/stack/stack.js';
 
 export interface LoadFigures {
   endpoint: string;

@@ -21,8 +21,8 @@ import { writeFile } from 'node:fs/promises';
 import { Pool } from 'undici';
 import { generateScenario } from '../sim/index.js';
 import { hammer, type LoadFigures } from './http-load.js';
-import { scanFiles, scanHistories, combine } from '../test/support/suite/secrets.js';
-import { startStack, table, type Stack } from '../test/support/suite/stack.js';
+import { scanFiles, scanHistories, combine } from '../testkit/stack/secrets.js';
+import { startStack, table, type Stack } from '../testkit/stack/stack.js';
 
 const { values: args } = parseArgs({
   options: {

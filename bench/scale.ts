@@ -16,7 +16,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { generateScenario } from '../sim/index.js';
-import { percentile, startStack, table } from '../test/support/suite/stack.js';
+import { percentile, startStack, table } from '../testkit/stack/stack.js';
 
 const { values: args } = parseArgs({
   options: {

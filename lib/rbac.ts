@@ -195,7 +195,8 @@ export function requiredPrivileges(
   const grant = (privs: string[], who: string) => {
     for (const p of privs) {
       held.add(p);
-      (why[p] ??= []).includes(who) || why[p]!.push(who);
+      const whys = (why[p] ??= []);
+      if (!whys.includes(who)) whys.push(who);
     }
   };
   const allowed = (c: Choice) => c.alternatives.filter((a) => a.every((p) => !EXCLUDED_PRIVILEGES.has(p)));

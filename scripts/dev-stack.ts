@@ -508,15 +508,14 @@ process.on('exit', () => {
   for (const c of running) if (c.process.exitCode === null) signalGroup(c, 'SIGKILL');
 });
 
-main()
-  .catch((err: unknown) => {
-    const explained = [PortInUseError, DemoError, ConfigError, TemporalCliMissingError].some((type) => err instanceof type);
-    const error = err instanceof Error ? err : new Error(String(err));
-    console.error(`demo: ${explained ? error.message : (error.stack ?? error.message)}`);
-    return 1;
-  })
-  .then(async (code) => {
-    if (interrupted) return; // the signal handler finishes the shutdown
-    await stopEverything();
-    process.exit(code);
-  });
+const code = await main().catch((err: unknown) => {
+  const explained = [PortInUseError, DemoError, ConfigError, TemporalCliMissingError].some((type) => err instanceof type);
+  const error = err instanceof Error ? err : new Error(String(err));
+  console.error(`demo: ${explained ? error.message : (error.stack ?? error.message)}`);
+  return 1;
+});
+// After a signal its handler finishes the shutdown; a failing stop is Node's uncaught error (exit 1).
+if (!interrupted) {
+  await stopEverything();
+  process.exit(code);
+}

@@ -251,7 +251,8 @@ export class GuestSystems {
         session.on('exec', (accept, _reject, info) => {
           const stream = accept();
           const fs = new AlpineFs(this, guest, running);
-          this.#run(info.command, { stdout: (t) => stream.write(t), stderr: (t) => stream.stderr.write(t) }, (w, io, env) => fs.command(w, io, env))
+          // An exec handler cannot be awaited: the command's failure becomes exit status 255.
+          void this.#run(info.command, { stdout: (t) => stream.write(t), stderr: (t) => stream.stderr.write(t) }, (w, io, env) => fs.command(w, io, env))
             .catch(() => 255)
             .then((code) => {
               if (stream.destroyed) return;

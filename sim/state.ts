@@ -228,19 +228,40 @@ export class Guest {
   /** The config file's `[PENDING]` section: changes a running VM takes at its next start; `undefined` deletes. */
   #pending = new Map<string, string | undefined>();
   #digest = '';
+  #node: string;
+  /** Told when the guest changes node, so the cluster's per-node index follows it (GuestMap). */
+  #onMove: ((guest: Guest, from: string) => void) | undefined;
+  /** Drives parsed from the current config; a config write replaces the config, so this is re-read then. */
+  #drives: { config: GuestConfig; drives: Drive[] } | undefined;
 
   constructor(
     readonly vmid: number,
     readonly type: GuestType,
-    public node: string,
+    node: string,
     config: GuestConfig,
     readonly cpuLoad: number,
     readonly memUsage: number,
     readonly ip: string,
   ) {
+    this.#node = node;
     this.#config = config;
     this.status = 'stopped';
     this.#refreshDigest();
+  }
+
+  get node(): string {
+    return this.#node;
+  }
+
+  set node(next: string) {
+    const from = this.#node;
+    this.#node = next;
+    this.#onMove?.(this, from);
+  }
+
+  /** Called by the map that indexes this guest by node. */
+  onMove(listener: ((guest: Guest, from: string) => void) | undefined): void {
+    this.#onMove = listener;
   }
 
   /** A copy of the config; change it with `update`. */
@@ -351,7 +372,8 @@ export class Guest {
   }
 
   get drives(): Drive[] {
-    return drives(this.type, this.#config);
+    if (this.#drives?.config !== this.#config) this.#drives = { config: this.#config, drives: drives(this.type, this.#config) };
+    return this.#drives.drives;
   }
 
   /** hostpci/usb devices, which tie a VM to its node. */
@@ -383,11 +405,64 @@ function defaultDiskFormat(spec: StorageSpec): string {
   return FILE_STORAGE_TYPES.has(spec.type) ? 'qcow2' : 'raw';
 }
 
+/**
+ * Guests by vmid, also indexed by the node they are on, so per-node views (a node's memory and
+ * CPU in cluster/resources, its guest lists) cost the node's guests, not the cluster's.
+ */
+export class GuestMap extends Map<number, Guest> {
+  readonly #byNode = new Map<string, Set<Guest>>();
+  /** Insertion order, so a node's guests come in the order the whole map lists them. */
+  readonly #order = new Map<Guest, number>();
+  #next = 0;
+
+  override set(vmid: number, guest: Guest): this {
+    const previous = super.get(vmid);
+    const position = previous ? this.#order.get(previous)! : this.#next++;
+    if (previous) this.#unindex(previous);
+    super.set(vmid, guest);
+    this.#order.set(guest, position);
+    this.#nodeSet(guest.node).add(guest);
+    guest.onMove((g, from) => {
+      this.#byNode.get(from)?.delete(g);
+      this.#nodeSet(g.node).add(g);
+    });
+    return this;
+  }
+
+  override delete(vmid: number): boolean {
+    const guest = super.get(vmid);
+    if (guest) this.#unindex(guest);
+    return super.delete(vmid);
+  }
+
+  override clear(): void {
+    for (const guest of this.values()) this.#unindex(guest);
+    super.clear();
+  }
+
+  /** The guests on `node`, in the map's order. */
+  on(node: string): Guest[] {
+    return [...(this.#byNode.get(node) ?? [])].sort((a, b) => this.#order.get(a)! - this.#order.get(b)!);
+  }
+
+  #nodeSet(node: string): Set<Guest> {
+    let set = this.#byNode.get(node);
+    if (!set) this.#byNode.set(node, (set = new Set()));
+    return set;
+  }
+
+  #unindex(guest: Guest): void {
+    guest.onMove(undefined);
+    this.#byNode.get(guest.node)?.delete(guest);
+    this.#order.delete(guest);
+  }
+}
+
 export class ClusterState {
   readonly clusterName: string;
   readonly nodes = new Map<string, SimNode>();
   readonly storages = new Map<string, StorageSpec>();
-  readonly guests = new Map<number, Guest>();
+  readonly guests = new GuestMap();
   readonly ha = new Map<string, HaResource>();
   /** Requests the HA manager has not acted on yet, by vmid. */
   readonly haRequests = new Map<number, HaRequest>();
@@ -473,7 +548,7 @@ export class ClusterState {
   }
 
   guestsOn(node: string): Guest[] {
-    return [...this.guests.values()].filter((g) => g.node === node);
+    return this.guests.on(node);
   }
 
   addGuest(guest: Guest): void {

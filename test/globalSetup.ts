@@ -3,7 +3,7 @@
  * free loopback port, with the project's search attributes; and the workflow code bundled
  * once, so each test's worker starts in milliseconds instead of re-running webpack.
  */
-import { ensureSigningKey } from './support/approvals.js';
+import { ensureSigningKey } from '../testkit/approvals.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

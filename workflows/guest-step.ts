@@ -7,7 +7,7 @@ import type { CreateSpec } from '../activities/provision.js';
 import type { VmStepOutcome } from '../activities/vm.js';
 import { settledState } from '../lib/lifecycle/guest-steps.js';
 import { parseUpid } from '../lib/pve/upid.js';
-import type { PlanStep } from './definitions.js';
+import type { PlanStep } from '../lib/operations/plan.js';
 import { dispatches, waits } from './activity-presets.js';
 
 /**

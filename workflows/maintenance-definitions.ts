@@ -7,8 +7,9 @@
  * signals at the end.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AwayGuest, RebootOutcome, UpgradeOutcome } from '../lib/maintenance/node-outcomes.js';
 import type { NodeStep } from '../lib/maintenance/plan.js';
-import type { ApprovalDecision, ApprovalRequest, Risk, StepProgress } from './definitions.js';
+import type { ApprovalDecision, ApprovalRequest, Risk, StepProgress } from '../lib/operations/plan.js';
 
 export type NodeState =
   | 'pending'
@@ -21,43 +22,6 @@ export type NodeState =
   /** Its rollout was cancelled: the step it was in ran to its end, no other started. */
   | 'cancelled'
   | 'not-started';
-
-/** A guest moved off the node being maintained, and where it is now. */
-export interface AwayGuest {
-  vmid: number;
-  name: string;
-  type: 'qemu' | 'lxc';
-  home: string;
-  at: string;
-  priorStatus: 'running' | 'stopped';
-  withLocalDisks: boolean;
-  haManaged: boolean;
-  memoryBytes: number;
-  localDiskBytes: number;
-}
-
-export interface UpgradeOutcome {
-  upgraded: string[];
-  installed: string[];
-  /** Why the node must reboot; empty when it need not. */
-  rebootReasons: string[];
-  versionBefore?: string;
-  versionAfter?: string;
-  /** The whole output, on the worker that ran it. */
-  logFile: string;
-  /** Its last lines. */
-  tail: string[];
-  /** The worker running the upgrade was lost; apt was asked afterwards whether it had finished. */
-  resumed: boolean;
-}
-
-export interface RebootOutcome {
-  rebooted: boolean;
-  why: string;
-  kernelBefore?: string;
-  kernelAfter?: string;
-  versionAfter?: string;
-}
 
 export type MaintenanceAction = 'resume' | 'skip-node' | 'abort-and-return';
 

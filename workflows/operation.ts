@@ -25,21 +25,18 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
-import {
-  approveSignal,
-  approveUpdate,
-  rejectSignal,
-  rejectUpdate,
-  statusQuery,
-  type ApprovalDecision,
-  type ApprovalRequest,
-  type ApprovalState,
-  type CancellationReport,
-  type OperationMeta,
-  type OperationPlan,
-  type OperationStatus,
-  type StepProgress,
-} from './definitions.js';
+import type {
+  ApprovalDecision,
+  ApprovalRequest,
+  ApprovalState,
+  CancellationReport,
+  OperationMeta,
+  OperationPlan,
+  OperationStatus,
+  PlanDraft,
+  StepProgress,
+} from '../lib/operations/plan.js';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery } from './definitions.js';
 import {
   PmApprovalState,
   PmEnvironment,
@@ -55,8 +52,6 @@ import { reads, records } from './activity-presets.js';
 const { recordAudit } = records({ startToCloseTimeout: '30 seconds' });
 
 const { verifyApprovalSignature } = reads({ startToCloseTimeout: '30 seconds', maximumAttempts: 10 });
-
-export type PlanDraft<D> = Omit<OperationPlan<D>, 'version'>;
 
 export interface OperationResult<D, R> {
   /**

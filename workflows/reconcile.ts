@@ -21,7 +21,7 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ChangeAction, GuestChange } from '../lib/manifest/diff.js';
 import type { ReconcileDetails } from '../lib/manifest/plan.js';
 import type { ReconcileInput } from '../lib/operations/catalog.js';
-import type { PlanStep } from './definitions.js';
+import type { PlanStep } from '../lib/operations/plan.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 import { reads, dispatches, waits } from './activity-presets.js';

@@ -1,4 +1,5 @@
 import type { BackupActivities } from '../activities/backup.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';

@@ -11,15 +11,15 @@ import { createDriftStore, type DriftStore } from '../../lib/manifest/drift-stor
 import { driftScheduleId } from '../../lib/manifest/schedule.js';
 import { manifestSettings } from '../../lib/manifest/settings.js';
 import { reconcileOperation } from '../../lib/operations/catalog.js';
-import type { OperationMeta } from '../../workflows/definitions.js';
+import type { OperationMeta } from '../../lib/operations/plan.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
-import type { DetectDriftInput } from '../../workflows/detectDrift.js';
+import type { DetectDriftInput } from '../../lib/manifest/drift.js';
 import type { DriftOrigin } from '../../workflows/reconcile.js';
 import { autoApprovable, inScope } from '../auth.js';
 import { requireEnvironment } from '../access.js';
 import type { Services } from '../deps.js';
 import { ApiError } from '../errors.js';
-import { compactIso, links } from '../operations.js';
+import { compactIso, links } from '../temporal-operations.js';
 import { noteAudit, type Route } from '../route.js';
 import { ErrorResponse, OperationStarted } from '../schemas.js';
 import { parseBody, parseParams, parseQuery } from '../validation.js';

@@ -8,7 +8,8 @@ import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
 import { renderPlanText } from '../../lib/operations/plan-text.js';
-import { statusQuery, type OperationMeta, type OperationPlan } from '../../workflows/definitions.js';
+import type { OperationMeta, OperationPlan } from '../../lib/operations/plan.js';
+import { statusQuery } from '../../workflows/definitions.js';
 import {
   approveNodeSignal,
   approveNodeUpdate,
@@ -21,7 +22,7 @@ import { requireEnvironment, requireScope } from '../access.js';
 import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../operations.js';
+import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../temporal-operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,

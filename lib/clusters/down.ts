@@ -3,7 +3,7 @@
  * that would make the teardown half-succeed (a protected VM, a template or container carrying
  * the tag) refuses the whole plan before a single VM goes down.
  */
-import type { PlanStep } from '../../workflows/definitions.js';
+import type { PlanStep } from '../operations/plan.js';
 import { formatBytes } from '../planning/units.js';
 import { clusterTag } from './identity.js';
 import { ClusterPlanRefusal, type SnapshotGuest } from './up.js';

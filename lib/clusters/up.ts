@@ -9,7 +9,7 @@ import type { EnvironmentConfig } from '../config/schema.js';
 import { followsPattern, guestName, NamingError, vmidCandidates } from '../lifecycle/naming.js';
 import { memoryHeld, placeGuests, placementConstraints, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
 import { formatBytes, GiB, MiB } from '../planning/units.js';
-import type { PlanStep } from '../../workflows/definitions.js';
+import type { PlanStep } from '../operations/plan.js';
 import { clusterTag, memberService, ROLE_TAG, type MemberRole } from './identity.js';
 import type { ClusterProfile } from './profile.js';
 
@@ -56,7 +56,11 @@ export interface SnapshotTemplate {
   bootDisk?: { key: string; storage: string; bytes: number; shared: boolean };
 }
 
-export interface ClusterSnapshot {
+/**
+ * What cluster-up reads of the PVE cluster before it plans (not the placement planners'
+ * ClusterSnapshot of lib/planning/snapshot.ts).
+ */
+export interface ClusterUpSnapshot {
   nodes: SnapshotNode[];
   storages: SnapshotStorage[];
   guests: SnapshotGuest[];
@@ -171,7 +175,7 @@ function slotsOf(profile: ClusterProfile): Slot[] {
   return slots;
 }
 
-export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, snapshot: ClusterSnapshot, opts: PlanOptions): ClusterUpDraft {
+export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, snapshot: ClusterUpSnapshot, opts: PlanOptions): ClusterUpDraft {
   const problems: string[] = [];
   const warnings: string[] = [];
   const tag = clusterTag(profile.name);
@@ -346,7 +350,7 @@ function checkTemplate(profile: ClusterProfile, template: SnapshotTemplate | und
 function place(
   profile: ClusterProfile,
   env: EnvironmentConfig,
-  snapshot: ClusterSnapshot,
+  snapshot: ClusterUpSnapshot,
   members: Omit<ClusterMember, 'node' | 'config'>[],
   template: SnapshotTemplate,
   storage: string | undefined,

@@ -3,7 +3,7 @@
  * pre-flight summary, so single-guest operations, bulk operations and tests share one answer.
  * Refusals name the field at fault and never reach PVE.
  */
-import type { PlanStep, Risk } from '../../workflows/definitions.js';
+import type { PlanStep, Risk } from '../operations/plan.js';
 
 export type GuestType = 'qemu' | 'lxc';
 

@@ -10,7 +10,8 @@
  * own group are being emptied at the same time (their guests already moved, and they receive
  * nothing).
  */
-import type { OperationPlan, PlanStep } from '../../workflows/definitions.js';
+import type { OperationPlan, PlanStep } from '../operations/plan.js';
+import { nodeStepId } from '../operations/step-ids.js';
 import {
   planEvacuation,
   type EvacuationPlan,
@@ -18,6 +19,7 @@ import {
   type LeftBehind,
   type PlacementPolicy,
 } from '../planning/evacuation.js';
+import { describeStuck, guestLabel, runningLeftBehind } from '../planning/evacuation-outcome.js';
 import type { MemoryBasis } from '../planning/placement.js';
 import type { ClusterSnapshot } from '../planning/snapshot.js';
 import { formatDuration } from '../planning/units.js';
@@ -123,20 +125,6 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   return { clusterNodes, turns, batches, minNodesUp };
 }
 
-/**
- * A running guest that keeps a node from being emptied: why, and what would unblock it — the
- * constraint or option to change, or stopping the guest (a stopped guest may stay on its node).
- */
-export function describeStuck(l: LeftBehind): string {
-  const unblock = [l.unblock, 'stop it before the maintenance (a stopped guest may stay on its node)'].filter(Boolean).join('; or ');
-  return `${guestLabel(l)} ${l.status} — ${l.reason}; to unblock: ${unblock}`;
-}
-
-/** Guests an evacuation leaves on the node that would go down with it. */
-export function runningLeftBehind(plan: EvacuationPlan): LeftBehind[] {
-  return plan.leftBehind.filter((l) => l.status !== 'stopped');
-}
-
 /** The snapshot once an evacuation is done: its guests on their targets, with their memory and disks. */
 export function afterEvacuation(snapshot: ClusterSnapshot, plan: EvacuationPlan): ClusterSnapshot {
   const moves = new Map(plan.moves.map((m) => [m.vmid, m]));
@@ -206,18 +194,9 @@ export type NodeStep =
   | 'return'
   | 'verify';
 
-/** The plan step (and progress entry) of one node's step; `approval` is the per-node gate. */
-export function nodeStepId(node: string, step: NodeStep | 'approval'): string {
-  return `${node}/${step}`;
-}
-
 /** What the estimates assume for the parts PVE cannot predict. */
 export const ASSUMED_UPGRADE_MS = 5 * 60_000;
 export const ASSUMED_REBOOT_MS = 3 * 60_000;
-
-function guestLabel(g: { type: string; vmid: number; name: string }): string {
-  return `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid} (${g.name})`;
-}
 
 function nodeEstimateMs(turn: NodeTurn, settings: NodeSettings): number {
   const moves = turn.evacuation.estimatedMs;

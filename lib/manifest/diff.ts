@@ -16,7 +16,7 @@ import type { SafetyPolicy, VmDefaults } from '../config/schema.js';
 import { safetySnapshotName } from '../lifecycle/guest-steps.js';
 import { guestName, NamingError } from '../lifecycle/naming.js';
 import { placeGuests, placementConstraints, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
-import type { PlanStep, Risk } from '../../workflows/definitions.js';
+import type { PlanStep, Risk } from '../operations/plan.js';
 import { configDelta, type ConfigDelta, type FieldChange, type ParamValue } from './config-delta.js';
 import { findGuest, guestLabel, type Fleet, type FleetGuest, type ManifestProblem, type VmidRange } from './load.js';
 import { matchGuests, resolveTemplate, type Problem } from './match.js';

@@ -4,7 +4,7 @@
  * difference keeps the time it was first seen until it goes away.
  */
 import type { ChangeAction, FleetDiff, GuestChange } from './diff.js';
-import type { Risk } from '../../workflows/definitions.js';
+import type { Risk } from '../operations/plan.js';
 
 export interface DriftField {
   field: string;
@@ -26,6 +26,13 @@ export interface DriftItem {
   fields: DriftField[];
   /** The earliest `since` of its fields. */
   since: string;
+}
+
+/** What the drift schedule starts `detectDrift` with (lib/manifest/schedule.ts). */
+export interface DetectDriftInput {
+  environment: string;
+  /** The manifest folder; the configured one when absent. */
+  manifests?: string;
 }
 
 export interface DriftReport {

@@ -3,7 +3,7 @@
  * parameters it sends), the risk and why, and — as details — the structured diff and its
  * `terraform plan`-style text, so the API can return both.
  */
-import type { PlanDraft } from '../../workflows/operation.js';
+import type { PlanDraft } from '../operations/plan.js';
 import { maxRisk, type FleetDiff, type GuestChange } from './diff.js';
 import type { Fleet } from './load.js';
 import { countChanges, renderPlan, summarizeDiff } from './render.js';

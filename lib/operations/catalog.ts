@@ -1,10 +1,11 @@
 /**
  * Every operation the orchestrator can run: its request body (validated at the API edge),
  * the workflow that runs it, and how its workflow ID is formed. The API and the worker
- * both read this list, so adding an operation is one entry here plus its workflow.
+ * both read this list; adding a kind is one entry here plus the checklist in
+ * docs/architecture.md, which test/unit/operation-registration.test.ts enforces.
  */
 import { z } from 'zod';
-import type { OperationMeta } from '../../workflows/definitions.js';
+import type { OperationMeta } from './plan.js';
 import type { EvacuationRequest } from '../planning/evacuation.js';
 import { SERVICE_PATTERN } from '../lifecycle/naming.js';
 import { TAG_EXPRESSION_LIMITS, tagExpressionProblem } from '../lifecycle/tag-expression.js';
@@ -25,8 +26,10 @@ const common = {
 
 export interface OperationKind<S extends z.ZodType = z.ZodType> {
   kind: string;
-  /** Exported name of the workflow function in workflows/index.ts. */
+  /** Exported name of the workflow function in workflows/index.ts: the camelCase of the kind, or of the kind whose workflow it shares. */
   workflowType: string;
+  /** The page under docs/ that explains the kind to an operator. */
+  docs: string;
   description: string;
   body: S;
   /** Readable, unique workflow ID; `at` is the request time (compact ISO). */
@@ -41,7 +44,8 @@ function defineOperation<S extends z.ZodType>(op: OperationKind<S>): OperationKi
 
 export const inventoryOperation = defineOperation({
   kind: 'inventory',
-  workflowType: 'inventorySnapshot',
+  workflowType: 'inventory',
+  docs: 'api.md',
   description: 'Read every node, VM and container of an environment (read-only).',
   body: z.strictObject({ ...common }),
   workflowId: (b, at) => `inventory/${b.environment}/${at}`,
@@ -50,6 +54,7 @@ export const inventoryOperation = defineOperation({
 export const vmActionOperation = defineOperation({
   kind: 'vm-action',
   workflowType: 'vmAction',
+  docs: 'operations.md',
   description: 'Start, stop, shut down, reboot, snapshot, roll back, migrate or delete one VM.',
   body: z.strictObject({
     ...common,
@@ -67,7 +72,8 @@ export const vmActionOperation = defineOperation({
 
 export const evacuationOperation = defineOperation({
   kind: 'evacuation',
-  workflowType: 'evacuateNode',
+  workflowType: 'evacuation',
+  docs: 'evacuation.md',
   description:
     'Empty a node before maintenance: place its guests on other nodes, approve the plan, migrate in parallel, verify.',
   body: z.strictObject({
@@ -134,7 +140,8 @@ const diskGb = z.number().int().min(1).max(65_536).optional();
 
 export const vmCreateOperation = defineOperation({
   kind: 'vm-create',
-  workflowType: 'createGuest',
+  workflowType: 'vmCreate',
+  docs: 'operations.md',
   description: 'Create a VM (or a container from a template) with a fresh VMID, the cluster defaults and the naming policy.',
   body: z
     .strictObject({
@@ -164,7 +171,8 @@ export const vmCreateOperation = defineOperation({
 
 export const vmCloneOperation = defineOperation({
   kind: 'vm-clone',
-  workflowType: 'createGuest',
+  workflowType: 'vmCreate',
+  docs: 'operations.md',
   description: 'Clone a VM or template (full or linked) into a new VM with a fresh VMID and the naming policy.',
   body: z
     .strictObject({
@@ -183,6 +191,7 @@ export const vmCloneOperation = defineOperation({
 export const vmResizeOperation = defineOperation({
   kind: 'vm-resize',
   workflowType: 'vmAction',
+  docs: 'operations.md',
   description: 'Change the cores or memory of a VM or container, or grow a VM disk (snapshot first, by policy).',
   body: z
     .strictObject({
@@ -210,6 +219,7 @@ export const vmResizeOperation = defineOperation({
 export const bulkActionOperation = defineOperation({
   kind: 'bulk-action',
   workflowType: 'bulkAction',
+  docs: 'operations.md',
   description: 'Start, shut down, stop, reboot, snapshot or delete every guest matching a tag expression (e.g. `web & !prod`).',
   body: z.strictObject({
     ...common,
@@ -229,7 +239,8 @@ export const bulkActionOperation = defineOperation({
 
 export const lxcPatchOperation = defineOperation({
   kind: 'lxc-patch',
-  workflowType: 'patchContainers',
+  workflowType: 'lxcPatch',
+  docs: 'operations.md',
   description: 'Upgrade the packages of every running container (apt), snapshot first, rolling back failures if asked.',
   body: z.strictObject({
     ...common,
@@ -248,7 +259,8 @@ const checksumLength = { md5: 32, sha1: 40, sha224: 56, sha256: 64, sha384: 96, 
 
 export const isoImportOperation = defineOperation({
   kind: 'iso-import',
-  workflowType: 'importIso',
+  workflowType: 'isoImport',
+  docs: 'operations.md',
   description: 'Download an ISO image into a storage by URL, verifying its checksum.',
   body: z
     .strictObject({
@@ -281,7 +293,8 @@ export const isoImportOperation = defineOperation({
 
 export const storageCleanupOperation = defineOperation({
   kind: 'storage-cleanup',
-  workflowType: 'removeUnusedImages',
+  workflowType: 'storageCleanup',
+  docs: 'operations.md',
   description: 'Remove disk images no guest uses (and, if asked, ISO images no VM has inserted).',
   body: z.strictObject({
     ...common,
@@ -295,7 +308,8 @@ export const storageCleanupOperation = defineOperation({
 
 export const statefulVmOperation = defineOperation({
   kind: 'create-stateful-vm',
-  workflowType: 'installStatefulVm',
+  workflowType: 'createStatefulVm',
+  docs: 'operations.md',
   description: 'Create a VM that boots from the network, install Alpine to its disk over SSH, and reboot it from disk.',
   body: z.strictObject({
     ...common,
@@ -328,7 +342,8 @@ const runbookParameters = z
 
 export const runbookRunOperation = defineOperation({
   kind: 'runbook-run',
-  workflowType: 'runRunbook',
+  workflowType: 'runbookRun',
+  docs: 'runbooks.md',
   description: 'Run a runbook from runbooks/ with parameters: plan its steps, approve, run them, clean up if one fails.',
   body: z.strictObject({
     ...common,
@@ -353,7 +368,8 @@ function runbookProblems(markdown: string): readonly string[] {
 
 export const runbookIngestOperation = defineOperation({
   kind: 'runbook-ingest',
-  workflowType: 'ingestRunbook',
+  workflowType: 'runbookIngest',
+  docs: 'runbooks.md',
   description: 'Submit a runbook as markdown: it is validated and adapted to the environment’s conventions, and saved once approved.',
   body: z.strictObject({
     ...common,
@@ -375,7 +391,8 @@ export const runbookIngestOperation = defineOperation({
 
 export const templateBuildOperation = defineOperation({
   kind: 'template-build',
-  workflowType: 'buildTemplate',
+  workflowType: 'templateBuild',
+  docs: 'templates.md',
   description:
     'Build a VM template from a template runbook: VMID from the template range, image checked, disk imported, conventions applied, result verified.',
   body: z.strictObject({
@@ -398,6 +415,7 @@ const clusterName = z.string().regex(CLUSTER_NAME, 'must be a cluster name: lowe
 export const clusterUpOperation = defineOperation({
   kind: 'cluster-up',
   workflowType: 'clusterUp',
+  docs: 'clusters.md',
   description:
     'Bring up a Talos Kubernetes cluster from its profile (clusters/<profile>.yaml): VMIDs, names and placement planned, approved, VMs cloned in parallel and configured, Talos configs applied, etcd bootstrapped once, kubeconfig written on the worker. A half-built cluster is resumed.',
   body: z.strictObject({
@@ -413,6 +431,7 @@ export const clusterUpOperation = defineOperation({
 export const clusterDownOperation = defineOperation({
   kind: 'cluster-down',
   workflowType: 'clusterDown',
+  docs: 'clusters.md',
   description:
     'Tear a cluster down: every VM carrying its tag (and only those) shut down gracefully, stopped after a timeout, destroyed with its disks; then nothing with the tag may remain, and its secrets are removed from the worker.',
   body: z.strictObject({
@@ -430,6 +449,7 @@ export const clusterDownOperation = defineOperation({
 export const reconcileOperation = defineOperation({
   kind: 'reconcile',
   workflowType: 'reconcile',
+  docs: 'desired-state.md',
   description:
     'Make an environment match its fleet manifest: plan creates, in-place changes, restarts, replacements and deletes of claimed guests (terraform-plan style), approve, apply in dependency order.',
   body: z.strictObject({
@@ -451,6 +471,7 @@ export const reconcileOperation = defineOperation({
 export const rollingMaintenanceOperation = defineOperation({
   kind: 'rolling-maintenance',
   workflowType: 'rollingMaintenance',
+  docs: 'maintenance.md',
   description:
     'Update the nodes of a cluster in turn: empty a node, upgrade its packages over SSH, reboot it if needed, bring its guests back, then the next node.',
   body: z
@@ -509,6 +530,7 @@ const backupVolumeId = z
 export const backupOperation = defineOperation({
   kind: 'backup',
   workflowType: 'backup',
+  docs: 'backups.md',
   description: 'Back up one guest, every guest matching a tag expression, or every guest of a node with vzdump, a bounded number at a time per storage and per node.',
   body: z
     .strictObject({
@@ -541,6 +563,7 @@ export const backupOperation = defineOperation({
 export const restoreOperation = defineOperation({
   kind: 'restore',
   workflowType: 'restore',
+  docs: 'backups.md',
   description: 'Restore a guest from a backup volume: over the original (high risk) or as a new VMID in the environment\'s range.',
   body: z.strictObject({
     ...common,
@@ -561,6 +584,7 @@ const keepCount = z.number().int().min(1).max(10_000).optional();
 export const backupPruneOperation = defineOperation({
   kind: 'backup-prune',
   workflowType: 'backupPrune',
+  docs: 'backups.md',
   description: "Remove old backups from a storage by PVE's prune-backups rules (keep-last, keep-daily, ...); protected backups are never removed.",
   body: z
     .strictObject({
@@ -586,6 +610,7 @@ export const backupPruneOperation = defineOperation({
 export const restoreDrillOperation = defineOperation({
   kind: 'restore-drill',
   workflowType: 'restoreDrill',
+  docs: 'backups.md',
   description: 'Prove backups restorable: restore the latest backup of each chosen VM as a temporary VM on an isolated bridge, boot it, check its guest agent answers, then destroy it.',
   body: z
     .strictObject({

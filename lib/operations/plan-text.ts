@@ -3,7 +3,7 @@
  * the plan itself, and every door (pm, the MCP server, Discord) shows this text rather
  * than its own rendering, so an approver sees the same words wherever they look.
  */
-import type { OperationPlan, PlanStep } from '../../workflows/definitions.js';
+import type { OperationPlan, PlanStep } from './plan.js';
 import { formatDuration } from '../planning/units.js';
 
 export function renderPlanText(plan: OperationPlan): string {

@@ -5,7 +5,8 @@
  * is skipped silently.
  */
 import type { SafetyPolicy } from '../config/schema.js';
-import type { OperationPlan, PlanStep } from '../../workflows/definitions.js';
+import { migrationStepId } from '../operations/step-ids.js';
+import type { OperationPlan, PlanStep } from '../operations/plan.js';
 import { affinityOf } from './affinity.js';
 import {
   defaultCostAssumptions,
@@ -23,7 +24,7 @@ import {
   type PlacementTarget,
   type TargetLoad,
 } from './placement.js';
-import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts } from './snapshot.js';
+import type { ClusterSnapshot, GuestState, GuestType, MigrationFacts, StorageState } from './snapshot.js';
 import { formatBytes, formatDuration, MiB } from './units.js';
 
 export interface EvacuationRequest {
@@ -157,18 +158,19 @@ export function planEvacuation(
 
   const costs = defaultCostAssumptions(request.linkGbps);
   const bwlimitBytes = request.bwlimitMiBps ? request.bwlimitMiBps * MiB : undefined;
-  const { targets, excludedTargets } = candidateTargets(snapshot, request);
+  const index = { guests: byNode(snapshot.guests), storages: byNode(snapshot.storages) };
+  const { targets, excludedTargets } = candidateTargets(snapshot, request, index);
 
   const leftBehind: LeftBehind[] = [];
   const candidates: { guest: GuestState; mode: MigrationMode; facts: MigrationFacts; item: PlacementItem }[] = [];
-  const onSource = snapshot.guests.filter((g) => g.node === source.name).sort((a, b) => a.vmid - b.vmid);
+  const onSource = [...(index.guests.get(source.name) ?? [])].sort((a, b) => a.vmid - b.vmid);
   for (const guest of onSource) {
     const decision = decide(guest, snapshot, request);
     if ('reason' in decision) {
       leftBehind.push({ vmid: guest.vmid, name: guest.name, type: guest.type, status: guest.status, ...decision });
       continue;
     }
-    candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets) });
+    candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets, index.storages) });
   }
 
   const placement = placeGuests(
@@ -263,7 +265,20 @@ function nodeNames(snapshot: ClusterSnapshot): string {
   return snapshot.nodes.map((n) => n.name).join(', ');
 }
 
-function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest) {
+/** Items by node, in the snapshot's order: looked up per target instead of filtered per target (500 × 15,000 steps). */
+function byNode<T extends { node: string }>(items: readonly T[]): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const list = map.get(item.node);
+    if (list) list.push(item);
+    else map.set(item.node, [item]);
+  }
+  return map;
+}
+
+type SnapshotIndex = { guests: Map<string, GuestState[]>; storages: Map<string, StorageState[]> };
+
+function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest, index: SnapshotIndex) {
   const targets: PlacementTarget[] = [];
   const excludedTargets: { node: string; reason: string }[] = [];
   for (const node of snapshot.nodes) {
@@ -276,7 +291,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       excludedTargets.push({ node: node.name, reason });
       continue;
     }
-    const residents = snapshot.guests.filter((g) => g.node === node.name);
+    const residents = index.guests.get(node.name) ?? [];
     const running = residents.filter((g) => g.status !== 'stopped');
     const groups: Record<string, string[]> = {};
     for (const g of residents) {
@@ -291,7 +306,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest)
       cpus: node.cpus,
       vcpusAssigned: running.reduce((sum, g) => sum + g.vcpus, 0),
       storageFree: Object.fromEntries(
-        snapshot.storages.filter((s) => s.node === node.name && s.active).map((s) => [s.storage, s.total - s.used]),
+        (index.storages.get(node.name) ?? []).filter((s) => s.active).map((s) => [s.storage, s.total - s.used]),
       ),
       groups,
     });
@@ -374,6 +389,7 @@ function placementItem(
   snapshot: ClusterSnapshot,
   request: EvacuationRequest,
   targets: readonly PlacementTarget[],
+  storagesByNode: SnapshotIndex['storages'],
 ): PlacementItem {
   const arrivesRunning = mode !== 'offline';
   const storage: Record<string, number> = {};
@@ -392,7 +408,7 @@ function placementItem(
   const refused: Record<string, string> = { ...facts.notAllowedNodes };
   for (const t of targets) {
     for (const sid of copiedTo) {
-      const st = snapshot.storages.find((s) => s.node === t.node && s.storage === sid);
+      const st = storagesByNode.get(t.node)?.find((s) => s.storage === sid);
       if (st && st.active && !st.content.includes(content)) refused[t.node] ??= `storage ${sid} does not hold ${content}`;
     }
   }
@@ -487,51 +503,4 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
     estimatedDurationMs: plan.estimatedMs,
     details: plan,
   };
-}
-
-/** A guest the request covered that is still on the node once the evacuation ran, and why. */
-export interface Stayed {
-  vmid: number;
-  name: string;
-  reason: string;
-}
-
-/**
- * The honest outcome of an applied evacuation: `evacuated` only when the node holds nothing the
- * request covered — every planned move done and checked, and no guest left behind for a reason
- * other than the request's own options. Otherwise `incomplete`, with every guest that stayed.
- */
-export function evacuationOutcome(
-  plan: EvacuationPlan,
-  outcomes: readonly { vmid: number; name: string; state: string; error?: string }[],
-  verification: { ok: boolean; unexpectedOnSource: readonly { vmid: number; name: string }[] },
-): { outcome: 'evacuated' | 'incomplete'; stayed: Stayed[] } {
-  const stayed: Stayed[] = plan.leftBehind
-    .filter((l) => l.covered)
-    .map((l) => ({ vmid: l.vmid, name: l.name, reason: l.unblock ? `${l.reason}; to move it: ${l.unblock}` : l.reason }));
-  for (const o of outcomes) {
-    if (o.state === 'failed') stayed.push({ vmid: o.vmid, name: o.name, reason: `its migration failed: ${o.error ?? 'no reason given'}` });
-    if (o.state === 'not-started') stayed.push({ vmid: o.vmid, name: o.name, reason: `not started: ${o.error ?? 'the evacuation stopped'}` });
-  }
-  for (const g of verification.unexpectedOnSource) {
-    if (!stayed.some((s) => s.vmid === g.vmid)) stayed.push({ ...g, reason: `still on ${plan.source} after its migrations` });
-  }
-  stayed.sort((a, b) => a.vmid - b.vmid);
-  return { outcome: verification.ok && stayed.length === 0 ? 'evacuated' : 'incomplete', stayed };
-}
-
-/** Why HA maintenance must not be enabled after this evacuation, or undefined when it may. */
-export function haMaintenanceBlocker(plan: EvacuationPlan, verification: { ok: boolean }, stayed: readonly Stayed[]): string | undefined {
-  const guests = [...new Map([...plan.leftBehind, ...stayed].map((g) => [g.vmid, g])).values()];
-  if (guests.length > 0) {
-    const shown = guests.slice(0, 5).map((g) => `${g.vmid} (${g.name})`).join(', ');
-    return `${plan.source} is not empty: ${guests.length} guest${guests.length === 1 ? ' stays' : 's stay'} (${shown}${guests.length > 5 ? ', ...' : ''}), and HA maintenance would fence or move them`;
-  }
-  if (!verification.ok) return `the verification of ${plan.source} failed, so it is not known to be empty`;
-  return undefined;
-}
-
-/** The plan step (and progress entry) of one guest's migration. */
-export function migrationStepId(vmid: number): string {
-  return `migrate-${vmid}`;
 }

@@ -52,7 +52,7 @@ export interface ReadRetry {
 
 export const DEFAULT_READ_RETRY: ReadRetry = { attempts: 4, pauseMs: 200 };
 
-type ClientMethod<N extends EndpointName> = {} extends ParamsOf<N>
+type ClientMethod<N extends EndpointName> = Record<never, never> extends ParamsOf<N>
   ? (params?: ParamsOf<N>) => Promise<ResultOf<N>>
   : (params: ParamsOf<N>) => Promise<ResultOf<N>>;
 
@@ -229,6 +229,6 @@ async function readCa(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new Error(`tls.ca_file ${path} cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    throw new Error(`tls.ca_file ${path} cannot be read (${(err as NodeJS.ErrnoException).code})`, { cause: err });
   }
 }

@@ -75,7 +75,7 @@ const vmPermAny = (...privs: string[]) => perm('/vms/{vmid}', privs, { any: true
 const node = { node: pve.node() };
 const guest = { node: pve.node(), vmid: pve.vmid() };
 
-export const ClusterResource = z.looseObject({
+export const ClusterResource = z.object({
   id: z.string(),
   type: z.enum(['node', 'storage', 'pool', 'qemu', 'lxc', 'openvz', 'sdn', 'network']),
   node: z.string().optional(),
@@ -97,6 +97,7 @@ export const ClusterResource = z.looseObject({
   hastate: z.string().optional(),
   uptime: z.number().optional(),
   lock: z.string().optional(),
+  plugintype: z.string().optional(),
 });
 export type ClusterResource = z.output<typeof ClusterResource>;
 

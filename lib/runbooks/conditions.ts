@@ -28,7 +28,7 @@ export interface Condition {
 
 export class ConditionSyntaxError extends Error {}
 
-const TOKEN = /\s*(==|!=|>=|<=|>|<|'[^']*'|"[^"]*"|[A-Za-z0-9_.\-]+)/y;
+const TOKEN = /\s*(==|!=|>=|<=|>|<|'[^']*'|"[^"]*"|[A-Za-z0-9_.-]+)/y;
 const NAME = /^[a-z][a-z0-9_]*$/;
 
 function tokenize(text: string): string[] {

@@ -196,7 +196,7 @@ class Migration {
     } catch (err) {
       if (err instanceof Error && err.message === 'migration problems') throw err;
       ctx.logTimed(`migration aborted (duration ${duration(cluster.clock.now() - this.#startedAt)}): ${(err as Error).message}`, 'err');
-      throw new Error('migration aborted');
+      throw new Error('migration aborted', { cause: err });
     } finally {
       this.#releaseReservation();
       release?.();

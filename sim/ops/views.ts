@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { guestMemoryInUse, type Cluster } from '../cluster.js';
 import { fail, parameterError } from '../errors.js';
 import type { GuestType } from '../guest-config.js';
-import type { Guest, SimNode } from '../state.js';
+import type { Guest, SimNode, StoragePool } from '../state.js';
 import { label } from './common.js';
 
 /** Permission probe supplied by the caller's context: does the caller hold any of `privs` at `path`? */
@@ -109,6 +109,9 @@ export function clusterResources(cluster: Cluster, type: string | undefined, can
     }
   }
   if (!type || type === 'storage') {
+    // A shared pool is listed once per node: add up its volumes once, not once per node.
+    const used = new Map<StoragePool, number>();
+    const usedOf = (pool: StoragePool) => used.get(pool) ?? used.set(pool, pool.used).get(pool)!;
     for (const node of state.nodes.values()) {
       for (const pool of state.poolsOn(node.name)) {
         if (!can(`/storage/${pool.id}`, ['Datastore.Audit', 'Datastore.AllocateSpace'])) continue;
@@ -122,7 +125,7 @@ export function clusterResources(cluster: Cluster, type: string | undefined, can
           content: [...pool.spec.content].sort().join(','),
           shared: pool.shared ? 1 : 0,
           maxdisk: pool.total,
-          disk: pool.used,
+          disk: usedOf(pool),
         });
       }
     }

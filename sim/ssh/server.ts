@@ -128,7 +128,8 @@ export class SshServer {
           session.on('exec', (accept, _reject, info) => {
             const stream = accept();
             const shell = new Shell(this.cluster, endpoint.node);
-            shell
+            // An exec handler cannot be awaited: the command's failure becomes exit status 255.
+            void shell
               .run(info.command, {
                 stdout: (text) => stream.write(text),
                 stderr: (text) => stream.stderr.write(text),

@@ -12,7 +12,7 @@ import { createActivities } from '../../activities/index.js';
 import { findOperation } from '../../lib/operations/catalog.js';
 import { ROOT } from '../../sim/cluster.js';
 import { vzdump } from '../../sim/ops/backup.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, testConnection, uniqueTaskQueue } from '../support/temporal.js';
 import { meta } from './lifecycle-helpers.js';
 

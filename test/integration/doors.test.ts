@@ -18,7 +18,7 @@ import { serveMcpHttp } from '../../mcp/http.js';
 import { createMcpServer } from '../../mcp/server.js';
 import type { Scenario } from '../../sim/index.js';
 import { discordKeys, pm, startApiServer, startWebhookReceiver, type ReceivedMessage } from '../support/doors.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { until } from '../support/until.js';
 
@@ -201,6 +201,7 @@ describe('pm, the terminal client', () => {
     expect(piped.stdout).toContain(planned.planText);
     expect(piped.stdout).not.toContain('\x1b[');
     expect(terminal.stdout).toContain('\x1b[33mrisk medium\x1b[0m');
+    // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
     expect(terminal.stdout.replace(/\x1b\[\d+m/g, '')).toBe(piped.stdout);
   });
 

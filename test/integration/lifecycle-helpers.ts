@@ -2,11 +2,12 @@
  * What the lifecycle integration tests share: start an operation's workflow as the API would
  * (validated body + meta), follow it to a phase, approve it as a second person.
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../lib/operations/catalog.js';
-import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../workflows/definitions.js';
+import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
 import { PmApprovalState } from '../../workflows/search-attributes.js';
 import type { TestWorker } from '../support/temporal.js';
 

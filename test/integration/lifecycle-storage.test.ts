@@ -9,7 +9,7 @@ import { createActivities } from '../../activities/index.js';
 import { offeredDownloads } from '../../sim/downloads.js';
 import { loadScenarioFile } from '../../sim/scenario.js';
 import type { StoragePool } from '../../sim/state.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
 

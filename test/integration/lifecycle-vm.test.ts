@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation, waitForPhase } from './lifecycle-helpers.js';
 

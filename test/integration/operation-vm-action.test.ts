@@ -2,20 +2,14 @@
  * Plan -> approve -> apply, end to end on a real Temporal dev server and the simulated
  * cluster, through the vmAction workflow.
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { VmActionInput } from '../../lib/operations/catalog.js';
-import {
-  approveSignal,
-  approveUpdate,
-  rejectUpdate,
-  statusQuery,
-  type OperationMeta,
-  type OperationStatus,
-} from '../../workflows/definitions.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
+import { approveSignal, approveUpdate, rejectUpdate, statusQuery } from '../../workflows/definitions.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 let env: SimulatedEnvironment;

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileActivities } from '../../activities/reconcile.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 
 let env: SimulatedEnvironment;
 let apply: ReturnType<typeof createReconcileActivities>['applyGuestConfig'];

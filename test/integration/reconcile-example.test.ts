@@ -7,9 +7,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { ReconcileDetails } from '../../lib/manifest/plan.js';
 import type { ReconcileInput } from '../../lib/operations/catalog.js';
-import type { OperationPlan } from '../../workflows/definitions.js';
+import type { OperationPlan } from '../../lib/operations/plan.js';
 import type { ReconcileResult } from '../../workflows/reconcile.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 
 const manifests = fileURLToPath(new URL('../../manifests', import.meta.url));

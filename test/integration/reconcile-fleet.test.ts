@@ -4,7 +4,7 @@
  * change, a template change that needs a second person to replace the guest, a concurrent
  * edit the config digest catches, drift found by the schedule, and an invalid manifest.
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,9 +19,10 @@ import type { ReconcileDetails } from '../../lib/manifest/plan.js';
 import { driftScheduleId, ensureDriftSchedule } from '../../lib/manifest/schedule.js';
 import type { ReconcileInput } from '../../lib/operations/catalog.js';
 import type { Scenario } from '../../sim/index.js';
-import { approveUpdate, statusQuery, type OperationPlan, type OperationStatus } from '../../workflows/definitions.js';
+import type { OperationPlan, OperationStatus } from '../../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
 import type { ReconcileResult } from '../../workflows/reconcile.js';
-import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { homelabScenario, startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 import { driftApi, withDriftTokens } from '../unit/manifest-drift-app.js';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ROLE_PRIVILEGES } from '../../lib/rbac.js';
 import type { Scenario } from '../../sim/index.js';
-import { homelabScenario } from '../support/simulated-env.js';
+import { homelabScenario } from '../../testkit/simulated-env.js';
 
 export function homelabWithShippedRole(): Scenario {
   const homelab = parseYaml(readFileSync(homelabScenario, 'utf8')) as Scenario;

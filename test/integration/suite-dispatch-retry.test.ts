@@ -14,11 +14,11 @@ import { createVmActivities, type GuestActionInput, type VmStepOutcome } from '.
 import { findOperation } from '../../lib/operations/catalog.js';
 import { waitForTask } from '../../lib/pve/tasks.js';
 import type { Scenario } from '../../sim/scenario.js';
-import type { PlanStep } from '../../workflows/definitions.js';
-import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
+import type { PlanStep } from '../../lib/operations/plan.js';
+import { startSuiteCluster, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { operationMeta } from '../support/suite/operations.js';
 import { record } from '../support/suite/report.js';
-import { shareDone, shareSecrets } from '../support/suite/secrets.js';
+import { shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
 import { activityEnvironment } from '../support/suite/worker.js';
 
 const guest = (vmid: number, status: 'running' | 'stopped', extra: Record<string, unknown> = {}) => ({

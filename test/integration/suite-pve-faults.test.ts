@@ -9,11 +9,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { createPveClientForEnvironment, type PveClient } from '../../lib/pve/client.js';
-import { startSuiteCluster, totalCalls, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, totalCalls, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
 import { heavy, record, suiteSeed } from '../support/suite/report.js';
-import { fleet, vmsOf } from '../support/suite/scenarios.js';
-import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../support/suite/secrets.js';
+import { fleet, vmsOf } from '../../testkit/stack/scenarios.js';
+import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
 import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 

@@ -10,11 +10,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { startSuiteCluster, totalCalls, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, totalCalls, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { approveWhenPlanned, outcomeOf, startOperation, type Target } from '../support/suite/operations.js';
-import { spawnWorker, type ChildService } from '../support/suite/processes.js';
+import { spawnWorker, type ChildService } from '../../testkit/stack/processes.js';
 import { record, suiteSeed } from '../support/suite/report.js';
-import { fleet, vmsOf } from '../support/suite/scenarios.js';
+import { fleet, vmsOf } from '../../testkit/stack/scenarios.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 
 const scenario = fleet({ nodes: 3, perNode: 4, memory: 4096 });

@@ -22,9 +22,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import { createAuditLog } from '../../lib/audit/log.js';
-import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { record } from '../support/suite/report.js';
-import { fleet } from '../support/suite/scenarios.js';
+import { fleet } from '../../testkit/stack/scenarios.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 
 const run = promisify(execFile);

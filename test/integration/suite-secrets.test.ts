@@ -11,7 +11,7 @@
  */
 import { expect, inject, it } from 'vitest';
 import { record } from '../support/suite/report.js';
-import { fixtureSecrets, scanHistories, takeSharedSecrets } from '../support/suite/secrets.js';
+import { fixtureSecrets, scanHistories, takeSharedSecrets } from '../../testkit/stack/secrets.js';
 import { testConnection } from '../support/temporal.js';
 
 it('every workflow history in the namespace is free of every known secret', { timeout: 8 * 60_000 }, async () => {

@@ -12,7 +12,7 @@
  *   - Secrets: none in this file's histories, API answers and logs (the namespace-wide scan
  *     is at the end of suite-worker-kill.test.ts, the longest suite file).
  */
-import { signed } from '../support/approvals.js';
+import { signed } from '../../testkit/approvals.js';
 import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,12 +27,12 @@ import type { AppConfig } from '../../lib/config/schema.js';
 import { generateClusterCertificates } from '../../sim/tls.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { approveSignal, approveUpdate, rejectSignal, statusQuery } from '../../workflows/definitions.js';
-import { startSuiteCluster, totalCalls as callsOf, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, totalCalls as callsOf, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { createFuzzer, problemsWith, type OpenApiDocument } from '../support/suite/fuzz.js';
 import { outcomeOf, startOperation, waitForStatus, type Target } from '../support/suite/operations.js';
 import { random, record, suiteSeed } from '../support/suite/report.js';
-import { fleet } from '../support/suite/scenarios.js';
-import { combine, fixtureSecrets, scanFiles, scanHistories, scanTexts, shareDone, shareSecrets } from '../support/suite/secrets.js';
+import { fleet } from '../../testkit/stack/scenarios.js';
+import { combine, fixtureSecrets, scanFiles, scanHistories, scanTexts, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
 import { startInProcessWorker, type InProcessWorker } from '../support/suite/worker.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 

@@ -13,12 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import { ensureTemporalCli } from '../../scripts/temporal-cli.js';
 import { freePort, startDevServer, type DevServer } from '../../scripts/temporal-server.js';
-import { startSuiteCluster, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { approveWhenPlanned, completedValue, outcomeOf, startOperation } from '../support/suite/operations.js';
-import { spawnWorker, type ChildService } from '../support/suite/processes.js';
+import { spawnWorker, type ChildService } from '../../testkit/stack/processes.js';
 import { record } from '../support/suite/report.js';
-import { fleet } from '../support/suite/scenarios.js';
-import { combine, scanFiles, scanHistories } from '../support/suite/secrets.js';
+import { fleet } from '../../testkit/stack/scenarios.js';
+import { combine, scanFiles, scanHistories } from '../../testkit/stack/secrets.js';
 
 let dir: string;
 let cli: string;

@@ -11,12 +11,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
-import { startSuiteCluster, totalCalls, type SuiteCluster } from '../support/suite/cluster.js';
+import { startSuiteCluster, totalCalls, type SuiteCluster } from '../../testkit/stack/cluster.js';
 import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
-import { spawnWorker, type ChildService } from '../support/suite/processes.js';
+import { spawnWorker, type ChildService } from '../../testkit/stack/processes.js';
 import { between, heavy, random, record, suiteSeed } from '../support/suite/report.js';
-import { fleet, vmsOf } from '../support/suite/scenarios.js';
-import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../support/suite/secrets.js';
+import { fleet, vmsOf } from '../../testkit/stack/scenarios.js';
+import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
 import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 
 const seed = suiteSeed();

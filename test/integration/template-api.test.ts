@@ -10,7 +10,7 @@ import { createActivities } from '../../activities/index.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, testConnection, type TestWorker } from '../support/temporal.js';
 import { homelabWithShippedRole } from './runbook-helpers.js';
 

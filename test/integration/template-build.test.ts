@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { downloadChecksum } from '../../sim/downloads.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, cancelWhen, failureOf, startOperation, stepRunning, waitForPhase } from './lifecycle-helpers.js';
 import { homelabWithShippedRole } from './runbook-helpers.js';

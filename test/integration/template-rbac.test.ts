@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { ROLE_PRIVILEGES } from '../../lib/rbac.js';
 import { downloadChecksum } from '../../sim/downloads.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { failureOf, startOperation } from './lifecycle-helpers.js';
 import { homelabWithShippedRole } from './runbook-helpers.js';

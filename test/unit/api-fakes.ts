@@ -21,7 +21,7 @@ import { createApp } from '../../api/app.js';
 import type { ApiDeps, ReadOnlyProxmox } from '../../api/deps.js';
 import { createAuditLog, type AuditLog } from '../../lib/audit/log.js';
 import { AppConfig } from '../../lib/config/schema.js';
-import type { ApprovalRequest, OperationStatus } from '../../workflows/definitions.js';
+import type { ApprovalRequest, OperationStatus } from '../../lib/operations/plan.js';
 import { PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 
 /** Bearer tokens by name; the configuration holds only their hashes. */
@@ -274,7 +274,6 @@ export function fakeProxmox(): ReadOnlyProxmox {
 }
 
 /** A response whose JSON tests read freely. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type TestResponse = Omit<Response, 'json'> & { json(): Promise<any> };
 
 export interface TestApi {

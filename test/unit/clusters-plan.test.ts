@@ -5,7 +5,7 @@ import { parseClusterProfile, type ClusterProfile } from '../../lib/clusters/pro
 import {
   ClusterPlanRefusal,
   planClusterUp,
-  type ClusterSnapshot,
+  type ClusterUpSnapshot,
   type SnapshotGuest,
   type SnapshotTemplate,
 } from '../../lib/clusters/up.js';
@@ -51,7 +51,7 @@ function guest(vmid: number, name: string, over: Partial<SnapshotGuest> = {}): S
   return { vmid, name, type: 'qemu', node: 'pve01', status: 'running', template: false, tags: [], memoryBytes: 2 * GiB, cores: 2, ...over };
 }
 
-function snapshot(over: Partial<ClusterSnapshot> = {}): ClusterSnapshot {
+function snapshot(over: Partial<ClusterUpSnapshot> = {}): ClusterUpSnapshot {
   const node = (name: string, totalGiB: number, usedGiB: number) => ({
     name,
     online: true,

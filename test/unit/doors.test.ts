@@ -10,7 +10,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { createVerifier } from '../../api/discord/signature.js';
-import { runningTransfers } from '../../api/operations.js';
+import { runningTransfers } from '../../api/temporal-operations.js';
 import { progressLine } from '../../cli/render.js';
 import { loadSettings } from '../../cli/settings.js';
 import type { OperationDetail } from '../../lib/api-client.js';

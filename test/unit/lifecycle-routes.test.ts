@@ -12,7 +12,7 @@ import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import type { ApiEnv } from '../../api/route.js';
 import { nodeHealthRoutes } from '../../api/routes/health-nodes.js';
 import { storageRoutes } from '../../api/routes/storage.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
+import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 
 const VIEWER = 'tok-viewer-lifecycle-1c9e';
 let env: SimulatedEnvironment;

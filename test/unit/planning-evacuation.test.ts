@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { evacuationOutcome, haMaintenanceBlocker } from '../../lib/planning/evacuation-outcome.js';
 import {
   describeEvacuation,
   EvacuationRequestError,
-  evacuationOutcome,
-  haMaintenanceBlocker,
   planEvacuation,
   type EvacuationRequest,
 } from '../../lib/planning/evacuation.js';

@@ -2,6 +2,7 @@
  * A scripted HTTPS server standing in for one PVE node in client tests: it records what
  * arrives and answers whatever the test says PVE would.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
@@ -85,7 +86,7 @@ export async function startFakePveNode(tls: KeyAndCert, script: Script = () => (
       server.close(() => resolve());
     }),
   };
-  const server: Server = createServer({ key: tls.key, cert: tls.cert }, async (req, res) => {
+  const respond = async (req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     for await (const chunk of req) body += chunk;
     const received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
@@ -96,6 +97,13 @@ export async function startFakePveNode(tls: KeyAndCert, script: Script = () => (
     if (answer.json === undefined) return res.end();
     res.setHeader('content-type', 'application/json;charset=UTF-8');
     res.end(JSON.stringify(answer.json));
+  };
+  const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    respond(req, res).catch((err: unknown) => {
+      // A script that throws is a bug in the test: the call fails, and the output says why.
+      console.error('pve-fake-server: the script failed:', err);
+      res.destroy();
+    });
   });
   server.on('connection', (socket) => {
     node.connections++;

@@ -25,7 +25,7 @@ function fakePveum(initial: { users?: string[]; roles?: Record<string, string>; 
     if (command === 'pveum role list --output-format json') return ok(JSON.stringify([...roles.keys()].map((roleid) => ({ roleid }))));
     if ((m = /^pveum role (add|modify) (\S+) --privs (\S+)$/.exec(command))) return roles.set(m[2]!, m[3]!), ok();
     if ((m = /^pveum acl modify \/ (.+)$/.exec(command))) return acls.push(m[1]!), ok();
-    if ((m = /^pveum user token list (\S+) --output-format json$/.exec(command))) return ok(JSON.stringify([...tokens].map((tokenid) => ({ tokenid }))));
+    if (/^pveum user token list \S+ --output-format json$/.test(command)) return ok(JSON.stringify([...tokens].map((tokenid) => ({ tokenid }))));
     if ((m = /^pveum user token remove \S+ (\S+)$/.exec(command))) return tokens.delete(m[1]!), ok();
     if ((m = /^pveum user token add (\S+) (\S+) --privsep 1 --output-format json$/.exec(command))) {
       if (tokens.has(m[2]!)) return { exitCode: 255, stdout: '', stderr: `Token already exists.` };

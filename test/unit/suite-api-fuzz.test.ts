@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { testApi, tokens } from './api-fakes.js';
 import { createFuzzer, problemsWith, type OpenApiDocument } from '../support/suite/fuzz.js';
 import { heavy, random, record, suiteSeed } from '../support/suite/report.js';
-import { scanTexts } from '../support/suite/secrets.js';
+import { scanTexts } from '../../testkit/stack/secrets.js';
 
 const REQUESTS = heavy ? 20_000 : 3_000;
 

@@ -3,11 +3,12 @@
  * schema, the requester in `meta` — on any Temporal client and task queue (the suite's workers
  * are child processes, some on their own dev server).
  */
-import { signed } from '../approvals.js';
+import { signed } from '../../../testkit/approvals.js';
 import { ActivityFailure, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { findOperation } from '../../../lib/operations/catalog.js';
-import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../../workflows/definitions.js';
+import type { OperationMeta, OperationStatus } from '../../../lib/operations/plan.js';
+import { approveUpdate, statusQuery } from '../../../workflows/definitions.js';
 
 export interface Target {
   client: Client;
