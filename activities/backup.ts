@@ -18,16 +18,15 @@ import { vmidCandidates } from '../lib/lifecycle/naming.js';
 import { markBackupGroup, type PruneOptions } from '../lib/backup/prune.js';
 import type { BackupInput, BackupPruneInput, RestoreDrillInput, RestoreInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
-import { PveTaskFailedError } from '../lib/pve/errors.js';
+import { isTransient, PveTaskFailedError } from '../lib/pve/errors.js';
 import { formatBytes } from '../lib/planning/units.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
 import type { TaskMarker } from './evacuation.js';
-import { isTransient, read } from './transient.js';
-import { refuse } from './vm.js';
+import { classified, fail } from './failures.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface BackupTarget {
   vmid: number;
@@ -98,10 +97,6 @@ const DRILL_CHECK = {
   lxc: { copy: 'CT', check: 'check it runs with an address', nameKey: 'hostname' },
 } as const;
 
-function fail(type: string, message: string, details?: unknown): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details ? { details: [details] } : {}) });
-}
-
 function label(g: Pick<BackupTarget, 'type' | 'vmid'>): string {
   return `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid}`;
 }
@@ -110,23 +105,23 @@ function selectGuests(input: Pick<BackupInput, 'vmid' | 'tags' | 'node'>, guests
   const candidates = guests.filter((g) => !g.template);
   if (input.vmid !== undefined) {
     const guest = candidates.find((g) => g.vmid === input.vmid);
-    if (!guest) refuse('PlanRefused', `vmid: guest ${input.vmid} does not exist in this cluster`);
+    if (!guest) fail(Failure.PlanRefused, `vmid: guest ${input.vmid} does not exist in this cluster`);
     return [guest];
   }
   if (input.node !== undefined) {
     const onNode = candidates.filter((g) => g.node === input.node);
-    if (onNode.length === 0) refuse('PlanRefused', `node: no guest runs on '${input.node}'`);
+    if (onNode.length === 0) fail(Failure.PlanRefused, `node: no guest runs on '${input.node}'`);
     return onNode;
   }
   let expression;
   try {
     expression = parseTagExpression(input.tags!);
   } catch (err) {
-    if (err instanceof TagExpressionError) refuse('PlanRefused', `tags: ${err.message}`);
+    if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
     throw err;
   }
   const matching = candidates.filter((g) => matchesTags(expression, g.tags));
-  if (matching.length === 0) refuse('PlanRefused', `tags: no guest matches '${input.tags}'`);
+  if (matching.length === 0) fail(Failure.PlanRefused, `tags: no guest matches '${input.tags}'`);
   return matching;
 }
 
@@ -135,9 +130,9 @@ async function checkBackupStorage(client: PveClient, storage: string, nodes: str
   for (const node of nodes) {
     const listed = await client.storage.list({ node, storage });
     const found = listed.find((s) => s.storage === storage);
-    if (!found) refuse('PlanRefused', `storage: '${storage}' is not available on ${node}`);
+    if (!found) fail(Failure.PlanRefused, `storage: '${storage}' is not available on ${node}`);
     if (!found.content.split(',').includes('backup')) {
-      refuse('PlanRefused', `storage: '${storage}' does not hold backups (its content is ${found.content}); PVE would refuse it`);
+      fail(Failure.PlanRefused, `storage: '${storage}' does not hold backups (its content is ${found.content}); PVE would refuse it`);
     }
   }
 }
@@ -182,7 +177,7 @@ interface TaskTarget {
   vmid: number;
   types: string[];
   what: string;
-  failure: 'BackupFailed' | 'RestoreFailed';
+  failure: typeof Failure.BackupFailed | typeof Failure.RestoreFailed;
 }
 
 /**
@@ -195,15 +190,15 @@ async function sendUnlessRefused(target: TaskTarget, send: () => Promise<string>
     return await send();
   } catch (err) {
     const message = `${target.what}: ${err instanceof Error ? err.message : String(err)}`;
-    if (isTransient(err)) throw ApplicationFailure.create({ type: 'TaskUnanswered', message });
-    fail(target.failure === 'BackupFailed' ? 'BackupRefused' : 'RestoreRefused', `PVE refused the ${message}`);
+    if (isTransient(err)) throw ApplicationFailure.create({ type: Failure.TaskUnanswered, message });
+    fail(target.failure === Failure.BackupFailed ? Failure.BackupRefused : Failure.RestoreRefused, `PVE refused the ${message}`);
   }
 }
 
 export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
   /** The newest task of one of `types` for the guest on the node since the marker: an earlier attempt's. */
   async function earlierTask(client: PveClient, target: TaskTarget, marker: TaskMarker): Promise<string | undefined> {
-    const tasks = await read(() => client.tasks.list({ node: target.node, vmid: target.vmid, source: 'all', since: marker.since }));
+    const tasks = await client.tasks.list({ node: target.node, vmid: target.vmid, source: 'all', since: marker.since });
     return tasks
       .filter((t) => target.types.includes(t.type) && t.id === String(target.vmid) && t.starttime >= marker.since && !marker.upids.includes(t.upid))
       .sort((a, b) => b.starttime - a.starttime)[0]?.upid;
@@ -236,18 +231,16 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
 
   /** The archive the task wrote: the guest's newest backup on the storage since the task began. */
   async function archiveOf(client: PveClient, step: PlanStep, startedAt: number) {
-    const volumes = await read(() =>
-      client.storage.content({ node: step.node!, storage: String(step.params!['storage']), content: 'backup', vmid: step.vmid! }),
-    );
+    const volumes = await client.storage.content({ node: step.node!, storage: String(step.params!['storage']), content: 'backup', vmid: step.vmid! });
     const newest = volumes.filter((v) => (v.ctime ?? 0) >= startedAt).sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0))[0];
-    if (!newest) fail('BackupMissing', `the backup task of ${step.vmid} ended OK, but no archive of it is on ${String(step.params!['storage'])}`);
+    if (!newest) fail(Failure.BackupMissing, `the backup task of ${step.vmid} ended OK, but no archive of it is on ${String(step.params!['storage'])}`);
     return newest;
   }
 
   return {
     async planBackup(input: BackupInput): Promise<PlanDraft<BackupPlanDetails>> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const selected = selectGuests(input, guests).sort((a, b) => a.node.localeCompare(b.node) || a.vmid - b.vmid);
         const nodes = [...new Set(selected.map((g) => g.node))].sort();
@@ -294,8 +287,8 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
       const client = await deps.pve(input.environment);
       const { step } = input;
       const p = step.params!;
-      const target: TaskTarget = { node: step.node!, vmid: step.vmid!, types: ['vzdump'], what: `backup of ${step.vmid}`, failure: 'BackupFailed' };
-      return withPveFailures(async () => {
+      const target: TaskTarget = { node: step.node!, vmid: step.vmid!, types: ['vzdump'], what: `backup of ${step.vmid}`, failure: Failure.BackupFailed };
+      return classified('write', async () => {
         const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
           client.backup.vzdump({
             node: step.node!,
@@ -316,20 +309,20 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
     /** Every backup of the environment's guests on backup storages, newest first (optionally one guest's, one storage's). */
     async listBackups(input: { environment: string; vmid?: number; storage?: string }): Promise<BackupVolume[]> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(() => listBackupVolumes(client, input));
+      return classified('write', () => listBackupVolumes(client, input));
     },
 
     async planRestore(input: RestoreInput): Promise<PlanDraft<RestorePlanDetails>> {
       const client = await deps.pve(input.environment);
       const env = deps.config.environments[input.environment]!;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const parsed = parseBackupVolid(input.volume)!;
         const backup = (await listBackupVolumes(client, { storage: parsed.storage, vmid: parsed.vmid })).find((b) => b.volid === input.volume);
-        if (!backup) refuse('PlanRefused', `volume: no backup '${input.volume}' in this cluster`);
+        if (!backup) fail(Failure.PlanRefused, `volume: no backup '${input.volume}' in this cluster`);
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const original = guests.find((g) => g.vmid === backup.vmid);
         const node = original?.node ?? (await nodesSeeing(client, parsed.storage))[0];
-        if (!node) refuse('PlanRefused', `volume: storage '${parsed.storage}' is not available on any node`);
+        if (!node) fail(Failure.PlanRefused, `volume: storage '${parsed.storage}' is not available on any node`);
         const config = parseConfigText(await client.backup.extractConfig({ node, volume: backup.volid }));
         const age = describeAge(backup.ctime, Math.floor(Date.now() / 1000));
         const when = `${new Date(backup.ctime * 1000).toISOString()} (${age} ago), ${formatBytes(backup.size)}`;
@@ -343,11 +336,11 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           const range = env.vmid_ranges.vms;
           const taken = new Set(guests.map((g) => g.vmid));
           if (input.newVmid !== undefined && (input.newVmid < range.min || input.newVmid > range.max)) {
-            refuse('PlanRefused', `newVmid: ${input.newVmid} is outside this environment's VM range ${range.min}-${range.max}`);
+            fail(Failure.PlanRefused, `newVmid: ${input.newVmid} is outside this environment's VM range ${range.min}-${range.max}`);
           }
-          if (input.newVmid !== undefined && taken.has(input.newVmid)) refuse('PlanRefused', `newVmid: ${input.newVmid} already exists`);
+          if (input.newVmid !== undefined && taken.has(input.newVmid)) fail(Failure.PlanRefused, `newVmid: ${input.newVmid} already exists`);
           const vmid = input.newVmid ?? vmidCandidates(range, (v) => taken.has(v)).next().value;
-          if (vmid === undefined) refuse('PlanRefused', `no free VMID left in the VM range ${range.min}-${range.max}`);
+          if (vmid === undefined) fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
           return {
             summary: `restore ${backup.volid} (${when}) as new ${backup.type === 'qemu' ? 'VM' : 'CT'} ${vmid} on ${node}`,
             risk: 'medium',
@@ -369,7 +362,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             ]
           : [];
         if (original && original.type !== backup.type) {
-          refuse('PlanRefused', `volume: ${backup.vmid} is now a ${original.type === 'qemu' ? 'VM' : 'container'}; the backup is of a ${backup.type === 'qemu' ? 'VM' : 'container'}`);
+          fail(Failure.PlanRefused, `volume: ${backup.vmid} is now a ${original.type === 'qemu' ? 'VM' : 'container'}; the backup is of a ${backup.type === 'qemu' ? 'VM' : 'container'}`);
         }
         const stop: PlanStep[] =
           original?.status === 'running'
@@ -400,7 +393,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         vmid: step.vmid!,
         types: [type === 'qemu' ? 'qmrestore' : 'vzrestore'],
         what: `restore of ${step.vmid}`,
-        failure: 'RestoreFailed',
+        failure: Failure.RestoreFailed,
       };
       const common = {
         node: step.node!,
@@ -412,7 +405,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         ...(p['net0'] !== undefined ? { net0: String(p['net0']) } : {}),
       };
       const named = (key: 'name' | 'hostname') => (p[key] !== undefined ? { [key]: String(p[key]) } : {});
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
           type === 'qemu'
             ? client.qemu.create({ ...common, ...named('name'), archive: String(p['archive']) })
@@ -424,7 +417,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
 
     async planBackupPrune(input: BackupPruneInput): Promise<PlanDraft<PrunePlanDetails>> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const keep: PruneOptions = {
           ...(input.keepLast ? { 'keep-last': input.keepLast } : {}),
           ...(input.keepHourly ? { 'keep-hourly': input.keepHourly } : {}),
@@ -444,7 +437,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         }
         const removed = backups.filter((b) => marks.get(b) === 'remove');
         const node = (await nodesSeeing(client, input.storage))[0];
-        if (!node && removed.length > 0) refuse('PlanRefused', `storage: '${input.storage}' is not available on any node`);
+        if (!node && removed.length > 0) fail(Failure.PlanRefused, `storage: '${input.storage}' is not available on any node`);
         const steps: PlanStep[] = removed.map((b) => ({
           id: `remove/${b.volid}`,
           action: 'remove-backup',
@@ -482,10 +475,10 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
       const { node } = input.step;
       const volume = String(input.step.params!['volume']);
       const storage = String(input.step.params!['storage']);
-      return withPveFailures(async () => {
-        const present = (await read(() => client.storage.content({ node: node!, storage, content: 'backup' }))).find((v) => v.volid === volume);
+      return classified('write', async () => {
+        const present = (await client.storage.content({ node: node!, storage, content: 'backup' })).find((v) => v.volid === volume);
         if (!present) return { volid: volume, outcome: 'already-gone' };
-        if (present.protected) fail('BackupProtected', `${volume} has been protected since the plan; not removing it`);
+        if (present.protected) fail(Failure.BackupProtected, `${volume} has been protected since the plan; not removing it`);
         const upid = await client.storage.deleteVolume({ node: node!, storage, volume });
         if (upid) await waitForTask(client, upid, { signal: Context.current().cancellationSignal });
         return { volid: volume, outcome: 'removed' };
@@ -495,7 +488,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
     async planRestoreDrill(input: RestoreDrillInput): Promise<PlanDraft<{ targets: DrillTarget[]; maxParallel: number }>> {
       const client = await deps.pve(input.environment);
       const range = deps.config.environments[input.environment]!.vmid_ranges.vms;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const selected = selectGuests(input, guests);
         const taken = new Set(guests.map((g) => g.vmid));
@@ -510,7 +503,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             continue;
           }
           const vmid = free.next().value;
-          if (vmid === undefined) refuse('PlanRefused', `no free VMID left in the VM range ${range.min}-${range.max}`);
+          if (vmid === undefined) fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
           const config = parseConfigText(await client.backup.extractConfig({ node: g.node, volume: latest.volid }));
           const net0 = config['net0']?.replace(/bridge=[^,]+/, `bridge=${input.bridge}`);
           const { copy, check, nameKey } = DRILL_CHECK[latest.type];
@@ -556,7 +549,7 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
           // A VM without an agent configured will never answer: no point waiting.
-          if (Date.now() >= deadline || /No QEMU guest agent configured/.test(reason)) fail('AgentSilent', `the guest agent of VM ${input.vmid} did not answer within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`);
+          if (Date.now() >= deadline || /No QEMU guest agent configured/.test(reason)) fail(Failure.AgentSilent, `the guest agent of VM ${input.vmid} did not answer within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`);
           ctx.heartbeat({ waiting: reason });
           await new Promise((r) => setTimeout(r, 500));
         }
@@ -594,12 +587,12 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
     async removeDrillGuest(input: { environment: string; node: string; vmid: number; name: string }): Promise<void> {
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         for (;;) {
-          const guest = (await read(() => client.cluster.resources({ type: 'vm' }))).find((r) => r.vmid === input.vmid);
+          const guest = (await client.cluster.resources({ type: 'vm' })).find((r) => r.vmid === input.vmid);
           if (!guest) return;
           // Never destroy anything but the drill's own copy.
-          if (guest.name !== input.name) fail('PlanRefused', `${label({ type: guest.type as 'qemu' | 'lxc', vmid: input.vmid })} is '${guest.name}', not the drill's '${input.name}': not removing it`);
+          if (guest.name !== input.name) fail(Failure.PlanRefused, `${label({ type: guest.type as 'qemu' | 'lxc', vmid: input.vmid })} is '${guest.name}', not the drill's '${input.name}': not removing it`);
           const ref = { node: input.node, vmid: input.vmid };
           const api = guest.type === 'lxc' ? client.lxc : client.qemu;
           const config = await api.config(ref);

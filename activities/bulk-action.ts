@@ -16,8 +16,9 @@ import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/life
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { preflightLine, readPreflight, refuse } from './vm.js';
+import { classified, fail } from './failures.js';
+import { preflightLine, readPreflight } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface BulkTarget {
   vmid: number;
@@ -51,12 +52,12 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
     async planBulkAction(input: BulkActionInput): Promise<PlanDraft<BulkPlanDetails>> {
       const client = await deps.pve(input.environment);
       const policy = deps.config.environments[input.environment]!.policy;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         let expression;
         try {
           expression = parseTagExpression(input.tags);
         } catch (err) {
-          if (err instanceof TagExpressionError) refuse('PlanRefused', `tags: ${err.message}`);
+          if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
           throw err;
         }
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
@@ -68,7 +69,7 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
             matchesTags(expression, g.tags),
         );
         if (matching.length === 0) {
-          refuse('PlanRefused', `tags: no ${input.types.join(' or ')} guest${input.nodes ? ` on ${input.nodes.join(', ')}` : ''} matches '${input.tags}'`);
+          fail(Failure.PlanRefused, `tags: no ${input.types.join(' or ')} guest${input.nodes ? ` on ${input.nodes.join(', ')}` : ''} matches '${input.tags}'`);
         }
 
         const skipped: BulkPlanDetails['skipped'] = [];

@@ -23,9 +23,10 @@ import { waitForTask } from '../lib/pve/tasks.js';
 import { configuredTalosctl, createTalosctl, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
+import { classified, fail } from './failures.js';
 import { creationMarker } from './provision.js';
-import { guestConfig, refuse, verifyIdentity } from './vm.js';
+import { guestConfig, verifyIdentity } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface ClusterVmActivityOptions {
   /** Where profiles live; `PM_CLUSTERS_DIR` or the repository's clusters/ when absent. */
@@ -170,7 +171,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       try {
         loaded = await loadClusterProfile(clustersDir(), request.profile);
       } catch (err) {
-        if (err instanceof ProfileError || err instanceof ProfileNotFoundError) refuse('PlanRefused', `profile: ${err.message}`);
+        if (err instanceof ProfileError || err instanceof ProfileNotFoundError) fail(Failure.PlanRefused, `profile: ${err.message}`);
         throw err;
       }
       const warnings: string[] = [];
@@ -178,7 +179,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       try {
         client = await talosctl.clientVersion();
       } catch (err) {
-        if (err instanceof TalosctlError) refuse('PlanRefused', `talosctl: ${err.message} (set PM_TALOSCTL to the talosctl binary)`);
+        if (err instanceof TalosctlError) fail(Failure.PlanRefused, `talosctl: ${err.message} (set PM_TALOSCTL to the talosctl binary)`);
         throw err;
       }
       const minor = (v: string) => /^v(\d+\.\d+)/.exec(v)?.[1];
@@ -187,7 +188,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       }
 
       const pve = await deps.pve(request.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const snapshot = await readSnapshot(pve, loaded, env.naming.pattern);
         let draft;
         try {
@@ -199,7 +200,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
             creationMarkerPrefix: creationMarker(clusterUpOperationPrefix(request.environment, loaded.profile.name)),
           });
         } catch (err) {
-          if (err instanceof ClusterPlanRefusal) refuse('PlanRefused', err.message);
+          if (err instanceof ClusterPlanRefusal) fail(Failure.PlanRefused, err.message);
           throw err;
         }
         const { plan } = draft;
@@ -232,7 +233,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     async awaitClone({ environment, upid, vmid }: { environment: string; upid: string; vmid: number }): Promise<void> {
       const client = await deps.pve(environment);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         try {
           await waitForTask(client, upid, {
             ...polling,
@@ -244,12 +245,12 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           const left = (await client.cluster.resources({ type: 'vm' })).find((g) => g.vmid === vmid);
           if (left) {
             throw ApplicationFailure.create({
-              type: 'CloneLeftBehind',
+              type: Failure.CloneLeftBehind,
               message: `the clone to VM ${vmid} timed out on a lock but VM ${vmid} '${left.name ?? ''}' exists on ${left.node ?? '?'}: check it, destroy it if it is half-made, and re-run`,
               nonRetryable: true,
             });
           }
-          throw ApplicationFailure.create({ type: 'CloneLockTimeout', message: err.exitstatus, nonRetryable: true });
+          throw ApplicationFailure.create({ type: Failure.CloneLockTimeout, message: err.exitstatus, nonRetryable: true });
         }
       });
     },
@@ -268,12 +269,12 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     }): Promise<{ changed: string[]; grown: boolean }> {
       const client = await deps.pve(args.environment);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const guest = await verifyIdentity(client, args.vmid, args.name);
         const current = await guestConfig(client, guest);
         if (current.lock) {
           // A clone still copying (from an earlier run) holds `lock: clone`; it clears when the copy ends.
-          throw ApplicationFailure.create({ type: 'VmLocked', message: `VM ${args.vmid} '${args.name}' is locked (${current.lock}); waiting for it to clear` });
+          throw ApplicationFailure.create({ type: Failure.VmLocked, message: `VM ${args.vmid} '${args.name}' is locked (${current.lock}); waiting for it to clear` });
         }
         const changes: Record<string, string | number> = {};
         for (const [key, wanted] of Object.entries(args.config)) {
@@ -285,7 +286,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         }
 
         const disk = current[args.disk.key];
-        if (disk === undefined) refuse('PlanRefused', `VM ${args.vmid} '${args.name}' has no disk ${args.disk.key}`);
+        if (disk === undefined) fail(Failure.PlanRefused, `VM ${args.vmid} '${args.name}' has no disk ${args.disk.key}`);
         const wantedBytes = args.disk.sizeGb * 1024 ** 3;
         const grown = (driveBytes(String(disk)) ?? 0) < wantedBytes;
         if (grown) {
@@ -303,7 +304,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     async awaitGuestAddress(args: { environment: string; vmid: number; name: string; node: string; expect?: string; exclude?: string[]; timeoutMs: number }): Promise<string> {
       const client = await deps.pve(args.environment);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const deadline = Date.now() + args.timeoutMs;
         let pauseMs = polling.pollMs;
         let last: string;
@@ -322,7 +323,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           }
           if (Date.now() >= deadline) {
             throw ApplicationFailure.create({
-              type: 'AddressTimeout',
+              type: Failure.AddressTimeout,
               message: `VM ${args.vmid} '${args.name}' has ${args.expect ? `not reported ${args.expect}` : 'no address'} after ${formatDuration(args.timeoutMs)}: ${last}`,
               nonRetryable: true,
             });
@@ -338,7 +339,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       const client = await deps.pve(request.environment);
       const secretsDir = clusterSecretsDir(deps.config.secrets_dir, request.environment, request.cluster);
       const secretsExist = await stat(secretsDir).then(() => true, () => false);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const tag = clusterTag(request.cluster);
         const resources = await client.cluster.resources({ type: 'vm' });
         const guests = [];
@@ -364,7 +365,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         try {
           draft = planClusterDown(request.cluster, guests, { ...request, secretsDir, secretsExist });
         } catch (err) {
-          if (err instanceof ClusterPlanRefusal) refuse('PlanRefused', err.message);
+          if (err instanceof ClusterPlanRefusal) fail(Failure.PlanRefused, err.message);
           throw err;
         }
         const nothing = draft.steps.length === 0;
@@ -385,11 +386,11 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     /** Right before a destroy: the VM is the one planned (vmid and name) and still carries the cluster's tag. */
     async verifyClusterMember(args: { environment: string; vmid: number; name: string; tag: string }): Promise<void> {
       const client = await deps.pve(args.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const guest = await verifyIdentity(client, args.vmid, args.name);
         const tags = parseTags((await guestConfig(client, guest)).tags);
         if (!tags.includes(args.tag)) {
-          refuse('VmIdentityMismatch', `VM ${args.vmid} '${args.name}' no longer carries tag ${args.tag}: refusing to destroy it`);
+          fail(Failure.VmIdentityMismatch, `VM ${args.vmid} '${args.name}' no longer carries tag ${args.tag}: refusing to destroy it`);
         }
       });
     },
@@ -397,7 +398,7 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     /** Guests that still carry the tag (none, after a complete teardown). */
     async guestsWithTag(args: { environment: string; tag: string }): Promise<{ vmid: number; name: string; node: string }[]> {
       const client = await deps.pve(args.environment);
-      return withPveFailures(async () =>
+      return classified('write', async () =>
         (await client.cluster.resources({ type: 'vm' }))
           .filter((r) => r.vmid !== undefined && parseTags(r.tags).includes(args.tag))
           .map((r) => ({ vmid: r.vmid!, name: r.name ?? '', node: r.node ?? '' })),

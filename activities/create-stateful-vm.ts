@@ -15,10 +15,11 @@ import { PveApiError } from '../lib/pve/errors.js';
 import { runCommand, SshError, SshHostKeyError, sshFingerprint, type SshTarget } from '../lib/ssh/client.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { sshProblems, withSshFailures, withTunnel } from './node-ssh.js';
+import { classified, fail } from './failures.js';
+import { sshProblems, withTunnel } from './node-ssh.js';
 import { createProvisionActivities, type CreateSpec } from './provision.js';
-import { describeGuest, operationId, refuse, verifyIdentity } from './vm.js';
+import { describeGuest, operationId, verifyIdentity } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface StatefulPlanDetails {
   spec: CreateSpec;
@@ -47,7 +48,7 @@ const LOG_LINES = 40;
 
 function publicKeyLine(privateKey: string | Buffer): string {
   const key = ssh2.utils.parseKey(privateKey);
-  if (key instanceof Error) throw ApplicationFailure.create({ type: 'SshNotConfigured', message: 'credentials.ssh_key is not a usable private key', nonRetryable: true });
+  if (key instanceof Error) throw ApplicationFailure.create({ type: Failure.SshNotConfigured, message: 'credentials.ssh_key is not a usable private key', nonRetryable: true });
   const parsed = Array.isArray(key) ? key[0]! : key;
   return `${parsed.type} ${parsed.getPublicSSH().toString('base64')}`;
 }
@@ -95,9 +96,9 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
     fn: (target: SshTarget) => Promise<T>,
   ): Promise<T> {
     const client = await deps.pve(args.environment);
-    const guest = await withPveFailures(() => verifyIdentity(client, args.vmid, args.name));
-    if (guest.status !== 'running') refuse('PlanRefused', `${describeGuest(guest)} is ${guest.status}, not running`);
-    return withSshFailures(async () => {
+    const guest = await classified('write', () => verifyIdentity(client, args.vmid, args.name));
+    if (guest.status !== 'running') fail(Failure.PlanRefused, `${describeGuest(guest)} is ${guest.status}, not running`);
+    return classified('write', async () => {
       const node = await deps.sshTarget(args.environment, guest.node);
       return withTunnel(node, { host: args.address, port: SSH_PORT }, Math.min(args.timeoutMs, 60_000), (local) =>
         fn({ ...local, username: 'root', privateKey: node.privateKey, hostKeySha256: args.hostKey }),
@@ -108,16 +109,16 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
   return {
     async planStatefulVm(input: StatefulVmInput): Promise<PlanDraft<StatefulPlanDetails>> {
       const env = deps.config.environments[input.environment]!;
-      if (!env.pxe) refuse('PlanRefused', `environment '${input.environment}' has no pxe section: network boot is not set up there`);
+      if (!env.pxe) fail(Failure.PlanRefused, `environment '${input.environment}' has no pxe section: network boot is not set up there`);
       const liveHostKey = input.liveImageHostKey ?? env.pxe.live_image_host_key;
       if (!liveHostKey) {
-        refuse('PlanRefused', "liveImageHostKey: the live image's SSH host key must be pinned for the install session (in the request or as pxe.live_image_host_key)");
+        fail(Failure.PlanRefused, "liveImageHostKey: the live image's SSH host key must be pinned for the install session (in the request or as pxe.live_image_host_key)");
       }
 
       const base = await provision.planNewGuest({ ...input, start: false }, { create: { type: 'qemu', netboot: true } });
       const spec = base.details!.spec;
       const problems = sshProblems(env, [spec.node]);
-      if (problems.length > 0) refuse('PlanRefused', `the install runs over SSH through ${spec.node}, but ${problems.join('; ')}`);
+      if (problems.length > 0) fail(Failure.PlanRefused, `the install runs over SSH through ${spec.node}, but ${problems.join('; ')}`);
 
       const create = base.steps.find((s) => s.id === 'create')!;
       const ref = { vmid: create.vmid!, name: create.name!, node: spec.node };
@@ -158,7 +159,7 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
     async discoverGuestAddress(args: { environment: string; vmid: number; name: string; timeoutMs: number }): Promise<string> {
       const client = await deps.pve(args.environment);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const deadline = Date.now() + args.timeoutMs;
         let pauseMs = 500;
         for (;;) {
@@ -167,7 +168,7 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
           if (address) return address;
           if (Date.now() > deadline) {
             throw ApplicationFailure.create({
-              type: 'NoGuestAddress',
+              type: Failure.NoGuestAddress,
               message: `${describeGuest(guest)} reported no address through its guest agent within ${Math.round(args.timeoutMs / 1000)} s (it is ${guest.status})`,
               nonRetryable: true,
             });
@@ -216,7 +217,7 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
       });
       const key = hostKeyLine(output);
       if (!key) {
-        throw ApplicationFailure.create({ type: 'InstallFailed', message: 'the install did not print the new system’s SSH host key', nonRetryable: true, details: [lines] });
+        throw ApplicationFailure.create({ type: Failure.InstallFailed, message: 'the install did not print the new system’s SSH host key', nonRetryable: true, details: [lines] });
       }
       return { hostKey: sshFingerprint(Buffer.from(key.base64, 'base64')), marker, log: lines };
     },
@@ -228,11 +229,11 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
       const deadline = Date.now() + args.timeoutMs;
       let address: string | undefined;
       while (!address) {
-        const guest = await withPveFailures(() => verifyIdentity(client, args.vmid, args.name));
-        address = guest.status === 'running' ? await withPveFailures(() => guestAddress(client, guest.node, args.vmid)) : undefined;
+        const guest = await classified('write', () => verifyIdentity(client, args.vmid, args.name));
+        address = guest.status === 'running' ? await classified('write', () => guestAddress(client, guest.node, args.vmid)) : undefined;
         if (address) break;
         if (Date.now() > deadline) {
-          throw ApplicationFailure.create({ type: 'NoGuestAddress', message: `VM ${args.vmid} reported no address after the reboot`, nonRetryable: true });
+          throw ApplicationFailure.create({ type: Failure.NoGuestAddress, message: `VM ${args.vmid} reported no address after the reboot`, nonRetryable: true });
         }
         ctx.heartbeat('waiting for the guest agent after the reboot');
         await sleep(1_000, undefined, { signal: ctx.cancellationSignal });
@@ -243,14 +244,14 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
           return (await runCommand(target, verifyCommand(args), { timeoutMs: 60_000, label: 'disk boot check' })).stdout;
         });
         if (!stdout.includes(args.marker)) {
-          throw ApplicationFailure.create({ type: 'NotAsPlanned', message: `VM ${args.vmid} answers, but ${MARKER_PATH} does not hold this install's marker`, nonRetryable: true });
+          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `VM ${args.vmid} answers, but ${MARKER_PATH} does not hold this install's marker`, nonRetryable: true });
         }
         return { address, marker: args.marker, rootDevice: rootPartition(args.disk) };
       } catch (err) {
         const hostKeyMismatch = err instanceof ApplicationFailure && err.type === SshHostKeyError.name;
         if (!hostKeyMismatch) throw err;
         throw ApplicationFailure.create({
-          type: 'NotBootedFromDisk',
+          type: Failure.NotBootedFromDisk,
           message: `VM ${args.vmid} at ${address} answers SSH with another host key than the installed system's: it did not boot from its disk (${err.message})`,
           nonRetryable: true,
         });

@@ -22,21 +22,15 @@ import type { Verification } from '../lib/planning/evacuation-outcome.js';
 import type { MemoryBasis } from '../lib/planning/placement.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
-import {
-  PveApiError,
-  PveAuthError,
-  PvePermissionError,
-  PveTaskFailedError,
-  PveTlsError,
-  PveValidationError,
-} from '../lib/pve/errors.js';
+import { isTransient, PveApiError, PveTaskFailedError } from '../lib/pve/errors.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import { runCommand, SshError } from '../lib/ssh/client.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
 import { SshNotConfiguredError, type WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
-import { isTransient, read } from './transient.js';
+import { Failure } from '../lib/operations/failures.js';
+import { classified, fail, toTemporalFailure } from './failures.js';
 
 export interface EvacuationDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
   /** How often task status is polled. The benchmark shortens it along with its simulated clock. */
@@ -95,16 +89,6 @@ export interface VerifyEvacuationInput {
   leftBehind: number[];
 }
 
-/** Failure types the workflow reports; none is retried, each is a fact about the world. */
-export const MIGRATION_FAILURES = [
-  'MigrationFailed',
-  'MigrationRefused',
-  'TargetHeadroom',
-  'GuestMoved',
-  'GuestLocked',
-  'StateChanged',
-  'InvalidRequest',
-] as const;
 
 const MIGRATION_TASK_TYPES = new Set(['qmigrate', 'vzmigrate']);
 const HA_MIGRATION_TASK = 'hamigrate';
@@ -113,32 +97,18 @@ const HA_PICKUP_TIMEOUT_MS = 10 * 60_000;
 /** Consecutive transient failures tolerated while waiting on a task, before the attempt gives up (and is retried). */
 const WAIT_RETRIES = 5;
 
-function fail(type: (typeof MIGRATION_FAILURES)[number], message: string, details?: unknown): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details ? { details: [details] } : {}) });
-}
-
 function label(move: Pick<GuestMove, 'type' | 'vmid' | 'name'>): string {
   return `${move.type === 'qemu' ? 'VM' : 'CT'} ${move.vmid} (${move.name})`;
 }
 
 /** The guest is where the plan found it, unlocked, in the same power state — or the plan no longer holds. */
 function checkStillAsPlanned(move: GuestMove, at: { node: string; status: string; lock?: string } | undefined): void {
-  if (!at) fail('GuestMoved', `${label(move)} no longer exists`);
-  if (at.node !== move.source) fail('GuestMoved', `${label(move)} is on ${at.node}, not on ${move.source} as planned`);
-  if (at.lock) fail('GuestLocked', `${label(move)} is locked (${at.lock}); another operation holds it`);
+  if (!at) fail(Failure.GuestMoved, `${label(move)} no longer exists`);
+  if (at.node !== move.source) fail(Failure.GuestMoved, `${label(move)} is on ${at.node}, not on ${move.source} as planned`);
+  if (at.lock) fail(Failure.GuestLocked, `${label(move)} is locked (${at.lock}); another operation holds it`);
   if ((at.status === 'stopped') !== (move.priorStatus === 'stopped')) {
-    fail('StateChanged', `${label(move)} is ${at.status} now, but was planned as ${move.priorStatus}`);
+    fail(Failure.StateChanged, `${label(move)} is ${at.status} now, but was planned as ${move.priorStatus}`);
   }
-}
-
-/** Errors no repetition can cure: credentials, privileges, parameters, TLS pinning. */
-function isPermanent(err: unknown): boolean {
-  return (
-    err instanceof PveAuthError ||
-    err instanceof PvePermissionError ||
-    err instanceof PveValidationError ||
-    err instanceof PveTlsError
-  );
 }
 
 function isMissingConfig(err: unknown): boolean {
@@ -150,7 +120,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
 
   function policyOf(environment: string) {
     const env = deps.config.environments[environment];
-    if (!env) fail('InvalidRequest', `environment: unknown environment '${environment}'`);
+    if (!env) fail(Failure.InvalidRequest, `environment: unknown environment '${environment}'`);
     return env.policy;
   }
 
@@ -164,21 +134,19 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
     const nodes = likely === 'source' ? [move.source, move.target] : [move.target, move.source];
     for (const node of nodes) {
       try {
-        const s = await read(() => statusOf({ node, vmid: move.vmid }));
+        const s = await statusOf({ node, vmid: move.vmid });
         return { node, status: s.status, ...(s.lock ? { lock: s.lock } : {}) };
       } catch (err) {
         if (!isMissingConfig(err)) throw err;
       }
     }
-    const found = (await read(() => client.cluster.resources({ type: 'vm' }))).find((r) => r.vmid === move.vmid);
+    const found = (await client.cluster.resources({ type: 'vm' })).find((r) => r.vmid === move.vmid);
     return found?.node ? { node: found.node, status: found.status ?? 'unknown', ...(found.lock ? { lock: found.lock } : {}) } : undefined;
   }
 
   /** Migration tasks of the guest on its source since the marker, newest first; real migrations before HA requests. */
   async function migrationTasksSince(client: PveClient, move: GuestMove, marker: TaskMarker) {
-    const tasks = await read(() =>
-      client.tasks.list({ node: move.source, vmid: move.vmid, source: 'all', since: marker.since, limit: 100 }),
-    );
+    const tasks = await client.tasks.list({ node: move.source, vmid: move.vmid, source: 'all', since: marker.since, limit: 100 });
     const ours = tasks
       .filter((t) => t.id === String(move.vmid) && t.starttime >= marker.since && !marker.upids.includes(t.upid))
       .sort((a, b) => b.starttime - a.starttime);
@@ -190,11 +158,11 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
 
   /** What the target holds now on the plan's basis: its running guests' configured memory, or what it reports in use. */
   async function targetMemory(client: PveClient, input: MigrateGuestInput): Promise<{ total: number; held: number; what: string }> {
-    const { memory } = await read(() => client.nodes.status({ node: input.move.target }));
+    const { memory } = await client.nodes.status({ node: input.move.target });
     if ((input.memoryBasis ?? 'used') === 'used') return { total: memory.total, held: memory.used, what: 'uses' };
     // The target's own guest lists: its guests, not the whole cluster's (15,000 entries on a large cluster).
     const node = { node: input.move.target };
-    const lists = await Promise.all([read(() => client.qemu.list(node)), read(() => client.lxc.list(node))]);
+    const lists = await Promise.all([client.qemu.list(node), client.lxc.list(node)]);
     const held = lists
       .flat()
       .filter((g) => g.status === 'running')
@@ -209,7 +177,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
     const limit = memory.total * (1 - memoryHeadroom);
     if (memory.held + move.memoryBytes > limit) {
       fail(
-        'TargetHeadroom',
+        Failure.TargetHeadroom,
         `${label(move)} not started: ${move.target} ${memory.what} ${formatBytes(memory.held)} of ${formatBytes(memory.total)}, ` +
           `and ${formatBytes(move.memoryBytes)} more would leave less than ${Math.round(memoryHeadroom * 100)}% free`,
       );
@@ -243,7 +211,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       // look at the task list will tell — so the attempt may fail retryably. A refusal with
       // PVE's reason would only be refused again.
       if (isTransient(err)) throw err;
-      fail('MigrationRefused', `PVE refused to migrate ${label(move)}: ${err instanceof Error ? err.message : String(err)}`);
+      fail(Failure.MigrationRefused, `PVE refused to migrate ${label(move)}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
@@ -287,7 +255,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       ctx.heartbeat({ upid: haUpid, phase: 'waiting for HA to start the migration' });
       await sleep(polling.maxPollMs, undefined, { signal: ctx.cancellationSignal });
     }
-    fail('MigrationFailed', `HA queued the migration of ${label(input.move)} (${haUpid}) but did not start it within 10 minutes`, {
+    fail(Failure.MigrationFailed, `HA queued the migration of ${label(input.move)} (${haUpid}) but did not start it within 10 minutes`, {
       upid: haUpid,
     });
   }
@@ -317,7 +285,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       return followed;
     } catch (err) {
       if (err instanceof PveTaskFailedError) {
-        fail('MigrationFailed', `migration of ${label(input.move)} to ${input.move.target} failed: ${err.exitstatus}`, {
+        fail(Failure.MigrationFailed, `migration of ${label(input.move)} to ${input.move.target} failed: ${err.exitstatus}`, {
           upid: err.upid,
           exitstatus: err.exitstatus,
           log: err.logTail,
@@ -333,7 +301,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       const policy = policyOf(input.environment);
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
-      const snapshot = await withReadFailures(() =>
+      const snapshot = await classified('read', () =>
         readClusterSnapshot(client, {
           detailsFor: [input.request.node],
           onProgress: (done, total) => ctx.heartbeat({ read: `${done}/${total} guests` }),
@@ -342,7 +310,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       try {
         return describeEvacuation(planEvacuation(snapshot, input.request, policy));
       } catch (err) {
-        if (err instanceof EvacuationRequestError) fail('InvalidRequest', err.message, { field: err.field });
+        if (err instanceof EvacuationRequestError) fail(Failure.InvalidRequest, err.message, { field: err.field });
         throw err;
       }
     },
@@ -350,7 +318,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
     /** Notes where the source node's task history stands, before the first migration starts. */
     async markTaskHistory(input: { environment: string; node: string }): Promise<TaskMarker> {
       const client = await deps.pve(input.environment);
-      const tasks = await withReadFailures(() => read(() => client.tasks.list({ node: input.node, source: 'all', limit: 50 })));
+      const tasks = await classified('read', () => client.tasks.list({ node: input.node, source: 'all', limit: 50 }));
       const since = Math.max(0, ...tasks.map((t) => t.starttime));
       return { node: input.node, since, upids: tasks.filter((t) => t.starttime === since).map((t) => t.upid) };
     },
@@ -364,7 +332,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       const ctx = Context.current();
       const client = await deps.pve(input.environment);
       const resumed = ctx.info.heartbeatDetails as Followed | undefined;
-      return withReadFailures(async () => {
+      return classified('read', async () => {
         // 1. Has a migration of this guest begun already (an earlier attempt, a dead worker)?
         let task = resumed?.upid ? resumed : await earlierMigration(client, input);
         const attached = task !== undefined;
@@ -384,7 +352,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
         // 4. PVE said OK: the guest must be on its target now.
         const at = await locate(client, move, 'target');
         if (at?.node !== move.target) {
-          fail('GuestMoved', `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`, done);
+          fail(Failure.GuestMoved, `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`, done);
         }
         return { vmid: move.vmid, ...done, attached, alreadyThere: false, node: at.node, status: at.status };
       });
@@ -400,7 +368,7 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       try {
         target = await deps.sshTarget(input.environment, input.node);
       } catch (err) {
-        if (err instanceof SshNotConfiguredError) fail('InvalidRequest', `HA maintenance runs ha-manager over SSH: ${err.message}`);
+        if (err instanceof SshNotConfiguredError) fail(Failure.InvalidRequest, `HA maintenance runs ha-manager over SSH: ${err.message}`);
         throw err;
       }
       try {
@@ -409,15 +377,14 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
           label: 'ha-manager crm-command node-maintenance enable',
         });
       } catch (err) {
-        if (err instanceof SshError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable });
-        throw err;
+        throw toTemporalFailure(err, 'write');
       }
     },
 
     /** The node holds only what the plan left there; every moved guest runs where and as planned. */
     async verifyEvacuation(input: VerifyEvacuationInput): Promise<Verification> {
       const client = await deps.pve(input.environment);
-      const vms = await withReadFailures(() => read(() => client.cluster.resources({ type: 'vm' })));
+      const vms = await classified('read', () => client.cluster.resources({ type: 'vm' }));
       const byVmid = new Map(vms.filter((r) => r.vmid !== undefined).map((r) => [r.vmid!, r]));
       const unexpectedOnSource = vms
         .filter((r) => r.node === input.source && r.vmid !== undefined && !input.leftBehind.includes(r.vmid))
@@ -440,21 +407,6 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       };
     },
   };
-}
-
-/**
- * Failures of reads (and of a migrate request PVE may not have received) stay retryable: the
- * next attempt looks at the world again. Credentials, privileges and parameters do not.
- */
-async function withReadFailures<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ApplicationFailure) throw err;
-    const message = err instanceof Error ? err.message : String(err);
-    const type = err instanceof Error ? err.name : 'Error';
-    throw ApplicationFailure.create({ type, message, nonRetryable: isPermanent(err) });
-  }
 }
 
 export type EvacuationActivities = ReturnType<typeof createEvacuationActivities>;

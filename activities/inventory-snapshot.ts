@@ -7,8 +7,7 @@
 import { inventoryFromResources } from '../lib/inventory.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
-import { PveApiError } from '../lib/pve/errors.js';
-import { isTransient, read } from './transient.js';
+import { isTransient, PveApiError } from '../lib/pve/errors.js';
 import type { ClusterSnapshot, GuestDisk, GuestState, GuestType, HaRule, MigrationFacts, StorageState } from '../lib/planning/snapshot.js';
 
 const QEMU_VOLUME_KEY = /^((ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0|unused\d+)$/;
@@ -21,7 +20,7 @@ export async function readClusterSnapshot(
   opts: { detailsFor: string[]; onProgress?: (done: number, total: number) => void },
 ): Promise<ClusterSnapshot> {
   const takenAt = new Date().toISOString();
-  const [resources, haRules] = await Promise.all([read(() => client.cluster.resources()), readHaRules(client)]);
+  const [resources, haRules] = await Promise.all([client.cluster.resources(), readHaRules(client)]);
   const inventory = inventoryFromResources(resources);
   const storages = resources.filter((r) => r.type === 'storage').map(storageState);
   const guests: GuestState[] = inventory.guests.map((g) => ({
@@ -87,7 +86,7 @@ function storageState(r: ClusterResource): StorageState {
 async function readHaRules(client: PveClient): Promise<HaRule[]> {
   let rules;
   try {
-    rules = await read(() => client.cluster.haRules());
+    rules = await client.cluster.haRules();
   } catch (err) {
     if (err instanceof PveApiError && err.status === 501) return [];
     throw err;
@@ -117,7 +116,7 @@ async function readMigrationFacts(client: PveClient, guest: GuestState, storages
   const at = { node: guest.node, vmid: guest.vmid };
   const isShared = (sid: string) => storages.some((s) => s.storage === sid && s.shared);
   if (guest.type === 'qemu') {
-    const [config, pre] = await Promise.all([read(() => client.qemu.config(at)), read(() => client.qemu.migratePreconditions(at))]);
+    const [config, pre] = await Promise.all([client.qemu.config(at), client.qemu.migratePreconditions(at)]);
     const sizes = new Map(pre.local_disks.map((d) => [d.volid, d.size ?? 0]));
     const { disks, bound } = volumes('qemu', config, isShared, sizes);
     return {
@@ -127,7 +126,7 @@ async function readMigrationFacts(client: PveClient, guest: GuestState, storages
       hasSnapshots: config['parent'] !== undefined,
     };
   }
-  const [config, pre] = await Promise.all([read(() => client.lxc.config(at)), read(() => client.lxc.migratePreconditions(at))]);
+  const [config, pre] = await Promise.all([client.lxc.config(at), client.lxc.migratePreconditions(at)]);
   const { disks, bound } = volumes('lxc', config, isShared, new Map());
   return {
     disks,

@@ -1,6 +1,6 @@
 import type { WorkerDeps } from '../worker/deps.js';
 import { readInventory, type Inventory, type NodeView } from '../lib/inventory.js';
-import { withPveFailures } from './failures.js';
+import { classified } from './failures.js';
 
 export interface InventorySummary {
   environment: string;
@@ -12,7 +12,7 @@ export function createInventoryActivities(deps: Pick<WorkerDeps, 'pve'>) {
   return {
     async summarizeInventory(environment: string): Promise<InventorySummary> {
       const client = await deps.pve(environment);
-      const inventory = await withPveFailures(() => readInventory(client));
+      const inventory = await classified('write', () => readInventory(client));
       return summarize(environment, inventory);
     },
   };

@@ -7,28 +7,25 @@ import type { IsoImportInput } from '../lib/operations/catalog.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { refuse, type VmStepOutcome } from './vm.js';
+import { classified, fail } from './failures.js';
+import { Failure } from '../lib/operations/failures.js';
+import type { VmStepOutcome } from './vm.js';
 
 export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
   return {
     async planIsoImport(input: IsoImportInput): Promise<PlanDraft<{ volid: string }>> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const storages = await client.storage.list({ node: input.node });
         const storage = storages.find((s) => s.storage === input.storage);
-        if (!storage)
-          refuse(
-            'PlanRefused',
-            `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`,
-          );
+        if (!storage) fail(Failure.PlanRefused, `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
         if (!storage.content.split(',').includes('iso')) {
-          refuse('PlanRefused', `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
+          fail(Failure.PlanRefused, `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
         }
         const volid = `${input.storage}:iso/${input.filename}`;
         const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
         if (existing.some((v) => v.volid === volid)) {
-          refuse('PlanRefused', `filename: ${volid} already exists; remove it first or choose another name`);
+          fail(Failure.PlanRefused, `filename: ${volid} already exists; remove it first or choose another name`);
         }
         const outside = downloadOutsidePolicy(input.url, deps.config.environments[input.environment]!.downloads);
         const steps: PlanStep[] = [
@@ -66,7 +63,7 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     /** Starts the download unless the file is already there (an earlier attempt finished it). */
     async startIsoDownload(input: IsoImportInput): Promise<VmStepOutcome> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const volid = `${input.storage}:iso/${input.filename}`;
         const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
         if (existing.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} exists` };
@@ -93,15 +90,11 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       volid: string;
     }): Promise<{ volid: string; size: number }> {
       const client = await deps.pve(args.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const volumes = await client.storage.content({ node: args.node, storage: args.storage });
         const volume = volumes.find((v) => v.volid === args.volid);
         if (!volume) {
-          throw ApplicationFailure.create({
-            type: 'NotAsPlanned',
-            message: `${args.volid} is not in ${args.storage} on ${args.node}`,
-            nonRetryable: true,
-          });
+          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
         }
         return { volid: volume.volid, size: volume.size };
       });

@@ -12,9 +12,10 @@ import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { runCommand } from '../lib/ssh/client.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { sshProblems, withSshFailures } from './node-ssh.js';
-import { describeGuest, refuse, verifyIdentity } from './vm.js';
+import { classified, fail } from './failures.js';
+import { sshProblems } from './node-ssh.js';
+import { describeGuest, verifyIdentity } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface PatchTarget {
   vmid: number;
@@ -53,14 +54,14 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
       const env = deps.config.environments[input.environment]!;
       const client = await deps.pve(input.environment);
       if (input.rollbackOnFailure && !env.policy.snapshot_before_change) {
-        refuse('PlanRefused', 'rollbackOnFailure: rolling back needs the snapshot taken first, and policy.snapshot_before_change is off');
+        fail(Failure.PlanRefused, 'rollbackOnFailure: rolling back needs the snapshot taken first, and policy.snapshot_before_change is off');
       }
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         let expression;
         try {
           expression = input.tags ? parseTagExpression(input.tags) : undefined;
         } catch (err) {
-          if (err instanceof TagExpressionError) refuse('PlanRefused', `tags: ${err.message}`);
+          if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
           throw err;
         }
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
@@ -68,7 +69,7 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
           (g) => g.type === 'lxc' && !g.template && (!input.nodes || input.nodes.includes(g.node)) && (!expression || matchesTags(expression, g.tags)),
         );
         if (matching.length === 0) {
-          refuse('PlanRefused', `no container${input.tags ? ` matches '${input.tags}'` : ''}${input.nodes ? ` on ${input.nodes.join(', ')}` : ''}`);
+          fail(Failure.PlanRefused, `no container${input.tags ? ` matches '${input.tags}'` : ''}${input.nodes ? ` on ${input.nodes.join(', ')}` : ''}`);
         }
         const selected = matching.filter((g) => g.status === 'running');
         const stopped = matching.filter((g) => g.status !== 'running').map((g) => `CT ${g.vmid} '${g.name}' is ${g.status}: only running containers are patched`);
@@ -88,7 +89,7 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
         }
         const nodes = [...new Set(selected.map((g) => g.node))].sort();
         const problems = sshProblems(env, nodes);
-        if (problems.length > 0) refuse('PlanRefused', `containers are patched over SSH to their nodes, but ${problems.join('; ')}`);
+        if (problems.length > 0) fail(Failure.PlanRefused, `containers are patched over SSH to their nodes, but ${problems.join('; ')}`);
 
         const now = new Date();
         const existing = await mapBounded(selected, 16, (g) => client.lxc.snapshots({ node: g.node, vmid: g.vmid }));
@@ -140,16 +141,16 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
      */
     async patchContainer(args: { environment: string; vmid: number; name: string; timeoutSeconds: number }): Promise<PatchLog> {
       const client = await deps.pve(args.environment);
-      const guest = await withPveFailures(() => verifyIdentity(client, args.vmid, args.name));
-      if (guest.type !== 'lxc') refuse('PlanRefused', `${describeGuest(guest)} is not a container`);
-      if (guest.status !== 'running') refuse('PlanRefused', `${describeGuest(guest)} is ${guest.status}; only running containers are patched`);
+      const guest = await classified('write', () => verifyIdentity(client, args.vmid, args.name));
+      if (guest.type !== 'lxc') fail(Failure.PlanRefused, `${describeGuest(guest)} is not a container`);
+      if (guest.status !== 'running') fail(Failure.PlanRefused, `${describeGuest(guest)} is ${guest.status}; only running containers are patched`);
 
       const ctx = Context.current();
       const lines: string[] = [];
       let partial = '';
-      const target = await withSshFailures(() => deps.sshTarget(args.environment, guest.node));
+      const target = await classified('read', () => deps.sshTarget(args.environment, guest.node));
       const command = `pct exec ${args.vmid} -- sh -c '${UPGRADE_COMMAND}'`;
-      const result = await withSshFailures(() => runCommand(target, command, {
+      const result = await classified('write', () => runCommand(target, command, {
         timeoutMs: args.timeoutSeconds * 1000,
         allowNonZeroExit: true,
         label: `apt upgrade in CT ${args.vmid}`,
@@ -165,7 +166,7 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
       const log = lines.slice(-LOG_LINES);
       if (result.exitCode !== 0) {
         throw ApplicationFailure.create({
-          type: 'PatchFailed',
+          type: Failure.PatchFailed,
           message: `apt upgrade in CT ${args.vmid} on ${guest.node} exited ${result.exitCode}: ${log.at(-1) ?? 'no output'}`,
           nonRetryable: true,
           details: [{ vmid: args.vmid, node: guest.node, exitCode: result.exitCode, log }],

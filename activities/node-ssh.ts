@@ -3,12 +3,10 @@
  * node's bridge). Every hop is pinned: the node's host key from the configuration (the
  * worker's `sshTarget`), the guest's from the caller.
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import ssh2 from 'ssh2';
 import type { EnvironmentConfig } from '../lib/config/schema.js';
-import { SshNotConfiguredError } from '../worker/deps.js';
-import { SshAuthError, SshConnectError, SshError, SshHostKeyError, sshFingerprint, type SshTarget } from '../lib/ssh/client.js';
+import { SshAuthError, SshConnectError, SshHostKeyError, sshFingerprint, type SshTarget } from '../lib/ssh/client.js';
 
 /** Why SSH to these nodes would be refused (nothing pinned, no key), without reading any secret. */
 export function sshProblems(env: EnvironmentConfig, nodes: readonly string[]): string[] {
@@ -83,19 +81,5 @@ export async function withTunnel<T>(
   } finally {
     server.close();
     conn.end();
-  }
-}
-
-/**
- * SSH failures as Temporal sees them: retryable only where nothing ran yet (connection,
- * readiness); missing configuration never is.
- */
-export async function withSshFailures<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof SshError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable });
-    if (err instanceof SshNotConfiguredError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
-    throw err;
   }
 }

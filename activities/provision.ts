@@ -19,8 +19,9 @@ import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { PveApiError, PveUnavailableError, PveValidationError } from '../lib/pve/errors.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { describeGuest, guestConfig, operationId, refuse, verifyIdentity, type LocatedGuest } from './vm.js';
+import { classified, fail } from './failures.js';
+import { describeGuest, guestConfig, operationId, verifyIdentity, type LocatedGuest } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 type ConfigValue = string | number | boolean;
 
@@ -109,8 +110,8 @@ function chooseNode(
         groups: {},
       };
     });
-  if (onlyOn && !view.nodes.some((n) => n.name === onlyOn)) refuse('PlanRefused', `node: no node '${onlyOn}' in this cluster`);
-  if (onlyOn && !targets.some((t) => t.node === onlyOn)) refuse('PlanRefused', `node: ${onlyOn} is offline`);
+  if (onlyOn && !view.nodes.some((n) => n.name === onlyOn)) fail(Failure.PlanRefused, `node: no node '${onlyOn}' in this cluster`);
+  if (onlyOn && !targets.some((t) => t.node === onlyOn)) fail(Failure.PlanRefused, `node: ${onlyOn} is offline`);
   const result = placeGuests(
     [
       {
@@ -125,7 +126,7 @@ function chooseNode(
     placementConstraints(env.policy),
   );
   const node = result.placements['new'];
-  if (!node) refuse('PlanRefused', `no node can take the new guest: ${result.unplaced[0]?.reasons.join('; ') ?? 'no online node'}`);
+  if (!node) fail(Failure.PlanRefused, `no node can take the new guest: ${result.unplaced[0]?.reasons.join('; ') ?? 'no online node'}`);
   return { node, why: result.why['new'] ?? '' };
 }
 
@@ -189,7 +190,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
   ): Promise<PlanDraft<{ spec: CreateSpec }>> {
     const env = deps.config.environments[request.environment]!;
     const client = await deps.pve(request.environment);
-    return withPveFailures(async () => {
+    return classified('write', async () => {
       const view = await readCluster(client);
       const range = env.vmid_ranges.vms;
       const byVmid = new Map(view.guests.map((g) => [g.vmid, g]));
@@ -197,14 +198,14 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       if (request.vmid !== undefined) {
         const existing = byVmid.get(request.vmid);
         if (existing) {
-          refuse('PlanRefused', `vmid: ${request.vmid} already exists ('${existing.name}' on ${existing.node}); a VMID is never reused`);
+          fail(Failure.PlanRefused, `vmid: ${request.vmid} already exists ('${existing.name}' on ${existing.node}); a VMID is never reused`);
         }
         if (request.vmid < range.min || request.vmid > range.max) {
-          refuse('PlanRefused', `vmid: ${request.vmid} is outside this environment's VM range ${range.min}-${range.max}`);
+          fail(Failure.PlanRefused, `vmid: ${request.vmid} is outside this environment's VM range ${range.min}-${range.max}`);
         }
       }
       const vmid = request.vmid ?? vmidCandidates(range, (v) => byVmid.has(v) || claiming.has(v)).next().value;
-      if (vmid === undefined) refuse('PlanRefused', `no free VMID left in the VM range ${range.min}-${range.max}`);
+      if (vmid === undefined) fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
 
       let name: CreateSpec['name'];
       let provisionalName: string;
@@ -212,11 +213,11 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         name = request.name ? { fixed: request.name } : { pattern: env.naming.pattern, service: request.service };
         provisionalName = 'fixed' in name ? name.fixed : guestName(name.pattern, { service: name.service, vmid });
       } catch (err) {
-        if (err instanceof NamingError) refuse('PlanRefused', err.message);
+        if (err instanceof NamingError) fail(Failure.PlanRefused, err.message);
         throw err;
       }
       const sameName = view.guests.find((g) => g.name.toLowerCase() === provisionalName.toLowerCase());
-      if (sameName) refuse('PlanRefused', `name: '${provisionalName}' is already the name of ${sameName.type === 'qemu' ? 'VM' : 'CT'} ${sameName.vmid}`);
+      if (sameName) fail(Failure.PlanRefused, `name: '${provisionalName}' is already the name of ${sameName.type === 'qemu' ? 'VM' : 'CT'} ${sameName.vmid}`);
 
       const d = env.defaults;
       const storage = request.storage ?? d.storage;
@@ -228,10 +229,10 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       if ('clone' in kind) {
         const clone = kind.clone;
         const source = await verifyIdentity(client, clone.sourceVmid, clone.sourceName);
-        if (source.type !== 'qemu') refuse('PlanRefused', `sourceVmid: ${describeGuest(source)} is a container; only VMs are cloned`);
+        if (source.type !== 'qemu') fail(Failure.PlanRefused, `sourceVmid: ${describeGuest(source)} is a container; only VMs are cloned`);
         const sourceView = byVmid.get(source.vmid)!;
         if (!clone.full && !sourceView.template) {
-          refuse('PlanRefused', `full: a linked clone needs a template, and ${describeGuest(source)} '${clone.sourceName}' is not one`);
+          fail(Failure.PlanRefused, `full: a linked clone needs a template, and ${describeGuest(source)} '${clone.sourceName}' is not one`);
         }
         const cores = request.cores ?? sourceView.cores;
         const memoryBytes = request.memoryMb !== undefined ? request.memoryMb * MiB : sourceView.memoryBytes;
@@ -366,7 +367,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       const client = await deps.pve(environment);
       const info = Context.current().info;
       const marker = creationMarker(operationId());
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         if (info.attempt > 1) {
           const earlier = await findCreatedBy(client, spec, marker);
           if (earlier) return earlier;
@@ -387,17 +388,17 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
             if (!taken) {
               if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
                 // The next attempt looks for this guest by its marker before creating anything.
-                throw ApplicationFailure.create({ type: 'CreateUnanswered', message: `create of guest ${vmid} was sent but PVE did not answer: ${err.message}` });
+                throw ApplicationFailure.create({ type: Failure.CreateUnanswered, message: `create of guest ${vmid} was sent but PVE did not answer: ${err.message}` });
               }
               throw err;
             }
-            if (spec.vmidFixed) refuse('PlanRefused', `vmid: ${vmid} was taken after the plan was made; a VMID is never reused`);
+            if (spec.vmidFixed) fail(Failure.PlanRefused, `vmid: ${vmid} was taken after the plan was made; a VMID is never reused`);
           } finally {
             claiming.delete(vmid);
           }
         }
         throw ApplicationFailure.create({
-          type: 'NoFreeVmid',
+          type: Failure.NoFreeVmid,
           message: `no free VMID found from ${spec.vmid} in ${spec.range.min}-${spec.range.max} after ${tried} tries`,
           nonRetryable: true,
         });
@@ -407,7 +408,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     /** The guest exists as planned: right name on the planned node, tags present, in the expected state. */
     async verifyNewGuest(check: NewGuestCheck & { node: string }): Promise<LocatedGuest & { name: string; tags: string[] }> {
       const client = await deps.pve(check.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const guest = await verifyIdentity(client, check.vmid, check.name);
         const problems: string[] = [];
         if (guest.node !== check.node) problems.push(`is on ${guest.node}, not ${check.node}`);
@@ -417,7 +418,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const missing = check.tags.filter((t) => !tags.includes(t));
         if (missing.length > 0) problems.push(`lacks tags ${missing.join(', ')}`);
         if (problems.length > 0) {
-          throw ApplicationFailure.create({ type: 'NotAsPlanned', message: `${describeGuest(guest)} '${check.name}' ${problems.join(', ')}`, nonRetryable: true });
+          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `${describeGuest(guest)} '${check.name}' ${problems.join(', ')}`, nonRetryable: true });
         }
         return { ...guest, name: check.name, tags };
       });

@@ -26,8 +26,9 @@ import type { PveClient } from '../lib/pve/client.js';
 import { PveApiError } from '../lib/pve/errors.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { awaitingRestart, describeGuest, guestConfig, refuse, restartNote, verifyIdentity, type LocatedGuest } from './vm.js';
+import { classified, fail } from './failures.js';
+import { awaitingRestart, describeGuest, guestConfig, restartNote, verifyIdentity, type LocatedGuest } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface ReconcilePlanRequest {
   environment: string;
@@ -115,7 +116,7 @@ async function manifestFolder(requested: string | undefined, root: string): Prom
   const real = (path: string) => realpath(path).catch(() => resolve(path));
   const inside = relative(await real(root), await real(requested));
   if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
-    refuse('PlanRefused', `manifests: '${requested}' is outside the manifests root '${root}'`);
+    fail(Failure.PlanRefused, `manifests: '${requested}' is outside the manifests root '${root}'`);
   }
   return requested;
 }
@@ -127,7 +128,7 @@ function rethrowFirst(results: { ok: boolean; error?: unknown }[]): void {
 
 function manifestInvalid(problems: string[]): never {
   throw ApplicationFailure.create({
-    type: 'ManifestInvalid',
+    type: Failure.ManifestInvalid,
     message: `the manifest is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     nonRetryable: true,
     details: [problems],
@@ -180,7 +181,7 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
      */
     async planReconcile(request: ReconcilePlanRequest): Promise<PlanDraft<ReconcileDetails>> {
       const env = deps.config.environments[request.environment];
-      if (!env) refuse('PlanRefused', `environment: unknown environment '${request.environment}'`);
+      if (!env) fail(Failure.PlanRefused, `environment: unknown environment '${request.environment}'`);
       const folder = await manifestFolder(request.manifests, settings.path);
       let fleet: Fleet;
       try {
@@ -190,7 +191,7 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         throw err;
       }
       const client = await deps.pve(request.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const cluster = await observeCluster(client, fleet, env.naming.pattern);
         const diff: FleetDiff = diffFleet(fleet, cluster, {
           environment: request.environment,
@@ -215,13 +216,13 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     async applyGuestConfig(change: GuestConfigChange): Promise<ConfigOutcome> {
       const client = await deps.pve(change.environment);
       const { digest: planned, ...params } = change.params;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const guest = await verifyIdentity(client, change.vmid, change.name);
         const config = await guestConfig(client, guest);
         const keys = Object.keys(params).join(', ');
         const concurrent = (why: string): never => {
           throw ApplicationFailure.create({
-            type: 'ConcurrentChange',
+            type: Failure.ConcurrentChange,
             message: `${describeGuest(guest)} '${change.name}' ${why}; nothing was changed: plan again`,
             nonRetryable: true,
           });

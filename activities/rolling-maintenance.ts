@@ -32,7 +32,6 @@ import { defaultCostAssumptions, migrationMs, transferBytes, type MigrationMode 
 import type { GuestMove } from '../lib/planning/evacuation.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
-import { PveAuthError, PvePermissionError, PveTlsError, PveValidationError } from '../lib/pve/errors.js';
 import { runCommand, SshConnectError, type SshTarget } from '../lib/ssh/client.js';
 import type { AwayGuest, UpgradeOutcome } from '../lib/maintenance/node-outcomes.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
@@ -40,8 +39,9 @@ import type { WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
 import type { TaskMarker } from './evacuation.js';
 import { operationId, prepareRunbook } from './runbook.js';
-import { sshProblems, withSshFailures } from './node-ssh.js';
-import { read } from './transient.js';
+import { sshProblems } from './node-ssh.js';
+import { Failure } from '../lib/operations/failures.js';
+import { classified, fail, isPermanent, toTemporalFailure } from './failures.js';
 
 export interface RollingMaintenanceDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
   /** How often a rebooting node is looked at. Tests and the benchmark shorten it with their simulated clock. */
@@ -67,42 +67,10 @@ export interface NodeProbe {
 }
 
 /** Failure types the workflows report; none is retried, each is a fact about the world. */
-export const MAINTENANCE_FAILURES = [
-  'PlanRefused',
-  'NodeNotReady',
-  'UpgradeFailed',
-  'UpgradeInterrupted',
-  'NodeNotBack',
-  'VerificationFailed',
-  'InvalidRequest',
-] as const;
-
 /** Tasks that may run beside a maintenance: consoles. Anything else on a node is someone else's work in progress. */
 const HARMLESS_TASKS = /^(vncproxy|vncshell|spiceproxy|spiceshell|termproxy)$/;
 const TAIL_LINES = 40;
 const HEARTBEAT_MS = 2_000;
-
-function fail(type: (typeof MAINTENANCE_FAILURES)[number], message: string, details?: unknown): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details ? { details: [details] } : {}) });
-}
-
-function isPermanent(err: unknown): boolean {
-  return err instanceof PveAuthError || err instanceof PvePermissionError || err instanceof PveValidationError || err instanceof PveTlsError;
-}
-
-/** Reads that fail for good (credentials, privileges) stop the attempt; the rest are retried by Temporal. */
-async function reading<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ApplicationFailure) throw err;
-    throw ApplicationFailure.create({
-      type: err instanceof Error ? err.name : 'Error',
-      message: err instanceof Error ? err.message : String(err),
-      nonRetryable: isPermanent(err),
-    });
-  }
-}
 
 /** Runs a per-node part of the plan, naming the node in its refusal. */
 async function forNode<T>(node: string, fn: () => Promise<T>): Promise<T> {
@@ -110,7 +78,7 @@ async function forNode<T>(node: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof ApplicationFailure && err.nonRetryable) {
-      throw ApplicationFailure.create({ type: err.type ?? 'PlanRefused', message: `runbook for ${node}: ${err.message}`, nonRetryable: true });
+      throw ApplicationFailure.create({ type: err.type ?? Failure.PlanRefused, message: `runbook for ${node}: ${err.message}`, nonRetryable: true });
     }
     throw err;
   }
@@ -146,12 +114,12 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
 
   function environmentOf(environment: string) {
     const env = deps.config.environments[environment];
-    if (!env) fail('InvalidRequest', `environment: unknown environment '${environment}'`);
+    if (!env) fail(Failure.InvalidRequest, `environment: unknown environment '${environment}'`);
     return env;
   }
 
   async function sshTo(environment: string, node: string): Promise<SshTarget> {
-    return withSshFailures(() => deps.sshTarget(environment, node));
+    return classified('read', () => deps.sshTarget(environment, node));
   }
 
   async function probe(client: PveClient, node: string): Promise<NodeProbe> {
@@ -187,7 +155,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
   async function busyTasks(client: PveClient, nodes: string[]): Promise<string[]> {
     const busy: string[] = [];
     for (const node of nodes) {
-      const tasks = await read(() => client.tasks.list({ node, source: 'active', limit: 100 }));
+      const tasks = await client.tasks.list({ node, source: 'active', limit: 100 });
       for (const t of tasks) {
         if (!HARMLESS_TASKS.test(t.type)) busy.push(`${node} is running ${t.type}${t.id ? ` ${t.id}` : ''} (${t.upid})`);
       }
@@ -210,8 +178,8 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
       const env = environmentOf(input.environment);
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
-      return reading(async () => {
-        const clusterNodes = (await read(() => client.nodes.list())).map((n) => n.node).sort();
+      return classified('read', async () => {
+        const clusterNodes = (await client.nodes.list()).map((n) => n.node).sort();
         const nodes = input.nodes ?? clusterNodes;
         const problems: string[] = [];
         const usesSsh = input.upgrade || input.reboot !== 'never' || input.haMaintenance;
@@ -219,7 +187,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
           const ssh = sshProblems(env, nodes);
           if (ssh.length > 0) problems.push(`the upgrade and reboot run over SSH, but ${ssh.join('; ')}`);
         }
-        const status = await read(() => client.cluster.status());
+        const status = await client.cluster.status();
         if (!status.find((e) => e.type === 'cluster')?.quorate) problems.push('the cluster is not quorate');
         problems.push(...(await busyTasks(client, clusterNodes.filter((n) => status.some((e) => e.type === 'node' && e.name === n && e.online)))));
 
@@ -254,12 +222,12 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
           );
         } catch (err) {
           if (!(err instanceof RolloutRefusedError)) throw err;
-          if (err.field) fail('PlanRefused', `${err.field}: ${err.problems.join('; ')}`, { field: err.field });
+          if (err.field) fail(Failure.PlanRefused, `${err.field}: ${err.problems.join('; ')}`, { field: err.field });
           problems.push(...err.problems);
         }
         if (problems.length > 0 || !rollout) {
           const listed = problems.length === 1 ? problems[0] : problems.map((p, i) => `(${i + 1}) ${p}`).join(' ');
-          fail('PlanRefused', `rolling maintenance refused: ${listed}`);
+          fail(Failure.PlanRefused, `rolling maintenance refused: ${listed}`);
         }
 
         let runbook: MaintenancePlan['runbook'];
@@ -279,7 +247,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
 
         const versions: Record<string, string> = {};
         for (const node of rollout.clusterNodes) {
-          const s = await read(() => client.nodes.status({ node }));
+          const s = await client.nodes.status({ node });
           versions[node] = (s.pveversion && pveVersionOf(s.pveversion)) ?? 'unknown';
         }
         return describeRollout({
@@ -317,8 +285,8 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
      */
     async checkNodeTurn(input: { environment: string; node: string; alongside: string[]; minNodesUp: number }): Promise<void> {
       const client = await deps.pve(input.environment);
-      await reading(async () => {
-        const status = await read(() => client.cluster.status());
+      await classified('read', async () => {
+        const status = await client.cluster.status();
         const nodes = status.filter((e) => e.type === 'node');
         const problems: string[] = [];
         if (!status.find((e) => e.type === 'cluster')?.quorate) problems.push('the cluster is not quorate');
@@ -328,14 +296,14 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
         const up = nodes.filter((n) => n.online && n.name !== input.node && !input.alongside.includes(n.name)).length;
         if (up < input.minNodesUp) problems.push(`only ${up} node(s) would stay up, and ${input.minNodesUp} must`);
         if (problems.length === 0) problems.push(...(await busyTasks(client, [input.node])));
-        if (problems.length > 0) fail('NodeNotReady', `${input.node} cannot be taken down now: ${problems.join('; ')}`);
+        if (problems.length > 0) fail(Failure.NodeNotReady, `${input.node} cannot be taken down now: ${problems.join('; ')}`);
       });
     },
 
     /** Uptime, version and kernel of a node, as the API reports them. */
     async readNodeState(input: { environment: string; node: string }): Promise<NodeProbe> {
       const client = await deps.pve(input.environment);
-      return reading(() => probe(client, input.node));
+      return classified('read', () => probe(client, input.node));
     },
 
     /**
@@ -352,7 +320,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
       const log = await openLog(input.logKey, node);
       const note = (text: string) => log.stream.write(`\n# ${new Date().toISOString()} ${node} (attempt ${ctx.info.attempt}): ${text}\n`);
       const run = (command: string, name: string, timeoutMs: number, onOutput?: (chunk: string) => void) =>
-        withSshFailures(() => runCommand(target, command, { timeoutMs, label: name, allowNonZeroExit: true, ...(onOutput ? { onOutput } : {}) }));
+        classified('write', () => runCommand(target, command, { timeoutMs, label: name, allowNonZeroExit: true, ...(onOutput ? { onOutput } : {}) }));
       try {
         const versionBefore = earlier?.versionBefore ?? pveVersionOf((await run('pveversion', 'pveversion', 60_000)).stdout);
         let summary: AptSummary;
@@ -364,7 +332,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
           if (pending.changed !== 0) {
             const names = [...pending.upgraded, ...pending.installed];
             fail(
-              'UpgradeInterrupted',
+              Failure.UpgradeInterrupted,
               `the upgrade on ${node} was interrupted (the worker running it was lost) and ` +
                 `${pending.changed === undefined ? 'apt cannot say what is left' : `${pending.changed} package(s) are still to upgrade${names.length ? ` (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', ...' : ''})` : ''}`}; ` +
                 `check the node (dpkg --audit), then resume to run the upgrade again, or skip the node`,
@@ -397,7 +365,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
           }
           tail = output.lines();
           if (result.exitCode !== 0) {
-            fail('UpgradeFailed', `the upgrade on ${node} exited ${result.exitCode}: ${tail.at(-1) ?? 'no output'}`, { logFile: log.path, tail });
+            fail(Failure.UpgradeFailed, `the upgrade on ${node} exited ${result.exitCode}: ${tail.at(-1) ?? 'no output'}`, { logFile: log.path, tail });
           }
           summary = parseAptOutput(result.stdout);
         }
@@ -427,7 +395,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
     /** Whether a node asks for a reboot by itself (when nothing was upgraded here). */
     async checkRebootRequired(input: { environment: string; node: string }): Promise<string[]> {
       const target = await sshTo(input.environment, input.node);
-      const check = await withSshFailures(() => runCommand(target, REBOOT_REQUIRED_CHECK, { timeoutMs: 60_000, label: 'reboot-required check' }));
+      const check = await classified('read', () => runCommand(target, REBOOT_REQUIRED_CHECK, { timeoutMs: 60_000, label: 'reboot-required check' }));
       return rebootReasons({ upgraded: [], installed: [] }, check.stdout);
     },
 
@@ -437,7 +405,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
      */
     async rebootNode(input: { environment: string; node: string; uptimeBefore: number }): Promise<{ sent: boolean }> {
       const client = await deps.pve(input.environment);
-      const now = await reading(() => probe(client, input.node));
+      const now = await classified('read', () => probe(client, input.node));
       if (!now.reachable || !now.online || (now.uptimeSeconds ?? Infinity) < input.uptimeBefore) return { sent: false };
       const target = await sshTo(input.environment, input.node);
       try {
@@ -445,7 +413,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
       } catch (err) {
         // A node going down may drop the session before `reboot` reports back.
         if (!(err instanceof SshConnectError && /closed before the command finished/.test(err.message))) {
-          return withSshFailures(() => Promise.reject(err));
+          throw toTemporalFailure(err, 'write');
         }
       }
       return { sent: true };
@@ -468,7 +436,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
       let wentDown = (ctx.info.heartbeatDetails as { wentDown?: boolean } | undefined)?.wentDown ?? false;
-      return reading(async () => {
+      return classified('read', async () => {
         for (;;) {
           const p = await probe(client, input.node);
           if (!p.reachable || !p.online || (p.uptimeSeconds ?? Infinity) < input.uptimeBefore) wentDown = true;
@@ -485,7 +453,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
                     : undefined;
           if (!waitingFor) return p;
           if (Date.now() >= input.until) {
-            fail('NodeNotBack', `${input.node} is not back in time: still waiting for ${waitingFor}`);
+            fail(Failure.NodeNotBack, `${input.node} is not back in time: still waiting for ${waitingFor}`);
           }
           ctx.heartbeat({ wentDown, waitingFor });
           await sleep(pollMs, undefined, { signal: ctx.cancellationSignal });
@@ -497,7 +465,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
     async setHaMaintenance(input: { environment: string; node: string; enabled: boolean }): Promise<void> {
       const target = await sshTo(input.environment, input.node);
       const action = input.enabled ? 'enable' : 'disable';
-      await withSshFailures(() =>
+      await classified('write', () =>
         runCommand(target, `ha-manager crm-command node-maintenance ${action} ${input.node}`, {
           timeoutMs: 60_000,
           label: `ha-manager crm-command node-maintenance ${action}`,
@@ -517,7 +485,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
       bwlimitMiBps?: number;
     }): Promise<{ moves: GuestMove[]; home: number[]; gone: { vmid: number; name: string; reason: string }[] }> {
       const client = await deps.pve(input.environment);
-      const resources = await reading(() => read(() => client.cluster.resources({ type: 'vm' })));
+      const resources = await classified('read', () => client.cluster.resources({ type: 'vm' }));
       const costs = defaultCostAssumptions(input.linkGbps);
       const moves: GuestMove[] = [];
       const home: number[] = [];
@@ -559,9 +527,9 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
     /** Where the task histories of `nodes` stand: migrations started after this belong to the caller. */
     async markTasks(input: { environment: string; nodes: string[] }): Promise<TaskMarker> {
       const client = await deps.pve(input.environment);
-      return reading(async () => {
+      return classified('read', async () => {
         const all = [];
-        for (const node of input.nodes) all.push(...(await read(() => client.tasks.list({ node, source: 'all', limit: 50 }))));
+        for (const node of input.nodes) all.push(...(await client.tasks.list({ node, source: 'all', limit: 50 })));
         const since = Math.max(0, ...all.map((t) => t.starttime));
         return { node: input.nodes[0] ?? '', since, upids: all.filter((t) => t.starttime === since).map((t) => t.upid) };
       });
@@ -575,9 +543,9 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
       guests: { vmid: number; name: string; type: 'qemu' | 'lxc'; status: 'running' | 'stopped' }[];
     }): Promise<{ version?: string }> {
       const client = await deps.pve(input.environment);
-      return reading(async () => {
+      return classified('read', async () => {
         const p = await probe(client, input.node);
-        const resources = await read(() => client.cluster.resources({ type: 'vm' }));
+        const resources = await client.cluster.resources({ type: 'vm' });
         const problems: string[] = [];
         if (!p.reachable || !p.online) problems.push(`${input.node} is not online`);
         if (!p.quorate) problems.push('the cluster is not quorate');
@@ -589,7 +557,7 @@ export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps)
           if (r?.node !== input.node) problems.push(`${label(g)} is on ${r?.node ?? 'no node'}, not ${input.node}`);
           else if ((r.status === 'running') !== (g.status === 'running')) problems.push(`${label(g)} is ${r.status}, was ${g.status}`);
         }
-        if (problems.length > 0) fail('VerificationFailed', problems.join('; '));
+        if (problems.length > 0) fail(Failure.VerificationFailed, problems.join('; '));
         return p.version ? { version: p.version } : {};
       });
     },

@@ -36,9 +36,9 @@ import {
 import { runCommand, SshConnectError, SshError, type CommandResult } from '../lib/ssh/client.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { toTemporalFailure, withPveFailures } from './failures.js';
+import { classified, fail, toTemporalFailure } from './failures.js';
 import { sshProblems, withTunnel } from './node-ssh.js';
-import { refuse } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface RunbookActivityDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
   /** Where runbooks live; `PM_RUNBOOKS_DIR` or the repository's runbooks/ when absent. */
@@ -85,14 +85,10 @@ export interface IngestDetails {
 /** Anything that makes a plan impossible, as one non-retryable refusal listing every problem. */
 function refusePlan(err: unknown): never {
   if (err instanceof RunbookError || err instanceof ParameterError || err instanceof PlanError) {
-    refuse('PlanRefused', `${err.message}`);
+    fail(Failure.PlanRefused, `${err.message}`);
   }
-  if (err instanceof RunbookNotFoundError || err instanceof RunbookConflictError) refuse('PlanRefused', err.message);
-  throw toTemporalFailure(err);
-}
-
-function nonRetryable(type: string, message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
+  if (err instanceof RunbookNotFoundError || err instanceof RunbookConflictError) fail(Failure.PlanRefused, err.message);
+  throw toTemporalFailure(err, 'write');
 }
 
 /** PVE version and storages of the node a runbook runs on. */
@@ -131,7 +127,7 @@ export async function prepareRunbook(
     refusePlan(err);
   }
   const node = runbookNode(stored.runbook, resolved, env);
-  const facts = await withPveFailures(() => readFacts(client, node));
+  const facts = await classified('write', () => readFacts(client, node));
   let plan: RunbookPlan;
   try {
     plan = planRunbook(stored.runbook, resolved, facts, { operation_id: operationId, environment: request.environment });
@@ -140,7 +136,7 @@ export async function prepareRunbook(
   }
   plan = withDownloadPolicy(plan, stored.runbook, resolved, env);
   const missing = reachProblems(env, plan);
-  if (missing.length > 0) refuse('PlanRefused', `the runbook cannot run here:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+  if (missing.length > 0) fail(Failure.PlanRefused, `the runbook cannot run here:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   return {
     stored,
     details: {
@@ -182,7 +178,7 @@ function reachProblems(env: EnvironmentConfig, plan: RunbookPlan): string[] {
 
 function environmentOf(deps: Pick<RunbookActivityDeps, 'config'>, name: string): EnvironmentConfig {
   const env = deps.config.environments[name];
-  if (!env) refuse('PlanRefused', `environment: unknown environment '${name}'`);
+  if (!env) fail(Failure.PlanRefused, `environment: unknown environment '${name}'`);
   return env;
 }
 
@@ -274,7 +270,7 @@ function matchOutput(step: ResolvedStep, output: string): Record<string, string>
   if (step.expectOutput === undefined) return {};
   const m = linearRegExp(step.expectOutput, 'm').exec(output);
   if (!m) {
-    nonRetryable('StepExpectationFailed', `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`);
+    fail(Failure.StepExpectationFailed, `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`);
   }
   return Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
 }
@@ -285,7 +281,7 @@ function matchOutput(step: ResolvedStep, output: string): Record<string, string>
  */
 function checkCommand(step: ResolvedStep & { expectExit: number }, result: CommandResult, why = result.stderr): StepOutcome {
   if (result.exitCode !== step.expectExit) {
-    nonRetryable('StepExpectationFailed', `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${why.trim() ? `: ${tail(why, 8)}` : ''}`);
+    fail(Failure.StepExpectationFailed, `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${why.trim() ? `: ${tail(why, 8)}` : ''}`);
   }
   const captured = matchOutput(step, `${result.stdout}\n${result.stderr}`);
   return { kind: 'done', detail: tail(result.stdout, 3, 500) || `exit ${result.exitCode}`, captured };
@@ -363,10 +359,10 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         if (step.api === 'qemuDestroy' || step.api === 'lxcDestroy') {
           return { kind: 'done', detail: `guest ${step.params.vmid} does not exist (nothing to remove)`, captured: {} };
         }
-        refuse('VmIdentityMismatch', `step ${step.id}: guest ${step.params.vmid} does not exist`);
+        fail(Failure.VmIdentityMismatch, `step ${step.id}: guest ${step.params.vmid} does not exist`);
       }
       if (guest.name !== step.verifyName) {
-        refuse('VmIdentityMismatch', `step ${step.id}: guest ${step.params.vmid} is named '${guest.name}', not '${step.verifyName}': refusing to act on it`);
+        fail(Failure.VmIdentityMismatch, `step ${step.id}: guest ${step.params.vmid} is named '${guest.name}', not '${step.verifyName}': refusing to act on it`);
       }
     }
     const send = async (params: Record<string, Value>): Promise<unknown> => {
@@ -374,8 +370,8 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         return await client.call(step.api as EndpointName, params as never);
       } catch (err) {
         if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent && step.method !== 'GET') {
-          nonRetryable(
-            'OutcomeUnknown',
+          fail(
+            Failure.OutcomeUnknown,
             `step ${step.id}: ${step.api} was sent but PVE did not answer; check the cluster (task list) before running it again (${err.message})`,
           );
         }
@@ -398,7 +394,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         if (!used.has(id) && !taken.has(id)) candidate = id;
       }
       if (candidate === undefined) {
-        nonRetryable('NoFreeVmid', `step ${step.id}: no free VMID left in ${allocate.range.min}-${allocate.range.max}`);
+        fail(Failure.NoFreeVmid, `step ${step.id}: no free VMID left in ${allocate.range.min}-${allocate.range.max}`);
       }
       const params = finishStep(step, { ...req.vars, [allocate.name]: candidate }).params;
       try {
@@ -409,23 +405,23 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         else throw err;
       }
     }
-    return nonRetryable('NoFreeVmid', `step ${step.id}: VMIDs kept being taken by others; try again`);
+    return fail(Failure.NoFreeVmid, `step ${step.id}: VMIDs kept being taken by others; try again`);
   }
 
   async function runGuestCommand(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'guest' }>): Promise<StepOutcome> {
     const client = await deps.pve(req.environment);
     const vmid = Number(step.vmid);
-    const guest = await withPveFailures(() => findGuest(client, vmid));
-    if (!guest || guest.type !== 'qemu') refuse('PlanRefused', `step ${step.id}: VM ${step.vmid} does not exist`);
+    const guest = await classified('write', () => findGuest(client, vmid));
+    if (!guest || guest.type !== 'qemu') fail(Failure.PlanRefused, `step ${step.id}: VM ${step.vmid} does not exist`);
     // Waiting for the guest's agent and running the command share the step's timeout.
     const deadline = Date.now() + step.timeoutMs;
-    const address = await withPveFailures(() => guestAddress(client, guest.node, vmid, step.timeoutMs / 2));
+    const address = await classified('write', () => guestAddress(client, guest.node, vmid, step.timeoutMs / 2));
     if (!address) {
-      nonRetryable('GuestAddressUnknown', `step ${step.id}: the guest agent of VM ${vmid} reported no IPv4 address in time`);
+      fail(Failure.GuestAddressUnknown, `step ${step.id}: the guest agent of VM ${vmid} reported no IPv4 address in time`);
     }
     // Guests are reached through their node, which sits on their network; both hops are pinned.
     const node = await deps.sshTarget(req.environment, guest.node).catch((err: Error) =>
-      nonRetryable('SshNotConfigured', `step ${step.id}: ${err.message}`),
+      fail(Failure.SshNotConfigured, `step ${step.id}: ${err.message}`),
     );
     const beat = heartbeating();
     try {
@@ -446,11 +442,11 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
 
   async function runPlaybook(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'ansible' }>): Promise<StepOutcome> {
     const ansible = environmentOf(deps, req.environment).ansible;
-    if (!ansible) nonRetryable('PlanRefused', `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`);
+    if (!ansible) fail(Failure.PlanRefused, `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`);
     const root = resolve(expandHome(ansible.fleet_infra_path));
     const playbook = resolve(root, step.playbook);
     const inside = relative(root, playbook);
-    if (inside.startsWith('..') || isAbsolute(inside)) refuse('PlanRefused', `step ${step.id}: playbook ${step.playbook} is outside ${root}`);
+    if (inside.startsWith('..') || isAbsolute(inside)) fail(Failure.PlanRefused, `step ${step.id}: playbook ${step.playbook} is outside ${root}`);
     const args = ['-i', join(root, ansible.inventory), playbook];
     if (step.limit) args.push('--limit', step.limit);
     if (step.tags?.length) args.push('--tags', step.tags.join(','));
@@ -461,7 +457,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
       return checkCommand(step, result, playbookFailures(result));
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
-      return nonRetryable('PlaybookFailed', `step ${step.id}: ${ansiblePlaybook()} could not run: ${(err as Error).message}`);
+      return fail(Failure.PlaybookFailed, `step ${step.id}: ${ansiblePlaybook()} could not run: ${(err as Error).message}`);
     } finally {
       beat.stop();
     }
@@ -496,17 +492,17 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
       try {
         step = finishStep(req.step, req.vars, new Set(req.allocate ? [req.allocate.name] : []));
       } catch (err) {
-        if (err instanceof UnresolvedPlaceholderError) nonRetryable('PlanRefused', `step ${req.step.id}: ${err.message}`);
+        if (err instanceof UnresolvedPlaceholderError) fail(Failure.PlanRefused, `step ${req.step.id}: ${err.message}`);
         throw err;
       }
       switch (step.kind) {
         case 'api': {
           const client = await deps.pve(req.environment);
-          return withPveFailures(() => runApi(client, req, step));
+          return classified('write', () => runApi(client, req, step));
         }
         case 'ssh': {
           const target = await deps.sshTarget(req.environment, step.node).catch((err: Error) =>
-            nonRetryable('SshNotConfigured', `step ${step.id}: ${err.message}`),
+            fail(Failure.SshNotConfigured, `step ${step.id}: ${err.message}`),
           );
           const beat = heartbeating();
           try {
@@ -542,7 +538,7 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
       const name = adapted.runbook.name;
       const existing = await readRunbookText(runbooksDir(), name);
       if (existing !== undefined && !input.replace) {
-        refuse('PlanRefused', `name: runbook '${name}' exists; submit it with replace: true to change it`);
+        fail(Failure.PlanRefused, `name: runbook '${name}' exists; submit it with replace: true to change it`);
       }
       const replacing = existing !== undefined;
       const steps = adapted.runbook.steps.map((s) => `${s.id} (${s.kind === 'api' ? s.api : s.kind})`);
@@ -578,14 +574,14 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
 
     /** Writes the approved runbook; refuses if the file changed since it was reviewed. */
     async saveIngestedRunbook(details: IngestDetails): Promise<{ name: string; outcome: SaveOutcome; path: string }> {
-      if (sha256(details.markdown) !== details.sha256) nonRetryable('PlanRefused', 'the runbook text does not match the reviewed plan');
+      if (sha256(details.markdown) !== details.sha256) fail(Failure.PlanRefused, 'the runbook text does not match the reviewed plan');
       try {
         const outcome = await saveRunbook(runbooksDir(), details.name, details.markdown, {
           ...(details.previousSha256 ? { previousSha256: details.previousSha256 } : {}),
         });
         return { name: details.name, outcome, path: join(runbooksDir(), `${details.name}.md`) };
       } catch (err) {
-        if (err instanceof RunbookConflictError) nonRetryable('RunbookConflict', err.message);
+        if (err instanceof RunbookConflictError) fail(Failure.RunbookConflict, err.message);
         throw err;
       }
     },

@@ -11,9 +11,10 @@ import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
-import { guestApi, refuse, type VmStepOutcome } from './vm.js';
+import { classified, fail } from './failures.js';
+import { guestApi, type VmStepOutcome } from './vm.js';
 import { PveUnavailableError } from '../lib/pve/errors.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface UnusedVolume {
   node: string;
@@ -61,7 +62,7 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
   return {
     async planStorageCleanup(input: StorageCleanupInput): Promise<PlanDraft<{ volumes: UnusedVolume[] }>> {
       const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const resources = await client.cluster.resources();
         const { guests } = inventoryFromResources(resources);
         const wanted = ['images', 'rootdir', ...(input.includeIsos ? ['iso'] : [])];
@@ -76,7 +77,7 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
           seen.add(key);
           return true;
         });
-        if (stores.length === 0) refuse('PlanRefused', 'no available storage holds disk images matching node/storage');
+        if (stores.length === 0) fail(Failure.PlanRefused, 'no available storage holds disk images matching node/storage');
 
         const references = new Set<string>();
         const reads = await mapBounded(guests, 16, (g) => referencesOf(client, g));
@@ -135,7 +136,7 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
     async removeVolume(args: { environment: string; volume: UnusedVolume }): Promise<VmStepOutcome> {
       const client = await deps.pve(args.environment);
       const { node, storage, volid, content, owner } = args.volume;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const present = await client.storage.content({ node, storage });
         if (!present.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} is gone` };
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
@@ -144,7 +145,7 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
         for (const r of reads) {
           if (!r.ok) throw r.error;
           if (isReferenced(volid, r.value)) {
-            throw ApplicationFailure.create({ type: 'VolumeInUse', message: `${volid} is in use again; not removing it`, nonRetryable: true });
+            throw ApplicationFailure.create({ type: Failure.VolumeInUse, message: `${volid} is in use again; not removing it`, nonRetryable: true });
           }
         }
         try {
@@ -153,7 +154,7 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
         } catch (err) {
           if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
             throw ApplicationFailure.create({
-              type: 'OutcomeUnknown',
+              type: Failure.OutcomeUnknown,
               message: `removal of ${volid} was sent but PVE did not answer; check the storage before retrying`,
               nonRetryable: true,
             });

@@ -18,6 +18,7 @@ import { clusterSecretsDir } from '../lib/clusters/identity.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { configuredTalosctl, createTalosctl, TalosctlError, type TalosctlOptions } from '../lib/talos/talosctl.js';
 import type { WorkerDeps } from '../worker/deps.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface TalosActivityOptions {
   /** Where profiles live; `PM_CLUSTERS_DIR` or the repository's clusters/ when absent. */
@@ -46,7 +47,7 @@ async function talos<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (!(err instanceof TalosctlError)) throw err;
-    throw ApplicationFailure.create({ type: 'TalosctlError', message: err.message, nonRetryable: err.kind !== 'unavailable' });
+    throw ApplicationFailure.create({ type: Failure.TalosctlError, message: err.message, nonRetryable: err.kind !== 'unavailable' });
   }
 }
 
@@ -72,7 +73,7 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
         if (complete && earlier.endpoint === args.endpoint) return { dir, reused: true };
         if (complete) {
           throw ApplicationFailure.create({
-            type: 'MachineConfigsMismatch',
+            type: Failure.MachineConfigsMismatch,
             message: `${dir} holds machine configs for endpoint ${earlier.endpoint}, not ${args.endpoint}: tear the cluster down (cluster-down) before building it anew`,
             nonRetryable: true,
           });
@@ -82,7 +83,7 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
       const loaded = await loadClusterProfile(options.clustersDir ?? defaultClustersDir(), args.cluster);
       if (loaded.sha256 !== args.profileSha256) {
         throw ApplicationFailure.create({
-          type: 'ProfileChanged',
+          type: Failure.ProfileChanged,
           message: `${loaded.path} changed since the plan was approved: run cluster-up again to plan with it`,
           nonRetryable: true,
         });

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { waitForTask } from '../lib/pve/tasks.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
+import { classified } from './failures.js';
 
 export interface TaskOutcome {
   upid: string;
@@ -17,7 +17,7 @@ export function createTaskActivities(deps: Pick<WorkerDeps, 'pve'>) {
     async awaitTask({ environment, upid }: { environment: string; upid: string }): Promise<TaskOutcome> {
       const client = await deps.pve(environment);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const status = await waitForTask(client, upid, {
           signal: ctx.cancellationSignal,
           onProgress: (_status, tail) => ctx.heartbeat({ upid, log: tail.at(-1) }),

@@ -11,9 +11,9 @@ import { finishStep, type ResolvedStep } from '../lib/runbooks/plan.js';
 import type { Value } from '../lib/runbooks/placeholders.js';
 import { parseTags } from '../lib/inventory.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
-import { withPveFailures } from './failures.js';
+import { classified, fail } from './failures.js';
 import { operationId, planStepsOf, prepareRunbook, type RunbookActivityDeps, type RunbookPlanDetails } from './runbook.js';
-import { refuse } from './vm.js';
+import { Failure } from '../lib/operations/failures.js';
 
 export interface ExistingTemplate {
   vmid: number;
@@ -61,25 +61,25 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
     async planTemplateBuild(input: TemplateBuildInput): Promise<PlanDraft<TemplateBuildDetails>> {
       const { stored, details } = await prepareRunbook(deps, input, operationId());
       if (!stored.runbook.steps.some((s) => s.kind === 'api' && s.api === 'qemuTemplate')) {
-        refuse('PlanRefused', `runbook: ${stored.name} does not build a template (no qemuTemplate step); run it as a runbook-run instead`);
+        fail(Failure.PlanRefused, `runbook: ${stored.name} does not build a template (no qemuTemplate step); run it as a runbook-run instead`);
       }
       const name = details.parameters['name'];
       if (typeof name !== 'string') {
-        refuse('PlanRefused', `runbook: ${stored.name} has no name parameter; a template runbook names its template with one`);
+        fail(Failure.PlanRefused, `runbook: ${stored.name} has no name parameter; a template runbook names its template with one`);
       }
       const client = await deps.pve(input.environment);
-      const guests = await withPveFailures(() => client.cluster.resources({ type: 'vm' }));
+      const guests = await classified('write', () => client.cluster.resources({ type: 'vm' }));
       const vmid = details.parameters['vmid'];
       const taken = typeof vmid === 'number' ? guests.find((g) => g.vmid === vmid) : undefined;
-      if (taken) refuse('PlanRefused', `parameters.vmid: VMID ${vmid} exists ('${taken.name ?? ''}' on ${taken.node})`);
+      if (taken) fail(Failure.PlanRefused, `parameters.vmid: VMID ${vmid} exists ('${taken.name ?? ''}' on ${taken.node})`);
 
       const sameName = guests.filter((g) => g.name === name && (g.type === 'qemu' || g.type === 'lxc'));
       if (sameName.length > 1) {
-        refuse('PlanRefused', `parameters.name: ${sameName.length} guests are named '${name}' (${sameName.map((g) => g.vmid).join(', ')}); choose a unique name`);
+        fail(Failure.PlanRefused, `parameters.name: ${sameName.length} guests are named '${name}' (${sameName.map((g) => g.vmid).join(', ')}); choose a unique name`);
       }
       const found = sameName[0];
       if (found && !found.template) {
-        refuse('PlanRefused', `parameters.name: '${name}' is ${found.type === 'qemu' ? 'VM' : 'CT'} ${found.vmid} on ${found.node}, not a template; choose another name`);
+        fail(Failure.PlanRefused, `parameters.name: '${name}' is ${found.type === 'qemu' ? 'VM' : 'CT'} ${found.vmid} on ${found.node}, not a template; choose another name`);
       }
       const existing = found ? { vmid: found.vmid!, node: found.node!, name } : undefined;
       const base = { ...details, name, ...(existing ? { existing } : {}) };
@@ -137,7 +137,7 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
       vars: Record<string, Value>;
     }): Promise<VerifiedTemplate> {
       const client = await deps.pve(args.environment);
-      const [config, resources] = await withPveFailures(() =>
+      const [config, resources] = await classified('write', () =>
         Promise.all([client.qemu.config({ node: args.node, vmid: args.vmid }), client.cluster.resources({ type: 'vm' })]),
       );
       const expected = expectedGuestConfig(args.steps.map((s) => finishStep(s, args.vars)));
@@ -149,7 +149,7 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
       if (!config.template || !listed?.template) problems.unshift('template: the VM is not a template');
       if (problems.length > 0) {
         throw ApplicationFailure.create({
-          type: 'TemplateVerificationFailed',
+          type: Failure.TemplateVerificationFailed,
           nonRetryable: true,
           message: `template ${args.vmid} does not hold what the runbook set: ${problems.join('; ')}`,
         });

@@ -20,10 +20,11 @@ import type { VmActionInput, VmResizeInput } from '../lib/operations/catalog.js'
 import { formatDuration } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
-import { PveUnavailableError } from '../lib/pve/errors.js';
+import { isTransient, PveApiError, PveUnavailableError } from '../lib/pve/errors.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
-import { withPveFailures } from './failures.js';
+import { classified, fail } from './failures.js';
+import { Failure } from '../lib/operations/failures.js';
 
 /** What the vmAction workflow runs: one of the single-guest operation kinds. */
 export type GuestActionInput = VmActionInput | VmResizeInput;
@@ -64,10 +65,6 @@ export function restartNote(guest: LocatedGuest, keys: readonly string[]): strin
   return `; ${keys.join(', ')} ${keys.length === 1 ? 'needs' : 'need'} a restart of ${describeGuest(guest)} to take effect (PVE keeps ${keys.length === 1 ? 'it' : 'them'} pending)`;
 }
 
-/** A refusal that no retry can change: the plan or the guest is not what the request said. */
-export function refuse(type: 'PlanRefused' | 'VmIdentityMismatch', message: string): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true });
-}
 
 export function describeGuest(guest: Pick<LocatedGuest, 'type' | 'vmid'>): string {
   return `${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid}`;
@@ -101,11 +98,11 @@ export async function guestConfig(client: PveClient, guest: LocatedGuest) {
 /** The vmid *and* the name must match what the operator asked for, right before acting. */
 export async function verifyIdentity(client: PveClient, vmid: number, name: string): Promise<LocatedGuest> {
   const guest = await locateGuest(client, vmid);
-  if (!guest) refuse('VmIdentityMismatch', `guest ${vmid} does not exist in this cluster`);
+  if (!guest) fail(Failure.VmIdentityMismatch, `guest ${vmid} does not exist in this cluster`);
   const config = await guestConfig(client, guest);
   const actual = (guest.type === 'qemu' ? config.name : config.hostname) ?? '';
   if (actual !== name) {
-    refuse('VmIdentityMismatch', `${describeGuest(guest)} is named '${actual}', not '${name}': refusing to act on it`);
+    fail(Failure.VmIdentityMismatch, `${describeGuest(guest)} is named '${actual}', not '${name}': refusing to act on it`);
   }
   return guest;
 }
@@ -185,14 +182,24 @@ export function operationId(): string {
   return info.workflowExecution?.workflowId ?? `activity ${info.activityId}`;
 }
 
-/** Sends a request PVE may act on; an unanswered one is never repeated blindly. */
-/** Task types of the steps that would act again if sent twice, by guest type. */
-const UNREPEATABLE: Record<string, string[]> = {
+/**
+ * The task types a step's request starts (VM, container, and the HA request PVE answers with
+ * for an HA-managed guest): how a retry finds the task an earlier attempt already started.
+ */
+const STEP_TASKS: Record<string, string[]> = {
+  start: ['qmstart', 'vzstart', 'hastart'],
+  stop: ['qmstop', 'vzstop', 'hastop'],
+  shutdown: ['qmshutdown', 'vzshutdown', 'hastop'],
   reboot: ['qmreboot', 'vzreboot'],
+  snapshot: ['qmsnapshot', 'vzsnapshot'],
+  migrate: ['qmigrate', 'vzmigrate', 'hamigrate'],
   rollback: ['qmrollback', 'vzrollback'],
   'resize-disk': ['resize'],
   destroy: ['qmdestroy', 'vzdestroy'],
 };
+
+/** Steps never sent a second time when their first request went unanswered: what they destroy cannot be had back. */
+const DESTRUCTIVE = new Set(['rollback', 'destroy']);
 
 /** What a dispatch keeps across attempts (heartbeat details): its node's clock before anything was sent. */
 interface DispatchMark {
@@ -209,7 +216,7 @@ interface DispatchMark {
  */
 async function taskOfEarlierAttempt(client: PveClient, vmid: number, step: PlanStep): Promise<string | undefined> {
   const ctx = Context.current();
-  const types = UNREPEATABLE[step.action];
+  const types = STEP_TASKS[step.action];
   if (!types || !step.node) return undefined;
   const { attempt, heartbeatDetails, scheduledTimestampMs } = ctx.info;
   const { time } = await client.nodes.time({ node: step.node });
@@ -221,18 +228,30 @@ async function taskOfEarlierAttempt(client: PveClient, vmid: number, step: PlanS
   return tasks.find((t) => types.includes(t.type) && t.id === String(vmid))?.upid;
 }
 
-async function sendOnce<T>(what: string, request: () => Promise<T>): Promise<T> {
+/**
+ * Sends a step's request once. When PVE may have acted without answering (no answer, a bare
+ * server error), a step that starts a task fails retryably: the next attempt finds that task
+ * in the node's task list (taskOfEarlierAttempt) and follows it, or sends only when there is
+ * none. A destructive step, or one without a task to look for, is never sent again: the
+ * operation stops and says what to check.
+ */
+async function sendOnce<T>(what: string, step: PlanStep, request: () => Promise<T>): Promise<T> {
   try {
     return await request();
   } catch (err) {
-    if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
+    const unanswered = (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) || (err instanceof PveApiError && isTransient(err));
+    if (!unanswered) throw err;
+    if (STEP_TASKS[step.action] && !DESTRUCTIVE.has(step.action)) {
       throw ApplicationFailure.create({
-        type: 'OutcomeUnknown',
-        message: `${what} was sent but PVE did not answer; check its task list before retrying (${err.message})`,
-        nonRetryable: true,
+        type: Failure.TaskUnanswered,
+        message: `${what} was sent but PVE did not answer; the next attempt follows its task if it started one (${(err as Error).message})`,
       });
     }
-    throw err;
+    throw ApplicationFailure.create({
+      type: Failure.OutcomeUnknown,
+      message: `${what} was sent but PVE did not answer; check its task list before retrying (${(err as Error).message})`,
+      nonRetryable: true,
+    });
   }
 }
 
@@ -241,14 +260,14 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
     async planVmAction(input: GuestActionInput): Promise<PlanDraft<{ preflight: GuestPreflight }>> {
       const client = await deps.pve(input.environment);
       const policy = deps.config.environments[input.environment]!.policy;
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const guest = await verifyIdentity(client, input.vmid, input.name);
         const preflight = await readPreflight(client, guest);
         let steps: PlanStep[];
         try {
           steps = planGuestSteps(requestOf(input), preflight, { snapshotBeforeChange: policy.snapshot_before_change, now: new Date() });
         } catch (err) {
-          if (err instanceof StepRefusal) refuse('PlanRefused', err.message);
+          if (err instanceof StepRefusal) fail(Failure.PlanRefused, err.message);
           throw err;
         }
         if (input.action === 'delete') steps = [...backupBefore(policy, 'delete', { ...guest, name: input.name }), ...steps];
@@ -274,9 +293,9 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
     async dispatchVmStep(args: GuestRef & { step: PlanStep }): Promise<VmStepOutcome> {
       const client = await deps.pve(args.environment);
       const { vmid, step } = args;
-      return withPveFailures(async () => {
-        // A step whose effect cannot be seen afterwards (a reboot, a rollback, a destroy) may
-        // already have been sent by an earlier attempt that crashed: follow that task instead.
+      return classified('write', async () => {
+        // An earlier attempt may have sent the step and crashed, or lost PVE's answer: follow
+        // the task it started instead of sending again.
         const earlier = await taskOfEarlierAttempt(client, vmid, step);
         if (earlier) return { kind: 'dispatched', upid: earlier };
         const guest = await verifyIdentity(client, vmid, args.name);
@@ -287,7 +306,7 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
         const done = (detail: string): VmStepOutcome => ({ kind: 'already-done', detail });
         const send = async (request: () => Promise<string>): Promise<VmStepOutcome> => ({
           kind: 'dispatched',
-          upid: await sendOnce(what, request),
+          upid: await sendOnce(what, step, request),
         });
         switch (step.action) {
           case 'start':
@@ -306,7 +325,7 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             const description = `taken by proxmox-manager operation ${operationId()}`;
             const existing = (await api.snapshots({ node, vmid })).find((s) => s.name === snapname);
             if (existing?.description?.trim() === description) return done(`snapshot '${snapname}' already taken`);
-            if (existing) refuse('PlanRefused', `snapshot: ${describeGuest(guest)} already has a snapshot '${snapname}' this operation did not take`);
+            if (existing) fail(Failure.PlanRefused, `snapshot: ${describeGuest(guest)} already has a snapshot '${snapname}' this operation did not take`);
             return send(() => api.snapshot({ node, vmid, snapname, description }));
           }
           case 'rollback':
@@ -331,7 +350,7 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             };
             const memory = p['memory'] === undefined ? undefined : Number(p['memory']);
             if (type === 'qemu') {
-              await sendOnce(what, () =>
+              await sendOnce(what, step, () =>
                 client.qemu.updateConfig({
                   node,
                   vmid,
@@ -341,19 +360,19 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
                 }),
               );
             } else {
-              await sendOnce(what, () => client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }));
+              await sendOnce(what, step, () => client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }));
             }
             const waiting = await awaitingRestart(client, guest, Object.keys(p));
             return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}${restartNote(guest, waiting)}` };
           }
           case 'resize-disk':
-            if (type !== 'qemu') refuse('PlanRefused', `${describeGuest(guest)}: only VM disks can be grown`);
+            if (type !== 'qemu') fail(Failure.PlanRefused, `${describeGuest(guest)}: only VM disks can be grown`);
             return send(() => client.qemu.resize({ node, vmid, disk: String(p['disk']), size: String(p['size']) }));
           case 'destroy':
-            if (guest.status === 'running') refuse('PlanRefused', `${describeGuest(guest)} is running; it must be stopped before it is destroyed`);
+            if (guest.status === 'running') fail(Failure.PlanRefused, `${describeGuest(guest)} is running; it must be stopped before it is destroyed`);
             return send(() => api.destroy({ node, vmid, purge: true, 'destroy-unreferenced-disks': true }));
           default:
-            refuse('PlanRefused', `unknown step action '${step.action}'`);
+            fail(Failure.PlanRefused, `unknown step action '${step.action}'`);
         }
       });
     },
@@ -367,19 +386,19 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
       const client = await deps.pve(args.environment);
       const expected = settledState(args.step);
       const ctx = Context.current();
-      return withPveFailures(async () => {
+      return classified('write', async () => {
         const deadline = Date.now() + args.timeoutMs;
         let pauseMs = 200;
         for (;;) {
           const guest = await locateGuest(client, args.vmid);
-          if (!guest) throw ApplicationFailure.create({ type: 'GuestVanished', message: `guest ${args.vmid} no longer exists`, nonRetryable: true });
+          if (!guest) throw ApplicationFailure.create({ type: Failure.GuestVanished, message: `guest ${args.vmid} no longer exists`, nonRetryable: true });
           const there = (!expected?.node || guest.node === expected.node) && (!expected?.status || guest.status === expected.status);
           if (there) return guest;
           ctx.heartbeat({ node: guest.node, status: guest.status });
           if (Date.now() >= deadline) {
             const want = [expected?.status, expected?.node && `on ${expected.node}`].filter(Boolean).join(' ');
             throw ApplicationFailure.create({
-              type: 'NotSettled',
+              type: Failure.NotSettled,
               message:
                 `${describeGuest(guest)} is ${guest.status} on ${guest.node}, not ${want}, ` +
                 `${Math.round(args.timeoutMs / 1000)} s after its ${args.step.action} task ended` +

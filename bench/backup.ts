@@ -22,6 +22,7 @@ import { BACKUP_SETUP_SECONDS } from '../sim/cost.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BackupGuestResult } from '../workflows/backup.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
+import { workerInterceptors } from '../worker/keep-alive.js';
 
 const PER_NODE = Number(process.env['BENCH_GUESTS'] ?? 6);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);
@@ -85,6 +86,7 @@ async function run(t: BenchTemporal, strategy: (typeof STRATEGIES)[number]): Pro
   const env = await startSimulatedEnvironment({ scenario: scenario(), speed: SPEED });
   const taskQueue = `bench-backup-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

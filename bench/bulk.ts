@@ -21,6 +21,7 @@ import { bulkActionOperation, type BulkActionInput } from '../lib/operations/cat
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BulkGuestResult } from '../workflows/bulk-action.js';
 import { bulkScenario } from '../testkit/bulk-scenario.js';
+import { workerInterceptors } from '../worker/keep-alive.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 200);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);
@@ -46,6 +47,7 @@ async function run(t: Temporal, maxParallel: number): Promise<Run> {
   const env = await startSimulatedEnvironment({ scenario: bulkScenario(VMS), speed: SPEED });
   const taskQueue = `bench-bulk-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

@@ -24,7 +24,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
-import { withPveFailures } from '../activities/failures.js';
+import { createClusterVmActivities } from '../activities/cluster-vms.js';
+import { createTalosActivities } from '../activities/talos.js';
+import { classified } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
@@ -33,6 +35,7 @@ import type { ClusterUpResult } from '../workflows/cluster-up.js';
 import type { OperationStatus } from '../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../workflows/definitions.js';
 import { waitForStatus } from '../testkit/evacuation-run.js';
+import { workerInterceptors } from '../worker/keep-alive.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */
@@ -66,6 +69,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
   const talosctl = { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState } };
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,
@@ -75,7 +79,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
       // The worker's task waiter, polling at the simulated clock's pace like the cluster activities.
       async awaitTask({ environment, upid }: { environment: string; upid: string }) {
         const client = await env.deps.pve(environment);
-        return withPveFailures(async () => ({ upid, exitstatus: (await waitForTask(client, upid, POLLING)).exitstatus ?? 'OK' }));
+        return classified('write', async () => ({ upid, exitstatus: (await waitForTask(client, upid, POLLING)).exitstatus ?? 'OK' }));
       },
     },
   });

@@ -29,6 +29,7 @@ import { evacuationInput, startEvacuation, waitForStatus } from '../testkit/evac
 import { DEFAULT_MAX_WORKERS, migrateAll } from './migrateall.js';
 import { sampleCluster, type Samples } from './sampler.js';
 import { benchScenarios, type BenchScenario } from '../testkit/scenarios.js';
+import { workerInterceptors } from '../worker/keep-alive.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */
@@ -79,6 +80,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
   const env = await simulated(s);
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

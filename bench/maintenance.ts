@@ -25,6 +25,7 @@ import { startSimulatedEnvironment, type SimulatedEnvironment } from '../testkit
 import type { NodeReport } from '../workflows/maintenance-definitions.js';
 import { approveWhenPlanned } from '../testkit/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance, type MaintenanceBody, type MaintenanceScenarioOptions } from '../testkit/maintenance-run.js';
+import { workerInterceptors } from '../worker/keep-alive.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time; a rebooting node every 2 s), scaled to the simulated clock. */
@@ -100,6 +101,7 @@ async function run(t: Temporal, c: Case): Promise<Run> {
   const env = await startSimulatedEnvironment({ scenario: maintenanceScenario(c.scenario), speed: SPEED, environment: `bench-${randomUUID().slice(0, 6)}` });
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

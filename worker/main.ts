@@ -12,6 +12,7 @@ import { temporalConnectOptions } from '../lib/config/temporal.js';
 import { ensureDriftSchedule } from '../lib/manifest/schedule.js';
 import { ensureDrillSchedules } from './drill-schedule.js';
 import { buildWorkerDeps } from './deps.js';
+import { workerInterceptors } from './keep-alive.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
     );
   }
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.task_queue,

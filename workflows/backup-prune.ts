@@ -1,18 +1,11 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities/backup.js';
 import type { BackupPruneInput } from '../lib/operations/catalog.js';
 import { runOperation } from './operation.js';
+import { reads, dispatches } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /** Removing a volume may be repeated: a retry finds it gone. */
-const removing = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BackupProtected'] },
-});
+const removing = dispatches({ startToCloseTimeout: '10 minutes', maximumAttempts: 5 });
 
 /**
  * Old backups removed by PVE's prune-backups rules: the plan lists what goes and what stays

@@ -3,24 +3,16 @@
  * the way every guest step is run by the workflows that plan it (vm-action, bulk-action,
  * reconcile, restore). Not a workflow; workflows call it.
  */
-import { proxyActivities } from '@temporalio/workflow';
-import type { BackupActivities, BackupReport } from '../activities/backup.js';
-import type { EvacuationActivities } from '../activities/evacuation.js';
+import type { BackupReport } from '../activities/backup.js';
 import type { VmStepOutcome } from '../activities/vm.js';
 import type { PlanStep } from '../lib/operations/plan.js';
+import { reads, waits } from './activity-presets.js';
 import { runGuestStep } from './guest-step.js';
 
-const marking = proxyActivities<Pick<EvacuationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const marking = reads({ startToCloseTimeout: '1 minute' });
 
 /** A backup step follows its vzdump with heartbeats; a retry attaches to the same task. */
-const backing = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['BackupFailed', 'BackupRefused', 'BackupMissing'] },
-});
+const backing = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
 
 /** One vzdump of the step's guest, sent once: the node's task history is marked first, so a retry finds its task. */
 export async function runBackupStep(environment: string, step: PlanStep): Promise<BackupReport> {

@@ -1,25 +1,20 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { BackupActivities, BackupReport } from '../activities/backup.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import { mapWithLimits } from '../lib/backup/limits.js';
 import type { BackupInput } from '../lib/operations/catalog.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /**
  * A backup runs as long as its data takes to cross the storage link: the activity heartbeats
  * while it follows the task, and a retry (a dead worker) attaches to the same task.
  */
-const backing = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['BackupFailed', 'BackupRefused', 'BackupMissing'] },
-});
+const backing = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
 
 export interface BackupGuestResult {
   vmid: number;
@@ -63,7 +58,7 @@ export async function backup(input: BackupInput) {
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'BackupIncomplete',
+          type: Failure.BackupIncomplete,
           message: `backup failed for ${failed.length} of ${results.length} guests: ${failed.map((f) => `${f.vmid} (${f.error?.split('\n')[0]})`).join('; ')}`,
           nonRetryable: true,
           details: [results],

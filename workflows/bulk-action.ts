@@ -1,15 +1,14 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { BulkActionActivities } from '../activities/bulk-action.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import { runGuestOrBackupStep } from './backup-step.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads } from './activity-presets.js';
 
-const planning = proxyActivities<BulkActionActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes' });
 
 export interface BulkGuestResult {
   vmid: number;
@@ -59,7 +58,7 @@ export async function bulkAction(input: BulkActionInput) {
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'BulkActionIncomplete',
+          type: Failure.BulkActionIncomplete,
           message:
             `${input.action} failed for ${failed.length} of ${results.length} guests: ` +
             failed.slice(0, 5).map((f) => `${f.vmid} (${f.error})`).join('; ') +

@@ -8,18 +8,19 @@
  *      and no destroy is repeated blindly.
  *   4. Verify that nothing carries the tag any more; remove the cluster's secrets.
  */
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { ClusterVmActivities } from '../activities/cluster-vms.js';
 import type { ClusterDownPlan, TeardownMember } from '../lib/clusters/down.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterDownInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, records } from './activity-presets.js';
 
-const checking = proxyActivities<ClusterVmActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
-});
+const checking = reads();
+
+const recording = records();
 
 export interface ClusterDownResult {
   cluster: string;
@@ -61,14 +62,14 @@ export async function clusterDown(input: ClusterDownInput) {
         op.mark('verify', 'failed', `${remaining.length} guests still carry ${down.tag}`);
         op.mark('forget-secrets', 'skipped', 'the cluster is not gone');
         throw ApplicationFailure.create({
-          type: 'ClusterNotGone',
+          type: Failure.ClusterNotGone,
           message:
             `cluster ${down.cluster} is not gone: ` +
             [...failed, ...remaining.map((g) => `VM ${g.vmid} '${g.name}' on ${g.node} still carries ${down.tag}`)].join('; '),
           nonRetryable: true,
         });
       }
-      const { removed } = await op.step('forget-secrets', () => checking.forgetClusterSecrets({ environment, cluster: down.cluster }));
+      const { removed } = await op.step('forget-secrets', () => recording.forgetClusterSecrets({ environment, cluster: down.cluster }));
       return { cluster: down.cluster, destroyed: down.members, secretsRemoved: removed };
     },
   });

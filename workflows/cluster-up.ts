@@ -11,7 +11,7 @@
  *
  * Nothing secret passes through here: the result carries the kubeconfig's path, not its content.
  */
-import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, sleep } from '@temporalio/workflow';
 import type { ClusterVmActivities } from '../activities/cluster-vms.js';
 import type { CreateSpec, ProvisionActivities } from '../activities/provision.js';
 import type { TalosActivities, TalosNode } from '../activities/talos.js';
@@ -20,53 +20,33 @@ import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterUpInput } from '../lib/operations/catalog.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, records, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<ClusterVmActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /** A repeated attempt looks for the VM an earlier one created before cloning anything. */
-const creating = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
-});
+const creating = dispatches();
 
-const cloning = proxyActivities<ClusterVmActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20, nonRetryableErrorTypes: ['CloneLockTimeout', 'CloneLeftBehind', 'PveTaskFailedError'] },
-});
+const cloning = waits();
 
 /** Configuring is idempotent; a VM still locked by its clone is waited for. */
-const configuring = proxyActivities<ClusterVmActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'PveTaskFailedError'] },
-});
+const configuring = waits({ startToCloseTimeout: '10 minutes', maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds' });
 
-const addressing = proxyActivities<ClusterVmActivities>({
-  startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['AddressTimeout'] },
-});
+const addressing = waits({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
 
 /**
  * Talos steps check the state first, so repeating them is safe. A node that does not answer
  * yet (booting, rebooting into its config) is retried; talosctl's refusals are not (the
  * activity marks them non-retryable).
  */
-const talos = proxyActivities<TalosActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ProfileChanged', 'MachineConfigsMismatch'] },
-});
+const talosTuning = { startToCloseTimeout: '5 minutes', maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds' } as const;
+const talos = dispatches(talosTuning);
+/** Machine configs and cluster access, kept in the orchestrator's secret store. */
+const talosFiles = records(talosTuning);
 
 const HEALTH_WAIT_SECONDS = 20 * 60;
-const waitingForHealth = proxyActivities<TalosActivities>({
-  startToCloseTimeout: `${HEALTH_WAIT_SECONDS + 120} seconds`,
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3 },
-});
+const waitingForHealth = waits({ startToCloseTimeout: `${HEALTH_WAIT_SECONDS + 120} seconds`, maximumAttempts: 3 });
 
 /**
  * How long clones keep retrying a busy template lock, and the pause between tries: short,
@@ -106,7 +86,7 @@ export async function clusterUp(input: ClusterUpInput) {
       const failed = settled.flatMap((s, i) => (s.ok ? [] : [`${cluster.members[i]!.name}: ${failureMessage(s.error)}`]));
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'ClusterIncomplete',
+          type: Failure.ClusterIncomplete,
           message: `${failed.length} of ${cluster.members.length} VMs did not come up (run cluster-up again to resume): ${failed.join('; ')}`,
           nonRetryable: true,
         });
@@ -118,7 +98,7 @@ export async function clusterUp(input: ClusterUpInput) {
 
       const endpoint = cluster.endpoint ?? controlPlanes[0]!.address;
       await op.step('machine-configs', () =>
-        talos.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
+        talosFiles.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
       );
       const applied = await mapBounded(
         talosNodes,
@@ -128,7 +108,7 @@ export async function clusterUp(input: ClusterUpInput) {
       );
       const notApplied = applied.flatMap((s, i) => (s.ok ? [] : [`${talosNodes[i]!.name}: ${failureMessage(s.error)}`]));
       if (notApplied.length > 0) {
-        throw ApplicationFailure.create({ type: 'ClusterIncomplete', message: `machine configs not applied: ${notApplied.join('; ')}`, nonRetryable: true });
+        throw ApplicationFailure.create({ type: Failure.ClusterIncomplete, message: `machine configs not applied: ${notApplied.join('; ')}`, nonRetryable: true });
       }
 
       // The decision of where etcd is bootstrapped is the plan's first control plane: the same in
@@ -149,7 +129,7 @@ export async function clusterUp(input: ClusterUpInput) {
         }),
       );
       const access = await op.step('kubeconfig', () =>
-        talos.writeClusterAccess({ environment, cluster: cluster.cluster, controlPlanes: controlPlanes.map((n) => n.address) }),
+        talosFiles.writeClusterAccess({ environment, cluster: cluster.cluster, controlPlanes: controlPlanes.map((n) => n.address) }),
       );
       const flux = cluster.flux
         ? `not configured: this worker has no Flux adapter, so ${cluster.flux.repository} (${cluster.flux.path}) was not bootstrapped; run flux bootstrap with ${access.kubeconfig}`
@@ -220,7 +200,7 @@ async function cloneMember(environment: string, plan: ClusterUpPlan, m: ClusterM
       await cloning.awaitClone.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid, vmid: m.vmid }]);
       return;
     } catch (err) {
-      const lockBusy = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CloneLockTimeout';
+      const lockBusy = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === Failure.CloneLockTimeout;
       if (!lockBusy || Date.now() >= giveUpAt) throw err;
       await sleep(lockPauseMs(attempt));
     }

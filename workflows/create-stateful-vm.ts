@@ -1,4 +1,4 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { ProvisionActivities } from '../activities/provision.js';
 import type { StatefulVmActivities } from '../activities/create-stateful-vm.js';
 import type { TaskActivities } from '../activities/tasks.js';
@@ -6,30 +6,20 @@ import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from '../lib/operations/plan.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<StatefulVmActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
-});
+const planning = reads({ startToCloseTimeout: '1 minute' });
 
-const creating = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
-});
+const creating = dispatches();
 
 /** Watching the guest (its agent, its SSH) only reads: safe to repeat. */
-const watching = proxyActivities<StatefulVmActivities & TaskActivities>({
-  startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoGuestAddress', 'NotBootedFromDisk', 'NotAsPlanned'] },
-});
+const watching = reads({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
+
+const waiting = waits({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
 
 /** The install erases and writes the disk: it runs once, and a failure is cleaned up, not repeated. */
-const installing = proxyActivities<StatefulVmActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 1 },
-});
+const installing = waits({ maximumAttempts: 1 });
 
 const ADDRESS_TIMEOUT_MS = 10 * 60_000;
 
@@ -49,7 +39,7 @@ export async function createStatefulVm(input: StatefulVmInput) {
 
       const guest = await op.step('create', async () => {
         const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
-        if (created.upid) await watching.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
+        if (created.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
         return created;
       });
       op.mark('create', 'succeeded', `created VM ${guest.vmid} '${guest.name}' on ${guest.node}`);
@@ -78,7 +68,7 @@ export async function createStatefulVm(input: StatefulVmInput) {
         const why = `${current} failed: ${failureMessage(err)}`;
         if (input.keepOnFailure) {
           op.mark('cleanup', 'skipped', 'kept for inspection (keepOnFailure)');
-          throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
+          throw ApplicationFailure.create({ type: Failure.InstallFailed, nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
         }
         // Even a cancelled operation removes what it created.
         const cleanup = async () => {
@@ -87,13 +77,13 @@ export async function createStatefulVm(input: StatefulVmInput) {
         };
         await op.step('cleanup', cleanup, { undo: true }).catch((cleanupErr: unknown) => {
           throw ApplicationFailure.create({
-            type: 'InstallFailed',
+            type: Failure.InstallFailed,
             nonRetryable: true,
             message: `${why}; removing VM ${guest.vmid} '${guest.name}' also failed (${failureMessage(cleanupErr)}): remove it by hand`,
           });
         });
         if (isCancellation(err)) throw err;
-        throw ApplicationFailure.create({ type: 'InstallFailed', nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`, cause: err as Error });
+        throw ApplicationFailure.create({ type: Failure.InstallFailed, nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`, cause: err as Error });
       }
     },
   });

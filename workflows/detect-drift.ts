@@ -4,19 +4,15 @@
  * the drift; the report (what differs, since when) goes to the drift store, where the API
  * lists it and can turn it into a reconcile operation that goes through approval.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { ReconcileActivities } from '../activities/reconcile.js';
 import type { DetectDriftInput, DriftReport } from '../lib/manifest/drift.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, records } from './activity-presets.js';
 
-const planning = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ManifestInvalid', 'PlanRefused'] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes', maximumAttempts: 3 });
 
-const recording = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 10 },
-});
+const recording = records();
 
 export async function detectDrift(input: DetectDriftInput): Promise<DriftReport> {
   const { environment } = input;
@@ -26,7 +22,7 @@ export async function detectDrift(input: DetectDriftInput): Promise<DriftReport>
     return await recording.recordDrift({ run: { ...run, manifests: plan.details!.manifests }, plan: { ...plan.details!, warnings: plan.warnings } });
   } catch (err) {
     const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    if (failure?.type !== 'ManifestInvalid') throw err;
+    if (failure?.type !== Failure.ManifestInvalid) throw err;
     // An invalid manifest is a finding too: recorded, so the API shows why drift is unknown.
     const problems = Array.isArray(failure.details?.[0]) ? (failure.details[0] as string[]) : [failure.message];
     return recording.recordDrift({ run: { ...run, manifests: input.manifests ?? '' }, problems });

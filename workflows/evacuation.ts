@@ -12,7 +12,7 @@
  * Each guest's progress shows in the status query (one plan step per guest) and in the
  * Temporal UI (one activity per migration, summarised).
  */
-import { executeChild, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { executeChild, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   describeVerification,
   evacuationOutcome,
@@ -27,17 +27,13 @@ import type { EvacuationPlan, EvacuationRequest, LeftBehind } from '../lib/plann
 import type { OperationHandle } from './operation.js';
 import { runOperation } from './operation.js';
 import { migrateGuests, migrationProgressSignal, type GuestOutcome, type GuestProgress } from './migrate-guests.js';
+import { reads, dispatches } from './activity-presets.js';
 
-const planning = proxyActivities<EvacuationActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const planning = reads({ startToCloseTimeout: '10 minutes' });
 
-const reading = proxyActivities<EvacuationActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 10 },
-});
+const reading = reads({ maximumAttempts: 10 });
+
+const acting = dispatches({ maximumAttempts: 10 });
 
 export type GuestResult = GuestOutcome | (Pick<LeftBehind, 'vmid' | 'name' | 'reason'> & { state: 'left-behind' });
 
@@ -110,7 +106,7 @@ export async function evacuation(input: EvacuationInput) {
       const haBlocker = evacuation.haMaintenance ? haMaintenanceBlocker(evacuation, verification, stayed) : undefined;
       if (evacuation.haMaintenance) {
         if (!haBlocker) {
-          await op.step('ha-maintenance', () => reading.enableHaMaintenance({ environment, node: evacuation.source }));
+          await op.step('ha-maintenance', () => acting.enableHaMaintenance({ environment, node: evacuation.source }));
           haMaintenance = 'enabled';
         } else {
           op.mark('ha-maintenance', 'skipped', haBlocker);

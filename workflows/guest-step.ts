@@ -3,30 +3,22 @@
  * PVE once (after re-verifying the guest's vmid and name), wait for its task, then check the
  * guest really is where the step should leave it. Not a workflow; workflows call it.
  */
-import { proxyActivities } from '@temporalio/workflow';
 import type { CreateSpec } from '../activities/provision.js';
-import type { TaskActivities } from '../activities/tasks.js';
-import type { VmActivities, VmStepOutcome } from '../activities/vm.js';
+import type { VmStepOutcome } from '../activities/vm.js';
 import { settledState } from '../lib/lifecycle/guest-steps.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import type { PlanStep } from '../lib/operations/plan.js';
+import { dispatches, waits } from './activity-presets.js';
 
 /**
- * Dispatching a step is never retried once PVE may have received it: the activity checks
- * the world first (is the guest already where the step would leave it?) and fails
- * non-retryably when the outcome of a sent request is unknown.
+ * A retried dispatch never sends a step twice: it first follows any task an earlier attempt
+ * started and checks the world (is the guest already where the step would leave it?); a
+ * destructive step whose answer was lost fails non-retryably instead.
  */
-const dispatch = proxyActivities<VmActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'OutcomeUnknown'] },
-});
+const dispatch = dispatches();
 
 /** Waiting on a PVE task, or on the guest's state, is safe to repeat: it only reads. */
-const waiting = proxyActivities<TaskActivities & VmActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits();
 
 /** How long a guest may take to show a step's effect after its task ended (HA acts later). */
 function settleTimeoutMs(step: PlanStep): number {

@@ -1,14 +1,12 @@
-import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { InventoryActivities, InventorySummary } from '../activities/inventory.js';
+import { setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import type { InventorySummary } from '../activities/inventory.js';
 import type { InventoryInput } from '../lib/operations/catalog.js';
 import type { OperationStatus } from '../lib/operations/plan.js';
 import { statusQuery } from './definitions.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
+import { reads } from './activity-presets.js';
 
-const { summarizeInventory } = proxyActivities<InventoryActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const { summarizeInventory } = reads({ startToCloseTimeout: '1 minute' });
 
 /** Read-only: what runs where in one environment. Nothing to approve. */
 export async function inventory(input: InventoryInput): Promise<InventorySummary> {

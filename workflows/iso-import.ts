@@ -1,21 +1,16 @@
-import { proxyActivities } from '@temporalio/workflow';
 import type { IsoImportActivities } from '../activities/iso-import.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { IsoImportInput } from '../lib/operations/catalog.js';
 import { taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const storage = proxyActivities<IsoImportActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'NotAsPlanned'] },
-});
+const reading = reads();
+
+const downloading = dispatches();
 
 /** A download can take long; following it only reads the task. */
-const waiting = proxyActivities<TaskActivities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits({ startToCloseTimeout: '6 hours' });
 
 /**
  * Bring an ISO into a storage: plan (the storage holds ISOs, the name is free), approve, let
@@ -24,14 +19,14 @@ const waiting = proxyActivities<TaskActivities>({
  */
 export async function isoImport(input: IsoImportInput) {
   return runOperation('iso-import', input.meta, {
-    plan: () => storage.planIsoImport(input),
+    plan: () => reading.planIsoImport(input),
     apply: async (plan, op) => {
       await op.step('download', async () => {
-        const started = await storage.startIsoDownload(input);
+        const started = await downloading.startIsoDownload(input);
         if (started.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(started.upid) }, [{ environment: input.environment, upid: started.upid }]);
       });
       return op.step('verify', () =>
-        storage.verifyVolume({ environment: input.environment, node: input.node, storage: input.storage, volid: plan.details!.volid }),
+        reading.verifyVolume({ environment: input.environment, node: input.node, storage: input.storage, volid: plan.details!.volid }),
       );
     },
   });

@@ -1,21 +1,16 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { LxcPatchActivities, PatchLog } from '../activities/lxc-patch.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<LxcPatchActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /** Retried only when SSH could not connect; an upgrade that ran is never run again by itself. */
-const patching = proxyActivities<LxcPatchActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PatchFailed', 'PlanRefused', 'VmIdentityMismatch'] },
-});
+const patching = waits({ maximumAttempts: 3 });
 
 export interface ContainerPatchResult {
   vmid: number;
@@ -79,7 +74,7 @@ export async function lxcPatch(input: LxcPatchInput) {
       const unpatched = results.filter((r) => r.outcome !== 'patched');
       if (unpatched.length > 0) {
         throw ApplicationFailure.create({
-          type: 'PatchIncomplete',
+          type: Failure.PatchIncomplete,
           message:
             `${unpatched.length} of ${results.length} containers not patched: ` +
             unpatched.slice(0, 5).map((r) => `${r.vmid} ${r.outcome} (${r.error})`).join('; ') +

@@ -24,7 +24,6 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   isCancellation,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -43,6 +42,8 @@ import { nodeDecisionSignal, nodeReportSignal, type MaintenanceDecision, type No
 import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './migrate-guests.js';
 import type { OperationHandle } from './operation.js';
 import { applyRunbookPlan } from './runbook-run.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
 export interface MaintainNodeInput {
   environment: string;
@@ -59,25 +60,16 @@ export interface MaintainNodeInput {
 }
 
 /** Only reads: repeated freely. */
-const reading = proxyActivities<RollingMaintenanceActivities & EvacuationActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
-});
+const reading = reads({ startToCloseTimeout: '10 minutes', initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 });
 
 /** Acts on the node; each activity checks the world first, so a retry after a lost worker does not act twice. */
-const acting = proxyActivities<RollingMaintenanceActivities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-});
+const acting = dispatches({ initialInterval: '2 seconds' });
+
+/** The upgrade command runs once per attempt, its output followed by heartbeats; an attempt resumes from them. */
+const upgrading = waits({ initialInterval: '2 seconds', maximumAttempts: 3 });
 
 /** Waits for a rebooting node; only reads. */
-const waiting = proxyActivities<RollingMaintenanceActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
-});
+const waiting = waits({ initialInterval: '1 second', maximumInterval: '10 seconds' });
 
 /** How often guest-by-guest migration progress is passed on to the rollout (step changes always are). */
 const PROGRESS_REPORT_INTERVAL_MS = 30_000;
@@ -169,7 +161,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     try {
       if (Date.now() > deadline) {
         throw ApplicationFailure.create({
-          type: 'NodeTimeBudget',
+          type: Failure.NodeTimeBudget,
           message: `${node} has used its ${Math.round(settings.maxNodeMs / 60_000)} minutes (maxNodeMinutes) before ${step}`,
           nonRetryable: true,
         });
@@ -265,7 +257,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     const stuck = runningLeftBehind(plan);
     if (stuck.length > 0) {
       throw ApplicationFailure.create({
-        type: 'NodeNotDrainable',
+        type: Failure.NodeNotDrainable,
         message: `${node} cannot be emptied now: ${stuck.map(describeStuck).join('; ')}`,
         nonRetryable: true,
       });
@@ -282,7 +274,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       if (failed.length > 0) {
         const waiting = outcomes.filter((o) => o.state === 'not-started').length;
         throw ApplicationFailure.create({
-          type: 'EvacuationIncomplete',
+          type: Failure.EvacuationIncomplete,
           message: failed.map((o) => o.error ?? `${o.vmid} failed`).join('; ') + (waiting ? `; ${waiting} guest(s) not started` : ''),
           nonRetryable: true,
         });
@@ -295,12 +287,12 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       leftBehind: plan.leftBehind.map((l) => l.vmid),
     });
     if (!verification.ok) {
-      throw ApplicationFailure.create({ type: 'EvacuationIncomplete', message: describeVerification(verification), nonRetryable: true });
+      throw ApplicationFailure.create({ type: Failure.EvacuationIncomplete, message: describeVerification(verification), nonRetryable: true });
     }
   }
 
   async function runUpgrade(): Promise<UpgradeOutcome> {
-    upgrade = await acting.upgradeNode.executeWithOptions(
+    upgrade = await upgrading.upgradeNode.executeWithOptions(
       { startToCloseTimeout: settings.upgradeTimeoutMs + 5 * 60_000, summary: `upgrade ${node}` },
       [{ environment, node, command: settings.upgradeCommand, timeoutMs: Math.min(settings.upgradeTimeoutMs, deadline - Date.now()), logKey: input.logKey }],
     );
@@ -354,7 +346,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     const reasons =
       settings.reboot === 'always'
         ? ['reboot: always']
-        : (upgrade?.rebootReasons ?? (await acting.checkRebootRequired({ environment, node })));
+        : (upgrade?.rebootReasons ?? (await reading.checkRebootRequired({ environment, node })));
     if (reasons.length === 0) {
       report.reboot = { rebooted: false, why: 'not required' };
       return;
@@ -411,7 +403,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       const failed = outcomes.filter((o) => o.state === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'ReturnIncomplete',
+          type: Failure.ReturnIncomplete,
           message: failed.map((o) => o.error ?? `${o.vmid} failed`).join('; '),
           nonRetryable: true,
         });

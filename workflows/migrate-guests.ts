@@ -21,7 +21,6 @@ import {
   defineQuery,
   defineSignal,
   getExternalWorkflowHandle,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -31,6 +30,7 @@ import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { MigrationMode } from '../lib/planning/estimate.js';
 import type { MemoryBasis } from '../lib/planning/placement.js';
 import { watchCancellation, type Cancellation } from './cancellation.js';
+import { waits } from './activity-presets.js';
 
 export interface GuestOutcome {
   vmid: number;
@@ -92,13 +92,9 @@ export const migrationsQuery = defineQuery<{ running: number[]; pending: number;
  */
 const DEFAULT_HISTORY_BUDGET = 1_500;
 
-const { migrateGuest } = proxyActivities<EvacuationActivities>({
-  // Copying large local disks can take hours; heartbeats notice a lost worker within seconds.
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '20 seconds',
-  // Only reads and unanswered requests fail retryably: every attempt re-checks the world first.
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 10 },
-});
+// Copying large local disks can take hours; the heartbeat timeout notices a lost worker within seconds.
+// Only reads and unanswered requests fail retryably: every attempt re-checks the world first.
+const { migrateGuest } = waits({ startToCloseTimeout: '24 hours', initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 });
 
 export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOutcome[]> {
   const cancellation = watchCancellation();

@@ -17,7 +17,6 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  proxyActivities,
   rootCause,
   setCurrentDetails,
   setHandler,
@@ -25,8 +24,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ApprovalActivities } from '../activities/approvals.js';
-import type { AuditActivities } from '../activities/audit.js';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
 import type {
   ApprovalDecision,
@@ -49,16 +46,12 @@ import {
   PmRisk,
   PmVmids,
 } from './search-attributes.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, records } from './activity-presets.js';
 
-const { recordAudit } = proxyActivities<AuditActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
-});
+const { recordAudit } = records({ startToCloseTimeout: '30 seconds' });
 
-const { verifyApprovalSignature } = proxyActivities<ApprovalActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
-});
+const { verifyApprovalSignature } = reads({ startToCloseTimeout: '30 seconds', maximumAttempts: 10 });
 
 export interface OperationResult<D, R> {
   /**
@@ -203,7 +196,7 @@ export async function runOperation<D, R>(
     setCurrentDetails(`failed: ${status.error}`);
     await audit('failed', { error: status.error, steps: summarizeSteps(status.steps) });
     // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
-    throw ApplicationFailure.create({ type: 'OperationFailed', message: status.error, nonRetryable: true, cause: err as Error });
+    throw ApplicationFailure.create({ type: Failure.OperationFailed, message: status.error, nonRetryable: true, cause: err as Error });
   }
 }
 
@@ -356,7 +349,7 @@ function registerApprovalHandlers(status: OperationStatus): void {
           detail: { decision, planVersion: request.planVersion, why: verdict.why },
         });
       }
-      throw ApplicationFailure.create({ type: 'DecisionRefused', message: why, nonRetryable: true });
+      throw ApplicationFailure.create({ type: Failure.DecisionRefused, message: why, nonRetryable: true });
     }
     status.approval = { decision, by: request.by, at: new Date(Date.now()).toISOString(), planVersion: request.planVersion, reason: request.reason };
     return status.approval;

@@ -15,10 +15,8 @@
  * A guest that fails does not stop the others (only the guests that depend on it); the result
  * says what changed, what failed and why.
  */
-import { isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { NewGuest, ProvisionActivities } from '../activities/provision.js';
-import type { ReconcileActivities } from '../activities/reconcile.js';
-import type { TaskActivities } from '../activities/tasks.js';
+import { isCancellation, setCurrentDetails } from '@temporalio/workflow';
+import type { NewGuest } from '../activities/provision.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ChangeAction, GuestChange } from '../lib/manifest/diff.js';
 import type { ReconcileDetails } from '../lib/manifest/plan.js';
@@ -27,29 +25,17 @@ import type { PlanStep } from '../lib/operations/plan.js';
 import { runGuestOrBackupStep } from './backup-step.js';
 import { createSummary, failureMessage, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ManifestInvalid', 'PlanRefused'] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes' });
 
 /** A repeated attempt finds its values in place; a guest changed by someone else is never overwritten. */
-const configuring = proxyActivities<ReconcileActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ConcurrentChange', 'VmIdentityMismatch', 'PlanRefused'] },
-});
+const configuring = dispatches({ maximumAttempts: 5 });
 
 /** A repeated attempt looks for the guest an earlier one created before creating anything. */
-const creating = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
-});
+const creating = dispatches();
 
-const waiting = proxyActivities<TaskActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits();
 
 /** Set by POST /v1/drift/{id}/apply: the drift report this operation closes. */
 export interface DriftOrigin {

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities, DrillTarget } from '../activities/backup.js';
 import type { DrillResult } from '../lib/backup/drills.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
@@ -7,18 +7,17 @@ import type { RestoreDrillInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from '../lib/operations/plan.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { dispatches, reads, records, waits } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
-/** Restoring, waiting for the copy to come up and removing it all heartbeat; a retry resumes each. */
-const drilling = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['RestoreFailed', 'RestoreRefused', 'AgentSilent', 'ContainerSilent', 'PlanRefused'] },
-});
+/** Restoring, waiting for the agent and removing the copy all heartbeat; a retry resumes each. */
+const drilling = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
+
+const removing = dispatches();
+
+const recording = records();
 
 /**
  * Restore drills: each chosen guest's latest backup restored as a temporary guest on an
@@ -44,7 +43,7 @@ export async function restoreDrill(input: RestoreDrillInput) {
           await (target.type === 'lxc' ? drilling.awaitContainerUp(check) : drilling.awaitGuestAgent(check));
         } finally {
           const name = String(step.params![target.type === 'lxc' ? 'hostname' : 'name']);
-          await CancellationScope.nonCancellable(() => drilling.removeDrillGuest({ ...copy, name }));
+          await CancellationScope.nonCancellable(() => removing.removeDrillGuest({ ...copy, name }));
         }
       };
       const measured = await mapBounded(
@@ -71,11 +70,11 @@ export async function restoreDrill(input: RestoreDrillInput) {
         const base = { vmid: t.vmid, name: t.name, type: t.type, volid: t.backup.volid, backupCtime: t.backup.ctime, seconds };
         return error === undefined ? { ...base, outcome: 'proven' } : { ...base, outcome: 'failed', error };
       });
-      await planning.recordDrill({ environment: input.environment, operationId: workflowInfo().workflowId, at: new Date().toISOString(), results });
+      await recording.recordDrill({ environment: input.environment, operationId: workflowInfo().workflowId, at: new Date().toISOString(), results });
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'DrillFailed',
+          type: Failure.DrillFailed,
           message: `restore drill failed for ${failed.map((f) => `${f.vmid} (${f.error?.split('\n')[0]})`).join('; ')}`,
           nonRetryable: true,
           details: [results],

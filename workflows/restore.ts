@@ -1,21 +1,14 @@
-import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup.js';
 import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
 import { runGuestOrBackupStep } from './backup-step.js';
 import { runOperation } from './operation.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /** Follows the restore task while it reads the archive back; a retry attaches to the same task. */
-const restoring = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['RestoreFailed', 'RestoreRefused'] },
-});
+const restoring = waits({ startToCloseTimeout: '12 hours', maximumAttempts: 10 });
 
 /**
  * A guest back from a backup volume: the plan shows the backup's time, size and config and,

@@ -21,7 +21,6 @@ import {
   condition,
   executeChild,
   getExternalWorkflowHandle,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -55,17 +54,11 @@ import {
   type NodeReport,
 } from './maintenance-definitions.js';
 import { runOperation, setApprovalState, type OperationHandle } from './operation.js';
+import { reads, records } from './activity-presets.js';
 
-const planning = proxyActivities<RollingMaintenanceActivities>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const planning = reads({ startToCloseTimeout: '15 minutes' });
 
-const { recordAudit } = proxyActivities<AuditActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 10 },
-});
+const { recordAudit } = records({ startToCloseTimeout: '30 seconds' });
 
 export async function rollingMaintenance(input: RollingMaintenanceInput) {
   const { meta, ...request } = input;

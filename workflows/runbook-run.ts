@@ -4,26 +4,20 @@
  * reverse order (unless the operator asked to keep things for debugging), and fail naming
  * the step and why.
  */
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { RunbookActivities, RunbookPlanDetails, RunStepRequest, StepOutcome } from '../activities/runbook.js';
-import type { TaskActivities } from '../activities/tasks.js';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
+import type { RunbookPlanDetails, RunStepRequest, StepOutcome } from '../activities/runbook.js';
 import type { RunbookRunInput } from '../lib/operations/catalog.js';
 import type { ResolvedCleanup, ResolvedStep, RunbookPlan } from '../lib/runbooks/plan.js';
 import type { Value } from '../lib/runbooks/placeholders.js';
 import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /** Waiting on a PVE task only reads it: safe to repeat. */
-const waiting = proxyActivities<TaskActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits();
 
 /**
  * How a step is dispatched. Reads may be retried; a call that changes something is retried
@@ -32,13 +26,9 @@ const waiting = proxyActivities<TaskActivities>({
  */
 function stepActivities(step: ResolvedStep) {
   const once = step.kind !== 'api' || step.destructive;
-  return proxyActivities<RunbookActivities>({
+  return waits({
     startToCloseTimeout: step.kind === 'api' ? '5 minutes' : step.timeoutMs + 60_000,
-    ...(step.kind === 'api' ? {} : { heartbeatTimeout: '1 minute' }),
-    retry: {
-      maximumAttempts: once ? 1 : step.method === 'GET' ? 5 : 3,
-      nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'OutcomeUnknown', 'StepExpectationFailed', 'NoFreeVmid'],
-    },
+    maximumAttempts: once ? 1 : step.method === 'GET' ? 5 : 3,
   });
 }
 
@@ -163,7 +153,7 @@ export async function applyRunbookPlan(
     for (const c of options.keepOnFailure ? pending : []) op.mark(c.id, 'skipped', 'kept for debugging');
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.create({
-      type: 'RunbookStepFailed',
+      type: Failure.RunbookStepFailed,
       nonRetryable: true,
       message: `step ${current} failed: ${failureMessage(err)}. ${describeCleanup(reports, options.keepOnFailure, pending)}`,
       details: [{ step: current, completed, cleanup: reports }],

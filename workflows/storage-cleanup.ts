@@ -1,27 +1,19 @@
-import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { StorageCleanupActivities } from '../activities/storage-cleanup.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { Failure } from '../lib/operations/failures.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<StorageCleanupActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads({ startToCloseTimeout: '5 minutes' });
 
 /** Removing is never repeated once sent; the activity re-checks the volume before sending. */
-const removing = proxyActivities<StorageCleanupActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['VolumeInUse', 'OutcomeUnknown'] },
-});
+const removing = dispatches({ startToCloseTimeout: '5 minutes' });
 
-const waiting = proxyActivities<TaskActivities>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits({ startToCloseTimeout: '1 hour' });
 
 /**
  * Remove images no guest uses: plan from every guest's configuration and snapshots, approve
@@ -51,7 +43,7 @@ export async function storageCleanup(input: StorageCleanupInput) {
       const failed = results.filter((r) => !r.removed);
       if (failed.length > 0) {
         throw ApplicationFailure.create({
-          type: 'CleanupIncomplete',
+          type: Failure.CleanupIncomplete,
           message: `${failed.length} of ${results.length} volumes not removed: ${failed.map((f) => `${f.volid} (${f.error})`).join('; ')}`,
           nonRetryable: true,
           details: [results],

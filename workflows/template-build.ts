@@ -8,22 +8,16 @@
  *            created), then the result read back and verified, then the old template removed;
  *            a failure removes what was built, unless the operator asked to keep it
  */
-import { proxyActivities } from '@temporalio/workflow';
-import type { TemplateBuildActivities, TemplateBuildDetails, VerifiedTemplate } from '../activities/template-build.js';
+import type { TemplateBuildDetails, VerifiedTemplate } from '../activities/template-build.js';
 import type { TemplateBuildInput } from '../lib/operations/catalog.js';
 import { runOperation } from './operation.js';
 import { applyRunbookPlan, runResolvedStep, type ExtraStep, type RunbookOutcome } from './runbook-run.js';
+import { reads } from './activity-presets.js';
 
-const planning = proxyActivities<TemplateBuildActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
-});
+const planning = reads();
 
 /** Verification only reads. */
-const checking = proxyActivities<TemplateBuildActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['TemplateVerificationFailed'] },
-});
+const checking = reads();
 
 export type TemplateBuildResult =
   | { status: 'exists'; vmid: number; node: string; name: string }

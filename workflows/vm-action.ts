@@ -1,14 +1,11 @@
-import { proxyActivities } from '@temporalio/workflow';
 import type { BackupReport } from '../activities/backup.js';
 import type { GuestActionInput, VmActivities, VmStepOutcome } from '../activities/vm.js';
 import type { PlanStep } from '../lib/operations/plan.js';
 import { runGuestOrBackupStep } from './backup-step.js';
 import { runOperation } from './operation.js';
+import { reads, waits } from './activity-presets.js';
 
-const planning = proxyActivities<VmActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused'] },
-});
+const planning = reads({ startToCloseTimeout: '1 minute' });
 
 /**
  * One guest (VM or container), one action — start, stop, shutdown, reboot, snapshot,

@@ -1,25 +1,14 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { NewGuestInput, ProvisionActivities } from '../activities/provision.js';
-import type { TaskActivities } from '../activities/tasks.js';
+import type { NewGuestInput } from '../activities/provision.js';
 import { createSummary, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
+import { reads, dispatches, waits } from './activity-presets.js';
 
-const planning = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'NotAsPlanned'] },
-});
+const planning = reads({ startToCloseTimeout: '1 minute' });
 
 /** A repeated attempt looks for the guest an earlier one created before creating anything. */
-const creating = proxyActivities<ProvisionActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
-});
+const creating = dispatches();
 
-const waiting = proxyActivities<TaskActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 20 },
-});
+const waiting = waits();
 
 /**
  * A new guest — created from the cluster's defaults, or cloned from a VM or template: plan

@@ -4,13 +4,23 @@
  * the parameter, instead of as a 400 from PVE), and its answer is parsed into the declared type.
  */
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { resolveApiToken } from '../config/secrets.js';
-import { buildRequest, endpoints, type Endpoint, type EndpointName, type ParamsOf, type ResultOf } from './endpoints.js';
-import { PveApiError } from './errors.js';
+import {
+  buildRequest,
+  endpoints,
+  type Endpoint,
+  type EndpointName,
+  type ParamsOf,
+  type ResultOf,
+  type WireRequest,
+} from './endpoints.js';
+import { isTransient, PveApiError } from './errors.js';
 import {
   createHttpTransport,
   type PveCredential,
+  type PveEnvelope,
   type PveNodeAddress,
   type PveTlsOptions,
   type PveTransport,
@@ -24,7 +34,23 @@ export interface PveClientOptions {
   preferredNode?: string;
   /** Replaces HTTPS (tests record or script requests here); nodes/tls/credential are then unused. */
   transport?: PveTransport;
+  /** How a read (GET) that failed transiently is repeated in place; writes never are. */
+  readRetry?: ReadRetry;
 }
+
+/**
+ * A GET that met a passing hiccup (no answer, a bare 5xx, a lock timeout) is sent again here,
+ * after growing pauses, so one dropped read does not fail — and repeat — a whole activity.
+ * Bounded: after `attempts` the error goes to the caller, whose activity fails retryably.
+ */
+export interface ReadRetry {
+  /** Sends in all, the first included; 1 turns repetition off. */
+  attempts: number;
+  /** Pause before the second send; doubled before each further one. */
+  pauseMs: number;
+}
+
+export const DEFAULT_READ_RETRY: ReadRetry = { attempts: 4, pauseMs: 200 };
 
 type ClientMethod<N extends EndpointName> = Record<never, never> extends ParamsOf<N>
   ? (params?: ParamsOf<N>) => Promise<ResultOf<N>>
@@ -40,11 +66,25 @@ export type PveClient = ReturnType<typeof createPveClient>;
 
 export function createPveClient(opts: PveClientOptions) {
   const transport = opts.transport ?? createHttpTransport(opts);
+  const readRetry = opts.readRetry ?? DEFAULT_READ_RETRY;
+
+  /** Writes are sent once: whether PVE acted on an unanswered one is for the caller to find out. */
+  async function exchange(req: WireRequest): Promise<PveEnvelope> {
+    if (req.method !== 'GET') return transport.send(req);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await transport.send(req);
+      } catch (err) {
+        if (attempt >= readRetry.attempts || !isTransient(err)) throw err;
+        await sleep(readRetry.pauseMs * 2 ** (attempt - 1));
+      }
+    }
+  }
 
   async function send<N extends EndpointName>(name: N, params: ParamsOf<N> | undefined) {
     const endpoint: Endpoint = endpoints[name];
     const req = buildRequest(endpoint, (params ?? {}) as Record<string, unknown>);
-    const envelope = await transport.send(req);
+    const envelope = await exchange(req);
     const parsed = endpoint.returns.safeParse(envelope.data);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -173,7 +213,7 @@ export function createPveClient(opts: PveClientOptions) {
  */
 export async function createPveClientForEnvironment(
   env: EnvironmentConfig,
-  opts: { timeoutMs?: number; preferredNode?: string } = {},
+  opts: { timeoutMs?: number; preferredNode?: string; readRetry?: ReadRetry } = {},
 ): Promise<PveClient> {
   const credential = await resolveApiToken(env);
   const ca = env.tls.ca_file ? await readCa(env.tls.ca_file) : undefined;

@@ -2,8 +2,9 @@
  * Proxmox API faults, end to end (real Temporal, real worker activities, the simulator's
  * HTTPS API): 5xx answers and connection resets at random, answers slower than the client
  * waits, a node that goes away, a task that fails. Reads are repeated until they succeed;
- * a request that changes something is sent once — when its outcome is unknown the operation
- * stops and says so — and every failure reaches the operator with PVE's own message.
+ * a request that changes something is sent once — when its answer is lost, the node's task
+ * list tells whether it acted, and a destructive one stops the operation saying so — and every
+ * failure reaches the operator with PVE's own message.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
@@ -206,21 +207,36 @@ describe('PVE answering slower than the client waits', () => {
     });
   });
 
-  it('never repeats a write whose answer was lost: the operation stops and says to check the task list', async () => {
+  it('finds a start whose answer was lost in the node’s task list and follows it, sending it once', async () => {
     const vm = spare('pve1');
     // PVE acts on the request, then the connection drops before the answer (as after a client timeout).
     cluster.sim.faults.failCalls({ kind: 'reset-after', match: `POST /nodes/pve1/qemu/${vm.vmid}/status/start` });
     const outcome = await outcomeOf(await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }));
 
+    expect(outcome.state).toBe('completed');
+    expect(counters().calls('qemuStart', vm.vmid)).toBe(1);
+    expect(counters().tasks('qmstart', vm.vmid)).toBe(1);
+    expect(cluster.sim.state.guests.get(vm.vmid)!.status).toBe('running');
+    record({ section: 'faults', name: 'PVE write answer lost (start)', value: 'completed, sent once', note: 'reset after PVE acted on POST .../status/start; the retry found its qmstart task and followed it' });
+  });
+
+  it('never sends a destructive write again when its answer was lost: the operation stops and says to check the task list', async () => {
+    // Any guest the batch above left stopped (a delete needs one).
+    const vm = vms.find((v) => !reserved(v) && cluster.sim.state.guests.get(v.vmid)?.status === 'stopped');
+    if (!vm) throw new Error('no stopped guest to delete');
+    cluster.sim.faults.failCalls({ kind: 'reset-after', match: `DELETE /nodes/${vm.node}/qemu/${vm.vmid}` });
+    const handle = await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'delete' });
+    await approveWhenPlanned(handle);
+    const outcome = await outcomeOf(handle);
+
     expect(outcome).toMatchObject({
       state: 'failed',
       type: 'OutcomeUnknown',
-      message: expect.stringMatching(new RegExp(`^start of VM ${vm.vmid} was sent but PVE did not answer; check its task list before retrying`)),
+      message: expect.stringMatching(new RegExp(`^destroy of VM ${vm.vmid} was sent but PVE did not answer; check its task list before retrying`)),
       activity: { type: 'dispatchVmStep', retryState: 'NON_RETRYABLE_FAILURE' },
     });
-    expect(counters().calls('qemuStart', vm.vmid)).toBe(1);
-    expect(counters().tasks('qmstart', vm.vmid)).toBe(1);
-    record({ section: 'faults', name: 'PVE write answer lost', value: 'failed OutcomeUnknown, sent once', note: 'reset after PVE acted on POST .../status/start' });
+    expect(counters().calls('qemuDestroy', vm.vmid)).toBe(1);
+    record({ section: 'faults', name: 'PVE write answer lost (delete)', value: 'failed OutcomeUnknown, sent once', note: 'reset after PVE acted on DELETE .../qemu/{vmid}: a destructive write is never sent again' });
   });
 });
 

@@ -14,6 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { installQuietRuntime } from './quiet-runtime.js';
+import { workerInterceptors } from '../../worker/keep-alive.js';
 
 let client: Promise<Client> | undefined;
 
@@ -60,6 +61,7 @@ export async function startTestWorker(options: TestWorkerOptions = {}): Promise<
   }
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await Worker.create({
+    interceptors: workerInterceptors,
     connection,
     namespace: inject('temporalNamespace'),
     taskQueue,

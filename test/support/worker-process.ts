@@ -6,12 +6,14 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities/index.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
+import { workerInterceptors } from '../../worker/keep-alive.js';
 import { installQuietRuntime } from './quiet-runtime.js';
 import type { WorkerProcessSettings } from './worker.js';
 
 const settings = JSON.parse(process.env['TEST_WORKER'] ?? '') as WorkerProcessSettings;
 installQuietRuntime();
 const worker = await Worker.create({
+  interceptors: workerInterceptors,
   connection: await NativeConnection.connect({ address: settings.address }),
   namespace: settings.namespace,
   taskQueue: settings.taskQueue,

@@ -105,6 +105,7 @@ describe('layers', () => {
     'lib/backup/limits.ts',
     'lib/lifecycle/bounded.ts',
     'lib/lifecycle/guest-steps.ts',
+    'lib/operations/failures.ts',
     'lib/operations/step-ids.ts',
     'lib/planning/evacuation-outcome.ts',
     'lib/pve/upid.ts',

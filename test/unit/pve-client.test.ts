@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { createPveClient, createPveClientForEnvironment, type PveClient } from '../../lib/pve/client.js';
+import { createPveClient, createPveClientForEnvironment, type PveClient, type ReadRetry } from '../../lib/pve/client.js';
 import { InvalidRequestError, matchEndpoint, type WireRequest } from '../../lib/pve/endpoints.js';
-import { PveApiError } from '../../lib/pve/errors.js';
+import { PveApiError, PveUnavailableError } from '../../lib/pve/errors.js';
 import type { PveEnvelope, PveTransport } from '../../lib/pve/transport.js';
 import type { EnvironmentConfig } from '../../lib/config/schema.js';
 import { selfSignedCert, startFakePveNode, type FakePveNode } from './pve-fake-server.js';
 
-function scriptedClient(answer: (req: WireRequest) => PveEnvelope): { client: PveClient; sent: WireRequest[] } {
+function scriptedClient(answer: (req: WireRequest) => PveEnvelope, readRetry?: ReadRetry): { client: PveClient; sent: WireRequest[] } {
   const sent: WireRequest[] = [];
   const transport: PveTransport = {
     async send(req) {
@@ -15,10 +15,55 @@ function scriptedClient(answer: (req: WireRequest) => PveEnvelope): { client: Pv
     },
     async close() {},
   };
-  return { client: createPveClient({ nodes: [], tls: {}, credential: { tokenId: '', secret: '' }, transport }), sent };
+  return { client: createPveClient({ nodes: [], tls: {}, credential: { tokenId: '', secret: '' }, transport, readRetry }), sent };
 }
 
 const upid = 'UPID:pve1:000934AF:0D015579:68BF3A41:qmigrate:101:automation@pve!orchestrator:';
+
+/** Answers each request with the next of `failures` (thrown) until they run out, then with `data`. */
+function failingFirst(failures: ((req: WireRequest) => Error)[], data: unknown) {
+  let n = 0;
+  return (req: WireRequest): PveEnvelope => {
+    const failure = failures[n++];
+    if (failure) throw failure(req);
+    return { data };
+  };
+}
+
+const bareServerError = (req: WireRequest) => new PveApiError(req, 500, 'Internal Server Error');
+const reset = (req: WireRequest) => new PveUnavailableError(req, 'pve1: ECONNRESET', { requestMayHaveBeenSent: true });
+
+describe('reads that fail transiently', () => {
+  const retry: ReadRetry = { attempts: 3, pauseMs: 1 };
+
+  it('are repeated in place until PVE answers', async () => {
+    const { client, sent } = scriptedClient(failingFirst([bareServerError, reset], [{ node: 'pve1', status: 'online' }]), retry);
+    expect(await client.nodes.list()).toEqual([{ node: 'pve1', status: 'online' }]);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('reach the caller once the attempts run out', async () => {
+    const { client, sent } = scriptedClient(failingFirst([reset, reset, reset, reset], []), retry);
+    await expect(client.nodes.list()).rejects.toThrow(PveUnavailableError);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('are not repeated when PVE gave a reason', async () => {
+    const { client, sent } = scriptedClient(failingFirst([(req) => new PveApiError(req, 500, 'VM 101 is locked (backup)')], []), retry);
+    await expect(client.qemu.config({ node: 'pve1', vmid: 101 })).rejects.toThrow(/is locked/);
+    expect(sent).toHaveLength(1);
+  });
+});
+
+describe('writes that fail transiently', () => {
+  it('are sent once: whether PVE acted is for the caller to find out', async () => {
+    const { client, sent } = scriptedClient(failingFirst([reset], upid), { attempts: 3, pauseMs: 1 });
+    await expect(client.qemu.start({ node: 'pve1', vmid: 101 })).rejects.toThrow(PveUnavailableError);
+    const second = scriptedClient(failingFirst([bareServerError], upid), { attempts: 3, pauseMs: 1 });
+    await expect(second.client.qemu.start({ node: 'pve1', vmid: 101 })).rejects.toThrow(/Internal Server Error/);
+    expect([sent.length, second.sent.length]).toEqual([1, 1]);
+  });
+});
 
 describe('client methods', () => {
   it('send the endpoint their resource and name suggest and return its typed answer', async () => {
