@@ -27,9 +27,14 @@ import { formatDuration } from '../lib/planning/units.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
 import type { NodeReport } from '../workflows/maintenance-definitions.js';
 import { approveWhenPlanned } from './evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance, type MaintenanceBody, type MaintenanceScenarioOptions } from './maintenance-run.js';
+import { generateScenario } from '../sim/scenario-generate.js';
+import type { Scenario } from '../sim/scenario.js';
+import { maintenanceInput, maintenanceScenario, pendingUpgrade, startMaintenance, type MaintenanceBody } from './maintenance-run.js';
+import { withAutomationToken } from './scenarios.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
+/** BENCH_CASES=name,name runs only those cases (and leaves the docs alone). */
+const ONLY = process.env['BENCH_CASES']?.split(',');
 /** PVE-like polling (250 ms rising to 1 s of real time; a rebooting node every 2 s), scaled to the simulated clock. */
 const POLLING = { pollMs: Math.max(5, Math.round(250 / SPEED)), maxPollMs: Math.max(10, Math.round(1000 / SPEED)) };
 const NODE_POLL_MS = Math.max(10, Math.round(2000 / SPEED));
@@ -43,28 +48,78 @@ const REBOOT_DELAY_S = 1;
 interface Case {
   name: string;
   description: string;
-  scenario: MaintenanceScenarioOptions;
+  scenario: Scenario;
+  rebootSeconds: number;
   body: Omit<MaintenanceBody, 'environment'>;
+}
+
+/**
+ * A rack of four 256 GiB nodes (10 GbE) with 110 guests, generated (seed 16): VMs on shared
+ * and local storage, containers, HA-managed VMs, stopped guests (they stay), and the rules
+ * a placement must keep while any one node is empty — three databases kept apart
+ * (`anti-affinity-db`), a web pair kept together (`affinity-web`), two HA VMs kept apart by a
+ * negative HA resource-affinity rule and one preferring pve01.
+ */
+export function rackScenario(rebootSeconds: number): Scenario {
+  const generated = generateScenario({
+    nodes: 4,
+    vms: 110,
+    seed: 16,
+    templates: 0,
+    memoryPressure: 0.5,
+    lxcFraction: 0.12,
+    haFraction: 0.1,
+    passthroughFraction: 0,
+  });
+  const guests = generated.guests!;
+  const runningVms = guests.filter((g) => g.type === 'qemu' && g.status === 'running' && !g.ha);
+  const onNode = (node: string) => runningVms.filter((g) => g.node === node);
+  // Three databases on three different nodes, a web pair on one node.
+  for (const node of ['pve02', 'pve03', 'pve04']) onNode(node)[0]!.tags = ['db', 'anti-affinity-db'];
+  for (const g of onNode('pve01').slice(0, 2)) g.tags = ['web', 'affinity-web'];
+  const ha = guests.filter((g) => g.ha && g.status === 'running').map((g) => `vm:${g.vmid}`);
+  return withAutomationToken({
+    ...generated,
+    name: 'rack-4x256',
+    pveversion: '9.1.2',
+    kernel: '6.17.2-1-pve',
+    nodes: generated.nodes.map((n) => ({ ...n, reboot_seconds: rebootSeconds, upgrade: pendingUpgrade() })),
+    tokens: [],
+    ha_rules: [
+      { rule: 'ha-apart', type: 'resource-affinity', affinity: 'negative', resources: ha.slice(0, 2), nodes: [], strict: false },
+      { rule: 'ha-prefers-pve01', type: 'node-affinity', resources: ha.slice(2, 3), nodes: ['pve01'], strict: false },
+    ],
+  });
 }
 
 const CASES: Case[] = [
   {
     name: 'homelab-3',
     description: '3 nodes (10/10/2.5 GbE), 5 guests each (VMs on NFS and local disks, a container, an HA VM), 120 s reboots',
-    scenario: { nodes: 3, guestsPerNode: 4, rebootSeconds: 120 },
+    scenario: maintenanceScenario({ nodes: 3, guestsPerNode: 4, rebootSeconds: 120 }),
+    rebootSeconds: 120,
     body: {},
   },
   {
     name: 'rack-5',
     description: '5 nodes, 9 guests each, 120 s reboots, one node at a time',
-    scenario: { nodes: 5, guestsPerNode: 8, rebootSeconds: 120 },
+    scenario: maintenanceScenario({ nodes: 5, guestsPerNode: 8, rebootSeconds: 120 }),
+    rebootSeconds: 120,
     body: {},
   },
   {
     name: 'rack-5, 2 at a time',
     description: 'the same, two nodes at a time (3 of 5 stay up: quorum)',
-    scenario: { nodes: 5, guestsPerNode: 8, rebootSeconds: 120 },
+    scenario: maintenanceScenario({ nodes: 5, guestsPerNode: 8, rebootSeconds: 120 }),
+    rebootSeconds: 120,
     body: { parallelNodes: 2 },
+  },
+  {
+    name: 'rack-4x256',
+    description: 'generated: 4 × 256 GiB nodes (10 GbE), 110 guests (containers, HA VMs, affinity and anti-affinity rules), 120 s reboots',
+    scenario: rackScenario(120),
+    rebootSeconds: 120,
+    body: { includeStopped: false },
   },
 ];
 
@@ -100,7 +155,7 @@ function stepSeconds(report: NodeReport): Record<string, number> {
 }
 
 async function run(t: Temporal, c: Case): Promise<Run> {
-  const env = await startSimulatedEnvironment({ scenario: maintenanceScenario(c.scenario), speed: SPEED, environment: `bench-${randomUUID().slice(0, 6)}` });
+  const env = await startSimulatedEnvironment({ scenario: c.scenario, speed: SPEED, environment: `bench-${randomUUID().slice(0, 6)}` });
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
     connection: t.connection,
@@ -126,8 +181,7 @@ async function run(t: Temporal, c: Case): Promise<Run> {
     const totalS = (env.sim.clock.now() - began) / 1000;
 
     const packages = 3;
-    const rebootSeconds = c.scenario.rebootSeconds ?? 120;
-    const bounds = new Map(plan.turns.map((turn) => [turn.node, nodeBoundS(env, turn, packages, rebootSeconds)]));
+    const bounds = new Map(plan.turns.map((turn) => [turn.node, nodeBoundS(env, turn, packages, c.rebootSeconds)]));
     const nodes = result.nodes.map((report) => {
       const steps = stepSeconds(report);
       const times = report.steps.filter((s) => s.startedAt && s.endedAt);
@@ -181,13 +235,14 @@ function nodeTable(c: Case, r: Run): string {
 async function main(): Promise<void> {
   await withBenchTemporal(async (t) => {
     const rows: { c: Case; r: Run }[] = [];
-    for (const c of CASES) {
+    for (const c of CASES.filter((x) => !ONLY || ONLY.includes(x.name))) {
       console.error(`[bench] ${c.name}`);
       rows.push({ c, r: await run(t, c) });
     }
     const tables = [summaryTable(rows), ...rows.map(({ c, r }) => nodeTable(c, r))].join('\n\n');
     console.log(tables);
-    await writeDoc(tables);
+    // A partial run does not replace the documented table.
+    if (!ONLY) await writeDoc(tables);
   });
 }
 
