@@ -28,8 +28,7 @@ import {
   type AptSummary,
 } from '../lib/maintenance/upgrade.js';
 import type { RollingMaintenanceInput } from '../lib/operations/catalog.js';
-import { defaultCostAssumptions, migrationMs, transferBytes, type MigrationMode } from '../lib/planning/estimate.js';
-import type { GuestMove } from '../lib/planning/evacuation.js';
+import { planReturn, type ReturnPlan } from '../lib/maintenance/returns.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { PveAuthError, PvePermissionError, PveTlsError, PveValidationError } from '../lib/pve/errors.js';
@@ -507,53 +506,16 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
 
     /**
      * The migrations that bring a node's guests home, from where each is now and in the
-     * state it is in now; guests already home, and guests that no longer exist, are named.
+     * state it is in now, planned like an evacuation (lib/maintenance/returns.ts); guests
+     * already home, and guests that no longer exist, are named.
      */
-    async planReturn(input: {
-      environment: string;
-      node: string;
-      guests: AwayGuest[];
-      linkGbps: number;
-      bwlimitMiBps?: number;
-    }): Promise<{ moves: GuestMove[]; home: number[]; gone: { vmid: number; name: string; reason: string }[] }> {
+    async planReturn(input: { environment: string; node: string; guests: AwayGuest[]; drain: NodeSettings['drain'] }): Promise<ReturnPlan> {
       const client = await deps.pve(input.environment);
       const resources = await reading(() => read(() => client.cluster.resources({ type: 'vm' })));
-      const costs = defaultCostAssumptions(input.linkGbps);
-      const moves: GuestMove[] = [];
-      const home: number[] = [];
-      const gone: { vmid: number; name: string; reason: string }[] = [];
-      for (const g of input.guests) {
-        const now = resources.find((r) => r.vmid === g.vmid);
-        if (!now?.node) {
-          gone.push({ vmid: g.vmid, name: g.name, reason: 'it no longer exists' });
-          continue;
-        }
-        if (now.node === input.node) {
-          home.push(g.vmid);
-          continue;
-        }
-        const running = now.status === 'running';
-        const mode: MigrationMode = !running ? 'offline' : g.type === 'qemu' ? 'online' : 'restart';
-        const bytes = transferBytes(mode, g.memoryBytes, g.localDiskBytes);
-        moves.push({
-          vmid: g.vmid,
-          name: g.name,
-          type: g.type,
-          source: now.node,
-          target: input.node,
-          mode,
-          priorStatus: running ? 'running' : 'stopped',
-          haManaged: now.hastate !== undefined,
-          withLocalDisks: mode === 'online' && g.withLocalDisks,
-          memoryBytes: g.memoryBytes,
-          localDiskBytes: g.localDiskBytes,
-          transferBytes: bytes,
-          estimatedMs: migrationMs(mode, bytes, costs, input.bwlimitMiBps ? input.bwlimitMiBps * 1024 ** 2 : undefined),
-          why: `back to ${input.node} after its maintenance`,
-        });
-      }
-      moves.sort((a, b) => b.estimatedMs - a.estimatedMs || a.vmid - b.vmid);
-      return { moves, home, gone };
+      return planReturn(input.node, input.guests, (vmid) => {
+        const now = resources.find((r) => r.vmid === vmid);
+        return now?.node ? { node: now.node, running: now.status === 'running', haManaged: now.hastate !== undefined } : undefined;
+      }, input.drain);
     },
 
     /** Where the task histories of `nodes` stand: migrations started after this belong to the caller. */

@@ -238,7 +238,13 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     };
   }
 
-  async function migrate(phase: 'evacuate' | 'return', moves: GuestMove[], marker: Awaited<ReturnType<typeof reading.markTasks>>, onFailure: 'stop' | 'continue'): Promise<GuestOutcome[]> {
+  async function migrate(
+    phase: 'evacuate' | 'return',
+    moves: GuestMove[],
+    limits: EvacuationPlan['limits'],
+    marker: Awaited<ReturnType<typeof reading.markTasks>>,
+    onFailure: 'stop' | 'continue',
+  ): Promise<GuestOutcome[]> {
     moving.phase = phase;
     moving.done.clear();
     return cancellation.cancellable(() =>
@@ -249,7 +255,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
           {
             environment,
             pending: moves,
-            limits: limitsOf(settings),
+            limits,
             memoryHeadroom: settings.memoryHeadroom,
             memoryBasis: settings.memoryBasis,
             onFailure,
@@ -277,7 +283,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     }
     if (plan.moves.length > 0) {
       const marker = await reading.markTaskHistory({ environment, node });
-      const outcomes = await migrate('evacuate', plan.moves, marker, 'stop');
+      const outcomes = await migrate('evacuate', plan.moves, plan.limits, marker, 'stop');
       for (const o of outcomes) {
         if (o.state === 'migrated' || o.state === 'already-there') away.set(o.vmid, awayGuest(plan.moves.find((m) => m.vmid === o.vmid)!));
       }
@@ -396,13 +402,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
 
   async function bringBack(): Promise<void> {
     if (away.size === 0) return;
-    const planned = await reading.planReturn({
-      environment,
-      node,
-      guests: [...away.values()],
-      linkGbps: settings.drain.linkGbps,
-      ...(settings.drain.bwlimitMiBps ? { bwlimitMiBps: settings.drain.bwlimitMiBps } : {}),
-    });
+    const planned = await reading.planReturn({ environment, node, guests: [...away.values()], drain: settings.drain });
     for (const g of planned.gone) {
       report.notReturned.push({ vmid: g.vmid, name: g.name, at: 'nowhere', reason: g.reason });
       away.delete(g.vmid);
@@ -410,7 +410,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     for (const vmid of planned.home) home(vmid);
     if (planned.moves.length > 0) {
       const marker = await reading.markTasks({ environment, nodes: [...new Set(planned.moves.map((m) => m.source))].sort() });
-      const outcomes = await migrate('return', planned.moves, marker, 'continue');
+      const outcomes = await migrate('return', planned.moves, planned.limits, marker, 'continue');
       for (const o of outcomes) if (o.state === 'migrated' || o.state === 'already-there') home(o.vmid, planned.moves.find((m) => m.vmid === o.vmid)!.priorStatus);
       if (outcomes.some((o) => o.state === 'not-started')) cancellation.throwIfRequested(`the rest of the return to ${node}`);
       const failed = outcomes.filter((o) => o.state === 'failed');
@@ -495,16 +495,6 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
   tell();
   await reporter.flushed();
   return { ...report };
-}
-
-function limitsOf(settings: NodeSettings): EvacuationPlan['limits'] {
-  const { drain } = settings;
-  return {
-    maxParallel: drain.maxParallel,
-    maxParallelPerTarget: drain.maxParallelPerTarget,
-    ...(drain.bwlimitMiBps ? { bwlimitKiBps: drain.bwlimitMiBps * 1024 } : {}),
-    containerShutdownTimeoutSeconds: drain.containerShutdownTimeoutSeconds,
-  };
 }
 
 function awayGuest(move: GuestMove): AwayGuest {

@@ -251,7 +251,7 @@ export function planEvacuation(
  * moves are dealt round-robin from the size quantiles (largest of each quantile first), and
  * large transfers keep the link busy while small migrations set up, to the end.
  */
-function startOrder(moves: readonly GuestMove[], parallel: number): GuestMove[] {
+export function startOrder(moves: readonly GuestMove[], parallel: number): GuestMove[] {
   const bySize = [...moves].sort((a, b) => b.transferBytes - a.transferBytes || a.vmid - b.vmid);
   const rounds = Math.ceil(bySize.length / parallel);
   const order: GuestMove[] = [];
