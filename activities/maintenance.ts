@@ -78,6 +78,7 @@ export const MAINTENANCE_FAILURES = [
 
 /** Tasks that may run beside a maintenance: consoles. Anything else on a node is someone else's work in progress. */
 const HARMLESS_TASKS = /^(vncproxy|vncshell|spiceproxy|spiceshell|termproxy)$/;
+const MIGRATION_TASKS = /^(qmigrate|vzmigrate|hamigrate)$/;
 const TAIL_LINES = 40;
 const HEARTBEAT_MS = 2_000;
 
@@ -182,13 +183,17 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
     }
   }
 
-  /** Tasks running on each node that a maintenance must not cut across (backups, migrations, clones ...). */
-  async function busyTasks(client: PveClient, nodes: string[]): Promise<string[]> {
+  /**
+   * Tasks running on each node that a maintenance must not cut across (backups, migrations,
+   * clones ...); the migrations of `returning` guests (the previous node's return) are expected.
+   */
+  async function busyTasks(client: PveClient, nodes: string[], returning: readonly number[] = []): Promise<string[]> {
     const busy: string[] = [];
+    const expected = (t: { type: string; id?: string }) => MIGRATION_TASKS.test(t.type) && returning.includes(Number(t.id));
     for (const node of nodes) {
       const tasks = await read(() => client.tasks.list({ node, source: 'active', limit: 100 }));
       for (const t of tasks) {
-        if (!HARMLESS_TASKS.test(t.type)) busy.push(`${node} is running ${t.type}${t.id ? ` ${t.id}` : ''} (${t.upid})`);
+        if (!HARMLESS_TASKS.test(t.type) && !expected(t)) busy.push(`${node} is running ${t.type}${t.id ? ` ${t.id}` : ''} (${t.upid})`);
       }
     }
     return busy;
@@ -246,6 +251,8 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
               ...(input.nodes ? { nodes: input.nodes } : {}),
               keepOrder: input.keepOrder,
               parallelNodes: input.parallelNodes,
+              // A pause between nodes asks for a gap, which an overlap would not leave.
+              overlap: input.overlap && input.pauseBetweenNodesSeconds === 0,
               ...(input.minNodesUp ? { minNodesUp: input.minNodesUp } : {}),
               drain,
             },
@@ -314,7 +321,7 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
      * (except those maintained alongside it), enough stay up, and the node runs nothing that
      * a maintenance would cut across.
      */
-    async checkNodeTurn(input: { environment: string; node: string; alongside: string[]; minNodesUp: number }): Promise<void> {
+    async checkNodeTurn(input: { environment: string; node: string; alongside: string[]; minNodesUp: number; returning?: number[] }): Promise<void> {
       const client = await deps.pve(input.environment);
       await reading(async () => {
         const status = await read(() => client.cluster.status());
@@ -326,7 +333,7 @@ export function createMaintenanceActivities(deps: MaintenanceDeps) {
         if (down.length > 0) problems.push(`${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} offline`);
         const up = nodes.filter((n) => n.online && n.name !== input.node && !input.alongside.includes(n.name)).length;
         if (up < input.minNodesUp) problems.push(`only ${up} node(s) would stay up, and ${input.minNodesUp} must`);
-        if (problems.length === 0) problems.push(...(await busyTasks(client, [input.node])));
+        if (problems.length === 0) problems.push(...(await busyTasks(client, [input.node], input.returning)));
         if (problems.length > 0) fail('NodeNotReady', `${input.node} cannot be taken down now: ${problems.join('; ')}`);
       });
     },

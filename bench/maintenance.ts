@@ -33,8 +33,8 @@ import { maintenanceInput, maintenanceScenario, pendingUpgrade, startMaintenance
 import { withAutomationToken } from './scenarios.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
-/** BENCH_CASES=name,name runs only those cases (and leaves the docs alone). */
-const ONLY = process.env['BENCH_CASES']?.split(',');
+/** BENCH_CASES='name;name' runs only those cases (and leaves the docs alone). */
+const ONLY = process.env['BENCH_CASES']?.split(';');
 /** PVE-like polling (250 ms rising to 1 s of real time; a rebooting node every 2 s), scaled to the simulated clock. */
 const POLLING = { pollMs: Math.max(5, Math.round(250 / SPEED)), maxPollMs: Math.max(10, Math.round(1000 / SPEED)) };
 const NODE_POLL_MS = Math.max(10, Math.round(2000 / SPEED));

@@ -32,7 +32,7 @@ import {
 import type { MaintenanceActivities } from '../activities/maintenance.js';
 import type { MigrationActivities, Verification } from '../activities/migration.js';
 import { describeStuck, runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
-import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
+import type { EvacuationPlan, EvacuationRequest, GuestMove } from '../lib/planning/evacuation.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
 import { notStarted, watchCancellation, type Cancellation } from './cancellation.js';
 import type { StepProgress } from './definitions.js';
@@ -40,7 +40,9 @@ import { failureMessage } from './guest-step.js';
 import {
   nodeDecisionSignal,
   nodeReportSignal,
+  previousGroupSignal,
   type AwayGuest,
+  type PreviousGroupEnd,
   type MaintenanceDecision,
   type NodeReport,
   type UpgradeOutcome,
@@ -61,6 +63,12 @@ export interface MaintainNodeInput {
   logKey: string;
   /** A runbook planned for this node, run after the upgrade. */
   runbook?: { name: string; plan: RunbookPlan };
+  /**
+   * The previous group, still bringing its guests home (the plan's NodeTurn.overlaps): this
+   * node is emptied meanwhile, leaves those guests to their return, and verifies itself empty
+   * (then goes down) only once that group has ended (previousGroupSignal).
+   */
+  overlaps?: { nodes: string[]; returning: AwayGuest[] };
 }
 
 /** Only reads: repeated freely. */
@@ -114,6 +122,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     decisions: [],
     warnings: [],
     startedAt: now(),
+    ...(input.overlaps ? { overlapped: input.overlaps.nodes } : {}),
   };
   const away = new Map<number, AwayGuest>();
   const cameBack: AwayGuest[] = [];
@@ -138,6 +147,10 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     toldAt = Date.now();
   };
 
+  let previousGroup: PreviousGroupEnd | undefined = input.overlaps ? undefined : { outcome: 'finished' };
+  setHandler(previousGroupSignal, (end) => {
+    previousGroup = end;
+  });
   setHandler(nodeDecisionSignal, (d) => {
     if (report.state === 'halted' && decision === undefined && d.halt === report.halted?.id) decision = d;
   });
@@ -196,6 +209,7 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
       try {
         return await attempt(name, fn);
       } catch (err) {
+        if (err instanceof NodeStopped) throw err;
         // Cancelled, a failure is reported rather than halted on: nobody is to decide any more.
         if (isCancellation(err) || cancellation.requested) throw err;
         const d = await decide(name, failureMessage(err));
@@ -267,12 +281,35 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
     );
   }
 
+  /** Until the previous group has ended; stops this node too when the rollout stops there. */
+  async function previousGroupEnded(): Promise<void> {
+    await condition(() => previousGroup !== undefined);
+    if (previousGroup!.outcome === 'stopped') {
+      const reason = `the rollout stopped at ${input.overlaps!.nodes.join(', ')}${previousGroup!.reason ? `: ${previousGroup!.reason}` : ''}`;
+      const d: MaintenanceDecision = { action: 'abort-and-return', by: 'rollout', node, reason, at: now(), halt: 0 };
+      report.decisions.push(d);
+      throw new NodeStopped(d);
+    }
+  }
+
+  /**
+   * The evacuation, planned fresh. While the previous group's guests return it is planned with
+   * them counted where they are and at home, and leaves those on this node to their return;
+   * should that not fit now, the node waits for the previous group and plans without them.
+   */
+  async function planDrain(): Promise<EvacuationPlan> {
+    const request: EvacuationRequest = { ...settings.drain, node, haMaintenance: false, ...(input.alongside.length ? { denyTargets: input.alongside } : {}) };
+    const returning = previousGroup ? [] : input.overlaps!.returning;
+    if (returning.length > 0) {
+      const overlapped = (await reading.planEvacuation({ environment, request: { ...request, ...returnsAround(node, returning) } })).details!;
+      if (runningLeftBehind(overlapped).length === 0) return overlapped;
+      await previousGroupEnded();
+    }
+    return (await reading.planEvacuation({ environment, request })).details!;
+  }
+
   async function evacuate(): Promise<void> {
-    const draft = await reading.planEvacuation({
-      environment,
-      request: { ...settings.drain, node, haMaintenance: false, ...(input.alongside.length ? { denyTargets: input.alongside } : {}) },
-    });
-    const plan: EvacuationPlan = draft.details!;
+    const plan = await planDrain();
     const stuck = runningLeftBehind(plan);
     if (stuck.length > 0) {
       throw ApplicationFailure.create({
@@ -299,6 +336,8 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
         });
       }
     }
+    // The previous group's guests on this node leave it with their return.
+    await previousGroupEnded();
     const verification = await reading.verifyEvacuation({
       environment,
       source: node,
@@ -453,7 +492,9 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
 
   tell();
   try {
-    await step('check', () => reading.checkNodeTurn({ environment, node, alongside: input.alongside, minNodesUp: settings.minNodesUp }));
+    await step('check', () =>
+      reading.checkNodeTurn({ environment, node, alongside: input.alongside, minNodesUp: settings.minNodesUp, returning: (input.overlaps?.returning ?? []).map((g) => g.vmid) }),
+    );
     await step('evacuate', evacuate);
     if (settings.haMaintenance) {
       await step('ha-maintenance-on', () => acting.setHaMaintenance({ environment, node, enabled: true }));
@@ -495,6 +536,14 @@ async function maintain(input: MaintainNodeInput, cancellation: Cancellation): P
   tell();
   await reporter.flushed();
   return { ...report };
+}
+
+/** The previous group's guests on their way home: those on `node` leave it by themselves, all are counted at home too. */
+function returnsAround(node: string, returning: readonly AwayGuest[]): Pick<EvacuationRequest, 'leaving' | 'arriving'> {
+  return {
+    leaving: returning.filter((g) => g.at === node).map((g) => g.vmid),
+    arriving: returning.map((g) => ({ vmid: g.vmid, target: g.home })),
+  };
 }
 
 function awayGuest(move: GuestMove): AwayGuest {
