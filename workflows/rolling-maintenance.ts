@@ -295,9 +295,13 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     return group;
   }
 
-  /** A node that is back and has its guests returning (or is done): the next group may be emptied meanwhile. */
+  /**
+   * A node that is back and has its guests returning (or is done): the next group may be
+   * emptied meanwhile. Not one told to abort-and-return: its rollout waits for it to end, and stops.
+   */
   const returning = (node: string) => {
     const r = reportOf(node);
+    if (r.decisions.some((d) => d.action === 'abort-and-return')) return false;
     return r.state === 'running' ? r.step === 'return' || r.step === 'verify' : ENDED.includes(r.state);
   };
 
@@ -373,8 +377,8 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   };
 }
 
-/** A node in one of these states runs no more steps. */
-const ENDED: readonly NodeReport['state'][] = ['maintained', 'skipped', 'aborted', 'cancelled'];
+/** A node in one of these states runs no more steps, and its rollout goes on (an aborted one stops it). */
+const ENDED: readonly NodeReport['state'][] = ['maintained', 'skipped', 'cancelled'];
 
 function pendingReport(node: string): NodeReport {
   return { node, state: 'pending', steps: [], away: [], moved: 0, returned: 0, notReturned: [], decisions: [], warnings: [] };

@@ -399,9 +399,9 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
 
   const warnings = turns.flatMap((t) => [
     ...t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
-    // Its batch peers receive nothing by design; any other target that does is worth a look.
+    // Its batch peers, and the nodes whose guests return meanwhile, receive nothing by design; any other target that does is worth a look.
     ...t.evacuation.excludedTargets
-      .filter((x) => !plan.batches[t.batch]!.includes(x.node))
+      .filter((x) => !plan.batches[t.batch]!.includes(x.node) && !t.overlaps?.includes(x.node))
       .map((x) => `while ${t.node} is maintained, ${x.node} receives nothing: ${x.reason}`),
   ]);
   if (!settings.stopOnFailure) warnings.push('stopOnFailure is off: a node whose step fails gets its guests back and is skipped');
