@@ -113,13 +113,9 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   const turns: NodeTurn[] = [];
   let previous: NodeTurn[] = [];
   batches.forEach((batch, index) => {
-    const returning = request.overlap ? previous : [];
-    // The returning nodes' links carry their returns: the group goes elsewhere when it can.
     const group =
-      (returning.length > 0
-        ? (planGroup(snapshot, batch, index, request.drain, policy, returning, returning.map((t) => t.node)) ??
-          planGroup(snapshot, batch, index, request.drain, policy, returning, []))
-        : undefined) ?? planGroup(snapshot, batch, index, request.drain, policy, [], [], alone)!;
+      (request.overlap && previous.length > 0 ? planGroup(snapshot, batch, index, request.drain, policy, previous) : undefined) ??
+      planGroup(snapshot, batch, index, request.drain, policy, [], alone)!;
     turns.push(...group);
     previous = group;
   });
@@ -139,8 +135,7 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
  * peers are emptied at the same time). While `returning` (the previous group) brings its
  * guests home, this group is planned against the cluster with those guests still away and
  * already home at once, so neither headroom nor (anti-)affinity depends on when they move;
- * their guests on this group's nodes are left to their return. Nodes in `avoid` receive
- * nothing (the returning nodes, whose links carry their returns). Undefined when, overlapped,
+ * their guests on this group's nodes are left to their return. Undefined when, overlapped,
  * a running guest would have to stay: the group then waits for the previous one instead.
  */
 function planGroup(
@@ -150,7 +145,6 @@ function planGroup(
   drain: DrainRequest,
   policy: PlacementPolicy,
   returning: NodeTurn[],
-  avoid: string[],
   alone?: Map<string, EvacuationPlan>,
 ): NodeTurn[] | undefined {
   const returns = returning.flatMap((t) => t.evacuation.moves);
@@ -168,7 +162,7 @@ function planGroup(
               ...drain,
               node,
               haMaintenance: false,
-              ...(peers.length || avoid.length ? { denyTargets: [...peers, ...avoid] } : {}),
+              ...(peers.length ? { denyTargets: peers } : {}),
               ...(returns.length
                 ? { leaving: returns.filter((m) => m.target === node).map((m) => m.vmid), arriving: returns.map((m) => ({ vmid: m.vmid, target: m.source })) }
                 : {}),

@@ -293,22 +293,6 @@ describe('planRollout, overlapping a node with the previous one’s return', () 
     expect(turn(rollout, 'pve2').evacuation.moves[0]!.target).toBe('pve4');
   });
 
-  it('sends the next node’s guests to other nodes than the one its predecessor’s guests return to when they fit there, and there otherwise', () => {
-    const snapshot = cluster([
-      { vmid: 101, node: 'pve1' },
-      { vmid: 201, node: 'pve2', memory: 16 * GiB },
-      { vmid: 202, node: 'pve2', memory: 16 * GiB },
-      { vmid: 301, node: 'pve3', memory: 16 * GiB },
-    ]);
-    const rollout = overlapped(snapshot, { nodes: ['pve1', 'pve2'] });
-    // pve3 (51.2 GiB usable) cannot take both of pve2's guests besides its own: pve1 may receive, counted with its returning guest.
-    expect(turn(rollout, 'pve2').overlaps).toEqual(['pve1']);
-    expect(turn(rollout, 'pve2').evacuation.moves.map((m) => m.target)).toContain('pve1');
-
-    const roomy = overlapped(cluster([{ vmid: 101, node: 'pve1' }, { vmid: 201, node: 'pve2' }, { vmid: 202, node: 'pve2' }]), { nodes: ['pve1', 'pve2'] });
-    expect(turn(roomy, 'pve2').evacuation.moves.map((m) => m.target)).toEqual(['pve3', 'pve3']);
-  });
-
   it('does not overlap when asked not to', () => {
     const rollout = planRollout(homelab(), request({ overlap: false }), policy);
     expect(rollout.turns.every((t) => t.overlaps === undefined)).toBe(true);

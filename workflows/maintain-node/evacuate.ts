@@ -46,8 +46,7 @@ export async function evacuate(run: NodeRun): Promise<void> {
 
 /**
  * The evacuation, planned fresh. While the previous group's guests return it is planned with
- * them counted where they are and at home, and leaves those on this node to their return —
- * onto other nodes than the returning ones when it can, since their links carry the returns.
+ * them counted where they are and at home, and leaves those on this node to their return.
  * Should that not fit now, the node waits for the previous group and plans without them.
  */
 async function planDrain(run: NodeRun): Promise<EvacuationPlan> {
@@ -56,11 +55,8 @@ async function planDrain(run: NodeRun): Promise<EvacuationPlan> {
     (await reading.planEvacuation({ environment, request: { ...run.settings.drain, node, haMaintenance: false, ...(deny.length ? { denyTargets: deny } : {}), ...extra } })).details!;
   const returning = run.previousGroup ? [] : input.overlaps!.returning;
   if (returning.length > 0) {
-    const around = returnsAround(node, returning);
-    for (const deny of [[...input.alongside, ...input.overlaps!.nodes], input.alongside]) {
-      const overlapped = await plan(deny, around);
-      if (runningLeftBehind(overlapped).length === 0) return overlapped;
-    }
+    const overlapped = await plan(input.alongside, returnsAround(node, returning));
+    if (runningLeftBehind(overlapped).length === 0) return overlapped;
     await previousGroupEnded(run);
   }
   return plan(input.alongside);
