@@ -61,6 +61,20 @@ export interface MaintenanceScenarioOptions {
   extraPackages?: number;
 }
 
+/** PVE 9.1.2 -> 9.1.4 with a new kernel: three packages, plus `extra` others, and a reboot required. */
+export function pendingUpgrade(extra = 0) {
+  return {
+    pveversion: '9.1.4',
+    kernel: '6.17.4-1-pve',
+    packages: [
+      { name: 'pve-manager', from: '9.1.2', to: '9.1.4' },
+      { name: 'qemu-server', from: '9.0.23', to: '9.0.25' },
+      { name: 'proxmox-kernel-6.17', from: '6.17.2-1', to: '6.17.4-1' },
+      ...Array.from({ length: extra }, (_, i) => ({ name: `lib-extra${i}`, from: '1.0', to: '1.1' })),
+    ],
+  };
+}
+
 /**
  * Nodes with a pending PVE upgrade (new manager and kernel), guests that can all be emptied
  * onto the others: live-migrating VMs on shared and local storage, a container (restart
@@ -70,12 +84,7 @@ export function maintenanceScenario(options: MaintenanceScenarioOptions = {}): S
   const count = options.nodes ?? 3;
   const perNode = options.guestsPerNode ?? 3;
   const names = Array.from({ length: count }, (_, i) => `pve0${i + 1}`);
-  const packages = [
-    { name: 'pve-manager', from: '9.1.2', to: '9.1.4' },
-    { name: 'qemu-server', from: '9.0.23', to: '9.0.25' },
-    { name: 'proxmox-kernel-6.17', from: '6.17.2-1', to: '6.17.4-1' },
-    ...Array.from({ length: options.extraPackages ?? 0 }, (_, i) => ({ name: `lib-extra${i}`, from: '1.0', to: '1.1' })),
-  ];
+  const upgrade = pendingUpgrade(options.extraPackages);
   const guests: NonNullable<Scenario['guests']> = names.flatMap((node, n) => [
     ...Array.from({ length: perNode }, (_, i) => {
       const vmid = (n + 1) * 100 + i + 1;
@@ -102,7 +111,7 @@ export function maintenanceScenario(options: MaintenanceScenarioOptions = {}): S
       memory: i === count - 1 ? '64G' : '128G',
       link_gbps: i === count - 1 ? 2.5 : 10,
       reboot_seconds: options.rebootSeconds ?? 120,
-      upgrade: { pveversion: '9.1.4', kernel: '6.17.4-1-pve', packages },
+      upgrade,
     })),
     storages: [
       { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], size: '1T' },

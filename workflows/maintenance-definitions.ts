@@ -44,6 +44,8 @@ export interface NodeReport {
   steps: StepProgress[];
   /** Guests moved off the node and not back (yet). */
   away: AwayGuest[];
+  /** The previous group, whose guests were returning while this node was emptied. */
+  overlapped?: string[];
   /** Guests that left the node, and those that came back. */
   moved: number;
   returned: number;
@@ -131,6 +133,16 @@ export const maintenanceQuery = defineQuery<MaintenanceProgress>('maintenance');
 export const nodeReportSignal = defineSignal<[NodeReport]>('maintenance-node-report');
 /** Rollout -> node workflow: the operator's decision about the halted node. */
 export const nodeDecisionSignal = defineSignal<[MaintenanceDecision]>('maintenance-node-decision');
+
+/** How the previous group of nodes ended, for a node emptied while its guests returned. */
+export interface PreviousGroupEnd {
+  /** `stopped`: the rollout stops there (abort-and-return), and so does this node. */
+  outcome: 'finished' | 'stopped';
+  reason?: string;
+}
+
+/** Rollout -> node workflow that overlaps the previous group: that group has ended. */
+export const previousGroupSignal = defineSignal<[PreviousGroupEnd]>('maintenance-previous-group');
 
 /** Why a decision request changes nothing, or undefined when it may be carried out. */
 export function decisionRefusal(progress: MaintenanceProgress, request: MaintenanceDecisionRequest): string | undefined {

@@ -19,8 +19,9 @@
 import {
   CancellationScope,
   condition,
-  executeChild,
   getExternalWorkflowHandle,
+  startChild,
+  type ChildWorkflowHandle,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -42,6 +43,7 @@ import {
   nodeApprovalRefusal,
   nodeDecisionSignal,
   nodeReportSignal,
+  previousGroupSignal,
   rejectNodeSignal,
   rejectNodeUpdate,
   type MaintenanceAction,
@@ -52,6 +54,7 @@ import {
   type NodeApprovalDecision,
   type NodeApprovalRequest,
   type NodeReport,
+  type PreviousGroupEnd,
 } from './maintenance-definitions.js';
 import { runOperation, setApprovalState, type OperationHandle } from './operation.js';
 import { reads, records } from './activity-presets.js';
@@ -228,9 +231,88 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
 
   let outcome: MaintenanceResult['outcome'] | undefined;
   let stoppedBecause: string | undefined;
+
+  /** A group of nodes maintained together: their child workflows, and how the group ended. */
+  interface Group {
+    nodes: string[];
+    done: Promise<void>;
+    end?: PreviousGroupEnd;
+    /** Nodes of the next group, emptied while this group's guests return: told when it ends. */
+    followers: ChildWorkflowHandle<typeof maintainNode>[];
+  }
+  const tell = (followers: ChildWorkflowHandle<typeof maintainNode>[], end: PreviousGroupEnd) =>
+    Promise.all(followers.map((h) => h.signal(previousGroupSignal, end)));
+
+  /** Starts a group's nodes; when `previous` still returns its guests, they are emptied meanwhile. */
+  function startGroup(batch: string[], previous: Group | undefined): Group {
+    const overlaps = previous && !previous.end ? { nodes: previous.nodes, returning: previous.nodes.flatMap((n) => reportOf(n).away) } : undefined;
+    const group: Group = { nodes: batch, followers: [], done: Promise.resolve() };
+    progress.current = [...progress.current, ...batch];
+    refresh();
+    // Cancelled, each node finishes the step it is in and reports back (state `cancelled`).
+    const reports = batch.map((node) =>
+      op.cancellable(async () => {
+        const child = await startChild(maintainNode, {
+          workflowId: childId(node),
+          staticSummary: `maintain ${node}`,
+          args: [
+            {
+              environment: meta.environment,
+              node,
+              alongside: batch.filter((n) => n !== node),
+              settings: details.settings,
+              reportTo: workflowId,
+              logKey: `${workflowId}/${runId}`,
+              ...(details.runbook ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } } : {}),
+              ...(overlaps ? { overlaps } : {}),
+            },
+          ],
+        });
+        if (overlaps) {
+          previous!.followers.push(child);
+          if (previous!.end) await tell([child], previous!.end);
+        }
+        return child.result();
+      }),
+    );
+    group.done = Promise.all(reports).then(async (ended) => {
+      for (const r of ended) accept(r);
+      progress.current = progress.current.filter((n) => !batch.includes(n));
+      const aborted = ended.find((r) => r.state === 'aborted');
+      const d = aborted?.decisions.at(-1);
+      group.end = aborted
+        ? { outcome: 'stopped', reason: `abort-and-return at ${aborted.node} by ${d?.by ?? 'unknown'}${d?.reason ? `: ${d.reason}` : ''}` }
+        : { outcome: 'finished' };
+      refresh();
+      await tell(group.followers, group.end);
+    });
+    return group;
+  }
+
+  /**
+   * A node that is back and has its guests returning (or is done): the next group may be
+   * emptied meanwhile. Not one told to abort-and-return: its rollout waits for it to end, and stops.
+   */
+  const returning = (node: string) => {
+    const r = reportOf(node);
+    if (r.decisions.some((d) => d.action === 'abort-and-return')) return false;
+    return r.state === 'running' ? r.step === 'return' || r.step === 'verify' : ENDED.includes(r.state);
+  };
+
   refresh();
   const cancelled = 'the operation was cancelled';
+  const groups: Group[] = [];
+  let previous: Group | undefined;
   rollout: for (const [index, batch] of details.batches.entries()) {
+    if (previous) {
+      const before = previous;
+      if (details.turns.find((t) => t.node === batch[0])!.overlaps) {
+        await condition(() => before.end !== undefined || before.nodes.every(returning) || op.cancelled);
+      } else {
+        await before.done;
+      }
+      if (before.end?.outcome === 'stopped') break;
+    }
     if (op.cancelled) {
       stoppedBecause = cancelled;
       break;
@@ -259,44 +341,17 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
         }
       }
     }
-    progress.current = batch;
-    refresh();
-    // Cancelled, each node finishes the step it is in and reports back (state `cancelled`).
-    const reports = await op.cancellable(() =>
-      Promise.all(
-        batch.map((node) =>
-          executeChild(maintainNode, {
-            workflowId: childId(node),
-            staticSummary: `maintain ${node}`,
-            args: [
-              {
-                environment: meta.environment,
-                node,
-                alongside: batch.filter((n) => n !== node),
-                settings: details.settings,
-                reportTo: workflowId,
-                logKey: `${workflowId}/${runId}`,
-                ...(details.runbook ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } } : {}),
-              },
-            ],
-          }),
-        ),
-      ),
-    );
-    for (const r of reports) accept(r);
-    progress.current = [];
-    refresh();
-    if (op.cancelled) {
-      stoppedBecause = cancelled;
-      break;
-    }
-    const aborted = reports.find((r) => r.state === 'aborted');
-    if (aborted) {
-      const d = aborted.decisions.at(-1);
-      outcome = 'aborted';
-      stoppedBecause = `abort-and-return at ${aborted.node} by ${d?.by ?? 'unknown'}${d?.reason ? `: ${d.reason}` : ''}`;
-      break;
-    }
+    previous = startGroup(batch, previous);
+    groups.push(previous);
+  }
+  // The groups still running end on their own (a stopped one stops its followers).
+  await Promise.all(groups.map((g) => g.done));
+  const stopped = progress.nodes.find((r) => r.state === 'aborted');
+  if (op.cancelled) stoppedBecause ??= cancelled;
+  else if (stopped && !outcome) {
+    const d = stopped.decisions.find((x) => x.action === 'abort-and-return' && x.by !== 'rollout') ?? stopped.decisions.at(-1);
+    outcome = 'aborted';
+    stoppedBecause = `abort-and-return at ${stopped.node} by ${d?.by ?? 'unknown'}${d?.reason ? `: ${d.reason}` : ''}`;
   }
 
   for (const r of progress.nodes) {
@@ -315,6 +370,9 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     ...(stoppedBecause ? { stoppedBecause } : {}),
   };
 }
+
+/** A node in one of these states runs no more steps, and its rollout goes on (an aborted one stops it). */
+const ENDED: readonly NodeReport['state'][] = ['maintained', 'skipped', 'cancelled'];
 
 function pendingReport(node: string): NodeReport {
   return { node, state: 'pending', steps: [], away: [], moved: 0, returned: 0, notReturned: [], decisions: [], warnings: [] };

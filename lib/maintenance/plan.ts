@@ -31,6 +31,8 @@ export interface RolloutRequest {
   parallelNodes: number;
   /** Nodes that must stay up; never fewer than quorum needs. */
   minNodesUp?: number;
+  /** Empty a group while the previous group's guests return, wherever both fit (see overlapping). */
+  overlap: boolean;
   drain: DrainRequest;
 }
 
@@ -40,6 +42,12 @@ export interface NodeTurn {
   batch: number;
   /** The evacuation that empties it, as planned now (it is planned again, fresh, at its turn). */
   evacuation: EvacuationPlan;
+  /**
+   * The previous group, whose guests return home while this node is emptied: the node
+   * leaves their guests to their return, counts them both where they are and at home, and
+   * goes down only once they have left it. Absent: the previous group finishes first.
+   */
+  overlaps?: string[];
 }
 
 export interface Rollout {
@@ -99,14 +107,13 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   for (let i = 0; i < order.length; i += request.parallelNodes) batches.push(order.slice(i, i + request.parallelNodes));
 
   const turns: NodeTurn[] = [];
+  let previous: NodeTurn[] = [];
   batches.forEach((batch, index) => {
-    let during = snapshot;
-    for (const node of batch) {
-      const peers = batch.filter((n) => n !== node);
-      const evacuation = peers.length === 0 ? alone.get(node)! : planEvacuation(during, { ...request.drain, node, denyTargets: peers, haMaintenance: false }, policy);
-      during = afterEvacuation(during, evacuation);
-      turns.push({ node, batch: index, evacuation });
-    }
+    const group =
+      (request.overlap && previous.length > 0 ? planGroup(snapshot, batch, index, request.drain, policy, previous) : undefined) ??
+      planGroup(snapshot, batch, index, request.drain, policy, [], alone)!;
+    turns.push(...group);
+    previous = group;
   });
 
   for (const { node, evacuation } of turns) {
@@ -117,6 +124,52 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   }
   if (problems.length > 0) throw new RolloutRefusedError(problems);
   return { clusterNodes, turns, batches, minNodesUp };
+}
+
+/**
+ * The evacuations of one group, each node emptied onto the nodes outside the group (its
+ * peers are emptied at the same time). While `returning` (the previous group) brings its
+ * guests home, this group is planned against the cluster with those guests still away and
+ * already home at once, so neither headroom nor (anti-)affinity depends on when they move;
+ * their guests on this group's nodes are left to their return. Undefined when, overlapped,
+ * a running guest would have to stay: the group then waits for the previous one instead.
+ */
+function planGroup(
+  snapshot: ClusterSnapshot,
+  batch: string[],
+  index: number,
+  drain: DrainRequest,
+  policy: PlacementPolicy,
+  returning: NodeTurn[],
+  alone?: Map<string, EvacuationPlan>,
+): NodeTurn[] | undefined {
+  const returns = returning.flatMap((t) => t.evacuation.moves);
+  let during = returning.reduce((s, t) => afterEvacuation(s, t.evacuation), snapshot);
+  const overlap = returning.length > 0 ? { overlaps: returning.map((t) => t.node) } : {};
+  const turns: NodeTurn[] = [];
+  for (const node of batch) {
+    const peers = batch.filter((n) => n !== node);
+    const evacuation =
+      peers.length === 0 && returns.length === 0 && alone
+        ? alone.get(node)!
+        : planEvacuation(
+            during,
+            {
+              ...drain,
+              node,
+              haMaintenance: false,
+              ...(peers.length ? { denyTargets: peers } : {}),
+              ...(returns.length
+                ? { leaving: returns.filter((m) => m.target === node).map((m) => m.vmid), arriving: returns.map((m) => ({ vmid: m.vmid, target: m.source })) }
+                : {}),
+            },
+            policy,
+          );
+    if (returns.length > 0 && runningLeftBehind(evacuation).length > 0) return undefined;
+    during = afterEvacuation(during, evacuation);
+    turns.push({ node, batch: index, evacuation, ...overlap });
+  }
+  return turns;
 }
 
 /** The snapshot once an evacuation is done: its guests on their targets, with their memory and disks. */
@@ -227,7 +280,10 @@ function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
       evacuation.moves.length === 0
         ? `${node} holds nothing that must move`
         : `plan the evacuation of ${node} again from the cluster as it is then, and move its ${evacuation.moves.length} guests ` +
-            `(now planned: ${modes.join(', ')} to ${targets.join(', ')}); refuse if a running guest would have to stay`,
+            `(now planned: ${modes.join(', ')} to ${targets.join(', ')}); refuse if a running guest would have to stay` +
+            (turn.overlaps
+              ? `; this runs while the guests of ${turn.overlaps.join(', ')} return, and ${node} goes down only once those on it have left`
+              : ''),
       { estimatedMs: evacuation.estimatedMs },
     ),
   );
@@ -263,11 +319,28 @@ function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
   return steps;
 }
 
+/** What an approver reads about the overlaps: which node is emptied while whose guests return, and what keeps that safe. */
+function describeOverlap(overlapping: NodeTurn[]): string {
+  const pairs = overlapping.map((t) => `${t.node} while ${t.overlaps!.join(' + ')} get their guests back`);
+  return (
+    `overlaps: empties ${pairs.join(', ')} — planned with the returning guests counted both where they are and at home ` +
+    `(memory headroom, affinity and anti-affinity, HA rules), leaving those on the node to their own return; a node goes down ` +
+    `only once they have left it, so no more nodes are down at once than without overlap; where both would not fit, a node waits for the previous one`
+  );
+}
+
 /** The rolling maintenance as an operation plan: what an approver reads and the API shows. */
 export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<MaintenancePlan>, 'version'> {
   const { settings, turns } = plan;
   const moves = turns.flatMap((t) => t.evacuation.moves);
-  const perBatch = plan.batches.map((batch) => Math.max(...batch.map((node) => nodeEstimateMs(turns.find((t) => t.node === node)!, settings))));
+  const turnsOf = (batch: string[]) => batch.map((node) => turns.find((t) => t.node === node)!);
+  const evacuationMsOf = (batch: string[]) => Math.max(...turnsOf(batch).map((t) => t.evacuation.estimatedMs));
+  const perBatch = plan.batches.map((batch, i) => {
+    const whole = Math.max(...turnsOf(batch).map((t) => nodeEstimateMs(t, settings)));
+    // Overlapped, the group's evacuation runs during the previous group's return.
+    const overlapped = i > 0 && turnsOf(batch)[0]!.overlaps && settings.returnGuests ? Math.min(evacuationMsOf(batch), evacuationMsOf(plan.batches[i - 1]!)) : 0;
+    return whole - overlapped;
+  });
   const estimatedDurationMs = perBatch.reduce((a, b) => a + b, 0) + plan.pauseBetweenNodesMs * (plan.batches.length - 1);
   const order = plan.batches.map((b) => b.join(' + ')).join(', then ');
   const work = [settings.upgrade && 'upgrade', settings.reboot === 'always' ? 'reboot' : settings.reboot === 'if-required' ? 'reboot if required' : '']
@@ -287,13 +360,15 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
   reasons.push(
     `${plan.batches[0]?.length === 1 ? 'one node at a time' : `${plan.batches[0]?.length} nodes at a time`}; at least ${settings.minNodesUp} of ${plan.clusterNodes.length} nodes stay up`,
   );
+  const overlapping = turns.filter((t) => t.overlaps);
+  if (overlapping.length > 0) reasons.push(describeOverlap(overlapping));
   reasons.push(`estimates assume ${formatDuration(ASSUMED_UPGRADE_MS)} per upgrade and ${formatDuration(ASSUMED_REBOOT_MS)} per reboot`);
 
   const warnings = turns.flatMap((t) => [
     ...t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
-    // Its batch peers receive nothing by design; any other target that does is worth a look.
+    // Its batch peers, and the nodes whose guests return meanwhile, receive nothing by design; any other target that does is worth a look.
     ...t.evacuation.excludedTargets
-      .filter((x) => !plan.batches[t.batch]!.includes(x.node))
+      .filter((x) => !plan.batches[t.batch]!.includes(x.node) && !t.overlaps?.includes(x.node))
       .map((x) => `while ${t.node} is maintained, ${x.node} receives nothing: ${x.reason}`),
   ]);
   if (!settings.stopOnFailure) warnings.push('stopOnFailure is off: a node whose step fails gets its guests back and is skipped');

@@ -503,6 +503,8 @@ export const rollingMaintenanceOperation = defineOperation({
       /** A node that takes longer starts no further step and halts for the operator. */
       maxNodeMinutes: z.number().int().min(5).max(1440).default(120),
       pauseBetweenNodesSeconds: z.number().int().min(0).max(86_400).default(0),
+      /** Empty the next node while the previous one's guests return, where the plan finds both fit; off (or with a pause) one node ends before the next begins. */
+      overlap: z.boolean().default(true),
       /** A failed step halts the rollout for a decision (resume, skip-node, abort-and-return); otherwise the node is skipped. */
       stopOnFailure: z.boolean().default(true),
       upgradeTimeoutSeconds: z.number().int().min(60).max(14_400).default(3600),

@@ -82,6 +82,7 @@ const meanings: Record<string, string> = {
   minNodesUp: 'Nodes that must stay up; never fewer than quorum needs (the default).',
   maxNodeMinutes: 'A node taking longer starts no further step and halts for the operator.',
   pauseBetweenNodesSeconds: 'Pause between nodes.',
+  overlap: 'Empty the next node while the previous one’s guests return, where the plan finds both fit; off (or with a pause) a node’s round ends before the next begins.',
   stopOnFailure: 'Halt the rollout for a decision on a failed step; otherwise the node is skipped.',
   upgradeTimeoutSeconds: 'Time limit of one node’s upgrade.',
   bootTimeoutSeconds: 'How long a rebooted node may take to come back.',

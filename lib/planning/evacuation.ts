@@ -57,6 +57,13 @@ export interface EvacuationRequest {
   haMaintenance: boolean;
   /** Link speed the time estimates assume (PVE does not report it). */
   linkGbps: number;
+  /** Guests on the node that leave it by other means (they return to their own node): neither moved nor left behind. */
+  leaving?: number[];
+  /**
+   * Guests on their way to a node while this evacuation runs: counted there (memory, vCPUs,
+   * affinity groups) as well as where they are now, so no placement relies on when they move.
+   */
+  arriving?: { vmid: number; target: string }[];
 }
 
 export type PlacementPolicy = Pick<SafetyPolicy, 'memory_headroom' | 'cpu_oversubscription' | 'memory_basis'>;
@@ -163,7 +170,7 @@ export function planEvacuation(
 
   const leftBehind: LeftBehind[] = [];
   const candidates: { guest: GuestState; mode: MigrationMode; facts: MigrationFacts; item: PlacementItem }[] = [];
-  const onSource = [...(index.guests.get(source.name) ?? [])].sort((a, b) => a.vmid - b.vmid);
+  const onSource = [...(index.guests.get(source.name) ?? [])].filter((g) => !request.leaving?.includes(g.vmid)).sort((a, b) => a.vmid - b.vmid);
   for (const guest of onSource) {
     const decision = decide(guest, snapshot, request);
     if ('reason' in decision) {
@@ -253,7 +260,7 @@ export function planEvacuation(
  * moves are dealt round-robin from the size quantiles (largest of each quantile first), and
  * large transfers keep the link busy while small migrations set up, to the end.
  */
-function startOrder(moves: readonly GuestMove[], parallel: number): GuestMove[] {
+export function startOrder(moves: readonly GuestMove[], parallel: number): GuestMove[] {
   const bySize = [...moves].sort((a, b) => b.transferBytes - a.transferBytes || a.vmid - b.vmid);
   const rounds = Math.ceil(bySize.length / parallel);
   const order: GuestMove[] = [];
@@ -291,7 +298,9 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest,
       excludedTargets.push({ node: node.name, reason });
       continue;
     }
-    const residents = index.guests.get(node.name) ?? [];
+    // Guests returning home to this node (rolling maintenance's overlap) count as already here.
+    const arriving = request.arriving?.length ? snapshot.guests.filter((g) => g.node !== node.name && arrivingAt(request, g, node.name)) : [];
+    const residents = [...(index.guests.get(node.name) ?? []), ...arriving];
     const running = residents.filter((g) => g.status !== 'stopped');
     const groups: Record<string, string[]> = {};
     for (const g of residents) {
@@ -301,7 +310,7 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest,
     targets.push({
       node: node.name,
       memoryTotal: node.memoryTotal,
-      memoryUsed: node.memoryUsed,
+      memoryUsed: node.memoryUsed + running.filter((g) => g.node !== node.name).reduce((sum, g) => sum + g.memory, 0),
       memoryCommitted: running.reduce((sum, g) => sum + g.memory, 0),
       cpus: node.cpus,
       vcpusAssigned: running.reduce((sum, g) => sum + g.vcpus, 0),
@@ -312,6 +321,11 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest,
     });
   }
   return { targets, excludedTargets };
+}
+
+/** The guest is on its way to `node` (and not there yet). */
+function arrivingAt(request: EvacuationRequest, guest: GuestState, node: string): boolean {
+  return guest.node !== node && (request.arriving ?? []).some((a) => a.vmid === guest.vmid && a.target === node);
 }
 
 /** How a guest moves, or why it stays. */

@@ -110,6 +110,8 @@ describe('rolling maintenance on the simulator', () => {
     // Cheapest to empty first (pve03's guests are half the size); equal costs in name order.
     expect(planned.nodes).toEqual(['pve03', 'pve01', 'pve02']);
     expect(planned.warnings).toEqual(['VM 260 (pve02-archive) stays on pve02 while it is maintained (stopped): stopped, and includeStopped is off']);
+    // The approver reads which node is emptied while whose guests return.
+    expect(planned.reasons).toContainEqual(expect.stringMatching(/^overlaps: empties pve01 while pve03 get their guests back, pve02 while pve01 get their guests back — /));
 
     const started = await api('POST', '/v1/operations/rolling-maintenance', 'otto', { environment: env.environment });
     expect(started.status).toBe(202);
@@ -134,6 +136,14 @@ describe('rolling maintenance on the simulator', () => {
       ['pve01', 'maintained'],
       ['pve02', 'maintained'],
     ]);
+    // Each node after the first was emptied while the previous one's guests returned, and
+    // rebooted only once that node had finished: never two nodes down at once.
+    expect(result.nodes.map((n) => n.overlapped)).toEqual([undefined, ['pve03'], ['pve01']]);
+    const at = (node: string, step: string, end: 'startedAt' | 'endedAt') => Date.parse(result.nodes.find((n) => n.node === node)!.steps.find((s) => s.id === step)![end]!);
+    for (const [previous, next] of [['pve03', 'pve01'], ['pve01', 'pve02']] as const) {
+      expect(at(next, 'check', 'startedAt')).toBeLessThan(at(previous, 'verify', 'endedAt'));
+      expect(at(next, 'reboot', 'startedAt')).toBeGreaterThanOrEqual(at(previous, 'verify', 'endedAt'));
+    }
     // Every plan step of every node ran, except nothing was skipped.
     expect((op.body.status as OperationStatus).steps.filter((s) => s.state !== 'succeeded')).toEqual([]);
 

@@ -25,7 +25,7 @@ const drain: DrainRequest = {
   onFailure: 'stop',
   linkGbps: 10,
 };
-const request = (over: Partial<RolloutRequest> = {}): RolloutRequest => ({ keepOrder: false, parallelNodes: 1, drain, ...over });
+const request = (over: Partial<RolloutRequest> = {}): RolloutRequest => ({ keepOrder: false, parallelNodes: 1, overlap: false, drain, ...over });
 
 type GuestSpec = Partial<GuestState> & Partial<MigrationFacts> & { vmid: number; node: string };
 
@@ -229,5 +229,72 @@ describe('describeRollout', () => {
     ]);
     expect(described.steps.find((s) => s.id === 'pve3/upgrade')?.params).toEqual({ command: DEFAULT_UPGRADE_COMMAND });
     expect(described.reasons).toContain('one node at a time; at least 2 of 3 nodes stay up');
+  });
+});
+
+describe('planRollout, overlapping a node with the previous one’s return', () => {
+  const overlapped = (snapshot: ClusterSnapshot, over: Partial<RolloutRequest> = {}) =>
+    planRollout(snapshot, request({ overlap: true, keepOrder: true, ...over }), policy);
+  const turn = (rollout: ReturnType<typeof planRollout>, node: string) => rollout.turns.find((t) => t.node === node)!;
+
+  it('empties the next node while the guests of the previous one return, and leaves them to their return: no guest moved twice', () => {
+    // pve1's guest can only go to pve2; pve2 is emptied while it returns.
+    const snapshot = cluster([
+      { vmid: 101, node: 'pve1', notAllowedNodes: { pve3: 'storage' } },
+      { vmid: 201, node: 'pve2' },
+      { vmid: 301, node: 'pve3' },
+    ]);
+    const rollout = overlapped(snapshot, { nodes: ['pve1', 'pve2', 'pve3'] });
+
+    expect(turn(rollout, 'pve1').evacuation.moves.map((m) => [m.vmid, m.target])).toEqual([[101, 'pve2']]);
+    expect(turn(rollout, 'pve2').overlaps).toEqual(['pve1']);
+    const pve2 = turn(rollout, 'pve2').evacuation;
+    expect(pve2.moves.map((m) => m.vmid)).toEqual([201]);
+    expect(pve2.leftBehind).toEqual([]);
+    expect(turn(rollout, 'pve1').overlaps).toBeUndefined();
+  });
+
+  it('counts the returning guests both where they are and at home, so headroom holds whenever they move', () => {
+    // 64 GiB nodes, 20% headroom: 51.2 GiB each. pve3's 40 GiB guest returning leaves pve3 no room
+    // for pve2's 20 GiB guest, and pve1 (holding it until it leaves) none either: pve2 waits.
+    const snapshot = cluster([
+      { vmid: 301, node: 'pve3', memory: 40 * GiB },
+      { vmid: 201, node: 'pve2', memory: 20 * GiB },
+    ]);
+    const rollout = overlapped(snapshot, { nodes: ['pve3', 'pve2'] });
+
+    expect(turn(rollout, 'pve3').evacuation.moves[0]!.target).toBe('pve1');
+    expect(turn(rollout, 'pve2').overlaps).toBeUndefined();
+    expect(turn(rollout, 'pve2').evacuation.moves.map((m) => m.vmid)).toEqual([201]);
+  });
+
+  it.each([
+    ['an anti-affinity tag', { tags: ['anti-affinity-db'] }, []],
+    [
+      'a negative HA resource-affinity rule',
+      { haManaged: true },
+      [{ rule: 'apart', type: 'resource-affinity' as const, resources: ['vm:101', 'vm:201'], affinity: 'negative' as const, disabled: false }],
+    ],
+  ])('keeps guests apart by %s on neither the returning guest’s current node nor its home', (_what, keepApart, haRules) => {
+    const snapshot = {
+      ...cluster(
+        [
+          { vmid: 101, node: 'pve1', ...keepApart, notAllowedNodes: { pve2: 'storage', pve4: 'storage' } },
+          { vmid: 201, node: 'pve2', ...keepApart },
+        ],
+        ['pve1', 'pve2', 'pve3', 'pve4'],
+      ),
+      haRules,
+    };
+    const rollout = overlapped(snapshot, { nodes: ['pve1', 'pve2'] });
+
+    expect(turn(rollout, 'pve1').evacuation.moves[0]!.target).toBe('pve3');
+    expect(turn(rollout, 'pve2').overlaps).toEqual(['pve1']);
+    expect(turn(rollout, 'pve2').evacuation.moves[0]!.target).toBe('pve4');
+  });
+
+  it('does not overlap when asked not to', () => {
+    const rollout = planRollout(homelab(), request({ overlap: false }), policy);
+    expect(rollout.turns.every((t) => t.overlaps === undefined)).toBe(true);
   });
 });

@@ -4,6 +4,7 @@
  * (docs/architecture.md, "Folders").
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { loadConfig } from '../../lib/config/load.js';
@@ -112,7 +113,7 @@ describe('layers', () => {
   ];
 
   it.each(sources('workflows/'))('%s loads only workflows/ and small pure modules of lib/', (file) => {
-    const valueImports = [...read(file).matchAll(/^import (?!type )([^;]*?) from '\.\.\/([^']+)\.js';/gm)]
+    const valueImports = [...read(file).matchAll(/^import (?!type )([^;]*?) from '(\.\.?\/[^']+)\.js';/gm)]
       .filter(
         ([, what]) =>
           !what!.startsWith('{') ||
@@ -121,7 +122,8 @@ describe('layers', () => {
             .split(',')
             .some((n) => n.trim() !== '' && !n.trim().startsWith('type ')),
       )
-      .map(([, , path]) => `${path}.ts`);
+      .map(([, , path]) => posix.join(posix.dirname(file), `${path}.ts`))
+      .filter((m) => !m.startsWith('workflows/'));
     expect(valueImports.filter((m) => !workflowModules.includes(m))).toEqual([]);
   });
 
