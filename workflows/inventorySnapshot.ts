@@ -2,6 +2,7 @@ import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio
 import type { InventoryActivities, InventorySummary } from '../activities/inventory.js';
 import type { InventoryInput } from '../lib/operations/catalog.js';
 import { statusQuery, type OperationStatus } from './definitions.js';
+import { publishStatus } from './operation.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
 
 const { summarizeInventory } = proxyActivities<InventoryActivities>({
@@ -28,9 +29,12 @@ export async function inventorySnapshot(input: InventoryInput): Promise<Inventor
     // A read changes nothing: no approval is asked for (the API starts every operation at 'planning').
     { key: PmApprovalState, value: 'not-required' },
   ]);
+  publishStatus(status);
 
   const summary = await summarizeInventory(input.environment);
   status.steps = [{ id: 'read-inventory', state: 'succeeded' }];
   status.phase = 'completed';
+  status.outcome = 'completed';
+  publishStatus(status);
   return summary;
 }

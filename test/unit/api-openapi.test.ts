@@ -78,8 +78,8 @@ describe('OpenAPI document, as an outside contract tester reads it', () => {
     expect((await op('/v1/drift/{id}', 'get')).parameters!.find((p) => p.name === 'id')!.schema).toMatchObject({ enum: ['home', 'cloud'] });
   });
 
-  it('documents a limit as the integer range the API accepts', async () => {
-    expect((await op('/v1/operations', 'get')).parameters!.find((p) => p.name === 'limit')!.schema).toEqual({ type: 'integer', minimum: 1, maximum: 500 });
+  it('documents a page size as the integer range the API accepts', async () => {
+    expect((await op('/v1/operations', 'get')).parameters!.find((p) => p.name === 'pageSize')!.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
   });
 
   it('states the rules that join fields, and case-insensitive ids without a flag JSON Schema cannot carry', async () => {
