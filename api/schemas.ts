@@ -80,6 +80,7 @@ export const InventoryQuery = z.strictObject({
   type: z.enum(['qemu', 'lxc']).optional(),
   tag: word.optional(),
   node: word.optional(),
+  fresh: z.enum(['true', 'false']).optional().describe('true: read PVE now rather than answer from the shared snapshot'),
 });
 
 export const GuestSchema = z

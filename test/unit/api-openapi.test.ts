@@ -43,7 +43,7 @@ describe('OpenAPI document', () => {
 
   it('documents query and path parameters, and marks public routes', async () => {
     const doc = await document();
-    expect(doc.paths['/v1/inventory']!.get!.parameters!.map((p) => p.name)).toEqual(['environment', 'state', 'type', 'tag', 'node']);
+    expect(doc.paths['/v1/inventory']!.get!.parameters!.map((p) => p.name)).toEqual(['environment', 'state', 'type', 'tag', 'node', 'fresh']);
     expect(doc.paths['/v1/operations/{id}/approve']!.post!.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
     expect(doc.paths['/healthz']!.get!.security).toEqual([]);
     expect(doc.paths['/v1/operations']!.get!.security).toEqual([{ bearer: [] }]);

@@ -461,6 +461,52 @@ describe('inventory', () => {
     expect(await guests('&node=pve2')).toEqual([1002]);
   });
 
+  /** An API whose Proxmox counts its reads, on a clock the test moves. */
+  const counted = () => {
+    const clock = { now: Date.parse('2025-11-22T04:27:13.579Z') };
+    const proxmox = fakeProxmox();
+    let reads = 0;
+    const api = testApi({
+      now: () => new Date(clock.now),
+      proxmox: { ...proxmox, inventory: (environment) => (reads++, proxmox.inventory(environment)) },
+    });
+    const get = (query = '', headers: Record<string, string> = {}) => api.call('GET', `/v1/inventory?environment=home${query}`, { token: 'viewer', headers });
+    return { clock, get, reads: () => reads };
+  };
+
+  it('answers concurrent requests, and every request within 2 s, from one read of PVE', async () => {
+    const { clock, get, reads } = counted();
+    const answers = await Promise.all([get(), get(), get('&type=lxc'), get('&state=running')]);
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    clock.now += 2_000;
+    expect((await get()).headers.get('age')).toBe('2');
+    expect(reads()).toBe(1);
+    clock.now += 1;
+    await get();
+    expect(reads()).toBe(2);
+  });
+
+  it('reads PVE again on fresh=true or Cache-Control: no-cache', async () => {
+    const { get, reads } = counted();
+    await get();
+    await get('&fresh=true');
+    await get('', { 'cache-control': 'no-cache' });
+    expect(reads()).toBe(3);
+  });
+
+  it('answers 304 to an If-None-Match naming the current ETag, and 200 with the body to an old one', async () => {
+    const { get } = counted();
+    const first = await get();
+    const etag = first.headers.get('etag')!;
+    expect(first.headers.get('cache-control')).toBe('private, no-cache');
+    const unchanged = await get('', { 'if-none-match': etag });
+    expect(unchanged.status).toBe(304);
+    expect(await unchanged.text()).toBe('');
+    const filtered = await get('&type=lxc', { 'if-none-match': etag });
+    expect(filtered.status).toBe(200);
+    expect(filtered.headers.get('etag')).not.toBe(etag);
+  });
+
   it('answers 502 when the Proxmox API fails, without credentials in the message', async () => {
     const api = testApi({
       proxmox: {
