@@ -24,7 +24,7 @@ import type { PlanStep } from '../workflows/definitions.js';
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { withPveFailures } from './failures.js';
-import type { TaskMarker } from './migration.js';
+import type { TaskMarker } from './evacuation.js';
 import { isTransient, read } from './transient.js';
 import { refuse } from './vm.js';
 

@@ -7,18 +7,19 @@ import { createAuditActivities } from './audit.js';
 import { createInventoryActivities } from './inventory.js';
 import { createTaskActivities } from './tasks.js';
 import { createVmActivities } from './vm.js';
-import { createBulkActivities } from './bulk.js';
-import { createContainerActivities } from './containers.js';
+import { createBulkActionActivities } from './bulk-action.js';
+import { createLxcPatchActivities } from './lxc-patch.js';
 import { createProvisionActivities } from './provision.js';
-import { createPxeActivities } from './pxe.js';
-import { createStorageActivities } from './storage.js';
+import { createStatefulVmActivities } from './create-stateful-vm.js';
+import { createIsoImportActivities } from './iso-import.js';
+import { createStorageCleanupActivities } from './storage-cleanup.js';
 import { createReconcileActivities } from './reconcile.js';
 import { createRunbookActivities } from './runbook.js';
-import { createTemplateActivities } from './template.js';
-import { createClusterActivities } from './cluster.js';
+import { createTemplateBuildActivities } from './template-build.js';
+import { createClusterVmActivities } from './cluster-vms.js';
 import { createTalosActivities } from './talos.js';
-import { createMaintenanceActivities } from './maintenance.js';
-import { createMigrationActivities } from './migration.js';
+import { createRollingMaintenanceActivities } from './rolling-maintenance.js';
+import { createEvacuationActivities } from './evacuation.js';
 import { createBackupActivities } from './backup.js';
 
 export function createActivities(deps: WorkerDeps) {
@@ -29,17 +30,18 @@ export function createActivities(deps: WorkerDeps) {
     ...createTaskActivities(deps),
     ...createVmActivities(deps),
     ...createProvisionActivities(deps),
-    ...createBulkActivities(deps),
-    ...createContainerActivities(deps),
-    ...createStorageActivities(deps),
-    ...createPxeActivities(deps),
+    ...createBulkActionActivities(deps),
+    ...createLxcPatchActivities(deps),
+    ...createIsoImportActivities(deps),
+    ...createStorageCleanupActivities(deps),
+    ...createStatefulVmActivities(deps),
     ...createReconcileActivities(deps),
     ...createRunbookActivities(deps),
-    ...createTemplateActivities(deps),
-    ...createClusterActivities(deps),
+    ...createTemplateBuildActivities(deps),
+    ...createClusterVmActivities(deps),
     ...createTalosActivities(deps),
-    ...createMaintenanceActivities(deps),
-    ...createMigrationActivities(deps),
+    ...createRollingMaintenanceActivities(deps),
+    ...createEvacuationActivities(deps),
     ...createBackupActivities(deps),
   };
 }

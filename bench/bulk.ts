@@ -19,7 +19,7 @@ import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { bulkActionOperation, type BulkActionInput } from '../lib/operations/catalog.js';
 import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
-import type { BulkGuestResult } from '../workflows/bulkAction.js';
+import type { BulkGuestResult } from '../workflows/bulk-action.js';
 import { bulkScenario } from './bulk-scenario.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 200);

@@ -24,14 +24,14 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
-import { createClusterActivities } from '../activities/cluster.js';
+import { createClusterVmActivities } from '../activities/cluster-vms.js';
 import { createTalosActivities } from '../activities/talos.js';
 import { withPveFailures } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { startSimulatedEnvironment } from '../test/support/simulated-env.js';
-import type { ClusterUpResult } from '../workflows/clusterUp.js';
+import type { ClusterUpResult } from '../workflows/cluster-up.js';
 import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
 import { waitForStatus } from './evacuation-run.js';
 
@@ -73,7 +73,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
     workflowBundle: { code: t.bundle },
     activities: {
       ...createActivities(env.deps),
-      ...createClusterActivities(env.deps, { talosctl, polling: POLLING }),
+      ...createClusterVmActivities(env.deps, { talosctl, polling: POLLING }),
       ...createTalosActivities(env.deps, { talosctl }),
       // The worker's task waiter, polling at the simulated clock's pace like the cluster activities.
       async awaitTask({ environment, upid }: { environment: string; upid: string }) {

@@ -7,7 +7,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { evacuationOperation, type EvacuationInput } from '../lib/operations/catalog.js';
 import { approveUpdate, statusQuery, type OperationStatus } from '../workflows/definitions.js';
-import type { evacuateNode } from '../workflows/evacuateNode.js';
+import type { evacuation } from '../workflows/evacuation.js';
 
 /** A request body as a client sends it: defaults may be left out. */
 export type EvacuationBody = Partial<z.input<typeof evacuationOperation.body>> & { environment: string; node: string };
@@ -32,8 +32,8 @@ export async function startEvacuation(
   taskQueue: string,
   input: EvacuationInput,
   workflowId = `evacuate/${input.environment}/${input.node}/${Date.now()}`,
-): Promise<WorkflowHandle<typeof evacuateNode>> {
-  return client.workflow.start<typeof evacuateNode>('evacuateNode', { taskQueue, workflowId, args: [input] });
+): Promise<WorkflowHandle<typeof evacuation>> {
+  return client.workflow.start<typeof evacuation>('evacuation', { taskQueue, workflowId, args: [input] });
 }
 
 /** Polls the status query until `done` holds (the workflow may still be planning). */

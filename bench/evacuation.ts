@@ -21,12 +21,12 @@ import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import { createApprovalActivities } from '../activities/approvals.js';
 import { createAuditActivities } from '../activities/audit.js';
-import { createMigrationActivities } from '../activities/migration.js';
+import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import type { EvacuationPlan } from '../lib/planning/evacuation.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
 import { approveUpdate } from '../workflows/definitions.js';
-import type { GuestOutcome } from '../workflows/migrateGuests.js';
+import type { GuestOutcome } from '../workflows/migrate-guests.js';
 import { evacuationInput, startEvacuation, waitForStatus } from './evacuation-run.js';
 import { DEFAULT_MAX_WORKERS, migrateAll } from './migrateall.js';
 import { sampleCluster, type Samples } from './sampler.js';
@@ -86,7 +86,7 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
     taskQueue,
     workflowBundle: { code: t.bundle },
     activities: {
-      ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
+      ...createEvacuationActivities({ ...env.deps, taskPolling: POLLING }),
       ...createAuditActivities(env.deps.audit),
       ...createApprovalActivities(env.deps),
     },
@@ -183,8 +183,8 @@ async function main(): Promise<void> {
       const sequential = await runWorkflow(t, s, 'sequential (one at a time)', { maxParallel: 1 });
       console.error(`[bench] ${s.name}: migrateall`);
       const all = await runMigrateAll(s);
-      console.error(`[bench] ${s.name}: evacuateNode`);
-      const workflow = await runWorkflow(t, s, 'evacuateNode (defaults: 4 at once, 2 per target)', {});
+      console.error(`[bench] ${s.name}: evacuation`);
+      const workflow = await runWorkflow(t, s, 'evacuation (defaults: 4 at once, 2 per target)', {});
       // Every byte this workflow's plan moves must cross the source node's link.
       const bound = workflow.plan!.totalTransferBytes / workflow.sourceLink;
       const section = table(s, [sequential, all, workflow], bound);

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { rollingMaintenanceOperation, type RollingMaintenanceInput } from '../lib/operations/catalog.js';
 import type { Scenario } from '../sim/scenario.js';
 import { maintenanceQuery, type MaintenanceProgress } from '../workflows/maintenance-definitions.js';
-import type { rollingMaintenance } from '../workflows/rollingMaintenance.js';
+import type { rollingMaintenance } from '../workflows/rolling-maintenance.js';
 import { withAutomationToken } from './scenarios.js';
 
 /** A request body as a client sends it: defaults may be left out. */

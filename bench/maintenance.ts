@@ -20,8 +20,8 @@ import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import { createApprovalActivities } from '../activities/approvals.js';
 import { createAuditActivities } from '../activities/audit.js';
-import { createMaintenanceActivities } from '../activities/maintenance.js';
-import { createMigrationActivities } from '../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../activities/evacuation.js';
 import type { MaintenancePlan, NodeTurn } from '../lib/maintenance/plan.js';
 import { formatDuration } from '../lib/planning/units.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../test/support/simulated-env.js';
@@ -108,8 +108,8 @@ async function run(t: Temporal, c: Case): Promise<Run> {
     taskQueue,
     workflowBundle: { code: t.bundle },
     activities: {
-      ...createMigrationActivities({ ...env.deps, taskPolling: POLLING }),
-      ...createMaintenanceActivities({ ...env.deps, pollMs: NODE_POLL_MS }),
+      ...createEvacuationActivities({ ...env.deps, taskPolling: POLLING }),
+      ...createRollingMaintenanceActivities({ ...env.deps, pollMs: NODE_POLL_MS }),
       ...createAuditActivities(env.deps.audit),
       ...createApprovalActivities(env.deps),
     },

@@ -1,12 +1,12 @@
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities, BackupReport } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
 import { mapWithLimits } from '../lib/backup/limits.js';
 import type { BackupInput } from '../lib/operations/catalog.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
+const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });

@@ -1,24 +1,45 @@
-/** Every workflow the worker runs; the API starts them by these exported names. */
-export { inventorySnapshot } from './inventorySnapshot.js';
-export { vmAction } from './vmAction.js';
-export { evacuateNode } from './evacuateNode.js';
-export { migrateGuests } from './migrateGuests.js';
-export { createGuest } from './createGuest.js';
-export { bulkAction } from './bulkAction.js';
-export { patchContainers } from './patchContainers.js';
-export { importIso } from './importIso.js';
-export { removeUnusedImages } from './removeUnusedImages.js';
-export { installStatefulVm } from './installStatefulVm.js';
-export { runRunbook } from './runRunbook.js';
-export { ingestRunbook } from './ingestRunbook.js';
-export { buildTemplate } from './buildTemplate.js';
-export { clusterUp } from './clusterUp.js';
-export { clusterDown } from './clusterDown.js';
+/**
+ * Every workflow the worker runs; the API starts them by these exported names. A kind's
+ * workflow is the camelCase of its kind (`storage-cleanup` -> `storageCleanup`), in
+ * workflows/<kind>.ts; child and scheduled workflows are named for what they do.
+ */
+export { inventory } from './inventory.js';
+export { vmAction } from './vm-action.js';
+export { evacuation } from './evacuation.js';
+export { migrateGuests } from './migrate-guests.js';
+export { vmCreate } from './vm-create.js';
+export { bulkAction } from './bulk-action.js';
+export { lxcPatch } from './lxc-patch.js';
+export { isoImport } from './iso-import.js';
+export { storageCleanup } from './storage-cleanup.js';
+export { createStatefulVm } from './create-stateful-vm.js';
+export { runbookRun } from './runbook-run.js';
+export { runbookIngest } from './runbook-ingest.js';
+export { templateBuild } from './template-build.js';
+export { clusterUp } from './cluster-up.js';
+export { clusterDown } from './cluster-down.js';
 export { reconcile } from './reconcile.js';
-export { detectDrift } from './detectDrift.js';
-export { rollingMaintenance } from './rollingMaintenance.js';
-export { maintainNode } from './maintainNode.js';
+export { detectDrift } from './detect-drift.js';
+export { rollingMaintenance } from './rolling-maintenance.js';
+export { maintainNode } from './maintain-node.js';
 export { backup } from './backup.js';
 export { restore } from './restore.js';
-export { backupPrune } from './backupPrune.js';
-export { restoreDrill } from './restoreDrill.js';
+export { backupPrune } from './backup-prune.js';
+export { restoreDrill } from './restore-drill.js';
+
+/**
+ * The workflow types these kinds had before the rename (docs/architecture.md). An execution
+ * keeps the type it was started with, so a worker must still run the old names until no
+ * execution of them is open (`temporal workflow count --query 'WorkflowType="evacuateNode"
+ * AND ExecutionStatus="Running"'`); the code is the same function, so their histories replay.
+ */
+export { inventory as inventorySnapshot } from './inventory.js';
+export { evacuation as evacuateNode } from './evacuation.js';
+export { vmCreate as createGuest } from './vm-create.js';
+export { lxcPatch as patchContainers } from './lxc-patch.js';
+export { isoImport as importIso } from './iso-import.js';
+export { storageCleanup as removeUnusedImages } from './storage-cleanup.js';
+export { createStatefulVm as installStatefulVm } from './create-stateful-vm.js';
+export { runbookRun as runRunbook } from './runbook-run.js';
+export { runbookIngest as ingestRunbook } from './runbook-ingest.js';
+export { templateBuild as buildTemplate } from './template-build.js';

@@ -1,11 +1,11 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
 import { runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
+const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });

@@ -13,7 +13,7 @@ import { manifestSettings } from '../../lib/manifest/settings.js';
 import { reconcileOperation } from '../../lib/operations/catalog.js';
 import type { OperationMeta } from '../../workflows/definitions.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
-import type { DetectDriftInput } from '../../workflows/detectDrift.js';
+import type { DetectDriftInput } from '../../workflows/detect-drift.js';
 import type { DriftOrigin } from '../../workflows/reconcile.js';
 import { autoApprovable, inScope } from '../auth.js';
 import { requireEnvironment } from '../access.js';

@@ -9,7 +9,7 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { AppConfig } from '../config/schema.js';
 import { durationMs } from '../config/duration.js';
-import type { DetectDriftInput } from '../../workflows/detectDrift.js';
+import type { DetectDriftInput } from '../../workflows/detect-drift.js';
 import { manifestSettings } from './settings.js';
 
 export function driftScheduleId(environment: string): string {

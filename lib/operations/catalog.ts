@@ -41,7 +41,7 @@ function defineOperation<S extends z.ZodType>(op: OperationKind<S>): OperationKi
 
 export const inventoryOperation = defineOperation({
   kind: 'inventory',
-  workflowType: 'inventorySnapshot',
+  workflowType: 'inventory',
   description: 'Read every node, VM and container of an environment (read-only).',
   body: z.strictObject({ ...common }),
   workflowId: (b, at) => `inventory/${b.environment}/${at}`,
@@ -67,7 +67,7 @@ export const vmActionOperation = defineOperation({
 
 export const evacuationOperation = defineOperation({
   kind: 'evacuation',
-  workflowType: 'evacuateNode',
+  workflowType: 'evacuation',
   description:
     'Empty a node before maintenance: place its guests on other nodes, approve the plan, migrate in parallel, verify.',
   body: z.strictObject({
@@ -134,7 +134,7 @@ const diskGb = z.number().int().min(1).max(65_536).optional();
 
 export const vmCreateOperation = defineOperation({
   kind: 'vm-create',
-  workflowType: 'createGuest',
+  workflowType: 'vmCreate',
   description: 'Create a VM (or a container from a template) with a fresh VMID, the cluster defaults and the naming policy.',
   body: z
     .strictObject({
@@ -164,7 +164,7 @@ export const vmCreateOperation = defineOperation({
 
 export const vmCloneOperation = defineOperation({
   kind: 'vm-clone',
-  workflowType: 'createGuest',
+  workflowType: 'vmCreate',
   description: 'Clone a VM or template (full or linked) into a new VM with a fresh VMID and the naming policy.',
   body: z
     .strictObject({
@@ -229,7 +229,7 @@ export const bulkActionOperation = defineOperation({
 
 export const lxcPatchOperation = defineOperation({
   kind: 'lxc-patch',
-  workflowType: 'patchContainers',
+  workflowType: 'lxcPatch',
   description: 'Upgrade the packages of every running container (apt), snapshot first, rolling back failures if asked.',
   body: z.strictObject({
     ...common,
@@ -248,7 +248,7 @@ const checksumLength = { md5: 32, sha1: 40, sha224: 56, sha256: 64, sha384: 96, 
 
 export const isoImportOperation = defineOperation({
   kind: 'iso-import',
-  workflowType: 'importIso',
+  workflowType: 'isoImport',
   description: 'Download an ISO image into a storage by URL, verifying its checksum.',
   body: z
     .strictObject({
@@ -281,7 +281,7 @@ export const isoImportOperation = defineOperation({
 
 export const storageCleanupOperation = defineOperation({
   kind: 'storage-cleanup',
-  workflowType: 'removeUnusedImages',
+  workflowType: 'storageCleanup',
   description: 'Remove disk images no guest uses (and, if asked, ISO images no VM has inserted).',
   body: z.strictObject({
     ...common,
@@ -295,7 +295,7 @@ export const storageCleanupOperation = defineOperation({
 
 export const statefulVmOperation = defineOperation({
   kind: 'create-stateful-vm',
-  workflowType: 'installStatefulVm',
+  workflowType: 'createStatefulVm',
   description: 'Create a VM that boots from the network, install Alpine to its disk over SSH, and reboot it from disk.',
   body: z.strictObject({
     ...common,
@@ -328,7 +328,7 @@ const runbookParameters = z
 
 export const runbookRunOperation = defineOperation({
   kind: 'runbook-run',
-  workflowType: 'runRunbook',
+  workflowType: 'runbookRun',
   description: 'Run a runbook from runbooks/ with parameters: plan its steps, approve, run them, clean up if one fails.',
   body: z.strictObject({
     ...common,
@@ -353,7 +353,7 @@ function runbookProblems(markdown: string): readonly string[] {
 
 export const runbookIngestOperation = defineOperation({
   kind: 'runbook-ingest',
-  workflowType: 'ingestRunbook',
+  workflowType: 'runbookIngest',
   description: 'Submit a runbook as markdown: it is validated and adapted to the environment’s conventions, and saved once approved.',
   body: z.strictObject({
     ...common,
@@ -375,7 +375,7 @@ export const runbookIngestOperation = defineOperation({
 
 export const templateBuildOperation = defineOperation({
   kind: 'template-build',
-  workflowType: 'buildTemplate',
+  workflowType: 'templateBuild',
   description:
     'Build a VM template from a template runbook: VMID from the template range, image checked, disk imported, conventions applied, result verified.',
   body: z.strictObject({

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
-import type { DrillResult } from '../../workflows/restoreDrill.js';
+import type { DrillResult } from '../../workflows/restore-drill.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { approve, failureOf, startOperation } from './lifecycle-helpers.js';

@@ -16,11 +16,11 @@ import { createActivities } from '../../activities/index.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
-import { createClusterActivities } from '../../activities/cluster.js';
+import { createClusterVmActivities } from '../../activities/cluster-vms.js';
 import { createTalosActivities } from '../../activities/talos.js';
 import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
 import { approveUpdate, statusQuery, type OperationMeta, type OperationStatus } from '../../workflows/definitions.js';
-import type { ClusterUpResult } from '../../workflows/clusterUp.js';
+import type { ClusterUpResult } from '../../workflows/cluster-up.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
@@ -69,7 +69,7 @@ function activitiesWith(overrides: object = {}) {
   const options = { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
   return {
     ...createActivities(env.deps),
-    ...createClusterActivities(env.deps, options),
+    ...createClusterVmActivities(env.deps, options),
     ...createTalosActivities(env.deps, options),
     ...overrides,
   };

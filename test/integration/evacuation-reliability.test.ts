@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
 import { withAutomationToken } from '../../bench/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
@@ -49,7 +49,7 @@ describe('evacuation reliability', () => {
     const worker = await startTestWorker({
       ...(taskQueue ? { taskQueue } : {}),
       activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
         ...createAuditActivities(env.deps.audit),
         ...createApprovalActivities(env.deps),
       },

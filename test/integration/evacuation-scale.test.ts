@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
 import { withAutomationToken } from '../../bench/scenarios.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
@@ -36,7 +36,7 @@ describe('evacuating a node with 500+ VMs', () => {
     });
     worker = await startTestWorker({
       activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
         ...createAuditActivities(env.deps.audit),
         ...createApprovalActivities(env.deps),
       },

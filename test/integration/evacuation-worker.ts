@@ -5,7 +5,7 @@
  */
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -29,7 +29,7 @@ const worker = await Worker.create({
   taskQueue: settings.taskQueue,
   workflowBundle: { codePath: settings.workflowBundlePath },
   activities: {
-    ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+    ...createEvacuationActivities({ ...deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
     ...createAuditActivities(deps.audit),
     ...createApprovalActivities(deps),
   },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../bench/evacuation-run.js';
 import { withAutomationToken } from '../../bench/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
@@ -39,7 +39,7 @@ async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironme
   const env = await startSimulatedEnvironment({ scenario: withAutomationToken(scenario), speed });
   const worker = await startTestWorker({
     activities: {
-      ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+      ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
       ...createAuditActivities(env.deps.audit),
       ...createApprovalActivities(env.deps),
     },
@@ -47,7 +47,7 @@ async function evacuationStack(speed: number): Promise<{ env: SimulatedEnvironme
   return { env, worker };
 }
 
-describe('evacuateNode on the simulator', () => {
+describe('evacuation on the simulator', () => {
   let env: SimulatedEnvironment;
   let sim: SimulatedCluster;
   let worker: TestWorker;

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMaintenanceActivities } from '../../activities/maintenance.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned } from '../../bench/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance } from '../../bench/maintenance-run.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
@@ -104,8 +104,8 @@ describe('rolling maintenance across worker crashes', () => {
     const last = await startTestWorker({
       taskQueue,
       activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
+        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+        ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20 }),
         ...createAuditActivities(env.deps.audit),
         ...createApprovalActivities(env.deps),
       },

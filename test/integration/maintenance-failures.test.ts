@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMaintenanceActivities } from '../../activities/maintenance.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned } from '../../bench/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance, type MaintenanceBody } from '../../bench/maintenance-run.js';
 import { maintenanceDecisions } from '../../workflows/maintenance-definitions.js';
@@ -35,8 +35,8 @@ async function rollout(environment: string, body: Omit<MaintenanceBody, 'environ
   };
   const worker: TestWorker = await startTestWorker({
     activities: {
-      ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-      ...createMaintenanceActivities({ ...deps, pollMs: 20 }),
+      ...createEvacuationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+      ...createRollingMaintenanceActivities({ ...deps, pollMs: 20 }),
       ...createAuditActivities(env.deps.audit),
       ...createApprovalActivities(env.deps),
     },

@@ -5,8 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMaintenanceActivities } from '../../activities/maintenance.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { approveWhenPlanned } from '../../bench/evacuation-run.js';
 import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../bench/maintenance-run.js';
 import { approveNodeUpdate, rejectNodeUpdate, type NodeApprovalRequest } from '../../workflows/maintenance-definitions.js';
@@ -25,8 +25,8 @@ describe('per-node approval', () => {
     cleanup.push(() => env.stop());
     const worker = await startTestWorker({
       activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
+        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+        ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20 }),
         ...createAuditActivities(env.deps.audit),
         ...createApprovalActivities(env.deps),
       },

@@ -10,8 +10,8 @@ import { serve, type ServerType } from '@hono/node-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMaintenanceActivities } from '../../activities/maintenance.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { createApp } from '../../api/app.js';
 import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
@@ -56,8 +56,8 @@ async function simulated(environment: string, scenario = maintenanceScenario({ r
 async function workerFor(env: SimulatedEnvironment): Promise<TestWorker> {
   const worker = await startTestWorker({
     activities: {
-      ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-      ...createMaintenanceActivities({ ...env.deps, pollMs: 20 }),
+      ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+      ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20 }),
       ...createAuditActivities(env.deps.audit),
       ...createApprovalActivities(env.deps),
     },

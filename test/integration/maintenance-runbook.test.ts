@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMaintenanceActivities } from '../../activities/maintenance.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { createRunbookActivities } from '../../activities/runbook.js';
 import { createTaskActivities } from '../../activities/tasks.js';
 import { approveWhenPlanned } from '../../bench/evacuation-run.js';
@@ -54,8 +54,8 @@ describe('a runbook on each node', () => {
     cleanup.push(() => env.stop());
     const worker = await startTestWorker({
       activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-        ...createMaintenanceActivities({ ...env.deps, pollMs: 20, runbooksDir }),
+        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+        ...createRollingMaintenanceActivities({ ...env.deps, pollMs: 20, runbooksDir }),
         ...createRunbookActivities({ ...env.deps, runbooksDir }),
         ...createTaskActivities(env.deps),
         ...createAuditActivities(env.deps.audit),

@@ -8,8 +8,8 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { installQuietRuntime } from '../support/quiet-runtime.js';
 import { createApprovalActivities } from '../../activities/approvals.js';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMaintenanceActivities } from '../../activities/maintenance.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createRollingMaintenanceActivities } from '../../activities/rolling-maintenance.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
 
@@ -31,8 +31,8 @@ const worker = await Worker.create({
   taskQueue: settings.taskQueue,
   workflowBundle: { codePath: settings.workflowBundlePath },
   activities: {
-    ...createMigrationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
-    ...createMaintenanceActivities({ ...deps, pollMs: 20 }),
+    ...createEvacuationActivities({ ...deps, taskPolling: { pollMs: 20, maxPollMs: 50 } }),
+    ...createRollingMaintenanceActivities({ ...deps, pollMs: 20 }),
     ...createAuditActivities(deps.audit),
     ...createApprovalActivities(deps),
   },

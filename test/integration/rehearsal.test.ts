@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditActivities } from '../../activities/audit.js';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { evacuationInput, startEvacuation } from '../../bench/evacuation-run.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import { readRehearsalInventory } from '../../lib/rehearsal.js';
@@ -28,7 +28,7 @@ describe('rehearsing on an imported cluster/resources dump', () => {
     env = await startSimulatedEnvironment({ scenario: imported.scenario, speed: 20 });
     worker = await startTestWorker({
       activities: {
-        ...createMigrationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
+        ...createEvacuationActivities({ ...env.deps, taskPolling: { pollMs: 50, maxPollMs: 100 } }),
         ...createAuditActivities(env.deps.audit),
       },
     });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
 import { createActivities } from '../../activities/index.js';
 import { createRunbookActivities } from '../../activities/runbook.js';
-import { createTemplateActivities } from '../../activities/template.js';
+import { createTemplateBuildActivities } from '../../activities/template-build.js';
 import { runbookIngestOperation } from '../../lib/operations/catalog.js';
 import { parseRunbookMarkdown } from '../../lib/runbooks/markdown.js';
 import { downloadChecksum } from '../../sim/downloads.js';
@@ -112,7 +112,7 @@ beforeAll(async () => {
   };
   const deps = { ...buildWorkerDeps(config), runbooksDir, ansiblePlaybook: join(inject('pythonBin'), 'ansible-playbook') };
   worker = await startTestWorker({
-    activities: { ...createActivities(deps), ...createRunbookActivities(deps), ...createTemplateActivities(deps) },
+    activities: { ...createActivities(deps), ...createRunbookActivities(deps), ...createTemplateBuildActivities(deps) },
   });
 });
 afterAll(async () => {

@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createMigrationActivities } from '../../activities/migration.js';
+import { createEvacuationActivities } from '../../activities/evacuation.js';
 import { createRunbookActivities, type RunStepRequest } from '../../activities/runbook.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { freePort } from '../../scripts/temporal-server.js';
@@ -118,7 +118,7 @@ describe('host keys', () => {
     expect(sshCommands()).toBe(before);
 
     // The evacuation's HA-maintenance step refuses the same way.
-    const migration = createMigrationActivities(buildWorkerDeps(withNode((n) => (n.ssh_host_key = pve02().sshHostKey))));
+    const migration = createEvacuationActivities(buildWorkerDeps(withNode((n) => (n.ssh_host_key = pve02().sshHostKey))));
     const ha = await migration.enableHaMaintenance({ environment: cluster.environment, node: 'pve01' }).catch((e: ApplicationFailure) => e);
     expect(ha).toMatchObject({ type: 'SshHostKeyError', nonRetryable: true, message: expect.stringContaining('does not match the pinned') });
     expect(sshCommands()).toBe(before);

@@ -1,9 +1,9 @@
 /**
  * The simulator's guests as automation reaches them: `pct exec` into containers.
- * (Guest SSH to VMs is covered end to end in test/integration/lifecycle-pxe.test.ts.)
+ * (Guest SSH to VMs is covered end to end in test/integration/create-stateful-vm.test.ts.)
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { UPGRADE_COMMAND } from '../../activities/containers.js';
+import { UPGRADE_COMMAND } from '../../activities/lxc-patch.js';
 import { SimClock } from '../../sim/clock.js';
 import { Cluster } from '../../sim/cluster.js';
 import { attachGuestSystems, type GuestSystems } from '../../sim/guest-ssh.js';

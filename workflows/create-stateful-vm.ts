@@ -1,13 +1,13 @@
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { ProvisionActivities } from '../activities/provision.js';
-import type { PxeActivities } from '../activities/pxe.js';
+import type { StatefulVmActivities } from '../activities/create-stateful-vm.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<PxeActivities>({
+const planning = proxyActivities<StatefulVmActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
 });
@@ -18,14 +18,14 @@ const creating = proxyActivities<ProvisionActivities>({
 });
 
 /** Watching the guest (its agent, its SSH) only reads: safe to repeat. */
-const watching = proxyActivities<PxeActivities & TaskActivities>({
+const watching = proxyActivities<StatefulVmActivities & TaskActivities>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoGuestAddress', 'NotBootedFromDisk', 'NotAsPlanned'] },
 });
 
 /** The install erases and writes the disk: it runs once, and a failure is cleaned up, not repeated. */
-const installing = proxyActivities<PxeActivities>({
+const installing = proxyActivities<StatefulVmActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '2 minutes',
   retry: { maximumAttempts: 1 },
@@ -39,7 +39,7 @@ const ADDRESS_TIMEOUT_MS = 10 * 60_000;
  * post-install steps), make the disk the first boot device, reboot, and check it came back
  * from disk. A failure part-way stops and deletes the VM unless the operator asked to keep it.
  */
-export async function installStatefulVm(input: StatefulVmInput) {
+export async function createStatefulVm(input: StatefulVmInput) {
   const { environment } = input;
   return runOperation('create-stateful-vm', input.meta, {
     plan: () => planning.planStatefulVm(input),

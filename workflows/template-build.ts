@@ -9,18 +9,18 @@
  *            a failure removes what was built, unless the operator asked to keep it
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { TemplateActivities, TemplateBuildDetails, VerifiedTemplate } from '../activities/template.js';
+import type { TemplateBuildActivities, TemplateBuildDetails, VerifiedTemplate } from '../activities/template-build.js';
 import type { TemplateBuildInput } from '../lib/operations/catalog.js';
 import { runOperation } from './operation.js';
-import { applyRunbookPlan, runResolvedStep, type ExtraStep, type RunbookOutcome } from './runRunbook.js';
+import { applyRunbookPlan, runResolvedStep, type ExtraStep, type RunbookOutcome } from './runbook-run.js';
 
-const planning = proxyActivities<TemplateActivities>({
+const planning = proxyActivities<TemplateBuildActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });
 
 /** Verification only reads. */
-const checking = proxyActivities<TemplateActivities>({
+const checking = proxyActivities<TemplateBuildActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['TemplateVerificationFailed'] },
 });
@@ -29,7 +29,7 @@ export type TemplateBuildResult =
   | { status: 'exists'; vmid: number; node: string; name: string }
   | { status: 'built'; template: VerifiedTemplate; replaced?: number; run: RunbookOutcome };
 
-export async function buildTemplate(input: TemplateBuildInput) {
+export async function templateBuild(input: TemplateBuildInput) {
   return runOperation<TemplateBuildDetails, TemplateBuildResult>('template-build', input.meta, {
     plan: () => planning.planTemplateBuild(input),
     apply: async (plan, op) => {

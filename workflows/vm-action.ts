@@ -1,6 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities, BackupReport } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { GuestActionInput, VmActivities, VmStepOutcome } from '../activities/vm.js';
 import type { PlanStep } from './definitions.js';
 import { runGuestStep } from './guest-step.js';
@@ -11,7 +11,7 @@ const planning = proxyActivities<VmActivities>({
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused'] },
 });
 
-const marking = proxyActivities<Pick<MigrationActivities, 'markTaskHistory'>>({
+const marking = proxyActivities<Pick<EvacuationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
 });

@@ -11,7 +11,7 @@ const { summarizeInventory } = proxyActivities<InventoryActivities>({
 });
 
 /** Read-only: what runs where in one environment. Nothing to approve. */
-export async function inventorySnapshot(input: InventoryInput): Promise<InventorySummary> {
+export async function inventory(input: InventoryInput): Promise<InventorySummary> {
   const status: OperationStatus = {
     phase: 'applying',
     requester: input.meta.requester,

@@ -26,7 +26,7 @@ const waiting = proxyActivities<TaskActivities>({
  * (VMID, name, node under the memory headroom, storage), approve, then create it with the
  * next free VMID, configure and start it if asked, and check it is there as planned.
  */
-export async function createGuest(input: NewGuestInput) {
+export async function vmCreate(input: NewGuestInput) {
   const { environment } = input;
   return runOperation('sourceVmid' in input ? 'vm-clone' : 'vm-create', input.meta, {
     plan: () => planning.planCreateGuest(input),

@@ -46,7 +46,7 @@ function alreadyThere(action: BulkActionInput['action'], guest: GuestView): stri
 /** Pre-flight reads in parallel, bounded so a big selection does not flood the API. */
 const PREFLIGHT_READS = 16;
 
-export function createBulkActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
+export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
   return {
     async planBulkAction(input: BulkActionInput): Promise<PlanDraft<BulkPlanDetails>> {
       const client = await deps.pve(input.environment);
@@ -135,4 +135,4 @@ export function createBulkActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
   };
 }
 
-export type BulkActivities = ReturnType<typeof createBulkActivities>;
+export type BulkActionActivities = ReturnType<typeof createBulkActionActivities>;

@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { createContainerActivities } from '../../activities/containers.js';
+import { createLxcPatchActivities } from '../../activities/lxc-patch.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { lxcPatchOperation } from '../../lib/operations/catalog.js';
 import { guestSystemsOf, type GuestSystems } from '../../sim/guest-ssh.js';
-import type { ContainerPatchResult } from '../../workflows/patchContainers.js';
+import type { ContainerPatchResult } from '../../workflows/lxc-patch.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../support/simulated-env.js';
 import { startTestWorker, type TestWorker } from '../support/temporal.js';
 import { failureOf, meta, startOperation } from './lifecycle-helpers.js';
@@ -80,7 +80,7 @@ describe('patching containers', () => {
 
 describe('refusals', () => {
   const plan = (config: AppConfig, body: Record<string, unknown>) =>
-    createContainerActivities({ ...env.deps, config }).planLxcPatch({ ...lxcPatchOperation.body.parse({ environment: 'home', ...body }), meta: meta() });
+    createLxcPatchActivities({ ...env.deps, config }).planLxcPatch({ ...lxcPatchOperation.body.parse({ environment: 'home', ...body }), meta: meta() });
 
   it('refuses to patch over SSH to a node whose host key is not pinned', async () => {
     const home = env.config.environments['home']!;

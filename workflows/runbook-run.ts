@@ -173,7 +173,7 @@ export async function applyRunbookPlan(
   return { vars, completed, cleanup };
 }
 
-export async function runRunbook(input: RunbookRunInput) {
+export async function runbookRun(input: RunbookRunInput) {
   return runOperation<RunbookPlanDetails, RunbookOutcome>('runbook-run', input.meta, {
     plan: () => planning.planRunbookRun(input),
     apply: (plan, op) => applyRunbookPlan(input.environment, plan.details!.plan, op, { keepOnFailure: input.keepOnFailure }),

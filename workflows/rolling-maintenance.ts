@@ -28,11 +28,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AuditActivities } from '../activities/audit.js';
-import type { MaintenanceActivities } from '../activities/maintenance.js';
+import type { RollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
 import { nodeStepId, type MaintenancePlan, type NodeStep } from '../lib/maintenance/plan.js';
 import type { RollingMaintenanceInput } from '../lib/operations/catalog.js';
 import type { OperationMeta, OperationPlan } from './definitions.js';
-import { maintainNode } from './maintainNode.js';
+import { maintainNode } from './maintain-node.js';
 import {
   approveNodeSignal,
   approveNodeUpdate,
@@ -55,7 +55,7 @@ import {
 } from './maintenance-definitions.js';
 import { runOperation, setApprovalState, type OperationHandle } from './operation.js';
 
-const planning = proxyActivities<MaintenanceActivities>({
+const planning = proxyActivities<RollingMaintenanceActivities>({
   startToCloseTimeout: '15 minutes',
   heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 5 },

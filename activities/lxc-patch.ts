@@ -48,7 +48,7 @@ export const UPGRADE_COMMAND =
 
 const LOG_LINES = 40;
 
-export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'>) {
+export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'>) {
   return {
     async planLxcPatch(input: LxcPatchInput): Promise<PlanDraft<PatchPlanDetails>> {
       const env = deps.config.environments[input.environment]!;
@@ -167,4 +167,4 @@ export function createContainerActivities(deps: Pick<WorkerDeps, 'pve' | 'config
   };
 }
 
-export type ContainerActivities = ReturnType<typeof createContainerActivities>;
+export type LxcPatchActivities = ReturnType<typeof createLxcPatchActivities>;

@@ -1,11 +1,11 @@
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { BulkActivities } from '../activities/bulk.js';
+import type { BulkActionActivities } from '../activities/bulk-action.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<BulkActivities>({
+const planning = proxyActivities<BulkActionActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });

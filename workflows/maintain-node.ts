@@ -29,8 +29,8 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { MaintenanceActivities } from '../activities/maintenance.js';
-import type { MigrationActivities, Verification } from '../activities/migration.js';
+import type { RollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
+import type { EvacuationActivities, Verification } from '../activities/evacuation.js';
 import { describeStuck, runningLeftBehind, type NodeSettings, type NodeStep } from '../lib/maintenance/plan.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { RunbookPlan } from '../lib/runbooks/plan.js';
@@ -45,9 +45,9 @@ import {
   type NodeReport,
   type UpgradeOutcome,
 } from './maintenance-definitions.js';
-import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './migrateGuests.js';
+import { migrateGuests, migrationProgressSignal, type GuestOutcome } from './migrate-guests.js';
 import type { OperationHandle } from './operation.js';
-import { applyRunbookPlan } from './runRunbook.js';
+import { applyRunbookPlan } from './runbook-run.js';
 
 export interface MaintainNodeInput {
   environment: string;
@@ -64,21 +64,21 @@ export interface MaintainNodeInput {
 }
 
 /** Only reads: repeated freely. */
-const reading = proxyActivities<MaintenanceActivities & MigrationActivities>({
+const reading = proxyActivities<RollingMaintenanceActivities & EvacuationActivities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
 });
 
 /** Acts on the node; each activity checks the world first, so a retry after a lost worker does not act twice. */
-const acting = proxyActivities<MaintenanceActivities>({
+const acting = proxyActivities<RollingMaintenanceActivities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
 });
 
 /** Waits for a rebooting node; only reads. */
-const waiting = proxyActivities<MaintenanceActivities>({
+const waiting = proxyActivities<RollingMaintenanceActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },

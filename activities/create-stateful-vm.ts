@@ -87,7 +87,7 @@ async function untilSshAnswers(target: SshTarget, deadline: number, heartbeat: (
   }
 }
 
-export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'>) {
+export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'>) {
   const provision = createProvisionActivities(deps);
 
   /** The guest's SSH through its node: a tunnel, pinned at both ends. */
@@ -260,4 +260,4 @@ export function createPxeActivities(deps: Pick<WorkerDeps, 'pve' | 'config' | 's
   };
 }
 
-export type PxeActivities = ReturnType<typeof createPxeActivities>;
+export type StatefulVmActivities = ReturnType<typeof createStatefulVmActivities>;

@@ -1,13 +1,13 @@
 import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup.js';
-import type { MigrationActivities } from '../activities/migration.js';
+import type { EvacuationActivities } from '../activities/evacuation.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { RestoreDrillInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from './definitions.js';
 import { failureMessage } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<BackupActivities & Pick<MigrationActivities, 'markTaskHistory'>>({
+const planning = proxyActivities<BackupActivities & Pick<EvacuationActivities, 'markTaskHistory'>>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });

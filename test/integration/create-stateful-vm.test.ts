@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { createPxeActivities } from '../../activities/pxe.js';
+import { createStatefulVmActivities } from '../../activities/create-stateful-vm.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import { statefulVmOperation } from '../../lib/operations/catalog.js';
 import { guestSystemsOf, type GuestSystems } from '../../sim/guest-ssh.js';
@@ -95,7 +95,7 @@ describe('a stateful PXE install', () => {
 
 describe('refusals', () => {
   const plan = (config: AppConfig, body: Record<string, unknown>) =>
-    createPxeActivities({ ...deps, config }).planStatefulVm({ ...statefulVmOperation.body.parse({ environment: 'home', service: 'x', ...body }), meta: meta() });
+    createStatefulVmActivities({ ...deps, config }).planStatefulVm({ ...statefulVmOperation.body.parse({ environment: 'home', service: 'x', ...body }), meta: meta() });
 
   it('refuses an environment without PXE infrastructure', async () => {
     await expect(plan(env.config, { liveImageHostKey: 'SHA256:' + 'B'.repeat(43) })).rejects.toThrow(/has no pxe section/);

@@ -9,14 +9,14 @@
  *   4. Verify that nothing carries the tag any more; remove the cluster's secrets.
  */
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { ClusterActivities } from '../activities/cluster.js';
+import type { ClusterVmActivities } from '../activities/cluster-vms.js';
 import type { ClusterDownPlan, TeardownMember } from '../lib/clusters/down.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterDownInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const checking = proxyActivities<ClusterActivities>({
+const checking = proxyActivities<ClusterVmActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch'] },
 });

@@ -6,7 +6,7 @@
 import { signed } from '../support/approvals.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import type { BulkGuestResult } from '../../workflows/bulkAction.js';
+import type { BulkGuestResult } from '../../workflows/bulk-action.js';
 import { bulkActionOperation } from '../../lib/operations/catalog.js';
 import { rejectUpdate } from '../../workflows/definitions.js';
 import { PmApprovalState } from '../../workflows/search-attributes.js';

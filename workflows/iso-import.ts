@@ -1,11 +1,11 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { StorageActivities } from '../activities/storage.js';
+import type { IsoImportActivities } from '../activities/iso-import.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import type { IsoImportInput } from '../lib/operations/catalog.js';
 import { taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const storage = proxyActivities<StorageActivities>({
+const storage = proxyActivities<IsoImportActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'NotAsPlanned'] },
 });
@@ -22,7 +22,7 @@ const waiting = proxyActivities<TaskActivities>({
  * PVE download it and verify its checksum (a mismatch fails the task and keeps nothing), then
  * check it is listed.
  */
-export async function importIso(input: IsoImportInput) {
+export async function isoImport(input: IsoImportInput) {
   return runOperation('iso-import', input.meta, {
     plan: () => storage.planIsoImport(input),
     apply: async (plan, op) => {

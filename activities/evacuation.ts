@@ -37,7 +37,7 @@ import { SshNotConfiguredError, type WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
 import { isTransient, read } from './transient.js';
 
-export interface MigrationDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
+export interface EvacuationDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
   /** How often task status is polled. The benchmark shortens it along with its simulated clock. */
   taskPolling?: { pollMs: number; maxPollMs: number };
 }
@@ -152,7 +152,7 @@ function isMissingConfig(err: unknown): boolean {
   return err instanceof PveApiError && /does not exist/.test(err.pveMessage);
 }
 
-export function createMigrationActivities(deps: MigrationDeps) {
+export function createEvacuationActivities(deps: EvacuationDeps) {
   const polling = deps.taskPolling ?? { pollMs: 250, maxPollMs: 1_000 };
 
   function policyOf(environment: string) {
@@ -461,4 +461,4 @@ async function withReadFailures<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export type MigrationActivities = ReturnType<typeof createMigrationActivities>;
+export type EvacuationActivities = ReturnType<typeof createEvacuationActivities>;

@@ -27,7 +27,7 @@ import { withPveFailures } from './failures.js';
 import { creationMarker } from './provision.js';
 import { guestConfig, refuse, verifyIdentity } from './vm.js';
 
-export interface ClusterActivityOptions {
+export interface ClusterVmActivityOptions {
   /** Where profiles live; `PM_CLUSTERS_DIR` or the repository's clusters/ when absent. */
   clustersDir?: string;
   talosctl?: TalosctlOptions;
@@ -158,7 +158,7 @@ async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: s
   return { nodes, storages, guests, template };
 }
 
-export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, options: ClusterActivityOptions = {}) {
+export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, options: ClusterVmActivityOptions = {}) {
   const clustersDir = () => options.clustersDir ?? defaultClustersDir();
   const talosctl = createTalosctl(options.talosctl ?? configuredTalosctl(deps.config));
   const polling = options.polling ?? { pollMs: 250, maxPollMs: 2_000 };
@@ -412,4 +412,4 @@ export function createClusterActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
   };
 }
 
-export type ClusterActivities = ReturnType<typeof createClusterActivities>;
+export type ClusterVmActivities = ReturnType<typeof createClusterVmActivities>;

@@ -57,7 +57,7 @@ function removalOf(existing: ExistingTemplate): ResolvedStep {
   };
 }
 
-export function createTemplateActivities(deps: RunbookActivityDeps) {
+export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
   return {
     async planTemplateBuild(input: TemplateBuildInput): Promise<PlanDraft<TemplateBuildDetails>> {
       const { stored, details } = await prepareRunbook(deps, input, operationId());
@@ -160,4 +160,4 @@ export function createTemplateActivities(deps: RunbookActivityDeps) {
   };
 }
 
-export type TemplateActivities = ReturnType<typeof createTemplateActivities>;
+export type TemplateBuildActivities = ReturnType<typeof createTemplateBuildActivities>;

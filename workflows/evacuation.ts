@@ -13,7 +13,7 @@
  * Temporal UI (one activity per migration, summarised).
  */
 import { executeChild, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { MigrationActivities, Verification } from '../activities/migration.js';
+import type { EvacuationActivities, Verification } from '../activities/evacuation.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import {
   evacuationOutcome,
@@ -26,15 +26,15 @@ import {
 } from '../lib/planning/evacuation.js';
 import type { OperationHandle } from './operation.js';
 import { runOperation } from './operation.js';
-import { migrateGuests, migrationProgressSignal, type GuestOutcome, type GuestProgress } from './migrateGuests.js';
+import { migrateGuests, migrationProgressSignal, type GuestOutcome, type GuestProgress } from './migrate-guests.js';
 
-const planning = proxyActivities<MigrationActivities>({
+const planning = proxyActivities<EvacuationActivities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
 });
 
-const reading = proxyActivities<MigrationActivities>({
+const reading = proxyActivities<EvacuationActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 10 },
 });
@@ -55,7 +55,7 @@ export interface EvacuationResult {
   durationMs: number;
 }
 
-export async function evacuateNode(input: EvacuationInput) {
+export async function evacuation(input: EvacuationInput) {
   const { meta, environment, dryRun: _dryRun, ...request } = input;
   return runOperation<EvacuationPlan, EvacuationResult>('evacuation', meta, {
     plan: () =>

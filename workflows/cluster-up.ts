@@ -12,7 +12,7 @@
  * Nothing secret passes through here: the result carries the kubeconfig's path, not its content.
  */
 import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
-import type { ClusterActivities } from '../activities/cluster.js';
+import type { ClusterVmActivities } from '../activities/cluster-vms.js';
 import type { CreateSpec, ProvisionActivities } from '../activities/provision.js';
 import type { TalosActivities, TalosNode } from '../activities/talos.js';
 import type { ClusterMember, ClusterUpPlan } from '../lib/clusters/up.js';
@@ -21,7 +21,7 @@ import type { ClusterUpInput } from '../lib/operations/catalog.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';
 import { runOperation, type OperationHandle } from './operation.js';
 
-const planning = proxyActivities<ClusterActivities>({
+const planning = proxyActivities<ClusterVmActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });
@@ -32,20 +32,20 @@ const creating = proxyActivities<ProvisionActivities>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PlanRefused', 'VmIdentityMismatch', 'NoFreeVmid'] },
 });
 
-const cloning = proxyActivities<ClusterActivities>({
+const cloning = proxyActivities<ClusterVmActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 20, nonRetryableErrorTypes: ['CloneLockTimeout', 'CloneLeftBehind', 'PveTaskFailedError'] },
 });
 
 /** Configuring is idempotent; a VM still locked by its clone is waited for. */
-const configuring = proxyActivities<ClusterActivities>({
+const configuring = proxyActivities<ClusterVmActivities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds', nonRetryableErrorTypes: ['VmIdentityMismatch', 'PlanRefused', 'PveTaskFailedError'] },
 });
 
-const addressing = proxyActivities<ClusterActivities>({
+const addressing = proxyActivities<ClusterVmActivities>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['AddressTimeout'] },

@@ -38,12 +38,12 @@ import type { AwayGuest, UpgradeOutcome } from '../workflows/maintenance-definit
 import type { PlanDraft } from '../workflows/operation.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';
-import type { TaskMarker } from './migration.js';
+import type { TaskMarker } from './evacuation.js';
 import { operationId, prepareRunbook } from './runbook.js';
 import { sshProblems, withSshFailures } from './node-ssh.js';
 import { read } from './transient.js';
 
-export interface MaintenanceDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
+export interface RollingMaintenanceDeps extends Pick<WorkerDeps, 'pve' | 'config' | 'sshTarget'> {
   /** How often a rebooting node is looked at. Tests and the benchmark shorten it with their simulated clock. */
   pollMs?: number;
   /** Where upgrade logs go; `maintenance/` beside the audit log (data/) when absent. */
@@ -140,7 +140,7 @@ function tailOf(lines: number) {
   };
 }
 
-export function createMaintenanceActivities(deps: MaintenanceDeps) {
+export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps) {
   const pollMs = deps.pollMs ?? 2_000;
   const logDir = deps.logDir ?? join(dirname(resolve(deps.config.audit.path)), 'maintenance');
 
@@ -606,4 +606,4 @@ interface UpgradeHeartbeat {
   tail?: string[];
 }
 
-export type MaintenanceActivities = ReturnType<typeof createMaintenanceActivities>;
+export type RollingMaintenanceActivities = ReturnType<typeof createRollingMaintenanceActivities>;

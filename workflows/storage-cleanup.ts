@@ -1,18 +1,18 @@
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { StorageActivities } from '../activities/storage.js';
+import type { StorageCleanupActivities } from '../activities/storage-cleanup.js';
 import type { TaskActivities } from '../activities/tasks.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { failureMessage, taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<StorageActivities>({
+const planning = proxyActivities<StorageCleanupActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });
 
 /** Removing is never repeated once sent; the activity re-checks the volume before sending. */
-const removing = proxyActivities<StorageActivities>({
+const removing = proxyActivities<StorageCleanupActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['VolumeInUse', 'OutcomeUnknown'] },
 });
@@ -28,7 +28,7 @@ const waiting = proxyActivities<TaskActivities>({
  * (high risk: data goes for good), then remove each volume after checking once more that it
  * is unused. One volume failing does not stop the others.
  */
-export async function removeUnusedImages(input: StorageCleanupInput) {
+export async function storageCleanup(input: StorageCleanupInput) {
   return runOperation('storage-cleanup', input.meta, {
     plan: () => planning.planStorageCleanup(input),
     apply: async (plan, op) => {

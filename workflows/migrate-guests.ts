@@ -26,7 +26,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { MigrationActivities, MigrationReport, TaskMarker } from '../activities/migration.js';
+import type { EvacuationActivities, MigrationReport, TaskMarker } from '../activities/evacuation.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { MigrationMode } from '../lib/planning/estimate.js';
 import type { MemoryBasis } from '../lib/planning/placement.js';
@@ -92,7 +92,7 @@ export const migrationsQuery = defineQuery<{ running: number[]; pending: number;
  */
 const DEFAULT_HISTORY_BUDGET = 1_500;
 
-const { migrateGuest } = proxyActivities<MigrationActivities>({
+const { migrateGuest } = proxyActivities<EvacuationActivities>({
   // Copying large local disks can take hours; heartbeats notice a lost worker within seconds.
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '20 seconds',

@@ -19,7 +19,7 @@ const saving = proxyActivities<RunbookActivities>({
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused', 'RunbookConflict'] },
 });
 
-export async function ingestRunbook(input: RunbookIngestInput) {
+export async function runbookIngest(input: RunbookIngestInput) {
   return runOperation<IngestDetails, Awaited<ReturnType<RunbookActivities['saveIngestedRunbook']>>>('runbook-ingest', input.meta, {
     plan: () => planning.planRunbookIngest(input),
     apply: (plan, op) => op.step('save', () => saving.saveIngestedRunbook(plan.details!)),

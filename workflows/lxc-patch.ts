@@ -1,17 +1,17 @@
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { ContainerActivities, PatchLog } from '../activities/containers.js';
+import type { LxcPatchActivities, PatchLog } from '../activities/lxc-patch.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';
 import { runOperation } from './operation.js';
 
-const planning = proxyActivities<ContainerActivities>({
+const planning = proxyActivities<LxcPatchActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['PlanRefused'] },
 });
 
 /** Retried only when SSH could not connect; an upgrade that ran is never run again by itself. */
-const patching = proxyActivities<ContainerActivities>({
+const patching = proxyActivities<LxcPatchActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '2 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['PatchFailed', 'PlanRefused', 'VmIdentityMismatch'] },
@@ -35,7 +35,7 @@ export interface ContainerPatchResult {
  * each with its own log and result. An upgrade that fails is rolled back to the snapshot when
  * the operator asked; the operation fails at the end if any container is not patched.
  */
-export async function patchContainers(input: LxcPatchInput) {
+export async function lxcPatch(input: LxcPatchInput) {
   return runOperation('lxc-patch', input.meta, {
     plan: () => planning.planLxcPatch(input),
     apply: async (plan, op) => {

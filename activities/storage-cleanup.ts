@@ -1,14 +1,12 @@
 /**
- * Storage content: ISO images fetched by URL with their checksum verified by PVE, and the
- * removal of images no guest uses. A volume counts as used when any guest's configuration —
+ * Storage clean-up: the removal of images no guest uses. A volume counts as used when any guest's configuration —
  * current or in a snapshot — names it (or a linked clone built on it), so nothing a rollback
  * still needs is ever removed.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { downloadOutsidePolicy, outsidePolicyReason } from '../lib/config/download-policy.js';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
-import type { IsoImportInput, StorageCleanupInput } from '../lib/operations/catalog.js';
+import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { PlanStep } from '../workflows/definitions.js';
@@ -60,82 +58,8 @@ function isReferenced(volid: string, references: ReadonlySet<string>): boolean {
   return false;
 }
 
-export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
+export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
   return {
-    async planIsoImport(input: IsoImportInput): Promise<PlanDraft<{ volid: string }>> {
-      const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
-        const storages = await client.storage.list({ node: input.node });
-        const storage = storages.find((s) => s.storage === input.storage);
-        if (!storage) refuse('PlanRefused', `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
-        if (!storage.content.split(',').includes('iso')) {
-          refuse('PlanRefused', `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
-        }
-        const volid = `${input.storage}:iso/${input.filename}`;
-        const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
-        if (existing.some((v) => v.volid === volid)) {
-          refuse('PlanRefused', `filename: ${volid} already exists; remove it first or choose another name`);
-        }
-        const outside = downloadOutsidePolicy(input.url, deps.config.environments[input.environment]!.downloads);
-        const steps: PlanStep[] = [
-          {
-            id: 'download',
-            action: 'download',
-            node: input.node,
-            params: { url: input.url, filename: input.filename, [input.checksumAlgorithm]: input.checksum },
-            description: `download ${input.url} to ${volid} on ${input.node}; PVE verifies its ${input.checksumAlgorithm} checksum`,
-          },
-          { id: 'verify', action: 'verify', node: input.node, description: `check ${volid} is listed in ${input.storage}` },
-        ];
-        return {
-          summary: `import ISO ${input.filename} into ${input.storage} on ${input.node}`,
-          risk: outside ? 'high' : 'low',
-          reasons: ['adds a file to a storage; the checksum is verified before it is kept', ...(outside ? [outsidePolicyReason(outside)] : [])],
-          steps,
-          warnings: storage.avail !== undefined ? [`${input.storage} has ${formatBytes(storage.avail)} free`] : [],
-          nodes: [input.node],
-          vmids: [],
-          estimatedDurationMs: 60_000,
-          details: { volid },
-        };
-      });
-    },
-
-    /** Starts the download unless the file is already there (an earlier attempt finished it). */
-    async startIsoDownload(input: IsoImportInput): Promise<VmStepOutcome> {
-      const client = await deps.pve(input.environment);
-      return withPveFailures(async () => {
-        const volid = `${input.storage}:iso/${input.filename}`;
-        const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
-        if (existing.some((v) => v.volid === volid)) return { kind: 'already-done', detail: `${volid} exists` };
-        const active = await client.tasks.list({ node: input.node, source: 'active', typefilter: 'download' });
-        const running = active.find((t) => t.id === input.filename);
-        if (running) return { kind: 'dispatched', upid: running.upid };
-        const upid = await client.storage.downloadUrl({
-          node: input.node,
-          storage: input.storage,
-          url: input.url,
-          content: 'iso',
-          filename: input.filename,
-          checksum: input.checksum.toLowerCase(),
-          'checksum-algorithm': input.checksumAlgorithm,
-        });
-        return { kind: 'dispatched', upid };
-      });
-    },
-
-    async verifyVolume(args: { environment: string; node: string; storage: string; volid: string }): Promise<{ volid: string; size: number }> {
-      const client = await deps.pve(args.environment);
-      return withPveFailures(async () => {
-        const volumes = await client.storage.content({ node: args.node, storage: args.storage });
-        const volume = volumes.find((v) => v.volid === args.volid);
-        if (!volume) {
-          throw ApplicationFailure.create({ type: 'NotAsPlanned', message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
-        }
-        return { volid: volume.volid, size: volume.size };
-      });
-    },
-
     async planStorageCleanup(input: StorageCleanupInput): Promise<PlanDraft<{ volumes: UnusedVolume[] }>> {
       const client = await deps.pve(input.environment);
       return withPveFailures(async () => {
@@ -242,4 +166,4 @@ export function createStorageActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>
   };
 }
 
-export type StorageActivities = ReturnType<typeof createStorageActivities>;
+export type StorageCleanupActivities = ReturnType<typeof createStorageCleanupActivities>;
