@@ -131,7 +131,9 @@ async function main(): Promise<void> {
     const self = `/v1/operations/${encodeURIComponent(sample.json.id!)}`;
     await awaitingApproval(pool, self, viewer);
     const inventory = '/v1/inventory?environment=home';
-    const etag = (await pool.request({ method: 'GET', path: inventory, headers: { authorization: `Bearer ${viewer}` } })).headers['etag'] as string;
+    const first = await pool.request({ method: 'GET', path: inventory, headers: { authorization: `Bearer ${viewer}` } });
+    await first.body.dump();
+    const etag = first.headers['etag'] as string;
 
     console.log(`load: ${CONNECTIONS} connections, ${SECONDS} s per endpoint, ${scenario.nodes.length} nodes / ${scenario.guests?.length} guests`);
     const reads: LoadFigures[] = [];
