@@ -58,7 +58,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     await next();
     c.header('X-Request-Id', c.get('requestId'));
     c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Cache-Control', 'no-store');
+    // Unless the route states its own (the inventory's ETag-revalidated snapshot).
+    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
   });
   app.use('*', methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => methodNotAllowedResponse(c, documentedMethods(routes, c.req.path) ?? methods) }));
   app.use(

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { GuestView, NodeView } from '../lib/inventory.js';
 import { operations } from '../lib/operations/catalog.js';
+import type { PublishedStatus } from '../lib/operations/plan.js';
 
 /** Values that end up inside a Temporal visibility query: plain words only, so no quoting is needed. */
 const word = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'must be a plain word (letters, digits, . _ @ : -)');
@@ -79,6 +80,7 @@ export const InventoryQuery = z.strictObject({
   type: z.enum(['qemu', 'lxc']).optional(),
   tag: word.optional(),
   node: word.optional(),
+  fresh: z.enum(['true', 'false']).optional().describe('true: read PVE now rather than answer from the shared snapshot'),
 });
 
 export const GuestSchema = z
@@ -149,7 +151,16 @@ export const OperationsQuery = z.strictObject({
   requester: word.optional(),
   risk: z.enum(['low', 'medium', 'high']).optional(),
   vmid: wholeNumber(100, 999_999_999).optional(),
-  limit: wholeNumber(1, 500).default(50),
+  pageSize: wholeNumber(1, 500).default(50).describe('operations per page'),
+  pageToken: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,4000}$/, 'must be the nextPageToken of a previous page')
+    .optional()
+    .describe('the nextPageToken of the previous page; absent for the first page'),
+});
+
+export const OperationDetailQuery = z.strictObject({
+  include: z.enum(['plan']).optional().describe('plan: add the whole plan, each step and planText (asks a worker)'),
 });
 
 const planVersion = z.number().int().min(1).describe('the plan version being decided (GET the operation to see it)');
@@ -197,6 +208,28 @@ export const DryRunResult = OperationStarted.extend({
   planText: z.string().optional().describe('the plan as a person reads it (the text every door shows)'),
 }).meta({ id: 'DryRunResult' });
 
+const StepState = z.enum(['pending', 'running', 'succeeded', 'failed', 'skipped']);
+
+export const PublishedStatusSchema = z
+  .object({
+    phase: z.enum(['planning', 'awaiting-approval', 'applying', 'completed', 'rejected', 'failed', 'cancelled']),
+    approvalState: z.enum([...approvalStates, 'cancelled']),
+    plan: z
+      .object({ version: z.number().int(), summary: z.string(), risk: z.enum(['low', 'medium', 'high']), stepCount: z.number().int() })
+      .optional()
+      .describe('the plan’s headline: approve by its version (include=plan for the whole plan)'),
+    progress: z.record(StepState, z.number().int()).describe('steps per state'),
+    approval: z
+      .object({ decision: z.enum(['approved', 'rejected']), by: z.string(), at: z.string(), planVersion: z.number().int(), reason: z.string().optional() })
+      .optional(),
+    outcome: z.enum(['completed', 'nothing-to-do', 'rejected', 'dry-run', 'refused', 'failed', 'cancelled']).optional(),
+    error: z.string().optional(),
+    cancelRequestedAt: z.string().optional(),
+    cancelled: z.object({ requestedAt: z.string(), done: z.array(z.string()), failed: z.array(z.string()), notStarted: z.array(z.string()) }).optional(),
+  })
+  .describe('what the workflow published as it last changed; every field from the same moment')
+  .meta({ id: 'OperationStatus' }) satisfies z.ZodType<PublishedStatus>;
+
 export const OperationSummary = z
   .object({
     id: z.string(),
@@ -210,21 +243,28 @@ export const OperationSummary = z
     nodes: z.array(z.string()),
     vmids: z.array(z.number()),
     summary: z.string().optional(),
+    status: PublishedStatusSchema.optional(),
     startedAt: z.string(),
     closedAt: z.string().optional(),
     links: Links,
   })
   .meta({ id: 'OperationSummary' });
 
-export const OperationList = z.object({ operations: z.array(OperationSummary) });
+export const OperationList = z
+  .object({
+    operations: z.array(OperationSummary),
+    nextPageToken: z.string().optional().describe('pass as pageToken for the next page; absent on the last page'),
+  })
+  .meta({ id: 'OperationList' });
 
 export const OperationDetail = OperationSummary.extend({
-  status: z
-    .record(z.string(), z.unknown())
+  plan: z.record(z.string(), z.unknown()).optional().describe('include=plan: the whole plan (steps, reasons, warnings, details)'),
+  steps: z
+    .array(z.object({ id: z.string(), state: StepState, detail: z.string().optional(), startedAt: z.string().optional(), endedAt: z.string().optional() }))
     .optional()
-    .describe('the workflow status query: phase, plan (with version), steps, approval'),
-  statusUnavailable: z.string().optional().describe('why the status query could not be answered'),
-  planText: z.string().optional().describe('the plan as a person reads it (the text every door shows)'),
+    .describe('include=plan: each step and how it went'),
+  planText: z.string().optional().describe('include=plan: the plan as a person reads it (the text every door shows)'),
+  planUnavailable: z.string().optional().describe('include=plan: why the status query could not be answered (it needs a worker)'),
   transfers: z
     .array(z.object({ vmid: z.number().int().optional(), transferred: z.string(), of: z.string() }))
     .optional()

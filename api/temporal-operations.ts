@@ -3,7 +3,9 @@
  * records and descriptions, the visibility query for a list filter, and the approval call
  * that falls back to a signal when no worker can answer.
  */
+import { status as grpcStatus } from '@grpc/grpc-js';
 import {
+  isGrpcServiceError,
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -13,12 +15,14 @@ import {
   type WorkflowExecutionStatusName,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
+import { loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { z } from 'zod';
 import { signDecision } from '../lib/approvals/signature.js';
 import { describeSecretRef, resolveSecret } from '../lib/config/secrets.js';
-import type { ApprovalDecision, ApprovalRequest } from '../lib/operations/plan.js';
-import { approveSignal, approveUpdate, rejectSignal, rejectUpdate } from '../workflows/definitions.js';
+import type { ApprovalDecision, ApprovalRequest, PublishedStatus } from '../lib/operations/plan.js';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusMemo } from '../workflows/definitions.js';
 import {
   PmApprovalState,
   PmEnvironment,
@@ -71,7 +75,18 @@ export function links(s: Services, id: string): Summary['links'] {
   };
 }
 
-/** The API's view of a workflow; undefined when it is not an operation (no PmOperationKind). */
+/** What an operation shows from its start until its workflow first publishes (memo at start). */
+export const startingStatus: PublishedStatus = {
+  phase: 'planning',
+  approvalState: 'planning',
+  progress: { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0 },
+};
+
+/**
+ * The API's view of a workflow; undefined when it is not an operation (no PmOperationKind).
+ * Search attributes and memo come from one record (a describe, or one row of a list), which
+ * the workflow updates together, so `approvalState` and `status` agree.
+ */
 export function summarize(
   s: Services,
   info: Pick<WorkflowExecutionInfo, 'workflowId' | 'runId' | 'typedSearchAttributes' | 'memo' | 'status' | 'startTime' | 'closeTime'>,
@@ -80,6 +95,7 @@ export function summarize(
   const kind = attributes.get(PmOperationKind);
   if (kind === undefined) return undefined;
   const summary = info.memo?.summary;
+  const status = info.memo?.[statusMemo] as PublishedStatus | undefined;
   return {
     id: info.workflowId,
     runId: info.runId,
@@ -87,11 +103,13 @@ export function summarize(
     environment: attributes.get(PmEnvironment),
     requester: attributes.get(PmRequester),
     state: stateOfStatus[info.status.name] ?? 'unknown',
-    approvalState: attributes.get(PmApprovalState),
+    approvalState: status?.approvalState ?? attributes.get(PmApprovalState),
     risk: attributes.get(PmRisk),
     nodes: attributes.get(PmNodes) ?? [],
     vmids: (attributes.get(PmVmids) ?? []).map(Number),
     ...(typeof summary === 'string' ? { summary } : {}),
+    // Absent for operations started before workflows published their status.
+    ...(status ? { status } : {}),
     startedAt: info.startTime.toISOString(),
     ...(info.closeTime ? { closedAt: info.closeTime.toISOString() } : {}),
     links: links(s, info.workflowId),
@@ -102,7 +120,7 @@ export function summarize(
  * The visibility query for a list filter. Every value was validated as a plain word (see
  * schemas.ts), so none needs quoting beyond the surrounding quotes.
  */
-export function visibilityQuery(filter: z.infer<typeof OperationsQuery>, scope: readonly string[] | undefined): string {
+export function visibilityQuery(filter: Omit<z.infer<typeof OperationsQuery>, 'pageSize' | 'pageToken'>, scope: readonly string[] | undefined): string {
   const clauses = ['PmOperationKind IS NOT NULL'];
   const equals = (attribute: string, value: string | number | undefined) => {
     if (value !== undefined) clauses.push(`${attribute} = '${value}'`);
@@ -119,6 +137,42 @@ export function visibilityQuery(filter: z.infer<typeof OperationsQuery>, scope: 
   }
   if (scope !== undefined) clauses.push(`${PmEnvironment.name} IN (${scope.map((e) => `'${e}'`).join(', ')})`);
   return clauses.join(' AND ');
+}
+
+/** The project uses Temporal's default data converter (no codec), so list rows decode with it. */
+const dataConverter = loadDataConverter();
+
+export interface OperationsPage {
+  operations: Summary[];
+  nextPageToken?: string;
+}
+
+/**
+ * One page of a visibility query: each row's summary from its own search attributes and memo
+ * (no describe per row). Temporal's page token travels base64url-encoded; one Temporal
+ * refuses is answered 400 naming `pageToken`.
+ */
+export async function listPage(s: Services, query: string, pageSize: number, pageToken: string | undefined): Promise<OperationsPage> {
+  let response;
+  try {
+    response = await s.temporal.client.workflowService.listWorkflowExecutions({
+      namespace: s.temporal.namespace,
+      query,
+      pageSize,
+      nextPageToken: pageToken === undefined ? undefined : Buffer.from(pageToken, 'base64url'),
+    });
+  } catch (err) {
+    if (pageToken !== undefined && isGrpcServiceError(err) && err.code === grpcStatus.INVALID_ARGUMENT) {
+      throw new ApiError(400, 'invalid_request', 'invalid pageToken', [{ path: 'pageToken', message: 'must be the nextPageToken of a previous page' }]);
+    }
+    throw err;
+  }
+  const infos = await Promise.all(response.executions.map((raw) => executionInfoFromRaw(raw, dataConverter, raw, s.temporal.namespace)));
+  const next = response.nextPageToken;
+  return {
+    operations: infos.flatMap((info) => summarize(s, info) ?? []),
+    ...(next && next.length > 0 ? { nextPageToken: Buffer.from(next).toString('base64url') } : {}),
+  };
 }
 
 export type DecisionOutcome<D = ApprovalDecision> = { state: 'decided'; decision: D } | { state: 'accepted' };

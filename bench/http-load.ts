@@ -20,9 +20,11 @@ export interface LoadRequest {
   label: string;
   connections: number;
   seconds: number;
+  /** Sent with every request besides the token (e.g. If-None-Match). */
+  headers?: Record<string, string>;
 }
 
-/** Every non-2xx answer and every connection error counts as an error. */
+/** Every answer but a 2xx or a 304 (not modified), and every connection error, counts as an error. */
 export async function hammer(pool: Pool, request: LoadRequest): Promise<LoadFigures> {
   const latencies: number[] = [];
   let errors = 0;
@@ -33,9 +35,13 @@ export async function hammer(pool: Pool, request: LoadRequest): Promise<LoadFigu
       while (performance.now() < deadline) {
         const t = performance.now();
         try {
-          const { statusCode, body } = await pool.request({ method: 'GET', path: request.path, headers: { authorization: `Bearer ${request.token}` } });
+          const { statusCode, body } = await pool.request({
+            method: 'GET',
+            path: request.path,
+            headers: { ...request.headers, authorization: `Bearer ${request.token}` },
+          });
           await body.dump();
-          if (statusCode < 200 || statusCode >= 300) errors++;
+          if ((statusCode < 200 || statusCode >= 300) && statusCode !== 304) errors++;
         } catch {
           errors++;
         }

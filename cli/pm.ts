@@ -217,7 +217,7 @@ function describe(ctx: Context, op: OperationDetail): string {
     `  ${op.kind} in ${op.environment ?? '?'} · requested by ${op.requester ?? '?'} · ${op.state}${op.approvalState ? ` (${op.approvalState})` : ''}`,
     `  ${op.links.temporalUi}`,
   ];
-  if (op.statusUnavailable) lines.push(ctx.paint('yellow', `  ${op.statusUnavailable}`));
+  if (op.planUnavailable) lines.push(ctx.paint('yellow', `  ${op.planUnavailable}`));
   if (op.status) lines.push(`  ${progressLine(op)}`);
   if (op.status?.approval) {
     const a = op.status.approval;
@@ -251,14 +251,14 @@ const commands: Record<string, Command> = {
       environment: ctx.flags.env,
       kind: ctx.flags.kind,
       state: ctx.flags.pending ? 'pending' : ctx.flags.state,
-      limit: ctx.flags.limit,
+      pageSize: ctx.flags.limit,
     });
     ctx.emit({ operations }, () => operationsTable(operations));
     return exitCodes.ok;
   },
 
   async show(ctx, args) {
-    const op = await ctx.api.operation(one(args, 'operation id'));
+    const op = await ctx.api.operation(one(args, 'operation id'), { includePlan: true });
     ctx.emit(op, () => describe(ctx, op));
     return exitCodes.ok;
   },
@@ -344,7 +344,7 @@ const pct = (fraction: number) => `${Math.round(fraction * 100)}%`;
 async function decide(ctx: Context, id: string, decision: 'approve' | 'reject'): Promise<number> {
   const version = planVersion(ctx);
   if (!ctx.flags.yes) {
-    const op = await ctx.api.operation(id);
+    const op = await ctx.api.operation(id, { includePlan: true });
     showPlan(ctx, op.planText);
     await confirm(ctx, `${decision === 'approve' ? 'Approve' : 'Reject'} plan v${version} of ${id}?`);
   }

@@ -49,9 +49,9 @@ export function operationsTable(ops: OperationSummary[]): string {
 
 /** `[########------------] 2/5 steps · applying · 1001 1.2 GiB of 4 GiB` */
 export function progressLine(op: OperationDetail, width = 20): string {
-  const steps = op.status?.steps ?? [];
-  const done = steps.filter((s) => s.state === 'succeeded' || s.state === 'skipped' || s.state === 'failed').length;
-  const total = Math.max(steps.length, op.status?.plan?.steps.length ?? 0);
+  const progress = op.status?.progress ?? { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0 };
+  const done = progress.succeeded + progress.skipped + progress.failed;
+  const total = Math.max(done + progress.running + progress.pending, op.status?.plan?.stepCount ?? 0);
   const filled = total > 0 ? Math.round((done / total) * width) : 0;
   const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
   const phase = op.status?.phase ?? op.state;

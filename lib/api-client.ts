@@ -43,9 +43,21 @@ export interface OperationSummary {
   risk?: string;
   nodes: string[];
   vmids: number[];
+  /** What the workflow published as it last changed (absent for operations older than that). */
+  status?: PublishedStatusView;
   startedAt: string;
   closedAt?: string;
   links: OperationLinks;
+}
+
+export interface PublishedStatusView {
+  phase: string;
+  approvalState: string;
+  plan?: { version: number; summary: string; risk: string; stepCount: number };
+  progress: Record<'pending' | 'running' | 'succeeded' | 'failed' | 'skipped', number>;
+  approval?: { decision: string; by: string; planVersion: number; reason?: string };
+  outcome?: string;
+  error?: string;
 }
 
 export interface PlanView {
@@ -56,15 +68,12 @@ export interface PlanView {
 }
 
 export interface OperationDetail extends OperationSummary {
-  status?: {
-    phase: string;
-    plan?: PlanView;
-    steps: { id: string; state: string; detail?: string }[];
-    approval?: { decision: string; by: string; planVersion: number; reason?: string };
-    error?: string;
-  };
-  statusUnavailable?: string;
+  /** With `includePlan`: the whole plan, each step and the plan's text (they need a worker). */
+  plan?: PlanView;
+  steps?: { id: string; state: string; detail?: string }[];
   planText?: string;
+  /** With `includePlan`: why no plan came (no worker answered). */
+  planUnavailable?: string;
   transfers?: { vmid?: number; transferred: string; of: string }[];
   result?: unknown;
   failure?: { type: string; message: string };
@@ -135,8 +144,10 @@ export function createApiClient(options: ApiClientOptions) {
 
   return {
     request,
-    listOperations: (q: Query = {}) => request<{ operations: OperationSummary[] }>('GET', `/v1/operations${query(q)}`),
-    operation: (id: string) => request<OperationDetail>('GET', op(id)),
+    listOperations: (q: Query = {}) => request<{ operations: OperationSummary[]; nextPageToken?: string }>('GET', `/v1/operations${query(q)}`),
+    /** `includePlan` asks the workflow for the whole plan too (planText, steps): that needs a worker. */
+    operation: (id: string, options: { includePlan?: boolean } = {}) =>
+      request<OperationDetail>('GET', `${op(id)}${options.includePlan ? '?include=plan' : ''}`),
     start: (kind: string, body: Record<string, unknown>) => request<Started>('POST', `/v1/operations/${encodeURIComponent(kind)}`, body),
     approve: (id: string, planVersion: number, reason?: string) =>
       request<Decision>('POST', `${op(id)}/approve`, { planVersion, ...(reason ? { reason } : {}) }),

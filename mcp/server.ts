@@ -101,7 +101,7 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
       inputSchema: { id: operationId },
       annotations: read,
     },
-    ({ id }) => answer(async () => withApproverLinks(await api.operation(id))),
+    ({ id }) => answer(async () => withApproverLinks(await api.operation(id, { includePlan: true }))),
   );
   server.registerTool(
     'runbooks',
@@ -142,34 +142,34 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
     ({ kind, environment, request }) =>
       answer(async () => {
         const started = await api.start(kind, { ...request, environment, dryRun: false });
-        const op = await whenPlanned(api, started.id, { timeoutMs: planWaitMs });
+        await whenPlanned(api, started.id, { timeoutMs: planWaitMs });
         return {
-          ...withApproverLinks(op),
+          ...withApproverLinks(await api.operation(started.id, { includePlan: true })),
           needs: 'a person with the approver role to approve this plan version; until then nothing changes',
         };
       }),
   );
 
   function withApproverLinks(op: OperationDetail) {
-    const { id, kind, environment, requester, state, risk, planText, transfers, result, failure, statusUnavailable } = op;
+    const { id, kind, environment, requester, state, risk, planText, steps, transfers, result, failure, planUnavailable } = op;
     return {
       id,
       kind,
       environment,
       requester,
       state,
-      // From the workflow itself (phase, plan): the listed approval state and risk are
-      // search attributes, which may lag a moment behind.
+      // As the workflow published them: phase, plan version and risk from one moment.
       phase: op.status?.phase,
       risk: op.status?.plan?.risk ?? risk,
       planVersion: op.status?.plan?.version,
       planText,
-      steps: op.status?.steps,
+      progress: op.status?.progress,
+      ...(steps ? { steps } : {}),
       ...(transfers ? { transfers } : {}),
       ...(op.status?.approval ? { approval: op.status.approval } : {}),
       ...(result !== undefined ? { result } : {}),
       ...(failure ? { failure } : {}),
-      ...(statusUnavailable ? { statusUnavailable } : {}),
+      ...(planUnavailable ? { planUnavailable } : {}),
       approver: forApprover(op),
     };
   }

@@ -313,7 +313,7 @@ async function compareReads(production: Production, clusters: Clusters, dir: str
       return [
         await hammer(pool, { ...load, token: viewer, path: '/healthz', label: `${where}: GET /healthz` }),
         await hammer(pool, { ...load, token: viewer, path: `/v1/operations/${encodeURIComponent(sampleId)}`, label: `${where}: GET /v1/operations/{id}` }),
-        await hammer(pool, { ...load, token: viewer, path: '/v1/operations?limit=20', label: `${where}: GET /v1/operations` }),
+        await hammer(pool, { ...load, token: viewer, path: '/v1/operations?pageSize=20', label: `${where}: GET /v1/operations` }),
       ];
     } finally {
       await pool.close();

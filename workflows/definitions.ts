@@ -17,3 +17,6 @@ export const approveSignal = defineSignal<[ApprovalRequest]>('approve-signal');
 export const rejectSignal = defineSignal<[ApprovalRequest]>('reject-signal');
 
 export const statusQuery = defineQuery<OperationStatus>('status');
+
+/** The memo key under which a workflow publishes its `PublishedStatus` (lib/operations/plan.ts). */
+export const statusMemo = 'status';

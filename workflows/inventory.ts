@@ -3,6 +3,7 @@ import type { InventorySummary } from '../activities/inventory.js';
 import type { InventoryInput } from '../lib/operations/catalog.js';
 import type { OperationStatus } from '../lib/operations/plan.js';
 import { statusQuery } from './definitions.js';
+import { publishStatus } from './operation.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from './search-attributes.js';
 import { reads } from './activity-presets.js';
 
@@ -27,9 +28,12 @@ export async function inventory(input: InventoryInput): Promise<InventorySummary
     // A read changes nothing: no approval is asked for (the API starts every operation at 'planning').
     { key: PmApprovalState, value: 'not-required' },
   ]);
+  publishStatus(status);
 
   const summary = await summarizeInventory(input.environment);
   status.steps = [{ id: 'read-inventory', state: 'succeeded' }];
   status.phase = 'completed';
+  status.outcome = 'completed';
+  publishStatus(status);
   return summary;
 }

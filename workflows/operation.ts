@@ -17,6 +17,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   rootCause,
   setCurrentDetails,
   setHandler,
@@ -31,12 +32,14 @@ import type {
   ApprovalState,
   CancellationReport,
   OperationMeta,
+  OperationOutcome,
   OperationPlan,
   OperationStatus,
   PlanDraft,
+  PublishedStatus,
   StepProgress,
 } from '../lib/operations/plan.js';
-import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery } from './definitions.js';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusMemo, statusQuery } from './definitions.js';
 import {
   PmApprovalState,
   PmEnvironment,
@@ -54,11 +57,7 @@ const { recordAudit } = records({ startToCloseTimeout: '30 seconds' });
 const { verifyApprovalSignature } = reads({ startToCloseTimeout: '30 seconds', maximumAttempts: 10 });
 
 export interface OperationResult<D, R> {
-  /**
-   * `nothing-to-do`: the plan has no steps (nothing needed approving); `refused`: a dry run
-   * whose plan was refused — its plan has no steps and its reasons say why.
-   */
-  outcome: 'completed' | 'nothing-to-do' | 'rejected' | 'dry-run' | 'refused';
+  outcome: Exclude<OperationOutcome, 'failed' | 'cancelled'>;
   plan: OperationPlan<D>;
   approval?: ApprovalDecision;
   result?: R;
@@ -152,6 +151,7 @@ export async function runOperation<D, R>(
 
     if (meta.dryRun) {
       status.phase = 'completed';
+      status.outcome = refused ? 'refused' : 'dry-run';
       setApprovalState(status, 'dry-run');
       setCurrentDetails(`dry run${refused ? '' : ', planned'}: ${plan.summary}`);
       return { outcome: refused ? 'refused' : 'dry-run', plan };
@@ -168,6 +168,8 @@ export async function runOperation<D, R>(
       await audit(approval.decision, { by: approval.by, planVersion: approval.planVersion, reason: approval.reason });
       if (approval.decision === 'rejected') {
         status.phase = 'rejected';
+        status.outcome = 'rejected';
+        publishStatus(status);
         setCurrentDetails(`${status.approvalState}: ${approval.reason ?? `rejected by ${approval.by}`} — ${plan.summary}`);
         return { outcome: 'rejected', plan, approval };
       }
@@ -179,20 +181,25 @@ export async function runOperation<D, R>(
     const result = await CancellationScope.nonCancellable(() => spec.apply(plan, handleFor(status, cancellation)));
     status.phase = 'completed';
     const outcome = plan.steps.length === 0 ? 'nothing-to-do' : 'completed';
+    status.outcome = outcome;
+    publishStatus(status);
     setCurrentDetails(`${outcome === 'nothing-to-do' ? 'nothing to do' : 'done'}: ${plan.summary}`);
     await audit('completed', { steps: summarizeSteps(status.steps) });
     return { outcome, plan, approval, result };
   } catch (err) {
     const cancelled = isCancellation(err) && cancellation.requested;
     status.phase = cancelled ? 'cancelled' : 'failed';
+    status.outcome = status.phase;
     status.error = rootCause(err) ?? String(err);
     if (cancelled) {
-      if (status.approvalState === 'planning' || status.approvalState === 'pending') setApprovalState(status, 'cancelled');
       status.cancelled = cancellationReport(status);
+      if (status.approvalState === 'planning' || status.approvalState === 'pending') setApprovalState(status, 'cancelled');
+      publishStatus(status);
       setCurrentDetails(describeCancellation(status.cancelled));
       await audit('cancelled', { ...status.cancelled });
       throw err;
     }
+    publishStatus(status);
     setCurrentDetails(`failed: ${status.error}`);
     await audit('failed', { error: status.error, steps: summarizeSteps(status.steps) });
     // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
@@ -254,6 +261,42 @@ function showApplying(status: OperationStatus): void {
   const running = count('running');
   const cancelling = status.cancelRequestedAt ? `; cancelling: ${running > 0 ? 'waiting for the running steps to end' : 'starting nothing new'}` : '';
   setCurrentDetails(`applying ${ended}/${status.steps.length} (${running} running${cancelling}) — ${status.plan?.summary ?? ''}`);
+  publishStatus(status);
+}
+
+/** The last memo each status published, so an unchanged status publishes nothing. */
+const published = new WeakMap<OperationStatus, string>();
+
+/**
+ * Publishes what the API shows (`PublishedStatus`, memo `status`) when it changed. Behind a
+ * patch: histories recorded before it have no memo commands at these points.
+ */
+export function publishStatus(status: OperationStatus): void {
+  const view = publishedView(status);
+  const json = JSON.stringify(view);
+  if (published.get(status) === json || !patched('publish-status')) return;
+  published.set(status, json);
+  upsertMemo({ [statusMemo]: view });
+}
+
+/** An error message longer than this is cut in the memo (the status query has all of it). */
+const maxPublishedError = 1000;
+
+function publishedView(status: OperationStatus): PublishedStatus {
+  const { phase, approvalState, plan, approval, outcome, error, cancelRequestedAt, cancelled } = status;
+  const progress: PublishedStatus['progress'] = { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0 };
+  for (const s of status.steps) progress[s.state]++;
+  return {
+    phase,
+    approvalState,
+    ...(plan ? { plan: { version: plan.version, summary: plan.summary, risk: plan.risk, stepCount: plan.steps.length } } : {}),
+    progress,
+    ...(approval ? { approval } : {}),
+    ...(outcome ? { outcome } : {}),
+    ...(error ? { error: error.length > maxPublishedError ? `${error.slice(0, maxPublishedError)}…` : error } : {}),
+    ...(cancelRequestedAt ? { cancelRequestedAt } : {}),
+    ...(cancelled ? { cancelled } : {}),
+  };
 }
 
 /**
@@ -271,10 +314,11 @@ function vmidsThatFit(vmids: number[], budgetBytes = 2000): string[] {
   return kept;
 }
 
-/** One place sets the approval state: the search attribute and the status query agree. */
+/** One place sets the approval state: the search attribute, the published status and the status query agree. */
 export function setApprovalState(status: OperationStatus, state: ApprovalState): void {
   status.approvalState = state;
   upsertSearchAttributes([{ key: PmApprovalState, value: state }]);
+  publishStatus(status);
 }
 
 function summarizeSteps(steps: StepProgress[]): Record<string, number> {

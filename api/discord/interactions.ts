@@ -99,7 +99,7 @@ export function discordRoutes(deps: DiscordDeps): Hono {
     const arg = (name: string) => sub?.options?.find((o) => o.name === name)?.value;
     const route = `${interaction.data?.name} ${sub?.name}`;
     try {
-      if (route === 'op status') return reply.message(describe(await api.operation(String(arg('id')))));
+      if (route === 'op status') return reply.message(describe(await api.operation(String(arg('id')), { includePlan: true })));
       if (route === 'vm status') {
         const vm = await findVm(api, String(arg('target')));
         return reply.message(`**${vm.name}** (${vm.vmid}) on ${vm.node}: ${vm.status}`);
@@ -152,7 +152,8 @@ export function discordRoutes(deps: DiscordDeps): Hono {
       }
       const version = op.status?.plan?.version;
       if (!announced && op.status?.phase === 'awaiting-approval' && version) {
-        await send('PATCH', '/messages/@original', { content: clip(describe(op)), components: decisionButtons(id, version) });
+        const withPlan = await api.operation(id, { includePlan: true });
+        await send('PATCH', '/messages/@original', { content: clip(describe(withPlan)), components: decisionButtons(id, version) });
         announced = true;
       }
       if (deps.now().getTime() > deadline) {

@@ -3,13 +3,13 @@
  * steer them — approve or reject a plan, cancel. Every change goes through its workflow;
  * the caller's identity comes from the token and travels as `meta.requester` or `by`.
  */
-import { isGrpcDeadlineError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { isGrpcDeadlineError, WorkflowNotFoundError, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
 import { renderPlanText } from '../../lib/operations/plan-text.js';
 import type { OperationMeta, OperationPlan } from '../../lib/operations/plan.js';
-import { statusQuery } from '../../workflows/definitions.js';
+import { statusMemo, statusQuery } from '../../workflows/definitions.js';
 import {
   approveNodeSignal,
   approveNodeUpdate,
@@ -22,7 +22,24 @@ import { requireEnvironment, requireScope } from '../access.js';
 import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
 import { ApiError, redact } from '../errors.js';
-import { approvalChannels, compactIso, decide, signedApproval, type DecisionOutcome, endedMeanwhile, failureOf, links, resultWithin, runningTransfers, summarize, visibilityQuery } from '../temporal-operations.js';
+import { coalesced } from '../coalesce.js';
+import {
+  approvalChannels,
+  compactIso,
+  decide,
+  signedApproval,
+  type DecisionOutcome,
+  endedMeanwhile,
+  failureOf,
+  links,
+  listPage,
+  type OperationsPage,
+  resultWithin,
+  runningTransfers,
+  startingStatus,
+  summarize,
+  visibilityQuery,
+} from '../temporal-operations.js';
 import { noteAudit, type ApiContext, type Route } from '../route.js';
 import {
   ApproveBody,
@@ -35,6 +52,7 @@ import {
   MaintenanceDecisionParams,
   NodeDecisionParams,
   OperationDetail,
+  OperationDetailQuery,
   OperationIdParams,
   OperationList,
   OperationsQuery,
@@ -59,11 +77,14 @@ const commonErrors = {
 
 export function operationRoutes(s: Services): Route[] {
   const { client, taskQueue } = s.temporal;
+  const describe = coalesced<WorkflowExecutionDescription>();
+  const list = coalesced<OperationsPage>();
+  const outcomes = closedOutcomes();
 
   /** The operation behind `:id`, after checking the caller may see its environment. */
   const loadOperation = async (c: ApiContext, id: string) => {
     const handle = client.workflow.getHandle(id);
-    const description = await handle.describe();
+    const description = await describe(id, () => handle.describe());
     const summary = summarize(s, description);
     if (!summary) throw new ApiError(404, 'not_found', `no operation '${id}'`);
     noteAudit(c, { kind: summary.kind, environment: summary.environment });
@@ -122,6 +143,7 @@ export function operationRoutes(s: Services): Route[] {
           { key: PmApprovalState, value: 'planning' },
           ...(nodes.length > 0 ? [{ key: PmNodes, value: nodes }] : []),
         ],
+        memo: { [statusMemo]: startingStatus },
         staticSummary: `${op.kind} in ${body.environment}${body.dryRun ? ' (dry run)' : ''}, requested by ${requester}`,
       });
       const started: z.infer<typeof OperationStarted> = {
@@ -298,36 +320,41 @@ export function operationRoutes(s: Services): Route[] {
       method: 'GET',
       path: '/v1/operations',
       tag: 'operations',
-      summary: 'List operations, newest first',
+      summary: 'List operations, newest first, a page at a time',
       description:
         'Filters combine with AND. `state` is an execution state (running, completed, failed, cancelled, ...) ' +
-        'or an approval state (planning, pending, approved, auto-approved, not-required, rejected, expired, dry-run).',
+        'or an approval state (planning, pending, approved, auto-approved, not-required, rejected, expired, dry-run). ' +
+        'Each row comes from Temporal’s visibility record (search attributes and the published `status`), which ' +
+        'trails the operation by up to a second. A page holds at most `pageSize` operations; pass its ' +
+        '`nextPageToken` as `pageToken` (with the same filters) for the next one.',
       access: 'read',
       query: OperationsQuery,
       responses: { 200: { description: 'operations', schema: OperationList }, ...commonErrors },
       handler: async (c) => {
-        const query = parseQuery(c, OperationsQuery);
-        if (query.environment !== undefined) requireEnvironment(c, s.config, query.environment);
-        const scope = query.environment === undefined ? c.get('identity').environments : undefined;
-        const found: Summary[] = [];
-        if (scope === undefined || scope.length > 0) {
-          for await (const info of client.workflow.list({ query: visibilityQuery(query, scope), pageSize: query.limit })) {
-            const summary = summarize(s, info);
-            if (summary) found.push(summary);
-            if (found.length >= query.limit) break;
-          }
-        }
-        return c.json({ operations: found } satisfies z.infer<typeof OperationList>);
+        const { pageSize, pageToken, ...filter } = parseQuery(c, OperationsQuery);
+        if (filter.environment !== undefined) requireEnvironment(c, s.config, filter.environment);
+        const scope = filter.environment === undefined ? c.get('identity').environments : undefined;
+        if (scope !== undefined && scope.length === 0) return c.json({ operations: [] } satisfies z.infer<typeof OperationList>);
+        const query = visibilityQuery(filter, scope);
+        // Keyed by the whole request, so callers share only identical pages.
+        const page = await list(JSON.stringify([query, pageSize, pageToken]), () => listPage(s, query, pageSize, pageToken));
+        return c.json(page satisfies z.infer<typeof OperationList>);
       },
     },
     {
       method: 'GET',
       path: '/v1/operations/{id}',
       tag: 'operations',
-      summary: 'One operation: state, plan, steps, approval, and the result once it ends',
-      description: 'The id is the workflow id, URL-encoded (its slashes as %2F), as in links.self.',
+      summary: 'One operation: state, approval, plan headline, progress, and the result once it ends',
+      description:
+        'The id is the workflow id, URL-encoded (its slashes as %2F), as in links.self. `status` is what the workflow ' +
+        'published as it last changed (phase, approval state, plan version and summary, progress counts, outcome), ' +
+        'read with one describe: no worker is asked, and every field is from the same moment. ' +
+        '`include=plan` adds the whole plan, each step and `planText` from the workflow’s status query, which needs a ' +
+        'worker: when none answers in time, `planUnavailable` says so and the rest of the answer is unchanged.',
       access: 'read',
       params: OperationIdParams,
+      query: OperationDetailQuery,
       responses: {
         200: { description: 'the operation', schema: OperationDetail },
         ...commonErrors,
@@ -335,28 +362,15 @@ export function operationRoutes(s: Services): Route[] {
       },
       handler: async (c) => {
         const { id } = parseParams(c, OperationIdParams);
+        const { include } = parseQuery(c, OperationDetailQuery);
         const { handle, summary, description } = await loadOperation(c, id);
-        const detail: Summary = { ...summary, ...(await statusOf(handle)) };
-        // One answer from one moment: the workflow's own approval state rather than the visibility
-        // record's, which may lag behind the phase and plan the same query returned.
-        const approvalState = detail.status?.['approvalState'];
-        if (typeof approvalState === 'string') detail.approvalState = approvalState;
-        const cancelled = detail.status?.['cancelled'];
+        const detail: Summary = { ...summary };
+        const cancelled = summary.status?.cancelled;
         if (summary.state === 'cancelled' && cancelled) detail.result = { outcome: 'cancelled', ...cancelled };
         const transfers = runningTransfers(description);
         if (transfers.length > 0) detail.transfers = transfers;
-        const plan = detail.status?.plan as OperationPlan | undefined;
-        if (plan) detail.planText = renderPlanText(plan);
-        if (summary.state !== 'running') {
-          try {
-            const outcome = await resultWithin(s, handle, s.timeouts.queryMs);
-            if (outcome.done) detail.result = outcome.value;
-          } catch (err) {
-            const failure = failureOf(err);
-            if (!failure) throw err;
-            detail.failure = failure;
-          }
-        }
+        if (summary.state !== 'running') Object.assign(detail, await outcomes(summary.runId, handle));
+        if (include === 'plan') Object.assign(detail, await planOf(handle));
         return c.json(detail);
       },
     },
@@ -403,25 +417,50 @@ export function operationRoutes(s: Services): Route[] {
     return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
   }
 
+  /**
+   * The result (or failure) of a closed run, fetched once: a closed run never changes, so
+   * polling a finished operation does not read its history again. The newest runs are kept.
+   */
+  function closedOutcomes(capacity = 1000) {
+    const known = new Map<string, Pick<Summary, 'result' | 'failure'>>();
+    return async (runId: string, handle: WorkflowHandle): Promise<Pick<Summary, 'result' | 'failure'>> => {
+      const cached = known.get(runId);
+      if (cached) return cached;
+      let outcome: Pick<Summary, 'result' | 'failure'>;
+      try {
+        const ended = await resultWithin(s, handle, s.timeouts.queryMs);
+        if (!ended.done) return {};
+        outcome = { result: ended.value };
+      } catch (err) {
+        const failure = failureOf(err);
+        if (!failure) throw err;
+        outcome = { failure };
+      }
+      if (known.size >= capacity) known.delete(known.keys().next().value!);
+      known.set(runId, outcome);
+      return outcome;
+    };
+  }
+
   /** The message of a dry run's refused plan (`{ outcome: 'refused', plan: { reasons } }`). */
   function refusalOf(result: unknown): string | undefined {
     const r = result as { outcome?: string; plan?: { reasons?: string[] } } | undefined;
     return r?.outcome === 'refused' ? (r.plan?.reasons ?? []).join('; ') : undefined;
   }
 
-  /** The workflow's status query, or why it could not be answered (it needs a worker). */
-  async function statusOf(handle: WorkflowHandle): Promise<Pick<Summary, 'status' | 'statusUnavailable'>> {
+  /** The whole plan and each step, from the workflow's status query, or why it could not be answered (it needs a worker). */
+  async function planOf(handle: WorkflowHandle): Promise<Pick<Summary, 'plan' | 'steps' | 'planText' | 'planUnavailable'>> {
     const deadline = Date.now() + s.timeouts.queryMs;
     try {
-      const status = await client.withDeadline(deadline, () => handle.query(statusQuery));
-      return { status: { ...status } };
+      const { plan, steps } = await client.withDeadline(deadline, () => handle.query(statusQuery));
+      return { ...(plan ? { plan: { ...plan }, planText: renderPlanText(plan) } : {}), steps };
     } catch (err) {
       // Past its deadline grpc-js reports the call as DEADLINE_EXCEEDED or, when the deadline
       // cancels it mid-flight, as CANCELLED ("Call cancelled"): both mean no worker answered.
       const timedOut =
         isGrpcDeadlineError(err) || isGrpcDeadlineError((err as { cause?: unknown }).cause) || Date.now() >= deadline;
       return {
-        statusUnavailable: timedOut
+        planUnavailable: timedOut
           ? `no worker answered the status query within ${s.timeouts.queryMs} ms (is the worker running?)`
           : `status query failed: ${redact(describeError(err))}`,
       };

@@ -281,8 +281,10 @@ export const AppConfig = z
         port: z.number().int().min(0).max(65535).default(8080),
         max_body_bytes: z.number().int().min(1024).default(1024 * 1024),
         tokens: z.array(ApiToken).default([]),
+        /** How old the shared inventory snapshot GET /v1/inventory answers from may be. */
+        inventory_max_age: Duration.default('2s'),
       })
-      .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1024 * 1024, tokens: [] }),
+      .default({ host: '127.0.0.1', port: 8080, max_body_bytes: 1024 * 1024, tokens: [], inventory_max_age: '2s' }),
     approvals: z
       .object({
         timeout: Duration.default('24h'),

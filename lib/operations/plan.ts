@@ -120,5 +120,31 @@ export interface OperationStatus {
   error?: string;
   /** When the operation was asked to cancel; once it has ended cancelled, what it did and did not do. */
   cancelRequestedAt?: string;
+  cancelled?: CancellationReport;  /** How it ended, once it has. */
+  outcome?: OperationOutcome;
+}
+
+/**
+ * How an operation ended. `nothing-to-do`: the plan has no steps (nothing needed approving);
+ * `refused`: a dry run whose plan was refused — its plan has no steps and its reasons say why.
+ */
+export type OperationOutcome = 'completed' | 'nothing-to-do' | 'rejected' | 'dry-run' | 'refused' | 'failed' | 'cancelled';
+
+/**
+ * What `GET /v1/operations/{id}` shows, published by the workflow as its memo `status`
+ * (`statusMemo` in workflows/definitions.ts) whenever it changes, so the API reads it with one
+ * describe — no worker, no query — and every field comes from the same moment. Small and free
+ * of secrets: the plan only as its headline and step count (the whole plan is the status
+ * query's), progress as counts per step state.
+ */
+export interface PublishedStatus {
+  phase: OperationPhase;
+  approvalState: ApprovalState;
+  plan?: { version: number; summary: string; risk: Risk; stepCount: number };
+  progress: Record<StepProgress['state'], number>;
+  approval?: ApprovalDecision;
+  outcome?: OperationOutcome;
+  error?: string;
+  cancelRequestedAt?: string;
   cancelled?: CancellationReport;
 }

@@ -68,7 +68,7 @@ async function startApi(options: { taskQueue: string; config?: AppConfig; timeou
   };
 }
 
-const operation = (api: Api, self: string) => api.call('GET', self, 'vera').then((r) => r.body);
+const operation = (api: Api, self: string, query = '') => api.call('GET', `${self}${query}`, 'vera').then((r) => r.body);
 const awaitingApproval = (api: Api, self: string) =>
   until(() => operation(api, self), (op) => op.status?.phase === 'awaiting-approval', 'a plan awaiting approval');
 const ended = (api: Api, self: string) => until(() => operation(api, self), (op) => op.state !== 'running', 'the operation to end');
@@ -156,7 +156,8 @@ describe('API against Temporal and the simulated cluster', () => {
     const { id, links } = started.body;
 
     const waiting = await awaitingApproval(api, links.self);
-    expect(waiting).toMatchObject({ requester: 'root', approvalState: 'pending', status: { plan: { risk: 'high', vmids: [1001] } } });
+    // Phase, approval state and plan as the workflow published them together: never a plan still 'planning'.
+    expect(waiting).toMatchObject({ requester: 'root', approvalState: 'pending', vmids: [1001], status: { approvalState: 'pending', plan: { risk: 'high', stepCount: 1 } } });
     const planVersion: number = waiting.status.plan.version;
     expect(vmExists(1001)).toBe(true);
 
@@ -255,14 +256,14 @@ describe('API against Temporal and the simulated cluster', () => {
     expect(response.body.error.message).toMatch(/^the plan could not be made: .*not-web-1004/);
 
     const refused = await until(
-      () => api.call('GET', '/v1/operations?environment=home&kind=vm-action&state=dry-run&limit=500', 'vera'),
+      () => api.call('GET', '/v1/operations?environment=home&kind=vm-action&state=dry-run&pageSize=500', 'vera'),
       (r) => r.body.operations?.some((o: { summary?: string }) => o.summary?.includes('not-web-1004')),
       'the refused dry run in the list',
       15_000,
     );
     const entry = refused.body.operations.find((o: { summary?: string }) => o.summary?.includes('not-web-1004'));
     expect(entry).toMatchObject({ state: 'completed', approvalState: 'dry-run', summary: expect.stringMatching(/^refused: /) });
-    const failed = await api.call('GET', '/v1/operations?environment=home&state=failed&limit=500', 'vera');
+    const failed = await api.call('GET', '/v1/operations?environment=home&state=failed&pageSize=500', 'vera');
     expect(failed.body.operations.map((o: { id: string }) => o.id)).not.toContain(entry.id);
   });
 
@@ -283,7 +284,8 @@ describe('API against Temporal and the simulated cluster', () => {
     const done = await ended(api, body.links.self);
     // Cancelled before anyone decided: nothing ran, and the approval is not left pending.
     expect(done).toMatchObject({ state: 'cancelled', approvalState: 'cancelled', result: { outcome: 'cancelled', done: [], failed: [] } });
-    expect(done.result.notStarted).toEqual(done.status.plan.steps.map((s: { id: string }) => s.id));
+    const { plan } = await operation(api, body.links.self, '?include=plan');
+    expect(done.result.notStarted).toEqual(plan.steps.map((s: { id: string }) => s.id));
     expect(vmExists(1005)).toBe(true);
     const cancelled = await until(
       () => api.call('GET', '/v1/operations?environment=home&state=cancelled&vmid=1005', 'vera'),
@@ -305,8 +307,13 @@ describe('API against Temporal and the simulated cluster', () => {
 
     const accepted = await api.call('POST', `${body.links.self}/approve`, 'anna', { planVersion });
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ state: 'accepted' });
-    expect((await operation(api, body.links.self)).statusUnavailable).toMatch(/no worker answered/);
+    expect(accepted.body).toMatchObject({ state: 'accepted', message: expect.stringMatching(/will validate it when one runs/) });
+    // No worker has seen the signal: the published status still awaits a decision, and only the plan needs a worker.
+    expect(await operation(api, body.links.self)).toMatchObject({ state: 'running', approvalState: 'pending', status: { phase: 'awaiting-approval' } });
+    expect(await operation(api, body.links.self, '?include=plan')).toMatchObject({
+      status: { phase: 'awaiting-approval', plan: { version: planVersion } },
+      planUnavailable: expect.stringMatching(/no worker answered the status query within 1500 ms/),
+    });
     expect(vmExists(1006)).toBe(true);
 
     extraWorkers.push(await startTestWorker({ taskQueue, activities }));

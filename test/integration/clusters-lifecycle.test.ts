@@ -49,6 +49,9 @@ async function api(method: string, path: string, actor: keyof typeof tokens, bod
   return { status: response.status, text, body: JSON.parse(text) };
 }
 
+/** The operation with its whole plan (from the workflow's status query). */
+const withPlan = async (self: string): Promise<any> => (await api('GET', `${self}?include=plan`, 'otto')).body;
+
 async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> {
   for (let i = 0; i < 1200; i++) {
     const { body } = await api('GET', self, 'otto');
@@ -190,10 +193,11 @@ describe('the lab profile through the API: 3 control planes + 3 workers', () => 
     expect(started.status).toBe(202);
     self = started.body.links.self;
     up = worker.client.workflow.getHandle(started.body.id);
-    const waiting = await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
-    expect(waiting.status.plan).toMatchObject({ risk: 'medium' });
-    expect(waiting.status.plan.steps.filter((s: { action: string }) => s.action === 'clone')).toHaveLength(6);
-    const approved = await api('POST', `${self}/approve`, 'anna', { planVersion: waiting.status.plan.version });
+    await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
+    const { plan } = await withPlan(self);
+    expect(plan).toMatchObject({ risk: 'medium' });
+    expect(plan.steps.filter((s: { action: string }) => s.action === 'clone')).toHaveLength(6);
+    const approved = await api('POST', `${self}/approve`, 'anna', { planVersion: plan.version });
     expect(approved.status).toBe(200);
 
     const done = await apiUntil(self, (op) => op.state !== 'running');
@@ -262,10 +266,11 @@ describe('the lab profile through the API: 3 control planes + 3 workers', () => 
   it('resumes instead of duplicating when run again: nothing cloned, nothing bootstrapped a second time', async () => {
     const clonesBefore = env.sim.counters.tasks('qmclone');
     const again = await api('POST', '/v1/operations/cluster-up', 'otto', { environment: 'home', profile: 'lab' });
-    const waiting = await apiUntil(again.body.links.self, (op) => op.status?.phase === 'awaiting-approval');
-    expect(waiting.status.plan.steps.filter((s: { action: string }) => s.action === 'clone')).toEqual([]);
-    expect(waiting.status.plan.steps.filter((s: { action: string }) => s.action === 'keep')).toHaveLength(6);
-    await api('POST', `${again.body.links.self}/approve`, 'anna', { planVersion: waiting.status.plan.version });
+    await apiUntil(again.body.links.self, (op) => op.status?.phase === 'awaiting-approval');
+    const { plan } = await withPlan(again.body.links.self);
+    expect(plan.steps.filter((s: { action: string }) => s.action === 'clone')).toEqual([]);
+    expect(plan.steps.filter((s: { action: string }) => s.action === 'keep')).toHaveLength(6);
+    await api('POST', `${again.body.links.self}/approve`, 'anna', { planVersion: plan.version });
     const done = await apiUntil(again.body.links.self, (op) => op.state !== 'running');
     expect(done.result.result).toMatchObject({ bootstrap: { outcome: 'already-bootstrapped' } });
     expect(env.sim.counters.tasks('qmclone')).toBe(clonesBefore);
@@ -349,9 +354,10 @@ describe('tearing the lab cluster down through the API', () => {
     const others = [...env.sim.state.guests.keys()].filter((vmid) => !lab.some((g) => g.vmid === vmid));
     const started = await api('POST', '/v1/operations/cluster-down', 'otto', { environment: 'home', cluster: 'lab', shutdownTimeoutSeconds: 30 });
     const self = started.body.links.self;
-    const waiting = await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
-    expect(waiting.status.plan).toMatchObject({ risk: 'high' });
-    expect([...waiting.status.plan.vmids].sort()).toEqual(lab.map((g) => g.vmid).sort());
+    await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
+    const { plan } = await withPlan(self);
+    expect(plan).toMatchObject({ risk: 'high' });
+    expect([...plan.vmids].sort()).toEqual(lab.map((g) => g.vmid).sort());
     const own = await api('POST', `${self}/approve`, 'otto', { planVersion: 1 });
     expect(own.status).toBe(409);
     expect(own.body.message ?? own.text).toMatch(/cannot be approved by the actor who requested it/);

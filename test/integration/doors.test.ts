@@ -109,7 +109,7 @@ afterAll(async () => {
 });
 
 const awaitingApproval = (id: string) =>
-  until(() => as('vera').operation(id), (op) => op.status?.phase === 'awaiting-approval', `${id} awaiting approval`);
+  until(() => as('vera').operation(id, { includePlan: true }), (op) => op.status?.phase === 'awaiting-approval', `${id} awaiting approval`);
 const ended = (id: string) => until(() => as('vera').operation(id), (op) => op.state !== 'running', `${id} to end`, 90_000);
 
 /** A high-risk deletion root asked for: root may not approve it (self-approval), vera may not decide at all. */

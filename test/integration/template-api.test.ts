@@ -100,7 +100,7 @@ describe('templates through the API', () => {
     expect(started.status).toBe(202);
     const self: string = started.body.links.self;
     const waiting = await until(self, (op) => op.status?.phase === 'awaiting-approval', 'the plan');
-    expect(waiting.status.plan).toMatchObject({ risk: 'medium', nodes: ['pve02'] });
+    expect(waiting).toMatchObject({ nodes: ['pve02'], status: { plan: { risk: 'medium' } } });
 
     const approved = await call('POST', `${self}/approve`, 'bert', { planVersion: waiting.status.plan.version });
     expect(approved.status).toBe(200);

@@ -15,7 +15,11 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
-import { ApplicationFailure, RetryState, TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { ApplicationFailure, defaultPayloadConverter, mapToPayloads, RetryState, TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
+import { encodeUnifiedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes.js';
+import { msToTs } from '@temporalio/common/lib/time.js';
+import { temporal } from '@temporalio/proto';
 import { tokenHash } from '../../api/auth.js';
 import { createApp } from '../../api/app.js';
 import type { ApiDeps, ReadOnlyProxmox } from '../../api/deps.js';
@@ -153,6 +157,21 @@ export function fakeTemporal(): FakeTemporal {
     raw: {},
   });
 
+  const rawStatus = temporal.api.enums.v1.WorkflowExecutionStatus;
+  const statusCode = { RUNNING: rawStatus.WORKFLOW_EXECUTION_STATUS_RUNNING, COMPLETED: rawStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED, FAILED: rawStatus.WORKFLOW_EXECUTION_STATUS_FAILED, CANCELLED: rawStatus.WORKFLOW_EXECUTION_STATUS_CANCELED };
+  /** A visibility row as the server sends it (payload-encoded memo and search attributes). */
+  const raw = (w: FakeWorkflow) => ({
+    execution: { workflowId: w.workflowId, runId: w.runId },
+    type: { name: w.type },
+    taskQueue: 'test',
+    status: statusCode[w.status],
+    historyLength: { toNumber: () => 1 }, // a protobuf Long
+    startTime: msToTs(w.startTime.getTime()),
+    ...(w.closeTime ? { closeTime: msToTs(w.closeTime.getTime()) } : {}),
+    memo: { fields: w.memo ? mapToPayloads(defaultPayloadConverter, w.memo) : {} },
+    searchAttributes: { indexedFields: encodeUnifiedSearchAttributes(undefined, w.attributes) },
+  });
+
   const find = (id: string) => {
     const w = workflows.get(id);
     if (!w) throw new WorkflowNotFoundError(`workflow not found for ID: ${id}`, id, undefined);
@@ -211,14 +230,17 @@ export function fakeTemporal(): FakeTemporal {
         return { ...handle(w.workflowId), firstExecutionRunId: w.runId };
       },
       getHandle: handle,
-      list({ query }: { query: string }) {
-        listQueries.push(query);
-        return (async function* () {
-          for (const w of workflows.values()) yield info(w);
-        })();
-      },
     },
     workflowService: {
+      /** Every workflow, whatever the query (tests read `listQueries`); the page token is the next row's index. */
+      async listWorkflowExecutions({ query, pageSize, nextPageToken }: { query: string; pageSize: number; nextPageToken?: Uint8Array }) {
+        listQueries.push(query);
+        const from = nextPageToken ? Number(Buffer.from(nextPageToken).toString()) : 0;
+        if (!Number.isInteger(from)) throw Object.assign(new Error('invalid page token'), { code: grpcStatus.INVALID_ARGUMENT, details: '', metadata: {} });
+        const rows = [...workflows.values()].slice(from, from + pageSize);
+        const next = from + pageSize < workflows.size ? Buffer.from(String(from + pageSize)) : Buffer.alloc(0);
+        return { executions: rows.map(raw), nextPageToken: next };
+      },
       async getSystemInfo() {
         if (!fake.reachable) throw new Error('unavailable');
         return {};

@@ -43,7 +43,7 @@ describe('OpenAPI document', () => {
 
   it('documents query and path parameters, and marks public routes', async () => {
     const doc = await document();
-    expect(doc.paths['/v1/inventory']!.get!.parameters!.map((p) => p.name)).toEqual(['environment', 'state', 'type', 'tag', 'node']);
+    expect(doc.paths['/v1/inventory']!.get!.parameters!.map((p) => p.name)).toEqual(['environment', 'state', 'type', 'tag', 'node', 'fresh']);
     expect(doc.paths['/v1/operations/{id}/approve']!.post!.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
     expect(doc.paths['/healthz']!.get!.security).toEqual([]);
     expect(doc.paths['/v1/operations']!.get!.security).toEqual([{ bearer: [] }]);
@@ -78,8 +78,8 @@ describe('OpenAPI document, as an outside contract tester reads it', () => {
     expect((await op('/v1/drift/{id}', 'get')).parameters!.find((p) => p.name === 'id')!.schema).toMatchObject({ enum: ['home', 'cloud'] });
   });
 
-  it('documents a limit as the integer range the API accepts', async () => {
-    expect((await op('/v1/operations', 'get')).parameters!.find((p) => p.name === 'limit')!.schema).toEqual({ type: 'integer', minimum: 1, maximum: 500 });
+  it('documents a page size as the integer range the API accepts', async () => {
+    expect((await op('/v1/operations', 'get')).parameters!.find((p) => p.name === 'pageSize')!.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
   });
 
   it('states the rules that join fields, and case-insensitive ids without a flag JSON Schema cannot carry', async () => {

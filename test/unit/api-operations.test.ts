@@ -324,12 +324,31 @@ describe('cancelling', () => {
 });
 
 describe('reading operations', () => {
+  const published = {
+    phase: 'awaiting-approval',
+    approvalState: 'pending',
+    plan: { version: 1, summary: 'delete VM 1001 (web-1)', risk: 'high', stepCount: 1 },
+    progress: { pending: 1, running: 0, succeeded: 0, failed: 0, skipped: 0 },
+  };
+  const plan = {
+    version: 1,
+    summary: 'delete VM 1001 (web-1)',
+    risk: 'high' as const,
+    reasons: ['destroys VM 1001'],
+    steps: [{ id: 'destroy', action: 'destroy', vmid: 1001, description: 'destroy VM 1001' }],
+    warnings: [],
+    nodes: ['pve1'],
+    vmids: [1001],
+    estimatedDurationMs: 1000,
+  };
+  const queried = { phase: 'awaiting-approval' as const, requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending' as const, steps: [], ignoredApprovals: [] };
+
   it('lists through a visibility query built from the filters', async () => {
     const api = testApi();
     api.temporal.seed({ workflowId: 'a', environment: 'home' });
     api.temporal.seed({ workflowId: 'b', environment: 'home' });
     api.temporal.seed({ workflowId: 'c', environment: 'home' });
-    const response = await api.call('GET', '/v1/operations?kind=vm-action&environment=home&node=pve1&state=pending&requester=otto&risk=high&vmid=1001&limit=2', {
+    const response = await api.call('GET', '/v1/operations?kind=vm-action&environment=home&node=pve1&state=pending&requester=otto&risk=high&vmid=1001&pageSize=2', {
       token: 'viewer',
     });
     expect(response.status).toBe(200);
@@ -338,6 +357,28 @@ describe('reading operations', () => {
         "PmRequester = 'otto' AND PmRisk = 'high' AND PmVmids = '1001' AND PmApprovalState = 'pending'",
     ]);
     expect((await response.json()).operations.map((o: { id: string }) => o.id)).toEqual(['a', 'b']);
+  });
+
+  it('pages with nextPageToken until the last page, which has none', async () => {
+    const api = testApi();
+    for (const id of ['a', 'b', 'c']) api.temporal.seed({ workflowId: id, environment: 'home' });
+    const first = await (await api.call('GET', '/v1/operations?pageSize=2', { token: 'viewer' })).json();
+    expect(first.operations.map((o: { id: string }) => o.id)).toEqual(['a', 'b']);
+    const second = await (await api.call('GET', `/v1/operations?pageSize=2&pageToken=${first.nextPageToken}`, { token: 'viewer' })).json();
+    expect(second).toEqual({ operations: [expect.objectContaining({ id: 'c' })] });
+  });
+
+  it('answers a page token Temporal refuses with 400 naming pageToken', async () => {
+    const response = await testApi().call('GET', '/v1/operations?pageToken=bm90LWEtcGFnZQ', { token: 'viewer' });
+    expect(response.status).toBe(400);
+    expect((await response.json()).error.details).toEqual([{ path: 'pageToken', message: 'must be the nextPageToken of a previous page' }]);
+  });
+
+  it('lists each operation with the status it published, without asking its workflow', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: 'a', environment: 'home', memo: { status: published }, query: () => { throw new Error('the list must not query') } });
+    const { operations } = await (await api.call('GET', '/v1/operations', { token: 'viewer' })).json();
+    expect(operations).toEqual([expect.objectContaining({ id: 'a', approvalState: 'pending', status: published })]);
   });
 
   it('filters by execution state with visibility’s spelling', async () => {
@@ -350,33 +391,44 @@ describe('reading operations', () => {
     ]);
   });
 
-  it('shows a running operation with its status query', async () => {
+  it('shows a running operation as its workflow published it, with no worker to ask', async () => {
     const api = testApi();
-    api.temporal.seed({
-      workflowId: expectedId,
-      environment: 'home',
-      memo: { summary: 'delete VM 1001 (web-1)' },
-      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
-    });
+    api.temporal.seed({ workflowId: expectedId, environment: 'home', memo: { summary: 'delete VM 1001 (web-1)', status: published } });
     const response = await api.call('GET', operationPath(expectedId), { token: 'viewer' });
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({
+    const body = await response.json();
+    expect(body).toMatchObject({
       id: expectedId,
       kind: 'vm-action',
       environment: 'home',
       requester: 'otto',
       state: 'running',
       summary: 'delete VM 1001 (web-1)',
-      status: { phase: 'awaiting-approval' },
+      approvalState: 'pending',
+      status: published,
     });
+    expect(body).not.toHaveProperty('plan');
+    expect(body).not.toHaveProperty('planUnavailable');
   });
 
-  it('says why the status is missing when no worker answers', async () => {
+  it('adds the whole plan from the status query on include=plan', async () => {
     const api = testApi();
-    api.temporal.seed({ workflowId: expectedId, environment: 'home' });
-    const body = await (await api.call('GET', operationPath(expectedId), { token: 'viewer' })).json();
-    expect(body.status).toBeUndefined();
-    expect(body.statusUnavailable).toMatch(/status query failed/);
+    api.temporal.seed({
+      workflowId: expectedId,
+      environment: 'home',
+      memo: { status: published },
+      query: () => ({ ...queried, plan, steps: [{ id: 'destroy', state: 'pending' }] }),
+    });
+    const body = await (await api.call('GET', `${operationPath(expectedId)}?include=plan`, { token: 'viewer' })).json();
+    expect(body).toMatchObject({ status: published, plan, steps: [{ id: 'destroy', state: 'pending' }], planText: expect.stringContaining('destroy VM 1001') });
+  });
+
+  it('says why the plan is missing when the status query fails, and still answers the rest', async () => {
+    const api = testApi();
+    api.temporal.seed({ workflowId: expectedId, environment: 'home', memo: { status: published } });
+    const body = await (await api.call('GET', `${operationPath(expectedId)}?include=plan`, { token: 'viewer' })).json();
+    expect(body).toMatchObject({ status: published, planUnavailable: expect.stringMatching(/status query failed/) });
+    expect(body).not.toHaveProperty('plan');
   });
 
   it('shows the result of a completed operation and the failure of a failed one', async () => {
@@ -407,6 +459,52 @@ describe('inventory', () => {
     expect(await guests('&type=lxc')).toEqual([2001]);
     expect(await guests('&tag=web')).toEqual([1001, 2001]);
     expect(await guests('&node=pve2')).toEqual([1002]);
+  });
+
+  /** An API whose Proxmox counts its reads, on a clock the test moves. */
+  const counted = () => {
+    const clock = { now: Date.parse('2025-11-22T04:27:13.579Z') };
+    const proxmox = fakeProxmox();
+    let reads = 0;
+    const api = testApi({
+      now: () => new Date(clock.now),
+      proxmox: { ...proxmox, inventory: (environment) => (reads++, proxmox.inventory(environment)) },
+    });
+    const get = (query = '', headers: Record<string, string> = {}) => api.call('GET', `/v1/inventory?environment=home${query}`, { token: 'viewer', headers });
+    return { clock, get, reads: () => reads };
+  };
+
+  it('answers concurrent requests, and every request within 2 s, from one read of PVE', async () => {
+    const { clock, get, reads } = counted();
+    const answers = await Promise.all([get(), get(), get('&type=lxc'), get('&state=running')]);
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    clock.now += 2_000;
+    expect((await get()).headers.get('age')).toBe('2');
+    expect(reads()).toBe(1);
+    clock.now += 1;
+    await get();
+    expect(reads()).toBe(2);
+  });
+
+  it('reads PVE again on fresh=true or Cache-Control: no-cache', async () => {
+    const { get, reads } = counted();
+    await get();
+    await get('&fresh=true');
+    await get('', { 'cache-control': 'no-cache' });
+    expect(reads()).toBe(3);
+  });
+
+  it('answers 304 to an If-None-Match naming the current ETag, and 200 with the body to an old one', async () => {
+    const { get } = counted();
+    const first = await get();
+    const etag = first.headers.get('etag')!;
+    expect(first.headers.get('cache-control')).toBe('private, no-cache');
+    const unchanged = await get('', { 'if-none-match': etag });
+    expect(unchanged.status).toBe(304);
+    expect(await unchanged.text()).toBe('');
+    const filtered = await get('&type=lxc', { 'if-none-match': etag });
+    expect(filtered.status).toBe(200);
+    expect(filtered.headers.get('etag')).not.toBe(etag);
   });
 
   it('answers 502 when the Proxmox API fails, without credentials in the message', async () => {

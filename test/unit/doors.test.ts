@@ -88,11 +88,9 @@ describe('progress line', () => {
       state: 'running',
       status: {
         phase: 'applying',
-        plan: { version: 1, risk: 'high', summary: '', steps: [{ id: 'a', description: '' }, { id: 'b', description: '' }, { id: 'c', description: '' }, { id: 'd', description: '' }] },
-        steps: [
-          { id: 'a', state: 'succeeded' },
-          { id: 'b', state: 'running' },
-        ],
+        approvalState: 'approved',
+        plan: { version: 1, risk: 'high', summary: '', stepCount: 4 },
+        progress: { pending: 0, running: 1, succeeded: 1, failed: 0, skipped: 0 },
       },
       transfers: [{ vmid: 101, transferred: '1.5 GiB', of: '4 GiB' }],
     } as OperationDetail;
