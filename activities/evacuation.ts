@@ -8,7 +8,7 @@
  * attempt, or one resumed after a worker crash, attaches to the task that exists instead of
  * starting another, and a migration that failed is reported, never tried again.
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   describeEvacuation,
@@ -25,7 +25,7 @@ import type { PveClient } from '../lib/pve/client.js';
 import { isTransient, PveApiError, PveTaskFailedError } from '../lib/pve/errors.js';
 import { waitForTask } from '../lib/pve/tasks.js';
 import { parseUpid } from '../lib/pve/upid.js';
-import { runCommand, SshError } from '../lib/ssh/client.js';
+import { runCommand } from '../lib/ssh/client.js';
 import type { PlanDraft } from '../lib/operations/plan.js';
 import { SshNotConfiguredError, type WorkerDeps } from '../worker/deps.js';
 import { readClusterSnapshot } from './inventory-snapshot.js';

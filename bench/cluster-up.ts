@@ -24,8 +24,6 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
-import { createClusterVmActivities } from '../activities/cluster-vms.js';
-import { createTalosActivities } from '../activities/talos.js';
 import { classified } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';

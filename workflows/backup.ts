@@ -1,6 +1,5 @@
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { BackupActivities, BackupReport } from '../activities/backup.js';
-import type { EvacuationActivities } from '../activities/evacuation.js';
+import type { BackupReport } from '../activities/backup.js';
 import { mapWithLimits } from '../lib/backup/limits.js';
 import type { BackupInput } from '../lib/operations/catalog.js';
 import { failureMessage } from './guest-step.js';

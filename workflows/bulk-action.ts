@@ -1,5 +1,4 @@
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { BulkActionActivities } from '../activities/bulk-action.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import { runGuestOrBackupStep } from './backup-step.js';

@@ -9,7 +9,6 @@
  *   4. Verify that nothing carries the tag any more; remove the cluster's secrets.
  */
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { ClusterVmActivities } from '../activities/cluster-vms.js';
 import type { ClusterDownPlan, TeardownMember } from '../lib/clusters/down.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterDownInput } from '../lib/operations/catalog.js';

@@ -12,9 +12,8 @@
  * Nothing secret passes through here: the result carries the kubeconfig's path, not its content.
  */
 import { ActivityFailure, ApplicationFailure, isCancellation, sleep } from '@temporalio/workflow';
-import type { ClusterVmActivities } from '../activities/cluster-vms.js';
-import type { CreateSpec, ProvisionActivities } from '../activities/provision.js';
-import type { TalosActivities, TalosNode } from '../activities/talos.js';
+import type { CreateSpec } from '../activities/provision.js';
+import type { TalosNode } from '../activities/talos.js';
 import type { ClusterMember, ClusterUpPlan } from '../lib/clusters/up.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { ClusterUpInput } from '../lib/operations/catalog.js';

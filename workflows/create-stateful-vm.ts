@@ -1,7 +1,4 @@
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { ProvisionActivities } from '../activities/provision.js';
-import type { StatefulVmActivities } from '../activities/create-stateful-vm.js';
-import type { TaskActivities } from '../activities/tasks.js';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from '../lib/operations/plan.js';
 import { createSummary, failureMessage, runGuestStep, taskSummary } from './guest-step.js';

@@ -5,7 +5,6 @@
  * lists it and can turn it into a reconcile operation that goes through approval.
  */
 import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import type { ReconcileActivities } from '../activities/reconcile.js';
 import type { DetectDriftInput, DriftReport } from '../lib/manifest/drift.js';
 import { Failure } from '../lib/operations/failures.js';
 import { reads, records } from './activity-presets.js';

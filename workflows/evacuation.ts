@@ -20,7 +20,6 @@ import {
   type Stayed,
   type Verification,
 } from '../lib/planning/evacuation-outcome.js';
-import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
 import { migrationStepId } from '../lib/operations/step-ids.js';
 import type { EvacuationPlan, EvacuationRequest, LeftBehind } from '../lib/planning/evacuation.js';

@@ -1,5 +1,3 @@
-import type { IsoImportActivities } from '../activities/iso-import.js';
-import type { TaskActivities } from '../activities/tasks.js';
 import type { IsoImportInput } from '../lib/operations/catalog.js';
 import { taskSummary } from './guest-step.js';
 import { runOperation } from './operation.js';

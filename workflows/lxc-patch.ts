@@ -1,5 +1,5 @@
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { LxcPatchActivities, PatchLog } from '../activities/lxc-patch.js';
+import type { PatchLog } from '../activities/lxc-patch.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { failureMessage, runGuestStep } from './guest-step.js';

@@ -25,7 +25,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { EvacuationActivities, MigrationReport, TaskMarker } from '../activities/evacuation.js';
+import type { MigrationReport, TaskMarker } from '../activities/evacuation.js';
 import type { EvacuationPlan, GuestMove } from '../lib/planning/evacuation.js';
 import type { MigrationMode } from '../lib/planning/estimate.js';
 import type { MemoryBasis } from '../lib/planning/placement.js';

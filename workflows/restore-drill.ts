@@ -1,7 +1,6 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { BackupActivities, DrillTarget } from '../activities/backup.js';
+import type { DrillTarget } from '../activities/backup.js';
 import type { DrillResult } from '../lib/backup/drills.js';
-import type { EvacuationActivities } from '../activities/evacuation.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { RestoreDrillInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from '../lib/operations/plan.js';

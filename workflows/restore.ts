@@ -1,5 +1,4 @@
 import type { BackupActivities } from '../activities/backup.js';
-import type { EvacuationActivities } from '../activities/evacuation.js';
 import type { RestoreInput } from '../lib/operations/catalog.js';
 import { runGuestOrBackupStep } from './backup-step.js';
 import { runOperation } from './operation.js';

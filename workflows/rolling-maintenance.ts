@@ -27,8 +27,6 @@ import {
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AuditActivities } from '../activities/audit.js';
-import type { RollingMaintenanceActivities } from '../activities/rolling-maintenance.js';
 import { nodeStepId } from '../lib/operations/step-ids.js';
 import type { MaintenancePlan, NodeStep } from '../lib/maintenance/plan.js';
 import type { RollingMaintenanceInput } from '../lib/operations/catalog.js';

@@ -1,6 +1,4 @@
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { StorageCleanupActivities } from '../activities/storage-cleanup.js';
-import type { TaskActivities } from '../activities/tasks.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import type { StorageCleanupInput } from '../lib/operations/catalog.js';
 import { failureMessage, taskSummary } from './guest-step.js';

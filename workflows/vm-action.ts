@@ -1,9 +1,8 @@
 import type { BackupReport } from '../activities/backup.js';
-import type { GuestActionInput, VmActivities, VmStepOutcome } from '../activities/vm.js';
-import type { PlanStep } from '../lib/operations/plan.js';
+import type { GuestActionInput, VmStepOutcome } from '../activities/vm.js';
 import { runGuestOrBackupStep } from './backup-step.js';
 import { runOperation } from './operation.js';
-import { reads, waits } from './activity-presets.js';
+import { reads } from './activity-presets.js';
 
 const planning = reads({ startToCloseTimeout: '1 minute' });
 
