@@ -11,10 +11,11 @@ export type SignatureVerdict = { ok: true } | { ok: false; why: string };
 
 export function createApprovalActivities(deps: { config: Pick<AppConfig, 'approvals'> }) {
   let key: Promise<string> | undefined;
-  const signingKey = () => (key ??= resolveSecret(deps.config.approvals.signing_key).catch((err) => {
-    key = undefined;
-    throw err;
-  }));
+  const signingKey = () =>
+    (key ??= resolveSecret(deps.config.approvals.signing_key).catch((err) => {
+      key = undefined;
+      throw err;
+    }));
 
   return {
     async verifyApprovalSignature(args: { fields: SignedFields; signature?: string }): Promise<SignatureVerdict> {
@@ -23,11 +24,16 @@ export function createApprovalActivities(deps: { config: Pick<AppConfig, 'approv
       try {
         secret = await signingKey();
       } catch {
-        return { ok: false, why: `the worker cannot check signatures: approvals.signing_key (${describeSecretRef(deps.config.approvals.signing_key)}) is not available` };
+        return {
+          ok: false,
+          why: `the worker cannot check signatures: approvals.signing_key (${describeSecretRef(deps.config.approvals.signing_key)}) is not available`,
+        };
       }
       // A captured signature names one operation, decision, actor and plan version: sent again it
       // meets the workflow's own rules (already decided, stale plan version), so no expiry is needed.
-      return signatureMatches(secret, args.fields, args.signature) ? { ok: true } : { ok: false, why: 'the decision’s signature does not match it' };
+      return signatureMatches(secret, args.fields, args.signature)
+        ? { ok: true }
+        : { ok: false, why: 'the decision’s signature does not match it' };
     },
   };
 }

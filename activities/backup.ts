@@ -132,7 +132,10 @@ async function checkBackupStorage(client: PveClient, storage: string, nodes: str
     const found = listed.find((s) => s.storage === storage);
     if (!found) fail(Failure.PlanRefused, `storage: '${storage}' is not available on ${node}`);
     if (!found.content.split(',').includes('backup')) {
-      fail(Failure.PlanRefused, `storage: '${storage}' does not hold backups (its content is ${found.content}); PVE would refuse it`);
+      fail(
+        Failure.PlanRefused,
+        `storage: '${storage}' does not hold backups (its content is ${found.content}); PVE would refuse it`,
+      );
     }
   }
 }
@@ -191,7 +194,10 @@ async function sendUnlessRefused(target: TaskTarget, send: () => Promise<string>
   } catch (err) {
     const message = `${target.what}: ${err instanceof Error ? err.message : String(err)}`;
     if (isTransient(err)) throw ApplicationFailure.create({ type: Failure.TaskUnanswered, message });
-    fail(target.failure === Failure.BackupFailed ? Failure.BackupRefused : Failure.RestoreRefused, `PVE refused the ${message}`);
+    fail(
+      target.failure === Failure.BackupFailed ? Failure.BackupRefused : Failure.RestoreRefused,
+      `PVE refused the ${message}`,
+    );
   }
 }
 
@@ -200,7 +206,13 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
   async function earlierTask(client: PveClient, target: TaskTarget, marker: TaskMarker): Promise<string | undefined> {
     const tasks = await client.tasks.list({ node: target.node, vmid: target.vmid, source: 'all', since: marker.since });
     return tasks
-      .filter((t) => target.types.includes(t.type) && t.id === String(target.vmid) && t.starttime >= marker.since && !marker.upids.includes(t.upid))
+      .filter(
+        (t) =>
+          target.types.includes(t.type) &&
+          t.id === String(target.vmid) &&
+          t.starttime >= marker.since &&
+          !marker.upids.includes(t.upid),
+      )
       .sort((a, b) => b.starttime - a.starttime)[0]?.upid;
   }
 
@@ -208,9 +220,15 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
    * Sends a request that starts a task — unless an earlier attempt's task exists, which is
    * followed instead — and waits for the task to end. A failed task fails for good, with its log.
    */
-  async function runTaskOnce(client: PveClient, target: TaskTarget, marker: TaskMarker, send: () => Promise<string>): Promise<{ upid: string; attached: boolean }> {
+  async function runTaskOnce(
+    client: PveClient,
+    target: TaskTarget,
+    marker: TaskMarker,
+    send: () => Promise<string>,
+  ): Promise<{ upid: string; attached: boolean }> {
     const ctx = Context.current();
-    let upid = (ctx.info.heartbeatDetails as { upid?: string } | undefined)?.upid ?? (await earlierTask(client, target, marker));
+    let upid =
+      (ctx.info.heartbeatDetails as { upid?: string } | undefined)?.upid ?? (await earlierTask(client, target, marker));
     const attached = upid !== undefined;
     upid ??= await sendUnlessRefused(target, send);
     ctx.heartbeat({ upid });
@@ -222,7 +240,10 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
       });
     } catch (err) {
       if (err instanceof PveTaskFailedError) {
-        fail(target.failure, `${target.what} failed: ${err.exitstatus}\n${err.logTail.join('\n')}`, { upid, logTail: err.logTail });
+        fail(target.failure, `${target.what} failed: ${err.exitstatus}\n${err.logTail.join('\n')}`, {
+          upid,
+          logTail: err.logTail,
+        });
       }
       throw err;
     }
@@ -231,9 +252,20 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
 
   /** The archive the task wrote: the guest's newest backup on the storage since the task began. */
   async function archiveOf(client: PveClient, step: PlanStep, startedAt: number) {
-    const volumes = await client.storage.content({ node: step.node!, storage: String(step.params!['storage']), content: 'backup', vmid: step.vmid! });
-    const newest = volumes.filter((v) => (v.ctime ?? 0) >= startedAt).sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0))[0];
-    if (!newest) fail(Failure.BackupMissing, `the backup task of ${step.vmid} ended OK, but no archive of it is on ${String(step.params!['storage'])}`);
+    const volumes = await client.storage.content({
+      node: step.node!,
+      storage: String(step.params!['storage']),
+      content: 'backup',
+      vmid: step.vmid!,
+    });
+    const newest = volumes
+      .filter((v) => (v.ctime ?? 0) >= startedAt)
+      .sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0))[0];
+    if (!newest)
+      fail(
+        Failure.BackupMissing,
+        `the backup task of ${step.vmid} ended OK, but no archive of it is on ${String(step.params!['storage'])}`,
+      );
     return newest;
   }
 
@@ -264,7 +296,9 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           steps,
           warnings: [
             ...locked.map((g) => `${label(g)} is locked (${g.lock}); PVE will fail its backup unless the lock clears`),
-            ...(input.bwlimitMiBps ? ['bwlimit needs Sys.Modify on / (PVE); the shipped least-privilege role does not hold it'] : []),
+            ...(input.bwlimitMiBps
+              ? ['bwlimit needs Sys.Modify on / (PVE); the shipped least-privilege role does not hold it']
+              : []),
           ],
           nodes,
           vmids: selected.map((g) => g.vmid),
@@ -287,7 +321,13 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
       const client = await deps.pve(input.environment);
       const { step } = input;
       const p = step.params!;
-      const target: TaskTarget = { node: step.node!, vmid: step.vmid!, types: ['vzdump'], what: `backup of ${step.vmid}`, failure: Failure.BackupFailed };
+      const target: TaskTarget = {
+        node: step.node!,
+        vmid: step.vmid!,
+        types: ['vzdump'],
+        what: `backup of ${step.vmid}`,
+        failure: Failure.BackupFailed,
+      };
       return classified('write', async () => {
         const { upid, attached } = await runTaskOnce(client, target, input.marker, () =>
           client.backup.vzdump({
@@ -317,7 +357,9 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
       const env = deps.config.environments[input.environment]!;
       return classified('write', async () => {
         const parsed = parseBackupVolid(input.volume)!;
-        const backup = (await listBackupVolumes(client, { storage: parsed.storage, vmid: parsed.vmid })).find((b) => b.volid === input.volume);
+        const backup = (await listBackupVolumes(client, { storage: parsed.storage, vmid: parsed.vmid })).find(
+          (b) => b.volid === input.volume,
+        );
         if (!backup) fail(Failure.PlanRefused, `volume: no backup '${input.volume}' in this cluster`);
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const original = guests.find((g) => g.vmid === backup.vmid);
@@ -336,17 +378,26 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           const range = env.vmid_ranges.vms;
           const taken = new Set(guests.map((g) => g.vmid));
           if (input.newVmid !== undefined && (input.newVmid < range.min || input.newVmid > range.max)) {
-            fail(Failure.PlanRefused, `newVmid: ${input.newVmid} is outside this environment's VM range ${range.min}-${range.max}`);
+            fail(
+              Failure.PlanRefused,
+              `newVmid: ${input.newVmid} is outside this environment's VM range ${range.min}-${range.max}`,
+            );
           }
-          if (input.newVmid !== undefined && taken.has(input.newVmid)) fail(Failure.PlanRefused, `newVmid: ${input.newVmid} already exists`);
+          if (input.newVmid !== undefined && taken.has(input.newVmid))
+            fail(Failure.PlanRefused, `newVmid: ${input.newVmid} already exists`);
           const vmid = input.newVmid ?? vmidCandidates(range, (v) => taken.has(v)).next().value;
-          if (vmid === undefined) fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
+          if (vmid === undefined)
+            fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
           return {
             summary: `restore ${backup.volid} (${when}) as new ${backup.type === 'qemu' ? 'VM' : 'CT'} ${vmid} on ${node}`,
             risk: 'medium',
             reasons: ['creates a guest beside the original; the original is not touched'],
             steps: [restoreStep(vmid, node, params, `restore ${backup.volid} as ${vmid} on ${node}`)],
-            warnings: config['net0'] ? [`the copy keeps the backup's network config (${config['net0']}); it may clash with the original if started`] : [],
+            warnings: config['net0']
+              ? [
+                  `the copy keeps the backup's network config (${config['net0']}); it may clash with the original if started`,
+                ]
+              : [],
             nodes: [node],
             vmids: [vmid],
             estimatedDurationMs: 60_000,
@@ -362,18 +413,43 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             ]
           : [];
         if (original && original.type !== backup.type) {
-          fail(Failure.PlanRefused, `volume: ${backup.vmid} is now a ${original.type === 'qemu' ? 'VM' : 'container'}; the backup is of a ${backup.type === 'qemu' ? 'VM' : 'container'}`);
+          fail(
+            Failure.PlanRefused,
+            `volume: ${backup.vmid} is now a ${original.type === 'qemu' ? 'VM' : 'container'}; the backup is of a ${backup.type === 'qemu' ? 'VM' : 'container'}`,
+          );
         }
         const stop: PlanStep[] =
           original?.status === 'running'
-            ? [{ id: 'stop', action: 'stop', vmid: backup.vmid, name, node, description: `stop ${label(original)} '${name}' (a running guest cannot be overwritten)` }]
+            ? [
+                {
+                  id: 'stop',
+                  action: 'stop',
+                  vmid: backup.vmid,
+                  name,
+                  node,
+                  description: `stop ${label(original)} '${name}' (a running guest cannot be overwritten)`,
+                },
+              ]
             : [];
         return {
           summary: `restore ${backup.volid} (${when}) over ${backup.type === 'qemu' ? 'VM' : 'CT'} ${backup.vmid}${original ? ` '${original.name}' on ${node}` : ' (no longer exists)'}`,
           risk: original ? 'high' : 'medium',
-          reasons: original ? [`overwrites ${label(original)}: lost are ${lost.join('; ')}`] : ['recreates a guest that no longer exists'],
-          steps: [...(original ? backupBefore(env.policy, 'restore-in-place', original) : []), ...stop, restoreStep(backup.vmid, node, { ...params, ...(original ? { force: true } : {}) }, `restore ${backup.volid} over ${backup.vmid} on ${node}`)],
-          warnings: original?.lock ? [`${label(original)} is locked (${original.lock}); PVE will refuse until the lock clears`] : [],
+          reasons: original
+            ? [`overwrites ${label(original)}: lost are ${lost.join('; ')}`]
+            : ['recreates a guest that no longer exists'],
+          steps: [
+            ...(original ? backupBefore(env.policy, 'restore-in-place', original) : []),
+            ...stop,
+            restoreStep(
+              backup.vmid,
+              node,
+              { ...params, ...(original ? { force: true } : {}) },
+              `restore ${backup.volid} over ${backup.vmid} on ${node}`,
+            ),
+          ],
+          warnings: original?.lock
+            ? [`${label(original)} is locked (${original.lock}); PVE will refuse until the lock clears`]
+            : [],
           nodes: [node],
           vmids: [backup.vmid],
           estimatedDurationMs: 60_000,
@@ -426,10 +502,17 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           ...(input.keepMonthly ? { 'keep-monthly': input.keepMonthly } : {}),
           ...(input.keepYearly ? { 'keep-yearly': input.keepYearly } : {}),
         };
-        const backups = await listBackupVolumes(client, { storage: input.storage, ...(input.vmid !== undefined ? { vmid: input.vmid } : {}) });
+        const backups = await listBackupVolumes(client, {
+          storage: input.storage,
+          ...(input.vmid !== undefined ? { vmid: input.vmid } : {}),
+        });
         // A backup group is one guest's archives on one storage (and one node, for local storages).
         const groups = new Map<string, BackupVolume[]>();
-        for (const b of backups) groups.set(`${b.type}/${b.vmid}@${b.node ?? ''}`, [...(groups.get(`${b.type}/${b.vmid}@${b.node ?? ''}`) ?? []), b]);
+        for (const b of backups)
+          groups.set(`${b.type}/${b.vmid}@${b.node ?? ''}`, [
+            ...(groups.get(`${b.type}/${b.vmid}@${b.node ?? ''}`) ?? []),
+            b,
+          ]);
         const marks = new Map<BackupVolume, string>();
         for (const group of groups.values()) {
           const marked = markBackupGroup(group, keep);
@@ -437,7 +520,8 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         }
         const removed = backups.filter((b) => marks.get(b) === 'remove');
         const node = (await nodesSeeing(client, input.storage))[0];
-        if (!node && removed.length > 0) fail(Failure.PlanRefused, `storage: '${input.storage}' is not available on any node`);
+        if (!node && removed.length > 0)
+          fail(Failure.PlanRefused, `storage: '${input.storage}' is not available on any node`);
         const steps: PlanStep[] = removed.map((b) => ({
           id: `remove/${b.volid}`,
           action: 'remove-backup',
@@ -446,7 +530,9 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           description: `remove ${b.volid} (${new Date(b.ctime * 1000).toISOString()}, ${formatBytes(b.size)})`,
           params: { volume: b.volid, storage: input.storage },
         }));
-        const rules = Object.entries(keep).map(([k, v]) => `${k}=${v}`).join(',');
+        const rules = Object.entries(keep)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
         return {
           summary: `prune ${input.storage} (${rules}): remove ${removed.length} of ${backups.length} backups, ${formatBytes(removed.reduce((n, b) => n + b.size, 0))}`,
           risk: 'high',
@@ -470,22 +556,30 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
      * Removes one backup as planned. Deleting is safe to repeat: a retry finds the volume gone;
      * a backup protected since the plan is left alone.
      */
-    async removeBackup(input: { environment: string; step: PlanStep }): Promise<{ volid: string; outcome: 'removed' | 'already-gone' }> {
+    async removeBackup(input: {
+      environment: string;
+      step: PlanStep;
+    }): Promise<{ volid: string; outcome: 'removed' | 'already-gone' }> {
       const client = await deps.pve(input.environment);
       const { node } = input.step;
       const volume = String(input.step.params!['volume']);
       const storage = String(input.step.params!['storage']);
       return classified('write', async () => {
-        const present = (await client.storage.content({ node: node!, storage, content: 'backup' })).find((v) => v.volid === volume);
+        const present = (await client.storage.content({ node: node!, storage, content: 'backup' })).find(
+          (v) => v.volid === volume,
+        );
         if (!present) return { volid: volume, outcome: 'already-gone' };
-        if (present.protected) fail(Failure.BackupProtected, `${volume} has been protected since the plan; not removing it`);
+        if (present.protected)
+          fail(Failure.BackupProtected, `${volume} has been protected since the plan; not removing it`);
         const upid = await client.storage.deleteVolume({ node: node!, storage, volume });
         if (upid) await waitForTask(client, upid, { signal: Context.current().cancellationSignal });
         return { volid: volume, outcome: 'removed' };
       });
     },
 
-    async planRestoreDrill(input: RestoreDrillInput): Promise<PlanDraft<{ targets: DrillTarget[]; maxParallel: number }>> {
+    async planRestoreDrill(
+      input: RestoreDrillInput,
+    ): Promise<PlanDraft<{ targets: DrillTarget[]; maxParallel: number }>> {
       const client = await deps.pve(input.environment);
       const range = deps.config.environments[input.environment]!.vmid_ranges.vms;
       return classified('write', async () => {
@@ -503,7 +597,8 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             continue;
           }
           const vmid = free.next().value;
-          if (vmid === undefined) fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
+          if (vmid === undefined)
+            fail(Failure.PlanRefused, `no free VMID left in the VM range ${range.min}-${range.max}`);
           const config = parseConfigText(await client.backup.extractConfig({ node: g.node, volume: latest.volid }));
           const net0 = config['net0']?.replace(/bridge=[^,]+/, `bridge=${input.bridge}`);
           const { copy, check, nameKey } = DRILL_CHECK[latest.type];
@@ -519,7 +614,10 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         }
         // No backup to drill is an answer, not a refusal: a scheduled drill before the first backup completes as nothing-to-do.
         return {
-          summary: steps.length === 0 ? `nothing to drill: ${warnings.join('; ')}` : `restore drill of ${steps.length} guest${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
+          summary:
+            steps.length === 0
+              ? `nothing to drill: ${warnings.join('; ')}`
+              : `restore drill of ${steps.length} guest${steps.length === 1 ? '' : 's'} on ${input.bridge}`,
           risk: 'low',
           reasons: ['restores temporary copies on an isolated bridge and destroys them; the originals are not touched'],
           steps,
@@ -538,7 +636,12 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
     },
 
     /** Waits until the guest agent of a VM answers; fails with PVE's last word when it never does. */
-    async awaitGuestAgent(input: { environment: string; node: string; vmid: number; timeoutMs: number }): Promise<void> {
+    async awaitGuestAgent(input: {
+      environment: string;
+      node: string;
+      vmid: number;
+      timeoutMs: number;
+    }): Promise<void> {
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
       const deadline = Date.now() + input.timeoutMs;
@@ -549,7 +652,11 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
           // A VM without an agent configured will never answer: no point waiting.
-          if (Date.now() >= deadline || /No QEMU guest agent configured/.test(reason)) fail(Failure.AgentSilent, `the guest agent of VM ${input.vmid} did not answer within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`);
+          if (Date.now() >= deadline || /No QEMU guest agent configured/.test(reason))
+            fail(
+              Failure.AgentSilent,
+              `the guest agent of VM ${input.vmid} did not answer within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`,
+            );
           ctx.heartbeat({ waiting: reason });
           await new Promise((r) => setTimeout(r, 500));
         }
@@ -560,7 +667,12 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
      * Waits until a container runs with an address: it has no guest agent, so PVE's view of
      * its interfaces (what `ip` shows inside it) is the proof it booted its network.
      */
-    async awaitContainerUp(input: { environment: string; node: string; vmid: number; timeoutMs: number }): Promise<void> {
+    async awaitContainerUp(input: {
+      environment: string;
+      node: string;
+      vmid: number;
+      timeoutMs: number;
+    }): Promise<void> {
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
       const deadline = Date.now() + input.timeoutMs;
@@ -574,7 +686,11 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
         } catch (err) {
           reason = err instanceof Error ? err.message : String(err);
         }
-        if (Date.now() >= deadline) fail('ContainerSilent', `CT ${input.vmid} did not come up with an address within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`);
+        if (Date.now() >= deadline)
+          fail(
+            'ContainerSilent',
+            `CT ${input.vmid} did not come up with an address within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`,
+          );
         ctx.heartbeat({ waiting: reason });
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -592,7 +708,11 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
           const guest = (await client.cluster.resources({ type: 'vm' })).find((r) => r.vmid === input.vmid);
           if (!guest) return;
           // Never destroy anything but the drill's own copy.
-          if (guest.name !== input.name) fail(Failure.PlanRefused, `${label({ type: guest.type as 'qemu' | 'lxc', vmid: input.vmid })} is '${guest.name}', not the drill's '${input.name}': not removing it`);
+          if (guest.name !== input.name)
+            fail(
+              Failure.PlanRefused,
+              `${label({ type: guest.type as 'qemu' | 'lxc', vmid: input.vmid })} is '${guest.name}', not the drill's '${input.name}': not removing it`,
+            );
           const ref = { node: input.node, vmid: input.vmid };
           const api = guest.type === 'lxc' ? client.lxc : client.qemu;
           const config = await api.config(ref);
@@ -601,25 +721,36 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
             await new Promise((r) => setTimeout(r, 500));
             continue;
           }
-          if (guest.status === 'running') await waitForTask(client, await api.stop(ref), { signal: ctx.cancellationSignal });
-          await waitForTask(client, await api.destroy({ ...ref, purge: true, 'destroy-unreferenced-disks': true }), { signal: ctx.cancellationSignal });
+          if (guest.status === 'running')
+            await waitForTask(client, await api.stop(ref), { signal: ctx.cancellationSignal });
+          await waitForTask(client, await api.destroy({ ...ref, purge: true, 'destroy-unreferenced-disks': true }), {
+            signal: ctx.cancellationSignal,
+          });
         }
       });
     },
   };
 }
 
-function restoreStep(vmid: number, node: string, params: Record<string, string | boolean>, description: string): PlanStep {
+function restoreStep(
+  vmid: number,
+  node: string,
+  params: Record<string, string | boolean>,
+  description: string,
+): PlanStep {
   return { id: 'restore', action: 'restore', vmid, node, description, params };
 }
 
 /** Nodes on which a storage is available, in name order. */
 async function nodesSeeing(client: PveClient, storage: string): Promise<string[]> {
-  const nodes = (await client.nodes.list()).filter((n) => n.status === 'online').map((n) => n.node).sort();
+  const nodes = (await client.nodes.list())
+    .filter((n) => n.status === 'online')
+    .map((n) => n.node)
+    .sort();
   const seeing: string[] = [];
-  for (const node of nodes) if ((await client.storage.list({ node, storage })).some((s) => s.storage === storage)) seeing.push(node);
+  for (const node of nodes)
+    if ((await client.storage.list({ node, storage })).some((s) => s.storage === storage)) seeing.push(node);
   return seeing;
 }
-
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;

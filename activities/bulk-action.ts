@@ -69,7 +69,10 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
             matchesTags(expression, g.tags),
         );
         if (matching.length === 0) {
-          fail(Failure.PlanRefused, `tags: no ${input.types.join(' or ')} guest${input.nodes ? ` on ${input.nodes.join(', ')}` : ''} matches '${input.tags}'`);
+          fail(
+            Failure.PlanRefused,
+            `tags: no ${input.types.join(' or ')} guest${input.nodes ? ` on ${input.nodes.join(', ')}` : ''} matches '${input.tags}'`,
+          );
         }
 
         const skipped: BulkPlanDetails['skipped'] = [];
@@ -80,7 +83,13 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
         });
         const now = new Date();
         const planned = await mapBounded(candidates, PREFLIGHT_READS, async (g): Promise<BulkTarget | undefined> => {
-          const preflight: GuestPreflight = await readPreflight(client, { vmid: g.vmid, type: g.type, node: g.node, status: g.status, ...(g.haState ? { haState: g.haState } : {}) });
+          const preflight: GuestPreflight = await readPreflight(client, {
+            vmid: g.vmid,
+            type: g.type,
+            node: g.node,
+            status: g.status,
+            ...(g.haState ? { haState: g.haState } : {}),
+          });
           try {
             const steps = planGuestSteps(
               {
@@ -100,7 +109,10 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
               type: g.type,
               node: g.node,
               preflight: preflightLine(g, g.name, preflight),
-              steps: [...(input.action === 'delete' ? backupBefore(policy, 'delete', g) : []), ...steps].map((s) => ({ ...s, id: `${g.vmid}/${s.id}` })),
+              steps: [...(input.action === 'delete' ? backupBefore(policy, 'delete', g) : []), ...steps].map((s) => ({
+                ...s,
+                id: `${g.vmid}/${s.id}`,
+              })),
             };
           } catch (err) {
             if (!(err instanceof StepRefusal)) throw err;

@@ -11,8 +11,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { nodeAddress, reportedAddresses } from '../lib/clusters/addresses.js';
 import { planClusterDown, type ClusterDownPlan } from '../lib/clusters/down.js';
 import { clusterSecretsDir, clusterTag, clusterUpOperationPrefix, memberService } from '../lib/clusters/identity.js';
-import { defaultClustersDir, loadClusterProfile, ProfileError, ProfileNotFoundError, type LoadedProfile } from '../lib/clusters/profile.js';
-import { ClusterPlanRefusal, planClusterUp, type ClusterUpSnapshot, type ClusterUpPlan, type SnapshotGuest, type SnapshotTemplate } from '../lib/clusters/up.js';
+import {
+  defaultClustersDir,
+  loadClusterProfile,
+  ProfileError,
+  ProfileNotFoundError,
+  type LoadedProfile,
+} from '../lib/clusters/profile.js';
+import {
+  ClusterPlanRefusal,
+  planClusterUp,
+  type ClusterUpSnapshot,
+  type ClusterUpPlan,
+  type SnapshotGuest,
+  type SnapshotTemplate,
+} from '../lib/clusters/up.js';
 import { parseTags } from '../lib/inventory.js';
 import { followsPattern } from '../lib/lifecycle/naming.js';
 import { formatBytes, formatDuration } from '../lib/planning/units.js';
@@ -73,8 +86,10 @@ function desiredNet(current: string | undefined, wanted: string): string {
 
 function sameValue(key: string, current: unknown, wanted: string | number): boolean {
   if (current === undefined) return false;
-  if (key === 'tags') return [...parseTags(String(current))].sort().join(';') === [...parseTags(String(wanted))].sort().join(';');
-  if (key === 'hotplug') return String(current).split(',').sort().join(',') === String(wanted).split(',').sort().join(',');
+  if (key === 'tags')
+    return [...parseTags(String(current))].sort().join(';') === [...parseTags(String(wanted))].sort().join(';');
+  if (key === 'hotplug')
+    return String(current).split(',').sort().join(',') === String(wanted).split(',').sort().join(',');
   // `1` and `enabled=1,fstrim_cloned_disks=1` both mean the agent is on; keep the template's options.
   if (key === 'agent') return /^(enabled=)?1\b/.test(String(current)) === /^(enabled=)?1\b/.test(String(wanted));
   return String(current) === String(wanted);
@@ -83,7 +98,10 @@ function sameValue(key: string, current: unknown, wanted: string | number): bool
 async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: string): Promise<ClusterUpSnapshot> {
   const resources = await client.cluster.resources();
   const guests: SnapshotGuest[] = resources
-    .filter((r): r is ClusterResource & { vmid: number; node: string } => (r.type === 'qemu' || r.type === 'lxc') && r.vmid !== undefined && !!r.node)
+    .filter(
+      (r): r is ClusterResource & { vmid: number; node: string } =>
+        (r.type === 'qemu' || r.type === 'lxc') && r.vmid !== undefined && !!r.node,
+    )
     .map((r) => ({
       vmid: r.vmid,
       name: r.name ?? '',
@@ -118,7 +136,9 @@ async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: s
   // Only guests that could be members are worth a config read (for their creation marker).
   const { profile } = loaded;
   const services = [
-    ...Array.from({ length: profile.control_plane.count }, (_, i) => memberService(profile.name, 'control-plane', i + 1)),
+    ...Array.from({ length: profile.control_plane.count }, (_, i) =>
+      memberService(profile.name, 'control-plane', i + 1),
+    ),
     ...Array.from({ length: profile.workers.count }, (_, i) => memberService(profile.name, 'worker', i + 1)),
   ];
   for (const g of guests) {
@@ -142,7 +162,9 @@ async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: s
       node: tpl.node,
       template: Boolean(config.template),
       agent: /^(1|enabled=1)/.test(String(config['agent'] ?? '0')),
-      cloudInitDrive: Object.entries(config).some(([k, v]) => /^(ide|scsi|sata)\d+$/.test(k) && /cloudinit/.test(String(v))),
+      cloudInitDrive: Object.entries(config).some(
+        ([k, v]) => /^(ide|scsi|sata)\d+$/.test(k) && /cloudinit/.test(String(v)),
+      ),
       description: String(config['description'] ?? ''),
       ...(diskKey && diskStorage
         ? {
@@ -159,19 +181,27 @@ async function readSnapshot(client: PveClient, loaded: LoadedProfile, pattern: s
   return { nodes, storages, guests, template };
 }
 
-export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, options: ClusterVmActivityOptions = {}) {
+export function createClusterVmActivities(
+  deps: Pick<WorkerDeps, 'pve' | 'config'>,
+  options: ClusterVmActivityOptions = {},
+) {
   const clustersDir = () => options.clustersDir ?? defaultClustersDir();
   const talosctl = createTalosctl(options.talosctl ?? configuredTalosctl(deps.config));
   const polling = options.polling ?? { pollMs: 250, maxPollMs: 2_000 };
 
   return {
-    async planClusterUp(request: { environment: string; profile: string; maxParallel: number }): Promise<PlanDraft<ClusterUpPlan>> {
+    async planClusterUp(request: {
+      environment: string;
+      profile: string;
+      maxParallel: number;
+    }): Promise<PlanDraft<ClusterUpPlan>> {
       const env = deps.config.environments[request.environment]!;
       let loaded: LoadedProfile;
       try {
         loaded = await loadClusterProfile(clustersDir(), request.profile);
       } catch (err) {
-        if (err instanceof ProfileError || err instanceof ProfileNotFoundError) fail(Failure.PlanRefused, `profile: ${err.message}`);
+        if (err instanceof ProfileError || err instanceof ProfileNotFoundError)
+          fail(Failure.PlanRefused, `profile: ${err.message}`);
         throw err;
       }
       const warnings: string[] = [];
@@ -179,12 +209,15 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       try {
         client = await talosctl.clientVersion();
       } catch (err) {
-        if (err instanceof TalosctlError) fail(Failure.PlanRefused, `talosctl: ${err.message} (set PM_TALOSCTL to the talosctl binary)`);
+        if (err instanceof TalosctlError)
+          fail(Failure.PlanRefused, `talosctl: ${err.message} (set PM_TALOSCTL to the talosctl binary)`);
         throw err;
       }
       const minor = (v: string) => /^v(\d+\.\d+)/.exec(v)?.[1];
       if (minor(client) !== minor(loaded.profile.talos.version)) {
-        warnings.push(`talosctl is ${client}, the profile's Talos is ${loaded.profile.talos.version}: use a talosctl of the same minor release`);
+        warnings.push(
+          `talosctl is ${client}, the profile's Talos is ${loaded.profile.talos.version}: use a talosctl of the same minor release`,
+        );
       }
 
       const pve = await deps.pve(request.environment);
@@ -250,7 +283,11 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
               nonRetryable: true,
             });
           }
-          throw ApplicationFailure.create({ type: Failure.CloneLockTimeout, message: err.exitstatus, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: Failure.CloneLockTimeout,
+            message: err.exitstatus,
+            nonRetryable: true,
+          });
         }
       });
     },
@@ -274,11 +311,17 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const current = await guestConfig(client, guest);
         if (current.lock) {
           // A clone still copying (from an earlier run) holds `lock: clone`; it clears when the copy ends.
-          throw ApplicationFailure.create({ type: Failure.VmLocked, message: `VM ${args.vmid} '${args.name}' is locked (${current.lock}); waiting for it to clear` });
+          throw ApplicationFailure.create({
+            type: Failure.VmLocked,
+            message: `VM ${args.vmid} '${args.name}' is locked (${current.lock}); waiting for it to clear`,
+          });
         }
         const changes: Record<string, string | number> = {};
         for (const [key, wanted] of Object.entries(args.config)) {
-          const value = key === 'net0' ? desiredNet(current.net0 === undefined ? undefined : String(current.net0), String(wanted)) : wanted;
+          const value =
+            key === 'net0'
+              ? desiredNet(current.net0 === undefined ? undefined : String(current.net0), String(wanted))
+              : wanted;
           if (!sameValue(key, current[key], value)) changes[key] = value;
         }
         if (Object.keys(changes).length > 0) {
@@ -286,12 +329,22 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         }
 
         const disk = current[args.disk.key];
-        if (disk === undefined) fail(Failure.PlanRefused, `VM ${args.vmid} '${args.name}' has no disk ${args.disk.key}`);
+        if (disk === undefined)
+          fail(Failure.PlanRefused, `VM ${args.vmid} '${args.name}' has no disk ${args.disk.key}`);
         const wantedBytes = args.disk.sizeGb * 1024 ** 3;
         const grown = (driveBytes(String(disk)) ?? 0) < wantedBytes;
         if (grown) {
-          const upid = await client.qemu.resize({ node: guest.node, vmid: guest.vmid, disk: args.disk.key, size: `${args.disk.sizeGb}G` });
-          await waitForTask(client, upid, { ...polling, signal: ctx.cancellationSignal, onProgress: () => ctx.heartbeat({ upid }) });
+          const upid = await client.qemu.resize({
+            node: guest.node,
+            vmid: guest.vmid,
+            disk: args.disk.key,
+            size: `${args.disk.sizeGb}G`,
+          });
+          await waitForTask(client, upid, {
+            ...polling,
+            signal: ctx.cancellationSignal,
+            onProgress: () => ctx.heartbeat({ upid }),
+          });
         }
         return { changed: Object.keys(changes), grown };
       });
@@ -301,7 +354,15 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
      * The member's address as its guest agent reports it, once the agent answers. With a
      * static address the agent must report that one (proof cloud-init reached Talos).
      */
-    async awaitGuestAddress(args: { environment: string; vmid: number; name: string; node: string; expect?: string; exclude?: string[]; timeoutMs: number }): Promise<string> {
+    async awaitGuestAddress(args: {
+      environment: string;
+      vmid: number;
+      name: string;
+      node: string;
+      expect?: string;
+      exclude?: string[];
+      timeoutMs: number;
+    }): Promise<string> {
       const client = await deps.pve(args.environment);
       const ctx = Context.current();
       return classified('write', async () => {
@@ -312,7 +373,9 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           try {
             const { result } = await client.qemu.agentNetworkInterfaces({ node: args.node, vmid: args.vmid });
             const address = args.expect
-              ? result.some((i) => (i['ip-addresses'] ?? []).some((a) => a['ip-address'] === args.expect)) ? args.expect : undefined
+              ? result.some((i) => (i['ip-addresses'] ?? []).some((a) => a['ip-address'] === args.expect))
+                ? args.expect
+                : undefined
               : nodeAddress(result, args.exclude);
             if (address) return address;
             last = `the guest agent reports ${reportedAddresses(result).join(', ') || 'no IPv4 address'}`;
@@ -335,10 +398,18 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       });
     },
 
-    async planClusterDown(request: { environment: string; cluster: string; shutdownTimeoutSeconds: number; maxParallel: number }): Promise<PlanDraft<ClusterDownPlan>> {
+    async planClusterDown(request: {
+      environment: string;
+      cluster: string;
+      shutdownTimeoutSeconds: number;
+      maxParallel: number;
+    }): Promise<PlanDraft<ClusterDownPlan>> {
       const client = await deps.pve(request.environment);
       const secretsDir = clusterSecretsDir(deps.config.secrets_dir, request.environment, request.cluster);
-      const secretsExist = await stat(secretsDir).then(() => true, () => false);
+      const secretsExist = await stat(secretsDir).then(
+        () => true,
+        () => false,
+      );
       return classified('write', async () => {
         const tag = clusterTag(request.cluster);
         const resources = await client.cluster.resources({ type: 'vm' });
@@ -347,7 +418,12 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           if ((r.type !== 'qemu' && r.type !== 'lxc') || r.vmid === undefined || !r.node) continue;
           const tags = parseTags(r.tags);
           if (!tags.includes(tag)) continue;
-          const config = await guestConfig(client, { vmid: r.vmid, type: r.type, node: r.node, status: r.status ?? 'unknown' });
+          const config = await guestConfig(client, {
+            vmid: r.vmid,
+            type: r.type,
+            node: r.node,
+            status: r.status ?? 'unknown',
+          });
           guests.push({
             vmid: r.vmid,
             name: r.name ?? '',
@@ -372,12 +448,17 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         return {
           summary: draft.summary,
           risk: nothing ? 'low' : 'high',
-          reasons: [nothing ? 'changes nothing' : 'destroys every VM of the cluster with its disks; the cluster and its data are gone for good'],
+          reasons: [
+            nothing
+              ? 'changes nothing'
+              : 'destroys every VM of the cluster with its disks; the cluster and its data are gone for good',
+          ],
           steps: draft.steps,
           warnings: draft.warnings,
           nodes: draft.nodes,
           vmids: draft.plan.members.map((m) => m.vmid),
-          estimatedDurationMs: (request.shutdownTimeoutSeconds + 30) * 1000 * Math.ceil(draft.plan.members.length / request.maxParallel),
+          estimatedDurationMs:
+            (request.shutdownTimeoutSeconds + 30) * 1000 * Math.ceil(draft.plan.members.length / request.maxParallel),
           details: draft.plan,
         };
       });
@@ -390,13 +471,19 @@ export function createClusterVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const guest = await verifyIdentity(client, args.vmid, args.name);
         const tags = parseTags((await guestConfig(client, guest)).tags);
         if (!tags.includes(args.tag)) {
-          fail(Failure.VmIdentityMismatch, `VM ${args.vmid} '${args.name}' no longer carries tag ${args.tag}: refusing to destroy it`);
+          fail(
+            Failure.VmIdentityMismatch,
+            `VM ${args.vmid} '${args.name}' no longer carries tag ${args.tag}: refusing to destroy it`,
+          );
         }
       });
     },
 
     /** Guests that still carry the tag (none, after a complete teardown). */
-    async guestsWithTag(args: { environment: string; tag: string }): Promise<{ vmid: number; name: string; node: string }[]> {
+    async guestsWithTag(args: {
+      environment: string;
+      tag: string;
+    }): Promise<{ vmid: number; name: string; node: string }[]> {
       const client = await deps.pve(args.environment);
       return classified('write', async () =>
         (await client.cluster.resources({ type: 'vm' }))

@@ -8,7 +8,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
-import { hostKeyLine, installCommand, MARKER_PATH, rootPartition, verifyCommand, type AlpineInstall } from '../lib/lifecycle/alpine.js';
+import {
+  hostKeyLine,
+  installCommand,
+  MARKER_PATH,
+  rootPartition,
+  verifyCommand,
+  type AlpineInstall,
+} from '../lib/lifecycle/alpine.js';
 import type { StatefulVmInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
 import { PveApiError } from '../lib/pve/errors.js';
@@ -48,7 +55,12 @@ const LOG_LINES = 40;
 
 function publicKeyLine(privateKey: string | Buffer): string {
   const key = ssh2.utils.parseKey(privateKey);
-  if (key instanceof Error) throw ApplicationFailure.create({ type: Failure.SshNotConfigured, message: 'credentials.ssh_key is not a usable private key', nonRetryable: true });
+  if (key instanceof Error)
+    throw ApplicationFailure.create({
+      type: Failure.SshNotConfigured,
+      message: 'credentials.ssh_key is not a usable private key',
+      nonRetryable: true,
+    });
   const parsed = Array.isArray(key) ? key[0]! : key;
   return `${parsed.type} ${parsed.getPublicSSH().toString('base64')}`;
 }
@@ -63,7 +75,9 @@ async function guestAddress(client: PveClient, node: string, vmid: number): Prom
     const { result } = await client.qemu.agentNetworkInterfaces({ node, vmid });
     for (const iface of result) {
       if (iface.name === 'lo') continue;
-      const v4 = iface['ip-addresses']?.find((a) => a['ip-address-type'] === 'ipv4' && !/^(127\.|169\.254\.)/.test(a['ip-address']));
+      const v4 = iface['ip-addresses']?.find(
+        (a) => a['ip-address-type'] === 'ipv4' && !/^(127\.|169\.254\.)/.test(a['ip-address']),
+      );
       if (v4) return v4['ip-address'];
     }
     return undefined;
@@ -97,7 +111,8 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
   ): Promise<T> {
     const client = await deps.pve(args.environment);
     const guest = await classified('write', () => verifyIdentity(client, args.vmid, args.name));
-    if (guest.status !== 'running') fail(Failure.PlanRefused, `${describeGuest(guest)} is ${guest.status}, not running`);
+    if (guest.status !== 'running')
+      fail(Failure.PlanRefused, `${describeGuest(guest)} is ${guest.status}, not running`);
     return classified('write', async () => {
       const node = await deps.sshTarget(args.environment, guest.node);
       return withTunnel(node, { host: args.address, port: SSH_PORT }, Math.min(args.timeoutMs, 60_000), (local) =>
@@ -109,23 +124,42 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
   return {
     async planStatefulVm(input: StatefulVmInput): Promise<PlanDraft<StatefulPlanDetails>> {
       const env = deps.config.environments[input.environment]!;
-      if (!env.pxe) fail(Failure.PlanRefused, `environment '${input.environment}' has no pxe section: network boot is not set up there`);
+      if (!env.pxe)
+        fail(
+          Failure.PlanRefused,
+          `environment '${input.environment}' has no pxe section: network boot is not set up there`,
+        );
       const liveHostKey = input.liveImageHostKey ?? env.pxe.live_image_host_key;
       if (!liveHostKey) {
-        fail(Failure.PlanRefused, "liveImageHostKey: the live image's SSH host key must be pinned for the install session (in the request or as pxe.live_image_host_key)");
+        fail(
+          Failure.PlanRefused,
+          "liveImageHostKey: the live image's SSH host key must be pinned for the install session (in the request or as pxe.live_image_host_key)",
+        );
       }
 
-      const base = await provision.planNewGuest({ ...input, start: false }, { create: { type: 'qemu', netboot: true } });
+      const base = await provision.planNewGuest(
+        { ...input, start: false },
+        { create: { type: 'qemu', netboot: true } },
+      );
       const spec = base.details!.spec;
       const problems = sshProblems(env, [spec.node]);
-      if (problems.length > 0) fail(Failure.PlanRefused, `the install runs over SSH through ${spec.node}, but ${problems.join('; ')}`);
+      if (problems.length > 0)
+        fail(Failure.PlanRefused, `the install runs over SSH through ${spec.node}, but ${problems.join('; ')}`);
 
       const create = base.steps.find((s) => s.id === 'create')!;
       const ref = { vmid: create.vmid!, name: create.name!, node: spec.node };
       const steps: PlanStep[] = [
-        { ...create, description: `${create.description}, booting from the network first (PXE from ${env.pxe.tftp_server})` },
+        {
+          ...create,
+          description: `${create.description}, booting from the network first (PXE from ${env.pxe.tftp_server})`,
+        },
         { ...ref, id: 'start', action: 'start', description: 'start the VM: it boots the live image over the network' },
-        { ...ref, id: 'discover-ip', action: 'discover-ip', description: 'wait for its address through the guest agent' },
+        {
+          ...ref,
+          id: 'discover-ip',
+          action: 'discover-ip',
+          description: 'wait for its address through the guest agent',
+        },
         {
           ...ref,
           id: 'install',
@@ -135,14 +169,27 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
             `over SSH (through ${spec.node}, live image key ${liveHostKey}): setup-alpine -f answers onto ${INSTALL_DISK}, ` +
             `add qemu-guest-agent${input.packages.length ? ` and ${input.packages.join(', ')}` : ''}, leave ${MARKER_PATH}`,
         },
-        { ...ref, id: 'boot-from-disk', action: 'config', params: { boot: 'order=scsi0;net0' }, description: 'boot from the disk first from now on' },
+        {
+          ...ref,
+          id: 'boot-from-disk',
+          action: 'config',
+          params: { boot: 'order=scsi0;net0' },
+          description: 'boot from the disk first from now on',
+        },
         { ...ref, id: 'reboot', action: 'reboot', description: 'reboot into the installed system' },
-        { ...ref, id: 'verify', action: 'verify', description: `check it came back from disk: address again, SSH with the installed system's key, ${MARKER_PATH}, / on ${rootPartition(INSTALL_DISK)}` },
+        {
+          ...ref,
+          id: 'verify',
+          action: 'verify',
+          description: `check it came back from disk: address again, SSH with the installed system's key, ${MARKER_PATH}, / on ${rootPartition(INSTALL_DISK)}`,
+        },
         {
           ...ref,
           id: 'cleanup',
           action: 'destroy',
-          description: input.keepOnFailure ? 'if a step fails: keep the VM for inspection' : 'only if a step fails: stop and delete the VM',
+          description: input.keepOnFailure
+            ? 'if a step fails: keep the VM for inspection'
+            : 'only if a step fails: stop and delete the VM',
         },
       ];
       return {
@@ -156,7 +203,12 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
     },
 
     /** The guest's IPv4 address as its agent reports it (polled until the agent answers). */
-    async discoverGuestAddress(args: { environment: string; vmid: number; name: string; timeoutMs: number }): Promise<string> {
+    async discoverGuestAddress(args: {
+      environment: string;
+      vmid: number;
+      name: string;
+      timeoutMs: number;
+    }): Promise<string> {
       const client = await deps.pve(args.environment);
       const ctx = Context.current();
       return classified('write', async () => {
@@ -217,23 +269,43 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
       });
       const key = hostKeyLine(output);
       if (!key) {
-        throw ApplicationFailure.create({ type: Failure.InstallFailed, message: 'the install did not print the new system’s SSH host key', nonRetryable: true, details: [lines] });
+        throw ApplicationFailure.create({
+          type: Failure.InstallFailed,
+          message: 'the install did not print the new system’s SSH host key',
+          nonRetryable: true,
+          details: [lines],
+        });
       }
       return { hostKey: sshFingerprint(Buffer.from(key.base64, 'base64')), marker, log: lines };
     },
 
     /** The VM runs the installed system: SSH answers with its key, the marker is there, `/` is the disk. */
-    async verifyDiskBoot(args: { environment: string; vmid: number; name: string; hostKey: string; marker: string; disk: string; timeoutMs: number }): Promise<DiskBootCheck> {
+    async verifyDiskBoot(args: {
+      environment: string;
+      vmid: number;
+      name: string;
+      hostKey: string;
+      marker: string;
+      disk: string;
+      timeoutMs: number;
+    }): Promise<DiskBootCheck> {
       const ctx = Context.current();
       const client = await deps.pve(args.environment);
       const deadline = Date.now() + args.timeoutMs;
       let address: string | undefined;
       while (!address) {
         const guest = await classified('write', () => verifyIdentity(client, args.vmid, args.name));
-        address = guest.status === 'running' ? await classified('write', () => guestAddress(client, guest.node, args.vmid)) : undefined;
+        address =
+          guest.status === 'running'
+            ? await classified('write', () => guestAddress(client, guest.node, args.vmid))
+            : undefined;
         if (address) break;
         if (Date.now() > deadline) {
-          throw ApplicationFailure.create({ type: Failure.NoGuestAddress, message: `VM ${args.vmid} reported no address after the reboot`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: Failure.NoGuestAddress,
+            message: `VM ${args.vmid} reported no address after the reboot`,
+            nonRetryable: true,
+          });
         }
         ctx.heartbeat('waiting for the guest agent after the reboot');
         await sleep(1_000, undefined, { signal: ctx.cancellationSignal });
@@ -241,10 +313,15 @@ export function createStatefulVmActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
       try {
         const stdout = await overSsh({ ...args, address, timeoutMs: args.timeoutMs }, async (target) => {
           await untilSshAnswers(target, deadline, (what) => ctx.heartbeat(what));
-          return (await runCommand(target, verifyCommand(args), { timeoutMs: 60_000, label: 'disk boot check' })).stdout;
+          return (await runCommand(target, verifyCommand(args), { timeoutMs: 60_000, label: 'disk boot check' }))
+            .stdout;
         });
         if (!stdout.includes(args.marker)) {
-          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `VM ${args.vmid} answers, but ${MARKER_PATH} does not hold this install's marker`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: Failure.NotAsPlanned,
+            message: `VM ${args.vmid} answers, but ${MARKER_PATH} does not hold this install's marker`,
+            nonRetryable: true,
+          });
         }
         return { address, marker: args.marker, rootDevice: rootPartition(args.disk) };
       } catch (err) {

@@ -89,7 +89,6 @@ export interface VerifyEvacuationInput {
   leftBehind: number[];
 }
 
-
 const MIGRATION_TASK_TYPES = new Set(['qmigrate', 'vzmigrate']);
 const HA_MIGRATION_TASK = 'hamigrate';
 /** How long HA may take to start the migration it queued. */
@@ -104,7 +103,8 @@ function label(move: Pick<GuestMove, 'type' | 'vmid' | 'name'>): string {
 /** The guest is where the plan found it, unlocked, in the same power state — or the plan no longer holds. */
 function checkStillAsPlanned(move: GuestMove, at: { node: string; status: string; lock?: string } | undefined): void {
   if (!at) fail(Failure.GuestMoved, `${label(move)} no longer exists`);
-  if (at.node !== move.source) fail(Failure.GuestMoved, `${label(move)} is on ${at.node}, not on ${move.source} as planned`);
+  if (at.node !== move.source)
+    fail(Failure.GuestMoved, `${label(move)} is on ${at.node}, not on ${move.source} as planned`);
   if (at.lock) fail(Failure.GuestLocked, `${label(move)} is locked (${at.lock}); another operation holds it`);
   if ((at.status === 'stopped') !== (move.priorStatus === 'stopped')) {
     fail(Failure.StateChanged, `${label(move)} is ${at.status} now, but was planned as ${move.priorStatus}`);
@@ -141,12 +141,20 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       }
     }
     const found = (await client.cluster.resources({ type: 'vm' })).find((r) => r.vmid === move.vmid);
-    return found?.node ? { node: found.node, status: found.status ?? 'unknown', ...(found.lock ? { lock: found.lock } : {}) } : undefined;
+    return found?.node
+      ? { node: found.node, status: found.status ?? 'unknown', ...(found.lock ? { lock: found.lock } : {}) }
+      : undefined;
   }
 
   /** Migration tasks of the guest on its source since the marker, newest first; real migrations before HA requests. */
   async function migrationTasksSince(client: PveClient, move: GuestMove, marker: TaskMarker) {
-    const tasks = await client.tasks.list({ node: move.source, vmid: move.vmid, source: 'all', since: marker.since, limit: 100 });
+    const tasks = await client.tasks.list({
+      node: move.source,
+      vmid: move.vmid,
+      source: 'all',
+      since: marker.since,
+      limit: 100,
+    });
     const ours = tasks
       .filter((t) => t.id === String(move.vmid) && t.starttime >= marker.since && !marker.upids.includes(t.upid))
       .sort((a, b) => b.starttime - a.starttime);
@@ -157,7 +165,10 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
   }
 
   /** What the target holds now on the plan's basis: its running guests' configured memory, or what it reports in use. */
-  async function targetMemory(client: PveClient, input: MigrateGuestInput): Promise<{ total: number; held: number; what: string }> {
+  async function targetMemory(
+    client: PveClient,
+    input: MigrateGuestInput,
+  ): Promise<{ total: number; held: number; what: string }> {
     const { memory } = await client.nodes.status({ node: input.move.target });
     if ((input.memoryBasis ?? 'used') === 'used') return { total: memory.total, held: memory.used, what: 'uses' };
     // The target's own guest lists: its guests, not the whole cluster's (15,000 entries on a large cluster).
@@ -211,14 +222,17 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       // look at the task list will tell — so the attempt may fail retryably. A refusal with
       // PVE's reason would only be refused again.
       if (isTransient(err)) throw err;
-      fail(Failure.MigrationRefused, `PVE refused to migrate ${label(move)}: ${err instanceof Error ? err.message : String(err)}`);
+      fail(
+        Failure.MigrationRefused,
+        `PVE refused to migrate ${label(move)}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 
   /** Waits for a task to stop, heartbeating; reads that fail transiently do not end the wait. */
   async function awaitTask(client: PveClient, upid: string, heartbeat: Followed): Promise<void> {
     const ctx = Context.current();
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       try {
         await waitForTask(client, upid, {
           ...polling,
@@ -242,7 +256,11 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
    * PVE answers a migrate request for an HA-managed guest with an `hamigrate` task that only
    * queues it; HA's resource manager starts the real migration later, on the source node.
    */
-  async function awaitHaMigration(client: PveClient, input: MigrateGuestInput, haUpid: string): Promise<string | undefined> {
+  async function awaitHaMigration(
+    client: PveClient,
+    input: MigrateGuestInput,
+    haUpid: string,
+  ): Promise<string | undefined> {
     const ctx = Context.current();
     const requested = parseUpid(haUpid)!.starttime;
     const deadline = Date.now() + HA_PICKUP_TIMEOUT_MS;
@@ -255,9 +273,13 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       ctx.heartbeat({ upid: haUpid, phase: 'waiting for HA to start the migration' });
       await sleep(polling.maxPollMs, undefined, { signal: ctx.cancellationSignal });
     }
-    fail(Failure.MigrationFailed, `HA queued the migration of ${label(input.move)} (${haUpid}) but did not start it within 10 minutes`, {
-      upid: haUpid,
-    });
+    fail(
+      Failure.MigrationFailed,
+      `HA queued the migration of ${label(input.move)} (${haUpid}) but did not start it within 10 minutes`,
+      {
+        upid: haUpid,
+      },
+    );
   }
 
   /** The newest migration of the guest begun since the marker: the real one if HA already started it. */
@@ -285,11 +307,15 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       return followed;
     } catch (err) {
       if (err instanceof PveTaskFailedError) {
-        fail(Failure.MigrationFailed, `migration of ${label(input.move)} to ${input.move.target} failed: ${err.exitstatus}`, {
-          upid: err.upid,
-          exitstatus: err.exitstatus,
-          log: err.logTail,
-        });
+        fail(
+          Failure.MigrationFailed,
+          `migration of ${label(input.move)} to ${input.move.target} failed: ${err.exitstatus}`,
+          {
+            upid: err.upid,
+            exitstatus: err.exitstatus,
+            log: err.logTail,
+          },
+        );
       }
       throw err;
     }
@@ -297,7 +323,10 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
 
   return {
     /** Reads the cluster once and plans the evacuation: the plan an approver sees. */
-    async planEvacuation(input: { environment: string; request: EvacuationRequest }): Promise<PlanDraft<EvacuationPlan>> {
+    async planEvacuation(input: {
+      environment: string;
+      request: EvacuationRequest;
+    }): Promise<PlanDraft<EvacuationPlan>> {
       const policy = policyOf(input.environment);
       const client = await deps.pve(input.environment);
       const ctx = Context.current();
@@ -352,7 +381,11 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
         // 4. PVE said OK: the guest must be on its target now.
         const at = await locate(client, move, 'target');
         if (at?.node !== move.target) {
-          fail(Failure.GuestMoved, `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`, done);
+          fail(
+            Failure.GuestMoved,
+            `${label(move)}: its migration ended OK, but it is on ${at?.node ?? 'no node'}, not ${move.target}`,
+            done,
+          );
         }
         return { vmid: move.vmid, ...done, attached, alreadyThere: false, node: at.node, status: at.status };
       });
@@ -368,7 +401,8 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       try {
         target = await deps.sshTarget(input.environment, input.node);
       } catch (err) {
-        if (err instanceof SshNotConfiguredError) fail(Failure.InvalidRequest, `HA maintenance runs ha-manager over SSH: ${err.message}`);
+        if (err instanceof SshNotConfiguredError)
+          fail(Failure.InvalidRequest, `HA maintenance runs ha-manager over SSH: ${err.message}`);
         throw err;
       }
       try {
@@ -394,7 +428,8 @@ export function createEvacuationActivities(deps: EvacuationDeps) {
       const wrongState: Verification['wrongState'] = [];
       for (const m of input.moved) {
         const r = byVmid.get(m.vmid);
-        if (r?.node !== m.target) misplaced.push({ vmid: m.vmid, name: m.name, expected: m.target, actual: r?.node ?? 'missing' });
+        if (r?.node !== m.target)
+          misplaced.push({ vmid: m.vmid, name: m.name, expected: m.target, actual: r?.node ?? 'missing' });
         else if ((r.status === 'running') !== (m.status === 'running')) {
           wrongState.push({ vmid: m.vmid, name: m.name, expected: m.status, actual: r.status ?? 'unknown' });
         }

@@ -33,7 +33,12 @@ export type Access = 'read' | 'write';
 
 /** A fact about the world or the request: reported as it is, never retried. */
 export function fail(type: FailureType, message: string, details?: unknown): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: true, ...(details === undefined ? {} : { details: [details] }) });
+  throw ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: true,
+    ...(details === undefined ? {} : { details: [details] }),
+  });
 }
 
 /** Errors no repetition can cure: credentials, privileges, parameters, TLS pinning. */
@@ -63,10 +68,13 @@ export function toTemporalFailure(err: unknown, access: Access): unknown {
       details: [{ upid: err.upid, exitstatus: err.exitstatus, logTail: err.logTail }],
     });
   }
-  if (err instanceof PveError) return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !retryable(err, access) });
+  if (err instanceof PveError)
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !retryable(err, access) });
   // SSH: retryable only where nothing ran yet (connection, readiness); missing configuration never is.
-  if (err instanceof SshError) return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable });
-  if (err instanceof SshNotConfiguredError) return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+  if (err instanceof SshError)
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable });
+  if (err instanceof SshNotConfiguredError)
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
   return err;
 }
 

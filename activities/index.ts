@@ -26,7 +26,8 @@ import { createBackupActivities } from './backup.js';
  * What tests and benchmarks change for a PVE on a simulated clock (polling) or for files of
  * their own (runbooks); a worker process takes the defaults.
  */
-export type ActivityTuning = Pick<EvacuationDeps, 'taskPolling'> & Pick<RollingMaintenanceDeps, 'pollMs' | 'runbooksDir'>;
+export type ActivityTuning = Pick<EvacuationDeps, 'taskPolling'> &
+  Pick<RollingMaintenanceDeps, 'pollMs' | 'runbooksDir'>;
 
 export function createActivities(deps: WorkerDeps & ActivityTuning, clusters: ClusterVmActivityOptions = {}) {
   return {

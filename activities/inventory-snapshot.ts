@@ -8,7 +8,15 @@ import { inventoryFromResources } from '../lib/inventory.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/endpoints.js';
 import { isTransient, PveApiError } from '../lib/pve/errors.js';
-import type { ClusterSnapshot, GuestDisk, GuestState, GuestType, HaRule, MigrationFacts, StorageState } from '../lib/planning/snapshot.js';
+import type {
+  ClusterSnapshot,
+  GuestDisk,
+  GuestState,
+  GuestType,
+  HaRule,
+  MigrationFacts,
+  StorageState,
+} from '../lib/planning/snapshot.js';
 
 const QEMU_VOLUME_KEY = /^((ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0|unused\d+)$/;
 const LXC_VOLUME_KEY = /^(rootfs|mp\d+|unused\d+)$/;
@@ -112,7 +120,11 @@ async function readHaRules(client: PveClient): Promise<HaRule[]> {
   }));
 }
 
-async function readMigrationFacts(client: PveClient, guest: GuestState, storages: StorageState[]): Promise<MigrationFacts> {
+async function readMigrationFacts(
+  client: PveClient,
+  guest: GuestState,
+  storages: StorageState[],
+): Promise<MigrationFacts> {
   const at = { node: guest.node, vmid: guest.vmid };
   const isShared = (sid: string) => storages.some((s) => s.storage === sid && s.shared);
   if (guest.type === 'qemu') {
@@ -174,14 +186,23 @@ function volumes(
 /** PVE's `not_allowed_nodes` lists allowed nodes too, as `{}`; only the ones with a reason count. */
 function notAllowed(
   nodes:
-    | Record<string, { unavailable_storages?: string[]; 'unavailable-resources'?: string[]; 'blocking-ha-resources'?: { sid: string; cause: string }[] }>
+    | Record<
+        string,
+        {
+          unavailable_storages?: string[];
+          'unavailable-resources'?: string[];
+          'blocking-ha-resources'?: { sid: string; cause: string }[];
+        }
+      >
     | undefined,
 ): Record<string, string> {
   const result: Record<string, string> = {};
   for (const [node, why] of Object.entries(nodes ?? {})) {
     const reasons = [
       ...(why.unavailable_storages?.length ? [`storage ${why.unavailable_storages.join(', ')} unavailable there`] : []),
-      ...(why['unavailable-resources']?.length ? [`mapped ${why['unavailable-resources'].join(', ')} unavailable there`] : []),
+      ...(why['unavailable-resources']?.length
+        ? [`mapped ${why['unavailable-resources'].join(', ')} unavailable there`]
+        : []),
       ...(why['blocking-ha-resources']?.length
         ? [`HA resource ${why['blocking-ha-resources'].map((b) => `${b.sid} (${b.cause})`).join(', ')} blocks it`]
         : []),

@@ -18,9 +18,16 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       return classified('write', async () => {
         const storages = await client.storage.list({ node: input.node });
         const storage = storages.find((s) => s.storage === input.storage);
-        if (!storage) fail(Failure.PlanRefused, `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`);
+        if (!storage)
+          fail(
+            Failure.PlanRefused,
+            `storage: '${input.storage}' is not available on ${input.node} (has: ${storages.map((s) => s.storage).join(', ')})`,
+          );
         if (!storage.content.split(',').includes('iso')) {
-          fail(Failure.PlanRefused, `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`);
+          fail(
+            Failure.PlanRefused,
+            `storage: '${input.storage}' does not hold ISO images (content: ${storage.content})`,
+          );
         }
         const volid = `${input.storage}:iso/${input.filename}`;
         const existing = await client.storage.content({ node: input.node, storage: input.storage, content: 'iso' });
@@ -94,7 +101,11 @@ export function createIsoImportActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const volumes = await client.storage.content({ node: args.node, storage: args.storage });
         const volume = volumes.find((v) => v.volid === args.volid);
         if (!volume) {
-          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `${args.volid} is not in ${args.storage} on ${args.node}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: Failure.NotAsPlanned,
+            message: `${args.volid} is not in ${args.storage} on ${args.node}`,
+            nonRetryable: true,
+          });
         }
         return { volid: volume.volid, size: volume.size };
       });

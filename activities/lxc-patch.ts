@@ -54,7 +54,10 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
       const env = deps.config.environments[input.environment]!;
       const client = await deps.pve(input.environment);
       if (input.rollbackOnFailure && !env.policy.snapshot_before_change) {
-        fail(Failure.PlanRefused, 'rollbackOnFailure: rolling back needs the snapshot taken first, and policy.snapshot_before_change is off');
+        fail(
+          Failure.PlanRefused,
+          'rollbackOnFailure: rolling back needs the snapshot taken first, and policy.snapshot_before_change is off',
+        );
       }
       return classified('write', async () => {
         let expression;
@@ -66,13 +69,22 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
         }
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const matching = guests.filter(
-          (g) => g.type === 'lxc' && !g.template && (!input.nodes || input.nodes.includes(g.node)) && (!expression || matchesTags(expression, g.tags)),
+          (g) =>
+            g.type === 'lxc' &&
+            !g.template &&
+            (!input.nodes || input.nodes.includes(g.node)) &&
+            (!expression || matchesTags(expression, g.tags)),
         );
         if (matching.length === 0) {
-          fail(Failure.PlanRefused, `no container${input.tags ? ` matches '${input.tags}'` : ''}${input.nodes ? ` on ${input.nodes.join(', ')}` : ''}`);
+          fail(
+            Failure.PlanRefused,
+            `no container${input.tags ? ` matches '${input.tags}'` : ''}${input.nodes ? ` on ${input.nodes.join(', ')}` : ''}`,
+          );
         }
         const selected = matching.filter((g) => g.status === 'running');
-        const stopped = matching.filter((g) => g.status !== 'running').map((g) => `CT ${g.vmid} '${g.name}' is ${g.status}: only running containers are patched`);
+        const stopped = matching
+          .filter((g) => g.status !== 'running')
+          .map((g) => `CT ${g.vmid} '${g.name}' is ${g.status}: only running containers are patched`);
         // Every matching container stopped is an answer, not a refusal: a plan without steps completes as nothing-to-do.
         if (selected.length === 0) {
           return {
@@ -84,12 +96,17 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
             nodes: [],
             vmids: [],
             estimatedDurationMs: 0,
-            details: { containers: [], maxParallel: input.maxParallel, commandTimeoutSeconds: input.commandTimeoutSeconds },
+            details: {
+              containers: [],
+              maxParallel: input.maxParallel,
+              commandTimeoutSeconds: input.commandTimeoutSeconds,
+            },
           };
         }
         const nodes = [...new Set(selected.map((g) => g.node))].sort();
         const problems = sshProblems(env, nodes);
-        if (problems.length > 0) fail(Failure.PlanRefused, `containers are patched over SSH to their nodes, but ${problems.join('; ')}`);
+        if (problems.length > 0)
+          fail(Failure.PlanRefused, `containers are patched over SSH to their nodes, but ${problems.join('; ')}`);
 
         const now = new Date();
         const existing = await mapBounded(selected, 16, (g) => client.lxc.snapshots({ node: g.node, vmid: g.vmid }));
@@ -104,9 +121,22 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
             ...(snapshot ? { snapshot } : {}),
             steps: {
               ...(snapshot
-                ? { snapshot: { ...base, id: `${g.vmid}/snapshot-before`, action: 'snapshot', params: { snapname: snapshot }, description: `snapshot CT ${g.vmid} as '${snapshot}'` } }
+                ? {
+                    snapshot: {
+                      ...base,
+                      id: `${g.vmid}/snapshot-before`,
+                      action: 'snapshot',
+                      params: { snapname: snapshot },
+                      description: `snapshot CT ${g.vmid} as '${snapshot}'`,
+                    },
+                  }
                 : {}),
-              patch: { ...base, id: `${g.vmid}/patch`, action: 'patch', description: `apt-get update && apt-get -y upgrade inside CT ${g.vmid} '${g.name}' (pct exec on ${g.node})` },
+              patch: {
+                ...base,
+                id: `${g.vmid}/patch`,
+                action: 'patch',
+                description: `apt-get update && apt-get -y upgrade inside CT ${g.vmid} '${g.name}' (pct exec on ${g.node})`,
+              },
               ...(input.rollbackOnFailure && snapshot
                 ? {
                     rollback: {
@@ -125,8 +155,15 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
           summary: `patch ${containers.length} running container${containers.length === 1 ? '' : 's'} on ${nodes.join(', ')}, ${input.maxParallel} at a time`,
           risk: 'medium',
           reasons: ['package upgrades restart services inside the containers'],
-          steps: containers.flatMap((c) => [c.steps.snapshot, c.steps.patch, c.steps.rollback].filter((s): s is PlanStep => s !== undefined)),
-          warnings: [...stopped, ...(env.policy.snapshot_before_change ? [] : ['policy.snapshot_before_change is off: no snapshot is taken before upgrading'])],
+          steps: containers.flatMap((c) =>
+            [c.steps.snapshot, c.steps.patch, c.steps.rollback].filter((s): s is PlanStep => s !== undefined),
+          ),
+          warnings: [
+            ...stopped,
+            ...(env.policy.snapshot_before_change
+              ? []
+              : ['policy.snapshot_before_change is off: no snapshot is taken before upgrading']),
+          ],
           nodes,
           vmids: containers.map((c) => c.vmid),
           estimatedDurationMs: Math.ceil(containers.length / input.maxParallel) * 120_000,
@@ -139,29 +176,37 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
      * Upgrades one container's packages. Not retried by the workflow: a half-finished apt run
      * is for the operator (or the rollback) to judge, not to repeat blindly.
      */
-    async patchContainer(args: { environment: string; vmid: number; name: string; timeoutSeconds: number }): Promise<PatchLog> {
+    async patchContainer(args: {
+      environment: string;
+      vmid: number;
+      name: string;
+      timeoutSeconds: number;
+    }): Promise<PatchLog> {
       const client = await deps.pve(args.environment);
       const guest = await classified('write', () => verifyIdentity(client, args.vmid, args.name));
       if (guest.type !== 'lxc') fail(Failure.PlanRefused, `${describeGuest(guest)} is not a container`);
-      if (guest.status !== 'running') fail(Failure.PlanRefused, `${describeGuest(guest)} is ${guest.status}; only running containers are patched`);
+      if (guest.status !== 'running')
+        fail(Failure.PlanRefused, `${describeGuest(guest)} is ${guest.status}; only running containers are patched`);
 
       const ctx = Context.current();
       const lines: string[] = [];
       let partial = '';
       const target = await classified('read', () => deps.sshTarget(args.environment, guest.node));
       const command = `pct exec ${args.vmid} -- sh -c '${UPGRADE_COMMAND}'`;
-      const result = await classified('write', () => runCommand(target, command, {
-        timeoutMs: args.timeoutSeconds * 1000,
-        allowNonZeroExit: true,
-        label: `apt upgrade in CT ${args.vmid}`,
-        onOutput: (chunk) => {
-          const parts = (partial + chunk).split('\n');
-          partial = parts.pop() ?? '';
-          for (const line of parts) lines.push(line);
-          lines.splice(0, Math.max(0, lines.length - LOG_LINES));
-          ctx.heartbeat(lines.at(-1));
-        },
-      }));
+      const result = await classified('write', () =>
+        runCommand(target, command, {
+          timeoutMs: args.timeoutSeconds * 1000,
+          allowNonZeroExit: true,
+          label: `apt upgrade in CT ${args.vmid}`,
+          onOutput: (chunk) => {
+            const parts = (partial + chunk).split('\n');
+            partial = parts.pop() ?? '';
+            for (const line of parts) lines.push(line);
+            lines.splice(0, Math.max(0, lines.length - LOG_LINES));
+            ctx.heartbeat(lines.at(-1));
+          },
+        }),
+      );
       if (partial) lines.push(partial);
       const log = lines.slice(-LOG_LINES);
       if (result.exitCode !== 0) {

@@ -110,7 +110,8 @@ function chooseNode(
         groups: {},
       };
     });
-  if (onlyOn && !view.nodes.some((n) => n.name === onlyOn)) fail(Failure.PlanRefused, `node: no node '${onlyOn}' in this cluster`);
+  if (onlyOn && !view.nodes.some((n) => n.name === onlyOn))
+    fail(Failure.PlanRefused, `node: no node '${onlyOn}' in this cluster`);
   if (onlyOn && !targets.some((t) => t.node === onlyOn)) fail(Failure.PlanRefused, `node: ${onlyOn} is offline`);
   const result = placeGuests(
     [
@@ -126,11 +127,27 @@ function chooseNode(
     placementConstraints(env.policy),
   );
   const node = result.placements['new'];
-  if (!node) fail(Failure.PlanRefused, `no node can take the new guest: ${result.unplaced[0]?.reasons.join('; ') ?? 'no online node'}`);
+  if (!node)
+    fail(
+      Failure.PlanRefused,
+      `no node can take the new guest: ${result.unplaced[0]?.reasons.join('; ') ?? 'no online node'}`,
+    );
   return { node, why: result.why['new'] ?? '' };
 }
 
-function qemuConfig(env: EnvironmentConfig, input: { cores: number; memoryMb: number; diskGb: number; storage: string; bridge: string; tags: string[]; iso?: string; netboot?: boolean }): Record<string, ConfigValue> {
+function qemuConfig(
+  env: EnvironmentConfig,
+  input: {
+    cores: number;
+    memoryMb: number;
+    diskGb: number;
+    storage: string;
+    bridge: string;
+    tags: string[];
+    iso?: string;
+    netboot?: boolean;
+  },
+): Record<string, ConfigValue> {
   const d = env.defaults;
   const config: Record<string, ConfigValue> = {
     cores: input.cores,
@@ -147,12 +164,21 @@ function qemuConfig(env: EnvironmentConfig, input: { cores: number; memoryMb: nu
     ide2: input.iso ? `${input.iso},media=cdrom` : 'none,media=cdrom',
     boot: input.netboot ? 'order=net0;scsi0' : input.iso ? 'order=scsi0;ide2;net0' : 'order=scsi0;net0',
   };
-  if (d.bios === 'ovmf') config['efidisk0'] = `${input.storage}:1,efitype=4m,pre-enrolled-keys=${d.efidisk_pre_enrolled_keys ? 1 : 0}`;
+  if (d.bios === 'ovmf')
+    config['efidisk0'] = `${input.storage}:1,efitype=4m,pre-enrolled-keys=${d.efidisk_pre_enrolled_keys ? 1 : 0}`;
   if (input.tags.length > 0) config['tags'] = input.tags.join(';');
   return config;
 }
 
-function lxcConfig(input: { cores: number; memoryMb: number; diskGb: number; storage: string; bridge: string; tags: string[]; ostemplate: string }): Record<string, ConfigValue> {
+function lxcConfig(input: {
+  cores: number;
+  memoryMb: number;
+  diskGb: number;
+  storage: string;
+  bridge: string;
+  tags: string[];
+  ostemplate: string;
+}): Record<string, ConfigValue> {
   return {
     ostemplate: input.ostemplate,
     cores: input.cores,
@@ -171,7 +197,10 @@ export interface NewGuestPlanOptions {
 }
 
 /** Request fields shared by every kind of new guest. */
-type NewGuestRequest = Pick<VmCreateInput, 'environment' | 'service' | 'name' | 'vmid' | 'node' | 'cores' | 'memoryMb' | 'storage' | 'bridge' | 'tags' | 'start'> & {
+type NewGuestRequest = Pick<
+  VmCreateInput,
+  'environment' | 'service' | 'name' | 'vmid' | 'node' | 'cores' | 'memoryMb' | 'storage' | 'bridge' | 'tags' | 'start'
+> & {
   diskGb?: number;
 };
 
@@ -182,11 +211,12 @@ type NewGuestRequest = Pick<VmCreateInput, 'environment' | 'service' | 'name' | 
 const claiming = new Set<number>();
 
 export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
-
   /** The plan shared by create, clone and stateful installs. */
   async function planNewGuest(
     request: NewGuestRequest,
-    kind: { create: { type: 'qemu' | 'lxc'; iso?: string; ostemplate?: string; netboot?: boolean } } | { clone: VmCloneInput },
+    kind:
+      | { create: { type: 'qemu' | 'lxc'; iso?: string; ostemplate?: string; netboot?: boolean } }
+      | { clone: VmCloneInput },
   ): Promise<PlanDraft<{ spec: CreateSpec }>> {
     const env = deps.config.environments[request.environment]!;
     const client = await deps.pve(request.environment);
@@ -198,10 +228,16 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       if (request.vmid !== undefined) {
         const existing = byVmid.get(request.vmid);
         if (existing) {
-          fail(Failure.PlanRefused, `vmid: ${request.vmid} already exists ('${existing.name}' on ${existing.node}); a VMID is never reused`);
+          fail(
+            Failure.PlanRefused,
+            `vmid: ${request.vmid} already exists ('${existing.name}' on ${existing.node}); a VMID is never reused`,
+          );
         }
         if (request.vmid < range.min || request.vmid > range.max) {
-          fail(Failure.PlanRefused, `vmid: ${request.vmid} is outside this environment's VM range ${range.min}-${range.max}`);
+          fail(
+            Failure.PlanRefused,
+            `vmid: ${request.vmid} is outside this environment's VM range ${range.min}-${range.max}`,
+          );
         }
       }
       const vmid = request.vmid ?? vmidCandidates(range, (v) => byVmid.has(v) || claiming.has(v)).next().value;
@@ -217,7 +253,11 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         throw err;
       }
       const sameName = view.guests.find((g) => g.name.toLowerCase() === provisionalName.toLowerCase());
-      if (sameName) fail(Failure.PlanRefused, `name: '${provisionalName}' is already the name of ${sameName.type === 'qemu' ? 'VM' : 'CT'} ${sameName.vmid}`);
+      if (sameName)
+        fail(
+          Failure.PlanRefused,
+          `name: '${provisionalName}' is already the name of ${sameName.type === 'qemu' ? 'VM' : 'CT'} ${sameName.vmid}`,
+        );
 
       const d = env.defaults;
       const storage = request.storage ?? d.storage;
@@ -229,10 +269,14 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
       if ('clone' in kind) {
         const clone = kind.clone;
         const source = await verifyIdentity(client, clone.sourceVmid, clone.sourceName);
-        if (source.type !== 'qemu') fail(Failure.PlanRefused, `sourceVmid: ${describeGuest(source)} is a container; only VMs are cloned`);
+        if (source.type !== 'qemu')
+          fail(Failure.PlanRefused, `sourceVmid: ${describeGuest(source)} is a container; only VMs are cloned`);
         const sourceView = byVmid.get(source.vmid)!;
         if (!clone.full && !sourceView.template) {
-          fail(Failure.PlanRefused, `full: a linked clone needs a template, and ${describeGuest(source)} '${clone.sourceName}' is not one`);
+          fail(
+            Failure.PlanRefused,
+            `full: a linked clone needs a template, and ${describeGuest(source)} '${clone.sourceName}' is not one`,
+          );
         }
         const cores = request.cores ?? sourceView.cores;
         const memoryBytes = request.memoryMb !== undefined ? request.memoryMb * MiB : sourceView.memoryBytes;
@@ -254,7 +298,17 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           ...(placed.node !== source.node ? { target: placed.node } : {}),
           ...(clone.full && request.storage ? { storage: request.storage } : {}),
         };
-        spec = { kind: 'clone', type: 'qemu', node: placed.node, vmid, vmidFixed: request.vmid !== undefined, range, name, params, source: { vmid: source.vmid, name: clone.sourceName, node: source.node } };
+        spec = {
+          kind: 'clone',
+          type: 'qemu',
+          node: placed.node,
+          vmid,
+          vmidFixed: request.vmid !== undefined,
+          range,
+          name,
+          params,
+          source: { vmid: source.vmid, name: clone.sourceName, node: source.node },
+        };
         steps.push({
           id: 'create',
           action: 'clone',
@@ -271,7 +325,15 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           ...(request.memoryMb !== undefined ? { memory: request.memoryMb } : {}),
         };
         if (Object.keys(configure).length > 0) {
-          steps.push({ id: 'configure', action: 'config', vmid, name: provisionalName, node: placed.node, params: configure, description: `set ${Object.keys(configure).join(', ')} of the clone` });
+          steps.push({
+            id: 'configure',
+            action: 'config',
+            vmid,
+            name: provisionalName,
+            node: placed.node,
+            params: configure,
+            description: `set ${Object.keys(configure).join(', ')} of the clone`,
+          });
         } else if (sourceView.tags.length > 0) {
           warnings.push(`the clone keeps the source's tags (${sourceView.tags.join(', ')})`);
         }
@@ -282,16 +344,34 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const diskGb = request.diskGb ?? (type === 'lxc' ? 8 : d.disk_gb);
         const placed = chooseNode(
           view,
-          { memory: memoryMb * MiB, vcpus: cores, disk: { storage, bytes: diskGb * GiB }, content: type === 'qemu' ? 'images' : 'rootdir' },
+          {
+            memory: memoryMb * MiB,
+            vcpus: cores,
+            disk: { storage, bytes: diskGb * GiB },
+            content: type === 'qemu' ? 'images' : 'rootdir',
+          },
           env,
           request.node,
         );
         const common = { cores, memoryMb, diskGb, storage, bridge, tags: request.tags };
         const params =
           type === 'qemu'
-            ? qemuConfig(env, { ...common, ...(kind.create.iso ? { iso: kind.create.iso } : {}), ...(kind.create.netboot ? { netboot: true } : {}) })
+            ? qemuConfig(env, {
+                ...common,
+                ...(kind.create.iso ? { iso: kind.create.iso } : {}),
+                ...(kind.create.netboot ? { netboot: true } : {}),
+              })
             : lxcConfig({ ...common, ostemplate: kind.create.ostemplate! });
-        spec = { kind: 'create', type, node: placed.node, vmid, vmidFixed: request.vmid !== undefined, range, name, params };
+        spec = {
+          kind: 'create',
+          type,
+          node: placed.node,
+          vmid,
+          vmidFixed: request.vmid !== undefined,
+          range,
+          name,
+          params,
+        };
         steps.push({
           id: 'create',
           action: 'create',
@@ -305,10 +385,27 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         });
       }
       if (request.vmid === undefined) {
-        warnings.push(`VMID ${vmid} is the next free one now; if another create takes it first, the next free one in ${range.min}-${range.max} is used`);
+        warnings.push(
+          `VMID ${vmid} is the next free one now; if another create takes it first, the next free one in ${range.min}-${range.max} is used`,
+        );
       }
-      if (request.start) steps.push({ id: 'start', action: 'start', vmid, name: provisionalName, node: spec.node, description: `start the new guest` });
-      steps.push({ id: 'verify', action: 'verify', vmid, name: provisionalName, node: spec.node, description: 'check the guest exists as planned (name, node, tags, state)' });
+      if (request.start)
+        steps.push({
+          id: 'start',
+          action: 'start',
+          vmid,
+          name: provisionalName,
+          node: spec.node,
+          description: `start the new guest`,
+        });
+      steps.push({
+        id: 'verify',
+        action: 'verify',
+        vmid,
+        name: provisionalName,
+        node: spec.node,
+        description: 'check the guest exists as planned (name, node, tags, state)',
+      });
 
       const what = spec.kind === 'clone' ? 'clone' : `create ${spec.type === 'qemu' ? 'VM' : 'CT'}`;
       return {
@@ -328,15 +425,31 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
   /** A guest this operation created in an earlier attempt whose answer was lost. */
   async function findCreatedBy(client: PveClient, spec: CreateSpec, marker: string): Promise<NewGuest | undefined> {
     const guests = (await client.cluster.resources({ type: 'vm' })).filter(
-      (g) => g.vmid !== undefined && g.node && g.vmid >= spec.range.min && g.vmid <= spec.range.max && g.name === nameOf(spec, g.vmid),
+      (g) =>
+        g.vmid !== undefined &&
+        g.node &&
+        g.vmid >= spec.range.min &&
+        g.vmid <= spec.range.max &&
+        g.name === nameOf(spec, g.vmid),
     );
     for (const g of guests) {
-      const located: LocatedGuest = { vmid: g.vmid!, type: g.type as 'qemu' | 'lxc', node: g.node!, status: g.status ?? 'unknown' };
+      const located: LocatedGuest = {
+        vmid: g.vmid!,
+        type: g.type as 'qemu' | 'lxc',
+        node: g.node!,
+        status: g.status ?? 'unknown',
+      };
       const config = await guestConfig(client, located);
       if (!String(config['description'] ?? '').includes(marker)) continue;
       const active = await client.tasks.list({ node: located.node, vmid: located.vmid, source: 'active' });
       const task = active.find((t) => /^(qmcreate|qmclone|vzcreate)$/.test(t.type));
-      return { vmid: located.vmid, name: g.name!, node: located.node, type: located.type, ...(task ? { upid: task.upid } : {}) };
+      return {
+        vmid: located.vmid,
+        name: g.name!,
+        node: located.node,
+        type: located.type,
+        ...(task ? { upid: task.upid } : {}),
+      };
     }
     return undefined;
   }
@@ -344,17 +457,38 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
   function send(client: PveClient, spec: CreateSpec, vmid: number, name: string, marker: string): Promise<string> {
     if (spec.kind === 'clone') {
       const source = spec.source!;
-      return client.qemu.clone({ node: source.node, vmid: source.vmid, newid: vmid, name, description: marker, ...spec.params });
+      return client.qemu.clone({
+        node: source.node,
+        vmid: source.vmid,
+        newid: vmid,
+        name,
+        description: marker,
+        ...spec.params,
+      });
     }
-    if (spec.type === 'qemu') return client.qemu.create({ node: spec.node, vmid, name, description: marker, ...spec.params });
+    if (spec.type === 'qemu')
+      return client.qemu.create({ node: spec.node, vmid, name, description: marker, ...spec.params });
     const { ostemplate, ...rest } = spec.params;
-    return client.lxc.create({ node: spec.node, vmid, hostname: name, description: marker, ostemplate: String(ostemplate), ...rest });
+    return client.lxc.create({
+      node: spec.node,
+      vmid,
+      hostname: name,
+      description: marker,
+      ostemplate: String(ostemplate),
+      ...rest,
+    });
   }
 
   return {
     planCreateGuest(input: NewGuestInput): Promise<PlanDraft<{ spec: CreateSpec }>> {
       if ('sourceVmid' in input) return planNewGuest(input, { clone: input });
-      return planNewGuest(input, { create: { type: input.type, ...(input.iso ? { iso: input.iso } : {}), ...(input.ostemplate ? { ostemplate: input.ostemplate } : {}) } });
+      return planNewGuest(input, {
+        create: {
+          type: input.type,
+          ...(input.iso ? { iso: input.iso } : {}),
+          ...(input.ostemplate ? { ostemplate: input.ostemplate } : {}),
+        },
+      });
     },
 
     planNewGuest,
@@ -372,8 +506,12 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           const earlier = await findCreatedBy(client, spec, marker);
           if (earlier) return earlier;
         }
-        const inUse = new Set((await client.cluster.resources({ type: 'vm' })).flatMap((g) => (g.vmid !== undefined ? [g.vmid] : [])));
-        const candidates = spec.vmidFixed ? [spec.vmid] : vmidCandidates({ min: spec.vmid, max: spec.range.max }, (v) => inUse.has(v) || claiming.has(v));
+        const inUse = new Set(
+          (await client.cluster.resources({ type: 'vm' })).flatMap((g) => (g.vmid !== undefined ? [g.vmid] : [])),
+        );
+        const candidates = spec.vmidFixed
+          ? [spec.vmid]
+          : vmidCandidates({ min: spec.vmid, max: spec.range.max }, (v) => inUse.has(v) || claiming.has(v));
         let tried = 0;
         for (const vmid of candidates) {
           if (++tried > 50) break;
@@ -384,15 +522,21 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
             const upid = await send(client, spec, vmid, name, marker);
             return { vmid, name, node: spec.node, type: spec.type, upid };
           } catch (err) {
-            const taken = (err instanceof PveValidationError && 'vmid' in err.errors) || (err instanceof PveApiError && /already exists/.test(err.pveMessage));
+            const taken =
+              (err instanceof PveValidationError && 'vmid' in err.errors) ||
+              (err instanceof PveApiError && /already exists/.test(err.pveMessage));
             if (!taken) {
               if (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) {
                 // The next attempt looks for this guest by its marker before creating anything.
-                throw ApplicationFailure.create({ type: Failure.CreateUnanswered, message: `create of guest ${vmid} was sent but PVE did not answer: ${err.message}` });
+                throw ApplicationFailure.create({
+                  type: Failure.CreateUnanswered,
+                  message: `create of guest ${vmid} was sent but PVE did not answer: ${err.message}`,
+                });
               }
               throw err;
             }
-            if (spec.vmidFixed) fail(Failure.PlanRefused, `vmid: ${vmid} was taken after the plan was made; a VMID is never reused`);
+            if (spec.vmidFixed)
+              fail(Failure.PlanRefused, `vmid: ${vmid} was taken after the plan was made; a VMID is never reused`);
           } finally {
             claiming.delete(vmid);
           }
@@ -406,7 +550,9 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     },
 
     /** The guest exists as planned: right name on the planned node, tags present, in the expected state. */
-    async verifyNewGuest(check: NewGuestCheck & { node: string }): Promise<LocatedGuest & { name: string; tags: string[] }> {
+    async verifyNewGuest(
+      check: NewGuestCheck & { node: string },
+    ): Promise<LocatedGuest & { name: string; tags: string[] }> {
       const client = await deps.pve(check.environment);
       return classified('write', async () => {
         const guest = await verifyIdentity(client, check.vmid, check.name);
@@ -418,7 +564,11 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         const missing = check.tags.filter((t) => !tags.includes(t));
         if (missing.length > 0) problems.push(`lacks tags ${missing.join(', ')}`);
         if (problems.length > 0) {
-          throw ApplicationFailure.create({ type: Failure.NotAsPlanned, message: `${describeGuest(guest)} '${check.name}' ${problems.join(', ')}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: Failure.NotAsPlanned,
+            message: `${describeGuest(guest)} '${check.name}' ${problems.join(', ')}`,
+            nonRetryable: true,
+          });
         }
         return { ...guest, name: check.name, tags };
       });

@@ -8,7 +8,15 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import { inventoryFromResources } from '../lib/inventory.js';
 import { backupBefore, type BackupBeforePolicy } from '../lib/backup/before.js';
-import { diffFleet, guestsToInspect, volumesToLocate, type FleetDiff, type GuestChange, type ObservedCluster, type ObservedGuest } from '../lib/manifest/diff.js';
+import {
+  diffFleet,
+  guestsToInspect,
+  volumesToLocate,
+  type FleetDiff,
+  type GuestChange,
+  type ObservedCluster,
+  type ObservedGuest,
+} from '../lib/manifest/diff.js';
 import { driftReport, invalidManifestReport, type DriftReport, type DriftRun } from '../lib/manifest/drift.js';
 import { createDriftStore } from '../lib/manifest/drift-store.js';
 import { formatProblem, loadFleet, ManifestError, type Fleet } from '../lib/manifest/load.js';
@@ -91,7 +99,9 @@ async function observeCluster(client: PveClient, fleet: Fleet, namingPattern: st
     const key = `${node}\0${storage}\0${content}`;
     let found = listings.get(key);
     if (!found) {
-      found = client.storage.content({ node, storage, content }).then((volumes) => new Set(volumes.map((v) => v.volid)));
+      found = client.storage
+        .content({ node, storage, content })
+        .then((volumes) => new Set(volumes.map((v) => v.volid)));
       listings.set(key, found);
     }
     return found;
@@ -100,8 +110,12 @@ async function observeCluster(client: PveClient, fleet: Fleet, namingPattern: st
   for (const volid of volumesToLocate(fleet)) {
     const [storage, rest = ''] = volid.split(':');
     const content = rest.split('/')[0]!;
-    const candidates = storages.filter((s) => s.storage === storage && online.has(s.node) && s.content.includes(content));
-    const holders = await Promise.all(candidates.map(async (s) => ((await listing(s.node, s.storage, content)).has(volid) ? [s.node] : [])));
+    const candidates = storages.filter(
+      (s) => s.storage === storage && online.has(s.node) && s.content.includes(content),
+    );
+    const holders = await Promise.all(
+      candidates.map(async (s) => ((await listing(s.node, s.storage, content)).has(volid) ? [s.node] : [])),
+    );
     volumes[volid] = holders.flat().sort();
   }
   return { nodes: inventory.nodes, guests, storages, volumes };
@@ -144,7 +158,10 @@ const DRIVE_KEY = /^((scsi|virtio|sata|ide)\d+|efidisk0|tpmstate0|rootfs|mp\d+)$
  * is done once the slot holds a volume.
  */
 function holds(config: PveConfig, key: string, value: string | number | boolean): boolean {
-  if (key === 'delete') return String(value).split(',').every((k) => config[k] === undefined);
+  if (key === 'delete')
+    return String(value)
+      .split(',')
+      .every((k) => config[k] === undefined);
   const current = configString(config, key);
   if (current === undefined) return false;
   const wanted = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
@@ -164,13 +181,17 @@ function holds(config: PveConfig, key: string, value: string | number | boolean)
  * guest, so the approver sees it and the guest is destroyed only after its backup succeeded.
  */
 function withBackupBefore(policy: BackupBeforePolicy, change: GuestChange): GuestChange {
-  const kind = change.action === 'replace' ? 'reconcile-replace' : change.action === 'delete' ? 'reconcile-delete' : undefined;
+  const kind =
+    change.action === 'replace' ? 'reconcile-replace' : change.action === 'delete' ? 'reconcile-delete' : undefined;
   if (!kind) return change;
   const guest = { vmid: change.vmid, name: change.name, node: change.node, type: change.kind };
   return { ...change, steps: [...backupBefore(policy, kind, guest, `${change.key}/backup`), ...change.steps] };
 }
 
-export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>, overrides: Partial<ManifestSettings> = {}) {
+export function createReconcileActivities(
+  deps: Pick<WorkerDeps, 'pve' | 'config'>,
+  overrides: Partial<ManifestSettings> = {},
+) {
   const settings = { ...manifestSettings(deps.config), ...overrides };
   const drift = createDriftStore(settings.driftDir);
 
@@ -202,7 +223,8 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           now: new Date(),
         });
         if (diff.problems.length > 0) manifestInvalid(diff.problems.map(formatProblem));
-        if (fleet.files.length === 0) diff.warnings.unshift(`no manifest file in ${folder} names environment ${request.environment}`);
+        if (fleet.files.length === 0)
+          diff.warnings.unshift(`no manifest file in ${folder} names environment ${request.environment}`);
         const changes = diff.changes.map((c) => withBackupBefore(env.policy, c));
         return reconcilePlan({ ...diff, changes }, fleet, { manifests: folder, maxParallel: request.maxParallel });
       });
@@ -230,20 +252,26 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         if (planned === undefined || config.digest !== planned) {
           if (Object.entries(params).every(([k, v]) => holds(config, k, v))) {
             const waiting = await awaitingRestart(client, guest, Object.keys(params));
-            return { kind: 'already-done', detail: `${describeGuest(guest)} already has ${keys}${restartNote(guest, waiting)}` };
+            return {
+              kind: 'already-done',
+              detail: `${describeGuest(guest)} already has ${keys}${restartNote(guest, waiting)}`,
+            };
           }
           // The digest moved: by this operation's safety snapshot, or by an edit elsewhere in
           // the config — harmless — unless a key this step sets is no longer what the plan saw.
           const edited = Object.entries(change.before ?? {}).find(([k, v]) => (configString(config, k) ?? null) !== v);
           if (planned !== undefined && (!change.before || edited)) {
-            const what = edited ? `${edited[0]} is ${configString(config, edited[0]) ?? '(unset)'}, was ${edited[1] ?? '(unset)'}` : `config digest ${String(planned).slice(0, 12)} is now ${String(config.digest).slice(0, 12)}`;
+            const what = edited
+              ? `${edited[0]} is ${configString(config, edited[0]) ?? '(unset)'}, was ${edited[1] ?? '(unset)'}`
+              : `config digest ${String(planned).slice(0, 12)} is now ${String(config.digest).slice(0, 12)}`;
             concurrent(`changed since the plan was made (${what})`);
           }
         }
         try {
           await send(client, guest, { ...params, ...(config.digest ? { digest: config.digest } : {}) });
         } catch (err) {
-          if (err instanceof PveApiError && /checksum mismatch/.test(err.pveMessage)) concurrent('changed while the change was being sent (PVE: checksum mismatch)');
+          if (err instanceof PveApiError && /checksum mismatch/.test(err.pveMessage))
+            concurrent('changed while the change was being sent (PVE: checksum mismatch)');
           throw err;
         }
         const waiting = await awaitingRestart(client, guest, Object.keys(params));
@@ -252,13 +280,24 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
     },
 
     /** Writes this run's drift report, carrying over when each difference was first seen. */
-    async recordDrift(args: { run: DriftRun; plan?: ReconcileDetails & { warnings: string[] }; problems?: string[] }): Promise<DriftReport> {
+    async recordDrift(args: {
+      run: DriftRun;
+      plan?: ReconcileDetails & { warnings: string[] };
+      problems?: string[];
+    }): Promise<DriftReport> {
       const run = { ...args.run, manifests: args.run.manifests || settings.path };
       const previous = await drift.read(run.environment);
       const report = args.plan
         ? driftReport(
             run,
-            { environment: run.environment, manifestDigest: args.plan.manifestDigest, changes: args.plan.changes, unchanged: args.plan.unchanged, warnings: args.plan.warnings, problems: [] },
+            {
+              environment: run.environment,
+              manifestDigest: args.plan.manifestDigest,
+              changes: args.plan.changes,
+              unchanged: args.plan.unchanged,
+              warnings: args.plan.warnings,
+              problems: [],
+            },
             args.plan.text,
             previous,
           )
@@ -270,9 +309,14 @@ export function createReconcileActivities(deps: Pick<WorkerDeps, 'pve' | 'config
 }
 
 /** A PUT of the config; the client checks every parameter against the endpoint's definition first. */
-async function send(client: PveClient, guest: LocatedGuest, params: Record<string, string | number | boolean>): Promise<void> {
+async function send(
+  client: PveClient,
+  guest: LocatedGuest,
+  params: Record<string, string | number | boolean>,
+): Promise<void> {
   const ref = { node: guest.node, vmid: guest.vmid };
-  if (guest.type === 'qemu') await client.call('qemuUpdateConfig', { ...ref, ...params } as Parameters<PveClient['qemu']['updateConfig']>[0]);
+  if (guest.type === 'qemu')
+    await client.call('qemuUpdateConfig', { ...ref, ...params } as Parameters<PveClient['qemu']['updateConfig']>[0]);
   else await client.call('lxcUpdateConfig', { ...ref, ...params } as Parameters<PveClient['lxc']['updateConfig']>[0]);
 }
 

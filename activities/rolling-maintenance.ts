@@ -13,7 +13,11 @@ import { createReturnActivities } from './rolling-maintenance/return.js';
 import { createUpgradeActivities } from './rolling-maintenance/upgrade.js';
 import type { RollingMaintenanceDeps } from './rolling-maintenance/common.js';
 
-export { type NodeProbe, type RollingMaintenanceDeps, type RollingMaintenanceRequest } from './rolling-maintenance/common.js';
+export {
+  type NodeProbe,
+  type RollingMaintenanceDeps,
+  type RollingMaintenanceRequest,
+} from './rolling-maintenance/common.js';
 
 export function createRollingMaintenanceActivities(deps: RollingMaintenanceDeps) {
   return {

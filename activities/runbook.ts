@@ -17,8 +17,21 @@ import type { EndpointName } from '../lib/pve/endpoints.js';
 import { PveApiError, PveUnavailableError } from '../lib/pve/errors.js';
 import { adaptRunbook, type Adaptation } from '../lib/runbooks/adapt.js';
 import { parseRunbookMarkdown, RunbookError } from '../lib/runbooks/markdown.js';
-import { ParameterError, resolveParameters, type ParameterInput, type ResolvedParameters } from '../lib/runbooks/parameters.js';
-import { finishStep, PlanError, planRunbook, runbookNode, type ResolvedStep, type RunbookFacts, type RunbookPlan } from '../lib/runbooks/plan.js';
+import {
+  ParameterError,
+  resolveParameters,
+  type ParameterInput,
+  type ResolvedParameters,
+} from '../lib/runbooks/parameters.js';
+import {
+  finishStep,
+  PlanError,
+  planRunbook,
+  runbookNode,
+  type ResolvedStep,
+  type RunbookFacts,
+  type RunbookPlan,
+} from '../lib/runbooks/plan.js';
 import { UnresolvedPlaceholderError, type Value } from '../lib/runbooks/placeholders.js';
 import { linearRegExp } from '../lib/runbooks/safe-regex.js';
 import type { Runbook } from '../lib/runbooks/schema.js';
@@ -87,18 +100,22 @@ function refusePlan(err: unknown): never {
   if (err instanceof RunbookError || err instanceof ParameterError || err instanceof PlanError) {
     fail(Failure.PlanRefused, `${err.message}`);
   }
-  if (err instanceof RunbookNotFoundError || err instanceof RunbookConflictError) fail(Failure.PlanRefused, err.message);
+  if (err instanceof RunbookNotFoundError || err instanceof RunbookConflictError)
+    fail(Failure.PlanRefused, err.message);
   throw toTemporalFailure(err, 'write');
 }
 
 /** PVE version and storages of the node a runbook runs on. */
 async function readFacts(client: PveClient, node: string): Promise<RunbookFacts> {
   const [status, storages] = await Promise.all([client.nodes.status({ node }), client.storage.list({ node })]);
-  const pveVersion = /pve-manager\/([\d.]+)/.exec(status.pveversion ?? '')?.[1] ?? (await client.cluster.version()).version;
+  const pveVersion =
+    /pve-manager\/([\d.]+)/.exec(status.pveversion ?? '')?.[1] ?? (await client.cluster.version()).version;
   return {
     node,
     pveVersion,
-    storages: Object.fromEntries(storages.filter((s) => s.enabled !== false).map((s) => [s.storage, s.content.split(',').filter(Boolean)])),
+    storages: Object.fromEntries(
+      storages.filter((s) => s.enabled !== false).map((s) => [s.storage, s.content.split(',').filter(Boolean)]),
+    ),
   };
 }
 
@@ -130,13 +147,17 @@ export async function prepareRunbook(
   const facts = await classified('write', () => readFacts(client, node));
   let plan: RunbookPlan;
   try {
-    plan = planRunbook(stored.runbook, resolved, facts, { operation_id: operationId, environment: request.environment });
+    plan = planRunbook(stored.runbook, resolved, facts, {
+      operation_id: operationId,
+      environment: request.environment,
+    });
   } catch (err) {
     refusePlan(err);
   }
   plan = withDownloadPolicy(plan, stored.runbook, resolved, env);
   const missing = reachProblems(env, plan);
-  if (missing.length > 0) fail(Failure.PlanRefused, `the runbook cannot run here:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+  if (missing.length > 0)
+    fail(Failure.PlanRefused, `the runbook cannot run here:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   return {
     stored,
     details: {
@@ -152,7 +173,12 @@ export async function prepareRunbook(
 }
 
 /** A plan that downloads (a `url` parameter) from outside the environment's policy needs a person. */
-function withDownloadPolicy(plan: RunbookPlan, runbook: Runbook, resolved: ResolvedParameters, env: EnvironmentConfig): RunbookPlan {
+function withDownloadPolicy(
+  plan: RunbookPlan,
+  runbook: Runbook,
+  resolved: ResolvedParameters,
+  env: EnvironmentConfig,
+): RunbookPlan {
   const outside = Object.entries(runbook.parameters)
     .filter(([name, p]) => p.type === 'url' && typeof resolved.values[name] === 'string')
     .flatMap(([name]) => downloadOutsidePolicy(resolved.values[name] as string, env.downloads) ?? []);
@@ -172,7 +198,8 @@ function reachProblems(env: EnvironmentConfig, plan: RunbookPlan): string[] {
   const sshNodes = [...new Set(steps.flatMap((s) => (s.kind === 'ssh' ? [s.node] : [])))];
   const problems = steps.some((s) => s.kind === 'ssh' || s.kind === 'guest') ? sshProblems(env, sshNodes) : [];
   const playbook = steps.find((s) => s.kind === 'ansible');
-  if (playbook && !env.ansible) problems.push(`steps.${playbook.id}: the environment has no ansible section (fleet_infra_path, inventory)`);
+  if (playbook && !env.ansible)
+    problems.push(`steps.${playbook.id}: the environment has no ansible section (fleet_infra_path, inventory)`);
   return problems;
 }
 
@@ -225,12 +252,19 @@ export function planStepsOf(plan: RunbookPlan): PlanStep[] {
 const ALREADY_EXISTS = /already exists/;
 
 /** The guest's node and name, or undefined when no such guest exists. */
-async function findGuest(client: PveClient, vmid: number): Promise<{ node: string; type: 'qemu' | 'lxc'; name: string } | undefined> {
-  const found = (await client.cluster.resources({ type: 'vm' })).find((r) => r.vmid === vmid && (r.type === 'qemu' || r.type === 'lxc'));
+async function findGuest(
+  client: PveClient,
+  vmid: number,
+): Promise<{ node: string; type: 'qemu' | 'lxc'; name: string } | undefined> {
+  const found = (await client.cluster.resources({ type: 'vm' })).find(
+    (r) => r.vmid === vmid && (r.type === 'qemu' || r.type === 'lxc'),
+  );
   if (!found?.node) return undefined;
   const type = found.type as 'qemu' | 'lxc';
   const config =
-    type === 'qemu' ? await client.qemu.config({ node: found.node, vmid }) : await client.lxc.config({ node: found.node, vmid });
+    type === 'qemu'
+      ? await client.qemu.config({ node: found.node, vmid })
+      : await client.lxc.config({ node: found.node, vmid });
   return { node: found.node, type, name: String((type === 'qemu' ? config.name : config.hostname) ?? '') };
 }
 
@@ -241,7 +275,12 @@ const AGENT_NOT_YET = /QEMU guest agent is not running|VM \d+ is not running/;
  * The first IPv4 address (not loopback or link-local) the guest agent reports, waiting for
  * the agent to come up; undefined when none appears within `waitMs`.
  */
-async function guestAddress(client: PveClient, node: string, vmid: number, waitMs: number): Promise<string | undefined> {
+async function guestAddress(
+  client: PveClient,
+  node: string,
+  vmid: number,
+  waitMs: number,
+): Promise<string | undefined> {
   const ctx = Context.current();
   const deadline = Date.now() + waitMs;
   for (let pause = 1_000; ; pause = Math.min(pause * 2, 10_000)) {
@@ -270,18 +309,31 @@ function matchOutput(step: ResolvedStep, output: string): Record<string, string>
   if (step.expectOutput === undefined) return {};
   const m = linearRegExp(step.expectOutput, 'm').exec(output);
   if (!m) {
-    fail(Failure.StepExpectationFailed, `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`);
+    fail(
+      Failure.StepExpectationFailed,
+      `step ${step.id}: output does not match /${step.expectOutput}/; it ended:\n${tail(output, 8)}`,
+    );
   }
-  return Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  return Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
 }
 
 /**
  * A command that ran: its exit code must be the expected one, its output must match. `why`
  * explains a wrong exit code: stderr, unless the program says it elsewhere.
  */
-function checkCommand(step: ResolvedStep & { expectExit: number }, result: CommandResult, why = result.stderr): StepOutcome {
+function checkCommand(
+  step: ResolvedStep & { expectExit: number },
+  result: CommandResult,
+  why = result.stderr,
+): StepOutcome {
   if (result.exitCode !== step.expectExit) {
-    fail(Failure.StepExpectationFailed, `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${why.trim() ? `: ${tail(why, 8)}` : ''}`);
+    fail(
+      Failure.StepExpectationFailed,
+      `step ${step.id}: exited ${result.exitCode} (expected ${step.expectExit})${why.trim() ? `: ${tail(why, 8)}` : ''}`,
+    );
   }
   const captured = matchOutput(step, `${result.stdout}\n${result.stderr}`);
   return { kind: 'done', detail: tail(result.stdout, 3, 500) || `exit ${result.exitCode}`, captured };
@@ -329,12 +381,21 @@ function expandHome(path: string): string {
 }
 
 /** Runs a process without a shell; resolves with its exit code and output, never rejects on a non-zero exit. */
-function execProcess(file: string, args: string[], opts: { cwd: string; timeoutMs: number; onOutput: (chunk: string) => void }): Promise<CommandResult> {
+function execProcess(
+  file: string,
+  args: string[],
+  opts: { cwd: string; timeoutMs: number; onOutput: (chunk: string) => void },
+): Promise<CommandResult> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(
       file,
       args,
-      { cwd: opts.cwd, timeout: opts.timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ANSIBLE_NOCOLOR: '1' } },
+      {
+        cwd: opts.cwd,
+        timeout: opts.timeoutMs,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, ANSIBLE_NOCOLOR: '1' },
+      },
       (err, stdout, stderr) => {
         const code = (err as (NodeJS.ErrnoException & { code?: unknown }) | null)?.code;
         if (err && typeof code === 'string') return reject(err);
@@ -352,7 +413,11 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
   const runbooksDir = () => deps.runbooksDir ?? defaultRunbooksDir();
   const ansiblePlaybook = () => deps.ansiblePlaybook ?? process.env.PM_ANSIBLE_PLAYBOOK ?? 'ansible-playbook';
 
-  async function runApi(client: PveClient, req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'api' }>): Promise<StepOutcome> {
+  async function runApi(
+    client: PveClient,
+    req: RunStepRequest,
+    step: Extract<ResolvedStep, { kind: 'api' }>,
+  ): Promise<StepOutcome> {
     if (step.destructive && step.verifyName !== undefined && typeof step.params.vmid === 'number') {
       const guest = await findGuest(client, step.params.vmid);
       if (!guest) {
@@ -362,7 +427,10 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         fail(Failure.VmIdentityMismatch, `step ${step.id}: guest ${step.params.vmid} does not exist`);
       }
       if (guest.name !== step.verifyName) {
-        fail(Failure.VmIdentityMismatch, `step ${step.id}: guest ${step.params.vmid} is named '${guest.name}', not '${step.verifyName}': refusing to act on it`);
+        fail(
+          Failure.VmIdentityMismatch,
+          `step ${step.id}: guest ${step.params.vmid} is named '${guest.name}', not '${step.verifyName}': refusing to act on it`,
+        );
       }
     }
     const send = async (params: Record<string, Value>): Promise<unknown> => {
@@ -379,9 +447,15 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
       }
     };
     const outcome = (answer: unknown, allocated?: Record<string, number>): StepOutcome => {
-      if (step.async && typeof answer === 'string') return { kind: 'task', upid: answer, ...(allocated ? { allocated } : {}) };
+      if (step.async && typeof answer === 'string')
+        return { kind: 'task', upid: answer, ...(allocated ? { allocated } : {}) };
       const output = answer === null || answer === undefined ? '' : JSON.stringify(answer);
-      return { kind: 'done', detail: output.slice(0, 500) || 'done', captured: matchOutput(step, output), ...(allocated ? { allocated } : {}) };
+      return {
+        kind: 'done',
+        detail: output.slice(0, 500) || 'done',
+        captured: matchOutput(step, output),
+        ...(allocated ? { allocated } : {}),
+      };
     };
 
     const allocate = req.allocate;
@@ -408,7 +482,10 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     return fail(Failure.NoFreeVmid, `step ${step.id}: VMIDs kept being taken by others; try again`);
   }
 
-  async function runGuestCommand(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'guest' }>): Promise<StepOutcome> {
+  async function runGuestCommand(
+    req: RunStepRequest,
+    step: Extract<ResolvedStep, { kind: 'guest' }>,
+  ): Promise<StepOutcome> {
     const client = await deps.pve(req.environment);
     const vmid = Number(step.vmid);
     const guest = await classified('write', () => findGuest(client, vmid));
@@ -417,19 +494,27 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     const deadline = Date.now() + step.timeoutMs;
     const address = await classified('write', () => guestAddress(client, guest.node, vmid, step.timeoutMs / 2));
     if (!address) {
-      fail(Failure.GuestAddressUnknown, `step ${step.id}: the guest agent of VM ${vmid} reported no IPv4 address in time`);
+      fail(
+        Failure.GuestAddressUnknown,
+        `step ${step.id}: the guest agent of VM ${vmid} reported no IPv4 address in time`,
+      );
     }
     // Guests are reached through their node, which sits on their network; both hops are pinned.
-    const node = await deps.sshTarget(req.environment, guest.node).catch((err: Error) =>
-      fail(Failure.SshNotConfigured, `step ${step.id}: ${err.message}`),
-    );
+    const node = await deps
+      .sshTarget(req.environment, guest.node)
+      .catch((err: Error) => fail(Failure.SshNotConfigured, `step ${step.id}: ${err.message}`));
     const beat = heartbeating();
     try {
       const result = await withTunnel(node, { host: address, port: 22 }, Math.min(step.timeoutMs, 60_000), (local) =>
         runCommand(
           { ...local, username: step.user, privateKey: node.privateKey, hostKeySha256: step.hostKey },
           step.command,
-          { timeoutMs: Math.max(deadline - Date.now(), 1_000), allowNonZeroExit: true, label: `step ${step.id}`, onOutput: beat.onOutput },
+          {
+            timeoutMs: Math.max(deadline - Date.now(), 1_000),
+            allowNonZeroExit: true,
+            label: `step ${step.id}`,
+            onOutput: beat.onOutput,
+          },
         ),
       );
       return checkCommand(step, result);
@@ -440,24 +525,39 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
     }
   }
 
-  async function runPlaybook(req: RunStepRequest, step: Extract<ResolvedStep, { kind: 'ansible' }>): Promise<StepOutcome> {
+  async function runPlaybook(
+    req: RunStepRequest,
+    step: Extract<ResolvedStep, { kind: 'ansible' }>,
+  ): Promise<StepOutcome> {
     const ansible = environmentOf(deps, req.environment).ansible;
-    if (!ansible) fail(Failure.PlanRefused, `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`);
+    if (!ansible)
+      fail(
+        Failure.PlanRefused,
+        `step ${step.id}: environment '${req.environment}' has no ansible section (fleet_infra_path, inventory)`,
+      );
     const root = resolve(expandHome(ansible.fleet_infra_path));
     const playbook = resolve(root, step.playbook);
     const inside = relative(root, playbook);
-    if (inside.startsWith('..') || isAbsolute(inside)) fail(Failure.PlanRefused, `step ${step.id}: playbook ${step.playbook} is outside ${root}`);
+    if (inside.startsWith('..') || isAbsolute(inside))
+      fail(Failure.PlanRefused, `step ${step.id}: playbook ${step.playbook} is outside ${root}`);
     const args = ['-i', join(root, ansible.inventory), playbook];
     if (step.limit) args.push('--limit', step.limit);
     if (step.tags?.length) args.push('--tags', step.tags.join(','));
     if (step.extraVars) args.push('--extra-vars', JSON.stringify(step.extraVars));
     const beat = heartbeating();
     try {
-      const result = await execProcess(ansiblePlaybook(), args, { cwd: root, timeoutMs: step.timeoutMs, onOutput: beat.onOutput });
+      const result = await execProcess(ansiblePlaybook(), args, {
+        cwd: root,
+        timeoutMs: step.timeoutMs,
+        onOutput: beat.onOutput,
+      });
       return checkCommand(step, result, playbookFailures(result));
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
-      return fail(Failure.PlaybookFailed, `step ${step.id}: ${ansiblePlaybook()} could not run: ${(err as Error).message}`);
+      return fail(
+        Failure.PlaybookFailed,
+        `step ${step.id}: ${ansiblePlaybook()} could not run: ${(err as Error).message}`,
+      );
     } finally {
       beat.stop();
     }
@@ -475,7 +575,9 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
         steps: planStepsOf(plan),
         warnings: plan.skipped.map((s) => `step ${s.id} does not run here (${s.why})`),
         nodes: [details.node],
-        vmids: plan.steps.flatMap((s) => (s.kind === 'api' && typeof s.params.vmid === 'number' ? [s.params.vmid] : [])).filter((v, i, a) => a.indexOf(v) === i),
+        vmids: plan.steps
+          .flatMap((s) => (s.kind === 'api' && typeof s.params.vmid === 'number' ? [s.params.vmid] : []))
+          .filter((v, i, a) => a.indexOf(v) === i),
         estimatedDurationMs: plan.steps.length * 15_000,
         details,
       };
@@ -501,9 +603,9 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
           return classified('write', () => runApi(client, req, step));
         }
         case 'ssh': {
-          const target = await deps.sshTarget(req.environment, step.node).catch((err: Error) =>
-            fail(Failure.SshNotConfigured, `step ${step.id}: ${err.message}`),
-          );
+          const target = await deps
+            .sshTarget(req.environment, step.node)
+            .catch((err: Error) => fail(Failure.SshNotConfigured, `step ${step.id}: ${err.message}`));
           const beat = heartbeating();
           try {
             const result = await runCommand(target, step.command, {
@@ -557,7 +659,10 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
             description: `write runbooks/${name}.md (${adapted.adaptations.length} adaptations, shown in details)`,
           },
         ],
-        warnings: adapted.adaptations.map((a) => `${a.path}: ${JSON.stringify(a.before) ?? '(none)'} -> ${JSON.stringify(a.after) ?? '(removed)'} (${a.reason})`),
+        warnings: adapted.adaptations.map(
+          (a) =>
+            `${a.path}: ${JSON.stringify(a.before) ?? '(none)'} -> ${JSON.stringify(a.after) ?? '(removed)'} (${a.reason})`,
+        ),
         nodes: [],
         vmids: [],
         estimatedDurationMs: 1_000,
@@ -574,7 +679,8 @@ export function createRunbookActivities(deps: RunbookActivityDeps) {
 
     /** Writes the approved runbook; refuses if the file changed since it was reviewed. */
     async saveIngestedRunbook(details: IngestDetails): Promise<{ name: string; outcome: SaveOutcome; path: string }> {
-      if (sha256(details.markdown) !== details.sha256) fail(Failure.PlanRefused, 'the runbook text does not match the reviewed plan');
+      if (sha256(details.markdown) !== details.sha256)
+        fail(Failure.PlanRefused, 'the runbook text does not match the reviewed plan');
       try {
         const outcome = await saveRunbook(runbooksDir(), details.name, details.markdown, {
           ...(details.previousSha256 ? { previousSha256: details.previousSha256 } : {}),

@@ -40,7 +40,10 @@ async function referencesOf(client: PveClient, guest: Pick<GuestView, 'vmid' | '
   const api = guestApi(client, guest.type);
   const ref = { node: guest.node, vmid: guest.vmid };
   const snapshots = (await api.snapshots(ref)).map((s) => s.name).filter((n) => n !== 'current');
-  const configs = await Promise.all([api.config(ref), ...snapshots.map((snapshot) => api.config({ ...ref, snapshot }))]);
+  const configs = await Promise.all([
+    api.config(ref),
+    ...snapshots.map((snapshot) => api.config({ ...ref, snapshot })),
+  ]);
   const volumes = new Set<string>();
   for (const config of configs) {
     for (const [key, value] of Object.entries(config)) {
@@ -77,7 +80,8 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
           seen.add(key);
           return true;
         });
-        if (stores.length === 0) fail(Failure.PlanRefused, 'no available storage holds disk images matching node/storage');
+        if (stores.length === 0)
+          fail(Failure.PlanRefused, 'no available storage holds disk images matching node/storage');
 
         const references = new Set<string>();
         const reads = await mapBounded(guests, 16, (g) => referencesOf(client, g));
@@ -98,7 +102,9 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
               volid: v.volid,
               size: v.size,
               content: v.content ?? '',
-              ...(v.vmid !== undefined ? { owner: { vmid: v.vmid, exists: owner !== undefined, ...(owner ? { name: owner.name } : {}) } } : {}),
+              ...(v.vmid !== undefined
+                ? { owner: { vmid: v.vmid, exists: owner !== undefined, ...(owner ? { name: owner.name } : {}) } }
+                : {}),
             });
           }
         }
@@ -106,7 +112,9 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
         // Nothing unused is an answer, not a refusal: a plan without steps completes as nothing-to-do.
         const nothing = unused.length === 0;
         return {
-          summary: nothing ? 'nothing to remove: every image is used by a guest' : `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
+          summary: nothing
+            ? 'nothing to remove: every image is used by a guest'
+            : `remove ${unused.length} unused image${unused.length === 1 ? '' : 's'} (${formatBytes(total)})`,
           risk: nothing ? 'low' : 'high',
           reasons: [nothing ? 'changes nothing' : 'removing a volume destroys its data for good'],
           steps: unused.map((v) => ({
@@ -117,7 +125,11 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
             params: { storage: v.storage, volid: v.volid },
             description:
               `delete ${v.volid} (${formatBytes(v.size)}, ${v.content})` +
-              (v.owner ? (v.owner.exists ? `: guest ${v.owner.vmid} '${v.owner.name}' no longer uses it` : `: guest ${v.owner.vmid} no longer exists`) : ''),
+              (v.owner
+                ? v.owner.exists
+                  ? `: guest ${v.owner.vmid} '${v.owner.name}' no longer uses it`
+                  : `: guest ${v.owner.vmid} no longer exists`
+                : ''),
           })),
           warnings: [],
           nodes: [...new Set(unused.map((v) => v.node))].sort(),
@@ -145,7 +157,11 @@ export function createStorageCleanupActivities(deps: Pick<WorkerDeps, 'pve' | 'c
         for (const r of reads) {
           if (!r.ok) throw r.error;
           if (isReferenced(volid, r.value)) {
-            throw ApplicationFailure.create({ type: Failure.VolumeInUse, message: `${volid} is in use again; not removing it`, nonRetryable: true });
+            throw ApplicationFailure.create({
+              type: Failure.VolumeInUse,
+              message: `${volid} is in use again; not removing it`,
+              nonRetryable: true,
+            });
           }
         }
         try {

@@ -47,15 +47,24 @@ async function talos<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (!(err instanceof TalosctlError)) throw err;
-    throw ApplicationFailure.create({ type: Failure.TalosctlError, message: err.message, nonRetryable: err.kind !== 'unavailable' });
+    throw ApplicationFailure.create({
+      type: Failure.TalosctlError,
+      message: err.message,
+      nonRetryable: err.kind !== 'unavailable',
+    });
   }
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options: TalosActivityOptions = {}) {
   const talosctl = createTalosctl(options.talosctl ?? configuredTalosctl(deps.config));
-  const dirOf = (environment: string, cluster: string) => clusterSecretsDir(deps.config.secrets_dir, environment, cluster);
+  const dirOf = (environment: string, cluster: string) =>
+    clusterSecretsDir(deps.config.secrets_dir, environment, cluster);
   const talosconfigOf = (environment: string, cluster: string) => join(dirOf(environment, cluster), 'talosconfig');
   const cancellation = () => ({ signal: Context.current().cancellationSignal });
 
@@ -64,7 +73,12 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
      * Generates the cluster's machine configs (new PKI and tokens) with the profile's patches —
      * once: a re-run reuses them, provided they were made for the same endpoint.
      */
-    async generateMachineConfigs(args: { environment: string; cluster: string; endpoint: string; profileSha256: string }): Promise<{ dir: string; reused: boolean }> {
+    async generateMachineConfigs(args: {
+      environment: string;
+      cluster: string;
+      endpoint: string;
+      profileSha256: string;
+    }): Promise<{ dir: string; reused: boolean }> {
       const dir = dirOf(args.environment, args.cluster);
       const madeFor = join(dir, 'generated-for.json');
       if (await exists(madeFor)) {
@@ -126,7 +140,11 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
           await chmod(join(scratch, file), 0o600);
           await rename(join(scratch, file), join(dir, file));
         }
-        const facts: GeneratedFor = { cluster: args.cluster, endpoint: args.endpoint, profileSha256: args.profileSha256 };
+        const facts: GeneratedFor = {
+          cluster: args.cluster,
+          endpoint: args.endpoint,
+          profileSha256: args.profileSha256,
+        };
         await writeFile(madeFor, `${JSON.stringify(facts, null, 2)}\n`, { mode: 0o600 });
         return { dir, reused: false };
       } finally {
@@ -135,12 +153,21 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
     },
 
     /** Hands a node in maintenance mode its machine config, unless it already runs one of ours. */
-    async applyMachineConfig(args: { environment: string; cluster: string; node: TalosNode }): Promise<'applied' | 'already-configured'> {
+    async applyMachineConfig(args: {
+      environment: string;
+      cluster: string;
+      node: TalosNode;
+    }): Promise<'applied' | 'already-configured'> {
       const dir = dirOf(args.environment, args.cluster);
       const { address, role } = args.node;
       return talos(async () => {
-        if (await talosctl.answers(talosconfigOf(args.environment, args.cluster), address, cancellation())) return 'already-configured';
-        await talosctl.applyConfigInsecure(address, join(dir, role === 'control-plane' ? 'controlplane.yaml' : 'worker.yaml'), cancellation());
+        if (await talosctl.answers(talosconfigOf(args.environment, args.cluster), address, cancellation()))
+          return 'already-configured';
+        await talosctl.applyConfigInsecure(
+          address,
+          join(dir, role === 'control-plane' ? 'controlplane.yaml' : 'worker.yaml'),
+          cancellation(),
+        );
         return 'applied';
       });
     },
@@ -152,7 +179,12 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
      * counts as done. A control plane that does not answer makes the decision wait: it may
      * be the one running etcd.
      */
-    async bootstrapEtcd(args: { environment: string; cluster: string; node: TalosNode; controlPlanes: string[] }): Promise<'bootstrapped' | 'already-bootstrapped'> {
+    async bootstrapEtcd(args: {
+      environment: string;
+      cluster: string;
+      node: TalosNode;
+      controlPlanes: string[];
+    }): Promise<'bootstrapped' | 'already-bootstrapped'> {
       const talosconfig = talosconfigOf(args.environment, args.cluster);
       return talos(async () => {
         for (const address of args.controlPlanes) {
@@ -164,7 +196,13 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
     },
 
     /** Waits until etcd, Kubernetes and every node report healthy (talosctl health). */
-    async awaitClusterHealthy(args: { environment: string; cluster: string; controlPlanes: string[]; workers: string[]; waitTimeoutSeconds: number }): Promise<void> {
+    async awaitClusterHealthy(args: {
+      environment: string;
+      cluster: string;
+      controlPlanes: string[];
+      workers: string[];
+      waitTimeoutSeconds: number;
+    }): Promise<void> {
       const ctx = Context.current();
       // talosctl may wait minutes on one check without a word: the activity still shows it is alive.
       let last = 'starting talosctl health';
@@ -197,7 +235,11 @@ export function createTalosActivities(deps: Pick<WorkerDeps, 'config'>, options:
      * Writes the admin kubeconfig and points the talosconfig at the control planes. Only the
      * paths leave the worker.
      */
-    async writeClusterAccess(args: { environment: string; cluster: string; controlPlanes: string[] }): Promise<{ kubeconfig: string; talosconfig: string }> {
+    async writeClusterAccess(args: {
+      environment: string;
+      cluster: string;
+      controlPlanes: string[];
+    }): Promise<{ kubeconfig: string; talosconfig: string }> {
       const talosconfig = talosconfigOf(args.environment, args.cluster);
       const kubeconfig = join(dirOf(args.environment, args.cluster), 'kubeconfig');
       await talos(async () => {

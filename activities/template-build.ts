@@ -12,7 +12,13 @@ import type { Value } from '../lib/runbooks/placeholders.js';
 import { parseTags } from '../lib/inventory.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import { classified, fail } from './failures.js';
-import { operationId, planStepsOf, prepareRunbook, type RunbookActivityDeps, type RunbookPlanDetails } from './runbook.js';
+import {
+  operationId,
+  planStepsOf,
+  prepareRunbook,
+  type RunbookActivityDeps,
+  type RunbookPlanDetails,
+} from './runbook.js';
 import { Failure } from '../lib/operations/failures.js';
 
 export interface ExistingTemplate {
@@ -61,25 +67,38 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
     async planTemplateBuild(input: TemplateBuildInput): Promise<PlanDraft<TemplateBuildDetails>> {
       const { stored, details } = await prepareRunbook(deps, input, operationId());
       if (!stored.runbook.steps.some((s) => s.kind === 'api' && s.api === 'qemuTemplate')) {
-        fail(Failure.PlanRefused, `runbook: ${stored.name} does not build a template (no qemuTemplate step); run it as a runbook-run instead`);
+        fail(
+          Failure.PlanRefused,
+          `runbook: ${stored.name} does not build a template (no qemuTemplate step); run it as a runbook-run instead`,
+        );
       }
       const name = details.parameters['name'];
       if (typeof name !== 'string') {
-        fail(Failure.PlanRefused, `runbook: ${stored.name} has no name parameter; a template runbook names its template with one`);
+        fail(
+          Failure.PlanRefused,
+          `runbook: ${stored.name} has no name parameter; a template runbook names its template with one`,
+        );
       }
       const client = await deps.pve(input.environment);
       const guests = await classified('write', () => client.cluster.resources({ type: 'vm' }));
       const vmid = details.parameters['vmid'];
       const taken = typeof vmid === 'number' ? guests.find((g) => g.vmid === vmid) : undefined;
-      if (taken) fail(Failure.PlanRefused, `parameters.vmid: VMID ${vmid} exists ('${taken.name ?? ''}' on ${taken.node})`);
+      if (taken)
+        fail(Failure.PlanRefused, `parameters.vmid: VMID ${vmid} exists ('${taken.name ?? ''}' on ${taken.node})`);
 
       const sameName = guests.filter((g) => g.name === name && (g.type === 'qemu' || g.type === 'lxc'));
       if (sameName.length > 1) {
-        fail(Failure.PlanRefused, `parameters.name: ${sameName.length} guests are named '${name}' (${sameName.map((g) => g.vmid).join(', ')}); choose a unique name`);
+        fail(
+          Failure.PlanRefused,
+          `parameters.name: ${sameName.length} guests are named '${name}' (${sameName.map((g) => g.vmid).join(', ')}); choose a unique name`,
+        );
       }
       const found = sameName[0];
       if (found && !found.template) {
-        fail(Failure.PlanRefused, `parameters.name: '${name}' is ${found.type === 'qemu' ? 'VM' : 'CT'} ${found.vmid} on ${found.node}, not a template; choose another name`);
+        fail(
+          Failure.PlanRefused,
+          `parameters.name: '${name}' is ${found.type === 'qemu' ? 'VM' : 'CT'} ${found.vmid} on ${found.node}, not a template; choose another name`,
+        );
       }
       const existing = found ? { vmid: found.vmid!, node: found.node!, name } : undefined;
       const base = { ...details, name, ...(existing ? { existing } : {}) };
@@ -102,9 +121,24 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
       const { plan } = details;
       const steps: PlanStep[] = [
         ...planStepsOf(plan),
-        { id: 'verify', action: 'verify-template', name, node: details.node, description: `read the template's config back and check it holds what the runbook set` },
+        {
+          id: 'verify',
+          action: 'verify-template',
+          name,
+          node: details.node,
+          description: `read the template's config back and check it holds what the runbook set`,
+        },
         ...(removePrevious
-          ? [{ id: removePrevious.id, action: 'api:qemuDestroy', vmid: existing!.vmid, name, node: existing!.node, description: removePrevious.description }]
+          ? [
+              {
+                id: removePrevious.id,
+                action: 'api:qemuDestroy',
+                vmid: existing!.vmid,
+                name,
+                node: existing!.node,
+                description: removePrevious.description,
+              },
+            ]
           : []),
       ];
       return {
@@ -138,13 +172,17 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
     }): Promise<VerifiedTemplate> {
       const client = await deps.pve(args.environment);
       const [config, resources] = await classified('write', () =>
-        Promise.all([client.qemu.config({ node: args.node, vmid: args.vmid }), client.cluster.resources({ type: 'vm' })]),
+        Promise.all([
+          client.qemu.config({ node: args.node, vmid: args.vmid }),
+          client.cluster.resources({ type: 'vm' }),
+        ]),
       );
       const expected = expectedGuestConfig(args.steps.map((s) => finishStep(s, args.vars)));
       const problems = compareGuestConfig(expected, config).map(
         (m) => `${m.key}: expected ${m.expected}, PVE has ${m.actual ?? '(unset)'}`,
       );
-      if (config.name !== args.name) problems.unshift(`name: expected ${args.name}, PVE has ${config.name ?? '(unset)'}`);
+      if (config.name !== args.name)
+        problems.unshift(`name: expected ${args.name}, PVE has ${config.name ?? '(unset)'}`);
       const listed = resources.find((r) => r.vmid === args.vmid);
       if (!config.template || !listed?.template) problems.unshift('template: the VM is not a template');
       if (problems.length > 0) {
@@ -154,7 +192,13 @@ export function createTemplateBuildActivities(deps: RunbookActivityDeps) {
           message: `template ${args.vmid} does not hold what the runbook set: ${problems.join('; ')}`,
         });
       }
-      return { vmid: args.vmid, node: args.node, name: args.name, tags: parseTags(config.tags), checked: Object.keys(expected) };
+      return {
+        vmid: args.vmid,
+        node: args.node,
+        name: args.name,
+        tags: parseTags(config.tags),
+        checked: Object.keys(expected),
+      };
     },
   };
 }

@@ -53,10 +53,16 @@ export interface LocatedGuest {
  * Of the config keys just written, those PVE keeps pending until the guest next starts (a
  * running VM cannot hot-plug them), as PVE reports them — not as the request hoped.
  */
-export async function awaitingRestart(client: PveClient, guest: LocatedGuest, keys: readonly string[]): Promise<string[]> {
+export async function awaitingRestart(
+  client: PveClient,
+  guest: LocatedGuest,
+  keys: readonly string[],
+): Promise<string[]> {
   if (guest.type !== 'qemu' || guest.status !== 'running') return [];
   const pending = await client.qemu.pending({ node: guest.node, vmid: guest.vmid });
-  return pending.filter((p) => keys.includes(p.key) && (p.pending !== undefined || Boolean(p.delete))).map((p) => p.key);
+  return pending
+    .filter((p) => keys.includes(p.key) && (p.pending !== undefined || Boolean(p.delete)))
+    .map((p) => p.key);
 }
 
 /** `; cores, memory need a restart ...` for a step's detail, empty when nothing waits. */
@@ -64,7 +70,6 @@ export function restartNote(guest: LocatedGuest, keys: readonly string[]): strin
   if (keys.length === 0) return '';
   return `; ${keys.join(', ')} ${keys.length === 1 ? 'needs' : 'need'} a restart of ${describeGuest(guest)} to take effect (PVE keeps ${keys.length === 1 ? 'it' : 'them'} pending)`;
 }
-
 
 export function describeGuest(guest: Pick<LocatedGuest, 'type' | 'vmid'>): string {
   return `${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid}`;
@@ -102,7 +107,10 @@ export async function verifyIdentity(client: PveClient, vmid: number, name: stri
   const config = await guestConfig(client, guest);
   const actual = (guest.type === 'qemu' ? config.name : config.hostname) ?? '';
   if (actual !== name) {
-    fail(Failure.VmIdentityMismatch, `${describeGuest(guest)} is named '${actual}', not '${name}': refusing to act on it`);
+    fail(
+      Failure.VmIdentityMismatch,
+      `${describeGuest(guest)} is named '${actual}', not '${name}': refusing to act on it`,
+    );
   }
   return guest;
 }
@@ -221,7 +229,8 @@ async function taskOfEarlierAttempt(client: PveClient, vmid: number, step: PlanS
   const { attempt, heartbeatDetails, scheduledTimestampMs } = ctx.info;
   const { time } = await client.nodes.time({ node: step.node });
   const mark = heartbeatDetails as DispatchMark | undefined;
-  const firstSend = mark?.nodeTime ?? (attempt <= 1 ? time : time - Math.ceil((Date.now() - scheduledTimestampMs) / 1000));
+  const firstSend =
+    mark?.nodeTime ?? (attempt <= 1 ? time : time - Math.ceil((Date.now() - scheduledTimestampMs) / 1000));
   ctx.heartbeat({ nodeTime: firstSend } satisfies DispatchMark);
   if (attempt <= 1) return undefined;
   const tasks = await client.tasks.list({ node: step.node, vmid, source: 'all', since: firstSend - 1 });
@@ -239,7 +248,9 @@ async function sendOnce<T>(what: string, step: PlanStep, request: () => Promise<
   try {
     return await request();
   } catch (err) {
-    const unanswered = (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) || (err instanceof PveApiError && isTransient(err));
+    const unanswered =
+      (err instanceof PveUnavailableError && err.requestMayHaveBeenSent) ||
+      (err instanceof PveApiError && isTransient(err));
     if (!unanswered) throw err;
     if (STEP_TASKS[step.action] && !DESTRUCTIVE.has(step.action)) {
       throw ApplicationFailure.create({
@@ -265,19 +276,28 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
         const preflight = await readPreflight(client, guest);
         let steps: PlanStep[];
         try {
-          steps = planGuestSteps(requestOf(input), preflight, { snapshotBeforeChange: policy.snapshot_before_change, now: new Date() });
+          steps = planGuestSteps(requestOf(input), preflight, {
+            snapshotBeforeChange: policy.snapshot_before_change,
+            now: new Date(),
+          });
         } catch (err) {
           if (err instanceof StepRefusal) fail(Failure.PlanRefused, err.message);
           throw err;
         }
-        if (input.action === 'delete') steps = [...backupBefore(policy, 'delete', { ...guest, name: input.name }), ...steps];
+        if (input.action === 'delete')
+          steps = [...backupBefore(policy, 'delete', { ...guest, name: input.name }), ...steps];
         const { risk, why } = ACTION_RISK[input.action];
         return {
           summary: `${input.action} ${preflightLine(guest, input.name, preflight)}`,
           risk,
-          reasons: [why, ...(preflight.haState ? [`${describeGuest(guest)} is HA-managed (${preflight.haState})`] : [])],
+          reasons: [
+            why,
+            ...(preflight.haState ? [`${describeGuest(guest)} is HA-managed (${preflight.haState})`] : []),
+          ],
           steps,
-          warnings: preflight.lock ? [`${describeGuest(guest)} is locked (${preflight.lock}); PVE will refuse until the lock clears`] : [],
+          warnings: preflight.lock
+            ? [`${describeGuest(guest)} is locked (${preflight.lock}); PVE will refuse until the lock clears`]
+            : [],
           nodes: [...new Set([guest.node, ...steps.flatMap((s) => (s.target ? [s.target] : []))])],
           vmids: [input.vmid],
           estimatedDurationMs: steps.length * 10_000,
@@ -317,7 +337,9 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             return send(() => api.stop({ node, vmid }));
           case 'shutdown':
             if (guest.status === 'stopped') return done(`${describeGuest(guest)} is already stopped`);
-            return send(() => api.shutdown({ node, vmid, timeout: Number(p['timeout']), forceStop: Boolean(p['forceStop']) }));
+            return send(() =>
+              api.shutdown({ node, vmid, timeout: Number(p['timeout']), forceStop: Boolean(p['forceStop']) }),
+            );
           case 'reboot':
             return send(() => api.reboot({ node, vmid }));
           case 'snapshot': {
@@ -325,16 +347,24 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
             const description = `taken by proxmox-manager operation ${operationId()}`;
             const existing = (await api.snapshots({ node, vmid })).find((s) => s.name === snapname);
             if (existing?.description?.trim() === description) return done(`snapshot '${snapname}' already taken`);
-            if (existing) fail(Failure.PlanRefused, `snapshot: ${describeGuest(guest)} already has a snapshot '${snapname}' this operation did not take`);
+            if (existing)
+              fail(
+                Failure.PlanRefused,
+                `snapshot: ${describeGuest(guest)} already has a snapshot '${snapname}' this operation did not take`,
+              );
             return send(() => api.snapshot({ node, vmid, snapname, description }));
           }
           case 'rollback':
-            return send(() => api.rollback({ node, vmid, snapname: String(p['snapname']), ...(p['start'] ? { start: true } : {}) }));
+            return send(() =>
+              api.rollback({ node, vmid, snapname: String(p['snapname']), ...(p['start'] ? { start: true } : {}) }),
+            );
           case 'migrate': {
             const target = String(p['target']);
             if (node === target) return done(`${describeGuest(guest)} already runs on ${target}`);
             const active = await client.tasks.list({ node, vmid, source: 'active' });
-            const running = active.find((t) => t.type === 'qmigrate' || t.type === 'vzmigrate' || t.type === 'hamigrate');
+            const running = active.find(
+              (t) => t.type === 'qmigrate' || t.type === 'vzmigrate' || t.type === 'hamigrate',
+            );
             if (running) return { kind: 'dispatched', upid: running.upid };
             const live = guest.status === 'running';
             return send(() =>
@@ -360,16 +390,25 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
                 }),
               );
             } else {
-              await sendOnce(what, step, () => client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }));
+              await sendOnce(what, step, () =>
+                client.lxc.updateConfig({ node, vmid, ...changes, ...(memory !== undefined ? { memory } : {}) }),
+              );
             }
             const waiting = await awaitingRestart(client, guest, Object.keys(p));
-            return { kind: 'applied', detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}${restartNote(guest, waiting)}` };
+            return {
+              kind: 'applied',
+              detail: `set ${Object.keys(p).join(', ')} of ${describeGuest(guest)}${restartNote(guest, waiting)}`,
+            };
           }
           case 'resize-disk':
             if (type !== 'qemu') fail(Failure.PlanRefused, `${describeGuest(guest)}: only VM disks can be grown`);
             return send(() => client.qemu.resize({ node, vmid, disk: String(p['disk']), size: String(p['size']) }));
           case 'destroy':
-            if (guest.status === 'running') fail(Failure.PlanRefused, `${describeGuest(guest)} is running; it must be stopped before it is destroyed`);
+            if (guest.status === 'running')
+              fail(
+                Failure.PlanRefused,
+                `${describeGuest(guest)} is running; it must be stopped before it is destroyed`,
+              );
             return send(() => api.destroy({ node, vmid, purge: true, 'destroy-unreferenced-disks': true }));
           default:
             fail(Failure.PlanRefused, `unknown step action '${step.action}'`);
@@ -382,7 +421,12 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
      * migration target. PVE answers requests for HA-managed guests with a task that only queues
      * them, so the task's success alone proves nothing. Safe to retry: it only reads.
      */
-    async awaitGuestSettled(args: { environment: string; vmid: number; step: PlanStep; timeoutMs: number }): Promise<LocatedGuest> {
+    async awaitGuestSettled(args: {
+      environment: string;
+      vmid: number;
+      step: PlanStep;
+      timeoutMs: number;
+    }): Promise<LocatedGuest> {
       const client = await deps.pve(args.environment);
       const expected = settledState(args.step);
       const ctx = Context.current();
@@ -391,8 +435,15 @@ export function createVmActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>) {
         let pauseMs = 200;
         for (;;) {
           const guest = await locateGuest(client, args.vmid);
-          if (!guest) throw ApplicationFailure.create({ type: Failure.GuestVanished, message: `guest ${args.vmid} no longer exists`, nonRetryable: true });
-          const there = (!expected?.node || guest.node === expected.node) && (!expected?.status || guest.status === expected.status);
+          if (!guest)
+            throw ApplicationFailure.create({
+              type: Failure.GuestVanished,
+              message: `guest ${args.vmid} no longer exists`,
+              nonRetryable: true,
+            });
+          const there =
+            (!expected?.node || guest.node === expected.node) &&
+            (!expected?.status || guest.status === expected.status);
           if (there) return guest;
           ctx.heartbeat({ node: guest.node, status: guest.status });
           if (Date.now() >= deadline) {

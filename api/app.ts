@@ -61,13 +61,22 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     // Unless the route states its own (the inventory's ETag-revalidated snapshot).
     if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
   });
-  app.use('*', methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => methodNotAllowedResponse(c, documentedMethods(routes, c.req.path) ?? methods) }));
+  app.use(
+    '*',
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) => methodNotAllowedResponse(c, documentedMethods(routes, c.req.path) ?? methods),
+    }),
+  );
   app.use(
     '*',
     bodyLimit({
       maxSize: s.config.api.max_body_bytes,
       onError: (c) =>
-        errorResponse(c, new ApiError(413, 'payload_too_large', `request body exceeds ${s.config.api.max_body_bytes} bytes`)),
+        errorResponse(
+          c,
+          new ApiError(413, 'payload_too_large', `request body exceeds ${s.config.api.max_body_bytes} bytes`),
+        ),
     }),
   );
   const guard = createGuard(s);
@@ -75,7 +84,15 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     app.on(route.method, route.path.replace(/\{(\w+)\}/g, ':$1'), guard(route));
   }
   if (s.config.discord) {
-    app.route('/v1/discord', discordRoutes({ config: s.config.discord, apiFetch: async (request) => app.fetch(request), now: s.now, log: s.log }));
+    app.route(
+      '/v1/discord',
+      discordRoutes({
+        config: s.config.discord,
+        apiFetch: async (request) => app.fetch(request),
+        now: s.now,
+        log: s.log,
+      }),
+    );
   }
   app.notFound(notFound);
   app.onError(createErrorHandler(s.log, (c) => c.get('requestId') ?? 'unknown'));
@@ -90,7 +107,10 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
 function documentedMethods(routes: readonly Route[], path: string): string[] | undefined {
   const documented = routes.filter((r) => !r.hidden);
   const literal = documented.filter((r) => r.path === path);
-  const matching = literal.length > 0 ? literal : documented.filter((r) => new RegExp(`^${r.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
+  const matching =
+    literal.length > 0
+      ? literal
+      : documented.filter((r) => new RegExp(`^${r.path.replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
   const methods = [...new Set(matching.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])))];
   return methods.length > 0 ? methods : undefined;
 }

@@ -26,13 +26,14 @@ export interface Identity {
 }
 
 export type Authentication =
-  | { ok: true; identity: Identity }
-  | { ok: false; reason: 'missing' | 'malformed' | 'unknown-token' };
+  { ok: true; identity: Identity } | { ok: false; reason: 'missing' | 'malformed' | 'unknown-token' };
 
 /** RFC 6750 b64token. */
 const bearer = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
-export function createAuthenticator(tokens: readonly ApiToken[]): (authorization: string | undefined) => Authentication {
+export function createAuthenticator(
+  tokens: readonly ApiToken[],
+): (authorization: string | undefined) => Authentication {
   const known = tokens.map((t) => ({ token: t, hash: Buffer.from(t.sha256, 'hex') }));
   return (authorization) => {
     if (!authorization) return { ok: false, reason: 'missing' };
@@ -47,7 +48,11 @@ export function createAuthenticator(tokens: readonly ApiToken[]): (authorization
     if (!found) return { ok: false, reason: 'unknown-token' };
     return {
       ok: true,
-      identity: { actor: found.actor, roles: found.roles, ...(found.environments ? { environments: found.environments } : {}) },
+      identity: {
+        actor: found.actor,
+        roles: found.roles,
+        ...(found.environments ? { environments: found.environments } : {}),
+      },
     };
   };
 }

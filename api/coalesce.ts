@@ -9,7 +9,11 @@
  * and at most two reads per key are ever pending. A caller content with any answer newer than
  * what it holds (`joinRunning`) shares the read in flight instead.
  */
-export function coalesced<V>(): (key: string, read: () => Promise<V>, options?: { joinRunning?: boolean }) => Promise<V> {
+export function coalesced<V>(): (
+  key: string,
+  read: () => Promise<V>,
+  options?: { joinRunning?: boolean },
+) => Promise<V> {
   const flights = new Map<string, { done: Promise<V>; next?: Promise<V> }>();
   const start = (key: string, read: () => Promise<V>): Promise<V> => {
     const flight: { done: Promise<V>; next?: Promise<V> } = {

@@ -69,12 +69,18 @@ function isTemporalUnavailable(err: unknown): boolean {
 /** Maps what routes and libraries throw to a status and body; undefined when unexpected. */
 export function classify(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err;
-  if (err instanceof HTTPException) return new ApiError(err.status as ContentfulStatusCode, 'http_error', err.message || 'request failed');
+  if (err instanceof HTTPException)
+    return new ApiError(err.status as ContentfulStatusCode, 'http_error', err.message || 'request failed');
   if (err instanceof WorkflowNotFoundError) return new ApiError(404, 'not_found', 'no such operation');
   if (err instanceof WorkflowExecutionAlreadyStartedError) {
-    return new ApiError(409, 'already_started', 'an operation with this id is already running (one rolling maintenance per cluster, or an identical request); see GET /v1/operations');
+    return new ApiError(
+      409,
+      'already_started',
+      'an operation with this id is already running (one rolling maintenance per cluster, or an identical request); see GET /v1/operations',
+    );
   }
-  if (isTemporalUnavailable(err)) return new ApiError(503, 'temporal_unavailable', 'Temporal is not reachable; try again shortly');
+  if (isTemporalUnavailable(err))
+    return new ApiError(503, 'temporal_unavailable', 'Temporal is not reachable; try again shortly');
   return undefined;
 }
 
@@ -102,7 +108,10 @@ export function createErrorHandler(log: (line: string) => void, requestId: (c: C
     const name = err instanceof Error ? err.name : typeof err;
     const message = err instanceof Error ? err.message : String(err);
     log(`[api] ${id} ${c.req.method} ${c.req.path} failed: ${name}: ${redact(message)}`);
-    return c.json(errorBody(new ApiError(500, 'internal', 'internal error; quote the correlation id when reporting it'), id), 500);
+    return c.json(
+      errorBody(new ApiError(500, 'internal', 'internal error; quote the correlation id when reporting it'), id),
+      500,
+    );
   };
 }
 
@@ -112,8 +121,14 @@ export const notFound: NotFoundHandler = (c) =>
 export function methodNotAllowedResponse(c: Context, allowed: string[]): Response {
   return errorResponse(
     c,
-    new ApiError(405, 'method_not_allowed', `${c.req.method} is not allowed here; use ${allowed.join(', ')}`, undefined, {
-      Allow: allowed.join(', '),
-    }),
+    new ApiError(
+      405,
+      'method_not_allowed',
+      `${c.req.method} is not allowed here; use ${allowed.join(', ')}`,
+      undefined,
+      {
+        Allow: allowed.join(', '),
+      },
+    ),
   );
 }

@@ -38,7 +38,9 @@ async function main(): Promise<void> {
   }
 
   const server = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, (info) => {
-    console.log(`api: listening on http://${info.address}:${info.port} (docs at /docs), Temporal ${config.temporal.address}`);
+    console.log(
+      `api: listening on http://${info.address}:${info.port} (docs at /docs), Temporal ${config.temporal.address}`,
+    );
   });
   server.once('error', (err: NodeJS.ErrnoException) => {
     console.error(

@@ -55,7 +55,10 @@ function hoist(schema: JsonSchema, components: Record<string, JsonSchema>): Json
 }
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output', components: Record<string, JsonSchema>): JsonSchema {
-  return hoist(z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema, components);
+  return hoist(
+    z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema,
+    components,
+  );
 }
 
 /** Operation requests get each field's meaning and an example (lib/operations/request-docs.ts). */
@@ -65,7 +68,11 @@ function requestBodySchema(route: Route, schema: z.ZodType, components: Record<s
   return kind ? describeRequestSchema(kind, body) : body;
 }
 
-function parameters(schema: z.ZodType | undefined, location: 'path' | 'query', components: Record<string, JsonSchema>): OpenApiParameter[] {
+function parameters(
+  schema: z.ZodType | undefined,
+  location: 'path' | 'query',
+  components: Record<string, JsonSchema>,
+): OpenApiParameter[] {
   if (!schema) return [];
   const object = jsonSchema(schema, 'input', components);
   const properties = (object.properties ?? {}) as Record<string, JsonSchema>;
@@ -97,7 +104,8 @@ function operationId(route: Route): string {
 function standardResponses(route: Route): Route['responses'] {
   const error = (description: string) => ({ description, schema: ErrorResponse });
   const responses: Route['responses'] = {};
-  if (route.params || route.query || route.body) responses[400] = error('a parameter, the query or the body is invalid (details name the field)');
+  if (route.params || route.query || route.body)
+    responses[400] = error('a parameter, the query or the body is invalid (details name the field)');
   if (route.access !== 'public') {
     responses[401] = error('no bearer token, or not a valid one');
     responses[403] = error('the token’s roles or environments do not allow this');
@@ -122,7 +130,10 @@ function namingEnvironments(environments: readonly string[]): (schema: JsonSchem
     const node = value as JsonSchema;
     const out: JsonSchema = {};
     for (const [k, v] of Object.entries(node)) {
-      out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v as JsonSchema).map(([name, p]) => [name, visit(p, name)])) : visit(v);
+      out[k] =
+        k === 'properties'
+          ? Object.fromEntries(Object.entries(v as JsonSchema).map(([name, p]) => [name, visit(p, name)]))
+          : visit(v);
     }
     const isEnvironment = node['x-environment'] === true || (key === 'environment' && node.type === 'string');
     if (isEnvironment && environments.length > 0) {
@@ -135,12 +146,18 @@ function namingEnvironments(environments: readonly string[]): (schema: JsonSchem
   return (schema, key) => visit(schema, key) as JsonSchema;
 }
 
-export function openApiDocument(routes: readonly Route[], options: { environments?: readonly string[] } = {}): OpenApiDocument {
+export function openApiDocument(
+  routes: readonly Route[],
+  options: { environments?: readonly string[] } = {},
+): OpenApiDocument {
   const components: Record<string, JsonSchema> = {};
   const paths: OpenApiDocument['paths'] = {};
   const named = namingEnvironments(options.environments ?? []);
   for (const route of routes.filter((r) => !r.hidden)) {
-    const params = [...parameters(route.params, 'path', components), ...parameters(route.query, 'query', components)].map((p) => ({
+    const params = [
+      ...parameters(route.params, 'path', components),
+      ...parameters(route.query, 'query', components),
+    ].map((p) => ({
       ...p,
       schema: named(p.schema, p.name),
     }));
@@ -156,7 +173,9 @@ export function openApiDocument(routes: readonly Route[], options: { environment
         ? {
             requestBody: {
               required: route.body.required,
-              content: { 'application/json': { schema: named(requestBodySchema(route, route.body.schema, components)) } },
+              content: {
+                'application/json': { schema: named(requestBodySchema(route, route.body.schema, components)) },
+              },
             },
           }
         : {}),
@@ -216,8 +235,12 @@ function bodyFields(schema: JsonSchema): string {
         `<td>${escapeHtml(typeof p.description === 'string' ? p.description : '')}</td></tr>`,
     )
     .join('');
-  const table = rows ? `<table><tr><th>field</th><th>type</th><th>default</th><th>meaning</th></tr>${rows}</table>` : '';
-  const examples = Array.isArray(schema.examples) ? schema.examples.map((e) => `<p>example:</p>${pretty(e)}`).join('') : '';
+  const table = rows
+    ? `<table><tr><th>field</th><th>type</th><th>default</th><th>meaning</th></tr>${rows}</table>`
+    : '';
+  const examples = Array.isArray(schema.examples)
+    ? schema.examples.map((e) => `<p>example:</p>${pretty(e)}`).join('')
+    : '';
   return `${table}${examples}<details><summary>JSON schema</summary>${pretty(schema)}</details>`;
 }
 
@@ -241,7 +264,11 @@ export function docsPage(doc: OpenApiDocument): string {
         .map(([status, r]) => {
           const schema = r.content?.['application/json'].schema;
           const ref = typeof schema?.$ref === 'string' ? schema.$ref.split('/').pop() : undefined;
-          const shape = ref ? ` — <a href="#schema-${escapeHtml(ref)}">${escapeHtml(ref)}</a>` : schema ? `<details><summary>schema</summary>${pretty(schema)}</details>` : '';
+          const shape = ref
+            ? ` — <a href="#schema-${escapeHtml(ref)}">${escapeHtml(ref)}</a>`
+            : schema
+              ? `<details><summary>schema</summary>${pretty(schema)}</details>`
+              : '';
           return `<li><b>${status}</b> ${escapeHtml(r.description)}${shape}</li>`;
         })
         .join('');
@@ -253,7 +280,10 @@ export function docsPage(doc: OpenApiDocument): string {
     }),
   );
   const schemas = Object.entries(doc.components.schemas)
-    .map(([name, schema]) => `<section id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>${bodyFields(schema)}</section>`)
+    .map(
+      ([name, schema]) =>
+        `<section id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>${bodyFields(schema)}</section>`,
+    )
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(doc.info.title)} API</title>

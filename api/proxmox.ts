@@ -36,7 +36,11 @@ function reachability(node: string, err: unknown): NodeReachability {
     return { node, status: 'unauthorized', detail: 'the node refused the configured API token' };
   }
   if (err instanceof PveTlsError) {
-    return { node, status: 'unreachable', detail: 'TLS verification failed (certificate does not match the pinned one)' };
+    return {
+      node,
+      status: 'unreachable',
+      detail: 'TLS verification failed (certificate does not match the pinned one)',
+    };
   }
   if (err instanceof Error && err.name === 'SecretError') {
     return { node, status: 'unauthorized', detail: 'the API token could not be read from its configured source' };

@@ -61,7 +61,8 @@ export function createRefusalAggregator(
       }
       window.counted += 1;
       const path = entry.detail.path.slice(0, 200);
-      if (window.paths.has(path) || window.paths.size < MAX_PATHS) window.paths.set(path, (window.paths.get(path) ?? 0) + 1);
+      if (window.paths.has(path) || window.paths.size < MAX_PATHS)
+        window.paths.set(path, (window.paths.get(path) ?? 0) + 1);
       timer ??= setTimeout(() => void flush().catch(() => undefined), limits.windowMs).unref();
       return undefined;
     },

@@ -9,7 +9,9 @@ import { operations } from '../lib/operations/catalog.js';
 import type { PublishedStatus } from '../lib/operations/plan.js';
 
 /** Values that end up inside a Temporal visibility query: plain words only, so no quoting is needed. */
-const word = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'must be a plain word (letters, digits, . _ @ : -)');
+const word = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'must be a plain word (letters, digits, . _ @ : -)');
 /** A whole number in a query string, documented as the integer range it must lie in. */
 const wholeNumber = (min: number, max: number) =>
   z
@@ -80,7 +82,10 @@ export const InventoryQuery = z.strictObject({
   type: z.enum(['qemu', 'lxc']).optional(),
   tag: word.optional(),
   node: word.optional(),
-  fresh: z.enum(['true', 'false']).optional().describe('true: read PVE now rather than answer from the shared snapshot'),
+  fresh: z
+    .enum(['true', 'false'])
+    .optional()
+    .describe('true: read PVE now rather than answer from the shared snapshot'),
 });
 
 export const GuestSchema = z
@@ -134,7 +139,16 @@ const filterableExecutionStates = [
 ] as const;
 export const executionStates = [...filterableExecutionStates, 'unknown'] as const;
 // An operation cancelled before its decision has approval state `cancelled`: `state=cancelled` finds it (and every other cancelled one).
-export const approvalStates = ['planning', 'pending', 'approved', 'auto-approved', 'not-required', 'rejected', 'expired', 'dry-run'] as const;
+export const approvalStates = [
+  'planning',
+  'pending',
+  'approved',
+  'auto-approved',
+  'not-required',
+  'rejected',
+  'expired',
+  'dry-run',
+] as const;
 
 export const OperationIdParams = z.strictObject({
   id: z.string().regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id (URL-encode its slashes)'),
@@ -215,17 +229,35 @@ export const PublishedStatusSchema = z
     phase: z.enum(['planning', 'awaiting-approval', 'applying', 'completed', 'rejected', 'failed', 'cancelled']),
     approvalState: z.enum([...approvalStates, 'cancelled']),
     plan: z
-      .object({ version: z.number().int(), summary: z.string(), risk: z.enum(['low', 'medium', 'high']), stepCount: z.number().int() })
+      .object({
+        version: z.number().int(),
+        summary: z.string(),
+        risk: z.enum(['low', 'medium', 'high']),
+        stepCount: z.number().int(),
+      })
       .optional()
       .describe('the plan’s headline: approve by its version (include=plan for the whole plan)'),
     progress: z.record(StepState, z.number().int()).describe('steps per state'),
     approval: z
-      .object({ decision: z.enum(['approved', 'rejected']), by: z.string(), at: z.string(), planVersion: z.number().int(), reason: z.string().optional() })
+      .object({
+        decision: z.enum(['approved', 'rejected']),
+        by: z.string(),
+        at: z.string(),
+        planVersion: z.number().int(),
+        reason: z.string().optional(),
+      })
       .optional(),
     outcome: z.enum(['completed', 'nothing-to-do', 'rejected', 'dry-run', 'refused', 'failed', 'cancelled']).optional(),
     error: z.string().optional(),
     cancelRequestedAt: z.string().optional(),
-    cancelled: z.object({ requestedAt: z.string(), done: z.array(z.string()), failed: z.array(z.string()), notStarted: z.array(z.string()) }).optional(),
+    cancelled: z
+      .object({
+        requestedAt: z.string(),
+        done: z.array(z.string()),
+        failed: z.array(z.string()),
+        notStarted: z.array(z.string()),
+      })
+      .optional(),
   })
   .describe('what the workflow published as it last changed; every field from the same moment')
   .meta({ id: 'OperationStatus' }) satisfies z.ZodType<PublishedStatus>;
@@ -258,13 +290,27 @@ export const OperationList = z
   .meta({ id: 'OperationList' });
 
 export const OperationDetail = OperationSummary.extend({
-  plan: z.record(z.string(), z.unknown()).optional().describe('include=plan: the whole plan (steps, reasons, warnings, details)'),
+  plan: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe('include=plan: the whole plan (steps, reasons, warnings, details)'),
   steps: z
-    .array(z.object({ id: z.string(), state: StepState, detail: z.string().optional(), startedAt: z.string().optional(), endedAt: z.string().optional() }))
+    .array(
+      z.object({
+        id: z.string(),
+        state: StepState,
+        detail: z.string().optional(),
+        startedAt: z.string().optional(),
+        endedAt: z.string().optional(),
+      }),
+    )
     .optional()
     .describe('include=plan: each step and how it went'),
   planText: z.string().optional().describe('include=plan: the plan as a person reads it (the text every door shows)'),
-  planUnavailable: z.string().optional().describe('include=plan: why the status query could not be answered (it needs a worker)'),
+  planUnavailable: z
+    .string()
+    .optional()
+    .describe('include=plan: why the status query could not be answered (it needs a worker)'),
   transfers: z
     .array(z.object({ vmid: z.number().int().optional(), transferred: z.string(), of: z.string() }))
     .optional()
@@ -276,7 +322,11 @@ export const OperationDetail = OperationSummary.extend({
 export const Decision = z
   .object({
     id: z.string(),
-    state: z.enum(['decided', 'accepted']).describe('decided: the workflow validated and recorded it; accepted: sent as a signal, validated when a worker runs'),
+    state: z
+      .enum(['decided', 'accepted'])
+      .describe(
+        'decided: the workflow validated and recorded it; accepted: sent as a signal, validated when a worker runs',
+      ),
     decision: z.record(z.string(), z.unknown()).optional(),
     message: z.string().optional(),
   })
@@ -288,8 +338,14 @@ export const CancelAccepted = z.object({ id: z.string(), state: z.literal('cance
 
 export const AuditQuery = z.strictObject({
   actor: word.optional(),
-  action: z.string().regex(/^[A-Za-z0-9._-]+\*?$/, 'must be an action such as operation.approved, or a prefix ending in *').optional(),
-  operationId: z.string().regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id').optional(),
+  action: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+\*?$/, 'must be an action such as operation.approved, or a prefix ending in *')
+    .optional(),
+  operationId: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,1000}$/, 'must be an operation id')
+    .optional(),
   environment: word.optional(),
   since: z.iso.datetime({ offset: true }).optional(),
   until: z.iso.datetime({ offset: true }).optional(),

@@ -32,12 +32,16 @@ export function snapshots<V>(read: (key: string) => Promise<V>, maxAgeMs: number
     async get(key, { fresh }) {
       const current = held.get(key);
       if (!fresh && current && now() - current.readAt <= maxAgeMs) return current;
-      return shared(key, async () => {
-        const readAt = now();
-        const snapshot: Snapshot<V> = { value: await read(key), readAt, rendered: new Map() };
-        held.set(key, snapshot);
-        return snapshot;
-      }, { joinRunning: !fresh });
+      return shared(
+        key,
+        async () => {
+          const readAt = now();
+          const snapshot: Snapshot<V> = { value: await read(key), readAt, rendered: new Map() };
+          held.set(key, snapshot);
+          return snapshot;
+        },
+        { joinRunning: !fresh },
+      );
     },
   };
 }

@@ -89,7 +89,10 @@ export const startingStatus: PublishedStatus = {
  */
 export function summarize(
   s: Services,
-  info: Pick<WorkflowExecutionInfo, 'workflowId' | 'runId' | 'typedSearchAttributes' | 'memo' | 'status' | 'startTime' | 'closeTime'>,
+  info: Pick<
+    WorkflowExecutionInfo,
+    'workflowId' | 'runId' | 'typedSearchAttributes' | 'memo' | 'status' | 'startTime' | 'closeTime'
+  >,
 ): Summary | undefined {
   const attributes = info.typedSearchAttributes;
   const kind = attributes.get(PmOperationKind);
@@ -120,7 +123,10 @@ export function summarize(
  * The visibility query for a list filter. Every value was validated as a plain word (see
  * schemas.ts), so none needs quoting beyond the surrounding quotes.
  */
-export function visibilityQuery(filter: Omit<z.infer<typeof OperationsQuery>, 'pageSize' | 'pageToken'>, scope: readonly string[] | undefined): string {
+export function visibilityQuery(
+  filter: Omit<z.infer<typeof OperationsQuery>, 'pageSize' | 'pageToken'>,
+  scope: readonly string[] | undefined,
+): string {
   const clauses = ['PmOperationKind IS NOT NULL'];
   const equals = (attribute: string, value: string | number | undefined) => {
     if (value !== undefined) clauses.push(`${attribute} = '${value}'`);
@@ -152,7 +158,12 @@ export interface OperationsPage {
  * (no describe per row). Temporal's page token travels base64url-encoded; one Temporal
  * refuses is answered 400 naming `pageToken`.
  */
-export async function listPage(s: Services, query: string, pageSize: number, pageToken: string | undefined): Promise<OperationsPage> {
+export async function listPage(
+  s: Services,
+  query: string,
+  pageSize: number,
+  pageToken: string | undefined,
+): Promise<OperationsPage> {
   let response;
   try {
     response = await s.temporal.client.workflowService.listWorkflowExecutions({
@@ -163,11 +174,15 @@ export async function listPage(s: Services, query: string, pageSize: number, pag
     });
   } catch (err) {
     if (pageToken !== undefined && isGrpcServiceError(err) && err.code === grpcStatus.INVALID_ARGUMENT) {
-      throw new ApiError(400, 'invalid_request', 'invalid pageToken', [{ path: 'pageToken', message: 'must be the nextPageToken of a previous page' }]);
+      throw new ApiError(400, 'invalid_request', 'invalid pageToken', [
+        { path: 'pageToken', message: 'must be the nextPageToken of a previous page' },
+      ]);
     }
     throw err;
   }
-  const infos = await Promise.all(response.executions.map((raw) => executionInfoFromRaw(raw, dataConverter, raw, s.temporal.namespace)));
+  const infos = await Promise.all(
+    response.executions.map((raw) => executionInfoFromRaw(raw, dataConverter, raw, s.temporal.namespace)),
+  );
   const next = response.nextPageToken;
   return {
     operations: infos.flatMap((info) => summarize(s, info) ?? []),
@@ -208,7 +223,11 @@ export async function signedApproval(
     secret = await key;
   } catch {
     signingKeys.delete(ref);
-    throw new ApiError(503, 'signing_key_unavailable', `decisions cannot be signed: approvals.signing_key (${describeSecretRef(ref)}) is not available`);
+    throw new ApiError(
+      503,
+      'signing_key_unavailable',
+      `decisions cannot be signed: approvals.signing_key (${describeSecretRef(ref)}) is not available`,
+    );
   }
   const at = s.now().toISOString();
   return { ...request, at, signature: signDecision(secret, { operationId, decision, at, ...request }) };
@@ -263,7 +282,9 @@ const transferLine = /transferred ([\d.]+ [KMGTP]?i?B) of ([\d.]+ [KMGTP]?i?B)/;
  * carry the task's UPID and the newest line of its log). Only the byte counts and the VMID
  * leave here, never the rest of a heartbeat.
  */
-export function runningTransfers(description: WorkflowExecutionDescription): { vmid?: number; transferred: string; of: string }[] {
+export function runningTransfers(
+  description: WorkflowExecutionDescription,
+): { vmid?: number; transferred: string; of: string }[] {
   return (description.raw.pendingActivities ?? []).flatMap((activity) => {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload) return [];

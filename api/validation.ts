@@ -46,7 +46,11 @@ function isJson(contentType: string): boolean {
  * The JSON body validated by `schema`. With `optional`, a request without a body is read
  * as `{}` (for endpoints whose every field is optional).
  */
-export async function parseBody<S extends z.ZodType>(c: Context, schema: S, options: { optional?: boolean } = {}): Promise<z.infer<S>> {
+export async function parseBody<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+  options: { optional?: boolean } = {},
+): Promise<z.infer<S>> {
   const text = await c.req.text();
   if (text.length === 0) {
     if (options.optional) return check(schema, {}, 'invalid_body', 'request body');

@@ -57,7 +57,9 @@ function scenario(): Scenario {
         tags: ['bench'],
       })),
     ),
-    tokens: [{ id: 'automation@pve!pm', secret: 'bench-0123456789abcdef', acl: [{ path: '/', roles: ['Administrator'] }] }],
+    tokens: [
+      { id: 'automation@pve!pm', secret: 'bench-0123456789abcdef', acl: [{ path: '/', roles: ['Administrator'] }] },
+    ],
   };
 }
 
@@ -104,14 +106,26 @@ async function run(t: BenchTemporal, strategy: (typeof STRATEGIES)[number]): Pro
     });
     const input: BackupInput = {
       ...body,
-      meta: { requester: 'bench', environment: env.environment, dryRun: false, approvalTimeoutMs: 60_000, autoApprove: ['low', 'medium'] },
+      meta: {
+        requester: 'bench',
+        environment: env.environment,
+        dryRun: false,
+        approvalTimeoutMs: 60_000,
+        autoApprove: ['low', 'medium'],
+      },
     };
     const wallStart = performance.now();
     const simStart = env.sim.clock.now();
-    const handle = await t.client.workflow.start('backup', { taskQueue, workflowId: `bench/backup/${Date.now()}`, args: [input] });
+    const handle = await t.client.workflow.start('backup', {
+      taskQueue,
+      workflowId: `bench/backup/${Date.now()}`,
+      args: [input],
+    });
     const results = (await handle.result()).result as BackupGuestResult[];
     const makespanS = (env.sim.clock.now() - simStart) / 1000;
-    const archives = results.flatMap((r) => (r.volid ? [{ node: env.sim.state.guests.get(r.vmid)!.node, size: r.size! }] : []));
+    const archives = results.flatMap((r) =>
+      r.volid ? [{ node: env.sim.state.guests.get(r.vmid)!.node, size: r.size! }] : [],
+    );
     return {
       label: strategy.label,
       makespanS,
@@ -152,7 +166,12 @@ async function main(): Promise<void> {
     }
     const section = table(runs);
     console.log(section);
-    await writeDocSection(fileURLToPath(DOC), MARKERS, `with \`npm run bench:backup\` (BENCH_GUESTS=${PER_NODE}, BENCH_SPEED=${SPEED})`, section);
+    await writeDocSection(
+      fileURLToPath(DOC),
+      MARKERS,
+      `with \`npm run bench:backup\` (BENCH_GUESTS=${PER_NODE}, BENCH_SPEED=${SPEED})`,
+      section,
+    );
     console.error(`[bench] table written to ${fileURLToPath(DOC)}`);
   });
 }

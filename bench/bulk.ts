@@ -58,18 +58,35 @@ async function run(t: Temporal, maxParallel: number): Promise<Run> {
   const running = worker.run();
   let peakTasks = 0;
   const sampler = setInterval(() => {
-    const now = env.sim.cluster.tasks.all().filter((task) => task.status === 'running' && task.type === 'qmshutdown').length;
+    const now = env.sim.cluster.tasks
+      .all()
+      .filter((task) => task.status === 'running' && task.type === 'qmshutdown').length;
     peakTasks = Math.max(peakTasks, now);
   }, 5);
   try {
-    const body = bulkActionOperation.body.parse({ environment: env.environment, tags: 'bulk', action: 'shutdown', maxParallel });
+    const body = bulkActionOperation.body.parse({
+      environment: env.environment,
+      tags: 'bulk',
+      action: 'shutdown',
+      maxParallel,
+    });
     const input: BulkActionInput = {
       ...body,
-      meta: { requester: 'bench', environment: env.environment, dryRun: false, approvalTimeoutMs: 60_000, autoApprove: ['low', 'medium'] },
+      meta: {
+        requester: 'bench',
+        environment: env.environment,
+        dryRun: false,
+        approvalTimeoutMs: 60_000,
+        autoApprove: ['low', 'medium'],
+      },
     };
     const wallStart = performance.now();
     const simStart = env.sim.clock.now();
-    const handle = await t.client.workflow.start('bulkAction', { taskQueue, workflowId: `bench/bulk/${maxParallel}/${Date.now()}`, args: [input] });
+    const handle = await t.client.workflow.start('bulkAction', {
+      taskQueue,
+      workflowId: `bench/bulk/${maxParallel}/${Date.now()}`,
+      args: [input],
+    });
     const outcome = await handle.result();
     const results = outcome.result as BulkGuestResult[];
     return {
@@ -95,7 +112,8 @@ function pveBoundS(maxParallel: number): number {
 
 function table(runs: Run[]): string {
   const [baseline] = runs;
-  const label = (r: Run) => (r.maxParallel === 1 ? 'one at a time (maxParallel 1)' : `bulkAction, maxParallel ${r.maxParallel}`);
+  const label = (r: Run) =>
+    r.maxParallel === 1 ? 'one at a time (maxParallel 1)' : `bulkAction, maxParallel ${r.maxParallel}`;
   return [
     `Shut down ${VMS} running VMs tagged \`bulk\` on four nodes; PVE's shutdown takes ${SHUTDOWN_S} s (simulated) per VM, the simulator's clock runs ×${SPEED}.`,
     '',

@@ -77,23 +77,41 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
       // The worker's task waiter, polling at the simulated clock's pace like the cluster activities.
       async awaitTask({ environment, upid }: { environment: string; upid: string }) {
         const client = await env.deps.pve(environment);
-        return classified('write', async () => ({ upid, exitstatus: (await waitForTask(client, upid, POLLING)).exitstatus ?? 'OK' }));
+        return classified('write', async () => ({
+          upid,
+          exitstatus: (await waitForTask(client, upid, POLLING)).exitstatus ?? 'OK',
+        }));
       },
     },
   });
   const running = worker.run();
   try {
     const body = clusterUpOperation.body.parse({ environment: env.environment, profile: PROFILE, maxParallel });
-    const input: ClusterUpInput = { ...body, meta: { requester: 'bench', environment: env.environment, dryRun: false, approvalTimeoutMs: 600_000, autoApprove: [] } };
+    const input: ClusterUpInput = {
+      ...body,
+      meta: {
+        requester: 'bench',
+        environment: env.environment,
+        dryRun: false,
+        approvalTimeoutMs: 600_000,
+        autoApprove: [],
+      },
+    };
     const handle = await t.client.workflow.start('clusterUp', {
       taskQueue,
       workflowId: clusterUpOperation.workflowId(body, `bench-${randomUUID().slice(0, 8)}`),
       args: [input],
     });
-    const planned = await waitForStatus(handle, (s) => s.phase === 'awaiting-approval' || s.phase === 'failed', 120_000);
+    const planned = await waitForStatus(
+      handle,
+      (s) => s.phase === 'awaiting-approval' || s.phase === 'failed',
+      120_000,
+    );
     if (planned.phase === 'failed') throw new Error(`planning failed: ${planned.error}`);
     const began = { sim: env.sim.clock.now(), wall: Date.now() };
-    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bench-approver', planVersion: planned.plan!.version })] });
+    await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bench-approver', planVersion: planned.plan!.version })],
+    });
     const outcome = await handle.result();
     const finishedWall = Date.now();
     if (outcome.outcome !== 'completed') throw new Error(`cluster-up ended ${outcome.outcome}`);
@@ -103,12 +121,16 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
     const status: OperationStatus = await handle.query(statusQuery);
     // The simulated clock runs at a constant speed, so a wall instant maps onto it.
     const simAt = (wall: number) => began.sim + (wall - began.wall) * SPEED;
-    const lastBoot = Math.max(...status.steps.filter((s) => s.id.startsWith('boot:')).map((s) => Date.parse(s.endedAt!)));
+    const lastBoot = Math.max(
+      ...status.steps.filter((s) => s.id.startsWith('boot:')).map((s) => Date.parse(s.endedAt!)),
+    );
     const clones = env.sim.cluster.tasks.all().filter((task) => task.type === 'qmclone');
     // The simulator's cost model: a full clone copies the template's disks at clone_bytes_per_second.
     const { profile } = await loadClusterProfile(defaultClustersDir(), PROFILE);
     const template = env.sim.state.guests.get(profile.template.vmid)!;
-    const templateBytes = template.drives.filter((d) => !d.cdrom).reduce((n, d) => n + (env.sim.state.volume(d.volid, template.node)?.size ?? d.size ?? 0), 0);
+    const templateBytes = template.drives
+      .filter((d) => !d.cdrom)
+      .reduce((n, d) => n + (env.sim.state.volume(d.volid, template.node)?.size ?? d.size ?? 0), 0);
     return {
       strategy,
       maxParallel,
@@ -160,7 +182,11 @@ async function main(): Promise<void> {
     console.error('[bench] cluster-up lab: sequential');
     const sequential = await runClusterUp(t, 'sequential (one VM after the other)', 1);
     console.error('[bench] cluster-up lab: parallel');
-    const parallel = await runClusterUp(t, 'clusterUp (every VM at once)', clusterUpOperation.body.parse({ environment: 'x', profile: PROFILE }).maxParallel);
+    const parallel = await runClusterUp(
+      t,
+      'clusterUp (every VM at once)',
+      clusterUpOperation.body.parse({ environment: 'x', profile: PROFILE }).maxParallel,
+    );
     const text = table([sequential, parallel]);
     console.log(text);
     await writeDoc(text);

@@ -64,7 +64,9 @@ function simulated(s: BenchScenario): Promise<SimulatedEnvironment> {
 /** Where each guest ended up, and how many migration tasks failed. */
 function tally(env: SimulatedEnvironment, source: string, guestsBefore: number[], samples: Samples) {
   const stayed = guestsBefore.filter((vmid) => env.sim.state.guests.get(vmid)?.node === source).length;
-  const failed = [...samples.tasks.values()].filter((t) => t.type !== 'hamigrate' && t.exitstatus && t.exitstatus !== 'OK').length;
+  const failed = [...samples.tasks.values()].filter(
+    (t) => t.type !== 'hamigrate' && t.exitstatus && t.exitstatus !== 'OK',
+  ).length;
   return { moved: guestsBefore.length - stayed, failed, stayed };
 }
 
@@ -76,7 +78,12 @@ function guestsOn(env: SimulatedEnvironment, node: string): number[] {
   return [...env.sim.state.guests.values()].filter((g) => g.node === node).map((g) => g.vmid);
 }
 
-async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, overrides: Partial<EvacuationInput>): Promise<Run> {
+async function runWorkflow(
+  t: Temporal,
+  s: BenchScenario,
+  strategy: string,
+  overrides: Partial<EvacuationInput>,
+): Promise<Run> {
   const env = await simulated(s);
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
@@ -90,20 +97,28 @@ async function runWorkflow(t: Temporal, s: BenchScenario, strategy: string, over
   const running = worker.run();
   try {
     const before = guestsOn(env, s.source);
-    const input = evacuationInput({ environment: env.environment, node: s.source, containers: 'restart', ...overrides });
+    const input = evacuationInput({
+      environment: env.environment,
+      node: s.source,
+      containers: 'restart',
+      ...overrides,
+    });
     const handle = await startEvacuation(t.client, taskQueue, input);
     const planned = await waitForStatus(handle, (st) => st.phase === 'awaiting-approval' || st.phase === 'failed');
     if (planned.phase === 'failed') throw new Error(`planning ${s.name} failed: ${planned.error}`);
     const sampler = sampleCluster(env.sim);
     const began = env.sim.clock.now();
-    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bench-approver', planVersion: planned.plan!.version })] });
+    await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bench-approver', planVersion: planned.plan!.version })],
+    });
     const { result } = await handle.result();
     const finished = env.sim.clock.now();
     const makespanS = (finished - began) / 1000;
     const samples = sampler.stop();
     const tasks = [...samples.tasks.values()];
     // Before the first PVE task (approval, audit, marker, child start) and after the last (verify, audit).
-    const edgesS = (Math.min(...tasks.map((x) => x.start)) - began + (finished - Math.max(...tasks.map((x) => x.end ?? 0)))) / 1000;
+    const edgesS =
+      (Math.min(...tasks.map((x) => x.start)) - began + (finished - Math.max(...tasks.map((x) => x.end ?? 0)))) / 1000;
 
     // The workflow's view of each migration (wall time) against PVE's (the guest's tasks).
     const overheads = (result?.guests ?? [])
@@ -161,7 +176,9 @@ function table(s: BenchScenario, runs: Run[], boundS: number): string {
     `| strategy | makespan (sim) | × lower bound | moved / failed / stayed | peak memory ${targets.join(', ')} (limit ${pct(1 - HEADROOM)}) | overhead per migration (wall) | before first / after last task (sim) |`,
     '|---|---:|---:|---|---|---:|---:|',
     ...runs.map((r) => {
-      const peaks = targets.map((n) => `${pct(r.peaks.get(n) ?? 0)}${(r.peaks.get(n) ?? 0) > 1 - HEADROOM + 1e-9 ? ' ⚠' : ''}`).join(', ');
+      const peaks = targets
+        .map((n) => `${pct(r.peaks.get(n) ?? 0)}${(r.peaks.get(n) ?? 0) > 1 - HEADROOM + 1e-9 ? ' ⚠' : ''}`)
+        .join(', ');
       const overhead = r.overheadMs === undefined ? '—' : `${Math.round(r.overheadMs)} ms`;
       const edges = r.edgesS === undefined ? '—' : `${r.edgesS.toFixed(1)} s`;
       return `| ${r.strategy} | ${r.makespanS.toFixed(0)} s | ${(r.makespanS / boundS).toFixed(2)} | ${r.moved} / ${r.failed} / ${r.stayed} | ${peaks} | ${overhead} | ${edges} |`;
@@ -192,7 +209,12 @@ async function main(): Promise<void> {
 }
 
 function writeDoc(tables: string): Promise<void> {
-  return writeDocSection(DOC, MARKERS, `at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:evacuation\`).`, tables);
+  return writeDocSection(
+    DOC,
+    MARKERS,
+    `at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:evacuation\`).`,
+    tables,
+  );
 }
 
 await main();

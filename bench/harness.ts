@@ -37,7 +37,12 @@ export async function withBenchTemporal<T>(fn: (t: BenchTemporal) => Promise<T>)
 }
 
 /** Replaces what stands between the two markers in `doc` with a dated stamp and the tables. */
-export async function writeDocSection(doc: string | URL, markers: readonly [string, string], stamp: string, tables: string): Promise<void> {
+export async function writeDocSection(
+  doc: string | URL,
+  markers: readonly [string, string],
+  stamp: string,
+  tables: string,
+): Promise<void> {
   const text = await readFile(doc, 'utf8');
   const start = text.indexOf(markers[0]);
   const end = text.indexOf(markers[1]);

@@ -50,7 +50,12 @@ export interface OperationsFigures {
   duplicateTasks: number;
 }
 
-async function post(pool: Pool, path: string, token: string, body: unknown): Promise<{ status: number; json: { id?: string } }> {
+async function post(
+  pool: Pool,
+  path: string,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; json: { id?: string } }> {
   const { statusCode, body: stream } = await pool.request({
     method: 'POST',
     path,
@@ -61,7 +66,13 @@ async function post(pool: Pool, path: string, token: string, body: unknown): Pro
 }
 
 /** M operations through the API at once (at most CONNECTIONS requests in flight); then waits for every one. */
-async function operationsInFlight(stack: Stack, pool: Pool, token: string, vmids: { vmid: number; name: string }[], dryRun: boolean): Promise<OperationsFigures> {
+async function operationsInFlight(
+  stack: Stack,
+  pool: Pool,
+  token: string,
+  vmids: { vmid: number; name: string }[],
+  dryRun: boolean,
+): Promise<OperationsFigures> {
   const began = performance.now();
   const queue = [...vmids];
   const ids: string[] = [];
@@ -69,7 +80,13 @@ async function operationsInFlight(stack: Stack, pool: Pool, token: string, vmids
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async () => {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
-        const { status, json } = await post(pool, '/v1/operations/vm-action', token, { environment: 'home', vmid: vm.vmid, name: vm.name, action: 'start', dryRun });
+        const { status, json } = await post(pool, '/v1/operations/vm-action', token, {
+          environment: 'home',
+          vmid: vm.vmid,
+          name: vm.name,
+          action: 'start',
+          dryRun,
+        });
         if ((status === 200 || status === 202) && json.id) ids.push(json.id);
         else refused++;
       }
@@ -108,7 +125,14 @@ async function awaitingApproval(pool: Pool, path: string, token: string): Promis
 
 async function main(): Promise<void> {
   // Enough stopped VMs for every operation to start a different one.
-  const scenario = generateScenario({ nodes: 8, vms: OPERATIONS + 50, seed: 7, runningFraction: 0, haFraction: 0, lxcFraction: 0 });
+  const scenario = generateScenario({
+    nodes: 8,
+    vms: OPERATIONS + 50,
+    seed: 7,
+    runningFraction: 0,
+    haFraction: 0,
+    lxcFraction: 0,
+  });
   const stack = await startStack({
     scenario,
     speed: 50,
@@ -123,19 +147,33 @@ async function main(): Promise<void> {
     const pool = new Pool(api!.url, { connections: CONNECTIONS, pipelining: 1 });
     const viewer = cluster.apiTokens['viewer']!;
     const operator = cluster.apiTokens['operator']!;
-    const vms = (scenario.guests ?? []).filter((g) => !g.template).slice(0, OPERATIONS).map((g) => ({ vmid: g.vmid, name: g.name }));
+    const vms = (scenario.guests ?? [])
+      .filter((g) => !g.template)
+      .slice(0, OPERATIONS)
+      .map((g) => ({ vmid: g.vmid, name: g.name }));
 
     // What a dashboard polls: an operation waiting for its approval (a high-risk delete is never auto-approved).
     const spare = (scenario.guests ?? []).filter((g) => !g.template).at(-1)!;
-    const sample = await post(pool, '/v1/operations/vm-action', operator, { environment: 'home', vmid: spare.vmid, name: spare.name, action: 'delete' });
+    const sample = await post(pool, '/v1/operations/vm-action', operator, {
+      environment: 'home',
+      vmid: spare.vmid,
+      name: spare.name,
+      action: 'delete',
+    });
     const self = `/v1/operations/${encodeURIComponent(sample.json.id!)}`;
     await awaitingApproval(pool, self, viewer);
     const inventory = '/v1/inventory?environment=home';
-    const first = await pool.request({ method: 'GET', path: inventory, headers: { authorization: `Bearer ${viewer}` } });
+    const first = await pool.request({
+      method: 'GET',
+      path: inventory,
+      headers: { authorization: `Bearer ${viewer}` },
+    });
     await first.body.dump();
     const etag = first.headers['etag'] as string;
 
-    console.log(`load: ${CONNECTIONS} connections, ${SECONDS} s per endpoint, ${scenario.nodes.length} nodes / ${scenario.guests?.length} guests`);
+    console.log(
+      `load: ${CONNECTIONS} connections, ${SECONDS} s per endpoint, ${scenario.nodes.length} nodes / ${scenario.guests?.length} guests`,
+    );
     const reads: LoadFigures[] = [];
     for (const [label, path, headers] of [
       ['GET /healthz (no auth, baseline)', '/healthz'],
@@ -146,7 +184,16 @@ async function main(): Promise<void> {
       ['GET /v1/operations/{id} (published status)', self],
       ['GET /v1/operations?pageSize=20 (list page)', '/v1/operations?pageSize=20'],
     ] as const) {
-      reads.push(await hammer(pool, { path, token: viewer, label, connections: CONNECTIONS, seconds: SECONDS, ...(headers ? { headers } : {}) }));
+      reads.push(
+        await hammer(pool, {
+          path,
+          token: viewer,
+          label,
+          connections: CONNECTIONS,
+          seconds: SECONDS,
+          ...(headers ? { headers } : {}),
+        }),
+      );
       console.log(`  ${label}: ${reads.at(-1)!.rps} req/s`);
     }
 
@@ -161,24 +208,58 @@ async function main(): Promise<void> {
     );
 
     const [baseline] = reads;
-    console.log(`\n${table([
-      ['endpoint', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'req/s : /healthz', 'p99 : /healthz'],
-      ...reads.map((r) => [r.endpoint, r.requests, r.rps, r.p50Ms, r.p99Ms, r.errors, ratio(r.rps, baseline!.rps), ratio(r.p99Ms, baseline!.p99Ms)]),
-    ])}\n`);
+    console.log(
+      `\n${table([
+        ['endpoint', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'req/s : /healthz', 'p99 : /healthz'],
+        ...reads.map((r) => [
+          r.endpoint,
+          r.requests,
+          r.rps,
+          r.p50Ms,
+          r.p99Ms,
+          r.errors,
+          ratio(r.rps, baseline!.rps),
+          ratio(r.p99Ms, baseline!.p99Ms),
+        ]),
+      ])}\n`,
+    );
     for (const r of reads.filter((r) => goalReads.some((label) => r.endpoint.startsWith(label)))) {
-      console.log(`goal (>= 500 req/s, p99 < 50 ms): ${r.endpoint}: ${r.rps >= 500 && r.p99Ms < 50 ? 'met' : 'not met'}`);
+      console.log(
+        `goal (>= 500 req/s, p99 < 50 ms): ${r.endpoint}: ${r.rps >= 500 && r.p99Ms < 50 ? 'met' : 'not met'}`,
+      );
     }
     console.log('');
-    console.log(`${table([
-      ['operations at once', 'count', 'accepted s', 'all done s', 'completed', 'failed', 'dup tasks'],
-      ...inFlight.map((o) => [o.what, o.operations, o.acceptedS, o.completedS, o.completed, o.failed, o.duplicateTasks]),
-    ])}\n`);
+    console.log(
+      `${table([
+        ['operations at once', 'count', 'accepted s', 'all done s', 'completed', 'failed', 'dup tasks'],
+        ...inFlight.map((o) => [
+          o.what,
+          o.operations,
+          o.acceptedS,
+          o.completedS,
+          o.completed,
+          o.failed,
+          o.duplicateTasks,
+        ]),
+      ])}\n`,
+    );
     console.log(`secrets: ${scan.leaks.length} hits in ${scan.workflows} histories and ${scan.files} log files`);
 
     if (args.json) {
       await writeFile(
         args.json,
-        JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, reads, inFlight, startupMs: stack.startup, secrets: { hits: scan.leaks.length, histories: scan.workflows } }, null, 2),
+        JSON.stringify(
+          {
+            connections: CONNECTIONS,
+            seconds: SECONDS,
+            reads,
+            inFlight,
+            startupMs: stack.startup,
+            secrets: { hits: scan.leaks.length, histories: scan.workflows },
+          },
+          null,
+          2,
+        ),
       );
     }
   } finally {

@@ -26,7 +26,13 @@ import type { NodeReport } from '../workflows/maintenance-definitions.js';
 import { approveWhenPlanned } from '../testkit/evacuation-run.js';
 import { generateScenario } from '../sim/scenario-generate.js';
 import type { Scenario } from '../sim/scenario.js';
-import { maintenanceInput, maintenanceScenario, pendingUpgrade, startMaintenance, type MaintenanceBody } from '../testkit/maintenance-run.js';
+import {
+  maintenanceInput,
+  maintenanceScenario,
+  pendingUpgrade,
+  startMaintenance,
+  type MaintenanceBody,
+} from '../testkit/maintenance-run.js';
 import { withAutomationToken } from '../testkit/scenarios.js';
 import { workerInterceptors } from '../worker/keep-alive.js';
 
@@ -84,7 +90,14 @@ export function rackScenario(rebootSeconds: number): Scenario {
     nodes: generated.nodes.map((n) => ({ ...n, reboot_seconds: rebootSeconds, upgrade: pendingUpgrade() })),
     tokens: [],
     ha_rules: [
-      { rule: 'ha-apart', type: 'resource-affinity', affinity: 'negative', resources: ha.slice(0, 2), nodes: [], strict: false },
+      {
+        rule: 'ha-apart',
+        type: 'resource-affinity',
+        affinity: 'negative',
+        resources: ha.slice(0, 2),
+        nodes: [],
+        strict: false,
+      },
       { rule: 'ha-prefers-pve01', type: 'node-affinity', resources: ha.slice(2, 3), nodes: ['pve01'], strict: false },
     ],
   });
@@ -93,7 +106,8 @@ export function rackScenario(rebootSeconds: number): Scenario {
 const CASES: Case[] = [
   {
     name: 'homelab-3',
-    description: '3 nodes (10/10/2.5 GbE), 5 guests each (VMs on NFS and local disks, a container, an HA VM), 120 s reboots',
+    description:
+      '3 nodes (10/10/2.5 GbE), 5 guests each (VMs on NFS and local disks, a container, an HA VM), 120 s reboots',
     scenario: maintenanceScenario({ nodes: 3, guestsPerNode: 4, rebootSeconds: 120 }),
     rebootSeconds: 120,
     body: {},
@@ -114,7 +128,8 @@ const CASES: Case[] = [
   },
   {
     name: 'rack-4x256',
-    description: 'generated: 4 × 256 GiB nodes (10 GbE), 110 guests (containers, HA VMs, affinity and anti-affinity rules), 120 s reboots',
+    description:
+      'generated: 4 × 256 GiB nodes (10 GbE), 110 guests (containers, HA VMs, affinity and anti-affinity rules), 120 s reboots',
     scenario: rackScenario(120),
     rebootSeconds: 120,
     body: { includeStopped: false },
@@ -162,12 +177,18 @@ function nodeBoundS(env: SimulatedEnvironment, turn: NodeTurn, packages: number,
 
 function stepSeconds(report: NodeReport): Record<string, number> {
   return Object.fromEntries(
-    report.steps.filter((s) => s.startedAt && s.endedAt).map((s) => [s.id, ((Date.parse(s.endedAt!) - Date.parse(s.startedAt!)) * SPEED) / 1000]),
+    report.steps
+      .filter((s) => s.startedAt && s.endedAt)
+      .map((s) => [s.id, ((Date.parse(s.endedAt!) - Date.parse(s.startedAt!)) * SPEED) / 1000]),
   );
 }
 
 async function run(t: Temporal, c: Case): Promise<Run> {
-  const env = await startSimulatedEnvironment({ scenario: c.scenario, speed: SPEED, environment: `bench-${randomUUID().slice(0, 6)}` });
+  const env = await startSimulatedEnvironment({
+    scenario: c.scenario,
+    speed: SPEED,
+    environment: `bench-${randomUUID().slice(0, 6)}`,
+  });
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
   const worker = await Worker.create({
     interceptors: workerInterceptors,
@@ -179,13 +200,18 @@ async function run(t: Temporal, c: Case): Promise<Run> {
   });
   const running = worker.run();
   try {
-    const handle = await startMaintenance(t.client, taskQueue, maintenanceInput({ environment: env.environment, ...c.body }));
+    const handle = await startMaintenance(
+      t.client,
+      taskQueue,
+      maintenanceInput({ environment: env.environment, ...c.body }),
+    );
     const planned = await approveWhenPlanned(handle, 'bench-approver');
     const plan = planned.plan!.details as MaintenancePlan;
     const began = env.sim.clock.now();
     const wallBegan = Date.now();
     const { result } = await handle.result();
-    if (result?.outcome !== 'completed') throw new Error(`${c.name}: ${result?.outcome}: ${result?.stoppedBecause ?? ''}`);
+    if (result?.outcome !== 'completed')
+      throw new Error(`${c.name}: ${result?.outcome}: ${result?.stoppedBecause ?? ''}`);
     const totalS = (env.sim.clock.now() - began) / 1000;
 
     const packages = 3;
@@ -193,7 +219,11 @@ async function run(t: Temporal, c: Case): Promise<Run> {
     const nodes = result.nodes.map((report) => {
       const steps = stepSeconds(report);
       const times = report.steps.filter((s) => s.startedAt && s.endedAt);
-      const totalNode = ((Math.max(...times.map((s) => Date.parse(s.endedAt!))) - Math.min(...times.map((s) => Date.parse(s.startedAt!)))) * SPEED) / 1000;
+      const totalNode =
+        ((Math.max(...times.map((s) => Date.parse(s.endedAt!))) -
+          Math.min(...times.map((s) => Date.parse(s.startedAt!)))) *
+          SPEED) /
+        1000;
       return { node: report.node, steps, totalS: totalNode, boundS: bounds.get(report.node)! };
     });
     return {
@@ -259,7 +289,12 @@ async function main(): Promise<void> {
 }
 
 function writeDoc(tables: string): Promise<void> {
-  return writeDocSection(DOC, MARKERS, `at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:maintenance\`).`, tables);
+  return writeDocSection(
+    DOC,
+    MARKERS,
+    `at clock speed ${SPEED} (\`BENCH_SPEED=${SPEED} npm run bench:maintenance\`).`,
+    tables,
+  );
 }
 
 await main();

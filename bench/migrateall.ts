@@ -41,7 +41,12 @@ export async function migrateAll(
       try {
         const upid =
           guest.type === 'lxc'
-            ? await client.lxc.migrate({ node: source, vmid: guest.vmid!, target, ...(running ? { restart: true } : {}) })
+            ? await client.lxc.migrate({
+                node: source,
+                vmid: guest.vmid!,
+                target,
+                ...(running ? { restart: true } : {}),
+              })
             : await client.qemu.migrate({
                 node: source,
                 vmid: guest.vmid!,

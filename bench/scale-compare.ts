@@ -52,7 +52,10 @@ async function baselineSources(ref: string): Promise<string> {
   const dir = join(root, 'node_modules', '.cache', 'pm-baseline', ref);
   if (!existsSync(join(dir, 'lib'))) {
     mkdirSync(dir, { recursive: true });
-    const archive = execFileSync('git', ['archive', ref, 'lib', 'sim', 'activities', 'worker', 'workflows'], { cwd: root, maxBuffer: 1 << 30 });
+    const archive = execFileSync('git', ['archive', ref, 'lib', 'sim', 'activities', 'worker', 'workflows'], {
+      cwd: root,
+      maxBuffer: 1 << 30,
+    });
     execFileSync('tar', ['-x', '-C', dir], { input: archive });
   }
   return dir;
@@ -75,7 +78,10 @@ export async function compareWithBaseline(opts: { nodes: number; vms: number; re
   const everything = () => true;
 
   // Simulator: the cluster/resources answer, from the same scenario.
-  const oldCluster = new old.cluster.Cluster(await old.scenario.resolveScenario(scenario), new old.clock.SimClock({ speed: 1, manual: true }));
+  const oldCluster = new old.cluster.Cluster(
+    await old.scenario.resolveScenario(scenario),
+    new old.clock.SimClock({ speed: 1, manual: true }),
+  );
   const newCluster = new Cluster(await resolveScenario(scenario), new SimClock({ speed: 1, manual: true }));
   const answer = JSON.stringify({ data: clusterResources(newCluster, undefined, everything) });
   rows.push({
@@ -93,7 +99,8 @@ export async function compareWithBaseline(opts: { nodes: number; vms: number; re
     const client = { cluster: { resources: async () => resources } };
     return old.inventory.createInventoryActivities({ pve: async () => client as never }).summarizeInventory('bench');
   };
-  const newSummary = () => summarize('bench', inventoryFromResources(newSchema.parse((JSON.parse(answer) as { data: unknown }).data)));
+  const newSummary = () =>
+    summarize('bench', inventoryFromResources(newSchema.parse((JSON.parse(answer) as { data: unknown }).data)));
   const same = JSON.stringify(await oldSummary()) === JSON.stringify(newSummary());
   const times = { old: [] as number[], now: [] as number[] };
   for (let i = 0; i < 3; i++) {

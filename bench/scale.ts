@@ -45,7 +45,10 @@ interface Step {
   detail: string;
 }
 
-async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; source: string; guestsOnSource: number; startupMs: Record<string, number> }> {
+async function runSize(
+  NODES: number,
+  VMS: number,
+): Promise<{ steps: Step[]; source: string; guestsOnSource: number; startupMs: Record<string, number> }> {
   const began = Date.now();
   const scenario = generateScenario({ nodes: NODES, vms: VMS, seed: 11 });
   const generatedMs = Date.now() - began;
@@ -68,7 +71,10 @@ async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; sou
     const call = async (method: string, path: string, actor: string, body?: unknown) => {
       const response = await fetch(`${api!.url}${path}`, {
         method,
-        headers: { authorization: `Bearer ${cluster.apiTokens[actor]}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${cluster.apiTokens[actor]}`,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       const json = (await response.json()) as Record<string, unknown>;
@@ -82,7 +88,9 @@ async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; sou
       console.log(`  ${step}: ${steps.at(-1)!.wallS} s`);
       return value;
     };
-    console.log(`scale: ${NODES} nodes, ${VMS} guests (generated in ${generatedMs} ms); largest node ${source} with ${guestsOnSource} guests`);
+    console.log(
+      `scale: ${NODES} nodes, ${VMS} guests (generated in ${generatedMs} ms); largest node ${source} with ${guestsOnSource} guests`,
+    );
 
     // 1. Inventory: the API's own read, five times, and the workflow.
     const reads: number[] = [];
@@ -93,23 +101,42 @@ async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; sou
       reads.push(performance.now() - t);
       guests = inventory.guests?.length ?? guests;
     }
-    steps.push({ step: 'GET /v1/inventory (median of 5)', wallS: Number((percentile(reads, 50) / 1000).toFixed(2)), detail: `${guests} guests listed` });
+    steps.push({
+      step: 'GET /v1/inventory (median of 5)',
+      wallS: Number((percentile(reads, 50) / 1000).toFixed(2)),
+      detail: `${guests} guests listed`,
+    });
     console.log(`  GET /v1/inventory (median of 5): ${steps.at(-1)!.wallS} s`);
     await timed(
       'inventory operation (workflow)',
       async () => {
-        const started = (await call('POST', '/v1/operations/inventory', 'operator', { environment: 'home' })) as { id: string };
+        const started = (await call('POST', '/v1/operations/inventory', 'operator', { environment: 'home' })) as {
+          id: string;
+        };
         return (await client.workflow.getHandle(started.id).result()) as { totals: Record<string, number> };
       },
-      (summary) => Object.entries(summary.totals).map(([k, v]) => `${v} ${k}`).join(', '),
+      (summary) =>
+        Object.entries(summary.totals)
+          .map(([k, v]) => `${v} ${k}`)
+          .join(', '),
     );
 
     // 2. Planning: a dry run answers with the plan.
-    const request = { environment: 'home', node: source, maxParallel: 8, maxParallelPerTarget: 2, onFailure: 'continue' };
+    const request = {
+      environment: 'home',
+      node: source,
+      maxParallel: 8,
+      maxParallelPerTarget: 2,
+      onFailure: 'continue',
+    };
     await timed(
       `plan evacuation of ${source} (dry run)`,
-      async () => (await call('POST', '/v1/operations/evacuation', 'operator', { ...request, dryRun: true })) as { result: { plan: { details: { moves: unknown[]; leftBehind: unknown[] }; estimatedDurationMs: number } } },
-      (r) => `${r.result.plan.details.moves.length} moves, ${r.result.plan.details.leftBehind.length} left behind, estimated ${Math.round(r.result.plan.estimatedDurationMs / 1000)} s`,
+      async () =>
+        (await call('POST', '/v1/operations/evacuation', 'operator', { ...request, dryRun: true })) as {
+          result: { plan: { details: { moves: unknown[]; leftBehind: unknown[] }; estimatedDurationMs: number } };
+        },
+      (r) =>
+        `${r.result.plan.details.moves.length} moves, ${r.result.plan.details.leftBehind.length} left behind, estimated ${Math.round(r.result.plan.estimatedDurationMs / 1000)} s`,
     );
 
     // 3. The evacuation: requested by one person, approved by another, run to the end.
@@ -117,7 +144,10 @@ async function runSize(NODES: number, VMS: number): Promise<{ steps: Step[]; sou
     await timed(
       `evacuate ${source} (approve + run)`,
       async () => {
-        const started = (await call('POST', '/v1/operations/evacuation', 'operator', request)) as { id: string; links: { self: string } };
+        const started = (await call('POST', '/v1/operations/evacuation', 'operator', request)) as {
+          id: string;
+          links: { self: string };
+        };
         for (;;) {
           const detail = (await call('GET', started.links.self, 'approver')) as { status?: { phase: string } };
           if (detail.status?.phase === 'awaiting-approval') break;
@@ -163,13 +193,25 @@ async function main(): Promise<void> {
     `\n${table([
       ['nodes / guests', 'step', `${args.baseline} s`, 'now s', 'result'],
       ...results.flatMap((r) => [
-        ...r.compared.map((c) => [size(r), c.what, (c.baselineMs / 1000).toFixed(2), (c.nowMs / 1000).toFixed(2), c.note]),
+        ...r.compared.map((c) => [
+          size(r),
+          c.what,
+          (c.baselineMs / 1000).toFixed(2),
+          (c.nowMs / 1000).toFixed(2),
+          c.note,
+        ]),
         ...r.steps.map((s) => [size(r), s.step, '', s.wallS.toFixed(2), s.detail]),
       ]),
     ])}\n`,
   );
-  for (const r of results) console.log(`startup ${size(r)}: ${Object.entries(r.startupMs).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
-  if (args.json) await writeFile(args.json, JSON.stringify({ speed: SPEED, baseline: args.baseline, results }, null, 2));
+  for (const r of results)
+    console.log(
+      `startup ${size(r)}: ${Object.entries(r.startupMs)
+        .map(([k, v]) => `${k} ${v} ms`)
+        .join(', ')}`,
+    );
+  if (args.json)
+    await writeFile(args.json, JSON.stringify({ speed: SPEED, baseline: args.baseline, results }, null, 2));
 }
 
 main().then(

@@ -4,7 +4,15 @@
  * as they do to curl. `runPm` takes its I/O as arguments; cli/main.ts wires the process.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ApiRequestError, createApiClient, hasEnded, whenPlanned, type ApiClient, type OperationDetail, type Started } from '../lib/api-client.js';
+import {
+  ApiRequestError,
+  createApiClient,
+  hasEnded,
+  whenPlanned,
+  type ApiClient,
+  type OperationDetail,
+  type Started,
+} from '../lib/api-client.js';
 import { operationsTable, paintPlan, painter, progressLine, table, type Output } from './render.js';
 import { loadSettings, SettingsError } from './settings.js';
 
@@ -189,7 +197,8 @@ function requestBody(ctx: Context): Record<string, unknown> {
     } catch {
       throw new UsageError('--body must be a JSON object');
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('--body must be a JSON object');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new UsageError('--body must be a JSON object');
   }
   for (const pair of ctx.flags.set) {
     const eq = pair.indexOf('=');
@@ -238,7 +247,9 @@ export function succeeded(op: OperationDetail): boolean {
 /** The line an approver needs, while the operation awaits a decision; empty otherwise. */
 function awaitingDecision(op: OperationDetail): string {
   const version = op.status?.plan?.version;
-  return op.status?.phase === 'awaiting-approval' && version ? `awaiting a decision: pm approve '${op.id}' --plan-version ${version}` : '';
+  return op.status?.phase === 'awaiting-approval' && version
+    ? `awaiting a decision: pm approve '${op.id}' --plan-version ${version}`
+    : '';
 }
 
 // ---- commands ----
@@ -268,16 +279,25 @@ const commands: Record<string, Command> = {
     const body = requestBody(ctx);
     const plan = await ctx.api.start(kind, { ...body, dryRun: true });
     if (ctx.flags['dry-run'] || plan.state !== 'completed') {
-      ctx.emit(plan, () => (plan.planText ? paintPlan(plan.planText, ctx.paint) : `still planning: pm show '${plan.id}'`));
+      ctx.emit(plan, () =>
+        plan.planText ? paintPlan(plan.planText, ctx.paint) : `still planning: pm show '${plan.id}'`,
+      );
       return exitCodes.ok;
     }
     if (!ctx.flags.json) showPlan(ctx, plan.planText);
     await confirm(ctx, `Request this ${kind} for real?`);
     const started: Started = await ctx.api.start(kind, { ...body, dryRun: false });
     if (ctx.flags.watch) return watch(ctx, started.id);
-    const op = await whenPlanned(ctx.api, started.id, { timeoutMs: 60_000, ...(ctx.io.sleep ? { sleep: ctx.io.sleep } : {}) });
+    const op = await whenPlanned(ctx.api, started.id, {
+      timeoutMs: 60_000,
+      ...(ctx.io.sleep ? { sleep: ctx.io.sleep } : {}),
+    });
     ctx.emit(op, () =>
-      [`requested ${op.id}`, `  ${op.links.temporalUi}`, `  ${awaitingDecision(op) || `follow it: pm watch '${op.id}'`}`].join('\n'),
+      [
+        `requested ${op.id}`,
+        `  ${op.links.temporalUi}`,
+        `  ${awaitingDecision(op) || `follow it: pm watch '${op.id}'`}`,
+      ].join('\n'),
     );
     return exitCodes.ok;
   },
@@ -310,9 +330,20 @@ const commands: Record<string, Command> = {
     };
     ctx.emit(inventory, () =>
       [
-        table([['NODE', 'ONLINE', 'CPU', 'MEMORY'], ...inventory.nodes.map((n) => [n.name, n.online ? 'yes' : 'no', pct(n.cpuUsage), pct(n.memoryUsedBytes / (n.memoryTotalBytes || 1))])]),
+        table([
+          ['NODE', 'ONLINE', 'CPU', 'MEMORY'],
+          ...inventory.nodes.map((n) => [
+            n.name,
+            n.online ? 'yes' : 'no',
+            pct(n.cpuUsage),
+            pct(n.memoryUsedBytes / (n.memoryTotalBytes || 1)),
+          ]),
+        ]),
         '',
-        table([['VMID', 'NAME', 'TYPE', 'NODE', 'STATUS'], ...inventory.guests.map((g) => [String(g.vmid), g.name, g.type, g.node, g.status])]),
+        table([
+          ['VMID', 'NAME', 'TYPE', 'NODE', 'STATUS'],
+          ...inventory.guests.map((g) => [String(g.vmid), g.name, g.type, g.node, g.status]),
+        ]),
       ].join('\n'),
     );
     return exitCodes.ok;
@@ -320,12 +351,24 @@ const commands: Record<string, Command> = {
 
   async nodes(ctx) {
     const report = (await ctx.api.nodeHealth({ environment: requireEnvironment(ctx) })) as {
-      nodes: { node: string; status: string; cpuUsage: number; memoryUsedFraction: number; issues: { detail: string }[] }[];
+      nodes: {
+        node: string;
+        status: string;
+        cpuUsage: number;
+        memoryUsedFraction: number;
+        issues: { detail: string }[];
+      }[];
     };
     ctx.emit(report, () =>
       table([
         ['NODE', 'STATUS', 'CPU', 'MEMORY', 'ISSUES'],
-        ...report.nodes.map((n) => [n.node, n.status, pct(n.cpuUsage), pct(n.memoryUsedFraction), n.issues.map((i) => i.detail).join('; ') || '-']),
+        ...report.nodes.map((n) => [
+          n.node,
+          n.status,
+          pct(n.cpuUsage),
+          pct(n.memoryUsedFraction),
+          n.issues.map((i) => i.detail).join('; ') || '-',
+        ]),
       ]),
     );
     return exitCodes.ok;
@@ -334,7 +377,11 @@ const commands: Record<string, Command> = {
   async audit(ctx, args) {
     if (args[0] !== 'verify' || args.length !== 1) throw new UsageError('usage: pm audit verify');
     const result = await ctx.api.auditVerify();
-    ctx.emit(result, () => (result.ok ? `audit log intact: ${result.records} records` : `audit log broken at line ${result.line}: ${result.problem}`));
+    ctx.emit(result, () =>
+      result.ok
+        ? `audit log intact: ${result.records} records`
+        : `audit log broken at line ${result.line}: ${result.problem}`,
+    );
     return result.ok ? exitCodes.ok : exitCodes.operationFailed;
   },
 };
@@ -349,7 +396,9 @@ async function decide(ctx: Context, id: string, decision: 'approve' | 'reject'):
     await confirm(ctx, `${decision === 'approve' ? 'Approve' : 'Reject'} plan v${version} of ${id}?`);
   }
   const answer =
-    decision === 'approve' ? await ctx.api.approve(id, version, ctx.flags.reason) : await ctx.api.reject(id, version, ctx.flags.reason!);
+    decision === 'approve'
+      ? await ctx.api.approve(id, version, ctx.flags.reason)
+      : await ctx.api.reject(id, version, ctx.flags.reason!);
   ctx.emit(answer, () =>
     answer.state === 'decided'
       ? `${answer.decision?.decision} by ${answer.decision?.by} (plan v${answer.decision?.planVersion})`

@@ -25,7 +25,11 @@ export function paintPlan(text: string, paint: ReturnType<typeof painter>): stri
   return text
     .split('\n')
     .map((line, i) => {
-      if (i === 0) return paint('bold', line.replace(/risk (\w+)/, (m, risk: string) => paint(riskStyle[risk] ?? 'bold', m)));
+      if (i === 0)
+        return paint(
+          'bold',
+          line.replace(/risk (\w+)/, (m, risk: string) => paint(riskStyle[risk] ?? 'bold', m)),
+        );
       if (/^(Why this risk|Steps|Warnings):?/.test(line)) return paint('bold', line);
       if (line.startsWith('  ! ')) return paint('yellow', line);
       if (/^ {5}\S/.test(line)) return paint('dim', line);
@@ -36,7 +40,9 @@ export function paintPlan(text: string, paint: ReturnType<typeof painter>): stri
 
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
-  return rows.map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  '))
+    .join('\n');
 }
 
 export function operationsTable(ops: OperationSummary[]): string {

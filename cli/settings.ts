@@ -29,7 +29,9 @@ const FileSettings = z.strictObject({
 });
 
 export function settingsPath(env: NodeJS.ProcessEnv): string {
-  return env.PM_CLIENT_CONFIG ?? join(env.XDG_CONFIG_HOME ?? join(env.HOME ?? homedir(), '.config'), 'pm', 'config.yaml');
+  return (
+    env.PM_CLIENT_CONFIG ?? join(env.XDG_CONFIG_HOME ?? join(env.HOME ?? homedir(), '.config'), 'pm', 'config.yaml')
+  );
 }
 
 function readSettingsFile(path: string): z.infer<typeof FileSettings> {
@@ -40,7 +42,9 @@ function readSettingsFile(path: string): z.infer<typeof FileSettings> {
     return {};
   }
   if ((mode & 0o077) !== 0) {
-    throw new SettingsError(`${path} holds a token and is readable by others (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${path}`);
+    throw new SettingsError(
+      `${path} holds a token and is readable by others (mode ${(mode & 0o777).toString(8)}): run chmod 600 ${path}`,
+    );
   }
   const parsed = FileSettings.safeParse(parse(readFileSync(path, 'utf8')) ?? {});
   if (!parsed.success) {

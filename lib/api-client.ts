@@ -107,28 +107,45 @@ export function createApiClient(options: ApiClientOptions) {
   async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
-      response = await send(new Request(`${base}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${options.token}`,
-          accept: 'application/json',
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      }));
+      response = await send(
+        new Request(`${base}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${options.token}`,
+            accept: 'application/json',
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        }),
+      );
     } catch (err) {
-      throw new ApiRequestError(0, 'unreachable', `the API at ${base} is not reachable (${(err as Error).cause ?? (err as Error).message})`);
+      throw new ApiRequestError(
+        0,
+        'unreachable',
+        `the API at ${base} is not reachable (${(err as Error).cause ?? (err as Error).message})`,
+      );
     }
     const text = await response.text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
-      throw new ApiRequestError(response.status, 'bad_response', `the API answered ${response.status} with something that is not JSON`);
+      throw new ApiRequestError(
+        response.status,
+        'bad_response',
+        `the API answered ${response.status} with something that is not JSON`,
+      );
     }
     if (!response.ok) {
-      const error = (parsed as { error?: { code?: string; message?: string; details?: { path: string; message: string }[] } })?.error;
-      throw new ApiRequestError(response.status, error?.code ?? 'error', error?.message ?? `HTTP ${response.status}`, error?.details);
+      const error = (
+        parsed as { error?: { code?: string; message?: string; details?: { path: string; message: string }[] } }
+      )?.error;
+      throw new ApiRequestError(
+        response.status,
+        error?.code ?? 'error',
+        error?.message ?? `HTTP ${response.status}`,
+        error?.details,
+      );
     }
     return parsed as T;
   }
@@ -144,15 +161,19 @@ export function createApiClient(options: ApiClientOptions) {
 
   return {
     request,
-    listOperations: (q: Query = {}) => request<{ operations: OperationSummary[]; nextPageToken?: string }>('GET', `/v1/operations${query(q)}`),
+    listOperations: (q: Query = {}) =>
+      request<{ operations: OperationSummary[]; nextPageToken?: string }>('GET', `/v1/operations${query(q)}`),
     /** `includePlan` asks the workflow for the whole plan too (planText, steps): that needs a worker. */
     operation: (id: string, options: { includePlan?: boolean } = {}) =>
       request<OperationDetail>('GET', `${op(id)}${options.includePlan ? '?include=plan' : ''}`),
-    start: (kind: string, body: Record<string, unknown>) => request<Started>('POST', `/v1/operations/${encodeURIComponent(kind)}`, body),
+    start: (kind: string, body: Record<string, unknown>) =>
+      request<Started>('POST', `/v1/operations/${encodeURIComponent(kind)}`, body),
     approve: (id: string, planVersion: number, reason?: string) =>
       request<Decision>('POST', `${op(id)}/approve`, { planVersion, ...(reason ? { reason } : {}) }),
-    reject: (id: string, planVersion: number, reason: string) => request<Decision>('POST', `${op(id)}/reject`, { planVersion, reason }),
-    cancel: (id: string, reason?: string) => request<{ id: string; state: string }>('POST', `${op(id)}/cancel`, reason ? { reason } : {}),
+    reject: (id: string, planVersion: number, reason: string) =>
+      request<Decision>('POST', `${op(id)}/reject`, { planVersion, reason }),
+    cancel: (id: string, reason?: string) =>
+      request<{ id: string; state: string }>('POST', `${op(id)}/cancel`, reason ? { reason } : {}),
     environments: () => request<{ environments: { name: string }[] }>('GET', '/v1/environments'),
     inventory: (q: Query) => request<Record<string, unknown>>('GET', `/v1/inventory${query(q)}`),
     nodeHealth: (q: Query) => request<Record<string, unknown>>('GET', `/v1/nodes/health${query(q)}`),
@@ -160,7 +181,8 @@ export function createApiClient(options: ApiClientOptions) {
     runbooks: () => request<Record<string, unknown>>('GET', '/v1/runbooks'),
     runbook: (name: string) => request<Record<string, unknown>>('GET', `/v1/runbooks/${encodeURIComponent(name)}`),
     drift: (q: Query = {}) => request<Record<string, unknown>>('GET', `/v1/drift${query(q)}`),
-    auditVerify: () => request<{ ok: boolean; records?: number; line?: number; problem?: string }>('GET', '/v1/audit/verify'),
+    auditVerify: () =>
+      request<{ ok: boolean; records?: number; line?: number; problem?: string }>('GET', '/v1/audit/verify'),
   };
 }
 

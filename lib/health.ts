@@ -69,9 +69,13 @@ export function assessNodeHealth(resources: readonly ClusterResource[], threshol
       issues.push({ kind: 'offline', detail: `node is ${r.status ?? 'unknown'}` });
     } else {
       const cpu = r.cpu ?? 0;
-      if (cpu > thresholds.cpu) issues.push({ kind: 'cpu', detail: `CPU at ${percent(cpu)} (threshold ${percent(thresholds.cpu)})` });
+      if (cpu > thresholds.cpu)
+        issues.push({ kind: 'cpu', detail: `CPU at ${percent(cpu)} (threshold ${percent(thresholds.cpu)})` });
       if (memoryUsedFraction > thresholds.memory) {
-        issues.push({ kind: 'memory', detail: `memory at ${percent(memoryUsedFraction)} (threshold ${percent(thresholds.memory)})` });
+        issues.push({
+          kind: 'memory',
+          detail: `memory at ${percent(memoryUsedFraction)} (threshold ${percent(thresholds.memory)})`,
+        });
       }
       if (1 - memoryUsedFraction < thresholds.memoryHeadroom) {
         issues.push({
@@ -81,7 +85,11 @@ export function assessNodeHealth(resources: readonly ClusterResource[], threshol
       }
       for (const s of storages) {
         if (s.usedFraction > thresholds.storage) {
-          issues.push({ kind: 'storage', storage: s.storage, detail: `storage ${s.storage} at ${percent(s.usedFraction)} (threshold ${percent(thresholds.storage)})` });
+          issues.push({
+            kind: 'storage',
+            storage: s.storage,
+            detail: `storage ${s.storage} at ${percent(s.usedFraction)} (threshold ${percent(thresholds.storage)})`,
+          });
         }
       }
     }

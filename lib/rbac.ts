@@ -74,14 +74,29 @@ export interface ConfigWrite {
  * from the runbooks themselves (see configWritesOf in lib/runbooks).
  */
 export const CODE_CONFIG_WRITES: readonly ConfigWrite[] = [
-  ...['name', 'description', 'tags', 'cores', 'sockets', 'memory', 'cpu', 'bios', 'machine', 'scsihw', 'ostype', 'agent', 'boot'].map(
-    (key) => ({ type: 'qemu' as const, key }),
-  ),
+  ...[
+    'name',
+    'description',
+    'tags',
+    'cores',
+    'sockets',
+    'memory',
+    'cpu',
+    'bios',
+    'machine',
+    'scsihw',
+    'ostype',
+    'agent',
+    'boot',
+  ].map((key) => ({ type: 'qemu' as const, key })),
   { type: 'qemu', key: 'net0', value: 'virtio,bridge=vmbr0' },
   { type: 'qemu', key: 'scsi0', value: 'local-lvm:32,iothread=1' },
   { type: 'qemu', key: 'efidisk0', value: 'local-lvm:1,efitype=4m' },
   { type: 'qemu', key: 'ide2', value: 'local:iso/installer.iso,media=cdrom' },
-  ...['hostname', 'description', 'tags', 'cores', 'memory', 'swap', 'unprivileged'].map((key) => ({ type: 'lxc' as const, key })),
+  ...['hostname', 'description', 'tags', 'cores', 'memory', 'swap', 'unprivileged'].map((key) => ({
+    type: 'lxc' as const,
+    key,
+  })),
   { type: 'lxc', key: 'rootfs', value: 'local-lvm:8' },
   { type: 'lxc', key: 'net0', value: 'name=eth0,bridge=vmbr0,ip=dhcp' },
 ];
@@ -89,8 +104,14 @@ export const CODE_CONFIG_WRITES: readonly ConfigWrite[] = [
 const QEMU_GROUPS: [RegExp, string][] = [
   [/^(cores|cpu|cpulimit|cpuunits|numa\d*|smp|sockets|vcpus|affinity)$/, 'VM.Config.CPU'],
   [/^(memory|balloon|shares|hugepages)$/, 'VM.Config.Memory'],
-  [/^(acpi|hotplug|kvm|keyboard|machine|scsihw|smbios1|tablet|vga|watchdog|audio0|rng0|ivshmem|spice_enhancements|serial\d+|usb\d+)$/, 'VM.Config.HWType'],
-  [/^(agent|autostart|bios|description|keephugepages|localtime|migrate_downtime|migrate_speed|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template|tags)$/, 'VM.Config.Options'],
+  [
+    /^(acpi|hotplug|kvm|keyboard|machine|scsihw|smbios1|tablet|vga|watchdog|audio0|rng0|ivshmem|spice_enhancements|serial\d+|usb\d+)$/,
+    'VM.Config.HWType',
+  ],
+  [
+    /^(agent|autostart|bios|description|keephugepages|localtime|migrate_downtime|migrate_speed|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template|tags)$/,
+    'VM.Config.Options',
+  ],
   [/^freeze$/, 'VM.PowerMgmt'],
   [/^(boot|bootdisk|vmstatestorage|unused\d+)$/, 'VM.Config.Disk'],
 ];
@@ -113,9 +134,12 @@ export function rootOnlyReason(write: ConfigWrite): string | undefined {
   const { key, value = '' } = write;
   if (write.type === 'lxc') return /^(lxc\.|dev\d+$)/.test(key) ? `only root can set '${key}' config` : undefined;
   if (key === 'args' || key === 'lock') return `only root can set '${key}' config`;
-  if (/^hostpci\d+$/.test(key) && !/(^|,)mapping=/.test(value)) return `only root can set '${key}' config for non-mapped devices`;
-  if (/^serial\d+$/.test(key) && value !== 'socket' && !/(^|,)mapping=/.test(value)) return `only root can set '${key}' config for real devices`;
-  if (/^usb\d+$/.test(key) && /(^|,)host=(?!spice)/.test(value)) return `only root can set '${key}' config for real devices`;
+  if (/^hostpci\d+$/.test(key) && !/(^|,)mapping=/.test(value))
+    return `only root can set '${key}' config for non-mapped devices`;
+  if (/^serial\d+$/.test(key) && value !== 'socket' && !/(^|,)mapping=/.test(value))
+    return `only root can set '${key}' config for real devices`;
+  if (/^usb\d+$/.test(key) && /(^|,)host=(?!spice)/.test(value))
+    return `only root can set '${key}' config for real devices`;
   return undefined;
 }
 
@@ -133,11 +157,16 @@ export function configWritePrivileges(write: ConfigWrite): string[][] {
     return [['VM.Config.Disk'], ['Datastore.AllocateSpace']];
   }
   if (/^net\d+$/.test(key)) return [['VM.Config.Network'], ...(/bridge=/.test(value) ? [['SDN.Use']] : [])];
-  if (write.type === 'qemu' && (/^ipconfig\d+$/.test(key) || /^(cicustom|cipassword|citype|ciuser|ciupgrade|nameserver|searchdomain|sshkeys)$/.test(key))) {
+  if (
+    write.type === 'qemu' &&
+    (/^ipconfig\d+$/.test(key) ||
+      /^(cicustom|cipassword|citype|ciuser|ciupgrade|nameserver|searchdomain|sshkeys)$/.test(key))
+  ) {
     return [['VM.Config.Cloudinit', 'VM.Config.Network']];
   }
   const group = (write.type === 'qemu' ? QEMU_GROUPS : LXC_GROUPS).find(([re]) => re.test(key));
-  if (!group) throw new Error(`${write.type} property '${key}' has no known privilege (PVE allows only root to set it)`);
+  if (!group)
+    throw new Error(`${write.type} property '${key}' has no known privilege (PVE allows only root to set it)`);
   return [[group[1]]];
 }
 
@@ -188,7 +217,12 @@ export function requiredPrivileges(
 ): RequiredPrivileges {
   const choices: Choice[] = [
     ...checks.map((c) => ({ who: c.endpoint, alternatives: alternativesOf(c.check) })),
-    ...writes.flatMap((w) => configWritePrivileges(w).map((alternatives) => ({ who: `${w.type} ${w.key}`, alternatives: alternatives.map((p) => [p]) }))),
+    ...writes.flatMap((w) =>
+      configWritePrivileges(w).map((alternatives) => ({
+        who: `${w.type} ${w.key}`,
+        alternatives: alternatives.map((p) => [p]),
+      })),
+    ),
   ];
   const held = new Set<string>();
   const why: Record<string, string[]> = {};
@@ -203,7 +237,10 @@ export function requiredPrivileges(
 
   for (const c of choices) {
     const options = allowed(c);
-    if (options.length === 0) throw new Error(`${c.who} can only be allowed with an excluded privilege (${c.alternatives.map((a) => a.join('+')).join(' or ')})`);
+    if (options.length === 0)
+      throw new Error(
+        `${c.who} can only be allowed with an excluded privilege (${c.alternatives.map((a) => a.join('+')).join(' or ')})`,
+      );
     if (options.length === 1) grant(options[0]!, c.who);
   }
   for (const c of choices) {
@@ -214,7 +251,9 @@ export function requiredPrivileges(
       grant(met, c.who);
       continue;
     }
-    const cheapest = [...options].sort((a, b) => a.filter((p) => !held.has(p)).length - b.filter((p) => !held.has(p)).length)[0]!;
+    const cheapest = [...options].sort(
+      (a, b) => a.filter((p) => !held.has(p)).length - b.filter((p) => !held.has(p)).length,
+    )[0]!;
     grant(cheapest, c.who);
   }
   return { privileges: [...held].sort(), why };
@@ -230,11 +269,18 @@ export function unmetRequirements(
   const met = (alternatives: string[][]) => alternatives.some((a) => a.every((p) => held.has(p)));
   return [
     ...checks.filter((c) => !met(alternativesOf(c.check))).map((c) => c.endpoint),
-    ...writes.flatMap((w) => configWritePrivileges(w).filter((alts) => !met(alts.map((p) => [p]))).map(() => `${w.type} ${w.key}`)),
+    ...writes.flatMap((w) =>
+      configWritePrivileges(w)
+        .filter((alts) => !met(alts.map((p) => [p])))
+        .map(() => `${w.type} ${w.key}`),
+    ),
   ];
 }
 
 /** Every endpoint the project calls, with its check. */
 export function endpointChecks(): { endpoint: EndpointName; check: PermissionCheck }[] {
-  return (Object.keys(endpoints) as EndpointName[]).map((name) => ({ endpoint: name, check: endpoints[name].permission }));
+  return (Object.keys(endpoints) as EndpointName[]).map((name) => ({
+    endpoint: name,
+    check: endpoints[name].permission,
+  }));
 }

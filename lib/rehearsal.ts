@@ -21,18 +21,29 @@ export async function readRehearsalInventory(client: PveClient): Promise<Invento
     const at = { node: g.node!, vmid: g.vmid! };
     const config = await (g.type === 'qemu' ? client.qemu.config(at) : client.lxc.config(at));
     configs[String(g.vmid)] = Object.fromEntries(
-      Object.entries(config).filter((e): e is [string, string | number] => typeof e[1] === 'string' || typeof e[1] === 'number'),
+      Object.entries(config).filter(
+        (e): e is [string, string | number] => typeof e[1] === 'string' || typeof e[1] === 'number',
+      ),
     );
   });
   const listed = resources.filter(
-    (r) => r.type === 'storage' && r.node && r.storage && r.status === 'available' && (r.content ?? '').split(',').some((c) => LISTED_CONTENT.has(c)),
+    (r) =>
+      r.type === 'storage' &&
+      r.node &&
+      r.storage &&
+      r.status === 'available' &&
+      (r.content ?? '').split(',').some((c) => LISTED_CONTENT.has(c)),
   );
   // A shared storage holds the same volumes whichever node lists it: once is enough.
   const storages = listed.filter((r, i) => !r.shared || listed.findIndex((x) => x.storage === r.storage) === i);
   const storageContent: NonNullable<Inventory['storage_content']> = {};
   await forEachLimited(storages, async (s) => {
     const volumes = await client.storage.content({ node: s.node!, storage: s.storage! });
-    storageContent[`${s.node}/${s.storage}`] = volumes.map((v) => ({ volid: v.volid, ...(v.size !== undefined ? { size: v.size } : {}), ...(v.content ? { content: v.content } : {}) }));
+    storageContent[`${s.node}/${s.storage}`] = volumes.map((v) => ({
+      volid: v.volid,
+      ...(v.size !== undefined ? { size: v.size } : {}),
+      ...(v.content ? { content: v.content } : {}),
+    }));
   });
   return { resources, configs, storage_content: storageContent, ha_rules: await readHaRules(client) };
 }

@@ -23,7 +23,9 @@ function authorized(req: IncomingMessage, bearer: string | undefined): boolean {
 }
 
 function refuse(res: ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
+  res
+    .writeHead(status, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
 }
 
 export async function serveMcpHttp(createServerForRequest: () => McpServer, options: McpHttpOptions): Promise<Server> {

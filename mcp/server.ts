@@ -26,7 +26,9 @@ const environment = z.string().describe('environment name (list_environments)');
 const operationId = z.string().describe('operation id, as returned by request_operation or list_operations');
 const request = z
   .record(z.string(), z.unknown())
-  .describe("the operation's request body without environment/dryRun, as documented at GET /openapi.json (e.g. evacuation: { node })");
+  .describe(
+    "the operation's request body without environment/dryRun, as documented at GET /openapi.json (e.g. evacuation: { node })",
+  );
 
 const ok = (value: unknown): CallToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value, null, 2) }] });
 
@@ -36,7 +38,10 @@ async function answer(work: () => Promise<unknown>): Promise<CallToolResult> {
     return ok(await work());
   } catch (err) {
     if (!(err instanceof ApiRequestError)) throw err;
-    return { isError: true, content: [{ type: 'text', text: `refused by the API (${err.status} ${err.code}): ${err.message}` }] };
+    return {
+      isError: true,
+      content: [{ type: 'text', text: `refused by the API (${err.status} ${err.code}): ${err.message}` }],
+    };
   }
 }
 
@@ -72,7 +77,8 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
   server.registerTool(
     'node_health',
     {
-      description: 'Which nodes are struggling: offline, CPU or memory high, placement headroom gone, storage nearly full.',
+      description:
+        'Which nodes are struggling: offline, CPU or memory high, placement headroom gone, storage nearly full.',
       inputSchema: { environment },
       annotations: read,
     },
@@ -80,14 +86,24 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
   );
   server.registerTool(
     'storage',
-    { description: 'Storages of an environment with their usage.', inputSchema: { environment, node: z.string().optional() }, annotations: read },
+    {
+      description: 'Storages of an environment with their usage.',
+      inputSchema: { environment, node: z.string().optional() },
+      annotations: read,
+    },
     (args) => answer(() => api.storage(args)),
   );
   server.registerTool(
     'list_operations',
     {
-      description: 'Operations, newest first. state: running, completed, failed, ... or an approval state such as pending.',
-      inputSchema: { environment: environment.optional(), kind: z.enum(kinds).optional(), state: z.string().optional(), requester: z.string().optional() },
+      description:
+        'Operations, newest first. state: running, completed, failed, ... or an approval state such as pending.',
+      inputSchema: {
+        environment: environment.optional(),
+        kind: z.enum(kinds).optional(),
+        state: z.string().optional(),
+        requester: z.string().optional(),
+      },
       annotations: read,
     },
     (args) => answer(() => api.listOperations(args)),
@@ -105,20 +121,27 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
   );
   server.registerTool(
     'runbooks',
-    { description: 'Runbooks: all of them, or one by name with its steps.', inputSchema: { name: z.string().optional() }, annotations: read },
+    {
+      description: 'Runbooks: all of them, or one by name with its steps.',
+      inputSchema: { name: z.string().optional() },
+      annotations: read,
+    },
     ({ name }) => answer(() => (name ? api.runbook(name) : api.runbooks())),
   );
   server.registerTool(
     'drift',
-    { description: 'Drift reports: where the clusters differ from the fleet manifests.', inputSchema: { environment: environment.optional() }, annotations: read },
+    {
+      description: 'Drift reports: where the clusters differ from the fleet manifests.',
+      inputSchema: { environment: environment.optional() },
+      annotations: read,
+    },
     (args) => answer(() => api.drift(args)),
   );
 
   server.registerTool(
     'plan_operation',
     {
-      description:
-        `Dry run: the plan an operation would follow, with its risk. Changes nothing and needs no approval.\nKinds:\n${kindList}`,
+      description: `Dry run: the plan an operation would follow, with its risk. Changes nothing and needs no approval.\nKinds:\n${kindList}`,
       inputSchema: { kind: z.enum(kinds), environment, request: request.optional() },
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
@@ -151,7 +174,20 @@ export function createMcpServer(api: ApiClient, options: McpOptions): McpServer 
   );
 
   function withApproverLinks(op: OperationDetail) {
-    const { id, kind, environment, requester, state, risk, planText, steps, transfers, result, failure, planUnavailable } = op;
+    const {
+      id,
+      kind,
+      environment,
+      requester,
+      state,
+      risk,
+      planText,
+      steps,
+      transfers,
+      result,
+      failure,
+      planUnavailable,
+    } = op;
     return {
       id,
       kind,

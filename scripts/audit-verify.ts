@@ -23,11 +23,17 @@ import type { AppConfig } from '../lib/config/schema.js';
 import { temporalConnectOptions } from '../lib/config/temporal.js';
 
 const DEMO_CONFIG = 'data/demo/proxmox-manager.yaml';
-const { values: options, positionals } = parseArgs({ options: { 'no-anchor': { type: 'boolean', default: false } }, allowPositionals: true });
+const { values: options, positionals } = parseArgs({
+  options: { 'no-anchor': { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
 
 function configuration(): AppConfig | undefined {
   const configured = configPath();
-  const file = process.env.PM_CONFIG !== undefined || existsSync(configured) || !existsSync(DEMO_CONFIG) ? configured : resolve(DEMO_CONFIG);
+  const file =
+    process.env.PM_CONFIG !== undefined || existsSync(configured) || !existsSync(DEMO_CONFIG)
+      ? configured
+      : resolve(DEMO_CONFIG);
   if (!positionals[0]) return loadConfig(file);
   // With a path given, the configuration only says where Temporal is: without one, no anchor.
   try {
@@ -52,7 +58,10 @@ async function checkAnchor(path: string, config: AppConfig | undefined): Promise
     const anchor = await latestAnchor(client, path, { query: `TaskQueue = '${config.temporal.task_queue}'` });
     if (!anchor) return { line: 'anchor: none yet (no operation has written to this log)' };
     const problem = anchorProblem(await createAuditLog(path).read(), anchor);
-    return { line: `anchor: record ${anchor.seq} (from ${anchor.workflowId}) is in the log`, ...(problem ? { problem } : {}) };
+    return {
+      line: `anchor: record ${anchor.seq} (from ${anchor.workflowId}) is in the log`,
+      ...(problem ? { problem } : {}),
+    };
   } finally {
     await connection.close();
   }

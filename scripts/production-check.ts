@@ -40,7 +40,13 @@ import { fleet } from '../testkit/stack/scenarios.js';
 import { combine, scanFiles, scanHistories } from '../testkit/stack/secrets.js';
 import { startStack, table } from '../testkit/stack/stack.js';
 import { startPostgres, type Postgres } from './production/postgres.js';
-import { composeVersions, ensureTemporalServer, setupSchema, startTemporalServer, type TemporalServer } from './production/temporal.js';
+import {
+  composeVersions,
+  ensureTemporalServer,
+  setupSchema,
+  startTemporalServer,
+  type TemporalServer,
+} from './production/temporal.js';
 import { registerNamespaceAndSearchAttributes } from './temporal-register.js';
 import { freePort } from './temporal-server.js';
 
@@ -79,7 +85,13 @@ class Apis {
     readonly tokens: Record<string, string>,
   ) {}
 
-  async request(actor: string, method: 'GET' | 'POST', path: string, body?: unknown, prefer = 0): Promise<{ status: number; json: Record<string, unknown> }> {
+  async request(
+    actor: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    prefer = 0,
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
     const order = [...this.instances.slice(prefer), ...this.instances.slice(0, prefer)];
     let lastError: unknown;
     for (const api of order) {
@@ -114,7 +126,8 @@ class Apis {
       const version = (json['status'] as { plan?: { version: number } } | undefined)?.plan?.version;
       if (json['approvalState'] === 'pending' && version !== undefined) {
         const decided = await this.request(by, 'POST', `${path}/approve`, { planVersion: version }, prefer);
-        if (decided.status >= 300) throw new Error(`approving ${id}: ${decided.status} ${JSON.stringify(decided.json)}`);
+        if (decided.status >= 300)
+          throw new Error(`approving ${id}: ${decided.status} ${JSON.stringify(decided.json)}`);
         return;
       }
     }
@@ -147,10 +160,16 @@ async function startProduction(workDir: string): Promise<Production> {
   const binaries = await ensureTemporalServer(versions.temporal, log);
   const db = await startPostgres({ dataDir: join(workDir, 'postgres'), port: await freePort(), log });
   const composeMajor = Number(versions.postgres.split('.')[0]);
-  check('PostgreSQL version matches docker-compose.yml', db.major === composeMajor, `server ${db.major}, compose ${versions.postgres}`);
+  check(
+    'PostgreSQL version matches docker-compose.yml',
+    db.major === composeMajor,
+    `server ${db.major}, compose ${versions.postgres}`,
+  );
   const [, schemaMs] = await timed(() => setupSchema(binaries, db, join(workDir, 'temporal')));
   check('schema (default + visibility) by scripts/compose/temporal-schema.sh', true, seconds(schemaMs));
-  const [temporal, serverMs] = await timed(() => startTemporalServer({ binaries, db, workDir: join(workDir, 'temporal'), log }));
+  const [temporal, serverMs] = await timed(() =>
+    startTemporalServer({ binaries, db, workDir: join(workDir, 'temporal'), log }),
+  );
   check(`Temporal server ${versions.temporal} on PostgreSQL starts`, true, seconds(serverMs));
   const connection = await Connection.connect({ address: temporal.address });
   await registerNamespaceAndSearchAttributes(connection, temporal.namespace, log);
@@ -187,7 +206,11 @@ async function startClusters(dir: string, temporal: TemporalServer): Promise<Clu
     api: {
       host: '127.0.0.1',
       port: 0,
-      tokens: Object.entries(ACTORS).map(([actor, roles]) => ({ actor, roles, sha256: createHash('sha256').update(tokens[actor]!).digest('hex') })),
+      tokens: Object.entries(ACTORS).map(([actor, roles]) => ({
+        actor,
+        roles,
+        sha256: createHash('sha256').update(tokens[actor]!).digest('hex'),
+      })),
     },
     audit: { path: auditPath },
     secrets_dir: join(dir, 'secrets'),
@@ -207,7 +230,14 @@ async function startClusters(dir: string, temporal: TemporalServer): Promise<Clu
 /** Every operation's workflow result (or failure), by id. */
 async function outcomes(client: Client, ids: string[]): Promise<Map<string, { ok: boolean; value: unknown }>> {
   const settled = await Promise.allSettled(ids.map((id) => client.workflow.getHandle(id).result()));
-  return new Map(ids.map((id, i) => [id, settled[i]!.status === 'fulfilled' ? { ok: true, value: (settled[i] as PromiseFulfilledResult<unknown>).value } : { ok: false, value: String((settled[i] as PromiseRejectedResult).reason) }]));
+  return new Map(
+    ids.map((id, i) => [
+      id,
+      settled[i]!.status === 'fulfilled'
+        ? { ok: true, value: (settled[i] as PromiseFulfilledResult<unknown>).value }
+        : { ok: false, value: String((settled[i] as PromiseRejectedResult).reason) },
+    ]),
+  );
 }
 
 async function runScenario(production: Production, clusters: Clusters, dir: string): Promise<void> {
@@ -221,15 +251,29 @@ async function runScenario(production: Production, clusters: Clusters, dir: stri
   };
   try {
     const began = Date.now();
-    const evacuation = await apis.start('alice', 'evacuation', { environment: 'lab', node: 'pve1', includeStopped: false, maxParallel: 4 }, 0);
-    const maintenance = await apis.start('alice', 'rolling-maintenance', { environment: 'home', nodes: ['pve01', 'pve02'] }, 1);
+    const evacuation = await apis.start(
+      'alice',
+      'evacuation',
+      { environment: 'lab', node: 'pve1', includeStopped: false, maxParallel: 4 },
+      0,
+    );
+    const maintenance = await apis.start(
+      'alice',
+      'rolling-maintenance',
+      { environment: 'home', nodes: ['pve01', 'pve02'] },
+      1,
+    );
     await apis.approve(evacuation, 'bob', 1);
     await apis.approve(maintenance, 'bob', 0);
 
-    const stopped = [...clusters.lab.state.guests.values()].filter((g) => g.status === 'stopped' && g.node !== 'pve1' && !g.template).slice(0, VM_ACTIONS);
+    const stopped = [...clusters.lab.state.guests.values()]
+      .filter((g) => g.status === 'stopped' && g.node !== 'pve1' && !g.template)
+      .slice(0, VM_ACTIONS);
     const actions: string[] = [];
     const startAction = (g: (typeof stopped)[number], prefer: number) =>
-      apis.start('alice', 'vm-action', { environment: 'lab', vmid: g.vmid, name: g.name, action: 'start' }, prefer).then((id) => actions.push(id));
+      apis
+        .start('alice', 'vm-action', { environment: 'lab', vmid: g.vmid, name: g.name, action: 'start' }, prefer)
+        .then((id) => actions.push(id));
 
     // Half the VM actions through both APIs, then the faults, each while work is in flight.
     await Promise.all(stopped.slice(0, VM_ACTIONS / 2).map((g, i) => startAction(g, i % 2)));
@@ -240,7 +284,11 @@ async function runScenario(production: Production, clusters: Clusters, dir: stri
 
     await apis.instances[0]!.kill();
     await Promise.all(stopped.slice(VM_ACTIONS / 2).map((g) => startAction(g, 0)));
-    check('an API process SIGKILLed: the other answered the rest', actions.length === VM_ACTIONS, `${actions.length}/${VM_ACTIONS} VM actions accepted`);
+    check(
+      'an API process SIGKILLed: the other answered the rest',
+      actions.length === VM_ACTIONS,
+      `${actions.length}/${VM_ACTIONS} VM actions accepted`,
+    );
     apis.instances[0] = await spawnApi(service);
 
     const [, temporalMs] = await timed(async () => {
@@ -254,7 +302,12 @@ async function runScenario(production: Production, clusters: Clusters, dir: stri
 
     const ended = await outcomes(production.client, [evacuation, maintenance, ...actions]);
     const elapsed = Date.now() - began;
-    await verifyOutcomes(clusters, ended, { evacuation, maintenance, actions, vmids: stopped.map((g) => g.vmid) }, elapsed);
+    await verifyOutcomes(
+      clusters,
+      ended,
+      { evacuation, maintenance, actions, vmids: stopped.map((g) => g.vmid) },
+      elapsed,
+    );
 
     const rss = workers.map((w) => residentMiB(w.process.pid!));
     check('worker resident memory after the scenario', true, `${Math.max(...rss)} MiB (largest of ${workers.length})`);
@@ -262,10 +315,21 @@ async function runScenario(production: Production, clusters: Clusters, dir: stri
     check('history of the 50-guest evacuation', true, `${events} events`);
 
     const verdict = await createAuditLog(clusters.auditPath).verify();
-    check('audit chain verifies (5 processes writing)', verdict.ok, verdict.ok ? `${verdict.records} records` : `line ${verdict.line}: ${verdict.problem}`);
+    check(
+      'audit chain verifies (5 processes writing)',
+      verdict.ok,
+      verdict.ok ? `${verdict.records} records` : `line ${verdict.line}: ${verdict.problem}`,
+    );
     await stopAll();
-    const scan = combine(await scanHistories(production.client, '', clusters.secrets), await scanFiles(logFiles, clusters.secrets));
-    check('no secret in histories or logs', scan.leaks.length === 0, `${scan.leaks.length} hits in ${scan.workflows} histories, ${scan.files} files`);
+    const scan = combine(
+      await scanHistories(production.client, '', clusters.secrets),
+      await scanFiles(logFiles, clusters.secrets),
+    );
+    check(
+      'no secret in histories or logs',
+      scan.leaks.length === 0,
+      `${scan.leaks.length} hits in ${scan.workflows} histories, ${scan.files} files`,
+    );
   } finally {
     await stopAll();
   }
@@ -278,25 +342,41 @@ async function verifyOutcomes(
   elapsedMs: number,
 ): Promise<void> {
   const evac = ended.get(ops.evacuation)!;
-  const left = [...clusters.lab.state.guests.values()].filter((g) => g.node === 'pve1' && g.status === 'running').length;
+  const left = [...clusters.lab.state.guests.values()].filter(
+    (g) => g.node === 'pve1' && g.status === 'running',
+  ).length;
   const labMigrations = clusters.lab.cluster.tasks.all().filter((t) => t.type === 'qmigrate');
   const twiceMoved = new Set(labMigrations.map((t) => t.id).filter((id, i, all) => all.indexOf(id) !== i)).size;
-  check('evacuation of lab/pve1 completed, node empty', evac.ok && left === 0, `${labMigrations.length} migrations, ${left} running guests left, ${twiceMoved} guests moved twice`);
+  check(
+    'evacuation of lab/pve1 completed, node empty',
+    evac.ok && left === 0,
+    `${labMigrations.length} migrations, ${left} running guests left, ${twiceMoved} guests moved twice`,
+  );
 
   const maint = ended.get(ops.maintenance)!;
   const nodes = [...clusters.home.state.nodes.values()].filter((n) => ['pve01', 'pve02'].includes(n.name));
   const upgraded = nodes.filter((n) => n.pveversion === '9.1.4').length;
-  const homeMigrations = clusters.home.cluster.tasks.all().filter((t) => t.type === 'qmigrate' || t.type === 'vzmigrate');
+  const homeMigrations = clusters.home.cluster.tasks
+    .all()
+    .filter((t) => t.type === 'qmigrate' || t.type === 'vzmigrate');
   const perGuest = new Map<string, number>();
   for (const t of homeMigrations) perGuest.set(t.id, (perGuest.get(t.id) ?? 0) + 1);
   const overMoved = [...perGuest.values()].filter((n) => n > 2).length;
-  check('rolling maintenance of home/pve01,pve02 completed', maint.ok && upgraded === 2 && overMoved === 0, `${upgraded}/2 nodes upgraded, ${homeMigrations.length} migrations, ${overMoved} guests moved more than out and back`);
+  check(
+    'rolling maintenance of home/pve01,pve02 completed',
+    maint.ok && upgraded === 2 && overMoved === 0,
+    `${upgraded}/2 nodes upgraded, ${homeMigrations.length} migrations, ${overMoved} guests moved more than out and back`,
+  );
 
   const actionsOk = ops.actions.filter((id) => ended.get(id)!.ok).length;
   const starts = ops.vmids.map((vmid) => clusters.lab.counters.tasks('qmstart', vmid));
   const duplicates = starts.filter((n) => n > 1).length;
   const missing = starts.filter((n) => n === 0).length;
-  check(`${VM_ACTIONS} VM actions completed, each PVE start once`, actionsOk === VM_ACTIONS && duplicates === 0 && missing === 0, `${actionsOk} completed, ${duplicates} started twice, ${missing} never started`);
+  check(
+    `${VM_ACTIONS} VM actions completed, each PVE start once`,
+    actionsOk === VM_ACTIONS && duplicates === 0 && missing === 0,
+    `${actionsOk} completed, ${duplicates} started twice, ${missing} never started`,
+  );
   check('whole scenario, faults included', true, `all ended in ${seconds(elapsedMs)}`);
 }
 
@@ -312,8 +392,18 @@ async function compareReads(production: Production, clusters: Clusters, dir: str
     try {
       return [
         await hammer(pool, { ...load, token: viewer, path: '/healthz', label: `${where}: GET /healthz` }),
-        await hammer(pool, { ...load, token: viewer, path: `/v1/operations/${encodeURIComponent(sampleId)}`, label: `${where}: GET /v1/operations/{id}` }),
-        await hammer(pool, { ...load, token: viewer, path: '/v1/operations?pageSize=20', label: `${where}: GET /v1/operations` }),
+        await hammer(pool, {
+          ...load,
+          token: viewer,
+          path: `/v1/operations/${encodeURIComponent(sampleId)}`,
+          label: `${where}: GET /v1/operations/{id}`,
+        }),
+        await hammer(pool, {
+          ...load,
+          token: viewer,
+          path: '/v1/operations?pageSize=20',
+          label: `${where}: GET /v1/operations`,
+        }),
       ];
     } finally {
       await pool.close();
@@ -325,19 +415,34 @@ async function compareReads(production: Production, clusters: Clusters, dir: str
     await production.client.workflow.getHandle(sample).result();
     const onPostgres = await measure(api.url, sample, 'PostgreSQL');
 
-    const dev = await startStack({ scenario: fleet({ nodes: 3, perNode: 40 }), speed: 50, api: true, actors: [{ actor: 'carol', roles: ['viewer'] }, { actor: 'alice', roles: ['operator'] }] });
+    const dev = await startStack({
+      scenario: fleet({ nodes: 3, perNode: 40 }),
+      speed: 50,
+      api: true,
+      actors: [
+        { actor: 'carol', roles: ['viewer'] },
+        { actor: 'alice', roles: ['operator'] },
+      ],
+    });
     try {
       const devApis = new Apis([dev.api!], dev.cluster.apiTokens);
       // As many operations in its visibility store as the PostgreSQL one holds.
       // One after the other: workflow IDs carry the request's millisecond.
       const ids: string[] = [];
-      for (let i = 0; i < VM_ACTIONS + 2; i++) ids.push(await devApis.start('alice', 'inventory', { environment: 'home' }));
+      for (let i = 0; i < VM_ACTIONS + 2; i++)
+        ids.push(await devApis.start('alice', 'inventory', { environment: 'home' }));
       await Promise.all(ids.map((id) => dev.client.workflow.getHandle(id).result()));
       const onSqlite = await measure(dev.api!.url, ids[0]!, 'dev server (SQLite)');
-      console.log(`\n${table([['reads under load', 'req/s', 'p50 ms', 'p99 ms', 'errors'], ...[...onPostgres, ...onSqlite].map((r) => [r.endpoint, r.rps, r.p50Ms, r.p99Ms, r.errors])])}\n`);
+      console.log(
+        `\n${table([['reads under load', 'req/s', 'p50 ms', 'p99 ms', 'errors'], ...[...onPostgres, ...onSqlite].map((r) => [r.endpoint, r.rps, r.p50Ms, r.p99Ms, r.errors])])}\n`,
+      );
       for (const [pg, lite] of onPostgres.map((r, i) => [r, onSqlite[i]!] as const)) {
         const label = pg.endpoint.replace(/^PostgreSQL: /, '');
-        check(`${label} at ${load.connections} connections`, pg.errors === 0, `PostgreSQL ${pg.rps} req/s p99 ${pg.p99Ms} ms; dev server ${lite.rps} req/s p99 ${lite.p99Ms} ms`);
+        check(
+          `${label} at ${load.connections} connections`,
+          pg.errors === 0,
+          `PostgreSQL ${pg.rps} req/s p99 ${pg.p99Ms} ms; dev server ${lite.rps} req/s p99 ${lite.p99Ms} ms`,
+        );
       }
     } finally {
       await dev.stop();
@@ -375,9 +480,12 @@ async function main(): Promise<number> {
   const failed = rows.filter((r) => r[1] !== 'ok').length;
   if (!args['no-doc']) {
     const versions = composeVersions();
-    await writeDocSection(new URL('../docs/deploy.md', import.meta.url), ['<!-- production-check:start -->', '<!-- production-check:end -->'],
+    await writeDocSection(
+      new URL('../docs/deploy.md', import.meta.url),
+      ['<!-- production-check:start -->', '<!-- production-check:end -->'],
       `by \`scripts/production-check.sh\` (Temporal server ${versions.temporal}, PostgreSQL ${production.db.major}, 3 workers, 2 APIs; ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end):`,
-      ['```text', text, '```'].join('\n'));
+      ['```text', text, '```'].join('\n'),
+    );
   }
   console.log(failed === 0 ? 'production check: every check passed' : `production check: ${failed} check(s) FAILED`);
   return failed === 0 ? 0 : 1;

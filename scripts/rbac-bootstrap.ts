@@ -55,14 +55,17 @@ function listed(result: CommandResult, what: string): Record<string, unknown>[] 
 /** The pveum steps, in order. Commands carry no secret; the token's answer is parsed here and handed to `store` only. */
 export async function bootstrapRbac(o: BootstrapOptions): Promise<{ tokenId: string; created: boolean }> {
   if (!USER_RE.test(o.user)) throw new BootstrapError(`--user must be name@pve, got '${o.user}'`);
-  if (!TOKEN_RE.test(o.token)) throw new BootstrapError(`--token must be a token name such as automation, got '${o.token}'`);
+  if (!TOKEN_RE.test(o.token))
+    throw new BootstrapError(`--token must be a token name such as automation, got '${o.token}'`);
   const tokenId = `${o.user}!${o.token}`;
   const privs = o.privileges.join(',');
   const run = async (command: string, what: string) => {
     const result = await o.run(command);
     if (result.exitCode !== 0) {
       // pveum's stderr names objects, never secrets; stdout (which may hold one) is not shown.
-      throw new BootstrapError(`${what} failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
+      throw new BootstrapError(
+        `${what} failed (exit ${result.exitCode}): ${result.stderr.trim().split('\n').slice(-3).join(' ')}`,
+      );
     }
     return result;
   };
@@ -95,14 +98,18 @@ export async function bootstrapRbac(o: BootstrapOptions): Promise<{ tokenId: str
     await run(`pveum user token remove ${o.user} ${o.token}`, `removing the old token ${tokenId}`);
     o.log(`removed the old token ${tokenId}`);
   }
-  const answer = await run(`pveum user token add ${o.user} ${o.token} --privsep 1 --output-format json`, `creating token ${tokenId}`);
+  const answer = await run(
+    `pveum user token add ${o.user} ${o.token} --privsep 1 --output-format json`,
+    `creating token ${tokenId}`,
+  );
   let secret: unknown;
   try {
     secret = (JSON.parse(answer.stdout) as { value?: unknown }).value;
   } catch {
     secret = undefined;
   }
-  if (typeof secret !== 'string' || secret.length === 0) throw new BootstrapError(`pveum did not return a secret for ${tokenId}`);
+  if (typeof secret !== 'string' || secret.length === 0)
+    throw new BootstrapError(`pveum did not return a secret for ${tokenId}`);
   await o.store(tokenId, secret);
   o.log(`created token ${tokenId} (privilege separation on); its secret was stored, not shown`);
   await run(`pveum acl modify / --tokens '${tokenId}' --roles ${o.role}`, `granting ${o.role} to ${tokenId}`);
@@ -135,7 +142,8 @@ async function writePrivateFile(path: string, content: string): Promise<void> {
 
 /** Where the environment reads its token from, as a writer; the format is the seeds' two lines. */
 export function tokenStore(env: EnvironmentConfig): (tokenId: string, secret: string) => Promise<void> {
-  const ref: SecretRef | undefined = env.credentials.token ?? (env.credentials.pass_path ? { pass: env.credentials.pass_path } : undefined);
+  const ref: SecretRef | undefined =
+    env.credentials.token ?? (env.credentials.pass_path ? { pass: env.credentials.pass_path } : undefined);
   if (!ref || 'env' in ref) {
     throw new BootstrapError(
       'credentials.token reads an environment variable, which this script cannot write: configure credentials.token as { pass: <entry> } or { file: <path> }',
@@ -159,7 +167,9 @@ async function main(): Promise<void> {
     },
   });
   const config = loadConfig();
-  const environment = values.environment ?? (Object.keys(config.environments).length === 1 ? Object.keys(config.environments)[0] : undefined);
+  const environment =
+    values.environment ??
+    (Object.keys(config.environments).length === 1 ? Object.keys(config.environments)[0] : undefined);
   if (!environment || !config.environments[environment]) {
     throw new BootstrapError(`--environment must name one of: ${Object.keys(config.environments).join(', ')}`);
   }
@@ -196,13 +206,19 @@ async function main(): Promise<void> {
 function describeStore(env: EnvironmentConfig): string {
   const ref = env.credentials.token ?? (env.credentials.pass_path ? { pass: env.credentials.pass_path } : undefined);
   if (!ref) return '(no credentials.token configured)';
-  return 'pass' in ref ? `pass entry ${ref.pass}` : 'file' in ref ? `file ${ref.file} (0600)` : `environment variable ${ref.env} (not writable)`;
+  return 'pass' in ref
+    ? `pass entry ${ref.pass}`
+    : 'file' in ref
+      ? `file ${ref.file} (0600)`
+      : `environment variable ${ref.env} (not writable)`;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((err: unknown) => {
     const known = err instanceof BootstrapError || err instanceof ConfigError;
-    console.error(`rbac-bootstrap: ${known ? (err as Error).message : `stopped: ${err instanceof Error ? err.message : String(err)}`}`);
+    console.error(
+      `rbac-bootstrap: ${known ? (err as Error).message : `stopped: ${err instanceof Error ? err.message : String(err)}`}`,
+    );
     process.exit(1);
   });
 }

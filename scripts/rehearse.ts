@@ -52,7 +52,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  if (Boolean(values.dump) === Boolean(values['from-env'])) throw new UsageError(`give --dump FILE or --from-env NAME\n${usage}`);
+  if (Boolean(values.dump) === Boolean(values['from-env']))
+    throw new UsageError(`give --dump FILE or --from-env NAME\n${usage}`);
   const out = resolve(values.out);
   await mkdir(out, { recursive: true });
 
@@ -64,7 +65,8 @@ async function main(argv: string[]): Promise<number> {
     const name = values['from-env']!;
     const config = loadConfig(values.config ? resolve(values.config) : undefined);
     const env = config.environments[name];
-    if (!env) throw new UsageError(`--from-env: no environment '${name}' (${Object.keys(config.environments).join(', ')})`);
+    if (!env)
+      throw new UsageError(`--from-env: no environment '${name}' (${Object.keys(config.environments).join(', ')})`);
     console.log(`==> Reading environment '${name}' (GETs only)`);
     const client = await createPveClientForEnvironment(env);
     try {
@@ -90,7 +92,16 @@ async function main(argv: string[]): Promise<number> {
   const demoArgs = split === -1 ? [] : argv.slice(split + 1);
   const stack = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'scripts/dev-stack.ts'), '--scenario', inventoryPath, '--data-dir', join(out, 'stack'), ...demoArgs],
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'scripts/dev-stack.ts'),
+      '--scenario',
+      inventoryPath,
+      '--data-dir',
+      join(out, 'stack'),
+      ...demoArgs,
+    ],
     { cwd: repoRoot, stdio: 'inherit' },
   );
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stack.kill(signal));
@@ -105,7 +116,8 @@ function shown(path: string): string {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof UsageError || err instanceof ScenarioError || err instanceof ConfigError) console.error(err.message);
+    if (err instanceof UsageError || err instanceof ScenarioError || err instanceof ConfigError)
+      console.error(err.message);
     else console.error(err);
     process.exit(err instanceof UsageError ? 2 : 1);
   },

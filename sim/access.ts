@@ -12,13 +12,30 @@ const PRIVILEGE_GROUPS = {
   VM: {
     root: [],
     admin: [
-      'VM.Config.Disk', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.HWType',
-      'VM.Config.Options', 'VM.Allocate', 'VM.Clone', 'VM.Migrate', 'VM.Monitor', 'VM.Snapshot',
-      'VM.Snapshot.Rollback', 'VM.Replicate', 'VM.GuestAgent.Unrestricted',
+      'VM.Config.Disk',
+      'VM.Config.CPU',
+      'VM.Config.Memory',
+      'VM.Config.Network',
+      'VM.Config.HWType',
+      'VM.Config.Options',
+      'VM.Allocate',
+      'VM.Clone',
+      'VM.Migrate',
+      'VM.Monitor',
+      'VM.Snapshot',
+      'VM.Snapshot.Rollback',
+      'VM.Replicate',
+      'VM.GuestAgent.Unrestricted',
     ],
     user: [
-      'VM.Config.CDROM', 'VM.Config.Cloudinit', 'VM.Console', 'VM.Backup', 'VM.PowerMgmt',
-      'VM.GuestAgent.Audit', 'VM.GuestAgent.FileRead', 'VM.GuestAgent.FileWrite',
+      'VM.Config.CDROM',
+      'VM.Config.Cloudinit',
+      'VM.Console',
+      'VM.Backup',
+      'VM.PowerMgmt',
+      'VM.GuestAgent.Audit',
+      'VM.GuestAgent.FileRead',
+      'VM.GuestAgent.FileWrite',
       'VM.GuestAgent.FileSystemMgmt',
     ],
     audit: ['VM.Audit'],
@@ -36,7 +53,12 @@ const PRIVILEGE_GROUPS = {
     audit: ['Datastore.Audit'],
   },
   SDN: { root: [], admin: ['SDN.Allocate', 'SDN.Audit'], user: ['SDN.Use'], audit: ['SDN.Audit'] },
-  User: { root: ['Realm.Allocate'], admin: ['User.Modify', 'Group.Allocate', 'Realm.AllocateUser'], user: [], audit: [] },
+  User: {
+    root: ['Realm.Allocate'],
+    admin: ['User.Modify', 'Group.Allocate', 'Realm.AllocateUser'],
+    user: [],
+    audit: [],
+  },
   Pool: { root: [], admin: ['Pool.Allocate'], user: ['Pool.Audit'], audit: ['Pool.Audit'] },
   Mapping: { root: [], admin: ['Mapping.Modify'], user: ['Mapping.Use'], audit: ['Mapping.Audit'] },
 } satisfies Record<string, Record<'root' | 'admin' | 'user' | 'audit', string[]>>;
@@ -168,7 +190,9 @@ export class AccessControl {
 
   /** `GET /access/permissions`: path -> privilege -> propagate (1/0), for every ACL path of the token. */
   permissionTree(token: ApiToken, onlyPath?: string): Record<string, Record<string, 0 | 1>> {
-    const paths = onlyPath ? [normalizeAclPath(onlyPath)] : [...new Set(token.acl.map((e) => normalizeAclPath(e.path)))];
+    const paths = onlyPath
+      ? [normalizeAclPath(onlyPath)]
+      : [...new Set(token.acl.map((e) => normalizeAclPath(e.path)))];
     const tree: Record<string, Record<string, 0 | 1>> = {};
     for (const path of paths) {
       const privs = this.privilegesAt(token, path);

@@ -52,7 +52,10 @@ export class Cluster {
     );
     this.tasks = new TaskRegistry(clock, this.state, this.counters, this.faults);
     this.locks = new LockFiles(clock);
-    this.transfers = new TransferEngine(clock, (end) => this.state.storageLinkBytesPerSecond(end) ?? this.state.node(end).linkBytesPerSecond);
+    this.transfers = new TransferEngine(
+      clock,
+      (end) => this.state.storageLinkBytesPerSecond(end) ?? this.state.node(end).linkBytesPerSecond,
+    );
     this.access = new AccessControl(
       scenario.tokens.map((t) => ({ tokenId: t.id, secret: t.secret, acl: t.acl })),
       scenario.roles,

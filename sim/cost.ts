@@ -161,7 +161,13 @@ export function simulateTransfers(
  * shares (as node links are shared by migrations). Compression ratios are typical of
  * mixed guest data; `0` stores it raw.
  */
-export const BACKUP_COMPRESSION_RATIO: Readonly<Record<string, number>> = { '0': 1, '1': 0.55, lzo: 0.55, gzip: 0.42, zstd: 0.38 };
+export const BACKUP_COMPRESSION_RATIO: Readonly<Record<string, number>> = {
+  '0': 1,
+  '1': 0.55,
+  lzo: 0.55,
+  gzip: 0.42,
+  zstd: 0.38,
+};
 
 /** Seconds per backup spent outside the transfer: freeze/snapshot, config, notes, finish. */
 export const BACKUP_SETUP_SECONDS = 3;

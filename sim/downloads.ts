@@ -42,7 +42,10 @@ export function remoteFile(downloads: ReadonlyMap<string, DownloadSpec>, url: st
   return {
     size: spec?.size ?? Math.round((50 + unitHash(`size/${url}`) * 750) * MiB),
     ...(spec?.http_status ? { httpStatus: spec.http_status } : {}),
-    checksum: (algorithm) => createHash(algorithm).update((content ??= downloadContent(url))).digest('hex'),
+    checksum: (algorithm) =>
+      createHash(algorithm)
+        .update((content ??= downloadContent(url)))
+        .digest('hex'),
   };
 }
 

@@ -23,7 +23,6 @@ import { tokenize, type ShellIo } from './ssh/shell.js';
 
 const { Server, utils } = ssh2;
 
-
 /** What a container's package manager has to offer, until it is upgraded. */
 const DEBIAN_UPDATES = [
   { name: 'libssl3t64', from: '3.5.1-1', to: '3.5.1-1+deb13u1' },
@@ -108,7 +107,11 @@ export class GuestSystems {
   }
 
   /** The next `times` upgrades in this container fail as apt does when dpkg was left half-done. */
-  failUpgrades(vmid: number, message = "dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.", times = 1): void {
+  failUpgrades(
+    vmid: number,
+    message = "dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.",
+    times = 1,
+  ): void {
     this.#container(vmid).failUpgrade = { message, times };
   }
 
@@ -142,7 +145,12 @@ export class GuestSystems {
       return 255;
     }
     const words = separator === '--' ? command : [separator ?? '', ...command].filter(Boolean);
-    const line = words[0] === 'sh' || words[0] === 'bash' ? (words[1] === '-c' ? (words[2] ?? '') : words.slice(1).join(' ')) : words.join(' ');
+    const line =
+      words[0] === 'sh' || words[0] === 'bash'
+        ? words[1] === '-c'
+          ? (words[2] ?? '')
+          : words.slice(1).join(' ')
+        : words.join(' ');
     return this.#run(line, io, (w, out) => this.#containerCommand(guest, w, out));
   }
 
@@ -153,7 +161,9 @@ export class GuestSystems {
     if (!guest || !running) return reject();
     const hostKey = running.kind === 'live' ? this.#liveKey : running.system.hostKey;
     const allowed = running.kind === 'live' ? this.nodeKeys : running.system.rootKeys;
-    const server = new Server({ hostKeys: [hostKey.privateKey] }, (client) => this.#serve(client, guest, running, allowed));
+    const server = new Server({ hostKeys: [hostKey.privateKey] }, (client) =>
+      this.#serve(client, guest, running, allowed),
+    );
     server.injectSocket(accept() as Parameters<typeof server.injectSocket>[0]);
   }
 
@@ -213,7 +223,8 @@ export class GuestSystems {
   /** The system a running VM booted, once it is far enough up to answer (as its agent does). */
   #runningSystem(guest: Guest): Running | undefined {
     if (guest.status !== 'running' || guest.startedAt === undefined) return undefined;
-    if (this.cluster.clock.now() - guest.startedAt < this.cluster.state.timing.agent_ip_delay_seconds * 1000) return undefined;
+    if (this.cluster.clock.now() - guest.startedAt < this.cluster.state.timing.agent_ip_delay_seconds * 1000)
+      return undefined;
     const boot = `${guest.vmid}@${guest.startedAt}`;
     if (!this.#booted.has(boot)) this.#booted.set(boot, this.#bootDevice(guest));
     return this.#booted.get(boot);
@@ -240,7 +251,12 @@ export class GuestSystems {
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey' || ctx.username !== 'root') return ctx.reject(['publickey']);
       const offered = ctx.key;
-      const match = keys.find((k) => k.type === offered.algo && k.getPublicSSH().length === offered.data.length && timingSafeEqual(k.getPublicSSH(), offered.data));
+      const match = keys.find(
+        (k) =>
+          k.type === offered.algo &&
+          k.getPublicSSH().length === offered.data.length &&
+          timingSafeEqual(k.getPublicSSH(), offered.data),
+      );
       if (!match) return ctx.reject(['publickey']);
       if (!ctx.signature || !ctx.blob) return ctx.accept();
       return match.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true ? ctx.accept() : ctx.reject(['publickey']);
@@ -252,7 +268,11 @@ export class GuestSystems {
           const stream = accept();
           const fs = new AlpineFs(this, guest, running);
           // An exec handler cannot be awaited: the command's failure becomes exit status 255.
-          void this.#run(info.command, { stdout: (t) => stream.write(t), stderr: (t) => stream.stderr.write(t) }, (w, io, env) => fs.command(w, io, env))
+          void this.#run(
+            info.command,
+            { stdout: (t) => stream.write(t), stderr: (t) => stream.stderr.write(t) },
+            (w, io, env) => fs.command(w, io, env),
+          )
             .catch(() => 255)
             .then((code) => {
               if (stream.destroyed) return;
@@ -272,7 +292,9 @@ export class GuestSystems {
     const disk = guest.drives.find((d) => d.key === 'scsi0' && !d.cdrom);
     if (device !== '/dev/sda' || !disk) throw new ExitError(1, `ERROR: ${device}: not a block device`);
     if (erase !== device) {
-      io.stdout(`WARNING: The following disk(s) will be erased:\n  ${device}\nWARNING: Erase the above disk(s) and continue? (y/n) [n] \n`);
+      io.stdout(
+        `WARNING: The following disk(s) will be erased:\n  ${device}\nWARNING: Erase the above disk(s) and continue? (y/n) [n] \n`,
+      );
       throw new ExitError(1, 'aborted');
     }
     const failure = this.#failInstall.get(guest.vmid);
@@ -370,7 +392,12 @@ class AlpineFs {
     return status;
   }
 
-  async #program(program: string, args: string[], env: ReadonlyMap<string, string>, io: ShellIo): Promise<number | undefined> {
+  async #program(
+    program: string,
+    args: string[],
+    env: ReadonlyMap<string, string>,
+    io: ShellIo,
+  ): Promise<number | undefined> {
     switch (program) {
       case 'echo':
         io.stdout(`${args.join(' ')}\n`);
@@ -428,7 +455,8 @@ class AlpineFs {
       case 'apk': {
         const root = args[args.indexOf('--root') + 1];
         const system = args.includes('--root') ? (root === '/mnt' ? this.#mounted : undefined) : undefined;
-        if (args.includes('--root') && !system) throw new ExitError(1, `ERROR: Unable to open root: No such file or directory`);
+        if (args.includes('--root') && !system)
+          throw new ExitError(1, `ERROR: Unable to open root: No such file or directory`);
         const packages = args.slice(args.indexOf('add') + 1).filter((a) => !a.startsWith('-'));
         if (!args.includes('add')) throw new ExitError(1, 'apk: only add is supported here');
         packages.forEach((p, i) => io.stdout(`(${i + 1}/${packages.length}) Installing ${p}\n`));
@@ -438,8 +466,10 @@ class AlpineFs {
       }
       case 'chroot': {
         const [dir, cmd, sub, service, level] = args;
-        if (dir !== '/mnt' || !this.#mounted) throw new ExitError(125, `chroot: cannot change root directory to '${dir ?? ''}'`);
-        if (cmd !== 'rc-update' || sub !== 'add' || !service) throw new ExitError(127, `chroot: failed to run command '${cmd ?? ''}'`);
+        if (dir !== '/mnt' || !this.#mounted)
+          throw new ExitError(125, `chroot: cannot change root directory to '${dir ?? ''}'`);
+        if (cmd !== 'rc-update' || sub !== 'add' || !service)
+          throw new ExitError(127, `chroot: failed to run command '${cmd ?? ''}'`);
         this.#mounted.services.add(service);
         io.stdout(` * service ${service} added to runlevel ${level ?? 'default'}\n`);
         return 0;
@@ -457,7 +487,9 @@ class AlpineFs {
 
   #read(path: string): string | undefined {
     if (path === '/proc/mounts') {
-      return this.running.kind === 'installed' ? '/dev/sda3 / ext4 rw,relatime 0 0\n' : 'tmpfs / tmpfs rw,relatime,mode=755 0 0\n';
+      return this.running.kind === 'installed'
+        ? '/dev/sda3 / ext4 rw,relatime 0 0\n'
+        : 'tmpfs / tmpfs rw,relatime,mode=755 0 0\n';
     }
     if (path.startsWith('/mnt/') && this.#mounted) return this.#mounted.files.get(path.slice(4));
     const installed = this.#root();

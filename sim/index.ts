@@ -80,7 +80,9 @@ export interface SimulatedCluster {
 
 export async function startSimulator(options: StartSimulatorOptions): Promise<SimulatedCluster> {
   const scenario =
-    typeof options.scenario === 'string' ? (await loadScenarioSource(options.scenario)).scenario : await resolveScenario(options.scenario);
+    typeof options.scenario === 'string'
+      ? (await loadScenarioSource(options.scenario)).scenario
+      : await resolveScenario(options.scenario);
   const host = options.host ?? '127.0.0.1';
   const clock = new SimClock({ speed: options.speed ?? 1, manual: options.manualClock ?? false });
   const cluster = new Cluster(scenario, clock, options.seed);
@@ -88,7 +90,11 @@ export async function startSimulator(options: StartSimulatorOptions): Promise<Si
     if (!cluster.state.nodes.has(node)) throw new Error(`clock skew for unknown node '${node}'`);
     cluster.state.node(node).clockSkewMs = seconds * 1000;
   }
-  const certificates = await generateClusterCertificates(scenario.cluster_name, host, scenario.nodes.map((n) => n.name));
+  const certificates = await generateClusterCertificates(
+    scenario.cluster_name,
+    host,
+    scenario.nodes.map((n) => n.name),
+  );
   const adminSecret = options.adminSecret ?? randomBytes(24).toString('base64url');
   const sshClientKey = generateSshKeyPair('proxmox-manager@simulator');
 

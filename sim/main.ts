@@ -28,7 +28,14 @@ export interface ConnectionFile {
   scenario: string;
   speed: number;
   /** `tls_fingerprint`: SHA-256 of the node's own certificate, to pin per node. */
-  nodes: { name: string; host: string; port: number; ssh_port: number; ssh_host_key: string; tls_fingerprint: string }[];
+  nodes: {
+    name: string;
+    host: string;
+    port: number;
+    ssh_port: number;
+    ssh_host_key: string;
+    tls_fingerprint: string;
+  }[];
   /** The cluster CA that signed every node's certificate. */
   tls: { ca_file: string };
   /** `user@realm!token=secret` of the scenario's first token. */
@@ -56,7 +63,13 @@ function fileSafe(tokenId: string): string {
   return tokenId.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-async function writeConnection(sim: SimulatedCluster, scenario: string, speed: number, dataDir: string, connectionFile: string): Promise<ConnectionFile> {
+async function writeConnection(
+  sim: SimulatedCluster,
+  scenario: string,
+  speed: number,
+  dataDir: string,
+  connectionFile: string,
+): Promise<ConnectionFile> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const tokens: ConnectionFile['tokens'] = [];
   for (const t of sim.tokens) {
@@ -136,7 +149,13 @@ async function main(): Promise<number> {
   // A cluster inventory (a cluster/resources dump) is imported; what it had to guess is said here.
   const loaded = await loadScenarioSource(scenario);
   const clockSkewSeconds = Object.fromEntries(values['clock-skew'].map(parseClockSkew));
-  const sim = await startSimulator({ scenario: loaded.scenario, speed, host: values.host, authFailureDelayMs: authDelay, clockSkewSeconds });
+  const sim = await startSimulator({
+    scenario: loaded.scenario,
+    speed,
+    host: values.host,
+    authFailureDelayMs: authDelay,
+    clockSkewSeconds,
+  });
   const connection = await writeConnection(sim, scenario, speed, dataDir, connectionFile);
   if (loaded.guesses.length > 0) {
     console.log(`imported ${scenario}; guessed what it does not say:`);
@@ -145,7 +164,9 @@ async function main(): Promise<number> {
 
   console.log(`simulated PVE cluster '${connection.cluster}' (${sim.state.guests.size} guests) at ${speed}x speed`);
   for (const n of connection.nodes) {
-    console.log(`  ${n.name.padEnd(10)} https://${n.host}:${n.port}/api2/json   ssh -p ${n.ssh_port} root@${n.host}   host key ${n.ssh_host_key}`);
+    console.log(
+      `  ${n.name.padEnd(10)} https://${n.host}:${n.port}/api2/json   ssh -p ${n.ssh_port} root@${n.host}   host key ${n.ssh_host_key}`,
+    );
     console.log(`  ${''.padEnd(10)} TLS fingerprint (SHA-256) ${n.tls_fingerprint}`);
   }
   console.log(`  cluster CA: ${connection.tls.ca_file}`);

@@ -84,7 +84,9 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
       status: running ? 'running' : 'stopped',
       memory: pick(MEMORY_MIB),
       cores: pick(CORES),
-      disks: [{ storage: lxc ? (local ? 'local-lvm' : 'shared') : local ? 'local-lvm' : 'shared', size: `${pick(DISK_GB)}G` }],
+      disks: [
+        { storage: lxc ? (local ? 'local-lvm' : 'shared') : local ? 'local-lvm' : 'shared', size: `${pick(DISK_GB)}G` },
+      ],
       tags: [service],
       ha,
       ...(passthrough ? { hostpci: [`0000:${String(10 + (i % 80)).padStart(2, '0')}:00.0`] } : {}),
@@ -95,7 +97,12 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
   return {
     name: `generated-${opts.nodes}n-${opts.vms}g-s${opts.seed ?? 1}`,
     cluster_name: 'generated',
-    nodes: nodeNames.map((name) => ({ name, memory: nodeMemory, cores: opts.nodeCores ?? 64, link_gbps: opts.linkGbps ?? 10 })),
+    nodes: nodeNames.map((name) => ({
+      name,
+      memory: nodeMemory,
+      cores: opts.nodeCores ?? 64,
+      link_gbps: opts.linkGbps ?? 10,
+    })),
     storages: [
       { id: 'local', type: 'dir', path: '/var/lib/vz', content: ['iso', 'vztmpl', 'import', 'backup'], size: '200G' },
       { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], size: '8T' },
@@ -105,7 +112,10 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
     tokens: [
       {
         id: 'automation@pve!pm',
-        secret: createHash('sha256').update(`generated-token/${opts.seed ?? 1}`).digest('hex').slice(0, 32),
+        secret: createHash('sha256')
+          .update(`generated-token/${opts.seed ?? 1}`)
+          .digest('hex')
+          .slice(0, 32),
         acl: [
           { path: '/', roles: ['PVEAdmin'] },
           // A deeper ACL level replaces what / grants, so it restates the role.
@@ -117,7 +127,13 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
 }
 
 /** Scales non-template guest memory so that it adds up to `pressure` of all node memory. */
-function scaleMemory(guests: NonNullable<Scenario['guests']>, skip: number, pressure: number, nodeMemory: string, nodes: number): void {
+function scaleMemory(
+  guests: NonNullable<Scenario['guests']>,
+  skip: number,
+  pressure: number,
+  nodeMemory: string,
+  nodes: number,
+): void {
   const nodeMiB = (parseSize(nodeMemory) ?? 0) / MiB;
   const target = pressure * nodeMiB * nodes;
   const current = guests.slice(skip).reduce((sum, g) => sum + Number(g.memory), 0);

@@ -56,7 +56,10 @@ const Inventory = z.object({
   configs: z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number()]))).default({}),
   /** `GET /nodes/{node}/storage/{storage}/content`, by `node/storage`. */
   storage_content: z
-    .record(z.string(), z.array(z.looseObject({ volid: z.string(), size: z.number().optional(), content: z.string().optional() })))
+    .record(
+      z.string(),
+      z.array(z.looseObject({ volid: z.string(), size: z.number().optional(), content: z.string().optional() })),
+    )
     .default({}),
   /** `GET /cluster/ha/rules` (PVE 9). */
   ha_rules: z
@@ -92,8 +95,25 @@ export interface ImportedScenario {
   guesses: string[];
 }
 
-const STORAGE_TYPES: ReadonlySet<string> = new Set<StorageType>(['dir', 'lvmthin', 'lvm', 'zfspool', 'nfs', 'cifs', 'cephfs', 'rbd']);
-const CONTENT_TYPES: ReadonlySet<string> = new Set<ContentType>(['images', 'rootdir', 'iso', 'vztmpl', 'import', 'backup', 'snippets']);
+const STORAGE_TYPES: ReadonlySet<string> = new Set<StorageType>([
+  'dir',
+  'lvmthin',
+  'lvm',
+  'zfspool',
+  'nfs',
+  'cifs',
+  'cephfs',
+  'rbd',
+]);
+const CONTENT_TYPES: ReadonlySet<string> = new Set<ContentType>([
+  'images',
+  'rootdir',
+  'iso',
+  'vztmpl',
+  'import',
+  'backup',
+  'snippets',
+]);
 const QEMU_DISK_KEY = /^((scsi|virtio|sata|ide)\d+|efidisk0|tpmstate0)$/;
 const LXC_DISK_KEY = /^(rootfs|mp\d+)$/;
 const MEDIA_VOLID = /^[a-z][a-z0-9\-_.]*[a-z0-9]:(iso|vztmpl|import|snippets)\/[^/]+$/i;
@@ -115,7 +135,11 @@ class Guesses {
 /** True for input this module imports rather than a scenario: a resource list or an inventory. */
 export function isInventory(data: unknown): boolean {
   if (Array.isArray(data)) return true;
-  return typeof data === 'object' && data !== null && (Array.isArray((data as { data?: unknown }).data) || Array.isArray((data as { resources?: unknown }).resources));
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    (Array.isArray((data as { data?: unknown }).data) || Array.isArray((data as { resources?: unknown }).resources))
+  );
 }
 
 /** A scenario file, or an inventory (dump) to import: how the simulator and the demo read `--scenario`. */
@@ -127,26 +151,47 @@ export async function loadScenarioSource(path: string): Promise<ImportedScenario
   } catch (err) {
     throw new ScenarioError(path, [`(file): not valid YAML or JSON - ${(err as Error).message.split('\n')[0]}`]);
   }
-  return isInventory(data) ? importInventory(data, { name: 'rehearsal' }, path) : { scenario: parseScenario(data, path), guesses: [] };
+  return isInventory(data)
+    ? importInventory(data, { name: 'rehearsal' }, path)
+    : { scenario: parseScenario(data, path), guesses: [] };
 }
 
 export function loadScenarioFromClusterResources(json: unknown, opts: ImportOptions = {}): ResolvedScenario {
   return importInventory(json, opts).scenario;
 }
 
-export function importInventory(json: unknown, opts: ImportOptions = {}, source = '(cluster/resources)'): ImportedScenario {
+export function importInventory(
+  json: unknown,
+  opts: ImportOptions = {},
+  source = '(cluster/resources)',
+): ImportedScenario {
   const parsed = InventoryInput.safeParse(json);
   if (!parsed.success) {
-    throw new ScenarioError(source, parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+    throw new ScenarioError(
+      source,
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    );
   }
   const inventory = parsed.data;
   const guesses = new Guesses();
   const nodes = importNodes(inventory.resources, opts, guesses);
-  const storages = importStorages(inventory.resources, nodes.map((n) => n.name), guesses);
+  const storages = importStorages(
+    inventory.resources,
+    nodes.map((n) => n.name),
+    guesses,
+  );
   const content = importContent(inventory.storage_content, storages, guesses);
   const guests = inventory.resources
     .filter((r) => (r.type === 'qemu' || r.type === 'lxc') && r.vmid !== undefined && r.node)
-    .map((r) => importGuest(r, inventory.configs[String(r.vmid)], { storages, listing: inventory.storage_content, content, opts, guesses }));
+    .map((r) =>
+      importGuest(r, inventory.configs[String(r.vmid)], {
+        storages,
+        listing: inventory.storage_content,
+        content,
+        opts,
+        guesses,
+      }),
+    );
   settleStorageUse(inventory.resources, storages, guests);
   noteUnsimulated(inventory.resources, guesses);
 
@@ -158,19 +203,28 @@ export function importInventory(json: unknown, opts: ImportOptions = {}, source 
     guests,
     ha_rules: importHaRules(inventory.ha_rules, guesses),
     tokens: opts.tokens ?? [
-      { id: 'automation@pve!pm', secret: randomBytes(16).toString('hex'), acl: [{ path: '/', roles: ['Administrator'] }] },
+      {
+        id: 'automation@pve!pm',
+        secret: randomBytes(16).toString('hex'),
+        acl: [{ path: '/', roles: ['Administrator'] }],
+      },
     ],
   };
   return { scenario: parseScenario(scenario, source), guesses: guesses.lines() };
 }
 
 function importNodes(resources: readonly Resource[], opts: ImportOptions, guesses: Guesses) {
-  guesses.add(`PVE version of every node: 9.1.2 and link speed ${opts.linkGbps ?? 10} Gbit/s (cluster/resources states neither)`);
-  guesses.add("node memory in use: the simulator's own sum of its guests' use plus the host's overhead, not the nodes' measured mem");
+  guesses.add(
+    `PVE version of every node: 9.1.2 and link speed ${opts.linkGbps ?? 10} Gbit/s (cluster/resources states neither)`,
+  );
+  guesses.add(
+    "node memory in use: the simulator's own sum of its guests' use plus the host's overhead, not the nodes' measured mem",
+  );
   return resources
     .filter((r) => r.type === 'node' && r.node)
     .map((r) => {
-      if (r.maxcpu === undefined || r.maxmem === undefined) guesses.add('CPUs or memory of nodes that did not report them (16 CPUs, 64 GiB)', r.node);
+      if (r.maxcpu === undefined || r.maxmem === undefined)
+        guesses.add('CPUs or memory of nodes that did not report them (16 CPUs, 64 GiB)', r.node);
       return {
         name: r.node!,
         cores: Math.max(1, Math.round(r.maxcpu ?? 16)),
@@ -192,18 +246,28 @@ interface ImportedStorage {
   nodes: string[];
 }
 
-function importStorages(resources: readonly Resource[], allNodes: readonly string[], guesses: Guesses): ImportedStorage[] {
+function importStorages(
+  resources: readonly Resource[],
+  allNodes: readonly string[],
+  guesses: Guesses,
+): ImportedStorage[] {
   const storages = new Map<string, ImportedStorage>();
   for (const r of resources.filter((x) => x.type === 'storage' && x.storage && x.node)) {
-    if (r.status !== undefined && r.status !== 'available') guesses.add('storages simulated as active where PVE reported them not available', `${r.storage} on ${r.node}`);
+    if (r.status !== undefined && r.status !== 'available')
+      guesses.add('storages simulated as active where PVE reported them not available', `${r.storage} on ${r.node}`);
     const existing = storages.get(r.storage!);
     if (existing) {
       existing.nodes.push(r.node!);
-      if ((r.maxdisk ?? 0) !== existing.size && !existing.shared) guesses.add('local storages sized alike on every node (the largest)', r.storage);
+      if ((r.maxdisk ?? 0) !== existing.size && !existing.shared)
+        guesses.add('local storages sized alike on every node (the largest)', r.storage);
       existing.size = Math.max(existing.size, r.maxdisk ?? 0);
       continue;
     }
-    if (!STORAGE_TYPES.has(r.plugintype ?? '')) guesses.add('storages of a type the simulator lacks, simulated as dir', `${r.storage} (${r.plugintype ?? 'no type'})`);
+    if (!STORAGE_TYPES.has(r.plugintype ?? ''))
+      guesses.add(
+        'storages of a type the simulator lacks, simulated as dir',
+        `${r.storage} (${r.plugintype ?? 'no type'})`,
+      );
     const content = (r.content ?? '').split(',').filter((c): c is ContentType => CONTENT_TYPES.has(c));
     if (content.length === 0) guesses.add('storages without a known content type, given images', r.storage);
     storages.set(r.storage!, {
@@ -220,17 +284,23 @@ function importStorages(resources: readonly Resource[], allNodes: readonly strin
 }
 
 /** ISOs and templates from the storages' contents, so a guest's CD drive can name its ISO. */
-function importContent(listing: z.output<typeof Inventory>['storage_content'], storages: readonly ImportedStorage[], guesses: Guesses) {
+function importContent(
+  listing: z.output<typeof Inventory>['storage_content'],
+  storages: readonly ImportedStorage[],
+  guesses: Guesses,
+) {
   const content: NonNullable<Scenario['content']> = [];
   for (const [key, volumes] of Object.entries(listing)) {
     const [node, sid] = key.split('/') as [string, string];
     const storage = storages.find((s) => s.id === sid);
     if (!storage) continue;
     for (const v of volumes) {
-      if (!MEDIA_VOLID.test(v.volid) || content.some((c) => c.volid === v.volid && (storage.shared || c.node === node))) continue;
+      if (!MEDIA_VOLID.test(v.volid) || content.some((c) => c.volid === v.volid && (storage.shared || c.node === node)))
+        continue;
       const kind = v.volid.split(':')[1]!.split('/')[0]!;
       if (!storage.content.includes(kind as ContentType)) continue;
-      if (v.size === undefined) guesses.add('sizes of listed ISOs and templates that PVE did not state (1 GiB)', v.volid);
+      if (v.size === undefined)
+        guesses.add('sizes of listed ISOs and templates that PVE did not state (1 GiB)', v.volid);
       content.push({ volid: v.volid, size: v.size ?? GiB, ...(storage.shared ? {} : { node }) });
     }
   }
@@ -245,7 +315,11 @@ interface GuestContext {
   guesses: Guesses;
 }
 
-function importGuest(r: Resource, config: Record<string, string | number> | undefined, ctx: GuestContext): NonNullable<Scenario['guests']>[number] {
+function importGuest(
+  r: Resource,
+  config: Record<string, string | number> | undefined,
+  ctx: GuestContext,
+): NonNullable<Scenario['guests']>[number] {
   const { guesses } = ctx;
   const type = r.type as 'qemu' | 'lxc';
   const label = `${type === 'qemu' ? 'VM' : 'CT'} ${r.vmid}`;
@@ -255,12 +329,18 @@ function importGuest(r: Resource, config: Record<string, string | number> | unde
   const validTags = tags.filter((t) => /^[a-z0-9_][a-z0-9_\-+.]*$/i.test(t));
   if (validTags.length < tags.length) guesses.add('tags PVE would not accept, dropped', label);
   const running = r.status === 'running' && !r.template;
-  if (r.status !== 'running' && r.status !== 'stopped' && !r.template) guesses.add(`guests in a state the simulator lacks, simulated as stopped`, `${label} (${r.status ?? 'unknown'})`);
-  if (!config) guesses.add('guests imported without their config (a bare cluster/resources dump): host-bound devices, CD drives and snapshots unknown');
-  if (running && r.mem === undefined) guesses.add('memory use of running guests that did not report mem (the simulator picks one)', label);
+  if (r.status !== 'running' && r.status !== 'stopped' && !r.template)
+    guesses.add(`guests in a state the simulator lacks, simulated as stopped`, `${label} (${r.status ?? 'unknown'})`);
+  if (!config)
+    guesses.add(
+      'guests imported without their config (a bare cluster/resources dump): host-bound devices, CD drives and snapshots unknown',
+    );
+  if (running && r.mem === undefined)
+    guesses.add('memory use of running guests that did not report mem (the simulator picks one)', label);
 
   const vcpus = Number(config?.['cores'] ?? r.maxcpu ?? 1);
-  const memoryMiB = config?.['memory'] !== undefined ? Number(config['memory']) : Math.round((r.maxmem ?? 512 * 1024 ** 2) / 1024 ** 2);
+  const memoryMiB =
+    config?.['memory'] !== undefined ? Number(config['memory']) : Math.round((r.maxmem ?? 512 * 1024 ** 2) / 1024 ** 2);
   return {
     vmid: r.vmid!,
     type,
@@ -269,11 +349,15 @@ function importGuest(r: Resource, config: Record<string, string | number> | unde
     status: running ? 'running' : 'stopped',
     memory: Math.max(16, memoryMiB),
     cores: Math.max(1, Math.round(vcpus)),
-    ...(type === 'qemu' && config?.['sockets'] !== undefined ? { sockets: Math.max(1, Number(config['sockets'])) } : {}),
+    ...(type === 'qemu' && config?.['sockets'] !== undefined
+      ? { sockets: Math.max(1, Number(config['sockets'])) }
+      : {}),
     disks: guestDisks(r, type, label, config, ctx),
     tags: validTags,
     template: Boolean(r.template),
-    ha: r.hastate ? { state: (['stopped', 'disabled', 'ignored'].includes(r.hastate) ? r.hastate : 'started') as 'started' } : false,
+    ha: r.hastate
+      ? { state: (['stopped', 'disabled', 'ignored'].includes(r.hastate) ? r.hastate : 'started') as 'started' }
+      : false,
     ...(running && r.mem !== undefined && r.maxmem ? { mem_usage: clamp(r.mem / r.maxmem) } : {}),
     ...(running && r.cpu !== undefined ? { cpu_load: clamp(r.cpu) } : {}),
     ...(r.lock ? { lock: r.lock } : {}),
@@ -282,13 +366,20 @@ function importGuest(r: Resource, config: Record<string, string | number> | unde
 }
 
 /** Disks on the storages the guest's config names; without a config, one disk on a guessed storage. */
-function guestDisks(r: Resource, type: 'qemu' | 'lxc', label: string, config: Record<string, string | number> | undefined, ctx: GuestContext) {
+function guestDisks(
+  r: Resource,
+  type: 'qemu' | 'lxc',
+  label: string,
+  config: Record<string, string | number> | undefined,
+  ctx: GuestContext,
+) {
   const { guesses } = ctx;
   const needed = type === 'qemu' ? 'images' : 'rootdir';
   if (!config) {
     const storage = pickStorage(ctx, r.node!, needed);
     const size = Math.max(r.maxdisk ?? 0, type === 'lxc' ? 8 * GiB : 0);
-    if (storage && size > 0) guesses.add(`disks of guests without a config, put on one storage`, `${label} on ${storage}`);
+    if (storage && size > 0)
+      guesses.add(`disks of guests without a config, put on one storage`, `${label} on ${storage}`);
     return storage && size > 0 ? [{ storage, size }] : [];
   }
   const keyPattern = type === 'qemu' ? QEMU_DISK_KEY : LXC_DISK_KEY;
@@ -304,14 +395,18 @@ function guestDisks(r: Resource, type: 'qemu' | 'lxc', label: string, config: Re
     const value = String(config[key]);
     const [volid, ...props] = value.split(',');
     if (!volid || props.includes('media=cdrom') || volid === 'none' || !volid.includes(':') || volid.startsWith('/')) {
-      if (volid?.startsWith('/')) guesses.add('bind mounts and pass-through disks left out (they pin a guest to its node)', `${label} ${key}`);
+      if (volid?.startsWith('/'))
+        guesses.add('bind mounts and pass-through disks left out (they pin a guest to its node)', `${label} ${key}`);
       continue;
     }
     let storage = volid.split(':')[0]!;
     const known = ctx.storages.find((s) => s.id === storage);
     if (!known || !(known.shared || known.nodes.includes(r.node!))) {
       const fallback = pickStorage(ctx, r.node!, needed);
-      guesses.add(`disks on a storage cluster/resources does not list on the guest's node, moved`, `${label} ${key} ${storage} -> ${fallback ?? 'none'}`);
+      guesses.add(
+        `disks on a storage cluster/resources does not list on the guest's node, moved`,
+        `${label} ${key} ${storage} -> ${fallback ?? 'none'}`,
+      );
       if (!fallback) continue;
       storage = fallback;
     } else if (!known.content.includes(needed)) {
@@ -319,23 +414,30 @@ function guestDisks(r: Resource, type: 'qemu' | 'lxc', label: string, config: Re
       guesses.add(`storages given content ${needed} because a guest's disk is on them`, storage);
     }
     const size = sizeOf(props) ?? listedSize(volid, r.node!, ctx) ?? (disks.length === 0 ? r.maxdisk : undefined);
-    if (size === undefined || sizeOf(props) === undefined) guesses.add('disk sizes not in the config (from the storage listing or maxdisk, else 1 GiB)', `${label} ${key}`);
+    if (size === undefined || sizeOf(props) === undefined)
+      guesses.add('disk sizes not in the config (from the storage listing or maxdisk, else 1 GiB)', `${label} ${key}`);
     disks.push({ storage, size: Math.max(size ?? GiB, 1024 ** 2) });
     renamed.push(key);
   }
   const simulatedKeys = renamed.map((_, i) => (type === 'qemu' ? `scsi${i}` : i === 0 ? 'rootfs' : `mp${i}`));
-  if (renamed.some((k, i) => k !== simulatedKeys[i])) guesses.add('disk keys renumbered in the simulated config', `${label} ${renamed.join(', ')}`);
+  if (renamed.some((k, i) => k !== simulatedKeys[i]))
+    guesses.add('disk keys renumbered in the simulated config', `${label} ${renamed.join(', ')}`);
   return disks;
 }
 
 /** Host-bound devices, the CD drive's ISO, protection and snapshots from a guest's config. */
 function devices(config: Record<string, string | number>, type: 'qemu' | 'lxc', label: string, ctx: GuestContext) {
-  const keys = (pattern: RegExp) => Object.keys(config).filter((k) => pattern.test(k)).sort().map((k) => String(config[k]));
+  const keys = (pattern: RegExp) =>
+    Object.keys(config)
+      .filter((k) => pattern.test(k))
+      .sort()
+      .map((k) => String(config[k]));
   const iso = Object.values(config)
     .map(String)
     .find((v) => v.includes('media=cdrom') && MEDIA_VOLID.test(v.split(',')[0]!))
     ?.split(',')[0];
-  if (iso && !ctx.content.some((c) => c.volid === iso)) ctx.guesses.add('CD drives emptied: their ISO is not in the storage listing', `${label} ${iso}`);
+  if (iso && !ctx.content.some((c) => c.volid === iso))
+    ctx.guesses.add('CD drives emptied: their ISO is not in the storage listing', `${label} ${iso}`);
   if (config['parent'] !== undefined) ctx.guesses.add('snapshot trees reduced to the current snapshot', label);
   return {
     ...(type === 'qemu' ? { hostpci: keys(/^hostpci\d+$/), usb: keys(/^usb\d+$/) } : {}),
@@ -348,7 +450,11 @@ function devices(config: Record<string, string | number>, type: 'qemu' | 'lxc', 
 }
 
 /** Storage use the guests do not account for: what PVE reported in use, less the imported disks. */
-function settleStorageUse(resources: readonly Resource[], storages: ImportedStorage[], guests: NonNullable<Scenario['guests']>): void {
+function settleStorageUse(
+  resources: readonly Resource[],
+  storages: ImportedStorage[],
+  guests: NonNullable<Scenario['guests']>,
+): void {
   for (const s of storages) {
     let used = 0;
     for (const r of resources.filter((x) => x.type === 'storage' && x.storage === s.id)) {
@@ -363,7 +469,10 @@ function settleStorageUse(resources: readonly Resource[], storages: ImportedStor
   }
 }
 
-function importHaRules(rules: z.output<typeof Inventory>['ha_rules'], guesses: Guesses): NonNullable<Scenario['ha_rules']> {
+function importHaRules(
+  rules: z.output<typeof Inventory>['ha_rules'],
+  guesses: Guesses,
+): NonNullable<Scenario['ha_rules']> {
   return rules.flatMap((r) => {
     if (r.type !== 'node-affinity' && r.type !== 'resource-affinity') {
       guesses.add('HA rules of a type the simulator lacks, left out', r.rule);
@@ -391,7 +500,9 @@ function noteUnsimulated(resources: readonly Resource[], guesses: Guesses): void
     const members = resources.filter((g) => g.pool === id && g.vmid !== undefined).length;
     guesses.add('resource pools not simulated (their members are)', `${id} (${members} guests)`);
   }
-  const other = [...new Set(resources.map((r) => r.type).filter((t) => !['node', 'storage', 'qemu', 'lxc', 'pool'].includes(t)))];
+  const other = [
+    ...new Set(resources.map((r) => r.type).filter((t) => !['node', 'storage', 'qemu', 'lxc', 'pool'].includes(t))),
+  ];
   for (const t of other) guesses.add('resource types not simulated', t);
 }
 
@@ -412,7 +523,9 @@ function diskOrder(key: string): number {
 function sizeOf(props: readonly string[]): number | undefined {
   const m = props.map((p) => /^size=(\d+(?:\.\d+)?)([KMGT]?)$/i.exec(p)).find(Boolean);
   if (!m) return undefined;
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: GiB, T: 1024 ** 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: GiB, T: 1024 ** 4 }[
+    m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'
+  ];
   return Math.round(Number(m[1]) * unit);
 }
 

@@ -87,11 +87,19 @@ const StorageSpec = z.strictObject({
 });
 
 const ContentSpec = z.strictObject({
-  volid: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:(iso|vztmpl|import|snippets)\/[^/]+$/i, "must be a volume id such as 'local:iso/debian.iso'"),
+  volid: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9\-_.]*[a-z0-9]:(iso|vztmpl|import|snippets)\/[^/]+$/i,
+      "must be a volume id such as 'local:iso/debian.iso'",
+    ),
   /** For local storages: the node holding the file; every node when absent. */
   node: NodeName.optional(),
   size: Size,
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 
 const DiskSpec = z.strictObject({
@@ -121,7 +129,9 @@ const GuestSpec = z.strictObject({
   template: z.boolean().default(false),
   agent: z.boolean().default(true),
   /** HA-managed; `true` means requested state `started`. */
-  ha: z.union([z.boolean(), z.strictObject({ state: z.enum(['started', 'stopped', 'disabled', 'ignored']) })]).default(false),
+  ha: z
+    .union([z.boolean(), z.strictObject({ state: z.enum(['started', 'stopped', 'disabled', 'ignored']) })])
+    .default(false),
   hostpci: z.array(z.string()).default([]),
   usb: z.array(z.string()).default([]),
   /** Volume id of an ISO in the drive, e.g. local:iso/debian.iso. */
@@ -151,7 +161,10 @@ const AclSpec = z
 const TokenSpec = z.strictObject({
   id: z
     .string()
-    .regex(/^[^\s:/@!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/, 'must be a token id such as automation@pve!pm'),
+    .regex(
+      /^[^\s:/@!]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/,
+      'must be a token id such as automation@pve!pm',
+    ),
   secret: z.string().min(8, 'must be at least 8 characters'),
   acl: z.array(AclSpec).min(1, 'a token without ACL entries can do nothing'),
 });
@@ -274,7 +287,10 @@ function crossCheck(s: z.output<typeof ScenarioObject>, ctx: z.RefinementCtx): v
       const needed: ContentType = g.type === 'qemu' ? 'images' : 'rootdir';
       if (!st) issue(['guests', i, 'disks', j, 'storage'], `unknown storage '${d.storage}'`);
       else if (!st.content.includes(needed)) {
-        issue(['guests', i, 'disks', j, 'storage'], `storage '${d.storage}' is not configured for content-type '${needed}'`);
+        issue(
+          ['guests', i, 'disks', j, 'storage'],
+          `storage '${d.storage}' is not configured for content-type '${needed}'`,
+        );
       } else if (nodes.has(g.node) && !onNode(d.storage, g.node)) {
         issue(['guests', i, 'disks', j, 'storage'], `storage '${d.storage}' is not available on node '${g.node}'`);
       }

@@ -132,9 +132,13 @@ export class StoragePool {
     const name = volid.slice(this.id.length + 1);
     const m = /^(iso|vztmpl|import|snippets|backup)\/(.+)$/.exec(name);
     if (!m) return `${base}/images/${name}`;
-    const dir = { iso: 'template/iso', vztmpl: 'template/cache', import: 'import', snippets: 'snippets', backup: 'dump' }[
-      m[1] as 'iso'
-    ];
+    const dir = {
+      iso: 'template/iso',
+      vztmpl: 'template/cache',
+      import: 'import',
+      snippets: 'snippets',
+      backup: 'dump',
+    }[m[1] as 'iso'];
     return `${base}/${dir}/${m[2]}`;
   }
 }
@@ -335,7 +339,10 @@ export class Guest {
   }
 
   get name(): string {
-    return (this.type === 'qemu' ? this.#config['name'] : this.#config['hostname']) ?? `${this.type === 'qemu' ? 'VM' : 'CT'}${this.vmid}`;
+    return (
+      (this.type === 'qemu' ? this.#config['name'] : this.#config['hostname']) ??
+      `${this.type === 'qemu' ? 'VM' : 'CT'}${this.vmid}`
+    );
   }
 
   get template(): boolean {
@@ -372,7 +379,8 @@ export class Guest {
   }
 
   get drives(): Drive[] {
-    if (this.#drives?.config !== this.#config) this.#drives = { config: this.#config, drives: drives(this.type, this.#config) };
+    if (this.#drives?.config !== this.#config)
+      this.#drives = { config: this.#config, drives: drives(this.type, this.#config) };
     return this.#drives.drives;
   }
 
@@ -388,7 +396,9 @@ export class Guest {
   }
 
   get lockFilePath(): string {
-    return this.type === 'qemu' ? `/var/lock/qemu-server/lock-${this.vmid}.conf` : `/run/lock/lxc/pve-config-${this.vmid}.lock`;
+    return this.type === 'qemu'
+      ? `/var/lock/qemu-server/lock-${this.vmid}.conf`
+      : `/run/lock/lxc/pve-config-${this.vmid}.lock`;
   }
 
   uptimeSeconds(now: number): number {
@@ -480,7 +490,9 @@ export class ClusterState {
     for (const spec of scenario.storages) {
       this.storages.set(spec.id, spec);
       if (isSharedStorage(spec)) this.#pools.set(spec.id, new StoragePool(spec, null));
-      else for (const node of spec.nodes ?? [...this.nodes.keys()]) this.#pools.set(`${node}/${spec.id}`, new StoragePool(spec, node));
+      else
+        for (const node of spec.nodes ?? [...this.nodes.keys()])
+          this.#pools.set(`${node}/${spec.id}`, new StoragePool(spec, node));
     }
     const ctime = Math.floor(now / 1000) - 30 * 86400;
     for (const c of scenario.content) {
@@ -491,7 +503,14 @@ export class ClusterState {
       const targets = isSharedStorage(spec) ? [null] : c.node ? [c.node] : (spec.nodes ?? [...this.nodes.keys()]);
       for (const node of targets) {
         const pool = node === null ? this.#pools.get(sid) : this.pool(sid, node);
-        pool?.volumes.set(c.volid, { volid: c.volid, content, size: c.size, format, ctime, ...(c.sha256 ? { sha256: c.sha256 } : {}) });
+        pool?.volumes.set(c.volid, {
+          volid: c.volid,
+          content,
+          size: c.size,
+          format,
+          ctime,
+          ...(c.sha256 ? { sha256: c.sha256 } : {}),
+        });
       }
     }
     for (const spec of scenario.guests) this.addGuest(this.#buildGuest(spec, now));
@@ -511,7 +530,9 @@ export class ClusterState {
   }
 
   poolsOn(node: string): StoragePool[] {
-    return [...this.storages.keys()].map((sid) => this.pool(sid, node)).filter((p): p is StoragePool => p !== undefined);
+    return [...this.storages.keys()]
+      .map((sid) => this.pool(sid, node))
+      .filter((p): p is StoragePool => p !== undefined);
   }
 
   /** The volume `volid` as seen from `node`. */
@@ -578,10 +599,22 @@ export class ClusterState {
   }
 
   /** Allocates a new disk volume for a guest and returns its volid. */
-  allocateDisk(pool: StoragePool, vmid: number, size: number, opts: { base?: boolean; format?: string; content?: ContentType; now: number }): Volume {
+  allocateDisk(
+    pool: StoragePool,
+    vmid: number,
+    size: number,
+    opts: { base?: boolean; format?: string; content?: ContentType; now: number },
+  ): Volume {
     const format = opts.format ?? defaultDiskFormat(pool.spec);
     const volid = diskVolumeName(pool.spec, vmid, this.nextDiskIndex(pool, vmid), opts.base ?? false, format);
-    const volume: Volume = { volid, content: opts.content ?? 'images', size, format, vmid, ctime: Math.floor(opts.now / 1000) };
+    const volume: Volume = {
+      volid,
+      content: opts.content ?? 'images',
+      size,
+      format,
+      vmid,
+      ctime: Math.floor(opts.now / 1000),
+    };
     pool.volumes.set(volid, volume);
     return volume;
   }

@@ -115,7 +115,8 @@ interface TalosConfig {
 }
 
 function nodeFile(ip: string): string {
-  if (!/^[0-9a-f.:]+$/i.test(ip)) throw new Failure(`rpc error: code = Unavailable desc = name resolver error: produced zero addresses for ${ip}`);
+  if (!/^[0-9a-f.:]+$/i.test(ip))
+    throw new Failure(`rpc error: code = Unavailable desc = name resolver error: produced zero addresses for ${ip}`);
   return join(stateDir, 'nodes', `${ip}.json`);
 }
 
@@ -123,7 +124,12 @@ function nodeFile(ip: string): string {
 const pve = (() => {
   const spec = process.env.TALOSCTL_STANDIN_PVE;
   if (!spec) return undefined;
-  const { host, port, fingerprint, tokenFile } = JSON.parse(spec) as { host: string; port: number; fingerprint: string; tokenFile: string };
+  const { host, port, fingerprint, tokenFile } = JSON.parse(spec) as {
+    host: string;
+    port: number;
+    fingerprint: string;
+    tokenFile: string;
+  };
   return { host, port, fingerprint, tokenFile };
 })();
 
@@ -136,7 +142,10 @@ const UNREACHABLE = (ip: string) =>
  */
 async function vmAt(ip: string): Promise<string> {
   if (!pve) return 'any';
-  const [{ createPveClient }, { parseApiToken }] = await Promise.all([import('../lib/pve/client.js'), import('../lib/config/secrets.js')]);
+  const [{ createPveClient }, { parseApiToken }] = await Promise.all([
+    import('../lib/pve/client.js'),
+    import('../lib/config/secrets.js'),
+  ]);
   const client = createPveClient({
     nodes: [{ name: 'simulator', host: pve.host, port: pve.port }],
     tls: { fingerprint: pve.fingerprint },
@@ -150,7 +159,10 @@ async function vmAt(ip: string): Promise<string> {
         ({ result }) => result.some((i) => (i['ip-addresses'] ?? []).some((a) => a['ip-address'] === ip)),
         () => false,
       );
-      if (reported) return /uuid=([0-9a-f-]+)/i.exec(String((await client.qemu.config(ref))['smbios1'] ?? ''))?.[1] ?? `vm-${vm.vmid}`;
+      if (reported)
+        return (
+          /uuid=([0-9a-f-]+)/i.exec(String((await client.qemu.config(ref))['smbios1'] ?? ''))?.[1] ?? `vm-${vm.vmid}`
+        );
     }
   } finally {
     await client.close();
@@ -190,10 +202,14 @@ async function createExclusive(path: string, value: unknown): Promise<boolean> {
   }
 }
 
-const etcdMarker = (clusterId: string) => join(stateDir, 'etcd', `${createHash('sha256').update(clusterId).digest('hex').slice(0, 16)}.json`);
+const etcdMarker = (clusterId: string) =>
+  join(stateDir, 'etcd', `${createHash('sha256').update(clusterId).digest('hex').slice(0, 16)}.json`);
 
-async function loadTalosconfig(a: Args): Promise<{ path: string; config: TalosConfig; ctx: TalosConfig['contexts'][string] }> {
-  const path = one(a, 'talosconfig') ?? process.env.TALOSCONFIG ?? join(process.env.HOME ?? tmpdir(), '.talos', 'config');
+async function loadTalosconfig(
+  a: Args,
+): Promise<{ path: string; config: TalosConfig; ctx: TalosConfig['contexts'][string] }> {
+  const path =
+    one(a, 'talosconfig') ?? process.env.TALOSCONFIG ?? join(process.env.HOME ?? tmpdir(), '.talos', 'config');
   const text = await readFile(path, 'utf8').catch(() => {
     throw new Failure(`failed to open config file "${path}": no such file or directory`);
   });
@@ -211,7 +227,10 @@ async function authenticated(a: Args): Promise<{ ip: string; node: NodeState }[]
   const { ctx } = await loadTalosconfig(a);
   const nodes = list(a, 'nodes');
   const targets = nodes.length > 0 ? nodes : (ctx.nodes ?? []);
-  if (targets.length === 0) throw new Failure('nodes are not set for the command: please use `--nodes` flag or configuration file to set the nodes to run the command against');
+  if (targets.length === 0)
+    throw new Failure(
+      'nodes are not set for the command: please use `--nodes` flag or configuration file to set the nodes to run the command against',
+    );
   const endpoints = list(a, 'endpoints').length > 0 ? list(a, 'endpoints') : (ctx.endpoints ?? []);
   if (endpoints.length === 0) throw new Failure('failed to determine endpoints');
   const out: { ip: string; node: NodeState }[] = [];
@@ -228,13 +247,23 @@ async function authenticated(a: Args): Promise<{ ip: string; node: NodeState }[]
 
 const secret = (bytes = 32) => randomBytes(bytes).toString('base64');
 const fakePem = (label: string) =>
-  Buffer.from(`-----BEGIN ${label}-----\n${randomBytes(96).toString('base64')}\n-----END ${label}-----\n`).toString('base64');
+  Buffer.from(`-----BEGIN ${label}-----\n${randomBytes(96).toString('base64')}\n-----END ${label}-----\n`).toString(
+    'base64',
+  );
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** Strategic merge as talosctl applies a patch: objects merge key by key, other values replace, null deletes. */
 function merge(base: Json, patch: Json): Json {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch) || base === null || typeof base !== 'object' || Array.isArray(base)) return patch;
+  if (
+    patch === null ||
+    typeof patch !== 'object' ||
+    Array.isArray(patch) ||
+    base === null ||
+    typeof base !== 'object' ||
+    Array.isArray(base)
+  )
+    return patch;
   const out: { [k: string]: Json } = { ...base };
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
@@ -246,14 +275,19 @@ function merge(base: Json, patch: Json): Json {
 async function readPatches(paths: string[]): Promise<Json[]> {
   const patches: Json[] = [];
   for (const ref of paths) {
-    if (!ref.startsWith('@')) throw new Failure(`failed to load patch "${ref}": inline patches are not supported by this stand-in; use @file`);
+    if (!ref.startsWith('@'))
+      throw new Failure(`failed to load patch "${ref}": inline patches are not supported by this stand-in; use @file`);
     const text = await readFile(ref.slice(1), 'utf8').catch(() => {
       throw new Failure(`failed to load patch "${ref}": open ${ref.slice(1)}: no such file or directory`);
     });
     const patch = parseYaml(text) as Json;
-    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new Failure(`failed to load patch "${ref}": not a strategic merge patch`);
-    const unknown = Object.keys(patch).filter((k) => !['version', 'debug', 'persist', 'machine', 'cluster'].includes(k));
-    if (unknown.length > 0) throw new Failure(`failed to apply patch "${ref}": unknown keys found during decoding:\n${unknown.join('\n')}`);
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch))
+      throw new Failure(`failed to load patch "${ref}": not a strategic merge patch`);
+    const unknown = Object.keys(patch).filter(
+      (k) => !['version', 'debug', 'persist', 'machine', 'cluster'].includes(k),
+    );
+    if (unknown.length > 0)
+      throw new Failure(`failed to apply patch "${ref}": unknown keys found during decoding:\n${unknown.join('\n')}`);
     patches.push(patch);
   }
   return patches;
@@ -263,14 +297,21 @@ async function genConfig(a: Args): Promise<string> {
   const [sub, clusterName, endpoint] = a.positional.slice(1);
   if (sub !== 'config') throw new Failure(`unknown command "${sub ?? ''}" for "talosctl gen"`);
   if (!clusterName || !endpoint) throw new Failure('accepts 2 arg(s), received ' + String(a.positional.length - 2));
-  if (!/^https:\/\/[^/\s]+:\d+$/.test(endpoint)) throw new Failure(`invalid control plane endpoint "${endpoint}": must be https://<host>:<port>`);
+  if (!/^https:\/\/[^/\s]+:\d+$/.test(endpoint))
+    throw new Failure(`invalid control plane endpoint "${endpoint}": must be https://<host>:<port>`);
   const dir = one(a, 'output-dir') ?? '.';
   const version = one(a, 'talos-version');
   if (version && !/^v\d+\.\d+$/.test(version)) throw new Failure(`invalid talos-version "${version}": expected vX.Y`);
   const kubernetes = one(a, 'kubernetes-version') ?? KUBERNETES;
   await mkdir(dir, { recursive: true });
   for (const file of ['controlplane.yaml', 'worker.yaml', 'talosconfig']) {
-    if (!a.booleans.get('force') && (await readFile(join(dir, file)).then(() => true, () => false))) {
+    if (
+      !a.booleans.get('force') &&
+      (await readFile(join(dir, file)).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new Failure(`${join(dir, file)} already exists, use --force to overwrite`);
     }
   }
@@ -285,7 +326,11 @@ async function genConfig(a: Args): Promise<string> {
       certSANs: [],
       kubelet: { image: `ghcr.io/siderolabs/kubelet:v${kubernetes}`, defaultRuntimeSeccompProfileEnabled: true },
       network: {},
-      install: { disk: one(a, 'install-disk') ?? '/dev/sda', image: one(a, 'install-image') ?? `ghcr.io/siderolabs/installer:${VERSION}`, wipe: false },
+      install: {
+        disk: one(a, 'install-disk') ?? '/dev/sda',
+        image: one(a, 'install-image') ?? `ghcr.io/siderolabs/installer:${VERSION}`,
+        wipe: false,
+      },
       features: { rbac: true, stableHostname: true, apidCheckExtKeyUsage: true, diskQuotaSupport: true },
     },
     cluster: {
@@ -312,7 +357,14 @@ async function genConfig(a: Args): Promise<string> {
   await writeFile(join(dir, 'worker.yaml'), toYaml(build('worker', workerPatches)), { mode: 0o600 });
   const talosconfig: TalosConfig = {
     context: clusterName,
-    contexts: { [clusterName]: { endpoints: [], ca: machineCa.crt, crt: fakePem('CERTIFICATE'), key: fakePem('ED25519 PRIVATE KEY') } },
+    contexts: {
+      [clusterName]: {
+        endpoints: [],
+        ca: machineCa.crt,
+        crt: fakePem('CERTIFICATE'),
+        key: fakePem('ED25519 PRIVATE KEY'),
+      },
+    },
   };
   await writeFile(join(dir, 'talosconfig'), toYaml(talosconfig), { mode: 0o600 });
   return `generating PKI and tokens\nCreated ${join(dir, 'controlplane.yaml')}\nCreated ${join(dir, 'worker.yaml')}\nCreated ${join(dir, 'talosconfig')}\n`;
@@ -322,22 +374,47 @@ async function applyConfig(a: Args): Promise<string> {
   const file = one(a, 'file');
   if (!file) throw new Failure('no filename supplied for configuration');
   const nodes = list(a, 'nodes');
-  if (nodes.length === 0) throw new Failure('nodes are not set for the command: please use `--nodes` flag or configuration file to set the nodes to run the command against');
-  if (!a.booleans.get('insecure')) throw new Failure('this stand-in applies configs to nodes in maintenance mode only (--insecure)');
-  const config = parseYaml(await readFile(file, 'utf8').catch(() => {
-    throw new Failure(`failed to read configuration from "${file}": open ${file}: no such file or directory`);
-  })) as { version?: string; machine?: { type?: string; ca?: { crt?: string } }; cluster?: { id?: string; clusterName?: string } };
+  if (nodes.length === 0)
+    throw new Failure(
+      'nodes are not set for the command: please use `--nodes` flag or configuration file to set the nodes to run the command against',
+    );
+  if (!a.booleans.get('insecure'))
+    throw new Failure('this stand-in applies configs to nodes in maintenance mode only (--insecure)');
+  const config = parseYaml(
+    await readFile(file, 'utf8').catch(() => {
+      throw new Failure(`failed to read configuration from "${file}": open ${file}: no such file or directory`);
+    }),
+  ) as {
+    version?: string;
+    machine?: { type?: string; ca?: { crt?: string } };
+    cluster?: { id?: string; clusterName?: string };
+  };
   const role = config.machine?.type;
-  if (config.version !== 'v1alpha1' || (role !== 'controlplane' && role !== 'worker') || !config.cluster?.id || !config.machine?.ca?.crt) {
-    throw new Failure(`error applying new configuration: rpc error: code = InvalidArgument desc = failed to parse config: not a Talos v1alpha1 machine config`);
+  if (
+    config.version !== 'v1alpha1' ||
+    (role !== 'controlplane' && role !== 'worker') ||
+    !config.cluster?.id ||
+    !config.machine?.ca?.crt
+  ) {
+    throw new Failure(
+      `error applying new configuration: rpc error: code = InvalidArgument desc = failed to parse config: not a Talos v1alpha1 machine config`,
+    );
   }
   for (const ip of nodes) {
     const instance = await vmAt(ip);
     await nodeState(ip, instance);
-    const state: NodeState = { instance, role, clusterName: config.cluster.clusterName ?? '', clusterId: config.cluster.id, ca: config.machine.ca.crt };
+    const state: NodeState = {
+      instance,
+      role,
+      clusterName: config.cluster.clusterName ?? '',
+      clusterId: config.cluster.id,
+      ca: config.machine.ca.crt,
+    };
     // A configured node has left maintenance mode: its insecure API is gone.
     if (!(await createExclusive(nodeFile(ip), state))) {
-      throw new Failure(`error applying new configuration: rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: certificate required"`);
+      throw new Failure(
+        `error applying new configuration: rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: certificate required"`,
+      );
     }
   }
   return '';
@@ -347,8 +424,12 @@ async function service(a: Args): Promise<string> {
   const id = a.positional[1];
   const out: string[] = [];
   for (const { ip, node } of await authenticated(a)) {
-    if (id !== 'etcd') throw new Failure(`${ip}: rpc error: code = NotFound desc = service "${id ?? ''}" not supported by this stand-in`);
-    if (node.role !== 'controlplane') throw new Failure(`${ip}: rpc error: code = NotFound desc = service "etcd" not found`);
+    if (id !== 'etcd')
+      throw new Failure(
+        `${ip}: rpc error: code = NotFound desc = service "${id ?? ''}" not supported by this stand-in`,
+      );
+    if (node.role !== 'controlplane')
+      throw new Failure(`${ip}: rpc error: code = NotFound desc = service "etcd" not found`);
     const running = (await readJson(etcdMarker(node.clusterId))) !== undefined;
     out.push(
       `NODE     ${ip}`,
@@ -363,12 +444,17 @@ async function service(a: Args): Promise<string> {
 
 async function bootstrap(a: Args): Promise<string> {
   const [target, ...rest] = await authenticated(a);
-  if (!target || rest.length > 0) throw new Failure('error executing bootstrap: bootstrap is only supported on a single node');
+  if (!target || rest.length > 0)
+    throw new Failure('error executing bootstrap: bootstrap is only supported on a single node');
   if (target.node.role !== 'controlplane') {
-    throw new Failure(`error executing bootstrap: rpc error: code = FailedPrecondition desc = bootstrap is not available on worker nodes`);
+    throw new Failure(
+      `error executing bootstrap: rpc error: code = FailedPrecondition desc = bootstrap is not available on worker nodes`,
+    );
   }
   if (!(await createExclusive(etcdMarker(target.node.clusterId), { node: target.ip, at: new Date().toISOString() }))) {
-    throw new Failure(`error executing bootstrap: 1 error occurred:\n\t* ${target.ip}: rpc error: code = AlreadyExists desc = etcd data directory is not empty`);
+    throw new Failure(
+      `error executing bootstrap: 1 error occurred:\n\t* ${target.ip}: rpc error: code = AlreadyExists desc = etcd data directory is not empty`,
+    );
   }
   return '';
 }
@@ -382,13 +468,21 @@ async function health(a: Args): Promise<string> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`discovered nodes: ${JSON.stringify([...controlPlanes, ...workers])}`);
   if ((await readJson(etcdMarker(clusterId))) === undefined) {
-    throw new Failure('healthcheck error: waiting for etcd to be healthy: etcd is not running on any control plane node (not bootstrapped)');
+    throw new Failure(
+      'healthcheck error: waiting for etcd to be healthy: etcd is not running on any control plane node (not bootstrapped)',
+    );
   }
   say('waiting for etcd to be healthy: OK');
-  for (const [group, role] of [[controlPlanes, 'controlplane'], [workers, 'worker']] as const) {
+  for (const [group, role] of [
+    [controlPlanes, 'controlplane'],
+    [workers, 'worker'],
+  ] as const) {
     for (const ip of group) {
       const node = await nodeState(ip);
-      if (!node || node.clusterId !== clusterId) throw new Failure(`healthcheck error: waiting for all nodes to finish boot sequence: node ${ip} is not part of the cluster`);
+      if (!node || node.clusterId !== clusterId)
+        throw new Failure(
+          `healthcheck error: waiting for all nodes to finish boot sequence: node ${ip} is not part of the cluster`,
+        );
       if (node.role !== role) throw new Failure(`healthcheck error: node ${ip} is a ${node.role}, not a ${role}`);
     }
   }
@@ -416,21 +510,40 @@ async function health(a: Args): Promise<string> {
 async function kubeconfig(a: Args): Promise<string> {
   const [target] = await authenticated(a);
   const node = target!.node;
-  if (node.role !== 'controlplane') throw new Failure('error constructing client: kubeconfig is served by control plane nodes only');
+  if (node.role !== 'controlplane')
+    throw new Failure('error constructing client: kubeconfig is served by control plane nodes only');
   if ((await readJson(etcdMarker(node.clusterId))) === undefined) {
-    throw new Failure(`error copying: rpc error: code = Unavailable desc = kube-apiserver is not running: etcd is not bootstrapped`);
+    throw new Failure(
+      `error copying: rpc error: code = Unavailable desc = kube-apiserver is not running: etcd is not bootstrapped`,
+    );
   }
   const path = a.positional[1];
   if (!path) throw new Failure('this stand-in writes kubeconfigs to a path only: talosctl kubeconfig <path> --force');
-  if (!a.booleans.get('force') && (await readFile(path).then(() => true, () => false))) {
+  if (
+    !a.booleans.get('force') &&
+    (await readFile(path).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     throw new Failure(`this stand-in does not merge kubeconfigs: ${path} exists (use --force)`);
   }
   const user = `admin@${node.clusterName}`;
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: node.clusterName, cluster: { server: `https://${target!.ip}:6443`, 'certificate-authority-data': fakePem('CERTIFICATE') } }],
-    users: [{ name: user, user: { 'client-certificate-data': fakePem('CERTIFICATE'), 'client-key-data': fakePem('EC PRIVATE KEY') } }],
+    clusters: [
+      {
+        name: node.clusterName,
+        cluster: { server: `https://${target!.ip}:6443`, 'certificate-authority-data': fakePem('CERTIFICATE') },
+      },
+    ],
+    users: [
+      {
+        name: user,
+        user: { 'client-certificate-data': fakePem('CERTIFICATE'), 'client-key-data': fakePem('EC PRIVATE KEY') },
+      },
+    ],
     contexts: [{ name: user, context: { cluster: node.clusterName, namespace: 'default', user } }],
     'current-context': user,
   };
@@ -451,7 +564,10 @@ async function configCommand(a: Args): Promise<string> {
 async function version(a: Args): Promise<string> {
   const client = `Client:\n\tTag:         ${VERSION}\n\tSHA:         standin\n\tBuilt:       \n\tGo version:  go1.24.9\n\tOS/Arch:     linux/amd64\n`;
   if (a.booleans.get('client')) return client;
-  const servers = (await authenticated(a)).map(({ ip }) => `Server:\n\tNODE:        ${ip}\n\tTag:         ${VERSION}\n\tSHA:         standin\n\tBuilt:       \n\tGo version:  go1.24.9\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n`);
+  const servers = (await authenticated(a)).map(
+    ({ ip }) =>
+      `Server:\n\tNODE:        ${ip}\n\tTag:         ${VERSION}\n\tSHA:         standin\n\tBuilt:       \n\tGo version:  go1.24.9\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n`,
+  );
   return client + servers.join('');
 }
 
@@ -472,7 +588,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseArgs(argv);
     const command = COMMANDS[args.positional[0] ?? ''];
-    if (!command) throw new Failure(`unknown command "${args.positional[0] ?? ''}" for "talosctl" (this stand-in knows: ${Object.keys(COMMANDS).join(', ')})`);
+    if (!command)
+      throw new Failure(
+        `unknown command "${args.positional[0] ?? ''}" for "talosctl" (this stand-in knows: ${Object.keys(COMMANDS).join(', ')})`,
+      );
     process.stdout.write(await command(args));
     return 0;
   } catch (err) {
@@ -482,7 +601,10 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   } finally {
     await mkdir(stateDir, { recursive: true });
-    await appendFile(join(stateDir, 'log.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), argv, outcome })}\n`);
+    await appendFile(
+      join(stateDir, 'log.jsonl'),
+      `${JSON.stringify({ at: new Date().toISOString(), argv, outcome })}\n`,
+    );
   }
 }
 

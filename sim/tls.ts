@@ -29,7 +29,11 @@ function altNames(names: readonly string[]) {
 }
 
 /** The CA and one certificate per node whose names are the node name, `localhost` and the listening host. */
-export async function generateClusterCertificates(clusterName: string, host: string, nodeNames: readonly string[]): Promise<ClusterCertificates> {
+export async function generateClusterCertificates(
+  clusterName: string,
+  host: string,
+  nodeNames: readonly string[],
+): Promise<ClusterCertificates> {
   const ca = await generate(
     [
       { name: 'commonName', value: 'Proxmox Virtual Environment' },

@@ -42,7 +42,13 @@ export class TransferEngine {
     this.#lastBooked = clock.now();
   }
 
-  start(request: { source: string; target: string; bytes: number; limitBytesPerSecond?: number; signal?: AbortSignal }): Transfer {
+  start(request: {
+    source: string;
+    target: string;
+    bytes: number;
+    limitBytesPerSecond?: number;
+    signal?: AbortSignal;
+  }): Transfer {
     const id = `t${++this.#seq}`;
     let resolve!: () => void;
     let reject!: (err: Error) => void;
@@ -57,7 +63,9 @@ export class TransferEngine {
       progress: () => {
         this.#book();
         const a = this.#active.get(id);
-        return a ? { done: a.done, total: a.total, rate: a.rate } : { done: request.bytes, total: request.bytes, rate: 0 };
+        return a
+          ? { done: a.done, total: a.total, rate: a.rate }
+          : { done: request.bytes, total: request.bytes, rate: 0 };
       },
     };
     if (request.bytes <= 0) {

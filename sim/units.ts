@@ -15,7 +15,12 @@ export function parseSize(value: string | number): number | undefined {
 
 /** PVE's disk size notation in configs (`size=32G`): the largest unit that divides evenly. */
 export function formatDiskSize(bytes: number): string {
-  for (const [unit, power] of [['T', 4], ['G', 3], ['M', 2], ['K', 1]] as const) {
+  for (const [unit, power] of [
+    ['T', 4],
+    ['G', 3],
+    ['M', 2],
+    ['K', 1],
+  ] as const) {
     if (bytes >= 1024 ** power && bytes % 1024 ** power === 0) return `${bytes / 1024 ** power}${unit}`;
   }
   return `${Math.ceil(bytes / 1024)}K`;

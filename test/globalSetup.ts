@@ -27,7 +27,9 @@ const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta
 
 async function bundleWorkflows(dir: string): Promise<string | null> {
   if (!existsSync(workflowsPath)) {
-    console.warn(`[globalSetup] ${workflowsPath} does not exist yet: no workflow bundle; tests that need workflows will fail`);
+    console.warn(
+      `[globalSetup] ${workflowsPath} does not exist yet: no workflow bundle; tests that need workflows will fail`,
+    );
     return null;
   }
   const { bundleWorkflowCode } = await import('@temporalio/worker');
@@ -54,10 +56,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ensureSigningKey();
   const dir = await mkdtemp(join(tmpdir(), 'pm-test-'));
   const cli = await ensureTemporalCli();
-  const [server, workflowBundlePath] = await Promise.all([
-    startDevServer({ cli: cli.path }),
-    bundleWorkflows(dir),
-  ]);
+  const [server, workflowBundlePath] = await Promise.all([startDevServer({ cli: cli.path }), bundleWorkflows(dir)]);
   console.log(`[globalSetup] Temporal dev server ${server.address} (CLI ${cli.version} from ${cli.source})`);
 
   project.provide('temporalAddress', server.address);

@@ -12,7 +12,11 @@ export function ensureSigningKey(): string {
   return (process.env.PM_APPROVAL_SIGNING_KEY ??= randomBytes(32).toString('hex'));
 }
 
-export function signed(operationId: string, decision: 'approved' | 'rejected', request: Pick<ApprovalRequest, 'by' | 'planVersion' | 'reason'>): ApprovalRequest {
+export function signed(
+  operationId: string,
+  decision: 'approved' | 'rejected',
+  request: Pick<ApprovalRequest, 'by' | 'planVersion' | 'reason'>,
+): ApprovalRequest {
   const key = ensureSigningKey();
   const at = new Date().toISOString();
   return { ...request, at, signature: signDecision(key, { operationId, decision, at, ...request }) };

@@ -24,6 +24,8 @@ export function bulkScenario(count: number): Scenario {
       tags: ['bulk', i % 2 === 0 ? 'even' : 'odd'],
     })),
     roles: { BulkOperator: BULK_PRIVILEGES },
-    tokens: [{ id: 'automation@pve!pm', secret: 'bulk-0123456789abcdef', acl: [{ path: '/', roles: ['BulkOperator'] }] }],
+    tokens: [
+      { id: 'automation@pve!pm', secret: 'bulk-0123456789abcdef', acl: [{ path: '/', roles: ['BulkOperator'] }] },
+    ],
   };
 }

@@ -52,7 +52,8 @@ export async function waitForStatus(
       // The query handler is registered once the first workflow task ran.
       if (Date.now() > deadline) throw err;
     }
-    if (Date.now() > deadline) throw new Error(`workflow ${handle.workflowId} did not reach the expected state in ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`workflow ${handle.workflowId} did not reach the expected state in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -61,6 +62,8 @@ export async function waitForStatus(
 export async function approveWhenPlanned(handle: WorkflowHandle, approver = 'approver'): Promise<OperationStatus> {
   const status = await waitForStatus(handle, (s) => s.phase === 'awaiting-approval' || s.phase === 'failed');
   if (status.phase === 'failed') throw new Error(`planning failed: ${status.error}`);
-  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: approver, planVersion: status.plan!.version })] });
+  await handle.executeUpdate(approveUpdate, {
+    args: [signed(handle.workflowId, 'approved', { by: approver, planVersion: status.plan!.version })],
+  });
   return status;
 }

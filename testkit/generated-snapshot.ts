@@ -6,7 +6,14 @@
  * options always give the same snapshot, so plans made from it can be compared across versions.
  */
 import type { EvacuationRequest, PlacementPolicy } from '../lib/planning/evacuation.js';
-import type { ClusterSnapshot, GuestDisk, GuestState, HaRule, MigrationFacts, StorageState } from '../lib/planning/snapshot.js';
+import type {
+  ClusterSnapshot,
+  GuestDisk,
+  GuestState,
+  HaRule,
+  MigrationFacts,
+  StorageState,
+} from '../lib/planning/snapshot.js';
 import { seededRandom } from '../sim/faults.js';
 
 const GiB = 1024 ** 3;
@@ -24,7 +31,11 @@ export const evacuateEverything: Omit<EvacuationRequest, 'node'> = {
   haMaintenance: false,
   linkGbps: 10,
 };
-export const defaultPolicy: PlacementPolicy = { memory_headroom: 0.2, cpu_oversubscription: 4, memory_basis: 'configured' };
+export const defaultPolicy: PlacementPolicy = {
+  memory_headroom: 0.2,
+  cpu_oversubscription: 4,
+  memory_basis: 'configured',
+};
 
 export interface GeneratedSnapshotOptions {
   nodes: number;
@@ -73,9 +84,33 @@ export function generatedSnapshot(opts: GeneratedSnapshotOptions): { snapshot: C
   for (const g of guests) if (g.status !== 'stopped') committed.set(g.node, (committed.get(g.node) ?? 0) + g.memory);
 
   const storages: StorageState[] = names.flatMap((node, i) => [
-    { storage: 'ceph', node, shared: true, active: i % 17 !== 16, content: ['images', 'rootdir'], total: 200_000 * GiB, used: 50_000 * GiB },
-    { storage: 'local-lvm', node, shared: false, active: true, content: i % 7 === 6 ? ['images'] : ['images', 'rootdir'], total: 2048 * GiB, used: Math.floor(random() * 1800) * GiB },
-    { storage: 'local', node, shared: false, active: true, content: ['iso', 'vztmpl'], total: 100 * GiB, used: 10 * GiB },
+    {
+      storage: 'ceph',
+      node,
+      shared: true,
+      active: i % 17 !== 16,
+      content: ['images', 'rootdir'],
+      total: 200_000 * GiB,
+      used: 50_000 * GiB,
+    },
+    {
+      storage: 'local-lvm',
+      node,
+      shared: false,
+      active: true,
+      content: i % 7 === 6 ? ['images'] : ['images', 'rootdir'],
+      total: 2048 * GiB,
+      used: Math.floor(random() * 1800) * GiB,
+    },
+    {
+      storage: 'local',
+      node,
+      shared: false,
+      active: true,
+      content: ['iso', 'vztmpl'],
+      total: 100 * GiB,
+      used: 10 * GiB,
+    },
   ]);
 
   const source = names[0]!;
@@ -83,9 +118,34 @@ export function generatedSnapshot(opts: GeneratedSnapshotOptions): { snapshot: C
   const resource = (g: GuestState) => `${g.type === 'qemu' ? 'vm' : 'ct'}:${g.vmid}`;
   const haRules: HaRule[] = [];
   for (const [i, g] of vmsOnSource.entries()) {
-    if (i % 6 === 1) haRules.push({ rule: `keep-${g.vmid}`, type: 'node-affinity', resources: [resource(g)], nodes: [{ node: pick(names), priority: 2 }, { node: pick(names), priority: 1 }], strict: i % 12 === 1, disabled: false });
-    if (i % 9 === 2) haRules.push({ rule: `apart-${g.vmid}`, type: 'resource-affinity', resources: [resource(g), resource(pick(guests))], affinity: 'negative', disabled: false });
-    if (i % 11 === 3) haRules.push({ rule: `with-${g.vmid}`, type: 'resource-affinity', resources: [resource(g), resource(pick(guests))], affinity: 'positive', disabled: i % 22 === 3 });
+    if (i % 6 === 1)
+      haRules.push({
+        rule: `keep-${g.vmid}`,
+        type: 'node-affinity',
+        resources: [resource(g)],
+        nodes: [
+          { node: pick(names), priority: 2 },
+          { node: pick(names), priority: 1 },
+        ],
+        strict: i % 12 === 1,
+        disabled: false,
+      });
+    if (i % 9 === 2)
+      haRules.push({
+        rule: `apart-${g.vmid}`,
+        type: 'resource-affinity',
+        resources: [resource(g), resource(pick(guests))],
+        affinity: 'negative',
+        disabled: false,
+      });
+    if (i % 11 === 3)
+      haRules.push({
+        rule: `with-${g.vmid}`,
+        type: 'resource-affinity',
+        resources: [resource(g), resource(pick(guests))],
+        affinity: 'positive',
+        disabled: i % 22 === 3,
+      });
   }
 
   const migration: Record<number, MigrationFacts> = {};
@@ -97,9 +157,24 @@ export function generatedSnapshot(opts: GeneratedSnapshotOptions): { snapshot: C
     }
     const local = chance(0.3);
     const disks: GuestDisk[] = [
-      { key: g.type === 'qemu' ? 'scsi0' : 'rootfs', volid: `${local ? 'local-lvm' : 'ceph'}:vm-${g.vmid}-disk-0`, storage: local ? 'local-lvm' : 'ceph', size: pick([16, 32, 64, 128]) * GiB, shared: !local, cdrom: false },
+      {
+        key: g.type === 'qemu' ? 'scsi0' : 'rootfs',
+        volid: `${local ? 'local-lvm' : 'ceph'}:vm-${g.vmid}-disk-0`,
+        storage: local ? 'local-lvm' : 'ceph',
+        size: pick([16, 32, 64, 128]) * GiB,
+        shared: !local,
+        cdrom: false,
+      },
     ];
-    if (g.type === 'qemu' && chance(0.1)) disks.push({ key: 'ide2', volid: chance(0.5) ? 'local:iso/debian.iso' : 'ceph:iso/debian.iso', storage: 'local', size: 0, shared: false, cdrom: true });
+    if (g.type === 'qemu' && chance(0.1))
+      disks.push({
+        key: 'ide2',
+        volid: chance(0.5) ? 'local:iso/debian.iso' : 'ceph:iso/debian.iso',
+        storage: 'local',
+        size: 0,
+        shared: false,
+        cdrom: true,
+      });
     if (disks[1]?.volid.startsWith('ceph')) Object.assign(disks[1], { storage: 'ceph', shared: true });
     migration[g.vmid] = {
       disks,

@@ -19,11 +19,21 @@ export function maintenanceInput(body: MaintenanceBody, requester = 'operator'):
   const parsed = rollingMaintenanceOperation.body.parse(body);
   return {
     ...parsed,
-    meta: { requester, environment: parsed.environment, dryRun: parsed.dryRun, approvalTimeoutMs: 10 * 60_000, autoApprove: ['low'] },
+    meta: {
+      requester,
+      environment: parsed.environment,
+      dryRun: parsed.dryRun,
+      approvalTimeoutMs: 10 * 60_000,
+      autoApprove: ['low'],
+    },
   };
 }
 
-export function startMaintenance(client: Client, taskQueue: string, input: RollingMaintenanceInput): Promise<WorkflowHandle<typeof rollingMaintenance>> {
+export function startMaintenance(
+  client: Client,
+  taskQueue: string,
+  input: RollingMaintenanceInput,
+): Promise<WorkflowHandle<typeof rollingMaintenance>> {
   return client.workflow.start<typeof rollingMaintenance>('rollingMaintenance', {
     taskQueue,
     workflowId: rollingMaintenanceOperation.workflowId(input, ''),
@@ -47,7 +57,10 @@ export async function waitForMaintenance(
       // The query exists once the plan is approved and applying began.
       if (Date.now() > deadline) throw err;
     }
-    if (Date.now() > deadline) throw new Error(`rolling maintenance did not get there in ${timeoutMs} ms; last: ${last?.summary ?? 'no progress yet'}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `rolling maintenance did not get there in ${timeoutMs} ms; last: ${last?.summary ?? 'no progress yet'}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -99,8 +112,25 @@ export function maintenanceScenario(options: MaintenanceScenarioOptions = {}): S
         ...(i === 0 && n === 0 ? { ha: true } : {}),
       };
     }),
-    { vmid: (n + 1) * 100 + 50, type: 'lxc' as const, name: `${node}-ct`, node, memory: 512, disks: [{ storage: 'local-lvm', size: '8G' }] },
-    ...(n === 1 ? [{ vmid: (n + 1) * 100 + 60, name: `${node}-archive`, node, status: 'stopped' as const, disks: [{ storage: 'nfs', size: '8G' }] }] : []),
+    {
+      vmid: (n + 1) * 100 + 50,
+      type: 'lxc' as const,
+      name: `${node}-ct`,
+      node,
+      memory: 512,
+      disks: [{ storage: 'local-lvm', size: '8G' }],
+    },
+    ...(n === 1
+      ? [
+          {
+            vmid: (n + 1) * 100 + 60,
+            name: `${node}-archive`,
+            node,
+            status: 'stopped' as const,
+            disks: [{ storage: 'nfs', size: '8G' }],
+          },
+        ]
+      : []),
   ]);
   return withAutomationToken({
     pveversion: '9.1.2',

@@ -29,7 +29,9 @@ export function pinnedNodes(sim: SimulatedCluster) {
 
 export const homelabScenario = fileURLToPath(new URL('../sim/scenarios/homelab.yaml', import.meta.url));
 /** The homelab with the guests that pin their nodes (passthrough, local snapshots, a local ISO, an oversized disk). */
-export const homelabRefusalsScenario = fileURLToPath(new URL('../sim/scenarios/homelab-refusals.yaml', import.meta.url));
+export const homelabRefusalsScenario = fileURLToPath(
+  new URL('../sim/scenarios/homelab-refusals.yaml', import.meta.url),
+);
 
 export interface SimulatedEnvironment {
   sim: SimulatedCluster;
@@ -54,7 +56,9 @@ export interface SimulatedEnvironmentOptions {
   config?: Record<string, unknown>;
 }
 
-export async function startSimulatedEnvironment(options: SimulatedEnvironmentOptions = {}): Promise<SimulatedEnvironment> {
+export async function startSimulatedEnvironment(
+  options: SimulatedEnvironmentOptions = {},
+): Promise<SimulatedEnvironment> {
   const environment = options.environment ?? 'home';
   const sim = await startSimulator({
     scenario: options.scenario ?? homelabScenario,

@@ -54,7 +54,9 @@ export function buildWorkerDeps(config: AppConfig): WorkerDeps {
     const node = env.cluster.nodes.find((n) => n.name === nodeName);
     if (!node) throw new SshNotConfiguredError(`node '${nodeName}' is not in environment '${environment}'`);
     if (!node.ssh_host_key) {
-      throw new SshNotConfiguredError(`node '${nodeName}' has no ssh_host_key: pin it (ssh-keyscan ${node.host} | ssh-keygen -lf -)`);
+      throw new SshNotConfiguredError(
+        `node '${nodeName}' has no ssh_host_key: pin it (ssh-keyscan ${node.host} | ssh-keygen -lf -)`,
+      );
     }
     if (!env.credentials.ssh_key) {
       throw new SshNotConfiguredError(`environment '${environment}' has no credentials.ssh_key`);

@@ -9,7 +9,13 @@
  *   await ensureDrillSchedules(client, config);
  *   await client.schedule.getHandle(drillScheduleId('home')).trigger();   // drill now
  */
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptions,
+} from '@temporalio/client';
 import type { AppConfig, DrillSchedule } from '../lib/config/schema.js';
 import { durationMs } from '../lib/config/duration.js';
 import { restoreDrillOperation, type RestoreDrillInput } from '../lib/operations/catalog.js';
@@ -49,7 +55,11 @@ function drillInput(config: AppConfig, environment: string, drills: DrillSchedul
   };
 }
 
-export async function ensureDrillSchedules(client: Client, config: AppConfig, options: { taskQueue?: string } = {}): Promise<DrillScheduleState[]> {
+export async function ensureDrillSchedules(
+  client: Client,
+  config: AppConfig,
+  options: { taskQueue?: string } = {},
+): Promise<DrillScheduleState[]> {
   const states: DrillScheduleState[] = [];
   for (const [environment, env] of Object.entries(config.environments)) {
     const scheduleId = drillScheduleId(environment);
@@ -84,7 +94,11 @@ export async function ensureDrillSchedules(client: Client, config: AppConfig, op
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute', pauseOnFailure: false },
     } satisfies Omit<ScheduleOptions, 'scheduleId'>;
     try {
-      await client.schedule.create({ scheduleId, ...desired, state: { note: `restore drills of ${drills.vmid ?? drills.tags} in ${environment} every ${drills.every}` } });
+      await client.schedule.create({
+        scheduleId,
+        ...desired,
+        state: { note: `restore drills of ${drills.vmid ?? drills.tags} in ${environment} every ${drills.every}` },
+      });
       states.push({ environment, scheduleId, state: 'created' });
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;

@@ -51,7 +51,9 @@ async function scheduleDriftDetection(config: AppConfig): Promise<void> {
   try {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const schedules = await ensureDriftSchedule(client, config);
-    console.log(`worker: drift schedules ${schedules.map((s) => s.scheduleId).join(', ')} every ${config.manifests.drift_interval}`);
+    console.log(
+      `worker: drift schedules ${schedules.map((s) => s.scheduleId).join(', ')} every ${config.manifests.drift_interval}`,
+    );
   } finally {
     await connection.close();
   }
@@ -62,7 +64,8 @@ async function scheduleRestoreDrills(config: AppConfig): Promise<void> {
   const connection = await Connection.connect(temporalConnectOptions(config.temporal));
   try {
     const client = new Client({ connection, namespace: config.temporal.namespace });
-    for (const s of await ensureDrillSchedules(client, config)) console.log(`worker: restore-drill schedule ${s.scheduleId} ${s.state}`);
+    for (const s of await ensureDrillSchedules(client, config))
+      console.log(`worker: restore-drill schedule ${s.scheduleId} ${s.state}`);
   } finally {
     await connection.close();
   }

@@ -136,7 +136,11 @@ export const PRESETS = {
 /** The activity options of a role, tuned: exported so a test can read the bounds every proxy carries. */
 export function optionsFor(role: keyof typeof PRESETS, tuning: Tuning = {}): ActivityOptions {
   const preset: Preset = PRESETS[role];
-  const { startToCloseTimeout = preset.startToCloseTimeout, maximumAttempts = preset.maximumAttempts, ...intervals } = tuning;
+  const {
+    startToCloseTimeout = preset.startToCloseTimeout,
+    maximumAttempts = preset.maximumAttempts,
+    ...intervals
+  } = tuning;
   return {
     startToCloseTimeout,
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
@@ -145,6 +149,8 @@ export function optionsFor(role: keyof typeof PRESETS, tuning: Tuning = {}): Act
 }
 
 export const reads = (tuning?: Tuning) => proxyActivities<Pick<Activities, ReadActivity>>(optionsFor('read', tuning));
-export const records = (tuning?: Tuning) => proxyActivities<Pick<Activities, RecordActivity>>(optionsFor('record', tuning));
-export const dispatches = (tuning?: Tuning) => proxyActivities<Pick<Activities, DispatchActivity>>(optionsFor('dispatch', tuning));
+export const records = (tuning?: Tuning) =>
+  proxyActivities<Pick<Activities, RecordActivity>>(optionsFor('record', tuning));
+export const dispatches = (tuning?: Tuning) =>
+  proxyActivities<Pick<Activities, DispatchActivity>>(optionsFor('dispatch', tuning));
 export const waits = (tuning?: Tuning) => proxyActivities<Pick<Activities, WaitActivity>>(optionsFor('wait', tuning));

@@ -17,7 +17,8 @@ export async function backupPrune(input: BackupPruneInput) {
     plan: () => planning.planBackupPrune(input),
     apply: async (plan, op) => {
       const removed = [];
-      for (const step of plan.steps) removed.push(await op.step(step.id, () => removing.removeBackup({ environment: input.environment, step })));
+      for (const step of plan.steps)
+        removed.push(await op.step(step.id, () => removing.removeBackup({ environment: input.environment, step })));
       return removed;
     },
   });

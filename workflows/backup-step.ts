@@ -21,6 +21,10 @@ export async function runBackupStep(environment: string, step: PlanStep): Promis
 }
 
 /** A guest's plan step: its backup (policy backup_before), or a step sent to PVE as every guest step is. */
-export function runGuestOrBackupStep(environment: string, guest: { vmid: number; name: string }, step: PlanStep): Promise<VmStepOutcome | BackupReport> {
+export function runGuestOrBackupStep(
+  environment: string,
+  guest: { vmid: number; name: string },
+  step: PlanStep,
+): Promise<VmStepOutcome | BackupReport> {
   return step.action === 'backup' ? runBackupStep(environment, step) : runGuestStep(environment, guest, step);
 }

@@ -35,7 +35,11 @@ export async function backup(input: BackupInput) {
     apply: async (plan, op) => {
       const { maxParallelPerStorage, maxParallelPerNode, storage } = plan.details!;
       const markers = new Map(
-        await Promise.all(plan.nodes.map(async (node) => [node, await planning.markTaskHistory({ environment: input.environment, node })] as const)),
+        await Promise.all(
+          plan.nodes.map(
+            async (node) => [node, await planning.markTaskHistory({ environment: input.environment, node })] as const,
+          ),
+        ),
       );
       const settled = await mapWithLimits(
         plan.steps,
@@ -43,7 +47,10 @@ export async function backup(input: BackupInput) {
           { key: `storage:${storage}`, limit: maxParallelPerStorage },
           { key: `node:${step.node}`, limit: maxParallelPerNode },
         ],
-        (step) => op.step(step.id, () => backing.backupGuest({ environment: input.environment, step, marker: markers.get(step.node!)! })),
+        (step) =>
+          op.step(step.id, () =>
+            backing.backupGuest({ environment: input.environment, step, marker: markers.get(step.node!)! }),
+          ),
         { haltOn: isCancellation },
       );
       const results: BackupGuestResult[] = plan.steps.map((step, i) => {

@@ -60,7 +60,10 @@ export async function bulkAction(input: BulkActionInput) {
           type: Failure.BulkActionIncomplete,
           message:
             `${input.action} failed for ${failed.length} of ${results.length} guests: ` +
-            failed.slice(0, 5).map((f) => `${f.vmid} (${f.error})`).join('; ') +
+            failed
+              .slice(0, 5)
+              .map((f) => `${f.vmid} (${f.error})`)
+              .join('; ') +
             (failed.length > 5 ? `; and ${failed.length - 5} more` : ''),
           nonRetryable: true,
           details: [results],

@@ -64,11 +64,16 @@ export async function clusterDown(input: ClusterDownInput) {
           type: Failure.ClusterNotGone,
           message:
             `cluster ${down.cluster} is not gone: ` +
-            [...failed, ...remaining.map((g) => `VM ${g.vmid} '${g.name}' on ${g.node} still carries ${down.tag}`)].join('; '),
+            [
+              ...failed,
+              ...remaining.map((g) => `VM ${g.vmid} '${g.name}' on ${g.node} still carries ${down.tag}`),
+            ].join('; '),
           nonRetryable: true,
         });
       }
-      const { removed } = await op.step('forget-secrets', () => recording.forgetClusterSecrets({ environment, cluster: down.cluster }));
+      const { removed } = await op.step('forget-secrets', () =>
+        recording.forgetClusterSecrets({ environment, cluster: down.cluster }),
+      );
       return { cluster: down.cluster, destroyed: down.members, secretsRemoved: removed };
     },
   });

@@ -30,7 +30,12 @@ const creating = dispatches();
 const cloning = waits();
 
 /** Configuring is idempotent; a VM still locked by its clone is waited for. */
-const configuring = waits({ startToCloseTimeout: '10 minutes', maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds' });
+const configuring = waits({
+  startToCloseTimeout: '10 minutes',
+  maximumAttempts: 30,
+  initialInterval: '2 seconds',
+  maximumInterval: '30 seconds',
+});
 
 const addressing = waits({ startToCloseTimeout: '20 minutes', maximumAttempts: 3 });
 
@@ -39,7 +44,12 @@ const addressing = waits({ startToCloseTimeout: '20 minutes', maximumAttempts: 3
  * yet (booting, rebooting into its config) is retried; talosctl's refusals are not (the
  * activity marks them non-retryable).
  */
-const talosTuning = { startToCloseTimeout: '5 minutes', maximumAttempts: 30, initialInterval: '2 seconds', maximumInterval: '30 seconds' } as const;
+const talosTuning = {
+  startToCloseTimeout: '5 minutes',
+  maximumAttempts: 30,
+  initialInterval: '2 seconds',
+  maximumInterval: '30 seconds',
+} as const;
 const talos = dispatches(talosTuning);
 /** Machine configs and cluster access, kept in the orchestrator's secret store. */
 const talosFiles = records(talosTuning);
@@ -81,8 +91,15 @@ export async function clusterUp(input: ClusterUpInput) {
     plan: () => planning.planClusterUp({ environment, profile: input.profile, maxParallel: input.maxParallel }),
     apply: async (plan, op) => {
       const cluster = plan.details!;
-      const settled = await mapBounded(cluster.members, cluster.maxParallel, (m) => bringUp(environment, cluster, m, op), { haltOn: isCancellation });
-      const failed = settled.flatMap((s, i) => (s.ok ? [] : [`${cluster.members[i]!.name}: ${failureMessage(s.error)}`]));
+      const settled = await mapBounded(
+        cluster.members,
+        cluster.maxParallel,
+        (m) => bringUp(environment, cluster, m, op),
+        { haltOn: isCancellation },
+      );
+      const failed = settled.flatMap((s, i) =>
+        s.ok ? [] : [`${cluster.members[i]!.name}: ${failureMessage(s.error)}`],
+      );
       if (failed.length > 0) {
         throw ApplicationFailure.create({
           type: Failure.ClusterIncomplete,
@@ -97,26 +114,49 @@ export async function clusterUp(input: ClusterUpInput) {
 
       const endpoint = cluster.endpoint ?? controlPlanes[0]!.address;
       await op.step('machine-configs', () =>
-        talosFiles.generateMachineConfigs({ environment, cluster: cluster.cluster, endpoint, profileSha256: cluster.profile.sha256 }),
+        talosFiles.generateMachineConfigs({
+          environment,
+          cluster: cluster.cluster,
+          endpoint,
+          profileSha256: cluster.profile.sha256,
+        }),
       );
       const applied = await mapBounded(
         talosNodes,
         cluster.maxParallel,
-        (n) => op.step(`apply-config:${n.name}`, () => talos.applyMachineConfig({ environment, cluster: cluster.cluster, node: n })),
+        (n) =>
+          op.step(`apply-config:${n.name}`, () =>
+            talos.applyMachineConfig({ environment, cluster: cluster.cluster, node: n }),
+          ),
         { haltOn: isCancellation },
       );
-      const notApplied = applied.flatMap((s, i) => (s.ok ? [] : [`${talosNodes[i]!.name}: ${failureMessage(s.error)}`]));
+      const notApplied = applied.flatMap((s, i) =>
+        s.ok ? [] : [`${talosNodes[i]!.name}: ${failureMessage(s.error)}`],
+      );
       if (notApplied.length > 0) {
-        throw ApplicationFailure.create({ type: Failure.ClusterIncomplete, message: `machine configs not applied: ${notApplied.join('; ')}`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: Failure.ClusterIncomplete,
+          message: `machine configs not applied: ${notApplied.join('; ')}`,
+          nonRetryable: true,
+        });
       }
 
       // The decision of where etcd is bootstrapped is the plan's first control plane: the same in
       // every run of this cluster, and recorded in history once the activity has answered.
       const first = controlPlanes[0]!;
       const outcome = await op.step('bootstrap', () =>
-        talos.bootstrapEtcd({ environment, cluster: cluster.cluster, node: first, controlPlanes: controlPlanes.map((n) => n.address) }),
+        talos.bootstrapEtcd({
+          environment,
+          cluster: cluster.cluster,
+          node: first,
+          controlPlanes: controlPlanes.map((n) => n.address),
+        }),
       );
-      op.mark('bootstrap', 'succeeded', outcome === 'bootstrapped' ? `etcd bootstrapped on ${first.name}` : 'etcd was bootstrapped already');
+      op.mark(
+        'bootstrap',
+        'succeeded',
+        outcome === 'bootstrapped' ? `etcd bootstrapped on ${first.name}` : 'etcd was bootstrapped already',
+      );
 
       await op.step('health', () =>
         waitingForHealth.awaitClusterHealthy({
@@ -128,7 +168,11 @@ export async function clusterUp(input: ClusterUpInput) {
         }),
       );
       const access = await op.step('kubeconfig', () =>
-        talosFiles.writeClusterAccess({ environment, cluster: cluster.cluster, controlPlanes: controlPlanes.map((n) => n.address) }),
+        talosFiles.writeClusterAccess({
+          environment,
+          cluster: cluster.cluster,
+          controlPlanes: controlPlanes.map((n) => n.address),
+        }),
       );
       const flux = cluster.flux
         ? `not configured: this worker has no Flux adapter, so ${cluster.flux.repository} (${cluster.flux.path}) was not bootstrapped; run flux bootstrap with ${access.kubeconfig}`
@@ -148,16 +192,32 @@ export async function clusterUp(input: ClusterUpInput) {
 }
 
 /** One member, from template to an address Talos can be reached at. */
-async function bringUp(environment: string, plan: ClusterUpPlan, m: ClusterMember, op: OperationHandle): Promise<ClusterNodeResult> {
+async function bringUp(
+  environment: string,
+  plan: ClusterUpPlan,
+  m: ClusterMember,
+  op: OperationHandle,
+): Promise<ClusterNodeResult> {
   const vm = { vmid: m.vmid, name: m.name };
   if (m.existing) op.mark(`clone:${m.name}`, 'skipped', `VM ${m.vmid} exists from an earlier run`);
   else await op.step(`clone:${m.name}`, () => cloneMember(environment, plan, m));
 
   await op.step(`configure:${m.name}`, () =>
-    configuring.configureClusterVm({ environment, ...vm, config: m.config, disk: { key: plan.template.diskKey, sizeGb: m.diskGb } }),
+    configuring.configureClusterVm({
+      environment,
+      ...vm,
+      config: m.config,
+      disk: { key: plan.template.diskKey, sizeGb: m.diskGb },
+    }),
   );
   const address = await op.step(`boot:${m.name}`, async () => {
-    await runGuestStep(environment, vm, { id: `boot:${m.name}`, action: 'start', ...vm, node: m.node, description: 'start' });
+    await runGuestStep(environment, vm, {
+      id: `boot:${m.name}`,
+      action: 'start',
+      ...vm,
+      node: m.node,
+      description: 'start',
+    });
     return addressing.awaitGuestAddress({
       environment,
       ...vm,
@@ -193,13 +253,20 @@ async function cloneMember(environment: string, plan: ClusterUpPlan, m: ClusterM
   };
   const giveUpAt = Date.now() + CLONE_LOCK_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
-    const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
+    const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [
+      { environment, spec },
+    ]);
     if (!created.upid) return;
     try {
-      await cloning.awaitClone.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid, vmid: m.vmid }]);
+      await cloning.awaitClone.executeWithOptions({ summary: taskSummary(created.upid) }, [
+        { environment, upid: created.upid, vmid: m.vmid },
+      ]);
       return;
     } catch (err) {
-      const lockBusy = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === Failure.CloneLockTimeout;
+      const lockBusy =
+        err instanceof ActivityFailure &&
+        err.cause instanceof ApplicationFailure &&
+        err.cause.type === Failure.CloneLockTimeout;
       if (!lockBusy || Date.now() >= giveUpAt) throw err;
       await sleep(lockPauseMs(attempt));
     }

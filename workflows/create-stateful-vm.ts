@@ -35,8 +35,13 @@ export async function createStatefulVm(input: StatefulVmInput) {
       const planned = (id: string): PlanStep => plan.steps.find((s) => s.id === id)!;
 
       const guest = await op.step('create', async () => {
-        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
-        if (created.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
+        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [
+          { environment, spec },
+        ]);
+        if (created.upid)
+          await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [
+            { environment, upid: created.upid },
+          ]);
         return created;
       });
       op.mark('create', 'succeeded', `created VM ${guest.vmid} '${guest.name}' on ${guest.node}`);
@@ -50,26 +55,58 @@ export async function createStatefulVm(input: StatefulVmInput) {
       };
       try {
         await step('start', () => runGuestStep(environment, guest, onGuest('start')));
-        const address = await step('discover-ip', () => watching.discoverGuestAddress({ ...ref, timeoutMs: ADDRESS_TIMEOUT_MS }));
+        const address = await step('discover-ip', () =>
+          watching.discoverGuestAddress({ ...ref, timeoutMs: ADDRESS_TIMEOUT_MS }),
+        );
         const installed = await step('install', () =>
-          installing.installToDisk({ ...ref, address, liveHostKey, disk, packages: input.packages, timeoutSeconds: input.installTimeoutSeconds }),
+          installing.installToDisk({
+            ...ref,
+            address,
+            liveHostKey,
+            disk,
+            packages: input.packages,
+            timeoutSeconds: input.installTimeoutSeconds,
+          }),
         );
         await step('boot-from-disk', () => runGuestStep(environment, guest, onGuest('boot-from-disk')));
         await step('reboot', () => runGuestStep(environment, guest, onGuest('reboot')));
         const booted = await step('verify', () =>
-          watching.verifyDiskBoot({ ...ref, hostKey: installed.hostKey, marker: installed.marker, disk, timeoutMs: ADDRESS_TIMEOUT_MS }),
+          watching.verifyDiskBoot({
+            ...ref,
+            hostKey: installed.hostKey,
+            marker: installed.marker,
+            disk,
+            timeoutMs: ADDRESS_TIMEOUT_MS,
+          }),
         );
         op.mark('cleanup', 'skipped', 'the install succeeded');
-        return { vmid: guest.vmid, name: guest.name, node: guest.node, address: booted.address, hostKey: installed.hostKey, installLog: installed.log };
+        return {
+          vmid: guest.vmid,
+          name: guest.name,
+          node: guest.node,
+          address: booted.address,
+          hostKey: installed.hostKey,
+          installLog: installed.log,
+        };
       } catch (err) {
         const why = `${current} failed: ${failureMessage(err)}`;
         if (input.keepOnFailure) {
           op.mark('cleanup', 'skipped', 'kept for inspection (keepOnFailure)');
-          throw ApplicationFailure.create({ type: Failure.InstallFailed, nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`, cause: err as Error });
+          throw ApplicationFailure.create({
+            type: Failure.InstallFailed,
+            nonRetryable: true,
+            message: `${why}; VM ${guest.vmid} '${guest.name}' kept for inspection`,
+            cause: err as Error,
+          });
         }
         // Even a cancelled operation removes what it created.
         const cleanup = async () => {
-          await runGuestStep(environment, guest, { ...onGuest('cleanup'), id: 'cleanup-stop', action: 'stop', description: 'stop the VM' });
+          await runGuestStep(environment, guest, {
+            ...onGuest('cleanup'),
+            id: 'cleanup-stop',
+            action: 'stop',
+            description: 'stop the VM',
+          });
           await runGuestStep(environment, guest, onGuest('cleanup'));
         };
         await op.step('cleanup', cleanup, { undo: true }).catch((cleanupErr: unknown) => {
@@ -80,7 +117,12 @@ export async function createStatefulVm(input: StatefulVmInput) {
           });
         });
         if (isCancellation(err)) throw err;
-        throw ApplicationFailure.create({ type: Failure.InstallFailed, nonRetryable: true, message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`, cause: err as Error });
+        throw ApplicationFailure.create({
+          type: Failure.InstallFailed,
+          nonRetryable: true,
+          message: `${why}; VM ${guest.vmid} '${guest.name}' was removed`,
+          cause: err as Error,
+        });
       }
     },
   });

@@ -17,8 +17,15 @@ export async function detectDrift(input: DetectDriftInput): Promise<DriftReport>
   const { environment } = input;
   const run = { environment, checkedAt: new Date(Date.now()).toISOString(), workflowId: workflowInfo().workflowId };
   try {
-    const plan = await planning.planReconcile({ environment, maxParallel: 1, ...(input.manifests ? { manifests: input.manifests } : {}) });
-    return await recording.recordDrift({ run: { ...run, manifests: plan.details!.manifests }, plan: { ...plan.details!, warnings: plan.warnings } });
+    const plan = await planning.planReconcile({
+      environment,
+      maxParallel: 1,
+      ...(input.manifests ? { manifests: input.manifests } : {}),
+    });
+    return await recording.recordDrift({
+      run: { ...run, manifests: plan.details!.manifests },
+      plan: { ...plan.details!, warnings: plan.warnings },
+    });
   } catch (err) {
     const failure = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
     if (failure?.type !== Failure.ManifestInvalid) throw err;

@@ -115,7 +115,12 @@ export async function evacuation(input: EvacuationInput) {
 
       const guests: GuestResult[] = [
         ...outcomes,
-        ...evacuation.leftBehind.map((l) => ({ vmid: l.vmid, name: l.name, reason: l.reason, state: 'left-behind' as const })),
+        ...evacuation.leftBehind.map((l) => ({
+          vmid: l.vmid,
+          name: l.name,
+          reason: l.reason,
+          state: 'left-behind' as const,
+        })),
       ].sort((a, b) => a.vmid - b.vmid);
       const result: EvacuationResult = {
         outcome,
@@ -146,7 +151,8 @@ function recordProgress(op: OperationHandle, update: GuestProgress): void {
 }
 
 function showDetails(op: OperationHandle, plan: EvacuationPlan): void {
-  const count = (state: string) => op.status.steps.filter((s) => s.id.startsWith('migrate-') && s.state === state).length;
+  const count = (state: string) =>
+    op.status.steps.filter((s) => s.id.startsWith('migrate-') && s.state === state).length;
   setCurrentDetails(
     `${plan.source}: ${count('succeeded')}/${plan.moves.length} moved, ${count('running')} moving, ${count('failed')} failed`,
   );

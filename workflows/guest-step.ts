@@ -27,14 +27,24 @@ function settleTimeoutMs(step: PlanStep): number {
   return 10 * 60_000 + shutdownSeconds * 1000;
 }
 
-export async function runGuestStep(environment: string, guest: { vmid: number; name: string }, step: PlanStep): Promise<VmStepOutcome> {
+export async function runGuestStep(
+  environment: string,
+  guest: { vmid: number; name: string },
+  step: PlanStep,
+): Promise<VmStepOutcome> {
   const what = `${step.action} ${guest.vmid} '${guest.name}'${step.target ? ` to ${step.target}` : ''}`;
-  const outcome = await dispatch.dispatchVmStep.executeWithOptions({ summary: what }, [{ environment, vmid: guest.vmid, name: guest.name, step }]);
-  if (outcome.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [{ environment, upid: outcome.upid }]);
-  if (settledState(step)) {
-    await waiting.awaitGuestSettled.executeWithOptions({ summary: `wait until ${guest.vmid} '${guest.name}' shows the ${step.action}` }, [
-      { environment, vmid: guest.vmid, step, timeoutMs: settleTimeoutMs(step) },
+  const outcome = await dispatch.dispatchVmStep.executeWithOptions({ summary: what }, [
+    { environment, vmid: guest.vmid, name: guest.name, step },
+  ]);
+  if (outcome.kind === 'dispatched')
+    await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [
+      { environment, upid: outcome.upid },
     ]);
+  if (settledState(step)) {
+    await waiting.awaitGuestSettled.executeWithOptions(
+      { summary: `wait until ${guest.vmid} '${guest.name}' shows the ${step.action}` },
+      [{ environment, vmid: guest.vmid, step, timeoutMs: settleTimeoutMs(step) }],
+    );
   }
   return outcome;
 }

@@ -21,10 +21,18 @@ export async function isoImport(input: IsoImportInput) {
     apply: async (plan, op) => {
       await op.step('download', async () => {
         const started = await downloading.startIsoDownload(input);
-        if (started.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(started.upid) }, [{ environment: input.environment, upid: started.upid }]);
+        if (started.kind === 'dispatched')
+          await waiting.awaitTask.executeWithOptions({ summary: taskSummary(started.upid) }, [
+            { environment: input.environment, upid: started.upid },
+          ]);
       });
       return op.step('verify', () =>
-        reading.verifyVolume({ environment: input.environment, node: input.node, storage: input.storage, volid: plan.details!.volid }),
+        reading.verifyVolume({
+          environment: input.environment,
+          node: input.node,
+          storage: input.storage,
+          volid: plan.details!.volid,
+        }),
       );
     },
   });

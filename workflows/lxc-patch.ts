@@ -39,13 +39,23 @@ export async function lxcPatch(input: LxcPatchInput) {
         containers,
         maxParallel,
         async (ct): Promise<ContainerPatchResult> => {
-          const base = { vmid: ct.vmid, name: ct.name, node: ct.node, ...(ct.snapshot ? { snapshot: ct.snapshot } : {}) };
+          const base = {
+            vmid: ct.vmid,
+            name: ct.name,
+            node: ct.node,
+            ...(ct.snapshot ? { snapshot: ct.snapshot } : {}),
+          };
           const { snapshot, patch, rollback } = ct.steps;
           if (snapshot) await op.step(snapshot.id, () => runGuestStep(input.environment, ct, snapshot));
           let patched: PatchLog;
           try {
             patched = await op.step(patch.id, () =>
-              patching.patchContainer({ environment: input.environment, vmid: ct.vmid, name: ct.name, timeoutSeconds: commandTimeoutSeconds }),
+              patching.patchContainer({
+                environment: input.environment,
+                vmid: ct.vmid,
+                name: ct.name,
+                timeoutSeconds: commandTimeoutSeconds,
+              }),
             );
           } catch (err) {
             if (isCancellation(err)) throw err;
@@ -56,7 +66,11 @@ export async function lxcPatch(input: LxcPatchInput) {
               return { ...failed, outcome: 'rolled-back' };
             } catch (rollbackErr) {
               if (isCancellation(rollbackErr)) throw rollbackErr;
-              return { ...failed, outcome: 'rollback-failed', error: `${failed.error}; rollback failed: ${failureMessage(rollbackErr)}` };
+              return {
+                ...failed,
+                outcome: 'rollback-failed',
+                error: `${failed.error}; rollback failed: ${failureMessage(rollbackErr)}`,
+              };
             }
           }
           if (rollback) op.mark(rollback.id, 'skipped', 'the upgrade succeeded');
@@ -77,7 +91,10 @@ export async function lxcPatch(input: LxcPatchInput) {
           type: Failure.PatchIncomplete,
           message:
             `${unpatched.length} of ${results.length} containers not patched: ` +
-            unpatched.slice(0, 5).map((r) => `${r.vmid} ${r.outcome} (${r.error})`).join('; ') +
+            unpatched
+              .slice(0, 5)
+              .map((r) => `${r.vmid} ${r.outcome} (${r.error})`)
+              .join('; ') +
             (unpatched.length > 5 ? `; and ${unpatched.length - 5} more` : ''),
           nonRetryable: true,
           details: [results],

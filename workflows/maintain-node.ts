@@ -73,7 +73,15 @@ export async function maintainNode(input: MaintainNodeInput): Promise<NodeReport
 async function steps(run: NodeRun): Promise<void> {
   const { input, settings, environment, node, report } = run;
   const returning = (input.overlaps?.returning ?? []).map((g) => g.vmid);
-  await run.step('check', () => reading.checkNodeTurn({ environment, node, alongside: input.alongside, minNodesUp: settings.minNodesUp, returning }));
+  await run.step('check', () =>
+    reading.checkNodeTurn({
+      environment,
+      node,
+      alongside: input.alongside,
+      minNodesUp: settings.minNodesUp,
+      returning,
+    }),
+  );
   await run.step('evacuate', () => evacuate(run));
   if (settings.haMaintenance) {
     await run.step('ha-maintenance-on', () => acting.setHaMaintenance({ environment, node, enabled: true }));
@@ -83,7 +91,8 @@ async function steps(run: NodeRun): Promise<void> {
   if (input.runbook) await run.step('runbook', () => runRunbook(run, input.runbook!));
   if (settings.reboot !== 'never') {
     await run.step('reboot', () => rebootIfRequired(run));
-    if (!report.reboot?.rebooted) Object.assign(run.entry('reboot'), { state: 'skipped', detail: 'no reboot required' });
+    if (!report.reboot?.rebooted)
+      Object.assign(run.entry('reboot'), { state: 'skipped', detail: 'no reboot required' });
   }
   if (run.haEnabled) {
     await run.step('ha-maintenance-off', () => acting.setHaMaintenance({ environment, node, enabled: false }));
@@ -105,7 +114,8 @@ async function stopped(run: NodeRun, err: unknown): Promise<void> {
   const { report } = run;
   if (run.cancellation.requested) {
     report.state = 'cancelled';
-    if (!isCancellation(err)) report.warnings.push(`cancelled while ${report.step ?? 'a step'} failed: ${failureMessage(err)}`);
+    if (!isCancellation(err))
+      report.warnings.push(`cancelled while ${report.step ?? 'a step'} failed: ${failureMessage(err)}`);
   } else if (err instanceof NodeStopped) {
     await wrapUp(run);
     report.state = err.decision.action === 'skip-node' ? 'skipped' : 'aborted';

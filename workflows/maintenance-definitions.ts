@@ -71,7 +71,12 @@ export interface MaintenanceProgress {
   /** Every node of the rollout, in order. */
   nodes: NodeReport[];
   /** The per-node approval awaited, if any. */
-  gate?: { node: string; planVersion: number; since: string; decided?: { decision: 'approved' | 'rejected'; by: string } };
+  gate?: {
+    node: string;
+    planVersion: number;
+    since: string;
+    decided?: { decision: 'approved' | 'rejected'; by: string };
+  };
   /** Decisions and approvals sent as signals that changed nothing, and why. */
   ignored: { by: string; node: string; what: string; why: string }[];
 }
@@ -145,10 +150,15 @@ export interface PreviousGroupEnd {
 export const previousGroupSignal = defineSignal<[PreviousGroupEnd]>('maintenance-previous-group');
 
 /** Why a decision request changes nothing, or undefined when it may be carried out. */
-export function decisionRefusal(progress: MaintenanceProgress, request: MaintenanceDecisionRequest): string | undefined {
+export function decisionRefusal(
+  progress: MaintenanceProgress,
+  request: MaintenanceDecisionRequest,
+): string | undefined {
   const node = progress.nodes.find((n) => n.node === request.node);
-  if (!node) return `${request.node} is not a node of this rolling maintenance (${progress.nodes.map((n) => n.node).join(', ')})`;
-  if (node.state !== 'halted') return `${request.node} is not halted (it is ${node.state}); only a halted node takes a decision`;
+  if (!node)
+    return `${request.node} is not a node of this rolling maintenance (${progress.nodes.map((n) => n.node).join(', ')})`;
+  if (node.state !== 'halted')
+    return `${request.node} is not halted (it is ${node.state}); only a halted node takes a decision`;
   return undefined;
 }
 

@@ -80,9 +80,12 @@ export interface MigrateGuestsInput {
 }
 
 export const migrationProgressSignal = defineSignal<[GuestProgress[]]>('migration-progress');
-export const migrationsQuery = defineQuery<{ running: number[]; pending: number; done: GuestOutcome[]; halted?: string }>(
-  'migrations',
-);
+export const migrationsQuery = defineQuery<{
+  running: number[];
+  pending: number;
+  done: GuestOutcome[];
+  halted?: string;
+}>('migrations');
 
 /**
  * Events per run before handing over: a guest costs about 4 to 12 events (its activity, the
@@ -94,7 +97,12 @@ const DEFAULT_HISTORY_BUDGET = 1_500;
 
 // Copying large local disks can take hours; the heartbeat timeout notices a lost worker within seconds.
 // Only reads and unanswered requests fail retryably: every attempt re-checks the world first.
-const { migrateGuest } = waits({ startToCloseTimeout: '24 hours', initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 });
+const { migrateGuest } = waits({
+  startToCloseTimeout: '24 hours',
+  initialInterval: '1 second',
+  maximumInterval: '20 seconds',
+  maximumAttempts: 10,
+});
 
 export async function migrateGuests(input: MigrateGuestsInput): Promise<GuestOutcome[]> {
   const cancellation = watchCancellation();
@@ -111,7 +119,12 @@ async function migrate(input: MigrateGuestsInput, cancellation: Cancellation): P
   const budget = input.historyBudget ?? DEFAULT_HISTORY_BUDGET;
   const overBudget = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= budget;
 
-  setHandler(migrationsQuery, () => ({ running: [...running.keys()], pending: pending.length, done, ...(halted ? { halted } : {}) }));
+  setHandler(migrationsQuery, () => ({
+    running: [...running.keys()],
+    pending: pending.length,
+    done,
+    ...(halted ? { halted } : {}),
+  }));
 
   const progress = progressReporter(input.progressTo);
   const showDetails = () =>
@@ -130,7 +143,14 @@ async function migrate(input: MigrateGuestsInput, cancellation: Cancellation): P
     // bookkeeping fails the workflow task (Temporal's sandbox reports unhandled rejections).
     void migrateGuest
       .executeWithOptions({ summary: `${label(move)}: ${move.source} -> ${move.target} (${move.mode})` }, [
-        { environment: input.environment, move, limits, memoryHeadroom: input.memoryHeadroom, memoryBasis: input.memoryBasis, marker: input.marker },
+        {
+          environment: input.environment,
+          move,
+          limits,
+          memoryHeadroom: input.memoryHeadroom,
+          memoryBasis: input.memoryBasis,
+          marker: input.marker,
+        },
       ])
       .then(
         (report) => succeeded(move, startedAt, report),
@@ -237,7 +257,10 @@ function succeeded(move: GuestMove, startedAt: number, report: MigrationReport):
 function failed(move: GuestMove, startedAt: number, err: unknown): GuestOutcome {
   const endedAt = Date.now();
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { upid?: string; log?: string[] } | undefined) : undefined;
+  const details =
+    cause instanceof ApplicationFailure
+      ? (cause.details?.[0] as { upid?: string; log?: string[] } | undefined)
+      : undefined;
   return {
     ...moveFields(move),
     state: 'failed',

@@ -170,7 +170,9 @@ export async function runOperation<D, R>(
         status.phase = 'rejected';
         status.outcome = 'rejected';
         publishStatus(status);
-        setCurrentDetails(`${status.approvalState}: ${approval.reason ?? `rejected by ${approval.by}`} — ${plan.summary}`);
+        setCurrentDetails(
+          `${status.approvalState}: ${approval.reason ?? `rejected by ${approval.by}`} — ${plan.summary}`,
+        );
         return { outcome: 'rejected', plan, approval };
       }
     }
@@ -193,7 +195,8 @@ export async function runOperation<D, R>(
     status.error = rootCause(err) ?? String(err);
     if (cancelled) {
       status.cancelled = cancellationReport(status);
-      if (status.approvalState === 'planning' || status.approvalState === 'pending') setApprovalState(status, 'cancelled');
+      if (status.approvalState === 'planning' || status.approvalState === 'pending')
+        setApprovalState(status, 'cancelled');
       publishStatus(status);
       setCurrentDetails(describeCancellation(status.cancelled));
       await audit('cancelled', { ...status.cancelled });
@@ -203,7 +206,12 @@ export async function runOperation<D, R>(
     setCurrentDetails(`failed: ${status.error}`);
     await audit('failed', { error: status.error, steps: summarizeSteps(status.steps) });
     // Fail with what actually went wrong ("VM 101 is named ..."), not "Activity task failed".
-    throw ApplicationFailure.create({ type: Failure.OperationFailed, message: status.error, nonRetryable: true, cause: err as Error });
+    throw ApplicationFailure.create({
+      type: Failure.OperationFailed,
+      message: status.error,
+      nonRetryable: true,
+      cause: err as Error,
+    });
   }
 }
 
@@ -211,11 +219,17 @@ export async function runOperation<D, R>(
  * The plan; for a dry run, a refusal is its answer too: a plan without steps whose reasons say
  * why, so the dry run completes with it instead of failing.
  */
-async function planOrRefusal<D>(plan: () => Promise<PlanDraft<D>>, dryRun: boolean): Promise<{ draft: PlanDraft<D>; refused: boolean }> {
+async function planOrRefusal<D>(
+  plan: () => Promise<PlanDraft<D>>,
+  dryRun: boolean,
+): Promise<{ draft: PlanDraft<D>; refused: boolean }> {
   try {
     return { draft: await plan(), refused: false };
   } catch (err) {
-    const refusal = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable ? err.cause : undefined;
+    const refusal =
+      err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable
+        ? err.cause
+        : undefined;
     if (!dryRun || !refusal) throw err;
     const draft: PlanDraft<D> = {
       summary: `refused: ${refusal.message}`,
@@ -239,9 +253,11 @@ function decidedState(approval: ApprovalDecision): ApprovalState {
 /** Every step that has not started ends skipped; the report lists what ran and what did not. */
 function cancellationReport(status: OperationStatus): CancellationReport {
   for (const s of status.steps) {
-    if (s.state === 'pending') Object.assign(s, { state: 'skipped', detail: 'not started: the operation was cancelled' });
+    if (s.state === 'pending')
+      Object.assign(s, { state: 'skipped', detail: 'not started: the operation was cancelled' });
   }
-  const ids = (...states: StepProgress['state'][]) => status.steps.filter((s) => states.includes(s.state)).map((s) => s.id);
+  const ids = (...states: StepProgress['state'][]) =>
+    status.steps.filter((s) => states.includes(s.state)).map((s) => s.id);
   return {
     requestedAt: status.cancelRequestedAt ?? new Date(Date.now()).toISOString(),
     done: ids('succeeded'),
@@ -259,8 +275,12 @@ function showApplying(status: OperationStatus): void {
   const count = (state: StepProgress['state']) => status.steps.filter((s) => s.state === state).length;
   const ended = count('succeeded') + count('failed') + count('skipped');
   const running = count('running');
-  const cancelling = status.cancelRequestedAt ? `; cancelling: ${running > 0 ? 'waiting for the running steps to end' : 'starting nothing new'}` : '';
-  setCurrentDetails(`applying ${ended}/${status.steps.length} (${running} running${cancelling}) — ${status.plan?.summary ?? ''}`);
+  const cancelling = status.cancelRequestedAt
+    ? `; cancelling: ${running > 0 ? 'waiting for the running steps to end' : 'starting nothing new'}`
+    : '';
+  setCurrentDetails(
+    `applying ${ended}/${status.steps.length} (${running} running${cancelling}) — ${status.plan?.summary ?? ''}`,
+  );
   publishStatus(status);
 }
 
@@ -289,7 +309,9 @@ function publishedView(status: OperationStatus): PublishedStatus {
   return {
     phase,
     approvalState,
-    ...(plan ? { plan: { version: plan.version, summary: plan.summary, risk: plan.risk, stepCount: plan.steps.length } } : {}),
+    ...(plan
+      ? { plan: { version: plan.version, summary: plan.summary, risk: plan.risk, stepCount: plan.steps.length } }
+      : {}),
     progress,
     ...(approval ? { approval } : {}),
     ...(outcome ? { outcome } : {}),
@@ -340,7 +362,9 @@ async function awaitDecision<D>(
   setApprovalState(status, 'pending');
   const expires = new Date(Date.now() + meta.approvalTimeoutMs).toISOString();
   const who = plan.risk === 'high' ? `an approver other than ${meta.requester}` : 'an approver';
-  setCurrentDetails(`awaiting approval by ${who} (plan v${plan.version}, ${plan.risk} risk, expires at ${expires}) — ${plan.summary}`);
+  setCurrentDetails(
+    `awaiting approval by ${who} (plan v${plan.version}, ${plan.risk} risk, expires at ${expires}) — ${plan.summary}`,
+  );
   const decided = await condition(() => status.approval !== undefined, meta.approvalTimeoutMs, {
     summary: `approval deadline for plan v${plan.version}: rejected unless decided by ${expires}`,
   });
@@ -355,7 +379,11 @@ async function awaitDecision<D>(
 }
 
 /** Why an approval request changes nothing, or undefined when it may decide the plan. */
-export function refusalReason(status: OperationStatus, request: ApprovalRequest, decision: 'approved' | 'rejected'): string | undefined {
+export function refusalReason(
+  status: OperationStatus,
+  request: ApprovalRequest,
+  decision: 'approved' | 'rejected',
+): string | undefined {
   if (status.approval) return `already ${status.approval.decision} by ${status.approval.by}`;
   if (status.phase !== 'awaiting-approval') return `no decision is pending (operation is ${status.phase})`;
   const plan = status.plan!;
@@ -379,8 +407,18 @@ function registerApprovalHandlers(status: OperationStatus): void {
   let refusals = 0;
   const decide = async (request: ApprovalRequest, decision: 'approved' | 'rejected'): Promise<ApprovalDecision> => {
     const { workflowId, runId } = workflowInfo();
-    const fields = { operationId: workflowId, decision, by: request.by, planVersion: request.planVersion, at: request.at ?? '', reason: request.reason };
-    const verdict = await verifyApprovalSignature({ fields, ...(request.signature ? { signature: request.signature } : {}) });
+    const fields = {
+      operationId: workflowId,
+      decision,
+      by: request.by,
+      planVersion: request.planVersion,
+      at: request.at ?? '',
+      reason: request.reason,
+    };
+    const verdict = await verifyApprovalSignature({
+      fields,
+      ...(request.signature ? { signature: request.signature } : {}),
+    });
     const why = verdict.ok ? refusalReason(status, request, decision) : `refused: ${verdict.why}`;
     if (why) {
       if (!verdict.ok) {
@@ -395,7 +433,13 @@ function registerApprovalHandlers(status: OperationStatus): void {
       }
       throw ApplicationFailure.create({ type: Failure.DecisionRefused, message: why, nonRetryable: true });
     }
-    status.approval = { decision, by: request.by, at: new Date(Date.now()).toISOString(), planVersion: request.planVersion, reason: request.reason };
+    status.approval = {
+      decision,
+      by: request.by,
+      at: new Date(Date.now()).toISOString(),
+      planVersion: request.planVersion,
+      reason: request.reason,
+    };
     return status.approval;
   };
   const validator = (decision: 'approved' | 'rejected') => (request: ApprovalRequest) => {

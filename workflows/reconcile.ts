@@ -69,7 +69,11 @@ export interface ReconcileResult {
 
 export async function reconcile(input: ReconcileInput & { fromDrift?: DriftOrigin }) {
   const { environment } = input;
-  const request = { environment, maxParallel: input.maxParallel, ...(input.manifests ? { manifests: input.manifests } : {}) };
+  const request = {
+    environment,
+    maxParallel: input.maxParallel,
+    ...(input.manifests ? { manifests: input.manifests } : {}),
+  };
   return runOperation<ReconcileDetails, ReconcileResult>('reconcile', input.meta, {
     plan: () => planning.planReconcile(request),
     apply: async (plan, op) => {
@@ -93,7 +97,10 @@ export async function reconcile(input: ReconcileInput & { fromDrift?: DriftOrigi
         (err: unknown) => ({ error: `could not plan again to verify: ${failureMessage(err)}` }),
       );
       const result: ReconcileResult = {
-        outcome: count('failed') + count('skipped') === 0 && 'changes' in remaining && remaining.changes === 0 ? 'applied' : 'incomplete',
+        outcome:
+          count('failed') + count('skipped') === 0 && 'changes' in remaining && remaining.changes === 0
+            ? 'applied'
+            : 'incomplete',
         guests,
         changed: count('changed'),
         failed: count('failed'),
@@ -101,7 +108,9 @@ export async function reconcile(input: ReconcileInput & { fromDrift?: DriftOrigi
         remaining,
         ...(input.fromDrift ? { fromDrift: input.fromDrift } : {}),
       };
-      setCurrentDetails(`${result.outcome}: ${result.changed} changed, ${result.failed} failed, ${result.skipped} skipped`);
+      setCurrentDetails(
+        `${result.outcome}: ${result.changed} changed, ${result.failed} failed, ${result.skipped} skipped`,
+      );
       return result;
     },
   });
@@ -115,8 +124,16 @@ async function applyChange(
   outcomes: Map<string, GuestOutcome>,
   lanes: Map<string, Promise<unknown>>,
 ): Promise<GuestOutcome> {
-  const outcome: GuestOutcome = { key: change.key, action: change.action, vmid: change.replacement?.vmid ?? change.vmid, name: change.replacement?.name ?? change.name, state: 'changed' };
-  const blocker = change.dependsOn.find((key) => outcomes.get(key)?.state !== undefined && outcomes.get(key)!.state !== 'changed');
+  const outcome: GuestOutcome = {
+    key: change.key,
+    action: change.action,
+    vmid: change.replacement?.vmid ?? change.vmid,
+    name: change.replacement?.name ?? change.name,
+    state: 'changed',
+  };
+  const blocker = change.dependsOn.find(
+    (key) => outcomes.get(key)?.state !== undefined && outcomes.get(key)!.state !== 'changed',
+  );
   if (blocker) {
     const why = `${blocker}, which it depends on, was not changed`;
     for (const s of change.steps) op.mark(s.id, 'skipped', why);
@@ -124,15 +141,21 @@ async function applyChange(
   }
 
   let created: NewGuest | undefined;
-  const target = (step: PlanStep) => (created && step.vmid === change.create?.vmid ? created : { vmid: step.vmid!, name: step.name! });
+  const target = (step: PlanStep) =>
+    created && step.vmid === change.create?.vmid ? created : { vmid: step.vmid!, name: step.name! };
   for (const [i, step] of change.steps.entries()) {
     try {
       await op.step(step.id, async () => {
         if (step.action === 'clone' || step.action === 'create') {
           const create = async () => {
             const spec = change.create!;
-            const guest = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
-            if (guest.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(guest.upid) }, [{ environment, upid: guest.upid }]);
+            const guest = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [
+              { environment, spec },
+            ]);
+            if (guest.upid)
+              await waiting.awaitTask.executeWithOptions({ summary: taskSummary(guest.upid) }, [
+                { environment, upid: guest.upid },
+              ]);
             return guest;
           };
           created = change.lane ? await oneAtATime(lanes, change.lane, create) : await create();
@@ -143,7 +166,12 @@ async function applyChange(
         const guest = target(step);
         if (step.action === 'config') {
           const before = step.vmid === change.vmid && change.action === 'update' ? change.before : undefined;
-          return configuring.applyGuestConfig({ environment, ...guest, params: step.params ?? {}, ...(before ? { before } : {}) });
+          return configuring.applyGuestConfig({
+            environment,
+            ...guest,
+            params: step.params ?? {},
+            ...(before ? { before } : {}),
+          });
         }
         return runGuestOrBackupStep(environment, guest, { ...step, ...guest });
       });
@@ -159,6 +187,9 @@ async function applyChange(
 /** Runs `work` after everything queued on `lane` before it has finished, however that ended. */
 function oneAtATime<T>(lanes: Map<string, Promise<unknown>>, lane: string, work: () => Promise<T>): Promise<T> {
   const mine = (lanes.get(lane) ?? Promise.resolve()).then(work, work);
-  lanes.set(lane, mine.catch(() => undefined));
+  lanes.set(
+    lane,
+    mine.catch(() => undefined),
+  );
   return mine;
 }

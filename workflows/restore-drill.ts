@@ -32,7 +32,11 @@ export async function restoreDrill(input: RestoreDrillInput) {
     apply: async (plan, op) => {
       const { targets, maxParallel } = plan.details!;
       const markers = new Map(
-        await Promise.all(plan.nodes.map(async (node) => [node, await planning.markTaskHistory({ environment: input.environment, node })] as const)),
+        await Promise.all(
+          plan.nodes.map(
+            async (node) => [node, await planning.markTaskHistory({ environment: input.environment, node })] as const,
+          ),
+        ),
       );
       const drill = async (step: PlanStep, target: DrillTarget): Promise<void> => {
         const copy = { environment: input.environment, node: step.node!, vmid: step.vmid! };
@@ -66,10 +70,22 @@ export async function restoreDrill(input: RestoreDrillInput) {
         // Each drill reports its own failure; only a cancellation (which halts) is thrown.
         if (!done.ok) throw done.error;
         const { seconds, error } = done.value;
-        const base = { vmid: t.vmid, name: t.name, type: t.type, volid: t.backup.volid, backupCtime: t.backup.ctime, seconds };
+        const base = {
+          vmid: t.vmid,
+          name: t.name,
+          type: t.type,
+          volid: t.backup.volid,
+          backupCtime: t.backup.ctime,
+          seconds,
+        };
         return error === undefined ? { ...base, outcome: 'proven' } : { ...base, outcome: 'failed', error };
       });
-      await recording.recordDrill({ environment: input.environment, operationId: workflowInfo().workflowId, at: new Date().toISOString(), results });
+      await recording.recordDrill({
+        environment: input.environment,
+        operationId: workflowInfo().workflowId,
+        at: new Date().toISOString(),
+        results,
+      });
       const failed = results.filter((r) => r.outcome === 'failed');
       if (failed.length > 0) {
         throw ApplicationFailure.create({

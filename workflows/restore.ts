@@ -22,9 +22,13 @@ export async function restore(input: RestoreInput) {
       let restored: Awaited<ReturnType<BackupActivities['restoreGuest']>> | undefined;
       for (const step of plan.steps) {
         if (step.action === 'restore') {
-          restored = await op.step(step.id, () => restoring.restoreGuest({ environment: input.environment, step, marker }));
+          restored = await op.step(step.id, () =>
+            restoring.restoreGuest({ environment: input.environment, step, marker }),
+          );
         } else {
-          await op.step(step.id, () => runGuestOrBackupStep(input.environment, { vmid: step.vmid!, name: step.name! }, step));
+          await op.step(step.id, () =>
+            runGuestOrBackupStep(input.environment, { vmid: step.vmid!, name: step.name! }, step),
+          );
         }
       }
       return restored;

@@ -65,12 +65,19 @@ export async function rollingMaintenance(input: RollingMaintenanceInput) {
   const { meta, ...request } = input;
   return runOperation<MaintenancePlan, MaintenanceResult>('rolling-maintenance', meta, {
     plan: () =>
-      planning.planRollingMaintenance.executeWithOptions({ summary: `plan the rolling maintenance of ${input.environment}` }, [request]),
+      planning.planRollingMaintenance.executeWithOptions(
+        { summary: `plan the rolling maintenance of ${input.environment}` },
+        [request],
+      ),
     apply: (plan, op) => rollOut(plan, op, meta),
   });
 }
 
-async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle, meta: OperationMeta): Promise<MaintenanceResult> {
+async function rollOut(
+  plan: OperationPlan<MaintenancePlan>,
+  op: OperationHandle,
+  meta: OperationMeta,
+): Promise<MaintenanceResult> {
   const details = plan.details!;
   const began = Date.now();
   const { workflowId, runId } = workflowInfo();
@@ -93,7 +100,15 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
 
   const refresh = () => {
     const halted = progress.nodes.some((n) => n.state === 'halted');
-    progress.state = finished ? 'finished' : progress.gate ? 'awaiting-node-approval' : halted ? 'halted' : pausing ? 'pausing' : 'running';
+    progress.state = finished
+      ? 'finished'
+      : progress.gate
+        ? 'awaiting-node-approval'
+        : halted
+          ? 'halted'
+          : pausing
+            ? 'pausing'
+            : 'running';
     progress.summary = summarize(progress, pausing);
     setCurrentDetails(progress.summary);
     // A memo update is a history event: only when a node's step or state changes, not per guest.
@@ -105,12 +120,18 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   };
 
   const accept = (incoming: NodeReport) => {
-    const r = incoming.halted && answered.has(`${incoming.node}#${incoming.halted.id}`) ? { ...incoming, state: 'running' as const, halted: undefined } : incoming;
+    const r =
+      incoming.halted && answered.has(`${incoming.node}#${incoming.halted.id}`)
+        ? { ...incoming, state: 'running' as const, halted: undefined }
+        : incoming;
     progress.nodes[progress.nodes.findIndex((n) => n.node === r.node)] = r;
     for (const s of r.steps) {
       const id = nodeStepId(r.node, s.id as NodeStep);
       op.mark(id, s.state, s.detail);
-      Object.assign(op.status.steps.find((e) => e.id === id)!, { startedAt: s.startedAt, endedAt: s.endedAt });
+      Object.assign(
+        op.status.steps.find((e) => e.id === id)!,
+        { startedAt: s.startedAt, endedAt: s.endedAt },
+      );
     }
   };
 
@@ -134,7 +155,10 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   });
 
   // Decisions about a halted node: forwarded to its workflow, which carries them out.
-  const forward = async (action: MaintenanceAction, request: MaintenanceDecisionRequest): Promise<MaintenanceDecision> => {
+  const forward = async (
+    action: MaintenanceAction,
+    request: MaintenanceDecisionRequest,
+  ): Promise<MaintenanceDecision> => {
     const r = reportOf(request.node);
     const decision: MaintenanceDecision = {
       by: request.by,
@@ -148,7 +172,10 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     Object.assign(r, { state: 'running', halted: undefined });
     refresh();
     await getExternalWorkflowHandle(childId(request.node)).signal(nodeDecisionSignal, decision);
-    await audit(`${request.node}/${action}/${decision.halt}`, request.by, { node: request.node, ...(request.reason ? { reason: request.reason } : {}) });
+    await audit(`${request.node}/${action}/${decision.halt}`, request.by, {
+      node: request.node,
+      ...(request.reason ? { reason: request.reason } : {}),
+    });
     return decision;
   };
   for (const action of Object.keys(maintenanceDecisions) as MaintenanceAction[]) {
@@ -162,7 +189,10 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     setHandler(signal, (request) => {
       const why = decisionRefusal(progress, request);
       if (why) progress.ignored.push({ by: request.by, node: request.node, what: action, why });
-      else forward(action, request).catch((err: unknown) => progress.ignored.push({ by: request.by, node: request.node, what: action, why: String(err) }));
+      else
+        forward(action, request).catch((err: unknown) =>
+          progress.ignored.push({ by: request.by, node: request.node, what: action, why: String(err) }),
+        );
     });
   }
 
@@ -193,7 +223,13 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     });
     setHandler(signal, (request) => {
       const why = nodeApprovalRefusal(progress, planFacts, request, decision);
-      if (why) progress.ignored.push({ by: request.by, node: request.node, what: decision === 'approved' ? 'approve-node' : 'reject-node', why });
+      if (why)
+        progress.ignored.push({
+          by: request.by,
+          node: request.node,
+          what: decision === 'approved' ? 'approve-node' : 'reject-node',
+          why,
+        });
       else decideGate(request, decision);
     });
   }
@@ -218,12 +254,27 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
     }
     const d: NodeApprovalDecision = decided
       ? gateDecision!
-      : { decision: 'rejected', by: 'system', at: now(), planVersion: plan.version, node, reason: `no decision within ${Math.round(meta.approvalTimeoutMs / 1000)} s` };
+      : {
+          decision: 'rejected',
+          by: 'system',
+          at: now(),
+          planVersion: plan.version,
+          node,
+          reason: `no decision within ${Math.round(meta.approvalTimeoutMs / 1000)} s`,
+        };
     gateDecision = undefined;
     setApprovalState(op.status, d.decision === 'approved' ? 'approved' : d.by === 'system' ? 'expired' : 'rejected');
-    op.mark(nodeStepId(node, 'approval'), d.decision === 'approved' ? 'succeeded' : 'failed', `${d.decision} by ${d.by}${d.reason ? `: ${d.reason}` : ''}`);
+    op.mark(
+      nodeStepId(node, 'approval'),
+      d.decision === 'approved' ? 'succeeded' : 'failed',
+      `${d.decision} by ${d.by}${d.reason ? `: ${d.reason}` : ''}`,
+    );
     refresh();
-    await audit(`${node}/node-${d.decision}`, d.by, { node, planVersion: d.planVersion, ...(d.reason ? { reason: d.reason } : {}) });
+    await audit(`${node}/node-${d.decision}`, d.by, {
+      node,
+      planVersion: d.planVersion,
+      ...(d.reason ? { reason: d.reason } : {}),
+    });
     return d;
   }
 
@@ -243,7 +294,10 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
 
   /** Starts a group's nodes; when `previous` still returns its guests, they are emptied meanwhile. */
   function startGroup(batch: string[], previous: Group | undefined): Group {
-    const overlaps = previous && !previous.end ? { nodes: previous.nodes, returning: previous.nodes.flatMap((n) => reportOf(n).away) } : undefined;
+    const overlaps =
+      previous && !previous.end
+        ? { nodes: previous.nodes, returning: previous.nodes.flatMap((n) => reportOf(n).away) }
+        : undefined;
     const group: Group = { nodes: batch, followers: [], done: Promise.resolve() };
     progress.current = [...progress.current, ...batch];
     refresh();
@@ -261,7 +315,9 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
               settings: details.settings,
               reportTo: workflowId,
               logKey: `${workflowId}/${runId}`,
-              ...(details.runbook ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } } : {}),
+              ...(details.runbook
+                ? { runbook: { name: details.runbook.name, plan: details.runbook.plans[node]! } }
+                : {}),
               ...(overlaps ? { overlaps } : {}),
             },
           ],
@@ -279,7 +335,10 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
       const aborted = ended.find((r) => r.state === 'aborted');
       const d = aborted?.decisions.at(-1);
       group.end = aborted
-        ? { outcome: 'stopped', reason: `abort-and-return at ${aborted.node} by ${d?.by ?? 'unknown'}${d?.reason ? `: ${d.reason}` : ''}` }
+        ? {
+            outcome: 'stopped',
+            reason: `abort-and-return at ${aborted.node} by ${d?.by ?? 'unknown'}${d?.reason ? `: ${d.reason}` : ''}`,
+          }
         : { outcome: 'finished' };
       refresh();
       await tell(group.followers, group.end);
@@ -347,7 +406,8 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   const stopped = progress.nodes.find((r) => r.state === 'aborted');
   if (op.cancelled) stoppedBecause ??= cancelled;
   else if (stopped && !outcome) {
-    const d = stopped.decisions.find((x) => x.action === 'abort-and-return' && x.by !== 'rollout') ?? stopped.decisions.at(-1);
+    const d =
+      stopped.decisions.find((x) => x.action === 'abort-and-return' && x.by !== 'rollout') ?? stopped.decisions.at(-1);
     outcome = 'aborted';
     stoppedBecause = `abort-and-return at ${stopped.node} by ${d?.by ?? 'unknown'}${d?.reason ? `: ${d.reason}` : ''}`;
   }
@@ -355,7 +415,8 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
   for (const r of progress.nodes) {
     if (r.state !== 'pending' && r.state !== 'awaiting-approval') continue;
     r.state = 'not-started';
-    for (const s of plan.steps) if (s.node === r.node && s.id.startsWith(`${r.node}/`)) op.mark(s.id, 'skipped', stoppedBecause);
+    for (const s of plan.steps)
+      if (s.node === r.node && s.id.startsWith(`${r.node}/`)) op.mark(s.id, 'skipped', stoppedBecause);
   }
   finished = true;
   refresh();
@@ -373,7 +434,17 @@ async function rollOut(plan: OperationPlan<MaintenancePlan>, op: OperationHandle
 const ENDED: readonly NodeReport['state'][] = ['maintained', 'skipped', 'cancelled'];
 
 function pendingReport(node: string): NodeReport {
-  return { node, state: 'pending', steps: [], away: [], moved: 0, returned: 0, notReturned: [], decisions: [], warnings: [] };
+  return {
+    node,
+    state: 'pending',
+    steps: [],
+    away: [],
+    moved: 0,
+    returned: 0,
+    notReturned: [],
+    decisions: [],
+    warnings: [],
+  };
 }
 
 /** Where the rollout stands, in one line: done, current (or halted, with the guests away and the choices), next. */
@@ -387,7 +458,9 @@ function summarize(p: MaintenanceProgress, pausing: boolean): string {
     const away = halted.away.map((g) => `${g.vmid} ${g.name} on ${g.at}`);
     parts.push(
       `HALTED at ${halted.node} (${halted.halted.step}): ${halted.halted.error}`,
-      away.length ? `${away.length} guest(s) away from ${halted.node}: ${away.join(', ')}` : `no guest away from ${halted.node}`,
+      away.length
+        ? `${away.length} guest(s) away from ${halted.node}: ${away.join(', ')}`
+        : `no guest away from ${halted.node}`,
       `decide: resume | skip-node | abort-and-return`,
     );
   } else if (p.gate) {

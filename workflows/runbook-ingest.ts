@@ -14,8 +14,12 @@ const planning = reads({ startToCloseTimeout: '1 minute' });
 const saving = records({ maximumAttempts: 5 });
 
 export async function runbookIngest(input: RunbookIngestInput) {
-  return runOperation<IngestDetails, Awaited<ReturnType<RunbookActivities['saveIngestedRunbook']>>>('runbook-ingest', input.meta, {
-    plan: () => planning.planRunbookIngest(input),
-    apply: (plan, op) => op.step('save', () => saving.saveIngestedRunbook(plan.details!)),
-  });
+  return runOperation<IngestDetails, Awaited<ReturnType<RunbookActivities['saveIngestedRunbook']>>>(
+    'runbook-ingest',
+    input.meta,
+    {
+      plan: () => planning.planRunbookIngest(input),
+      apply: (plan, op) => op.step('save', () => saving.saveIngestedRunbook(plan.details!)),
+    },
+  );
 }

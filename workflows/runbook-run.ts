@@ -47,11 +47,18 @@ export async function runResolvedStep(
 ): Promise<Learned> {
   const exclude: number[] = [];
   for (;;) {
-    const request: RunStepRequest = { environment, step, vars: { ...vars }, ...(allocate ? { allocate: { ...allocate, exclude } } : {}) };
+    const request: RunStepRequest = {
+      environment,
+      step,
+      vars: { ...vars },
+      ...(allocate ? { allocate: { ...allocate, exclude } } : {}),
+    };
     const outcome: StepOutcome = await stepActivities(step).runRunbookStep(request);
     if (outcome.kind === 'done') return { ...outcome.allocated, ...outcome.captured };
     try {
-      await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [{ environment, upid: outcome.upid }]);
+      await waiting.awaitTask.executeWithOptions({ summary: taskSummary(outcome.upid) }, [
+        { environment, upid: outcome.upid },
+      ]);
       return { ...outcome.allocated };
     } catch (err) {
       const taken = allocate ? outcome.allocated?.[allocate.name] : undefined;
@@ -84,7 +91,11 @@ export interface ExtraStep {
  * The cleanups that apply: those of completed steps, newest step first, for the given
  * outcome (`always` cleanups run either way, `failure` ones only after a failure).
  */
-function cleanupsFor(plan: RunbookPlan, completed: readonly string[], outcome: 'failure' | 'success'): ResolvedCleanup[] {
+function cleanupsFor(
+  plan: RunbookPlan,
+  completed: readonly string[],
+  outcome: 'failure' | 'success',
+): ResolvedCleanup[] {
   return [...completed]
     .reverse()
     .flatMap((id) => plan.cleanup.filter((c) => c.after === id && (c.on === 'always' || outcome === 'failure')));
@@ -166,6 +177,7 @@ export async function applyRunbookPlan(
 export async function runbookRun(input: RunbookRunInput) {
   return runOperation<RunbookPlanDetails, RunbookOutcome>('runbook-run', input.meta, {
     plan: () => planning.planRunbookRun(input),
-    apply: (plan, op) => applyRunbookPlan(input.environment, plan.details!.plan, op, { keepOnFailure: input.keepOnFailure }),
+    apply: (plan, op) =>
+      applyRunbookPlan(input.environment, plan.details!.plan, op, { keepOnFailure: input.keepOnFailure }),
   });
 }

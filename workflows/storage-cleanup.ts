@@ -29,14 +29,23 @@ export async function storageCleanup(input: StorageCleanupInput) {
         (volume) =>
           op.step(`delete/${volume.volid}`, async () => {
             const sent = await removing.removeVolume({ environment: input.environment, volume });
-            if (sent.kind === 'dispatched') await waiting.awaitTask.executeWithOptions({ summary: taskSummary(sent.upid) }, [{ environment: input.environment, upid: sent.upid }]);
+            if (sent.kind === 'dispatched')
+              await waiting.awaitTask.executeWithOptions({ summary: taskSummary(sent.upid) }, [
+                { environment: input.environment, upid: sent.upid },
+              ]);
             return sent;
           }),
         { haltOn: isCancellation },
       );
       const results = volumes.map((v, i) => {
         const s = settled[i]!;
-        return { volid: v.volid, node: v.node, size: v.size, removed: s.ok, ...(s.ok ? {} : { error: failureMessage(s.error) }) };
+        return {
+          volid: v.volid,
+          node: v.node,
+          size: v.size,
+          removed: s.ok,
+          ...(s.ok ? {} : { error: failureMessage(s.error) }),
+        };
       });
       const failed = results.filter((r) => !r.removed);
       if (failed.length > 0) {

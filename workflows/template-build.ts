@@ -46,9 +46,20 @@ export async function templateBuild(input: TemplateBuildInput) {
             });
           },
         },
-        ...(removePrevious ? [{ id: removePrevious.id, run: (vars: Parameters<ExtraStep['run']>[0]) => runResolvedStep(input.environment, removePrevious, vars) }] : []),
+        ...(removePrevious
+          ? [
+              {
+                id: removePrevious.id,
+                run: (vars: Parameters<ExtraStep['run']>[0]) =>
+                  runResolvedStep(input.environment, removePrevious, vars),
+              },
+            ]
+          : []),
       ];
-      const run = await applyRunbookPlan(input.environment, details.plan, op, { keepOnFailure: input.keepOnFailure, extra });
+      const run = await applyRunbookPlan(input.environment, details.plan, op, {
+        keepOnFailure: input.keepOnFailure,
+        extra,
+      });
       return { status: 'built', template: verified!, ...(existing ? { replaced: existing.vmid } : {}), run };
     },
   });

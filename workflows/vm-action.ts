@@ -19,7 +19,9 @@ export async function vmAction(input: GuestActionInput) {
       const outcomes: Record<string, VmStepOutcome | BackupReport> = {};
       // Steps run in order: a destructive step only after the backup before it succeeded.
       for (const step of plan.steps) {
-        outcomes[step.id] = await op.step<VmStepOutcome | BackupReport>(step.id, () => runGuestOrBackupStep(input.environment, input, step));
+        outcomes[step.id] = await op.step<VmStepOutcome | BackupReport>(step.id, () =>
+          runGuestOrBackupStep(input.environment, input, step),
+        );
       }
       return outcomes;
     },

@@ -22,11 +22,20 @@ export async function vmCreate(input: NewGuestInput) {
     apply: async (plan, op) => {
       const guest = await op.step('create', async () => {
         const { spec } = plan.details!;
-        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [{ environment, spec }]);
-        if (created.upid) await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [{ environment, upid: created.upid }]);
+        const created = await creating.createGuest.executeWithOptions({ summary: createSummary(spec) }, [
+          { environment, spec },
+        ]);
+        if (created.upid)
+          await waiting.awaitTask.executeWithOptions({ summary: taskSummary(created.upid) }, [
+            { environment, upid: created.upid },
+          ]);
         return created;
       });
-      op.mark('create', 'succeeded', `created ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid} '${guest.name}' on ${guest.node}`);
+      op.mark(
+        'create',
+        'succeeded',
+        `created ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid} '${guest.name}' on ${guest.node}`,
+      );
       for (const step of plan.steps.filter((s) => s.id === 'configure' || s.id === 'start')) {
         await op.step(step.id, () => runGuestStep(environment, guest, { ...step, vmid: guest.vmid, name: guest.name }));
       }

@@ -84,11 +84,13 @@ export function nodeAccess(deps: RollingMaintenanceDeps) {
    */
   async function busyTasks(client: PveClient, nodes: string[], returning: readonly number[] = []): Promise<string[]> {
     const busy: string[] = [];
-    const expected = (t: { type: string; id?: string }) => MIGRATION_TASKS.test(t.type) && returning.includes(Number(t.id));
+    const expected = (t: { type: string; id?: string }) =>
+      MIGRATION_TASKS.test(t.type) && returning.includes(Number(t.id));
     for (const node of nodes) {
       const tasks = await client.tasks.list({ node, source: 'active', limit: 100 });
       for (const t of tasks) {
-        if (!HARMLESS_TASKS.test(t.type) && !expected(t)) busy.push(`${node} is running ${t.type}${t.id ? ` ${t.id}` : ''} (${t.upid})`);
+        if (!HARMLESS_TASKS.test(t.type) && !expected(t))
+          busy.push(`${node} is running ${t.type}${t.id ? ` ${t.id}` : ''} (${t.upid})`);
       }
     }
     return busy;

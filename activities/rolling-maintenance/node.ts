@@ -19,7 +19,13 @@ export function createNodeActivities(deps: RollingMaintenanceDeps) {
      * (except those maintained alongside it), enough stay up, and the node runs nothing that
      * a maintenance would cut across.
      */
-    async checkNodeTurn(input: { environment: string; node: string; alongside: string[]; minNodesUp: number; returning?: number[] }): Promise<void> {
+    async checkNodeTurn(input: {
+      environment: string;
+      node: string;
+      alongside: string[];
+      minNodesUp: number;
+      returning?: number[];
+    }): Promise<void> {
       const client = await deps.pve(input.environment);
       await classified('read', async () => {
         const status = await client.cluster.status();
@@ -27,12 +33,15 @@ export function createNodeActivities(deps: RollingMaintenanceDeps) {
         const problems: string[] = [];
         if (!status.find((e) => e.type === 'cluster')?.quorate) problems.push('the cluster is not quorate');
         if (!nodes.find((n) => n.name === input.node)?.online) problems.push(`${input.node} is offline`);
-        const down = nodes.filter((n) => !n.online && n.name !== input.node && !input.alongside.includes(n.name)).map((n) => n.name);
+        const down = nodes
+          .filter((n) => !n.online && n.name !== input.node && !input.alongside.includes(n.name))
+          .map((n) => n.name);
         if (down.length > 0) problems.push(`${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} offline`);
         const up = nodes.filter((n) => n.online && n.name !== input.node && !input.alongside.includes(n.name)).length;
         if (up < input.minNodesUp) problems.push(`only ${up} node(s) would stay up, and ${input.minNodesUp} must`);
         if (problems.length === 0) problems.push(...(await busyTasks(client, [input.node], input.returning)));
-        if (problems.length > 0) fail(Failure.NodeNotReady, `${input.node} cannot be taken down now: ${problems.join('; ')}`);
+        if (problems.length > 0)
+          fail(Failure.NodeNotReady, `${input.node} cannot be taken down now: ${problems.join('; ')}`);
       });
     },
 
@@ -136,7 +145,8 @@ export function createNodeActivities(deps: RollingMaintenanceDeps) {
         for (const g of input.guests) {
           const r = resources.find((x) => x.vmid === g.vmid);
           if (r?.node !== input.node) problems.push(`${label(g)} is on ${r?.node ?? 'no node'}, not ${input.node}`);
-          else if ((r.status === 'running') !== (g.status === 'running')) problems.push(`${label(g)} is ${r.status}, was ${g.status}`);
+          else if ((r.status === 'running') !== (g.status === 'running'))
+            problems.push(`${label(g)} is ${r.status}, was ${g.status}`);
         }
         if (problems.length > 0) fail(Failure.VerificationFailed, problems.join('; '));
         return p.version ? { version: p.version } : {};
@@ -148,4 +158,3 @@ export function createNodeActivities(deps: RollingMaintenanceDeps) {
 function label(g: { type: string; vmid: number; name: string }): string {
   return `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid} (${g.name})`;
 }
-

@@ -4,7 +4,14 @@
  * the runbook planned per node.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { describeRollout, planRollout, RolloutRefusedError, type MaintenancePlan, type NodeSettings, type Rollout } from '../../lib/maintenance/plan.js';
+import {
+  describeRollout,
+  planRollout,
+  RolloutRefusedError,
+  type MaintenancePlan,
+  type NodeSettings,
+  type Rollout,
+} from '../../lib/maintenance/plan.js';
 import type { PlacementPolicy } from '../../lib/planning/evacuation.js';
 import type { ClusterSnapshot } from '../../lib/planning/snapshot.js';
 import type { PveClient } from '../../lib/pve/client.js';
@@ -22,7 +29,11 @@ export function createRolloutPlanning(deps: RollingMaintenanceDeps) {
   const { environmentOf, busyTasks } = nodeAccess(deps);
 
   /** What stops any rollout now: SSH not configured, no quorum, someone else's tasks running. */
-  async function clusterProblems(client: PveClient, input: RollingMaintenanceRequest, clusterNodes: string[]): Promise<string[]> {
+  async function clusterProblems(
+    client: PveClient,
+    input: RollingMaintenanceRequest,
+    clusterNodes: string[],
+  ): Promise<string[]> {
     const problems: string[] = [];
     if (input.upgrade || input.reboot !== 'never' || input.haMaintenance) {
       const ssh = sshProblems(environmentOf(input.environment), input.nodes ?? clusterNodes);
@@ -30,19 +41,31 @@ export function createRolloutPlanning(deps: RollingMaintenanceDeps) {
     }
     const status = await client.cluster.status();
     if (!status.find((e) => e.type === 'cluster')?.quorate) problems.push('the cluster is not quorate');
-    problems.push(...(await busyTasks(client, clusterNodes.filter((n) => status.some((e) => e.type === 'node' && e.name === n && e.online)))));
+    problems.push(
+      ...(await busyTasks(
+        client,
+        clusterNodes.filter((n) => status.some((e) => e.type === 'node' && e.name === n && e.online)),
+      )),
+    );
     return problems;
   }
 
   /** The runbook planned for every node, so that the one approval covers its steps. */
-  async function planRunbooks(input: RollingMaintenanceRequest, turns: readonly { node: string }[]): Promise<MaintenancePlan['runbook']> {
+  async function planRunbooks(
+    input: RollingMaintenanceRequest,
+    turns: readonly { node: string }[],
+  ): Promise<MaintenancePlan['runbook']> {
     if (!input.runbook) return undefined;
     const { name, parameters } = input.runbook;
     const plans: Record<string, RunbookPlan> = {};
     let sha256 = '';
     for (const { node } of turns) {
       const prepared = await forNode(node, () =>
-        prepareRunbook({ ...deps, ...(deps.runbooksDir ? { runbooksDir: deps.runbooksDir } : {}) }, { environment: input.environment, runbook: name, parameters: { ...parameters, node } }, operationId()),
+        prepareRunbook(
+          { ...deps, ...(deps.runbooksDir ? { runbooksDir: deps.runbooksDir } : {}) },
+          { environment: input.environment, runbook: name, parameters: { ...parameters, node } },
+          operationId(),
+        ),
       );
       plans[node] = prepared.details.plan;
       sha256 = prepared.details.runbookSha256;
@@ -116,7 +139,13 @@ function drainOf(input: RollingMaintenanceRequest): NodeSettings['drain'] {
 }
 
 /** The rollout, or a refusal listing every problem — the cluster's and the plan's. */
-function planOrRefuse(snapshot: ClusterSnapshot, input: RollingMaintenanceRequest, drain: NodeSettings['drain'], policy: PlacementPolicy, problems: string[]): Rollout {
+function planOrRefuse(
+  snapshot: ClusterSnapshot,
+  input: RollingMaintenanceRequest,
+  drain: NodeSettings['drain'],
+  policy: PlacementPolicy,
+  problems: string[],
+): Rollout {
   let rollout: Rollout | undefined;
   try {
     rollout = planRollout(
@@ -160,9 +189,12 @@ async function forNode<T>(node: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof ApplicationFailure && err.nonRetryable) {
-      throw ApplicationFailure.create({ type: err.type ?? Failure.PlanRefused, message: `runbook for ${node}: ${err.message}`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: err.type ?? Failure.PlanRefused,
+        message: `runbook for ${node}: ${err.message}`,
+        nonRetryable: true,
+      });
     }
     throw err;
   }
 }
-

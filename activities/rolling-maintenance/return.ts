@@ -13,13 +13,25 @@ export function createReturnActivities(deps: RollingMaintenanceDeps) {
      * state it is in now, planned like an evacuation (lib/maintenance/returns.ts); guests
      * already home, and guests that no longer exist, are named.
      */
-    async planReturn(input: { environment: string; node: string; guests: AwayGuest[]; drain: NodeSettings['drain'] }): Promise<ReturnPlan> {
+    async planReturn(input: {
+      environment: string;
+      node: string;
+      guests: AwayGuest[];
+      drain: NodeSettings['drain'];
+    }): Promise<ReturnPlan> {
       const client = await deps.pve(input.environment);
       const resources = await classified('read', () => client.cluster.resources({ type: 'vm' }));
-      return planReturn(input.node, input.guests, (vmid) => {
-        const now = resources.find((r) => r.vmid === vmid);
-        return now?.node ? { node: now.node, running: now.status === 'running', haManaged: now.hastate !== undefined } : undefined;
-      }, input.drain);
+      return planReturn(
+        input.node,
+        input.guests,
+        (vmid) => {
+          const now = resources.find((r) => r.vmid === vmid);
+          return now?.node
+            ? { node: now.node, running: now.status === 'running', haManaged: now.hastate !== undefined }
+            : undefined;
+        },
+        input.drain,
+      );
     },
 
     /** Where the task histories of `nodes` stand: migrations started after this belong to the caller. */
@@ -29,9 +41,12 @@ export function createReturnActivities(deps: RollingMaintenanceDeps) {
         const all = [];
         for (const node of input.nodes) all.push(...(await client.tasks.list({ node, source: 'all', limit: 50 })));
         const since = Math.max(0, ...all.map((t) => t.starttime));
-        return { node: input.nodes[0] ?? '', since, upids: all.filter((t) => t.starttime === since).map((t) => t.upid) };
+        return {
+          node: input.nodes[0] ?? '',
+          since,
+          upids: all.filter((t) => t.starttime === since).map((t) => t.upid),
+        };
       });
     },
-
   };
 }

@@ -6,7 +6,14 @@ import { Context } from '@temporalio/activity';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parseAptOutput, PENDING_UPGRADES_CHECK, pveVersionOf, REBOOT_REQUIRED_CHECK, rebootReasons, type AptSummary } from '../../lib/maintenance/upgrade.js';
+import {
+  parseAptOutput,
+  PENDING_UPGRADES_CHECK,
+  pveVersionOf,
+  REBOOT_REQUIRED_CHECK,
+  rebootReasons,
+  type AptSummary,
+} from '../../lib/maintenance/upgrade.js';
 import { runCommand } from '../../lib/ssh/client.js';
 import type { UpgradeOutcome } from '../../lib/maintenance/node-outcomes.js';
 import { nodeAccess, type RollingMaintenanceDeps } from './common.js';
@@ -33,22 +40,39 @@ export function createUpgradeActivities(deps: RollingMaintenanceDeps) {
      * earlier attempt had sent the command (its worker was lost), this one asks apt what is
      * left to upgrade instead, and fails for the operator unless nothing is.
      */
-    async upgradeNode(input: { environment: string; node: string; command: string; timeoutMs: number; logKey: string }): Promise<UpgradeOutcome> {
+    async upgradeNode(input: {
+      environment: string;
+      node: string;
+      command: string;
+      timeoutMs: number;
+      logKey: string;
+    }): Promise<UpgradeOutcome> {
       const { node } = input;
       const ctx = Context.current();
       const earlier = ctx.info.heartbeatDetails as UpgradeHeartbeat | undefined;
       const target = await sshTo(input.environment, node);
       const log = await openLog(input.logKey, node);
-      const note = (text: string) => log.stream.write(`\n# ${new Date().toISOString()} ${node} (attempt ${ctx.info.attempt}): ${text}\n`);
+      const note = (text: string) =>
+        log.stream.write(`\n# ${new Date().toISOString()} ${node} (attempt ${ctx.info.attempt}): ${text}\n`);
       const run = (command: string, name: string, timeoutMs: number, onOutput?: (chunk: string) => void) =>
-        classified('write', () => runCommand(target, command, { timeoutMs, label: name, allowNonZeroExit: true, ...(onOutput ? { onOutput } : {}) }));
+        classified('write', () =>
+          runCommand(target, command, {
+            timeoutMs,
+            label: name,
+            allowNonZeroExit: true,
+            ...(onOutput ? { onOutput } : {}),
+          }),
+        );
       try {
-        const versionBefore = earlier?.versionBefore ?? pveVersionOf((await run('pveversion', 'pveversion', 60_000)).stdout);
+        const versionBefore =
+          earlier?.versionBefore ?? pveVersionOf((await run('pveversion', 'pveversion', 60_000)).stdout);
         let summary: AptSummary;
         let tail: string[];
         if (earlier?.sent) {
           note(`the worker running the upgrade was lost; asking apt what is left (${PENDING_UPGRADES_CHECK})`);
-          const check = await run(PENDING_UPGRADES_CHECK, 'apt-get -s dist-upgrade', 120_000, (chunk) => log.stream.write(chunk));
+          const check = await run(PENDING_UPGRADES_CHECK, 'apt-get -s dist-upgrade', 120_000, (chunk) =>
+            log.stream.write(chunk),
+          );
           const pending = parseAptOutput(check.stdout);
           if (pending.changed !== 0) {
             const names = [...pending.upgraded, ...pending.installed];
@@ -86,13 +110,18 @@ export function createUpgradeActivities(deps: RollingMaintenanceDeps) {
           }
           tail = output.lines();
           if (result.exitCode !== 0) {
-            fail(Failure.UpgradeFailed, `the upgrade on ${node} exited ${result.exitCode}: ${tail.at(-1) ?? 'no output'}`, { logFile: log.path, tail });
+            fail(
+              Failure.UpgradeFailed,
+              `the upgrade on ${node} exited ${result.exitCode}: ${tail.at(-1) ?? 'no output'}`,
+              { logFile: log.path, tail },
+            );
           }
           summary = parseAptOutput(result.stdout);
         }
         const check = await run(REBOOT_REQUIRED_CHECK, 'reboot-required check', 60_000);
         const reasons = rebootReasons(summary, check.stdout);
-        if (earlier?.sent && !earlier.upgraded) reasons.push("the upgrade's package list was lost with its worker, so a reboot is assumed needed");
+        if (earlier?.sent && !earlier.upgraded)
+          reasons.push("the upgrade's package list was lost with its worker, so a reboot is assumed needed");
         const versionAfter = pveVersionOf((await run('pveversion', 'pveversion', 60_000)).stdout);
         note(
           `upgraded ${summary.upgraded.length}, installed ${summary.installed.length}; ` +
@@ -116,16 +145,20 @@ export function createUpgradeActivities(deps: RollingMaintenanceDeps) {
     /** Whether a node asks for a reboot by itself (when nothing was upgraded here). */
     async checkRebootRequired(input: { environment: string; node: string }): Promise<string[]> {
       const target = await sshTo(input.environment, input.node);
-      const check = await classified('read', () => runCommand(target, REBOOT_REQUIRED_CHECK, { timeoutMs: 60_000, label: 'reboot-required check' }));
+      const check = await classified('read', () =>
+        runCommand(target, REBOOT_REQUIRED_CHECK, { timeoutMs: 60_000, label: 'reboot-required check' }),
+      );
       return rebootReasons({ upgraded: [], installed: [] }, check.stdout);
     },
-
   };
 }
 
 /** `rolling-maintenance/home/<run>` -> `rolling-maintenance_home/<run>`-like path segments, nothing outside the log dir. */
 function safeSegments(key: string): string[] {
-  return key.split('/').map((s) => s.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+$/, '_')).filter(Boolean);
+  return key
+    .split('/')
+    .map((s) => s.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+$/, '_'))
+    .filter(Boolean);
 }
 
 /** The last lines of a stream of output chunks. */
@@ -152,4 +185,3 @@ interface UpgradeHeartbeat {
   installed?: string[];
   tail?: string[];
 }
-

@@ -12,7 +12,13 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { ApiRequestError, createApiClient, hasEnded, type ApiClient, type OperationDetail } from '../../lib/api-client.js';
+import {
+  ApiRequestError,
+  createApiClient,
+  hasEnded,
+  type ApiClient,
+  type OperationDetail,
+} from '../../lib/api-client.js';
 import { durationMs } from '../../lib/config/duration.js';
 import type { DiscordConfig } from '../../lib/config/schema.js';
 import { resolveSecret } from '../../lib/config/secrets.js';
@@ -35,9 +41,15 @@ const COMMAND = 2;
 const COMPONENT = 3;
 const reply = {
   pong: { type: 1 },
-  message: (content: string, extra: Record<string, unknown> = {}) => ({ type: 4, data: { content: clip(content), allowed_mentions: { parse: [] }, ...extra } }),
+  message: (content: string, extra: Record<string, unknown> = {}) => ({
+    type: 4,
+    data: { content: clip(content), allowed_mentions: { parse: [] }, ...extra },
+  }),
   /** Only the person who clicked sees it. */
-  private: (content: string) => ({ type: 4, data: { content: clip(content), flags: 64, allowed_mentions: { parse: [] } } }),
+  private: (content: string) => ({
+    type: 4,
+    data: { content: clip(content), flags: 64, allowed_mentions: { parse: [] } },
+  }),
   deferred: { type: 5 },
   update: (content: string) => ({ type: 7, data: { content: clip(content), components: [] } }),
 };
@@ -45,7 +57,11 @@ const reply = {
 /** Interaction tokens are valid for 15 minutes; a follower stops a little before. */
 const followForMs = 14 * 60_000;
 
-const Option = z.looseObject({ name: z.string(), value: z.unknown().optional(), options: z.array(z.looseObject({ name: z.string(), value: z.unknown() })).optional() });
+const Option = z.looseObject({
+  name: z.string(),
+  value: z.unknown().optional(),
+  options: z.array(z.looseObject({ name: z.string(), value: z.unknown() })).optional(),
+});
 const Interaction = z.looseObject({
   type: z.number().int(),
   token: z.string().optional(),
@@ -80,7 +96,10 @@ export function discordRoutes(deps: DiscordDeps): Hono {
     const interaction = parsed.data;
     if (interaction.type === PING) return c.json(reply.pong);
     const api = await clientFor(interaction);
-    if (!api) return c.json(reply.private('Your Discord account is not mapped to a proxmox-manager actor; ask an administrator.'));
+    if (!api)
+      return c.json(
+        reply.private('Your Discord account is not mapped to a proxmox-manager actor; ask an administrator.'),
+      );
     if (interaction.type === COMMAND) return c.json(await command(api, interaction));
     if (interaction.type === COMPONENT) return c.json(await button(api, interaction));
     return c.json({ error: { code: 'unsupported', message: `interaction type ${interaction.type}` } }, 400);
@@ -91,7 +110,11 @@ export function discordRoutes(deps: DiscordDeps): Hono {
     const userId = interaction.member?.user.id ?? interaction.user?.id;
     const user = userId !== undefined && Object.hasOwn(config.users, userId) ? config.users[userId] : undefined;
     if (!user) return undefined;
-    return createApiClient({ url: 'http://api.internal', token: await resolveSecret(user.token), fetch: deps.apiFetch });
+    return createApiClient({
+      url: 'http://api.internal',
+      token: await resolveSecret(user.token),
+      fetch: deps.apiFetch,
+    });
   }
 
   async function command(api: ApiClient, interaction: Interaction) {
@@ -99,7 +122,8 @@ export function discordRoutes(deps: DiscordDeps): Hono {
     const arg = (name: string) => sub?.options?.find((o) => o.name === name)?.value;
     const route = `${interaction.data?.name} ${sub?.name}`;
     try {
-      if (route === 'op status') return reply.message(describe(await api.operation(String(arg('id')), { includePlan: true })));
+      if (route === 'op status')
+        return reply.message(describe(await api.operation(String(arg('id')), { includePlan: true })));
       if (route === 'vm status') {
         const vm = await findVm(api, String(arg('target')));
         return reply.message(`**${vm.name}** (${vm.vmid}) on ${vm.node}: ${vm.status}`);
@@ -122,9 +146,13 @@ export function discordRoutes(deps: DiscordDeps): Hono {
     const [, decision, version, id] = match as unknown as [string, 'approve' | 'reject', string, string];
     try {
       const answer =
-        decision === 'approve' ? await api.approve(id, Number(version)) : await api.reject(id, Number(version), 'rejected in Discord');
+        decision === 'approve'
+          ? await api.approve(id, Number(version))
+          : await api.reject(id, Number(version), 'rejected in Discord');
       const d = answer.decision;
-      return reply.update(d ? `${id}: ${d.decision} by ${d.by} (plan v${d.planVersion})` : `${id}: ${answer.message ?? answer.state}`);
+      return reply.update(
+        d ? `${id}: ${d.decision} by ${d.by} (plan v${d.planVersion})` : `${id}: ${answer.message ?? answer.state}`,
+      );
     } catch (err) {
       return reply.private(refusal(err));
     }
@@ -133,7 +161,11 @@ export function discordRoutes(deps: DiscordDeps): Hono {
   async function runAction(api: ApiClient, token: string, action: string, target: string): Promise<void> {
     const webhook = `${config.api_base.replace(/\/+$/, '')}/webhooks/${config.application_id}/${token}`;
     const send = (method: 'PATCH' | 'POST', path: string, message: Record<string, unknown>) =>
-      fetch(`${webhook}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ allowed_mentions: { parse: [] }, ...message }) });
+      fetch(`${webhook}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ allowed_mentions: { parse: [] }, ...message }),
+      });
     let id: string;
     try {
       const vm = await findVm(api, target);
@@ -147,17 +179,24 @@ export function discordRoutes(deps: DiscordDeps): Hono {
     for (;;) {
       const op = await api.operation(id);
       if (hasEnded(op)) {
-        await send(announced ? 'POST' : 'PATCH', announced ? '' : '/messages/@original', { content: clip(describe(op)) });
+        await send(announced ? 'POST' : 'PATCH', announced ? '' : '/messages/@original', {
+          content: clip(describe(op)),
+        });
         return;
       }
       const version = op.status?.plan?.version;
       if (!announced && op.status?.phase === 'awaiting-approval' && version) {
         const withPlan = await api.operation(id, { includePlan: true });
-        await send('PATCH', '/messages/@original', { content: clip(describe(withPlan)), components: decisionButtons(id, version) });
+        await send('PATCH', '/messages/@original', {
+          content: clip(describe(withPlan)),
+          components: decisionButtons(id, version),
+        });
         announced = true;
       }
       if (deps.now().getTime() > deadline) {
-        await send('POST', '', { content: `${id} is still running; follow it with /op status or ${op.links.temporalUi}` });
+        await send('POST', '', {
+          content: `${id} is still running; follow it with /op status or ${op.links.temporalUi}`,
+        });
         return;
       }
       await new Promise((r) => setTimeout(r, pollMs));

@@ -10,20 +10,30 @@ import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 const ed25519SpkiPrefix = Buffer.from('302a300506032b6570032100', 'hex');
 
 export function ed25519PublicKey(hex: string): KeyObject {
-  return createPublicKey({ key: Buffer.concat([ed25519SpkiPrefix, Buffer.from(hex, 'hex')]), format: 'der', type: 'spki' });
+  return createPublicKey({
+    key: Buffer.concat([ed25519SpkiPrefix, Buffer.from(hex, 'hex')]),
+    format: 'der',
+    type: 'spki',
+  });
 }
 
 export type Verdict = { ok: true } | { ok: false; why: string };
 
-export function createVerifier(publicKeyHex: string, maxAgeMs: number, now: () => Date): (signature: string | undefined, timestamp: string | undefined, body: string) => Verdict {
+export function createVerifier(
+  publicKeyHex: string,
+  maxAgeMs: number,
+  now: () => Date,
+): (signature: string | undefined, timestamp: string | undefined, body: string) => Verdict {
   const key = ed25519PublicKey(publicKeyHex);
   /** Signatures seen within the window, with when they expire. */
   const seen = new Map<string, number>();
 
   return (signature, timestamp, body) => {
     if (!signature || !timestamp) return { ok: false, why: 'missing X-Signature-Ed25519 or X-Signature-Timestamp' };
-    if (!/^[0-9a-f]{128}$/i.test(signature) || !/^\d{1,12}$/.test(timestamp)) return { ok: false, why: 'malformed signature headers' };
-    if (!verify(null, Buffer.from(timestamp + body), key, Buffer.from(signature, 'hex'))) return { ok: false, why: 'bad signature' };
+    if (!/^[0-9a-f]{128}$/i.test(signature) || !/^\d{1,12}$/.test(timestamp))
+      return { ok: false, why: 'malformed signature headers' };
+    if (!verify(null, Buffer.from(timestamp + body), key, Buffer.from(signature, 'hex')))
+      return { ok: false, why: 'bad signature' };
     const at = now().getTime();
     if (Math.abs(at - Number(timestamp) * 1000) > maxAgeMs) return { ok: false, why: 'stale timestamp' };
     for (const [sig, expires] of seen) if (expires < at) seen.delete(sig);

@@ -24,7 +24,10 @@ import { noteAudit, type Route } from '../route.js';
 import { ErrorResponse, OperationStarted } from '../schemas.js';
 import { parseBody, parseParams, parseQuery } from '../validation.js';
 
-const environmentName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name').meta({ 'x-environment': true });
+const environmentName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name')
+  .meta({ 'x-environment': true });
 
 const DriftIdParams = z.strictObject({ id: environmentName });
 const DriftQuery = z.strictObject({ environment: environmentName.optional() });
@@ -75,12 +78,16 @@ const errors = {
   403: { description: 'the token’s roles or environments do not allow this', schema: ErrorResponse },
 } as const;
 
-export function driftRoutes(s: Services, store: DriftStore = createDriftStore(manifestSettings(s.config).driftDir)): Route[] {
+export function driftRoutes(
+  s: Services,
+  store: DriftStore = createDriftStore(manifestSettings(s.config).driftDir),
+): Route[] {
   const { client, taskQueue } = s.temporal;
 
   const load = async (id: string) => {
     const report = await store.read(id);
-    if (!report) throw new ApiError(404, 'not_found', `no drift report for environment '${id}' (has the drift schedule run?)`);
+    if (!report)
+      throw new ApiError(404, 'not_found', `no drift report for environment '${id}' (has the drift schedule run?)`);
     return report;
   };
 
@@ -100,7 +107,10 @@ export function driftRoutes(s: Services, store: DriftStore = createDriftStore(ma
         if (query.environment !== undefined) requireEnvironment(c, s.config, query.environment);
         const identity = c.get('identity');
         const reports = (await store.list()).filter(
-          (r) => r.environment in s.config.environments && inScope(identity, r.environment) && (query.environment === undefined || r.environment === query.environment),
+          (r) =>
+            r.environment in s.config.environments &&
+            inScope(identity, r.environment) &&
+            (query.environment === undefined || r.environment === query.environment),
         );
         return c.json({ reports } satisfies z.infer<typeof DriftReportList>);
       },
@@ -134,7 +144,10 @@ export function driftRoutes(s: Services, store: DriftStore = createDriftStore(ma
       access: 'start',
       params: DriftIdParams,
       audit: 'api.drift.check',
-      responses: { 202: { description: 'started; the report follows within seconds', schema: DriftCheckStarted }, ...errors },
+      responses: {
+        202: { description: 'started; the report follows within seconds', schema: DriftCheckStarted },
+        ...errors,
+      },
       handler: async (c) => {
         const { id } = parseParams(c, DriftIdParams);
         noteAudit(c, { environment: id });
@@ -148,7 +161,11 @@ export function driftRoutes(s: Services, store: DriftStore = createDriftStore(ma
           staticSummary: `drift check of ${id} asked for by ${c.get('identity').actor}`,
         });
         noteAudit(c, { operationId: workflowId, result: 'started' });
-        const started: z.infer<typeof DriftCheckStarted> = { id: workflowId, runId: handle.firstExecutionRunId, report: `/v1/drift/${id}` };
+        const started: z.infer<typeof DriftCheckStarted> = {
+          id: workflowId,
+          runId: handle.firstExecutionRunId,
+          report: `/v1/drift/${id}`,
+        };
         return c.json(started, 202, { Location: started.report });
       },
     },
@@ -177,7 +194,11 @@ export function driftRoutes(s: Services, store: DriftStore = createDriftStore(ma
         requireEnvironment(c, s.config, id, 'id');
         const report = await load(id);
         if (report.state === 'in-sync') {
-          throw new ApiError(409, 'no_drift', `environment '${id}' matched its manifest when last checked (${report.checkedAt}); nothing to apply`);
+          throw new ApiError(
+            409,
+            'no_drift',
+            `environment '${id}' matched its manifest when last checked (${report.checkedAt}); nothing to apply`,
+          );
         }
         if (report.state === 'invalid') {
           throw new ApiError(

@@ -64,7 +64,12 @@ const ProvenList = z
           })
           .optional()
           .describe('absent when no drill has proven a backup of the guest'),
-        lastDrill: z.object({ at: z.string(), outcome: z.enum(['proven', 'failed']), volid: z.string(), operationId: z.string() }),
+        lastDrill: z.object({
+          at: z.string(),
+          outcome: z.enum(['proven', 'failed']),
+          volid: z.string(),
+          operationId: z.string(),
+        }),
       }),
     ),
   })
@@ -94,7 +99,8 @@ export function drillRoutes(s: Services, store: DrillStore = createDrillStore(s.
         const query = parseQuery(c, FindingsQuery);
         requireEnvironment(c, s.config, query.environment);
         const findings = (await history(query.environment)).findings.filter(
-          (f) => (query.state === 'all' || f.state === query.state) && (query.vmid === undefined || f.vmid === query.vmid),
+          (f) =>
+            (query.state === 'all' || f.state === query.state) && (query.vmid === undefined || f.vmid === query.vmid),
         );
         return c.json({ environment: query.environment, findings } satisfies z.infer<typeof DrillFindingList>);
       },
@@ -104,14 +110,17 @@ export function drillRoutes(s: Services, store: DrillStore = createDrillStore(s.
       path: '/v1/backups/proven',
       tag: 'backups',
       summary: 'When each guest’s backups were last proven restorable',
-      description: 'Per drilled guest: the newest drill that proved a backup of it (the backup, when it was taken, how long restore and check took) and its latest drill.',
+      description:
+        'Per drilled guest: the newest drill that proved a backup of it (the backup, when it was taken, how long restore and check took) and its latest drill.',
       access: 'read',
       query: ProvenQuery,
       responses: { 200: { description: 'guests by VMID', schema: ProvenList }, ...errors },
       handler: async (c) => {
         const query = parseQuery(c, ProvenQuery);
         requireEnvironment(c, s.config, query.environment);
-        const guests = (await history(query.environment)).guests.filter((g) => query.vmid === undefined || g.vmid === query.vmid);
+        const guests = (await history(query.environment)).guests.filter(
+          (g) => query.vmid === undefined || g.vmid === query.vmid,
+        );
         return c.json({ environment: query.environment, guests } satisfies z.infer<typeof ProvenList>);
       },
     },

@@ -16,7 +16,10 @@ import { parseQuery } from '../validation.js';
 const NodeHealthQuery = z.strictObject({
   environment: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be an environment name'),
   /** Only the nodes that are struggling or offline. */
-  struggling: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  struggling: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
 });
 
 const NodeHealthReport = z
@@ -33,9 +36,21 @@ const NodeHealthReport = z
         memoryTotalBytes: z.number(),
         memoryUsedFraction: z.number(),
         storages: z.array(
-          z.object({ storage: z.string(), shared: z.boolean(), usedBytes: z.number(), totalBytes: z.number(), usedFraction: z.number() }),
+          z.object({
+            storage: z.string(),
+            shared: z.boolean(),
+            usedBytes: z.number(),
+            totalBytes: z.number(),
+            usedFraction: z.number(),
+          }),
         ),
-        issues: z.array(z.object({ kind: z.enum(['offline', 'cpu', 'memory', 'headroom', 'storage']), storage: z.string().optional(), detail: z.string() })),
+        issues: z.array(
+          z.object({
+            kind: z.enum(['offline', 'cpu', 'memory', 'headroom', 'storage']),
+            storage: z.string().optional(),
+            detail: z.string(),
+          }),
+        ),
       }),
     ),
   })
@@ -61,7 +76,10 @@ export function nodeHealthRoutes(s: Services, pve: (environment: string) => Prom
       handler: async (c) => {
         const query = parseQuery(c, NodeHealthQuery);
         requireEnvironment(c, s.config, query.environment);
-        const thresholds = { ...DEFAULT_THRESHOLDS, memoryHeadroom: s.config.environments[query.environment]!.policy.memory_headroom };
+        const thresholds = {
+          ...DEFAULT_THRESHOLDS,
+          memoryHeadroom: s.config.environments[query.environment]!.policy.memory_headroom,
+        };
         let resources;
         try {
           resources = await (await pve(query.environment)).cluster.resources();

@@ -30,7 +30,8 @@ export function inventoryRoutes(s: Services): Route[] {
   );
 
   /** `?fresh=true` or `Cache-Control: no-cache` (what a browser's hard reload sends). */
-  const wantsFresh = (c: ApiContext, fresh: string | undefined) => fresh === 'true' || /\bno-cache\b/.test(c.req.header('cache-control') ?? '');
+  const wantsFresh = (c: ApiContext, fresh: string | undefined) =>
+    fresh === 'true' || /\bno-cache\b/.test(c.req.header('cache-control') ?? '');
 
   return [
     {

@@ -3,7 +3,12 @@
  * steer them — approve or reject a plan, cancel. Every change goes through its workflow;
  * the caller's identity comes from the token and travels as `meta.requester` or `by`.
  */
-import { isGrpcDeadlineError, WorkflowNotFoundError, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
+import {
+  isGrpcDeadlineError,
+  WorkflowNotFoundError,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { z } from 'zod';
 import { durationMs } from '../../lib/config/duration.js';
 import { operations, type OperationKind } from '../../lib/operations/catalog.js';
@@ -17,7 +22,13 @@ import {
   rejectNodeSignal,
   rejectNodeUpdate,
 } from '../../workflows/maintenance-definitions.js';
-import { PmApprovalState, PmEnvironment, PmNodes, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
+import {
+  PmApprovalState,
+  PmEnvironment,
+  PmNodes,
+  PmOperationKind,
+  PmRequester,
+} from '../../workflows/search-attributes.js';
 import { requireEnvironment, requireScope } from '../access.js';
 import { autoApprovable } from '../auth.js';
 import type { Services } from '../deps.js';
@@ -113,7 +124,11 @@ export function operationRoutes(s: Services): Route[] {
       200: { description: 'dry run: the plan', schema: DryRunResult },
       202: { description: 'started; follow links.self', schema: OperationStarted },
       ...commonErrors,
-      409: { description: 'an operation with this id is already running (for example a rolling maintenance of the same cluster)', schema: ErrorResponse },
+      409: {
+        description:
+          'an operation with this id is already running (for example a rolling maintenance of the same cluster)',
+        schema: ErrorResponse,
+      },
       422: { description: 'dry run: the plan could not be made', schema: ErrorResponse },
     },
     handler: async (c) => {
@@ -176,7 +191,12 @@ export function operationRoutes(s: Services): Route[] {
       noteAudit(c, { result: 'dry-run' });
       const plan = (outcome.value as { plan?: OperationPlan } | undefined)?.plan;
       return c.json(
-        { ...started, state: 'completed', result: outcome.value, ...(plan ? { planText: renderPlanText(plan) } : {}) } satisfies z.infer<typeof DryRunResult>,
+        {
+          ...started,
+          state: 'completed',
+          result: outcome.value,
+          ...(plan ? { planText: renderPlanText(plan) } : {}),
+        } satisfies z.infer<typeof DryRunResult>,
         200,
       );
     },
@@ -186,7 +206,10 @@ export function operationRoutes(s: Services): Route[] {
     method: 'POST',
     path: `/v1/operations/{id}/${decision}`,
     tag: 'operations',
-    summary: decision === 'approve' ? 'Approve the plan awaiting a decision' : 'Reject the plan awaiting a decision (with a reason)',
+    summary:
+      decision === 'approve'
+        ? 'Approve the plan awaiting a decision'
+        : 'Reject the plan awaiting a decision (with a reason)',
     description:
       'Name the plan version you reviewed. Refusals — your own high-risk request, a stale plan version, a plan already ' +
       'decided or not awaiting a decision — are answered at once with 409. When no worker can answer within a few ' +
@@ -226,7 +249,9 @@ export function operationRoutes(s: Services): Route[] {
         );
       }
       noteAudit(c, { result: outcome.decision.decision });
-      return c.json({ id: summary.id, state: 'decided', decision: { ...outcome.decision } } satisfies z.infer<typeof Decision>);
+      return c.json({ id: summary.id, state: 'decided', decision: { ...outcome.decision } } satisfies z.infer<
+        typeof Decision
+      >);
     },
   });
 
@@ -235,7 +260,11 @@ export function operationRoutes(s: Services): Route[] {
     if (outcome.state === 'accepted') {
       noteAudit(c, { result: 'signalled' });
       return c.json(
-        { id, state: 'accepted', message: 'accepted; no worker answered in time, so the workflow will validate it when one runs' } satisfies z.infer<typeof Decision>,
+        {
+          id,
+          state: 'accepted',
+          message: 'accepted; no worker answered in time, so the workflow will validate it when one runs',
+        } satisfies z.infer<typeof Decision>,
         202,
       );
     }
@@ -281,7 +310,8 @@ export function operationRoutes(s: Services): Route[] {
     path: '/v1/operations/{id}/nodes/{node}/{decision}',
     tag: 'operations',
     summary: 'Approve or reject one node of a rolling maintenance (per-node gates)',
-    description: 'The same rules as the plan’s approval: name the plan version; no self-approval of high risk; a rejection needs a reason.',
+    description:
+      'The same rules as the plan’s approval: name the plan version; no self-approval of high risk; a rejection needs a reason.',
     access: 'decide',
     params: NodeDecisionParams,
     body: { schema: ApproveBody, required: true },
@@ -294,7 +324,10 @@ export function operationRoutes(s: Services): Route[] {
       noteAudit(c, { detail: { node, decision, planVersion: body.planVersion } });
       const { handle, summary } = await loadOperation(c, id);
       requireOpen(summary);
-      const channel = decision === 'approve' ? { update: approveNodeUpdate, signal: approveNodeSignal } : { update: rejectNodeUpdate, signal: rejectNodeSignal };
+      const channel =
+        decision === 'approve'
+          ? { update: approveNodeUpdate, signal: approveNodeSignal }
+          : { update: rejectNodeUpdate, signal: rejectNodeSignal };
       const outcome = await decide(s, handle, channel, { by: c.get('identity').actor, node, ...body });
       return decisionResponse(c, summary.id, outcome);
     },
@@ -334,10 +367,13 @@ export function operationRoutes(s: Services): Route[] {
         const { pageSize, pageToken, ...filter } = parseQuery(c, OperationsQuery);
         if (filter.environment !== undefined) requireEnvironment(c, s.config, filter.environment);
         const scope = filter.environment === undefined ? c.get('identity').environments : undefined;
-        if (scope !== undefined && scope.length === 0) return c.json({ operations: [] } satisfies z.infer<typeof OperationList>);
+        if (scope !== undefined && scope.length === 0)
+          return c.json({ operations: [] } satisfies z.infer<typeof OperationList>);
         const query = visibilityQuery(filter, scope);
         // Keyed by the whole request, so callers share only identical pages.
-        const page = await list(JSON.stringify([query, pageSize, pageToken]), () => listPage(s, query, pageSize, pageToken));
+        const page = await list(JSON.stringify([query, pageSize, pageToken]), () =>
+          listPage(s, query, pageSize, pageToken),
+        );
         return c.json(page satisfies z.infer<typeof OperationList>);
       },
     },
@@ -449,7 +485,9 @@ export function operationRoutes(s: Services): Route[] {
   }
 
   /** The whole plan and each step, from the workflow's status query, or why it could not be answered (it needs a worker). */
-  async function planOf(handle: WorkflowHandle): Promise<Pick<Summary, 'plan' | 'steps' | 'planText' | 'planUnavailable'>> {
+  async function planOf(
+    handle: WorkflowHandle,
+  ): Promise<Pick<Summary, 'plan' | 'steps' | 'planText' | 'planUnavailable'>> {
     const deadline = Date.now() + s.timeouts.queryMs;
     try {
       const { plan, steps } = await client.withDeadline(deadline, () => handle.query(statusQuery));

@@ -7,7 +7,13 @@
 import { z } from 'zod';
 import { parseRunbookMarkdown, RunbookError } from '../../lib/runbooks/markdown.js';
 import type { Runbook } from '../../lib/runbooks/schema.js';
-import { defaultRunbooksDir, listRunbookNames, loadRunbook, readRunbookText, RunbookNotFoundError } from '../../lib/runbooks/store.js';
+import {
+  defaultRunbooksDir,
+  listRunbookNames,
+  loadRunbook,
+  readRunbookText,
+  RunbookNotFoundError,
+} from '../../lib/runbooks/store.js';
 import type { Services } from '../deps.js';
 import { ApiError } from '../errors.js';
 import type { Route } from '../route.js';

@@ -74,7 +74,14 @@ const StorageContent = z
     node: z.string(),
     storage: z.string(),
     volumes: z.array(
-      z.object({ volid: z.string(), content: z.string().optional(), format: z.string(), sizeBytes: z.number(), vmid: z.number().optional(), ctime: z.number().optional() }),
+      z.object({
+        volid: z.string(),
+        content: z.string().optional(),
+        format: z.string(),
+        sizeBytes: z.number(),
+        vmid: z.number().optional(),
+        ctime: z.number().optional(),
+      }),
     ),
   })
   .meta({ id: 'StorageContent' });
@@ -101,7 +108,8 @@ export function storageRoutes(s: Services, pve: (environment: string) => Promise
       path: '/v1/storage',
       tag: 'inventory',
       summary: 'Storages with their usage and content types',
-      description: 'Shared storages appear once, listing every node that sees them; `node=` keeps those available on one node.',
+      description:
+        'Shared storages appear once, listing every node that sees them; `node=` keeps those available on one node.',
       access: 'read',
       query: StorageQuery,
       responses: {
@@ -181,7 +189,8 @@ export function storageRoutes(s: Services, pve: (environment: string) => Promise
       path: '/v1/backups',
       tag: 'inventory',
       summary: 'Backups per guest and storage, newest first',
-      description: 'Every vzdump archive on the storages that hold backups (shared ones read once); `vmid=` and `storage=` narrow the list.',
+      description:
+        'Every vzdump archive on the storages that hold backups (shared ones read once); `vmid=` and `storage=` narrow the list.',
       access: 'read',
       query: BackupQuery,
       responses: {
@@ -192,7 +201,10 @@ export function storageRoutes(s: Services, pve: (environment: string) => Promise
         const query = parseQuery(c, BackupQuery);
         requireEnvironment(c, s.config, query.environment);
         const backups = await read(query.environment, (client) =>
-          listBackupVolumes(client, { ...(query.vmid !== undefined ? { vmid: query.vmid } : {}), ...(query.storage ? { storage: query.storage } : {}) }),
+          listBackupVolumes(client, {
+            ...(query.vmid !== undefined ? { vmid: query.vmid } : {}),
+            ...(query.storage ? { storage: query.storage } : {}),
+          }),
         );
         return c.json({ environment: query.environment, backups } satisfies z.infer<typeof BackupList>);
       },

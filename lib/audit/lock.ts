@@ -90,7 +90,11 @@ async function clearIfAbandoned(lockPath: string, staleMs: number, ownToken: str
 }
 
 /** Runs `fn` while holding the lock file at `lockPath`. */
-export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
+export async function withFileLock<T>(
+  lockPath: string,
+  fn: () => Promise<T>,
+  options: FileLockOptions = {},
+): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const staleMs = options.staleMs ?? 10_000;
   const token = randomBytes(8).toString('hex');

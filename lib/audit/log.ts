@@ -84,7 +84,20 @@ interface Head {
   hash: string;
 }
 
-const FIELD_ORDER = ['seq', 'at', 'eventId', 'actor', 'action', 'result', 'operationId', 'kind', 'environment', 'detail', 'prev', 'hash'] as const;
+const FIELD_ORDER = [
+  'seq',
+  'at',
+  'eventId',
+  'actor',
+  'action',
+  'result',
+  'operationId',
+  'kind',
+  'environment',
+  'detail',
+  'prev',
+  'hash',
+] as const;
 
 /** The record as it is written: fields in a readable order, exactly what JSON can carry. */
 function normalize(record: Record<string, unknown>): Record<string, unknown> {
@@ -113,7 +126,10 @@ function checkEntry(entry: AuditEntry): void {
       throw new AuditLogError(`audit entry needs a non-empty ${field}`);
     }
   }
-  if (entry.detail !== undefined && (typeof entry.detail !== 'object' || entry.detail === null || Array.isArray(entry.detail))) {
+  if (
+    entry.detail !== undefined &&
+    (typeof entry.detail !== 'object' || entry.detail === null || Array.isArray(entry.detail))
+  ) {
     throw new AuditLogError('audit entry detail must be an object');
   }
 }
@@ -155,7 +171,8 @@ async function readHead(path: string): Promise<Head | undefined> {
     throw err;
   }
   const head = JSON.parse(text) as Head;
-  if (typeof head.seq !== 'number' || typeof head.hash !== 'string') throw new AuditLogError(`${path} is not an audit head`);
+  if (typeof head.seq !== 'number' || typeof head.hash !== 'string')
+    throw new AuditLogError(`${path} is not an audit head`);
   return head;
 }
 
@@ -245,7 +262,9 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
         parsed = undefined;
       }
       if (!isRecord(parsed)) {
-        throw new AuditLogError(`${path} ends with a line that is not an audit record; run the audit verifier before appending`);
+        throw new AuditLogError(
+          `${path} ends with a line that is not an audit record; run the audit verifier before appending`,
+        );
       }
       last = parsed;
     }
@@ -310,7 +329,11 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
       // The log as of now: appends that land while we read are left for the next verify.
       let snapshot: { head: Head | undefined; size: number };
       try {
-        snapshot = await withFileLock(lockPath, async () => ({ head: await readHead(headPath), size: await fileSize(path) }), options.lock);
+        snapshot = await withFileLock(
+          lockPath,
+          async () => ({ head: await readHead(headPath), size: await fileSize(path) }),
+          options.lock,
+        );
       } catch (err) {
         if (err instanceof SyntaxError || err instanceof AuditLogError) {
           return { ok: false, line: 0, problem: `${headPath} is unreadable (${err.message})` };
@@ -331,7 +354,8 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
         } catch {
           return { ok: false, line: lineNo, problem: 'not valid JSON' };
         }
-        if (!isRecord(value)) return { ok: false, line: lineNo, problem: 'not an audit record (fields missing or of the wrong type)' };
+        if (!isRecord(value))
+          return { ok: false, line: lineNo, problem: 'not an audit record (fields missing or of the wrong type)' };
         if (recordHash(value as unknown as Record<string, unknown>) !== value.hash) {
           return { ok: false, line: lineNo, problem: `record ${value.seq} does not match its hash (it was edited)` };
         }
@@ -350,7 +374,11 @@ export function createAuditLog(path: string, options: AuditLogOptions = {}): Aud
         if (value.seq === head?.seq) lastHash = value.hash;
       }
       if (head === undefined && records > 0) {
-        return { ok: false, line: lineNo, problem: `${headPath} is missing: whether records were removed from the end cannot be told` };
+        return {
+          ok: false,
+          line: lineNo,
+          problem: `${headPath} is missing: whether records were removed from the end cannot be told`,
+        };
       }
       if (head !== undefined) {
         if (records < head.seq) {

@@ -39,7 +39,12 @@ export interface GuestToBackUp {
  * not ask for one): a protected snapshot-mode vzdump, so the guest's last state outlives it
  * and no prune removes it.
  */
-export function backupBefore(policy: BackupBeforePolicy, kind: BackupBefore, guest: GuestToBackUp, id = 'backup'): PlanStep[] {
+export function backupBefore(
+  policy: BackupBeforePolicy,
+  kind: BackupBefore,
+  guest: GuestToBackUp,
+  id = 'backup',
+): PlanStep[] {
   if (!policy.backup_before.includes(kind)) return [];
   const storage = policy.backup_storage!;
   const { done, notes } = AFTERWARDS[kind];
@@ -51,7 +56,13 @@ export function backupBefore(policy: BackupBeforePolicy, kind: BackupBefore, gue
       name: guest.name,
       node: guest.node,
       description: `back up ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid} '${guest.name}' to ${storage} before it is ${done} (policy backup_before: ${kind})`,
-      params: { storage, mode: 'snapshot', compress: 'zstd', 'notes-template': `{{guestname}} before ${notes}`, protected: true },
+      params: {
+        storage,
+        mode: 'snapshot',
+        compress: 'zstd',
+        'notes-template': `{{guestname}} before ${notes}`,
+        protected: true,
+      },
     },
   ];
 }

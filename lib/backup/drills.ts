@@ -73,24 +73,48 @@ export function drillHistory(records: readonly DrillRecord[]): DrillHistory {
   const guests = new Map<number, ProvenGuest>();
   const findings: DrillFinding[] = [];
   // One record per operation: the same drill read twice counts once.
-  const ordered = [...new Map(records.map((r) => [r.operationId, r])).values()].sort((a, b) => a.at.localeCompare(b.at) || a.operationId.localeCompare(b.operationId));
+  const ordered = [...new Map(records.map((r) => [r.operationId, r])).values()].sort(
+    (a, b) => a.at.localeCompare(b.at) || a.operationId.localeCompare(b.operationId),
+  );
   for (const { at, operationId, results } of ordered) {
     for (const r of results) {
       const previous = guests.get(r.vmid);
       const lastDrill = { at, outcome: r.outcome, volid: r.volid, operationId };
       const open = findings.find((f) => f.vmid === r.vmid && f.state === 'open');
       if (r.outcome === 'proven') {
-        guests.set(r.vmid, { vmid: r.vmid, name: r.name, type: r.type, lastDrill, lastProven: { at, volid: r.volid, backupCtime: r.backupCtime, seconds: r.seconds, operationId } });
+        guests.set(r.vmid, {
+          vmid: r.vmid,
+          name: r.name,
+          type: r.type,
+          lastDrill,
+          lastProven: { at, volid: r.volid, backupCtime: r.backupCtime, seconds: r.seconds, operationId },
+        });
         if (open) Object.assign(open, { state: 'resolved', resolvedAt: at, resolvedBy: operationId });
         continue;
       }
       guests.set(r.vmid, { ...previous, vmid: r.vmid, name: r.name, type: r.type, lastDrill });
       const reason = r.error ?? 'failed';
-      if (open) Object.assign(open, { volid: r.volid, reason, lastFailedAt: at, failures: open.failures + 1, operationId });
-      else findings.push({ id: `${operationId}#${r.vmid}`, vmid: r.vmid, name: r.name, volid: r.volid, reason, since: at, lastFailedAt: at, failures: 1, operationId, state: 'open' });
+      if (open)
+        Object.assign(open, { volid: r.volid, reason, lastFailedAt: at, failures: open.failures + 1, operationId });
+      else
+        findings.push({
+          id: `${operationId}#${r.vmid}`,
+          vmid: r.vmid,
+          name: r.name,
+          volid: r.volid,
+          reason,
+          since: at,
+          lastFailedAt: at,
+          failures: 1,
+          operationId,
+          state: 'open',
+        });
     }
   }
-  return { guests: [...guests.values()].sort((a, b) => a.vmid - b.vmid), findings: findings.sort((a, b) => b.lastFailedAt.localeCompare(a.lastFailedAt)) };
+  return {
+    guests: [...guests.values()].sort((a, b) => a.vmid - b.vmid),
+    findings: findings.sort((a, b) => b.lastFailedAt.localeCompare(a.lastFailedAt)),
+  };
 }
 
 export interface DrillStore {
@@ -124,7 +148,9 @@ export function createDrillStore(dir: string): DrillStore {
         throw err;
       }
       const files = names.filter((n) => n.endsWith('.json'));
-      return Promise.all(files.map(async (n) => JSON.parse(await readFile(join(folder(environment), n), 'utf8')) as DrillRecord));
+      return Promise.all(
+        files.map(async (n) => JSON.parse(await readFile(join(folder(environment), n), 'utf8')) as DrillRecord),
+      );
     },
   };
 }

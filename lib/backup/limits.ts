@@ -48,7 +48,7 @@ export async function mapWithLimits<T, R>(
   };
 
   while (waiting.length > 0 && !halt) {
-    for (let w = 0; w < waiting.length; ) {
+    for (let w = 0; w < waiting.length;) {
       if (fits(waiting[w]!)) start(waiting.splice(w, 1)[0]!);
       else w++;
     }

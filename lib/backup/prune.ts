@@ -45,7 +45,14 @@ const PERIOD: Record<keyof PruneOptions, (ctime: number) => string> = {
   'keep-yearly': (ctime) => new Date(ctime * 1000).toISOString().slice(0, 4),
 };
 
-const ORDER: (keyof PruneOptions)[] = ['keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly'];
+const ORDER: (keyof PruneOptions)[] = [
+  'keep-last',
+  'keep-hourly',
+  'keep-daily',
+  'keep-weekly',
+  'keep-monthly',
+  'keep-yearly',
+];
 
 /** Marks every archive of one group; with no keep option at all PVE keeps everything. */
 export function markBackupGroup(group: readonly PruneCandidate[], keep: PruneOptions): Map<string, PruneMark> {

@@ -25,16 +25,31 @@ export function parseBackupVolid(volid: string): { storage: string; type: 'qemu'
 }
 
 /** Every backup on the environment's backup storages, newest first (optionally one guest's, one storage's). */
-export async function listBackupVolumes(client: PveClient, filter: { vmid?: number; storage?: string }): Promise<BackupVolume[]> {
-  const nodes = (await client.nodes.list()).filter((n) => n.status === 'online').map((n) => n.node).sort();
+export async function listBackupVolumes(
+  client: PveClient,
+  filter: { vmid?: number; storage?: string },
+): Promise<BackupVolume[]> {
+  const nodes = (await client.nodes.list())
+    .filter((n) => n.status === 'online')
+    .map((n) => n.node)
+    .sort();
   const found = new Map<string, BackupVolume>();
   const sharedRead = new Set<string>();
   for (const node of nodes) {
-    const storages = await client.storage.list({ node, content: 'backup', ...(filter.storage ? { storage: filter.storage } : {}) });
+    const storages = await client.storage.list({
+      node,
+      content: 'backup',
+      ...(filter.storage ? { storage: filter.storage } : {}),
+    });
     for (const s of storages) {
       if (s.shared && sharedRead.has(s.storage)) continue;
       if (s.shared) sharedRead.add(s.storage);
-      const volumes = await client.storage.content({ node, storage: s.storage, content: 'backup', ...(filter.vmid !== undefined ? { vmid: filter.vmid } : {}) });
+      const volumes = await client.storage.content({
+        node,
+        storage: s.storage,
+        content: 'backup',
+        ...(filter.vmid !== undefined ? { vmid: filter.vmid } : {}),
+      });
       for (const v of volumes) {
         const parsed = parseBackupVolid(v.volid);
         if (!parsed) continue;

@@ -10,7 +10,10 @@ export interface AgentInterface {
 
 const VIRTUAL_INTERFACE = /^(lo|cni|flannel|cilium|kube-|docker|veth|lxc|vxlan|tunl|cali|dummy)/;
 
-export function nodeAddress(interfaces: readonly AgentInterface[], exclude: readonly string[] = []): string | undefined {
+export function nodeAddress(
+  interfaces: readonly AgentInterface[],
+  exclude: readonly string[] = [],
+): string | undefined {
   for (const iface of interfaces) {
     if (VIRTUAL_INTERFACE.test(iface.name)) continue;
     for (const a of iface['ip-addresses'] ?? []) {
@@ -24,5 +27,7 @@ export function nodeAddress(interfaces: readonly AgentInterface[], exclude: read
 
 /** Every IPv4 address the agent reports, for messages. */
 export function reportedAddresses(interfaces: readonly AgentInterface[]): string[] {
-  return interfaces.flatMap((i) => (i['ip-addresses'] ?? []).filter((a) => a['ip-address-type'] === 'ipv4').map((a) => `${i.name} ${a['ip-address']}`));
+  return interfaces.flatMap((i) =>
+    (i['ip-addresses'] ?? []).filter((a) => a['ip-address-type'] === 'ipv4').map((a) => `${i.name} ${a['ip-address']}`),
+  );
 }

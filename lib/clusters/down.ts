@@ -37,15 +37,25 @@ export interface ClusterDownDraft {
 export function planClusterDown(
   cluster: string,
   guests: readonly (SnapshotGuest & { protection?: boolean })[],
-  opts: { environment: string; shutdownTimeoutSeconds: number; maxParallel: number; secretsDir: string; secretsExist: boolean },
+  opts: {
+    environment: string;
+    shutdownTimeoutSeconds: number;
+    maxParallel: number;
+    secretsDir: string;
+    secretsExist: boolean;
+  },
 ): ClusterDownDraft {
   const tag = clusterTag(cluster);
   const tagged = guests.filter((g) => g.tags.includes(tag)).sort((a, b) => a.vmid - b.vmid);
   const problems: string[] = [];
   for (const g of tagged) {
     const what = `${g.type === 'qemu' ? 'VM' : 'CT'} ${g.vmid} '${g.name}'`;
-    if (g.type !== 'qemu') problems.push(`${what} carries tag ${tag}, but clusters are made of VMs: remove the tag (cluster-down destroys only the cluster's VMs)`);
-    else if (g.template) problems.push(`${what} is a template carrying tag ${tag}: remove the tag (templates are never destroyed here)`);
+    if (g.type !== 'qemu')
+      problems.push(
+        `${what} carries tag ${tag}, but clusters are made of VMs: remove the tag (cluster-down destroys only the cluster's VMs)`,
+      );
+    else if (g.template)
+      problems.push(`${what} is a template carrying tag ${tag}: remove the tag (templates are never destroyed here)`);
     else if (g.protection) problems.push(`${what} is protected: turn protection off to let cluster-down destroy it`);
   }
   if (problems.length > 0) throw new ClusterPlanRefusal(problems);
@@ -100,7 +110,9 @@ export function planClusterDown(
     {
       id: 'forget-secrets',
       action: 'remove-secrets',
-      description: opts.secretsExist ? `remove the cluster's machine configs, talosconfig and kubeconfig from ${opts.secretsDir}` : `no secrets kept in ${opts.secretsDir}`,
+      description: opts.secretsExist
+        ? `remove the cluster's machine configs, talosconfig and kubeconfig from ${opts.secretsDir}`
+        : `no secrets kept in ${opts.secretsDir}`,
     },
   );
   const memory = tagged.reduce((n, g) => n + g.memoryBytes, 0);

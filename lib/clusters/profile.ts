@@ -19,27 +19,43 @@ import { formatIssues } from '../config/load.js';
 
 /** A cluster name: part of VM names, tags and paths, so short, lowercase and DNS-safe. */
 export const CLUSTER_NAME = /^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$/;
-const clusterName = z.string().regex(CLUSTER_NAME, 'must be a cluster name: lowercase letters, digits and dashes (at most 24)');
+const clusterName = z
+  .string()
+  .regex(CLUSTER_NAME, 'must be a cluster name: lowercase letters, digits and dashes (at most 24)');
 
 const pveTag = z.string().regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, 'must be a PVE tag (letters, digits, _ - + .)');
 const ipv4 = z.string().refine((s) => isIP(s) === 4, 'must be an IPv4 address');
 const host = z
   .string()
-  .refine((s) => isIP(s) !== 0 || /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i.test(s), 'must be an IP address or a DNS name');
+  .refine(
+    (s) => isIP(s) !== 0 || /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i.test(s),
+    'must be an IP address or a DNS name',
+  );
 
 /** CPU types Talos boots on: x86-64-v2 and newer (or the host's own). */
 export const TALOS_CPU_TYPES = ['x86-64-v2', 'x86-64-v2-AES', 'x86-64-v3', 'x86-64-v4', 'host', 'max'] as const;
 
-const Size = (what: string, defaults: { cores: number; memory_mb: number; disk_gb: number }, count: z.ZodType<number>) =>
+const Size = (
+  what: string,
+  defaults: { cores: number; memory_mb: number; disk_gb: number },
+  count: z.ZodType<number>,
+) =>
   z.strictObject({
     count,
     cores: z.number().int().min(1).max(128).default(defaults.cores),
-    memory_mb: z.number().int().min(1024, `a Talos ${what} needs at least 1024 MiB`).max(1_048_576).default(defaults.memory_mb),
+    memory_mb: z
+      .number()
+      .int()
+      .min(1024, `a Talos ${what} needs at least 1024 MiB`)
+      .max(1_048_576)
+      .default(defaults.memory_mb),
     disk_gb: z.number().int().min(10, 'Talos needs a disk of at least 10 GiB').max(65_536).default(defaults.disk_gb),
   });
 
 /** A Talos machine-config patch in strategic-merge form (a partial machine config). */
-const ConfigPatch = z.record(z.string(), z.unknown()).refine((p) => Object.keys(p).length > 0, 'a patch cannot be empty');
+const ConfigPatch = z
+  .record(z.string(), z.unknown())
+  .refine((p) => Object.keys(p).length > 0, 'a patch cannot be empty');
 
 const StaticAddresses = z.strictObject({
   /** Prefix length of the node network, e.g. 24. */
@@ -64,8 +80,20 @@ export const ClusterProfile = z
       name: z.string().min(1),
     }),
     /** Storage for the clones' disks; the template's when absent. */
-    storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
-    control_plane: Size('control plane', { cores: 2, memory_mb: 4096, disk_gb: 20 }, z.number().int().min(1).max(7).refine((n) => n % 2 === 1, 'must be odd (etcd needs a majority to survive a failure)')),
+    storage: z
+      .string()
+      .regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id')
+      .optional(),
+    control_plane: Size(
+      'control plane',
+      { cores: 2, memory_mb: 4096, disk_gb: 20 },
+      z
+        .number()
+        .int()
+        .min(1)
+        .max(7)
+        .refine((n) => n % 2 === 1, 'must be odd (etcd needs a majority to survive a failure)'),
+    ),
     workers: Size('worker', { cores: 4, memory_mb: 8192, disk_gb: 40 }, z.number().int().min(0).max(64)).default({
       count: 0,
       cores: 4,
@@ -76,7 +104,11 @@ export const ClusterProfile = z
     placement: z.enum(['spread', 'pack']).default('spread'),
     vm: z
       .strictObject({
-        cpu: z.enum(TALOS_CPU_TYPES, { error: `Talos needs a CPU type of x86-64-v2 or newer: one of ${TALOS_CPU_TYPES.join(', ')}` }).default('x86-64-v2-AES'),
+        cpu: z
+          .enum(TALOS_CPU_TYPES, {
+            error: `Talos needs a CPU type of x86-64-v2 or newer: one of ${TALOS_CPU_TYPES.join(', ')}`,
+          })
+          .default('x86-64-v2-AES'),
         hotplug: z
           .array(z.enum(['disk', 'network', 'usb', 'cpu', 'memory', 'cloudinit']))
           .default(['disk', 'network', 'usb'])
@@ -86,7 +118,10 @@ export const ClusterProfile = z
     network: z
       .strictObject({
         /** Bridge of the VMs' NIC; the environment's defaults.network_bridge when absent. */
-        bridge: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a bridge name such as vmbr0').optional(),
+        bridge: z
+          .string()
+          .regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a bridge name such as vmbr0')
+          .optional(),
         vlan: z.number().int().min(1).max(4094).optional(),
         addressing: z.enum(['dhcp', 'static']).default('dhcp'),
         static: StaticAddresses.optional(),
@@ -99,7 +134,10 @@ export const ClusterProfile = z
     talos: z.strictObject({
       /** The Talos release of the template image, e.g. v1.11.3. */
       version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'must be a Talos release such as v1.11.3'),
-      kubernetes_version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a Kubernetes release such as 1.34.1').optional(),
+      kubernetes_version: z
+        .string()
+        .regex(/^\d+\.\d+\.\d+$/, 'must be a Kubernetes release such as 1.34.1')
+        .optional(),
       /** Installer image (an Image Factory installer with the template's schematic); Talos's default when absent. */
       install_image: z.string().min(1).optional(),
       patches: z
@@ -129,13 +167,22 @@ export const ClusterProfile = z
         return;
       }
       if (addresses.control_plane.length !== p.control_plane.count) {
-        issue(['network', 'static', 'control_plane'], `lists ${addresses.control_plane.length} addresses for ${p.control_plane.count} control planes`);
+        issue(
+          ['network', 'static', 'control_plane'],
+          `lists ${addresses.control_plane.length} addresses for ${p.control_plane.count} control planes`,
+        );
       }
       if (addresses.workers.length !== p.workers.count) {
-        issue(['network', 'static', 'workers'], `lists ${addresses.workers.length} addresses for ${p.workers.count} workers`);
+        issue(
+          ['network', 'static', 'workers'],
+          `lists ${addresses.workers.length} addresses for ${p.workers.count} workers`,
+        );
       }
       const seen = new Set<string>();
-      for (const [group, list] of [['control_plane', addresses.control_plane], ['workers', addresses.workers]] as const) {
+      for (const [group, list] of [
+        ['control_plane', addresses.control_plane],
+        ['workers', addresses.workers],
+      ] as const) {
         list.forEach((ip, i) => {
           if (seen.has(ip)) issue(['network', 'static', group, i], `${ip} is listed twice`);
           seen.add(ip);
@@ -146,7 +193,7 @@ export const ClusterProfile = z
         });
       }
     } else if (network.static) {
-      issue(['network', 'static'], "only used with addressing: static");
+      issue(['network', 'static'], 'only used with addressing: static');
     }
   });
 
@@ -221,7 +268,8 @@ export async function loadClusterProfile(dir: string, name: string): Promise<Loa
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ProfileNotFoundError(name, await listClusterProfiles(dir));
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new ProfileNotFoundError(name, await listClusterProfiles(dir));
     throw err;
   }
   let raw: unknown;
@@ -230,5 +278,9 @@ export async function loadClusterProfile(dir: string, name: string): Promise<Loa
   } catch (err) {
     throw new ProfileError(path, [`(yaml): ${(err as Error).message.split('\n')[0]}`]);
   }
-  return { profile: parseClusterProfile(raw, path, name), path, sha256: createHash('sha256').update(text).digest('hex') };
+  return {
+    profile: parseClusterProfile(raw, path, name),
+    path,
+    sha256: createHash('sha256').update(text).digest('hex'),
+  };
 }

@@ -7,7 +7,13 @@
  */
 import type { EnvironmentConfig } from '../config/schema.js';
 import { followsPattern, guestName, NamingError, vmidCandidates } from '../lifecycle/naming.js';
-import { memoryHeld, placeGuests, placementConstraints, type PlacementItem, type PlacementTarget } from '../planning/placement.js';
+import {
+  memoryHeld,
+  placeGuests,
+  placementConstraints,
+  type PlacementItem,
+  type PlacementTarget,
+} from '../planning/placement.js';
 import { formatBytes, GiB, MiB } from '../planning/units.js';
 import type { PlanStep } from '../operations/plan.js';
 import { clusterTag, memberService, ROLE_TAG, type MemberRole } from './identity.js';
@@ -128,7 +134,11 @@ export interface ClusterUpDraft {
 /** The plan cannot be made; every problem is listed. */
 export class ClusterPlanRefusal extends Error {
   constructor(readonly problems: string[]) {
-    super(problems.length === 1 ? problems[0] : `the cluster cannot be planned:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      problems.length === 1
+        ? problems[0]
+        : `the cluster cannot be planned:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'ClusterPlanRefusal';
   }
 }
@@ -175,14 +185,21 @@ function slotsOf(profile: ClusterProfile): Slot[] {
   return slots;
 }
 
-export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, snapshot: ClusterUpSnapshot, opts: PlanOptions): ClusterUpDraft {
+export function planClusterUp(
+  profile: ClusterProfile,
+  env: EnvironmentConfig,
+  snapshot: ClusterUpSnapshot,
+  opts: PlanOptions,
+): ClusterUpDraft {
   const problems: string[] = [];
   const warnings: string[] = [];
   const tag = clusterTag(profile.name);
   const pattern = env.naming.pattern;
 
   if (profile.environment !== opts.environment) {
-    throw new ClusterPlanRefusal([`environment: profile '${profile.name}' is for environment '${profile.environment}', not '${opts.environment}'`]);
+    throw new ClusterPlanRefusal([
+      `environment: profile '${profile.name}' is for environment '${profile.environment}', not '${opts.environment}'`,
+    ]);
   }
 
   const template = checkTemplate(profile, snapshot.template, problems, warnings);
@@ -194,18 +211,27 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
     const named = snapshot.guests.filter((g) => !g.template && followsPattern(pattern, slot.service, g.name));
     const ours = named.filter((g) => g.tags.includes(tag) || (g.description ?? '').includes(opts.creationMarkerPrefix));
     for (const g of named.filter((n) => !ours.includes(n))) {
-      problems.push(`${kind(g)} ${g.vmid} '${g.name}' has the name of cluster member ${slot.service} but neither tag ${tag} nor a cluster-up marker: rename it or tag it ${tag}`);
+      problems.push(
+        `${kind(g)} ${g.vmid} '${g.name}' has the name of cluster member ${slot.service} but neither tag ${tag} nor a cluster-up marker: rename it or tag it ${tag}`,
+      );
     }
     if (ours.length > 1) {
-      problems.push(`${ours.map((g) => `${kind(g)} ${g.vmid} '${g.name}'`).join(' and ')} both claim to be cluster member ${slot.service}: remove all but one`);
+      problems.push(
+        `${ours.map((g) => `${kind(g)} ${g.vmid} '${g.name}'`).join(' and ')} both claim to be cluster member ${slot.service}: remove all but one`,
+      );
     } else if (ours[0]) {
-      if (ours[0].type !== 'qemu') problems.push(`CT ${ours[0].vmid} '${ours[0].name}' claims to be cluster member ${slot.service}, but members are VMs`);
+      if (ours[0].type !== 'qemu')
+        problems.push(
+          `CT ${ours[0].vmid} '${ours[0].name}' claims to be cluster member ${slot.service}, but members are VMs`,
+        );
       existing.set(slot.service, ours[0]);
     }
   }
   const claimed = new Set([...existing.values()].map((g) => g.vmid));
   for (const g of snapshot.guests.filter((g) => g.tags.includes(tag) && !claimed.has(g.vmid))) {
-    warnings.push(`${kind(g)} ${g.vmid} '${g.name}' carries tag ${tag} but is no member of the profile: left alone (cluster-down would remove it)`);
+    warnings.push(
+      `${kind(g)} ${g.vmid} '${g.name}' carries tag ${tag} but is no member of the profile: left alone (cluster-down would remove it)`,
+    );
   }
 
   // VMIDs and names for the members still to clone.
@@ -214,14 +240,24 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
   const members: Omit<ClusterMember, 'node' | 'config'>[] = [];
   for (const slot of slots) {
     const found = existing.get(slot.service);
-    const base = { role: slot.role, index: slot.index, service: slot.service, cores: slot.cores, memoryMb: slot.memoryMb, diskGb: slot.diskGb, ...(slot.address ? { address: slot.address } : {}) };
+    const base = {
+      role: slot.role,
+      index: slot.index,
+      service: slot.service,
+      cores: slot.cores,
+      memoryMb: slot.memoryMb,
+      diskGb: slot.diskGb,
+      ...(slot.address ? { address: slot.address } : {}),
+    };
     if (found) {
       members.push({ ...base, vmid: found.vmid, name: found.name, existing: { status: found.status } });
       continue;
     }
     const vmid = free.next().value;
     if (vmid === undefined) {
-      problems.push(`vmid_ranges.vms: no free VMID left in ${env.vmid_ranges.vms.min}-${env.vmid_ranges.vms.max} for ${slot.service}`);
+      problems.push(
+        `vmid_ranges.vms: no free VMID left in ${env.vmid_ranges.vms.min}-${env.vmid_ranges.vms.max} for ${slot.service}`,
+      );
       continue;
     }
     let name: string;
@@ -232,14 +268,20 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
       throw new ClusterPlanRefusal([err.message]);
     }
     const clash = snapshot.guests.find((g) => g.name.toLowerCase() === name.toLowerCase());
-    if (clash) problems.push(`name: '${name}' (for ${slot.service}) is already the name of ${kind(clash)} ${clash.vmid}`);
+    if (clash)
+      problems.push(`name: '${name}' (for ${slot.service}) is already the name of ${kind(clash)} ${clash.vmid}`);
     members.push({ ...base, vmid, name });
   }
 
   const templateDisk = template?.bootDisk?.bytes ?? 0;
-  for (const [field, size] of [['control_plane', profile.control_plane], ['workers', profile.workers]] as const) {
+  for (const [field, size] of [
+    ['control_plane', profile.control_plane],
+    ['workers', profile.workers],
+  ] as const) {
     if (size.count > 0 && size.disk_gb * GiB < templateDisk) {
-      problems.push(`${field}.disk_gb: ${size.disk_gb} GiB is smaller than the template's ${formatBytes(templateDisk)} disk (disks only grow)`);
+      problems.push(
+        `${field}.disk_gb: ${size.disk_gb} GiB is smaller than the template's ${formatBytes(templateDisk)} disk (disks only grow)`,
+      );
     }
   }
   if (problems.length > 0) throw new ClusterPlanRefusal(problems);
@@ -255,10 +297,20 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
     bridge: profile.network.bridge ?? env.defaults.network_bridge,
     ...(profile.network.vlan !== undefined ? { vlan: profile.network.vlan } : {}),
     ...(profile.network.static
-      ? { static: { prefix: profile.network.static.prefix, gateway: profile.network.static.gateway, nameservers: profile.network.static.nameservers } }
+      ? {
+          static: {
+            prefix: profile.network.static.prefix,
+            gateway: profile.network.static.gateway,
+            nameservers: profile.network.static.nameservers,
+          },
+        }
       : {}),
   };
-  const located: ClusterMember[] = members.map((m) => ({ ...m, node: placed.nodes[m.name]!, config: memberConfig(vm, m) }));
+  const located: ClusterMember[] = members.map((m) => ({
+    ...m,
+    node: placed.nodes[m.name]!,
+    config: memberConfig(vm, m),
+  }));
   const toClone = located.filter((m) => !m.existing);
   const totals = {
     vms: located.length,
@@ -290,13 +342,19 @@ export function planClusterUp(profile: ClusterProfile, env: EnvironmentConfig, s
     totals,
   };
   if (located.some((m) => m.existing)) {
-    warnings.push(`${located.length - toClone.length} of ${located.length} VMs exist from an earlier run and are resumed, not cloned again`);
+    warnings.push(
+      `${located.length - toClone.length} of ${located.length} VMs exist from an earlier run and are resumed, not cloned again`,
+    );
   }
   if (profile.flux) {
-    warnings.push(`flux: Flux bootstrap is not configured on this worker (no Flux adapter); ${profile.flux.repository} will not be bootstrapped`);
+    warnings.push(
+      `flux: Flux bootstrap is not configured on this worker (no Flux adapter); ${profile.flux.repository} will not be bootstrapped`,
+    );
   }
   if (!profile.network.endpoint && profile.control_plane.count > 1) {
-    warnings.push('no network.endpoint: the Kubernetes API endpoint is the first control plane alone; set a VIP or DNS name to survive its loss');
+    warnings.push(
+      'no network.endpoint: the Kubernetes API endpoint is the first control plane alone; set a VIP or DNS name to survive its loss',
+    );
   }
 
   const nodes = [...new Set(located.map((m) => m.node))].sort();
@@ -316,7 +374,12 @@ function kind(g: Pick<SnapshotGuest, 'type'>): string {
   return g.type === 'qemu' ? 'VM' : 'CT';
 }
 
-function checkTemplate(profile: ClusterProfile, template: SnapshotTemplate | undefined, problems: string[], warnings: string[]): SnapshotTemplate | undefined {
+function checkTemplate(
+  profile: ClusterProfile,
+  template: SnapshotTemplate | undefined,
+  problems: string[],
+  warnings: string[],
+): SnapshotTemplate | undefined {
   const { vmid, name } = profile.template;
   if (!template) {
     problems.push(`template: no VM ${vmid} in this environment`);
@@ -326,7 +389,10 @@ function checkTemplate(profile: ClusterProfile, template: SnapshotTemplate | und
     problems.push(`template: VM ${vmid} is named '${template.name}', not '${name}'`);
     return undefined;
   }
-  if (!template.template) problems.push(`template: VM ${vmid} '${name}' is not a template (convert it, or build one with the talos-nocloud runbook)`);
+  if (!template.template)
+    problems.push(
+      `template: VM ${vmid} '${name}' is not a template (convert it, or build one with the talos-nocloud runbook)`,
+    );
   if (profile.network.addressing === 'dhcp' && !template.agent) {
     problems.push(
       `template: VM ${vmid} '${name}' has no QEMU guest agent enabled, and DHCP addresses are found through it ` +
@@ -340,7 +406,9 @@ function checkTemplate(profile: ClusterProfile, template: SnapshotTemplate | und
     );
   }
   if (/metal/i.test(`${template.name} ${template.description}`)) {
-    warnings.push(`template: VM ${vmid} '${name}' looks like a Talos metal image; on Proxmox use the nocloud image (the metal image has no guest agent)`);
+    warnings.push(
+      `template: VM ${vmid} '${name}' looks like a Talos metal image; on Proxmox use the nocloud image (the metal image has no guest agent)`,
+    );
   }
   if (!template.bootDisk) problems.push(`template: VM ${vmid} '${name}' has no disk to clone`);
   return template;
@@ -357,10 +425,14 @@ function place(
   problems: string[],
 ): { nodes: Record<string, string>; why: Record<string, string> } {
   const constraints = placementConstraints(env.policy);
-  const online = snapshot.nodes.filter((n) => n.online).map((n) => ({
-    ...n,
-    memoryCommitted: snapshot.guests.filter((g) => g.node === n.name && g.status === 'running').reduce((sum, g) => sum + g.memoryBytes, 0),
-  }));
+  const online = snapshot.nodes
+    .filter((n) => n.online)
+    .map((n) => ({
+      ...n,
+      memoryCommitted: snapshot.guests
+        .filter((g) => g.node === n.name && g.status === 'running')
+        .reduce((sum, g) => sum + g.memoryBytes, 0),
+    }));
   const cpGroup = `${profile.name}-control-planes`;
   if (profile.placement === 'spread' && profile.control_plane.count > online.length) {
     problems.push(
@@ -376,23 +448,29 @@ function place(
   }
   const sharedStorage = storage !== undefined && snapshot.storages.some((s) => s.storage === storage && s.shared);
   const toClone = members.filter((m) => !m.existing);
-  const cloneBytes = (m: Omit<ClusterMember, 'node' | 'config'>) => Math.max(m.diskGb * GiB, template.bootDisk?.bytes ?? 0);
+  const cloneBytes = (m: Omit<ClusterMember, 'node' | 'config'>) =>
+    Math.max(m.diskGb * GiB, template.bootDisk?.bytes ?? 0);
   if (sharedStorage) {
     // A shared storage is one pool whichever node writes to it: check the total once.
     const need = toClone.reduce((n, m) => n + cloneBytes(m), 0);
     const have = Math.max(0, ...snapshot.storages.filter((s) => s.storage === storage).map((s) => s.free));
-    if (need > have) problems.push(`storage ${storage}: ${formatBytes(have)} free, the clones need ${formatBytes(need)}`);
+    if (need > have)
+      problems.push(`storage ${storage}: ${formatBytes(have)} free, the clones need ${formatBytes(need)}`);
   }
   // A template with local disks can be cloned only on its own node.
   const onlyOnTemplateNode = template.bootDisk !== undefined && !template.bootDisk.shared;
 
-  const room = (n: (typeof online)[number]) => n.memoryTotal * (1 - constraints.memoryHeadroom) - memoryHeld(n, constraints.memoryBasis);
+  const room = (n: (typeof online)[number]) =>
+    n.memoryTotal * (1 - constraints.memoryHeadroom) - memoryHeld(n, constraints.memoryBasis);
   const byMemoryRoom = [...online].sort((a, b) => room(b) - room(a) || a.name.localeCompare(b.name));
   // Members that exist stay where they are; they weigh on their node (a stopped one will start)
   // and hold their place in the control planes' anti-affinity group.
   const kept = new Map<string, string>();
   const load = new Map(
-    online.map((n) => [n.name, { used: n.memoryUsed, committed: n.memoryCommitted, vcpus: n.vcpusAssigned, controlPlanes: [] as string[] }]),
+    online.map((n) => [
+      n.name,
+      { used: n.memoryUsed, committed: n.memoryCommitted, vcpus: n.vcpusAssigned, controlPlanes: [] as string[] },
+    ]),
   );
   for (const m of members.filter((x) => x.existing)) {
     const node = snapshot.guests.find((g) => g.vmid === m.vmid)!.node;
@@ -430,7 +508,9 @@ function place(
       cpus: n.cpus,
       vcpusAssigned: l.vcpus,
       storageFree: Object.fromEntries(
-        snapshot.storages.filter((s) => s.node === n.name && s.content.includes('images')).map((s) => [s.storage, s.free]),
+        snapshot.storages
+          .filter((s) => s.node === n.name && s.content.includes('images'))
+          .map((s) => [s.storage, s.free]),
       ),
       groups: profile.placement === 'spread' && l.controlPlanes.length > 0 ? { [cpGroup]: l.controlPlanes } : {},
     };
@@ -439,7 +519,9 @@ function place(
   if (result.unplaced.length > 0) {
     for (const u of result.unplaced) {
       const m = members.find((x) => x.name === u.id)!;
-      problems.push(`${m.service} (${m.cores} vCPUs, ${formatBytes(m.memoryMb * MiB)}) fits on no node: ${u.reasons.join('; ')}`);
+      problems.push(
+        `${m.service} (${m.cores} vCPUs, ${formatBytes(m.memoryMb * MiB)}) fits on no node: ${u.reasons.join('; ')}`,
+      );
     }
     const needed = items.reduce((n, i) => n + i.memory, 0);
     const room = result.targets.reduce((n, t) => n + Math.max(0, t.memoryLimit - t.memoryBefore), 0);
@@ -460,7 +542,10 @@ function place(
  * The config a member's VM is brought to (PVE config keys). `net0` names model and bridge
  * only: the configure step keeps the MAC address the clone was given.
  */
-export function memberConfig(vm: VmSettings, m: Pick<ClusterMember, 'role' | 'cores' | 'memoryMb' | 'address'>): Record<string, string | number> {
+export function memberConfig(
+  vm: VmSettings,
+  m: Pick<ClusterMember, 'role' | 'cores' | 'memoryMb' | 'address'>,
+): Record<string, string | number> {
   return {
     cores: m.cores,
     sockets: 1,
@@ -471,7 +556,10 @@ export function memberConfig(vm: VmSettings, m: Pick<ClusterMember, 'role' | 'co
     tags: [...vm.tags, ROLE_TAG[m.role]].join(';'),
     net0: `virtio,bridge=${vm.bridge}${vm.vlan !== undefined ? `,tag=${vm.vlan}` : ''}`,
     ...(m.address && vm.static
-      ? { ipconfig0: `ip=${m.address}/${vm.static.prefix},gw=${vm.static.gateway}`, nameserver: vm.static.nameservers.join(' ') }
+      ? {
+          ipconfig0: `ip=${m.address}/${vm.static.prefix},gw=${vm.static.gateway}`,
+          nameserver: vm.static.nameservers.join(' '),
+        }
       : {}),
   };
 }
@@ -517,7 +605,9 @@ function planSteps(plan: ClusterUpPlan, why: Record<string, string>): PlanStep[]
       vmid: m.vmid,
       name: m.name,
       node: m.node,
-      description: m.address ? `start; wait until the guest agent reports ${m.address}` : 'start; wait for its DHCP address from the guest agent',
+      description: m.address
+        ? `start; wait until the guest agent reports ${m.address}`
+        : 'start; wait for its DHCP address from the guest agent',
     });
   }
   steps.push({
@@ -547,8 +637,16 @@ function planSteps(plan: ClusterUpPlan, why: Record<string, string>): PlanStep[]
       node: first.node,
       description: `bootstrap etcd on ${first.name} — exactly once: skipped when etcd already runs on any control plane`,
     },
-    { id: 'health', action: 'talos-health', description: 'talosctl health: etcd, Kubernetes control plane and every node ready' },
-    { id: 'kubeconfig', action: 'talos-kubeconfig', description: 'write kubeconfig and talosconfig on the worker (mode 0600); the result carries only their path' },
+    {
+      id: 'health',
+      action: 'talos-health',
+      description: 'talosctl health: etcd, Kubernetes control plane and every node ready',
+    },
+    {
+      id: 'kubeconfig',
+      action: 'talos-kubeconfig',
+      description: 'write kubeconfig and talosconfig on the worker (mode 0600); the result carries only their path',
+    },
     {
       id: 'flux',
       action: 'flux-bootstrap',

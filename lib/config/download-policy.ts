@@ -66,7 +66,8 @@ export function downloadOutsidePolicy(url: string, policy: DownloadPolicy): stri
   if (isInternalHost(parsed.hostname) && !listed) {
     return `${parsed.hostname} is a loopback, link-local or private address, and downloads.allow does not name it`;
   }
-  if (policy.allow && !listed) return `${parsed.hostname} is not in downloads.allow (${policy.allow.join(', ') || 'empty'})`;
+  if (policy.allow && !listed)
+    return `${parsed.hostname} is not in downloads.allow (${policy.allow.join(', ') || 'empty'})`;
   return undefined;
 }
 

@@ -12,9 +12,7 @@ import { pve } from '../pve/params.js';
 import { BACKUP_BEFORE } from '../backup/before.js';
 
 export const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
-export const Duration = z
-  .string()
-  .regex(durationPattern, 'must be a duration such as 30s, 15m, 24h or 7d');
+export const Duration = z.string().regex(durationPattern, 'must be a duration such as 30s, 15m, 24h or 7d');
 
 /** Where a secret lives. Secrets are resolved only inside the worker (lib/config/secrets.ts). */
 export const SecretRef = z.union([
@@ -91,27 +89,32 @@ export const Tls = z.object({
 });
 export type Tls = z.infer<typeof Tls>;
 
-export const SafetyPolicy = z.object({
-  /** Fraction of a target node's memory that must stay free after any placement. */
-  memory_headroom: z.number().min(0).max(0.9).default(0.2),
-  /**
-   * What a target already holds, when placing guests: `configured` counts the configured memory
-   * of its running guests (as PVE's static CRS does, and as arrivals are counted); `used`
-   * counts what the node reports in use, which lets guests that use little be overcommitted.
-   */
-  memory_basis: z.enum(['configured', 'used']).default('configured'),
-  /** Allowed ratio of assigned vCPUs to physical cores on a target node. */
-  cpu_oversubscription: z.number().min(0.5).max(64).default(4),
-  /** Snapshot a guest before config changes and rollbacks. */
-  snapshot_before_change: z.boolean().default(true),
-  /** Plans that back the guest up (vzdump to `backup_storage`) before their destructive step. */
-  backup_before: z.array(z.enum(BACKUP_BEFORE)).default([]),
-  /** The storage (content `backup`) those backups go to. */
-  backup_storage: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id').optional(),
-}).refine((p) => p.backup_before.length === 0 || p.backup_storage !== undefined, {
-  message: 'backup_before needs backup_storage',
-  path: ['backup_storage'],
-});
+export const SafetyPolicy = z
+  .object({
+    /** Fraction of a target node's memory that must stay free after any placement. */
+    memory_headroom: z.number().min(0).max(0.9).default(0.2),
+    /**
+     * What a target already holds, when placing guests: `configured` counts the configured memory
+     * of its running guests (as PVE's static CRS does, and as arrivals are counted); `used`
+     * counts what the node reports in use, which lets guests that use little be overcommitted.
+     */
+    memory_basis: z.enum(['configured', 'used']).default('configured'),
+    /** Allowed ratio of assigned vCPUs to physical cores on a target node. */
+    cpu_oversubscription: z.number().min(0.5).max(64).default(4),
+    /** Snapshot a guest before config changes and rollbacks. */
+    snapshot_before_change: z.boolean().default(true),
+    /** Plans that back the guest up (vzdump to `backup_storage`) before their destructive step. */
+    backup_before: z.array(z.enum(BACKUP_BEFORE)).default([]),
+    /** The storage (content `backup`) those backups go to. */
+    backup_storage: z
+      .string()
+      .regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id')
+      .optional(),
+  })
+  .refine((p) => p.backup_before.length === 0 || p.backup_storage !== undefined, {
+    message: 'backup_before needs backup_storage',
+    path: ['backup_storage'],
+  });
 export type SafetyPolicy = z.infer<typeof SafetyPolicy>;
 
 /**
@@ -123,11 +126,17 @@ export const DrillSchedule = z
     every: Duration,
     vmid: z.number().int().min(100).max(999_999_999).optional(),
     tags: z.string().min(1).optional(),
-    bridge: z.string().regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99').default('vmbr99'),
+    bridge: z
+      .string()
+      .regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99')
+      .default('vmbr99'),
     agent_timeout_seconds: z.number().int().min(10).max(3600).default(300),
     max_parallel: z.number().int().min(1).max(8).default(2),
   })
-  .refine((d) => (d.vmid === undefined) !== (d.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] });
+  .refine((d) => (d.vmid === undefined) !== (d.tags === undefined), {
+    message: 'name exactly one of vmid or tags',
+    path: ['vmid'],
+  });
 export type DrillSchedule = z.infer<typeof DrillSchedule>;
 
 /** Where the nodes may download from (ISO imports, template images) without a person approving. */
@@ -144,68 +153,73 @@ export const DownloadPolicy = z.object({
 export type DownloadPolicy = z.infer<typeof DownloadPolicy>;
 
 /** An environment: the seed `cluster-config.yaml` format plus the orchestrator's extensions. */
-export const EnvironmentConfig = z.object({
-  cluster: z.object({
-    name: z.string().min(1),
-    nodes: z.array(NodeConfig).min(1, 'a cluster needs at least one node'),
-  }),
-  defaults: VmDefaults.default(VmDefaults.parse({})),
-  vmid_ranges: z
-    .object({ templates: VmidRange, vms: VmidRange })
-    .default({ templates: { min: 100, max: 999 }, vms: { min: 1000, max: 9999 } }),
-  credentials: z
-    .object({
-      /** The seeds' `pass` entry: line 1 token id, line 2 secret. */
-      pass_path: z.string().optional(),
-      /** API token as `user@realm!tokenid=secret`, or the two-line `pass` format. */
-      token: SecretRef.optional(),
-      ssh_user: z.string().default('root'),
-      ssh_key: SecretRef.optional(),
-    })
-    .refine((c) => c.pass_path || c.token, { message: 'set token (env, file or pass) or pass_path' }),
-  tls: Tls.default({ insecure: false }),
-  tags: z.record(z.string(), z.array(z.string())).default({}),
-  naming: z
-    .object({ pattern: z.string().default('auto-{service}-{vmid}') })
-    .default({ pattern: 'auto-{service}-{vmid}' }),
-  policy: SafetyPolicy.default(SafetyPolicy.parse({})),
-  /** Restore drills on a schedule (docs/backups.md); none when absent. */
-  backups: z.object({ drill_schedule: DrillSchedule.optional() }).default({}),
-  downloads: DownloadPolicy.default({ credentials_in_urls: false }),
-  cloudinit: z
-    .object({
-      default_user: z.string().optional(),
-      ssh_keys_source: z.string().optional(),
-      vendor_snippet_path: z.string().optional(),
-    })
-    .optional(),
-  ansible: z.object({ fleet_infra_path: z.string(), inventory: z.string() }).optional(),
-  /** PXE infrastructure for stateful installs. */
-  pxe: z
-    .object({
-      tftp_server: z.string(),
-      boot_file: z.string().default('pxelinux.0'),
-      /** The live image's SSH host key (`SHA256:...`), pinned for install sessions whose request names none. */
-      live_image_host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)').optional(),
-    })
-    .optional(),
-}).refine(
-  (env) =>
-    env.tls.insecure ||
-    env.tls.ca_file ||
-    env.tls.fingerprint ||
-    (env.cluster.nodes.length > 0 && env.cluster.nodes.every((n) => n?.tls_fingerprint)),
-  {
-    path: ['tls'],
-    message: 'set ca_file or fingerprint, or tls_fingerprint on every node (or, knowingly, insecure: true)',
-    // Reported beside other problems in the environment (every problem at once), whenever the
-    // TLS settings and the node list could be read.
-    when: ({ value }) => {
-      const env = value as { tls?: unknown; cluster?: { nodes?: unknown } } | undefined;
-      return typeof env?.tls === 'object' && env.tls !== null && Array.isArray(env.cluster?.nodes);
+export const EnvironmentConfig = z
+  .object({
+    cluster: z.object({
+      name: z.string().min(1),
+      nodes: z.array(NodeConfig).min(1, 'a cluster needs at least one node'),
+    }),
+    defaults: VmDefaults.default(VmDefaults.parse({})),
+    vmid_ranges: z
+      .object({ templates: VmidRange, vms: VmidRange })
+      .default({ templates: { min: 100, max: 999 }, vms: { min: 1000, max: 9999 } }),
+    credentials: z
+      .object({
+        /** The seeds' `pass` entry: line 1 token id, line 2 secret. */
+        pass_path: z.string().optional(),
+        /** API token as `user@realm!tokenid=secret`, or the two-line `pass` format. */
+        token: SecretRef.optional(),
+        ssh_user: z.string().default('root'),
+        ssh_key: SecretRef.optional(),
+      })
+      .refine((c) => c.pass_path || c.token, { message: 'set token (env, file or pass) or pass_path' }),
+    tls: Tls.default({ insecure: false }),
+    tags: z.record(z.string(), z.array(z.string())).default({}),
+    naming: z
+      .object({ pattern: z.string().default('auto-{service}-{vmid}') })
+      .default({ pattern: 'auto-{service}-{vmid}' }),
+    policy: SafetyPolicy.default(SafetyPolicy.parse({})),
+    /** Restore drills on a schedule (docs/backups.md); none when absent. */
+    backups: z.object({ drill_schedule: DrillSchedule.optional() }).default({}),
+    downloads: DownloadPolicy.default({ credentials_in_urls: false }),
+    cloudinit: z
+      .object({
+        default_user: z.string().optional(),
+        ssh_keys_source: z.string().optional(),
+        vendor_snippet_path: z.string().optional(),
+      })
+      .optional(),
+    ansible: z.object({ fleet_infra_path: z.string(), inventory: z.string() }).optional(),
+    /** PXE infrastructure for stateful installs. */
+    pxe: z
+      .object({
+        tftp_server: z.string(),
+        boot_file: z.string().default('pxelinux.0'),
+        /** The live image's SSH host key (`SHA256:...`), pinned for install sessions whose request names none. */
+        live_image_host_key: z
+          .string()
+          .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)')
+          .optional(),
+      })
+      .optional(),
+  })
+  .refine(
+    (env) =>
+      env.tls.insecure ||
+      env.tls.ca_file ||
+      env.tls.fingerprint ||
+      (env.cluster.nodes.length > 0 && env.cluster.nodes.every((n) => n?.tls_fingerprint)),
+    {
+      path: ['tls'],
+      message: 'set ca_file or fingerprint, or tls_fingerprint on every node (or, knowingly, insecure: true)',
+      // Reported beside other problems in the environment (every problem at once), whenever the
+      // TLS settings and the node list could be read.
+      when: ({ value }) => {
+        const env = value as { tls?: unknown; cluster?: { nodes?: unknown } } | undefined;
+        return typeof env?.tls === 'object' && env.tls !== null && Array.isArray(env.cluster?.nodes);
+      },
     },
-  },
-);
+  );
 export type EnvironmentConfig = z.infer<typeof EnvironmentConfig>;
 
 export const Role = z.enum(['viewer', 'operator', 'approver', 'admin', 'agent']);
@@ -251,7 +265,9 @@ export const DiscordConfig = z.object({
   /** Requests signed longer ago than this are refused as replays. */
   max_age: Duration.default('5m'),
   /** Discord user id -> the API token that user acts with (its actor and roles). */
-  users: z.record(z.string().regex(/^\d+$/, 'Discord user ids are digits'), z.strictObject({ token: SecretRef })).default({}),
+  users: z
+    .record(z.string().regex(/^\d+$/, 'Discord user ids are digits'), z.strictObject({ token: SecretRef }))
+    .default({}),
 });
 export type DiscordConfig = z.infer<typeof DiscordConfig>;
 
@@ -279,7 +295,11 @@ export const AppConfig = z
       .object({
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
-        max_body_bytes: z.number().int().min(1024).default(1024 * 1024),
+        max_body_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024),
         tokens: z.array(ApiToken).default([]),
         /** How old the shared inventory snapshot GET /v1/inventory answers from may be. */
         inventory_max_age: Duration.default('2s'),
@@ -323,7 +343,11 @@ export const AppConfig = z
   })
   .superRefine((config, ctx) => {
     if (config.discord && !(config.discord.environment in config.environments)) {
-      ctx.addIssue({ code: 'custom', path: ['discord', 'environment'], message: `names unknown environment '${config.discord.environment}'` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['discord', 'environment'],
+        message: `names unknown environment '${config.discord.environment}'`,
+      });
     }
     for (const [i, token] of config.api.tokens.entries()) {
       for (const env of token.environments ?? []) {

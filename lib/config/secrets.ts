@@ -53,7 +53,10 @@ export interface ApiTokenCredential {
 
 /** Accepts `user@realm!tokenid=secret` on one line, or the seeds' two-line `pass` format. */
 export function parseApiToken(text: string, source: string): ApiTokenCredential {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length >= 2 && lines[0]!.includes('!')) {
     return { tokenId: lines[0]!, secret: lines[1]! };
   }

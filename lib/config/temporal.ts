@@ -19,7 +19,9 @@ export function temporalConnectOptions(temporal: AppConfig['temporal']): Tempora
     address: temporal.address,
     tls: {
       ...(tls.ca_file ? { serverRootCACertificate: read(tls.ca_file) } : {}),
-      ...(tls.cert_file && tls.key_file ? { clientCertPair: { crt: read(tls.cert_file), key: read(tls.key_file) } } : {}),
+      ...(tls.cert_file && tls.key_file
+        ? { clientCertPair: { crt: read(tls.cert_file), key: read(tls.key_file) } }
+        : {}),
       ...(tls.server_name ? { serverNameOverride: tls.server_name } : {}),
     },
   };

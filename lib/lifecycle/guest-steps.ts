@@ -7,7 +7,8 @@ import type { PlanStep, Risk } from '../operations/plan.js';
 
 export type GuestType = 'qemu' | 'lxc';
 
-export type GuestAction = 'start' | 'stop' | 'shutdown' | 'reboot' | 'snapshot' | 'rollback' | 'migrate' | 'delete' | 'resize';
+export type GuestAction =
+  'start' | 'stop' | 'shutdown' | 'reboot' | 'snapshot' | 'rollback' | 'migrate' | 'delete' | 'resize';
 
 /** The state a guest is in right before acting: the pre-flight summary a plan shows. */
 export interface GuestPreflight {
@@ -98,7 +99,15 @@ export function planGuestSteps(
   const safetySnapshot = (operation: string): PlanStep[] => {
     if (!opts.snapshotBeforeChange) return [];
     const snapname = safetySnapshotName(operation, opts.now, guest.snapshots);
-    return [{ ...base, id: 'snapshot-before', action: 'snapshot', params: { snapname }, description: `snapshot ${what} as '${snapname}' before the change` }];
+    return [
+      {
+        ...base,
+        id: 'snapshot-before',
+        action: 'snapshot',
+        params: { snapname },
+        description: `snapshot ${what} as '${snapname}' before the change`,
+      },
+    ];
   };
 
   switch (request.action) {
@@ -123,8 +132,17 @@ export function planGuestSteps(
       ];
     case 'snapshot': {
       const snapname = request.snapshot ?? `pm_${snapshotStamp(opts.now)}`;
-      if (guest.snapshots.includes(snapname)) throw new StepRefusal(`snapshot: ${what} already has a snapshot '${snapname}'`);
-      return [{ ...base, id: 'snapshot', action: 'snapshot', params: { snapname }, description: `snapshot ${what} as '${snapname}'` }];
+      if (guest.snapshots.includes(snapname))
+        throw new StepRefusal(`snapshot: ${what} already has a snapshot '${snapname}'`);
+      return [
+        {
+          ...base,
+          id: 'snapshot',
+          action: 'snapshot',
+          params: { snapname },
+          description: `snapshot ${what} as '${snapname}'`,
+        },
+      ];
     }
     case 'rollback': {
       if (!request.snapshot) throw new StepRefusal('snapshot: a rollback needs the snapshot name');
@@ -135,7 +153,13 @@ export function planGuestSteps(
       }
       return [
         ...safetySnapshot('rollback'),
-        { ...base, id: 'rollback', action: 'rollback', params: { snapname: request.snapshot }, description: `roll ${what} back to '${request.snapshot}'` },
+        {
+          ...base,
+          id: 'rollback',
+          action: 'rollback',
+          params: { snapname: request.snapshot },
+          description: `roll ${what} back to '${request.snapshot}'`,
+        },
       ];
     }
     case 'migrate': {
@@ -158,7 +182,9 @@ export function planGuestSteps(
     case 'delete': {
       if (guest.protection) throw new StepRefusal(`${what} has protection enabled: turn it off in PVE first`);
       return [
-        ...(running ? [{ ...base, id: 'stop', action: 'stop', description: `power off ${what} before deleting it` }] : []),
+        ...(running
+          ? [{ ...base, id: 'stop', action: 'stop', description: `power off ${what} before deleting it` }]
+          : []),
         {
           ...base,
           id: 'destroy',
@@ -173,13 +199,20 @@ export function planGuestSteps(
   }
 }
 
-function resizeSteps(resize: ResizeRequest, guest: GuestPreflight, base: Pick<PlanStep, 'vmid' | 'name' | 'node'>, what: string): PlanStep[] {
+function resizeSteps(
+  resize: ResizeRequest,
+  guest: GuestPreflight,
+  base: Pick<PlanStep, 'vmid' | 'name' | 'node'>,
+  what: string,
+): PlanStep[] {
   const steps: PlanStep[] = [];
   const config: Record<string, number> = {};
   if (resize.cores !== undefined && resize.cores !== guest.cores) config['cores'] = resize.cores;
   if (resize.memoryMb !== undefined && resize.memoryMb !== guest.memoryMb) config['memory'] = resize.memoryMb;
   if (Object.keys(config).length > 0) {
-    const changes = Object.entries(config).map(([k, v]) => `${k} ${k === 'cores' ? guest.cores : guest.memoryMb} -> ${v}`);
+    const changes = Object.entries(config).map(
+      ([k, v]) => `${k} ${k === 'cores' ? guest.cores : guest.memoryMb} -> ${v}`,
+    );
     steps.push({
       ...base,
       id: 'configure',
@@ -187,16 +220,21 @@ function resizeSteps(resize: ResizeRequest, guest: GuestPreflight, base: Pick<Pl
       params: config,
       description:
         `set ${what}'s ${changes.join(', ')}` +
-        (guest.status === 'running' ? ' (a running guest may take it at its next restart unless hotplug allows it)' : ''),
+        (guest.status === 'running'
+          ? ' (a running guest may take it at its next restart unless hotplug allows it)'
+          : ''),
     });
   }
   if (resize.disk) {
     const { key, sizeGb } = resize.disk;
     const current = guest.disks[key];
     if (current === undefined) {
-      throw new StepRefusal(`disk.key: ${what} has no disk '${key}' (has: ${Object.keys(guest.disks).join(', ') || 'none'})`);
+      throw new StepRefusal(
+        `disk.key: ${what} has no disk '${key}' (has: ${Object.keys(guest.disks).join(', ') || 'none'})`,
+      );
     }
-    if (guest.type !== 'qemu') throw new StepRefusal('disk: growing container volumes is not supported yet; resize it in PVE');
+    if (guest.type !== 'qemu')
+      throw new StepRefusal('disk: growing container volumes is not supported yet; resize it in PVE');
     const target = sizeGb * GiB;
     if (target < current) {
       throw new StepRefusal(`disk.sizeGb: ${key} is ${formatGb(current)}; disks only grow (asked for ${sizeGb} GiB)`);
@@ -211,7 +249,8 @@ function resizeSteps(resize: ResizeRequest, guest: GuestPreflight, base: Pick<Pl
       });
     }
   }
-  if (steps.length === 0) throw new StepRefusal(`resize: ${what} already has the requested cores, memory and disk size`);
+  if (steps.length === 0)
+    throw new StepRefusal(`resize: ${what} already has the requested cores, memory and disk size`);
   return steps;
 }
 
@@ -223,7 +262,9 @@ function formatGb(bytes: number): string {
  * Where a step should leave the guest. PVE reports an HA-managed guest's request done when it
  * is only queued, so after such steps the world is checked, not the task.
  */
-export function settledState(step: Pick<PlanStep, 'action' | 'target'>): { status?: 'running' | 'stopped'; node?: string } | undefined {
+export function settledState(
+  step: Pick<PlanStep, 'action' | 'target'>,
+): { status?: 'running' | 'stopped'; node?: string } | undefined {
   switch (step.action) {
     case 'start':
       return { status: 'running' };

@@ -34,7 +34,9 @@ export function guestName(pattern: string, values: { service: string; vmid: numb
     throw new NamingError(`naming.pattern '${pattern}' has an unknown placeholder ${whole} (use {service} and {vmid})`);
   });
   if (!DNS_NAME.test(name)) {
-    throw new NamingError(`naming.pattern '${pattern}' gives '${name}', which is not a DNS name (letters, digits, dashes; at most 63)`);
+    throw new NamingError(
+      `naming.pattern '${pattern}' gives '${name}', which is not a DNS name (letters, digits, dashes; at most 63)`,
+    );
   }
   return name;
 }

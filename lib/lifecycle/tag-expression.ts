@@ -19,7 +19,11 @@ export class TagExpressionError extends Error {
     readonly position: number,
     reason: string,
   ) {
-    super(position < 0 ? reason : `${reason} ${position >= expression.length ? 'at the end' : `at character ${position + 1}`} of '${expression}'`);
+    super(
+      position < 0
+        ? reason
+        : `${reason} ${position >= expression.length ? 'at the end' : `at character ${position + 1}`} of '${expression}'`,
+    );
     this.name = 'TagExpressionError';
   }
 }

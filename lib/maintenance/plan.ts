@@ -12,7 +12,12 @@
  */
 import type { OperationPlan, PlanStep } from '../operations/plan.js';
 import { nodeStepId } from '../operations/step-ids.js';
-import { planEvacuation, type EvacuationPlan, type EvacuationRequest, type PlacementPolicy } from '../planning/evacuation.js';
+import {
+  planEvacuation,
+  type EvacuationPlan,
+  type EvacuationRequest,
+  type PlacementPolicy,
+} from '../planning/evacuation.js';
 import { describeStuck, guestLabel, runningLeftBehind } from '../planning/evacuation-outcome.js';
 import type { MemoryBasis } from '../planning/placement.js';
 import type { ClusterSnapshot } from '../planning/snapshot.js';
@@ -20,7 +25,10 @@ import { formatDuration } from '../planning/units.js';
 import type { RunbookPlan } from '../runbooks/plan.js';
 
 /** How each node is emptied: an evacuation request without the node and the target filters. */
-export type DrainRequest = Omit<EvacuationRequest, 'node' | 'allowTargets' | 'denyTargets' | 'haMaintenance' | 'targetStorage'>;
+export type DrainRequest = Omit<
+  EvacuationRequest,
+  'node' | 'allowTargets' | 'denyTargets' | 'haMaintenance' | 'targetStorage'
+>;
 
 export interface RolloutRequest {
   /** Nodes to maintain; every node of the cluster when absent. */
@@ -75,20 +83,29 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   const selected = request.nodes ?? clusterNodes;
   const unknown = selected.filter((n) => !clusterNodes.includes(n));
   if (unknown.length > 0) {
-    throw new RolloutRefusedError([`${unknown.join(', ')} ${unknown.length === 1 ? 'is not a node' : 'are not nodes'} of this cluster (${clusterNodes.join(', ')})`], 'nodes');
+    throw new RolloutRefusedError(
+      [
+        `${unknown.join(', ')} ${unknown.length === 1 ? 'is not a node' : 'are not nodes'} of this cluster (${clusterNodes.join(', ')})`,
+      ],
+      'nodes',
+    );
   }
   const repeated = selected.filter((n, i) => selected.indexOf(n) !== i);
-  if (repeated.length > 0) throw new RolloutRefusedError([`${[...new Set(repeated)].join(', ')} listed more than once`], 'nodes');
+  if (repeated.length > 0)
+    throw new RolloutRefusedError([`${[...new Set(repeated)].join(', ')} listed more than once`], 'nodes');
 
   const problems: string[] = [];
   const offline = snapshot.nodes.filter((n) => !n.online).map((n) => n.name);
   if (offline.length > 0) {
-    problems.push(`${offline.join(', ')} ${offline.length === 1 ? 'is' : 'are'} offline: every node must be online before a rolling maintenance starts`);
+    problems.push(
+      `${offline.join(', ')} ${offline.length === 1 ? 'is' : 'are'} offline: every node must be online before a rolling maintenance starts`,
+    );
   }
   const total = clusterNodes.length;
   const quorum = Math.floor(total / 2) + 1;
   const minNodesUp = Math.max(request.minNodesUp ?? quorum, quorum);
-  if (total < 2) problems.push('a single-node cluster has nowhere to move its guests; maintain it in a maintenance window instead');
+  if (total < 2)
+    problems.push('a single-node cluster has nowhere to move its guests; maintain it in a maintenance window instead');
   else if (total - request.parallelNodes < minNodesUp) {
     problems.push(
       `${request.parallelNodes} node${request.parallelNodes === 1 ? '' : 's'} at a time would leave ${total - request.parallelNodes} of ${total} up, ` +
@@ -97,7 +114,9 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   }
   if (problems.length > 0) throw new RolloutRefusedError(problems);
 
-  const alone = new Map(selected.map((node) => [node, planEvacuation(snapshot, { ...request.drain, node, haMaintenance: false }, policy)]));
+  const alone = new Map(
+    selected.map((node) => [node, planEvacuation(snapshot, { ...request.drain, node, haMaintenance: false }, policy)]),
+  );
   const order = request.keepOrder
     ? selected
     : // Cheapest to empty first: a problem shows on the node that costs least to bring back.
@@ -110,8 +129,9 @@ export function planRollout(snapshot: ClusterSnapshot, request: RolloutRequest, 
   let previous: NodeTurn[] = [];
   batches.forEach((batch, index) => {
     const group =
-      (request.overlap && previous.length > 0 ? planGroup(snapshot, batch, index, request.drain, policy, previous) : undefined) ??
-      planGroup(snapshot, batch, index, request.drain, policy, [], alone)!;
+      (request.overlap && previous.length > 0
+        ? planGroup(snapshot, batch, index, request.drain, policy, previous)
+        : undefined) ?? planGroup(snapshot, batch, index, request.drain, policy, [], alone)!;
     turns.push(...group);
     previous = group;
   });
@@ -160,7 +180,10 @@ function planGroup(
               haMaintenance: false,
               ...(peers.length ? { denyTargets: peers } : {}),
               ...(returns.length
-                ? { leaving: returns.filter((m) => m.target === node).map((m) => m.vmid), arriving: returns.map((m) => ({ vmid: m.vmid, target: m.source })) }
+                ? {
+                    leaving: returns.filter((m) => m.target === node).map((m) => m.vmid),
+                    arriving: returns.map((m) => ({ vmid: m.vmid, target: m.source })),
+                  }
                 : {}),
             },
             policy,
@@ -188,7 +211,10 @@ export function afterEvacuation(snapshot: ClusterSnapshot, plan: EvacuationPlan)
   return {
     ...snapshot,
     nodes: snapshot.nodes.map((n) => ({ ...n, memoryUsed: n.memoryUsed + (memoryArriving.get(n.name) ?? 0) })),
-    storages: snapshot.storages.map((s) => ({ ...s, used: s.used + (diskArriving.get(`${s.node}/${s.storage}`) ?? 0) })),
+    storages: snapshot.storages.map((s) => ({
+      ...s,
+      used: s.used + (diskArriving.get(`${s.node}/${s.storage}`) ?? 0),
+    })),
     guests: snapshot.guests.map((g) => (moves.has(g.vmid) ? { ...g, node: moves.get(g.vmid)!.target } : g)),
   };
 }
@@ -258,7 +284,12 @@ function nodeEstimateMs(turn: NodeTurn, settings: NodeSettings): number {
 function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
   const { node, evacuation } = turn;
   const { settings } = plan;
-  const step = (id: NodeStep | 'approval', action: string, description: string, extra: Partial<PlanStep> = {}): PlanStep => ({
+  const step = (
+    id: NodeStep | 'approval',
+    action: string,
+    description: string,
+    extra: Partial<PlanStep> = {},
+  ): PlanStep => ({
     id: nodeStepId(node, id),
     action,
     node,
@@ -271,9 +302,14 @@ function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
     .map(([mode, n]) => `${n} ${mode === 'online' ? 'live' : mode}`);
   const targets = [...new Set(evacuation.moves.map((m) => m.target))].sort();
   const steps: PlanStep[] = [];
-  if (plan.approveEachNode) steps.push(step('approval', 'approve-node', `wait for a person to approve starting on ${node}`));
+  if (plan.approveEachNode)
+    steps.push(step('approval', 'approve-node', `wait for a person to approve starting on ${node}`));
   steps.push(
-    step('check', 'check', `check that the cluster is quorate, every other node is online and ${node} runs no conflicting task`),
+    step(
+      'check',
+      'check',
+      `check that the cluster is quorate, every other node is online and ${node} runs no conflicting task`,
+    ),
     step(
       'evacuate',
       'evacuate',
@@ -287,16 +323,27 @@ function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
       { estimatedMs: evacuation.estimatedMs },
     ),
   );
-  if (settings.haMaintenance) steps.push(step('ha-maintenance-on', 'ha-maintenance', `enable HA maintenance on ${node} (ha-manager over SSH)`));
+  if (settings.haMaintenance)
+    steps.push(step('ha-maintenance-on', 'ha-maintenance', `enable HA maintenance on ${node} (ha-manager over SSH)`));
   if (settings.upgrade) {
-    steps.push(step('upgrade', 'upgrade', `run the upgrade over SSH on ${node}, output to the operation's log`, { params: { command: settings.upgradeCommand }, estimatedMs: ASSUMED_UPGRADE_MS }));
+    steps.push(
+      step('upgrade', 'upgrade', `run the upgrade over SSH on ${node}, output to the operation's log`, {
+        params: { command: settings.upgradeCommand },
+        estimatedMs: ASSUMED_UPGRADE_MS,
+      }),
+    );
   }
   const runbook = plan.runbook?.plans[node];
   if (plan.runbook && runbook) {
     steps.push(
-      step('runbook', 'runbook', `run runbook ${plan.runbook.name} on ${node}: ${runbook.steps.map((s) => s.id).join(', ')} (cleaning up if a step fails)`, {
-        params: { runbook: plan.runbook.name, sha256: plan.runbook.sha256 },
-      }),
+      step(
+        'runbook',
+        'runbook',
+        `run runbook ${plan.runbook.name} on ${node}: ${runbook.steps.map((s) => s.id).join(', ')} (cleaning up if a step fails)`,
+        {
+          params: { runbook: plan.runbook.name, sha256: plan.runbook.sha256 },
+        },
+      ),
     );
   }
   if (settings.reboot !== 'never') {
@@ -311,11 +358,22 @@ function nodeSteps(turn: NodeTurn, plan: MaintenancePlan): PlanStep[] {
       ),
     );
   }
-  if (settings.haMaintenance) steps.push(step('ha-maintenance-off', 'ha-maintenance', `disable HA maintenance on ${node}`));
+  if (settings.haMaintenance)
+    steps.push(step('ha-maintenance-off', 'ha-maintenance', `disable HA maintenance on ${node}`));
   if (settings.returnGuests) {
-    steps.push(step('return', 'return', `migrate the guests that left ${node} back to it`, { estimatedMs: evacuation.estimatedMs }));
+    steps.push(
+      step('return', 'return', `migrate the guests that left ${node} back to it`, {
+        estimatedMs: evacuation.estimatedMs,
+      }),
+    );
   }
-  steps.push(step('verify', 'verify', `check ${node} is online with the expected version and holds its guests again, in their prior state`));
+  steps.push(
+    step(
+      'verify',
+      'verify',
+      `check ${node} is online with the expected version and holds its guests again, in their prior state`,
+    ),
+  );
   return steps;
 }
 
@@ -338,12 +396,19 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
   const perBatch = plan.batches.map((batch, i) => {
     const whole = Math.max(...turnsOf(batch).map((t) => nodeEstimateMs(t, settings)));
     // Overlapped, the group's evacuation runs during the previous group's return.
-    const overlapped = i > 0 && turnsOf(batch)[0]!.overlaps && settings.returnGuests ? Math.min(evacuationMsOf(batch), evacuationMsOf(plan.batches[i - 1]!)) : 0;
+    const overlapped =
+      i > 0 && turnsOf(batch)[0]!.overlaps && settings.returnGuests
+        ? Math.min(evacuationMsOf(batch), evacuationMsOf(plan.batches[i - 1]!))
+        : 0;
     return whole - overlapped;
   });
-  const estimatedDurationMs = perBatch.reduce((a, b) => a + b, 0) + plan.pauseBetweenNodesMs * (plan.batches.length - 1);
+  const estimatedDurationMs =
+    perBatch.reduce((a, b) => a + b, 0) + plan.pauseBetweenNodesMs * (plan.batches.length - 1);
   const order = plan.batches.map((b) => b.join(' + ')).join(', then ');
-  const work = [settings.upgrade && 'upgrade', settings.reboot === 'always' ? 'reboot' : settings.reboot === 'if-required' ? 'reboot if required' : '']
+  const work = [
+    settings.upgrade && 'upgrade',
+    settings.reboot === 'always' ? 'reboot' : settings.reboot === 'if-required' ? 'reboot if required' : '',
+  ]
     .filter(Boolean)
     .join(', ');
 
@@ -353,25 +418,32 @@ export function describeRollout(plan: MaintenancePlan): Omit<OperationPlan<Maint
   ];
   if (settings.upgrade) reasons.push(`runs \`${settings.upgradeCommand}\` over SSH on every node`);
   if (plan.runbook) reasons.push(`runs runbook ${plan.runbook.name} on every node after its upgrade`);
-  if (settings.reboot !== 'never') reasons.push(settings.reboot === 'always' ? 'reboots every node' : 'reboots a node whose upgrade requires it');
+  if (settings.reboot !== 'never')
+    reasons.push(settings.reboot === 'always' ? 'reboots every node' : 'reboots a node whose upgrade requires it');
   const restarts = moves.filter((m) => m.mode === 'restart');
-  if (restarts.length > 0) reasons.push(`restart-migrates ${restarts.length} container(s), each down while it moves (twice, when it returns)`);
+  if (restarts.length > 0)
+    reasons.push(`restart-migrates ${restarts.length} container(s), each down while it moves (twice, when it returns)`);
   if (settings.haMaintenance) reasons.push('puts each node into HA maintenance while it is down');
   reasons.push(
     `${plan.batches[0]?.length === 1 ? 'one node at a time' : `${plan.batches[0]?.length} nodes at a time`}; at least ${settings.minNodesUp} of ${plan.clusterNodes.length} nodes stay up`,
   );
   const overlapping = turns.filter((t) => t.overlaps);
   if (overlapping.length > 0) reasons.push(describeOverlap(overlapping));
-  reasons.push(`estimates assume ${formatDuration(ASSUMED_UPGRADE_MS)} per upgrade and ${formatDuration(ASSUMED_REBOOT_MS)} per reboot`);
+  reasons.push(
+    `estimates assume ${formatDuration(ASSUMED_UPGRADE_MS)} per upgrade and ${formatDuration(ASSUMED_REBOOT_MS)} per reboot`,
+  );
 
   const warnings = turns.flatMap((t) => [
-    ...t.evacuation.leftBehind.map((l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`),
+    ...t.evacuation.leftBehind.map(
+      (l) => `${guestLabel(l)} stays on ${t.node} while it is maintained (${l.status}): ${l.reason}`,
+    ),
     // Its batch peers, and the nodes whose guests return meanwhile, receive nothing by design; any other target that does is worth a look.
     ...t.evacuation.excludedTargets
       .filter((x) => !plan.batches[t.batch]!.includes(x.node) && !t.overlaps?.includes(x.node))
       .map((x) => `while ${t.node} is maintained, ${x.node} receives nothing: ${x.reason}`),
   ]);
-  if (!settings.stopOnFailure) warnings.push('stopOnFailure is off: a node whose step fails gets its guests back and is skipped');
+  if (!settings.stopOnFailure)
+    warnings.push('stopOnFailure is off: a node whose step fails gets its guests back and is skipped');
 
   return {
     summary:

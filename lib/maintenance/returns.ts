@@ -6,7 +6,13 @@
  * (`maxParallel`), in the evacuation planner's start order (sizes mixed in every round, so
  * the link never idles on a tail of small migrations while they set up).
  */
-import { defaultCostAssumptions, evacuationMs, migrationMs, transferBytes, type MigrationMode } from '../planning/estimate.js';
+import {
+  defaultCostAssumptions,
+  evacuationMs,
+  migrationMs,
+  transferBytes,
+  type MigrationMode,
+} from '../planning/estimate.js';
 import { startOrder, type EvacuationPlan, type GuestMove } from '../planning/evacuation.js';
 import type { GuestType } from '../planning/snapshot.js';
 import { MiB } from '../planning/units.js';

@@ -51,7 +51,8 @@ export function parseAptOutput(output: string): AptSummary {
 export function rebootReasons(summary: AptSummary, checkOutput: string): string[] {
   const reasons: string[] = [];
   const packages = [...summary.upgraded, ...summary.installed].filter((p) => NEEDS_REBOOT.test(p));
-  if (packages.length > 0) reasons.push(`${packages.join(', ')} take${packages.length === 1 ? 's' : ''} effect after a reboot`);
+  if (packages.length > 0)
+    reasons.push(`${packages.join(', ')} take${packages.length === 1 ? 's' : ''} effect after a reboot`);
   if (/^reboot-required$/m.test(checkOutput)) reasons.push('/run/reboot-required exists');
   return reasons;
 }

@@ -97,7 +97,9 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
     const current = configNumber(config, 'cores') ?? (kind === 'qemu' ? 1 : undefined);
     if (current !== g.cores) {
       delta.params['cores'] = g.cores;
-      change('cores', current === undefined ? 'all host cores' : String(current), String(g.cores), { restart: kind === 'qemu' });
+      change('cores', current === undefined ? 'all host cores' : String(current), String(g.cores), {
+        restart: kind === 'qemu',
+      });
     }
   }
   if (fields.has('memory')) {
@@ -105,7 +107,9 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
       const current = configNumber(config, 'memory') ?? 512;
       if (current !== g.memory) {
         delta.params['memory'] = kind === 'qemu' ? String(g.memory) : g.memory;
-        change('memory', `${current} MiB`, `${g.memory} MiB`, { restart: kind === 'qemu' && !qemuHotplugs(config, 'memory') });
+        change('memory', `${current} MiB`, `${g.memory} MiB`, {
+          restart: kind === 'qemu' && !qemuHotplugs(config, 'memory'),
+        });
       }
     }
     if (kind === 'lxc' && g.swap !== undefined) {
@@ -128,28 +132,41 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
             ? `${storage}:${disk.size}${iothread && slot.startsWith('scsi') ? ',iothread=1' : ''}`
             : `${storage}:${disk.size},mp=${disk.path}`;
         delta.params[slot] = value;
-        change(`disks.${slot}`, '(none)', `${disk.size}G on ${storage}`, { restart: kind === 'lxc' || !qemuHotplugs(config, 'disk') });
+        change(`disks.${slot}`, '(none)', `${disk.size}G on ${storage}`, {
+          restart: kind === 'lxc' || !qemuHotplugs(config, 'disk'),
+        });
         return;
       }
       const drive = parseDrive(current);
-      if (drive.cdrom) return o.warn(`${o.what}: ${slot} is a CD drive, not the ${disk.size}G disk the manifest lists there`);
+      if (drive.cdrom)
+        return o.warn(`${o.what}: ${slot} is a CD drive, not the ${disk.size}G disk the manifest lists there`);
       if (disk.storage !== undefined && drive.storage !== disk.storage && o.storageSetByClone !== disk.storage) {
-        o.warn(`${o.what}: ${slot} is on ${drive.storage}, the manifest says ${disk.storage}; move it in PVE (a reconcile does not move disks)`);
+        o.warn(
+          `${o.what}: ${slot} is on ${drive.storage}, the manifest says ${disk.storage}; move it in PVE (a reconcile does not move disks)`,
+        );
       }
       if (drive.sizeGiB !== undefined && disk.size > drive.sizeGiB + 1e-6) {
         if (kind === 'qemu') {
           delta.resizes.push({ slot, sizeGiB: disk.size });
           change(`disks.${slot}`, formatGiB(drive.sizeGiB), `${disk.size}G`);
         } else {
-          o.warn(`${o.what}: ${slot} is ${formatGiB(drive.sizeGiB)}, the manifest says ${disk.size}G; grow container volumes with 'pct resize' (a reconcile does not)`);
+          o.warn(
+            `${o.what}: ${slot} is ${formatGiB(drive.sizeGiB)}, the manifest says ${disk.size}G; grow container volumes with 'pct resize' (a reconcile does not)`,
+          );
         }
       } else if (drive.sizeGiB !== undefined && disk.size < drive.sizeGiB - 1e-6) {
-        o.warn(`${o.what}: ${slot} is ${formatGiB(drive.sizeGiB)}, the manifest says ${disk.size}G; disks only grow, so it stays as it is`);
+        o.warn(
+          `${o.what}: ${slot} is ${formatGiB(drive.sizeGiB)}, the manifest says ${disk.size}G; disks only grow, so it stays as it is`,
+        );
       }
       if (kind === 'lxc' && disk.path !== undefined && drive.options.get('mp') !== disk.path) {
-        const entries = parsePropertyString(current).map(([k, v]): [string, string | undefined] => (k === 'mp' ? [k, disk.path] : [k, v]));
+        const entries = parsePropertyString(current).map(([k, v]): [string, string | undefined] =>
+          k === 'mp' ? [k, disk.path] : [k, v],
+        );
         delta.params[slot] = formatPropertyString(entries);
-        change(`disks.${slot}`, `mounted at ${drive.options.get('mp') ?? '?'}`, `mounted at ${disk.path}`, { restart: true });
+        change(`disks.${slot}`, `mounted at ${drive.options.get('mp') ?? '?'}`, `mounted at ${disk.path}`, {
+          restart: true,
+        });
       }
     });
   }
@@ -182,17 +199,26 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
       }
     });
     const extra = Object.keys(config).filter((k) => /^net\d+$/.test(k) && Number(k.slice(3)) >= g.network!.length);
-    if (extra.length > 0) o.warn(`${o.what}: ${extra.join(', ')} ${extra.length === 1 ? 'is' : 'are'} not in the manifest; left as ${extra.length === 1 ? 'it is' : 'they are'}`);
+    if (extra.length > 0)
+      o.warn(
+        `${o.what}: ${extra.join(', ')} ${extra.length === 1 ? 'is' : 'are'} not in the manifest; left as ${extra.length === 1 ? 'it is' : 'they are'}`,
+      );
   }
 
   const currentTags = parseTagList(configString(config, 'tags'));
   const wantedTags =
-    fields.has('tags') && g.tags ? formatTagList([...g.tags, ...o.claimTags]) : o.claimTags.length ? formatTagList([...currentTags, ...o.claimTags]) : undefined;
+    fields.has('tags') && g.tags
+      ? formatTagList([...g.tags, ...o.claimTags])
+      : o.claimTags.length
+        ? formatTagList([...currentTags, ...o.claimTags])
+        : undefined;
   if (wantedTags !== undefined && wantedTags !== formatTagList(currentTags)) {
     // An empty tag list is removed, not set to ''.
     if (wantedTags) delta.params['tags'] = wantedTags;
     else delta.params['delete'] = 'tags';
-    change('tags', currentTags.join(', ') || '(none)', wantedTags.split(';').join(', ') || '(none)', { hardware: false });
+    change('tags', currentTags.join(', ') || '(none)', wantedTags.split(';').join(', ') || '(none)', {
+      hardware: false,
+    });
   }
 
   if (fields.has('cloud_init') && g.cloud_init && kind === 'qemu') {
@@ -206,14 +232,26 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
     if (ci.ssh_keys !== undefined) {
       const keys = decodeSshKeys(configString(config, 'sshkeys'));
       if (keys.join('\n') !== ci.ssh_keys.join('\n')) {
-        set('ssh_keys', 'sshkeys', `${keys.length} key${keys.length === 1 ? '' : 's'}`, `${ci.ssh_keys.length} key${ci.ssh_keys.length === 1 ? '' : 's'}`, encodeSshKeys(ci.ssh_keys));
+        set(
+          'ssh_keys',
+          'sshkeys',
+          `${keys.length} key${keys.length === 1 ? '' : 's'}`,
+          `${ci.ssh_keys.length} key${ci.ssh_keys.length === 1 ? '' : 's'}`,
+          encodeSshKeys(ci.ssh_keys),
+        );
       }
     }
     if (ci.ip !== undefined) {
       const current = parseIpConfig(configString(config, 'ipconfig0'));
       if (current.ip !== ci.ip || current.gateway !== ci.gateway) {
         const show = (ip?: string, gw?: string) => (ip ? `${ip}${gw ? ` via ${gw}` : ''}` : '(none)');
-        set('ip', 'ipconfig0', show(current.ip, current.gateway), show(ci.ip, ci.gateway), formatIpConfig(ci.ip, ci.gateway));
+        set(
+          'ip',
+          'ipconfig0',
+          show(current.ip, current.gateway),
+          show(ci.ip, ci.gateway),
+          formatIpConfig(ci.ip, ci.gateway),
+        );
       }
     }
     if (ci.nameserver !== undefined) {
@@ -222,7 +260,8 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
       if (current !== wanted) set('nameserver', 'nameserver', current || '(none)', wanted, wanted);
     }
     const domain = configString(config, 'searchdomain');
-    if (ci.searchdomain !== undefined && domain !== ci.searchdomain) set('searchdomain', 'searchdomain', domain ?? '(none)', ci.searchdomain, ci.searchdomain);
+    if (ci.searchdomain !== undefined && domain !== ci.searchdomain)
+      set('searchdomain', 'searchdomain', domain ?? '(none)', ci.searchdomain, ci.searchdomain);
   }
 
   if (fields.has('onboot') && g.onboot !== undefined && configFlag(config, 'onboot') !== g.onboot) {
@@ -233,7 +272,12 @@ export function configDelta(g: FleetGuest, o: DeltaOptions): ConfigDelta {
     const current = parseDescription(configString(config, 'description')).text;
     if (current !== g.description.trim()) {
       delta.params['description'] = composeDescription(g.description, o.source);
-      change('description', current ? JSON.stringify(current.slice(0, 40)) : '(none)', JSON.stringify(g.description.trim().slice(0, 40)), { hardware: false });
+      change(
+        'description',
+        current ? JSON.stringify(current.slice(0, 40)) : '(none)',
+        JSON.stringify(g.description.trim().slice(0, 40)),
+        { hardware: false },
+      );
     }
   }
   return delta;

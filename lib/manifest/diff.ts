@@ -199,7 +199,8 @@ function createParams(d: NewGuestDraft, ctx: DiffContext, claimTags: readonly st
   disks.forEach((disk, i) => {
     const slot = disk.slot ?? defaultDiskSlot('qemu', i);
     const importFrom = i === 0 && g.source!.image ? `,import-from=${g.source!.image}` : '';
-    params[slot] = `${disk.storage ?? defaults.storage}:${disk.size}${iothread && slot.startsWith('scsi') ? ',iothread=1' : ''}${importFrom}`;
+    params[slot] =
+      `${disk.storage ?? defaults.storage}:${disk.size}${iothread && slot.startsWith('scsi') ? ',iothread=1' : ''}${importFrom}`;
   });
   (g.network ?? [{}]).forEach((nic, i) => {
     params[`net${i}`] = formatQemuNic({
@@ -218,7 +219,9 @@ function createParams(d: NewGuestDraft, ctx: DiffContext, claimTags: readonly st
     if (g.cloud_init) params['ide2'] = `${d.bootStorage}:cloudinit`;
     params['boot'] = `order=${bootSlot};net0`;
   }
-  if (defaults.bios === 'ovmf') params['efidisk0'] = `${d.bootStorage}:1,efitype=4m,pre-enrolled-keys=${defaults.efidisk_pre_enrolled_keys ? 1 : 0}`;
+  if (defaults.bios === 'ovmf')
+    params['efidisk0'] =
+      `${d.bootStorage}:1,efitype=4m,pre-enrolled-keys=${defaults.efidisk_pre_enrolled_keys ? 1 : 0}`;
   const ci = g.cloud_init;
   if (ci) {
     if (ci.user) params['ciuser'] = ci.user;
@@ -235,14 +238,19 @@ function createParams(d: NewGuestDraft, ctx: DiffContext, claimTags: readonly st
 export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffContext): FleetDiff {
   const problems: ManifestProblem[] = [];
   const warnings: string[] = [];
-  const problem: Problem = (g, path, message) => problems.push({ file: g.file, path: ['guests', g.index, ...path].join('.'), message });
+  const problem: Problem = (g, path, message) =>
+    problems.push({ file: g.file, path: ['guests', g.index, ...path].join('.'), message });
   const claimTags = fleet.claims.tags;
   const onlineNodes = cluster.nodes.filter((n) => n.online).map((n) => n.name);
   const knownNodes = new Set(cluster.nodes.map((n) => n.name));
 
   for (const g of fleet.guests) {
-    for (const [path, node] of [['node', g.node] as const, ...(g.placement?.nodes ?? []).map((n, i) => [`placement.nodes.${i}`, n] as const)]) {
-      if (node !== undefined && !knownNodes.has(node)) problem(g, path.split('.'), `no node '${node}' in environment ${ctx.environment}`);
+    for (const [path, node] of [
+      ['node', g.node] as const,
+      ...(g.placement?.nodes ?? []).map((n, i) => [`placement.nodes.${i}`, n] as const),
+    ]) {
+      if (node !== undefined && !knownNodes.has(node))
+        problem(g, path.split('.'), `no node '${node}' in environment ${ctx.environment}`);
     }
   }
 
@@ -252,14 +260,22 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
 
   // Storages that can hold a guest's disks, and the nodes that see them.
   const storageNodes = (storage: string, kind: GuestKind): string[] =>
-    cluster.storages.filter((s) => s.storage === storage && s.content.includes(kind === 'qemu' ? 'images' : 'rootdir')).map((s) => s.node);
+    cluster.storages
+      .filter((s) => s.storage === storage && s.content.includes(kind === 'qemu' ? 'images' : 'rootdir'))
+      .map((s) => s.node);
   const isShared = (storage: string) => cluster.storages.some((s) => s.storage === storage && s.shared);
 
   /** What creating `g` takes, or undefined (with problems) when it cannot be created here. */
   const draftNew = (g: FleetGuest, replacing: boolean): NewGuestDraft | undefined => {
     const key = label.get(g)!;
     if (!g.source) {
-      problem(g, ['source'], replacing ? `'${key}' must be replaced, which needs a source` : `'${key}' does not exist; creating it needs a source`);
+      problem(
+        g,
+        ['source'],
+        replacing
+          ? `'${key}' must be replaced, which needs a source`
+          : `'${key}' does not exist; creating it needs a source`,
+      );
       return undefined;
     }
     let ok = true;
@@ -272,7 +288,11 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
       const storage = disk.storage ?? ctx.defaults.storage;
       const nodes = storageNodes(storage, g.kind);
       if (nodes.length === 0) {
-        problem(g, disk.storage ? ['disks', i, 'storage'] : ['disks'], `no storage '${storage}' for ${g.kind === 'qemu' ? 'VM disks' : 'container volumes'} in environment ${ctx.environment}`);
+        problem(
+          g,
+          disk.storage ? ['disks', i, 'storage'] : ['disks'],
+          `no storage '${storage}' for ${g.kind === 'qemu' ? 'VM disks' : 'container volumes'} in environment ${ctx.environment}`,
+        );
         ok = false;
       } else restrict.push(nodes);
     }
@@ -286,22 +306,36 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
         problem(g, ['source', 'template'], `no VM template '${g.source.template}' in environment ${ctx.environment}`);
         return undefined;
       }
-      if (!template.template) problem(g, ['source', 'template'], `VM ${template.vmid} '${template.name}' is not a template`);
+      if (!template.template)
+        problem(g, ['source', 'template'], `VM ${template.vmid} '${template.name}' is not a template`);
       const config = template.config ?? {};
-      const disks = Object.entries(config).filter(([k, v]) => /^(scsi|virtio|sata|ide)\d+$/.test(k) && !parseDrive(String(v)).cdrom);
+      const disks = Object.entries(config).filter(
+        ([k, v]) => /^(scsi|virtio|sata|ide)\d+$/.test(k) && !parseDrive(String(v)).cdrom,
+      );
       const local = disks.find(([, v]) => !isShared(parseDrive(String(v)).storage));
       if (local) restrict.push([template.node]);
       if (g.source.full === false && g.disks?.[0]?.storage !== undefined) {
-        problem(g, ['disks', 0, 'storage'], 'a linked clone shares the template’s storage; remove the storage or clone in full');
+        problem(
+          g,
+          ['disks', 0, 'storage'],
+          'a linked clone shares the template’s storage; remove the storage or clone in full',
+        );
       }
       memoryMb = g.memory ?? Math.round(template.memoryBytes / MiB);
       cores = g.cores ?? template.cores;
-      bootDiskBytes = g.source.full === false ? 0 : Math.max(bootDiskBytes, ...disks.map(([, v]) => (parseDrive(String(v)).sizeGiB ?? 0) * GiB));
+      bootDiskBytes =
+        g.source.full === false
+          ? 0
+          : Math.max(bootDiskBytes, ...disks.map(([, v]) => (parseDrive(String(v)).sizeGiB ?? 0) * GiB));
       for (const [i, disk] of (g.disks ?? []).entries()) {
         const slot = disk.slot ?? defaultDiskSlot('qemu', i);
         const size = parseDrive(configString(config, slot) ?? '').sizeGiB;
         if (size !== undefined && disk.size < size - 1e-6) {
-          problem(g, ['disks', i, 'size'], `template ${template.name}'s ${slot} is ${formatGiB(size)}; a clone's disks only grow`);
+          problem(
+            g,
+            ['disks', i, 'size'],
+            `template ${template.name}'s ${slot} is ${formatGiB(size)}; a clone's disks only grow`,
+          );
           ok = false;
         }
       }
@@ -319,10 +353,23 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
     if (!ok) return undefined;
     const onlyOn = restrict.length > 0 ? restrict.reduce((a, b) => a.filter((n) => b.includes(n))) : undefined;
     if (onlyOn && onlyOn.length === 0) {
-      problem(g, [g.node !== undefined ? 'node' : 'placement'], `no node has both the source and the storages it needs${allowed ? ` among ${allowed.join(', ')}` : ''}`);
+      problem(
+        g,
+        [g.node !== undefined ? 'node' : 'placement'],
+        `no node has both the source and the storages it needs${allowed ? ` among ${allowed.join(', ')}` : ''}`,
+      );
       return undefined;
     }
-    return { g, key, ...(template ? { template } : {}), ...(onlyOn ? { onlyOn } : {}), memoryMb, cores, bootStorage, bootDiskBytes };
+    return {
+      g,
+      key,
+      ...(template ? { template } : {}),
+      ...(onlyOn ? { onlyOn } : {}),
+      memoryMb,
+      cores,
+      bootStorage,
+      bootDiskBytes,
+    };
   };
 
   // Compare existing guests; collect what must be created, replaced or moved.
@@ -360,19 +407,23 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
     if (observed.kind !== g.kind) forcing.push({ field: 'kind', from: observed.kind, to: g.kind, replaces: true });
     if (g.managed.includes('source') && g.source) {
       const wanted = sourceLabel(g.source);
-      if (recorded === undefined) warnings.push(`${key}: ${what} does not record what it was created from; its source is not compared`);
+      if (recorded === undefined)
+        warnings.push(`${key}: ${what} does not record what it was created from; its source is not compared`);
       else if (recorded !== wanted) forcing.push({ field: 'source', from: recorded, to: wanted, replaces: true });
     }
     if (forcing.length > 0) {
       if (configFlag(config, 'protection')) {
-        warnings.push(`${key}: ${what} must be replaced (${forcing.map((f) => f.field).join(', ')} changed) but has protection enabled; turn it off in PVE to let the manifest replace it`);
+        warnings.push(
+          `${key}: ${what} must be replaced (${forcing.map((f) => f.field).join(', ')} changed) but has protection enabled; turn it off in PVE to let the manifest replace it`,
+        );
         continue;
       }
       const draft = draftNew(g, true);
       if (draft) pending.push({ g, observed, action: 'replace', forcing, draft });
       continue;
     }
-    if (observed.lock) warnings.push(`${key}: ${what} is locked (${observed.lock}); PVE refuses changes until the lock clears`);
+    if (observed.lock)
+      warnings.push(`${key}: ${what} is locked (${observed.lock}); PVE refuses changes until the lock clears`);
     const running = observed.status === 'running';
     const delta = configDelta(g, {
       kind: g.kind,
@@ -385,7 +436,12 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
       warn: (m) => warnings.push(`${key}: ${m}`),
       what,
     });
-    const power = g.managed.includes('power') && g.power !== undefined && (g.power === 'running') !== running ? (g.power === 'running' ? 'start' : 'shutdown') : undefined;
+    const power =
+      g.managed.includes('power') && g.power !== undefined && (g.power === 'running') !== running
+        ? g.power === 'running'
+          ? 'start'
+          : 'shutdown'
+        : undefined;
     const allowed = g.managed.includes('node') ? allowedNodes(g) : undefined;
     const move = allowed !== undefined && !allowed.includes(observed.node);
     if (delta.fields.length === 0 && delta.resizes.length === 0 && !power && !move) {
@@ -404,15 +460,26 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
         id: p.draft.key,
         memory: p.draft.memoryMb * MiB,
         vcpus: p.draft.cores,
-        storage: isShared(p.draft.bootStorage) || p.draft.template ? {} : { [p.draft.bootStorage]: p.draft.bootDiskBytes },
+        storage:
+          isShared(p.draft.bootStorage) || p.draft.template ? {} : { [p.draft.bootStorage]: p.draft.bootDiskBytes },
         ...(p.draft.onlyOn ? { onlyOn: p.draft.onlyOn } : {}),
         ...groups,
       });
     } else if (p.move) {
-      items.push({ id: label.get(p.g)!, memory: p.observed!.memoryBytes, vcpus: p.observed!.cores, storage: {}, onlyOn: allowedNodes(p.g)!, ...groups });
+      items.push({
+        id: label.get(p.g)!,
+        memory: p.observed!.memoryBytes,
+        vcpus: p.observed!.cores,
+        storage: {},
+        onlyOn: allowedNodes(p.g)!,
+        ...groups,
+      });
     }
   }
-  const placement = items.length === 0 ? undefined : placeGuests(items, placementTargets(cluster, fleet, matched, label), placementConstraints(ctx.policy));
+  const placement =
+    items.length === 0
+      ? undefined
+      : placeGuests(items, placementTargets(cluster, fleet, matched, label), placementConstraints(ctx.policy));
   const placed = (p: Pending): string | undefined => {
     const key = label.get(p.g)!;
     const node = placement?.placements[key];
@@ -426,7 +493,10 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
   };
 
   // VMIDs and names of new guests, in manifest order.
-  const taken = new Set<number>([...cluster.guests.map((o) => o.vmid), ...fleet.guests.flatMap((g) => (g.vmid !== undefined ? [g.vmid] : []))]);
+  const taken = new Set<number>([
+    ...cluster.guests.map((o) => o.vmid),
+    ...fleet.guests.flatMap((g) => (g.vmid !== undefined ? [g.vmid] : [])),
+  ]);
   const existingNames = new Set(cluster.guests.map((o) => o.name.toLowerCase()));
   const allocate = (g: FleetGuest): { vmid: number; range: VmidRange } | undefined => {
     const range = g.vmidRange ?? ctx.vmids;
@@ -467,7 +537,9 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
       continue;
     }
     existingNames.add(name.toLowerCase());
-    const created = newGuestChange(p.draft!, { node, vmid: vmid.vmid, range: vmid.range, name }, claimTags, ctx, (m) => warnings.push(`${key}: ${m}`));
+    const created = newGuestChange(p.draft!, { node, vmid: vmid.vmid, range: vmid.range, name }, claimTags, ctx, (m) =>
+      warnings.push(`${key}: ${m}`),
+    );
     if (p.action === 'create') {
       changes.push({ ...created, dependsOn, file: g.file });
     } else {
@@ -480,7 +552,9 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
   for (const { guest, why } of claimed) {
     const what = `${kindLabel(guest.kind)} ${guest.vmid} '${guest.name}'`;
     if (configFlag(guest.config ?? {}, 'protection')) {
-      warnings.push(`${guest.name}: ${what} is claimed by the manifest (${why}) but not in it, and has protection enabled; it is kept`);
+      warnings.push(
+        `${guest.name}: ${what} is claimed by the manifest (${why}) but not in it, and has protection enabled; it is kept`,
+      );
       continue;
     }
     const key = keys.has(guest.name) ? `${guest.name}#${guest.vmid}` : guest.name;
@@ -508,7 +582,14 @@ export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffConte
     if (g) reportRefusals(g, c, problem);
   }
 
-  return { environment: ctx.environment, manifestDigest: fleet.digest, changes: problems.length ? [] : changes, unchanged, warnings, problems };
+  return {
+    environment: ctx.environment,
+    manifestDigest: fleet.digest,
+    changes: problems.length ? [] : changes,
+    unchanged,
+    warnings,
+    problems,
+  };
 }
 
 /** A step's parameters PVE would refuse, as problems of the manifest field they come from. */
@@ -523,7 +604,12 @@ function reportRefusals(g: FleetGuest, c: GuestChange, problem: Problem): void {
   }
 }
 
-function placementTargets(cluster: ObservedCluster, fleet: Fleet, matched: Map<FleetGuest, ObservedGuest>, label: Map<FleetGuest, string>): PlacementTarget[] {
+function placementTargets(
+  cluster: ObservedCluster,
+  fleet: Fleet,
+  matched: Map<FleetGuest, ObservedGuest>,
+  label: Map<FleetGuest, string>,
+): PlacementTarget[] {
   return cluster.nodes
     .filter((n) => n.online)
     .map((n) => {
@@ -542,7 +628,9 @@ function placementTargets(cluster: ObservedCluster, fleet: Fleet, matched: Map<F
         cpus: n.cores,
         vcpusAssigned: running.reduce((sum, o) => sum + o.cores, 0),
         storageFree: Object.fromEntries(
-          cluster.storages.filter((s) => s.node === n.name && (s.content.includes('images') || s.content.includes('rootdir'))).map((s) => [s.storage, s.freeBytes]),
+          cluster.storages
+            .filter((s) => s.node === n.name && (s.content.includes('images') || s.content.includes('rootdir')))
+            .map((s) => [s.storage, s.freeBytes]),
         ),
         groups,
       };
@@ -586,12 +674,24 @@ function updateChange(
 
   if (changesConfig && delta.hardware && ctx.policy.snapshot_before_change) {
     const snapname = safetySnapshotName('reconcile', ctx.now);
-    steps.push(step(key, 'snapshot', { ...base, action: 'snapshot', params: { snapname }, description: `snapshot ${what} as '${snapname}' before changing it` }));
+    steps.push(
+      step(key, 'snapshot', {
+        ...base,
+        action: 'snapshot',
+        params: { snapname },
+        description: `snapshot ${what} as '${snapname}' before changing it`,
+      }),
+    );
   }
   let before: Record<string, string | null> | undefined;
   if (Object.keys(delta.params).length > 0) {
     const digest = configString(o.config!, 'digest');
-    const keys = [...Object.keys(delta.params).filter((k) => k !== 'delete'), ...String(delta.params['delete'] ?? '').split(',').filter(Boolean)];
+    const keys = [
+      ...Object.keys(delta.params).filter((k) => k !== 'delete'),
+      ...String(delta.params['delete'] ?? '')
+        .split(',')
+        .filter(Boolean),
+    ];
     before = Object.fromEntries(keys.map((k) => [k, configString(o.config!, k) ?? null]));
     steps.push(
       step(key, 'config', {
@@ -603,7 +703,14 @@ function updateChange(
     );
   }
   for (const r of delta.resizes) {
-    steps.push(step(key, `resize-${r.slot}`, { ...base, action: 'resize-disk', params: { disk: r.slot, size: `${r.sizeGiB}G` }, description: `grow ${what}'s ${r.slot} to ${r.sizeGiB}G` }));
+    steps.push(
+      step(key, `resize-${r.slot}`, {
+        ...base,
+        action: 'resize-disk',
+        params: { disk: r.slot, size: `${r.sizeGiB}G` },
+        description: `grow ${what}'s ${r.slot} to ${r.sizeGiB}G`,
+      }),
+    );
   }
   if (delta.hardware) raise('medium', `changes the CPU, memory, disks, network or cloud-init of ${what} '${o.name}'`);
   else if (changesConfig) raise('low', `changes only tags, description or onboot of ${what} '${o.name}'`);
@@ -611,7 +718,15 @@ function updateChange(
   if (moveTo) {
     fields.push({ field: 'node', from: o.node, to: moveTo });
     const mode = o.status !== 'running' ? 'offline' : o.kind === 'qemu' ? 'online' : 'restart';
-    steps.push(step(key, 'migrate', { ...base, action: 'migrate', target: moveTo, params: { target: moveTo, mode }, description: `migrate ${what} from ${o.node} to ${moveTo} (${mode})` }));
+    steps.push(
+      step(key, 'migrate', {
+        ...base,
+        action: 'migrate',
+        target: moveTo,
+        params: { target: moveTo, mode },
+        description: `migrate ${what} from ${o.node} to ${moveTo} (${mode})`,
+      }),
+    );
     raise('high', `migrates ${what} '${o.name}' to ${moveTo}`);
   }
   if (power === 'start') {
@@ -621,11 +736,24 @@ function updateChange(
   } else if (power === 'shutdown') {
     fields.push({ field: 'power', from: o.status, to: 'stopped' });
     steps.push(
-      step(key, 'shutdown', { ...base, node: moveTo ?? o.node, action: 'shutdown', params: { timeout: 180, forceStop: false }, description: `shut ${what} down gracefully (up to 180 s)` }),
+      step(key, 'shutdown', {
+        ...base,
+        node: moveTo ?? o.node,
+        action: 'shutdown',
+        params: { timeout: 180, forceStop: false },
+        description: `shut ${what} down gracefully (up to 180 s)`,
+      }),
     );
     raise('medium', `shuts down ${what} '${o.name}'`);
   } else if (delta.restart && o.status === 'running') {
-    steps.push(step(key, 'reboot', { ...base, node: moveTo ?? o.node, action: 'reboot', description: `reboot ${what} so the changes that apply at boot take effect` }));
+    steps.push(
+      step(key, 'reboot', {
+        ...base,
+        node: moveTo ?? o.node,
+        action: 'reboot',
+        description: `reboot ${what} so the changes that apply at boot take effect`,
+      }),
+    );
     raise('medium', `reboots ${what} '${o.name}' for changes that apply at boot`);
   }
   return {
@@ -657,7 +785,8 @@ function newGuestChange(
   const what = `${kindLabel(g.kind)} ${vmid} '${name}'`;
   const base = { vmid, name, node };
   const steps: PlanStep[] = [];
-  const nameSpec: NewGuestSpec['name'] = g.name !== undefined ? { fixed: g.name } : { pattern: ctx.naming.pattern, service: g.service! };
+  const nameSpec: NewGuestSpec['name'] =
+    g.name !== undefined ? { fixed: g.name } : { pattern: ctx.naming.pattern, service: g.service! };
   const description = composeDescription(g.description ?? '', sourceLabel(g.source!));
   let spec: NewGuestSpec;
   const fields: FieldChange[] = [{ field: 'source', from: '(none)', to: sourceLabel(g.source!) }];
@@ -666,8 +795,22 @@ function newGuestChange(
     const tpl = d.template;
     const full = g.source!.full !== false;
     const storage = full ? g.disks?.[0]?.storage : undefined;
-    const params: Record<string, ParamValue> = { full, ...(node !== tpl.node ? { target: node } : {}), ...(storage ? { storage } : {}) };
-    spec = { kind: 'clone', type: 'qemu', node, vmid, vmidFixed: g.vmid !== undefined, range: at.range, name: nameSpec, params, source: { vmid: tpl.vmid, name: tpl.name, node: tpl.node } };
+    const params: Record<string, ParamValue> = {
+      full,
+      ...(node !== tpl.node ? { target: node } : {}),
+      ...(storage ? { storage } : {}),
+    };
+    spec = {
+      kind: 'clone',
+      type: 'qemu',
+      node,
+      vmid,
+      vmidFixed: g.vmid !== undefined,
+      range: at.range,
+      name: nameSpec,
+      params,
+      source: { vmid: tpl.vmid, name: tpl.name, node: tpl.node },
+    };
     steps.push(
       step(key, 'clone', {
         ...base,
@@ -679,26 +822,52 @@ function newGuestChange(
       }),
     );
     // The clone starts as a copy of the template: configure what the manifest sets differently.
-    const delta = configDelta({ ...g, tags: g.tags ?? [] }, {
-      kind: 'qemu',
-      config: tpl.config ?? {},
-      running: false,
-      fields: new Set([...fieldsSet(g), 'tags']),
-      claimTags,
-      defaults: ctx.defaults,
-      source: sourceLabel(g.source!),
-      warn,
-      what,
-      ...(storage ? { storageSetByClone: storage } : {}),
-    });
+    const delta = configDelta(
+      { ...g, tags: g.tags ?? [] },
+      {
+        kind: 'qemu',
+        config: tpl.config ?? {},
+        running: false,
+        fields: new Set([...fieldsSet(g), 'tags']),
+        claimTags,
+        defaults: ctx.defaults,
+        source: sourceLabel(g.source!),
+        warn,
+        what,
+        ...(storage ? { storageSetByClone: storage } : {}),
+      },
+    );
     fields.push(...delta.fields.map((f) => ({ field: f.field, from: '(template)', to: f.to })));
-    steps.push(step(key, 'configure', { ...base, action: 'config', params: { ...delta.params, description }, description: `${describeConfigChange({ ...delta.params, description })} of the clone` }));
+    steps.push(
+      step(key, 'configure', {
+        ...base,
+        action: 'config',
+        params: { ...delta.params, description },
+        description: `${describeConfigChange({ ...delta.params, description })} of the clone`,
+      }),
+    );
     for (const r of delta.resizes) {
-      steps.push(step(key, `resize-${r.slot}`, { ...base, action: 'resize-disk', params: { disk: r.slot, size: `${r.sizeGiB}G` }, description: `grow the clone's ${r.slot} to ${r.sizeGiB}G` }));
+      steps.push(
+        step(key, `resize-${r.slot}`, {
+          ...base,
+          action: 'resize-disk',
+          params: { disk: r.slot, size: `${r.sizeGiB}G` },
+          description: `grow the clone's ${r.slot} to ${r.sizeGiB}G`,
+        }),
+      );
     }
   } else {
     const params = createParams(d, ctx, claimTags);
-    spec = { kind: 'create', type: g.kind, node, vmid, vmidFixed: g.vmid !== undefined, range: at.range, name: nameSpec, params };
+    spec = {
+      kind: 'create',
+      type: g.kind,
+      node,
+      vmid,
+      vmidFixed: g.vmid !== undefined,
+      range: at.range,
+      name: nameSpec,
+      params,
+    };
     for (const [k, v] of Object.entries(params)) fields.push({ field: k, from: '(none)', to: String(v) });
     steps.push(
       step(key, 'create', {
@@ -708,7 +877,14 @@ function newGuestChange(
         description: `create ${what} on ${node}, ${describeSource(g)}: ${d.cores} cores, ${d.memoryMb} MiB`,
       }),
     );
-    steps.push(step(key, 'configure', { ...base, action: 'config', params: { description }, description: 'record what the guest was created from in its description' }));
+    steps.push(
+      step(key, 'configure', {
+        ...base,
+        action: 'config',
+        params: { description },
+        description: 'record what the guest was created from in its description',
+      }),
+    );
   }
   if (g.power === 'running') {
     fields.push({ field: 'power', from: '(none)', to: 'running' });
@@ -735,7 +911,15 @@ function removalSteps(key: string, o: ObservedGuest): PlanStep[] {
   const what = `${kindLabel(o.kind)} ${o.vmid}`;
   const base = { vmid: o.vmid, name: o.name, node: o.node };
   return [
-    ...(o.status === 'running' ? [step(key, 'stop', { ...base, action: 'stop', description: `power off ${what} '${o.name}' before destroying it` })] : []),
+    ...(o.status === 'running'
+      ? [
+          step(key, 'stop', {
+            ...base,
+            action: 'stop',
+            description: `power off ${what} '${o.name}' before destroying it`,
+          }),
+        ]
+      : []),
     step(key, 'destroy', {
       ...base,
       action: 'destroy',
@@ -745,7 +929,13 @@ function removalSteps(key: string, o: ObservedGuest): PlanStep[] {
   ];
 }
 
-function replaceChange(o: ObservedGuest, forcing: FieldChange[], created: GuestChange, dependsOn: string[], file: string): GuestChange {
+function replaceChange(
+  o: ObservedGuest,
+  forcing: FieldChange[],
+  created: GuestChange,
+  dependsOn: string[],
+  file: string,
+): GuestChange {
   const what = `${kindLabel(o.kind)} ${o.vmid} '${o.name}'`;
   return {
     ...created,
@@ -756,9 +946,14 @@ function replaceChange(o: ObservedGuest, forcing: FieldChange[], created: GuestC
     kind: o.kind,
     replacement: { vmid: created.vmid, name: created.name, node: created.node, kind: created.kind },
     fields: [...forcing, ...created.fields.filter((f) => !forcing.some((x) => x.field === f.field))],
-    steps: [...removalSteps(created.key, o).map((s) => ({ ...s, id: `${created.key}/old-${s.id.split('/').pop()}` })), ...created.steps],
+    steps: [
+      ...removalSteps(created.key, o).map((s) => ({ ...s, id: `${created.key}/old-${s.id.split('/').pop()}` })),
+      ...created.steps,
+    ],
     risk: 'high',
-    reasons: [`replaces ${what} (${forcing.map((f) => f.field).join(' and ')} changed): the guest and its disks are destroyed and created anew`],
+    reasons: [
+      `replaces ${what} (${forcing.map((f) => f.field).join(' and ')} changed): the guest and its disks are destroyed and created anew`,
+    ],
     dependsOn,
     file,
   };

@@ -46,7 +46,9 @@ export function createDriftStore(dir: string): DriftStore {
         throw err;
       }
       const reports = await Promise.all(names.flatMap((n) => (FILE.test(n) ? [read(FILE.exec(n)![1]!)] : [])));
-      return reports.filter((r): r is DriftReport => r !== undefined).sort((a, b) => a.environment.localeCompare(b.environment));
+      return reports
+        .filter((r): r is DriftReport => r !== undefined)
+        .sort((a, b) => a.environment.localeCompare(b.environment));
     },
   };
 }

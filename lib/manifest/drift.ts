@@ -76,11 +76,20 @@ export interface DriftRun {
   workflowId?: string;
 }
 
-export function driftReport(run: DriftRun, diff: FleetDiff, text: string, previous: DriftReport | undefined): DriftReport {
+export function driftReport(
+  run: DriftRun,
+  diff: FleetDiff,
+  text: string,
+  previous: DriftReport | undefined,
+): DriftReport {
   const earlier = new Map<string, string>();
-  for (const item of previous?.items ?? []) for (const f of item.fields) earlier.set(`${item.key}\0${f.field}`, f.since);
+  for (const item of previous?.items ?? [])
+    for (const f of item.fields) earlier.set(`${item.key}\0${f.field}`, f.since);
   const items = diff.changes.map((change): DriftItem => {
-    const fields = fieldsOf(change).map((f) => ({ ...f, since: earlier.get(`${change.key}\0${f.field}`) ?? run.checkedAt }));
+    const fields = fieldsOf(change).map((f) => ({
+      ...f,
+      since: earlier.get(`${change.key}\0${f.field}`) ?? run.checkedAt,
+    }));
     return {
       key: change.key,
       action: change.action,
@@ -111,7 +120,11 @@ export function driftReport(run: DriftRun, diff: FleetDiff, text: string, previo
 }
 
 /** The report of a run whose manifest could not be planned: the previous drift is kept as it was. */
-export function invalidManifestReport(run: DriftRun, problems: string[], previous: DriftReport | undefined): DriftReport {
+export function invalidManifestReport(
+  run: DriftRun,
+  problems: string[],
+  previous: DriftReport | undefined,
+): DriftReport {
   return {
     id: run.environment,
     environment: run.environment,

@@ -24,7 +24,9 @@ export function formatProblem(p: ManifestProblem): string {
 
 export class ManifestError extends Error {
   constructor(readonly problems: ManifestProblem[]) {
-    super(`the manifest is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${formatProblem(p)}`).join('\n')}`);
+    super(
+      `the manifest is invalid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${formatProblem(p)}`).join('\n')}`,
+    );
     this.name = 'ManifestError';
   }
 }
@@ -92,7 +94,12 @@ export function parseManifests(sources: readonly ManifestSource[]): Map<string, 
     const doc = parseDocument(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     if (doc.errors.length > 0) {
       for (const err of doc.errors) {
-        problems.push({ file: source.name, path: '(yaml)', message: err.message.split('\n')[0]!, line: lines.linePos(err.pos[0]).line });
+        problems.push({
+          file: source.name,
+          path: '(yaml)',
+          message: err.message.split('\n')[0]!,
+          line: lines.linePos(err.pos[0]).line,
+        });
       }
       continue;
     }
@@ -105,7 +112,11 @@ export function parseManifests(sources: readonly ManifestSource[]): Map<string, 
       continue;
     }
     if (raw === null || raw === undefined) {
-      problems.push({ file: source.name, path: '(root)', message: 'the file is empty; a manifest names its environment and guests' });
+      problems.push({
+        file: source.name,
+        path: '(root)',
+        message: 'the file is empty; a manifest names its environment and guests',
+      });
       continue;
     }
     const result = ManifestFile.safeParse(raw);
@@ -130,11 +141,24 @@ export function parseManifests(sources: readonly ManifestSource[]): Map<string, 
   const fleets = new Map<string, Fleet>();
   const texts = new Map<string, string[]>();
   for (const { file, content } of parsed) {
-    const fleet = fleets.get(content.environment) ?? { environment: content.environment, claims: { tags: [], vmids: [] }, guests: [], files: [], digest: '' };
+    const fleet = fleets.get(content.environment) ?? {
+      environment: content.environment,
+      claims: { tags: [], vmids: [] },
+      guests: [],
+      files: [],
+      digest: '',
+    };
     fleets.set(content.environment, fleet);
-    for (const tag of content.claims.tags) if (!fleet.claims.tags.includes(tag.toLowerCase())) fleet.claims.tags.push(tag.toLowerCase());
+    for (const tag of content.claims.tags)
+      if (!fleet.claims.tags.includes(tag.toLowerCase())) fleet.claims.tags.push(tag.toLowerCase());
     if (content.claims.vmids) fleet.claims.vmids.push(content.claims.vmids);
-    fleet.guests.push(...content.guests.map((g) => ({ ...g, file: file.name, ...(content.claims.vmids ? { vmidRange: content.claims.vmids } : {}) })));
+    fleet.guests.push(
+      ...content.guests.map((g) => ({
+        ...g,
+        file: file.name,
+        ...(content.claims.vmids ? { vmidRange: content.claims.vmids } : {}),
+      })),
+    );
     fleet.files.push({ name: file.name, sha256: sha256(file.text) });
     texts.set(content.environment, [...(texts.get(content.environment) ?? []), `${file.name}\0${file.text}`]);
   }
@@ -168,7 +192,10 @@ export function guestLabel(g: Pick<ManifestGuest, 'name' | 'service' | 'vmid'>):
 }
 
 /** The guest `depends_on` means by `label`: its name or `service#vmid`, else the first guest of that service. */
-export function findGuest<G extends Pick<ManifestGuest, 'name' | 'service' | 'vmid'>>(guests: readonly G[], label: string): G | undefined {
+export function findGuest<G extends Pick<ManifestGuest, 'name' | 'service' | 'vmid'>>(
+  guests: readonly G[],
+  label: string,
+): G | undefined {
   return guests.find((g) => guestLabel(g) === label) ?? guests.find((g) => g.service === label);
 }
 
@@ -179,7 +206,8 @@ function checkFleet(fleet: Fleet, at: Locate): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
   const firstBy = (key: string, g: FleetGuest, field: string, what: string, seen: Map<string, FleetGuest>) => {
     const earlier = seen.get(key);
-    if (earlier) problems.push({ ...at(g, field), message: `${what} is also used by ${earlier.file}:guests.${earlier.index}` });
+    if (earlier)
+      problems.push({ ...at(g, field), message: `${what} is also used by ${earlier.file}:guests.${earlier.index}` });
     else seen.set(key, g);
   };
   const names = new Map<string, FleetGuest>();
@@ -189,7 +217,13 @@ function checkFleet(fleet: Fleet, at: Locate): ManifestProblem[] {
     if (g.name !== undefined) firstBy(g.name.toLowerCase(), g, 'name', `name '${g.name}'`, names);
     if (g.vmid !== undefined) firstBy(String(g.vmid), g, 'vmid', `vmid ${g.vmid}`, vmids);
     if (g.service !== undefined && g.vmid === undefined) {
-      firstBy(g.service, g, 'service', `service '${g.service}' without a vmid (give each a vmid to have several)`, services);
+      firstBy(
+        g.service,
+        g,
+        'service',
+        `service '${g.service}' without a vmid (give each a vmid to have several)`,
+        services,
+      );
     }
   }
 
@@ -198,7 +232,8 @@ function checkFleet(fleet: Fleet, at: Locate): ManifestProblem[] {
     const deps: FleetGuest[] = [];
     g.depends_on.forEach((label, i) => {
       const target = findGuest(fleet.guests, label);
-      if (!target) problems.push({ ...at(g, 'depends_on', i), message: `no guest '${label}' in this environment's manifest` });
+      if (!target)
+        problems.push({ ...at(g, 'depends_on', i), message: `no guest '${label}' in this environment's manifest` });
       else if (target === g) problems.push({ ...at(g, 'depends_on', i), message: 'a guest cannot depend on itself' });
       else deps.push(target);
     });
@@ -206,7 +241,10 @@ function checkFleet(fleet: Fleet, at: Locate): ManifestProblem[] {
   }
   const cycle = findCycle(fleet.guests, edges);
   if (cycle) {
-    problems.push({ ...at(cycle[0]!, 'depends_on'), message: `dependency cycle: ${[...cycle, cycle[0]!].map(guestLabel).join(' -> ')}` });
+    problems.push({
+      ...at(cycle[0]!, 'depends_on'),
+      message: `dependency cycle: ${[...cycle, cycle[0]!].map(guestLabel).join(' -> ')}`,
+    });
   }
   return problems;
 }
@@ -241,7 +279,13 @@ export async function readManifestFolder(folder: string): Promise<ManifestSource
     names = await readdir(folder);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ManifestError([{ file: folder, path: '(folder)', message: code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})` }]);
+    throw new ManifestError([
+      {
+        file: folder,
+        path: '(folder)',
+        message: code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})`,
+      },
+    ]);
   }
   const yamlFiles = names.filter((n) => /\.ya?ml$/i.test(n) && !n.startsWith('.')).sort();
   return Promise.all(yamlFiles.map(async (name) => ({ name, text: await readFile(join(folder, name), 'utf8') })));
@@ -250,5 +294,13 @@ export async function readManifestFolder(folder: string): Promise<ManifestSource
 /** The environment's fleet from a manifest folder; an empty fleet when no file names the environment. */
 export async function loadFleet(folder: string, environment: string): Promise<Fleet> {
   const fleets = parseManifests(await readManifestFolder(folder));
-  return fleets.get(environment) ?? { environment, claims: { tags: [], vmids: [] }, guests: [], files: [], digest: sha256('') };
+  return (
+    fleets.get(environment) ?? {
+      environment,
+      claims: { tags: [], vmids: [] },
+      guests: [],
+      files: [],
+      digest: sha256(''),
+    }
+  );
 }

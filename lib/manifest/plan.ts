@@ -28,7 +28,11 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-export function reconcilePlan(diff: FleetDiff, fleet: Fleet, opts: { manifests: string; maxParallel: number }): PlanDraft<ReconcileDetails> {
+export function reconcilePlan(
+  diff: FleetDiff,
+  fleet: Fleet,
+  opts: { manifests: string; maxParallel: number },
+): PlanDraft<ReconcileDetails> {
   const { changes } = diff;
   const counts = countChanges(diff);
   const steps = changes.flatMap((c) => c.steps);
@@ -38,7 +42,11 @@ export function reconcilePlan(diff: FleetDiff, fleet: Fleet, opts: { manifests: 
     ...changes.filter((c) => c.risk === 'high').flatMap((c) => c.reasons),
     ...(counts.create ? [`creates ${plural(counts.create, 'guest')}, allocating memory and disks`] : []),
     ...changes.filter((c) => c.action === 'update' && c.risk === 'medium').flatMap((c) => c.reasons),
-    ...(changes.some((c) => c.action === 'update' && c.risk === 'low') ? [`${plural(changes.filter((c) => c.action === 'update' && c.risk === 'low').length, 'guest')}: tags, description, onboot or power-on only`] : []),
+    ...(changes.some((c) => c.action === 'update' && c.risk === 'low')
+      ? [
+          `${plural(changes.filter((c) => c.action === 'update' && c.risk === 'low').length, 'guest')}: tags, description, onboot or power-on only`,
+        ]
+      : []),
   ];
   const waves = new Set(changes.map((c) => c.wave)).size;
   return {
@@ -47,9 +55,21 @@ export function reconcilePlan(diff: FleetDiff, fleet: Fleet, opts: { manifests: 
     reasons: reasons.length ? reasons : ['the cluster matches the manifest: nothing to do'],
     steps,
     warnings: diff.warnings,
-    nodes: [...new Set(changes.flatMap((c) => [c.node, ...(c.replacement ? [c.replacement.node] : []), ...c.steps.flatMap((s) => (s.target ? [s.target] : []))]))].sort(),
-    vmids: [...new Set(changes.flatMap((c) => [c.vmid, ...(c.replacement ? [c.replacement.vmid] : [])]))].sort((a, b) => a - b),
-    estimatedDurationMs: Math.round((steps.length * STEP_MS) / Math.max(1, Math.min(opts.maxParallel, changes.length || 1))) + waves * STEP_MS,
+    nodes: [
+      ...new Set(
+        changes.flatMap((c) => [
+          c.node,
+          ...(c.replacement ? [c.replacement.node] : []),
+          ...c.steps.flatMap((s) => (s.target ? [s.target] : [])),
+        ]),
+      ),
+    ].sort(),
+    vmids: [...new Set(changes.flatMap((c) => [c.vmid, ...(c.replacement ? [c.replacement.vmid] : [])]))].sort(
+      (a, b) => a - b,
+    ),
+    estimatedDurationMs:
+      Math.round((steps.length * STEP_MS) / Math.max(1, Math.min(opts.maxParallel, changes.length || 1))) +
+      waves * STEP_MS,
     details: {
       environment: diff.environment,
       manifests: opts.manifests,

@@ -76,7 +76,6 @@ export function parseDrive(value: string): DriveValue {
   };
 }
 
-
 export interface NicValue {
   /** VMs: the model; containers: undefined. */
   model?: string;
@@ -148,7 +147,14 @@ export function formatLxcNic(nic: NicValue): string {
 
 /** PVE separates tags with `;` (older versions also `,` or spaces) and compares them case-insensitively. */
 export function parseTagList(tags: string | undefined): string[] {
-  return [...new Set((tags ?? '').split(/[;, ]+/).filter(Boolean).map((t) => t.toLowerCase()))].sort();
+  return [
+    ...new Set(
+      (tags ?? '')
+        .split(/[;, ]+/)
+        .filter(Boolean)
+        .map((t) => t.toLowerCase()),
+    ),
+  ].sort();
 }
 
 export function formatTagList(tags: readonly string[]): string {
@@ -158,7 +164,10 @@ export function formatTagList(tags: readonly string[]): string {
 /** `ip=10.0.0.5/24,gw=10.0.0.1` or `ip=dhcp` */
 export function parseIpConfig(value: string | undefined): { ip?: string; gateway?: string } {
   const entries = new Map(parsePropertyString(value ?? ''));
-  return { ...(entries.get('ip') ? { ip: entries.get('ip')! } : {}), ...(entries.get('gw') ? { gateway: entries.get('gw')! } : {}) };
+  return {
+    ...(entries.get('ip') ? { ip: entries.get('ip')! } : {}),
+    ...(entries.get('gw') ? { gateway: entries.get('gw')! } : {}),
+  };
 }
 
 export function formatIpConfig(ip: string, gateway: string | undefined): string {
@@ -174,7 +183,10 @@ export function decodeSshKeys(value: string | undefined): string[] {
   } catch {
     text = value;
   }
-  return text.split('\n').map((k) => k.trim()).filter(Boolean);
+  return text
+    .split('\n')
+    .map((k) => k.trim())
+    .filter(Boolean);
 }
 
 export function encodeSshKeys(keys: readonly string[]): string {

@@ -17,16 +17,33 @@ const CALLS: Record<string, Partial<Record<GuestKind, EndpointName>>> = {
 };
 
 /** PVE's reason per refused parameter (one line each), among the parameters the step sets. */
-export function stepRefusals(kind: GuestKind, action: string, params: Readonly<Record<string, string | number | boolean>>): Record<string, string> {
+export function stepRefusals(
+  kind: GuestKind,
+  action: string,
+  params: Readonly<Record<string, string | number | boolean>>,
+): Record<string, string> {
   const api = CALLS[action]?.[kind];
   if (!api) return {};
-  const checked = decodeFormParams(endpoints[api], Object.fromEntries(Object.entries(params).map(([k, v]) => [k, encodeValue(v)])));
+  const checked = decodeFormParams(
+    endpoints[api],
+    Object.fromEntries(Object.entries(params).map(([k, v]) => [k, encodeValue(v)])),
+  );
   if (checked.ok) return {};
   // Node and VMID come from the step itself, not its parameters; only what the manifest set is judged.
-  return Object.fromEntries(Object.entries(checked.errors).filter(([key]) => key in params).map(([key, reason]) => [key, reason.replaceAll('\n', '; ')]));
+  return Object.fromEntries(
+    Object.entries(checked.errors)
+      .filter(([key]) => key in params)
+      .map(([key, reason]) => [key, reason.replaceAll('\n', '; ')]),
+  );
 }
 
-const CLOUD_INIT_FIELDS: Record<string, string> = { ciuser: 'user', sshkeys: 'ssh_keys', ipconfig0: 'ip', nameserver: 'nameserver', searchdomain: 'searchdomain' };
+const CLOUD_INIT_FIELDS: Record<string, string> = {
+  ciuser: 'user',
+  sshkeys: 'ssh_keys',
+  ipconfig0: 'ip',
+  nameserver: 'nameserver',
+  searchdomain: 'searchdomain',
+};
 
 /** The manifest field a PVE parameter is made from, as a path below the guest. */
 export function manifestPath(key: string): (string | number)[] {

@@ -38,7 +38,9 @@ export function renderChange(c: GuestChange): string {
   const lines = [`${SYMBOL[c.action]} guest "${c.key}" ${heading(c)}`];
   const width = Math.max(0, ...c.fields.map((f) => f.field.length));
   for (const f of c.fields) lines.push(fieldLine(f, width, c.action));
-  lines.push(`        steps: ${c.steps.map((s) => s.id.slice(s.id.lastIndexOf('/') + 1)).join(', ')}${c.dependsOn.length ? `  (after ${c.dependsOn.join(', ')})` : ''}`);
+  lines.push(
+    `        steps: ${c.steps.map((s) => s.id.slice(s.id.lastIndexOf('/') + 1)).join(', ')}${c.dependsOn.length ? `  (after ${c.dependsOn.join(', ')})` : ''}`,
+  );
   return lines.join('\n');
 }
 
@@ -61,12 +63,15 @@ export function renderPlan(diff: FleetDiff): string {
     return out.join('\n');
   }
   if (diff.changes.length === 0) {
-    out.push(`No changes. The ${diff.unchanged.length} guest${diff.unchanged.length === 1 ? '' : 's'} of the manifest match the cluster.`);
+    out.push(
+      `No changes. The ${diff.unchanged.length} guest${diff.unchanged.length === 1 ? '' : 's'} of the manifest match the cluster.`,
+    );
   } else {
     out.push('proxmox-manager will perform these actions:', '');
     for (const c of diff.changes) out.push(renderChange(c), '');
     out.push(`Plan: ${summarizeDiff(diff)}; ${diff.unchanged.length} unchanged.`);
   }
-  if (diff.warnings.length > 0) out.push('', 'Warnings (not changed by this plan):', ...diff.warnings.map((w) => `  - ${w}`));
+  if (diff.warnings.length > 0)
+    out.push('', 'Warnings (not changed by this plan):', ...diff.warnings.map((w) => `  - ${w}`));
   return out.join('\n');
 }

@@ -32,7 +32,11 @@ export interface DriftScheduleOptions {
   manifests?: string;
 }
 
-export async function ensureDriftSchedule(client: Client, config: AppConfig, options: DriftScheduleOptions = {}): Promise<DriftSchedule[]> {
+export async function ensureDriftSchedule(
+  client: Client,
+  config: AppConfig,
+  options: DriftScheduleOptions = {},
+): Promise<DriftSchedule[]> {
   const { driftInterval } = manifestSettings(config);
   const schedules: DriftSchedule[] = [];
   for (const environment of options.environments ?? Object.keys(config.environments)) {
@@ -55,7 +59,9 @@ export async function ensureDriftSchedule(client: Client, config: AppConfig, opt
       await client.schedule.create({
         scheduleId,
         ...desired,
-        state: { note: `drift detection for ${environment}: plans against the manifest every ${driftInterval}, never applies` },
+        state: {
+          note: `drift detection for ${environment}: plans against the manifest every ${driftInterval}, never applies`,
+        },
       });
       schedules.push({ environment, scheduleId, created: true });
     } catch (err) {

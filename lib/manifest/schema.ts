@@ -42,7 +42,10 @@ function gibOf(text: string): number | undefined {
 const DiskSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const gib = typeof value === 'number' ? value : gibOf(value);
   if (gib === undefined || !Number.isInteger(gib) || gib < 1 || gib > 65_536) {
-    ctx.addIssue({ code: 'custom', message: `'${value}' is not a disk size in whole GiB such as 32 or 32G (1G to 64T)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `'${value}' is not a disk size in whole GiB such as 32 or 32G (1G to 64T)`,
+    });
     return z.NEVER;
   }
   return gib;
@@ -66,12 +69,17 @@ const nodeName = z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/, 'm
 const storageId = z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'must be a PVE storage id');
 const pveTag = z.string().regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, 'must be a PVE tag (letters, digits, _ - + .)');
 const bridge = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a bridge name such as vmbr0');
-const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, "must be 'dhcp' or an address with prefix such as 10.0.0.5/24");
+const ipv4Cidr = z
+  .string()
+  .regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, "must be 'dhcp' or an address with prefix such as 10.0.0.5/24");
 const ipv4 = z.ipv4({ message: 'must be an IPv4 address' });
 const volumeId = (content: string) =>
   z
     .string()
-    .regex(new RegExp(`^[a-z][a-z0-9\\-_.]*[a-z0-9]:${content}/[^/\\s]+$`, 'i'), `must be a volume id such as 'local:${content}/<file>'`);
+    .regex(
+      new RegExp(`^[a-z][a-z0-9\\-_.]*[a-z0-9]:${content}/[^/\\s]+$`, 'i'),
+      `must be a volume id such as 'local:${content}/<file>'`,
+    );
 
 export const VmidRange = z
   .string()
@@ -100,20 +108,30 @@ const Source = z
   .superRefine((s, ctx) => {
     const given = (['template', 'image', 'iso', 'ostemplate'] as const).filter((k) => s[k] !== undefined);
     if (given.length !== 1) {
-      ctx.addIssue({ code: 'custom', message: `name exactly one of template, image, iso, ostemplate${given.length ? ` (got ${given.join(', ')})` : ''}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `name exactly one of template, image, iso, ostemplate${given.length ? ` (got ${given.join(', ')})` : ''}`,
+      });
     }
-    if (s.full !== undefined && s.template === undefined) ctx.addIssue({ code: 'custom', path: ['full'], message: 'only clones of a template are full or linked' });
+    if (s.full !== undefined && s.template === undefined)
+      ctx.addIssue({ code: 'custom', path: ['full'], message: 'only clones of a template are full or linked' });
   });
 export type GuestSource = z.output<typeof Source>;
 
 const Disk = z.strictObject({
   /** scsi0, virtio1, ... for VMs; rootfs, mp0, ... for containers. In list order when absent. */
-  slot: z.string().regex(/^((scsi|virtio|sata|ide)\d+|rootfs|mp\d+)$/, 'must be a disk slot such as scsi0, rootfs or mp0').optional(),
+  slot: z
+    .string()
+    .regex(/^((scsi|virtio|sata|ide)\d+|rootfs|mp\d+)$/, 'must be a disk slot such as scsi0, rootfs or mp0')
+    .optional(),
   size: DiskSize,
   /** The environment's default storage when absent. */
   storage: storageId.optional(),
   /** Containers' mount points: where the volume is mounted. */
-  path: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute path').optional(),
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute path')
+    .optional(),
 });
 export type DiskSpec = z.output<typeof Disk>;
 
@@ -127,7 +145,10 @@ const Nic = z.strictObject({
   /** PVE firewall on this NIC (compared when set). */
   firewall: z.boolean().optional(),
   /** Containers: the interface name inside (eth0, eth1, ... by position when absent). */
-  name: z.string().regex(/^[a-z][a-z0-9]{0,14}$/, 'must be an interface name such as eth0').optional(),
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9]{0,14}$/, 'must be an interface name such as eth0')
+    .optional(),
   /** Containers: `dhcp` or an address with prefix (VMs set theirs through cloud_init.ip). */
   ip: z.union([z.literal('dhcp'), ipv4Cidr]).optional(),
   /** Containers: the default gateway. */
@@ -136,15 +157,28 @@ const Nic = z.strictObject({
 export type NicSpec = z.output<typeof Nic>;
 
 const CloudInit = z.strictObject({
-  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a user name such as debian').optional(),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a user name such as debian')
+    .optional(),
   /** OpenSSH public keys, one per entry. */
   ssh_keys: z
-    .array(z.string().regex(/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( \S.*)?$/, 'must be an OpenSSH public key'))
+    .array(
+      z
+        .string()
+        .regex(
+          /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( \S.*)?$/,
+          'must be an OpenSSH public key',
+        ),
+    )
     .optional(),
   ip: z.union([z.literal('dhcp'), ipv4Cidr]).optional(),
   gateway: ipv4.optional(),
   nameserver: z.array(ipv4).min(1).optional(),
-  searchdomain: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a DNS domain').optional(),
+  searchdomain: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/i, 'must be a DNS domain')
+    .optional(),
 });
 export type CloudInitSpec = z.output<typeof CloudInit>;
 
@@ -152,7 +186,10 @@ const Placement = z.strictObject({
   /** The nodes the guest may run on (all online nodes when absent). */
   nodes: z.array(nodeName).min(1).optional(),
   /** Guests sharing an anti-affinity group run on different nodes. */
-  anti_affinity: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a group name (lowercase letters, digits, _ -)').optional(),
+  anti_affinity: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a group name (lowercase letters, digits, _ -)')
+    .optional(),
 });
 export type PlacementSpec = z.output<typeof Placement>;
 
@@ -184,7 +221,10 @@ const GuestEntry = z.strictObject({
   /** The guest's name, as is… */
   name: dnsName.optional(),
   /** …or what it is for: the name then follows the environment's naming policy (`auto-{service}-{vmid}`). */
-  service: z.string().regex(SERVICE_PATTERN, 'must be a service name: lowercase letters, digits and dashes (at most 32)').optional(),
+  service: z
+    .string()
+    .regex(SERVICE_PATTERN, 'must be a service name: lowercase letters, digits and dashes (at most 32)')
+    .optional(),
   /** A fixed VMID; the next free one in the claimed (or the environment's) range when absent. */
   vmid: vmid.optional(),
   /** Guests (by name or service) whose changes are applied before this one's. */
@@ -237,7 +277,8 @@ const QEMU_SLOT = /^(scsi|virtio|sata|ide)\d+$/;
 const LXC_SLOT = /^(rootfs|mp\d+)$/;
 
 type Loose = Record<string, unknown>;
-const record = (v: unknown): Loose | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Loose) : undefined);
+const record = (v: unknown): Loose | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Loose) : undefined;
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /**
@@ -246,30 +287,41 @@ const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
  * defensively, as they may not have their parsed shape.
  */
 function checkGuest(g: Loose, own: Loose, ctx: z.RefinementCtx, at: (string | number)[]): void {
-  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: [...at, ...path], message });
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: [...at, ...path], message });
   const kind = g['kind'] === 'lxc' ? 'lxc' : 'qemu';
   const source = record(g['source']);
   const cloudInit = record(g['cloud_init']);
   const network = list(g['network']).map((n) => record(n) ?? {});
 
-  if ((g['name'] === undefined) === (g['service'] === undefined)) issue([], 'give the guest a name or a service (exactly one)');
-  if (g['node'] !== undefined && g['placement'] !== undefined) issue(['placement'], 'pin a node or give a placement rule, not both');
+  if ((g['name'] === undefined) === (g['service'] === undefined))
+    issue([], 'give the guest a name or a service (exactly one)');
+  if (g['node'] !== undefined && g['placement'] !== undefined)
+    issue(['placement'], 'pin a node or give a placement rule, not both');
 
   if (source) {
-    if (kind === 'lxc' && source['ostemplate'] === undefined) issue(['source'], 'a container is created from an ostemplate');
-    if (kind === 'qemu' && source['ostemplate'] !== undefined) issue(['source', 'ostemplate'], 'only containers are created from a template archive');
+    if (kind === 'lxc' && source['ostemplate'] === undefined)
+      issue(['source'], 'a container is created from an ostemplate');
+    if (kind === 'qemu' && source['ostemplate'] !== undefined)
+      issue(['source', 'ostemplate'], 'only containers are created from a template archive');
   }
   if (kind === 'lxc') {
     if (cloudInit) issue(['cloud_init'], 'containers take their addresses from network[].ip, not cloud-init');
-    network.forEach((n, i) => n['model'] !== undefined && issue(['network', i, 'model'], 'containers have veth interfaces; a model is for VMs'));
+    network.forEach(
+      (n, i) =>
+        n['model'] !== undefined &&
+        issue(['network', i, 'model'], 'containers have veth interfaces; a model is for VMs'),
+    );
   } else {
     if (g['swap'] !== undefined) issue(['swap'], 'swap is a container setting');
     network.forEach((n, i) => {
       if (n['ip'] !== undefined) issue(['network', i, 'ip'], 'VMs take their address from cloud_init.ip');
-      if (n['gateway'] !== undefined) issue(['network', i, 'gateway'], 'VMs take their gateway from cloud_init.gateway');
+      if (n['gateway'] !== undefined)
+        issue(['network', i, 'gateway'], 'VMs take their gateway from cloud_init.gateway');
       if (n['name'] !== undefined) issue(['network', i, 'name'], 'VM NICs are named by the guest OS');
     });
-    if (cloudInit && source?.['iso'] !== undefined) issue(['cloud_init'], 'cloud-init needs a template or an image source, not an installer ISO');
+    if (cloudInit && source?.['iso'] !== undefined)
+      issue(['cloud_init'], 'cloud-init needs a template or an image source, not an installer ISO');
   }
   if (cloudInit?.['gateway'] !== undefined && (cloudInit['ip'] === undefined || cloudInit['ip'] === 'dhcp')) {
     issue(['cloud_init', 'gateway'], 'a gateway goes with a static ip');
@@ -279,17 +331,24 @@ function checkGuest(g: Loose, own: Loose, ctx: z.RefinementCtx, at: (string | nu
   const slots = new Set<string>();
   disks.forEach((d, i) => {
     const slot = typeof d['slot'] === 'string' ? d['slot'] : defaultDiskSlot(kind, i);
-    if (!(kind === 'qemu' ? QEMU_SLOT : LXC_SLOT).test(slot)) issue(['disks', i, 'slot'], `'${slot}' is not a ${kind === 'qemu' ? 'VM' : 'container'} disk slot`);
+    if (!(kind === 'qemu' ? QEMU_SLOT : LXC_SLOT).test(slot))
+      issue(['disks', i, 'slot'], `'${slot}' is not a ${kind === 'qemu' ? 'VM' : 'container'} disk slot`);
     if (slots.has(slot)) issue(['disks', i, 'slot'], `slot ${slot} is listed twice`);
     slots.add(slot);
-    if (kind === 'lxc' && slot.startsWith('mp') && d['path'] === undefined) issue(['disks', i, 'path'], 'a mount point needs its path');
-    if (d['path'] !== undefined && !(kind === 'lxc' && slot.startsWith('mp'))) issue(['disks', i, 'path'], 'only container mount points have a path');
+    if (kind === 'lxc' && slot.startsWith('mp') && d['path'] === undefined)
+      issue(['disks', i, 'path'], 'a mount point needs its path');
+    if (d['path'] !== undefined && !(kind === 'lxc' && slot.startsWith('mp')))
+      issue(['disks', i, 'path'], 'only container mount points have a path');
   });
   if (kind === 'lxc' && disks.length > 0 && !slots.has('rootfs')) issue(['disks'], 'a container needs its rootfs');
 
   const set = new Set(fieldsSet(g));
   list(own['managed']).forEach((field, i) => {
-    if (typeof field === 'string' && (MANAGED_FIELDS as readonly string[]).includes(field) && !set.has(field as ManagedField)) {
+    if (
+      typeof field === 'string' &&
+      (MANAGED_FIELDS as readonly string[]).includes(field) &&
+      !set.has(field as ManagedField)
+    ) {
       issue(['managed', i], `'${field}' is managed, but the guest does not set it`);
     }
   });

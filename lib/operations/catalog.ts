@@ -16,7 +16,10 @@ import { parseRunbookMarkdown, RunbookError } from '../runbooks/markdown.js';
 
 const vmid = z.number().int().min(100).max(999_999_999);
 // A node name is a host name label (pve-node): at most 63 characters, as PVE's own format says.
-const nodeName = z.string().max(63).regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
+const nodeName = z
+  .string()
+  .max(63)
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9-]*$/, 'must be a PVE node name');
 
 /** Fields every operation request may carry besides its own. */
 const common = {
@@ -62,7 +65,10 @@ export const vmActionOperation = defineOperation({
     /** The VM's name as the operator knows it: checked against PVE before anything happens. */
     name: z.string().min(1),
     action: z.enum(['start', 'stop', 'shutdown', 'reboot', 'snapshot', 'rollback', 'migrate', 'delete']),
-    snapshot: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/, 'must be a PVE snapshot name').optional(),
+    snapshot: z
+      .string()
+      .regex(/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/, 'must be a PVE snapshot name')
+      .optional(),
     target: nodeName.optional(),
     shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
     forceStopAfterTimeout: z.boolean().default(false),
@@ -87,7 +93,10 @@ export const evacuationOperation = defineOperation({
     includeStopped: z.boolean().default(true),
     includeTemplates: z.boolean().default(false),
     localDisks: z.enum(['migrate', 'leave']).default('migrate'),
-    targetStorage: z.string().regex(/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/, 'must be a PVE storage id').optional(),
+    targetStorage: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/, 'must be a PVE storage id')
+      .optional(),
     containers: z.enum(['restart', 'leave']).default('leave'),
     containerShutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
     onFailure: z.enum(['stop', 'continue']).default('stop'),
@@ -105,10 +114,18 @@ const storageId = z.string().regex(/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/, 'mus
 const pveTag = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_\-+.]*$/, 'must be a PVE tag (letters, digits, _ - + .)');
 const dnsName = z
   .string()
-  .regex(/^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/, 'must be a DNS name (letters, digits, dashes; at most 63)');
+  .regex(
+    /^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/,
+    'must be a DNS name (letters, digits, dashes; at most 63)',
+  );
 const snapshotName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/, 'must be a PVE snapshot name');
 const volumeId = (content: 'iso' | 'vztmpl') =>
-  z.string().regex(new RegExp(`^[A-Za-z][A-Za-z0-9\\-_.]*[A-Za-z0-9]:${content}/[^/]+$`), `must be a volume id such as 'local:${content}/<file>'`);
+  z
+    .string()
+    .regex(
+      new RegExp(`^[A-Za-z][A-Za-z0-9\\-_.]*[A-Za-z0-9]:${content}/[^/]+$`),
+      `must be a volume id such as 'local:${content}/<file>'`,
+    );
 const tagExpression = z
   .string()
   .min(1)
@@ -118,12 +135,16 @@ const tagExpression = z
   })
   // A grammar JSON Schema cannot state: the document names it as a format.
   .meta({ format: 'pm-tag-expression', maxLength: TAG_EXPRESSION_LIMITS.length });
-const sshHostKey = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)');
+const sshHostKey = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 host-key fingerprint (SHA256:...)');
 
 /** What a new guest may set; everything left out comes from the environment's `defaults`. */
 const newGuest = {
   /** What the guest is for: names it through the naming policy (`auto-{service}-{vmid}`). */
-  service: z.string().regex(SERVICE_PATTERN, 'must be a service name: lowercase letters, digits and dashes (at most 32)'),
+  service: z
+    .string()
+    .regex(SERVICE_PATTERN, 'must be a service name: lowercase letters, digits and dashes (at most 32)'),
   /** Overrides the naming policy. */
   name: dnsName.optional(),
   /** A specific VMID instead of the next free one in the VM range; refused when it exists. */
@@ -132,7 +153,10 @@ const newGuest = {
   cores: z.number().int().min(1).max(512).optional(),
   memoryMb: z.number().int().min(16).max(8_388_608).optional(),
   storage: storageId.optional(),
-  bridge: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a bridge name such as vmbr0').optional(),
+  bridge: z
+    .string()
+    .regex(/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/, 'must be a bridge name such as vmbr0')
+    .optional(),
   tags: z.array(pveTag).max(32).default([]),
   start: z.boolean().default(false),
 };
@@ -142,7 +166,8 @@ export const vmCreateOperation = defineOperation({
   kind: 'vm-create',
   workflowType: 'vmCreate',
   docs: 'operations.md',
-  description: 'Create a VM (or a container from a template) with a fresh VMID, the cluster defaults and the naming policy.',
+  description:
+    'Create a VM (or a container from a template) with a fresh VMID, the cluster defaults and the naming policy.',
   body: z
     .strictObject({
       ...common,
@@ -155,9 +180,16 @@ export const vmCreateOperation = defineOperation({
       ostemplate: volumeId('vztmpl').optional(),
     })
     .superRefine((b, ctx) => {
-      if (b.type === 'lxc' && !b.ostemplate) ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'a container needs a template' });
-      if (b.type === 'qemu' && b.ostemplate) ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'only containers are created from a template archive' });
-      if (b.type === 'lxc' && b.iso) ctx.addIssue({ code: 'custom', path: ['iso'], message: 'containers have no CD drive' });
+      if (b.type === 'lxc' && !b.ostemplate)
+        ctx.addIssue({ code: 'custom', path: ['ostemplate'], message: 'a container needs a template' });
+      if (b.type === 'qemu' && b.ostemplate)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ostemplate'],
+          message: 'only containers are created from a template archive',
+        });
+      if (b.type === 'lxc' && b.iso)
+        ctx.addIssue({ code: 'custom', path: ['iso'], message: 'containers have no CD drive' });
     })
     // The same rules, for the OpenAPI document.
     .meta({
@@ -174,16 +206,15 @@ export const vmCloneOperation = defineOperation({
   workflowType: 'vmCreate',
   docs: 'operations.md',
   description: 'Clone a VM or template (full or linked) into a new VM with a fresh VMID and the naming policy.',
-  body: z
-    .strictObject({
-      ...common,
-      sourceVmid: vmid,
-      /** Checked against PVE together with the VMID before cloning. */
-      sourceName: z.string().min(1),
-      /** A linked clone (full: false) needs a template as its source. */
-      full: z.boolean().default(true),
-      ...newGuest,
-    }),
+  body: z.strictObject({
+    ...common,
+    sourceVmid: vmid,
+    /** Checked against PVE together with the VMID before cloning. */
+    sourceName: z.string().min(1),
+    /** A linked clone (full: false) needs a template as its source. */
+    full: z.boolean().default(true),
+    ...newGuest,
+  }),
   workflowId: (b, at) => `vm-clone/${b.environment}/${b.sourceVmid}/${at}`,
   nodes: (b) => (b.node ? [b.node] : []),
 });
@@ -220,13 +251,17 @@ export const bulkActionOperation = defineOperation({
   kind: 'bulk-action',
   workflowType: 'bulkAction',
   docs: 'operations.md',
-  description: 'Start, shut down, stop, reboot, snapshot or delete every guest matching a tag expression (e.g. `web & !prod`).',
+  description:
+    'Start, shut down, stop, reboot, snapshot or delete every guest matching a tag expression (e.g. `web & !prod`).',
   body: z.strictObject({
     ...common,
     /** `web`, `web & !prod`, `a | b`, `(web | api) & !canary`. */
     tags: tagExpression,
     action: z.enum(['start', 'shutdown', 'stop', 'reboot', 'snapshot', 'delete']),
-    types: z.array(z.enum(['qemu', 'lxc'])).min(1).default(['qemu', 'lxc']),
+    types: z
+      .array(z.enum(['qemu', 'lxc']))
+      .min(1)
+      .default(['qemu', 'lxc']),
     nodes: z.array(nodeName).min(1).optional(),
     snapshot: snapshotName.optional(),
     shutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
@@ -268,22 +303,34 @@ export const isoImportOperation = defineOperation({
       node: nodeName,
       storage: storageId,
       url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
-      filename: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.(iso|img)$/, 'must be a file name ending .iso or .img'),
+      filename: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.(iso|img)$/, 'must be a file name ending .iso or .img'),
       checksum: z.string().regex(/^[0-9a-fA-F]+$/, 'must be a hex digest'),
       checksumAlgorithm: z.enum(['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512']).default('sha256'),
     })
     .superRefine((b, ctx) => {
       const length = checksumLength[b.checksumAlgorithm];
       if (b.checksum.length !== length) {
-        ctx.addIssue({ code: 'custom', path: ['checksum'], message: `a ${b.checksumAlgorithm} digest has ${length} hex digits` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['checksum'],
+          message: `a ${b.checksumAlgorithm} digest has ${length} hex digits`,
+        });
       }
     })
     // The same rule, for the OpenAPI document (sha256 when no algorithm is named).
     .meta({
       allOf: Object.entries(checksumLength).map(([algorithm, length]) => ({
-        if: algorithm === 'sha256'
-          ? { anyOf: [{ not: { required: ['checksumAlgorithm'] } }, { properties: { checksumAlgorithm: { const: algorithm } } }] }
-          : { properties: { checksumAlgorithm: { const: algorithm } }, required: ['checksumAlgorithm'] },
+        if:
+          algorithm === 'sha256'
+            ? {
+                anyOf: [
+                  { not: { required: ['checksumAlgorithm'] } },
+                  { properties: { checksumAlgorithm: { const: algorithm } } },
+                ],
+              }
+            : { properties: { checksumAlgorithm: { const: algorithm } }, required: ['checksumAlgorithm'] },
         then: { properties: { checksum: { minLength: length, maxLength: length } } },
       })),
     }),
@@ -316,7 +363,10 @@ export const statefulVmOperation = defineOperation({
     ...newGuest,
     diskGb,
     /** Alpine packages installed on the new system after the disk install. */
-    packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+._-]*$/, 'must be an Alpine package name')).max(50).default([]),
+    packages: z
+      .array(z.string().regex(/^[a-z0-9][a-z0-9+._-]*$/, 'must be an Alpine package name'))
+      .max(50)
+      .default([]),
     /** Fingerprint of the network-booted live image's SSH host key (the gold image's). */
     liveImageHostKey: sshHostKey.optional(),
     /** Keep the VM when the install fails part-way, for inspection. */
@@ -330,7 +380,9 @@ export const statefulVmOperation = defineOperation({
 // Runbooks and templates: run a runbook, ingest one (adapted to the conventions, saved once
 // approved), build a VM template from a template runbook.
 
-const runbookName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a runbook name (lowercase letters, digits, dashes)');
+const runbookName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a runbook name (lowercase letters, digits, dashes)');
 /** Runbook parameter values; each is checked against the runbook's own declaration when planning. */
 const runbookParameters = z
   .record(
@@ -344,7 +396,8 @@ export const runbookRunOperation = defineOperation({
   kind: 'runbook-run',
   workflowType: 'runbookRun',
   docs: 'runbooks.md',
-  description: 'Run a runbook from runbooks/ with parameters: plan its steps, approve, run them, clean up if one fails.',
+  description:
+    'Run a runbook from runbooks/ with parameters: plan its steps, approve, run them, clean up if one fails.',
   body: z.strictObject({
     ...common,
     runbook: runbookName,
@@ -370,7 +423,8 @@ export const runbookIngestOperation = defineOperation({
   kind: 'runbook-ingest',
   workflowType: 'runbookIngest',
   docs: 'runbooks.md',
-  description: 'Submit a runbook as markdown: it is validated and adapted to the environment’s conventions, and saved once approved.',
+  description:
+    'Submit a runbook as markdown: it is validated and adapted to the environment’s conventions, and saved once approved.',
   body: z.strictObject({
     ...common,
     // Refused at the edge, every problem named, instead of failing the operation later.
@@ -410,7 +464,9 @@ export const templateBuildOperation = defineOperation({
 
 // Clusters: a Talos Kubernetes cluster from a profile in clusters/, up and down as one operation.
 
-const clusterName = z.string().regex(CLUSTER_NAME, 'must be a cluster name: lowercase letters, digits and dashes (at most 24)');
+const clusterName = z
+  .string()
+  .regex(CLUSTER_NAME, 'must be a cluster name: lowercase letters, digits and dashes (at most 24)');
 
 export const clusterUpOperation = defineOperation({
   kind: 'cluster-up',
@@ -474,51 +530,50 @@ export const rollingMaintenanceOperation = defineOperation({
   docs: 'maintenance.md',
   description:
     'Update the nodes of a cluster in turn: empty a node, upgrade its packages over SSH, reboot it if needed, bring its guests back, then the next node.',
-  body: z
-    .strictObject({
-      ...common,
-      /** Nodes to maintain; every node when absent. The plan orders them (cheapest to empty first) unless keepOrder. */
-      nodes: z.array(nodeName).min(1).optional(),
-      keepOrder: z.boolean().default(false),
-      upgrade: z.boolean().default(true),
-      /** Runs as the configured SSH user on each node; its output goes to the operation's log. */
-      upgradeCommand: z
-        .string()
-        .min(1)
-        .max(2000)
-        .refine((c) => !/[\r\n]/.test(c), 'must be one line')
-        .default(DEFAULT_UPGRADE_COMMAND),
-      reboot: z.enum(['if-required', 'always', 'never']).default('if-required'),
-      /** A runbook (with a `node` parameter) run on each node after its upgrade, planned per node up front. */
-      runbook: z.strictObject({ name: runbookName, parameters: runbookParameters }).optional(),
-      /** Migrate each node's guests back once it is done; otherwise they stay where they were moved. */
-      returnGuests: z.boolean().default(true),
-      /** Put each node into HA maintenance (ha-manager over SSH) while it is down. */
-      haMaintenance: z.boolean().default(false),
-      /** Wait for a person's approval before each node, besides the plan's. */
-      approveEachNode: z.boolean().default(false),
-      parallelNodes: z.number().int().min(1).max(8).default(1),
-      /** Nodes that must stay up; never fewer than quorum needs, which is the default. */
-      minNodesUp: z.number().int().min(1).max(64).optional(),
-      /** A node that takes longer starts no further step and halts for the operator. */
-      maxNodeMinutes: z.number().int().min(5).max(1440).default(120),
-      pauseBetweenNodesSeconds: z.number().int().min(0).max(86_400).default(0),
-      /** Empty the next node while the previous one's guests return, where the plan finds both fit; off (or with a pause) one node ends before the next begins. */
-      overlap: z.boolean().default(true),
-      /** A failed step halts the rollout for a decision (resume, skip-node, abort-and-return); otherwise the node is skipped. */
-      stopOnFailure: z.boolean().default(true),
-      upgradeTimeoutSeconds: z.number().int().min(60).max(14_400).default(3600),
-      bootTimeoutSeconds: z.number().int().min(60).max(7200).default(900),
-      // How each node is emptied, as for an evacuation.
-      maxParallel: z.number().int().min(1).max(32).default(4),
-      maxParallelPerTarget: z.number().int().min(1).max(16).default(2),
-      bwlimitMiBps: z.number().int().min(1).max(1_000_000).optional(),
-      includeStopped: z.boolean().default(false),
-      localDisks: z.enum(['migrate', 'leave']).default('migrate'),
-      containers: z.enum(['restart', 'leave']).default('restart'),
-      containerShutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
-      linkGbps: z.number().positive().max(800).default(10),
-    }),
+  body: z.strictObject({
+    ...common,
+    /** Nodes to maintain; every node when absent. The plan orders them (cheapest to empty first) unless keepOrder. */
+    nodes: z.array(nodeName).min(1).optional(),
+    keepOrder: z.boolean().default(false),
+    upgrade: z.boolean().default(true),
+    /** Runs as the configured SSH user on each node; its output goes to the operation's log. */
+    upgradeCommand: z
+      .string()
+      .min(1)
+      .max(2000)
+      .refine((c) => !/[\r\n]/.test(c), 'must be one line')
+      .default(DEFAULT_UPGRADE_COMMAND),
+    reboot: z.enum(['if-required', 'always', 'never']).default('if-required'),
+    /** A runbook (with a `node` parameter) run on each node after its upgrade, planned per node up front. */
+    runbook: z.strictObject({ name: runbookName, parameters: runbookParameters }).optional(),
+    /** Migrate each node's guests back once it is done; otherwise they stay where they were moved. */
+    returnGuests: z.boolean().default(true),
+    /** Put each node into HA maintenance (ha-manager over SSH) while it is down. */
+    haMaintenance: z.boolean().default(false),
+    /** Wait for a person's approval before each node, besides the plan's. */
+    approveEachNode: z.boolean().default(false),
+    parallelNodes: z.number().int().min(1).max(8).default(1),
+    /** Nodes that must stay up; never fewer than quorum needs, which is the default. */
+    minNodesUp: z.number().int().min(1).max(64).optional(),
+    /** A node that takes longer starts no further step and halts for the operator. */
+    maxNodeMinutes: z.number().int().min(5).max(1440).default(120),
+    pauseBetweenNodesSeconds: z.number().int().min(0).max(86_400).default(0),
+    /** Empty the next node while the previous one's guests return, where the plan finds both fit; off (or with a pause) one node ends before the next begins. */
+    overlap: z.boolean().default(true),
+    /** A failed step halts the rollout for a decision (resume, skip-node, abort-and-return); otherwise the node is skipped. */
+    stopOnFailure: z.boolean().default(true),
+    upgradeTimeoutSeconds: z.number().int().min(60).max(14_400).default(3600),
+    bootTimeoutSeconds: z.number().int().min(60).max(7200).default(900),
+    // How each node is emptied, as for an evacuation.
+    maxParallel: z.number().int().min(1).max(32).default(4),
+    maxParallelPerTarget: z.number().int().min(1).max(16).default(2),
+    bwlimitMiBps: z.number().int().min(1).max(1_000_000).optional(),
+    includeStopped: z.boolean().default(false),
+    localDisks: z.enum(['migrate', 'leave']).default('migrate'),
+    containers: z.enum(['restart', 'leave']).default('restart'),
+    containerShutdownTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
+    linkGbps: z.number().positive().max(800).default(10),
+  }),
   workflowId: (b) => `rolling-maintenance/${b.environment}`,
   nodes: (b) => b.nodes ?? [],
 });
@@ -527,13 +582,17 @@ export const rollingMaintenanceOperation = defineOperation({
 
 const backupVolumeId = z
   .string()
-  .regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:backup\/vzdump-(qemu|lxc)-\d+-[\d_-]+\.(vma|tar)(\.(zst|gz|lzo))?$/i, "must be a backup volume id such as 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst'");
+  .regex(
+    /^[a-z][a-z0-9\-_.]*[a-z0-9]:backup\/vzdump-(qemu|lxc)-\d+-[\d_-]+\.(vma|tar)(\.(zst|gz|lzo))?$/i,
+    "must be a backup volume id such as 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst'",
+  );
 
 export const backupOperation = defineOperation({
   kind: 'backup',
   workflowType: 'backup',
   docs: 'backups.md',
-  description: 'Back up one guest, every guest matching a tag expression, or every guest of a node with vzdump, a bounded number at a time per storage and per node.',
+  description:
+    'Back up one guest, every guest matching a tag expression, or every guest of a node with vzdump, a bounded number at a time per storage and per node.',
   body: z
     .strictObject({
       ...common,
@@ -566,7 +625,8 @@ export const restoreOperation = defineOperation({
   kind: 'restore',
   workflowType: 'restore',
   docs: 'backups.md',
-  description: 'Restore a guest from a backup volume: over the original (high risk) or as a new VMID in the environment\'s range.',
+  description:
+    "Restore a guest from a backup volume: over the original (high risk) or as a new VMID in the environment's range.",
   body: z.strictObject({
     ...common,
     volume: backupVolumeId,
@@ -587,7 +647,8 @@ export const backupPruneOperation = defineOperation({
   kind: 'backup-prune',
   workflowType: 'backupPrune',
   docs: 'backups.md',
-  description: "Remove old backups from a storage by PVE's prune-backups rules (keep-last, keep-daily, ...); protected backups are never removed.",
+  description:
+    "Remove old backups from a storage by PVE's prune-backups rules (keep-last, keep-daily, ...); protected backups are never removed.",
   body: z
     .strictObject({
       ...common,
@@ -601,11 +662,19 @@ export const backupPruneOperation = defineOperation({
       keepMonthly: keepCount,
       keepYearly: keepCount,
     })
-    .refine((b) => [b.keepLast, b.keepHourly, b.keepDaily, b.keepWeekly, b.keepMonthly, b.keepYearly].some((k) => k !== undefined), {
-      message: 'set at least one keep option (without one PVE keeps everything)',
-      path: ['keepLast'],
-    })
-    .meta({ anyOf: ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'].map((k) => ({ required: [k] })) }),
+    .refine(
+      (b) =>
+        [b.keepLast, b.keepHourly, b.keepDaily, b.keepWeekly, b.keepMonthly, b.keepYearly].some((k) => k !== undefined),
+      {
+        message: 'set at least one keep option (without one PVE keeps everything)',
+        path: ['keepLast'],
+      },
+    )
+    .meta({
+      anyOf: ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'].map((k) => ({
+        required: [k],
+      })),
+    }),
   workflowId: (b, at) => `backup-prune/${b.environment}/${b.storage}/${at}`,
 });
 
@@ -613,7 +682,8 @@ export const restoreDrillOperation = defineOperation({
   kind: 'restore-drill',
   workflowType: 'restoreDrill',
   docs: 'backups.md',
-  description: 'Prove backups restorable: restore the latest backup of each chosen guest as a temporary guest on an isolated bridge, start it, check it came up (a VM\'s guest agent answers, a container runs with an address), then destroy it.',
+  description:
+    "Prove backups restorable: restore the latest backup of each chosen guest as a temporary guest on an isolated bridge, start it, check it came up (a VM's guest agent answers, a container runs with an address), then destroy it.",
   body: z
     .strictObject({
       ...common,
@@ -621,11 +691,17 @@ export const restoreDrillOperation = defineOperation({
       vmid: vmid.optional(),
       tags: tagExpression.optional(),
       /** A bridge without an uplink, so the restored copy cannot clash with its original. */
-      bridge: z.string().regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99').default('vmbr99'),
+      bridge: z
+        .string()
+        .regex(/^vmbr\d{1,4}$/, 'must be a Linux bridge name such as vmbr99')
+        .default('vmbr99'),
       agentTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
       maxParallel: z.number().int().min(1).max(8).default(2),
     })
-    .refine((b) => (b.vmid === undefined) !== (b.tags === undefined), { message: 'name exactly one of vmid or tags', path: ['vmid'] })
+    .refine((b) => (b.vmid === undefined) !== (b.tags === undefined), {
+      message: 'name exactly one of vmid or tags',
+      path: ['vmid'],
+    })
     .meta({ oneOf: [{ required: ['vmid'] }, { required: ['tags'] }] }),
   workflowId: (b, at) => `restore-drill/${b.environment}/${b.vmid ?? 'tags'}/${at}`,
 });

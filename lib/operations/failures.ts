@@ -91,7 +91,12 @@ export type FailureType = (typeof Failure)[keyof typeof Failure];
  * that should clear, and a create or task request whose answer was lost (the next attempt
  * finds what it did in the node's task list before sending anything).
  */
-export const RETRIED: readonly FailureType[] = [Failure.TalosctlError, Failure.VmLocked, Failure.CreateUnanswered, Failure.TaskUnanswered];
+export const RETRIED: readonly FailureType[] = [
+  Failure.TalosctlError,
+  Failure.VmLocked,
+  Failure.CreateUnanswered,
+  Failure.TaskUnanswered,
+];
 
 /** What the workflows' activity presets never retry. */
 export const NEVER_RETRIED: readonly FailureType[] = Object.values(Failure).filter((t) => !RETRIED.includes(t));

@@ -7,7 +7,10 @@ import type { OperationPlan, PlanStep } from './plan.js';
 import { formatDuration } from '../planning/units.js';
 
 export function renderPlanText(plan: OperationPlan): string {
-  const lines = [`Plan v${plan.version} · risk ${plan.risk} · about ${formatDuration(plan.estimatedDurationMs)}`, plan.summary];
+  const lines = [
+    `Plan v${plan.version} · risk ${plan.risk} · about ${formatDuration(plan.estimatedDurationMs)}`,
+    plan.summary,
+  ];
   if (plan.reasons.length > 0) lines.push('', 'Why this risk:', ...plan.reasons.map((r) => `  - ${r}`));
   lines.push('', plan.steps.length > 0 ? 'Steps:' : 'Steps: none (nothing to do)');
   plan.steps.forEach((step, i) => lines.push(...stepLines(step, i + 1)));
@@ -19,7 +22,11 @@ function stepLines(step: PlanStep, n: number): string[] {
   const where = [step.node, step.target].filter(Boolean).join(' -> ');
   const lines = [`  ${n}. ${step.description}${where ? ` [${where}]` : ''}`];
   if (step.params && Object.keys(step.params).length > 0) {
-    lines.push(`     ${Object.entries(step.params).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    lines.push(
+      `     ${Object.entries(step.params)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
   }
   return lines;
 }

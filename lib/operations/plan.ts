@@ -120,7 +120,7 @@ export interface OperationStatus {
   error?: string;
   /** When the operation was asked to cancel; once it has ended cancelled, what it did and did not do. */
   cancelRequestedAt?: string;
-  cancelled?: CancellationReport;  /** How it ended, once it has. */
+  cancelled?: CancellationReport; /** How it ended, once it has. */
   outcome?: OperationOutcome;
 }
 
@@ -128,7 +128,8 @@ export interface OperationStatus {
  * How an operation ended. `nothing-to-do`: the plan has no steps (nothing needed approving);
  * `refused`: a dry run whose plan was refused — its plan has no steps and its reasons say why.
  */
-export type OperationOutcome = 'completed' | 'nothing-to-do' | 'rejected' | 'dry-run' | 'refused' | 'failed' | 'cancelled';
+export type OperationOutcome =
+  'completed' | 'nothing-to-do' | 'rejected' | 'dry-run' | 'refused' | 'failed' | 'cancelled';
 
 /**
  * What `GET /v1/operations/{id}` shows, published by the workflow as its memo `status`

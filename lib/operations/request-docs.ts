@@ -61,7 +61,8 @@ const meanings: Record<string, string> = {
   checksumAlgorithm: 'Algorithm of `checksum`.',
   includeIsos: 'Also remove ISO images no VM has in its CD drive.',
   packages: 'Alpine packages installed on the new system.',
-  liveImageHostKey: 'The network-booted live image’s SSH host key (`SHA256:...`); the environment’s `pxe.live_image_host_key` when absent.',
+  liveImageHostKey:
+    'The network-booted live image’s SSH host key (`SHA256:...`); the environment’s `pxe.live_image_host_key` when absent.',
   keepOnFailure: 'Leave what a failed run created in place, for inspection, instead of removing it.',
   installTimeoutSeconds: 'Time limit of the disk install over SSH.',
   runbook: 'Name of a runbook in `runbooks/` (`GET /v1/runbooks` lists them).',
@@ -82,13 +83,15 @@ const meanings: Record<string, string> = {
   minNodesUp: 'Nodes that must stay up; never fewer than quorum needs (the default).',
   maxNodeMinutes: 'A node taking longer starts no further step and halts for the operator.',
   pauseBetweenNodesSeconds: 'Pause between nodes.',
-  overlap: 'Empty the next node while the previous one’s guests return, where the plan finds both fit; off (or with a pause) a node’s round ends before the next begins.',
+  overlap:
+    'Empty the next node while the previous one’s guests return, where the plan finds both fit; off (or with a pause) a node’s round ends before the next begins.',
   stopOnFailure: 'Halt the rollout for a decision on a failed step; otherwise the node is skipped.',
   upgradeTimeoutSeconds: 'Time limit of one node’s upgrade.',
   bootTimeoutSeconds: 'How long a rebooted node may take to come back.',
   mode: 'vzdump mode: `snapshot` (guests keep running), `suspend` (paused while copied) or `stop` (shut down, started again).',
   compress: 'Compression of the archive.',
-  notesTemplate: 'Notes PVE stores with each backup; `{{cluster}}`, `{{guestname}}`, `{{node}}` and `{{vmid}}` are expanded.',
+  notesTemplate:
+    'Notes PVE stores with each backup; `{{cluster}}`, `{{guestname}}`, `{{node}}` and `{{vmid}}` are expanded.',
   protected: 'Protect the backups: PVE never prunes or deletes them until unprotected.',
   maxParallelPerStorage: 'Backups writing to the storage at once (they share its link).',
   maxParallelPerNode: 'Backups on one node at once; PVE runs one vzdump job per node, so more only queue there.',
@@ -108,10 +111,16 @@ const kindMeanings: Partial<Record<OperationKindName, Record<string, string>>> =
   'vm-action': { action: 'start, stop, shutdown, reboot, snapshot, rollback, migrate or delete.' },
   'vm-resize': { action: 'Always `resize`.', cores: 'New number of cores.', memoryMb: 'New memory in MiB.' },
   evacuation: { node: 'The node to empty.' },
-  'bulk-action': { tags: 'A tag expression: `web`, `web & !prod`, `(web | api) & !canary`.', action: 'What to do to every matching guest.' },
+  'bulk-action': {
+    tags: 'A tag expression: `web`, `web & !prod`, `(web | api) & !canary`.',
+    action: 'What to do to every matching guest.',
+  },
   'lxc-patch': { tags: 'Only containers matching this tag expression; every running container when absent.' },
   'iso-import': { node: 'The node whose storage receives the file.', storage: 'A storage that holds ISO images.' },
-  'storage-cleanup': { node: 'Only this node’s storages; all nodes when absent.', storage: 'Only this storage; all when absent.' },
+  'storage-cleanup': {
+    node: 'Only this node’s storages; all nodes when absent.',
+    storage: 'Only this storage; all when absent.',
+  },
   'rolling-maintenance': {
     nodes: 'Nodes to maintain; every node when absent.',
     runbook: 'A runbook (with a `node` parameter) run on each node after its upgrade: `{ "name", "parameters" }`.',
@@ -123,7 +132,8 @@ const kindMeanings: Partial<Record<OperationKindName, Record<string, string>>> =
     tags: 'Back up every guest matching this tag expression.',
     node: 'Back up every guest of this node.',
     storage: 'A storage that holds backups (content `backup`), available on the guests’ nodes.',
-    bwlimitMiBps: 'Bandwidth cap per backup, MiB/s; PVE allows it only with Sys.Modify on `/`, which the shipped role lacks.',
+    bwlimitMiBps:
+      'Bandwidth cap per backup, MiB/s; PVE allows it only with Sys.Modify on `/`, which the shipped role lacks.',
   },
   'restore-drill': {
     vmid: 'Drill this VM’s latest backup (name exactly one of `vmid`, `tags`).',
@@ -165,9 +175,22 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
   'vm-action': { environment: 'home', vmid: 1004, name: 'web01', action: 'reboot', dryRun: true },
   evacuation: { environment: 'home', node: 'pve03', containers: 'restart', dryRun: true },
   'vm-create': { environment: 'home', service: 'app', cores: 2, memoryMb: 2048, diskGb: 16, dryRun: true },
-  'vm-clone': { environment: 'home', sourceVmid: 100, sourceName: 'tpl-debian-13', service: 'web', full: false, dryRun: true },
+  'vm-clone': {
+    environment: 'home',
+    sourceVmid: 100,
+    sourceName: 'tpl-debian-13',
+    service: 'web',
+    full: false,
+    dryRun: true,
+  },
   'vm-resize': { environment: 'home', vmid: 1018, name: 'grafana', memoryMb: 4096, dryRun: true },
-  'bulk-action': { environment: 'home', tags: 'web | dns', action: 'snapshot', snapshot: 'before_upgrade', dryRun: true },
+  'bulk-action': {
+    environment: 'home',
+    tags: 'web | dns',
+    action: 'snapshot',
+    snapshot: 'before_upgrade',
+    dryRun: true,
+  },
   'lxc-patch': { environment: 'home', tags: 'infra', dryRun: true },
   'iso-import': {
     environment: 'home',
@@ -187,7 +210,14 @@ export const requestExamples: Record<OperationKindName, Record<string, unknown>>
   'cluster-down': { environment: 'home', cluster: 'lab', dryRun: true },
   reconcile: { environment: 'home', dryRun: true },
   'rolling-maintenance': { environment: 'home', dryRun: true },
-  backup: { environment: 'home', tags: 'prod & web', storage: 'shared', mode: 'snapshot', compress: 'zstd', notesTemplate: '{{guestname}} before release' },
+  backup: {
+    environment: 'home',
+    tags: 'prod & web',
+    storage: 'shared',
+    mode: 'snapshot',
+    compress: 'zstd',
+    notesTemplate: '{{guestname}} before release',
+  },
   restore: { environment: 'home', volume: 'shared:backup/vzdump-qemu-1004-2026_12_06-07_00_00.vma.zst', target: 'new' },
   'backup-prune': { environment: 'home', storage: 'shared', keepLast: 2, keepDaily: 7, dryRun: true },
   'restore-drill': { environment: 'home', tags: 'prod & web', bridge: 'vmbr99', dryRun: true },
@@ -213,7 +243,9 @@ function typeOf(schema: JsonSchema): string {
   if (Array.isArray(schema.anyOf)) return (schema.anyOf as JsonSchema[]).map(typeOf).join(' or ');
   const base = String(schema.type ?? 'any');
   if (base === 'array' && schema.items) return `${typeOf(schema.items as JsonSchema)}[]`;
-  const range = [schema.minimum, schema.maximum].every((v) => typeof v === 'number') ? ` ${schema.minimum}–${schema.maximum}` : '';
+  const range = [schema.minimum, schema.maximum].every((v) => typeof v === 'number')
+    ? ` ${schema.minimum}–${schema.maximum}`
+    : '';
   return `${base}${range}`;
 }
 
@@ -270,7 +302,9 @@ export function renderRequestsMarkdown(): string {
       '|---|---|---|---|',
       ...rows,
       '',
-      ...(exampleNeeds[op.kind] ? [`Needs ${exampleNeeds[op.kind]}.`, '', `<!-- docs-test: skip (needs ${exampleNeeds[op.kind]}) -->`] : []),
+      ...(exampleNeeds[op.kind]
+        ? [`Needs ${exampleNeeds[op.kind]}.`, '', `<!-- docs-test: skip (needs ${exampleNeeds[op.kind]}) -->`]
+        : []),
       '```sh',
       `curl -s -X POST -H "Authorization: Bearer $PM_TOKEN_ALICE" -H 'content-type: application/json' \\`,
       `  -d '${body.replace(/'/g, "'\\''")}' \\`,

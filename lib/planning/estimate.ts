@@ -52,5 +52,7 @@ export function evacuationMs(
   const work = moves.reduce((sum, m) => sum + m.ms, 0);
   const longest = Math.max(...moves.map((m) => m.ms));
   const firstSetup = Math.min(...moves.map((m) => a.setupSeconds[m.mode])) * 1000;
-  return Math.round(Math.max((bytes / a.linkBytesPerSecond) * 1000 + firstSetup, work / Math.max(1, parallel), longest));
+  return Math.round(
+    Math.max((bytes / a.linkBytesPerSecond) * 1000 + firstSetup, work / Math.max(1, parallel), longest),
+  );
 }

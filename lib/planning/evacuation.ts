@@ -8,13 +8,7 @@ import type { SafetyPolicy } from '../config/schema.js';
 import { migrationStepId } from '../operations/step-ids.js';
 import type { OperationPlan, PlanStep } from '../operations/plan.js';
 import { affinityOf } from './affinity.js';
-import {
-  defaultCostAssumptions,
-  evacuationMs,
-  migrationMs,
-  transferBytes,
-  type MigrationMode,
-} from './estimate.js';
+import { defaultCostAssumptions, evacuationMs, migrationMs, transferBytes, type MigrationMode } from './estimate.js';
 import {
   placeGuests,
   placementConstraints,
@@ -152,9 +146,16 @@ export function planEvacuation(
 ): EvacuationPlan {
   const source = snapshot.nodes.find((n) => n.name === request.node);
   if (!source) {
-    throw new EvacuationRequestError('node', `'${request.node}' is not a node of this cluster (${nodeNames(snapshot)})`);
+    throw new EvacuationRequestError(
+      'node',
+      `'${request.node}' is not a node of this cluster (${nodeNames(snapshot)})`,
+    );
   }
-  if (!source.online) throw new EvacuationRequestError('node', `'${request.node}' is offline; guests can only be migrated off a running node`);
+  if (!source.online)
+    throw new EvacuationRequestError(
+      'node',
+      `'${request.node}' is offline; guests can only be migrated off a running node`,
+    );
   for (const field of ['allowTargets', 'denyTargets'] as const) {
     for (const name of request[field] ?? []) {
       if (!snapshot.nodes.some((n) => n.name === name)) {
@@ -170,14 +171,20 @@ export function planEvacuation(
 
   const leftBehind: LeftBehind[] = [];
   const candidates: { guest: GuestState; mode: MigrationMode; facts: MigrationFacts; item: PlacementItem }[] = [];
-  const onSource = [...(index.guests.get(source.name) ?? [])].filter((g) => !request.leaving?.includes(g.vmid)).sort((a, b) => a.vmid - b.vmid);
+  const onSource = [...(index.guests.get(source.name) ?? [])]
+    .filter((g) => !request.leaving?.includes(g.vmid))
+    .sort((a, b) => a.vmid - b.vmid);
   for (const guest of onSource) {
     const decision = decide(guest, snapshot, request);
     if ('reason' in decision) {
       leftBehind.push({ vmid: guest.vmid, name: guest.name, type: guest.type, status: guest.status, ...decision });
       continue;
     }
-    candidates.push({ guest, ...decision, item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets, index.storages) });
+    candidates.push({
+      guest,
+      ...decision,
+      item: placementItem(guest, decision.mode, decision.facts, snapshot, request, targets, index.storages),
+    });
   }
 
   const placement = placeGuests(
@@ -243,7 +250,11 @@ export function planEvacuation(
       ...(request.bwlimitMiBps ? { bwlimitKiBps: request.bwlimitMiBps * 1024 } : {}),
       containerShutdownTimeoutSeconds: request.containerShutdownTimeoutSeconds,
     },
-    policy: { memoryHeadroom: policy.memory_headroom, cpuOversubscription: policy.cpu_oversubscription, memoryBasis: policy.memory_basis },
+    policy: {
+      memoryHeadroom: policy.memory_headroom,
+      cpuOversubscription: policy.cpu_oversubscription,
+      memoryBasis: policy.memory_basis,
+    },
     onFailure: request.onFailure,
     haMaintenance: request.haMaintenance,
     totalTransferBytes: moves.reduce((sum, m) => sum + m.transferBytes, 0),
@@ -299,7 +310,9 @@ function candidateTargets(snapshot: ClusterSnapshot, request: EvacuationRequest,
       continue;
     }
     // Guests returning home to this node (rolling maintenance's overlap) count as already here.
-    const arriving = request.arriving?.length ? snapshot.guests.filter((g) => g.node !== node.name && arrivingAt(request, g, node.name)) : [];
+    const arriving = request.arriving?.length
+      ? snapshot.guests.filter((g) => g.node !== node.name && arrivingAt(request, g, node.name))
+      : [];
     const residents = [...(index.guests.get(node.name) ?? []), ...arriving];
     const running = residents.filter((g) => g.status !== 'stopped');
     const groups: Record<string, string[]> = {};
@@ -337,11 +350,16 @@ function decide(
   const left = (reason: string, unblock: string): Staying => ({ reason, covered: false, unblock });
   const blocked = (reason: string, unblock: string): Staying => ({ reason, covered: true, unblock });
   if (guest.lock) {
-    return blocked(`locked (${guest.lock}); PVE refuses to migrate a locked guest`, `wait until its ${guest.lock} ends, or remove a stale lock`);
+    return blocked(
+      `locked (${guest.lock}); PVE refuses to migrate a locked guest`,
+      `wait until its ${guest.lock} ends, or remove a stale lock`,
+    );
   }
-  if (guest.template && !request.includeTemplates) return left('template, and includeTemplates is off', 'includeTemplates: true');
+  if (guest.template && !request.includeTemplates)
+    return left('template, and includeTemplates is off', 'includeTemplates: true');
   const running = guest.status !== 'stopped';
-  if (!running && !guest.template && !request.includeStopped) return left('stopped, and includeStopped is off', 'includeStopped: true');
+  if (!running && !guest.template && !request.includeStopped)
+    return left('stopped, and includeStopped is off', 'includeStopped: true');
   if (running && guest.type === 'lxc' && request.containers === 'leave') {
     return left(
       "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')",
@@ -350,7 +368,10 @@ function decide(
   }
   const facts = snapshot.migration[guest.vmid];
   if (!facts) {
-    return blocked(`its config and migrate preconditions could not be read: ${snapshot.unreadable[guest.vmid] ?? 'not gathered'}`, 'fix what PVE answers for its config, then plan again');
+    return blocked(
+      `its config and migrate preconditions could not be read: ${snapshot.unreadable[guest.vmid] ?? 'not gathered'}`,
+      'fix what PVE answers for its config, then plan again',
+    );
   }
   if (facts.localResources.length > 0) {
     const several = facts.localResources.length > 1;
@@ -361,11 +382,17 @@ function decide(
   }
   const iso = facts.disks.find((d) => d.cdrom && !d.shared);
   if (iso) {
-    return blocked(`local ISO ${iso.volid} is attached (${iso.key}); eject it or keep the ISO on shared storage`, `eject the ISO (${iso.key}: none)`);
+    return blocked(
+      `local ISO ${iso.volid} is attached (${iso.key}); eject it or keep the ISO on shared storage`,
+      `eject the ISO (${iso.key}: none)`,
+    );
   }
   const local = facts.disks.filter((d) => !d.shared && !d.cdrom);
   if (local.length > 0 && request.localDisks === 'leave') {
-    return left(`has local disks (${local.map((d) => d.volid).join(', ')}), and localDisks is 'leave'`, "localDisks: 'migrate'");
+    return left(
+      `has local disks (${local.map((d) => d.volid).join(', ')}), and localDisks is 'leave'`,
+      "localDisks: 'migrate'",
+    );
   }
   const mode: MigrationMode = !running ? 'offline' : guest.type === 'lxc' ? 'restart' : 'online';
   if (mode === 'online' && local.length > 0 && facts.hasSnapshots) {
@@ -388,9 +415,10 @@ function unblockPlacement(constraints: readonly Constraint[], item: PlacementIte
     storage: `the storages it needs (${Object.keys(item.storage).join(', ')}) available with room on a target, or another targetStorage`,
     'node-affinity': `another allowed node in its strict HA node-affinity rule (${(item.onlyOn ?? []).join(', ')} now)`,
     affinity: 'its affinity group must follow it: move the group, or take it out of the group (tag or HA rule)',
-    'anti-affinity': 'a target without a member of its anti-affinity group: add a node, or take it out of the group (tag or HA rule)',
+    'anti-affinity':
+      'a target without a member of its anti-affinity group: add a node, or take it out of the group (tag or HA rule)',
     'affinity-conflict': 'take it out of one of the conflicting affinity and anti-affinity groups',
-    refused: "what PVE names for each target (its migrate preconditions)",
+    refused: 'what PVE names for each target (its migrate preconditions)',
     'no-targets': 'an online target node (check allowTargets, denyTargets and offline nodes)',
   };
   return constraints.map((c) => hints[c]).join('; or ');
@@ -423,7 +451,8 @@ function placementItem(
   for (const t of targets) {
     for (const sid of copiedTo) {
       const st = storagesByNode.get(t.node)?.find((s) => s.storage === sid);
-      if (st && st.active && !st.content.includes(content)) refused[t.node] ??= `storage ${sid} does not hold ${content}`;
+      if (st && st.active && !st.content.includes(content))
+        refused[t.node] ??= `storage ${sid} does not hold ${content}`;
     }
   }
   const affinity = affinityOf(guest, snapshot.haRules);
@@ -473,9 +502,12 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
   if (count('restart')) reasons.push(`restart-migrates ${count('restart')} container(s), each down while it moves`);
   const withDisks = plan.moves.filter((m) => m.localDiskBytes > 0);
   if (withDisks.length) {
-    reasons.push(`copies ${formatBytes(withDisks.reduce((s, m) => s + m.localDiskBytes, 0))} of local disks for ${withDisks.length} guest(s)`);
+    reasons.push(
+      `copies ${formatBytes(withDisks.reduce((s, m) => s + m.localDiskBytes, 0))} of local disks for ${withDisks.length} guest(s)`,
+    );
   }
-  if (plan.leftBehind.length) reasons.push(`${plan.leftBehind.length} guest(s) cannot or will not move and stay on ${plan.source}`);
+  if (plan.leftBehind.length)
+    reasons.push(`${plan.leftBehind.length} guest(s) cannot or will not move and stay on ${plan.source}`);
   if (plan.haMaintenance) reasons.push(`puts ${plan.source} into HA maintenance afterwards`);
 
   const steps: PlanStep[] = plan.moves.map((m) => ({
@@ -495,7 +527,12 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
     description: `check that ${plan.source} holds only the guests left behind and every moved guest runs on its target in its prior state`,
   });
   if (plan.haMaintenance) {
-    steps.push({ id: 'ha-maintenance', action: 'ha-maintenance', node: plan.source, description: `enable HA maintenance on ${plan.source}` });
+    steps.push({
+      id: 'ha-maintenance',
+      action: 'ha-maintenance',
+      node: plan.source,
+      description: `enable HA maintenance on ${plan.source}`,
+    });
   }
 
   return {
@@ -505,10 +542,13 @@ export function describeEvacuation(plan: EvacuationPlan): Omit<OperationPlan<Eva
     steps,
     warnings: [
       ...(blocked.length
-        ? [`${blocked.length} guest${blocked.length === 1 ? '' : 's'} the request covers cannot move, so ${plan.source} will not be empty and the outcome will be 'incomplete'`]
+        ? [
+            `${blocked.length} guest${blocked.length === 1 ? '' : 's'} the request covers cannot move, so ${plan.source} will not be empty and the outcome will be 'incomplete'`,
+          ]
         : []),
       ...plan.leftBehind.map(
-        (l) => `${l.type === 'qemu' ? 'VM' : 'CT'} ${l.vmid} (${l.name}) stays on ${plan.source}: ${l.reason}${l.covered && l.unblock ? ` (to move it: ${l.unblock})` : ''}`,
+        (l) =>
+          `${l.type === 'qemu' ? 'VM' : 'CT'} ${l.vmid} (${l.name}) stays on ${plan.source}: ${l.reason}${l.covered && l.unblock ? ` (to move it: ${l.unblock})` : ''}`,
       ),
       ...plan.excludedTargets.map((t) => `${t.node} receives nothing: ${t.reason}`),
     ],

@@ -71,7 +71,10 @@ export function placementConstraints(
 }
 
 /** The memory a target holds on the policy's basis. */
-export function memoryHeld(target: Pick<PlacementTarget, 'memoryUsed' | 'memoryCommitted'>, basis: MemoryBasis): number {
+export function memoryHeld(
+  target: Pick<PlacementTarget, 'memoryUsed' | 'memoryCommitted'>,
+  basis: MemoryBasis,
+): number {
   return basis === 'configured' ? target.memoryCommitted : target.memoryUsed;
 }
 
@@ -248,12 +251,17 @@ function refusal(unit: Unit, load: Load, c: PlacementConstraints): { constraint:
   if (unit.onlyOn && !unit.onlyOn.nodes.has(node)) return { constraint: unit.onlyOn.constraint, why: unit.onlyOn.why };
   for (const group of unit.apart) {
     const present = load.groups[group];
-    if (present?.length) return { constraint: 'anti-affinity', why: `holds ${present.join(', ')} of anti-affinity group ${group}` };
+    if (present?.length)
+      return { constraint: 'anti-affinity', why: `holds ${present.join(', ')} of anti-affinity group ${group}` };
   }
   for (const [sid, bytes] of Object.entries(unit.storage)) {
     const free = load.storageFree[sid];
     if (free === undefined) return { constraint: 'storage', why: `storage ${sid} is not available` };
-    if (free < bytes) return { constraint: 'storage', why: `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}` };
+    if (free < bytes)
+      return {
+        constraint: 'storage',
+        why: `storage ${sid} has ${formatBytes(free)} free, needs ${formatBytes(bytes)}`,
+      };
   }
   const limit = memoryLimit(load.target, c);
   if (unit.memory > 0 && load.memory + unit.memory > limit) {
@@ -302,7 +310,8 @@ function assign(
 
   for (const unit of order) {
     if (unit.conflict) {
-      for (const m of unit.members) unplaced.push({ id: m.id, reasons: [unit.conflict], constraints: ['affinity-conflict'] });
+      for (const m of unit.members)
+        unplaced.push({ id: m.id, reasons: [unit.conflict], constraints: ['affinity-conflict'] });
       continue;
     }
     const reasons: string[] = [];
@@ -352,8 +361,8 @@ function assign(
         memoryUsedBefore: l.target.memoryUsed,
         memoryUsedAfter: l.target.memoryUsed + arrived,
         memoryLimit: memoryLimit(l.target, c),
-      vcpusBefore: l.target.vcpusAssigned,
-      vcpusAfter: l.vcpus,
+        vcpusBefore: l.target.vcpusAssigned,
+        vcpusAfter: l.vcpus,
         vcpuLimit: vcpuLimit(l.target, c),
         items: l.items,
       };
@@ -370,7 +379,12 @@ function assign(
  * the largest free share of its memory (guests that add no memory go where fewest went), or,
  * packing, the one left with the least room. Ties go to the first node by name.
  */
-function choose(unit: Unit, fits: readonly Load[], c: PlacementConstraints, strategy: 'spread' | 'pack'): Load | undefined {
+function choose(
+  unit: Unit,
+  fits: readonly Load[],
+  c: PlacementConstraints,
+  strategy: 'spread' | 'pack',
+): Load | undefined {
   const rank = (l: Load) => {
     const i = unit.prefers.indexOf(l.target.node);
     return i === -1 ? unit.prefers.length : i;

@@ -52,9 +52,10 @@ export interface ReadRetry {
 
 export const DEFAULT_READ_RETRY: ReadRetry = { attempts: 4, pauseMs: 200 };
 
-type ClientMethod<N extends EndpointName> = Record<never, never> extends ParamsOf<N>
-  ? (params?: ParamsOf<N>) => Promise<ResultOf<N>>
-  : (params: ParamsOf<N>) => Promise<ResultOf<N>>;
+type ClientMethod<N extends EndpointName> =
+  Record<never, never> extends ParamsOf<N>
+    ? (params?: ParamsOf<N>) => Promise<ResultOf<N>>
+    : (params: ParamsOf<N>) => Promise<ResultOf<N>>;
 
 export interface TaskLog {
   lines: { n: number; t: string }[];

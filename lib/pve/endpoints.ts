@@ -287,11 +287,49 @@ const qemuConfigProperties = () => ({
   ivshmem: pve.string({ format: qemuFormats.ivshmem }).optional(),
   keephugepages: pve.boolean().optional(),
   keyboard: pve
-    .enum(['de', 'de-ch', 'da', 'en-gb', 'en-us', 'es', 'fi', 'fr', 'fr-be', 'fr-ca', 'fr-ch', 'hu', 'is', 'it', 'ja', 'lt', 'mk', 'nl', 'no', 'pl', 'pt', 'pt-br', 'sv', 'sl', 'tr'])
+    .enum([
+      'de',
+      'de-ch',
+      'da',
+      'en-gb',
+      'en-us',
+      'es',
+      'fi',
+      'fr',
+      'fr-be',
+      'fr-ca',
+      'fr-ch',
+      'hu',
+      'is',
+      'it',
+      'ja',
+      'lt',
+      'mk',
+      'nl',
+      'no',
+      'pl',
+      'pt',
+      'pt-br',
+      'sv',
+      'sl',
+      'tr',
+    ])
     .optional(),
   kvm: pve.boolean().optional(),
   localtime: pve.boolean().optional(),
-  lock: pve.enum(['backup', 'clone', 'create', 'migrate', 'rollback', 'snapshot', 'snapshot-delete', 'suspending', 'suspended']).optional(),
+  lock: pve
+    .enum([
+      'backup',
+      'clone',
+      'create',
+      'migrate',
+      'rollback',
+      'snapshot',
+      'snapshot-delete',
+      'suspending',
+      'suspended',
+    ])
+    .optional(),
   migrate_downtime: pve.number({ minimum: 0 }).optional(),
   migrate_speed: pve.integer({ minimum: 0 }).optional(),
   ...indexed('numa', 8, () => pve.string({ format: qemuFormats.numa }).optional()),
@@ -339,10 +377,39 @@ const lxcConfigProperties = () => ({
   debug: pve.boolean().optional(),
   ...indexed('dev', 256, () => pve.string({ format: lxcFormats.dev }).optional()),
   entrypoint: pve.string({ pattern: '(?^:[^\\x00-\\x08\\x10-\\x1F\\x7F]+)' }).optional(),
-  env: pve.string({ pattern: '(?^:(?:\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)(?:\\0\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)*)' }).optional(),
+  env: pve
+    .string({ pattern: '(?^:(?:\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)(?:\\0\\w+=[^\\x00-\\x08\\x10-\\x1F\\x7F]*)*)' })
+    .optional(),
   hookscript: pve.string({ format: 'pve-volume-id' }).optional(),
-  lock: pve.enum(['backup', 'create', 'destroyed', 'disk', 'fstrim', 'migrate', 'mounted', 'rollback', 'snapshot', 'snapshot-delete']).optional(),
-  ostype: pve.enum(['debian', 'devuan', 'ubuntu', 'centos', 'fedora', 'opensuse', 'archlinux', 'alpine', 'gentoo', 'nixos', 'unmanaged']).optional(),
+  lock: pve
+    .enum([
+      'backup',
+      'create',
+      'destroyed',
+      'disk',
+      'fstrim',
+      'migrate',
+      'mounted',
+      'rollback',
+      'snapshot',
+      'snapshot-delete',
+    ])
+    .optional(),
+  ostype: pve
+    .enum([
+      'debian',
+      'devuan',
+      'ubuntu',
+      'centos',
+      'fedora',
+      'opensuse',
+      'archlinux',
+      'alpine',
+      'gentoo',
+      'nixos',
+      'unmanaged',
+    ])
+    .optional(),
   startup: pve.string({ format: 'pve-startup-order' }).optional(),
   template: pve.boolean().optional(),
   timezone: pve.string({ format: 'pve-ct-timezone' }).optional(),
@@ -496,8 +563,18 @@ export const endpoints = {
     params: node,
     returns: z.looseObject({
       cpu: z.number(),
-      cpuinfo: z.looseObject({ cores: z.number().int(), cpus: z.number().int(), sockets: z.number().int(), model: z.string() }),
-      memory: z.looseObject({ total: z.number(), used: z.number(), free: z.number(), available: z.number().optional() }),
+      cpuinfo: z.looseObject({
+        cores: z.number().int(),
+        cpus: z.number().int(),
+        sockets: z.number().int(),
+        model: z.string(),
+      }),
+      memory: z.looseObject({
+        total: z.number(),
+        used: z.number(),
+        free: z.number(),
+        available: z.number().optional(),
+      }),
       loadavg: z.array(z.string()).optional(),
       uptime: z.number().optional(),
       pveversion: z.string().optional(),
@@ -611,7 +688,7 @@ export const endpoints = {
       checks: [perm('/vms/{vmid}', ['VM.Allocate']), perm('/pool/{pool}', ['VM.Allocate'], { requireParam: 'pool' })],
     },
     permissionNote:
-      "PVE checks VM.Allocate on /vms/{vmid} or the pool in the handler (plus Datastore.AllocateSpace and SDN.Use on what the VM uses, which we do not model).",
+      'PVE checks VM.Allocate on /vms/{vmid} or the pool in the handler (plus Datastore.AllocateSpace and SDN.Use on what the VM uses, which we do not model).',
     async: true,
   }),
   qemuConfig: defineEndpoint({
@@ -778,7 +855,10 @@ export const endpoints = {
         vmPerm('VM.Clone'),
         {
           kind: 'or',
-          checks: [perm('/vms/{newid}', ['VM.Allocate']), perm('/pool/{pool}', ['VM.Allocate'], { requireParam: 'pool' })],
+          checks: [
+            perm('/vms/{newid}', ['VM.Allocate']),
+            perm('/pool/{pool}', ['VM.Allocate'], { requireParam: 'pool' }),
+          ],
         },
       ],
     },
@@ -959,7 +1039,13 @@ export const endpoints = {
     path: '/nodes/{node}/lxc/{vmid}/config',
     params: { ...guest, ...configUpdateControls(), ...lxcConfigProperties() },
     returns: z.null(),
-    permission: vmPermAny('VM.Config.Disk', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options'),
+    permission: vmPermAny(
+      'VM.Config.Disk',
+      'VM.Config.CPU',
+      'VM.Config.Memory',
+      'VM.Config.Network',
+      'VM.Config.Options',
+    ),
     permissionNote: configPermissionNote,
     async: false,
   }),
@@ -1197,7 +1283,7 @@ export const endpoints = {
     returns: z.string(),
     permission: userAll,
     permissionNote:
-      "PVE checks VM.Backup on the backed-up guest and Datastore.AllocateSpace on the backup storage in the handler, both read from the volume name.",
+      'PVE checks VM.Backup on the backed-up guest and Datastore.AllocateSpace on the backup storage in the handler, both read from the volume name.',
     async: false,
   }),
 
@@ -1210,8 +1296,7 @@ export const endpoints = {
       path: pve.string().optional(),
       userid: pve
         .string({
-          pattern:
-            '(?^:^(?^:[^\\s:/]+)\\@(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+)(?:!(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+))?$)',
+          pattern: '(?^:^(?^:[^\\s:/]+)\\@(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+)(?:!(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+))?$)',
         })
         .optional(),
     },
@@ -1231,7 +1316,13 @@ export const endpoints = {
       poolid: pve.string({ format: 'pve-poolid' }).optional(),
       type: pve.enum(['qemu', 'lxc', 'storage'], { requires: 'poolid' }).optional(),
     },
-    returns: z.array(z.looseObject({ poolid: z.string(), comment: z.string().optional(), members: z.array(z.looseObject({ id: z.string() })).optional() })),
+    returns: z.array(
+      z.looseObject({
+        poolid: z.string(),
+        comment: z.string().optional(),
+        members: z.array(z.looseObject({ id: z.string() })).optional(),
+      }),
+    ),
     permission: userAll,
     async: false,
   }),
@@ -1241,10 +1332,32 @@ export const endpoints = {
     path: '/storage',
     params: {
       type: pve
-        .enum(['btrfs', 'cephfs', 'cifs', 'dir', 'esxi', 'iscsi', 'iscsidirect', 'lvm', 'lvmthin', 'nfs', 'pbs', 'rbd', 'zfs', 'zfspool'])
+        .enum([
+          'btrfs',
+          'cephfs',
+          'cifs',
+          'dir',
+          'esxi',
+          'iscsi',
+          'iscsidirect',
+          'lvm',
+          'lvmthin',
+          'nfs',
+          'pbs',
+          'rbd',
+          'zfs',
+          'zfspool',
+        ])
         .optional(),
     },
-    returns: z.array(z.looseObject({ storage: z.string(), type: z.string(), content: z.string().optional(), shared: pveBoolean.optional() })),
+    returns: z.array(
+      z.looseObject({
+        storage: z.string(),
+        type: z.string(),
+        content: z.string().optional(),
+        shared: pveBoolean.optional(),
+      }),
+    ),
     permission: userAll,
     async: false,
   }),
@@ -1282,7 +1395,22 @@ export const endpoints = {
     params: {
       node: pve.node(),
       type: pve
-        .enum(['bridge', 'bond', 'eth', 'alias', 'vlan', 'fabric', 'OVSBridge', 'OVSBond', 'OVSPort', 'OVSIntPort', 'vnet', 'any_bridge', 'any_local_bridge', 'include_sdn'])
+        .enum([
+          'bridge',
+          'bond',
+          'eth',
+          'alias',
+          'vlan',
+          'fabric',
+          'OVSBridge',
+          'OVSBond',
+          'OVSPort',
+          'OVSIntPort',
+          'vnet',
+          'any_bridge',
+          'any_local_bridge',
+          'include_sdn',
+        ])
         .optional(),
     },
     returns: z.array(z.looseObject({ iface: z.string(), type: z.string(), active: pveBoolean.optional() })),
@@ -1305,7 +1433,12 @@ export const endpoints = {
     params: guest,
     /** Every config key: `value` now, `pending` after the next start, `delete` 1 (2: forced) when it goes. */
     returns: z.array(
-      z.looseObject({ key: z.string(), value: z.unknown().optional(), pending: z.unknown().optional(), delete: z.number().int().optional() }),
+      z.looseObject({
+        key: z.string(),
+        value: z.unknown().optional(),
+        pending: z.unknown().optional(),
+        delete: z.number().int().optional(),
+      }),
     ),
     permission: vmPerm('VM.Audit'),
     async: false,
@@ -1333,7 +1466,14 @@ export const endpoints = {
     method: 'GET',
     path: '/nodes/{node}/lxc/{vmid}/interfaces',
     params: guest,
-    returns: z.array(z.looseObject({ name: z.string(), hwaddr: z.string(), inet: z.string().optional(), inet6: z.string().optional() })),
+    returns: z.array(
+      z.looseObject({
+        name: z.string(),
+        hwaddr: z.string(),
+        inet: z.string().optional(),
+        inet6: z.string().optional(),
+      }),
+    ),
     permission: vmPerm('VM.Audit'),
     async: false,
   }),

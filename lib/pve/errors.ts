@@ -28,7 +28,14 @@ export class PveError extends Error {
   }
 
   toJSON() {
-    return { name: this.name, message: this.message, method: this.method, path: this.path, status: this.status, retryable: this.retryable };
+    return {
+      name: this.name,
+      message: this.message,
+      method: this.method,
+      path: this.path,
+      status: this.status,
+      retryable: this.retryable,
+    };
   }
 }
 
@@ -102,7 +109,11 @@ export class PveValidationError extends PveError {
 }
 
 /** Lock contention PVE reports when another operation holds a guest or cluster lock briefly. */
-const TRANSIENT_MESSAGES = [/can't lock file '[^']*' - got timeout/, /got lock request timeout/, /cfs-lock '[^']*' error: got lock timeout/];
+const TRANSIENT_MESSAGES = [
+  /can't lock file '[^']*' - got timeout/,
+  /got lock request timeout/,
+  /cfs-lock '[^']*' error: got lock timeout/,
+];
 
 /** Any other refusal (mostly 500), with PVE's own message, e.g. `VM 100 is running - destroy failed`. */
 export class PveApiError extends PveError {
@@ -173,7 +184,13 @@ export class PveTaskFailedError extends Error {
   }
 
   toJSON() {
-    return { name: this.name, message: this.message, upid: this.upid, exitstatus: this.exitstatus, logTail: this.logTail };
+    return {
+      name: this.name,
+      message: this.message,
+      upid: this.upid,
+      exitstatus: this.exitstatus,
+      logTail: this.logTail,
+    };
   }
 }
 

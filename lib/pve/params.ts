@@ -8,7 +8,12 @@
  */
 import { z } from 'zod';
 import { namedFormats } from './formats/named.js';
-import { propertyKeys, PropertyStringSyntaxError, splitPropertyString, type PropertyFormat } from './property-string.js';
+import {
+  propertyKeys,
+  PropertyStringSyntaxError,
+  splitPropertyString,
+  type PropertyFormat,
+} from './property-string.js';
 
 export type PveParamType = 'integer' | 'number' | 'boolean' | 'string';
 
@@ -152,7 +157,9 @@ export const pve = {
 };
 
 /** 0 | 1 | ... | N-1 */
-type Indices<N extends number, Acc extends number[] = []> = Acc['length'] extends N ? Acc[number] : Indices<N, [...Acc, Acc['length']]>;
+type Indices<N extends number, Acc extends number[] = []> = Acc['length'] extends N
+  ? Acc[number]
+  : Indices<N, [...Acc, Acc['length']]>;
 
 /** `net0..net31` style parameters, which PVE's schema writes as `net[n]`. */
 export function indexed<P extends string, N extends number, S extends z.ZodType>(
@@ -233,8 +240,10 @@ function verify(spec: PveParamSpec, raw: unknown, path: string): { value: unknow
   }
   if (NUMBER_RE.test(text)) {
     const n = Number(text);
-    if (spec.maximum !== undefined && n > spec.maximum) return { error: `value must have a maximum value of ${spec.maximum}` };
-    if (spec.minimum !== undefined && n < spec.minimum) return { error: `value must have a minimum value of ${spec.minimum}` };
+    if (spec.maximum !== undefined && n > spec.maximum)
+      return { error: `value must have a maximum value of ${spec.maximum}` };
+    if (spec.minimum !== undefined && n < spec.minimum)
+      return { error: `value must have a minimum value of ${spec.minimum}` };
   }
   if (spec.enum && !spec.enum.includes(text)) {
     return { error: `value '${text}' does not have a value in the enumeration '${spec.enum.join(', ')}'` };

@@ -66,7 +66,8 @@ function parseBoolean(value: string): string | undefined {
 export function splitPropertyString(format: PropertyFormat, value: string): Record<string, string> {
   const result: Record<string, string> = {};
   const set = (key: string, v: string) => {
-    if (result[key] !== undefined) throw new PropertyStringSyntaxError(`duplicate key in comma-separated list property: ${key}`);
+    if (result[key] !== undefined)
+      throw new PropertyStringSyntaxError(`duplicate key in comma-separated list property: ${key}`);
     result[key] = v;
   };
   for (const part of value.split(',')) {
@@ -77,13 +78,15 @@ export function splitPropertyString(format: PropertyFormat, value: string): Reco
       let spec = format[key];
       if (spec && isAlias(spec)) {
         if (spec.keyAlias) {
-          if (result[spec.keyAlias] !== undefined) throw new PropertyStringSyntaxError(`key alias '${spec.keyAlias}' is already defined`);
+          if (result[spec.keyAlias] !== undefined)
+            throw new PropertyStringSyntaxError(`key alias '${spec.keyAlias}' is already defined`);
           result[spec.keyAlias] = key;
         }
         key = spec.alias;
         spec = format[key];
       }
-      if (!spec || isAlias(spec)) throw new PropertyStringSyntaxError(`invalid key in comma-separated list property: ${key}`);
+      if (!spec || isAlias(spec))
+        throw new PropertyStringSyntaxError(`invalid key in comma-separated list property: ${key}`);
       set(key, spec.type === 'boolean' ? (parseBoolean(v) ?? v) : v);
     } else if (!part.includes('=')) {
       const key = defaultKey(format);
@@ -97,7 +100,10 @@ export function splitPropertyString(format: PropertyFormat, value: string): Reco
 }
 
 /** PVE's print_property_string: the default key bare and first, then the others in key order. */
-export function printPropertyString(format: PropertyFormat, values: Readonly<Record<string, string | number | boolean | undefined>>): string {
+export function printPropertyString(
+  format: PropertyFormat,
+  values: Readonly<Record<string, string | number | boolean | undefined>>,
+): string {
   const first = defaultKey(format);
   const text = (v: string | number | boolean) => (typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
   const parts: string[] = [];

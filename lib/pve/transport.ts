@@ -178,16 +178,25 @@ export function createHttpTransport(opts: HttpTransportOptions): PveTransport {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const connectTimeoutMs = opts.connectTimeoutMs ?? Math.min(timeoutMs, 5_000);
   const authorization = `PVEAPIToken=${credential.tokenId}=${credential.secret}`;
-  const origins = new Map(nodes.map((n) => [n.name, `https://${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`]));
+  const origins = new Map(
+    nodes.map((n) => [n.name, `https://${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`]),
+  );
   // Idle connections are dropped well before pveproxy would close them, so a request is not
   // written onto a socket the server is closing (that would surface as "may have been sent").
   const pools = new Map(
     nodes.map((n) => [
       n.name,
-      new Pool(origins.get(n.name)!, { connect: connectorFor(tls, n, connectTimeoutMs), keepAliveTimeout: 4_000, connections: 16 }),
+      new Pool(origins.get(n.name)!, {
+        connect: connectorFor(tls, n, connectTimeoutMs),
+        keepAliveTimeout: 4_000,
+        connections: 16,
+      }),
     ]),
   );
-  let preferred = Math.max(0, nodes.findIndex((n) => n.name === opts.preferredNode));
+  let preferred = Math.max(
+    0,
+    nodes.findIndex((n) => n.name === opts.preferredNode),
+  );
 
   async function attempt(node: PveNodeAddress, req: WireRequest, info: PveRequestInfo): Promise<PveEnvelope> {
     const hasBody = req.method === 'POST' || req.method === 'PUT';
@@ -225,7 +234,8 @@ export function createHttpTransport(opts: HttpTransportOptions): PveTransport {
           return envelope;
         } catch (err) {
           if (err instanceof PveError) throw err;
-          if (isTlsVerificationError(err)) throw new PveTlsError(info, `${node.name} (${node.host})`, describeError(err));
+          if (isTlsVerificationError(err))
+            throw new PveTlsError(info, `${node.name} (${node.host})`, describeError(err));
           const code = errorCode(err);
           if (code !== undefined && CONNECT_ERROR_CODES.has(code)) {
             tried.push(`${node.name}: ${describeError(err)}`);
@@ -245,13 +255,21 @@ export function createHttpTransport(opts: HttpTransportOptions): PveTransport {
 }
 
 /** PVE's answer as data or a typed error. PVE 8 before http-server 5.2 sent only the reason phrase. */
-function interpret(status: number, statusText: string, body: unknown, info: PveRequestInfo, tokenId: string): PveEnvelope {
+function interpret(
+  status: number,
+  statusText: string,
+  body: unknown,
+  info: PveRequestInfo,
+  tokenId: string,
+): PveEnvelope {
   if (status >= 200 && status < 300) {
     const envelope = body as { data?: unknown; total?: unknown } | undefined;
     if (envelope === undefined || typeof envelope !== 'object' || !('data' in envelope)) {
       throw new PveApiError(info, status, 'answer is not a PVE {"data": ...} envelope');
     }
-    return typeof envelope.total === 'number' ? { data: envelope.data, total: envelope.total } : { data: envelope.data };
+    return typeof envelope.total === 'number'
+      ? { data: envelope.data, total: envelope.total }
+      : { data: envelope.data };
   }
   const message = pveMessage(body, statusText, status);
   switch (status) {

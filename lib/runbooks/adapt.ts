@@ -145,10 +145,23 @@ class Adapter {
         if (raw === undefined) {
           if (step.api !== 'qemuCreate') continue;
           const param = this.paramFor(s.param, s.convention, s.type, `${capitalize(s.what)} (cluster convention)`);
-          this.set(at(s.key), undefined, `{{${param}}}`, `the cluster sets the ${s.what}: ${formatConvention(this.env, s.convention)}`);
-        } else if (!(typeof raw === 'string' && PLACEHOLDER.test(raw)) && !sameSetting(s.key, raw, convention as Value)) {
+          this.set(
+            at(s.key),
+            undefined,
+            `{{${param}}}`,
+            `the cluster sets the ${s.what}: ${formatConvention(this.env, s.convention)}`,
+          );
+        } else if (
+          !(typeof raw === 'string' && PLACEHOLDER.test(raw)) &&
+          !sameSetting(s.key, raw, convention as Value)
+        ) {
           const param = this.paramFor(s.param, s.convention, s.type, `${capitalize(s.what)} (cluster convention)`);
-          this.set(at(s.key), raw, `{{${param}}}`, `the cluster's ${s.what} is ${formatConvention(this.env, s.convention)}`);
+          this.set(
+            at(s.key),
+            raw,
+            `{{${param}}}`,
+            `the cluster's ${s.what} is ${formatConvention(this.env, s.convention)}`,
+          );
         }
       }
       for (const [key, raw] of Object.entries(step.params)) {
@@ -159,10 +172,20 @@ class Adapter {
     });
   }
 
-  private storage(path: (string | number)[], raw: string, sid: string, rebuild = (param: string) => `{{${param}}}`): void {
+  private storage(
+    path: (string | number)[],
+    raw: string,
+    sid: string,
+    rebuild = (param: string) => `{{${param}}}`,
+  ): void {
     const convention = this.env.defaults.storage;
     if (PLACEHOLDER.test(sid) || sid === convention) return;
-    const param = this.paramFor('storage', 'defaults.storage', 'storage', 'Storage for the guest’s disks (cluster convention)');
+    const param = this.paramFor(
+      'storage',
+      'defaults.storage',
+      'storage',
+      'Storage for the guest’s disks (cluster convention)',
+    );
     this.set(path, raw, rebuild(param), `disks go to the cluster's storage: defaults.storage = ${convention}`);
   }
 
@@ -172,16 +195,31 @@ class Adapter {
     const isCdrom = options.includes('media=cdrom') || /:(iso|vztmpl|import)\//.test(volume);
     let value = raw;
     if (m && !isCdrom) {
-      this.storage(path, raw, m[1]!, (param) => (value = `{{${param}}}:${m[2]}${options.length ? `,${options.join(',')}` : ''}`));
+      this.storage(
+        path,
+        raw,
+        m[1]!,
+        (param) => (value = `{{${param}}}:${m[2]}${options.length ? `,${options.join(',')}` : ''}`),
+      );
     }
     if (key !== 'efidisk0') return;
     const keys = /(^|,)pre-enrolled-keys=([01])(,|$)/.exec(value);
     const wanted = this.env.defaults.efidisk_pre_enrolled_keys ? '1' : '0';
     if (keys && keys[2] !== wanted) {
-      const param = this.paramFor('pre_enrolled_keys', 'defaults.efidisk_pre_enrolled_keys', 'boolean', 'Pre-enroll Secure Boot keys (cluster convention)');
+      const param = this.paramFor(
+        'pre_enrolled_keys',
+        'defaults.efidisk_pre_enrolled_keys',
+        'boolean',
+        'Pre-enroll Secure Boot keys (cluster convention)',
+      );
       const before = value;
       value = value.replace(/pre-enrolled-keys=[01]/, `pre-enrolled-keys={{${param}}}`);
-      this.set(path, before, value, `EFI disks follow defaults.efidisk_pre_enrolled_keys = ${this.env.defaults.efidisk_pre_enrolled_keys}`);
+      this.set(
+        path,
+        before,
+        value,
+        `EFI disks follow defaults.efidisk_pre_enrolled_keys = ${this.env.defaults.efidisk_pre_enrolled_keys}`,
+      );
     }
   }
 
@@ -190,8 +228,18 @@ class Adapter {
     const bridge = m?.[2];
     const convention = this.env.defaults.network_bridge;
     if (!bridge || PLACEHOLDER.test(bridge) || bridge === convention) return;
-    const param = this.paramFor('bridge', 'defaults.network_bridge', 'bridge', 'Bridge of the NIC (cluster convention)');
-    this.set(path, raw, raw.replace(/bridge=[^,]+/, `bridge={{${param}}}`), `NICs go on the cluster's bridge: defaults.network_bridge = ${convention}`);
+    const param = this.paramFor(
+      'bridge',
+      'defaults.network_bridge',
+      'bridge',
+      'Bridge of the NIC (cluster convention)',
+    );
+    this.set(
+      path,
+      raw,
+      raw.replace(/bridge=[^,]+/, `bridge={{${param}}}`),
+      `NICs go on the cluster's bridge: defaults.network_bridge = ${convention}`,
+    );
   }
 
   /** Cloud images named `.img` are qcow2 inside; PVE refuses `.img` for content=import. */
@@ -201,7 +249,12 @@ class Adapter {
       const name = step.params.filename;
       if (typeof name !== 'string' || PLACEHOLDER.test(name) || !/\.img$/.test(name)) return;
       const renamed = name.replace(/\.img$/, '.qcow2');
-      this.set(['steps', i, 'params', 'filename'], name, renamed, 'PVE refuses .img names for content=import; the image is qcow2 inside');
+      this.set(
+        ['steps', i, 'params', 'filename'],
+        name,
+        renamed,
+        'PVE refuses .img names for content=import; the image is qcow2 inside',
+      );
       this.replaceEverywhere(`:import/${name}`, `:import/${renamed}`, 'refers to the renamed download');
     });
   }
@@ -218,7 +271,12 @@ class Adapter {
     for (const [name, p] of Object.entries(this.runbook.parameters)) {
       if (p.type !== 'vmid' || p.range) continue;
       this.params[name] = { ...p, range };
-      this.set(['parameters', name, 'range'], undefined, range, `new guests take VMIDs from this cluster's ${range} range ${min}-${max}`);
+      this.set(
+        ['parameters', name, 'range'],
+        undefined,
+        range,
+        `new guests take VMIDs from this cluster's ${range} range ${min}-${max}`,
+      );
       const fallback = p.default;
       if (typeof fallback === 'number' && (fallback < min || fallback > max) && !p.required) {
         this.doc.deleteIn(['parameters', name, 'default']);
@@ -240,13 +298,19 @@ class Adapter {
     const { min, max } = this.env.vmid_ranges[range];
     this.runbook.steps.forEach((step, i) => {
       if (step.kind !== 'api') return;
-      const key = step.api === 'qemuClone' ? 'newid' : step.api === 'qemuCreate' || step.api === 'lxcCreate' ? 'vmid' : undefined;
+      const key =
+        step.api === 'qemuClone' ? 'newid' : step.api === 'qemuCreate' || step.api === 'lxcCreate' ? 'vmid' : undefined;
       const raw = key ? step.params[key] : undefined;
       if (key === undefined || raw === undefined || (typeof raw === 'string' && PLACEHOLDER.test(raw))) return;
       const literal = Number(raw);
       if (!Number.isInteger(literal) || (literal >= min && literal <= max)) return;
       if ('vmid' in this.params) return;
-      const param = { type: 'vmid', range, allocate: true, description: `VMID, taken from the ${range} range (${min}-${max})` } as const;
+      const param = {
+        type: 'vmid',
+        range,
+        allocate: true,
+        description: `VMID, taken from the ${range} range (${min}-${max})`,
+      } as const;
       this.params.vmid = { ...param, required: false };
       this.doc.setIn(['parameters', 'vmid'], this.doc.createNode(param));
       this.adaptations.push({
@@ -273,7 +337,12 @@ class Adapter {
       }
       const command = step.kind === 'ssh' ? this.doc.getIn([...at, 'ssh', 'command']) : undefined;
       if (typeof command === 'string' && word.test(command)) {
-        this.set([...at, 'ssh', 'command'], command, command.replace(word, '{{vmid}}'), `follows the allocated VMID (was ${literal})`);
+        this.set(
+          [...at, 'ssh', 'command'],
+          command,
+          command.replace(word, '{{vmid}}'),
+          `follows the allocated VMID (was ${literal})`,
+        );
       }
       word.lastIndex = 0;
     });
@@ -312,7 +381,12 @@ function sameSetting(key: string, raw: Value, convention: Value): boolean {
   return enabled === convention;
 }
 
-export function adaptRunbook(file: RunbookFile, markdown: string, env: EnvironmentConfig, source = '(submitted)'): AdaptedRunbook {
+export function adaptRunbook(
+  file: RunbookFile,
+  markdown: string,
+  env: EnvironmentConfig,
+  source = '(submitted)',
+): AdaptedRunbook {
   const doc = file.document.clone();
   const adapter = new Adapter(file.runbook, doc, env);
   adapter.conventionParameters();
@@ -327,6 +401,9 @@ export function adaptRunbook(file: RunbookFile, markdown: string, env: Environme
     runbook: reparsed.runbook,
     markdown: adapted,
     adaptations: adapter.adaptations,
-    diff: unifiedDiff(markdown, adapted, { from: `${file.runbook.name}.md (submitted)`, to: `${file.runbook.name}.md (adapted)` }),
+    diff: unifiedDiff(markdown, adapted, {
+      from: `${file.runbook.name}.md (submitted)`,
+      to: `${file.runbook.name}.md (adapted)`,
+    }),
   };
 }

@@ -57,7 +57,9 @@ export function parseCondition(text: string): Condition {
   const name = (what: string): string => {
     const token = next();
     if (token === undefined || !NAME.test(token)) {
-      throw new ConditionSyntaxError(`expected a parameter or fact name ${what}, got ${token === undefined ? 'the end' : `'${token}'`}`);
+      throw new ConditionSyntaxError(
+        `expected a parameter or fact name ${what}, got ${token === undefined ? 'the end' : `'${token}'`}`,
+      );
     }
     return token;
   };
@@ -71,7 +73,8 @@ export function parseCondition(text: string): Condition {
     if (op === 'supports') {
       i++;
       const content = next();
-      if (content === undefined) throw new ConditionSyntaxError(`'supports' needs a content type, e.g. 'supports import'`);
+      if (content === undefined)
+        throw new ConditionSyntaxError(`'supports' needs a content type, e.g. 'supports import'`);
       return { kind: 'supports', name: subject, content };
     }
     if (op === '==' || op === '!=' || op === '>=' || op === '<=' || op === '>' || op === '<') {
@@ -136,7 +139,9 @@ function compare(value: Value | undefined, op: Op, literal: string, name: string
   }
   if (op === '==') return text === literal;
   if (op === '!=') return text !== literal;
-  throw new ConditionSyntaxError(`cannot order '${name}' (${text || 'no value'}) against '${literal}': both must be numbers`);
+  throw new ConditionSyntaxError(
+    `cannot order '${name}' (${text || 'no value'}) against '${literal}': both must be numbers`,
+  );
 }
 
 function holds(c: Clause, facts: ConditionFacts): boolean {

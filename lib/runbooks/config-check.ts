@@ -10,8 +10,25 @@ import type { Value } from './placeholders.js';
 import type { Runbook } from './schema.js';
 
 /** Request parameters that address or steer a call rather than set a config key. */
-const NOT_CONFIG = new Set(['node', 'vmid', 'digest', 'delete', 'revert', 'background_delay', 'storage', 'pool', 'start', 'skiplock']);
-const CONFIG_ENDPOINTS = new Set(['qemuCreate', 'qemuUpdateConfig', 'qemuUpdateConfigAsync', 'lxcCreate', 'lxcUpdateConfig']);
+const NOT_CONFIG = new Set([
+  'node',
+  'vmid',
+  'digest',
+  'delete',
+  'revert',
+  'background_delay',
+  'storage',
+  'pool',
+  'start',
+  'skiplock',
+]);
+const CONFIG_ENDPOINTS = new Set([
+  'qemuCreate',
+  'qemuUpdateConfig',
+  'qemuUpdateConfigAsync',
+  'lxcCreate',
+  'lxcUpdateConfig',
+]);
 const DISK_KEY = /^(scsi\d+|virtio\d+|sata\d+|ide\d+|efidisk0|tpmstate0|rootfs|mp\d+)$/;
 /** Options PVE consumes or recomputes when it stores a disk. */
 const TRANSIENT_DISK_OPTIONS = new Set(['import-from', 'size', 'format']);
@@ -34,7 +51,11 @@ export function configWritesOf(runbook: Runbook): ConfigWrite[] {
     step.kind === 'api' && CONFIG_ENDPOINTS.has(step.api)
       ? Object.entries(step.params)
           .filter(([key]) => !NOT_CONFIG.has(key))
-          .map(([key, value]) => ({ type: step.api.startsWith('lxc') ? ('lxc' as const) : ('qemu' as const), key, value: String(value) }))
+          .map(([key, value]) => ({
+            type: step.api.startsWith('lxc') ? ('lxc' as const) : ('qemu' as const),
+            key,
+            value: String(value),
+          }))
       : [],
   );
 }
@@ -83,7 +104,10 @@ interface ConfigMismatch {
   actual: string | undefined;
 }
 
-export function compareGuestConfig(expected: Readonly<Record<string, string>>, actual: Readonly<Record<string, unknown>>): ConfigMismatch[] {
+export function compareGuestConfig(
+  expected: Readonly<Record<string, string>>,
+  actual: Readonly<Record<string, unknown>>,
+): ConfigMismatch[] {
   const mismatches: ConfigMismatch[] = [];
   for (const [key, want] of Object.entries(expected)) {
     const raw = actual[key];
@@ -92,7 +116,8 @@ export function compareGuestConfig(expected: Readonly<Record<string, string>>, a
     if (have === undefined) ok = want === '0';
     else if (key === 'tags') ok = [...tagSet(want)].every((t) => tagSet(have).has(t));
     else if (DISK_KEY.test(key)) ok = diskMatches(want, have);
-    else if (/^net\d+$/.test(key) || key === 'agent') ok = propertiesMatch(want, have) || (key === 'agent' && have === `enabled=${want}`);
+    else if (/^net\d+$/.test(key) || key === 'agent')
+      ok = propertiesMatch(want, have) || (key === 'agent' && have === `enabled=${want}`);
     else ok = want === have;
     if (!ok) mismatches.push({ key, expected: want, actual: have });
   }

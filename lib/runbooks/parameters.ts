@@ -59,7 +59,9 @@ export async function resolveParameters(
 
   for (const name of Object.keys(given)) {
     if (!(name in runbook.parameters)) {
-      issues.push(`parameters.${name}: runbook '${runbook.name}' has no such parameter (it has: ${names.join(', ') || 'none'})`);
+      issues.push(
+        `parameters.${name}: runbook '${runbook.name}' has no such parameter (it has: ${names.join(', ') || 'none'})`,
+      );
     }
   }
 
@@ -75,7 +77,9 @@ export async function resolveParameters(
         try {
           value = await read(path);
         } catch (err) {
-          issues.push(`${at}: cannot read ${path} (from ${p.convention}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+          issues.push(
+            `${at}: cannot read ${path} (from ${p.convention}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+          );
           continue;
         }
       } else if (convention !== undefined) {
@@ -120,7 +124,8 @@ function checkInEnvironment(p: Parameter, value: ParameterInput, env: Environmen
   }
   if (p.type === 'node') {
     const nodes = env.cluster.nodes.map((n) => n.name);
-    if (!nodes.includes(String(value))) return `'${value}' is not a node of cluster ${env.cluster.name} (nodes: ${nodes.join(', ')})`;
+    if (!nodes.includes(String(value)))
+      return `'${value}' is not a node of cluster ${env.cluster.name} (nodes: ${nodes.join(', ')})`;
   }
   return undefined;
 }

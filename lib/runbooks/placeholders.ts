@@ -56,7 +56,12 @@ export class UnresolvedPlaceholderError extends Error {
  * Replaces the placeholders that have values. Those named in `later` stay as they are
  * (filled in when applying); any other placeholder without a value is an error.
  */
-export function renderString(text: string, vars: Vars, context: Context, later: ReadonlySet<string> = new Set()): string {
+export function renderString(
+  text: string,
+  vars: Vars,
+  context: Context,
+  later: ReadonlySet<string> = new Set(),
+): string {
   const missing: string[] = [];
   const out = text.replace(PLACEHOLDER, (whole, name: string) => {
     const value = vars[name];

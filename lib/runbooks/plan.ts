@@ -168,7 +168,11 @@ export function planRunbook(
 }
 
 /** Steps that create a guest under a VMID they are given, and the parameter carrying it. */
-const CREATES: Partial<Record<EndpointName, 'vmid' | 'newid'>> = { qemuCreate: 'vmid', lxcCreate: 'vmid', qemuClone: 'newid' };
+const CREATES: Partial<Record<EndpointName, 'vmid' | 'newid'>> = {
+  qemuCreate: 'vmid',
+  lxcCreate: 'vmid',
+  qemuClone: 'newid',
+};
 
 /**
  * An allocated VMID is taken by the first step that uses it, which must create the guest:
@@ -209,7 +213,9 @@ function resolveStep(
       return out;
     } catch (err) {
       if (!(err instanceof UnresolvedPlaceholderError)) throw err;
-      issues.push(`${at}.${path}: ${err.message} (an optional parameter left unset can only stand alone as an API parameter)`);
+      issues.push(
+        `${at}.${path}: ${err.message} (an optional parameter left unset can only stand alone as an API parameter)`,
+      );
       return value;
     }
   };
@@ -221,7 +227,8 @@ function resolveStep(
     ...(expectOutput === undefined ? {} : { expectOutput }),
     timeoutMs: def.timeout ? durationMs(def.timeout) : DEFAULT_TIMEOUT_MS[def.kind],
   };
-  const done = (step: WithoutPending<ResolvedStep>): ResolvedStep => ({ ...step, pending: [...pending] }) as ResolvedStep;
+  const done = (step: WithoutPending<ResolvedStep>): ResolvedStep =>
+    ({ ...step, pending: [...pending] }) as ResolvedStep;
 
   switch (def.kind) {
     case 'api': {
@@ -232,10 +239,13 @@ function resolveStep(
           const value = renderParam(raw, vars, later, optional);
           if (value === undefined) continue;
           params[key] = value;
-          if (typeof value === 'string') for (const m of value.matchAll(/\{\{\s*([a-z][a-z0-9_]*)\s*\}\}/g)) pending.add(m[1]!);
+          if (typeof value === 'string')
+            for (const m of value.matchAll(/\{\{\s*([a-z][a-z0-9_]*)\s*\}\}/g)) pending.add(m[1]!);
         } catch (err) {
           if (!(err instanceof UnresolvedPlaceholderError)) throw err;
-          issues.push(`${at}.params.${key}: ${err.message} (an optional parameter left unset can only stand alone as an API parameter)`);
+          issues.push(
+            `${at}.params.${key}: ${err.message} (an optional parameter left unset can only stand alone as an API parameter)`,
+          );
         }
       }
       checkApiParams(def.api, params, def.params, at, issues);
@@ -272,7 +282,10 @@ function resolveStep(
     case 'ansible': {
       const extraVars = def.ansible.extra_vars
         ? Object.fromEntries(
-            Object.entries(def.ansible.extra_vars).map(([k, v]) => [k, typeof v === 'string' ? text(v, `ansible.extra_vars.${k}`) : v]),
+            Object.entries(def.ansible.extra_vars).map(([k, v]) => [
+              k,
+              typeof v === 'string' ? text(v, `ansible.extra_vars.${k}`) : v,
+            ]),
           )
         : undefined;
       return done({
@@ -300,26 +313,40 @@ function checkApiParams(
   at: string,
   issues: string[],
 ): void {
-  const ready = Object.fromEntries(Object.entries(params).filter(([, v]) => typeof v !== 'string' || !v.includes('{{')));
+  const ready = Object.fromEntries(
+    Object.entries(params).filter(([, v]) => typeof v !== 'string' || !v.includes('{{')),
+  );
   const waiting = new Set(Object.keys(params).filter((k) => !(k in ready)));
-  const checked = decodeFormParams(endpoints[api], Object.fromEntries(Object.entries(ready).map(([k, v]) => [k, encodeValue(v)])));
+  const checked = decodeFormParams(
+    endpoints[api],
+    Object.fromEntries(Object.entries(ready).map(([k, v]) => [k, encodeValue(v)])),
+  );
   if (!checked.ok) {
     for (const [key, message] of Object.entries(checked.errors)) {
       if (waiting.has(key)) continue;
-      const from = typeof written[key] === 'string' ? [...written[key].matchAll(/\{\{\s*[^}]+?\s*\}\}/g)].map((m) => m[0]) : [];
+      const from =
+        typeof written[key] === 'string' ? [...written[key].matchAll(/\{\{\s*[^}]+?\s*\}\}/g)].map((m) => m[0]) : [];
       // Property-string refusals list one `<param>.<key>: reason` line per key; an issue is one line.
-      issues.push(`${at}.params.${key}: ${message.replaceAll('\n', '; ')}${from.length ? ` (from ${from.join(', ')})` : ''}`);
+      issues.push(
+        `${at}.params.${key}: ${message.replaceAll('\n', '; ')}${from.length ? ` (from ${from.join(', ')})` : ''}`,
+      );
     }
   }
   for (const key of secretParams(endpoints[api].params)) {
-    if (key in params) issues.push(`${at}.params.${key}: a password in a step would be kept in the plan and the workflow's history; use SSH keys instead`);
+    if (key in params)
+      issues.push(
+        `${at}.params.${key}: a password in a step would be kept in the plan and the workflow's history; use SSH keys instead`,
+      );
   }
   const refusal = knownRefusal(api, ready);
   if (refusal) issues.push(`${at}.params.${refusal.param}: ${refusal.message}`);
 }
 
 /** Refusals PVE makes beyond its parameter schema (pve-storage download-url), caught before sending. */
-function knownRefusal(api: EndpointName, params: Record<string, Value>): { param: string; message: string } | undefined {
+function knownRefusal(
+  api: EndpointName,
+  params: Record<string, Value>,
+): { param: string; message: string } | undefined {
   if (api !== 'storageDownloadUrl' || typeof params.filename !== 'string') return undefined;
   const name = params.filename;
   if (params.content === 'import' && !/\.(ova|qcow2|raw|vmdk)$/.test(name)) {
@@ -350,7 +377,9 @@ export function finishStep<S extends ResolvedStep>(step: S, vars: Vars, later: R
         ...step,
         ...expectOutput,
         pending,
-        params: Object.fromEntries(Object.entries(step.params).map(([k, v]) => [k, renderParam(v, vars, later) as Value])),
+        params: Object.fromEntries(
+          Object.entries(step.params).map(([k, v]) => [k, renderParam(v, vars, later) as Value]),
+        ),
         ...(step.verifyName === undefined ? {} : { verifyName: t(step.verifyName) }),
       };
     case 'ssh':
@@ -372,7 +401,11 @@ export function finishStep<S extends ResolvedStep>(step: S, vars: Vars, later: R
         pending,
         ...(step.limit === undefined ? {} : { limit: t(step.limit) }),
         ...(step.extraVars
-          ? { extraVars: Object.fromEntries(Object.entries(step.extraVars).map(([k, v]) => [k, renderParam(v, vars, later) as Value])) }
+          ? {
+              extraVars: Object.fromEntries(
+                Object.entries(step.extraVars).map(([k, v]) => [k, renderParam(v, vars, later) as Value]),
+              ),
+            }
           : {}),
       };
   }

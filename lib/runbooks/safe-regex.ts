@@ -17,7 +17,8 @@ setFlagsFromString('--enable-experimental-regexp-engine');
 /** Why `source` may not be a runbook regex, or undefined when it may. */
 export function regexProblem(source: string): string | undefined {
   const construct = backtrackingConstruct(source);
-  if (construct) return `uses ${construct}, which only a backtracking matcher supports; runbook regexes must run in linear time`;
+  if (construct)
+    return `uses ${construct}, which only a backtracking matcher supports; runbook regexes must run in linear time`;
   const nested = nestedQuantifier(source);
   if (nested !== undefined) {
     return `repeats a group that itself repeats (at character ${nested + 1}), which backtracks exponentially on a near-miss (e.g. (a+)+); repeat a character class instead`;
@@ -47,7 +48,7 @@ const COUNTED = /\{(\d+)(,(\d*))?\}(\??)/y;
  */
 function splitCountedRepeats(source: string): string {
   let out = '';
-  for (let i = 0; i < source.length; ) {
+  for (let i = 0; i < source.length;) {
     SIMPLE_ATOM.lastIndex = i;
     const atom = SIMPLE_ATOM.exec(source);
     if (!atom) {
@@ -74,7 +75,8 @@ function splitCountedRepeats(source: string): string {
 function copies(atom: string, min: number, max: number, lazy: string): string {
   const parts: string[] = [];
   const chunk = (total: number, quantifier: (n: number) => string) => {
-    for (let left = total; left > 0; left -= MAX_COPIES) parts.push(`${atom}${quantifier(Math.min(left, MAX_COPIES))}${lazy}`);
+    for (let left = total; left > 0; left -= MAX_COPIES)
+      parts.push(`${atom}${quantifier(Math.min(left, MAX_COPIES))}${lazy}`);
   };
   chunk(min, (n) => `{${n}}`);
   if (max === Infinity) parts.push(`${atom}*${lazy}`);

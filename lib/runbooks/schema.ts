@@ -197,7 +197,12 @@ const CleanupStep = z.preprocess(
   withKind,
   z.discriminatedUnion(
     'kind',
-    [ApiStep.extend(cleanupFields), SshStep.extend(cleanupFields), GuestStep.extend(cleanupFields), AnsibleStep.extend(cleanupFields)],
+    [
+      ApiStep.extend(cleanupFields),
+      SshStep.extend(cleanupFields),
+      GuestStep.extend(cleanupFields),
+      AnsibleStep.extend(cleanupFields),
+    ],
     { error: stepKindError },
   ),
 );
@@ -265,19 +270,27 @@ function checkParameters(params: Record<string, Parameter>, issue: Issue): void 
     if (name in BUILTIN_VARS) issue(at(), `'${name}' is a built-in value and cannot be a parameter`);
     if (p.type === 'enum' && !p.values) issue(at('values'), 'an enum parameter lists its values');
     if (p.type !== 'enum' && p.values) issue(at('values'), 'only enum parameters list values');
-    if (p.type !== 'vmid' && (p.range || p.allocate)) issue(at(p.range ? 'range' : 'allocate'), 'only vmid parameters have a range or are allocated');
-    if (p.type === 'vmid' && p.allocate && !p.range) issue(at('range'), 'an allocated vmid needs the range to allocate from');
-    if (p.allocate && (p.required || p.default !== undefined)) issue(at('allocate'), 'an allocated vmid has no default and is not required');
-    if (p.type !== 'integer' && (p.min !== undefined || p.max !== undefined)) issue(at('min'), 'only integer parameters have bounds');
+    if (p.type !== 'vmid' && (p.range || p.allocate))
+      issue(at(p.range ? 'range' : 'allocate'), 'only vmid parameters have a range or are allocated');
+    if (p.type === 'vmid' && p.allocate && !p.range)
+      issue(at('range'), 'an allocated vmid needs the range to allocate from');
+    if (p.allocate && (p.required || p.default !== undefined))
+      issue(at('allocate'), 'an allocated vmid has no default and is not required');
+    if (p.type !== 'integer' && (p.min !== undefined || p.max !== undefined))
+      issue(at('min'), 'only integer parameters have bounds');
     if (p.type !== 'string' && p.pattern) issue(at('pattern'), 'only string parameters have a pattern');
     const patternProblem = p.pattern === undefined ? undefined : regexProblem(p.pattern);
     if (patternProblem) issue(at('pattern'), patternProblem);
     if (p.required && p.default !== undefined) issue(at('default'), 'a required parameter has no default');
     if (p.convention !== undefined) {
       const def = conventionDef(p.convention);
-      if (!def) issue(at('convention'), `unknown convention '${p.convention}' (known: ${knownConventions().join(', ')})`);
+      if (!def)
+        issue(at('convention'), `unknown convention '${p.convention}' (known: ${knownConventions().join(', ')})`);
       else if (!CONVENTION_KINDS[p.type].includes(def.kind)) {
-        issue(at('convention'), `${p.convention} holds ${def.kind === 'file' ? 'a file path' : `a ${def.kind}`}, which does not fit ${/^[aeiou]/.test(p.type) ? 'an' : 'a'} ${p.type} parameter`);
+        issue(
+          at('convention'),
+          `${p.convention} holds ${def.kind === 'file' ? 'a file path' : `a ${def.kind}`}, which does not fit ${/^[aeiou]/.test(p.type) ? 'an' : 'a'} ${p.type} parameter`,
+        );
       }
     }
     if (p.default !== undefined) {
@@ -310,7 +323,9 @@ export function checkValue(p: Parameter, value: unknown): string | undefined {
       return typeof value === 'boolean' ? undefined : 'must be true or false';
     case 'tags':
       if (!Array.isArray(value) || !value.every((t) => typeof t === 'string')) return 'must be a list of tags';
-      return value.find((t) => !TAG.test(t)) === undefined ? undefined : 'holds a tag PVE would refuse (letters, digits, _ - + . only)';
+      return value.find((t) => !TAG.test(t)) === undefined
+        ? undefined
+        : 'holds a tag PVE would refuse (letters, digits, _ - + . only)';
     case 'enum':
       return isString && p.values?.includes(value) ? undefined : `must be one of ${p.values?.join(', ')}`;
     case 'string':
@@ -321,7 +336,9 @@ export function checkValue(p: Parameter, value: unknown): string | undefined {
     case 'storage':
       return isString && /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i.test(value) ? undefined : 'must be a PVE storage id';
     case 'bridge':
-      return isString && /^[a-zA-Z][a-zA-Z0-9_.-]{0,15}$/.test(value) ? undefined : 'must be a bridge name such as vmbr0';
+      return isString && /^[a-zA-Z][a-zA-Z0-9_.-]{0,15}$/.test(value)
+        ? undefined
+        : 'must be a bridge name such as vmbr0';
     case 'url':
       return isString && URL_RE.test(value) ? undefined : 'must be an http(s) URL';
     case 'checksum':
@@ -344,7 +361,8 @@ function checkStep(
 ): void {
   for (const { path, text, regex } of stepTemplates(step)) {
     for (const name of placeholdersIn(text)) {
-      if (!known.has(name)) issue([...at, ...path], `unknown placeholder {{${name}}} (not a parameter, built-in or earlier capture)`);
+      if (!known.has(name))
+        issue([...at, ...path], `unknown placeholder {{${name}}} (not a parameter, built-in or earlier capture)`);
     }
     const problem = regex ? regexProblem(text.replace(/\{\{\s*[a-z][a-z0-9_]*\s*\}\}/g, 'x')) : undefined;
     if (problem) issue([...at, ...path], problem);
@@ -355,10 +373,12 @@ function checkStep(
     try {
       const { names, storages } = conditionNames(parseCondition(text));
       for (const name of names) {
-        if (!(name in params) && !(name in BUILTIN_VARS)) issue([...at, key], `unknown name '${name}' (not a parameter or built-in)`);
+        if (!(name in params) && !(name in BUILTIN_VARS))
+          issue([...at, key], `unknown name '${name}' (not a parameter or built-in)`);
       }
       for (const name of storages) {
-        if (name in params && params[name]!.type !== 'storage') issue([...at, key], `'${name}' is not a storage parameter, so it cannot 'support' content`);
+        if (name in params && params[name]!.type !== 'storage')
+          issue([...at, key], `'${name}' is not a storage parameter, so it cannot 'support' content`);
       }
     } catch (err) {
       if (!(err instanceof ConditionSyntaxError)) throw err;
@@ -367,7 +387,8 @@ function checkStep(
   }
   for (const name of capturesOf(step)) {
     if (!IDENT.test(name)) issue([...at, 'expect', 'output'], `capture '${name}' must be a lowercase identifier`);
-    if (name in params || name in BUILTIN_VARS) issue([...at, 'expect', 'output'], `capture '${name}' would hide the parameter of that name`);
+    if (name in params || name in BUILTIN_VARS)
+      issue([...at, 'expect', 'output'], `capture '${name}' would hide the parameter of that name`);
   }
   if (step.kind === 'api') {
     const endpoint = endpoints[step.api];
@@ -375,10 +396,15 @@ function checkStep(
     for (const key of Object.keys(step.params)) {
       if (!(key in shape)) issue([...at, 'params', key], `${step.api} has no parameter '${key}'`);
     }
-    if (step.expect.task && !endpoint.async) issue([...at, 'expect', 'task'], `${step.api} answers at once; it starts no task`);
-    if (step.expect.output && endpoint.async) issue([...at, 'expect', 'output'], `${step.api} answers with a task id; match its outcome with expect.task`);
+    if (step.expect.task && !endpoint.async)
+      issue([...at, 'expect', 'task'], `${step.api} answers at once; it starts no task`);
+    if (step.expect.output && endpoint.async)
+      issue([...at, 'expect', 'output'], `${step.api} answers with a task id; match its outcome with expect.task`);
     if (DESTRUCTIVE_ENDPOINTS.has(step.api) && 'vmid' in shape && !step.verify) {
-      issue([...at, 'verify'], `${step.api} is destructive: name the guest it expects (verify.name) so vmid and name are checked first`);
+      issue(
+        [...at, 'verify'],
+        `${step.api} is destructive: name the guest it expects (verify.name) so vmid and name are checked first`,
+      );
     }
   } else if ('verify' in step && step.verify !== undefined) {
     issue([...at, 'verify'], 'only API steps verify a guest');

@@ -110,7 +110,8 @@ export async function saveRunbook(
     if (current === undefined) {
       // link() fails if the name exists: a runbook created meanwhile is never overwritten.
       await link(temp, path).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'EEXIST') throw new RunbookConflictError(`runbook '${name}' was created meanwhile; ingest it again`);
+        if (err.code === 'EEXIST')
+          throw new RunbookConflictError(`runbook '${name}' was created meanwhile; ingest it again`);
         throw err;
       });
       return 'created';

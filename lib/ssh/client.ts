@@ -133,7 +133,8 @@ export function runCommand(target: SshTarget, command: string, opts: RunCommandO
     }, opts.timeoutMs);
 
     conn.on('error', (err: Error & { level?: string }) => {
-      if (offered !== undefined && offered !== expected) return finish({ err: new SshHostKeyError(where, expected, offered) });
+      if (offered !== undefined && offered !== expected)
+        return finish({ err: new SshHostKeyError(where, expected, offered) });
       if (err.level === 'client-authentication') return finish({ err: new SshAuthError(where, target.username) });
       const code = (err as { code?: string }).code;
       finish({ err: new SshConnectError(where, [code, err.message].filter(Boolean).join(' ')) });

@@ -48,7 +48,8 @@ export class TalosctlError extends Error {
   }
 }
 
-const UNAVAILABLE = /code = (Unavailable|DeadlineExceeded)|connection refused|i\/o timeout|no route to host|context deadline exceeded|connection reset/;
+const UNAVAILABLE =
+  /code = (Unavailable|DeadlineExceeded)|connection refused|i\/o timeout|no route to host|context deadline exceeded|connection reset/;
 
 function classify(stderr: string): TalosctlFailureKind {
   if (/code = AlreadyExists/.test(stderr)) return 'already-exists';
@@ -72,7 +73,11 @@ export interface GenConfigRequest {
 export type Talosctl = ReturnType<typeof createTalosctl>;
 
 export function createTalosctl(options: TalosctlOptions) {
-  const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), ...options.env };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: process.env.HOME ?? tmpdir(),
+    ...options.env,
+  };
 
   function run(args: string[], opts: RunOptions = {}): Promise<string> {
     const command = `talosctl ${args.join(' ')}`;
@@ -97,21 +102,37 @@ export function createTalosctl(options: TalosctlOptions) {
         stderr = (stderr + chunk).slice(-4000);
       });
       child.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') reject(new TalosctlError(command, 'not-found', null, `no talosctl binary at '${options.binary}'`));
+        if (err.code === 'ENOENT')
+          reject(new TalosctlError(command, 'not-found', null, `no talosctl binary at '${options.binary}'`));
         else if (err.name === 'AbortError') reject(new TalosctlError(command, 'unavailable', null, 'cancelled'));
         else reject(new TalosctlError(command, 'failed', null, err.message));
       });
       child.on('close', (code, signal) => {
         if (code === 0) return resolve(stdout);
         const tail = stderr.trim().split('\n').slice(-6).join('\n');
-        if (signal) return reject(new TalosctlError(command, 'unavailable', null, `stopped by ${signal} (time limit or cancellation)${tail ? `: ${tail}` : ''}`));
+        if (signal)
+          return reject(
+            new TalosctlError(
+              command,
+              'unavailable',
+              null,
+              `stopped by ${signal} (time limit or cancellation)${tail ? `: ${tail}` : ''}`,
+            ),
+          );
         reject(new TalosctlError(command, classify(stderr), code, tail));
       });
     });
   }
 
   /** Global flags of a command aimed at one node through its own API (`--endpoints` = `--nodes`). */
-  const at = (talosconfig: string, node: string) => ['--talosconfig', talosconfig, '--nodes', node, '--endpoints', node];
+  const at = (talosconfig: string, node: string) => [
+    '--talosconfig',
+    talosconfig,
+    '--nodes',
+    node,
+    '--endpoints',
+    node,
+  ];
 
   return {
     run,
@@ -129,8 +150,12 @@ export function createTalosctl(options: TalosctlOptions) {
       const contract = /^v?(\d+\.\d+)/.exec(r.talosVersion)?.[1];
       await run(
         [
-          'gen', 'config', r.clusterName, r.endpoint,
-          '--output-dir', r.outputDir,
+          'gen',
+          'config',
+          r.clusterName,
+          r.endpoint,
+          '--output-dir',
+          r.outputDir,
           '--with-docs=false',
           '--with-examples=false',
           ...(contract ? ['--talos-version', `v${contract}`] : []),
@@ -170,7 +195,11 @@ export function createTalosctl(options: TalosctlOptions) {
     },
 
     /** Bootstraps etcd on one control plane; Talos refuses (AlreadyExists) when etcd has data. */
-    async bootstrap(talosconfig: string, node: string, opts: RunOptions = {}): Promise<'bootstrapped' | 'already-bootstrapped'> {
+    async bootstrap(
+      talosconfig: string,
+      node: string,
+      opts: RunOptions = {},
+    ): Promise<'bootstrapped' | 'already-bootstrapped'> {
       try {
         await run([...at(talosconfig, node), 'bootstrap'], opts);
         return 'bootstrapped';
@@ -189,9 +218,11 @@ export function createTalosctl(options: TalosctlOptions) {
         [
           ...at(r.talosconfig, r.node),
           'health',
-          '--control-plane-nodes', r.controlPlanes.join(','),
+          '--control-plane-nodes',
+          r.controlPlanes.join(','),
           ...(r.workers.length > 0 ? ['--worker-nodes', r.workers.join(',')] : []),
-          '--wait-timeout', `${r.waitTimeoutSeconds}s`,
+          '--wait-timeout',
+          `${r.waitTimeoutSeconds}s`,
         ],
         { timeoutMs: (r.waitTimeoutSeconds + 60) * 1000, ...opts },
       );
@@ -211,6 +242,8 @@ export function createTalosctl(options: TalosctlOptions) {
 }
 
 /** Where the worker finds talosctl: the configuration's `talosctl` section, else `PM_TALOSCTL`, else `talosctl` on PATH. */
-export function configuredTalosctl(config: { talosctl?: { binary: string; env: Record<string, string> } }): TalosctlOptions {
+export function configuredTalosctl(config: {
+  talosctl?: { binary: string; env: Record<string, string> };
+}): TalosctlOptions {
   return config.talosctl ?? { binary: process.env.PM_TALOSCTL ?? 'talosctl' };
 }

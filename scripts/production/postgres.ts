@@ -72,13 +72,29 @@ export async function startPostgres(options: PostgresOptions): Promise<Postgres>
     log(`initdb ${data}`);
     await pg('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-instructions'], owner);
   }
-  const ctl = (...args: string[]) =>
-    pg('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', ...args], owner);
+  const ctl = (...args: string[]) => pg('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', ...args], owner);
   const serverOptions = `-c listen_addresses=${host} -c port=${options.port} -c unix_socket_directories=${options.dataDir} -c max_connections=200`;
   await ctl('-o', serverOptions, 'start');
 
   const psql = (sql: string) =>
-    pg('psql', ['-h', host, '-p', String(options.port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], owner);
+    pg(
+      'psql',
+      [
+        '-h',
+        host,
+        '-p',
+        String(options.port),
+        '-U',
+        'postgres',
+        '-d',
+        'postgres',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-qAtc',
+        sql,
+      ],
+      owner,
+    );
   // A fresh password each run: the role may exist from an earlier run of the same folder.
   const exists = (await psql(`SELECT 1 FROM pg_roles WHERE rolname = '${user}'`)).trim() === '1';
   await psql(`${exists ? 'ALTER' : 'CREATE'} ROLE ${user} LOGIN CREATEDB PASSWORD '${password}'`);

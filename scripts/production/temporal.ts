@@ -39,9 +39,17 @@ export interface TemporalBinaries {
  * The server and temporal-sql-tool for `version`, built with `go install` on first use (about
  * six minutes on two cores) and kept in .tools/temporal-server/<version>/.
  */
-export async function ensureTemporalServer(version: string, log: (line: string) => void = console.log): Promise<TemporalBinaries> {
+export async function ensureTemporalServer(
+  version: string,
+  log: (line: string) => void = console.log,
+): Promise<TemporalBinaries> {
   const dir = join(repoRoot, '.tools', 'temporal-server', version);
-  const binaries = { version, server: join(dir, 'temporal-server'), sqlTool: join(dir, 'temporal-sql-tool'), schema: join(dir, 'schema') };
+  const binaries = {
+    version,
+    server: join(dir, 'temporal-server'),
+    sqlTool: join(dir, 'temporal-sql-tool'),
+    schema: join(dir, 'schema'),
+  };
   if (existsSync(binaries.server) && existsSync(binaries.sqlTool) && existsSync(binaries.schema)) return binaries;
 
   log(`building the Temporal server ${version} from the Go module proxy (once per machine; several minutes)...`);
@@ -106,13 +114,22 @@ export interface TemporalServer {
 async function freeMembershipPort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await assertPortFree('127.0.0.1', port, 'Temporal membership').then(() => true, () => false)) return port;
+    if (
+      await assertPortFree('127.0.0.1', port, 'Temporal membership').then(
+        () => true,
+        () => false,
+      )
+    )
+      return port;
   }
   throw new Error('no free port between 20000 and 32000 for Temporal membership');
 }
 
 /** The server's configuration: PostgreSQL for history and visibility, every port on loopback. */
-export async function serverConfig(db: Postgres, ports: Record<'frontend' | 'history' | 'matching' | 'worker' | 'http', number>) {
+export async function serverConfig(
+  db: Postgres,
+  ports: Record<'frontend' | 'history' | 'matching' | 'worker' | 'http', number>,
+) {
   const membership = freeMembershipPort;
   const store = (databaseName: string, maxConns: number) => ({
     sql: {
@@ -150,7 +167,14 @@ export async function serverConfig(db: Postgres, ports: Record<'frontend' | 'his
       failoverVersionIncrement: 10,
       masterClusterName: 'active',
       currentClusterName: 'active',
-      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${ports.frontend}` } },
+      clusterInformation: {
+        active: {
+          enabled: true,
+          initialFailoverVersion: 1,
+          rpcName: 'frontend',
+          rpcAddress: `127.0.0.1:${ports.frontend}`,
+        },
+      },
     },
     dcRedirectionPolicy: { policy: 'noop' },
   };
@@ -215,5 +239,7 @@ async function waitUntilServing(address: string, timeoutMs: number, exited: () =
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-  throw new Error(`the Temporal server at ${address} did not serve within ${timeoutMs} ms${exited() ? ' (it exited; see its log)' : ''}: ${String(lastError)}`);
+  throw new Error(
+    `the Temporal server at ${address} did not serve within ${timeoutMs} ms${exited() ? ' (it exited; see its log)' : ''}: ${String(lastError)}`,
+  );
 }

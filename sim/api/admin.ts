@@ -78,7 +78,8 @@ export async function handleAdmin(
   url: URL,
   readBody: () => Promise<string>,
 ): Promise<void> {
-  if (!authorised(req, secret)) return reply(res, 401, { error: 'admin secret required (Authorization: Bearer <secret>)' });
+  if (!authorised(req, secret))
+    return reply(res, 401, { error: 'admin secret required (Authorization: Bearer <secret>)' });
   const route = `${req.method} ${url.pathname}`;
   switch (route) {
     case 'GET /_sim/counters':
@@ -94,11 +95,14 @@ export async function handleAdmin(
     case 'POST /_sim/faults': {
       const parsed = AdminFaults.safeParse(await jsonBody(readBody));
       if (!parsed.success) {
-        return reply(res, 400, { errors: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`) });
+        return reply(res, 400, {
+          errors: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
+        });
       }
       const f = parsed.data;
       for (const node of [...f.offline_nodes, ...f.online_nodes]) {
-        if (!cluster.state.nodes.has(node)) return reply(res, 400, { errors: [`offline_nodes: unknown node '${node}'`] });
+        if (!cluster.state.nodes.has(node))
+          return reply(res, 400, { errors: [`offline_nodes: unknown node '${node}'`] });
       }
       cluster.faults.setApi({
         ...(f.api_error_rate !== undefined ? { errorRate: f.api_error_rate } : {}),

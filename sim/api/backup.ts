@@ -12,7 +12,10 @@ export const backupHandlers: Handlers = {
       caller,
       params.node ?? local,
       {
-        vmids: (params.vmid ?? '').split(/[\s,;]+/).filter(Boolean).map(Number),
+        vmids: (params.vmid ?? '')
+          .split(/[\s,;]+/)
+          .filter(Boolean)
+          .map(Number),
         storage: params.storage ?? 'local',
         mode: params.mode ?? 'snapshot',
         compress: params.compress ?? '0',

@@ -27,9 +27,7 @@ export const clusterHandlers: Handlers = {
   pools: () => [],
   storageConfigs: ({ cluster, params, can }) => storageConfigs(cluster, params.type, can),
   haResources: ({ cluster, params }) =>
-    [...cluster.state.ha.values()]
-      .filter((r) => !params.type || r.type === params.type)
-      .map((r) => ({ ...r })),
+    [...cluster.state.ha.values()].filter((r) => !params.type || r.type === params.type).map((r) => ({ ...r })),
   haRules: ({ cluster, params }) =>
     cluster.state.haRules
       .filter((r) => !params.type || r.type === params.type)

@@ -47,7 +47,10 @@ function mayWrite(can: Can, type: GuestType, params: { vmid: number } & Record<s
  * JSON numbers (`template: 1`, `cores: 2`), not as the file's text; secrets come back masked.
  */
 function typedConfig(type: GuestType, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const shape = (type === 'qemu' ? endpoints.qemuUpdateConfig : endpoints.lxcUpdateConfig).params.shape as Record<string, z.ZodType>;
+  const shape = (type === 'qemu' ? endpoints.qemuUpdateConfig : endpoints.lxcUpdateConfig).params.shape as Record<
+    string,
+    z.ZodType
+  >;
   return Object.fromEntries(
     Object.entries(config).map(([key, value]) => {
       if (SECRET_KEYS.has(key)) return [key, MASKED_SECRET];
@@ -95,13 +98,18 @@ export const qemuHandlers: Handlers = {
   qemuDestroy: ({ cluster, caller, params }) =>
     destroyGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
       ...(params.purge !== undefined ? { purge: params.purge } : {}),
-      ...(params['destroy-unreferenced-disks'] !== undefined ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] } : {}),
+      ...(params['destroy-unreferenced-disks'] !== undefined
+        ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] }
+        : {}),
       ...(params.skiplock !== undefined ? { skiplock: params.skiplock } : {}),
     }).upid,
   qemuStatus: ({ cluster, params }) => guestStatus(cluster, guestAt(cluster, params, 'qemu')),
-  qemuStart: ({ cluster, caller, params }) => startGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
-  qemuStop: ({ cluster, caller, params }) => stopGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
-  qemuShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
+  qemuStart: ({ cluster, caller, params }) =>
+    startGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
+  qemuStop: ({ cluster, caller, params }) =>
+    stopGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
+  qemuShutdown: ({ cluster, caller, params }) =>
+    shutdownGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
   qemuReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
   qemuClone: ({ cluster, caller, params }) =>
     cloneVm(cluster, caller, guestAt(cluster, params, 'qemu'), {
@@ -114,19 +122,30 @@ export const qemuHandlers: Handlers = {
       ...(params.format !== undefined ? { format: params.format } : {}),
       ...(params.bwlimit !== undefined ? { bwlimit: params.bwlimit } : {}),
     }).upid,
-  qemuTemplate: ({ cluster, caller, params }) => convertToTemplate(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
+  qemuTemplate: ({ cluster, caller, params }) =>
+    convertToTemplate(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
   qemuResize: ({ cluster, caller, params }) => {
     const guest = guestAt(cluster, params, 'qemu');
-    if (params.digest !== undefined && params.digest !== guest.digest) throw fail('checksum mismatch (file change by other user?)');
+    if (params.digest !== undefined && params.digest !== guest.digest)
+      throw fail('checksum mismatch (file change by other user?)');
     return resizeDisk(cluster, caller, guest, params.disk, params.size).upid;
   },
   qemuSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'qemu')),
   qemuSnapshotCreate: ({ cluster, caller, params }) =>
-    createSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname, params.description, params.vmstate).upid,
-  qemuSnapshotDelete: ({ cluster, caller, params }) => deleteSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname).upid,
+    createSnapshot(
+      cluster,
+      caller,
+      guestAt(cluster, params, 'qemu'),
+      params.snapname,
+      params.description,
+      params.vmstate,
+    ).upid,
+  qemuSnapshotDelete: ({ cluster, caller, params }) =>
+    deleteSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname).upid,
   qemuSnapshotRollback: ({ cluster, caller, params }) =>
     rollbackSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname, params.start).upid,
-  qemuMigratePreconditions: ({ cluster, params }) => qemuMigratePreconditions(cluster, guestAt(cluster, params, 'qemu')),
+  qemuMigratePreconditions: ({ cluster, params }) =>
+    qemuMigratePreconditions(cluster, guestAt(cluster, params, 'qemu')),
   qemuMigrate: ({ cluster, caller, params }) =>
     migrateGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
       target: params.target,
@@ -136,7 +155,8 @@ export const qemuHandlers: Handlers = {
       ...(params.bwlimit !== undefined ? { bwlimit: params.bwlimit } : {}),
       ...(params.targetstorage !== undefined ? { targetstorage: params.targetstorage } : {}),
     }).upid,
-  qemuAgentNetworkInterfaces: ({ cluster, params }) => agentNetworkInterfaces(cluster, guestAt(cluster, params, 'qemu')),
+  qemuAgentNetworkInterfaces: ({ cluster, params }) =>
+    agentNetworkInterfaces(cluster, guestAt(cluster, params, 'qemu')),
   qemuPending: ({ cluster, params }) => pendingList(guestAt(cluster, params, 'qemu')),
   qemuSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapname),
 };
@@ -157,11 +177,15 @@ export const lxcHandlers: Handlers = {
   lxcDestroy: ({ cluster, caller, params }) =>
     destroyGuest(cluster, caller, guestAt(cluster, params, 'lxc'), {
       ...(params.purge !== undefined ? { purge: params.purge } : {}),
-      ...(params['destroy-unreferenced-disks'] !== undefined ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] } : {}),
+      ...(params['destroy-unreferenced-disks'] !== undefined
+        ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] }
+        : {}),
     }).upid,
   lxcStatus: ({ cluster, params }) => guestStatus(cluster, guestAt(cluster, params, 'lxc')),
-  lxcStart: ({ cluster, caller, params }) => startGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
-  lxcStop: ({ cluster, caller, params }) => stopGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
+  lxcStart: ({ cluster, caller, params }) =>
+    startGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
+  lxcStop: ({ cluster, caller, params }) =>
+    stopGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
   lxcShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
   lxcReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
   lxcSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'lxc')),
@@ -169,7 +193,8 @@ export const lxcHandlers: Handlers = {
   lxcInterfaces: ({ cluster, params }) => lxcInterfaces(guestAt(cluster, params, 'lxc')),
   lxcSnapshotCreate: ({ cluster, caller, params }) =>
     createSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.description).upid,
-  lxcSnapshotDelete: ({ cluster, caller, params }) => deleteSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname).upid,
+  lxcSnapshotDelete: ({ cluster, caller, params }) =>
+    deleteSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname).upid,
   lxcSnapshotRollback: ({ cluster, caller, params }) =>
     rollbackSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.start).upid,
   lxcMigratePreconditions: ({ cluster, params }) => lxcMigratePreconditions(cluster, guestAt(cluster, params, 'lxc')),

@@ -210,7 +210,10 @@ export class ApiServer {
     } catch (err) {
       if (res.headersSent || req.socket.destroyed) return;
       if (err instanceof AuthenticationFailed) return send(res, 401, err.message, '');
-      sendError(res, err instanceof PveError ? err : new PveError(500, err instanceof Error ? err.message : String(err)));
+      sendError(
+        res,
+        err instanceof PveError ? err : new PveError(500, err instanceof Error ? err.message : String(err)),
+      );
     }
   }
 
@@ -292,7 +295,10 @@ export class ApiServer {
     const name = String(raw['node']);
     const node = this.cluster.state.nodes.get(name);
     if (!node) {
-      throw new PveError(500, `hostname lookup '${name}' failed - failed to get address info for: ${name}: Name or service not known`);
+      throw new PveError(
+        500,
+        `hostname lookup '${name}' failed - failed to get address info for: ${name}: Name or service not known`,
+      );
     }
     if (name !== local && !node.online) throw new PveError(595, 'No route to host');
   }

@@ -11,7 +11,15 @@
 import type { Caller, Cluster } from '../cluster.js';
 import { backupArchiveBytes, BACKUP_SETUP_SECONDS, bwlimitToBytesPerSecond, storageLinkEnd } from '../cost.js';
 import { PveError, fail } from '../errors.js';
-import { formatDrive, isDriveKey, parseDrive, serializeConfig, storageOf, type GuestConfig, type GuestType } from '../guest-config.js';
+import {
+  formatDrive,
+  isDriveKey,
+  parseDrive,
+  serializeConfig,
+  storageOf,
+  type GuestConfig,
+  type GuestType,
+} from '../guest-config.js';
 import type { Can } from './views.js';
 import { Guest, unitHash, type BackupRecord, type StoragePool, type Volume } from '../state.js';
 import type { TaskContext, TaskRecord } from '../tasks.js';
@@ -66,7 +74,12 @@ function archiveStamp(ms: number): string {
 }
 
 function expandNotes(template: string, cluster: Cluster, guest: Guest): string {
-  const vars: Record<string, string> = { cluster: cluster.state.clusterName, guestname: guest.name, node: guest.node, vmid: String(guest.vmid) };
+  const vars: Record<string, string> = {
+    cluster: cluster.state.clusterName,
+    guestname: guest.name,
+    node: guest.node,
+    vmid: String(guest.vmid),
+  };
   return template.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => vars[name] ?? whole);
 }
 
@@ -86,7 +99,9 @@ export function vzdump(cluster: Cluster, caller: Caller, node: string, req: Vzdu
     run: async (ctx) => {
       const release = await globalLock(cluster, node, req.lockwait, ctx);
       try {
-        ctx.log(`INFO: starting new backup job: vzdump ${req.vmids.join(' ')} --storage ${req.storage} --mode ${req.mode} --compress ${req.compress}`);
+        ctx.log(
+          `INFO: starting new backup job: vzdump ${req.vmids.join(' ')} --storage ${req.storage} --mode ${req.mode} --compress ${req.compress}`,
+        );
         if (external.length > 0) ctx.log(`INFO: skip external VMs: ${external.join(', ')}`);
         let failed = 0;
         for (const vmid of local) {
@@ -96,7 +111,9 @@ export function vzdump(cluster: Cluster, caller: Caller, node: string, req: Vzdu
           } catch (err) {
             if (ctx.signal.aborted) throw err;
             failed++;
-            ctx.log(`ERROR: Backup of ${label(guest)} failed - ${err instanceof Error ? err.message.trim() : String(err)}`);
+            ctx.log(
+              `ERROR: Backup of ${label(guest)} failed - ${err instanceof Error ? err.message.trim() : String(err)}`,
+            );
           }
         }
         if (failed > 0) {
@@ -123,7 +140,13 @@ async function globalLock(cluster: Cluster, node: string, lockwait: number, ctx:
 }
 
 /** One guest of a job: locked `backup` while its archive is written. */
-async function backupGuest(cluster: Cluster, ctx: TaskContext, guest: Guest, pool: StoragePool, req: VzdumpRequest): Promise<void> {
+async function backupGuest(
+  cluster: Cluster,
+  ctx: TaskContext,
+  guest: Guest,
+  pool: StoragePool,
+  req: VzdumpRequest,
+): Promise<void> {
   const started = cluster.clock.now();
   ctx.log(`INFO: Starting Backup of ${label(guest)} (${guest.type})`);
   const releaseFile = await lockGuestFile(cluster, guest);
@@ -137,7 +160,8 @@ async function backupGuest(cluster: Cluster, ctx: TaskContext, guest: Guest, poo
   try {
     ctx.log(`INFO: status = ${guest.status}`);
     ctx.log(`INFO: ${guest.type === 'qemu' ? 'VM' : 'CT'} Name: ${guest.name}`);
-    for (const d of guest.drives) if (!d.cdrom && !d.unused) ctx.log(`INFO: include disk '${d.key}' '${d.volid}' ${formatDiskSize(d.size ?? 0)}`);
+    for (const d of guest.drives)
+      if (!d.cdrom && !d.unused) ctx.log(`INFO: include disk '${d.key}' '${d.volid}' ${formatDiskSize(d.size ?? 0)}`);
     ctx.log(`INFO: backup mode: ${req.mode}`);
     if (wasRunning && req.mode === 'stop') {
       ctx.log('INFO: stopping virtual guest');
@@ -160,7 +184,9 @@ async function backupGuest(cluster: Cluster, ctx: TaskContext, guest: Guest, poo
       ...(limit ? { limitBytesPerSecond: limit } : {}),
     }).finished;
     if (pool.avail < size) throw new Error('vma_queue_write: write error - No space left on device');
-    ctx.log(`INFO: transferred ${renderBytes(dataBytes)} in ${Math.round((cluster.clock.now() - started) / 1000)} seconds`);
+    ctx.log(
+      `INFO: transferred ${renderBytes(dataBytes)} in ${Math.round((cluster.clock.now() - started) / 1000)} seconds`,
+    );
     ctx.log(`INFO: archive file size: ${renderBytes(size)}`);
     const config = { ...guest.config };
     delete config['lock'];
@@ -170,7 +196,15 @@ async function backupGuest(cluster: Cluster, ctx: TaskContext, guest: Guest, poo
       record.notes = expandNotes(req.notesTemplate, cluster, guest);
     }
     if (req.protected) ctx.log('INFO: marking backup as protected');
-    pool.volumes.set(volid, { volid, content: 'backup', format, size, vmid: guest.vmid, ctime: Math.floor(started / 1000), backup: record });
+    pool.volumes.set(volid, {
+      volid,
+      content: 'backup',
+      format,
+      size,
+      vmid: guest.vmid,
+      ctime: Math.floor(started / 1000),
+      backup: record,
+    });
     ctx.log(`INFO: Finished Backup of ${label(guest)} (${clockTime((cluster.clock.now() - started) / 1000)})`);
   } finally {
     guest.update((c) => delete c['lock']);
@@ -218,7 +252,8 @@ function checkRestoreTarget(cluster: Cluster, node: string, type: GuestType, req
   const existing = cluster.state.guests.get(req.vmid);
   if (!existing) return undefined;
   if (!req.force) throw fail(`${prefix} ${label(existing)} already exists on node '${existing.node}'`);
-  if (existing.node !== node || existing.type !== type) throw fail(`${prefix} ${label(existing)} already exists on node '${existing.node}'`);
+  if (existing.node !== node || existing.type !== type)
+    throw fail(`${prefix} ${label(existing)} already exists on node '${existing.node}'`);
   if (existing.protection) throw fail(`${prefix} protection mode enabled`);
   if (existing.status === 'running') throw fail(`${prefix} ${type === 'qemu' ? 'VM' : 'CT'} is running`);
   checkLock(existing);
@@ -226,7 +261,14 @@ function checkRestoreTarget(cluster: Cluster, node: string, type: GuestType, req
 }
 
 /** The archive's disks, allocated anew for `vmid` on `node`. */
-function allocateRestoredDisks(cluster: Cluster, node: string, type: GuestType, vmid: number, config: GuestConfig, storage: string | undefined): void {
+function allocateRestoredDisks(
+  cluster: Cluster,
+  node: string,
+  type: GuestType,
+  vmid: number,
+  config: GuestConfig,
+  storage: string | undefined,
+): void {
   const draft = new Guest(vmid, type, node, config, 0, 0, '');
   for (const d of draft.drives) {
     if (d.cdrom || d.unused) continue;
@@ -235,15 +277,26 @@ function allocateRestoredDisks(cluster: Cluster, node: string, type: GuestType, 
     if (!pool) throw fail(`storage '${sid}' does not exist`);
     const { options } = parseDrive(config[d.key]!);
     const size = parseSize(options['size'] ?? '0') ?? 0;
-    const volume = cluster.state.allocateDisk(pool, vmid, size, { content: type === 'qemu' ? 'images' : 'rootdir', now: cluster.clock.now() });
+    const volume = cluster.state.allocateDisk(pool, vmid, size, {
+      content: type === 'qemu' ? 'images' : 'rootdir',
+      now: cluster.clock.now(),
+    });
     config[d.key] = formatDrive(volume.volid, options);
   }
 }
 
 /** POST /nodes/{node}/qemu with `archive`, or /lxc with `restore=1`: a new (or overwritten) guest from a backup. */
-export function restoreGuest(cluster: Cluster, caller: Caller, node: string, type: GuestType, req: RestoreRequest, can: Can): TaskRecord {
+export function restoreGuest(
+  cluster: Cluster,
+  caller: Caller,
+  node: string,
+  type: GuestType,
+  req: RestoreRequest,
+  can: Can,
+): TaskRecord {
   const volume = backupVolume(cluster, node, req.archive, can);
-  if (volume.backup.type !== type) throw fail(`archive '${req.archive}' is not a ${type === 'qemu' ? 'VM' : 'container'} backup`);
+  if (volume.backup.type !== type)
+    throw fail(`archive '${req.archive}' is not a ${type === 'qemu' ? 'VM' : 'container'} backup`);
   const existing = checkRestoreTarget(cluster, node, type, req);
   return cluster.tasks.start({
     node,
@@ -253,13 +306,22 @@ export function restoreGuest(cluster: Cluster, caller: Caller, node: string, typ
     run: async (ctx) => {
       ctx.log(`restore ${type === 'qemu' ? 'vma' : 'tar'} archive: ${req.archive}`);
       if (existing) {
-        for (const d of existing.drives) if (!d.cdrom) cluster.state.pool(storageOf(d.volid), node)?.volumes.delete(d.volid);
+        for (const d of existing.drives)
+          if (!d.cdrom) cluster.state.pool(storageOf(d.volid), node)?.volumes.delete(d.volid);
         cluster.state.guests.delete(existing.vmid);
         ctx.log(`destroyed old ${label(existing)} and its disks`);
       }
       const config: GuestConfig = { ...volume.backup.config, ...req.overrides, lock: 'create' };
       allocateRestoredDisks(cluster, node, type, req.vmid, config, req.storage);
-      const guest = new Guest(req.vmid, type, node, config, 0.05, 0.5, `10.0.${(req.vmid >> 8) & 255}.${req.vmid & 255 || 1}`);
+      const guest = new Guest(
+        req.vmid,
+        type,
+        node,
+        config,
+        0.05,
+        0.5,
+        `10.0.${(req.vmid >> 8) & 255}.${req.vmid & 255 || 1}`,
+      );
       cluster.state.addGuest(guest);
       try {
         await cluster.transfers.start({
@@ -270,7 +332,8 @@ export function restoreGuest(cluster: Cluster, caller: Caller, node: string, typ
         }).finished;
         await ctx.sleep(BACKUP_SETUP_SECONDS * 1000);
       } catch (err) {
-        for (const d of guest.drives) if (!d.cdrom) cluster.state.pool(storageOf(d.volid), node)?.volumes.delete(d.volid);
+        for (const d of guest.drives)
+          if (!d.cdrom) cluster.state.pool(storageOf(d.volid), node)?.volumes.delete(d.volid);
         cluster.state.guests.delete(guest.vmid);
         throw err;
       }
@@ -286,7 +349,8 @@ export function restoreRequest(params: Record<string, unknown>, archive: string)
   const overrides: GuestConfig = {};
   for (const [key, value] of Object.entries(params)) {
     if (CONTROL_KEYS.has(key) || value === undefined) continue;
-    if (isDriveKey(params['restore'] === undefined ? 'qemu' : 'lxc', key)) throw fail(`option '${key}' is not allowed with a restore`);
+    if (isDriveKey(params['restore'] === undefined ? 'qemu' : 'lxc', key))
+      throw fail(`option '${key}' is not allowed with a restore`);
     overrides[key] = configValue(value);
   }
   return {

@@ -56,7 +56,8 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
   config['smbios1'] = `uuid=${randomUUID()}`;
   config['vmgenid'] = randomUUID();
   for (const k of Object.keys(config)) {
-    if (/^net\d+$/.test(k)) config[k] = config[k]!.replace(/=([0-9A-F]{2}:){5}[0-9A-F]{2}/i, `=${macFrom(`${req.newid}/${k}`)}`);
+    if (/^net\d+$/.test(k))
+      config[k] = config[k]!.replace(/=([0-9A-F]{2}:){5}[0-9A-F]{2}/i, `=${macFrom(`${req.newid}/${k}`)}`);
     if (disks.some((d) => d.key === k)) delete config[k];
   }
   config['lock'] = 'clone';
@@ -78,7 +79,8 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
     authid: caller.authid,
     onError: () => {
       if (cluster.state.guests.get(clone.vmid) !== clone) return;
-      for (const d of clone.drives) if (!d.cdrom) cluster.state.pool(storageOf(d.volid), targetNode)?.volumes.delete(d.volid);
+      for (const d of clone.drives)
+        if (!d.cdrom) cluster.state.pool(storageOf(d.volid), targetNode)?.volumes.delete(d.volid);
       cluster.state.guests.delete(clone.vmid);
     },
     run: async (ctx) => {
@@ -106,11 +108,28 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
           } else {
             ctx.log(`create linked clone of drive ${d.key} (${d.volid})`);
             const base = d.volid.split(':')[1]!;
-            const own = diskVolumeName(pool.spec, req.newid, cluster.state.nextDiskIndex(pool, req.newid), false, sourceVolume?.format ?? 'raw');
+            const own = diskVolumeName(
+              pool.spec,
+              req.newid,
+              cluster.state.nextDiskIndex(pool, req.newid),
+              false,
+              sourceVolume?.format ?? 'raw',
+            );
             volid = `${sid}:${base}/${own.split(':')[1]}`;
-            pool.volumes.set(volid, { volid, content: 'images', size, format: sourceVolume?.format ?? 'raw', vmid: req.newid, ctime: cluster.clock.epochSeconds() });
+            pool.volumes.set(volid, {
+              volid,
+              content: 'images',
+              size,
+              format: sourceVolume?.format ?? 'raw',
+              vmid: req.newid,
+              ctime: cluster.clock.epochSeconds(),
+            });
             const path = pool.pathOf(own);
-            ctx.log(path ? `Formatting '${path}', fmt=qcow2 size=${size} backing_file=../${base}` : `  Logical volume "${own.split(':')[1]}" created.`);
+            ctx.log(
+              path
+                ? `Formatting '${path}', fmt=qcow2 size=${size} backing_file=../${base}`
+                : `  Logical volume "${own.split(':')[1]}" created.`,
+            );
             await ctx.sleep(1000);
           }
           clone.update((c) => (c[d.key] = formatDrive(volid, { ...d.options, size: formatDiskSize(size) })));
@@ -129,7 +148,11 @@ function copyRate(cluster: Cluster, bwlimitKiB: number | undefined): number {
 }
 
 /** Sleeps for the copy and logs PVE-style progress lines (`transferred X of Y (Z%)`). */
-async function copyWithProgress(ctx: { log(l: string): void; sleep(ms: number): Promise<void> }, bytes: number, rate: number): Promise<void> {
+async function copyWithProgress(
+  ctx: { log(l: string): void; sleep(ms: number): Promise<void> },
+  bytes: number,
+  rate: number,
+): Promise<void> {
   const seconds = bytes / rate;
   const steps = Math.max(1, Math.min(10, Math.ceil(seconds)));
   for (let i = 1; i <= steps; i++) {

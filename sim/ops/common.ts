@@ -31,7 +31,11 @@ export function checkLock(guest: Guest, skiplock = false): void {
 }
 
 /** The guest's lock file with PVE's default 10 s timeout (or the scenario's). */
-export function lockGuestFile(cluster: Cluster, guest: Guest, timeoutSeconds = cluster.state.timing.lock_timeout_seconds): Promise<Release> {
+export function lockGuestFile(
+  cluster: Cluster,
+  guest: Guest,
+  timeoutSeconds = cluster.state.timing.lock_timeout_seconds,
+): Promise<Release> {
   return cluster.locks.acquire(guest.lockFilePath, timeoutSeconds * 1000);
 }
 

@@ -30,14 +30,21 @@ function pathOf(privilege: string, vmid: number, value: string): string | undefi
  * `only root can set '<key>' config` for root-only properties, else 403
  * `Permission check failed (<path>, <privilege>)` for the first privilege missing.
  */
-export function checkConfigWrites(can: Can, type: GuestType, vmid: number, sets: readonly [string, string][], deletes: readonly string[]): void {
+export function checkConfigWrites(
+  can: Can,
+  type: GuestType,
+  vmid: number,
+  sets: readonly [string, string][],
+  deletes: readonly string[],
+): void {
   const writes = [...sets.map(([key, value]) => ({ key, value })), ...deletes.map((key) => ({ key, value: '' }))];
   for (const { key, value } of writes) {
     const rootOnly = rootOnlyReason({ type, key, value });
     if (rootOnly) throw fail(rootOnly);
     for (const alternatives of configWritePrivileges({ type, key, value })) {
       const path = pathOf(alternatives[0]!, vmid, value);
-      if (path && !can(path, alternatives)) throw new PveError(403, `Permission check failed (${path}, ${alternatives.join('|')})`);
+      if (path && !can(path, alternatives))
+        throw new PveError(403, `Permission check failed (${path}, ${alternatives.join('|')})`);
     }
   }
 }

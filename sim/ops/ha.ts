@@ -20,7 +20,8 @@ export function requestHa(
 ): TaskRecord {
   const ha = cluster.state.haOf(guest)!;
   const queue = cluster.state.haRequests;
-  const what = request === 'migrate' ? `migration for ${label(guest)} to node ${target}` : `${request} for ${label(guest)}`;
+  const what =
+    request === 'migrate' ? `migration for ${label(guest)} to node ${target}` : `${request} for ${label(guest)}`;
   return cluster.tasks.start({
     node: guest.node,
     type: `ha${request}`,

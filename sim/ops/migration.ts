@@ -73,8 +73,15 @@ export function qemuMigratePreconditions(cluster: Cluster, guest: Guest): Record
 
 /** GET /nodes/{node}/lxc/{vmid}/migrate */
 export function lxcMigratePreconditions(cluster: Cluster, guest: Guest): Record<string, unknown> {
-  const allowed = [...cluster.state.nodes.keys()].filter((n) => n !== guest.node && unavailableStorages(cluster, guest, n).length === 0);
-  return { running: bool(guest.status === 'running'), 'allowed-nodes': allowed, 'not-allowed-nodes': {}, 'dependent-ha-resources': [] };
+  const allowed = [...cluster.state.nodes.keys()].filter(
+    (n) => n !== guest.node && unavailableStorages(cluster, guest, n).length === 0,
+  );
+  return {
+    running: bool(guest.status === 'running'),
+    'allowed-nodes': allowed,
+    'not-allowed-nodes': {},
+    'dependent-ha-resources': [],
+  };
 }
 
 /** The checks PVE's API runs before forking the worker. */
@@ -82,7 +89,8 @@ function checkRequest(cluster: Cluster, guest: Guest, req: MigrateRequest): void
   if (req.target === guest.node) throw parameterError({ target: 'target is local node.' });
   cluster.state.node(req.target);
   checkLock(guest);
-  if (guest.type === 'qemu' && guest.status === 'running' && !req.online) throw fail("can't migrate running VM without --online");
+  if (guest.type === 'qemu' && guest.status === 'running' && !req.online)
+    throw fail("can't migrate running VM without --online");
   if (guest.type === 'lxc' && guest.status === 'running') {
     if (req.online) throw fail('lxc live migration is currently not implemented');
     if (!req.restart) throw fail('running container can only be migrated in restart mode');
@@ -105,7 +113,11 @@ export function migrateGuest(cluster: Cluster, caller: Caller, guest: Guest, req
       'migrate',
       (g) => {
         try {
-          migrateGuest(cluster, HA_MANAGER, g, { target: req.target, online: g.status === 'running', restart: g.status === 'running' });
+          migrateGuest(cluster, HA_MANAGER, g, {
+            target: req.target,
+            online: g.status === 'running',
+            restart: g.status === 'running',
+          });
         } catch {
           // The CRM logs the refusal and leaves the service where it is.
         }
@@ -171,7 +183,9 @@ class Migration {
         cluster.state.node(this.req.target).reservedMemory += this.#reserved;
       }
       await ctx.sleep(this.#setupMs * 0.25);
-      ctx.logTimed(`starting migration of ${label(guest)} to node '${this.req.target}' (${cluster.state.node(this.req.target).ip})`);
+      ctx.logTimed(
+        `starting migration of ${label(guest)} to node '${this.req.target}' (${cluster.state.node(this.req.target).ip})`,
+      );
       guest.update((c) => (c['lock'] = 'migrate'));
       try {
         const volumes = this.#scanVolumes(online);
@@ -195,7 +209,10 @@ class Migration {
       ctx.logTimed(`migration finished successfully (duration ${took})`);
     } catch (err) {
       if (err instanceof Error && err.message === 'migration problems') throw err;
-      ctx.logTimed(`migration aborted (duration ${duration(cluster.clock.now() - this.#startedAt)}): ${(err as Error).message}`, 'err');
+      ctx.logTimed(
+        `migration aborted (duration ${duration(cluster.clock.now() - this.#startedAt)}): ${(err as Error).message}`,
+        'err',
+      );
       throw new Error('migration aborted', { cause: err });
     } finally {
       this.#releaseReservation();
@@ -215,7 +232,8 @@ class Migration {
         throw new MigrationAbort(`can't migrate VM which uses local devices: ${blocking.join(', ')}`);
       }
     }
-    if (!cluster.state.node(req.target).online) throw new MigrationAbort("Can't connect to destination address using public key");
+    if (!cluster.state.node(req.target).online)
+      throw new MigrationAbort("Can't connect to destination address using public key");
     return guest.type === 'qemu' && running;
   }
 
@@ -230,8 +248,13 @@ class Migration {
         continue;
       }
       const clonedFrom = /^(base-\d+-disk-\d+)\//.exec(d.volid.split(':')[1]!)?.[1];
-      if (clonedFrom) throw new MigrationAbort(`Problem found while scanning volumes - can't migrate '${d.volid}' as it's a clone of '${clonedFrom}'`);
-      const inSnapshot = [...guest.snapshots.values()].some((s) => Object.values(s.config).some((v) => parseDrive(v).volid === d.volid));
+      if (clonedFrom)
+        throw new MigrationAbort(
+          `Problem found while scanning volumes - can't migrate '${d.volid}' as it's a clone of '${clonedFrom}'`,
+        );
+      const inSnapshot = [...guest.snapshots.values()].some((s) =>
+        Object.values(s.config).some((v) => parseDrive(v).volid === d.volid),
+      );
       if (online && inSnapshot && !d.unused) {
         errors.push([d.volid, 'online storage migration not possible if non-replicated snapshot exists']);
         continue;
@@ -260,7 +283,10 @@ class Migration {
     for (const d of volumes) {
       const size = this.#sizeOf(d);
       const transfer = this.#transfer(size);
-      await this.#follow(transfer, (p) => `transferred ${renderBytes(p.done)} of ${renderBytes(size)} (${pct(p.done, size)}%)`);
+      await this.#follow(
+        transfer,
+        (p) => `transferred ${renderBytes(p.done)} of ${renderBytes(size)} (${pct(p.done, size)}%)`,
+      );
       this.ctx.logTimed(`volume '${d.volid}' is '${this.#targetVolid(d.volid)}' on the target`);
     }
   }
@@ -285,13 +311,21 @@ class Migration {
       ctx.logTimed('starting storage migration');
       for (const d of mirrored) {
         const size = this.#sizeOf(d);
-        ctx.logTimed(`${d.key}: start migration to nbd:unix:/run/qemu-server/${guest.vmid}_nbd.migrate:exportname=drive-${d.key}`);
+        ctx.logTimed(
+          `${d.key}: start migration to nbd:unix:/run/qemu-server/${guest.vmid}_nbd.migrate:exportname=drive-${d.key}`,
+        );
         ctx.logTimed(`drive mirror is starting for drive-${d.key}`);
         const started = cluster.clock.now();
         const transfer = this.#transfer(size);
         const elapsed = () => `${Math.round((cluster.clock.now() - started) / 1000)}s`;
-        await this.#follow(transfer, (p) => `drive-${d.key}: transferred ${renderBytes(p.done)} of ${renderBytes(size)} (${pct(p.done, size)}%) in ${elapsed()}`);
-        ctx.logTimed(`drive-${d.key}: transferred ${renderBytes(size)} of ${renderBytes(size)} (100.00%) in ${elapsed()}, ready`);
+        await this.#follow(
+          transfer,
+          (p) =>
+            `drive-${d.key}: transferred ${renderBytes(p.done)} of ${renderBytes(size)} (${pct(p.done, size)}%) in ${elapsed()}`,
+        );
+        ctx.logTimed(
+          `drive-${d.key}: transferred ${renderBytes(size)} of ${renderBytes(size)} (100.00%) in ${elapsed()}, ready`,
+        );
       }
       ctx.logTimed("all 'mirror' jobs are ready");
     }
@@ -306,9 +340,15 @@ class Migration {
     const memory = guest.memoryBytes;
     const started = cluster.clock.now();
     const transfer = this.#transfer(memory);
-    await this.#follow(transfer, (p) => `migration active, transferred ${renderBytes(p.done)} of ${renderBytes(memory)} VM-state, ${renderBytes(p.rate)}/s`);
+    await this.#follow(
+      transfer,
+      (p) =>
+        `migration active, transferred ${renderBytes(p.done)} of ${renderBytes(memory)} VM-state, ${renderBytes(p.rate)}/s`,
+    );
     const seconds = Math.max((cluster.clock.now() - started) / 1000, 0.001);
-    ctx.logTimed(`average migration speed: ${renderBytes(memory / seconds)}/s - downtime ${40 + Math.floor((guest.vmid * 7) % 60)} ms`);
+    ctx.logTimed(
+      `average migration speed: ${renderBytes(memory / seconds)}/s - downtime ${40 + Math.floor((guest.vmid * 7) % 60)} ms`,
+    );
     ctx.logTimed(`migration completed, transferred ${renderBytes(memory)} VM-state`);
     ctx.logTimed('migration status: completed');
     return true;

@@ -30,7 +30,16 @@ const BRIDGE_TYPES = new Set(['bridge', 'any_bridge', 'any_local_bridge', 'inclu
 /** GET /nodes/{node}/network */
 export function nodeNetwork(cluster: Cluster, name: string, type: string | undefined): Record<string, unknown>[] {
   const node = cluster.state.node(name);
-  const nic = { iface: 'eno1', type: 'eth', method: 'manual', families: ['inet'], active: 1, autostart: 1, exists: 1, priority: 1 };
+  const nic = {
+    iface: 'eno1',
+    type: 'eth',
+    method: 'manual',
+    families: ['inet'],
+    active: 1,
+    autostart: 1,
+    exists: 1,
+    priority: 1,
+  };
   const bridge = {
     iface: 'vmbr0',
     type: 'bridge',
@@ -77,6 +86,12 @@ export function lxcInterfaces(guest: Guest): Record<string, unknown>[] {
       inet6: '::1/128',
       'ip-addresses': [v4('127.0.0.1', 8), { 'ip-address-type': 'inet6', 'ip-address': '::1', prefix: 128 }],
     },
-    { name: 'eth0', hwaddr: mac.toLowerCase(), 'hardware-address': mac.toLowerCase(), inet: `${guest.ip}/24`, 'ip-addresses': [v4(guest.ip, 24)] },
+    {
+      name: 'eth0',
+      hwaddr: mac.toLowerCase(),
+      'hardware-address': mac.toLowerCase(),
+      inet: `${guest.ip}/24`,
+      'ip-addresses': [v4(guest.ip, 24)],
+    },
   ];
 }

@@ -10,7 +10,16 @@ import type { Guest } from '../state.js';
 
 /** Options PVE writes straight through on a running VM (`$fast_plug_option`). */
 const FAST_PLUG = new Set([
-  'lock', 'name', 'onboot', 'shares', 'startup', 'description', 'protection', 'vmstatestorage', 'hookscript', 'tags',
+  'lock',
+  'name',
+  'onboot',
+  'shares',
+  'startup',
+  'description',
+  'protection',
+  'vmstatestorage',
+  'hookscript',
+  'tags',
 ]);
 /** Applied live through QMP or cgroups whatever `hotplug` says. */
 const ALWAYS_LIVE = new Set(['balloon', 'cpulimit', 'cpuunits']);
@@ -38,7 +47,8 @@ export function waitsForRestart(guest: Guest, key: string, value: string | undef
   if (guest.type !== 'qemu' || guest.status !== 'running') return false;
   if (FAST_PLUG.has(key) || ALWAYS_LIVE.has(key) || /^unused\d+$/.test(key)) return false;
   // Memory hotplug needs the VM started with it, so only that part of `hotplug` waits.
-  if (key === 'hotplug') return hotplugFeatures(guest.config['hotplug']).has('memory') !== hotplugFeatures(value).has('memory');
+  if (key === 'hotplug')
+    return hotplugFeatures(guest.config['hotplug']).has('memory') !== hotplugFeatures(value).has('memory');
   const feature = featureOf(key);
   return feature === undefined || !hotplugFeatures(guest.config['hotplug']).has(feature);
 }

@@ -19,7 +19,12 @@ function requireRunningContainer(guest: Guest): void {
 }
 
 /** Brings a guest up inside a task: lock file, lock property, template, pending changes, memory, ISO, boot. */
-export async function bootGuest(cluster: Cluster, guest: Guest, ctx: TaskContext, opts: PowerOptions = {}): Promise<void> {
+export async function bootGuest(
+  cluster: Cluster,
+  guest: Guest,
+  ctx: TaskContext,
+  opts: PowerOptions = {},
+): Promise<void> {
   const release = await lockGuestFile(cluster, guest);
   try {
     checkLock(guest, opts.skiplock);

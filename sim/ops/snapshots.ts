@@ -15,7 +15,8 @@ function requireSnapshotSupport(cluster: Cluster, guest: Guest): void {
     if (d.cdrom || d.unused) continue;
     const spec = cluster.state.storages.get(storageOf(d.volid));
     const volume = cluster.state.volume(d.volid, guest.node);
-    const ok = spec && (SNAPSHOT_TYPES.has(spec.type) || (FILE_STORAGE_TYPES.has(spec.type) && volume?.format === 'qcow2'));
+    const ok =
+      spec && (SNAPSHOT_TYPES.has(spec.type) || (FILE_STORAGE_TYPES.has(spec.type) && volume?.format === 'qcow2'));
     if (!ok) throw new Error('snapshot feature is not available');
   }
 }
@@ -52,7 +53,14 @@ async function underLock(cluster: Cluster, guest: Guest, lock: string, work: () 
   }
 }
 
-export function createSnapshot(cluster: Cluster, caller: Caller, guest: Guest, name: string, description = '', vmstate = false): TaskRecord {
+export function createSnapshot(
+  cluster: Cluster,
+  caller: Caller,
+  guest: Guest,
+  name: string,
+  description = '',
+  vmstate = false,
+): TaskRecord {
   return cluster.tasks.start({
     node: guest.node,
     type: taskType(guest, 'snapshot'),
@@ -119,7 +127,13 @@ export function deleteSnapshot(cluster: Cluster, caller: Caller, guest: Guest, n
   });
 }
 
-export function rollbackSnapshot(cluster: Cluster, caller: Caller, guest: Guest, name: string, start = false): TaskRecord {
+export function rollbackSnapshot(
+  cluster: Cluster,
+  caller: Caller,
+  guest: Guest,
+  name: string,
+  start = false,
+): TaskRecord {
   return cluster.tasks.start({
     node: guest.node,
     type: taskType(guest, 'rollback'),

@@ -10,7 +10,12 @@ import type { StoragePool } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { renderBytes } from '../units.js';
 
-const HTTP_REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const HTTP_REASONS: Record<number, string> = {
+  403: 'Forbidden',
+  404: 'Not Found',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
 
 export function httpReason(status: number): string {
   return HTTP_REASONS[status] ?? 'Error';
@@ -69,13 +74,16 @@ export function downloadUrl(cluster: Cluster, caller: Caller, node: string, req:
       const seconds = file.size / cluster.state.timing.download_bytes_per_second;
       for (let i = 1; i <= 4; i++) {
         await ctx.sleep((seconds / 4) * 1000);
-        ctx.log(`${(i * 25).toFixed(0)}% of ${renderBytes(file.size)} (${renderBytes(cluster.state.timing.download_bytes_per_second)}/s)`);
+        ctx.log(
+          `${(i * 25).toFixed(0)}% of ${renderBytes(file.size)} (${renderBytes(cluster.state.timing.download_bytes_per_second)}/s)`,
+        );
       }
       if (req.checksum) {
         const algorithm = req.checksumAlgorithm ?? 'sha256';
         ctx.log('calculating checksum...');
         const got = file.checksum(algorithm);
-        if (got !== req.checksum.toLowerCase()) throw new Error(`checksum mismatch: got '${got}' != expect '${req.checksum}'`);
+        if (got !== req.checksum.toLowerCase())
+          throw new Error(`checksum mismatch: got '${got}' != expect '${req.checksum}'`);
         ctx.log('OK, checksum verified');
       }
       pool.volumes.set(volid, {
@@ -141,7 +149,12 @@ export function storageList(
 }
 
 /** GET /nodes/{node}/storage/{storage}/content */
-export function storageContent(cluster: Cluster, node: string, sid: string, filter: { content?: string; vmid?: number }): Record<string, unknown>[] {
+export function storageContent(
+  cluster: Cluster,
+  node: string,
+  sid: string,
+  filter: { content?: string; vmid?: number },
+): Record<string, unknown>[] {
   const pool = poolOn(cluster, sid, node);
   return [...pool.volumes.values()]
     .filter((v) => !filter.content || v.content === filter.content)
@@ -155,7 +168,11 @@ export function storageContent(cluster: Cluster, node: string, sid: string, filt
       ctime: v.ctime,
       ...(v.vmid !== undefined ? { vmid: v.vmid, used: v.size } : {}),
       ...(v.backup
-        ? { subtype: v.backup.type, ...(v.backup.notes !== undefined ? { notes: v.backup.notes } : {}), ...(v.backup.protected ? { protected: 1 } : {}) }
+        ? {
+            subtype: v.backup.type,
+            ...(v.backup.notes !== undefined ? { notes: v.backup.notes } : {}),
+            ...(v.backup.protected ? { protected: 1 } : {}),
+          }
         : {}),
     }));
 }

@@ -18,7 +18,11 @@ export function pveversionString(node: SimNode): string {
 }
 
 export function version(node: SimNode): Record<string, unknown> {
-  return { version: node.pveversion, release: node.pveversion.split('.').slice(0, 2).join('.'), repoid: repoid(node.pveversion) };
+  return {
+    version: node.pveversion,
+    release: node.pveversion.split('.').slice(0, 2).join('.'),
+    repoid: repoid(node.pveversion),
+  };
 }
 
 function nodeCpu(cluster: Cluster, node: SimNode): number {
@@ -81,7 +85,12 @@ export function clusterResources(cluster: Cluster, type: string | undefined, can
   const { state } = cluster;
   if (!type || type === 'node') {
     for (const node of state.nodes.values()) {
-      const entry: Record<string, unknown> = { id: `node/${node.name}`, type: 'node', node: node.name, status: node.online ? 'online' : 'offline' };
+      const entry: Record<string, unknown> = {
+        id: `node/${node.name}`,
+        type: 'node',
+        node: node.name,
+        status: node.online ? 'online' : 'offline',
+      };
       if (can(`/nodes/${node.name}`, ['Sys.Audit']) && node.online) {
         const disk = rootDisk(node);
         Object.assign(entry, {
@@ -102,7 +111,12 @@ export function clusterResources(cluster: Cluster, type: string | undefined, can
   if (!type || type === 'vm') {
     for (const g of [...state.guests.values()].sort((a, b) => a.vmid - b.vmid)) {
       if (!can(`/vms/${g.vmid}`, ['VM.Audit'])) continue;
-      const entry: Record<string, unknown> = { id: `${g.type}/${g.vmid}`, type: g.type, node: g.node, ...guestEntry(cluster, g) };
+      const entry: Record<string, unknown> = {
+        id: `${g.type}/${g.vmid}`,
+        type: g.type,
+        node: g.node,
+        ...guestEntry(cluster, g),
+      };
       const hastate = haState(cluster, g);
       if (hastate) entry['hastate'] = hastate;
       result.push(entry);
@@ -137,7 +151,14 @@ export function clusterResources(cluster: Cluster, type: string | undefined, can
 export function clusterStatus(cluster: Cluster, local: string): Record<string, unknown>[] {
   const nodes = [...cluster.state.nodes.values()];
   return [
-    { type: 'cluster', id: 'cluster', name: cluster.state.clusterName, nodes: nodes.length, quorate: cluster.quorate ? 1 : 0, version: nodes.length + 4 },
+    {
+      type: 'cluster',
+      id: 'cluster',
+      name: cluster.state.clusterName,
+      nodes: nodes.length,
+      quorate: cluster.quorate ? 1 : 0,
+      version: nodes.length + 4,
+    },
     ...nodes.map((n) => ({
       type: 'node',
       id: `node/${n.name}`,
@@ -152,9 +173,18 @@ export function clusterStatus(cluster: Cluster, local: string): Record<string, u
 }
 
 /** GET /nodes */
-export function nodeList(cluster: Cluster, can: Can, fingerprintOf: (node: string) => string): Record<string, unknown>[] {
+export function nodeList(
+  cluster: Cluster,
+  can: Can,
+  fingerprintOf: (node: string) => string,
+): Record<string, unknown>[] {
   return [...cluster.state.nodes.values()].map((n) => {
-    const entry: Record<string, unknown> = { node: n.name, id: `node/${n.name}`, type: 'node', status: n.online ? 'online' : 'offline' };
+    const entry: Record<string, unknown> = {
+      node: n.name,
+      id: `node/${n.name}`,
+      type: 'node',
+      status: n.online ? 'online' : 'offline',
+    };
     if (n.online && can(`/nodes/${n.name}`, ['Sys.Audit'])) {
       const disk = rootDisk(n);
       Object.assign(entry, {
@@ -185,7 +215,15 @@ export function nodeStatus(cluster: Cluster, name: string): Record<string, unkno
     cpu,
     wait: 0.0004,
     idle: 0,
-    cpuinfo: { cores: Math.max(1, Math.floor(node.cores / 2)), cpus: node.cores, sockets: 1, model: 'AMD EPYC 7302P 16-Core Processor', mhz: '3000.000', hvm: '1', user_hz: 100 },
+    cpuinfo: {
+      cores: Math.max(1, Math.floor(node.cores / 2)),
+      cpus: node.cores,
+      sockets: 1,
+      model: 'AMD EPYC 7302P 16-Core Processor',
+      mhz: '3000.000',
+      hvm: '1',
+      user_hz: 100,
+    },
     memory: { total: node.memory, used, free: node.memory - used, available: node.memory - used },
     swap: { total: swapTotal, used: 0, free: swapTotal },
     rootfs: { total: disk.total, used: disk.used, free: disk.total - disk.used, avail: disk.total - disk.used },
@@ -193,7 +231,12 @@ export function nodeStatus(cluster: Cluster, name: string): Record<string, unkno
     uptime: Math.floor((cluster.clock.now() - node.bootedAt) / 1000),
     pveversion: pveversionString(node),
     kversion: `Linux ${node.kernel} #1 SMP PREEMPT_DYNAMIC PMX ${node.kernel} (2025-10-21T11:55Z)`,
-    'current-kernel': { sysname: 'Linux', release: node.kernel, machine: 'x86_64', version: '#1 SMP PREEMPT_DYNAMIC PMX' },
+    'current-kernel': {
+      sysname: 'Linux',
+      release: node.kernel,
+      machine: 'x86_64',
+      version: '#1 SMP PREEMPT_DYNAMIC PMX',
+    },
     'boot-info': { mode: 'efi', secureboot: 0 },
     ksm: { shared: 0 },
   };
@@ -247,16 +290,38 @@ export function agentNetworkInterfaces(cluster: Cluster, g: Guest): Record<strin
           { 'ip-address-type': 'ipv4', 'ip-address': '127.0.0.1', prefix: 8 },
           { 'ip-address-type': 'ipv6', 'ip-address': '::1', prefix: 128 },
         ],
-        statistics: { 'rx-bytes': 0, 'tx-bytes': 0, 'rx-packets': 0, 'tx-packets': 0, 'rx-errs': 0, 'tx-errs': 0, 'rx-dropped': 0, 'tx-dropped': 0 },
+        statistics: {
+          'rx-bytes': 0,
+          'tx-bytes': 0,
+          'rx-packets': 0,
+          'tx-packets': 0,
+          'rx-errs': 0,
+          'tx-errs': 0,
+          'rx-dropped': 0,
+          'tx-dropped': 0,
+        },
       },
       {
         name: 'eth0',
         'hardware-address': mac,
         'ip-addresses': [
           { 'ip-address-type': 'ipv4', 'ip-address': g.ip, prefix: 24 },
-          { 'ip-address-type': 'ipv6', 'ip-address': `fe80::be24:11ff:fe${mac.slice(9, 11)}:${mac.slice(12, 14)}${mac.slice(15, 17)}`, prefix: 64 },
+          {
+            'ip-address-type': 'ipv6',
+            'ip-address': `fe80::be24:11ff:fe${mac.slice(9, 11)}:${mac.slice(12, 14)}${mac.slice(15, 17)}`,
+            prefix: 64,
+          },
         ],
-        statistics: { 'rx-bytes': 123456, 'tx-bytes': 65432, 'rx-packets': 1024, 'tx-packets': 512, 'rx-errs': 0, 'tx-errs': 0, 'rx-dropped': 0, 'tx-dropped': 0 },
+        statistics: {
+          'rx-bytes': 123456,
+          'tx-bytes': 65432,
+          'rx-packets': 1024,
+          'tx-packets': 512,
+          'rx-errs': 0,
+          'tx-errs': 0,
+          'rx-dropped': 0,
+          'tx-dropped': 0,
+        },
       },
     ],
   };

@@ -102,7 +102,9 @@ export class SshServer {
   }
 
   #authorised(algo: string, data: Buffer, signature?: Buffer, blob?: Buffer, hashAlgo?: string): boolean {
-    const match = this.#allowed.find((k) => k.algo === algo && k.blob.length === data.length && timingSafeEqual(k.blob, data));
+    const match = this.#allowed.find(
+      (k) => k.algo === algo && k.blob.length === data.length && timingSafeEqual(k.blob, data),
+    );
     if (!match) return false;
     if (!signature || !blob) return true; // the client only asks whether this key would do
     const key = match.key;
@@ -116,7 +118,11 @@ export class SshServer {
       client.on('close', () => endpoint.clients.delete(client));
       client.on('error', () => undefined);
       client.on('authentication', (ctx) => {
-        if (ctx.method === 'publickey' && ctx.username === 'root' && this.#authorised(ctx.key.algo, ctx.key.data, ctx.signature, ctx.blob, ctx.hashAlgo)) {
+        if (
+          ctx.method === 'publickey' &&
+          ctx.username === 'root' &&
+          this.#authorised(ctx.key.algo, ctx.key.data, ctx.signature, ctx.blob, ctx.hashAlgo)
+        ) {
           return ctx.accept();
         }
         ctx.reject(['publickey']);

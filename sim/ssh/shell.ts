@@ -263,7 +263,10 @@ export class Shell {
       }
       case 'list': {
         io.stdout('      VMID NAME                 STATUS     MEM(MB)    BOOTDISK(GB) PID       \n');
-        for (const g of this.cluster.state.guestsOn(this.node).filter((x) => x.type === 'qemu').sort((a, b) => a.vmid - b.vmid)) {
+        for (const g of this.cluster.state
+          .guestsOn(this.node)
+          .filter((x) => x.type === 'qemu')
+          .sort((a, b) => a.vmid - b.vmid)) {
           const boot = g.drives.find((d) => !d.cdrom && !d.unused);
           const disk = boot ? ((this.cluster.state.volume(boot.volid, g.node)?.size ?? 0) / GiB).toFixed(2) : '0.00';
           io.stdout(
@@ -278,7 +281,8 @@ export class Shell {
 
   #vm(id: string | undefined) {
     const vmid = Number(id);
-    if (!id || !Number.isInteger(vmid)) throw new ExitError(255, `400 not enough arguments\nqm <command> <vmid> [OPTIONS]`);
+    if (!id || !Number.isInteger(vmid))
+      throw new ExitError(255, `400 not enough arguments\nqm <command> <vmid> [OPTIONS]`);
     return this.cluster.state.guestOn(this.node, vmid, 'qemu');
   }
 
@@ -307,11 +311,15 @@ export class Shell {
       for (let i = 1; i <= 4; i++) {
         await this.cluster.clock.sleep((seconds / 4) * 1000);
         const done = (virtualSize * i) / 4;
-        io.stdout(`transferred ${renderBytes(done)} of ${renderBytes(virtualSize)} (${((done / virtualSize) * 100).toFixed(2)}%)\n`);
+        io.stdout(
+          `transferred ${renderBytes(done)} of ${renderBytes(virtualSize)} (${((done / virtualSize) * 100).toFixed(2)}%)\n`,
+        );
       }
       const target = modern ? option('target-disk') : undefined;
       const key = target ?? nextFreeKey(guest.config, 'unused');
-      guest.update((c) => (c[key] = target ? formatDrive(volume.volid, { size: formatDiskSize(virtualSize) }) : volume.volid));
+      guest.update(
+        (c) => (c[key] = target ? formatDrive(volume.volid, { size: formatDiskSize(virtualSize) }) : volume.volid),
+      );
       io.stdout(`Successfully imported disk as '${key}:${volume.volid}'\n`);
     } finally {
       release();
@@ -327,7 +335,9 @@ export class Shell {
     const raw: Record<string, unknown> = { node: this.node, vmid: String(guest.vmid), ...Object.fromEntries(options) };
     const decoded = decodeFormParams(endpoints.qemuUpdateConfig, raw);
     if (!decoded.ok) throw qmError(new PveError(400, 'Parameter verification failed.', decoded.errors));
-    io.stdout(`update VM ${guest.vmid}: ${options.map(([k, v]) => `-${k} ${SECRET_KEYS.has(k) ? MASKED_SECRET : v}`).join(' ')}\n`);
+    io.stdout(
+      `update VM ${guest.vmid}: ${options.map(([k, v]) => `-${k} ${SECRET_KEYS.has(k) ? MASKED_SECRET : v}`).join(' ')}\n`,
+    );
     await updateConfig(this.cluster, guest, decoded.value as Record<string, unknown>);
     return 0;
   }
@@ -393,7 +403,10 @@ export class Shell {
     const rest: string[] = [];
     for (let i = 0; i < args.length; i++) {
       const a = args[i]!;
-      if ((tool === 'wget' && (a === '-O' || a === '--output-document')) || (tool === 'curl' && (a === '-o' || a === '--output'))) {
+      if (
+        (tool === 'wget' && (a === '-O' || a === '--output-document')) ||
+        (tool === 'curl' && (a === '-o' || a === '--output'))
+      ) {
         output = args[++i];
       } else if (tool === 'wget' && a.startsWith('--output-document=')) output = a.slice(18);
       else if (tool === 'wget' && /^-[a-zA-Z]*O$/.test(a)) output = args[++i];
@@ -411,7 +424,9 @@ export class Shell {
     if (remote.httpStatus) {
       if (tool === 'wget') {
         io.stderr(`HTTP request sent, awaiting response... ${remote.httpStatus} ${httpReason(remote.httpStatus)}\n`);
-        io.stderr(`${timestamp(this.cluster.clock.now())} ERROR ${remote.httpStatus}: ${httpReason(remote.httpStatus)}.\n`);
+        io.stderr(
+          `${timestamp(this.cluster.clock.now())} ERROR ${remote.httpStatus}: ${httpReason(remote.httpStatus)}.\n`,
+        );
         return 8;
       }
       if (args.some((a) => /^-[a-zA-Z]*f/.test(a) || a === '--fail')) {
@@ -421,13 +436,17 @@ export class Shell {
     }
     if (!quiet) {
       io.stderr(`--${timestamp(this.cluster.clock.now())}--  ${url}\n`);
-      io.stderr(`HTTP request sent, awaiting response... 200 OK\nLength: ${remote.size} (${renderBytes(remote.size)}) [application/octet-stream]\nSaving to: '${path}'\n\n`);
+      io.stderr(
+        `HTTP request sent, awaiting response... 200 OK\nLength: ${remote.size} (${renderBytes(remote.size)}) [application/octet-stream]\nSaving to: '${path}'\n\n`,
+      );
     }
     const rate = this.cluster.state.timing.download_bytes_per_second;
     await this.cluster.clock.sleep((remote.size / rate) * 1000);
     this.#writeFile(path, { size: remote.size, sha256: remote.checksum('sha256') });
     if (!quiet) {
-      io.stderr(`${timestamp(this.cluster.clock.now())} (${renderBytes(rate)}/s) - '${path}' saved [${remote.size}/${remote.size}]\n\n`);
+      io.stderr(
+        `${timestamp(this.cluster.clock.now())} (${renderBytes(rate)}/s) - '${path}' saved [${remote.size}/${remote.size}]\n\n`,
+      );
     }
     return 0;
   }
@@ -477,7 +496,9 @@ export class Shell {
     let status = 0;
     for (const path of args.filter((a) => !a.startsWith('-'))) {
       const inStorage = this.#storagePath(path);
-      const removed = inStorage ? inStorage.pool.volumes.delete(inStorage.volid) : this.cluster.state.node(this.node).files.delete(path);
+      const removed = inStorage
+        ? inStorage.pool.volumes.delete(inStorage.volid)
+        : this.cluster.state.node(this.node).files.delete(path);
       if (!removed && !force) {
         io.stderr(`rm: cannot remove '${path}': No such file or directory\n`);
         status = 1;
@@ -509,7 +530,9 @@ export class Shell {
     if (action !== 'dist-upgrade' && action !== 'full-upgrade' && action !== 'upgrade') {
       throw new ExitError(100, `E: Invalid operation ${action ?? ''}`);
     }
-    io.stdout('Reading package lists... Done\nBuilding dependency tree... Done\nReading state information... Done\nCalculating upgrade... Done\n');
+    io.stdout(
+      'Reading package lists... Done\nBuilding dependency tree... Done\nReading state information... Done\nCalculating upgrade... Done\n',
+    );
     const upgrade = node.aptUpdated ? node.upgrade : undefined;
     if (!upgrade || upgrade.packages.length === 0) {
       io.stdout('0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n');
@@ -523,7 +546,9 @@ export class Shell {
     }
     for (const p of upgrade.packages) {
       await this.cluster.clock.sleep(2000);
-      io.stdout(`Preparing to unpack .../${p.name}_${p.to}_amd64.deb ...\nUnpacking ${p.name} (${p.to}) over (${p.from}) ...\n`);
+      io.stdout(
+        `Preparing to unpack .../${p.name}_${p.to}_amd64.deb ...\nUnpacking ${p.name} (${p.to}) over (${p.from}) ...\n`,
+      );
     }
     for (const p of upgrade.packages) io.stdout(`Setting up ${p.name} (${p.to}) ...\n`);
     node.pveversion = upgrade.pveversion;

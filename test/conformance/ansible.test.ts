@@ -50,7 +50,10 @@ describe('guests', () => {
       kvm({ node: 'pve01', clone: 'tpl-debian-13', newid: 131, name: 'ansible-linked', full: false }),
     );
     expect(full).toMatchObject({ changed: true, vmid: 130 });
-    expect(guest(130)!.config).toMatchObject({ name: 'ansible-full', scsi0: expect.stringMatching(/^shared:130\/vm-130-disk-0\.qcow2,/) });
+    expect(guest(130)!.config).toMatchObject({
+      name: 'ansible-full',
+      scsi0: expect.stringMatching(/^shared:130\/vm-130-disk-0\.qcow2,/),
+    });
     expect(linked).toMatchObject({ changed: true, vmid: 131 });
     expect(guest(131)!.config['scsi0']).toMatch(/^shared:100\/base-100-disk-0\.qcow2\/131\/vm-131-disk-0\.qcow2,/);
     expect(again).toMatchObject({ changed: false, msg: 'vmid 131 with VM name ansible-linked already exists' });
@@ -84,13 +87,23 @@ describe('guests', () => {
       kvm({ vmid: 131, node: 'pve01', update: true, cores: 4, digest }),
     ]);
     expect(updated).toMatchObject({ changed: true });
-    expect(stale).toMatchObject({ failed: true, msg: expect.stringContaining('500 Internal Server Error: checksum mismatch (file change by other user?)') });
+    expect(stale).toMatchObject({
+      failed: true,
+      msg: expect.stringContaining('500 Internal Server Error: checksum mismatch (file change by other user?)'),
+    });
     expect(guest(131)!.config['cores']).toBe('3');
   });
 
   it('takes a snapshot, rolls back to it and removes it', async () => {
     const [taken, rolledBack, removed] = await succeeds(
-      { 'community.proxmox.proxmox_snap': { vmid: 131, snapname: 'before', description: 'by Ansible', state: 'present' } },
+      {
+        'community.proxmox.proxmox_snap': {
+          vmid: 131,
+          snapname: 'before',
+          description: 'by Ansible',
+          state: 'present',
+        },
+      },
       { 'community.proxmox.proxmox_snap': { vmid: 131, snapname: 'before', state: 'rollback' } },
       { 'community.proxmox.proxmox_snap': { vmid: 131, snapname: 'before', state: 'absent' } },
     );
@@ -101,7 +114,9 @@ describe('guests', () => {
   });
 
   it('grows a disk and waits for the resize task', async () => {
-    const [resized] = await succeeds({ 'community.proxmox.proxmox_disk': { vmid: 130, disk: 'scsi0', size: '+4G', state: 'resized' } });
+    const [resized] = await succeeds({
+      'community.proxmox.proxmox_disk': { vmid: 130, disk: 'scsi0', size: '+4G', state: 'resized' },
+    });
     expect(resized).toMatchObject({ changed: true, msg: 'Disk scsi0 resized in VM 130' });
     expect(guest(130)!.config['scsi0']).toMatch(/,size=12G(,|$)/);
   });
@@ -114,15 +129,24 @@ describe('guests', () => {
     expect(cluster.sim.state.volume(disk, 'pve01')).toBeUndefined();
   });
 
-  it(
-    'creates a VM whose NIC has no MAC, and reads the generated MAC back',
-    async () => {
-      const [created] = await succeeds(
-        kvm({ node: 'pve01', vmid: 140, name: 'ansible-new', memory: 1024, cores: 1, net: { net0: 'virtio,bridge=vmbr0' }, scsi: { scsi0: 'local-lvm:8' } }),
-      );
-      expect(created).toMatchObject({ changed: true, vmid: 140, mac: { net0: expect.stringMatching(/^BC:24:11(:[0-9A-F]{2}){3}$/) } });
-    },
-  );
+  it('creates a VM whose NIC has no MAC, and reads the generated MAC back', async () => {
+    const [created] = await succeeds(
+      kvm({
+        node: 'pve01',
+        vmid: 140,
+        name: 'ansible-new',
+        memory: 1024,
+        cores: 1,
+        net: { net0: 'virtio,bridge=vmbr0' },
+        scsi: { scsi0: 'local-lvm:8' },
+      }),
+    );
+    expect(created).toMatchObject({
+      changed: true,
+      vmid: 140,
+      mac: { net0: expect.stringMatching(/^BC:24:11(:[0-9A-F]{2}){3}$/) },
+    });
+  });
 });
 
 describe('storage and tasks', () => {
@@ -141,7 +165,10 @@ describe('storage and tasks', () => {
     };
     const [fetched, again] = await succeeds(download, download);
     expect(fetched).toMatchObject({ changed: true });
-    expect(again).toMatchObject({ changed: false, msg: 'template with volid=local:iso/ubuntu-24.04.3-live-server-amd64.iso already exists' });
+    expect(again).toMatchObject({
+      changed: false,
+      msg: 'template with volid=local:iso/ubuntu-24.04.3-live-server-amd64.iso already exists',
+    });
     expect(cluster.sim.state.volume('local:iso/ubuntu-24.04.3-live-server-amd64.iso', 'pve01')).toBeDefined();
   });
 
@@ -154,7 +181,11 @@ describe('storage and tasks', () => {
 
   it('lists the storages of the cluster', async () => {
     const [info] = await succeeds({ 'community.proxmox.proxmox_storage_info': {} });
-    expect((info!['proxmox_storages'] as { storage: string }[]).map((s) => s.storage).sort()).toEqual(['local', 'local-lvm', 'shared']);
+    expect((info!['proxmox_storages'] as { storage: string }[]).map((s) => s.storage).sort()).toEqual([
+      'local',
+      'local-lvm',
+      'shared',
+    ]);
   });
 });
 
@@ -169,12 +200,18 @@ describe('refusals as the modules report them', () => {
 
   it('fails at the first call with PVE 401 when the token secret is wrong', async () => {
     const [info] = await cluster.ansible([{ 'community.proxmox.proxmox_vm_info': {} }], { secret: 'not-the-secret' });
-    expect(info).toMatchObject({ failed: true, msg: expect.stringContaining('401 Unauthorized: Authentication failed!') });
+    expect(info).toMatchObject({
+      failed: true,
+      msg: expect.stringContaining('401 Unauthorized: Authentication failed!'),
+    });
   });
 
   it('fails every task of a token without the privilege with PVE 403, naming path and privilege', async () => {
     const [start, snapshot] = await cluster.ansible(
-      [kvm({ vmid: 111, state: 'stopped' }), { 'community.proxmox.proxmox_snap': { vmid: 111, snapname: 'nope', state: 'present' } }],
+      [
+        kvm({ vmid: 111, state: 'stopped' }),
+        { 'community.proxmox.proxmox_snap': { vmid: 111, snapname: 'nope', state: 'present' } },
+      ],
       { tokenId: READ_ONLY_TOKEN },
     );
     expect(start!.msg).toContain('403 Forbidden: Permission check failed (/vms/111, VM.PowerMgmt)');
@@ -187,7 +224,10 @@ describe('refusals as the modules report them', () => {
   // timeout (it waits for an OK task); a config change is refused at once.
   it('fails a change to a VM locked by a backup', async () => {
     const [update] = await cluster.ansible([kvm({ vmid: 112, node: 'pve02', update: true, cores: 2 })]);
-    expect(update).toMatchObject({ failed: true, msg: expect.stringContaining('500 Internal Server Error: VM is locked (backup)') });
+    expect(update).toMatchObject({
+      failed: true,
+      msg: expect.stringContaining('500 Internal Server Error: VM is locked (backup)'),
+    });
     expect(guest(112)).toMatchObject({ status: 'running', lock: 'backup' });
     expect(guest(112)!.config['cores']).toBe('1');
   });

@@ -40,7 +40,15 @@ export interface ClientError {
 export type Answer<T = unknown> = { data: T; error?: undefined } | { data?: undefined; error: ClientError };
 
 export interface TaskOutcome {
-  status: { status: string; exitstatus?: string; type: string; id: string; user: string; tokenid?: string; node: string };
+  status: {
+    status: string;
+    exitstatus?: string;
+    type: string;
+    id: string;
+    user: string;
+    tokenid?: string;
+    node: string;
+  };
   log: string;
 }
 
@@ -70,7 +78,6 @@ export interface ConformanceCluster {
   ansible(tasks: Record<string, unknown>[], options?: { tokenId?: string; secret?: string }): Promise<TaskResult[]>;
   stop(): Promise<void>;
 }
-
 
 export const ANSIBLE_TOKEN = 'ansible@pve!conformance';
 export const READ_ONLY_TOKEN = 'monitor@pve!ro';
@@ -120,7 +127,10 @@ export async function startConformanceCluster(): Promise<ConformanceCluster> {
 }
 
 async function startProxmoxer(env: Record<string, string>): Promise<Proxmoxer> {
-  const child = spawn(python('python'), [driver], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(python('python'), [driver], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   // One request at a time: each answer is the next line.
   let queue: Promise<unknown> = Promise.resolve();
@@ -164,7 +174,11 @@ interface JsonCallbackOutput {
  * Python, where proxmoxer is installed). Every task runs even after a failure, so each test
  * sees each result; the results come back in task order from the json stdout callback.
  */
-async function runPlaybook(dir: string, tasks: Record<string, unknown>[], env: Record<string, string>): Promise<TaskResult[]> {
+async function runPlaybook(
+  dir: string,
+  tasks: Record<string, unknown>[],
+  env: Record<string, string>,
+): Promise<TaskResult[]> {
   const playbook = join(dir, `play-${Date.now()}-${Math.random().toString(36).slice(2)}.yml`);
   await writeFile(playbook, toYaml([{ hosts: 'localhost', gather_facts: false, ignore_errors: true, tasks }]));
   const stdout = await new Promise<string>((resolve, reject) =>
@@ -184,7 +198,8 @@ async function runPlaybook(dir: string, tasks: Record<string, unknown>[], env: R
         },
       },
       // ignore_errors keeps the exit code 0 unless the playbook itself is broken.
-      (err, out, stderr) => (err ? reject(new Error(`ansible-playbook failed: ${err.message}\n${stderr}\n${out}`)) : resolve(out)),
+      (err, out, stderr) =>
+        err ? reject(new Error(`ansible-playbook failed: ${err.message}\n${stderr}\n${out}`)) : resolve(out),
     ),
   );
   const output = JSON.parse(stdout) as JsonCallbackOutput;

@@ -7,7 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadChecksum } from '../../sim/downloads.js';
-import { ANSIBLE_TOKEN, READ_ONLY_TOKEN, startConformanceCluster, type ConformanceCluster, type Proxmoxer } from './clients.js';
+import {
+  ANSIBLE_TOKEN,
+  READ_ONLY_TOKEN,
+  startConformanceCluster,
+  type ConformanceCluster,
+  type Proxmoxer,
+} from './clients.js';
 import { schemaProblems } from './schema.js';
 
 /**
@@ -73,27 +79,40 @@ describe('reading', () => {
     // Integers are JSON numbers; memory is a property string since PVE 8.1.
     expect(before).toMatchObject({ cores: 2, memory: '2048' });
 
-    expect(await px.put('nodes/pve01/qemu/110/config', { description: 'edited', digest: before.digest })).toEqual({ data: null });
+    expect(await px.put('nodes/pve01/qemu/110/config', { description: 'edited', digest: before.digest })).toEqual({
+      data: null,
+    });
     const stale = await px.put('nodes/pve01/qemu/110/config', { description: 'again', digest: before.digest });
     expect(stale.error).toMatchObject({ status: 500, content: 'checksum mismatch (file change by other user?)' });
     expect(guest(110)!.config['description']).toBe('edited');
   });
 
-  it(
-    'answers the endpoints common clients call instead of 501',
-    async () => {
-      for (const path of ['pools', 'storage', 'cluster/tasks', 'cluster/options', 'nodes/pve01/network', 'nodes/pve01/storage/local/status']) {
-        const answer = await px.get(path);
-        expect(answer.error, path).toBeUndefined();
-      }
-    },
-  );
+  it('answers the endpoints common clients call instead of 501', async () => {
+    for (const path of [
+      'pools',
+      'storage',
+      'cluster/tasks',
+      'cluster/options',
+      'nodes/pve01/network',
+      'nodes/pve01/storage/local/status',
+    ]) {
+      const answer = await px.get(path);
+      expect(answer.error, path).toBeUndefined();
+    }
+  });
 });
 
 describe('tasks', () => {
   it('clones a template fully and linked, as tasks proxmoxer waits for', async () => {
     const full = await task('post', 'nodes/pve01/qemu/100/clone', { newid: 120, name: 'full-clone', full: 1 });
-    expect(full.status).toMatchObject({ status: 'stopped', exitstatus: 'OK', type: 'qmclone', id: '100', user: 'ansible@pve', tokenid: 'conformance' });
+    expect(full.status).toMatchObject({
+      status: 'stopped',
+      exitstatus: 'OK',
+      type: 'qmclone',
+      id: '100',
+      user: 'ansible@pve',
+      tokenid: 'conformance',
+    });
     expect(guest(120)!.config['scsi0']).toMatch(/^shared:120\/vm-120-disk-0\.qcow2,/);
 
     const linked = await task('post', 'nodes/pve01/qemu/100/clone', { newid: 121, name: 'linked-clone', full: 0 });
@@ -103,13 +122,19 @@ describe('tasks', () => {
 
   it('refuses a linked clone of a VM that is not a template', async () => {
     const answer = await px.post('nodes/pve01/qemu/110/clone', { newid: 122, full: 0 });
-    expect(answer.error).toMatchObject({ status: 500, content: "Linked clone feature is not supported for 'shared:110/vm-110-disk-0.qcow2' (scsi0)" });
+    expect(answer.error).toMatchObject({
+      status: 500,
+      content: "Linked clone feature is not supported for 'shared:110/vm-110-disk-0.qcow2' (scsi0)",
+    });
     expect(guest(122)).toBeUndefined();
   });
 
   it('starts, shuts down and stops a VM; starting a running one is a task that fails', async () => {
     expect((await task('post', 'nodes/pve02/qemu/113/status/start')).status.exitstatus).toBe('OK');
-    expect(await ok(px.get('nodes/pve02/qemu/113/status/current'))).toMatchObject({ status: 'running', qmpstatus: 'running' });
+    expect(await ok(px.get('nodes/pve02/qemu/113/status/current'))).toMatchObject({
+      status: 'running',
+      qmpstatus: 'running',
+    });
 
     const again = await task('post', 'nodes/pve02/qemu/113/status/start');
     expect(again.status.exitstatus).toBe('VM 113 already running');
@@ -118,7 +143,10 @@ describe('tasks', () => {
     expect((await task('post', 'nodes/pve02/qemu/113/status/shutdown')).status.exitstatus).toBe('OK');
     expect(guest(113)!.status).toBe('stopped');
     expect((await task('post', 'nodes/pve02/qemu/113/status/start')).status.exitstatus).toBe('OK');
-    expect((await task('post', 'nodes/pve02/qemu/113/status/stop')).status).toMatchObject({ type: 'qmstop', exitstatus: 'OK' });
+    expect((await task('post', 'nodes/pve02/qemu/113/status/stop')).status).toMatchObject({
+      type: 'qmstop',
+      exitstatus: 'OK',
+    });
     expect(guest(113)!.status).toBe('stopped');
   });
 
@@ -135,7 +163,10 @@ describe('tasks', () => {
   it('takes, lists, rolls back to and deletes a snapshot', async () => {
     // Tags apply at once even while the VM runs (cores would wait, pending, for a restart).
     await ok(px.put('nodes/pve02/qemu/110/config', { tags: 'before' }));
-    expect((await task('post', 'nodes/pve02/qemu/110/snapshot', { snapname: 'before', description: 'conformance' })).status.exitstatus).toBe('OK');
+    expect(
+      (await task('post', 'nodes/pve02/qemu/110/snapshot', { snapname: 'before', description: 'conformance' })).status
+        .exitstatus,
+    ).toBe('OK');
     const snapshots = await ok(px.get<{ name: string; parent?: string }[]>('nodes/pve02/qemu/110/snapshot'));
     expect(snapshots.map((s) => s.name)).toEqual(['before', 'current']);
     expect(snapshots[1]).toMatchObject({ parent: 'before' });
@@ -146,13 +177,17 @@ describe('tasks', () => {
     // A snapshot without RAM state leaves the VM stopped unless the rollback asks to start it.
     expect(guest(110)!.status).toBe('stopped');
     expect((await task('delete', 'nodes/pve02/qemu/110/snapshot/before')).status.exitstatus).toBe('OK');
-    expect((await ok(px.get<{ name: string }[]>('nodes/pve02/qemu/110/snapshot'))).map((s) => s.name)).toEqual(['current']);
+    expect((await ok(px.get<{ name: string }[]>('nodes/pve02/qemu/110/snapshot'))).map((s) => s.name)).toEqual([
+      'current',
+    ]);
   });
 
   it('grows a disk as a task (PVE 8 and later) and shows the new size in the config', async () => {
     const resized = await task('put', 'nodes/pve02/qemu/110/resize', { disk: 'scsi0', size: '+2G' });
     expect(resized.status).toMatchObject({ type: 'resize', exitstatus: 'OK' });
-    expect(await ok(px.get('nodes/pve02/qemu/110/config'))).toMatchObject({ scsi0: expect.stringMatching(/,size=18G(,|$)/) });
+    expect(await ok(px.get('nodes/pve02/qemu/110/config'))).toMatchObject({
+      scsi0: expect.stringMatching(/,size=18G(,|$)/),
+    });
   });
 
   it('deletes a stopped VM with purge, disks included', async () => {
@@ -162,7 +197,10 @@ describe('tasks', () => {
     expect(removed.status).toMatchObject({ type: 'qmdestroy', exitstatus: 'OK' });
     expect(cluster.sim.state.volume(disk, 'pve02')).toBeUndefined();
     const gone = await px.get('nodes/pve02/qemu/113/config');
-    expect(gone.error).toMatchObject({ status: 500, content: "Configuration file 'nodes/pve02/qemu-server/113.conf' does not exist" });
+    expect(gone.error).toMatchObject({
+      status: 500,
+      content: "Configuration file 'nodes/pve02/qemu-server/113.conf' does not exist",
+    });
   });
 
   it('downloads a URL into storage as a task, verifying its checksum', async () => {
@@ -170,37 +208,51 @@ describe('tasks', () => {
     const checksum = downloadChecksum(url);
     const common = { url, content: 'import', 'checksum-algorithm': 'sha256' };
 
-    const wrong = await task('post', 'nodes/pve01/storage/local/download-url', { ...common, filename: 'wrong.qcow2', checksum: '0'.repeat(64) });
+    const wrong = await task('post', 'nodes/pve01/storage/local/download-url', {
+      ...common,
+      filename: 'wrong.qcow2',
+      checksum: '0'.repeat(64),
+    });
     expect(wrong.status.exitstatus).toBe(`checksum mismatch: got '${checksum}' != expect '${'0'.repeat(64)}'`);
 
-    const fetched = await task('post', 'nodes/pve01/storage/local/download-url', { ...common, filename: 'debian-13.qcow2', checksum });
+    const fetched = await task('post', 'nodes/pve01/storage/local/download-url', {
+      ...common,
+      filename: 'debian-13.qcow2',
+      checksum,
+    });
     expect(fetched.status).toMatchObject({ type: 'download', exitstatus: 'OK' });
     const content = await ok(px.get<{ volid: string }[]>('nodes/pve01/storage/local/content', { content: 'import' }));
     expect(content.map((c) => c.volid)).toContain('local:import/debian-13.qcow2');
 
-    const badName = await px.post('nodes/pve01/storage/local/download-url', { url, content: 'iso', filename: 'debian.qcow2' });
+    const badName = await px.post('nodes/pve01/storage/local/download-url', {
+      url,
+      content: 'iso',
+      filename: 'debian.qcow2',
+    });
     expect(badName.error).toMatchObject({ status: 400, errors: { filename: 'wrong file extension' } });
   });
 
   it('names the token apart from its user in the task list', async () => {
-    const tasks = await ok(px.get<{ user: string; tokenid?: string; type: string }[]>('nodes/pve01/tasks', { typefilter: 'qmclone' }));
+    const tasks = await ok(
+      px.get<{ user: string; tokenid?: string; type: string }[]>('nodes/pve01/tasks', { typefilter: 'qmclone' }),
+    );
     expect(tasks[0]).toMatchObject({ user: 'ansible@pve', tokenid: 'conformance' });
   });
 
-  it(
-    'keeps a change PVE cannot hot-plug pending until the next restart',
-    async () => {
-      if (guest(110)!.status !== 'running') expect((await task('post', 'nodes/pve02/qemu/110/status/start')).status.exitstatus).toBe('OK');
-      await ok(px.put('nodes/pve02/qemu/110/config', { cpu: 'host' }));
-      const changes = await ok(px.get<{ key: string; value?: unknown; pending?: unknown }[]>('nodes/pve02/qemu/110/pending'));
-      expect(changes.find((c) => c.key === 'cpu')).toMatchObject({ pending: 'host' });
-      expect(guest(110)!.config['cpu']).not.toBe('host');
-      // Applied by the next start.
-      expect((await task('post', 'nodes/pve02/qemu/110/status/stop')).status.exitstatus).toBe('OK');
+  it('keeps a change PVE cannot hot-plug pending until the next restart', async () => {
+    if (guest(110)!.status !== 'running')
       expect((await task('post', 'nodes/pve02/qemu/110/status/start')).status.exitstatus).toBe('OK');
-      expect(guest(110)!.config['cpu']).toBe('host');
-    },
-  );
+    await ok(px.put('nodes/pve02/qemu/110/config', { cpu: 'host' }));
+    const changes = await ok(
+      px.get<{ key: string; value?: unknown; pending?: unknown }[]>('nodes/pve02/qemu/110/pending'),
+    );
+    expect(changes.find((c) => c.key === 'cpu')).toMatchObject({ pending: 'host' });
+    expect(guest(110)!.config['cpu']).not.toBe('host');
+    // Applied by the next start.
+    expect((await task('post', 'nodes/pve02/qemu/110/status/stop')).status.exitstatus).toBe('OK');
+    expect((await task('post', 'nodes/pve02/qemu/110/status/start')).status.exitstatus).toBe('OK');
+    expect(guest(110)!.config['cpu']).toBe('host');
+  });
 });
 
 describe('refusals', () => {
@@ -219,40 +271,42 @@ describe('refusals', () => {
     });
   });
 
-  it(
-      async () => {
-      const answer = await px.put('nodes/pve01/qemu/111/config', { memory: 'abc', net0: 'bogus' });
-      expect(answer.error).toMatchObject({
-        status: 400,
-        content: 'Parameter verification failed.',
-        errors: { memory: expect.stringMatching(/^invalid format - /), net0: expect.stringMatching(/^invalid format - /) },
-      });
-      expect(guest(111)!.config['memory']).toBe('4096');
-    },
-  );
+  it(async () => {
+    const answer = await px.put('nodes/pve01/qemu/111/config', { memory: 'abc', net0: 'bogus' });
+    expect(answer.error).toMatchObject({
+      status: 400,
+      content: 'Parameter verification failed.',
+      errors: {
+        memory: expect.stringMatching(/^invalid format - /),
+        net0: expect.stringMatching(/^invalid format - /),
+      },
+    });
+    expect(guest(111)!.config['memory']).toBe('4096');
+  });
 
-  it(
-      async () => {
-      const conflicting = await px.put('nodes/pve01/qemu/111/config', { vmid: 110, description: 'conflict' });
-      expect(conflicting.error).toMatchObject({
-        status: 400,
-        errors: { vmid: 'duplicate parameter (already defined in URI) with conflicting values!' },
-      });
-      expect(await px.put('nodes/pve01/qemu/111/config', { vmid: 111, description: 'same' })).toEqual({ data: null });
-    },
-  );
+  it(async () => {
+    const conflicting = await px.put('nodes/pve01/qemu/111/config', { vmid: 110, description: 'conflict' });
+    expect(conflicting.error).toMatchObject({
+      status: 400,
+      errors: { vmid: 'duplicate parameter (already defined in URI) with conflicting values!' },
+    });
+    expect(await px.put('nodes/pve01/qemu/111/config', { vmid: 111, description: 'same' })).toEqual({ data: null });
+  });
 
-  it(
-      async () => {
-      expect(await px.put('nodes/pve01/qemu/111/config', { kvm: 1, tablet: 0 })).toEqual({ data: null });
-    },
-  );
+  it(async () => {
+    expect(await px.put('nodes/pve01/qemu/111/config', { kvm: 1, tablet: 0 })).toEqual({ data: null });
+  });
 
   it('answers a wrong token secret with 401 and an empty body', async () => {
     const intruder = await cluster.proxmoxer(ANSIBLE_TOKEN, { secret: 'not-the-secret' });
     try {
       // proxmoxer keeps a body it cannot parse as JSON under errors.errors.
-      expect((await intruder.get('version')).error).toEqual({ status: 401, reason: 'Unauthorized', content: 'Authentication failed!', errors: { errors: '' } });
+      expect((await intruder.get('version')).error).toEqual({
+        status: 401,
+        reason: 'Unauthorized',
+        content: 'Authentication failed!',
+        errors: { errors: '' },
+      });
     } finally {
       await intruder.close();
     }
@@ -285,7 +339,10 @@ describe('refusals', () => {
     const locked = { status: 500, content: 'VM is locked (backup)' };
     expect((await px.put('nodes/pve02/qemu/112/config', { cores: 2 })).error).toMatchObject(locked);
     expect((await px.post('nodes/pve02/qemu/112/migrate', { target: 'pve01', online: 1 })).error).toMatchObject(locked);
-    expect((await task('post', 'nodes/pve02/qemu/112/status/shutdown')).status).toMatchObject({ type: 'qmshutdown', exitstatus: 'VM is locked (backup)' });
+    expect((await task('post', 'nodes/pve02/qemu/112/status/shutdown')).status).toMatchObject({
+      type: 'qmshutdown',
+      exitstatus: 'VM is locked (backup)',
+    });
     expect(guest(112)).toMatchObject({ node: 'pve02', status: 'running', lock: 'backup' });
     expect(guest(112)!.config['cores']).toBe('1');
   });
@@ -294,22 +351,28 @@ describe('refusals', () => {
     const release = await cluster.sim.cluster.locks.acquire('/var/lock/qemu-server/lock-111.conf', 60_000);
     try {
       const answer = await px.put('nodes/pve01/qemu/111/config', { description: 'waits' });
-      expect(answer.error).toMatchObject({ status: 500, content: "can't lock file '/var/lock/qemu-server/lock-111.conf' - got timeout" });
+      expect(answer.error).toMatchObject({
+        status: 500,
+        content: "can't lock file '/var/lock/qemu-server/lock-111.conf' - got timeout",
+      });
     } finally {
       release();
     }
   });
 
   it('refuses to delete a running VM, before looking at its lock', async () => {
-    expect((await px.delete('nodes/pve02/qemu/112')).error).toMatchObject({ status: 500, content: 'VM 112 is running - destroy failed' });
+    expect((await px.delete('nodes/pve02/qemu/112')).error).toMatchObject({
+      status: 500,
+      content: 'VM 112 is running - destroy failed',
+    });
   });
 
-  it(
-    'refuses to delete a protected running VM for its protection first',
-    async () => {
-      expect((await px.delete('nodes/pve01/qemu/111')).error).toMatchObject({ status: 500, content: "can't remove VM 111 - protection mode enabled" });
-    },
-  );
+  it('refuses to delete a protected running VM for its protection first', async () => {
+    expect((await px.delete('nodes/pve01/qemu/111')).error).toMatchObject({
+      status: 500,
+      content: "can't remove VM 111 - protection mode enabled",
+    });
+  });
 
   it("refuses the simulator's certificate when not told to trust its CA", async () => {
     const untrusting = await cluster.proxmoxer(ANSIBLE_TOKEN, { caFile: '' });

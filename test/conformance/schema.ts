@@ -13,7 +13,9 @@ interface Returns {
   properties?: Record<string, { type?: string; optional?: number }>;
 }
 
-const schema = JSON.parse(readFileSync(fileURLToPath(new URL('../../../shared/pve-api/pve-api-schema.json', import.meta.url)), 'utf8')) as {
+const schema = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../../../shared/pve-api/pve-api-schema.json', import.meta.url)), 'utf8'),
+) as {
   version: string;
   paths: Record<string, Record<string, { returns?: Returns }>>;
 };

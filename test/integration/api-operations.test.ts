@@ -22,7 +22,12 @@ import { buildWorkerDeps } from '../../worker/deps.js';
 import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
 import { until } from '../support/until.js';
 
-const tokens = { root: 'it-root-token-3f9a', otto: 'it-otto-token-81c2', anna: 'it-anna-token-5d7e', vera: 'it-vera-token-c04b' };
+const tokens = {
+  root: 'it-root-token-3f9a',
+  otto: 'it-otto-token-81c2',
+  anna: 'it-anna-token-5d7e',
+  vera: 'it-vera-token-c04b',
+};
 type Actor = keyof typeof tokens;
 
 const credentialVariable = 'PM_IT_API_HOME_TOKEN';
@@ -39,11 +44,20 @@ interface Api {
 }
 
 /** The API over real HTTP, on a free loopback port. */
-async function startApi(options: { taskQueue: string; config?: AppConfig; timeouts?: Partial<ApiTimeouts> }): Promise<Api> {
+async function startApi(options: {
+  taskQueue: string;
+  config?: AppConfig;
+  timeouts?: Partial<ApiTimeouts>;
+}): Promise<Api> {
   const cfg = options.config ?? config;
   const app = createApp({
     config: cfg,
-    temporal: { client: await testConnection(), taskQueue: options.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    temporal: {
+      client: await testConnection(),
+      taskQueue: options.taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: inject('temporalNamespace'),
+    },
     audit: createAuditLog(cfg.audit.path),
     proxmox: createReadOnlyProxmox(cfg),
     ...(options.timeouts ? { timeouts: options.timeouts } : {}),
@@ -68,10 +82,20 @@ async function startApi(options: { taskQueue: string; config?: AppConfig; timeou
   };
 }
 
-const operation = (api: Api, self: string, query = '') => api.call('GET', `${self}${query}`, 'vera').then((r) => r.body);
+const operation = (api: Api, self: string, query = '') =>
+  api.call('GET', `${self}${query}`, 'vera').then((r) => r.body);
 const awaitingApproval = (api: Api, self: string) =>
-  until(() => operation(api, self), (op) => op.status?.phase === 'awaiting-approval', 'a plan awaiting approval');
-const ended = (api: Api, self: string) => until(() => operation(api, self), (op) => op.state !== 'running', 'the operation to end');
+  until(
+    () => operation(api, self),
+    (op) => op.status?.phase === 'awaiting-approval',
+    'a plan awaiting approval',
+  );
+const ended = (api: Api, self: string) =>
+  until(
+    () => operation(api, self),
+    (op) => op.state !== 'running',
+    'the operation to end',
+  );
 const vmExists = (vmid: number) => sim.state.guests.has(vmid);
 
 const deleteRequest = (vmid: number, extra: Record<string, unknown> = {}) => ({
@@ -98,7 +122,9 @@ beforeAll(async () => {
         status: 'stopped' as const,
         disks: [{ storage: 'local-lvm', size: '8G' }],
       })),
-      tokens: [{ id: 'automation@pve!pm', secret: 'sim-secret-for-api-tests', acl: [{ path: '/', roles: ['Administrator'] }] }],
+      tokens: [
+        { id: 'automation@pve!pm', secret: 'sim-secret-for-api-tests', acl: [{ path: '/', roles: ['Administrator'] }] },
+      ],
     },
   });
   const token = sim.tokens[0]!;
@@ -119,7 +145,12 @@ beforeAll(async () => {
       home: {
         cluster: {
           name: 'home',
-          nodes: sim.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port, tls_fingerprint: n.tlsFingerprint })),
+          nodes: sim.nodes.map((n) => ({
+            name: n.name,
+            host: n.host,
+            port: n.port,
+            tls_fingerprint: n.tlsFingerprint,
+          })),
         },
         credentials: { token: { env: credentialVariable } },
       },
@@ -143,7 +174,15 @@ describe('API against Temporal and the simulated cluster', () => {
     expect(await response.json()).toMatchObject({
       status: 'ready',
       temporal: { status: 'ok' },
-      environments: { home: { status: 'ok', nodes: [{ node: 'pve1', status: 'ok' }, { node: 'pve2', status: 'ok' }] } },
+      environments: {
+        home: {
+          status: 'ok',
+          nodes: [
+            { node: 'pve1', status: 'ok' },
+            { node: 'pve2', status: 'ok' },
+          ],
+        },
+      },
     });
     const inventory = await api.call('GET', '/v1/inventory?environment=home', 'vera');
     expect(inventory.body.guests.map((g: { vmid: number }) => g.vmid)).toEqual(vms.map((v) => v.vmid));
@@ -157,7 +196,12 @@ describe('API against Temporal and the simulated cluster', () => {
 
     const waiting = await awaitingApproval(api, links.self);
     // Phase, approval state and plan as the workflow published them together: never a plan still 'planning'.
-    expect(waiting).toMatchObject({ requester: 'root', approvalState: 'pending', vmids: [1001], status: { approvalState: 'pending', plan: { risk: 'high', stepCount: 1 } } });
+    expect(waiting).toMatchObject({
+      requester: 'root',
+      approvalState: 'pending',
+      vmids: [1001],
+      status: { approvalState: 'pending', plan: { risk: 'high', stepCount: 1 } },
+    });
     const planVersion: number = waiting.status.plan.version;
     expect(vmExists(1001)).toBe(true);
 
@@ -178,17 +222,27 @@ describe('API against Temporal and the simulated cluster', () => {
 
     const approved = await api.call('POST', `${links.self}/approve`, 'anna', { planVersion });
     expect(approved.status).toBe(200);
-    expect(approved.body).toMatchObject({ id, state: 'decided', decision: { decision: 'approved', by: 'anna', planVersion } });
+    expect(approved.body).toMatchObject({
+      id,
+      state: 'decided',
+      decision: { decision: 'approved', by: 'anna', planVersion },
+    });
 
     const done = await ended(api, links.self);
-    expect(done).toMatchObject({ state: 'completed', approvalState: 'approved', result: { outcome: 'completed', approval: { by: 'anna' } } });
+    expect(done).toMatchObject({
+      state: 'completed',
+      approvalState: 'approved',
+      result: { outcome: 'completed', approval: { by: 'anna' } },
+    });
     expect(vmExists(1001)).toBe(false);
 
     const again = await api.call('POST', `${links.self}/approve`, 'anna', { planVersion });
     expect(again.status).toBe(409);
 
     const audit = await api.call('GET', `/v1/audit?operationId=${encodeURIComponent(id)}`, 'vera');
-    const trail: string[] = audit.body.records.map((r: { actor: string; action: string; result: string }) => `${r.actor} ${r.action} ${r.result}`);
+    const trail: string[] = audit.body.records.map(
+      (r: { actor: string; action: string; result: string }) => `${r.actor} ${r.action} ${r.result}`,
+    );
     expect(trail.slice(0, 4)).toEqual([
       'root api.operation.start started',
       'otto api.operation.approve forbidden',
@@ -216,13 +270,19 @@ describe('API against Temporal and the simulated cluster', () => {
     expect(withoutReason.status).toBe(400);
     expect(withoutReason.body.error.details).toEqual([{ path: 'reason', message: expect.any(String) }]);
 
-    const rejected = await api.call('POST', `${body.links.self}/reject`, 'anna', { planVersion, reason: 'that VM still serves traffic' });
+    const rejected = await api.call('POST', `${body.links.self}/reject`, 'anna', {
+      planVersion,
+      reason: 'that VM still serves traffic',
+    });
     expect(rejected.status).toBe(200);
     const done = await ended(api, body.links.self);
     expect(done).toMatchObject({
       state: 'completed',
       approvalState: 'rejected',
-      result: { outcome: 'rejected', approval: { decision: 'rejected', by: 'anna', reason: 'that VM still serves traffic' } },
+      result: {
+        outcome: 'rejected',
+        approval: { decision: 'rejected', by: 'anna', reason: 'that VM still serves traffic' },
+      },
     });
     expect(vmExists(1002)).toBe(true);
   });
@@ -234,7 +294,10 @@ describe('API against Temporal and the simulated cluster', () => {
     });
     const { body } = await api.call('POST', '/v1/operations/vm-action', 'otto', deleteRequest(1003));
     const done = await ended(api, body.links.self);
-    expect(done).toMatchObject({ approvalState: 'expired', result: { outcome: 'rejected', approval: { by: 'system', reason: 'no decision within 3 s' } } });
+    expect(done).toMatchObject({
+      approvalState: 'expired',
+      result: { outcome: 'rejected', approval: { by: 'system', reason: 'no decision within 3 s' } },
+    });
     expect(vmExists(1003)).toBe(true);
   });
 
@@ -244,14 +307,25 @@ describe('API against Temporal and the simulated cluster', () => {
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({
       state: 'completed',
-      result: { outcome: 'dry-run', plan: { version: 1, risk: 'high', vmids: [1004], steps: expect.arrayContaining([expect.objectContaining({ vmid: 1004 })]) } },
+      result: {
+        outcome: 'dry-run',
+        plan: {
+          version: 1,
+          risk: 'high',
+          vmids: [1004],
+          steps: expect.arrayContaining([expect.objectContaining({ vmid: 1004 })]),
+        },
+      },
     });
     expect(vmExists(1004)).toBe(true);
   });
 
   it('answers a refused dry run with why, and lists it as completed rather than failed', async () => {
     const api = await startApi({ taskQueue: worker.taskQueue });
-    const response = await api.call('POST', '/v1/operations/vm-action', 'otto', { ...deleteRequest(1004, { dryRun: true }), name: 'not-web-1004' });
+    const response = await api.call('POST', '/v1/operations/vm-action', 'otto', {
+      ...deleteRequest(1004, { dryRun: true }),
+      name: 'not-web-1004',
+    });
     expect(response.status).toBe(422);
     expect(response.body.error.message).toMatch(/^the plan could not be made: .*not-web-1004/);
 
@@ -262,7 +336,11 @@ describe('API against Temporal and the simulated cluster', () => {
       15_000,
     );
     const entry = refused.body.operations.find((o: { summary?: string }) => o.summary?.includes('not-web-1004'));
-    expect(entry).toMatchObject({ state: 'completed', approvalState: 'dry-run', summary: expect.stringMatching(/^refused: /) });
+    expect(entry).toMatchObject({
+      state: 'completed',
+      approvalState: 'dry-run',
+      summary: expect.stringMatching(/^refused: /),
+    });
     const failed = await api.call('GET', '/v1/operations?environment=home&state=failed&pageSize=500', 'vera');
     expect(failed.body.operations.map((o: { id: string }) => o.id)).not.toContain(entry.id);
   });
@@ -277,13 +355,21 @@ describe('API against Temporal and the simulated cluster', () => {
       'the operation in the visibility list',
       15_000,
     );
-    expect(listed.body.operations.find((o: { id: string }) => o.id === body.id)).toMatchObject({ kind: 'vm-action', risk: 'high', vmids: [1005] });
+    expect(listed.body.operations.find((o: { id: string }) => o.id === body.id)).toMatchObject({
+      kind: 'vm-action',
+      risk: 'high',
+      vmids: [1005],
+    });
 
     const cancel = await api.call('POST', `${body.links.self}/cancel`, 'otto', { reason: 'maintenance moved' });
     expect(cancel.status).toBe(202);
     const done = await ended(api, body.links.self);
     // Cancelled before anyone decided: nothing ran, and the approval is not left pending.
-    expect(done).toMatchObject({ state: 'cancelled', approvalState: 'cancelled', result: { outcome: 'cancelled', done: [], failed: [] } });
+    expect(done).toMatchObject({
+      state: 'cancelled',
+      approvalState: 'cancelled',
+      result: { outcome: 'cancelled', done: [], failed: [] },
+    });
     const { plan } = await operation(api, body.links.self, '?include=plan');
     expect(done.result.notStarted).toEqual(plan.steps.map((s: { id: string }) => s.id));
     expect(vmExists(1005)).toBe(true);
@@ -293,7 +379,9 @@ describe('API against Temporal and the simulated cluster', () => {
       'the cancelled operation in the list',
       15_000,
     );
-    expect(cancelled.body.operations.find((o: { id: string }) => o.id === body.id)).toMatchObject({ approvalState: 'cancelled' });
+    expect(cancelled.body.operations.find((o: { id: string }) => o.id === body.id)).toMatchObject({
+      approvalState: 'cancelled',
+    });
   });
 
   it('accepts an approval while no worker runs, and the workflow applies it once one does', async () => {
@@ -307,9 +395,16 @@ describe('API against Temporal and the simulated cluster', () => {
 
     const accepted = await api.call('POST', `${body.links.self}/approve`, 'anna', { planVersion });
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ state: 'accepted', message: expect.stringMatching(/will validate it when one runs/) });
+    expect(accepted.body).toMatchObject({
+      state: 'accepted',
+      message: expect.stringMatching(/will validate it when one runs/),
+    });
     // No worker has seen the signal: the published status still awaits a decision, and only the plan needs a worker.
-    expect(await operation(api, body.links.self)).toMatchObject({ state: 'running', approvalState: 'pending', status: { phase: 'awaiting-approval' } });
+    expect(await operation(api, body.links.self)).toMatchObject({
+      state: 'running',
+      approvalState: 'pending',
+      status: { phase: 'awaiting-approval' },
+    });
     expect(await operation(api, body.links.self, '?include=plan')).toMatchObject({
       status: { phase: 'awaiting-approval', plan: { version: planVersion } },
       planUnavailable: expect.stringMatching(/no worker answered the status query within 1500 ms/),

@@ -20,7 +20,11 @@ describe('the audit log anchored in Temporal', () => {
     await handle.result();
     const records = await audit.read();
     const anchor = await latestAnchor(worker.client, audit.path, { query: `TaskQueue = '${worker.taskQueue}'` });
-    expect(anchor).toMatchObject({ seq: records.at(-1)!.seq, hash: records.at(-1)!.hash, workflowId: handle.workflowId });
+    expect(anchor).toMatchObject({
+      seq: records.at(-1)!.seq,
+      hash: records.at(-1)!.hash,
+      workflowId: handle.workflowId,
+    });
     expect(anchorProblem(records, anchor!)).toBeUndefined();
 
     // The attacker's cut: the last record gone, the head rewritten to the new last one.
@@ -29,6 +33,8 @@ describe('the audit log anchored in Temporal', () => {
     await writeFile(`${audit.path}.head`, JSON.stringify({ seq: kept.at(-1)!.seq, hash: kept.at(-1)!.hash }));
     expect(await audit.verify()).toEqual({ ok: true, records: kept.length });
     const after = JSON.parse(`[${(await readFile(audit.path, 'utf8')).trim().split('\n').join(',')}]`) as AuditRecord[];
-    expect(anchorProblem(after, anchor!)).toMatch(new RegExp(`^record ${anchor!.seq}, anchored in .*, is missing: the log was cut`));
+    expect(anchorProblem(after, anchor!)).toMatch(
+      new RegExp(`^record ${anchor!.seq}, anchored in .*, is missing: the log was cut`),
+    );
   });
 });

@@ -64,41 +64,75 @@ describe('backups across a worker crash', () => {
 
     expect(vzdumps()).toHaveLength(1);
     expect(sim.counters.calls('vzdump')).toBe(1);
-    expect(result).toEqual([expect.objectContaining({ vmid: 1005, outcome: 'succeeded', volid: expect.stringMatching(/^shared:backup\/vzdump-qemu-1005-/) })]);
+    expect(result).toEqual([
+      expect.objectContaining({
+        vmid: 1005,
+        outcome: 'succeeded',
+        volid: expect.stringMatching(/^shared:backup\/vzdump-qemu-1005-/),
+      }),
+    ]);
     expect(sim.state.guests.get(1005)!.lock).toBeUndefined();
-    const archives = [...sim.state.pool('shared', 'pve01')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === 1005);
+    const archives = [...sim.state.pool('shared', 'pve01')!.volumes.values()].filter(
+      (v) => v.content === 'backup' && v.vmid === 1005,
+    );
     expect(archives).toHaveLength(1);
   }, 180_000);
 
   it.each([
-    { guest: 'a VM', vmid: 1005, node: 'pve01', restoreTask: 'qmrestore', create: 'qemuCreate', destroyTask: 'qmdestroy' },
-    { guest: 'a container', vmid: 2002, node: 'pve02', restoreTask: 'vzrestore', create: 'lxcCreate', destroyTask: 'vzdestroy' },
-  ])('resumes the restore drill of $guest on the restore the dead worker started, and destroys the copy once', async ({ vmid, node, restoreTask, create, destroyTask }) => {
-    const env = await startSimulatedEnvironment({ speed: 2, environment: 'drill-crash' });
-    cleanup.push(() => env.stop());
-    const drills = await mkdtemp(join(tmpdir(), 'pm-drill-crash-'));
-    cleanup.push(() => rm(drills, { recursive: true, force: true }));
-    env.config.backups.drill_dir = drills;
-    const sim = env.sim;
-    const backup = vzdump(sim.cluster, ROOT, node, { vmids: [vmid], storage: 'shared', mode: 'snapshot', compress: 'zstd', lockwait: 1 }, () => true);
-    await backup.done;
-    expect(backup.exitstatus).toBe('OK');
-    const taskQueue = uniqueTaskQueue('drill-kill');
-    const worker = await childWorker(env, taskQueue);
-    const handle = await start(env, taskQueue, 'restore-drill', { vmid });
+    {
+      guest: 'a VM',
+      vmid: 1005,
+      node: 'pve01',
+      restoreTask: 'qmrestore',
+      create: 'qemuCreate',
+      destroyTask: 'qmdestroy',
+    },
+    {
+      guest: 'a container',
+      vmid: 2002,
+      node: 'pve02',
+      restoreTask: 'vzrestore',
+      create: 'lxcCreate',
+      destroyTask: 'vzdestroy',
+    },
+  ])(
+    'resumes the restore drill of $guest on the restore the dead worker started, and destroys the copy once',
+    async ({ vmid, node, restoreTask, create, destroyTask }) => {
+      const env = await startSimulatedEnvironment({ speed: 2, environment: 'drill-crash' });
+      cleanup.push(() => env.stop());
+      const drills = await mkdtemp(join(tmpdir(), 'pm-drill-crash-'));
+      cleanup.push(() => rm(drills, { recursive: true, force: true }));
+      env.config.backups.drill_dir = drills;
+      const sim = env.sim;
+      const backup = vzdump(
+        sim.cluster,
+        ROOT,
+        node,
+        { vmids: [vmid], storage: 'shared', mode: 'snapshot', compress: 'zstd', lockwait: 1 },
+        () => true,
+      );
+      await backup.done;
+      expect(backup.exitstatus).toBe('OK');
+      const taskQueue = uniqueTaskQueue('drill-kill');
+      const worker = await childWorker(env, taskQueue);
+      const handle = await start(env, taskQueue, 'restore-drill', { vmid });
 
-    const restores = () => sim.cluster.tasks.all().filter((t) => t.type === restoreTask);
-    await untilHolds(`the drill restores ${vmid}`, () => restores().some((t) => t.status === 'running'));
-    await killWorkerProcess(worker);
+      const restores = () => sim.cluster.tasks.all().filter((t) => t.type === restoreTask);
+      await untilHolds(`the drill restores ${vmid}`, () => restores().some((t) => t.status === 'running'));
+      await killWorkerProcess(worker);
 
-    const next = await startEnvironmentWorker(env.deps, { taskQueue });
-    cleanup.push(() => next.shutdown());
-    const { result } = await handle.result();
+      const next = await startEnvironmentWorker(env.deps, { taskQueue });
+      cleanup.push(() => next.shutdown());
+      const { result } = await handle.result();
 
-    expect(result).toEqual([expect.objectContaining({ vmid, outcome: 'proven' })]);
-    expect(restores()).toHaveLength(1);
-    expect(sim.counters.calls(create)).toBe(1);
-    expect(sim.cluster.tasks.all().filter((t) => t.type === destroyTask && t.id === restores()[0]!.id)).toHaveLength(1);
-    expect([...sim.state.guests.values()].filter((g) => g.name.startsWith('drill-'))).toEqual([]);
-  }, 180_000);
+      expect(result).toEqual([expect.objectContaining({ vmid, outcome: 'proven' })]);
+      expect(restores()).toHaveLength(1);
+      expect(sim.counters.calls(create)).toBe(1);
+      expect(sim.cluster.tasks.all().filter((t) => t.type === destroyTask && t.id === restores()[0]!.id)).toHaveLength(
+        1,
+      );
+      expect([...sim.state.guests.values()].filter((g) => g.name.startsWith('drill-'))).toEqual([]);
+    },
+    180_000,
+  );
 });

@@ -52,19 +52,37 @@ function overlapping(tasks: TaskRecord[]): boolean {
 
 describe('the backup operation', () => {
   it('backs up one guest to the shared storage with its notes, and sends one vzdump', async () => {
-    const handle = await startOperation(worker, 'backup', { vmid: 1004, storage: 'shared', notesTemplate: '{{guestname}} ({{vmid}})', protected: true });
+    const handle = await startOperation(worker, 'backup', {
+      vmid: 1004,
+      storage: 'shared',
+      notesTemplate: '{{guestname}} ({{vmid}})',
+      protected: true,
+    });
     const { plan, result } = await handle.result();
     expect(plan).toMatchObject({ risk: 'low', vmids: [1004], nodes: ['pve01'] });
-    expect(plan.steps[0].params).toMatchObject({ storage: 'shared', mode: 'snapshot', compress: 'zstd', protected: true });
+    expect(plan.steps[0].params).toMatchObject({
+      storage: 'shared',
+      mode: 'snapshot',
+      compress: 'zstd',
+      protected: true,
+    });
     const [done] = result as BackupGuestResult[];
-    expect(done).toMatchObject({ vmid: 1004, outcome: 'succeeded', volid: expect.stringMatching(/^shared:backup\/vzdump-qemu-1004-.*\.vma\.zst$/) });
+    expect(done).toMatchObject({
+      vmid: 1004,
+      outcome: 'succeeded',
+      volid: expect.stringMatching(/^shared:backup\/vzdump-qemu-1004-.*\.vma\.zst$/),
+    });
     const volume = home.sim.state.volume(done!.volid!, 'pve01')!;
     expect(volume.backup).toMatchObject({ notes: 'web01 (1004)', protected: true });
     expect(vzdumpTasks([1004])).toHaveLength(1);
   });
 
   it('backs up guests by tag, never two at once on one storage when the limit is one', async () => {
-    const handle = await startOperation(worker, 'backup', { tags: 'infra & dns', storage: 'shared', maxParallelPerStorage: 1 });
+    const handle = await startOperation(worker, 'backup', {
+      tags: 'infra & dns',
+      storage: 'shared',
+      maxParallelPerStorage: 1,
+    });
     const { plan, result } = await handle.result();
     expect(plan.vmids).toEqual([1001, 2001, 1011]);
     expect((result as BackupGuestResult[]).map((r) => r.outcome)).toEqual(['succeeded', 'succeeded', 'succeeded']);
@@ -73,7 +91,11 @@ describe('the backup operation', () => {
   });
 
   it('backs up a node’s guests, one vzdump job at a time on the node', async () => {
-    const handle = await startOperation(worker, 'backup', { node: 'pve03', storage: 'shared', maxParallelPerStorage: 4 });
+    const handle = await startOperation(worker, 'backup', {
+      node: 'pve03',
+      storage: 'shared',
+      maxParallelPerStorage: 4,
+    });
     const { plan, result } = await handle.result();
     expect(plan.vmids).toEqual([1021, 1022, 1023, 1024, 1025, 1026]);
     expect((result as BackupGuestResult[]).every((r) => r.outcome === 'succeeded')).toBe(true);
@@ -115,7 +137,9 @@ describe('the backup operation', () => {
   });
 
   it('refuses a request naming both a guest and a node, naming the field', () => {
-    expect(() => startOperation(worker, 'backup', { vmid: 1004, node: 'pve01', storage: 'shared' })).toThrow(/name exactly one of vmid, tags or node/);
+    expect(() => startOperation(worker, 'backup', { vmid: 1004, node: 'pve01', storage: 'shared' })).toThrow(
+      /name exactly one of vmid, tags or node/,
+    );
   });
 });
 
@@ -130,7 +154,9 @@ describe('the restore operation', () => {
     const handle = await startOperation(worker, 'restore', { volume, target: 'new' });
     const { plan, result } = await handle.result();
     expect(plan.risk).toBe('medium');
-    expect(plan.summary).toMatch(/^restore shared:backup\/vzdump-qemu-1026-\S+ \(\S+ \(0 h ago\), [\d.]+ GiB\) as new VM 1000 on pve03$/);
+    expect(plan.summary).toMatch(
+      /^restore shared:backup\/vzdump-qemu-1026-\S+ \(\S+ \(0 h ago\), [\d.]+ GiB\) as new VM 1000 on pve03$/,
+    );
     expect(plan.details.config).toMatchObject({ name: 'wiki', memory: '2048' });
     expect(result).toMatchObject({ vmid: 1000, attached: false });
     const copy = home.sim.state.guests.get(1000)!;
@@ -141,10 +167,17 @@ describe('the restore operation', () => {
   it('restores in place only with a second person’s approval, stopping the guest first and saying what is lost', async () => {
     const volume = await backedUp(1024);
     home.sim.state.guests.get(1024)!.update((c) => (c['memory'] = '8192'));
-    const handle = await startOperation(worker, 'restore', { volume, target: 'in-place' }, { autoApprove: ['low', 'medium'] });
+    const handle = await startOperation(
+      worker,
+      'restore',
+      { volume, target: 'in-place' },
+      { autoApprove: ['low', 'medium'] },
+    );
     const status = await approve(handle);
     expect(status.plan!.risk).toBe('high');
-    expect(status.plan!.reasons[0]).toMatch(/^overwrites VM 1024: lost are everything VM 1024 'homeassistant' wrote since /);
+    expect(status.plan!.reasons[0]).toMatch(
+      /^overwrites VM 1024: lost are everything VM 1024 'homeassistant' wrote since /,
+    );
     expect(status.plan!.steps.map((s) => s.id)).toEqual(['stop', 'restore']);
     await handle.result();
     const restored = home.sim.state.guests.get(1024)!;
@@ -169,12 +202,18 @@ describe('policy backup_before', () => {
     await withBackupBefore(['delete'], async () => {
       const handle = await startOperation(worker, 'vm-action', { vmid: 1017, name: 'ci-runner', action: 'delete' });
       const status = await approve(handle);
-      expect(status.plan!.steps[0]).toMatchObject({ id: 'backup', action: 'backup', params: { storage: 'shared', protected: true } });
+      expect(status.plan!.steps[0]).toMatchObject({
+        id: 'backup',
+        action: 'backup',
+        params: { storage: 'shared', protected: true },
+      });
       expect(status.plan!.steps.at(-1)!.action).toBe('destroy');
       await handle.result();
     });
     expect(home.sim.state.guests.has(1017)).toBe(false);
-    const [archive] = [...home.sim.state.pool('shared', 'pve02')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === 1017);
+    const [archive] = [...home.sim.state.pool('shared', 'pve02')!.volumes.values()].filter(
+      (v) => v.content === 'backup' && v.vmid === 1017,
+    );
     expect(archive!.backup).toMatchObject({ protected: true, notes: 'ci-runner before delete' });
     const [vzdump] = vzdumpTasks([1017]);
     const destroy = home.sim.cluster.tasks.all().find((t) => t.type === 'qmdestroy' && t.id === '1017')!;
@@ -195,7 +234,9 @@ describe('policy backup_before', () => {
 
   /** The protected archives the policy's backups left of a guest. */
   const protectedArchives = (vmid: number) =>
-    [...home.sim.state.pool('shared', 'pve01')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === vmid && v.backup?.protected);
+    [...home.sim.state.pool('shared', 'pve01')!.volumes.values()].filter(
+      (v) => v.content === 'backup' && v.vmid === vmid && v.backup?.protected,
+    );
 
   /** Whether the guest's destroy task started only after its vzdump ended. */
   function destroyedAfterBackup(vmid: number, destroyType = 'qmdestroy'): boolean {
@@ -208,7 +249,11 @@ describe('policy backup_before', () => {
     const handle = await withBackupBefore(['delete'], async () => {
       const started = await startOperation(worker, 'bulk-action', { tags: 'home', action: 'delete' });
       const status = await approve(started);
-      expect(status.plan!.steps[0]).toMatchObject({ id: '1024/backup', action: 'backup', params: { storage: 'shared', protected: true } });
+      expect(status.plan!.steps[0]).toMatchObject({
+        id: '1024/backup',
+        action: 'backup',
+        params: { storage: 'shared', protected: true },
+      });
       expect(status.plan!.steps[0]!.description).toContain('before it is deleted (policy backup_before: delete)');
       expect(status.plan!.steps.at(-1)).toMatchObject({ id: '1024/destroy' });
       return started;
@@ -222,7 +267,9 @@ describe('policy backup_before', () => {
   it('backs up the guest a restore in place overwrites, before stopping it', async () => {
     const { result } = await (await startOperation(worker, 'backup', { vmid: 1018, storage: 'shared' })).result();
     const volume = (result as BackupGuestResult[])[0]!.volid!;
-    const { plan } = await withBackupBefore(['restore-in-place'], async () => (await startOperation(worker, 'restore', { volume, target: 'in-place', dryRun: true })).result());
+    const { plan } = await withBackupBefore(['restore-in-place'], async () =>
+      (await startOperation(worker, 'restore', { volume, target: 'in-place', dryRun: true })).result(),
+    );
     expect(plan.steps.map((s: PlanStep) => s.action)).toEqual(['backup', 'stop', 'restore']);
     expect(plan.steps[0].params).toMatchObject({ 'notes-template': '{{guestname}} before restore', protected: true });
   });
@@ -234,7 +281,9 @@ describe('policy backup_before', () => {
       // Relative to the working directory, as the API takes a manifest folder.
       await mkdir('data', { recursive: true });
       dir = await mkdtemp(join('data', 'test-backup-before-'));
-      reconciler = await startTestWorker({ activities: { ...createActivities(home.deps), ...createReconcileActivities(home.deps, { path: dir }) } });
+      reconciler = await startTestWorker({
+        activities: { ...createActivities(home.deps), ...createReconcileActivities(home.deps, { path: dir }) },
+      });
     });
     afterAll(async () => {
       await reconciler?.shutdown();
@@ -244,7 +293,10 @@ describe('policy backup_before', () => {
     /** A manifest claiming the guests tagged `media` (1006 'media'), listing `guests`. */
     async function reconcileMedia(guests: unknown[], dryRun: boolean) {
       const folder = await mkdtemp(join(dir, 'manifests-'));
-      await writeFile(join(folder, 'media.yaml'), stringify({ environment: 'home', claims: { tags: ['media'] }, guests }));
+      await writeFile(
+        join(folder, 'media.yaml'),
+        stringify({ environment: 'home', claims: { tags: ['media'] }, guests }),
+      );
       return startOperation(reconciler, 'reconcile', { manifests: folder, dryRun }, { autoApprove: ['low'] });
     }
 
@@ -258,11 +310,17 @@ describe('policy backup_before', () => {
         network: [{ bridge: 'vmbr0', ip: 'dhcp' }],
         tags: ['media'],
       };
-      const { plan } = await withBackupBefore(['reconcile-replace'], async () => (await reconcileMedia([asContainer], true)).result());
+      const { plan } = await withBackupBefore(['reconcile-replace'], async () =>
+        (await reconcileMedia([asContainer], true)).result(),
+      );
       expect(plan.risk).toBe('high');
       const [change] = plan.details.changes as GuestChange[];
       expect(change).toMatchObject({ action: 'replace', vmid: 1006 });
-      expect(change!.steps[0]).toMatchObject({ action: 'backup', vmid: 1006, params: { storage: 'shared', protected: true, 'notes-template': '{{guestname}} before replace' } });
+      expect(change!.steps[0]).toMatchObject({
+        action: 'backup',
+        vmid: 1006,
+        params: { storage: 'shared', protected: true, 'notes-template': '{{guestname}} before replace' },
+      });
       expect(change!.steps.findIndex((s) => s.action === 'destroy')).toBeGreaterThan(0);
     });
 
@@ -287,7 +345,9 @@ describe('the backup-prune operation', () => {
       await (await startOperation(worker, 'backup', { vmid: 1014, storage: 'shared', protected: protect })).result();
     }
     const archives = () =>
-      [...home.sim.state.pool('shared', 'pve02')!.volumes.values()].filter((v) => v.content === 'backup' && v.vmid === 1014).sort((a, b) => a.ctime - b.ctime);
+      [...home.sim.state.pool('shared', 'pve02')!.volumes.values()]
+        .filter((v) => v.content === 'backup' && v.vmid === 1014)
+        .sort((a, b) => a.ctime - b.ctime);
     const [oldest, ...rest] = archives();
     expect(rest).toHaveLength(3);
 
@@ -295,7 +355,12 @@ describe('the backup-prune operation', () => {
     const status = await approve(handle);
     expect(status.plan!.risk).toBe('high');
     expect(status.plan!.details).toMatchObject({ protectedKept: [expect.objectContaining({ volid: oldest!.volid })] });
-    expect(status.plan!.steps.map((s) => s.params!['volume']).sort()).toEqual(rest.slice(0, 2).map((v) => v.volid).sort());
+    expect(status.plan!.steps.map((s) => s.params!['volume']).sort()).toEqual(
+      rest
+        .slice(0, 2)
+        .map((v) => v.volid)
+        .sort(),
+    );
     await handle.result();
 
     expect(archives().map((v) => v.volid)).toEqual([oldest!.volid, rest[2]!.volid]);
@@ -314,7 +379,11 @@ describe('the restore-drill operation', () => {
     const handle = await startOperation(worker, 'restore-drill', { vmid: 1002, bridge: 'vmbr99' });
     const { plan, result } = await handle.result();
     expect(plan.risk).toBe('low');
-    expect(plan.steps[0].params).toMatchObject({ start: true, name: 'drill-1002', net0: expect.stringContaining('bridge=vmbr99') });
+    expect(plan.steps[0].params).toMatchObject({
+      start: true,
+      name: 'drill-1002',
+      net0: expect.stringContaining('bridge=vmbr99'),
+    });
     const [drill] = result as DrillResult[];
     expect(drill).toMatchObject({ vmid: 1002, outcome: 'proven', volid: expect.stringMatching(/vzdump-qemu-1002-/) });
     expect(drill!.seconds).toBeGreaterThan(0);
@@ -328,26 +397,42 @@ describe('the restore-drill operation', () => {
     const failure = await failureOf(handle);
     expect(failure.type).toBe('DrillFailed');
     const [drill] = failure.details![0] as DrillResult[];
-    expect(drill).toMatchObject({ vmid: 1025, outcome: 'failed', error: expect.stringContaining('No QEMU guest agent configured') });
+    expect(drill).toMatchObject({
+      vmid: 1025,
+      outcome: 'failed',
+      error: expect.stringContaining('No QEMU guest agent configured'),
+    });
     expect(drillCopies()).toEqual([]);
   });
 
   it('proves a container’s backup by restoring it (ostemplate + restore) and seeing it run with an address', async () => {
     await (await startOperation(worker, 'backup', { vmid: 2002, storage: 'shared' })).result();
     const { plan, result } = await (await startOperation(worker, 'restore-drill', { vmid: 2002 })).result();
-    expect(plan.steps[0].params).toMatchObject({ hostname: 'drill-2002', net0: expect.stringContaining('bridge=vmbr99') });
+    expect(plan.steps[0].params).toMatchObject({
+      hostname: 'drill-2002',
+      net0: expect.stringContaining('bridge=vmbr99'),
+    });
     expect(plan.steps[0].description).toContain('check it runs with an address');
     expect(result as DrillResult[]).toEqual([expect.objectContaining({ vmid: 2002, type: 'lxc', outcome: 'proven' })]);
     const restore = home.sim.cluster.tasks.all().filter((t) => t.type === 'vzrestore');
     expect(restore).toHaveLength(1);
-    expect(home.sim.cluster.tasks.all().filter((t) => t.type === 'vzdestroy' && t.id === restore[0]!.id)).toHaveLength(1);
+    expect(home.sim.cluster.tasks.all().filter((t) => t.type === 'vzdestroy' && t.id === restore[0]!.id)).toHaveLength(
+      1,
+    );
     expect(drillCopies()).toEqual([]);
   });
 
   it('keeps a failed drill as a finding until a later drill proves the guest restorable, and shows when each guest was last proven', async () => {
     const history = async () => drillHistory(await createDrillStore(drillDir).list('home'));
     const open = (await history()).findings.filter((f) => f.state === 'open');
-    expect(open).toEqual([expect.objectContaining({ vmid: 1025, name: 'scratch', volid: expect.stringMatching(/vzdump-qemu-1025-/), reason: expect.stringContaining('No QEMU guest agent configured') })]);
+    expect(open).toEqual([
+      expect.objectContaining({
+        vmid: 1025,
+        name: 'scratch',
+        volid: expect.stringMatching(/vzdump-qemu-1025-/),
+        reason: expect.stringContaining('No QEMU guest agent configured'),
+      }),
+    ]);
 
     home.sim.state.guests.get(1025)!.update((c) => (c['agent'] = '1'));
     const { result } = await (await startOperation(worker, 'backup', { vmid: 1025, storage: 'shared' })).result();
@@ -356,7 +441,9 @@ describe('the restore-drill operation', () => {
     await drill.result();
 
     const after = await history();
-    expect(after.findings).toEqual([expect.objectContaining({ vmid: 1025, state: 'resolved', resolvedBy: drill.workflowId })]);
+    expect(after.findings).toEqual([
+      expect.objectContaining({ vmid: 1025, state: 'resolved', resolvedBy: drill.workflowId }),
+    ]);
     const proven = new Map(after.guests.map((g) => [g.vmid, g]));
     expect(proven.get(1025)!.lastProven).toMatchObject({ volid, operationId: drill.workflowId });
     expect(proven.get(1002)!.lastProven!.seconds).toBeGreaterThan(0);
@@ -364,12 +451,16 @@ describe('the restore-drill operation', () => {
   });
 });
 
-
 describe('restore drills on a schedule', () => {
   /** The test environment's configuration with `backups.drill_schedule` set (or not). */
   const configured = (drills?: Record<string, unknown>): AppConfig => ({
     ...home.config,
-    environments: { home: { ...home.config.environments['home']!, backups: drills ? { drill_schedule: DrillSchedule.parse(drills) } : {} } },
+    environments: {
+      home: {
+        ...home.config.environments['home']!,
+        backups: drills ? { drill_schedule: DrillSchedule.parse(drills) } : {},
+      },
+    },
   });
 
   async function firstScheduledRun(handle: ScheduleHandle): Promise<string> {
@@ -395,7 +486,10 @@ describe('restore drills on a schedule', () => {
       expect(outcome).toBe('completed');
       expect(result as DrillResult[]).toEqual([expect.objectContaining({ vmid: 1011, outcome: 'proven' })]);
       const { typedSearchAttributes } = await drill.describe();
-      expect([typedSearchAttributes.get(PmOperationKind), typedSearchAttributes.get(PmRequester)]).toEqual(['restore-drill', DRILL_SCHEDULE_REQUESTER]);
+      expect([typedSearchAttributes.get(PmOperationKind), typedSearchAttributes.get(PmRequester)]).toEqual([
+        'restore-drill',
+        DRILL_SCHEDULE_REQUESTER,
+      ]);
       const proven = drillHistory(await createDrillStore(drillDir).list('home')).guests.find((g) => g.vmid === 1011);
       expect(proven!.lastProven!.operationId).toBe(drill.workflowId);
     } finally {

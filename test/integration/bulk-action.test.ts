@@ -31,7 +31,11 @@ const guest = (vmid: number) => home.sim.state.guests.get(vmid)!;
 
 describe('a bulk action by tag expression', () => {
   it('snapshots every guest matching `prod & web`, and nothing else', async () => {
-    const handle = await startOperation(worker, 'bulk-action', { tags: 'prod & web', action: 'snapshot', snapshot: 'pre_release' });
+    const handle = await startOperation(worker, 'bulk-action', {
+      tags: 'prod & web',
+      action: 'snapshot',
+      snapshot: 'pre_release',
+    });
     const result = await handle.result();
     expect(result.plan.vmids).toEqual([1004, 1012, 1026]);
     expect(result.result.map((r: BulkGuestResult) => [r.vmid, r.outcome])).toEqual([
@@ -45,7 +49,12 @@ describe('a bulk action by tag expression', () => {
 
   it('carries on when one guest fails, and reports every guest’s outcome', async () => {
     home.sim.faults.failTask({ type: 'qmshutdown', vmid: 1011, times: 1, message: 'VM quit/powerdown failed' });
-    const handle = await startOperation(worker, 'bulk-action', { tags: 'dns | monitoring', action: 'shutdown', types: ['qemu'], maxParallel: 2 });
+    const handle = await startOperation(worker, 'bulk-action', {
+      tags: 'dns | monitoring',
+      action: 'shutdown',
+      types: ['qemu'],
+      maxParallel: 2,
+    });
     const failure = await failureOf(handle);
     expect(failure.type).toBe('BulkActionIncomplete');
     expect(failure.message).toMatch(/^shutdown failed for 1 of 3 guests: 1011 \(.*VM quit\/powerdown failed/);
@@ -65,7 +74,9 @@ describe('a bulk action by tag expression', () => {
     expect(status.plan).toMatchObject({ risk: 'high', vmids: [1007, 1025] });
     const targets = (status.plan!.details as { targets: { preflight: string }[] }).targets;
     expect(targets[0]!.preflight).toMatch(/^VM 1007 'installer' on pve01: stopped, tags: lab$/);
-    await handle.executeUpdate(rejectUpdate, { args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'lab still in use' })] });
+    await handle.executeUpdate(rejectUpdate, {
+      args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'lab still in use' })],
+    });
     expect((await handle.result()).outcome).toBe('rejected');
     expect(home.sim.state.guests.has(1007) && home.sim.state.guests.has(1025)).toBe(true);
   });
@@ -81,7 +92,9 @@ describe('a bulk action by tag expression', () => {
   });
 
   it('refuses an expression nothing matches, and one that does not parse, naming the field', async () => {
-    expect(await failureOf(await startOperation(worker, 'bulk-action', { tags: 'nosuchtag', action: 'stop' }))).toMatchObject({
+    expect(
+      await failureOf(await startOperation(worker, 'bulk-action', { tags: 'nosuchtag', action: 'stop' })),
+    ).toMatchObject({
       type: 'PlanRefused',
       message: "tags: no qemu or lxc guest matches 'nosuchtag'",
     });
@@ -107,11 +120,17 @@ describe('a bulk action over 200 VMs', () => {
   it('shuts every one down, never more than maxParallel at once', async () => {
     let peak = 0;
     const sampler = setInterval(() => {
-      const running = big.sim.cluster.tasks.all().filter((t) => t.status === 'running' && t.type === 'qmshutdown').length;
+      const running = big.sim.cluster.tasks
+        .all()
+        .filter((t) => t.status === 'running' && t.type === 'qmshutdown').length;
       peak = Math.max(peak, running);
     }, 2);
     try {
-      const handle = await startOperation(bigWorker, 'bulk-action', { tags: 'bulk', action: 'shutdown', maxParallel: 8 });
+      const handle = await startOperation(bigWorker, 'bulk-action', {
+        tags: 'bulk',
+        action: 'shutdown',
+        maxParallel: 8,
+      });
       const result = await handle.result();
       expect(result.result).toHaveLength(200);
       expect(result.result.every((r: BulkGuestResult) => r.outcome === 'succeeded')).toBe(true);
@@ -124,7 +143,12 @@ describe('a bulk action over 200 VMs', () => {
   });
 
   it('when cancelled, starts no further guest, lets the snapshots under way finish, and says which guests were not touched', async () => {
-    const handle = await startOperation(bigWorker, 'bulk-action', { tags: 'bulk', action: 'snapshot', snapshot: 'before_cancel', maxParallel: 4 });
+    const handle = await startOperation(bigWorker, 'bulk-action', {
+      tags: 'bulk',
+      action: 'snapshot',
+      snapshot: 'before_cancel',
+      maxParallel: 4,
+    });
     const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
 
     expect(status.phase).toBe('cancelled');
@@ -134,7 +158,8 @@ describe('a bulk action over 200 VMs', () => {
     expect(report.done).toEqual(expect.arrayContaining(runningAtCancel));
     expect(report.notStarted.length).toBeGreaterThan(0);
     expect(report.done.length + report.notStarted.length).toBe(200);
-    const snapshotted = (id: string) => big.sim.state.guests.get(Number(id.split('/')[0]))!.snapshots.has('before_cancel');
+    const snapshotted = (id: string) =>
+      big.sim.state.guests.get(Number(id.split('/')[0]))!.snapshots.has('before_cancel');
     expect(report.done.filter((id) => !snapshotted(id))).toEqual([]);
     expect(report.notStarted.filter(snapshotted)).toEqual([]);
     expect(big.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);

@@ -17,7 +17,12 @@ import { tokenHash } from '../../api/auth.js';
 import { createReadOnlyProxmox } from '../../api/proxmox.js';
 import type { ClusterVmActivityOptions } from '../../activities/cluster-vms.js';
 import { createTalosActivities } from '../../activities/talos.js';
-import { clusterDownOperation, clusterUpOperation, type ClusterDownInput, type ClusterUpInput } from '../../lib/operations/catalog.js';
+import {
+  clusterDownOperation,
+  clusterUpOperation,
+  type ClusterDownInput,
+  type ClusterUpInput,
+} from '../../lib/operations/catalog.js';
 import type { OperationMeta, OperationStatus } from '../../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
 import type { ClusterUpResult } from '../../workflows/cluster-up.js';
@@ -39,10 +44,18 @@ let talosState: string;
 const tokens = { otto: 'it-clusters-otto-7c1e', anna: 'it-clusters-anna-02f9' };
 
 /** The API as an operator (otto) or an approver (anna) calls it. */
-async function api(method: string, path: string, actor: keyof typeof tokens, body?: unknown): Promise<{ status: number; text: string; body: any }> {
+async function api(
+  method: string,
+  path: string,
+  actor: keyof typeof tokens,
+  body?: unknown,
+): Promise<{ status: number; text: string; body: any }> {
   const response = await fetch(`${apiBase}${path}`, {
     method,
-    headers: { authorization: `Bearer ${tokens[actor]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${tokens[actor]}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -66,8 +79,16 @@ async function apiUntil(self: string, done: (op: any) => boolean): Promise<any> 
 function clusterOptions(): ClusterVmActivityOptions {
   // The stand-in finds each node among the simulator's running VMs, as talosctl would reach it.
   const node = env.sim.nodes[0]!;
-  const simulator = JSON.stringify({ host: node.host, port: node.port, fingerprint: node.tlsFingerprint, tokenFile: join(env.dir, 'pve-token') });
-  return { clustersDir, talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } } };
+  const simulator = JSON.stringify({
+    host: node.host,
+    port: node.port,
+    fingerprint: node.tlsFingerprint,
+    tokenFile: join(env.dir, 'pve-token'),
+  });
+  return {
+    clustersDir,
+    talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } },
+  };
 }
 
 beforeAll(async () => {
@@ -100,7 +121,12 @@ beforeAll(async () => {
   worker = await startEnvironmentWorker(env.deps, { clusters: clusterOptions() });
   const app = createApp({
     config: env.config,
-    temporal: { client: worker.client, taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    temporal: {
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: inject('temporalNamespace'),
+    },
     audit: env.deps.audit,
     proxmox: createReadOnlyProxmox(env.config),
   });
@@ -115,7 +141,13 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const meta = (): OperationMeta => ({ requester: 'alice', environment: 'home', dryRun: false, approvalTimeoutMs: 60_000, autoApprove: ['low'] });
+const meta = (): OperationMeta => ({
+  requester: 'alice',
+  environment: 'home',
+  dryRun: false,
+  approvalTimeoutMs: 60_000,
+  autoApprove: ['low'],
+});
 let seq = 0;
 
 function startUp(profile: string, w: TestWorker = worker, maxParallel?: number): Promise<WorkflowHandle> {
@@ -154,7 +186,9 @@ async function waitFor(handle: WorkflowHandle, done: (s: OperationStatus) => boo
 
 async function approve(handle: WorkflowHandle): Promise<OperationStatus> {
   const status = await waitFor(handle, (s) => s.phase === 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })] });
+  await handle.executeUpdate(approveUpdate, {
+    args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })],
+  });
   return status;
 }
 
@@ -167,7 +201,8 @@ async function historyText(handle: WorkflowHandle): Promise<string> {
   const decode = (value: unknown): unknown => {
     if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
     if (Array.isArray(value)) return value.map(decode);
-    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v)]));
+    if (value && typeof value === 'object')
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v)]));
     return value;
   };
   return JSON.stringify(decode(await handle.fetchHistory()));
@@ -204,7 +239,14 @@ describe('the lab profile through the API: 3 control planes + 3 workers', () => 
     expect(done.state).toBe('completed');
     detailText = (await api('GET', self, 'otto')).text;
     result = done.result.result as ClusterUpResult;
-    expect(result.nodes.map((n) => n.role)).toEqual(['control-plane', 'control-plane', 'control-plane', 'worker', 'worker', 'worker']);
+    expect(result.nodes.map((n) => n.role)).toEqual([
+      'control-plane',
+      'control-plane',
+      'control-plane',
+      'worker',
+      'worker',
+      'worker',
+    ]);
     expect(new Set(result.nodes.filter((n) => n.role === 'control-plane').map((n) => n.node)).size).toBe(3);
 
     const vms = guestsTagged('cluster-lab');
@@ -247,13 +289,21 @@ describe('the lab profile through the API: 3 control planes + 3 workers', () => 
     expect(result.kubeconfigPath).toBe(join(dir, 'kubeconfig'));
     expect(result.talosconfigPath).toBe(join(dir, 'talosconfig'));
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
-    for (const file of await readdir(dir)) expect(`${file} ${((await stat(join(dir, file))).mode & 0o777).toString(8)}`).toBe(`${file} 600`);
+    for (const file of await readdir(dir))
+      expect(`${file} ${((await stat(join(dir, file))).mode & 0o777).toString(8)}`).toBe(`${file} 600`);
 
     const kubeconfig = parse(await readFile(result.kubeconfigPath, 'utf8'));
     const key: string = kubeconfig.users[0].user['client-key-data'];
     const talosconfig = parse(await readFile(result.talosconfigPath, 'utf8'));
     const machine = parse(await readFile(join(dir, 'controlplane.yaml'), 'utf8'));
-    const secrets = [key, kubeconfig.clusters[0].cluster['certificate-authority-data'], talosconfig.contexts.lab.key, machine.cluster.secret, machine.machine.token, ...env.secrets];
+    const secrets = [
+      key,
+      kubeconfig.clusters[0].cluster['certificate-authority-data'],
+      talosconfig.contexts.lab.key,
+      machine.cluster.secret,
+      machine.machine.token,
+      ...env.secrets,
+    ];
     expect(key.length).toBeGreaterThan(100);
 
     const history = await historyText(up);
@@ -316,7 +366,8 @@ describe('a cluster that stopped half-way', () => {
     await waitFor(first, (s) => s.steps.some((step) => step.id.startsWith('configure:') && step.state === 'succeeded'));
     await first.terminate('operator stopped it half-way');
     // Clones it had sent finish (or give up on the template's lock) on their own.
-    while (env.sim.cluster.tasks.all().some((t) => t.type === 'qmclone' && t.status === 'running')) await new Promise((r) => setTimeout(r, 50));
+    while (env.sim.cluster.tasks.all().some((t) => t.type === 'qmclone' && t.status === 'running'))
+      await new Promise((r) => setTimeout(r, 50));
     const made = guestsTagged('cluster-half').map((g) => g.vmid);
     const cloning = [...env.sim.state.guests.values()].filter((g) => /^auto-half-/.test(g.name)).map((g) => g.vmid);
     expect(made.length).toBeGreaterThan(0);
@@ -337,10 +388,14 @@ describe('a cluster that stopped half-way', () => {
     const down = await startDown('half');
     await waitFor(down, (s) => s.phase === 'awaiting-approval');
     renamed!.update((c) => (c['name'] = 'someone-elses-vm'));
-    await down.executeUpdate(approveUpdate, { args: [signed(down.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
+    await down.executeUpdate(approveUpdate, {
+      args: [signed(down.workflowId, 'approved', { by: 'bob', planVersion: 1 })],
+    });
     const failure = await down.result().catch((e: unknown) => e);
     expect(String((failure as Error & { cause?: Error }).cause?.message)).toMatch(
-      new RegExp(`cluster half is not gone: .*is named 'someone-elses-vm'.*VM ${renamed!.vmid} 'someone-elses-vm' .* still carries cluster-half`),
+      new RegExp(
+        `cluster half is not gone: .*is named 'someone-elses-vm'.*VM ${renamed!.vmid} 'someone-elses-vm' .* still carries cluster-half`,
+      ),
     );
     expect(env.sim.state.guests.has(renamed!.vmid)).toBe(true);
     for (const g of rest) expect(env.sim.state.guests.has(g.vmid)).toBe(false);
@@ -352,7 +407,11 @@ describe('tearing the lab cluster down through the API', () => {
     const lab = guestsTagged('cluster-lab');
     expect(lab).toHaveLength(6);
     const others = [...env.sim.state.guests.keys()].filter((vmid) => !lab.some((g) => g.vmid === vmid));
-    const started = await api('POST', '/v1/operations/cluster-down', 'otto', { environment: 'home', cluster: 'lab', shutdownTimeoutSeconds: 30 });
+    const started = await api('POST', '/v1/operations/cluster-down', 'otto', {
+      environment: 'home',
+      cluster: 'lab',
+      shutdownTimeoutSeconds: 30,
+    });
     const self = started.body.links.self;
     await apiUntil(self, (op) => op.status?.phase === 'awaiting-approval');
     const { plan } = await withPlan(self);
@@ -368,15 +427,25 @@ describe('tearing the lab cluster down through the API', () => {
     expect(guestsTagged('cluster-lab')).toEqual([]);
     expect([...env.sim.state.guests.keys()].sort()).toEqual(others.sort());
     await expect(stat(join(env.config.secrets_dir, 'home', 'lab'))).rejects.toThrow(/ENOENT/);
-    const volumes = ['pve01', 'pve02', 'pve03'].flatMap((node) => env.sim.state.poolsOn(node)).flatMap((p) => [...p.volumes.values()]);
+    const volumes = ['pve01', 'pve02', 'pve03']
+      .flatMap((node) => env.sim.state.poolsOn(node))
+      .flatMap((p) => [...p.volumes.values()]);
     expect(volumes.filter((v) => lab.some((g) => g.vmid === v.vmid))).toEqual([]);
   });
 
   it('has nothing to do a second time: completed with outcome nothing-to-do, no approval asked', async () => {
-    const started = await api('POST', '/v1/operations/cluster-down', 'otto', { environment: 'home', cluster: 'lab', shutdownTimeoutSeconds: 30 });
+    const started = await api('POST', '/v1/operations/cluster-down', 'otto', {
+      environment: 'home',
+      cluster: 'lab',
+      shutdownTimeoutSeconds: 30,
+    });
     expect(started.status).toBe(202);
     const done = await apiUntil(started.body.links.self, (op) => op.state !== 'running');
-    expect(done).toMatchObject({ state: 'completed', approvalState: 'not-required', result: { outcome: 'nothing-to-do', plan: { steps: [] } } });
+    expect(done).toMatchObject({
+      state: 'completed',
+      approvalState: 'not-required',
+      result: { outcome: 'nothing-to-do', plan: { steps: [] } },
+    });
   });
 });
 

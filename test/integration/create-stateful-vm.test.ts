@@ -22,7 +22,10 @@ let guests: GuestSystems | undefined;
 beforeAll(async () => {
   env = await startSimulatedEnvironment({ speed: 400 });
   const home = env.config.environments['home']!;
-  const config: AppConfig = { ...env.config, environments: { home: { ...home, pxe: { tftp_server: '10.0.0.191', boot_file: 'pxelinux.0' } } } };
+  const config: AppConfig = {
+    ...env.config,
+    environments: { home: { ...home, pxe: { tftp_server: '10.0.0.191', boot_file: 'pxelinux.0' } } },
+  };
   deps = buildWorkerDeps(config);
   worker = await startTestWorker({ activities: createActivities(deps) });
   try {
@@ -37,7 +40,8 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const NOT_HOOKED = "the simulator's node SSH does not forward to guests through sim/guest-ssh.ts yet (see the lifecycle report)";
+const NOT_HOOKED =
+  "the simulator's node SSH does not forward to guests through sim/guest-ssh.ts yet (see the lifecycle report)";
 
 describe('a stateful PXE install', () => {
   it('boots from the network, installs Alpine to disk, and comes back from disk', async (ctx) => {
@@ -50,7 +54,16 @@ describe('a stateful PXE install', () => {
       diskGb: 8,
     });
     const { result, plan } = await handle.result();
-    expect(plan.steps.map((s: { id: string }) => s.id)).toEqual(['create', 'start', 'discover-ip', 'install', 'boot-from-disk', 'reboot', 'verify', 'cleanup']);
+    expect(plan.steps.map((s: { id: string }) => s.id)).toEqual([
+      'create',
+      'start',
+      'discover-ip',
+      'install',
+      'boot-from-disk',
+      'reboot',
+      'verify',
+      'cleanup',
+    ]);
     const vm = env.sim.state.guests.get(result.vmid)!;
     expect(vm).toMatchObject({ status: 'running', name: `auto-alpine-${result.vmid}` });
     expect(vm.config['boot']).toBe('order=scsi0;net0');
@@ -76,16 +89,27 @@ describe('a stateful PXE install', () => {
     guests.failInstall(vmid);
     await approve(handle);
     const failure = failureOfType(await failureOf(handle), 'InstallFailed');
-    expect(failure.message).toMatch(new RegExp(`^install failed: .*Failed to create partitions on /dev/sda.*; VM ${vmid} 'auto-flaky-${vmid}' was removed$`));
+    expect(failure.message).toMatch(
+      new RegExp(
+        `^install failed: .*Failed to create partitions on /dev/sda.*; VM ${vmid} 'auto-flaky-${vmid}' was removed$`,
+      ),
+    );
     expect(env.sim.state.guests.has(vmid)).toBe(false);
   });
 
   it('refuses to log in to a live image whose host key is not the pinned one, and keeps the VM when asked', async (ctx) => {
     if (!guests) return ctx.skip(NOT_HOOKED);
     const impostor = 'SHA256:' + 'A'.repeat(43);
-    const handle = await startOperation(worker, 'create-stateful-vm', { service: 'pinned', liveImageHostKey: impostor, keepOnFailure: true, diskGb: 8 });
+    const handle = await startOperation(worker, 'create-stateful-vm', {
+      service: 'pinned',
+      liveImageHostKey: impostor,
+      keepOnFailure: true,
+      diskGb: 8,
+    });
     const failure = failureOfType(await failureOf(handle), 'InstallFailed');
-    expect(failure.message).toMatch(/^install failed: refusing SSH to .* host key SHA256:.* does not match the pinned SHA256:A{43}/);
+    expect(failure.message).toMatch(
+      /^install failed: refusing SSH to .* host key SHA256:.* does not match the pinned SHA256:A{43}/,
+    );
     const vmid = Number(/VM (\d+) '/.exec(failure.message)![1]);
     expect(failure.message).toMatch(/kept for inspection$/);
     expect(env.sim.state.guests.get(vmid)?.status).toBe('running');
@@ -95,13 +119,20 @@ describe('a stateful PXE install', () => {
 
 describe('refusals', () => {
   const plan = (config: AppConfig, body: Record<string, unknown>) =>
-    createStatefulVmActivities({ ...deps, config }).planStatefulVm({ ...statefulVmOperation.body.parse({ environment: 'home', service: 'x', ...body }), meta: meta() });
+    createStatefulVmActivities({ ...deps, config }).planStatefulVm({
+      ...statefulVmOperation.body.parse({ environment: 'home', service: 'x', ...body }),
+      meta: meta(),
+    });
 
   it('refuses an environment without PXE infrastructure', async () => {
-    await expect(plan(env.config, { liveImageHostKey: 'SHA256:' + 'B'.repeat(43) })).rejects.toThrow(/has no pxe section/);
+    await expect(plan(env.config, { liveImageHostKey: 'SHA256:' + 'B'.repeat(43) })).rejects.toThrow(
+      /has no pxe section/,
+    );
   });
 
   it('refuses to install without the live image’s host key to pin', async () => {
-    await expect(plan(deps.config, {})).rejects.toThrow(/liveImageHostKey: the live image's SSH host key must be pinned/);
+    await expect(plan(deps.config, {})).rejects.toThrow(
+      /liveImageHostKey: the live image's SSH host key must be pinned/,
+    );
   });
 });

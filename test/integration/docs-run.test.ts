@@ -40,18 +40,35 @@ function shellBlocks(file: string, text: string): DocBlock[] {
     if (!open) continue;
     const indent = open[1]!.length;
     const end = lines.findIndex((l, j) => j > i && FENCE.test(l) && FENCE.exec(l)![2] === '');
-    const code = lines.slice(i + 1, end).map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length))).join('\n');
+    const code = lines
+      .slice(i + 1, end)
+      .map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length)))
+      .join('\n');
     const lang = open[2]!;
     if (lang === 'sh' || lang === 'bash' || (lang === '' && /^curl\s/.test(code.trimStart()))) {
-      const marker = lines.slice(0, i).reverse().find((l) => l.trim() !== '');
-      blocks.push({ file, line: i + 1, code, ...(marker && SKIP.test(marker) ? { skip: SKIP.exec(marker)![1]! } : {}) });
+      const marker = lines
+        .slice(0, i)
+        .reverse()
+        .find((l) => l.trim() !== '');
+      blocks.push({
+        file,
+        line: i + 1,
+        code,
+        ...(marker && SKIP.test(marker) ? { skip: SKIP.exec(marker)![1]! } : {}),
+      });
     }
     i = end;
   }
   return blocks;
 }
 
-const docFiles = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const docFiles = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 const blocks = docFiles.flatMap((file) => shellBlocks(file, readFileSync(join(root, file), 'utf8')));
 
 interface Demo {
@@ -64,7 +81,19 @@ interface Demo {
 async function startDemo(dataDir: string): Promise<Demo> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'scripts/dev-stack.ts', '--temporal-port', '0', '--ui-port', '0', '--api-port', '0', '--data-dir', dataDir],
+    [
+      '--import',
+      'tsx',
+      'scripts/dev-stack.ts',
+      '--temporal-port',
+      '0',
+      '--ui-port',
+      '0',
+      '--api-port',
+      '0',
+      '--data-dir',
+      dataDir,
+    ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';
@@ -130,7 +159,8 @@ describe('the docs, run against the demo', () => {
 
   it('finds the blocks, and every skipped one says why', () => {
     expect(blocks.length).toBeGreaterThan(20);
-    for (const b of blocks.filter((b) => b.skip !== undefined)) expect(b.skip!.trim().length, `${b.file}:${b.line}`).toBeGreaterThan(5);
+    for (const b of blocks.filter((b) => b.skip !== undefined))
+      expect(b.skip!.trim().length, `${b.file}:${b.line}`).toBeGreaterThan(5);
   });
 
   it('reaches every operation kind in a block that runs on the demo as written', () => {
@@ -142,9 +172,13 @@ describe('the docs, run against the demo', () => {
   });
 
   for (const block of blocks) {
-    it.skipIf(block.skip !== undefined)(`${block.file}:${block.line}${block.skip ? ` (skipped: ${block.skip})` : ''}`, () => {
-      const { status, output } = run(block, demo);
-      expect(status, `${block.file}:${block.line} failed:\n${block.code}\n--- output ---\n${output}`).toBe(0);
-    }, 100_000);
+    it.skipIf(block.skip !== undefined)(
+      `${block.file}:${block.line}${block.skip ? ` (skipped: ${block.skip})` : ''}`,
+      () => {
+        const { status, output } = run(block, demo);
+        expect(status, `${block.file}:${block.line} failed:\n${block.code}\n--- output ---\n${output}`).toBe(0);
+      },
+      100_000,
+    );
   }
 });

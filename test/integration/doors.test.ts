@@ -61,7 +61,9 @@ const scenario: Scenario = {
     vm(1015, 'keep01', 'pve2'),
     vm(1016, 'web04', 'pve2', 'running'),
   ],
-  tokens: [{ id: 'automation@pve!pm', secret: 'doors-sim-secret-0f1e', acl: [{ path: '/', roles: ['Administrator'] }] }],
+  tokens: [
+    { id: 'automation@pve!pm', secret: 'doors-sim-secret-0f1e', acl: [{ path: '/', roles: ['Administrator'] }] },
+  ],
 };
 
 const keys = discordKeys();
@@ -92,7 +94,9 @@ beforeAll(async () => {
         application_id: '4242',
         environment: 'home',
         api_base: webhook.url,
-        users: Object.fromEntries(Object.values(discordUsers).map((id) => [id, { token: { env: `PM_IT_DISCORD_${id}` } }])),
+        users: Object.fromEntries(
+          Object.values(discordUsers).map((id) => [id, { token: { env: `PM_IT_DISCORD_${id}` } }]),
+        ),
       },
     },
   });
@@ -109,8 +113,18 @@ afterAll(async () => {
 });
 
 const awaitingApproval = (id: string) =>
-  until(() => as('vera').operation(id, { includePlan: true }), (op) => op.status?.phase === 'awaiting-approval', `${id} awaiting approval`);
-const ended = (id: string) => until(() => as('vera').operation(id), (op) => op.state !== 'running', `${id} to end`, 90_000);
+  until(
+    () => as('vera').operation(id, { includePlan: true }),
+    (op) => op.status?.phase === 'awaiting-approval',
+    `${id} awaiting approval`,
+  );
+const ended = (id: string) =>
+  until(
+    () => as('vera').operation(id),
+    (op) => op.state !== 'running',
+    `${id} to end`,
+    90_000,
+  );
 
 /** A high-risk deletion root asked for: root may not approve it (self-approval), vera may not decide at all. */
 async function deletionAwaitingApproval(vmid: number, name: string): Promise<OperationDetail> {
@@ -120,7 +134,18 @@ async function deletionAwaitingApproval(vmid: number, name: string): Promise<Ope
 
 describe('pm, the terminal client', () => {
   it('plans a deletion first, asks before requesting it, and follows it to the end once a second person approves', async () => {
-    const request = ['start', 'vm-action', '--env', 'home', '--set', 'vmid=1014', '--set', 'name=old01', '--set', 'action=delete'];
+    const request = [
+      'start',
+      'vm-action',
+      '--env',
+      'home',
+      '--set',
+      'vmid=1014',
+      '--set',
+      'name=old01',
+      '--set',
+      'action=delete',
+    ];
     const declined = await pm(api.url, tokens.root, request, { answers: ['n'] });
     expect(declined.code).toBe(9);
     expect(declined.stdout).toMatch(/^Plan v1 · risk high/);
@@ -154,7 +179,16 @@ describe('pm, the terminal client', () => {
   });
 
   it("lists an approver's queue, cancels, and says so in its exit code", async () => {
-    const requested = await pm(api.url, tokens.otto, ['start', 'vm-action', '--env', 'home', '--yes', '--json', '--body', '{"vmid":1016,"name":"web04","action":"shutdown"}']);
+    const requested = await pm(api.url, tokens.otto, [
+      'start',
+      'vm-action',
+      '--env',
+      'home',
+      '--yes',
+      '--json',
+      '--body',
+      '{"vmid":1016,"name":"web04","action":"shutdown"}',
+    ]);
     expect(requested.code).toBe(0);
     const { id } = JSON.parse(requested.stdout) as { id: string };
     await awaitingApproval(id);
@@ -165,7 +199,9 @@ describe('pm, the terminal client', () => {
       'the request in the pending list',
     );
     expect(queue.code).toBe(0);
-    expect((await pm(api.url, tokens.anna, ['ops', '--pending'])).stdout).toMatch(new RegExp(`^${id.replace(/[.]/g, '\\.')} +running +pending +medium +otto`, 'm'));
+    expect((await pm(api.url, tokens.anna, ['ops', '--pending'])).stdout).toMatch(
+      new RegExp(`^${id.replace(/[.]/g, '\\.')} +running +pending +medium +otto`, 'm'),
+    );
 
     expect((await pm(api.url, tokens.otto, ['cancel', id, '--yes', '--reason', 'not today'])).code).toBe(0);
     const watched = await pm(api.url, tokens.otto, ['watch', id, '--json']);
@@ -175,27 +211,68 @@ describe('pm, the terminal client', () => {
   });
 
   it('rejects a plan only with a reason, and the operation ends as rejected', async () => {
-    const requested = await pm(api.url, tokens.otto, ['start', 'vm-action', '--env', 'home', '--yes', '--json', '--body', '{"vmid":1016,"name":"web04","action":"reboot"}']);
+    const requested = await pm(api.url, tokens.otto, [
+      'start',
+      'vm-action',
+      '--env',
+      'home',
+      '--yes',
+      '--json',
+      '--body',
+      '{"vmid":1016,"name":"web04","action":"reboot"}',
+    ]);
     const { id } = JSON.parse(requested.stdout) as { id: string };
     await awaitingApproval(id);
 
     expect((await pm(api.url, tokens.anna, ['reject', id, '--plan-version', '1', '--yes'])).code).toBe(2);
-    const rejected = await pm(api.url, tokens.anna, ['reject', id, '--plan-version', '1', '--yes', '--reason', 'it serves the demo']);
+    const rejected = await pm(api.url, tokens.anna, [
+      'reject',
+      id,
+      '--plan-version',
+      '1',
+      '--yes',
+      '--reason',
+      'it serves the demo',
+    ]);
     expect(rejected).toMatchObject({ code: 0, stdout: 'rejected by anna (plan v1)\n' });
     const watched = await pm(api.url, tokens.anna, ['watch', id, '--json']);
     expect(watched.code).toBe(1);
-    expect(JSON.parse(watched.stdout)).toMatchObject({ state: 'completed', approvalState: 'rejected', result: { outcome: 'rejected' } });
+    expect(JSON.parse(watched.stdout)).toMatchObject({
+      state: 'completed',
+      approvalState: 'rejected',
+      result: { outcome: 'rejected' },
+    });
   });
 
   it('shows inventory and node health, and colours a plan on a terminal only', async () => {
-    expect((await pm(api.url, tokens.vera, ['inventory', '--env', 'home'])).stdout).toMatch(/^1015 +keep01 +qemu +pve2 +stopped$/m);
+    expect((await pm(api.url, tokens.vera, ['inventory', '--env', 'home'])).stdout).toMatch(
+      /^1015 +keep01 +qemu +pve2 +stopped$/m,
+    );
     expect((await pm(api.url, tokens.vera, ['nodes', '--env', 'home'])).stdout).toMatch(/^pve3 +ok /m);
 
-    const dryRun = await pm(api.url, tokens.otto, ['start', 'vm-action', '--env', 'home', '--dry-run', '--set', 'vmid=1016', '--set', 'name=web04', '--set', 'action=reboot']);
+    const dryRun = await pm(api.url, tokens.otto, [
+      'start',
+      'vm-action',
+      '--env',
+      'home',
+      '--dry-run',
+      '--set',
+      'vmid=1016',
+      '--set',
+      'name=web04',
+      '--set',
+      'action=reboot',
+    ]);
     expect(dryRun).toMatchObject({ code: 0, stderr: '' });
     expect(dryRun.stdout).toMatch(/^Plan v1 · risk medium/);
 
-    const planned = await as('otto').start('vm-action', { environment: 'home', vmid: 1016, name: 'web04', action: 'reboot', dryRun: true });
+    const planned = await as('otto').start('vm-action', {
+      environment: 'home',
+      vmid: 1016,
+      name: 'web04',
+      action: 'reboot',
+      dryRun: true,
+    });
     const piped = await pm(api.url, tokens.otto, ['show', planned.id]);
     const terminal = await pm(api.url, tokens.otto, ['show', planned.id], { tty: true });
     expect(piped.stdout).toContain(planned.planText);
@@ -209,7 +286,20 @@ describe('pm, the terminal client', () => {
     const run = (token: string, argv: string[]) => pm(api.url, token, argv).then((r) => r.code);
     expect(await run(tokens.vera, ['frobnicate'])).toBe(2);
     expect(await run('not-a-known-token', ['ops'])).toBe(4);
-    expect(await run(tokens.vera, ['start', 'vm-action', '--env', 'home', '--set', 'vmid=1015', '--set', 'name=keep01', '--set', 'action=start'])).toBe(4);
+    expect(
+      await run(tokens.vera, [
+        'start',
+        'vm-action',
+        '--env',
+        'home',
+        '--set',
+        'vmid=1015',
+        '--set',
+        'name=keep01',
+        '--set',
+        'action=start',
+      ]),
+    ).toBe(4);
     expect(await run(tokens.otto, ['show', 'vm-action/home/1/start/none'])).toBe(6);
     expect(await run(tokens.otto, ['start', 'vm-action', '--env', 'home', '--set', 'vmid=abc'])).toBe(7);
     expect(await pm('http://127.0.0.1:1', tokens.otto, ['ops']).then((r) => r.code)).toBe(8);
@@ -232,8 +322,15 @@ describe('the MCP server', () => {
   let http: Server;
   let agent: McpClient;
   const call = async (name: string, args: Record<string, unknown>) => {
-    const result = (await agent.callTool({ name, arguments: args })) as { isError?: boolean; content: { text: string }[] };
-    return { isError: result.isError ?? false, text: result.content[0]!.text, json: () => JSON.parse(result.content[0]!.text) };
+    const result = (await agent.callTool({ name, arguments: args })) as {
+      isError?: boolean;
+      content: { text: string }[];
+    };
+    return {
+      isError: result.isError ?? false,
+      text: result.content[0]!.text,
+      json: () => JSON.parse(result.content[0]!.text),
+    };
   };
 
   beforeAll(async () => {
@@ -249,11 +346,17 @@ describe('the MCP server', () => {
   });
 
   it('lets an agent plan an evacuation, which runs once a person approves it through the API', async () => {
-    const planned = await call('plan_operation', { kind: 'evacuation', environment: 'home', request: { node: 'pve1' } });
+    const planned = await call('plan_operation', {
+      kind: 'evacuation',
+      environment: 'home',
+      request: { node: 'pve1' },
+    });
     expect(planned.isError).toBe(false);
     expect(planned.json().planText).toMatch(/^Plan v1 · risk/);
 
-    const requested = (await call('request_operation', { kind: 'evacuation', environment: 'home', request: { node: 'pve1' } })).json();
+    const requested = (
+      await call('request_operation', { kind: 'evacuation', environment: 'home', request: { node: 'pve1' } })
+    ).json();
     expect(requested).toMatchObject({ requester: 'robot', phase: 'awaiting-approval', planVersion: 1 });
     expect(requested.planText).toMatch(/^Plan v1 · risk/);
     expect(requested.approver).toEqual({
@@ -265,19 +368,45 @@ describe('the MCP server', () => {
     expect(guest(1001)?.node).toBe('pve1');
 
     await as('anna').approve(requested.id, requested.planVersion);
-    const done = await until(() => call('operation_status', { id: requested.id }).then((r) => r.json()), (op) => op.state !== 'running', 'the evacuation to end', 90_000);
-    expect(done).toMatchObject({ state: 'completed', approval: { decision: 'approved', by: 'anna' }, result: { outcome: 'completed' } });
+    const done = await until(
+      () => call('operation_status', { id: requested.id }).then((r) => r.json()),
+      (op) => op.state !== 'running',
+      'the evacuation to end',
+      90_000,
+    );
+    expect(done).toMatchObject({
+      state: 'completed',
+      approval: { decision: 'approved', by: 'anna' },
+      result: { outcome: 'completed' },
+    });
     expect([guest(1001)?.node, guest(1002)?.node]).not.toContain('pve1');
   });
 
   it('cannot approve or cancel, and even a low-risk request of its own waits for a person', async () => {
     const { tools } = await agent.listTools();
     const names = tools.map((t) => t.name);
-    expect(names).toEqual(expect.arrayContaining(['inventory', 'node_health', 'storage', 'operation_status', 'runbooks', 'drift', 'plan_operation', 'request_operation']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'inventory',
+        'node_health',
+        'storage',
+        'operation_status',
+        'runbooks',
+        'drift',
+        'plan_operation',
+        'request_operation',
+      ]),
+    );
     expect(names.filter((n) => /approve|reject|cancel|decide/.test(n))).toEqual([]);
     expect(tools.find((t) => t.name === 'request_operation')?.description).toMatch(/NEEDS A PERSON/);
 
-    const started = (await call('request_operation', { kind: 'vm-action', environment: 'home', request: { vmid: 1013, name: 'web03', action: 'start' } })).json();
+    const started = (
+      await call('request_operation', {
+        kind: 'vm-action',
+        environment: 'home',
+        request: { vmid: 1013, name: 'web03', action: 'start' },
+      })
+    ).json();
     expect(started).toMatchObject({ risk: 'low', phase: 'awaiting-approval', planVersion: 1 });
     const robot = as('robot');
     await expect(robot.approve(started.id, 1)).rejects.toMatchObject({ status: 403 });
@@ -293,11 +422,18 @@ describe('the MCP server', () => {
         command: process.execPath,
         args: ['--import', 'tsx', 'mcp/main.ts'],
         cwd: repoRoot,
-        env: { PATH: process.env.PATH ?? '', PM_URL: api.url, PM_TOKEN: tokens.robot, PM_CLIENT_CONFIG: '/nonexistent/pm.yaml' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          PM_URL: api.url,
+          PM_TOKEN: tokens.robot,
+          PM_CLIENT_CONFIG: '/nonexistent/pm.yaml',
+        },
       }),
     );
     try {
-      const result = (await stdio.callTool({ name: 'list_environments', arguments: {} })) as { content: { text: string }[] };
+      const result = (await stdio.callTool({ name: 'list_environments', arguments: {} })) as {
+        content: { text: string }[];
+      };
       expect(JSON.parse(result.content[0]!.text)).toMatchObject({ environments: [{ name: 'home' }] });
     } finally {
       await stdio.close();
@@ -309,7 +445,10 @@ describe('Discord chat-ops', () => {
   const interactions = () => `${api.url}/v1/discord/interactions`;
   const post = async (payload: unknown, headers: Record<string, string> = keys.sign(JSON.stringify(payload))) => {
     const response = await fetch(interactions(), { method: 'POST', headers, body: JSON.stringify(payload) });
-    return { status: response.status, body: (await response.json()) as { type: number; data?: { content: string; flags?: number } } };
+    return {
+      status: response.status,
+      body: (await response.json()) as { type: number; data?: { content: string; flags?: number } },
+    };
   };
   let seq = 0;
   const slash = (user: keyof typeof discordUsers, name: string, sub: string, options: Record<string, string>) => ({
@@ -317,7 +456,10 @@ describe('Discord chat-ops', () => {
     id: `i${++seq}`,
     token: `interaction-token-${seq}`,
     member: { user: { id: discordUsers[user] } },
-    data: { name, options: [{ type: 1, name: sub, options: Object.entries(options).map(([n, value]) => ({ name: n, value })) }] },
+    data: {
+      name,
+      options: [{ type: 1, name: sub, options: Object.entries(options).map(([n, value]) => ({ name: n, value })) }],
+    },
   });
   const press = (user: keyof typeof discordUsers, customId: string) => ({
     type: 3,
@@ -326,9 +468,15 @@ describe('Discord chat-ops', () => {
     member: { user: { id: discordUsers[user] } },
     data: { component_type: 2, custom_id: customId },
   });
-  const messagesFor = (token: string) => webhook.received.filter((m) => m.path.startsWith(`/api/v10/webhooks/4242/${token}`));
+  const messagesFor = (token: string) =>
+    webhook.received.filter((m) => m.path.startsWith(`/api/v10/webhooks/4242/${token}`));
   const awaitMessage = (token: string, match: (m: ReceivedMessage) => boolean, what: string) =>
-    until(async () => messagesFor(token), (ms) => ms.some(match), what, 90_000).then((ms) => ms.find(match)!);
+    until(
+      async () => messagesFor(token),
+      (ms) => ms.some(match),
+      what,
+      90_000,
+    ).then((ms) => ms.find(match)!);
 
   it('answers PING, and refuses unsigned, badly signed, stale and replayed requests', async () => {
     const ping = { type: 1, id: 'ping' };
@@ -344,31 +492,53 @@ describe('Discord chat-ops', () => {
   });
 
   it('shows a VM, starts one at once, and reboots one after an approver presses Approve', async () => {
-    expect((await post(slash('vera', 'vm', 'status', { target: '1015' }))).body.data?.content).toBe('**keep01** (1015) on pve2: stopped');
+    expect((await post(slash('vera', 'vm', 'status', { target: '1015' }))).body.data?.content).toBe(
+      '**keep01** (1015) on pve2: stopped',
+    );
 
     const start = slash('otto', 'vm', 'start', { target: 'web01' });
     expect((await post(start)).body).toEqual({ type: 5 });
-    const started = await awaitMessage(start.token, (m) => /completed/.test(m.body.content ?? ''), 'the start to be reported');
-    expect(started).toMatchObject({ method: 'PATCH', path: `/api/v10/webhooks/4242/${start.token}/messages/@original` });
+    const started = await awaitMessage(
+      start.token,
+      (m) => /completed/.test(m.body.content ?? ''),
+      'the start to be reported',
+    );
+    expect(started).toMatchObject({
+      method: 'PATCH',
+      path: `/api/v10/webhooks/4242/${start.token}/messages/@original`,
+    });
     expect(guest(1011)?.status).toBe('running');
 
     const reboot = slash('otto', 'vm', 'reboot', { target: '1012' });
     expect((await post(reboot)).body).toEqual({ type: 5 });
-    const plan = await awaitMessage(reboot.token, (m) => (m.body.components?.length ?? 0) > 0, 'the plan with its buttons');
+    const plan = await awaitMessage(
+      reboot.token,
+      (m) => (m.body.components?.length ?? 0) > 0,
+      'the plan with its buttons',
+    );
     expect(plan.body.content).toContain('Plan v1 · risk medium');
     const [approve, reject] = plan.body.components![0]!.components.map((b) => b.custom_id);
     expect(reject).toMatch(/^pm:reject:1:vm-action\/home\/1012\/reboot\//);
 
     const byViewer = await post(press('vera', approve!));
-    expect(byViewer.body).toMatchObject({ type: 4, data: { flags: 64, content: expect.stringMatching(/^refused: vera \(viewer\) may not decide/) } });
-    expect((await post(press('anna', approve!))).body).toMatchObject({ type: 7, data: { content: expect.stringMatching(/approved by anna \(plan v1\)$/), components: [] } });
+    expect(byViewer.body).toMatchObject({
+      type: 4,
+      data: { flags: 64, content: expect.stringMatching(/^refused: vera \(viewer\) may not decide/) },
+    });
+    expect((await post(press('anna', approve!))).body).toMatchObject({
+      type: 7,
+      data: { content: expect.stringMatching(/approved by anna \(plan v1\)$/), components: [] },
+    });
     const done = await awaitMessage(reboot.token, (m) => m.method === 'POST', 'the reboot outcome as a follow-up');
     expect(done.body.content).toMatch(/· completed \(approved\)/);
   });
 
   it('tells a Discord user without a mapped actor so, and does nothing', async () => {
     const stranger = { ...slash('otto', 'vm', 'start', { target: 'web03' }), member: { user: { id: '1234' } } };
-    expect((await post(stranger)).body).toMatchObject({ type: 4, data: { flags: 64, content: expect.stringMatching(/not mapped/) } });
+    expect((await post(stranger)).body).toMatchObject({
+      type: 4,
+      data: { flags: 64, content: expect.stringMatching(/not mapped/) },
+    });
     expect(guest(1013)?.status).toBe('stopped');
   });
 });
@@ -388,11 +558,24 @@ describe('an approval the API refuses', () => {
 
     const button = `pm:approve:1:${op.id}`;
     const post = (user: keyof typeof discordUsers) => {
-      const payload = JSON.stringify({ type: 3, id: `r-${user}`, token: `t-${user}`, member: { user: { id: discordUsers[user] } }, data: { custom_id: button } });
-      return fetch(`${api.url}/v1/discord/interactions`, { method: 'POST', headers: keys.sign(payload), body: payload }).then((r) => r.json());
+      const payload = JSON.stringify({
+        type: 3,
+        id: `r-${user}`,
+        token: `t-${user}`,
+        member: { user: { id: discordUsers[user] } },
+        data: { custom_id: button },
+      });
+      return fetch(`${api.url}/v1/discord/interactions`, {
+        method: 'POST',
+        headers: keys.sign(payload),
+        body: payload,
+      }).then((r) => r.json());
     };
     expect(await post('root')).toMatchObject({ type: 4, data: { flags: 64, content: `refused: ${selfApproval}` } });
-    expect(await post('vera')).toMatchObject({ type: 4, data: { flags: 64, content: expect.stringMatching(/^refused: vera \(viewer\) may not decide/) } });
+    expect(await post('vera')).toMatchObject({
+      type: 4,
+      data: { flags: 64, content: expect.stringMatching(/^refused: vera \(viewer\) may not decide/) },
+    });
 
     // The MCP server has no approve tool; its own identity is refused by the API all the same.
     await expect(as('robot').approve(op.id, 1)).rejects.toMatchObject({ status: 403 });

@@ -42,7 +42,15 @@ describe('evacuating the fullest node of a generated 48-node, 1,500-guest cluste
     const handle = await startEvacuation(
       worker.client,
       worker.taskQueue,
-      evacuationInput({ environment: env.environment, node: source, maxParallel: 8, maxParallelPerTarget: 2, includeStopped: true, containers: 'restart', onFailure: 'continue' }),
+      evacuationInput({
+        environment: env.environment,
+        node: source,
+        maxParallel: 8,
+        maxParallelPerTarget: 2,
+        includeStopped: true,
+        containers: 'restart',
+        onFailure: 'continue',
+      }),
     );
     await approveWhenPlanned(handle);
     const { result } = await handle.result();
@@ -50,7 +58,8 @@ describe('evacuating the fullest node of a generated 48-node, 1,500-guest cluste
     const migrated = result!.guests.flatMap((g) => (g.state === 'migrated' ? [g] : []));
     expect(migrated.length).toBeGreaterThan(10);
     expect(result!.guests.filter((g) => g.state === 'failed' || g.state === 'not-started')).toEqual([]);
-    const migrations = (vmid: number) => env.sim.counters.tasks('qmigrate', vmid) + env.sim.counters.tasks('vzmigrate', vmid);
+    const migrations = (vmid: number) =>
+      env.sim.counters.tasks('qmigrate', vmid) + env.sim.counters.tasks('vzmigrate', vmid);
     for (const g of migrated) {
       expect({ vmid: g.vmid, node: env.sim.state.guests.get(g.vmid)?.node, migrations: migrations(g.vmid) }).toEqual({
         vmid: g.vmid,
@@ -59,7 +68,9 @@ describe('evacuating the fullest node of a generated 48-node, 1,500-guest cluste
       });
     }
     const moved = new Set(migrated.map((g) => g.vmid));
-    const touched = [...env.sim.state.guests.values()].filter((g) => !moved.has(g.vmid) && (g.node !== before.get(g.vmid) || migrations(g.vmid) > 0));
+    const touched = [...env.sim.state.guests.values()].filter(
+      (g) => !moved.has(g.vmid) && (g.node !== before.get(g.vmid) || migrations(g.vmid) > 0),
+    );
     expect(touched.map((g) => g.vmid)).toEqual([]);
   });
 });

@@ -1,6 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../testkit/evacuation-run.js';
+import {
+  approveWhenPlanned,
+  evacuationInput,
+  startEvacuation,
+  type EvacuationBody,
+} from '../../testkit/evacuation-run.js';
 import { withAutomationToken } from '../../testkit/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import type { Scenario } from '../../sim/scenario.js';
@@ -42,7 +47,10 @@ describe('evacuation reliability', () => {
     evacuationInput({ environment: env.environment, ...body });
 
   async function inProcessWorker(env: SimulatedEnvironment, taskQueue?: string): Promise<TestWorker> {
-    const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING, ...(taskQueue ? { taskQueue } : {}) });
+    const worker = await startEnvironmentWorker(env.deps, {
+      tuning: SIMULATED_POLLING,
+      ...(taskQueue ? { taskQueue } : {}),
+    });
     cleanup.push(() => worker.shutdown());
     return worker;
   }
@@ -60,7 +68,11 @@ describe('evacuation reliability', () => {
     const taskQueue = uniqueTaskQueue('evacuation-kill');
     const child = await childWorker(env, taskQueue);
 
-    const handle = await startEvacuation(await testConnection(), taskQueue, request(env, { node: 'pve01', maxParallel: 4 }));
+    const handle = await startEvacuation(
+      await testConnection(),
+      taskQueue,
+      request(env, { node: 'pve01', maxParallel: 4 }),
+    );
     const planned = await approveWhenPlanned(handle);
     const plan = planned.plan!.details as EvacuationPlan;
     expect(plan.moves).toHaveLength(12);
@@ -69,11 +81,14 @@ describe('evacuation reliability', () => {
     const migrations = () => sim.cluster.tasks.all().filter((t) => t.type === 'qmigrate');
     let runningAtKill: number[] = [];
     await expect
-      .poll(() => {
-        const tasks = migrations();
-        runningAtKill = tasks.filter((t) => t.status === 'running').map((t) => Number(t.id));
-        return tasks.filter((t) => t.status === 'stopped').length >= 2 && runningAtKill.length > 0;
-      }, { timeout: 60_000, interval: 5 })
+      .poll(
+        () => {
+          const tasks = migrations();
+          runningAtKill = tasks.filter((t) => t.status === 'running').map((t) => Number(t.id));
+          return tasks.filter((t) => t.status === 'stopped').length >= 2 && runningAtKill.length > 0;
+        },
+        { timeout: 60_000, interval: 5 },
+      )
       .toBe(true);
     await killWorkerProcess(child);
 
@@ -103,14 +118,22 @@ describe('evacuation reliability', () => {
     sim.faults.setApi({ errorRate: 0.1 });
     const worker = await inProcessWorker(env);
 
-    const handle = await startEvacuation(worker.client, worker.taskQueue, request(env, { node: 'pve01', onFailure: 'continue' }));
+    const handle = await startEvacuation(
+      worker.client,
+      worker.taskQueue,
+      request(env, { node: 'pve01', onFailure: 'continue' }),
+    );
     await approveWhenPlanned(handle);
     const { result } = await handle.result();
     sim.faults.setApi({ errorRate: 0 });
 
     expect(result?.outcome).toBe('incomplete');
     const failed = result?.guests.find((g) => g.vmid === 1003);
-    expect(failed).toMatchObject({ state: 'failed', errorType: 'MigrationFailed', upid: expect.stringContaining(':qmigrate:1003:') });
+    expect(failed).toMatchObject({
+      state: 'failed',
+      errorType: 'MigrationFailed',
+      upid: expect.stringContaining(':qmigrate:1003:'),
+    });
     expect(failed && 'log' in failed ? failed.log : []).toContain('TASK ERROR: migration aborted');
     expect(result?.guests.filter((g) => g.state === 'migrated').map((g) => g.vmid)).toHaveLength(11);
     expect(result?.verification.unexpectedOnSource).toEqual([{ vmid: 1003, name: 'app3' }]);
@@ -146,8 +169,14 @@ describe('evacuation reliability', () => {
     const notStarted = result?.guests.filter((g) => g.state === 'not-started') ?? [];
     expect(notStarted.length).toBeGreaterThan(0);
     for (const g of notStarted) {
-      expect([g.vmid, sim.counters.tasks('qmigrate', g.vmid), sim.state.guests.get(g.vmid)!.node]).toEqual([g.vmid, 0, 'pve01']);
-      expect('error' in g ? g.error : '').toMatch(/^VM 1001 \(app1\) failed: migration of VM 1001 \(app1\) to pve0\d failed: migration aborted$/);
+      expect([g.vmid, sim.counters.tasks('qmigrate', g.vmid), sim.state.guests.get(g.vmid)!.node]).toEqual([
+        g.vmid,
+        0,
+        'pve01',
+      ]);
+      expect('error' in g ? g.error : '').toMatch(
+        /^VM 1001 \(app1\) failed: migration of VM 1001 \(app1\) to pve0\d failed: migration aborted$/,
+      );
     }
   });
 });

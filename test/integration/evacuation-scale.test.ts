@@ -32,7 +32,10 @@ describe('evacuating a node with 500+ VMs', () => {
       }),
       speed: 200,
     });
-    worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING, workerOptions: { maxConcurrentActivityTaskExecutions: 64 } });
+    worker = await startEnvironmentWorker(env.deps, {
+      tuning: SIMULATED_POLLING,
+      workerOptions: { maxConcurrentActivityTaskExecutions: 64 },
+    });
   });
   afterAll(async () => {
     await worker?.shutdown();
@@ -65,7 +68,9 @@ describe('evacuating a node with 500+ VMs', () => {
           for await (const run of worker.client.workflow.list({ query: `WorkflowId = '${childId}'` })) {
             runs.push({ status: run.status.name, historyLength: run.historyLength });
           }
-          return runs.some((r) => r.status === 'RUNNING') ? 'some still running' : runs.filter((r) => r.status === 'COMPLETED').length;
+          return runs.some((r) => r.status === 'RUNNING')
+            ? 'some still running'
+            : runs.filter((r) => r.status === 'COMPLETED').length;
         },
         { timeout: 15_000, interval: 250 },
       )

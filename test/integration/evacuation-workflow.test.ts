@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveWhenPlanned, evacuationInput, startEvacuation, type EvacuationBody } from '../../testkit/evacuation-run.js';
+import {
+  approveWhenPlanned,
+  evacuationInput,
+  startEvacuation,
+  type EvacuationBody,
+} from '../../testkit/evacuation-run.js';
 import { withAutomationToken } from '../../testkit/scenarios.js';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import type { SimulatedCluster } from '../../sim/index.js';
@@ -20,12 +25,39 @@ const scenario: Scenario = {
   ],
   content: [{ volid: 'local:iso/installer.iso', size: '600M', node: 'pve01' }],
   guests: [
-    { vmid: 101, name: 'web', node: 'pve01', memory: 4096, disks: [{ storage: 'nfs', size: '32G' }], tags: ['anti-affinity-web'] },
-    { vmid: 102, name: 'web2', node: 'pve01', memory: 4096, disks: [{ storage: 'nfs', size: '32G' }], tags: ['anti-affinity-web'] },
+    {
+      vmid: 101,
+      name: 'web',
+      node: 'pve01',
+      memory: 4096,
+      disks: [{ storage: 'nfs', size: '32G' }],
+      tags: ['anti-affinity-web'],
+    },
+    {
+      vmid: 102,
+      name: 'web2',
+      node: 'pve01',
+      memory: 4096,
+      disks: [{ storage: 'nfs', size: '32G' }],
+      tags: ['anti-affinity-web'],
+    },
     { vmid: 103, name: 'db', node: 'pve01', memory: 8192, disks: [{ storage: 'local-lvm', size: '20G' }] },
     { vmid: 104, name: 'gpu', node: 'pve01', hostpci: ['0000:01:00.0'], disks: [{ storage: 'nfs', size: '32G' }] },
-    { vmid: 105, name: 'installer', node: 'pve01', cdrom: 'local:iso/installer.iso', disks: [{ storage: 'nfs', size: '8G' }] },
-    { vmid: 106, name: 'proxy', type: 'lxc', node: 'pve01', memory: 1024, disks: [{ storage: 'local-lvm', size: '8G' }] },
+    {
+      vmid: 105,
+      name: 'installer',
+      node: 'pve01',
+      cdrom: 'local:iso/installer.iso',
+      disks: [{ storage: 'nfs', size: '8G' }],
+    },
+    {
+      vmid: 106,
+      name: 'proxy',
+      type: 'lxc',
+      node: 'pve01',
+      memory: 1024,
+      disks: [{ storage: 'local-lvm', size: '8G' }],
+    },
     { vmid: 107, name: 'archive', node: 'pve01', status: 'stopped', disks: [{ storage: 'nfs', size: '8G' }] },
     { vmid: 108, name: 'dns', node: 'pve01', ha: true, disks: [{ storage: 'nfs', size: '8G' }] },
     { vmid: 200, name: 'other', node: 'pve02', memory: 2048, disks: [{ storage: 'nfs', size: '8G' }] },
@@ -43,7 +75,8 @@ describe('evacuation on the simulator', () => {
   let env: SimulatedEnvironment;
   let sim: SimulatedCluster;
   let worker: TestWorker;
-  const request = (body: Omit<EvacuationBody, 'environment'>) => evacuationInput({ environment: env.environment, ...body });
+  const request = (body: Omit<EvacuationBody, 'environment'>) =>
+    evacuationInput({ environment: env.environment, ...body });
 
   beforeAll(async () => {
     ({ env, worker } = await evacuationStack(20));
@@ -78,7 +111,14 @@ describe('evacuation on the simulator', () => {
       [105, 'local ISO local:iso/installer.iso is attached (ide2); eject it or keep the ISO on shared storage'],
     ]);
     const modes = Object.fromEntries(plan.moves.map((m) => [m.vmid, m.mode]));
-    expect(modes).toEqual({ 101: 'online', 102: 'online', 103: 'online', 106: 'restart', 107: 'offline', 108: 'online' });
+    expect(modes).toEqual({
+      101: 'online',
+      102: 'online',
+      103: 'online',
+      106: 'restart',
+      107: 'offline',
+      108: 'online',
+    });
     const target = (vmid: number) => plan.moves.find((m) => m.vmid === vmid)!.target;
     expect(target(101)).not.toBe(target(102));
 
@@ -87,7 +127,12 @@ describe('evacuation on the simulator', () => {
     expect(result?.outcome).toBe('incomplete');
     expect(result?.stayed.map((g) => [g.vmid, g.reason])).toEqual([
       [104, 'uses host-bound device hostpci0, which pins it to pve01; to move it: remove hostpci0 from its config'],
-      [105, expect.stringMatching(/^local ISO local:iso\/installer.iso is attached \(ide2\); .*; to move it: eject the ISO \(ide2: none\)$/)],
+      [
+        105,
+        expect.stringMatching(
+          /^local ISO local:iso\/installer.iso is attached \(ide2\); .*; to move it: eject the ISO \(ide2: none\)$/,
+        ),
+      ],
     ]);
     expect(result?.verification).toEqual({ ok: true, unexpectedOnSource: [], misplaced: [], wrongState: [] });
     expect(result?.guests.map((g) => [g.vmid, g.state])).toEqual([
@@ -110,17 +155,25 @@ describe('evacuation on the simulator', () => {
 
     // PVE answers for the HA-managed guest with an `hamigrate` request; HA runs the real migration.
     const dns = result?.guests.find((g) => g.vmid === 108);
-    expect(dns).toMatchObject({ haUpid: expect.stringContaining(':hamigrate:108:'), upid: expect.stringContaining(':qmigrate:108:') });
+    expect(dns).toMatchObject({
+      haUpid: expect.stringContaining(':hamigrate:108:'),
+      upid: expect.stringContaining(':qmigrate:108:'),
+    });
     expect(sim.counters.tasks('hamigrate', 108)).toBe(1);
 
     const status = await handle.query(statusQuery);
     expect(status.phase).toBe('completed');
-    expect(status.steps.filter((s) => s.id.startsWith('migrate-')).map((s) => s.state)).toEqual(Array(6).fill('succeeded'));
+    expect(status.steps.filter((s) => s.id.startsWith('migrate-')).map((s) => s.state)).toEqual(
+      Array(6).fill('succeeded'),
+    );
     expect(status.steps.find((s) => s.id === 'verify')?.state).toBe('succeeded');
     // Two guests stay, so the node is not empty and must not go into HA maintenance.
     expect(result?.haMaintenance).toBe('skipped');
     expect(result?.haMaintenanceSkipped).toMatch(/^pve01 is not empty: 2 guests stay \(104 \(.+\), 105 \(.+\)\)/);
-    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({ state: 'skipped', detail: result?.haMaintenanceSkipped });
+    expect(status.steps.find((s) => s.id === 'ha-maintenance')).toMatchObject({
+      state: 'skipped',
+      detail: result?.haMaintenanceSkipped,
+    });
   });
 });
 
@@ -137,7 +190,11 @@ describe('a cancelled evacuation', () => {
   });
 
   it('starts no further migration, follows the running one to its end, and ends cancelled saying which guests moved', async () => {
-    const handle = await startEvacuation(worker.client, worker.taskQueue, evacuationInput({ environment: env.environment, node: 'pve01', maxParallel: 1 }));
+    const handle = await startEvacuation(
+      worker.client,
+      worker.taskQueue,
+      evacuationInput({ environment: env.environment, node: 'pve01', maxParallel: 1 }),
+    );
     const plan = (await approveWhenPlanned(handle)).plan!.details as EvacuationPlan;
     const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('migrate-'));
 
@@ -151,7 +208,10 @@ describe('a cancelled evacuation', () => {
     expect(report.notStarted).toContain('verify');
     const where = (vmid: number) => env.sim.state.guests.get(vmid)!.node;
     for (const move of plan.moves) {
-      expect([move.vmid, where(move.vmid)]).toEqual([move.vmid, report.done.includes(`migrate-${move.vmid}`) ? move.target : 'pve01']);
+      expect([move.vmid, where(move.vmid)]).toEqual([
+        move.vmid,
+        report.done.includes(`migrate-${move.vmid}`) ? move.target : 'pve01',
+      ]);
     }
     expect(report.notStarted.filter((id) => id.startsWith('migrate-')).length).toBeGreaterThan(0);
     expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);

@@ -29,7 +29,12 @@ beforeAll(async () => {
   worker = await startTestWorker({ activities: createActivities(env.deps) });
   app = createApp({
     config: env.config,
-    temporal: { client: await testConnection(), taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    temporal: {
+      client: await testConnection(),
+      taskQueue: worker.taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: inject('temporalNamespace'),
+    },
     audit: env.deps.audit,
     proxmox: createReadOnlyProxmox(env.config),
     log: () => undefined,
@@ -49,12 +54,22 @@ async function call(method: string, path: string, body?: unknown) {
   return { status: response.status, body: (await response.json()) as any };
 }
 
-const ended = (self: string) => until(async () => (await call('GET', self)).body, (op) => op.state !== 'running', `${self} to end`, 100_000);
+const ended = (self: string) =>
+  until(
+    async () => (await call('GET', self)).body,
+    (op) => op.state !== 'running',
+    `${self} to end`,
+    100_000,
+  );
 
 describe('lifecycle operations over HTTP', () => {
   it('answer a dry run with the plan and change nothing', async () => {
     const before = env.sim.state.guests.size;
-    const { status, body } = await call('POST', '/v1/operations/vm-create', { environment: 'home', service: 'api', dryRun: true });
+    const { status, body } = await call('POST', '/v1/operations/vm-create', {
+      environment: 'home',
+      service: 'api',
+      dryRun: true,
+    });
     expect(status).toBe(200);
     expect(body.result.plan.steps.map((s: { id: string }) => s.id)).toEqual(['create', 'verify']);
     expect(body.result.plan.summary).toMatch(/^create VM \d+ 'auto-api-\d+' on pve0\d$/);
@@ -62,7 +77,11 @@ describe('lifecycle operations over HTTP', () => {
   });
 
   it('create a VM, approved by policy for medium risk, and report it', async () => {
-    const started = await call('POST', '/v1/operations/vm-create', { environment: 'home', service: 'api', tags: ['api'] });
+    const started = await call('POST', '/v1/operations/vm-create', {
+      environment: 'home',
+      service: 'api',
+      tags: ['api'],
+    });
     expect(started.status).toBe(202);
     const detail = await ended(started.body.links.self);
     expect(detail).toMatchObject({ state: 'completed', kind: 'vm-create', approvalState: 'auto-approved' });
@@ -72,11 +91,26 @@ describe('lifecycle operations over HTTP', () => {
 
   it('refuse invalid requests at the edge, naming the field', async () => {
     const lxc = await call('POST', '/v1/operations/vm-create', { environment: 'home', service: 'cache', type: 'lxc' });
-    expect(lxc).toMatchObject({ status: 400, body: { error: { details: [{ path: 'ostemplate', message: 'a container needs a template' }] } } });
-    const bulk = await call('POST', '/v1/operations/bulk-action', { environment: 'home', tags: 'web & (prod', action: 'stop' });
-    expect(bulk).toMatchObject({ status: 400, body: { error: { details: [{ path: 'tags', message: "expected ')' at the end of 'web & (prod'" }] } } });
+    expect(lxc).toMatchObject({
+      status: 400,
+      body: { error: { details: [{ path: 'ostemplate', message: 'a container needs a template' }] } },
+    });
+    const bulk = await call('POST', '/v1/operations/bulk-action', {
+      environment: 'home',
+      tags: 'web & (prod',
+      action: 'stop',
+    });
+    expect(bulk).toMatchObject({
+      status: 400,
+      body: { error: { details: [{ path: 'tags', message: "expected ')' at the end of 'web & (prod'" }] } },
+    });
     const iso = await call('POST', '/v1/operations/iso-import', {
-      environment: 'home', node: 'pve01', storage: 'local', url: 'https://example.org/a.iso', filename: 'a.iso', checksum: 'abc',
+      environment: 'home',
+      node: 'pve01',
+      storage: 'local',
+      url: 'https://example.org/a.iso',
+      filename: 'a.iso',
+      checksum: 'abc',
     });
     expect(iso.body.error.details).toEqual([{ path: 'checksum', message: 'a sha256 digest has 64 hex digits' }]);
   });
@@ -93,7 +127,14 @@ describe('backups over HTTP', () => {
     const listed = await call('GET', '/v1/backups?environment=home&vmid=1002');
     expect(listed.status).toBe(200);
     expect(listed.body.backups).toEqual([
-      expect.objectContaining({ volid: done.volid, vmid: 1002, type: 'qemu', notes: 'proxy01', protected: false, size: done.size }),
+      expect.objectContaining({
+        volid: done.volid,
+        vmid: 1002,
+        type: 'qemu',
+        notes: 'proxy01',
+        protected: false,
+        size: done.size,
+      }),
     ]);
     expect((await call('GET', '/v1/backups?environment=home&vmid=1001')).body.backups).toEqual([]);
   });
@@ -102,7 +143,11 @@ describe('backups over HTTP', () => {
     const none = await call('POST', '/v1/operations/backup', { environment: 'home', storage: 'shared' });
     expect(none.status).toBe(400);
     expect(JSON.stringify(none.body)).toContain('vmid');
-    const badVolume = await call('POST', '/v1/operations/restore', { environment: 'home', volume: 'shared:iso/x.iso', target: 'new' });
+    const badVolume = await call('POST', '/v1/operations/restore', {
+      environment: 'home',
+      volume: 'shared:iso/x.iso',
+      target: 'new',
+    });
     expect(badVolume.status).toBe(400);
     expect(JSON.stringify(badVolume.body)).toContain('volume');
     const badQuery = await call('GET', '/v1/backups?environment=home&vmid=abc');

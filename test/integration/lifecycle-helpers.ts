@@ -46,7 +46,11 @@ export function startOperation(
  * into a message naming the last phase, just inside the test's own timeout: on a loaded machine
  * planning may take long, and how long is no part of what the tests check.
  */
-export async function waitForPhase(handle: WorkflowHandle, phase: OperationStatus['phase'], timeoutMs = 100_000): Promise<OperationStatus> {
+export async function waitForPhase(
+  handle: WorkflowHandle,
+  phase: OperationStatus['phase'],
+  timeoutMs = 100_000,
+): Promise<OperationStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: OperationStatus | undefined;
   while (Date.now() < deadline) {
@@ -64,7 +68,9 @@ export async function waitForPhase(handle: WorkflowHandle, phase: OperationStatu
 
 export async function approve(handle: WorkflowHandle, by = 'bob'): Promise<OperationStatus> {
   const status = await waitForPhase(handle, 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })] });
+  await handle.executeUpdate(approveUpdate, {
+    args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })],
+  });
   return status;
 }
 
@@ -82,9 +88,14 @@ export async function failureOf(handle: WorkflowHandle): Promise<Failure> {
     () => undefined,
     (e: unknown) => e,
   );
-  if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the operation to fail, it ended ${err === undefined ? 'well' : String(err)}`);
+  if (!(err instanceof WorkflowFailedError))
+    throw new Error(`expected the operation to fail, it ended ${err === undefined ? 'well' : String(err)}`);
   const chain: Failure['chain'] = [];
-  for (let cause: Error | undefined = err.cause; cause; cause = cause.cause instanceof Error ? cause.cause : undefined) {
+  for (
+    let cause: Error | undefined = err.cause;
+    cause;
+    cause = cause.cause instanceof Error ? cause.cause : undefined
+  ) {
     const { type, details } = cause as { type?: string; details?: unknown[] };
     if (type) chain.push({ type, message: cause.message, ...(details?.length ? { details } : {}) });
   }
@@ -112,7 +123,11 @@ export interface Cancelled {
  * Cancels an approved operation once `when` holds for its status (a step under way), and
  * returns how it ended. It must end as Temporal's `cancelled`, not fail and not hang.
  */
-export async function cancelWhen(handle: WorkflowHandle, when: (status: OperationStatus) => boolean, timeoutMs = 100_000): Promise<Cancelled> {
+export async function cancelWhen(
+  handle: WorkflowHandle,
+  when: (status: OperationStatus) => boolean,
+  timeoutMs = 100_000,
+): Promise<Cancelled> {
   const deadline = Date.now() + timeoutMs;
   let status = await handle.query(statusQuery);
   while (!when(status)) {
@@ -126,12 +141,20 @@ export async function cancelWhen(handle: WorkflowHandle, when: (status: Operatio
   await handle.cancel();
   const ended = await handle.result().then(
     () => 'completed',
-    (err: unknown) => (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure ? 'cancelled' : String(err)),
+    (err: unknown) =>
+      err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure ? 'cancelled' : String(err),
   );
   if (ended !== 'cancelled') throw new Error(`expected the operation to end cancelled, it ended ${ended}`);
   const description = await handle.describe();
-  return { status: await handle.query(statusQuery), runningAtCancel, approvalState: description.typedSearchAttributes.get(PmApprovalState) };
+  return {
+    status: await handle.query(statusQuery),
+    runningAtCancel,
+    approvalState: description.typedSearchAttributes.get(PmApprovalState),
+  };
 }
 
 /** A step of the plan is running (the cancel will find PVE work under way). */
-export const stepRunning = (prefix = '') => (status: OperationStatus) => status.steps.some((s) => s.state === 'running' && s.id.startsWith(prefix));
+export const stepRunning =
+  (prefix = '') =>
+  (status: OperationStatus) =>
+    status.steps.some((s) => s.state === 'running' && s.id.startsWith(prefix));

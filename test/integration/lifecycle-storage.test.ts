@@ -23,7 +23,10 @@ let ISO_SHA256: string;
 beforeAll(async () => {
   const homelab = await loadScenarioFile(fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url)));
   // Removing volumes needs Datastore.Allocate, which the everyday role leaves out on purpose.
-  const scenario = { ...homelab, roles: { ...homelab.roles, ProxmoxManager: [...homelab.roles['ProxmoxManager']!, 'Datastore.Allocate'] } };
+  const scenario = {
+    ...homelab,
+    roles: { ...homelab.roles, ProxmoxManager: [...homelab.roles['ProxmoxManager']!, 'Datastore.Allocate'] },
+  };
   env = await startSimulatedEnvironment({ scenario, speed: 400 });
   ISO_SHA256 = offeredDownloads(env.sim.state.downloads).find((d) => d.url === ISO_URL)!.sha256;
   worker = await startTestWorker({ activities: createActivities(env.deps) });
@@ -37,7 +40,13 @@ const pool = (sid: string, node: string) => env.sim.state.pool(sid, node) as Sto
 
 describe('importing an ISO', () => {
   it('downloads it into the storage and checks it is there', async () => {
-    const handle = await startOperation(worker, 'iso-import', { node: 'pve02', storage: 'local', url: ISO_URL, filename: 'ubuntu-24.04.3.iso', checksum: ISO_SHA256 });
+    const handle = await startOperation(worker, 'iso-import', {
+      node: 'pve02',
+      storage: 'local',
+      url: ISO_URL,
+      filename: 'ubuntu-24.04.3.iso',
+      checksum: ISO_SHA256,
+    });
     const { result } = await handle.result();
     expect(result).toEqual({ volid: 'local:iso/ubuntu-24.04.3.iso', size: Math.round(3.1 * 1024 ** 3) });
     expect(pool('local', 'pve02').volumes.get('local:iso/ubuntu-24.04.3.iso')?.sha256).toBe(ISO_SHA256);
@@ -45,29 +54,61 @@ describe('importing an ISO', () => {
 
   it('waits for a person when the URL is outside the download policy, instead of approving it by policy', async () => {
     const url = 'http://127.0.0.1:8006/api2/json/x.iso';
-    const handle = await startOperation(worker, 'iso-import', { node: 'pve02', storage: 'local', url, filename: 'inside.iso', checksum: ISO_SHA256 });
+    const handle = await startOperation(worker, 'iso-import', {
+      node: 'pve02',
+      storage: 'local',
+      url,
+      filename: 'inside.iso',
+      checksum: ISO_SHA256,
+    });
     const { plan } = await waitForPhase(handle, 'awaiting-approval');
-    expect(plan).toMatchObject({ risk: 'high', reasons: expect.arrayContaining([expect.stringMatching(/outside the environment's download policy \(127\.0\.0\.1 is a loopback, link-local or private address/)]) });
+    expect(plan).toMatchObject({
+      risk: 'high',
+      reasons: expect.arrayContaining([
+        expect.stringMatching(
+          /outside the environment's download policy \(127\.0\.0\.1 is a loopback, link-local or private address/,
+        ),
+      ]),
+    });
     await handle.cancel();
     expect(pool('local', 'pve02').volumes.has('local:iso/inside.iso')).toBe(false);
   });
 
   it('keeps nothing when the checksum does not match', async () => {
     const wrong = 'f'.repeat(64);
-    const handle = await startOperation(worker, 'iso-import', { node: 'pve01', storage: 'local', url: ISO_URL, filename: 'tampered.iso', checksum: wrong });
-    expect((await failureOf(handle)).message).toMatch(new RegExp(`checksum mismatch: got '${ISO_SHA256}' != expect '${wrong}'`));
+    const handle = await startOperation(worker, 'iso-import', {
+      node: 'pve01',
+      storage: 'local',
+      url: ISO_URL,
+      filename: 'tampered.iso',
+      checksum: wrong,
+    });
+    expect((await failureOf(handle)).message).toMatch(
+      new RegExp(`checksum mismatch: got '${ISO_SHA256}' != expect '${wrong}'`),
+    );
     expect(pool('local', 'pve01').volumes.has('local:iso/tampered.iso')).toBe(false);
   });
 
   it('refuses a storage that holds no ISOs, and a name that is taken', async () => {
     const body = { node: 'pve01', url: ISO_URL, checksum: ISO_SHA256 };
-    expect(await failureOf(await startOperation(worker, 'iso-import', { ...body, storage: 'local-lvm', filename: 'x.iso' }))).toMatchObject({
+    expect(
+      await failureOf(await startOperation(worker, 'iso-import', { ...body, storage: 'local-lvm', filename: 'x.iso' })),
+    ).toMatchObject({
       type: 'PlanRefused',
       message: "storage: 'local-lvm' does not hold ISO images (content: images,rootdir)",
     });
-    expect(await failureOf(await startOperation(worker, 'iso-import', { ...body, storage: 'local', filename: 'debian-13.1.0-amd64-netinst.iso' }))).toMatchObject({
+    expect(
+      await failureOf(
+        await startOperation(worker, 'iso-import', {
+          ...body,
+          storage: 'local',
+          filename: 'debian-13.1.0-amd64-netinst.iso',
+        }),
+      ),
+    ).toMatchObject({
       type: 'PlanRefused',
-      message: 'filename: local:iso/debian-13.1.0-amd64-netinst.iso already exists; remove it first or choose another name',
+      message:
+        'filename: local:iso/debian-13.1.0-amd64-netinst.iso already exists; remove it first or choose another name',
     });
   });
 });
@@ -102,6 +143,7 @@ describe('removing unused images', () => {
     expect(lvm3.volumes.has(orphan) || lvm3.volumes.has(dropped)).toBe(false);
     expect(lvm3.volumes.has(reattached)).toBe(true);
     expect(lvm1.volumes.has(inSnapshot)).toBe(true);
-    for (const g of env.sim.state.guests.values()) for (const d of g.drives) expect(env.sim.state.volume(d.volid, g.node)).toBeDefined();
+    for (const g of env.sim.state.guests.values())
+      for (const d of g.drives) expect(env.sim.state.volume(d.volid, g.node)).toBeDefined();
   });
 });

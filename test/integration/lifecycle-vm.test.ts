@@ -34,14 +34,23 @@ describe('creating a VM', () => {
     expect(vmid).toBeGreaterThanOrEqual(1000);
     expect(result.result).toMatchObject({ name: `auto-web-${vmid}`, status: 'running', tags: ['web', 'dev'] });
     const created = guest(vmid)!;
-    expect(created.config).toMatchObject({ name: `auto-web-${vmid}`, cores: '2', memory: '2048', bios: 'ovmf', tags: 'web;dev', agent: '1' });
+    expect(created.config).toMatchObject({
+      name: `auto-web-${vmid}`,
+      cores: '2',
+      memory: '2048',
+      bios: 'ovmf',
+      tags: 'web;dev',
+      agent: '1',
+    });
     expect(created.config['scsi0']).toMatch(/^local-lvm:vm-\d+-disk-\d+,iothread=1,size=32G$/);
     expect(created.config['description']).toContain(`operation ${handle.workflowId}`);
     expect(created.status).toBe('running');
   });
 
   it('never gives two creates running at once the same VMID', async () => {
-    const handles = await Promise.all(Array.from({ length: 4 }, () => startOperation(worker, 'vm-create', { service: 'batch' })));
+    const handles = await Promise.all(
+      Array.from({ length: 4 }, () => startOperation(worker, 'vm-create', { service: 'batch' })),
+    );
     const created = await Promise.all(handles.map(async (h) => (await h.result()).result.vmid as number));
     expect(new Set(created).size).toBe(4);
     for (const vmid of created) expect(guest(vmid)?.name).toBe(`auto-batch-${vmid}`);
@@ -63,13 +72,21 @@ describe('creating a VM', () => {
   it('refuses a VMID that exists, creating nothing', async () => {
     const before = vmids().size;
     const handle = await startOperation(worker, 'vm-create', { service: 'web', vmid: 1004 });
-    expect(await failureOf(handle)).toMatchObject({ type: 'PlanRefused', message: "vmid: 1004 already exists ('web01' on pve01); a VMID is never reused" });
+    expect(await failureOf(handle)).toMatchObject({
+      type: 'PlanRefused',
+      message: "vmid: 1004 already exists ('web01' on pve01); a VMID is never reused",
+    });
     expect(vmids().size).toBe(before);
   });
 
   it('creates nothing when nobody approves the plan', async () => {
     const before = vmids().size;
-    const handle = await startOperation(worker, 'vm-create', { service: 'web' }, { autoApprove: ['low'], approvalTimeoutMs: 500 });
+    const handle = await startOperation(
+      worker,
+      'vm-create',
+      { service: 'web' },
+      { autoApprove: ['low'], approvalTimeoutMs: 500 },
+    );
     expect((await handle.result()).outcome).toBe('rejected');
     expect(vmids().size).toBe(before);
   });
@@ -101,7 +118,9 @@ describe('containers', () => {
 
   it('shut down and start through the same single-guest action as VMs', async () => {
     const shutdown = await startOperation(worker, 'vm-action', { vmid: 2002, name: 'unifi', action: 'shutdown' });
-    expect((await shutdown.result()).plan.summary).toMatch(/^shutdown CT 2002 'unifi' on pve02: running, up (\d+ s|\d+ min|\d+ h \d\d min), tags: infra$/);
+    expect((await shutdown.result()).plan.summary).toMatch(
+      /^shutdown CT 2002 'unifi' on pve02: running, up (\d+ s|\d+ min|\d+ h \d\d min), tags: infra$/,
+    );
     expect(guest(2002)!.status).toBe('stopped');
     await (await startOperation(worker, 'vm-action', { vmid: 2002, name: 'unifi', action: 'start' })).result();
     expect(guest(2002)!.status).toBe('running');
@@ -110,7 +129,13 @@ describe('containers', () => {
 
 describe('cloning', () => {
   it('makes a linked clone of a template with the naming policy and its own tags', async () => {
-    const handle = await startOperation(worker, 'vm-clone', { sourceVmid: 100, sourceName: 'tpl-debian-13', full: false, service: 'app', tags: ['app'] });
+    const handle = await startOperation(worker, 'vm-clone', {
+      sourceVmid: 100,
+      sourceName: 'tpl-debian-13',
+      full: false,
+      service: 'app',
+      tags: ['app'],
+    });
     const { result } = await handle.result();
     const clone = guest(result.vmid)!;
     expect(clone.name).toBe(`auto-app-${result.vmid}`);
@@ -119,11 +144,24 @@ describe('cloning', () => {
   });
 
   it('refuses a linked clone of a VM that is not a template, and a source whose name does not match', async () => {
-    expect(await failureOf(await startOperation(worker, 'vm-clone', { sourceVmid: 1004, sourceName: 'web01', full: false, service: 'app' }))).toMatchObject({
+    expect(
+      await failureOf(
+        await startOperation(worker, 'vm-clone', {
+          sourceVmid: 1004,
+          sourceName: 'web01',
+          full: false,
+          service: 'app',
+        }),
+      ),
+    ).toMatchObject({
       type: 'PlanRefused',
       message: "full: a linked clone needs a template, and VM 1004 'web01' is not one",
     });
-    expect(await failureOf(await startOperation(worker, 'vm-clone', { sourceVmid: 100, sourceName: 'tpl-talos', service: 'app' }))).toMatchObject({
+    expect(
+      await failureOf(
+        await startOperation(worker, 'vm-clone', { sourceVmid: 100, sourceName: 'tpl-talos', service: 'app' }),
+      ),
+    ).toMatchObject({
       type: 'VmIdentityMismatch',
       message: "VM 100 is named 'tpl-debian-13', not 'tpl-talos': refusing to act on it",
     });
@@ -132,14 +170,22 @@ describe('cloning', () => {
 
 describe('resizing', () => {
   it('snapshots first, then sets cores and memory — pending until the running VM restarts, and says so — and grows the disk', async () => {
-    const handle = await startOperation(worker, 'vm-resize', { vmid: 1018, name: 'grafana', cores: 4, memoryMb: 4096, disk: { key: 'scsi0', sizeGb: 24 } });
+    const handle = await startOperation(worker, 'vm-resize', {
+      vmid: 1018,
+      name: 'grafana',
+      cores: 4,
+      memoryMb: 4096,
+      disk: { key: 'scsi0', sizeGb: 24 },
+    });
     const result = await handle.result();
     expect(result.plan.steps.map((s: { id: string }) => s.id)).toEqual(['snapshot-before', 'configure', 'resize-disk']);
     const vm = guest(1018)!;
     expect(vm.status).toBe('running');
     expect(vm.configWithPending).toMatchObject({ cores: '4', memory: '4096' });
     expect(vm.config['cores']).not.toBe('4');
-    expect(result.result.configure.detail).toMatch(/cores, memory need a restart of VM 1018 to take effect \(PVE keeps them pending\)$/);
+    expect(result.result.configure.detail).toMatch(
+      /cores, memory need a restart of VM 1018 to take effect \(PVE keeps them pending\)$/,
+    );
     expect(vm.config['scsi0']).toMatch(/size=24G/);
     expect([...vm.snapshots.keys()].some((s) => s.startsWith('pm_pre_resize_'))).toBe(true);
   });
@@ -151,8 +197,18 @@ describe('resizing', () => {
   });
 
   it('stops at the step that failed, keeping the safety snapshot and saying what happened', async () => {
-    env.sim.faults.failTask({ type: 'resize', vmid: 1026, times: 1, message: 'lvextend failed: insufficient free space' });
-    const handle = await startOperation(worker, 'vm-resize', { vmid: 1026, name: 'wiki', memoryMb: 3072, disk: { key: 'scsi0', sizeGb: 40 } });
+    env.sim.faults.failTask({
+      type: 'resize',
+      vmid: 1026,
+      times: 1,
+      message: 'lvextend failed: insufficient free space',
+    });
+    const handle = await startOperation(worker, 'vm-resize', {
+      vmid: 1026,
+      name: 'wiki',
+      memoryMb: 3072,
+      disk: { key: 'scsi0', sizeGb: 40 },
+    });
     expect((await failureOf(handle)).message).toMatch(/lvextend failed: insufficient free space/);
     const status = await waitForPhase(handle, 'failed');
     expect(status.steps.map((s) => [s.id, s.state])).toEqual([
@@ -167,7 +223,12 @@ describe('resizing', () => {
 
 describe('migrating an HA-managed VM', () => {
   it('follows the HA manager until the VM really runs on the target', async () => {
-    const handle = await startOperation(worker, 'vm-action', { vmid: 1008, name: 'ha-vault', action: 'migrate', target: 'pve02' });
+    const handle = await startOperation(worker, 'vm-action', {
+      vmid: 1008,
+      name: 'ha-vault',
+      action: 'migrate',
+      target: 'pve02',
+    });
     const planned = await approve(handle);
     expect(planned.plan!.steps[0]!.description).toMatch(/through the HA manager/);
     await handle.result();

@@ -32,7 +32,8 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const NOT_HOOKED = "the simulator's node SSH does not route `pct exec` to sim/guest-ssh.ts yet (see the lifecycle report)";
+const NOT_HOOKED =
+  "the simulator's node SSH does not route `pct exec` to sim/guest-ssh.ts yet (see the lifecycle report)";
 const snapshots = (vmid: number) => [...env.sim.state.guests.get(vmid)!.snapshots.keys()];
 
 describe('patching containers', () => {
@@ -41,7 +42,10 @@ describe('patching containers', () => {
     guests.failUpgrades(2002);
     const handle = await startOperation(worker, 'lxc-patch', { rollbackOnFailure: true });
     const failure = await failureOf(handle);
-    expect(failure).toMatchObject({ type: 'PatchIncomplete', message: expect.stringMatching(/^1 of 2 containers not patched: 2002 rolled-back/) });
+    expect(failure).toMatchObject({
+      type: 'PatchIncomplete',
+      message: expect.stringMatching(/^1 of 2 containers not patched: 2002 rolled-back/),
+    });
     const results = failure.details![0] as ContainerPatchResult[];
     expect(results.map((r) => [r.vmid, r.outcome])).toEqual([
       [2001, 'patched'],
@@ -58,7 +62,12 @@ describe('patching containers', () => {
     if (!guests) return ctx.skip(NOT_HOOKED);
     const handle = await startOperation(worker, 'lxc-patch', { tags: 'infra' });
     const { result, plan } = await handle.result();
-    expect(plan.steps.map((s: { id: string }) => s.id)).toEqual(['2001/snapshot-before', '2001/patch', '2002/snapshot-before', '2002/patch']);
+    expect(plan.steps.map((s: { id: string }) => s.id)).toEqual([
+      '2001/snapshot-before',
+      '2001/patch',
+      '2002/snapshot-before',
+      '2002/patch',
+    ]);
     const results = result as ContainerPatchResult[];
     expect(results.map((r) => r.outcome)).toEqual(['patched', 'patched']);
     expect(results[1]!.upgraded).toBe(3);
@@ -80,21 +89,34 @@ describe('patching containers', () => {
 
 describe('refusals', () => {
   const plan = (config: AppConfig, body: Record<string, unknown>) =>
-    createLxcPatchActivities({ ...env.deps, config }).planLxcPatch({ ...lxcPatchOperation.body.parse({ environment: 'home', ...body }), meta: meta() });
+    createLxcPatchActivities({ ...env.deps, config }).planLxcPatch({
+      ...lxcPatchOperation.body.parse({ environment: 'home', ...body }),
+      meta: meta(),
+    });
 
   it('refuses to patch over SSH to a node whose host key is not pinned', async () => {
     const home = env.config.environments['home']!;
     const unpinned: AppConfig = {
       ...env.config,
-      environments: { home: { ...home, cluster: { ...home.cluster, nodes: home.cluster.nodes.map(({ ssh_host_key: _, ...n }) => n) } } },
+      environments: {
+        home: {
+          ...home,
+          cluster: { ...home.cluster, nodes: home.cluster.nodes.map(({ ssh_host_key: _, ...n }) => n) },
+        },
+      },
     };
     await expect(plan(unpinned, {})).rejects.toThrow(/node pve01 has no ssh_host_key pinned, so SSH to it is refused/);
   });
 
   it('refuses to promise a rollback when policy takes no snapshot first', async () => {
     const home = env.config.environments['home']!;
-    const noSnapshots: AppConfig = { ...env.config, environments: { home: { ...home, policy: { ...home.policy, snapshot_before_change: false } } } };
-    await expect(plan(noSnapshots, { rollbackOnFailure: true })).rejects.toThrow(/rollbackOnFailure: rolling back needs the snapshot taken first/);
+    const noSnapshots: AppConfig = {
+      ...env.config,
+      environments: { home: { ...home, policy: { ...home.policy, snapshot_before_change: false } } },
+    };
+    await expect(plan(noSnapshots, { rollbackOnFailure: true })).rejects.toThrow(
+      /rollbackOnFailure: rolling back needs the snapshot taken first/,
+    );
   });
 
   it('refuses when no container matches', async () => {

@@ -40,7 +40,11 @@ describe('rolling maintenance across worker crashes', () => {
     const running = [...sim.state.guests.values()].filter((g) => g.status === 'running').map((g) => g.vmid);
 
     let worker = await childWorker(env, taskQueue);
-    const handle = await startMaintenance(await testConnection(), taskQueue, maintenanceInput({ environment: env.environment }));
+    const handle = await startMaintenance(
+      await testConnection(),
+      taskQueue,
+      maintenanceInput({ environment: env.environment }),
+    );
     const planned = await approveWhenPlanned(handle);
     const [first, second, third] = planned.plan!.nodes as [string, string, string];
 
@@ -52,7 +56,10 @@ describe('rolling maintenance across worker crashes', () => {
     worker = await childWorker(env, taskQueue);
 
     // 2. The second node's upgrade is running (apt-get update done, dist-upgrade under way).
-    await untilHolds(`${second} upgrades`, () => sim.counters.sshCommands(second, 'apt-get') >= 2 && sim.state.node(second).upgrade !== undefined);
+    await untilHolds(
+      `${second} upgrades`,
+      () => sim.counters.sshCommands(second, 'apt-get') >= 2 && sim.state.node(second).upgrade !== undefined,
+    );
     await killWorkerProcess(worker);
     worker = await childWorker(env, taskQueue);
 
@@ -75,8 +82,16 @@ describe('rolling maintenance across worker crashes', () => {
     for (const node of [first, second, third]) {
       // update + dist-upgrade once each; on the second node one more: the read-only `apt-get -s dist-upgrade`.
       const aptGets = node === second ? 3 : 2;
-      expect([node, sim.counters.sshCommands(node, 'apt-get'), sim.counters.sshCommands(node, 'reboot')]).toEqual([node, aptGets, 1]);
-      expect([node, sim.state.node(node).pveversion, sim.state.node(node).kernel]).toEqual([node, '9.1.4', '6.17.4-1-pve']);
+      expect([node, sim.counters.sshCommands(node, 'apt-get'), sim.counters.sshCommands(node, 'reboot')]).toEqual([
+        node,
+        aptGets,
+        1,
+      ]);
+      expect([node, sim.state.node(node).pveversion, sim.state.node(node).kernel]).toEqual([
+        node,
+        '9.1.4',
+        '6.17.4-1-pve',
+      ]);
     }
     for (const vmid of running) {
       expect([vmid, sim.counters.tasks('qmigrate', vmid) + sim.counters.tasks('vzmigrate', vmid)]).toEqual([vmid, 2]);

@@ -4,8 +4,17 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { approveWhenPlanned } from '../../testkit/evacuation-run.js';
-import { maintenanceInput, maintenanceScenario, startMaintenance, waitForMaintenance } from '../../testkit/maintenance-run.js';
-import { approveNodeUpdate, rejectNodeUpdate, type NodeApprovalRequest } from '../../workflows/maintenance-definitions.js';
+import {
+  maintenanceInput,
+  maintenanceScenario,
+  startMaintenance,
+  waitForMaintenance,
+} from '../../testkit/maintenance-run.js';
+import {
+  approveNodeUpdate,
+  rejectNodeUpdate,
+  type NodeApprovalRequest,
+} from '../../workflows/maintenance-definitions.js';
 import { PmApprovalState } from '../../workflows/search-attributes.js';
 import { startSimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
@@ -17,13 +26,21 @@ afterEach(async () => {
 
 describe('per-node approval', () => {
   it('waits for a second person before each node, and stops when one is rejected', async () => {
-    const env = await startSimulatedEnvironment({ scenario: maintenanceScenario({ rebootSeconds: 60 }), speed: 100, environment: 'maint-gates' });
+    const env = await startSimulatedEnvironment({
+      scenario: maintenanceScenario({ rebootSeconds: 60 }),
+      speed: 100,
+      environment: 'maint-gates',
+    });
     cleanup.push(() => env.stop());
     const worker = await startEnvironmentWorker(env.deps, { tuning: SIMULATED_POLLING });
     cleanup.push(() => worker.shutdown());
     const sim = env.sim;
 
-    const handle = await startMaintenance(worker.client, worker.taskQueue, maintenanceInput({ environment: env.environment, approveEachNode: true }, 'otto'));
+    const handle = await startMaintenance(
+      worker.client,
+      worker.taskQueue,
+      maintenanceInput({ environment: env.environment, approveEachNode: true }, 'otto'),
+    );
     const planned = await approveWhenPlanned(handle, 'anna');
     const [first, second, third] = planned.plan!.nodes as [string, string, string];
     const planVersion = planned.plan!.version;
@@ -39,16 +56,24 @@ describe('per-node approval', () => {
         () => undefined,
         (err: { cause?: { message?: string } }) => err.cause?.message,
       );
-    expect(await refused({ by: 'otto', node: first, planVersion })).toBe('a high-risk operation cannot be approved by the actor who requested it');
-    expect(await refused({ by: 'anna', node: second, planVersion })).toBe(`names ${second}, but the node waiting for approval is ${first}`);
+    expect(await refused({ by: 'otto', node: first, planVersion })).toBe(
+      'a high-risk operation cannot be approved by the actor who requested it',
+    );
+    expect(await refused({ by: 'anna', node: second, planVersion })).toBe(
+      `names ${second}, but the node waiting for approval is ${first}`,
+    );
     expect(await refused({ by: 'anna', node: first, planVersion: planVersion + 1 })).toBe(
       `names plan version ${planVersion + 1}, but the approved plan is version ${planVersion}`,
     );
     await handle.executeUpdate(approveNodeUpdate, { args: [{ by: 'anna', node: first, planVersion }] });
 
     await waitForMaintenance(handle, (p) => p.gate?.node === second);
-    expect(await refused({ by: 'anna', node: second, planVersion }, rejectNodeUpdate)).toBe('a rejection needs a reason');
-    await handle.executeUpdate(rejectNodeUpdate, { args: [{ by: 'anna', node: second, planVersion, reason: 'change freeze from 18:00' }] });
+    expect(await refused({ by: 'anna', node: second, planVersion }, rejectNodeUpdate)).toBe(
+      'a rejection needs a reason',
+    );
+    await handle.executeUpdate(rejectNodeUpdate, {
+      args: [{ by: 'anna', node: second, planVersion, reason: 'change freeze from 18:00' }],
+    });
     const { result } = await handle.result();
 
     expect(result?.outcome).toBe('stopped');
@@ -60,6 +85,11 @@ describe('per-node approval', () => {
     ]);
     expect([second, third].map((n) => sim.counters.sshCommands(n))).toEqual([0, 0]);
     const trail = (await env.deps.audit.read({ operationId: handle.workflowId })).map((r) => `${r.actor} ${r.action}`);
-    expect(trail).toEqual(['anna operation.approved', 'anna operation.node-approved', 'anna operation.node-rejected', 'otto operation.completed']);
+    expect(trail).toEqual([
+      'anna operation.approved',
+      'anna operation.node-approved',
+      'anna operation.node-rejected',
+      'otto operation.completed',
+    ]);
   });
 });

@@ -44,12 +44,20 @@ describe('a runbook on each node', () => {
     const runbooksDir = await mkdtemp(join(tmpdir(), 'pm-runbooks-'));
     cleanup.push(() => rm(runbooksDir, { recursive: true, force: true }));
     await writeFile(join(runbooksDir, 'node-check.md'), NODE_CHECK);
-    const env = await startSimulatedEnvironment({ scenario: maintenanceScenario({ rebootSeconds: 60 }), speed: 100, environment: 'maint-runbook' });
+    const env = await startSimulatedEnvironment({
+      scenario: maintenanceScenario({ rebootSeconds: 60 }),
+      speed: 100,
+      environment: 'maint-runbook',
+    });
     cleanup.push(() => env.stop());
     const worker = await startEnvironmentWorker(env.deps, { tuning: { ...SIMULATED_POLLING, runbooksDir } });
     cleanup.push(() => worker.shutdown());
 
-    const input = maintenanceInput({ environment: env.environment, nodes: ['pve01', 'pve02'], runbook: { name: 'node-check', parameters: {} } });
+    const input = maintenanceInput({
+      environment: env.environment,
+      nodes: ['pve01', 'pve02'],
+      runbook: { name: 'node-check', parameters: {} },
+    });
     const handle = await startMaintenance(worker.client, worker.taskQueue, input);
     const planned = await approveWhenPlanned(handle);
     expect(planned.plan!.steps.filter((s) => s.action === 'runbook').map((s) => [s.id, s.description])).toEqual([
@@ -60,8 +68,22 @@ describe('a runbook on each node', () => {
 
     expect(result?.outcome).toBe('completed');
     for (const report of result!.nodes) {
-      expect(report.runbook).toMatchObject({ name: 'node-check', steps: [{ id: 'version', state: 'succeeded' }, { id: 'note', state: 'succeeded' }] });
-      expect(report.steps.map((s) => s.id)).toEqual(['check', 'evacuate', 'upgrade', 'runbook', 'reboot', 'return', 'verify']);
+      expect(report.runbook).toMatchObject({
+        name: 'node-check',
+        steps: [
+          { id: 'version', state: 'succeeded' },
+          { id: 'note', state: 'succeeded' },
+        ],
+      });
+      expect(report.steps.map((s) => s.id)).toEqual([
+        'check',
+        'evacuate',
+        'upgrade',
+        'runbook',
+        'reboot',
+        'return',
+        'verify',
+      ]);
       expect(env.sim.counters.sshCommands(report.node, 'echo')).toBe(1);
     }
     expect(env.sim.counters.sshCommands('pve03')).toBe(0);

@@ -35,7 +35,12 @@ const meta = (overrides: Partial<OperationMeta> = {}): OperationMeta => ({
 });
 
 let seq = 0;
-function start(input: Omit<VmActionInput, 'meta' | 'environment' | 'dryRun' | 'shutdownTimeoutSeconds' | 'forceStopAfterTimeout'> & { meta?: OperationMeta; dryRun?: boolean }) {
+function start(
+  input: Omit<VmActionInput, 'meta' | 'environment' | 'dryRun' | 'shutdownTimeoutSeconds' | 'forceStopAfterTimeout'> & {
+    meta?: OperationMeta;
+    dryRun?: boolean;
+  },
+) {
   const body: VmActionInput = {
     environment: 'home',
     dryRun: input.dryRun ?? false,
@@ -59,13 +64,19 @@ describe('a high-risk operation (delete a VM)', () => {
     expect(waiting.plan!.steps.map((s) => s.action)).toEqual(['destroy']);
     expect(env.sim.state.guests.has(1017)).toBe(true);
 
-    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })] })).rejects.toThrow(
-      WorkflowUpdateFailedError,
-    );
-    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 2 })] })).rejects.toThrow(
-      WorkflowUpdateFailedError,
-    );
-    const decision = await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
+    await expect(
+      handle.executeUpdate(approveUpdate, {
+        args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })],
+      }),
+    ).rejects.toThrow(WorkflowUpdateFailedError);
+    await expect(
+      handle.executeUpdate(approveUpdate, {
+        args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 2 })],
+      }),
+    ).rejects.toThrow(WorkflowUpdateFailedError);
+    const decision = await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })],
+    });
     expect(decision).toMatchObject({ decision: 'approved', by: 'bob' });
 
     const result = await handle.result();
@@ -87,14 +98,21 @@ describe('a high-risk operation (delete a VM)', () => {
     expect(status.phase).toBe('awaiting-approval');
     expect(status.ignoredApprovals.map((a) => a.by)).toEqual(['alice', 'bob']);
 
-    await handle.executeUpdate(rejectUpdate, { args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'still in use' })] });
+    await handle.executeUpdate(rejectUpdate, {
+      args: [signed(handle.workflowId, 'rejected', { by: 'bob', planVersion: 1, reason: 'still in use' })],
+    });
     const result = await handle.result();
     expect(result).toMatchObject({ outcome: 'rejected', approval: { by: 'bob', reason: 'still in use' } });
     expect(env.sim.state.guests.has(1025)).toBe(true);
   });
 
   it('ends as rejected, having changed nothing, when nobody decides in time', async () => {
-    const handle = await start({ vmid: 1025, name: 'scratch', action: 'delete', meta: meta({ approvalTimeoutMs: 1_000 }) });
+    const handle = await start({
+      vmid: 1025,
+      name: 'scratch',
+      action: 'delete',
+      meta: meta({ approvalTimeoutMs: 1_000 }),
+    });
     const result = await handle.result();
     expect(result).toMatchObject({ outcome: 'rejected', approval: { by: 'system' } });
     expect(env.sim.state.guests.has(1025)).toBe(true);
@@ -120,7 +138,13 @@ describe('low-risk operations and dry runs', () => {
   });
 
   it('returns the plan of a dry run and changes nothing', async () => {
-    const handle = await start({ vmid: 1005, name: 'gitlab', action: 'rollback', snapshot: 'before-upgrade', dryRun: true });
+    const handle = await start({
+      vmid: 1005,
+      name: 'gitlab',
+      action: 'rollback',
+      snapshot: 'before-upgrade',
+      dryRun: true,
+    });
     const result = await handle.result();
     expect(result.outcome).toBe('dry-run');
     expect(result.plan.steps.map((s: { action: string }) => s.action)).toEqual(['snapshot', 'rollback']);

@@ -33,16 +33,32 @@ async function reconcile(dryRun: boolean) {
     dryRun,
     manifests,
     maxParallel: 4,
-    meta: { requester: 'alice', environment: 'home', dryRun, approvalTimeoutMs: 60_000, autoApprove: ['low', 'medium'] },
+    meta: {
+      requester: 'alice',
+      environment: 'home',
+      dryRun,
+      approvalTimeoutMs: 60_000,
+      autoApprove: ['low', 'medium'],
+    },
   };
-  const handle = await worker.client.workflow.start('reconcile', { taskQueue: worker.taskQueue, workflowId: `test/example/${Date.now()}-${seq++}`, args: [input] });
-  return (await handle.result()) as { outcome: string; plan: OperationPlan<ReconcileDetails>; result?: ReconcileResult };
+  const handle = await worker.client.workflow.start('reconcile', {
+    taskQueue: worker.taskQueue,
+    workflowId: `test/example/${Date.now()}-${seq++}`,
+    args: [input],
+  });
+  return (await handle.result()) as {
+    outcome: string;
+    plan: OperationPlan<ReconcileDetails>;
+    result?: ReconcileResult;
+  };
 }
 
 it('plans, applies and then has nothing left to do', async () => {
   const first = await reconcile(true);
   expect(first.plan.details!.counts).toEqual({ create: 6, update: 1, replace: 0, delete: 0 });
-  expect(first.plan.details!.changes.find((c) => c.key === 'dns01')!.fields).toEqual([{ field: 'tags', from: 'dns, infra', to: 'dns, fleet, infra' }]);
+  expect(first.plan.details!.changes.find((c) => c.key === 'dns01')!.fields).toEqual([
+    { field: 'tags', from: 'dns, infra', to: 'dns, fleet, infra' },
+  ]);
   expect(first.plan.warnings).toEqual([]);
 
   const applied = await reconcile(false);

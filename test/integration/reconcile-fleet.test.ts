@@ -35,7 +35,9 @@ let driftDir: string;
 
 /** The homelab's nodes, storages, images and templates — and no other guest. */
 async function emptyHomelab(): Promise<Scenario> {
-  const scenario = parseYaml(await readFile(homelabScenario, 'utf8')) as Scenario & { guests: { template?: boolean }[] };
+  const scenario = parseYaml(await readFile(homelabScenario, 'utf8')) as Scenario & {
+    guests: { template?: boolean }[];
+  };
   return { ...scenario, guests: scenario.guests.filter((g) => g.template) };
 }
 
@@ -47,7 +49,12 @@ interface GuestEntry {
 function fleet(): GuestEntry[] {
   const guests: GuestEntry[] = [];
   for (let i = 1; i <= 8; i++) {
-    guests.push({ name: `web-${String(i).padStart(2, '0')}`, tags: ['web'], cloud_init: { user: 'debian', ip: 'dhcp' }, ...(i <= 3 ? { placement: { anti_affinity: 'web' } } : {}) });
+    guests.push({
+      name: `web-${String(i).padStart(2, '0')}`,
+      tags: ['web'],
+      cloud_init: { user: 'debian', ip: 'dhcp' },
+      ...(i <= 3 ? { placement: { anti_affinity: 'web' } } : {}),
+    });
   }
   for (let i = 1; i <= 4; i++) {
     guests.push({
@@ -61,13 +68,30 @@ function fleet(): GuestEntry[] {
     });
   }
   for (let i = 1; i <= 2; i++) {
-    guests.push({ name: `lab-iso-${i}`, source: { iso: 'local:iso/debian-13.1.0-amd64-netinst.iso' }, disks: [{ size: 16, storage: 'local-lvm' }], power: 'stopped' });
-    guests.push({ name: `lab-img-${i}`, source: { image: 'local:import/debian-13-genericcloud-amd64.qcow2' }, disks: [{ size: 10, storage: 'local-lvm' }] });
+    guests.push({
+      name: `lab-iso-${i}`,
+      source: { iso: 'local:iso/debian-13.1.0-amd64-netinst.iso' },
+      disks: [{ size: 16, storage: 'local-lvm' }],
+      power: 'stopped',
+    });
+    guests.push({
+      name: `lab-img-${i}`,
+      source: { image: 'local:import/debian-13-genericcloud-amd64.qcow2' },
+      disks: [{ size: 10, storage: 'local-lvm' }],
+    });
   }
   for (const service of ['queue', 'search']) {
     guests.push({ service, vmid: service === 'queue' ? 3050 : 3051, depends_on: ['web-01'], memory: '1G' });
   }
-  guests.push({ name: 'pg-01', node: 'pve01', cores: 4, memory: '4G', disks: [{ size: 20 }], onboot: true, tags: ['db'] });
+  guests.push({
+    name: 'pg-01',
+    node: 'pve01',
+    cores: 4,
+    memory: '4G',
+    disks: [{ size: 20 }],
+    onboot: true,
+    tags: ['db'],
+  });
   guests.push({ service: 'backup', depends_on: ['pg-01'], power: 'stopped' });
   return guests;
 }
@@ -76,7 +100,13 @@ async function writeManifest(guests: GuestEntry[], folder = manifests): Promise<
   const manifest = {
     environment: 'home',
     claims: { tags: ['fleet'], vmids: '3000-3099' },
-    defaults: { source: { template: 'tpl-debian-13' }, cores: 1, memory: '2G', network: [{ bridge: 'vmbr0' }], power: 'running' },
+    defaults: {
+      source: { template: 'tpl-debian-13' },
+      cores: 1,
+      memory: '2G',
+      network: [{ bridge: 'vmbr0' }],
+      power: 'running',
+    },
     guests,
   };
   await writeFile(join(folder, 'fleet.yaml'), stringify(manifest));
@@ -88,10 +118,15 @@ beforeAll(async () => {
   driftDir = join(dir, 'drift');
   await mkdir(manifests);
   env = await startSimulatedEnvironment({ scenario: await emptyHomelab(), speed: 500 });
-  worker = await startTestWorker({ activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir, path: dir }) } });
+  worker = await startTestWorker({
+    activities: { ...createActivities(env.deps), ...createReconcileActivities(env.deps, { driftDir, path: dir }) },
+  });
 });
 afterAll(async () => {
-  await worker?.client.schedule.getHandle(driftScheduleId('home')).delete().catch(() => undefined);
+  await worker?.client.schedule
+    .getHandle(driftScheduleId('home'))
+    .delete()
+    .catch(() => undefined);
   await worker?.shutdown();
   await env?.stop();
   await rm(dir, { recursive: true, force: true });
@@ -126,8 +161,14 @@ async function plan(): Promise<OperationPlan<ReconcileDetails>> {
 async function applyApproved(): Promise<{ plan: OperationPlan<ReconcileDetails>; result: ReconcileResult }> {
   const handle = await start();
   const status = await waitForPhase(handle, 'awaiting-approval');
-  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })] });
-  const outcome = (await handle.result()) as { outcome: string; plan: OperationPlan<ReconcileDetails>; result: ReconcileResult };
+  await handle.executeUpdate(approveUpdate, {
+    args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: status.plan!.version })],
+  });
+  const outcome = (await handle.result()) as {
+    outcome: string;
+    plan: OperationPlan<ReconcileDetails>;
+    result: ReconcileResult;
+  };
   expect(outcome.outcome).toBe('completed');
   return { plan: outcome.plan, result: outcome.result };
 }
@@ -199,12 +240,23 @@ describe('a fleet of 20 guests', () => {
     expect(replan.risk).toBe('high');
     const change = replan.details!.changes.find((c) => c.key === 'web-05')!;
     expect(change).toMatchObject({ action: 'replace', vmid: old.vmid, risk: 'high' });
-    expect(change.fields[0]).toEqual({ field: 'source', from: 'template:tpl-debian-13', to: 'template:tpl-talos-1-11', replaces: true });
+    expect(change.fields[0]).toEqual({
+      field: 'source',
+      from: 'template:tpl-debian-13',
+      to: 'template:tpl-talos-1-11',
+      replaces: true,
+    });
     expect(replan.details!.text).toContain('-/+ guest "web-05" must be replaced');
     expect(replan.details!.text).toContain('# forces replacement');
 
-    await expect(handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })] })).rejects.toThrow();
-    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
+    await expect(
+      handle.executeUpdate(approveUpdate, {
+        args: [signed(handle.workflowId, 'approved', { by: 'alice', planVersion: 1 })],
+      }),
+    ).rejects.toThrow();
+    await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })],
+    });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 1 });
     expect(env.sim.state.guests.has(old.vmid)).toBe(false);
@@ -226,11 +278,18 @@ describe('a fleet of 20 guests', () => {
     await waitForPhase(handle, 'awaiting-approval');
     // Someone edits web-06 in PVE while the plan waits for approval.
     guestNamed('web-06')!.update((c) => (c['memory'] = '6144'));
-    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
+    await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })],
+    });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result.outcome).toBe('incomplete');
     expect(outcome.result.guests).toEqual([
-      expect.objectContaining({ key: 'web-06', state: 'failed', failedStep: 'web-06/config', error: expect.stringMatching(/changed since the plan was made/) }),
+      expect.objectContaining({
+        key: 'web-06',
+        state: 'failed',
+        failedStep: 'web-06/config',
+        error: expect.stringMatching(/changed since the plan was made/),
+      }),
     ]);
     expect(guestNamed('web-06')!.config['memory']).toBe('6144');
   });
@@ -246,15 +305,34 @@ describe('drift', () => {
       }),
     );
     // web-06 was left at 6144 MiB by the previous test; the manifest now says 2G again.
-    const schedules = await ensureDriftSchedule(worker.client, env.config, { taskQueue: worker.taskQueue, manifests, environments: ['home'] });
+    const schedules = await ensureDriftSchedule(worker.client, env.config, {
+      taskQueue: worker.taskQueue,
+      manifests,
+      environments: ['home'],
+    });
     expect(schedules).toEqual([{ environment: 'home', scheduleId: 'drift/home', created: true }]);
-    const again = await ensureDriftSchedule(worker.client, env.config, { taskQueue: worker.taskQueue, manifests, environments: ['home'] });
+    const again = await ensureDriftSchedule(worker.client, env.config, {
+      taskQueue: worker.taskQueue,
+      manifests,
+      environments: ['home'],
+    });
     expect(again[0]!.created).toBe(false);
 
     const first = await runSchedule();
     expect(first.state).toBe('drifted');
     expect(first.items).toEqual([
-      expect.objectContaining({ key: 'web-06', action: 'update', fields: [expect.objectContaining({ field: 'memory', expected: '2048 MiB', actual: '6144 MiB', since: first.checkedAt })] }),
+      expect.objectContaining({
+        key: 'web-06',
+        action: 'update',
+        fields: [
+          expect.objectContaining({
+            field: 'memory',
+            expected: '2048 MiB',
+            actual: '6144 MiB',
+            since: first.checkedAt,
+          }),
+        ],
+      }),
     ]);
 
     // Changes behind the manifest's back: a container's cores edited, a VM created in the claimed range.
@@ -264,28 +342,45 @@ describe('drift', () => {
     const second = await runSchedule();
     const web06 = second.items.find((i) => i.key === 'web-06')!;
     expect(web06.since).toBe(first.checkedAt);
-    expect(second.items.find((i) => i.key === 'ct-2')).toMatchObject({ fields: [{ field: 'cores', expected: '1', actual: '3', since: second.checkedAt }] });
+    expect(second.items.find((i) => i.key === 'ct-2')).toMatchObject({
+      fields: [{ field: 'cores', expected: '1', actual: '3', since: second.checkedAt }],
+    });
     expect(second.items.find((i) => i.key === 'stray')).toMatchObject({ action: 'delete', vmid: 3099, risk: 'high' });
-    expect(JSON.parse(await readFile(join(driftDir, 'home.json'), 'utf8'))).toMatchObject({ checkedAt: second.checkedAt, state: 'drifted' });
+    expect(JSON.parse(await readFile(join(driftDir, 'home.json'), 'utf8'))).toMatchObject({
+      checkedAt: second.checkedAt,
+      state: 'drifted',
+    });
   });
 
   it('is listed by the API and closed through a reconcile operation that needs approval', async () => {
-    const api = driftApi({ config: withDriftTokens(env.config), client: worker.client, taskQueue: worker.taskQueue, store: createDriftStore(driftDir), audit: env.deps.audit });
+    const api = driftApi({
+      config: withDriftTokens(env.config),
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      store: createDriftStore(driftDir),
+      audit: env.deps.audit,
+    });
     const listed = await api.call('GET', '/v1/drift', 'viewer');
     expect(listed.status).toBe(200);
-    expect(listed.body.reports.map((r: DriftReport) => [r.id, r.state, r.items.map((i) => i.key).sort()])).toEqual([['home', 'drifted', ['ct-2', 'stray', 'web-06']]]);
+    expect(listed.body.reports.map((r: DriftReport) => [r.id, r.state, r.items.map((i) => i.key).sort()])).toEqual([
+      ['home', 'drifted', ['ct-2', 'stray', 'web-06']],
+    ]);
 
     const started = await api.call('POST', '/v1/drift/home/apply', 'operator');
     expect(started.status).toBe(202);
     const handle = worker.client.workflow.getHandle(started.body.id);
     const status = await waitForPhase(handle, 'awaiting-approval');
     expect(status.plan!.risk).toBe('high');
-    expect((status.plan as OperationPlan<ReconcileDetails>).details!.changes.map((c) => [c.key, c.action]).sort()).toEqual([
+    expect(
+      (status.plan as OperationPlan<ReconcileDetails>).details!.changes.map((c) => [c.key, c.action]).sort(),
+    ).toEqual([
       ['ct-2', 'update'],
       ['stray', 'delete'],
       ['web-06', 'update'],
     ]);
-    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
+    await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })],
+    });
     const outcome = (await handle.result()) as { result: ReconcileResult };
     expect(outcome.result).toMatchObject({ outcome: 'applied', changed: 3, fromDrift: { reportId: 'home' } });
     expect(env.sim.state.guests.has(3099)).toBe(false);
@@ -304,14 +399,19 @@ describe('an invalid manifest', () => {
     await mkdir(broken);
     await writeFile(
       join(broken, 'fleet.yaml'),
-      stringify({ environment: 'home', guests: [{ name: 'x', memory: 'lots' }, { name: 'y', kind: 'lxc', cloud_init: {} }, { service: 'Bad_Name' }] }),
+      stringify({
+        environment: 'home',
+        guests: [{ name: 'x', memory: 'lots' }, { name: 'y', kind: 'lxc', cloud_init: {} }, { service: 'Bad_Name' }],
+      }),
     );
     const handle = await start({ manifests: broken });
     const failure = await handle.result().catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     const message = String((failure as WorkflowFailedError).cause?.message);
     expect(message).toContain("fleet.yaml:guests.0.memory: 'lots' is not a memory size");
-    expect(message).toContain('fleet.yaml:guests.1.cloud_init: containers take their addresses from network[].ip, not cloud-init');
+    expect(message).toContain(
+      'fleet.yaml:guests.1.cloud_init: containers take their addresses from network[].ip, not cloud-init',
+    );
     expect(message).toContain('fleet.yaml:guests.2.service: must be a service name');
 
     // Drift detection records it instead of failing: the API then shows why drift is unknown.
@@ -320,7 +420,10 @@ describe('an invalid manifest', () => {
       workflowId: `test/drift-invalid/${Date.now()}`,
       args: [{ environment: 'home', manifests: broken }],
     })) as DriftReport;
-    expect(report).toMatchObject({ state: 'invalid', problems: expect.arrayContaining([expect.stringMatching(/^fleet\.yaml:guests\.0\.memory: /)]) });
+    expect(report).toMatchObject({
+      state: 'invalid',
+      problems: expect.arrayContaining([expect.stringMatching(/^fleet\.yaml:guests\.0\.memory: /)]),
+    });
   });
 });
 
@@ -333,7 +436,8 @@ async function runSchedule(): Promise<DriftReport> {
   await schedule.trigger();
   for (let i = 0; i < 300; i++) {
     const started = (await schedule.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId));
-    if (started) return (await worker.client.workflow.getHandle(started.action.workflow.workflowId).result()) as DriftReport;
+    if (started)
+      return (await worker.client.workflow.getHandle(started.action.workflow.workflowId).result()) as DriftReport;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('the drift schedule did not start a run');
@@ -351,13 +455,18 @@ describe('a cancelled reconcile', () => {
       disks: [{ slot: 'rootfs', size: 8, storage: 'local-lvm' }],
       network: [{ bridge: 'vmbr0', ip: 'dhcp' }],
     }));
-    await writeFile(join(batch, 'batch.yaml'), stringify({ environment: 'home', claims: { tags: ['batch'], vmids: '3100-3199' }, guests: containers }));
+    await writeFile(
+      join(batch, 'batch.yaml'),
+      stringify({ environment: 'home', claims: { tags: ['batch'], vmids: '3100-3199' }, guests: containers }),
+    );
     // Every API call a little slower, so the cancel finds a guest being created.
     env.sim.faults.setApi({ latencyMs: 100 });
     try {
       const handle = await start({ manifests: batch, maxParallel: 1 });
       const planned = await waitForPhase(handle, 'awaiting-approval');
-      await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: planned.plan!.version })] });
+      await handle.executeUpdate(approveUpdate, {
+        args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: planned.plan!.version })],
+      });
       const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning());
 
       expect(status.phase).toBe('cancelled');

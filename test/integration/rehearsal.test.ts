@@ -39,14 +39,19 @@ describe('rehearsing on an imported cluster/resources dump', () => {
 
     expect(outcome).toBe('dry-run');
     const onNode = imported.scenario.guests.filter((g) => g.node === 'hv-a1').map((g) => g.vmid);
-    expect([...details.moves.map((m) => m.vmid), ...details.leftBehind.map((l) => l.vmid)].sort()).toEqual(onNode.sort());
+    expect([...details.moves.map((m) => m.vmid), ...details.leftBehind.map((l) => l.vmid)].sort()).toEqual(
+      onNode.sort(),
+    );
     expect(details.moves.length).toBeGreaterThan(0);
     expect(new Set(details.moves.map((m) => m.target))).not.toContain('hv-a1');
     // The templates stay (includeTemplates is off): what the request itself leaves.
     expect(details.leftBehind.find((l) => l.vmid === 9000)).toMatchObject({ covered: false });
     for (const t of details.targets) {
       const running = imported.scenario.guests.filter((g) => g.node === t.node && g.status === 'running');
-      expect([t.node, t.memoryCommittedBefore]).toEqual([t.node, running.reduce((sum, g) => sum + g.memory * 1024 ** 2, 0)]);
+      expect([t.node, t.memoryCommittedBefore]).toEqual([
+        t.node,
+        running.reduce((sum, g) => sum + g.memory * 1024 ** 2, 0),
+      ]);
       expect(t.memoryUsedBefore).toBeGreaterThan(0);
       expect(t.memoryAfter).toBeLessThanOrEqual(t.memoryLimit);
     }
@@ -59,7 +64,8 @@ describe('rehearsing on an imported cluster/resources dump', () => {
     const running = dump.filter((r) => r.status === 'running');
     expect(running.length).toBeGreaterThan(0);
     // Within a MiB: the simulator keeps the measured share of the configured memory.
-    for (const r of running) expect([r.vmid, Math.abs(simulated.get(r.vmid)! - r.mem!) <= 1024 ** 2]).toEqual([r.vmid, true]);
+    for (const r of running)
+      expect([r.vmid, Math.abs(simulated.get(r.vmid)! - r.mem!) <= 1024 ** 2]).toEqual([r.vmid, true]);
   });
 
   it('reads an environment as --from-env does, and imports it back with every disk where its config says', async () => {

@@ -54,7 +54,14 @@ async function writeFleetInfra(root: string): Promise<void> {
   const inventory = {
     all: {
       vars: {
-        pve_api: { host: env.sim.nodes[0]!.host, port: env.sim.nodes[0]!.port, user, token_id: tokenName, token_secret: token.secret, ca_file: caFile },
+        pve_api: {
+          host: env.sim.nodes[0]!.host,
+          port: env.sim.nodes[0]!.port,
+          user,
+          token_id: tokenName,
+          token_secret: token.secret,
+          ca_file: caFile,
+        },
         ansible_user: 'root',
         ansible_ssh_private_key_file: sshKey,
         ansible_ssh_common_args: `-o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o ControlMaster=no`,
@@ -62,7 +69,11 @@ async function writeFleetInfra(root: string): Promise<void> {
       children: {
         k8s: {
           children: {
-            controller: { hosts: { localhost: { ansible_connection: 'local', ansible_python_interpreter: '{{ ansible_playbook_python }}' } } },
+            controller: {
+              hosts: {
+                localhost: { ansible_connection: 'local', ansible_python_interpreter: '{{ ansible_playbook_python }}' },
+              },
+            },
             k8s_nodes: { hosts: { pve02: sshHost('pve02'), pve03: sshHost('pve03') } },
           },
         },
@@ -87,12 +98,33 @@ async function writeFleetInfra(root: string): Promise<void> {
           validate_certs: true,
         },
       },
-      tasks: [{ name: 'Clone', 'community.proxmox.proxmox_kvm': { node: 'pve02', clone: 'tpl-talos-1-11', name: '{{ cluster_name }}-cp1', timeout: 120 } }],
+      tasks: [
+        {
+          name: 'Clone',
+          'community.proxmox.proxmox_kvm': {
+            node: 'pve02',
+            clone: 'tpl-talos-1-11',
+            name: '{{ cluster_name }}-cp1',
+            timeout: 120,
+          },
+        },
+      ],
     },
-    { name: 'Check the nodes', hosts: 'k8s_nodes', gather_facts: false, tasks: [{ name: 'PVE version', 'ansible.builtin.raw': 'pveversion', changed_when: false }] },
+    {
+      name: 'Check the nodes',
+      hosts: 'k8s_nodes',
+      gather_facts: false,
+      tasks: [{ name: 'PVE version', 'ansible.builtin.raw': 'pveversion', changed_when: false }],
+    },
   ];
   await writeFile(join(root, 'playbooks', 'talos-provision-vms.yaml'), toYaml(provision));
-  const failing = [{ hosts: 'controller', gather_facts: false, tasks: [{ 'ansible.builtin.fail': { msg: 'the cluster is not ready' } }] }];
+  const failing = [
+    {
+      hosts: 'controller',
+      gather_facts: false,
+      tasks: [{ 'ansible.builtin.fail': { msg: 'the cluster is not ready' } }],
+    },
+  ];
   await writeFile(join(root, 'playbooks', 'failing.yaml'), toYaml(failing));
 }
 
@@ -108,9 +140,15 @@ beforeAll(async () => {
   const home = env.config.environments['home']!;
   const config = {
     ...env.config,
-    environments: { home: { ...home, ansible: { fleet_infra_path: fleetInfra, inventory: 'playbooks/inventories/hosts.yaml' } } },
+    environments: {
+      home: { ...home, ansible: { fleet_infra_path: fleetInfra, inventory: 'playbooks/inventories/hosts.yaml' } },
+    },
   };
-  const deps = { ...buildWorkerDeps(config), runbooksDir, ansiblePlaybook: join(inject('pythonBin'), 'ansible-playbook') };
+  const deps = {
+    ...buildWorkerDeps(config),
+    runbooksDir,
+    ansiblePlaybook: join(inject('pythonBin'), 'ansible-playbook'),
+  };
   worker = await startTestWorker({
     activities: { ...createActivities(deps), ...createRunbookActivities(deps), ...createTemplateBuildActivities(deps) },
   });
@@ -129,12 +167,23 @@ describe('ingesting a runbook', () => {
     const handle = await startOperation(worker, 'runbook-ingest', { markdown }, { autoApprove: ['low'] });
     const status = await waitForPhase(handle, 'awaiting-approval');
     expect(status.plan!.risk).toBe('medium');
-    const details = status.plan!.details as { name: string; diff: string; adaptations: { path: string }[]; markdown: string };
+    const details = status.plan!.details as {
+      name: string;
+      diff: string;
+      adaptations: { path: string }[];
+      markdown: string;
+    };
     expect(details.name).toBe('lab-ubuntu-template');
     expect(details.adaptations.map((a) => a.path)).toEqual(
-      expect.arrayContaining(['parameters.storage.convention', 'steps.1.params.scsihw', 'steps.1.params.net0', 'steps.0.params.filename', 'steps.1.params.vmid']),
+      expect.arrayContaining([
+        'parameters.storage.convention',
+        'steps.1.params.scsihw',
+        'steps.1.params.net0',
+        'steps.0.params.filename',
+        'steps.1.params.vmid',
+      ]),
     );
-    expect(details.diff).toContain('+      scsihw: \'{{scsihw}}\'');
+    expect(details.diff).toContain("+      scsihw: '{{scsihw}}'");
     await expect(readFile(join(runbooksDir, 'lab-ubuntu-template.md'), 'utf8')).rejects.toThrow(/ENOENT/);
 
     await approve(handle, 'bob');
@@ -142,7 +191,10 @@ describe('ingesting a runbook', () => {
     expect(result).toMatchObject({ name: 'lab-ubuntu-template', outcome: 'created' });
     const saved = await readFile(join(runbooksDir, 'lab-ubuntu-template.md'), 'utf8');
     expect(saved).toBe(details.markdown);
-    expect(parseRunbookMarkdown(saved).runbook.parameters['vmid']).toMatchObject({ range: 'templates', allocate: true });
+    expect(parseRunbookMarkdown(saved).runbook.parameters['vmid']).toMatchObject({
+      range: 'templates',
+      allocate: true,
+    });
   });
 
   it('then runs it, with the conventions applied', async () => {
@@ -157,7 +209,13 @@ describe('ingesting a runbook', () => {
     const [vm] = named('lab-ubuntu');
     expect(vm!.vmid).toBe(result.vars.vmid);
     expect(vm!.vmid).toBeLessThan(1000);
-    expect(vm!.config).toMatchObject({ template: '1', scsihw: 'virtio-scsi-single', bios: 'ovmf', machine: 'q35', agent: '1' });
+    expect(vm!.config).toMatchObject({
+      template: '1',
+      scsihw: 'virtio-scsi-single',
+      bios: 'ovmf',
+      machine: 'q35',
+      agent: '1',
+    });
     expect(vm!.config['net0']).toMatch(/bridge=vmbr0/);
     expect(vm!.config['scsi0']).toMatch(/^local-lvm:/);
     expect(env.sim.state.volume('local:import/noble-server-cloudimg-amd64.qcow2', 'pve01')).toBeDefined();
@@ -166,7 +224,10 @@ describe('ingesting a runbook', () => {
   it('refuses a runbook with a malformed step as a bad request, naming the step and the reason, and saves nothing', async () => {
     const markdown = (await readFile(fixture('runbooks/lab-ubuntu-template.md'), 'utf8'))
       .replace('name: lab-ubuntu-template', 'name: lab-broken')
-      .replace('    api: qemuTemplate\n', '    api: qemuTemplate\n    ssh: { node: pve01, command: qm template 9000 }\n');
+      .replace(
+        '    api: qemuTemplate\n',
+        '    api: qemuTemplate\n    ssh: { node: pve01, command: qm template 9000 }\n',
+      );
     // Checked where the API validates the request (400), before any workflow starts.
     const refused = runbookIngestOperation.body.safeParse({ environment: 'home', markdown });
     expect(refused.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toContain(
@@ -178,17 +239,26 @@ describe('ingesting a runbook', () => {
   it('replaces a runbook only when asked, as a high-risk change another person approves', async () => {
     const markdown = await readFile(fixture('runbooks/lab-ubuntu-template.md'), 'utf8');
     const again = await startOperation(worker, 'runbook-ingest', { markdown });
-    expect((await failureOf(again)).message).toBe("name: runbook 'lab-ubuntu-template' exists; submit it with replace: true to change it");
+    expect((await failureOf(again)).message).toBe(
+      "name: runbook 'lab-ubuntu-template' exists; submit it with replace: true to change it",
+    );
 
     const edited = markdown.replace('Convert it to a template', 'Convert it into a template');
-    const replace = await startOperation(worker, 'runbook-ingest', { markdown: edited, replace: true }, { autoApprove: ['low', 'medium'] });
+    const replace = await startOperation(
+      worker,
+      'runbook-ingest',
+      { markdown: edited, replace: true },
+      { autoApprove: ['low', 'medium'] },
+    );
     const status = await waitForPhase(replace, 'awaiting-approval');
     expect(status.plan!.risk).toBe('high');
     const refusal = await approve(replace, 'alice').then(
       () => undefined,
       (err: Error) => err,
     );
-    expect((refusal?.cause as Error | undefined)?.message).toBe('a high-risk operation cannot be approved by the actor who requested it');
+    expect((refusal?.cause as Error | undefined)?.message).toBe(
+      'a high-risk operation cannot be approved by the actor who requested it',
+    );
     await approve(replace, 'bob');
     expect((await replace.result()).result.outcome).toBe('replaced');
     expect(await readFile(join(runbooksDir, 'lab-ubuntu-template.md'), 'utf8')).toContain('Convert it into a template');
@@ -206,7 +276,10 @@ describe('steps beyond the PVE API', () => {
     } catch {
       return ctx.skip('this simulator build does not serve SSH inside guests yet');
     }
-    const gold = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve02' } });
+    const gold = await startOperation(worker, 'template-build', {
+      runbook: 'alpine-pxe-gold',
+      parameters: { node: 'pve02' },
+    });
     const template = (await gold.result()).result.template.vmid as number;
     await write(
       'docker-on-alpine',
@@ -245,7 +318,9 @@ cleanup:
       parameters: { node: 'pve02', template, host_key: wrongKey, name: 'docker02' },
     });
     const failure = await failureOf(refused);
-    expect(failure.message).toMatch(/^step install-docker failed: .*does not match the pinned SHA256:A{43}.*Cleaned up: stop, remove\.$/s);
+    expect(failure.message).toMatch(
+      /^step install-docker failed: .*does not match the pinned SHA256:A{43}.*Cleaned up: stop, remove\.$/s,
+    );
     expect(named('docker02')).toEqual([]);
   });
 
@@ -265,7 +340,9 @@ steps:
     ansible: { playbook: playbooks/talos-provision-vms.yaml, limit: k8s, extra_vars: { cluster_name: '{{cluster}}' } }
     expect: { output: 'failed=0' }`,
     );
-    const { result } = await (await startOperation(worker, 'runbook-run', { runbook: 'provision-talos', parameters: { cluster: 'prod' } })).result();
+    const { result } = await (
+      await startOperation(worker, 'runbook-run', { runbook: 'provision-talos', parameters: { cluster: 'prod' } })
+    ).result();
     expect(result.completed).toEqual(['provision']);
     // The extra variable named the clone; the modules reached the cluster's API from localhost.
     expect(named('prod-cp1')).toMatchObject([{ node: 'pve02', status: 'stopped' }]);
@@ -283,6 +360,8 @@ steps:
   - { id: play, description: Play, ansible: { playbook: playbooks/failing.yaml } }`,
     );
     const failure = await failureOf(await startOperation(worker, 'runbook-run', { runbook: 'failing-play' }));
-    expect(failure.message).toMatch(/^step play failed: step play: exited 2 \(expected 0\): fatal: \[localhost\]: FAILED! => .*"msg": "the cluster is not ready"/);
+    expect(failure.message).toMatch(
+      /^step play failed: step play: exited 2 \(expected 0\): fatal: \[localhost\]: FAILED! => .*"msg": "the cluster is not ready"/,
+    );
   });
 });

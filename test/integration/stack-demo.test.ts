@@ -61,7 +61,10 @@ describe('the demo command', () => {
     await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
     const { port } = squatter.address() as { port: number };
     try {
-      const { code, output } = await runDemo(['--once', '--temporal-port', '0', '--ui-port', '0', '--api-port', String(port)], 60_000);
+      const { code, output } = await runDemo(
+        ['--once', '--temporal-port', '0', '--ui-port', '0', '--api-port', String(port)],
+        60_000,
+      );
       expect(code).toBe(1);
       expect(output).toContain(`port ${port} on 127.0.0.1 (proxmox-manager API) is already in use`);
     } finally {

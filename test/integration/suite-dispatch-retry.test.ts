@@ -48,7 +48,9 @@ const scenario: Scenario = {
     guest(1007, 'stopped'),
     guest(1008, 'running'),
   ],
-  tokens: [{ id: 'automation@pve!pm', secret: 'suite-dispatch-secret-0123', acl: [{ path: '/', roles: ['Administrator'] }] }],
+  tokens: [
+    { id: 'automation@pve!pm', secret: 'suite-dispatch-secret-0123', acl: [{ path: '/', roles: ['Administrator'] }] },
+  ],
 };
 
 /** A request body as a client sends it. */
@@ -82,7 +84,12 @@ afterAll(async () => {
 });
 
 /** Runs an activity as attempt `attempt` of operation `workflowId`, with what earlier attempts heartbeated. */
-function inActivity(workflowId: string, attempt: number, heartbeatDetails?: unknown, scheduledTimestampMs = Date.now()) {
+function inActivity(
+  workflowId: string,
+  attempt: number,
+  heartbeatDetails?: unknown,
+  scheduledTimestampMs = Date.now(),
+) {
   return activityEnvironment({
     attempt,
     scheduledTimestampMs,
@@ -117,7 +124,8 @@ async function dispatchTwice(
   const client = await cluster.deps.pve(cluster.environment);
   const taskType = (upid: string) => upid.split(':')[5]!;
   const before = new Map<string, number>();
-  const count = () => Object.fromEntries(Object.entries(cluster.sim.counters.snapshot().tasks).filter(([k]) => k.endsWith(`:${vmid}`)));
+  const count = () =>
+    Object.fromEntries(Object.entries(cluster.sim.counters.snapshot().tasks).filter(([k]) => k.endsWith(`:${vmid}`)));
   for (const [k, v] of Object.entries(count())) before.set(k, v);
 
   let heartbeat: unknown;
@@ -142,7 +150,8 @@ async function dispatchTwice(
       second = 'followed the first attempt’s task';
     } else {
       second = again.kind === 'dispatched' ? `dispatched again (${taskType(again.upid)})` : again.kind;
-      if (again.kind === 'dispatched') await waitForTask(client, again.upid, { pollMs: 20, maxPollMs: 50 }).catch(() => undefined);
+      if (again.kind === 'dispatched')
+        await waitForTask(client, again.upid, { pollMs: 20, maxPollMs: 50 }).catch(() => undefined);
     }
   } catch (err) {
     const e = err as { type?: string; message?: string };
@@ -167,15 +176,21 @@ describe('a step dispatched again after it took effect (a crash between PVE acti
       const activities = createVmActivities(cluster.deps);
       const workflowId = `suite/dispatch/${request.vmid}`;
       // The body as the API passes it on: through the catalog's schema, with the requester's meta.
-      const body = findOperation(request.action === 'resize' ? 'vm-resize' : 'vm-action')!.body.parse({ environment: cluster.environment, ...request });
+      const body = findOperation(request.action === 'resize' ? 'vm-resize' : 'vm-action')!.body.parse({
+        environment: cluster.environment,
+        ...request,
+      });
       const input = { ...(body as object), meta: operationMeta() } as GuestActionInput;
-      const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
+      const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<
+        ReturnType<typeof activities.planVmAction>
+      >;
       for (const step of plan.steps) {
         const repeat = await dispatchTwice(cluster, request.vmid, request.name, step, workflowId);
         table.push({ ...repeat, action: request.action, vmid: request.vmid });
         // The first attempt did the work; a second one that recognises it starts no task.
         expect(repeat.first).not.toBe('already-done');
-        if (!repeat.second.startsWith('dispatched again')) expect([step.action, repeat.tasks]).toEqual([step.action, repeat.first === 'dispatched' ? 1 : 0]);
+        if (!repeat.second.startsWith('dispatched again'))
+          expect([step.action, repeat.tasks]).toEqual([step.action, repeat.first === 'dispatched' ? 1 : 0]);
       }
     });
   }
@@ -214,34 +229,44 @@ describe.each([
   { skew: -300, heartbeatLost: false },
   { skew: 300, heartbeatLost: true },
   { skew: -300, heartbeatLost: true },
-])('a retried destructive step with the node clock $skew s off (heartbeat lost: $heartbeatLost)', ({ skew, heartbeatLost }) => {
-  let skewed: SuiteCluster;
-  beforeAll(async () => {
-    skewed = await startSuiteCluster({
-      scenario: {
-        ...scenario,
-        name: `suite-dispatch-skew-${skew}`,
-        nodes: scenario.nodes.map((n) => ({ ...n, clock_skew_seconds: skew })),
-        timing: { boot_seconds: 0.2, shutdown_seconds: 0.2 },
-      },
-      speed: 1,
-      temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue: 'unused' },
+])(
+  'a retried destructive step with the node clock $skew s off (heartbeat lost: $heartbeatLost)',
+  ({ skew, heartbeatLost }) => {
+    let skewed: SuiteCluster;
+    beforeAll(async () => {
+      skewed = await startSuiteCluster({
+        scenario: {
+          ...scenario,
+          name: `suite-dispatch-skew-${skew}`,
+          nodes: scenario.nodes.map((n) => ({ ...n, clock_skew_seconds: skew })),
+          timing: { boot_seconds: 0.2, shutdown_seconds: 0.2 },
+        },
+        speed: 1,
+        temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue: 'unused' },
+      });
     });
-  });
-  afterAll(() => skewed?.stop());
+    afterAll(() => skewed?.stop());
 
-  const destructive = cases.filter((c) => ['reboot', 'rollback', 'resize', 'delete'].includes(c.action));
-  it.each(destructive)('$action of VM $vmid acts exactly once', async (request) => {
-    const activities = createVmActivities(skewed.deps);
-    const workflowId = `suite/dispatch-skew/${skew}/${request.vmid}`;
-    const body = findOperation(request.action === 'resize' ? 'vm-resize' : 'vm-action')!.body.parse({ environment: skewed.environment, ...request });
-    const input = { ...(body as object), meta: operationMeta() } as GuestActionInput;
-    const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<ReturnType<typeof activities.planVmAction>>;
-    const unrepeatable = plan.steps.filter((s) => ['reboot', 'rollback', 'resize-disk', 'destroy'].includes(s.action));
-    expect(unrepeatable).not.toEqual([]);
-    for (const step of unrepeatable) {
-      const repeat = await dispatchTwice(skewed, request.vmid, request.name, step, workflowId, { heartbeatLost });
-      expect(repeat).toMatchObject({ first: 'dispatched', second: 'followed the first attempt’s task', tasks: 1 });
-    }
-  });
-});
+    const destructive = cases.filter((c) => ['reboot', 'rollback', 'resize', 'delete'].includes(c.action));
+    it.each(destructive)('$action of VM $vmid acts exactly once', async (request) => {
+      const activities = createVmActivities(skewed.deps);
+      const workflowId = `suite/dispatch-skew/${skew}/${request.vmid}`;
+      const body = findOperation(request.action === 'resize' ? 'vm-resize' : 'vm-action')!.body.parse({
+        environment: skewed.environment,
+        ...request,
+      });
+      const input = { ...(body as object), meta: operationMeta() } as GuestActionInput;
+      const plan = (await inActivity(workflowId, 1).run(activities.planVmAction, input)) as Awaited<
+        ReturnType<typeof activities.planVmAction>
+      >;
+      const unrepeatable = plan.steps.filter((s) =>
+        ['reboot', 'rollback', 'resize-disk', 'destroy'].includes(s.action),
+      );
+      expect(unrepeatable).not.toEqual([]);
+      for (const step of unrepeatable) {
+        const repeat = await dispatchTwice(skewed, request.vmid, request.name, step, workflowId, { heartbeatLost });
+        expect(repeat).toMatchObject({ first: 'dispatched', second: 'followed the first attempt’s task', tasks: 1 });
+      }
+    });
+  },
+);

@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { createPveClientForEnvironment, type PveClient } from '../../lib/pve/client.js';
 import { startSuiteCluster, totalCalls, type SuiteCluster } from '../../testkit/stack/cluster.js';
-import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
+import {
+  approveWhenPlanned,
+  completedValue,
+  outcomeOf,
+  startOperation,
+  type Outcome,
+  type Target,
+} from '../support/suite/operations.js';
 import { heavy, record, suiteSeed } from '../support/suite/report.js';
 import { fleet, vmsOf } from '../../testkit/stack/scenarios.js';
 import { combine, scanFiles, scanHistories, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
@@ -47,7 +54,13 @@ beforeAll(async () => {
   const clients = new Map<string, Promise<PveClient>>();
   const pve = (environment: string) => {
     let client = clients.get(environment);
-    if (!client) clients.set(environment, (client = createPveClientForEnvironment(cluster.config.environments[environment]!, { timeoutMs: CLIENT_TIMEOUT_MS })));
+    if (!client)
+      clients.set(
+        environment,
+        (client = createPveClientForEnvironment(cluster.config.environments[environment]!, {
+          timeoutMs: CLIENT_TIMEOUT_MS,
+        })),
+      );
     return client;
   };
   worker = await startTestWorker({ taskQueue, activities: createActivities({ ...cluster.deps, pve }) });
@@ -61,7 +74,13 @@ afterAll(async () => {
       await scanHistories(target.client, `TaskQueue = '${target.taskQueue}'`, cluster.secrets),
       await scanFiles(cluster.logFiles, cluster.secrets),
     );
-    record({ section: 'secrets', name: 'PVE-fault histories and audit log', value: scan.leaks.length, unit: 'hits', note: `${scan.workflows} histories, ${scan.events} events, ${scan.files} files` });
+    record({
+      section: 'secrets',
+      name: 'PVE-fault histories and audit log',
+      value: scan.leaks.length,
+      unit: 'hits',
+      note: `${scan.workflows} histories, ${scan.events} events, ${scan.files} files`,
+    });
     expect(scan.leaks).toEqual([]);
   }
   await worker?.shutdown();
@@ -85,7 +104,8 @@ type Failed = Extract<Outcome, { state: 'failed' }>;
 const WRITE_FAILURE =
   /: (OutcomeUnknown: \w+ of VM \d+ was sent but PVE did not answer; check its task list before retrying|PveApiError: POST \/nodes\/pve\d\/qemu\/\d+\/[\w/]+ failed \(500\): Internal Server Error)/;
 /** A read that kept failing: PVE's answer, or the connection that broke. */
-const READ_FAILURE = /: (PveApiError: GET \/[\w/-]+ failed \(500\): Internal Server Error|PveUnavailableError: PVE unavailable for GET \/[\w/-]+: .+)$/;
+const READ_FAILURE =
+  /: (PveApiError: GET \/[\w/-]+ failed \(500\): Internal Server Error|PveUnavailableError: PVE unavailable for GET \/[\w/-]+: .+)$/;
 
 interface Run {
   vmid: number;
@@ -122,7 +142,9 @@ function countDuplicates(runs: Run[], before: Record<string, number>): string[] 
     const { endpoint, task } = DISPATCH[run.action]!;
     const calls = counters().calls(endpoint, run.vmid) - (before[`${endpoint}:${run.vmid}`] ?? 0);
     const tasks = counters().tasks(task, run.vmid) - (before[`${task}:${run.vmid}`] ?? 0);
-    return calls > 1 || tasks > 1 ? [`${run.action} ${run.vmid}: ${calls} ${endpoint} calls, ${tasks} ${task} tasks`] : [];
+    return calls > 1 || tasks > 1
+      ? [`${run.action} ${run.vmid}: ${calls} ${endpoint} calls, ${tasks} ${task} tasks`]
+      : [];
   });
 }
 
@@ -141,13 +163,17 @@ describe('PVE answering 5xx and resetting connections at random', () => {
     const callsBefore = totalCalls(cluster.sim);
     let runs: Run[];
     try {
-      runs = await runBatch((vm, i) => (reserved(vm) ? undefined : vm.status === 'stopped' ? 'start' : ['snapshot', 'reboot', 'migrate', 'stop'][i % 4]));
+      runs = await runBatch((vm, i) =>
+        reserved(vm) ? undefined : vm.status === 'stopped' ? 'start' : ['snapshot', 'reboot', 'migrate', 'stop'][i % 4],
+      );
     } finally {
       cluster.sim.faults.setApi({ errorRate: 0, resetRate: 0 });
     }
     const callsAfter = totalCalls(cluster.sim);
 
-    const failed = runs.filter((r) => r.outcome.state === 'failed').map((r) => ({ ...r, failure: r.outcome as Failed }));
+    const failed = runs
+      .filter((r) => r.outcome.state === 'failed')
+      .map((r) => ({ ...r, failure: r.outcome as Failed }));
     const onTheirWrite = failed.filter((r) => r.failure.activity?.retryState === 'NON_RETRYABLE_FAILURE');
     const outOfRetries = failed.filter((r) => r.failure.activity?.retryState === 'MAXIMUM_ATTEMPTS_REACHED');
     const duplicates = countDuplicates(runs, before);
@@ -159,9 +185,17 @@ describe('PVE answering 5xx and resetting connections at random', () => {
       note:
         `error rate ${errorRate}, reset rate ${resetRate}, ${callsAfter - callsBefore} calls answered` +
         // Which activities ran out of attempts: their retry policies bound how many faults in a row an operation survives.
-        (outOfRetries.length ? `; out of retries in ${outOfRetries.map((r) => r.failure.activity?.type).join(', ')}` : ''),
+        (outOfRetries.length
+          ? `; out of retries in ${outOfRetries.map((r) => r.failure.activity?.type).join(', ')}`
+          : ''),
     });
-    record({ section: 'faults', name: 'PVE 5xx/resets: duplicate writes', value: duplicates.length, unit: 'duplicates', note: duplicates.join('; ') || undefined });
+    record({
+      section: 'faults',
+      name: 'PVE 5xx/resets: duplicate writes',
+      value: duplicates.length,
+      unit: 'duplicates',
+      note: duplicates.join('; ') || undefined,
+    });
 
     for (const { vmid, action, failure } of onTheirWrite) {
       // The one request that changes something is never repeated: it ends the operation with
@@ -176,7 +210,11 @@ describe('PVE answering 5xx and resetting connections at random', () => {
     expect(duplicates).toEqual([]);
     // A completed operation ran its task exactly once.
     for (const run of runs.filter((r) => r.outcome.state === 'completed')) {
-      expect([run.vmid, counters().tasks(DISPATCH[run.action]!.task, run.vmid) - (before[`${DISPATCH[run.action]!.task}:${run.vmid}`] ?? 0)]).toEqual([run.vmid, 1]);
+      expect([
+        run.vmid,
+        counters().tasks(DISPATCH[run.action]!.task, run.vmid) -
+          (before[`${DISPATCH[run.action]!.task}:${run.vmid}`] ?? 0),
+      ]).toEqual([run.vmid, 1]);
     }
     // At the default rates most operations get through; higher rates are for exploring.
     if (errorRate <= 0.1 && resetRate <= 0.02) expect(completed).toBeGreaterThan(runs.length / 2);
@@ -192,7 +230,9 @@ describe('PVE answering slower than the client waits', () => {
     const began = Date.now();
     const handle = await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' });
     // Every read times out while the latency lasts; the activity is retried with backoff.
-    await expect.poll(() => counters().calls('clusterResources') - before, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(() => counters().calls('clusterResources') - before, { timeout: 30_000, interval: 50 })
+      .toBeGreaterThanOrEqual(2);
     cluster.sim.faults.setApi({ latencyMs: 0 });
     const outcome = await outcomeOf(handle);
 
@@ -211,13 +251,20 @@ describe('PVE answering slower than the client waits', () => {
     const vm = spare('pve1');
     // PVE acts on the request, then the connection drops before the answer (as after a client timeout).
     cluster.sim.faults.failCalls({ kind: 'reset-after', match: `POST /nodes/pve1/qemu/${vm.vmid}/status/start` });
-    const outcome = await outcomeOf(await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }));
+    const outcome = await outcomeOf(
+      await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }),
+    );
 
     expect(outcome.state).toBe('completed');
     expect(counters().calls('qemuStart', vm.vmid)).toBe(1);
     expect(counters().tasks('qmstart', vm.vmid)).toBe(1);
     expect(cluster.sim.state.guests.get(vm.vmid)!.status).toBe('running');
-    record({ section: 'faults', name: 'PVE write answer lost (start)', value: 'completed, sent once', note: 'reset after PVE acted on POST .../status/start; the retry found its qmstart task and followed it' });
+    record({
+      section: 'faults',
+      name: 'PVE write answer lost (start)',
+      value: 'completed, sent once',
+      note: 'reset after PVE acted on POST .../status/start; the retry found its qmstart task and followed it',
+    });
   });
 
   it('never sends a destructive write again when its answer was lost: the operation stops and says to check the task list', async () => {
@@ -232,11 +279,18 @@ describe('PVE answering slower than the client waits', () => {
     expect(outcome).toMatchObject({
       state: 'failed',
       type: 'OutcomeUnknown',
-      message: expect.stringMatching(new RegExp(`^destroy of VM ${vm.vmid} was sent but PVE did not answer; check its task list before retrying`)),
+      message: expect.stringMatching(
+        new RegExp(`^destroy of VM ${vm.vmid} was sent but PVE did not answer; check its task list before retrying`),
+      ),
       activity: { type: 'dispatchVmStep', retryState: 'NON_RETRYABLE_FAILURE' },
     });
     expect(counters().calls('qemuDestroy', vm.vmid)).toBe(1);
-    record({ section: 'faults', name: 'PVE write answer lost (delete)', value: 'failed OutcomeUnknown, sent once', note: 'reset after PVE acted on DELETE .../qemu/{vmid}: a destructive write is never sent again' });
+    record({
+      section: 'faults',
+      name: 'PVE write answer lost (delete)',
+      value: 'failed OutcomeUnknown, sent once',
+      note: 'reset after PVE acted on DELETE .../qemu/{vmid}: a destructive write is never sent again',
+    });
   });
 });
 
@@ -253,10 +307,16 @@ describe('a node going away', () => {
       const summary = completedValue<{ nodes: { name: string; online: boolean }[] }>(inventory);
       expect(summary.nodes.find((n) => n.name === 'pve1')?.online).toBe(false);
 
-      const elsewhere = await outcomeOf(await startOperation(target, 'vm-action', { vmid: onOther.vmid, name: onOther.name, action: 'start' }));
+      const elsewhere = await outcomeOf(
+        await startOperation(target, 'vm-action', { vmid: onOther.vmid, name: onOther.name, action: 'start' }),
+      );
       expect(elsewhere.state).toBe('completed');
 
-      const waiting = await startOperation(target, 'vm-action', { vmid: onOffline.vmid, name: onOffline.name, action: 'start' });
+      const waiting = await startOperation(target, 'vm-action', {
+        vmid: onOffline.vmid,
+        name: onOffline.name,
+        action: 'start',
+      });
       await new Promise((r) => setTimeout(r, 3_000));
       expect(cluster.sim.counters.tasks('qmstart', onOffline.vmid)).toBe(0);
       await cluster.sim.faults.nodeOnline('pve1');
@@ -266,7 +326,12 @@ describe('a node going away', () => {
     } finally {
       if (!online) await cluster.sim.faults.nodeOnline('pve1');
     }
-    record({ section: 'faults', name: 'PVE node offline (3 s)', value: '3/3 operations completed', note: 'inventory and a start elsewhere by failover; a start on the node after it returned' });
+    record({
+      section: 'faults',
+      name: 'PVE node offline (3 s)',
+      value: '3/3 operations completed',
+      note: 'inventory and a start elsewhere by failover; a start on the node after it returned',
+    });
   });
 });
 
@@ -276,7 +341,9 @@ describe('a node that stays away', () => {
     await cluster.sim.faults.nodeOffline('pve3');
     let outcome: Outcome;
     try {
-      outcome = await outcomeOf(await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }));
+      outcome = await outcomeOf(
+        await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }),
+      );
     } finally {
       await cluster.sim.faults.nodeOnline('pve3');
     }
@@ -286,7 +353,12 @@ describe('a node that stays away', () => {
       activity: { type: 'planVmAction', retryState: 'MAXIMUM_ATTEMPTS_REACHED' },
     });
     expect(counters().tasks('qmstart', vm.vmid)).toBe(0);
-    record({ section: 'faults', name: 'PVE node offline for good', value: 'failed after retries: 595 No route to host', note: 'nothing sent to the guest' });
+    record({
+      section: 'faults',
+      name: 'PVE node offline for good',
+      value: 'failed after retries: 595 No route to host',
+      note: 'nothing sent to the guest',
+    });
   });
 });
 
@@ -294,17 +366,30 @@ describe('a PVE task that fails', () => {
   it('fails the operation with the task’s exit status and log, and is never run again', async () => {
     const vm = spare('pve2');
     cluster.sim.faults.failTask({ type: 'qmstart', vmid: vm.vmid, times: 1 });
-    const outcome = await outcomeOf(await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }));
+    const outcome = await outcomeOf(
+      await startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' }),
+    );
 
     expect(outcome).toMatchObject({
       state: 'failed',
       type: 'PveTaskFailedError',
-      message: expect.stringMatching(new RegExp(`^task qmstart ${vm.vmid} on ${vm.node} \\(UPID:.+\\) failed: start failed: QEMU exited with code 1`)),
+      message: expect.stringMatching(
+        new RegExp(
+          `^task qmstart ${vm.vmid} on ${vm.node} \\(UPID:.+\\) failed: start failed: QEMU exited with code 1`,
+        ),
+      ),
       activity: { type: 'awaitTask', retryState: 'NON_RETRYABLE_FAILURE' },
     });
-    expect(outcome.state === 'failed' && outcome.message).toContain('TASK ERROR: start failed: QEMU exited with code 1');
+    expect(outcome.state === 'failed' && outcome.message).toContain(
+      'TASK ERROR: start failed: QEMU exited with code 1',
+    );
     expect(counters().tasks('qmstart', vm.vmid)).toBe(1);
     expect(cluster.sim.state.guests.get(vm.vmid)!.status).toBe('stopped');
-    record({ section: 'faults', name: 'PVE task fails', value: 'failed with PVE’s exit status and log, run once', note: 'qmstart: "start failed: QEMU exited with code 1"' });
+    record({
+      section: 'faults',
+      name: 'PVE task fails',
+      value: 'failed with PVE’s exit status and log, run once',
+      note: 'qmstart: "start failed: QEMU exited with code 1"',
+    });
   });
 });

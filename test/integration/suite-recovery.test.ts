@@ -70,7 +70,9 @@ interface Case {
   once: { task: string; vmid: number };
 }
 
-const [stoppedA, stoppedB, stoppedC] = vms.filter((v) => v.node === 'pve2' && v.status === 'stopped').concat(vms.filter((v) => v.node === 'pve3' && v.status === 'stopped'));
+const [stoppedA, stoppedB, stoppedC] = vms
+  .filter((v) => v.node === 'pve2' && v.status === 'stopped')
+  .concat(vms.filter((v) => v.node === 'pve3' && v.status === 'stopped'));
 const evacuated = vms.find((v) => v.node === 'pve1' && v.status === 'running')!;
 type Calls = (endpoint: string, vmid?: number) => number;
 const calls: Calls = (endpoint, vmid) => cluster.sim.counters.calls(endpoint, vmid);
@@ -83,16 +85,37 @@ const STARTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STAT
 
 /** The operation's activity of that name is running on a worker. */
 const inside = (activity: string) => async (handle: WorkflowHandle) =>
-  ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === activity && a.state === STARTED);
+  ((await handle.describe()).raw.pendingActivities ?? []).some(
+    (a) => a.activityType?.name === activity && a.state === STARTED,
+  );
 
 /** More calls to the endpoint (for the guest) than before the operation started. */
 const more = (since: Calls, endpoint: string, vmid?: number) => calls(endpoint, vmid) > since(endpoint, vmid);
-const start = (vm: { vmid: number; name: string }) => () => startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' });
+const start = (vm: { vmid: number; name: string }) => () =>
+  startOperation(target, 'vm-action', { vmid: vm.vmid, name: vm.name, action: 'start' });
 
 const cases: Case[] = [
-  { kind: 'vm-action', activity: 'planVmAction', start: start(stoppedA!), reached: inside('planVmAction'), once: { task: 'qmstart', vmid: stoppedA!.vmid } },
-  { kind: 'vm-action', activity: 'dispatchVmStep', start: start(stoppedB!), reached: inside('dispatchVmStep'), once: { task: 'qmstart', vmid: stoppedB!.vmid } },
-  { kind: 'vm-action', activity: 'awaitTask', start: start(stoppedC!), reached: inside('awaitTask'), once: { task: 'qmstart', vmid: stoppedC!.vmid } },
+  {
+    kind: 'vm-action',
+    activity: 'planVmAction',
+    start: start(stoppedA!),
+    reached: inside('planVmAction'),
+    once: { task: 'qmstart', vmid: stoppedA!.vmid },
+  },
+  {
+    kind: 'vm-action',
+    activity: 'dispatchVmStep',
+    start: start(stoppedB!),
+    reached: inside('dispatchVmStep'),
+    once: { task: 'qmstart', vmid: stoppedB!.vmid },
+  },
+  {
+    kind: 'vm-action',
+    activity: 'awaitTask',
+    start: start(stoppedC!),
+    reached: inside('awaitTask'),
+    once: { task: 'qmstart', vmid: stoppedC!.vmid },
+  },
   {
     kind: 'evacuation',
     activity: 'migrateGuest',
@@ -108,28 +131,35 @@ const cases: Case[] = [
 ];
 
 describe('the worker killed inside each kind of activity', () => {
-  it('resumes on a new worker and finishes each operation with its task run once', { timeout: 15 * 60_000 }, async () => {
-    for (const c of cases) {
-      const before = callsNow();
-      const tasksBefore = cluster.sim.counters.tasks(c.once.task, c.once.vmid);
-      cluster.sim.faults.setApi({ latencyMs: LATENCY_MS });
-      const handle = await c.start();
-      let resumedS: number;
-      try {
-        resumedS = await killWhen(() => c.reached(handle, before));
-      } finally {
-        cluster.sim.faults.setApi({ latencyMs: 0 });
+  it(
+    'resumes on a new worker and finishes each operation with its task run once',
+    { timeout: 15 * 60_000 },
+    async () => {
+      for (const c of cases) {
+        const before = callsNow();
+        const tasksBefore = cluster.sim.counters.tasks(c.once.task, c.once.vmid);
+        cluster.sim.faults.setApi({ latencyMs: LATENCY_MS });
+        const handle = await c.start();
+        let resumedS: number;
+        try {
+          resumedS = await killWhen(() => c.reached(handle, before));
+        } finally {
+          cluster.sim.faults.setApi({ latencyMs: 0 });
+        }
+        const outcome = await outcomeOf(handle);
+        record({
+          section: 'faults',
+          name: `worker SIGKILL in ${c.activity} (${c.kind}): resumed`,
+          value: resumedS.toFixed(1),
+          unit: 's after the new worker polled',
+          note: `then ${outcome.state}`,
+        });
+        expect([c.activity, outcome.state]).toEqual([c.activity, 'completed']);
+        expect([c.activity, cluster.sim.counters.tasks(c.once.task, c.once.vmid) - tasksBefore]).toEqual([
+          c.activity,
+          1,
+        ]);
       }
-      const outcome = await outcomeOf(handle);
-      record({
-        section: 'faults',
-        name: `worker SIGKILL in ${c.activity} (${c.kind}): resumed`,
-        value: resumedS.toFixed(1),
-        unit: 's after the new worker polled',
-        note: `then ${outcome.state}`,
-      });
-      expect([c.activity, outcome.state]).toEqual([c.activity, 'completed']);
-      expect([c.activity, cluster.sim.counters.tasks(c.once.task, c.once.vmid) - tasksBefore]).toEqual([c.activity, 1]);
-    }
-  });
+    },
+  );
 });

@@ -36,7 +36,12 @@ const ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
  * values, missing and wrong-typed fields, every documented enum value: about 3,000 requests).
  * About 15 s per role and 90 s for admin's coverage on two cores.
  */
-const PHASES: Record<(typeof ROLES)[number], string> = { viewer: 'fuzzing', operator: 'fuzzing', approver: 'fuzzing', admin: 'coverage,fuzzing' };
+const PHASES: Record<(typeof ROLES)[number], string> = {
+  viewer: 'fuzzing',
+  operator: 'fuzzing',
+  approver: 'fuzzing',
+  admin: 'coverage,fuzzing',
+};
 const MAX_EXAMPLES = 5;
 const hooks = fileURLToPath(new URL('../support/suite/', import.meta.url));
 
@@ -54,7 +59,12 @@ beforeAll(async () => {
   });
   const app = createApp({
     config: cluster.config,
-    temporal: { client: await testConnection(), taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    temporal: {
+      client: await testConnection(),
+      taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: inject('temporalNamespace'),
+    },
     audit: createAuditLog(cluster.config.audit.path, { fsync: false }),
     proxmox: createReadOnlyProxmox(cluster.config),
     timeouts: { updateMs: 200, queryMs: 200, dryRunMs: 200, readinessMs: 1000 },
@@ -68,7 +78,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const client = await testConnection();
-  for await (const info of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
+  for await (const info of client.workflow.list({
+    query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'`,
+  })) {
     await client.workflow.getHandle(info.workflowId).terminate('schemathesis run over');
   }
   await new Promise((r) => server?.close(r));
@@ -86,27 +98,45 @@ async function schemathesis(role: (typeof ROLES)[number]): Promise<Summary> {
   const { stdout: venvBin } = await run('bash', ['scripts/python-venv.sh']);
   const junitPath = join(cluster.dir, `schemathesis-${role}.xml`);
   const args = [
-    'run', `${base}/openapi.json`,
-    '--checks', 'all',
-    '--seed', String(SEED),
-    '--max-examples', String(MAX_EXAMPLES),
-    '--phases', PHASES[role],
-    '--workers', '1',
-    '--header', `Authorization: Bearer ${cluster.apiTokens[`st-${role}`]}`,
-    '--report', 'junit', '--report-junit-path', junitPath,
-    '--generation-database', 'none',
+    'run',
+    `${base}/openapi.json`,
+    '--checks',
+    'all',
+    '--seed',
+    String(SEED),
+    '--max-examples',
+    String(MAX_EXAMPLES),
+    '--phases',
+    PHASES[role],
+    '--workers',
+    '1',
+    '--header',
+    `Authorization: Bearer ${cluster.apiTokens[`st-${role}`]}`,
+    '--report',
+    'junit',
+    '--report-junit-path',
+    junitPath,
+    '--generation-database',
+    'none',
     '--no-color',
   ];
   // The hooks teach it the formats JSON Schema cannot state (tag expressions).
   const env = { ...process.env, PYTHONPATH: hooks, SCHEMATHESIS_HOOKS: 'schemathesis_hooks' };
-  const result = await run(join(venvBin.trim(), 'schemathesis'), args, { env, cwd: cluster.dir, maxBuffer: 64 * 1024 * 1024 }).then(
+  const result = await run(join(venvBin.trim(), 'schemathesis'), args, {
+    env,
+    cwd: cluster.dir,
+    maxBuffer: 64 * 1024 * 1024,
+  }).then(
     (r) => ({ ...r, code: 0 }),
     (e: { stdout: string; stderr: string; code: number }) => e,
   );
   const junit = await readFile(junitPath, 'utf8');
   const cases = [...junit.matchAll(/<testcase name="([^"]+)"[\s\S]*?(?:<\/testcase>|\/>)/g)];
-  const failures = cases.filter((c) => /<(failure|error)\b/.test(c[0])).map((c) => `${c[1]}: ${/message="([^"]*)"/.exec(c[0])?.[1] ?? ''}`);
-  if (result.code !== 0 && failures.length === 0) failures.push(`schemathesis exited ${result.code}: ${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}`);
+  const failures = cases
+    .filter((c) => /<(failure|error)\b/.test(c[0]))
+    .map((c) => `${c[1]}: ${/message="([^"]*)"/.exec(c[0])?.[1] ?? ''}`);
+  if (result.code !== 0 && failures.length === 0)
+    failures.push(`schemathesis exited ${result.code}: ${result.stdout.slice(-2000)}${result.stderr.slice(-2000)}`);
   const total = /(\d+) generated/.exec(result.stdout)?.[1];
   return { operations: cases.length, cases: Number(total ?? 0), failures };
 }

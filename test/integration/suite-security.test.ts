@@ -32,7 +32,15 @@ import { createFuzzer, problemsWith, type OpenApiDocument } from '../support/sui
 import { outcomeOf, startOperation, waitForStatus, type Target } from '../support/suite/operations.js';
 import { random, record, suiteSeed } from '../support/suite/report.js';
 import { fleet } from '../../testkit/stack/scenarios.js';
-import { combine, fixtureSecrets, scanFiles, scanHistories, scanTexts, shareDone, shareSecrets } from '../../testkit/stack/secrets.js';
+import {
+  combine,
+  fixtureSecrets,
+  scanFiles,
+  scanHistories,
+  scanTexts,
+  shareDone,
+  shareSecrets,
+} from '../../testkit/stack/secrets.js';
 import { startTestWorker, testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
 
 const scenario = fleet({ nodes: 2, perNode: 6 });
@@ -87,17 +95,26 @@ describe('TLS to Proxmox', () => {
   it('refuses a node whose certificate is not the pinned one: the inventory fails at once, nothing sent', async () => {
     const pinned = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
     const before = totalCalls();
-    const outcome = await outcomeOf(await startOperation(await workerWith(withTls({ fingerprint: pinned, insecure: false })), 'inventory', {}));
+    const outcome = await outcomeOf(
+      await startOperation(await workerWith(withTls({ fingerprint: pinned, insecure: false })), 'inventory', {}),
+    );
     expect(outcome).toMatchObject({
       state: 'failed',
       type: 'PveTlsError',
       message: expect.stringMatching(
-        new RegExp(`^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.nodes[0]!.tlsFingerprint} does not match the pinned ${pinned}$`),
+        new RegExp(
+          `^refusing pve1 \\(127\\.0\\.0\\.1\\) for GET /cluster/resources: PVE_TLS_PIN_MISMATCH certificate fingerprint ${cluster.sim.nodes[0]!.tlsFingerprint} does not match the pinned ${pinned}$`,
+        ),
       ),
       activity: { type: 'summarizeInventory', retryState: 'NON_RETRYABLE_FAILURE' },
     });
     expect(totalCalls()).toBe(before);
-    record({ section: 'security', name: 'TLS wrong fingerprint', value: 'refused, not retried, 0 requests sent', note: 'inventory operation fails with PveTlsError naming both fingerprints' });
+    record({
+      section: 'security',
+      name: 'TLS wrong fingerprint',
+      value: 'refused, not retried, 0 requests sent',
+      note: 'inventory operation fails with PveTlsError naming both fingerprints',
+    });
   });
 
   it('refuses a node whose certificate the configured CA did not sign', async () => {
@@ -105,15 +122,24 @@ describe('TLS to Proxmox', () => {
     const caFile = join(cluster.dir, 'stranger-ca.pem');
     await writeFile(caFile, stranger.caPem);
     const before = totalCalls();
-    const outcome = await outcomeOf(await startOperation(await workerWith(withTls({ ca_file: caFile, insecure: false })), 'inventory', {}));
+    const outcome = await outcomeOf(
+      await startOperation(await workerWith(withTls({ ca_file: caFile, insecure: false })), 'inventory', {}),
+    );
     expect(outcome).toMatchObject({
       state: 'failed',
       type: 'PveTlsError',
-      message: expect.stringMatching(/^refusing pve1 \(127\.0\.0\.1\) for GET \/cluster\/resources: (SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|ERR_TLS_CERT)/),
+      message: expect.stringMatching(
+        /^refusing pve1 \(127\.0\.0\.1\) for GET \/cluster\/resources: (SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|ERR_TLS_CERT)/,
+      ),
       activity: { type: 'summarizeInventory', retryState: 'NON_RETRYABLE_FAILURE' },
     });
     expect(totalCalls()).toBe(before);
-    record({ section: 'security', name: 'TLS unknown CA', value: 'refused, not retried, 0 requests sent', note: 'inventory operation fails with PveTlsError' });
+    record({
+      section: 'security',
+      name: 'TLS unknown CA',
+      value: 'refused, not retried, 0 requests sent',
+      note: 'inventory operation fails with PveTlsError',
+    });
   });
 });
 
@@ -122,11 +148,17 @@ describe('approvals sent straight to Temporal', () => {
   const vm = (n: number) => ({ vmid: [1003, 1004, 1005, 1103][n]!, name: `vm${[1003, 1004, 1005, 1103][n]!}` });
   const deleteVm = (n: number, meta = {}) => startOperation(target, 'vm-action', { ...vm(n), action: 'delete' }, meta);
   const exists = (n: number) => cluster.sim.state.guests.has(vm(n).vmid);
-  const ignored = async (handle: WorkflowHandle) => (await handle.query(statusQuery)).ignoredApprovals.map((a) => a.why);
+  const ignored = async (handle: WorkflowHandle) =>
+    (await handle.query(statusQuery)).ignoredApprovals.map((a) => a.why);
   const outcomes: string[] = [];
 
   afterAll(() => {
-    record({ section: 'security', name: 'forged, replayed and late approval signals', value: 'change nothing', note: outcomes.join('; ') });
+    record({
+      section: 'security',
+      name: 'forged, replayed and late approval signals',
+      value: 'change nothing',
+      note: outcomes.join('; '),
+    });
     record({
       section: 'security',
       name: 'approval in another name, past the API',
@@ -156,23 +188,38 @@ describe('approvals sent straight to Temporal', () => {
   it('ignore a replayed decision and a contrary one after the plan was decided', async () => {
     const handle = await deleteVm(1);
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
-    await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })] });
+    await handle.executeUpdate(approveUpdate, {
+      args: [signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })],
+    });
     const replays = await Promise.allSettled([
       handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })),
-      handle.signal(rejectSignal, signed(handle.workflowId, 'rejected', { by: 'carol', planVersion: 1, reason: 'too late' })),
+      handle.signal(
+        rejectSignal,
+        signed(handle.workflowId, 'rejected', { by: 'carol', planVersion: 1, reason: 'too late' }),
+      ),
     ]);
     const outcome = await outcomeOf(handle);
-    expect(outcome).toMatchObject({ state: 'completed', value: { outcome: 'completed', approval: { by: 'bob', decision: 'approved' } } });
+    expect(outcome).toMatchObject({
+      state: 'completed',
+      value: { outcome: 'completed', approval: { by: 'bob', decision: 'approved' } },
+    });
     // Delivered before the workflow closed: recorded as ignored. After: refused by Temporal.
     for (const r of replays) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(WorkflowNotFoundError);
     expect(cluster.sim.counters.tasks('qmdestroy', vm(1).vmid)).toBe(1);
-    outcomes.push(`replayed approve and contrary reject after approval: ${replays.filter((r) => r.status === 'fulfilled').length} delivered and ignored`);
+    outcomes.push(
+      `replayed approve and contrary reject after approval: ${replays.filter((r) => r.status === 'fulfilled').length} delivered and ignored`,
+    );
   });
 
   it('refuse any decision on an operation that has ended (approval timed out): nothing is deleted', async () => {
     const handle = await deleteVm(2, { approvalTimeoutMs: 500 });
-    expect(await outcomeOf(handle)).toMatchObject({ state: 'completed', value: { outcome: 'rejected', approval: { by: 'system' } } });
-    await expect(handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 }))).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    expect(await outcomeOf(handle)).toMatchObject({
+      state: 'completed',
+      value: { outcome: 'rejected', approval: { by: 'system' } },
+    });
+    await expect(
+      handle.signal(approveSignal, signed(handle.workflowId, 'approved', { by: 'bob', planVersion: 1 })),
+    ).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(exists(2)).toBe(true);
     outcomes.push('late approval after the timeout: refused by Temporal, VM kept');
   });
@@ -182,12 +229,19 @@ describe('approvals sent straight to Temporal', () => {
     await waitForStatus(handle, (s) => s.phase === 'awaiting-approval');
     await handle.signal(approveSignal, { by: 'mallory', planVersion: 1 });
     const forged = { ...signed(handle.workflowId, 'approved', { by: 'mallory', planVersion: 1 }), by: 'bob' };
-    await expect(handle.executeUpdate(approveUpdate, { args: [forged] })).rejects.toMatchObject({ cause: { message: 'refused: the decision’s signature does not match it' } });
-    await expect.poll(() => ignored(handle)).toEqual(['refused: the decision is not signed (decisions are made through the API)']);
+    await expect(handle.executeUpdate(approveUpdate, { args: [forged] })).rejects.toMatchObject({
+      cause: { message: 'refused: the decision’s signature does not match it' },
+    });
+    await expect
+      .poll(() => ignored(handle))
+      .toEqual(['refused: the decision is not signed (decisions are made through the API)']);
     expect((await handle.query(statusQuery)).phase).toBe('awaiting-approval');
     expect(exists(3)).toBe(true);
 
-    const refused = await cluster.deps.audit.read({ operationId: handle.workflowId, action: 'operation.approval-refused' });
+    const refused = await cluster.deps.audit.read({
+      operationId: handle.workflowId,
+      action: 'operation.approval-refused',
+    });
     // The signal and the update are handled concurrently: either may be audited first.
     expect(refused.map((r) => [r.actor, r.detail?.why]).sort()).toEqual([
       ['bob', 'the decision’s signature does not match it'],
@@ -204,7 +258,12 @@ describe('random input over HTTP, on the real Temporal server', () => {
     const fuzzQueue = uniqueTaskQueue('suite-security-fuzz');
     const app = createApp({
       config: cluster.config,
-      temporal: { client: target.client, taskQueue: fuzzQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+      temporal: {
+        client: target.client,
+        taskQueue: fuzzQueue,
+        uiUrl: 'http://127.0.0.1:8233',
+        namespace: inject('temporalNamespace'),
+      },
       audit: createAuditLog(cluster.config.audit.path),
       proxmox: createReadOnlyProxmox(cluster.config),
       // No worker polls the fuzz queue: answers that wait for one give up quickly.
@@ -225,23 +284,39 @@ describe('random input over HTTP, on the real Temporal server', () => {
       const r = request();
       // A keep-alive connection the server closed as the client reused it fails on the client
       // (undici's UND_ERR_SOCKET) before the API saw the request: that one is sent again.
-      const send = () => fetch(`${base}${r.path}`, { method: r.method, headers: r.headers, ...(r.body !== undefined ? { body: r.body } : {}) });
+      const send = () =>
+        fetch(`${base}${r.path}`, {
+          method: r.method,
+          headers: r.headers,
+          ...(r.body !== undefined ? { body: r.body } : {}),
+        });
       try {
-        const response = await send().catch((err: { cause?: { code?: string } }) => (err.cause?.code === 'UND_ERR_SOCKET' ? send() : Promise.reject(err)));
+        const response = await send().catch((err: { cause?: { code?: string } }) =>
+          err.cause?.code === 'UND_ERR_SOCKET' ? send() : Promise.reject(err),
+        );
         const text = await response.text();
         responses[`#${i}`] = text;
         const problems = problemsWith(r.method, response.status, response.headers.get('content-type'), text);
-        if (problems.length) failures.push(`#${i} ${r.method} ${r.path.slice(0, 100)} -> ${problems.join(', ')}: ${text.slice(0, 200)}`);
+        if (problems.length)
+          failures.push(`#${i} ${r.method} ${r.path.slice(0, 100)} -> ${problems.join(', ')}: ${text.slice(0, 200)}`);
       } catch (err) {
         failures.push(`#${i} ${r.method} ${r.path.slice(0, 100)}: ${(err as Error).message}`);
       }
     }
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     // Whatever the fuzzer managed to start waits for a worker that never comes: end it.
-    for await (const info of target.client.workflow.list({ query: `TaskQueue = '${fuzzQueue}' AND ExecutionStatus = 'Running'` })) {
+    for await (const info of target.client.workflow.list({
+      query: `TaskQueue = '${fuzzQueue}' AND ExecutionStatus = 'Running'`,
+    })) {
       await target.client.workflow.getHandle(info.workflowId).terminate('fuzz run over');
     }
-    record({ section: 'security', name: 'API fuzz (HTTP, real Temporal)', value: failures.length, unit: `failures in ${count} requests`, note: `seed ${seed}` });
+    record({
+      section: 'security',
+      name: 'API fuzz (HTTP, real Temporal)',
+      value: failures.length,
+      unit: `failures in ${count} requests`,
+      note: `seed ${seed}`,
+    });
     expect(failures).toEqual([]);
   });
 });

@@ -30,7 +30,13 @@ afterAll(async () => {
   shareDone(inject('temporalAddress'), 'ssh-faults');
   if (cluster) {
     const scan = combine(scanTexts(messages, cluster.secrets), await scanFiles(cluster.logFiles, cluster.secrets));
-    record({ section: 'secrets', name: 'SSH failure messages', value: scan.leaks.length, unit: 'hits', note: `${scan.texts} messages, ${scan.files} files` });
+    record({
+      section: 'secrets',
+      name: 'SSH failure messages',
+      value: scan.leaks.length,
+      unit: 'hits',
+      note: `${scan.texts} messages, ${scan.files} files`,
+    });
     expect(scan.leaks).toEqual([]);
   }
   await cluster?.stop();
@@ -47,7 +53,17 @@ function sshStep(command: string): RunStepRequest {
   return {
     environment: cluster.environment,
     vars: {},
-    step: { kind: 'ssh', id: 'probe', description: 'probe', pending: [], captures: [], timeoutMs: 10_000, node: 'pve01', command, expectExit: 0 },
+    step: {
+      kind: 'ssh',
+      id: 'probe',
+      description: 'probe',
+      pending: [],
+      captures: [],
+      timeoutMs: 10_000,
+      node: 'pve01',
+      command,
+      expectExit: 0,
+    },
   };
 }
 
@@ -87,27 +103,43 @@ describe('commands that fail', () => {
       message: expect.stringMatching(/^step probe: exited 127 \(expected 0\): .*no-such-tool: command not found/),
       nonRetryable: true,
     });
-    record({ section: 'faults', name: 'SSH command exits 1 / 127', value: 'failed, not retried', note: 'runbook step over SSH: "exited 127 (expected 0): ... command not found"' });
+    record({
+      section: 'faults',
+      name: 'SSH command exits 1 / 127',
+      value: 'failed, not retried',
+      note: 'runbook step over SSH: "exited 127 (expected 0): ... command not found"',
+    });
   });
 });
 
 describe('a node that refuses the connection', () => {
   it('is a connection error the activity may retry: nothing ran', async () => {
     const closed = await freePort();
-    const refusal = await runStep(withNode((n) => (n.ssh_port = closed)), 'pveversion');
+    const refusal = await runStep(
+      withNode((n) => (n.ssh_port = closed)),
+      'pveversion',
+    );
     expect(refusal).toMatchObject({
       type: 'SshConnectError',
       message: expect.stringMatching(new RegExp(`^step probe: SSH to 127\\.0\\.0\\.1:${closed} failed: ECONNREFUSED`)),
       nonRetryable: false,
     });
-    record({ section: 'faults', name: 'SSH connection refused', value: 'retryable SshConnectError', note: 'nothing ran, so a retry is safe' });
+    record({
+      section: 'faults',
+      name: 'SSH connection refused',
+      value: 'retryable SshConnectError',
+      note: 'nothing ran, so a retry is safe',
+    });
   });
 });
 
 describe('host keys', () => {
   it('refuses a node whose key changed, naming both fingerprints, before authenticating — and never retries', async () => {
     const before = sshCommands();
-    const refusal = await runStep(withNode((n) => (n.ssh_host_key = pve02().sshHostKey)), 'pveversion');
+    const refusal = await runStep(
+      withNode((n) => (n.ssh_host_key = pve02().sshHostKey)),
+      'pveversion',
+    );
     expect(refusal).toEqual({
       type: 'SshHostKeyError',
       message:
@@ -118,20 +150,43 @@ describe('host keys', () => {
     expect(sshCommands()).toBe(before);
 
     // The evacuation's HA-maintenance step refuses the same way.
-    const migration = createEvacuationActivities(buildWorkerDeps(withNode((n) => (n.ssh_host_key = pve02().sshHostKey))));
-    const ha = await migration.enableHaMaintenance({ environment: cluster.environment, node: 'pve01' }).catch((e: ApplicationFailure) => e);
-    expect(ha).toMatchObject({ type: 'SshHostKeyError', nonRetryable: true, message: expect.stringContaining('does not match the pinned') });
+    const migration = createEvacuationActivities(
+      buildWorkerDeps(withNode((n) => (n.ssh_host_key = pve02().sshHostKey))),
+    );
+    const ha = await migration
+      .enableHaMaintenance({ environment: cluster.environment, node: 'pve01' })
+      .catch((e: ApplicationFailure) => e);
+    expect(ha).toMatchObject({
+      type: 'SshHostKeyError',
+      nonRetryable: true,
+      message: expect.stringContaining('does not match the pinned'),
+    });
     expect(sshCommands()).toBe(before);
-    record({ section: 'security', name: 'SSH changed host key', value: 'refused before auth, not retried', note: 'runbook step and evacuation HA-maintenance step; 0 commands reached the node' });
+    record({
+      section: 'security',
+      name: 'SSH changed host key',
+      value: 'refused before auth, not retried',
+      note: 'runbook step and evacuation HA-maintenance step; 0 commands reached the node',
+    });
   });
 
   it('refuses a node without a pinned key, saying how to pin it', async () => {
-    const refusal = await runStep(withNode((n) => delete n.ssh_host_key), 'pveversion');
+    const refusal = await runStep(
+      withNode((n) => delete n.ssh_host_key),
+      'pveversion',
+    );
     expect(refusal).toMatchObject({
       type: 'SshNotConfigured',
-      message: expect.stringMatching(/^step probe: node 'pve01' has no ssh_host_key: pin it \(ssh-keyscan 127\.0\.0\.1 \| ssh-keygen -lf -\)$/),
+      message: expect.stringMatching(
+        /^step probe: node 'pve01' has no ssh_host_key: pin it \(ssh-keyscan 127\.0\.0\.1 \| ssh-keygen -lf -\)$/,
+      ),
       nonRetryable: true,
     });
-    record({ section: 'security', name: 'SSH unknown host key', value: 'refused, not retried', note: 'no ssh_host_key pinned: SSH is not attempted' });
+    record({
+      section: 'security',
+      name: 'SSH unknown host key',
+      value: 'refused, not retried',
+      note: 'no ssh_host_key pinned: SSH is not attempted',
+    });
   });
 });

@@ -42,15 +42,28 @@ beforeAll(async () => {
   server = await startDevServer({ cli, port, dbFilename });
   connection = await Connection.connect({ address: server.address });
   client = new Client({ connection, namespace: server.namespace });
-  cluster = await startSuiteCluster({ scenario, speed: 4, temporal: { address: server.address, namespace: server.namespace, taskQueue } });
+  cluster = await startSuiteCluster({
+    scenario,
+    speed: 4,
+    temporal: { address: server.address, namespace: server.namespace, taskQueue },
+  });
   worker = await spawnWorker(cluster);
 });
 
 afterAll(async () => {
   await worker?.stop();
   if (cluster && server) {
-    const scan = combine(await scanHistories(client, '', cluster.secrets), await scanFiles(cluster.logFiles, cluster.secrets));
-    record({ section: 'secrets', name: 'Temporal-restart histories and logs', value: scan.leaks.length, unit: 'hits', note: `${scan.workflows} histories, ${scan.events} events, ${scan.files} files` });
+    const scan = combine(
+      await scanHistories(client, '', cluster.secrets),
+      await scanFiles(cluster.logFiles, cluster.secrets),
+    );
+    record({
+      section: 'secrets',
+      name: 'Temporal-restart histories and logs',
+      value: scan.leaks.length,
+      unit: 'hits',
+      note: `${scan.workflows} histories, ${scan.events} events, ${scan.files} files`,
+    });
     expect(scan.leaks).toEqual([]);
   }
   await connection?.close();
@@ -69,10 +82,15 @@ describe('the Temporal server stopped and started again during an evacuation', (
 
     const migrations = () => cluster.sim.cluster.tasks.all().filter((t) => t.type === 'qmigrate');
     await expect
-      .poll(() => migrations().filter((t) => t.status === 'stopped').length >= 1 && migrations().some((t) => t.status === 'running'), {
-        timeout: 120_000,
-        interval: 50,
-      })
+      .poll(
+        () =>
+          migrations().filter((t) => t.status === 'stopped').length >= 1 &&
+          migrations().some((t) => t.status === 'running'),
+        {
+          timeout: 120_000,
+          interval: 50,
+        },
+      )
       .toBe(true);
     const doneBefore = migrations().filter((t) => t.status === 'stopped').length;
 
@@ -84,11 +102,17 @@ describe('the Temporal server stopped and started again during an evacuation', (
     const downMs = Date.now() - stoppedAt;
 
     const outcome = await outcomeOf(handle);
-    const result = completedValue<{ result: { outcome: string; guests: { vmid: number; state: string }[] } }>(outcome).result;
+    const result = completedValue<{ result: { outcome: string; guests: { vmid: number; state: string }[] } }>(
+      outcome,
+    ).result;
     expect(result.outcome).toBe('evacuated');
     for (const move of plan.moves) {
       expect([move.vmid, cluster.sim.state.guests.get(move.vmid)!.node]).toEqual([move.vmid, move.target]);
-      expect([move.vmid, cluster.sim.counters.tasks('qmigrate', move.vmid), cluster.sim.counters.calls('qemuMigrate', move.vmid)]).toEqual([move.vmid, 1, 1]);
+      expect([
+        move.vmid,
+        cluster.sim.counters.tasks('qmigrate', move.vmid),
+        cluster.sim.counters.calls('qemuMigrate', move.vmid),
+      ]).toEqual([move.vmid, 1, 1]);
     }
     expect(worker!.process.exitCode).toBeNull();
 

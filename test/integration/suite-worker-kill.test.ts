@@ -12,7 +12,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import { startSuiteCluster, totalCalls, type SuiteCluster } from '../../testkit/stack/cluster.js';
-import { approveWhenPlanned, completedValue, outcomeOf, startOperation, type Outcome, type Target } from '../support/suite/operations.js';
+import {
+  approveWhenPlanned,
+  completedValue,
+  outcomeOf,
+  startOperation,
+  type Outcome,
+  type Target,
+} from '../support/suite/operations.js';
 import { spawnWorker, type ChildService } from '../../testkit/stack/processes.js';
 import { between, heavy, random, record, suiteSeed } from '../support/suite/report.js';
 import { fleet, vmsOf } from '../../testkit/stack/scenarios.js';
@@ -51,7 +58,13 @@ afterAll(async () => {
       await scanHistories(target.client, `TaskQueue = '${target.taskQueue}'`, cluster.secrets),
       await scanFiles(cluster.logFiles, cluster.secrets),
     );
-    record({ section: 'secrets', name: 'worker-kill histories, worker logs, audit log', value: own.leaks.length, unit: 'hits', note: `${own.workflows} histories, ${own.events} events, ${own.files} files` });
+    record({
+      section: 'secrets',
+      name: 'worker-kill histories, worker logs, audit log',
+      value: own.leaks.length,
+      unit: 'hits',
+      note: `${own.workflows} histories, ${own.events} events, ${own.files} files`,
+    });
     expect(own.leaks).toEqual([]);
   }
   await cluster?.stop();
@@ -123,7 +136,13 @@ function track(label: string, handle: WorkflowHandle): Tracked {
 async function settled(ops: Tracked[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (ops.some((o) => !o.settled)) {
-    if (Date.now() > deadline) throw new Error(`not settled in ${timeoutMs} ms: ${ops.filter((o) => !o.settled).map((o) => o.label).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `not settled in ${timeoutMs} ms: ${ops
+          .filter((o) => !o.settled)
+          .map((o) => o.label)
+          .join(', ')}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -150,13 +169,27 @@ describe('the worker killed at random points and restarted', () => {
           ...(action === 'migrate' ? { target: vm.node === 'pve2' ? 'pve3' : 'pve2' } : {}),
         };
         const kind = action === 'resize' ? 'vm-resize' : 'vm-action';
-        return { vm, action, op: track(`${action} ${vm.vmid}`, await startOperation(target, kind, body, { autoApprove: ['low', 'medium'] })) };
+        return {
+          vm,
+          action,
+          op: track(
+            `${action} ${vm.vmid}`,
+            await startOperation(target, kind, body, { autoApprove: ['low', 'medium'] }),
+          ),
+        };
       }),
     );
     // Read-only inventories, in the heavy run.
-    const inventories = heavy ? await Promise.all([0, 1].map(async (n) => track(`inventory ${n}`, await startOperation(target, 'inventory', {})))) : [];
+    const inventories = heavy
+      ? await Promise.all(
+          [0, 1].map(async (n) => track(`inventory ${n}`, await startOperation(target, 'inventory', {}))),
+        )
+      : [];
     // And an evacuation of pve1 (its running and stopped guests) onto pve2 and pve3.
-    const evacuation = track('evacuate pve1', await startOperation(target, 'evacuation', { node: 'pve1', maxParallel: 4 }));
+    const evacuation = track(
+      'evacuate pve1',
+      await startOperation(target, 'evacuation', { node: 'pve1', maxParallel: 4 }),
+    );
     const everything = [...vmOps.map((o) => o.op), ...inventories, evacuation];
 
     // Kill points: distinct call indices over the calls a run like this makes (about 20 per
@@ -171,7 +204,10 @@ describe('the worker killed at random points and restarted', () => {
     await settled(everything, (heavy ? 12 : 6) * 60_000);
 
     // What happened, recorded before it is judged.
-    const plan = evacuation.outcome?.state === 'completed' ? completedValue<{ plan: { details: EvacuationPlan } }>(evacuation.outcome).plan.details : undefined;
+    const plan =
+      evacuation.outcome?.state === 'completed'
+        ? completedValue<{ plan: { details: EvacuationPlan } }>(evacuation.outcome).plan.details
+        : undefined;
     const moves = plan?.moves ?? [];
     // Nothing ran twice: one write and one task per guest and action.
     const duplicates: string[] = [];
@@ -180,7 +216,8 @@ describe('the worker killed at random points and restarted', () => {
       const tasks = cluster.sim.counters.tasks(task, vmid);
       if (calls !== 1 || tasks !== 1) duplicates.push(`${label}: ${calls} ${endpoint} calls, ${tasks} ${task} tasks`);
     };
-    for (const { vm, action } of vmOps) once(`${action} ${vm.vmid}`, DISPATCH[action]!.endpoint, DISPATCH[action]!.task, vm.vmid);
+    for (const { vm, action } of vmOps)
+      once(`${action} ${vm.vmid}`, DISPATCH[action]!.endpoint, DISPATCH[action]!.task, vm.vmid);
     for (const move of moves) once(`evacuate ${move.vmid}`, 'qemuMigrate', 'qmigrate', move.vmid);
 
     const wallS = Math.round((Date.now() - began) / 1000);
@@ -198,7 +235,13 @@ describe('the worker killed at random points and restarted', () => {
       value: `${everything.filter((o) => o.outcome?.state === 'completed').length}/${everything.length}`,
       note: `${vmOps.length} VM actions (${[...new Set(vmOps.map((o) => o.action))].join(', ')}), ${inventories.length} inventories and an evacuation moving ${moves.length} of ${pve1.length} guests, all done in ${wallS} s`,
     });
-    record({ section: 'faults', name: 'worker SIGKILL: duplicate PVE writes or tasks', value: duplicates.length, unit: 'duplicates', note: duplicates.join('; ') || undefined });
+    record({
+      section: 'faults',
+      name: 'worker SIGKILL: duplicate PVE writes or tasks',
+      value: duplicates.length,
+      unit: 'duplicates',
+      note: duplicates.join('; ') || undefined,
+    });
 
     // Every operation completed, and left its guest where it should be.
     for (const op of everything) expect([op.label, op.outcome?.state]).toEqual([op.label, 'completed']);

@@ -39,7 +39,12 @@ beforeAll(async () => {
   worker = await startTestWorker({ activities: createActivities(env.deps) });
   const app = createApp({
     config: env.config,
-    temporal: { client: await testConnection(), taskQueue: worker.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    temporal: {
+      client: await testConnection(),
+      taskQueue: worker.taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: inject('temporalNamespace'),
+    },
     audit: env.deps.audit,
     proxmox: createReadOnlyProxmox(env.config),
   });
@@ -54,10 +59,18 @@ afterAll(async () => {
   await env?.stop();
 });
 
-async function call(method: string, path: string, actor: Actor, body?: unknown): Promise<{ status: number; body: any }> {
+async function call(
+  method: string,
+  path: string,
+  actor: Actor,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
   const response = await fetch(`${base}${path}`, {
     method,
-    headers: { authorization: `Bearer ${tokens[actor]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${tokens[actor]}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: response.status, body: await response.json() };
@@ -85,10 +98,16 @@ describe('templates through the API', () => {
       ['ubuntu-2404-cloudinit', true],
     ]);
     const talos = await call('GET', '/v1/runbooks/talos-nocloud', 'olga');
-    expect(talos.body.parameters.find((p: { name: string }) => p.name === 'cpu')).toMatchObject({ type: 'enum', convention: 'defaults.cpu' });
+    expect(talos.body.parameters.find((p: { name: string }) => p.name === 'cpu')).toMatchObject({
+      type: 'enum',
+      convention: 'defaults.cpu',
+    });
     expect(talos.body.markdown).toMatch(/^---\nname: talos-nocloud\n/);
     expect((await call('GET', '/v1/runbooks/no-such-runbook', 'olga')).status).toBe(404);
-    expect((await call('GET', '/v1/runbooks/Bad_Name', 'olga')).body.error).toMatchObject({ code: 'invalid_path', details: [{ path: 'name' }] });
+    expect((await call('GET', '/v1/runbooks/Bad_Name', 'olga')).body.error).toMatchObject({
+      code: 'invalid_path',
+      details: [{ path: 'name' }],
+    });
   });
 
   it('builds a template once a second person approves, and the inventory shows it with the conventions', async () => {
@@ -112,16 +131,23 @@ describe('templates through the API', () => {
     const template = inventory.body.guests.find((g: { vmid: number }) => g.vmid === vmid);
     expect(template).toMatchObject({ name: 'alpine-pxe-gold', node: 'pve02', template: true });
     expect(template.tags).toEqual(expect.arrayContaining(['template', 'pxe', 'alpine']));
-    expect(env.sim.state.guests.get(vmid)!.config).toMatchObject({ bios: 'ovmf', machine: 'q35', scsihw: 'virtio-scsi-single', agent: '1' });
+    expect(env.sim.state.guests.get(vmid)!.config).toMatchObject({
+      bios: 'ovmf',
+      machine: 'q35',
+      scsihw: 'virtio-scsi-single',
+      agent: '1',
+    });
   });
 
   it('answers a bad request naming the field', async () => {
     const { status, body } = await call('POST', '/v1/operations/template-build', 'olga', {
       environment: 'home',
       runbook: 'alpine-pxe-gold',
-      parameters: { 'Node': 'pve02' },
+      parameters: { Node: 'pve02' },
     });
     expect(status).toBe(400);
-    expect(body.error.details).toEqual([{ path: 'parameters.Node', message: 'parameter names are lowercase identifiers' }]);
+    expect(body.error.details).toEqual([
+      { path: 'parameters.Node', message: 'parameter names are lowercase identifiers' },
+    ]);
   });
 });

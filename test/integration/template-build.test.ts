@@ -15,7 +15,8 @@ import { homelabWithShippedRole } from './runbook-helpers.js';
 const urls = {
   ubuntu: 'https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img',
   debian: 'https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2',
-  talos: 'https://factory.talos.dev/image/ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515/v1.10.6/nocloud-amd64.raw.xz',
+  talos:
+    'https://factory.talos.dev/image/ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515/v1.10.6/nocloud-amd64.raw.xz',
 };
 
 let env: SimulatedEnvironment;
@@ -34,14 +35,25 @@ const guest = (vmid: number) => env.sim.state.guests.get(vmid);
 const named = (name: string) => [...env.sim.state.guests.values()].filter((g) => g.config['name'] === name);
 
 async function build(runbook: string, parameters: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  const handle = await startOperation(worker, 'template-build', { runbook, parameters: { node: 'pve01', ...parameters }, ...extra });
+  const handle = await startOperation(worker, 'template-build', {
+    runbook,
+    parameters: { node: 'pve01', ...parameters },
+    ...extra,
+  });
   return { handle, result: await handle.result() };
 }
 
 /** What every template must hold: the cluster's conventions, as the inventory and its config show them. */
 async function expectConventions(vmid: number, extraTags: string[]) {
   const config = guest(vmid)!.config;
-  expect(config).toMatchObject({ template: '1', bios: 'ovmf', machine: 'q35', scsihw: 'virtio-scsi-single', agent: '1', serial0: 'socket' });
+  expect(config).toMatchObject({
+    template: '1',
+    bios: 'ovmf',
+    machine: 'q35',
+    scsihw: 'virtio-scsi-single',
+    agent: '1',
+    serial0: 'socket',
+  });
   expect(config['scsi0']).toMatch(/^local-lvm:base-\d+-disk-\d+,.*iothread=1/);
   expect(config['efidisk0']).toMatch(/^local-lvm:base-\d+-disk-\d+,efitype=4m,pre-enrolled-keys=0/);
   expect(config['net0']).toMatch(/^virtio(=[0-9A-F:]+)?,bridge=vmbr0/);
@@ -60,7 +72,12 @@ describe('building the shipped templates', () => {
     expect(result.result.status).toBe('built');
     const vmid: number = result.result.template.vmid;
     await expectConventions(vmid, ['cloudinit', 'ubuntu']);
-    expect(guest(vmid)!.config).toMatchObject({ cpu: 'host', ide2: expect.stringMatching(/cloudinit/), ipconfig0: 'ip=dhcp', boot: 'order=scsi0' });
+    expect(guest(vmid)!.config).toMatchObject({
+      cpu: 'host',
+      ide2: expect.stringMatching(/cloudinit/),
+      ipconfig0: 'ip=dhcp',
+      boot: 'order=scsi0',
+    });
     expect(guest(vmid)!.config['scsi0']).toContain('size=32G');
     expect(env.sim.state.volume('local:import/ubuntu-24.04-server-cloudimg-amd64.qcow2', 'pve01')).toBeDefined();
     expect(result.plan.steps.map((s: { id: string }) => s.id)).toEqual([
@@ -71,7 +88,9 @@ describe('building the shipped templates', () => {
       'convert-to-template',
       'verify',
     ]);
-    expect(result.result.template.checked).toEqual(expect.arrayContaining(['scsi0', 'efidisk0', 'net0', 'tags', 'scsihw']));
+    expect(result.result.template.checked).toEqual(
+      expect.arrayContaining(['scsi0', 'efidisk0', 'net0', 'tags', 'scsihw']),
+    );
   });
 
   it('Debian 13: SHA-512 verified by PVE', async () => {
@@ -80,10 +99,18 @@ describe('building the shipped templates', () => {
   });
 
   it('Talos nocloud: fetched, checked and decompressed over SSH, x86-64-v2-AES or better, no memory hotplug', async () => {
-    const { result } = await build('talos-nocloud', { image_sha256: downloadChecksum(urls.talos), cpu: 'x86-64-v2-AES' });
+    const { result } = await build('talos-nocloud', {
+      image_sha256: downloadChecksum(urls.talos),
+      cpu: 'x86-64-v2-AES',
+    });
     const vmid: number = result.result.template.vmid;
     await expectConventions(vmid, ['talos', 'kubernetes']);
-    expect(guest(vmid)!.config).toMatchObject({ cpu: 'x86-64-v2-AES', hotplug: 'disk,network,usb', balloon: '0', citype: 'nocloud' });
+    expect(guest(vmid)!.config).toMatchObject({
+      cpu: 'x86-64-v2-AES',
+      hotplug: 'disk,network,usb',
+      balloon: '0',
+      citype: 'nocloud',
+    });
     // The downloaded and decompressed files are cleaned up once imported.
     expect(env.sim.state.volume('local:import/talos-v1.10.6-nocloud-amd64.raw', 'pve01')).toBeUndefined();
   });
@@ -107,7 +134,11 @@ describe('building the shipped templates', () => {
 
   it('replaces a template only when asked, with a second person approving, and removes the old one after the new one is verified', async () => {
     const old = named('alpine-pxe-gold')[0]!.vmid;
-    const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01' }, replaceExisting: true });
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'alpine-pxe-gold',
+      parameters: { node: 'pve01' },
+      replaceExisting: true,
+    });
     const status = await approve(handle, 'bob');
     expect(status.plan!.risk).toBe('high');
     expect(status.plan!.steps.at(-1)).toMatchObject({ id: 'remove-previous', vmid: old });
@@ -130,8 +161,14 @@ describe('VMIDs', () => {
   it('takes a given VMID, and refuses one that exists', async () => {
     const { result } = await build('alpine-pxe-gold', { name: 'gold-given', vmid: 950 });
     expect(result.result.template.vmid).toBe(950);
-    const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01', name: 'gold-again', vmid: 950 } });
-    expect(await failureOf(handle)).toMatchObject({ type: 'PlanRefused', message: "parameters.vmid: VMID 950 exists ('gold-given' on pve01)" });
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'alpine-pxe-gold',
+      parameters: { node: 'pve01', name: 'gold-again', vmid: 950 },
+    });
+    expect(await failureOf(handle)).toMatchObject({
+      type: 'PlanRefused',
+      message: "parameters.vmid: VMID 950 exists ('gold-given' on pve01)",
+    });
   });
 });
 
@@ -139,9 +176,16 @@ describe('a build that breaks', () => {
   it('removes what it created, and says which step failed and why', async () => {
     const before = new Set(env.sim.state.guests.keys());
     env.sim.faults.failTask({ type: 'qmtemplate', times: 1, message: 'simulated: converting to a template failed' });
-    const { handle } = { handle: await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01', name: 'gold-broken' } }) };
+    const { handle } = {
+      handle: await startOperation(worker, 'template-build', {
+        runbook: 'alpine-pxe-gold',
+        parameters: { node: 'pve01', name: 'gold-broken' },
+      }),
+    };
     const failure = await failureOf(handle);
-    expect(failure.message).toMatch(/^step convert-to-template failed: .*simulated: converting to a template failed.*\. Cleaned up: remove-vm\.$/s);
+    expect(failure.message).toMatch(
+      /^step convert-to-template failed: .*simulated: converting to a template failed.*\. Cleaned up: remove-vm\.$/s,
+    );
     expect([...env.sim.state.guests.keys()].filter((v) => !before.has(v))).toEqual([]);
     expect(named('gold-broken')).toEqual([]);
   });
@@ -150,13 +194,20 @@ describe('a build that breaks', () => {
     // Every API call a little slower, so the cancel finds the VM being created.
     env.sim.faults.setApi({ latencyMs: 100 });
     try {
-      const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01', name: 'gold-cancelled' } });
+      const handle = await startOperation(worker, 'template-build', {
+        runbook: 'alpine-pxe-gold',
+        parameters: { node: 'pve01', name: 'gold-cancelled' },
+      });
       const { status, runningAtCancel, approvalState } = await cancelWhen(handle, stepRunning('create-vm'));
 
       expect(status.phase).toBe('cancelled');
       expect(approvalState).toBe('auto-approved');
       expect(runningAtCancel).toEqual(['create-vm']);
-      expect(status.cancelled).toMatchObject({ done: ['create-vm', 'remove-vm'], failed: [], notStarted: ['convert-to-template', 'verify'] });
+      expect(status.cancelled).toMatchObject({
+        done: ['create-vm', 'remove-vm'],
+        failed: [],
+        notStarted: ['convert-to-template', 'verify'],
+      });
       expect(named('gold-cancelled')).toEqual([]);
       expect(env.sim.cluster.tasks.all().filter((t) => t.status === 'running')).toEqual([]);
     } finally {
@@ -190,7 +241,10 @@ describe('a build that breaks', () => {
   });
 
   it('refuses to plan with a parameter that does not fit, naming it', async () => {
-    const handle = await startOperation(worker, 'template-build', { runbook: 'talos-nocloud', parameters: { node: 'pve01', image_sha256: downloadChecksum(urls.talos), cpu: 'kvm64' } });
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'talos-nocloud',
+      parameters: { node: 'pve01', image_sha256: downloadChecksum(urls.talos), cpu: 'kvm64' },
+    });
     expect(await failureOf(handle)).toMatchObject({
       type: 'PlanRefused',
       message: expect.stringContaining('parameters.cpu: must be one of host, x86-64-v2-AES, x86-64-v3, x86-64-v4, max'),
@@ -201,9 +255,22 @@ describe('a build that breaks', () => {
 describe('where PVE cannot download into an import storage', () => {
   it('fetches and checks the image over SSH, and imports it with qm importdisk', async () => {
     // `shared` holds no import content: the runbook takes its SSH path.
-    const { result } = await build('ubuntu-2404-cloudinit', { name: 'ubuntu-over-ssh', image_storage: 'shared', image_sha256: downloadChecksum(urls.ubuntu) });
+    const { result } = await build('ubuntu-2404-cloudinit', {
+      name: 'ubuntu-over-ssh',
+      image_storage: 'shared',
+      image_sha256: downloadChecksum(urls.ubuntu),
+    });
     const ids = result.plan.steps.map((s: { id: string }) => s.id);
-    expect(ids).toEqual(['fetch-image', 'check-image', 'create-vm', 'import-disk-over-ssh', 'attach-disk', 'grow-disk', 'convert-to-template', 'verify']);
+    expect(ids).toEqual([
+      'fetch-image',
+      'check-image',
+      'create-vm',
+      'import-disk-over-ssh',
+      'attach-disk',
+      'grow-disk',
+      'convert-to-template',
+      'verify',
+    ]);
     await expectConventions(result.result.template.vmid, ['cloudinit']);
     expect(result.result.run.cleanup).toEqual([{ id: 'remove-fetched-image', state: 'succeeded' }]);
     expect(env.sim.state.node('pve01').files.has('/var/tmp/ubuntu-24.04-server-cloudimg-amd64.qcow2')).toBe(false);
@@ -214,7 +281,9 @@ describe('where PVE cannot download into an import storage', () => {
       runbook: 'ubuntu-2404-cloudinit',
       parameters: { node: 'pve01', name: 'ubuntu-bad-sum', image_storage: 'shared', image_sha256: '0'.repeat(64) },
     });
-    expect((await failureOf(handle)).message).toMatch(/^step check-image failed: step check-image: output does not match/);
+    expect((await failureOf(handle)).message).toMatch(
+      /^step check-image failed: step check-image: output does not match/,
+    );
     expect(named('ubuntu-bad-sum')).toEqual([]);
   });
 });
@@ -222,7 +291,11 @@ describe('where PVE cannot download into an import storage', () => {
 describe('dry runs', () => {
   it('show the plan and build nothing', async () => {
     const before = env.sim.state.guests.size;
-    const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve02', name: 'gold-dry' }, dryRun: true });
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'alpine-pxe-gold',
+      parameters: { node: 'pve02', name: 'gold-dry' },
+      dryRun: true,
+    });
     const { outcome, plan } = await handle.result();
     expect(outcome).toBe('dry-run');
     expect(plan.steps[0]).toMatchObject({ id: 'create-vm', action: 'api:qemuCreate', node: 'pve02' });

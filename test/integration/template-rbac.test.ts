@@ -30,7 +30,9 @@ async function clusterWithRole(without?: string) {
     scenario: {
       ...scenario,
       roles: { ...scenario.roles, Restricted: role },
-      tokens: [{ id: 'restricted@pve!pm', secret: 'restricted-secret-1234', acl: [{ path: '/', roles: ['Restricted'] }] }],
+      tokens: [
+        { id: 'restricted@pve!pm', secret: 'restricted-secret-1234', acl: [{ path: '/', roles: ['Restricted'] }] },
+      ],
     },
     speed: 400,
   });
@@ -61,14 +63,19 @@ describe('the shipped role', () => {
     });
     const failure = await failureOf(handle);
     // PVE checks each property a create writes inside the handler: the disk needs VM.Config.Disk.
-    expect(failure.message).toMatch(/^step create-vm failed: token lacks VM\.Config\.Disk on \/vms\/\d+ \(POST \/nodes\/pve01\/qemu\)\. Nothing needed cleaning up\.$/);
+    expect(failure.message).toMatch(
+      /^step create-vm failed: token lacks VM\.Config\.Disk on \/vms\/\d+ \(POST \/nodes\/pve01\/qemu\)\. Nothing needed cleaning up\.$/,
+    );
     expect(guestsNamed(env, 'ubuntu-2404-cloudinit')).toEqual([]);
   });
 
   it('without Sys.Audit: refused while planning, before anything is created', async () => {
     const { env, worker } = await clusterWithRole('Sys.Audit');
     const before = env.sim.state.guests.size;
-    const handle = await startOperation(worker, 'template-build', { runbook: 'alpine-pxe-gold', parameters: { node: 'pve01' } });
+    const handle = await startOperation(worker, 'template-build', {
+      runbook: 'alpine-pxe-gold',
+      parameters: { node: 'pve01' },
+    });
     const failure = await failureOf(handle);
     expect(failure.message).toContain('token lacks Sys.Audit on /nodes/pve01 (GET /nodes/pve01/status)');
     expect(env.sim.state.guests.size).toBe(before);

@@ -6,7 +6,10 @@
  */
 import type { Reporter, SerializedError, TestModule } from 'vitest/node';
 
-export function closingLine(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): string {
+export function closingLine(
+  testModules: ReadonlyArray<TestModule>,
+  unhandledErrors: ReadonlyArray<SerializedError>,
+): string {
   let passed = 0;
   let failed = unhandledErrors.length;
   let skipped = 0;

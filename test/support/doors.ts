@@ -17,10 +17,18 @@ import type { AppConfig } from '../../lib/config/schema.js';
 import { testConnection } from './temporal.js';
 
 /** The API over HTTP on a free loopback port; returns its base URL. */
-export async function startApiServer(config: AppConfig, taskQueue: string): Promise<{ url: string; server: ServerType }> {
+export async function startApiServer(
+  config: AppConfig,
+  taskQueue: string,
+): Promise<{ url: string; server: ServerType }> {
   const app = createApp({
     config,
-    temporal: { client: await testConnection(), taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: inject('temporalNamespace') },
+    temporal: {
+      client: await testConnection(),
+      taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: inject('temporalNamespace'),
+    },
     audit: createAuditLog(config.audit.path),
     proxmox: createReadOnlyProxmox(config),
     log: () => {},
@@ -38,7 +46,12 @@ export interface PmRun {
 }
 
 /** Runs `pm` in-process as the holder of `token`; `answers` are typed at its prompts. */
-export async function pm(url: string, token: string, argv: string[], options: { answers?: string[]; tty?: boolean } = {}): Promise<PmRun> {
+export async function pm(
+  url: string,
+  token: string,
+  argv: string[],
+  options: { answers?: string[]; tty?: boolean } = {},
+): Promise<PmRun> {
   let stdout = '';
   let stderr = '';
   const answers = [...(options.answers ?? [])];

@@ -14,7 +14,11 @@ import { createActivities, type ActivityTuning } from '../../activities/index.js
 import type { ClusterVmActivityOptions } from '../../activities/cluster-vms.js';
 import type { AppConfig } from '../../lib/config/schema.js';
 import type { WorkerDeps } from '../../worker/deps.js';
-import { startSimulatedEnvironment, type SimulatedEnvironment, type SimulatedEnvironmentOptions } from '../../testkit/simulated-env.js';
+import {
+  startSimulatedEnvironment,
+  type SimulatedEnvironment,
+  type SimulatedEnvironmentOptions,
+} from '../../testkit/simulated-env.js';
 import { startTestWorker, type TestWorker, type TestWorkerOptions } from './temporal.js';
 
 /** Polling that keeps up with a simulator running many times faster than real time. */
@@ -29,7 +33,10 @@ export interface EnvironmentWorkerOptions extends Omit<TestWorkerOptions, 'activ
 
 export function startEnvironmentWorker(deps: WorkerDeps, options: EnvironmentWorkerOptions = {}): Promise<TestWorker> {
   const { tuning, clusters, overrides, ...worker } = options;
-  return startTestWorker({ ...worker, activities: { ...createActivities({ ...deps, ...tuning }, clusters), ...overrides } });
+  return startTestWorker({
+    ...worker,
+    activities: { ...createActivities({ ...deps, ...tuning }, clusters), ...overrides },
+  });
 }
 
 /**
@@ -67,7 +74,11 @@ export interface WorkerProcessSettings {
  * The same worker in a process of its own, so a test can kill it with SIGKILL — no graceful
  * shutdown, no last heartbeat, like a crashed host. Resolves once it polls; the caller kills it.
  */
-export async function startWorkerProcess(config: AppConfig, taskQueue: string, tuning: ActivityTuning = {}): Promise<ChildProcess> {
+export async function startWorkerProcess(
+  config: AppConfig,
+  taskQueue: string,
+  tuning: ActivityTuning = {},
+): Promise<ChildProcess> {
   const settings: WorkerProcessSettings = {
     address: inject('temporalAddress'),
     namespace: inject('temporalNamespace'),

@@ -14,13 +14,16 @@ const roles = Object.keys(PRESETS) as (keyof typeof PRESETS)[];
 const workflowsDir = fileURLToPath(new URL('../../workflows/', import.meta.url));
 
 describe('activity-proxy presets', () => {
-  it.each(roles)('%s: a dead worker’s attempt is given up within 10 s of its last heartbeat, however long an attempt may run', (role) => {
-    for (const tuning of [{}, { startToCloseTimeout: '24 hours' }]) {
-      const options = optionsFor(role, tuning);
-      expect(msToNumber(options.heartbeatTimeout!)).toBeLessThanOrEqual(10_000);
-      expect(msToNumber(options.startToCloseTimeout!)).toBeGreaterThan(msToNumber(options.heartbeatTimeout!));
-    }
-  });
+  it.each(roles)(
+    '%s: a dead worker’s attempt is given up within 10 s of its last heartbeat, however long an attempt may run',
+    (role) => {
+      for (const tuning of [{}, { startToCloseTimeout: '24 hours' }]) {
+        const options = optionsFor(role, tuning);
+        expect(msToNumber(options.heartbeatTimeout!)).toBeLessThanOrEqual(10_000);
+        expect(msToNumber(options.startToCloseTimeout!)).toBeGreaterThan(msToNumber(options.heartbeatTimeout!));
+      }
+    },
+  );
 
   it('dispatch: a short attempt, few of them', () => {
     const options = optionsFor('dispatch');
@@ -30,7 +33,14 @@ describe('activity-proxy presets', () => {
 
   it.each(roles)('%s: never retries a refusal, a lost destructive write or a failed task', (role) => {
     const nonRetryable = optionsFor(role, { maximumAttempts: 7 }).retry?.nonRetryableErrorTypes;
-    expect(nonRetryable).toEqual(expect.arrayContaining([Failure.PlanRefused, Failure.OutcomeUnknown, Failure.VmIdentityMismatch, Failure.PveTaskFailed]));
+    expect(nonRetryable).toEqual(
+      expect.arrayContaining([
+        Failure.PlanRefused,
+        Failure.OutcomeUnknown,
+        Failure.VmIdentityMismatch,
+        Failure.PveTaskFailed,
+      ]),
+    );
     expect(nonRetryable).toEqual([...NEVER_RETRIED]);
     for (const type of RETRIED) expect(nonRetryable).not.toContain(type);
   });

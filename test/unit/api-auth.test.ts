@@ -58,7 +58,14 @@ const endpoints: Endpoint[] = [
     [cloudOp, 'cloud'],
   ].flatMap(([id, environment]) => [
     { method: 'GET' as const, path: operationPath(id!), access: 'read' as const, environment, success: 200 },
-    { method: 'POST' as const, path: operationPath(id!, '/approve'), body: { planVersion: 1 }, access: 'decide' as const, environment, success: 200 },
+    {
+      method: 'POST' as const,
+      path: operationPath(id!, '/approve'),
+      body: { planVersion: 1 },
+      access: 'decide' as const,
+      environment,
+      success: 200,
+    },
     {
       method: 'POST' as const,
       path: operationPath(id!, '/reject'),
@@ -67,7 +74,13 @@ const endpoints: Endpoint[] = [
       environment,
       success: 200,
     },
-    { method: 'POST' as const, path: operationPath(id!, '/cancel'), access: 'cancel' as const, environment, success: 202 },
+    {
+      method: 'POST' as const,
+      path: operationPath(id!, '/cancel'),
+      access: 'cancel' as const,
+      environment,
+      success: 202,
+    },
   ]),
   { method: 'GET', path: '/v1/audit', access: 'read', success: 200 },
   { method: 'GET', path: '/v1/audit?environment=cloud', access: 'read', environment: 'cloud', success: 200 },
@@ -93,8 +106,21 @@ function apiWithOperations(): TestApi {
       workflowId: id,
       environment,
       requester: 'someone-else',
-      query: () => ({ phase: 'awaiting-approval', requester: 'someone-else', environment, dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
-      update: (name, request) => ({ decision: name === 'approve' ? 'approved' : 'rejected', by: request.by, at: 'now', planVersion: 1 }),
+      query: () => ({
+        phase: 'awaiting-approval',
+        requester: 'someone-else',
+        environment,
+        dryRun: false,
+        approvalState: 'pending',
+        steps: [],
+        ignoredApprovals: [],
+      }),
+      update: (name, request) => ({
+        decision: name === 'approve' ? 'approved' : 'rejected',
+        by: request.by,
+        at: 'now',
+        planVersion: 1,
+      }),
     });
   }
   return api;
@@ -172,7 +198,9 @@ describe('identity', () => {
 
   it('accepts the scheme name in any case', async () => {
     const api = testApi();
-    const response = await api.call('GET', '/v1/environments', { headers: { authorization: `bearer ${tokens.viewer}` } });
+    const response = await api.call('GET', '/v1/environments', {
+      headers: { authorization: `bearer ${tokens.viewer}` },
+    });
     expect(response.status).toBe(200);
   });
 
@@ -192,7 +220,9 @@ describe('refused requests without a valid token', () => {
     let clock = new Date('2025-11-22T04:27:13.579Z');
     const api = testApi({ now: () => clock });
     for (let i = 0; i < 200; i++) {
-      const response = await api.call('GET', i % 2 ? '/v1/inventory?environment=home' : '/v1/operations', { token: i % 3 ? 'not-a-token' : undefined });
+      const response = await api.call('GET', i % 2 ? '/v1/inventory?environment=home' : '/v1/operations', {
+        token: i % 3 ? 'not-a-token' : undefined,
+      });
       expect(response.status).toBe(401);
     }
     expect(await api.audit.read()).toHaveLength(10);

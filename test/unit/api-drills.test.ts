@@ -26,9 +26,24 @@ let api: TestApi;
 beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pm-api-drills-'));
   const store = createDrillStore(dir);
-  await store.write({ environment: 'home', operationId: 'restore-drill/home/tags/1', at: '2026-12-06T08:00:00.000Z', results: [drilled(1001, 'proven', 'shared:backup/a'), drilled(1002, 'failed', 'shared:backup/b')] });
-  await store.write({ environment: 'home', operationId: 'restore-drill/home/tags/2', at: '2026-12-06T09:00:00.000Z', results: [drilled(2001, 'failed', 'shared:backup/c')] });
-  await store.write({ environment: 'home', operationId: 'restore-drill/home/2001/3', at: '2026-12-06T10:00:00.000Z', results: [drilled(2001, 'proven', 'shared:backup/d')] });
+  await store.write({
+    environment: 'home',
+    operationId: 'restore-drill/home/tags/1',
+    at: '2026-12-06T08:00:00.000Z',
+    results: [drilled(1001, 'proven', 'shared:backup/a'), drilled(1002, 'failed', 'shared:backup/b')],
+  });
+  await store.write({
+    environment: 'home',
+    operationId: 'restore-drill/home/tags/2',
+    at: '2026-12-06T09:00:00.000Z',
+    results: [drilled(2001, 'failed', 'shared:backup/c')],
+  });
+  await store.write({
+    environment: 'home',
+    operationId: 'restore-drill/home/2001/3',
+    at: '2026-12-06T10:00:00.000Z',
+    results: [drilled(2001, 'proven', 'shared:backup/d')],
+  });
   const config = testConfig();
   config.backups.drill_dir = dir;
   api = testApi({ config });
@@ -39,21 +54,38 @@ describe('GET /v1/backups/proven', () => {
     const response = await api.call('GET', '/v1/backups/proven?environment=home', { token: 'viewer' });
     expect(response.status).toBe(200);
     const { guests } = await response.json();
-    expect(guests.map((g: { vmid: number; lastProven?: { volid: string } }) => [g.vmid, g.lastProven?.volid ?? null])).toEqual([
+    expect(
+      guests.map((g: { vmid: number; lastProven?: { volid: string } }) => [g.vmid, g.lastProven?.volid ?? null]),
+    ).toEqual([
       [1001, 'shared:backup/a'],
       [1002, null],
       [2001, 'shared:backup/d'],
     ]);
-    expect(guests[0].lastProven).toMatchObject({ at: '2026-12-06T08:00:00.000Z', seconds: 31.5, operationId: 'restore-drill/home/tags/1' });
+    expect(guests[0].lastProven).toMatchObject({
+      at: '2026-12-06T08:00:00.000Z',
+      seconds: 31.5,
+      operationId: 'restore-drill/home/tags/1',
+    });
   });
 });
 
 describe('GET /v1/backups/findings', () => {
   it('lists the open findings by default, and the resolved ones when asked', async () => {
     const open = await (await api.call('GET', '/v1/backups/findings?environment=home', { token: 'viewer' })).json();
-    expect(open.findings).toEqual([expect.objectContaining({ vmid: 1002, volid: 'shared:backup/b', state: 'open', reason: expect.stringContaining('did not answer') })]);
-    const resolved = await (await api.call('GET', '/v1/backups/findings?environment=home&state=resolved', { token: 'viewer' })).json();
-    expect(resolved.findings).toEqual([expect.objectContaining({ vmid: 2001, resolvedBy: 'restore-drill/home/2001/3' })]);
+    expect(open.findings).toEqual([
+      expect.objectContaining({
+        vmid: 1002,
+        volid: 'shared:backup/b',
+        state: 'open',
+        reason: expect.stringContaining('did not answer'),
+      }),
+    ]);
+    const resolved = await (
+      await api.call('GET', '/v1/backups/findings?environment=home&state=resolved', { token: 'viewer' })
+    ).json();
+    expect(resolved.findings).toEqual([
+      expect.objectContaining({ vmid: 2001, resolvedBy: 'restore-drill/home/2001/3' }),
+    ]);
   });
 
   it('answers a bad state with a 400 naming the field', async () => {

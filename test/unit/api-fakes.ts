@@ -16,7 +16,14 @@ import {
   type Client,
 } from '@temporalio/client';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { ApplicationFailure, defaultPayloadConverter, mapToPayloads, RetryState, TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
+import {
+  ApplicationFailure,
+  defaultPayloadConverter,
+  mapToPayloads,
+  RetryState,
+  TypedSearchAttributes,
+  type SearchAttributePair,
+} from '@temporalio/common';
 import { encodeUnifiedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes.js';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import { temporal } from '@temporalio/proto';
@@ -99,14 +106,21 @@ export interface FakeTemporal {
   /** Thrown by `start` instead of starting, when set. */
   startError?: Error;
   /** Adds an operation as the API would have started it. */
-  seed(workflow: Partial<FakeWorkflow> & { workflowId: string; environment: string; kind?: string; requester?: string }): FakeWorkflow;
+  seed(
+    workflow: Partial<FakeWorkflow> & { workflowId: string; environment: string; kind?: string; requester?: string },
+  ): FakeWorkflow;
 }
 
 export const refusal = (message: string) =>
   new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ message }));
-export const updateTimeout = () => new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled');
+export const updateTimeout = () =>
+  new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled');
 export const workflowFailure = (message: string) =>
-  new WorkflowFailedError('Workflow execution failed', ApplicationFailure.create({ message }), RetryState.NON_RETRYABLE_FAILURE);
+  new WorkflowFailedError(
+    'Workflow execution failed',
+    ApplicationFailure.create({ message }),
+    RetryState.NON_RETRYABLE_FAILURE,
+  );
 
 let runCounter = 0;
 
@@ -158,7 +172,12 @@ export function fakeTemporal(): FakeTemporal {
   });
 
   const rawStatus = temporal.api.enums.v1.WorkflowExecutionStatus;
-  const statusCode = { RUNNING: rawStatus.WORKFLOW_EXECUTION_STATUS_RUNNING, COMPLETED: rawStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED, FAILED: rawStatus.WORKFLOW_EXECUTION_STATUS_FAILED, CANCELLED: rawStatus.WORKFLOW_EXECUTION_STATUS_CANCELED };
+  const statusCode = {
+    RUNNING: rawStatus.WORKFLOW_EXECUTION_STATUS_RUNNING,
+    COMPLETED: rawStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+    FAILED: rawStatus.WORKFLOW_EXECUTION_STATUS_FAILED,
+    CANCELLED: rawStatus.WORKFLOW_EXECUTION_STATUS_CANCELED,
+  };
   /** A visibility row as the server sends it (payload-encoded memo and search attributes). */
   const raw = (w: FakeWorkflow) => ({
     execution: { workflowId: w.workflowId, runId: w.runId },
@@ -208,10 +227,17 @@ export function fakeTemporal(): FakeTemporal {
 
   fake.client = {
     workflow: {
-      async start(type: string, options: { workflowId: string; args: unknown[]; typedSearchAttributes: SearchAttributePair[] }) {
+      async start(
+        type: string,
+        options: { workflowId: string; args: unknown[]; typedSearchAttributes: SearchAttributePair[] },
+      ) {
         if (fake.startError) throw fake.startError;
         if (workflows.has(options.workflowId)) {
-          throw new WorkflowExecutionAlreadyStartedError('Workflow execution already started', options.workflowId, type);
+          throw new WorkflowExecutionAlreadyStartedError(
+            'Workflow execution already started',
+            options.workflowId,
+            type,
+          );
         }
         const w: FakeWorkflow = {
           workflowId: options.workflowId,
@@ -233,10 +259,23 @@ export function fakeTemporal(): FakeTemporal {
     },
     workflowService: {
       /** Every workflow, whatever the query (tests read `listQueries`); the page token is the next row's index. */
-      async listWorkflowExecutions({ query, pageSize, nextPageToken }: { query: string; pageSize: number; nextPageToken?: Uint8Array }) {
+      async listWorkflowExecutions({
+        query,
+        pageSize,
+        nextPageToken,
+      }: {
+        query: string;
+        pageSize: number;
+        nextPageToken?: Uint8Array;
+      }) {
         listQueries.push(query);
         const from = nextPageToken ? Number(Buffer.from(nextPageToken).toString()) : 0;
-        if (!Number.isInteger(from)) throw Object.assign(new Error('invalid page token'), { code: grpcStatus.INVALID_ARGUMENT, details: '', metadata: {} });
+        if (!Number.isInteger(from))
+          throw Object.assign(new Error('invalid page token'), {
+            code: grpcStatus.INVALID_ARGUMENT,
+            details: '',
+            metadata: {},
+          });
         const rows = [...workflows.values()].slice(from, from + pageSize);
         const next = from + pageSize < workflows.size ? Buffer.from(String(from + pageSize)) : Buffer.alloc(0);
         return { executions: rows.map(raw), nextPageToken: next };
@@ -266,7 +305,14 @@ const guest = (vmid: number, name: string, type: 'qemu' | 'lxc', node: string, s
   uptimeSeconds: status === 'running' ? 3600 : 0,
 });
 
-const node = (name: string) => ({ name, online: true, cpuUsage: 0.1, cores: 16, memoryUsedBytes: 2 ** 33, memoryTotalBytes: 2 ** 36 });
+const node = (name: string) => ({
+  name,
+  online: true,
+  cpuUsage: 0.1,
+  cores: 16,
+  memoryUsedBytes: 2 ** 33,
+  memoryTotalBytes: 2 ** 36,
+});
 
 export function fakeProxmox(): ReadOnlyProxmox {
   return {
@@ -308,14 +354,20 @@ export interface TestApi {
   call(
     method: string,
     path: string,
-    options?: { token?: TokenName | string; body?: unknown; raw?: string | ReadableStream<Uint8Array>; headers?: Record<string, string> },
+    options?: {
+      token?: TokenName | string;
+      body?: unknown;
+      raw?: string | ReadableStream<Uint8Array>;
+      headers?: Record<string, string>;
+    },
   ): Promise<TestResponse>;
 }
 
 export function testApi(overrides: Partial<ApiDeps> = {}): TestApi {
   const temporal = fakeTemporal();
   const config = overrides.config ?? testConfig();
-  const audit = overrides.audit ?? createAuditLog(join(mkdtempSync(join(tmpdir(), 'pm-api-')), 'audit.log'), { fsync: false });
+  const audit =
+    overrides.audit ?? createAuditLog(join(mkdtempSync(join(tmpdir(), 'pm-api-')), 'audit.log'), { fsync: false });
   const logs: string[] = [];
   const app = createApp({
     config,
@@ -369,7 +421,7 @@ export const validBodies: Record<string, Record<string, unknown>> = {
   'runbook-ingest': {
     environment: 'home',
     markdown:
-      "---\nname: hello\ndescription: Says hello on a node\nimage_type: none\nrequires: [ssh]\nparameters:\n  node: { type: node, required: true, description: where }\n" +
+      '---\nname: hello\ndescription: Says hello on a node\nimage_type: none\nrequires: [ssh]\nparameters:\n  node: { type: node, required: true, description: where }\n' +
       "steps:\n  - id: hello\n    description: Say hello\n    ssh: { node: '{{node}}', command: echo hello }\n---\n# Hello\n",
   },
   'template-build': { environment: 'home', runbook: 'debian-template', parameters: { node: 'pve1' } },

@@ -8,7 +8,18 @@ import { testApi } from './api-fakes.js';
 
 interface Doc {
   openapi: string;
-  paths: Record<string, Record<string, { security: unknown[]; parameters?: { name: string; in: string; schema?: Record<string, unknown> }[]; requestBody?: { content: Record<string, { schema: Record<string, unknown> }> }; responses: Record<string, unknown> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        security: unknown[];
+        parameters?: { name: string; in: string; schema?: Record<string, unknown> }[];
+        requestBody?: { content: Record<string, { schema: Record<string, unknown> }> };
+        responses: Record<string, unknown>;
+      }
+    >
+  >;
   components: { schemas: Record<string, unknown> };
 }
 
@@ -26,7 +37,9 @@ describe('OpenAPI document', () => {
     const served = api.app.routes
       .filter((r) => r.method !== 'ALL' && !r.path.endsWith(':kind'))
       .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, '{$1}')}`);
-    const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m} ${path}`));
+    const documented = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m} ${path}`),
+    );
     expect(documented.sort()).toEqual([...new Set(served)].sort());
   });
 
@@ -43,8 +56,17 @@ describe('OpenAPI document', () => {
 
   it('documents query and path parameters, and marks public routes', async () => {
     const doc = await document();
-    expect(doc.paths['/v1/inventory']!.get!.parameters!.map((p) => p.name)).toEqual(['environment', 'state', 'type', 'tag', 'node', 'fresh']);
-    expect(doc.paths['/v1/operations/{id}/approve']!.post!.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
+    expect(doc.paths['/v1/inventory']!.get!.parameters!.map((p) => p.name)).toEqual([
+      'environment',
+      'state',
+      'type',
+      'tag',
+      'node',
+      'fresh',
+    ]);
+    expect(doc.paths['/v1/operations/{id}/approve']!.post!.parameters).toEqual([
+      expect.objectContaining({ name: 'id', in: 'path', required: true }),
+    ]);
     expect(doc.paths['/healthz']!.get!.security).toEqual([]);
     expect(doc.paths['/v1/operations']!.get!.security).toEqual([{ bearer: [] }]);
   });
@@ -64,33 +86,62 @@ describe('OpenAPI document', () => {
 describe('OpenAPI document, as an outside contract tester reads it', () => {
   type Operation = Doc['paths'][string][string];
   const op = async (path: string, method: string) => (await document()).paths[path]![method] as Operation;
-  const bodyOf = (o: Operation) => o.requestBody!.content['application/json']!.schema as { properties: Record<string, Record<string, unknown>> } & Record<string, unknown>;
+  const bodyOf = (o: Operation) =>
+    o.requestBody!.content['application/json']!.schema as {
+      properties: Record<string, Record<string, unknown>>;
+    } & Record<string, unknown>;
 
   it('lists the answers the guard and the body limit give: 401 and 403 behind a token, 413 and 415 with a body', async () => {
-    expect(Object.keys((await op('/v1/environments', 'get')).responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
-    expect(Object.keys((await op('/v1/operations/vm-action', 'post')).responses)).toEqual(expect.arrayContaining(['400', '401', '403', '413', '415']));
+    expect(Object.keys((await op('/v1/environments', 'get')).responses)).toEqual(
+      expect.arrayContaining(['200', '401', '403']),
+    );
+    expect(Object.keys((await op('/v1/operations/vm-action', 'post')).responses)).toEqual(
+      expect.arrayContaining(['400', '401', '403', '413', '415']),
+    );
     expect(Object.keys((await op('/healthz', 'get')).responses)).not.toContain('401');
   });
 
   it('names the configured environments as the only values of an environment field', async () => {
-    expect(bodyOf(await op('/v1/operations/vm-action', 'post')).properties.environment).toMatchObject({ enum: ['home', 'cloud'] });
-    expect((await op('/v1/inventory', 'get')).parameters!.find((p) => p.name === 'environment')!.schema).toMatchObject({ enum: ['home', 'cloud'] });
-    expect((await op('/v1/drift/{id}', 'get')).parameters!.find((p) => p.name === 'id')!.schema).toMatchObject({ enum: ['home', 'cloud'] });
+    expect(bodyOf(await op('/v1/operations/vm-action', 'post')).properties.environment).toMatchObject({
+      enum: ['home', 'cloud'],
+    });
+    expect((await op('/v1/inventory', 'get')).parameters!.find((p) => p.name === 'environment')!.schema).toMatchObject({
+      enum: ['home', 'cloud'],
+    });
+    expect((await op('/v1/drift/{id}', 'get')).parameters!.find((p) => p.name === 'id')!.schema).toMatchObject({
+      enum: ['home', 'cloud'],
+    });
   });
 
   it('documents a page size as the integer range the API accepts', async () => {
-    expect((await op('/v1/operations', 'get')).parameters!.find((p) => p.name === 'pageSize')!.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
+    expect((await op('/v1/operations', 'get')).parameters!.find((p) => p.name === 'pageSize')!.schema).toMatchObject({
+      type: 'integer',
+      minimum: 1,
+      maximum: 500,
+    });
   });
 
   it('states the rules that join fields, and case-insensitive ids without a flag JSON Schema cannot carry', async () => {
-    expect(bodyOf(await op('/v1/operations/vm-resize', 'post')).anyOf).toEqual([{ required: ['cores'] }, { required: ['memoryMb'] }, { required: ['disk'] }]);
-    expect(bodyOf(await op('/v1/operations/vm-create', 'post'))).toMatchObject({ if: { properties: { type: { const: 'lxc' } } }, then: { required: ['ostemplate'] } });
+    expect(bodyOf(await op('/v1/operations/vm-resize', 'post')).anyOf).toEqual([
+      { required: ['cores'] },
+      { required: ['memoryMb'] },
+      { required: ['disk'] },
+    ]);
+    expect(bodyOf(await op('/v1/operations/vm-create', 'post'))).toMatchObject({
+      if: { properties: { type: { const: 'lxc' } } },
+      then: { required: ['ostemplate'] },
+    });
     expect(bodyOf(await op('/v1/operations/iso-import', 'post')).allOf).toContainEqual({
       if: { properties: { checksumAlgorithm: { const: 'sha512' } }, required: ['checksumAlgorithm'] },
       then: { properties: { checksum: { minLength: 128, maxLength: 128 } } },
     });
-    expect(bodyOf(await op('/v1/operations/bulk-action', 'post')).properties.tags).toMatchObject({ format: 'pm-tag-expression', maxLength: 1024 });
-    expect(bodyOf(await op('/v1/operations/storage-cleanup', 'post')).properties.storage!.pattern).toBe('^[A-Za-z][A-Za-z0-9\\-_.]*[A-Za-z0-9]$');
+    expect(bodyOf(await op('/v1/operations/bulk-action', 'post')).properties.tags).toMatchObject({
+      format: 'pm-tag-expression',
+      maxLength: 1024,
+    });
+    expect(bodyOf(await op('/v1/operations/storage-cleanup', 'post')).properties.storage!.pattern).toBe(
+      '^[A-Za-z][A-Za-z0-9\\-_.]*[A-Za-z0-9]$',
+    );
   });
 
   it('answers OPTIONS with the methods the document lists for that very path', async () => {
@@ -103,7 +154,10 @@ describe('OpenAPI document, as an outside contract tester reads it', () => {
 
   it('takes a node rejection without a reason as its schema says, leaving the rule to the workflow', async () => {
     const api = testApi();
-    const response = await api.call('POST', '/v1/operations/no-such-op/nodes/pve1/reject', { token: 'approver', body: { planVersion: 1 } });
+    const response = await api.call('POST', '/v1/operations/no-such-op/nodes/pve1/reject', {
+      token: 'approver',
+      body: { planVersion: 1 },
+    });
     expect(response.status).toBe(404);
   });
 });

@@ -8,7 +8,17 @@ import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';
 import { signDecision } from '../../lib/approvals/signature.js';
-import { fakeProxmox, operationPath, refusal, signingKey, testApi, testConfig, updateTimeout, validBodies, workflowFailure } from './api-fakes.js';
+import {
+  fakeProxmox,
+  operationPath,
+  refusal,
+  signingKey,
+  testApi,
+  testConfig,
+  updateTimeout,
+  validBodies,
+  workflowFailure,
+} from './api-fakes.js';
 
 const deleteRequest = { environment: 'home', vmid: 1001, name: 'web-1', action: 'delete' };
 const expectedId = 'vm-action/home/1001/delete/20251122T042713.579Z';
@@ -39,7 +49,13 @@ describe('starting an operation', () => {
         dryRun: false,
         shutdownTimeoutSeconds: 120,
         forceStopAfterTimeout: false,
-        meta: { requester: 'otto', environment: 'home', dryRun: false, approvalTimeoutMs: 24 * 3_600_000, autoApprove: ['low'] },
+        meta: {
+          requester: 'otto',
+          environment: 'home',
+          dryRun: false,
+          approvalTimeoutMs: 24 * 3_600_000,
+          autoApprove: ['low'],
+        },
       },
     ]);
     expect(workflow.startOptions).toMatchObject({ taskQueue: 'test', workflowId: expectedId });
@@ -93,13 +109,17 @@ describe('starting an operation', () => {
     api.temporal.onStart = (w) => {
       w.result = { outcome: 'dry-run', plan };
     };
-    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    const response = await api.call('POST', '/v1/operations/vm-action', {
+      token: 'operator',
+      body: { ...deleteRequest, dryRun: true },
+    });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({
       id: expectedId,
       state: 'completed',
       result: { outcome: 'dry-run', plan },
-      planText: 'Plan v1 · risk high · about 10 s\ndelete VM 1001 (web-1)\n\nWhy this risk:\n  - deleting destroys the guest\n\nSteps: none (nothing to do)',
+      planText:
+        'Plan v1 · risk high · about 10 s\ndelete VM 1001 (web-1)\n\nWhy this risk:\n  - deleting destroys the guest\n\nSteps: none (nothing to do)',
     });
     expect((await api.audit.read())[0]).toMatchObject({ result: 'dry-run' });
   });
@@ -109,7 +129,10 @@ describe('starting an operation', () => {
     api.temporal.onStart = (w) => {
       w.failure = workflowFailure("VM 1001 is named 'db-1', not 'web-1': refusing to act on it");
     };
-    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    const response = await api.call('POST', '/v1/operations/vm-action', {
+      token: 'operator',
+      body: { ...deleteRequest, dryRun: true },
+    });
     expect(response.status).toBe(422);
     expect((await response.json()).error).toEqual({
       code: 'plan_failed',
@@ -120,17 +143,36 @@ describe('starting an operation', () => {
   it('with dryRun, answers 422 with the reasons when the workflow completed with a refused plan', async () => {
     const api = testApi();
     api.temporal.onStart = (w) => {
-      w.result = { outcome: 'refused', plan: { version: 1, summary: "refused: VM 1001 is named 'db-1'", risk: 'low', reasons: ["VM 1001 is named 'db-1', not 'web-1'"], steps: [] } };
+      w.result = {
+        outcome: 'refused',
+        plan: {
+          version: 1,
+          summary: "refused: VM 1001 is named 'db-1'",
+          risk: 'low',
+          reasons: ["VM 1001 is named 'db-1', not 'web-1'"],
+          steps: [],
+        },
+      };
     };
-    const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: { ...deleteRequest, dryRun: true } });
+    const response = await api.call('POST', '/v1/operations/vm-action', {
+      token: 'operator',
+      body: { ...deleteRequest, dryRun: true },
+    });
     expect(response.status).toBe(422);
-    expect((await response.json()).error).toEqual({ code: 'plan_failed', message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1'" });
+    expect((await response.json()).error).toEqual({
+      code: 'plan_failed',
+      message: "the plan could not be made: VM 1001 is named 'db-1', not 'web-1'",
+    });
   });
 
   it('answers 503 when Temporal is unreachable', async () => {
     const api = testApi();
     api.temporal.startError = new ServiceError('Failed to start Workflow', {
-      cause: Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: 14, details: 'x', metadata: {} }),
+      cause: Object.assign(new Error('14 UNAVAILABLE: No connection established'), {
+        code: 14,
+        details: 'x',
+        metadata: {},
+      }),
     });
     const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
     expect(response.status).toBe(503);
@@ -139,11 +181,17 @@ describe('starting an operation', () => {
 
   it('answers anything unexpected with a generic 500 and a correlation id, logging it without secrets', async () => {
     const api = testApi();
-    api.temporal.startError = new Error('boom: header was PVEAPIToken=root@pam!ci=0b5c2a9e-1111-2222-3333-444455556666');
+    api.temporal.startError = new Error(
+      'boom: header was PVEAPIToken=root@pam!ci=0b5c2a9e-1111-2222-3333-444455556666',
+    );
     const response = await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: deleteRequest });
     expect(response.status).toBe(500);
     const { error } = await response.json();
-    expect(error).toEqual({ code: 'internal', message: expect.stringMatching(/correlation id/), correlationId: expect.stringMatching(/^req_/) });
+    expect(error).toEqual({
+      code: 'internal',
+      message: expect.stringMatching(/correlation id/),
+      correlationId: expect.stringMatching(/^req_/),
+    });
     expect(response.headers.get('x-request-id')).toBe(error.correlationId);
     expect(api.logs).toHaveLength(1);
     expect(api.logs[0]).toContain(error.correlationId);
@@ -170,17 +218,29 @@ describe('steering a halted rolling maintenance', () => {
       body: { node: 'pve02', reason: 'disk replaced later' },
     });
     expect(response.status).toBe(200);
-    expect(calls).toEqual([{ name: 'skip-node', request: { by: 'anna', node: 'pve02', reason: 'disk replaced later' } }]);
-    expect((await api.audit.read())[0]).toMatchObject({ actor: 'anna', action: 'api.operation.maintenance', detail: { action: 'skip-node', node: 'pve02' } });
+    expect(calls).toEqual([
+      { name: 'skip-node', request: { by: 'anna', node: 'pve02', reason: 'disk replaced later' } },
+    ]);
+    expect((await api.audit.read())[0]).toMatchObject({
+      actor: 'anna',
+      action: 'api.operation.maintenance',
+      detail: { action: 'skip-node', node: 'pve02' },
+    });
   });
 
   it('refuses an unknown action and a node that is not a node name, naming the field', async () => {
     const api = testApi();
     api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto' });
-    const unknown = await api.call('POST', operationPath(expectedId, '/maintenance/reboot-everything'), { token: 'approver', body: { node: 'pve02' } });
+    const unknown = await api.call('POST', operationPath(expectedId, '/maintenance/reboot-everything'), {
+      token: 'approver',
+      body: { node: 'pve02' },
+    });
     expect(unknown.status).toBe(400);
     expect(JSON.stringify(await unknown.json())).toContain('action');
-    const badNode = await api.call('POST', operationPath(expectedId, '/maintenance/resume'), { token: 'approver', body: { node: '../pve02' } });
+    const badNode = await api.call('POST', operationPath(expectedId, '/maintenance/resume'), {
+      token: 'approver',
+      body: { node: '../pve02' },
+    });
     expect(badNode.status).toBe(400);
     expect(JSON.stringify(await badNode.json())).toContain('node');
   });
@@ -188,14 +248,25 @@ describe('steering a halted rolling maintenance', () => {
   it('lets only approvers decide', async () => {
     const api = testApi();
     api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto' });
-    const response = await api.call('POST', operationPath(expectedId, '/maintenance/resume'), { token: 'operator', body: { node: 'pve02' } });
+    const response = await api.call('POST', operationPath(expectedId, '/maintenance/resume'), {
+      token: 'operator',
+      body: { node: 'pve02' },
+    });
     expect(response.status).toBe(403);
   });
 });
 
 describe('deciding on a plan', () => {
-  const seed = (api: ReturnType<typeof testApi>, update?: (name: string, r: { by: string; planVersion: number; reason?: string }) => unknown) =>
-    api.temporal.seed({ workflowId: expectedId, environment: 'home', requester: 'otto', ...(update ? { update } : {}) });
+  const seed = (
+    api: ReturnType<typeof testApi>,
+    update?: (name: string, r: { by: string; planVersion: number; reason?: string }) => unknown,
+  ) =>
+    api.temporal.seed({
+      workflowId: expectedId,
+      environment: 'home',
+      requester: 'otto',
+      ...(update ? { update } : {}),
+    });
 
   it('approves through the workflow update, as the caller', async () => {
     const api = testApi();
@@ -204,7 +275,10 @@ describe('deciding on a plan', () => {
       calls.push({ name, request });
       return { decision: 'approved', by: request.by, at: '2025-11-22T04:30:00Z', planVersion: request.planVersion };
     });
-    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1, reason: 'checked' } });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), {
+      token: 'approver',
+      body: { planVersion: 1, reason: 'checked' },
+    });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({
       id: expectedId,
@@ -213,9 +287,18 @@ describe('deciding on a plan', () => {
     });
     // Signed for the workflow's check, with the key only the API and the worker hold.
     const at = '2025-11-22T04:27:13.579Z';
-    const fields = { operationId: expectedId, decision: 'approved' as const, by: 'anna', planVersion: 1, at, reason: 'checked' };
+    const fields = {
+      operationId: expectedId,
+      decision: 'approved' as const,
+      by: 'anna',
+      planVersion: 1,
+      at,
+      reason: 'checked',
+    };
     const signature = signDecision(signingKey, fields);
-    expect(calls).toEqual([{ name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked', at, signature } }]);
+    expect(calls).toEqual([
+      { name: 'approve', request: { by: 'anna', planVersion: 1, reason: 'checked', at, signature } },
+    ]);
     expect((await api.audit.read())[0]).toMatchObject({
       actor: 'anna',
       action: 'api.operation.approve',
@@ -232,11 +315,15 @@ describe('deciding on a plan', () => {
     const api = testApi({ config });
     const calls: unknown[] = [];
     seed(api, (name) => calls.push(name));
-    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), {
+      token: 'approver',
+      body: { planVersion: 1 },
+    });
     expect(response.status).toBe(503);
     expect((await response.json()).error).toEqual({
       code: 'signing_key_unavailable',
-      message: 'decisions cannot be signed: approvals.signing_key (environment variable PM_TEST_UNSET_SIGNING_KEY) is not available',
+      message:
+        'decisions cannot be signed: approvals.signing_key (environment variable PM_TEST_UNSET_SIGNING_KEY) is not available',
     });
     expect(calls).toEqual([]);
   });
@@ -246,13 +333,19 @@ describe('deciding on a plan', () => {
     seed(api, () => {
       throw refusal('a high-risk operation cannot be approved by the actor who requested it');
     });
-    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'admin', body: { planVersion: 1 } });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), {
+      token: 'admin',
+      body: { planVersion: 1 },
+    });
     expect(response.status).toBe(409);
     expect((await response.json()).error).toEqual({
       code: 'refused',
       message: 'a high-risk operation cannot be approved by the actor who requested it',
     });
-    expect((await api.audit.read())[0]).toMatchObject({ result: 'refused', detail: { message: expect.stringMatching(/high-risk/) } });
+    expect((await api.audit.read())[0]).toMatchObject({
+      result: 'refused',
+      detail: { message: expect.stringMatching(/high-risk/) },
+    });
   });
 
   it('falls back to a signal when no worker answers the update, and says so', async () => {
@@ -260,12 +353,24 @@ describe('deciding on a plan', () => {
     const workflow = seed(api, () => {
       throw updateTimeout();
     });
-    const response = await api.call('POST', operationPath(expectedId, '/reject'), { token: 'approver', body: { planVersion: 2, reason: 'wrong VM' } });
+    const response = await api.call('POST', operationPath(expectedId, '/reject'), {
+      token: 'approver',
+      body: { planVersion: 2, reason: 'wrong VM' },
+    });
     expect(response.status).toBe(202);
     expect(await response.json()).toMatchObject({ id: expectedId, state: 'accepted' });
     const at = '2025-11-22T04:27:13.579Z';
-    const signature = signDecision(signingKey, { operationId: expectedId, decision: 'rejected', by: 'anna', planVersion: 2, at, reason: 'wrong VM' });
-    expect(workflow.signals).toEqual([{ name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM', at, signature }] }]);
+    const signature = signDecision(signingKey, {
+      operationId: expectedId,
+      decision: 'rejected',
+      by: 'anna',
+      planVersion: 2,
+      at,
+      reason: 'wrong VM',
+    });
+    expect(workflow.signals).toEqual([
+      { name: 'reject-signal', args: [{ by: 'anna', planVersion: 2, reason: 'wrong VM', at, signature }] },
+    ]);
     expect((await api.audit.read())[0]).toMatchObject({ action: 'api.operation.reject', result: 'signalled' });
   });
 
@@ -275,7 +380,10 @@ describe('deciding on a plan', () => {
       throw new Error('must not be called');
     });
     workflow.status = 'COMPLETED';
-    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), {
+      token: 'approver',
+      body: { planVersion: 1 },
+    });
     expect(response.status).toBe(409);
     expect((await response.json()).error.code).toBe('not_running');
   });
@@ -285,7 +393,10 @@ describe('deciding on a plan', () => {
     seed(api, () => {
       throw new WorkflowNotFoundError('workflow execution already completed', expectedId, undefined);
     });
-    const response = await api.call('POST', operationPath(expectedId, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+    const response = await api.call('POST', operationPath(expectedId, '/approve'), {
+      token: 'approver',
+      body: { planVersion: 1 },
+    });
     expect(response.status).toBe(409);
     expect((await response.json()).error.code).toBe('not_running');
   });
@@ -298,7 +409,10 @@ describe('deciding on a plan', () => {
       attributes: [],
     });
     for (const id of ['vm-action/home/9/delete/x', 'someone-elses-workflow']) {
-      const response = await api.call('POST', operationPath(id, '/approve'), { token: 'approver', body: { planVersion: 1 } });
+      const response = await api.call('POST', operationPath(id, '/approve'), {
+        token: 'approver',
+        body: { planVersion: 1 },
+      });
       expect(response.status).toBe(404);
     }
   });
@@ -308,10 +422,17 @@ describe('cancelling', () => {
   it('requests cancellation of a running operation', async () => {
     const api = testApi();
     const workflow = api.temporal.seed({ workflowId: expectedId, environment: 'home' });
-    const response = await api.call('POST', operationPath(expectedId, '/cancel'), { token: 'operator', body: { reason: 'maintenance moved' } });
+    const response = await api.call('POST', operationPath(expectedId, '/cancel'), {
+      token: 'operator',
+      body: { reason: 'maintenance moved' },
+    });
     expect(response.status).toBe(202);
     expect(workflow.cancelRequested).toBe(true);
-    expect((await api.audit.read())[0]).toMatchObject({ action: 'api.operation.cancel', result: 'cancel-requested', detail: { reason: 'maintenance moved' } });
+    expect((await api.audit.read())[0]).toMatchObject({
+      action: 'api.operation.cancel',
+      result: 'cancel-requested',
+      detail: { reason: 'maintenance moved' },
+    });
   });
 
   it('refuses to cancel an operation that has ended', async () => {
@@ -341,16 +462,28 @@ describe('reading operations', () => {
     vmids: [1001],
     estimatedDurationMs: 1000,
   };
-  const queried = { phase: 'awaiting-approval' as const, requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending' as const, steps: [], ignoredApprovals: [] };
+  const queried = {
+    phase: 'awaiting-approval' as const,
+    requester: 'otto',
+    environment: 'home',
+    dryRun: false,
+    approvalState: 'pending' as const,
+    steps: [],
+    ignoredApprovals: [],
+  };
 
   it('lists through a visibility query built from the filters', async () => {
     const api = testApi();
     api.temporal.seed({ workflowId: 'a', environment: 'home' });
     api.temporal.seed({ workflowId: 'b', environment: 'home' });
     api.temporal.seed({ workflowId: 'c', environment: 'home' });
-    const response = await api.call('GET', '/v1/operations?kind=vm-action&environment=home&node=pve1&state=pending&requester=otto&risk=high&vmid=1001&pageSize=2', {
-      token: 'viewer',
-    });
+    const response = await api.call(
+      'GET',
+      '/v1/operations?kind=vm-action&environment=home&node=pve1&state=pending&requester=otto&risk=high&vmid=1001&pageSize=2',
+      {
+        token: 'viewer',
+      },
+    );
     expect(response.status).toBe(200);
     expect(api.temporal.listQueries).toEqual([
       "PmOperationKind IS NOT NULL AND PmOperationKind = 'vm-action' AND PmEnvironment = 'home' AND PmNodes = 'pve1' AND " +
@@ -364,19 +497,30 @@ describe('reading operations', () => {
     for (const id of ['a', 'b', 'c']) api.temporal.seed({ workflowId: id, environment: 'home' });
     const first = await (await api.call('GET', '/v1/operations?pageSize=2', { token: 'viewer' })).json();
     expect(first.operations.map((o: { id: string }) => o.id)).toEqual(['a', 'b']);
-    const second = await (await api.call('GET', `/v1/operations?pageSize=2&pageToken=${first.nextPageToken}`, { token: 'viewer' })).json();
+    const second = await (
+      await api.call('GET', `/v1/operations?pageSize=2&pageToken=${first.nextPageToken}`, { token: 'viewer' })
+    ).json();
     expect(second).toEqual({ operations: [expect.objectContaining({ id: 'c' })] });
   });
 
   it('answers a page token Temporal refuses with 400 naming pageToken', async () => {
     const response = await testApi().call('GET', '/v1/operations?pageToken=bm90LWEtcGFnZQ', { token: 'viewer' });
     expect(response.status).toBe(400);
-    expect((await response.json()).error.details).toEqual([{ path: 'pageToken', message: 'must be the nextPageToken of a previous page' }]);
+    expect((await response.json()).error.details).toEqual([
+      { path: 'pageToken', message: 'must be the nextPageToken of a previous page' },
+    ]);
   });
 
   it('lists each operation with the status it published, without asking its workflow', async () => {
     const api = testApi();
-    api.temporal.seed({ workflowId: 'a', environment: 'home', memo: { status: published }, query: () => { throw new Error('the list must not query') } });
+    api.temporal.seed({
+      workflowId: 'a',
+      environment: 'home',
+      memo: { status: published },
+      query: () => {
+        throw new Error('the list must not query');
+      },
+    });
     const { operations } = await (await api.call('GET', '/v1/operations', { token: 'viewer' })).json();
     expect(operations).toEqual([expect.objectContaining({ id: 'a', approvalState: 'pending', status: published })]);
   });
@@ -393,7 +537,11 @@ describe('reading operations', () => {
 
   it('shows a running operation as its workflow published it, with no worker to ask', async () => {
     const api = testApi();
-    api.temporal.seed({ workflowId: expectedId, environment: 'home', memo: { summary: 'delete VM 1001 (web-1)', status: published } });
+    api.temporal.seed({
+      workflowId: expectedId,
+      environment: 'home',
+      memo: { summary: 'delete VM 1001 (web-1)', status: published },
+    });
     const response = await api.call('GET', operationPath(expectedId), { token: 'viewer' });
     expect(response.status).toBe(200);
     const body = await response.json();
@@ -420,7 +568,12 @@ describe('reading operations', () => {
       query: () => ({ ...queried, plan, steps: [{ id: 'destroy', state: 'pending' }] }),
     });
     const body = await (await api.call('GET', `${operationPath(expectedId)}?include=plan`, { token: 'viewer' })).json();
-    expect(body).toMatchObject({ status: published, plan, steps: [{ id: 'destroy', state: 'pending' }], planText: expect.stringContaining('destroy VM 1001') });
+    expect(body).toMatchObject({
+      status: published,
+      plan,
+      steps: [{ id: 'destroy', state: 'pending' }],
+      planText: expect.stringContaining('destroy VM 1001'),
+    });
   });
 
   it('says why the plan is missing when the status query fails, and still answers the rest', async () => {
@@ -433,8 +586,18 @@ describe('reading operations', () => {
 
   it('shows the result of a completed operation and the failure of a failed one', async () => {
     const api = testApi();
-    api.temporal.seed({ workflowId: 'done', environment: 'home', status: 'COMPLETED', result: { outcome: 'completed' } });
-    api.temporal.seed({ workflowId: 'broken', environment: 'home', status: 'FAILED', failure: workflowFailure('VM 1001 is locked (backup)') });
+    api.temporal.seed({
+      workflowId: 'done',
+      environment: 'home',
+      status: 'COMPLETED',
+      result: { outcome: 'completed' },
+    });
+    api.temporal.seed({
+      workflowId: 'broken',
+      environment: 'home',
+      status: 'FAILED',
+      failure: workflowFailure('VM 1001 is locked (backup)'),
+    });
     expect(await (await api.call('GET', operationPath('done'), { token: 'viewer' })).json()).toMatchObject({
       state: 'completed',
       result: { outcome: 'completed' },
@@ -470,7 +633,8 @@ describe('inventory', () => {
       now: () => new Date(clock.now),
       proxmox: { ...proxmox, inventory: (environment) => (reads++, proxmox.inventory(environment)) },
     });
-    const get = (query = '', headers: Record<string, string> = {}) => api.call('GET', `/v1/inventory?environment=home${query}`, { token: 'viewer', headers });
+    const get = (query = '', headers: Record<string, string> = {}) =>
+      api.call('GET', `/v1/inventory?environment=home${query}`, { token: 'viewer', headers });
     return { clock, get, reads: () => reads };
   };
 
@@ -547,7 +711,8 @@ describe('health', () => {
       proxmox: {
         ...fakeProxmox(),
         inventory: async () => ({ nodes: [], guests: [] }),
-        ping: async (env) => (env === 'home' ? [{ node: 'pve1', status: 'unreachable' }] : [{ node: 'c1', status: 'ok' }]),
+        ping: async (env) =>
+          env === 'home' ? [{ node: 'pve1', status: 'unreachable' }] : [{ node: 'c1', status: 'ok' }],
       },
     });
     const response = await api.call('GET', '/readyz');
@@ -570,6 +735,9 @@ describe('audit endpoints', () => {
   it('verifies the chain', async () => {
     const api = testApi();
     await api.call('POST', '/v1/operations/vm-action', { token: 'operator', body: validBodies['vm-action'] });
-    expect(await (await api.call('GET', '/v1/audit/verify', { token: 'viewer' })).json()).toEqual({ ok: true, records: 1 });
+    expect(await (await api.call('GET', '/v1/audit/verify', { token: 'viewer' })).json()).toEqual({
+      ok: true,
+      records: 1,
+    });
   });
 });

@@ -36,7 +36,9 @@ describe('read-only Proxmox', () => {
       { node: 'pve2', status: 'unauthorized', detail: 'the node refused the configured API token' },
     ]);
     const cloud = await proxmox.ping('cloud');
-    expect(cloud).toEqual([{ node: 'c1', status: 'unreachable', detail: expect.stringMatching(/TLS verification failed/) }]);
+    expect(cloud).toEqual([
+      { node: 'c1', status: 'unreachable', detail: expect.stringMatching(/TLS verification failed/) },
+    ]);
     expect(JSON.stringify([home, cloud])).not.toMatch(/root@pam|10\.0\./);
   });
 
@@ -46,7 +48,10 @@ describe('read-only Proxmox', () => {
     const proxmox = createReadOnlyProxmox(config, {
       connect: async () => {
         attempts += 1;
-        if (attempts === 1) throw Object.assign(new Error('environment variable PM_TEST_CLOUD_TOKEN is not set'), { name: 'SecretError' });
+        if (attempts === 1)
+          throw Object.assign(new Error('environment variable PM_TEST_CLOUD_TOKEN is not set'), {
+            name: 'SecretError',
+          });
         return clientAnswering(async () => ({}));
       },
     });
@@ -69,10 +74,13 @@ describe('read-only Proxmox', () => {
   it('reads the inventory from the cluster resources', async () => {
     const proxmox = createReadOnlyProxmox(testConfig(), {
       connect: async () =>
-        clientAnswering(async () => ({}), [
-          { type: 'node', node: 'pve1', status: 'online', maxcpu: 8, maxmem: 100, mem: 10, cpu: 0.5 },
-          { type: 'qemu', vmid: 1001, name: 'web-1', node: 'pve1', status: 'running', tags: 'web;prod' },
-        ]),
+        clientAnswering(
+          async () => ({}),
+          [
+            { type: 'node', node: 'pve1', status: 'online', maxcpu: 8, maxmem: 100, mem: 10, cpu: 0.5 },
+            { type: 'qemu', vmid: 1001, name: 'web-1', node: 'pve1', status: 'running', tags: 'web;prod' },
+          ],
+        ),
     });
     const inventory = await proxmox.inventory('home');
     expect(inventory.nodes.map((n) => n.name)).toEqual(['pve1']);

@@ -16,11 +16,18 @@ describe('operation requests with values PVE would refuse', () => {
     ['vm-clone', { cores: 0 }, 'cores'],
   ])('%s with %j -> 400 naming %s, no workflow started', async (kind, fields, field) => {
     const api = testApi();
-    const response = await api.call('POST', `/v1/operations/${kind}`, { token: 'admin', body: { ...validBodies[kind], ...fields } });
+    const response = await api.call('POST', `/v1/operations/${kind}`, {
+      token: 'admin',
+      body: { ...validBodies[kind], ...fields },
+    });
     const text = await response.text();
     expect(response.status, text).toBe(400);
-    const paths = (JSON.parse(text) as { error: { details?: { path: string }[] } }).error.details?.map((d) => d.path) ?? [];
-    expect(paths.some((p) => p === field || p.startsWith(`${field}.`)), paths.join(', ')).toBe(true);
+    const paths =
+      (JSON.parse(text) as { error: { details?: { path: string }[] } }).error.details?.map((d) => d.path) ?? [];
+    expect(
+      paths.some((p) => p === field || p.startsWith(`${field}.`)),
+      paths.join(', '),
+    ).toBe(true);
     expect(api.temporal.workflows.size).toBe(0);
   });
 });

@@ -19,14 +19,24 @@ describe('secrets', () => {
         inventory: async () => {
           throw new Error(`401 for PVEAPIToken=root@pam!ci=${pveSecret}`);
         },
-        ping: async () => [{ node: 'pve1', status: 'unauthorized', detail: 'the node refused the configured API token' }],
+        ping: async () => [
+          { node: 'pve1', status: 'unauthorized', detail: 'the node refused the configured API token' },
+        ],
       },
     });
     const id = 'vm-action/home/1001/delete/20251122T040000Z';
     api.temporal.seed({
       workflowId: id,
       environment: 'home',
-      query: () => ({ phase: 'awaiting-approval', requester: 'otto', environment: 'home', dryRun: false, approvalState: 'pending', steps: [], ignoredApprovals: [] }),
+      query: () => ({
+        phase: 'awaiting-approval',
+        requester: 'otto',
+        environment: 'home',
+        dryRun: false,
+        approvalState: 'pending',
+        steps: [],
+        ignoredApprovals: [],
+      }),
       update: (_, r) => ({ decision: 'approved', by: r.by, at: 'now', planVersion: r.planVersion }),
     });
     api.temporal.onStart = (w) => {
@@ -46,7 +56,9 @@ describe('secrets', () => {
       await record(await api.call('GET', `/v1/inventory?environment=home&tag=${strayToken}`, { token }));
       for (const [kind, body] of Object.entries(validBodies)) {
         await record(await api.call('POST', `/v1/operations/${kind}`, { token, body: { ...body, dryRun: true } }));
-        await record(await api.call('POST', `/v1/operations/${kind}`, { token, body: { ...body, [strayToken]: strayToken } }));
+        await record(
+          await api.call('POST', `/v1/operations/${kind}`, { token, body: { ...body, [strayToken]: strayToken } }),
+        );
       }
       await record(await api.call('GET', '/v1/operations', { token }));
       await record(await api.call('GET', operationPath(id), { token }));
@@ -67,11 +79,7 @@ describe('secrets', () => {
     texts.push(readFileSync(api.audit.path, 'utf8'), ...api.logs);
 
     const everything = texts.join('\n');
-    const forbidden = [
-      ...Object.values(tokens),
-      ...Object.values(tokens).map(tokenHash),
-      pveSecret,
-    ];
+    const forbidden = [...Object.values(tokens), ...Object.values(tokens).map(tokenHash), pveSecret];
     for (const secret of forbidden) {
       expect(everything.includes(secret), `found ${secret.slice(0, 8)}…`).toBe(false);
     }

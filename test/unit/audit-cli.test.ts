@@ -11,7 +11,11 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 async function verifyCli(path: string): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts', path], { cwd: repoRoot });
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/audit-verify.ts', path],
+      { cwd: repoRoot },
+    );
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -23,7 +27,8 @@ describe('scripts/audit-verify.ts', () => {
   it('prints OK and exits 0 for an intact log, and names the broken line with exit 1', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'pm-audit-cli-')), 'audit.log');
     const log = createAuditLog(path, { fsync: false });
-    for (const actor of ['otto', 'anna', 'root']) await log.append({ actor, action: 'api.operation.start', result: 'started' });
+    for (const actor of ['otto', 'anna', 'root'])
+      await log.append({ actor, action: 'api.operation.start', result: 'started' });
 
     const intact = await verifyCli(path);
     expect(intact).toMatchObject({ code: 0, stdout: expect.stringMatching(/^OK: .*3 records/) });
@@ -34,7 +39,7 @@ describe('scripts/audit-verify.ts', () => {
     expect(tampered.stderr).toMatch(/^PROBLEM: .*line 2: record 2 does not match its hash/);
   }, 30_000);
 
-  it('checks the demo\'s log when given no path and no configuration, as right after ./scripts/demo.sh', async () => {
+  it("checks the demo's log when given no path and no configuration, as right after ./scripts/demo.sh", async () => {
     const clone = mkdtempSync(join(tmpdir(), 'pm-audit-demo-'));
     mkdirSync(join(clone, 'data/demo'), { recursive: true });
     writeFileSync(
@@ -49,7 +54,11 @@ describe('scripts/audit-verify.ts', () => {
       ].join('\n'),
     );
     const { PM_CONFIG: _unset, ...withoutConfig } = process.env;
-    await createAuditLog(join(clone, 'data/demo/audit.log'), { fsync: false }).append({ actor: 'alice', action: 'api.operation.start', result: 'started' });
+    await createAuditLog(join(clone, 'data/demo/audit.log'), { fsync: false }).append({
+      actor: 'alice',
+      action: 'api.operation.start',
+      result: 'started',
+    });
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', join(repoRoot, 'node_modules/tsx/dist/loader.mjs'), join(repoRoot, 'scripts/audit-verify.ts')],

@@ -51,9 +51,12 @@ describe('audit log under concurrent writers', () => {
       expect(mine.sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: each }, (_, i) => i));
     }
     // Every process appended the shared events; each is recorded exactly once.
-    expect(records.filter((r) => r.eventId?.startsWith('shared-')).map((r) => r.eventId).sort()).toEqual(
-      Array.from({ length: shared }, (_, i) => `shared-${i}`),
-    );
+    expect(
+      records
+        .filter((r) => r.eventId?.startsWith('shared-'))
+        .map((r) => r.eventId)
+        .sort(),
+    ).toEqual(Array.from({ length: shared }, (_, i) => `shared-${i}`));
     expect(readFileSync(`${path}.head`, 'utf8')).toContain(`"seq":${processes * each + shared}`);
   }, 60_000);
 
@@ -62,7 +65,9 @@ describe('audit log under concurrent writers', () => {
     const a = createAuditLog(path, { fsync: false });
     const b = createAuditLog(path, { fsync: false });
     await Promise.all(
-      Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).append({ actor: i % 2 ? 'a' : 'b', action: 'test.append', result: 'ok' })),
+      Array.from({ length: 60 }, (_, i) =>
+        (i % 2 ? a : b).append({ actor: i % 2 ? 'a' : 'b', action: 'test.append', result: 'ok' }),
+      ),
     );
     await expect(a.verify()).resolves.toEqual({ ok: true, records: 60 });
   });

@@ -15,7 +15,13 @@ function freshLog(): { log: AuditLog; path: string } {
 async function logWith(records: number): Promise<{ log: AuditLog; path: string }> {
   const fresh = freshLog();
   for (let i = 1; i <= records; i++) {
-    await fresh.log.append({ actor: `actor-${i}`, action: 'operation.requested', result: 'ok', operationId: `op-${i}`, detail: { i } });
+    await fresh.log.append({
+      actor: `actor-${i}`,
+      action: 'operation.requested',
+      result: 'ok',
+      operationId: `op-${i}`,
+      detail: { i },
+    });
   }
   return fresh;
 }
@@ -25,7 +31,9 @@ const rewrite = (path: string, edited: string[]) => writeFileSync(path, `${edite
 
 describe('canonical JSON', () => {
   it('does not depend on key order and leaves out undefined members', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, undefined], c: undefined } })).toBe(canonicalJson({ a: { d: [1, null] }, b: 1 }));
+    expect(canonicalJson({ b: 1, a: { d: [1, undefined], c: undefined } })).toBe(
+      canonicalJson({ a: { d: [1, null] }, b: 1 }),
+    );
     expect(canonicalJson({ b: 1, a: 2 })).toBe('{"a":2,"b":1}');
   });
 });
@@ -33,8 +41,18 @@ describe('canonical JSON', () => {
 describe('audit log', () => {
   it('chains each record to the one before it', async () => {
     const { log } = freshLog();
-    const first = await log.append({ actor: 'otto', action: 'api.operation.start', result: 'started', operationId: 'op-1' });
-    const second = await log.append({ actor: 'anna', action: 'api.operation.approve', result: 'approved', operationId: 'op-1' });
+    const first = await log.append({
+      actor: 'otto',
+      action: 'api.operation.start',
+      result: 'started',
+      operationId: 'op-1',
+    });
+    const second = await log.append({
+      actor: 'anna',
+      action: 'api.operation.approve',
+      result: 'approved',
+      operationId: 'op-1',
+    });
     expect(first.seq).toBe(1);
     expect(first.prev).toBe(GENESIS_HASH);
     expect(second.seq).toBe(2);
@@ -52,8 +70,18 @@ describe('audit log', () => {
 
   it('records an event id once, however often the event is appended', async () => {
     const { log, path } = await logWith(3);
-    const once = await log.append({ eventId: 'wf/run/approved', actor: 'anna', action: 'operation.approved', result: 'approved' });
-    const again = await log.append({ eventId: 'wf/run/approved', actor: 'anna', action: 'operation.approved', result: 'approved' });
+    const once = await log.append({
+      eventId: 'wf/run/approved',
+      actor: 'anna',
+      action: 'operation.approved',
+      result: 'approved',
+    });
+    const again = await log.append({
+      eventId: 'wf/run/approved',
+      actor: 'anna',
+      action: 'operation.approved',
+      result: 'approved',
+    });
     expect(again).toEqual(once);
     expect(lines(path)).toHaveLength(4);
     await expect(log.verify()).resolves.toEqual({ ok: true, records: 4 });
@@ -62,7 +90,9 @@ describe('audit log', () => {
   it('refuses entries without actor, action or result', async () => {
     const { log } = freshLog();
     await expect(log.append({ actor: '', action: 'x', result: 'ok' })).rejects.toThrow(/actor/);
-    await expect(log.append({ actor: 'a', action: 'x', result: 'ok', detail: [] as unknown as Record<string, unknown> })).rejects.toThrow(/detail/);
+    await expect(
+      log.append({ actor: 'a', action: 'x', result: 'ok', detail: [] as unknown as Record<string, unknown> }),
+    ).rejects.toThrow(/detail/);
   });
 
   it('filters by actor, action (exact or prefix), operation, environment and time, keeping the newest', async () => {
@@ -70,9 +100,27 @@ describe('audit log', () => {
     let i = 0;
     const path = join(mkdtempSync(join(tmpdir(), 'pm-audit-')), 'audit.log');
     const log = createAuditLog(path, { fsync: false, now: () => new Date(times[i++]!) });
-    await log.append({ actor: 'otto', action: 'api.operation.start', result: 'started', operationId: 'a', environment: 'home' });
-    await log.append({ actor: 'anna', action: 'api.operation.approve', result: 'approved', operationId: 'a', environment: 'home' });
-    await log.append({ actor: 'otto', action: 'api.operation.start', result: 'started', operationId: 'b', environment: 'cloud' });
+    await log.append({
+      actor: 'otto',
+      action: 'api.operation.start',
+      result: 'started',
+      operationId: 'a',
+      environment: 'home',
+    });
+    await log.append({
+      actor: 'anna',
+      action: 'api.operation.approve',
+      result: 'approved',
+      operationId: 'a',
+      environment: 'home',
+    });
+    await log.append({
+      actor: 'otto',
+      action: 'api.operation.start',
+      result: 'started',
+      operationId: 'b',
+      environment: 'cloud',
+    });
     await log.append({ actor: 'anonymous', action: 'api.access', result: 'unauthenticated' });
 
     const seqs = async (filter: Parameters<AuditLog['read']>[0]) => (await log.read(filter)).map((r) => r.seq);
@@ -92,7 +140,11 @@ describe('audit log', () => {
       const edited = lines(path);
       edited[2] = edited[2]!.replace('"actor":"actor-3"', '"actor":"mallory"');
       rewrite(path, edited);
-      await expect(log.verify()).resolves.toEqual({ ok: false, line: 3, problem: expect.stringMatching(/record 3 does not match its hash/) });
+      await expect(log.verify()).resolves.toEqual({
+        ok: false,
+        line: 3,
+        problem: expect.stringMatching(/record 3 does not match its hash/),
+      });
     });
 
     it('an edit with a recomputed hash (the next record no longer chains to it)', async () => {
@@ -103,7 +155,11 @@ describe('audit log', () => {
       record.hash = recordHash(record);
       edited[1] = JSON.stringify(record);
       rewrite(path, edited);
-      await expect(log.verify()).resolves.toEqual({ ok: false, line: 3, problem: 'record 3 does not chain to the record before it' });
+      await expect(log.verify()).resolves.toEqual({
+        ok: false,
+        line: 3,
+        problem: 'record 3 does not chain to the record before it',
+      });
     });
 
     it('a deleted line', async () => {
@@ -111,19 +167,29 @@ describe('audit log', () => {
       const edited = lines(path);
       edited.splice(1, 1);
       rewrite(path, edited);
-      await expect(log.verify()).resolves.toMatchObject({ ok: false, line: 2, problem: expect.stringMatching(/expected record 2 but found record 3/) });
+      await expect(log.verify()).resolves.toMatchObject({
+        ok: false,
+        line: 2,
+        problem: expect.stringMatching(/expected record 2 but found record 3/),
+      });
     });
 
     it('deleted lines at the end', async () => {
       const { log, path } = await logWith(5);
       rewrite(path, lines(path).slice(0, 3));
-      await expect(log.verify()).resolves.toMatchObject({ ok: false, problem: expect.stringMatching(/ends at record 3 but record 5 was written/) });
+      await expect(log.verify()).resolves.toMatchObject({
+        ok: false,
+        problem: expect.stringMatching(/ends at record 3 but record 5 was written/),
+      });
     });
 
     it('an emptied log', async () => {
       const { log, path } = await logWith(2);
       writeFileSync(path, '');
-      await expect(log.verify()).resolves.toMatchObject({ ok: false, problem: expect.stringMatching(/ends at record 0/) });
+      await expect(log.verify()).resolves.toMatchObject({
+        ok: false,
+        problem: expect.stringMatching(/ends at record 0/),
+      });
     });
 
     it('reordered lines', async () => {
@@ -131,7 +197,11 @@ describe('audit log', () => {
       const edited = lines(path);
       [edited[1], edited[2]] = [edited[2]!, edited[1]!];
       rewrite(path, edited);
-      await expect(log.verify()).resolves.toMatchObject({ ok: false, line: 2, problem: expect.stringMatching(/expected record 2 but found record 3/) });
+      await expect(log.verify()).resolves.toMatchObject({
+        ok: false,
+        line: 2,
+        problem: expect.stringMatching(/expected record 2 but found record 3/),
+      });
     });
 
     it('an inserted line, even one forged with a valid hash', async () => {
@@ -141,7 +211,11 @@ describe('audit log', () => {
       forged.hash = recordHash(forged);
       edited.splice(3, 0, JSON.stringify(forged));
       rewrite(path, edited);
-      await expect(log.verify()).resolves.toMatchObject({ ok: false, line: 4, problem: expect.stringMatching(/expected record 4 but found record 3/) });
+      await expect(log.verify()).resolves.toMatchObject({
+        ok: false,
+        line: 4,
+        problem: expect.stringMatching(/expected record 4 but found record 3/),
+      });
     });
 
     it('a line that is not JSON, and a blank line', async () => {
@@ -157,13 +231,21 @@ describe('audit log', () => {
       const { log, path } = await logWith(3);
       rewrite(path, lines(path).slice(0, 2));
       rmSync(`${path}.head`);
-      await expect(log.verify()).resolves.toEqual({ ok: false, line: 2, problem: `${path}.head is missing: whether records were removed from the end cannot be told` });
+      await expect(log.verify()).resolves.toEqual({
+        ok: false,
+        line: 2,
+        problem: `${path}.head is missing: whether records were removed from the end cannot be told`,
+      });
     });
 
     it('a rewritten head that no longer matches the log', async () => {
       const { log, path } = await logWith(3);
       writeFileSync(`${path}.head`, JSON.stringify({ seq: 3, hash: 'f'.repeat(64) }));
-      await expect(log.verify()).resolves.toEqual({ ok: false, line: 3, problem: 'record 3 is not the record that was written' });
+      await expect(log.verify()).resolves.toEqual({
+        ok: false,
+        line: 3,
+        problem: 'record 3 is not the record that was written',
+      });
     });
   });
 
@@ -193,7 +275,10 @@ describe('lock file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pm-lock-'));
     const lockPath = join(dir, 'audit.log.lock');
     // A pid that cannot be running: beyond the kernel's pid range.
-    writeFileSync(lockPath, JSON.stringify({ pid: 2 ** 30, host: (await import('node:os')).hostname(), token: 'dead' }));
+    writeFileSync(
+      lockPath,
+      JSON.stringify({ pid: 2 ** 30, host: (await import('node:os')).hostname(), token: 'dead' }),
+    );
     await expect(withFileLock(lockPath, async () => 'ran', { timeoutMs: 2_000 })).resolves.toBe('ran');
   });
 

@@ -48,7 +48,18 @@ const template: SnapshotTemplate = {
 };
 
 function guest(vmid: number, name: string, over: Partial<SnapshotGuest> = {}): SnapshotGuest {
-  return { vmid, name, type: 'qemu', node: 'pve01', status: 'running', template: false, tags: [], memoryBytes: 2 * GiB, cores: 2, ...over };
+  return {
+    vmid,
+    name,
+    type: 'qemu',
+    node: 'pve01',
+    status: 'running',
+    template: false,
+    tags: [],
+    memoryBytes: 2 * GiB,
+    cores: 2,
+    ...over,
+  };
 }
 
 function snapshot(over: Partial<ClusterUpSnapshot> = {}): ClusterUpSnapshot {
@@ -66,13 +77,23 @@ function snapshot(over: Partial<ClusterUpSnapshot> = {}): ClusterUpSnapshot {
       { storage: 'shared', node: n, shared: true, content: ['images', 'rootdir'], free: 3000 * GiB },
       { storage: 'local-lvm', node: n, shared: false, content: ['images', 'rootdir'], free: 500 * GiB },
     ]),
-    guests: [guest(101, 'tpl-talos', { node: 'pve02', template: true, status: 'stopped' }), guest(1000, 'dns01'), guest(1002, 'proxy01')],
+    guests: [
+      guest(101, 'tpl-talos', { node: 'pve02', template: true, status: 'stopped' }),
+      guest(1000, 'dns01'),
+      guest(1002, 'proxy01'),
+    ],
     template,
     ...over,
   };
 }
 
-const options = { environment: 'home', profilePath: 'clusters/lab.yaml', profileSha256: 'f'.repeat(64), maxParallel: 8, creationMarkerPrefix: MARKER };
+const options = {
+  environment: 'home',
+  profilePath: 'clusters/lab.yaml',
+  profileSha256: 'f'.repeat(64),
+  maxParallel: 8,
+  creationMarkerPrefix: MARKER,
+};
 
 function refusal(fn: () => unknown): string[] {
   try {
@@ -106,7 +127,9 @@ describe('planning a new cluster', () => {
 
   it('adds up what the cluster takes', () => {
     expect(plan.totals).toEqual({ vms: 6, toClone: 6, vcpus: 18, memoryBytes: 36 * GiB, diskBytes: 180 * GiB });
-    expect(draft.summary).toBe('cluster lab: 3 control planes + 3 workers on pve01, pve02, pve03 (18 vCPUs, 36.0 GiB memory, 180.0 GiB disk; 6 to clone)');
+    expect(draft.summary).toBe(
+      'cluster lab: 3 control planes + 3 workers on pve01, pve02, pve03 (18 vCPUs, 36.0 GiB memory, 180.0 GiB disk; 6 to clone)',
+    );
   });
 
   it('configures every VM the way Talos needs it, tagged as the cluster’s', () => {
@@ -125,8 +148,18 @@ describe('planning a new cluster', () => {
 
   it('lists clone, configure and boot per VM, then the Talos steps in order', () => {
     const ids = draft.steps.map((s) => s.id);
-    expect(ids.slice(0, 3)).toEqual(['clone:auto-lab-cp1-1001', 'configure:auto-lab-cp1-1001', 'boot:auto-lab-cp1-1001']);
-    expect(ids.filter((id) => !id.includes(':'))).toEqual(['machine-configs', 'bootstrap', 'health', 'kubeconfig', 'flux']);
+    expect(ids.slice(0, 3)).toEqual([
+      'clone:auto-lab-cp1-1001',
+      'configure:auto-lab-cp1-1001',
+      'boot:auto-lab-cp1-1001',
+    ]);
+    expect(ids.filter((id) => !id.includes(':'))).toEqual([
+      'machine-configs',
+      'bootstrap',
+      'health',
+      'kubeconfig',
+      'flux',
+    ]);
     expect(draft.steps.find((s) => s.id === 'bootstrap')).toMatchObject({ name: 'auto-lab-cp1-1001' });
     const clone = draft.steps[0]!;
     expect(clone).toMatchObject({ action: 'clone', node: 'pve02', params: { source: 101, full: true } });
@@ -150,7 +183,13 @@ describe('a cluster that does not fit', () => {
       ],
     });
     const problems = refusal(() => planClusterUp(profile(), env, full, options));
-    expect(problems.some((p) => /^lab-w\d \(4 vCPUs, 8\.0 GiB\) fits on no node: pve01: memory: 8\.0 GiB more would use \d+% of 64\.0 GiB, above the 80% limit/.test(p))).toBe(true);
+    expect(
+      problems.some((p) =>
+        /^lab-w\d \(4 vCPUs, 8\.0 GiB\) fits on no node: pve01: memory: 8\.0 GiB more would use \d+% of 64\.0 GiB, above the 80% limit/.test(
+          p,
+        ),
+      ),
+    ).toBe(true);
     expect(problems.at(-1)).toBe(
       'memory: the cluster needs 36.0 GiB, the online nodes can take 15.6 GiB while keeping 20% free (pve01 7.2 GiB, pve02 7.2 GiB, pve03 1.2 GiB): short by 20.4 GiB',
     );
@@ -180,18 +219,33 @@ describe('a half-built cluster', () => {
   it('keeps the VMs an earlier run made and clones only the missing ones', () => {
     const draft = planClusterUp(profile(), env, snapshot({ guests: [...snapshot().guests, ...existing] }), options);
     const { members } = draft.plan;
-    expect(members.find((m) => m.service === 'lab-cp1')).toMatchObject({ vmid: 1010, node: 'pve03', existing: { status: 'running' } });
-    expect(members.find((m) => m.service === 'lab-w2')).toMatchObject({ vmid: 1011, node: 'pve01', existing: { status: 'stopped' } });
+    expect(members.find((m) => m.service === 'lab-cp1')).toMatchObject({
+      vmid: 1010,
+      node: 'pve03',
+      existing: { status: 'running' },
+    });
+    expect(members.find((m) => m.service === 'lab-w2')).toMatchObject({
+      vmid: 1011,
+      node: 'pve01',
+      existing: { status: 'stopped' },
+    });
     expect(members.filter((m) => !m.existing).map((m) => m.vmid)).toEqual([1001, 1003, 1004, 1005]);
     expect(draft.plan.totals.toClone).toBe(4);
     expect(draft.steps.find((s) => s.id === 'clone:auto-lab-cp1-1010')).toMatchObject({ action: 'keep' });
     // The resumed control plane holds pve03: the other two go elsewhere.
-    expect(members.filter((m) => m.role === 'control-plane' && !m.existing).map((m) => m.node).sort()).toEqual(['pve01', 'pve02']);
+    expect(
+      members
+        .filter((m) => m.role === 'control-plane' && !m.existing)
+        .map((m) => m.node)
+        .sort(),
+    ).toEqual(['pve01', 'pve02']);
   });
 
   it('refuses a VM with a member’s name that is not the cluster’s', () => {
     const stranger = guest(1012, 'auto-lab-w1-1012');
-    expect(refusal(() => planClusterUp(profile(), env, snapshot({ guests: [...snapshot().guests, stranger] }), options))).toEqual([
+    expect(
+      refusal(() => planClusterUp(profile(), env, snapshot({ guests: [...snapshot().guests, stranger] }), options)),
+    ).toEqual([
       "VM 1012 'auto-lab-w1-1012' has the name of cluster member lab-w1 but neither tag cluster-lab nor a cluster-up marker: rename it or tag it cluster-lab",
     ]);
   });
@@ -199,36 +253,60 @@ describe('a half-built cluster', () => {
   it('warns about tagged VMs the profile no longer has', () => {
     const leftover = guest(1013, 'auto-lab-w4-1013', { tags: ['cluster-lab'] });
     const draft = planClusterUp(profile(), env, snapshot({ guests: [...snapshot().guests, leftover] }), options);
-    expect(draft.warnings).toContain("VM 1013 'auto-lab-w4-1013' carries tag cluster-lab but is no member of the profile: left alone (cluster-down would remove it)");
+    expect(draft.warnings).toContain(
+      "VM 1013 'auto-lab-w4-1013' carries tag cluster-lab but is no member of the profile: left alone (cluster-down would remove it)",
+    );
   });
 });
 
 describe('the template', () => {
   it('must be the named template', () => {
-    expect(refusal(() => planClusterUp(profile({ template: { vmid: 101, name: 'tpl-debian' } }), env, snapshot(), options))).toEqual([
-      "template: VM 101 is named 'tpl-talos', not 'tpl-debian'",
+    expect(
+      refusal(() => planClusterUp(profile({ template: { vmid: 101, name: 'tpl-debian' } }), env, snapshot(), options)),
+    ).toEqual(["template: VM 101 is named 'tpl-talos', not 'tpl-debian'"]);
+    expect(refusal(() => planClusterUp(profile(), env, snapshot({ template: undefined }), options))).toEqual([
+      'template: no VM 101 in this environment',
     ]);
-    expect(refusal(() => planClusterUp(profile(), env, snapshot({ template: undefined }), options))).toEqual(['template: no VM 101 in this environment']);
   });
 
   it('needs the guest agent for DHCP and a cloud-init drive for static addresses', () => {
-    expect(refusal(() => planClusterUp(profile(), env, snapshot({ template: { ...template, agent: false } }), options))[0]).toMatch(
-      /^template: VM 101 'tpl-talos' has no QEMU guest agent enabled, and DHCP addresses are found through it/,
-    );
+    expect(
+      refusal(() => planClusterUp(profile(), env, snapshot({ template: { ...template, agent: false } }), options))[0],
+    ).toMatch(/^template: VM 101 'tpl-talos' has no QEMU guest agent enabled, and DHCP addresses are found through it/);
     const staticProfile = profile({
       workers: { count: 0 },
       network: {
         addressing: 'static',
-        static: { prefix: 24, gateway: '10.0.30.1', nameservers: ['10.0.30.1'], control_plane: ['10.0.30.11', '10.0.30.12', '10.0.30.13'] },
+        static: {
+          prefix: 24,
+          gateway: '10.0.30.1',
+          nameservers: ['10.0.30.1'],
+          control_plane: ['10.0.30.11', '10.0.30.12', '10.0.30.13'],
+        },
       },
     });
-    expect(refusal(() => planClusterUp(staticProfile, env, snapshot(), options))[0]).toMatch(/has no cloud-init drive, and static addresses reach Talos through it/);
-    const { plan } = planClusterUp(staticProfile, env, snapshot({ template: { ...template, cloudInitDrive: true } }), options);
-    expect(plan.members[1]!.config).toMatchObject({ ipconfig0: 'ip=10.0.30.12/24,gw=10.0.30.1', nameserver: '10.0.30.1' });
+    expect(refusal(() => planClusterUp(staticProfile, env, snapshot(), options))[0]).toMatch(
+      /has no cloud-init drive, and static addresses reach Talos through it/,
+    );
+    const { plan } = planClusterUp(
+      staticProfile,
+      env,
+      snapshot({ template: { ...template, cloudInitDrive: true } }),
+      options,
+    );
+    expect(plan.members[1]!.config).toMatchObject({
+      ipconfig0: 'ip=10.0.30.12/24,gw=10.0.30.1',
+      nameserver: '10.0.30.1',
+    });
   });
 
   it('warns about a metal image', () => {
-    const draft = planClusterUp(profile(), env, snapshot({ template: { ...template, description: 'talos metal-amd64' } }), options);
+    const draft = planClusterUp(
+      profile(),
+      env,
+      snapshot({ template: { ...template, description: 'talos metal-amd64' } }),
+      options,
+    );
     expect(draft.warnings.some((w) => /metal image/.test(w))).toBe(true);
   });
 
@@ -247,14 +325,23 @@ it('refuses a profile meant for another environment', () => {
 });
 
 describe('tearing a cluster down', () => {
-  const down = { environment: 'home', shutdownTimeoutSeconds: 60, maxParallel: 4, secretsDir: '/secrets/home/lab', secretsExist: true };
+  const down = {
+    environment: 'home',
+    shutdownTimeoutSeconds: 60,
+    maxParallel: 4,
+    secretsDir: '/secrets/home/lab',
+    secretsExist: true,
+  };
   const members = [
     guest(1001, 'auto-lab-cp1-1001', { tags: ['cluster-lab', 'talos'] }),
     guest(1005, 'auto-lab-w1-1005', { tags: ['cluster-lab'], status: 'stopped' }),
   ];
 
   it('plans every VM carrying the cluster’s tag, and only those', () => {
-    const others = [guest(1002, 'auto-lab2-cp1-1002', { tags: ['cluster-lab2'] }), guest(1003, 'k8s-cp1', { tags: ['talos', 'kubernetes'] })];
+    const others = [
+      guest(1002, 'auto-lab2-cp1-1002', { tags: ['cluster-lab2'] }),
+      guest(1003, 'k8s-cp1', { tags: ['talos', 'kubernetes'] }),
+    ];
     const draft = planClusterDown('lab', [...members, ...others], down);
     expect(draft.plan.members.map((m) => [m.vmid, m.name])).toEqual([
       [1001, 'auto-lab-cp1-1001'],
@@ -268,14 +355,23 @@ describe('tearing a cluster down', () => {
       'verify',
       'forget-secrets',
     ]);
-    expect(draft.steps[1]).toMatchObject({ action: 'destroy', vmid: 1001, name: 'auto-lab-cp1-1001', params: { purge: true } });
+    expect(draft.steps[1]).toMatchObject({
+      action: 'destroy',
+      vmid: 1001,
+      name: 'auto-lab-cp1-1001',
+      params: { purge: true },
+    });
   });
 
   it('refuses before anything goes down when a tagged guest cannot be destroyed', () => {
     const problems = refusal(() =>
       planClusterDown(
         'lab',
-        [...members, guest(1006, 'auto-lab-w2-1006', { tags: ['cluster-lab'], protection: true } as Partial<SnapshotGuest>), guest(2001, 'ct', { type: 'lxc', tags: ['cluster-lab'] })],
+        [
+          ...members,
+          guest(1006, 'auto-lab-w2-1006', { tags: ['cluster-lab'], protection: true } as Partial<SnapshotGuest>),
+          guest(2001, 'ct', { type: 'lxc', tags: ['cluster-lab'] }),
+        ],
         down,
       ),
     );

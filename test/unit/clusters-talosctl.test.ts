@@ -50,7 +50,13 @@ describe('generating machine configs', () => {
     const bad = join(dir, 'bad.yaml');
     await writeFile(bad, 'machin:\n  typo: true\n');
     const err = await talosctl
-      .genConfig({ clusterName: 'x', endpoint: 'https://10.9.0.1:6443', outputDir: join(dir, 'x'), talosVersion: 'v1.11.3', patches: { all: [bad], controlPlane: [], worker: [] } })
+      .genConfig({
+        clusterName: 'x',
+        endpoint: 'https://10.9.0.1:6443',
+        outputDir: join(dir, 'x'),
+        talosVersion: 'v1.11.3',
+        patches: { all: [bad], controlPlane: [], worker: [] },
+      })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TalosctlError);
     expect(err).toMatchObject({ kind: 'failed' });
@@ -74,27 +80,47 @@ describe('a node, from maintenance mode to a bootstrapped cluster', () => {
 
   it('is not healthy, and serves no kubeconfig, before etcd is bootstrapped', async () => {
     expect(await talosctl.etcdState(talosconfig(), cp)).toBe('Preparing');
-    const health = talosctl.health({ talosconfig: talosconfig(), node: cp, controlPlanes: [cp], workers: [worker], waitTimeoutSeconds: 5 });
+    const health = talosctl.health({
+      talosconfig: talosconfig(),
+      node: cp,
+      controlPlanes: [cp],
+      workers: [worker],
+      waitTimeoutSeconds: 5,
+    });
     await expect(health).rejects.toThrow(/waiting for etcd to be healthy/);
-    await expect(talosctl.kubeconfig(talosconfig(), cp, join(dir, 'early-kubeconfig'))).rejects.toThrow(/etcd is not bootstrapped/);
+    await expect(talosctl.kubeconfig(talosconfig(), cp, join(dir, 'early-kubeconfig'))).rejects.toThrow(
+      /etcd is not bootstrapped/,
+    );
   });
 
   it('bootstraps etcd once; a second bootstrap is refused by Talos (AlreadyExists) and reported as done', async () => {
     expect(await talosctl.bootstrap(talosconfig(), cp)).toBe('bootstrapped');
     expect(await talosctl.etcdState(talosconfig(), cp)).toBe('Running');
     expect(await talosctl.bootstrap(talosconfig(), cp)).toBe('already-bootstrapped');
-    const log = (await readFile(join(dir, 'state', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const log = (await readFile(join(dir, 'state', 'log.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const bootstraps = log.filter((e) => e.argv.includes('bootstrap'));
-    expect(bootstraps.map((e) => e.outcome)).toEqual(['ok', expect.stringMatching(/code = AlreadyExists desc = etcd data directory is not empty/)]);
+    expect(bootstraps.map((e) => e.outcome)).toEqual([
+      'ok',
+      expect.stringMatching(/code = AlreadyExists desc = etcd data directory is not empty/),
+    ]);
   });
 
   it('reports health, streaming its progress, and writes a kubeconfig where it is asked to', async () => {
     const lines: string[] = [];
-    await talosctl.health({ talosconfig: talosconfig(), node: cp, controlPlanes: [cp], workers: [worker], waitTimeoutSeconds: 5 }, { onLine: (l) => lines.push(l) });
+    await talosctl.health(
+      { talosconfig: talosconfig(), node: cp, controlPlanes: [cp], workers: [worker], waitTimeoutSeconds: 5 },
+      { onLine: (l) => lines.push(l) },
+    );
     expect(lines).toContain('waiting for all k8s nodes to report ready: OK');
     const kubeconfig = join(dir, 'kubeconfig');
     await talosctl.kubeconfig(talosconfig(), cp, kubeconfig);
-    expect(parse(await readFile(kubeconfig, 'utf8'))).toMatchObject({ kind: 'Config', clusters: [{ name: 'lab', cluster: { server: `https://${cp}:6443` } }] });
+    expect(parse(await readFile(kubeconfig, 'utf8'))).toMatchObject({
+      kind: 'Config',
+      clusters: [{ name: 'lab', cluster: { server: `https://${cp}:6443` } }],
+    });
     await talosctl.setEndpoints(talosconfig(), [cp]);
     expect(parse(await readFile(talosconfig(), 'utf8')).contexts.lab).toMatchObject({ endpoints: [cp], nodes: [cp] });
   });

@@ -44,9 +44,14 @@ describe('a bad configuration', () => {
     ]);
   });
 
-  it('refuses VM defaults PVE would refuse, with PVE\'s reason', () => {
+  it("refuses VM defaults PVE would refuse, with PVE's reason", () => {
     const problems = problemsOf({
-      environments: { home: { ...validEnvironment(), defaults: { machine: 'pc-q99', cpu: 'host,hidden=maybe', network_bridge: 'vmbr 0' } } },
+      environments: {
+        home: {
+          ...validEnvironment(),
+          defaults: { machine: 'pc-q99', cpu: 'host,hidden=maybe', network_bridge: 'vmbr 0' },
+        },
+      },
     });
     expect(problems).toEqual([
       "environments.home.defaults.network_bridge: PVE refuses it: invalid bridge ID 'vmbr 0'",
@@ -72,10 +77,16 @@ describe('a bad configuration', () => {
     const pin = (byte: string) => Array(32).fill(byte).join(':');
     const cluster = (pins: (string | undefined)[]) => ({
       name: 'home',
-      nodes: pins.map((p, i) => ({ name: `pve${i + 1}`, host: `10.0.0.${i + 1}`, ...(p ? { tls_fingerprint: p } : {}) })),
+      nodes: pins.map((p, i) => ({
+        name: `pve${i + 1}`,
+        host: `10.0.0.${i + 1}`,
+        ...(p ? { tls_fingerprint: p } : {}),
+      })),
     });
     const { tls: _tls, ...env } = validEnvironment();
-    expect(() => parseConfig({ environments: { home: { ...env, cluster: cluster([pin('01'), pin('02')]) } } }, 't.yaml')).not.toThrow();
+    expect(() =>
+      parseConfig({ environments: { home: { ...env, cluster: cluster([pin('01'), pin('02')]) } } }, 't.yaml'),
+    ).not.toThrow();
     expect(problemsOf({ environments: { home: { ...env, cluster: cluster([pin('01'), undefined]) } } })).toEqual([
       expect.stringMatching(/^environments\.home\.tls: .*tls_fingerprint on every node/),
     ]);

@@ -58,7 +58,11 @@ describe("an operator's existing cluster-config.yaml", () => {
       `environments:\n  home:\n    file: cluster-config.yaml\n    tls: { fingerprint: "${Array(32).fill('0F').join(':')}" }\n`,
     );
     const home = loadConfig(configPath).environments.home!;
-    expect(home.cluster.nodes.map((n) => n.host)).toEqual(['pve01.annarchy.net', 'pve02.annarchy.net', 'pve03.annarchy.net']);
+    expect(home.cluster.nodes.map((n) => n.host)).toEqual([
+      'pve01.annarchy.net',
+      'pve02.annarchy.net',
+      'pve03.annarchy.net',
+    ]);
     expect(home.credentials).toMatchObject({ pass_path: 'annarchy.net/pve/api-token', ssh_user: 'root' });
     expect(home.vmid_ranges.vms).toEqual({ min: 1000, max: 9999 });
     expect(home.tls.fingerprint).toMatch(/^0F:/);

@@ -30,12 +30,16 @@ describe('the download policy', () => {
     'http://[fd00::5]/x.iso',
     'http://0.0.0.0/x.iso',
   ])('puts %s outside: loopback, link-local or private', (url) => {
-    expect(downloadOutsidePolicy(url, policy())).toMatch(/is a loopback, link-local or private address, and downloads\.allow does not name it$/);
+    expect(downloadOutsidePolicy(url, policy())).toMatch(
+      /is a loopback, link-local or private address, and downloads\.allow does not name it$/,
+    );
   });
 
   it('puts a URL with credentials outside unless credentials are allowed', () => {
     const url = 'https://user:secret@mirror.example.org/x.iso';
-    expect(downloadOutsidePolicy(url, policy())).toBe('mirror.example.org: the URL carries credentials (user:password@)');
+    expect(downloadOutsidePolicy(url, policy())).toBe(
+      'mirror.example.org: the URL carries credentials (user:password@)',
+    );
     expect(downloadOutsidePolicy(url, policy({ credentials_in_urls: true }))).toBeUndefined();
   });
 
@@ -44,9 +48,13 @@ describe('the download policy', () => {
     expect(downloadOutsidePolicy('https://releases.ubuntu.com/x.iso', p)).toBeUndefined();
     expect(downloadOutsidePolicy('https://cloud.debian.org/images/x.qcow2', p)).toBeUndefined();
     expect(downloadOutsidePolicy('https://mirror.lan/iso/x.iso', p)).toBeUndefined();
-    expect(downloadOutsidePolicy('https://mirror.lan/other/x.iso', p)).toBe('mirror.lan is not in downloads.allow (releases.ubuntu.com, *.debian.org, https://mirror.lan/iso/)');
+    expect(downloadOutsidePolicy('https://mirror.lan/other/x.iso', p)).toBe(
+      'mirror.lan is not in downloads.allow (releases.ubuntu.com, *.debian.org, https://mirror.lan/iso/)',
+    );
     expect(downloadOutsidePolicy('https://evil-debian.org/x.iso', p)).toMatch(/is not in downloads\.allow/);
-    expect(downloadOutsidePolicy('https://releases.ubuntu.com.evil.net/x.iso', p)).toMatch(/is not in downloads\.allow/);
+    expect(downloadOutsidePolicy('https://releases.ubuntu.com.evil.net/x.iso', p)).toMatch(
+      /is not in downloads\.allow/,
+    );
   });
 
   it('lets a private mirror through when the allow-list names it', () => {

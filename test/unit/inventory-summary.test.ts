@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { summarize } from '../../activities/inventory.js';
 import type { GuestView, Inventory, NodeView } from '../../lib/inventory.js';
 
-const node = (name: string): NodeView => ({ name, online: true, cpuUsage: 0.1, cores: 8, memoryUsedBytes: 1, memoryTotalBytes: 2 });
+const node = (name: string): NodeView => ({
+  name,
+  online: true,
+  cpuUsage: 0.1,
+  cores: 8,
+  memoryUsedBytes: 1,
+  memoryTotalBytes: 2,
+});
 const guest = (vmid: number, over: Partial<GuestView>): GuestView => ({
   vmid,
   name: `g${vmid}`,

@@ -7,12 +7,16 @@ describe('mapBounded', () => {
   it('never runs more than the limit at once, and uses the whole limit', async () => {
     let running = 0;
     let peak = 0;
-    await mapBounded(Array.from({ length: 50 }, (_, i) => i), 7, async () => {
-      running++;
-      peak = Math.max(peak, running);
-      await tick();
-      running--;
-    });
+    await mapBounded(
+      Array.from({ length: 50 }, (_, i) => i),
+      7,
+      async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await tick();
+        running--;
+      },
+    );
     expect(peak).toBe(7);
   });
 

@@ -38,7 +38,14 @@ describe('planning one action on one guest', () => {
     const steps = planGuestSteps(request('rollback', { snapshot: 'before-upgrade' }), vm(), policy);
     expect(actions(steps)).toEqual(['snapshot', 'rollback']);
     expect(steps[0]!.params).toEqual({ snapname: 'pm_pre_rollback_20260117102030' });
-    expect(actions(planGuestSteps(request('rollback', { snapshot: 'before-upgrade' }), vm(), { ...policy, snapshotBeforeChange: false }))).toEqual(['rollback']);
+    expect(
+      actions(
+        planGuestSteps(request('rollback', { snapshot: 'before-upgrade' }), vm(), {
+          ...policy,
+          snapshotBeforeChange: false,
+        }),
+      ),
+    ).toEqual(['rollback']);
   });
 
   it('refuses a rollback to a snapshot the guest does not have, naming the ones it has', () => {
@@ -62,11 +69,14 @@ describe('planning one action on one guest', () => {
   });
 
   it('migrates VMs live, containers by restart, stopped guests offline', () => {
-    const mode = (g: GuestPreflight) => planGuestSteps(request('migrate', { target: 'pve02' }), g, policy)[0]!.params!['mode'];
+    const mode = (g: GuestPreflight) =>
+      planGuestSteps(request('migrate', { target: 'pve02' }), g, policy)[0]!.params!['mode'];
     expect(mode(vm())).toBe('online');
     expect(mode(vm({ type: 'lxc' }))).toBe('restart');
     expect(mode(vm({ status: 'stopped' }))).toBe('offline');
-    expect(() => planGuestSteps(request('migrate', { target: 'pve01' }), vm(), policy)).toThrow('target: VM 1004 already runs on pve01');
+    expect(() => planGuestSteps(request('migrate', { target: 'pve01' }), vm(), policy)).toThrow(
+      'target: VM 1004 already runs on pve01',
+    );
   });
 
   it('refuses to reboot a guest that is not running', () => {
@@ -74,7 +84,11 @@ describe('planning one action on one guest', () => {
   });
 
   it('resizes after a safety snapshot: config first, then grows the disk', () => {
-    const steps = planGuestSteps(request('resize', { resize: { cores: 4, memoryMb: 8192, disk: { key: 'scsi0', sizeGb: 64 } } }), vm(), policy);
+    const steps = planGuestSteps(
+      request('resize', { resize: { cores: 4, memoryMb: 8192, disk: { key: 'scsi0', sizeGb: 64 } } }),
+      vm(),
+      policy,
+    );
     expect(actions(steps)).toEqual(['snapshot', 'config', 'resize-disk']);
     expect(steps[0]!.params).toEqual({ snapname: 'pm_pre_resize_20260117102030' });
     expect(steps[1]!.params).toEqual({ cores: 4, memory: 8192 });
@@ -82,13 +96,15 @@ describe('planning one action on one guest', () => {
   });
 
   it('never shrinks a disk and refuses a resize that changes nothing', () => {
-    expect(() => planGuestSteps(request('resize', { resize: { disk: { key: 'scsi0', sizeGb: 16 } } }), vm(), policy)).toThrow(
-      'disk.sizeGb: scsi0 is 32 GiB; disks only grow (asked for 16 GiB)',
+    expect(() =>
+      planGuestSteps(request('resize', { resize: { disk: { key: 'scsi0', sizeGb: 16 } } }), vm(), policy),
+    ).toThrow('disk.sizeGb: scsi0 is 32 GiB; disks only grow (asked for 16 GiB)');
+    expect(() =>
+      planGuestSteps(request('resize', { resize: { disk: { key: 'scsi1', sizeGb: 64 } } }), vm(), policy),
+    ).toThrow("disk.key: VM 1004 has no disk 'scsi1' (has: scsi0)");
+    expect(() => planGuestSteps(request('resize', { resize: { cores: 2, memoryMb: 4096 } }), vm(), policy)).toThrow(
+      /already has/,
     );
-    expect(() => planGuestSteps(request('resize', { resize: { disk: { key: 'scsi1', sizeGb: 64 } } }), vm(), policy)).toThrow(
-      "disk.key: VM 1004 has no disk 'scsi1' (has: scsi0)",
-    );
-    expect(() => planGuestSteps(request('resize', { resize: { cores: 2, memoryMb: 4096 } }), vm(), policy)).toThrow(/already has/);
   });
 });
 

@@ -19,7 +19,14 @@ beforeEach(() => {
       storages: [{ id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], size: '100G' }],
       guests: [
         { vmid: 201, type: 'lxc', name: 'pihole', node: 'pve1', disks: [{ storage: 'local-lvm', size: '8G' }] },
-        { vmid: 202, type: 'lxc', name: 'idle', node: 'pve1', status: 'stopped', disks: [{ storage: 'local-lvm', size: '8G' }] },
+        {
+          vmid: 202,
+          type: 'lxc',
+          name: 'idle',
+          node: 'pve1',
+          status: 'stopped',
+          disks: [{ storage: 'local-lvm', size: '8G' }],
+        },
       ],
     }),
     new SimClock({ speed: 10_000 }),
@@ -49,12 +56,20 @@ describe('pct exec into a container', () => {
     guests.failUpgrades(201);
     const run = await pct('pve1', ['exec', '201', '--', 'sh', '-c', UPGRADE_COMMAND]);
     expect(run.code).toBe(100);
-    expect(run.stderr).toBe("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.\n");
+    expect(run.stderr).toBe(
+      "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.\n",
+    );
     expect(guests.pendingUpgrades(201)).toHaveLength(2);
   });
 
   it('answers like pct for a container that is elsewhere or stopped', async () => {
-    expect(await pct('pve2', ['exec', '201', '--', 'true'])).toMatchObject({ code: 255, stderr: "Configuration file 'nodes/pve2/lxc/201.conf' does not exist\n" });
-    expect(await pct('pve1', ['exec', '202', '--', 'true'])).toMatchObject({ code: 255, stderr: 'CT 202 not running\n' });
+    expect(await pct('pve2', ['exec', '201', '--', 'true'])).toMatchObject({
+      code: 255,
+      stderr: "Configuration file 'nodes/pve2/lxc/201.conf' does not exist\n",
+    });
+    expect(await pct('pve1', ['exec', '202', '--', 'true'])).toMatchObject({
+      code: 255,
+      stderr: 'CT 202 not running\n',
+    });
   });
 });

@@ -29,7 +29,16 @@ beforeAll(async () => {
         { id: 'shared', type: 'nfs', content: ['images', 'iso'], size: '4T', used: '1T' },
       ],
       content: [{ volid: 'local:iso/alpine-3.22.iso', node: 'pve2', size: '60M' }],
-      guests: [{ vmid: 1001, name: 'big', node: 'pve1', memory: '14G', mem_usage: 1, disks: [{ storage: 'shared', size: '16G' }] }],
+      guests: [
+        {
+          vmid: 1001,
+          name: 'big',
+          node: 'pve1',
+          memory: '14G',
+          mem_usage: 1,
+          disks: [{ storage: 'shared', size: '16G' }],
+        },
+      ],
       tokens: [{ id: 'automation@pve!pm', secret: 'routes-0123456789', acl: [{ path: '/', roles: ['PVEAuditor'] }] }],
       faults: { offline_nodes: ['pve3'] },
     },
@@ -50,7 +59,12 @@ beforeAll(async () => {
   for (const route of [...nodeHealthRoutes(s, env.deps.pve), ...storageRoutes(s, env.deps.pve)]) {
     app.on(route.method, route.path.replace(/\{(\w+)\}/g, ':$1'), guard(route));
   }
-  app.onError(createErrorHandler(() => undefined, () => 'req_test'));
+  app.onError(
+    createErrorHandler(
+      () => undefined,
+      () => 'req_test',
+    ),
+  );
 });
 afterAll(() => env?.stop());
 
@@ -66,13 +80,18 @@ describe('GET /v1/nodes/health', () => {
     expect(body.struggling).toEqual(['pve1', 'pve2', 'pve3']);
     const byNode = Object.fromEntries(body.nodes.map((n: any) => [n.node, n]));
     expect(byNode.pve1.issues.map((i: any) => i.kind)).toEqual(['memory', 'headroom', 'storage']);
-    expect(byNode.pve2.issues).toEqual([{ kind: 'storage', storage: 'local', detail: 'storage local at 95% (threshold 90%)' }]);
+    expect(byNode.pve2.issues).toEqual([
+      { kind: 'storage', storage: 'local', detail: 'storage local at 95% (threshold 90%)' },
+    ]);
     expect(byNode.pve3).toMatchObject({ status: 'offline' });
     expect(body.thresholds).toEqual({ cpu: 0.8, memory: 0.8, memoryHeadroom: 0.2, storage: 0.9 });
   });
 
   it('names the field at fault and asks for a token', async () => {
-    expect(await get('/v1/nodes/health?environment=nowhere')).toMatchObject({ status: 400, body: { error: { code: 'unknown_environment' } } });
+    expect(await get('/v1/nodes/health?environment=nowhere')).toMatchObject({
+      status: 400,
+      body: { error: { code: 'unknown_environment' } },
+    });
     expect(await get('/v1/nodes/health?environment=home&struggling=maybe')).toMatchObject({
       status: 400,
       body: { error: { details: [{ path: 'struggling' }] } },
@@ -85,13 +104,27 @@ describe('GET /v1/storage', () => {
   it('lists a shared storage once with the nodes that see it, and local ones per node', async () => {
     const { body } = await get('/v1/storage?environment=home');
     const shared = body.storages.filter((s: any) => s.storage === 'shared');
-    expect(shared).toEqual([expect.objectContaining({ shared: true, nodes: ['pve1', 'pve2', 'pve3'], content: ['images', 'iso'], totalBytes: 4 * 1024 ** 4, usedBytes: 1024 ** 4 + 16 * 1024 ** 3 })]);
-    expect(body.storages.filter((s: any) => s.storage === 'local').map((s: any) => s.nodes)).toEqual([['pve1'], ['pve2'], ['pve3']]);
+    expect(shared).toEqual([
+      expect.objectContaining({
+        shared: true,
+        nodes: ['pve1', 'pve2', 'pve3'],
+        content: ['images', 'iso'],
+        totalBytes: 4 * 1024 ** 4,
+        usedBytes: 1024 ** 4 + 16 * 1024 ** 3,
+      }),
+    ]);
+    expect(body.storages.filter((s: any) => s.storage === 'local').map((s: any) => s.nodes)).toEqual([
+      ['pve1'],
+      ['pve2'],
+      ['pve3'],
+    ]);
   });
 
   it('lists the volumes of one storage on one node, and 404s one that is not there', async () => {
     const { body } = await get('/v1/storage/local/content?environment=home&node=pve2&content=iso');
-    expect(body.volumes).toEqual([expect.objectContaining({ volid: 'local:iso/alpine-3.22.iso', content: 'iso', sizeBytes: 60 * 1024 ** 2 })]);
+    expect(body.volumes).toEqual([
+      expect.objectContaining({ volid: 'local:iso/alpine-3.22.iso', content: 'iso', sizeBytes: 60 * 1024 ** 2 }),
+    ]);
     expect((await get('/v1/storage/nosuch/content?environment=home&node=pve2')).status).toBe(404);
   });
 

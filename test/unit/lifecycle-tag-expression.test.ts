@@ -38,8 +38,12 @@ describe('tag expressions past their bounds', () => {
   const nested = (levels: number) => '('.repeat(levels) + 'web' + ')'.repeat(levels);
 
   it('refuse an expression longer than 1024 characters, saying so, before parsing it', () => {
-    expect(tagExpressionProblem(nested(3000))).toBe('a tag expression is at most 1024 characters long (this one has 6003)');
-    expect(tagExpressionProblem('!'.repeat(10_000) + 'web')).toBe('a tag expression is at most 1024 characters long (this one has 10003)');
+    expect(tagExpressionProblem(nested(3000))).toBe(
+      'a tag expression is at most 1024 characters long (this one has 6003)',
+    );
+    expect(tagExpressionProblem('!'.repeat(10_000) + 'web')).toBe(
+      'a tag expression is at most 1024 characters long (this one has 10003)',
+    );
   });
 
   it('refuse nesting deeper than 32 levels of parentheses or !, saying where', () => {

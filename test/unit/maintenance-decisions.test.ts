@@ -7,7 +7,17 @@ import {
 } from '../../workflows/maintenance-definitions.js';
 
 function node(name: string, state: NodeReport['state']): NodeReport {
-  return { node: name, state, steps: [], away: [], moved: 0, returned: 0, notReturned: [], decisions: [], warnings: [] };
+  return {
+    node: name,
+    state,
+    steps: [],
+    away: [],
+    moved: 0,
+    returned: 0,
+    notReturned: [],
+    decisions: [],
+    warnings: [],
+  };
 }
 
 function progress(over: Partial<MaintenanceProgress> = {}): MaintenanceProgress {
@@ -24,8 +34,12 @@ function progress(over: Partial<MaintenanceProgress> = {}): MaintenanceProgress 
 describe('decisions about a halted node', () => {
   it('are taken for the halted node only', () => {
     expect(decisionRefusal(progress(), { by: 'otto', node: 'pve2' })).toBeUndefined();
-    expect(decisionRefusal(progress(), { by: 'otto', node: 'pve1' })).toBe('pve1 is not halted (it is maintained); only a halted node takes a decision');
-    expect(decisionRefusal(progress(), { by: 'otto', node: 'pve9' })).toBe('pve9 is not a node of this rolling maintenance (pve1, pve2, pve3)');
+    expect(decisionRefusal(progress(), { by: 'otto', node: 'pve1' })).toBe(
+      'pve1 is not halted (it is maintained); only a halted node takes a decision',
+    );
+    expect(decisionRefusal(progress(), { by: 'otto', node: 'pve9' })).toBe(
+      'pve9 is not a node of this rolling maintenance (pve1, pve2, pve3)',
+    );
   });
 });
 
@@ -34,24 +48,34 @@ describe('per-node approval', () => {
   const gated = () => progress({ gate: { node: 'pve3', planVersion: 1, since: '2026-01-01T00:00:00Z' } });
 
   it('follows the plan approval rules: plan version, no self-approval, a reason to reject', () => {
-    expect(nodeApprovalRefusal(gated(), plan, { by: 'anna', node: 'pve3', planVersion: 1 }, 'approved')).toBeUndefined();
+    expect(
+      nodeApprovalRefusal(gated(), plan, { by: 'anna', node: 'pve3', planVersion: 1 }, 'approved'),
+    ).toBeUndefined();
     expect(nodeApprovalRefusal(gated(), plan, { by: 'otto', node: 'pve3', planVersion: 1 }, 'approved')).toBe(
       'a high-risk operation cannot be approved by the actor who requested it',
     );
     expect(nodeApprovalRefusal(gated(), plan, { by: 'anna', node: 'pve3', planVersion: 2 }, 'approved')).toBe(
       'names plan version 2, but the approved plan is version 1',
     );
-    expect(nodeApprovalRefusal(gated(), plan, { by: 'otto', node: 'pve3', planVersion: 1 }, 'rejected')).toBe('a rejection needs a reason');
-    expect(nodeApprovalRefusal(gated(), plan, { by: 'otto', node: 'pve3', planVersion: 1, reason: 'not today' }, 'rejected')).toBeUndefined();
+    expect(nodeApprovalRefusal(gated(), plan, { by: 'otto', node: 'pve3', planVersion: 1 }, 'rejected')).toBe(
+      'a rejection needs a reason',
+    );
+    expect(
+      nodeApprovalRefusal(gated(), plan, { by: 'otto', node: 'pve3', planVersion: 1, reason: 'not today' }, 'rejected'),
+    ).toBeUndefined();
   });
 
   it('must name the node whose gate is open, once', () => {
-    expect(nodeApprovalRefusal(progress(), plan, { by: 'anna', node: 'pve3', planVersion: 1 }, 'approved')).toBe('no node is waiting for approval');
+    expect(nodeApprovalRefusal(progress(), plan, { by: 'anna', node: 'pve3', planVersion: 1 }, 'approved')).toBe(
+      'no node is waiting for approval',
+    );
     expect(nodeApprovalRefusal(gated(), plan, { by: 'anna', node: 'pve2', planVersion: 1 }, 'approved')).toBe(
       'names pve2, but the node waiting for approval is pve3',
     );
     const decided = gated();
     decided.gate!.decided = { decision: 'approved', by: 'anna' };
-    expect(nodeApprovalRefusal(decided, plan, { by: 'vera', node: 'pve3', planVersion: 1 }, 'approved')).toBe('already approved by anna');
+    expect(nodeApprovalRefusal(decided, plan, { by: 'vera', node: 'pve3', planVersion: 1 }, 'approved')).toBe(
+      'already approved by anna',
+    );
   });
 });

@@ -25,12 +25,25 @@ const drain: DrainRequest = {
   onFailure: 'stop',
   linkGbps: 10,
 };
-const request = (over: Partial<RolloutRequest> = {}): RolloutRequest => ({ keepOrder: false, parallelNodes: 1, overlap: false, drain, ...over });
+const request = (over: Partial<RolloutRequest> = {}): RolloutRequest => ({
+  keepOrder: false,
+  parallelNodes: 1,
+  overlap: false,
+  drain,
+  ...over,
+});
 
 type GuestSpec = Partial<GuestState> & Partial<MigrationFacts> & { vmid: number; node: string };
 
 function shared(sizeGiB: number): GuestDisk {
-  return { key: 'scsi0', volid: `ceph:vm-disk-${sizeGiB}`, storage: 'ceph', size: sizeGiB * GiB, shared: true, cdrom: false };
+  return {
+    key: 'scsi0',
+    volid: `ceph:vm-disk-${sizeGiB}`,
+    storage: 'ceph',
+    size: sizeGiB * GiB,
+    shared: true,
+    cdrom: false,
+  };
 }
 
 /** `nodes` 64 GiB nodes with shared ceph and local-lvm; guests as given. */
@@ -40,7 +53,15 @@ function cluster(guests: GuestSpec[], nodes = ['pve1', 'pve2', 'pve3']): Cluster
     nodes: nodes.map((name) => ({ name, online: true, memoryTotal: 64 * GiB, memoryUsed: 8 * GiB, cpus: 16 })),
     storages: nodes.flatMap((node) => [
       { storage: 'ceph', node, shared: true, active: true, content: ['images', 'rootdir'], total: 4096 * GiB, used: 0 },
-      { storage: 'local-lvm', node, shared: false, active: true, content: ['images', 'rootdir'], total: 512 * GiB, used: 0 },
+      {
+        storage: 'local-lvm',
+        node,
+        shared: false,
+        active: true,
+        content: ['images', 'rootdir'],
+        total: 512 * GiB,
+        used: 0,
+      },
     ]),
     guests: guests.map(({ disks: _d, localResources: _l, notAllowedNodes: _n, hasSnapshots: _s, ...g }) => ({
       name: `guest${g.vmid}`,
@@ -58,7 +79,12 @@ function cluster(guests: GuestSpec[], nodes = ['pve1', 'pve2', 'pve3']): Cluster
     migration: Object.fromEntries(
       guests.map((g) => [
         g.vmid,
-        { disks: g.disks ?? [shared(32)], localResources: g.localResources ?? [], notAllowedNodes: g.notAllowedNodes ?? {}, hasSnapshots: false },
+        {
+          disks: g.disks ?? [shared(32)],
+          localResources: g.localResources ?? [],
+          notAllowedNodes: g.notAllowedNodes ?? {},
+          hasSnapshots: false,
+        },
       ]),
     ),
   };
@@ -167,7 +193,9 @@ describe('planRollout', () => {
   });
 
   it('refuses a single-node cluster', () => {
-    expect(refusal(() => planRollout(cluster([], ['solo']), request(), policy)).problems[0]).toMatch(/single-node cluster/);
+    expect(refusal(() => planRollout(cluster([], ['solo']), request(), policy)).problems[0]).toMatch(
+      /single-node cluster/,
+    );
   });
 });
 
@@ -215,7 +243,9 @@ describe('describeRollout', () => {
     const described = describeRollout(plan);
 
     expect(described.risk).toBe('high');
-    expect(described.summary).toMatch(/^Rolling maintenance of home: pve3, then pve2, then pve1 — upgrade, reboot if required; 4 guests move out and back; about /);
+    expect(described.summary).toMatch(
+      /^Rolling maintenance of home: pve3, then pve2, then pve1 — upgrade, reboot if required; 4 guests move out and back; about /,
+    );
     expect(described.nodes).toEqual(['pve3', 'pve2', 'pve1']);
     expect(described.vmids).toEqual([101, 102, 201, 301]);
     expect(described.steps.filter((s) => s.node === 'pve3').map((s) => s.id)).toEqual([
@@ -273,25 +303,36 @@ describe('planRollout, overlapping a node with the previous one’s return', () 
     [
       'a negative HA resource-affinity rule',
       { haManaged: true },
-      [{ rule: 'apart', type: 'resource-affinity' as const, resources: ['vm:101', 'vm:201'], affinity: 'negative' as const, disabled: false }],
+      [
+        {
+          rule: 'apart',
+          type: 'resource-affinity' as const,
+          resources: ['vm:101', 'vm:201'],
+          affinity: 'negative' as const,
+          disabled: false,
+        },
+      ],
     ],
-  ])('keeps guests apart by %s on neither the returning guest’s current node nor its home', (_what, keepApart, haRules) => {
-    const snapshot = {
-      ...cluster(
-        [
-          { vmid: 101, node: 'pve1', ...keepApart, notAllowedNodes: { pve2: 'storage', pve4: 'storage' } },
-          { vmid: 201, node: 'pve2', ...keepApart },
-        ],
-        ['pve1', 'pve2', 'pve3', 'pve4'],
-      ),
-      haRules,
-    };
-    const rollout = overlapped(snapshot, { nodes: ['pve1', 'pve2'] });
+  ])(
+    'keeps guests apart by %s on neither the returning guest’s current node nor its home',
+    (_what, keepApart, haRules) => {
+      const snapshot = {
+        ...cluster(
+          [
+            { vmid: 101, node: 'pve1', ...keepApart, notAllowedNodes: { pve2: 'storage', pve4: 'storage' } },
+            { vmid: 201, node: 'pve2', ...keepApart },
+          ],
+          ['pve1', 'pve2', 'pve3', 'pve4'],
+        ),
+        haRules,
+      };
+      const rollout = overlapped(snapshot, { nodes: ['pve1', 'pve2'] });
 
-    expect(turn(rollout, 'pve1').evacuation.moves[0]!.target).toBe('pve3');
-    expect(turn(rollout, 'pve2').overlaps).toEqual(['pve1']);
-    expect(turn(rollout, 'pve2').evacuation.moves[0]!.target).toBe('pve4');
-  });
+      expect(turn(rollout, 'pve1').evacuation.moves[0]!.target).toBe('pve3');
+      expect(turn(rollout, 'pve2').overlaps).toEqual(['pve1']);
+      expect(turn(rollout, 'pve2').evacuation.moves[0]!.target).toBe('pve4');
+    },
+  );
 
   it('does not overlap when asked not to', () => {
     const rollout = planRollout(homelab(), request({ overlap: false }), policy);

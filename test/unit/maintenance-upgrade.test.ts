@@ -26,7 +26,9 @@ describe('parseAptOutput', () => {
   });
 
   it('reads nothing to do as nothing', () => {
-    expect(parseAptOutput('Calculating upgrade... Done\n0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n')).toEqual({
+    expect(
+      parseAptOutput('Calculating upgrade... Done\n0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n'),
+    ).toEqual({
       upgraded: [],
       installed: [],
       changed: 0,
@@ -43,8 +45,12 @@ describe('rebootReasons', () => {
     expect(rebootReasons(parseAptOutput(distUpgrade), '')).toEqual([
       'proxmox-kernel-6.17, proxmox-kernel-6.17.4-1-pve-signed take effect after a reboot',
     ]);
-    expect(rebootReasons({ upgraded: ['amd64-microcode'], installed: [] }, '')).toEqual(['amd64-microcode takes effect after a reboot']);
-    expect(rebootReasons({ upgraded: ['libc6'], installed: [] }, 'reboot-required\n')).toEqual(['/run/reboot-required exists']);
+    expect(rebootReasons({ upgraded: ['amd64-microcode'], installed: [] }, '')).toEqual([
+      'amd64-microcode takes effect after a reboot',
+    ]);
+    expect(rebootReasons({ upgraded: ['libc6'], installed: [] }, 'reboot-required\n')).toEqual([
+      '/run/reboot-required exists',
+    ]);
   });
 
   it('does not reboot for user-space packages alone', () => {

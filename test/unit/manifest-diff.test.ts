@@ -7,7 +7,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SafetyPolicy, VmDefaults } from '../../lib/config/schema.js';
-import { diffFleet, guestsToInspect, type DiffContext, type FleetDiff, type GuestChange, type ObservedCluster, type ObservedGuest } from '../../lib/manifest/diff.js';
+import {
+  diffFleet,
+  guestsToInspect,
+  type DiffContext,
+  type FleetDiff,
+  type GuestChange,
+  type ObservedCluster,
+  type ObservedGuest,
+} from '../../lib/manifest/diff.js';
 import { parseManifests, type Fleet } from '../../lib/manifest/load.js';
 import { encodeSshKeys, parseDrive, type PveConfig } from '../../lib/manifest/pve-config.js';
 import { renderPlan } from '../../lib/manifest/render.js';
@@ -52,7 +60,9 @@ function vm(vmid: number, name: string, fixture: GuestFixture = {}): ObservedGue
     node: 'pve01',
     status: 'running',
     template: false,
-    tags: String(config['tags'] ?? '').split(';').filter(Boolean),
+    tags: String(config['tags'] ?? '')
+      .split(';')
+      .filter(Boolean),
     memoryBytes: 2048 * MiB,
     cores: 2,
     ...fixture,
@@ -83,11 +93,23 @@ function ct(vmid: number, name: string, fixture: GuestFixture = {}): ObservedGue
 const template = vm(100, 'tpl-debian-13', {
   status: 'stopped',
   template: true,
-  config: { template: 1, scsi0: 'shared:base-100-disk-0,iothread=1,size=8G', tags: 'template;cloudinit', ide2: 'shared:vm-100-cloudinit,media=cdrom' },
+  config: {
+    template: 1,
+    scsi0: 'shared:base-100-disk-0,iothread=1,size=8G',
+    tags: 'template;cloudinit',
+    ide2: 'shared:vm-100-cloudinit,media=cdrom',
+  },
 });
 
 function cluster(guests: ObservedGuest[], volumes: Record<string, string[]> = {}): ObservedCluster {
-  const node = (name: string) => ({ name, online: true, cpuUsage: 0.1, cores: 16, memoryUsedBytes: 8 * GiB, memoryTotalBytes: 64 * GiB });
+  const node = (name: string) => ({
+    name,
+    online: true,
+    cpuUsage: 0.1,
+    cores: 16,
+    memoryUsedBytes: 8 * GiB,
+    memoryTotalBytes: 64 * GiB,
+  });
   return {
     nodes: [node('pve01'), node('pve02'), node('pve03')],
     guests: [template, ...guests],
@@ -119,17 +141,37 @@ const problems = (d: FleetDiff) => d.problems.map((p) => `${p.path}: ${p.message
 
 describe('what the manifest touches', () => {
   it('leaves guests it does not name alone, whatever they look like', () => {
-    const d = diff(fleetOf('  - { name: web, memory: 2048 }'), [vm(1001, 'web'), vm(1002, 'stranger', { config: { memory: '99999' } })]);
+    const d = diff(fleetOf('  - { name: web, memory: 2048 }'), [
+      vm(1001, 'web'),
+      vm(1002, 'stranger', { config: { memory: '99999' } }),
+    ]);
     expect(d.changes).toEqual([]);
     expect(d.unchanged).toEqual([{ key: 'web', vmid: 1001, name: 'web' }]);
   });
 
   it('deletes a guest it claims by tag but does not list — after stopping it, with vmid and name in every step', () => {
-    const c = only(diff(fleetOf('  - { name: web, memory: 2048 }', 'claims: { tags: [fleet] }'), [vm(1001, 'web', { config: { tags: 'fleet' } }), vm(1002, 'old', { config: { tags: 'fleet;web' } })]));
-    expect(c).toMatchObject({ key: 'old', action: 'delete', vmid: 1002, risk: 'high', claimedBy: "it carries the claimed tag 'fleet'" });
+    const c = only(
+      diff(fleetOf('  - { name: web, memory: 2048 }', 'claims: { tags: [fleet] }'), [
+        vm(1001, 'web', { config: { tags: 'fleet' } }),
+        vm(1002, 'old', { config: { tags: 'fleet;web' } }),
+      ]),
+    );
+    expect(c).toMatchObject({
+      key: 'old',
+      action: 'delete',
+      vmid: 1002,
+      risk: 'high',
+      claimedBy: "it carries the claimed tag 'fleet'",
+    });
     expect(c.steps).toEqual([
       expect.objectContaining({ id: 'old/stop', action: 'stop', vmid: 1002, name: 'old' }),
-      expect.objectContaining({ id: 'old/destroy', action: 'destroy', vmid: 1002, name: 'old', params: { purge: true, 'destroy-unreferenced-disks': true } }),
+      expect.objectContaining({
+        id: 'old/destroy',
+        action: 'destroy',
+        vmid: 1002,
+        name: 'old',
+        params: { purge: true, 'destroy-unreferenced-disks': true },
+      }),
     ]);
   });
 
@@ -140,14 +182,24 @@ describe('what the manifest touches', () => {
     ]);
     expect(d.changes.map((c) => [c.key, stepsOf(c)])).toEqual([['stopped-one', ['destroy']]]);
     expect(d.changes[0]!.claimedBy).toBe('its VMID is in the claimed range 100-3099');
-    expect(d.warnings).toEqual([expect.stringContaining("VM 3002 'precious' is claimed by the manifest (its VMID is in the claimed range 100-3099) but not in it, and has protection enabled; it is kept")]);
+    expect(d.warnings).toEqual([
+      expect.stringContaining(
+        "VM 3002 'precious' is claimed by the manifest (its VMID is in the claimed range 100-3099) but not in it, and has protection enabled; it is kept",
+      ),
+    ]);
   });
 
   it('matches guests by name (any case), by fixed VMID, and by service through the naming policy', () => {
-    const fleet = fleetOf('  - { name: WEB, memory: 2048 }\n  - { service: api, vmid: 1002, memory: 2048 }\n  - { service: queue, memory: 2048 }');
+    const fleet = fleetOf(
+      '  - { name: WEB, memory: 2048 }\n  - { service: api, vmid: 1002, memory: 2048 }\n  - { service: queue, memory: 2048 }',
+    );
     const d = diff(fleet, [vm(1001, 'web'), vm(1002, 'auto-api-1002'), vm(1003, 'auto-queue-1003')]);
     expect(d.changes).toEqual([]);
-    expect(d.unchanged.map((u) => [u.key, u.vmid])).toEqual([['WEB', 1001], ['api#1002', 1002], ['queue', 1003]]);
+    expect(d.unchanged.map((u) => [u.key, u.vmid])).toEqual([
+      ['WEB', 1001],
+      ['api#1002', 1002],
+      ['queue', 1003],
+    ]);
   });
 
   it('refuses to guess: a renamed VMID, a template, several candidates', () => {
@@ -160,7 +212,10 @@ describe('what the manifest touches', () => {
   });
 
   it('reads the configs of exactly the guests it compares: matched, claimed, and the templates it clones', () => {
-    const fleet = fleetOf('  - { name: web }\n  - { name: new, source: { template: tpl-debian-13 } }', 'claims: { tags: [fleet] }');
+    const fleet = fleetOf(
+      '  - { name: web }\n  - { name: new, source: { template: tpl-debian-13 } }',
+      'claims: { tags: [fleet] }',
+    );
     const guests = [template, vm(1001, 'web'), vm(1002, 'tagged', { tags: ['fleet'] }), vm(1003, 'other')];
     expect(guestsToInspect(fleet, guests, 'auto-{service}-{vmid}')).toEqual([100, 1001, 1002]);
   });
@@ -168,16 +223,32 @@ describe('what the manifest touches', () => {
 
 describe('creating a guest', () => {
   it('clones the template, configures what differs from it, records the source, and starts it', () => {
-    const fleet = fleetOf(`  - name: web
+    const fleet = fleetOf(
+      `  - name: web
     source: { template: tpl-debian-13 }
     memory: 4G
     tags: [web]
     cloud_init: { user: debian, ip: 10.0.0.5/24, gateway: 10.0.0.1, ssh_keys: ['ssh-ed25519 AAAAC3Nza me@host'] }
-    power: running`, 'claims: { tags: [fleet], vmids: 3000-3099 }');
+    power: running`,
+      'claims: { tags: [fleet], vmids: 3000-3099 }',
+    );
     const c = only(diff(fleet, []));
-    expect(c).toMatchObject({ key: 'web', action: 'create', vmid: 3000, name: 'web', risk: 'medium', lane: 'template:100' });
+    expect(c).toMatchObject({
+      key: 'web',
+      action: 'create',
+      vmid: 3000,
+      name: 'web',
+      risk: 'medium',
+      lane: 'template:100',
+    });
     expect(c.steps).toEqual([
-      expect.objectContaining({ id: 'web/clone', action: 'clone', vmid: 3000, node: 'pve01', params: { newid: 3000, name: 'web', full: true, ...(c.node === 'pve01' ? {} : { target: c.node }) } }),
+      expect.objectContaining({
+        id: 'web/clone',
+        action: 'clone',
+        vmid: 3000,
+        node: 'pve01',
+        params: { newid: 3000, name: 'web', full: true, ...(c.node === 'pve01' ? {} : { target: c.node }) },
+      }),
       expect.objectContaining({
         id: 'web/configure',
         action: 'config',
@@ -192,26 +263,47 @@ describe('creating a guest', () => {
       }),
       expect.objectContaining({ id: 'web/start', action: 'start' }),
     ]);
-    expect(c.create).toMatchObject({ kind: 'clone', type: 'qemu', vmid: 3000, vmidFixed: false, range: { min: 3000, max: 3099 }, name: { fixed: 'web' }, source: { vmid: 100, name: 'tpl-debian-13', node: 'pve01' } });
+    expect(c.create).toMatchObject({
+      kind: 'clone',
+      type: 'qemu',
+      vmid: 3000,
+      vmidFixed: false,
+      range: { min: 3000, max: 3099 },
+      name: { fixed: 'web' },
+      source: { vmid: 100, name: 'tpl-debian-13', node: 'pve01' },
+    });
   });
 
   it('takes the lowest free VMID of the claimed range (or the environment’s), skipping VMIDs in use or fixed in the manifest', () => {
-    const claimed = fleetOf('  - { name: a, source: { template: tpl-debian-13 } }\n  - { name: b, vmid: 3001, source: { template: tpl-debian-13 } }\n  - { name: c, source: { template: tpl-debian-13 } }', 'claims: { vmids: 3000-3099 }');
+    const claimed = fleetOf(
+      '  - { name: a, source: { template: tpl-debian-13 } }\n  - { name: b, vmid: 3001, source: { template: tpl-debian-13 } }\n  - { name: c, source: { template: tpl-debian-13 } }',
+      'claims: { vmids: 3000-3099 }',
+    );
     const d = diff(claimed, [vm(3000, 'someone-else')]);
     expect(d.changes.filter((c) => c.action === 'create').map((c) => [c.key, c.vmid, c.create!.vmidFixed])).toEqual([
       ['a', 3002, false],
       ['b', 3001, true],
       ['c', 3003, false],
     ]);
-    expect(diff(fleetOf('  - { name: a, source: { template: tpl-debian-13 } }'), [vm(1000, 'x')]).changes[0]!.vmid).toBe(1001);
-    expect(problems(diff(fleetOf('  - { name: a, source: { template: tpl-debian-13 } }', 'claims: { vmids: 3000-3000 }'), [vm(3000, 'a-not')]))).toEqual([
-      'guests.0.vmid: no free VMID left in 3000-3000',
-    ]);
+    expect(
+      diff(fleetOf('  - { name: a, source: { template: tpl-debian-13 } }'), [vm(1000, 'x')]).changes[0]!.vmid,
+    ).toBe(1001);
+    expect(
+      problems(
+        diff(fleetOf('  - { name: a, source: { template: tpl-debian-13 } }', 'claims: { vmids: 3000-3000 }'), [
+          vm(3000, 'a-not'),
+        ]),
+      ),
+    ).toEqual(['guests.0.vmid: no free VMID left in 3000-3000']);
   });
 
   it('names a service’s guest by the naming policy, with its VMID', () => {
     const c = only(diff(fleetOf('  - { service: api, source: { template: tpl-debian-13 } }'), []));
-    expect([c.key, c.name, c.create!.name]).toEqual(['api', 'auto-api-1000', { pattern: 'auto-{service}-{vmid}', service: 'api' }]);
+    expect([c.key, c.name, c.create!.name]).toEqual([
+      'api',
+      'auto-api-1000',
+      { pattern: 'auto-{service}-{vmid}', service: 'api' },
+    ]);
   });
 
   it('creates a container from its template archive with the exact parameters', () => {
@@ -266,16 +358,25 @@ describe('creating a guest', () => {
       net0: 'virtio,bridge=vmbr0',
     });
     expect(iso!.node).toBe('pve03');
-    expect(iso!.steps[0]!.params).toMatchObject({ scsi0: 'local-lvm:16,iothread=1', ide2: 'local:iso/installer.iso,media=cdrom', boot: 'order=scsi0;ide2;net0' });
+    expect(iso!.steps[0]!.params).toMatchObject({
+      scsi0: 'local-lvm:16,iothread=1',
+      ide2: 'local:iso/installer.iso,media=cdrom',
+      boot: 'order=scsi0;ide2;net0',
+    });
     expect(stepsOf(iso!)).toEqual(['create', 'configure']);
   });
 
   it('grows the clone’s disk past the template’s and refuses to shrink it', () => {
-    const grow = only(diff(fleetOf('  - { name: db, source: { template: tpl-debian-13 }, disks: [{ size: 40 }] }'), []));
-    expect(grow.steps.find((s) => s.action === 'resize-disk')).toMatchObject({ id: 'db/resize-scsi0', params: { disk: 'scsi0', size: '40G' } });
-    expect(problems(diff(fleetOf('  - { name: db, source: { template: tpl-debian-13 }, disks: [{ size: 4 }] }'), []))).toEqual([
-      "guests.0.disks.0.size: template tpl-debian-13's scsi0 is 8G; a clone's disks only grow",
-    ]);
+    const grow = only(
+      diff(fleetOf('  - { name: db, source: { template: tpl-debian-13 }, disks: [{ size: 40 }] }'), []),
+    );
+    expect(grow.steps.find((s) => s.action === 'resize-disk')).toMatchObject({
+      id: 'db/resize-scsi0',
+      params: { disk: 'scsi0', size: '40G' },
+    });
+    expect(
+      problems(diff(fleetOf('  - { name: db, source: { template: tpl-debian-13 }, disks: [{ size: 4 }] }'), [])),
+    ).toEqual(["guests.0.disks.0.size: template tpl-debian-13's scsi0 is 8G; a clone's disks only grow"]);
   });
 
   it('places new guests under the memory headroom, spreads an anti-affinity group, and honours pins and sources', () => {
@@ -288,7 +389,10 @@ describe('creating a guest', () => {
       [],
     );
     expect(new Set(d.changes.slice(0, 3).map((c) => c.node)).size).toBe(3);
-    expect(d.changes.slice(3).map((c) => [c.key, c.node])).toEqual([['pinned', 'pve02'], ['among', 'pve03']]);
+    expect(d.changes.slice(3).map((c) => [c.key, c.node])).toEqual([
+      ['pinned', 'pve02'],
+      ['among', 'pve03'],
+    ]);
     const full = diff(fleetOf('  - { name: huge, source: { template: tpl-debian-13 }, memory: 60G }'), []);
     expect(problems(full)[0]).toMatch(/^guests\.0\.placement: no node can take it: /);
   });
@@ -329,16 +433,35 @@ describe('changing a guest in place', () => {
     const stopped = only(diff(fleetOf('  - { name: web, memory: 4G }'), [vm(1001, 'web', { status: 'stopped' })]));
     expect([stopped.restart, stepsOf(stopped)]).toEqual([false, ['snapshot', 'config']]);
     const container = only(diff(fleetOf('  - { name: cache, kind: lxc, memory: 1G, cores: 2 }'), [ct(2001, 'cache')]));
-    expect([container.restart, container.steps[1]!.params]).toEqual([false, { cores: 2, memory: 1024, digest: 'digest-2001' }]);
-    const hotplug = only(diff(fleetOf('  - { name: web, memory: 4G }'), [vm(1001, 'web', { config: { hotplug: 'network,disk,memory,cpu' } })]));
+    expect([container.restart, container.steps[1]!.params]).toEqual([
+      false,
+      { cores: 2, memory: 1024, digest: 'digest-2001' },
+    ]);
+    const hotplug = only(
+      diff(fleetOf('  - { name: web, memory: 4G }'), [
+        vm(1001, 'web', { config: { hotplug: 'network,disk,memory,cpu' } }),
+      ]),
+    );
     expect(hotplug.restart).toBe(false);
   });
 
   it('changes tags without a snapshot, at low risk; and skips the snapshot when the policy says so', () => {
-    const tags = only(diff(fleetOf('  - { name: web, tags: [web, prod] }'), [vm(1001, 'web', { config: { tags: 'web' } })]));
-    expect(tags).toMatchObject({ risk: 'low', restart: false, fields: [{ field: 'tags', from: 'web', to: 'prod, web' }] });
+    const tags = only(
+      diff(fleetOf('  - { name: web, tags: [web, prod] }'), [vm(1001, 'web', { config: { tags: 'web' } })]),
+    );
+    expect(tags).toMatchObject({
+      risk: 'low',
+      restart: false,
+      fields: [{ field: 'tags', from: 'web', to: 'prod, web' }],
+    });
     expect(tags.steps.map((s) => s.params)).toEqual([{ tags: 'prod;web', digest: 'digest-1001' }]);
-    const noSnapshot = only(diff(fleetOf('  - { name: web, memory: 4G }'), [vm(1001, 'web')], context({ policy: SafetyPolicy.parse({ snapshot_before_change: false }) })));
+    const noSnapshot = only(
+      diff(
+        fleetOf('  - { name: web, memory: 4G }'),
+        [vm(1001, 'web')],
+        context({ policy: SafetyPolicy.parse({ snapshot_before_change: false }) }),
+      ),
+    );
     expect(stepsOf(noSnapshot)).toEqual(['config', 'reboot']);
   });
 
@@ -352,7 +475,11 @@ describe('changing a guest in place', () => {
 
   it('starts and shuts down guests to their power state', () => {
     const start = only(diff(fleetOf('  - { name: web, power: running }'), [vm(1001, 'web', { status: 'stopped' })]));
-    expect([start.risk, stepsOf(start), start.fields]).toEqual(['low', ['start'], [{ field: 'power', from: 'stopped', to: 'running' }]]);
+    expect([start.risk, stepsOf(start), start.fields]).toEqual([
+      'low',
+      ['start'],
+      [{ field: 'power', from: 'stopped', to: 'running' }],
+    ]);
     const stop = only(diff(fleetOf('  - { name: web, power: stopped }'), [vm(1001, 'web')]));
     expect([stop.risk, stop.steps[0]!.params]).toEqual(['medium', { timeout: 180, forceStop: false }]);
     const both = only(diff(fleetOf('  - { name: web, power: stopped, memory: 4G }'), [vm(1001, 'web')]));
@@ -361,42 +488,78 @@ describe('changing a guest in place', () => {
 
   it('migrates a guest back to its pinned node (high risk)', () => {
     const c = only(diff(fleetOf('  - { name: web, node: pve02 }'), [vm(1001, 'web')]));
-    expect([c.risk, c.steps[0]]).toEqual(['high', expect.objectContaining({ action: 'migrate', target: 'pve02', params: { target: 'pve02', mode: 'online' } })]);
-    expect(diff(fleetOf('  - { name: web, placement: { nodes: [pve01, pve02] } }'), [vm(1001, 'web')]).changes).toEqual([]);
+    expect([c.risk, c.steps[0]]).toEqual([
+      'high',
+      expect.objectContaining({ action: 'migrate', target: 'pve02', params: { target: 'pve02', mode: 'online' } }),
+    ]);
+    expect(diff(fleetOf('  - { name: web, placement: { nodes: [pve01, pve02] } }'), [vm(1001, 'web')]).changes).toEqual(
+      [],
+    );
   });
 
   it('rewrites a NIC keeping its MAC and options, and untags it when the VLAN is gone', () => {
     const config = (c: GuestChange) => c.steps.find((s) => s.action === 'config')!.params;
     const qemu = only(diff(fleetOf('  - { name: web, network: [{ bridge: vmbr1, vlan: 30 }] }'), [vm(1001, 'web')]));
-    expect(config(qemu)).toEqual({ net0: 'virtio=BC:24:11:00:00:01,bridge=vmbr1,firewall=1,tag=30', digest: 'digest-1001' });
+    expect(config(qemu)).toEqual({
+      net0: 'virtio=BC:24:11:00:00:01,bridge=vmbr1,firewall=1,tag=30',
+      digest: 'digest-1001',
+    });
     expect([qemu.restart, stepsOf(qemu)]).toEqual([false, ['snapshot', 'config']]);
-    const untag = only(diff(fleetOf('  - { name: web, network: [{ bridge: vmbr0 }] }'), [vm(1001, 'web', { config: { net0: 'virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=30,queues=4' } })]));
+    const untag = only(
+      diff(fleetOf('  - { name: web, network: [{ bridge: vmbr0 }] }'), [
+        vm(1001, 'web', { config: { net0: 'virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=30,queues=4' } }),
+      ]),
+    );
     expect(config(untag)).toMatchObject({ net0: 'virtio=BC:24:11:00:00:01,bridge=vmbr0,queues=4' });
-    const lxc = only(diff(fleetOf('  - { name: cache, kind: lxc, network: [{ bridge: vmbr0, ip: 10.0.0.9/24, gateway: 10.0.0.1 }] }'), [ct(2001, 'cache')]));
-    expect(config(lxc)).toMatchObject({ net0: 'name=eth0,bridge=vmbr0,gw=10.0.0.1,hwaddr=BC:24:11:00:00:02,ip=10.0.0.9/24,type=veth' });
+    const lxc = only(
+      diff(
+        fleetOf('  - { name: cache, kind: lxc, network: [{ bridge: vmbr0, ip: 10.0.0.9/24, gateway: 10.0.0.1 }] }'),
+        [ct(2001, 'cache')],
+      ),
+    );
+    expect(config(lxc)).toMatchObject({
+      net0: 'name=eth0,bridge=vmbr0,gw=10.0.0.1,hwaddr=BC:24:11:00:00:02,ip=10.0.0.9/24,type=veth',
+    });
   });
 
   it('changes cloud-init (taking effect at the next boot) and reads URL-encoded keys as PVE stores them', () => {
     const key = 'ssh-ed25519 AAAAC3Nza ops@example';
-    const same = diff(fleetOf(`  - { name: web, cloud_init: { user: debian, ssh_keys: ['${key}'] } }`), [vm(1001, 'web', { config: { ciuser: 'debian', sshkeys: encodeSshKeys([key]) } })]);
+    const same = diff(fleetOf(`  - { name: web, cloud_init: { user: debian, ssh_keys: ['${key}'] } }`), [
+      vm(1001, 'web', { config: { ciuser: 'debian', sshkeys: encodeSshKeys([key]) } }),
+    ]);
     expect(same.changes).toEqual([]);
-    const c = only(diff(fleetOf('  - { name: web, cloud_init: { ip: 10.0.0.7/24, gateway: 10.0.0.1, nameserver: [10.0.0.1, 1.1.1.1] } }'), [vm(1001, 'web', { config: { ipconfig0: 'ip=dhcp' } })]));
+    const c = only(
+      diff(
+        fleetOf(
+          '  - { name: web, cloud_init: { ip: 10.0.0.7/24, gateway: 10.0.0.1, nameserver: [10.0.0.1, 1.1.1.1] } }',
+        ),
+        [vm(1001, 'web', { config: { ipconfig0: 'ip=dhcp' } })],
+      ),
+    );
     expect(c.fields).toEqual([
       { field: 'cloud_init.ip', from: 'dhcp', to: '10.0.0.7/24 via 10.0.0.1', restart: true },
       { field: 'cloud_init.nameserver', from: '(none)', to: '10.0.0.1 1.1.1.1', restart: true },
     ]);
-    expect(c.steps[1]!.params).toEqual({ ipconfig0: 'ip=10.0.0.7/24,gw=10.0.0.1', nameserver: '10.0.0.1 1.1.1.1', digest: 'digest-1001' });
+    expect(c.steps[1]!.params).toEqual({
+      ipconfig0: 'ip=10.0.0.7/24,gw=10.0.0.1',
+      nameserver: '10.0.0.1 1.1.1.1',
+      digest: 'digest-1001',
+    });
   });
 
   it('refuses, before any plan, a value PVE would refuse, naming the manifest field, the PVE key and the reason', () => {
-    const update = diff(fleetOf('  - { name: web, cloud_init: { ip: 10.0.0.300/24 } }'), [vm(1001, 'web', { config: { ipconfig0: 'ip=dhcp' } })]);
+    const update = diff(fleetOf('  - { name: web, cloud_init: { ip: 10.0.0.300/24 } }'), [
+      vm(1001, 'web', { config: { ipconfig0: 'ip=dhcp' } }),
+    ]);
     expect(problems(update)).toEqual([
       'guests.0.cloud_init.ip: PVE would refuse ipconfig0=ip=10.0.0.300/24: invalid format - format error; ' +
         'ipconfig0.ip: invalid format - value does not look like a valid ipv4 network configuration',
     ]);
     expect(update.changes).toEqual([]);
     const create = diff(
-      fleetOf("  - { name: box, kind: lxc, source: { ostemplate: 'local:vztmpl/debian-12.tar.zst' }, network: [{ ip: 192.168.1.2/33 }] }"),
+      fleetOf(
+        "  - { name: box, kind: lxc, source: { ostemplate: 'local:vztmpl/debian-12.tar.zst' }, network: [{ ip: 192.168.1.2/33 }] }",
+      ),
       [],
     );
     expect(problems(create)).toEqual([
@@ -406,7 +569,9 @@ describe('changing a guest in place', () => {
   });
 
   it('grows disks and adds new ones, but never shrinks or moves one', () => {
-    const c = only(diff(fleetOf('  - { name: web, disks: [{ size: 64 }, { size: 100, storage: shared }] }'), [vm(1001, 'web')]));
+    const c = only(
+      diff(fleetOf('  - { name: web, disks: [{ size: 64 }, { size: 100, storage: shared }] }'), [vm(1001, 'web')]),
+    );
     expect(c.steps.map((s) => [s.action, s.params])).toEqual([
       ['snapshot', { snapname: 'pm_pre_reconcile_20260102030405' }],
       ['config', { scsi1: 'shared:100,iothread=1', digest: 'digest-1001' }],
@@ -421,8 +586,15 @@ describe('changing a guest in place', () => {
   });
 
   it('keeps the recorded source when the description changes', () => {
-    const c = only(diff(fleetOf('  - { name: web, description: Front door }'), [vm(1001, 'web', { config: { description: 'old words\nproxmox-manager source: template:tpl-debian-13' } })]));
-    expect(c.steps[0]!.params).toEqual({ description: 'Front door\nproxmox-manager source: template:tpl-debian-13', digest: 'digest-1001' });
+    const c = only(
+      diff(fleetOf('  - { name: web, description: Front door }'), [
+        vm(1001, 'web', { config: { description: 'old words\nproxmox-manager source: template:tpl-debian-13' } }),
+      ]),
+    );
+    expect(c.steps[0]!.params).toEqual({
+      description: 'Front door\nproxmox-manager source: template:tpl-debian-13',
+      digest: 'digest-1001',
+    });
     expect(c.risk).toBe('low');
   });
 });
@@ -432,17 +604,36 @@ describe('replacing a guest', () => {
 
   it('replaces a guest whose template changed: destroy the old one, clone the new one — high risk', () => {
     const fleet = fleetOf('  - { name: web, source: { template: tpl-talos }, power: running }');
-    const talos = vm(101, 'tpl-talos', { template: true, status: 'stopped', config: { template: 1, scsi0: 'shared:base-101-disk-0,size=10G' } });
+    const talos = vm(101, 'tpl-talos', {
+      template: true,
+      status: 'stopped',
+      config: { template: 1, scsi0: 'shared:base-101-disk-0,size=10G' },
+    });
     const c = only(diff(fleet, [talos, vm(1001, 'web', recorded('template:tpl-debian-13'))]));
-    expect(c).toMatchObject({ action: 'replace', vmid: 1001, risk: 'high', replacement: { vmid: 1000, name: 'web', kind: 'qemu' } });
-    expect(c.fields[0]).toEqual({ field: 'source', from: 'template:tpl-debian-13', to: 'template:tpl-talos', replaces: true });
+    expect(c).toMatchObject({
+      action: 'replace',
+      vmid: 1001,
+      risk: 'high',
+      replacement: { vmid: 1000, name: 'web', kind: 'qemu' },
+    });
+    expect(c.fields[0]).toEqual({
+      field: 'source',
+      from: 'template:tpl-debian-13',
+      to: 'template:tpl-talos',
+      replaces: true,
+    });
     expect(stepsOf(c)).toEqual(['old-stop', 'old-destroy', 'clone', 'configure', 'start']);
     expect(c.steps[1]).toMatchObject({ action: 'destroy', vmid: 1001, name: 'web' });
     expect(c.steps[2]).toMatchObject({ action: 'clone', vmid: 1000, params: { newid: 1000, name: 'web' } });
   });
 
   it('replaces a guest whose kind changed, keeping a fixed VMID', () => {
-    const c = only(diff(fleetOf("  - { name: svc, vmid: 1001, kind: lxc, source: { ostemplate: 'local:vztmpl/debian-12.tar.zst' } }"), [vm(1001, 'svc')]));
+    const c = only(
+      diff(
+        fleetOf("  - { name: svc, vmid: 1001, kind: lxc, source: { ostemplate: 'local:vztmpl/debian-12.tar.zst' } }"),
+        [vm(1001, 'svc')],
+      ),
+    );
     expect(c).toMatchObject({ action: 'replace', replacement: { vmid: 1001, kind: 'lxc' } });
     expect(c.fields[0]).toEqual({ field: 'kind', from: 'qemu', to: 'lxc', replaces: true });
   });
@@ -450,9 +641,13 @@ describe('replacing a guest', () => {
   it('does not replace a guest whose source it cannot know, nor a protected one', () => {
     const unknown = diff(fleetOf('  - { name: web, source: { template: tpl-debian-13 } }'), [vm(1001, 'web')]);
     expect(unknown.changes).toEqual([]);
-    expect(unknown.warnings).toEqual(["web: VM 1001 'web' does not record what it was created from; its source is not compared"]);
+    expect(unknown.warnings).toEqual([
+      "web: VM 1001 'web' does not record what it was created from; its source is not compared",
+    ]);
     const talos = vm(101, 'tpl-talos', { template: true, status: 'stopped' });
-    const protectedGuest = vm(1001, 'web', { config: { protection: 1, description: 'proxmox-manager source: template:tpl-debian-13' } });
+    const protectedGuest = vm(1001, 'web', {
+      config: { protection: 1, description: 'proxmox-manager source: template:tpl-debian-13' },
+    });
     const kept = diff(fleetOf('  - { name: web, source: { template: tpl-talos } }'), [talos, protectedGuest]);
     expect(kept.changes).toEqual([]);
     expect(kept.warnings[0]).toMatch(/must be replaced \(source changed\) but has protection enabled/);
@@ -493,7 +688,15 @@ function applied(d: FleetDiff, guests: ObservedGuest[]): ObservedGuest[] {
         case 'clone': {
           const source = world.get(c.create!.source!.vmid)!;
           const config = { ...source.config!, name: s.name!, template: undefined };
-          world.set(s.vmid!, { ...source, vmid: s.vmid!, name: s.name!, node: c.create!.node, template: false, status: 'stopped', config });
+          world.set(s.vmid!, {
+            ...source,
+            vmid: s.vmid!,
+            name: s.name!,
+            node: c.create!.node,
+            template: false,
+            status: 'stopped',
+            config,
+          });
           break;
         }
         case 'create': {
@@ -502,9 +705,17 @@ function applied(d: FleetDiff, guests: ObservedGuest[]): ObservedGuest[] {
           for (const [k, v] of Object.entries(rest)) config[k] = typeof v === 'boolean' ? (v ? '1' : '0') : String(v);
           for (const [k, v] of Object.entries(config)) {
             const drive = /^(\S+?):(\d+)(,.*)?$/.exec(v as string);
-            if (/^(scsi\d|rootfs|mp\d)$/.test(k) && drive) config[k] = `${drive[1]}:vm-${vmid}-disk-${k},size=${drive[2]}G${(drive[3] ?? '').replace(/,import-from=[^,]+/, '')}`;
+            if (/^(scsi\d|rootfs|mp\d)$/.test(k) && drive)
+              config[k] =
+                `${drive[1]}:vm-${vmid}-disk-${k},size=${drive[2]}G${(drive[3] ?? '').replace(/,import-from=[^,]+/, '')}`;
           }
-          world.set(Number(vmid), { ...vm(Number(vmid), String(name ?? hostname)), kind: c.kind, node: c.create!.node, status: 'stopped', config: { ...config, [c.kind === 'qemu' ? 'name' : 'hostname']: String(name ?? hostname) } });
+          world.set(Number(vmid), {
+            ...vm(Number(vmid), String(name ?? hostname)),
+            kind: c.kind,
+            node: c.create!.node,
+            status: 'stopped',
+            config: { ...config, [c.kind === 'qemu' ? 'name' : 'hostname']: String(name ?? hostname) },
+          });
           break;
         }
         case 'config':
@@ -533,13 +744,20 @@ function applied(d: FleetDiff, guests: ObservedGuest[]): ObservedGuest[] {
       }
     }
   }
-  for (const g of world.values()) g.tags = String(g.config!['tags'] ?? '').split(';').filter(Boolean);
+  for (const g of world.values())
+    g.tags = String(g.config!['tags'] ?? '')
+      .split(';')
+      .filter(Boolean);
   return [...world.values()].filter((g) => g.vmid !== template.vmid);
 }
 
 describe('an applied plan', () => {
   it('leaves nothing to do: creates, in-place changes, replacements and deletes plan zero changes afterwards', () => {
-    const talos = vm(101, 'tpl-talos', { template: true, status: 'stopped', config: { template: 1, scsi0: 'shared:base-101-disk-0,size=10G' } });
+    const talos = vm(101, 'tpl-talos', {
+      template: true,
+      status: 'stopped',
+      config: { template: 1, scsi0: 'shared:base-101-disk-0,size=10G' },
+    });
     const fleet = fleetOf(
       `  - { name: web, source: { template: tpl-debian-13 }, memory: 4G, disks: [{ size: 20 }], tags: [web], cloud_init: { user: debian, ip: dhcp }, power: running }
   - { service: api, source: { template: tpl-talos }, network: [{ bridge: vmbr1, vlan: 7, firewall: true }], power: running }
@@ -591,7 +809,9 @@ describe('the rendered plan', () => {
         vm(1003, 'gone', { status: 'stopped', config: { tags: 'fleet' } }),
       ]),
     );
-    expect(text).toContain('  - guest "gone" will be destroyed (VM 1003 on pve01): the manifest claims it — it carries the claimed tag \'fleet\' — and does not list it');
+    expect(text).toContain(
+      '  - guest "gone" will be destroyed (VM 1003 on pve01): the manifest claims it — it carries the claimed tag \'fleet\' — and does not list it',
+    );
     expect(text).toContain('  + guest "new" will be created (VM 1000 on ');
     expect(text).toContain('  ~ guest "web" will be updated in place (VM 1001 on pve01, restarted)');
     expect(text).toContain('      ~ memory = "2048 MiB" -> "4096 MiB"  # takes effect after a restart');

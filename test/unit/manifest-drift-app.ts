@@ -39,13 +39,30 @@ export function withDriftTokens(config: AppConfig): AppConfig {
 }
 
 export interface DriftApi {
-  call(method: 'GET' | 'POST', path: string, actor: keyof typeof driftTokens, body?: unknown): Promise<{ status: number; body: any }>;
+  call(
+    method: 'GET' | 'POST',
+    path: string,
+    actor: keyof typeof driftTokens,
+    body?: unknown,
+  ): Promise<{ status: number; body: any }>;
 }
 
-export function driftApi(options: { config: AppConfig; client: Client; taskQueue: string; store: DriftStore; audit: AuditLog; now?: () => Date }): DriftApi {
+export function driftApi(options: {
+  config: AppConfig;
+  client: Client;
+  taskQueue: string;
+  store: DriftStore;
+  audit: AuditLog;
+  now?: () => Date;
+}): DriftApi {
   const s: Services = {
     config: options.config,
-    temporal: { client: options.client, taskQueue: options.taskQueue, uiUrl: 'http://127.0.0.1:8233', namespace: 'default' },
+    temporal: {
+      client: options.client,
+      taskQueue: options.taskQueue,
+      uiUrl: 'http://127.0.0.1:8233',
+      namespace: 'default',
+    },
     audit: options.audit,
     proxmox: {} as ReadOnlyProxmox,
     now: options.now ?? (() => new Date()),
@@ -54,13 +71,22 @@ export function driftApi(options: { config: AppConfig; client: Client; taskQueue
   };
   const app = new Hono<ApiEnv>();
   const guard = createGuard(s);
-  for (const route of driftRoutes(s, options.store)) app.on(route.method, route.path.replace(/\{(\w+)\}/g, ':$1'), guard(route));
-  app.onError(createErrorHandler(() => {}, () => 'test'));
+  for (const route of driftRoutes(s, options.store))
+    app.on(route.method, route.path.replace(/\{(\w+)\}/g, ':$1'), guard(route));
+  app.onError(
+    createErrorHandler(
+      () => {},
+      () => 'test',
+    ),
+  );
   return {
     async call(method, path, actor, body) {
       const response = await app.request(path, {
         method,
-        headers: { authorization: `Bearer ${driftTokens[actor]}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${driftTokens[actor]}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       return { status: response.status, body: await response.json() };

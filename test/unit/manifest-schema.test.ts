@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatProblem, loadFleet, ManifestError, parseManifests, type ManifestSource } from '../../lib/manifest/load.js';
+import {
+  formatProblem,
+  loadFleet,
+  ManifestError,
+  parseManifests,
+  type ManifestSource,
+} from '../../lib/manifest/load.js';
 
 function problemsOf(sources: ManifestSource[]): string[] {
   try {
@@ -79,7 +85,9 @@ guests:
   it('has a digest that changes with any file of its environment', () => {
     const digest = (text: string) => parseManifests([{ name: 'a.yaml', text }]).get('home')!.digest;
     expect(digest('environment: home\nguests: [{ name: a }]')).toMatch(/^[0-9a-f]{64}$/);
-    expect(digest('environment: home\nguests: [{ name: a }]')).not.toBe(digest('environment: home\nguests: [{ name: b }]'));
+    expect(digest('environment: home\nguests: [{ name: a }]')).not.toBe(
+      digest('environment: home\nguests: [{ name: b }]'),
+    );
   });
 
   it('ships an example for the homelab', () => {
@@ -123,7 +131,9 @@ guests:
   });
 
   it('names YAML syntax errors and empty files', () => {
-    expect(problemsOf([{ name: 'bad.yaml', text: 'environment: home\nguests:\n  - { name: a\n' }])[0]).toMatch(/^bad\.yaml:\(yaml\): .+ \(line \d\)$/);
+    expect(problemsOf([{ name: 'bad.yaml', text: 'environment: home\nguests:\n  - { name: a\n' }])[0]).toMatch(
+      /^bad\.yaml:\(yaml\): .+ \(line \d\)$/,
+    );
     expect(problemsOf([{ name: 'empty.yaml', text: '# nothing yet\n' }])).toEqual([
       'empty.yaml:(root): the file is empty; a manifest names its environment and guests',
     ]);
@@ -166,7 +176,10 @@ guests:
   it('refuses names, VMIDs and services used twice across files, and dependencies that cannot be met', () => {
     expect(
       problemsOf([
-        { name: 'a.yaml', text: 'environment: home\nguests:\n  - { name: web, vmid: 3000 }\n  - { service: api }\n  - { name: db, depends_on: [cache] }' },
+        {
+          name: 'a.yaml',
+          text: 'environment: home\nguests:\n  - { name: web, vmid: 3000 }\n  - { service: api }\n  - { name: db, depends_on: [cache] }',
+        },
         {
           name: 'b.yaml',
           text: 'environment: home\nguests:\n  - { name: WEB }\n  - { name: x, vmid: 3000 }\n  - { service: api }\n  - { name: cache, depends_on: [db] }\n  - { name: y, depends_on: [y, nope] }',

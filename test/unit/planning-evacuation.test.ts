@@ -47,7 +47,15 @@ function cluster(guests: GuestSpec[], over: Partial<ClusterSnapshot> = {}): Clus
     nodes: nodes.map((name) => ({ name, online: true, memoryTotal: 64 * GiB, memoryUsed: 16 * GiB, cpus: 16 })),
     storages: nodes.flatMap((node) => [
       { storage: 'ceph', node, shared: true, active: true, content: ['images', 'rootdir'], total: 4096 * GiB, used: 0 },
-      { storage: 'local-lvm', node, shared: false, active: true, content: ['images', 'rootdir'], total: 512 * GiB, used: 0 },
+      {
+        storage: 'local-lvm',
+        node,
+        shared: false,
+        active: true,
+        content: ['images', 'rootdir'],
+        total: 512 * GiB,
+        used: 0,
+      },
     ]),
     guests: guests.map(({ disks: _d, localResources: _l, notAllowedNodes: _n, hasSnapshots: _s, ...g }) => ({
       name: `guest${g.vmid}`,
@@ -85,7 +93,10 @@ describe('planEvacuation', () => {
       { vmid: 102, status: 'stopped' },
       { vmid: 103, template: true, status: 'stopped' },
       { vmid: 104, localResources: ['hostpci0'] },
-      { vmid: 105, disks: [disk('ceph', 8), disk('local', 1, { key: 'ide2', volid: 'local:iso/debian.iso', cdrom: true })] },
+      {
+        vmid: 105,
+        disks: [disk('ceph', 8), disk('local', 1, { key: 'ide2', volid: 'local:iso/debian.iso', cdrom: true })],
+      },
       { vmid: 106, type: 'lxc' },
       { vmid: 107, lock: 'backup' },
       { vmid: 200, node: 'pve2' },
@@ -100,7 +111,10 @@ describe('planEvacuation', () => {
       [103, 'template, and includeTemplates is off'],
       [104, 'uses host-bound device hostpci0, which pins it to pve1'],
       [105, 'local ISO local:iso/debian.iso is attached (ide2); eject it or keep the ISO on shared storage'],
-      [106, "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')"],
+      [
+        106,
+        "running container: containers cannot live-migrate, and a restart migration (downtime) is not allowed (containers: 'leave')",
+      ],
       [107, 'locked (backup); PVE refuses to migrate a locked guest'],
     ]);
   });
@@ -137,7 +151,12 @@ describe('planEvacuation', () => {
   it('copies local disks along a live migration, or leaves the guest when the policy says so', () => {
     const snapshot = cluster([{ vmid: 101, disks: [disk('local-lvm', 40)] }]);
     const [move] = planEvacuation(snapshot, { ...request, targetStorage: 'local-lvm' }, policy).moves;
-    expect(move).toMatchObject({ mode: 'online', withLocalDisks: true, targetStorage: 'local-lvm', localDiskBytes: 40 * GiB });
+    expect(move).toMatchObject({
+      mode: 'online',
+      withLocalDisks: true,
+      targetStorage: 'local-lvm',
+      localDiskBytes: 40 * GiB,
+    });
     expect(move?.transferBytes).toBe(44 * GiB);
     expect(move?.why).toMatch(/^running VM: live migration, copying its local disks; pve[23]: /);
 
@@ -160,14 +179,19 @@ describe('planEvacuation', () => {
 
   it('keeps at least the configured share of memory free on every target', () => {
     // 20 guests of 8 GiB = 160 GiB onto two nodes that may each take 64*0.8-16 = 35.2 GiB more.
-    const residents = [{ vmid: 201, node: 'pve2', memory: 16 * GiB }, { vmid: 202, node: 'pve3', memory: 16 * GiB }];
+    const residents = [
+      { vmid: 201, node: 'pve2', memory: 16 * GiB },
+      { vmid: 202, node: 'pve3', memory: 16 * GiB },
+    ];
     const guests = [...Array.from({ length: 20 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents];
     const plan = planEvacuation(cluster(guests), request, policy);
 
     expect(plan.moves).toHaveLength(8);
     for (const t of plan.targets) expect(t.memoryAfter).toBeLessThanOrEqual(t.memoryLimit);
     expect(plan.leftBehind).toHaveLength(12);
-    expect(plan.leftBehind[0]?.reason).toMatch(/^no target can take it — pve2: memory: 8.0 GiB more would use 88% of 64.0 GiB, above the 80% limit; pve3: memory/);
+    expect(plan.leftBehind[0]?.reason).toMatch(
+      /^no target can take it — pve2: memory: 8.0 GiB more would use 88% of 64.0 GiB, above the 80% limit; pve3: memory/,
+    );
 
     const roomier = planEvacuation(cluster(guests), request, { ...policy, memory_headroom: 0.1 });
     expect(roomier.moves.length).toBeGreaterThan(8);
@@ -192,12 +216,37 @@ describe('planEvacuation', () => {
 
   it('honours PVE 9 HA rules: strict node affinity and negative resource affinity', () => {
     const rules: HaRule[] = [
-      { rule: 'pin', type: 'node-affinity', resources: ['vm:101'], nodes: [{ node: 'pve3', priority: 1 }], strict: true, disabled: false },
-      { rule: 'apart', type: 'resource-affinity', resources: ['vm:102', 'vm:300'], affinity: 'negative', disabled: false },
-      { rule: 'off', type: 'node-affinity', resources: ['vm:103'], nodes: [{ node: 'pve9', priority: 1 }], strict: true, disabled: true },
+      {
+        rule: 'pin',
+        type: 'node-affinity',
+        resources: ['vm:101'],
+        nodes: [{ node: 'pve3', priority: 1 }],
+        strict: true,
+        disabled: false,
+      },
+      {
+        rule: 'apart',
+        type: 'resource-affinity',
+        resources: ['vm:102', 'vm:300'],
+        affinity: 'negative',
+        disabled: false,
+      },
+      {
+        rule: 'off',
+        type: 'node-affinity',
+        resources: ['vm:103'],
+        nodes: [{ node: 'pve9', priority: 1 }],
+        strict: true,
+        disabled: true,
+      },
     ];
     const snapshot = cluster(
-      [{ vmid: 101, haManaged: true }, { vmid: 102, haManaged: true }, { vmid: 103 }, { vmid: 300, node: 'pve2', haManaged: true }],
+      [
+        { vmid: 101, haManaged: true },
+        { vmid: 102, haManaged: true },
+        { vmid: 103 },
+        { vmid: 300, node: 'pve2', haManaged: true },
+      ],
       { haRules: rules },
     );
     const plan = planEvacuation(snapshot, request, policy);
@@ -222,7 +271,12 @@ describe('planEvacuation', () => {
   });
 
   it("passes on PVE's own refusals of a target", () => {
-    const snapshot = cluster([{ vmid: 101, notAllowedNodes: { pve2: "storage 'nfs' is not available", pve3: "storage 'nfs' is not available" } }]);
+    const snapshot = cluster([
+      {
+        vmid: 101,
+        notAllowedNodes: { pve2: "storage 'nfs' is not available", pve3: "storage 'nfs' is not available" },
+      },
+    ]);
     const plan = planEvacuation(snapshot, request, policy);
     expect(plan.leftBehind[0]?.reason).toBe(
       "no target can take it — pve2: storage 'nfs' is not available; pve3: storage 'nfs' is not available",
@@ -251,7 +305,11 @@ describe('planEvacuation', () => {
   });
 
   it('is the same plan for the same snapshot', () => {
-    const guests = Array.from({ length: 40 }, (_, i) => ({ vmid: 100 + i, memory: ((i % 6) + 1) * GiB, status: i % 5 === 0 ? ('stopped' as const) : ('running' as const) }));
+    const guests = Array.from({ length: 40 }, (_, i) => ({
+      vmid: 100 + i,
+      memory: ((i % 6) + 1) * GiB,
+      status: i % 5 === 0 ? ('stopped' as const) : ('running' as const),
+    }));
     expect(planEvacuation(cluster(guests), request, policy)).toEqual(planEvacuation(cluster(guests), request, policy));
   });
 
@@ -260,7 +318,9 @@ describe('planEvacuation', () => {
     expect(() => planEvacuation(snapshot, { ...request, node: 'pve9' }, policy)).toThrow(
       new EvacuationRequestError('node', "'pve9' is not a node of this cluster (pve1, pve2, pve3)"),
     );
-    expect(() => planEvacuation(snapshot, { ...request, denyTargets: ['nope'] }, policy)).toThrow(/^denyTargets: 'nope'/);
+    expect(() => planEvacuation(snapshot, { ...request, denyTargets: ['nope'] }, policy)).toThrow(
+      /^denyTargets: 'nope'/,
+    );
     snapshot.nodes[0]!.online = false;
     expect(() => planEvacuation(snapshot, request, policy)).toThrow(/^node: 'pve1' is offline/);
   });
@@ -340,18 +400,31 @@ describe('evacuationOutcome', () => {
 
   it('is incomplete, naming each guest and why, when running guests the request covers stay (no target has room)', () => {
     // Twelve 8 GiB guests; the two targets have room for two each.
-    const residents = [{ vmid: 201, node: 'pve2', memory: 32 * GiB }, { vmid: 202, node: 'pve3', memory: 32 * GiB }];
-    const plan = planEvacuation(cluster([...Array.from({ length: 12 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents]), request, policy);
+    const residents = [
+      { vmid: 201, node: 'pve2', memory: 32 * GiB },
+      { vmid: 202, node: 'pve3', memory: 32 * GiB },
+    ];
+    const plan = planEvacuation(
+      cluster([...Array.from({ length: 12 }, (_, i) => ({ vmid: 101 + i, memory: 8 * GiB })), ...residents]),
+      request,
+      policy,
+    );
     const { outcome, stayed } = evacuationOutcome(plan, migrated(plan), verified);
 
     expect(plan.moves).toHaveLength(4);
     expect(outcome).toBe('incomplete');
     expect(stayed).toHaveLength(8);
-    expect(stayed[0]!.reason).toMatch(/^no target can take it — pve2: memory: .*; to move it: room for 8\.0 GiB on a target/);
+    expect(stayed[0]!.reason).toMatch(
+      /^no target can take it — pve2: memory: .*; to move it: room for 8\.0 GiB on a target/,
+    );
   });
 
   it('is evacuated when only what the request itself leaves stays (a stopped guest with includeStopped off)', () => {
-    const plan = planEvacuation(cluster([{ vmid: 101 }, { vmid: 102, status: 'stopped' }]), { ...request, includeStopped: false }, policy);
+    const plan = planEvacuation(
+      cluster([{ vmid: 101 }, { vmid: 102, status: 'stopped' }]),
+      { ...request, includeStopped: false },
+      policy,
+    );
     expect(evacuationOutcome(plan, migrated(plan), verified)).toEqual({ outcome: 'evacuated', stayed: [] });
   });
 
@@ -362,7 +435,13 @@ describe('evacuationOutcome', () => {
       { vmid: 102, name: 'guest102', state: 'not-started', error: 'VM 101 failed' },
       { vmid: 103, name: 'guest103', state: 'migrated' },
     ];
-    const verification = { ok: false, unexpectedOnSource: [{ vmid: 101, name: 'guest101' }, { vmid: 104, name: 'newcomer' }] };
+    const verification = {
+      ok: false,
+      unexpectedOnSource: [
+        { vmid: 101, name: 'guest101' },
+        { vmid: 104, name: 'newcomer' },
+      ],
+    };
     expect(evacuationOutcome(plan, outcomes, verification)).toEqual({
       outcome: 'incomplete',
       stayed: [
@@ -382,13 +461,18 @@ describe('evacuationOutcome', () => {
 
     const empty = planEvacuation(cluster([{ vmid: 101 }]), request, policy);
     expect(haMaintenanceBlocker(empty, verified, [])).toBeUndefined();
-    expect(haMaintenanceBlocker(empty, { ok: false }, [])).toBe('the verification of pve1 failed, so it is not known to be empty');
+    expect(haMaintenanceBlocker(empty, { ok: false }, [])).toBe(
+      'the verification of pve1 failed, so it is not known to be empty',
+    );
   });
 });
 
 describe('describeEvacuation', () => {
   it('is a high-risk plan with one step per move, a verification step, and every guest that stays as a warning', () => {
-    const snapshot = cluster([{ vmid: 101, name: 'web' }, { vmid: 102, localResources: ['usb0'] }]);
+    const snapshot = cluster([
+      { vmid: 101, name: 'web' },
+      { vmid: 102, localResources: ['usb0'] },
+    ]);
     const described = describeEvacuation(planEvacuation(snapshot, { ...request, haMaintenance: true }, policy));
 
     expect(described.risk).toBe('high');

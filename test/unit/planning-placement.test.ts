@@ -44,7 +44,11 @@ describe('placeGuests', () => {
   it('uses the configured headroom', () => {
     const result = placeGuests([item('big', 60)], [target('a')], { ...policy, memoryHeadroom: 0.5 });
     expect(result.unplaced).toEqual([
-      { id: 'big', reasons: ['a: memory: 60.0 GiB more would use 60% of 100.0 GiB, above the 50% limit'], constraints: ['memory'] },
+      {
+        id: 'big',
+        reasons: ['a: memory: 60.0 GiB more would use 60% of 100.0 GiB, above the 50% limit'],
+        constraints: ['memory'],
+      },
     ]);
   });
 
@@ -56,10 +60,7 @@ describe('placeGuests', () => {
 
   it('places the largest guests first and packs tightly when spreading would strand one', () => {
     // Spreading puts the 6 on a (most room left), a 5 on b, and strands the other 5.
-    const targets = [
-      target('a', { memoryTotal: 10 * GiB }),
-      target('b', { memoryTotal: 6 * GiB }),
-    ];
+    const targets = [target('a', { memoryTotal: 10 * GiB }), target('b', { memoryTotal: 6 * GiB })];
     const items = [item('five-1', 5), item('five-2', 5), item('six', 6)];
     const result = placeGuests(items, targets, { ...policy, memoryHeadroom: 0 });
     expect(result.unplaced).toEqual([]);
@@ -67,11 +68,10 @@ describe('placeGuests', () => {
   });
 
   it('respects the CPU oversubscription limit', () => {
-    const result = placeGuests(
-      [item('wide', 1, { vcpus: 8 })],
-      [target('a', { cpus: 4, vcpusAssigned: 10 })],
-      { ...policy, cpuOversubscription: 4 },
-    );
+    const result = placeGuests([item('wide', 1, { vcpus: 8 })], [target('a', { cpus: 4, vcpusAssigned: 10 })], {
+      ...policy,
+      cpuOversubscription: 4,
+    });
     expect(result.unplaced[0]?.reasons).toEqual(['a: CPU: 18 vCPUs on 4 CPUs exceeds the 4x oversubscription limit']);
   });
 
@@ -144,7 +144,10 @@ describe('placeGuests', () => {
       [
         item('strict', 1, { onlyOn: ['c'] }),
         item('prefers', 1, { prefers: ['b'] }),
-        item('refused', 1, { refused: { a: 'PVE: storage nfs unavailable', b: 'PVE: blocked by HA resource vm:9' }, onlyOn: ['a', 'b'] }),
+        item('refused', 1, {
+          refused: { a: 'PVE: storage nfs unavailable', b: 'PVE: blocked by HA resource vm:9' },
+          onlyOn: ['a', 'b'],
+        }),
       ],
       [target('a'), target('b', { memoryCommitted: 70 * GiB }), target('c')],
       policy,
@@ -165,7 +168,11 @@ describe('placeGuests', () => {
 
   it('gives the same answer whatever order the targets come in', () => {
     const items = Array.from({ length: 12 }, (_, i) => item(`g${i}`, 2 + (i % 5)));
-    const targets = [target('a', { memoryCommitted: 30 * GiB }), target('b'), target('c', { memoryCommitted: 10 * GiB })];
+    const targets = [
+      target('a', { memoryCommitted: 30 * GiB }),
+      target('b'),
+      target('c', { memoryCommitted: 10 * GiB }),
+    ];
     const forward = placeGuests(items, targets, policy);
     const backward = placeGuests(items, [...targets].reverse(), policy);
     expect(backward).toEqual(forward);
@@ -173,12 +180,19 @@ describe('placeGuests', () => {
 
   it('sends nothing, not even a stopped guest, to a target already above the limit, and names it', () => {
     const items = [item('running', 1), item('stopped', 0)];
-    const targets = [target('a', { memoryCommitted: 85 * GiB, memoryUsed: 30 * GiB }), target('b', { memoryCommitted: 79 * GiB })];
+    const targets = [
+      target('a', { memoryCommitted: 85 * GiB, memoryUsed: 30 * GiB }),
+      target('b', { memoryCommitted: 79 * GiB }),
+    ];
     const result = placeGuests(items, targets, policy);
 
     expect(result.placements).toEqual({ running: 'b', stopped: 'b' });
     expect(result.overLimit).toEqual([
-      { node: 'a', reason: 'already above the memory limit: configured memory of its running guests is 85.0 GiB, 85% of 100.0 GiB (limit 80%)' },
+      {
+        node: 'a',
+        reason:
+          'already above the memory limit: configured memory of its running guests is 85.0 GiB, 85% of 100.0 GiB (limit 80%)',
+      },
     ]);
     // Counted by what it reports in use, the same target has room.
     expect(placeGuests(items, targets, { ...policy, memoryBasis: 'used' }).overLimit).toEqual([]);

@@ -7,15 +7,30 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { describeEvacuation, planEvacuation, type EvacuationRequest, type PlacementPolicy } from '../../lib/planning/evacuation.js';
-import { defaultPolicy, evacuateEverything, generatedSnapshot, type GeneratedSnapshotOptions } from '../../testkit/generated-snapshot.js';
+import {
+  describeEvacuation,
+  planEvacuation,
+  type EvacuationRequest,
+  type PlacementPolicy,
+} from '../../lib/planning/evacuation.js';
+import {
+  defaultPolicy,
+  evacuateEverything,
+  generatedSnapshot,
+  type GeneratedSnapshotOptions,
+} from '../../testkit/generated-snapshot.js';
 
 const FIXTURE = new URL('../fixtures/planning/evacuation-plans.json', import.meta.url);
 
 const request = evacuateEverything;
 const policy = defaultPolicy;
 
-const cases: { name: string; cluster: GeneratedSnapshotOptions; request?: Partial<EvacuationRequest>; policy?: Partial<PlacementPolicy> }[] = [
+const cases: {
+  name: string;
+  cluster: GeneratedSnapshotOptions;
+  request?: Partial<EvacuationRequest>;
+  policy?: Partial<PlacementPolicy>;
+}[] = [
   { name: '12 nodes, 600 guests', cluster: { nodes: 12, guests: 600, seed: 1 } },
   {
     name: '40 nodes, 1,600 guests, tight, containers and local disks left, two nodes denied',
@@ -49,7 +64,10 @@ function fingerprint(p: ReturnType<typeof plan>) {
 describe('the evacuation planner on generated clusters', () => {
   if (process.env['PM_RECORD_PLANS'] === '1') {
     it('records the plans', () => {
-      writeFileSync(FIXTURE, `${JSON.stringify(Object.fromEntries(cases.map((c) => [c.name, fingerprint(plan(c))])))}\n`);
+      writeFileSync(
+        FIXTURE,
+        `${JSON.stringify(Object.fromEntries(cases.map((c) => [c.name, fingerprint(plan(c))])))}\n`,
+      );
     });
     return;
   }

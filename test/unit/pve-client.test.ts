@@ -1,12 +1,20 @@
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { createPveClient, createPveClientForEnvironment, type PveClient, type ReadRetry } from '../../lib/pve/client.js';
+import {
+  createPveClient,
+  createPveClientForEnvironment,
+  type PveClient,
+  type ReadRetry,
+} from '../../lib/pve/client.js';
 import { InvalidRequestError, matchEndpoint, type WireRequest } from '../../lib/pve/endpoints.js';
 import { PveApiError, PveUnavailableError } from '../../lib/pve/errors.js';
 import type { PveEnvelope, PveTransport } from '../../lib/pve/transport.js';
 import type { EnvironmentConfig } from '../../lib/config/schema.js';
 import { selfSignedCert, startFakePveNode, type FakePveNode } from './pve-fake-server.js';
 
-function scriptedClient(answer: (req: WireRequest) => PveEnvelope, readRetry?: ReadRetry): { client: PveClient; sent: WireRequest[] } {
+function scriptedClient(
+  answer: (req: WireRequest) => PveEnvelope,
+  readRetry?: ReadRetry,
+): { client: PveClient; sent: WireRequest[] } {
   const sent: WireRequest[] = [];
   const transport: PveTransport = {
     async send(req) {
@@ -15,7 +23,10 @@ function scriptedClient(answer: (req: WireRequest) => PveEnvelope, readRetry?: R
     },
     async close() {},
   };
-  return { client: createPveClient({ nodes: [], tls: {}, credential: { tokenId: '', secret: '' }, transport, readRetry }), sent };
+  return {
+    client: createPveClient({ nodes: [], tls: {}, credential: { tokenId: '', secret: '' }, transport, readRetry }),
+    sent,
+  };
 }
 
 const upid = 'UPID:pve1:000934AF:0D015579:68BF3A41:qmigrate:101:automation@pve!orchestrator:';
@@ -37,7 +48,10 @@ describe('reads that fail transiently', () => {
   const retry: ReadRetry = { attempts: 3, pauseMs: 1 };
 
   it('are repeated in place until PVE answers', async () => {
-    const { client, sent } = scriptedClient(failingFirst([bareServerError, reset], [{ node: 'pve1', status: 'online' }]), retry);
+    const { client, sent } = scriptedClient(
+      failingFirst([bareServerError, reset], [{ node: 'pve1', status: 'online' }]),
+      retry,
+    );
     expect(await client.nodes.list()).toEqual([{ node: 'pve1', status: 'online' }]);
     expect(sent).toHaveLength(3);
   });
@@ -49,7 +63,10 @@ describe('reads that fail transiently', () => {
   });
 
   it('are not repeated when PVE gave a reason', async () => {
-    const { client, sent } = scriptedClient(failingFirst([(req) => new PveApiError(req, 500, 'VM 101 is locked (backup)')], []), retry);
+    const { client, sent } = scriptedClient(
+      failingFirst([(req) => new PveApiError(req, 500, 'VM 101 is locked (backup)')], []),
+      retry,
+    );
     await expect(client.qemu.config({ node: 'pve1', vmid: 101 })).rejects.toThrow(/is locked/);
     expect(sent).toHaveLength(1);
   });
@@ -68,7 +85,13 @@ describe('writes that fail transiently', () => {
 describe('client methods', () => {
   it('send the endpoint their resource and name suggest and return its typed answer', async () => {
     const { client, sent } = scriptedClient(() => ({ data: upid }));
-    const result = await client.qemu.migrate({ node: 'pve1', vmid: 101, target: 'pve2', online: true, 'with-local-disks': true });
+    const result = await client.qemu.migrate({
+      node: 'pve1',
+      vmid: 101,
+      target: 'pve2',
+      online: true,
+      'with-local-disks': true,
+    });
 
     expectTypeOf(result).toEqualTypeOf<string>();
     expect(result).toBe(upid);
@@ -100,9 +123,9 @@ describe('client methods', () => {
   it('fail fast on a request PVE would reject, sending nothing', async () => {
     const { client, sent } = scriptedClient(() => ({ data: upid }));
     await expect(client.qemu.migrate({ node: 'pve1', vmid: 99, target: 'pve2' })).rejects.toThrow(InvalidRequestError);
-    await expect(client.qemu.migrate({ node: 'pve1', vmid: 101, target: 'pve2', 'with-local-disks': 'yes' } as never)).rejects.toThrow(
-      /with-local-disks: type check \('boolean'\) failed/,
-    );
+    await expect(
+      client.qemu.migrate({ node: 'pve1', vmid: 101, target: 'pve2', 'with-local-disks': 'yes' } as never),
+    ).rejects.toThrow(/with-local-disks: type check \('boolean'\) failed/);
     expect(sent).toHaveLength(0);
   });
 
@@ -120,7 +143,9 @@ describe('createPveClientForEnvironment', () => {
   beforeAll(async () => {
     const cert = await selfSignedCert();
     fingerprint = cert.fingerprint;
-    node = await startFakePveNode(cert, () => ({ json: { data: { version: '9.1.3', release: '9.1', repoid: 'deadbeef' } } }));
+    node = await startFakePveNode(cert, () => ({
+      json: { data: { version: '9.1.3', release: '9.1', repoid: 'deadbeef' } },
+    }));
   });
   afterAll(() => node.close());
 
@@ -135,7 +160,9 @@ describe('createPveClientForEnvironment', () => {
     const client = await createPveClientForEnvironment(env);
     try {
       expect(await client.cluster.version()).toMatchObject({ release: '9.1' });
-      expect(node.received[0]?.headers.authorization).toBe('PVEAPIToken=automation@pve!orchestrator=0b9c5a7e-token-secret');
+      expect(node.received[0]?.headers.authorization).toBe(
+        'PVEAPIToken=automation@pve!orchestrator=0b9c5a7e-token-secret',
+      );
     } finally {
       await client.close();
       delete process.env.PVE_CLIENT_TEST_TOKEN;

@@ -12,8 +12,17 @@ import {
 describe('decodeFormParams verifies parameters as PVE does', () => {
   it('types form strings: integers, booleans 0/1, enums', () => {
     expect(
-      decodeFormParams(endpoints.qemuMigrate, { node: 'pve1', vmid: '101', target: 'pve2', online: '1', 'with-local-disks': '0' }),
-    ).toEqual({ ok: true, value: { node: 'pve1', vmid: 101, target: 'pve2', online: true, 'with-local-disks': false } });
+      decodeFormParams(endpoints.qemuMigrate, {
+        node: 'pve1',
+        vmid: '101',
+        target: 'pve2',
+        online: '1',
+        'with-local-disks': '0',
+      }),
+    ).toEqual({
+      ok: true,
+      value: { node: 'pve1', vmid: 101, target: 'pve2', online: true, 'with-local-disks': false },
+    });
   });
 
   it('accepts JSON bodies with real booleans and numbers', () => {
@@ -65,13 +74,17 @@ describe('decodeFormParams verifies parameters as PVE does', () => {
     expect(decodeFormParams(endpoints.qemuStart, { node: 'pve1', vmid: '101', timeout: '1.5' })).toMatchObject({
       errors: { timeout: "type check ('integer') failed - got '1.5'" },
     });
-    expect(decodeFormParams(endpoints.qemuUpdateConfigAsync, { node: 'pve1', vmid: '101', background_delay: '31' })).toMatchObject({
+    expect(
+      decodeFormParams(endpoints.qemuUpdateConfigAsync, { node: 'pve1', vmid: '101', background_delay: '31' }),
+    ).toMatchObject({
       errors: { background_delay: 'value must have a maximum value of 30' },
     });
   });
 
   it('checks every item of a list format', () => {
-    expect(decodeFormParams(endpoints.qemuUpdateConfig, { node: 'pve1', vmid: '101', delete: 'net1,9lives' })).toMatchObject({
+    expect(
+      decodeFormParams(endpoints.qemuUpdateConfig, { node: 'pve1', vmid: '101', delete: 'net1,9lives' }),
+    ).toMatchObject({
       errors: { delete: "invalid format - invalid configuration ID '9lives'" },
     });
   });
@@ -102,7 +115,9 @@ describe('buildRequest', () => {
   });
 
   it('refuses, naming the parameter, a request PVE would reject; nothing is built', () => {
-    expect(() => buildRequest(endpoints.qemuClone, { node: 'pve1', vmid: 101, newid: 42 })).toThrow(InvalidRequestError);
+    expect(() => buildRequest(endpoints.qemuClone, { node: 'pve1', vmid: 101, newid: 42 })).toThrow(
+      InvalidRequestError,
+    );
     expect(() => buildRequest(endpoints.qemuClone, { node: 'pve1', vmid: 101, newid: 42 })).toThrow(
       /invalid qemuClone request .*newid: invalid format - value does not look like a valid VM ID/,
     );
@@ -138,11 +153,23 @@ describe('checkPermission', () => {
   });
 
   it("denies a single check with PVE's message naming path and privilege", () => {
-    expect(checkPermission(endpoints.qemuMigrate.permission, { node: 'pve1', vmid: 101 }, subject({ '/vms/101': ['VM.Audit'] }))).toEqual({
+    expect(
+      checkPermission(
+        endpoints.qemuMigrate.permission,
+        { node: 'pve1', vmid: 101 },
+        subject({ '/vms/101': ['VM.Audit'] }),
+      ),
+    ).toEqual({
       allowed: false,
       message: 'Permission check failed (/vms/101, VM.Migrate)',
     });
-    expect(checkPermission(endpoints.qemuMigrate.permission, { node: 'pve1', vmid: 101 }, subject({ '/vms/101': ['VM.Migrate'] }))).toEqual({
+    expect(
+      checkPermission(
+        endpoints.qemuMigrate.permission,
+        { node: 'pve1', vmid: 101 },
+        subject({ '/vms/101': ['VM.Migrate'] }),
+      ),
+    ).toEqual({
       allowed: true,
     });
   });
@@ -153,22 +180,33 @@ describe('checkPermission', () => {
       message: 'Permission check failed (/vms/101, VM.Snapshot|VM.Snapshot.Rollback)',
     });
     expect(
-      checkPermission(endpoints.qemuSnapshotRollback.permission, { vmid: 101 }, subject({ '/vms/101': ['VM.Snapshot.Rollback'] })),
+      checkPermission(
+        endpoints.qemuSnapshotRollback.permission,
+        { vmid: 101 },
+        subject({ '/vms/101': ['VM.Snapshot.Rollback'] }),
+      ),
     ).toEqual({ allowed: true });
   });
 
   it('gives the bare message when a compound check fails, and honours require_param', () => {
     const check = endpoints.qemuClone.permission;
     const clone = subject({ '/vms/101': ['VM.Clone'], '/pool/lab': ['VM.Allocate'] });
-    expect(checkPermission(check, { vmid: 101, newid: 102 }, clone)).toEqual({ allowed: false, message: 'Permission check failed' });
+    expect(checkPermission(check, { vmid: 101, newid: 102 }, clone)).toEqual({
+      allowed: false,
+      message: 'Permission check failed',
+    });
     expect(checkPermission(check, { vmid: 101, newid: 102, pool: 'lab' }, clone)).toEqual({ allowed: true });
   });
 
   it("lets a task's owner read it and others only with Sys.Audit on the node", () => {
     const params = { node: 'pve1', upid: 'UPID:pve1:000934AF:0D015579:68BF3A41:qmstart:101:root@pam:' };
-    expect(checkPermission(endpoints.taskStatus.permission, params, subject({}, 'root@pam'))).toEqual({ allowed: true });
+    expect(checkPermission(endpoints.taskStatus.permission, params, subject({}, 'root@pam'))).toEqual({
+      allowed: true,
+    });
     expect(checkPermission(endpoints.taskStatus.permission, params, subject({})).allowed).toBe(false);
-    expect(checkPermission(endpoints.taskStatus.permission, params, subject({ '/nodes/pve1': ['Sys.Audit'] }))).toEqual({ allowed: true });
+    expect(checkPermission(endpoints.taskStatus.permission, params, subject({ '/nodes/pve1': ['Sys.Audit'] }))).toEqual(
+      { allowed: true },
+    );
   });
 
   it("lets callers read their own (and a user its tokens') permissions, others with Sys.Audit on /access", () => {
@@ -177,7 +215,11 @@ describe('checkPermission', () => {
     expect(checkPermission(check, {}, token)).toEqual({ allowed: true });
     expect(checkPermission(check, { userid: 'automation@pve!orchestrator' }, token)).toEqual({ allowed: true });
     expect(checkPermission(check, { userid: 'automation@pve' }, token).allowed).toBe(false);
-    expect(checkPermission(check, { userid: 'automation@pve!orchestrator' }, subject({}, 'automation@pve'))).toEqual({ allowed: true });
-    expect(checkPermission(check, { userid: 'root@pam' }, subject({ '/access': ['Sys.Audit'] }))).toEqual({ allowed: true });
+    expect(checkPermission(check, { userid: 'automation@pve!orchestrator' }, subject({}, 'automation@pve'))).toEqual({
+      allowed: true,
+    });
+    expect(checkPermission(check, { userid: 'root@pam' }, subject({ '/access': ['Sys.Audit'] }))).toEqual({
+      allowed: true,
+    });
   });
 });

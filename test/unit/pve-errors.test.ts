@@ -16,7 +16,14 @@ import {
 } from '../../lib/pve/errors.js';
 import { InvalidRequestError } from '../../lib/pve/endpoints.js';
 import { waitForTask } from '../../lib/pve/tasks.js';
-import { closedPort, selfSignedCert, startFakePveNode, type FakePveNode, type KeyAndCert, type Script } from './pve-fake-server.js';
+import {
+  closedPort,
+  selfSignedCert,
+  startFakePveNode,
+  type FakePveNode,
+  type KeyAndCert,
+  type Script,
+} from './pve-fake-server.js';
 
 const secret = 'c0ffee42-5ec2-e7aa-b1e5-0123456789ab';
 const credential = { tokenId: 'automation@pve!orchestrator', secret };
@@ -65,26 +72,41 @@ const cases: [string, () => Promise<Error>, new (...args: never[]) => Error][] =
     '400',
     () =>
       failure(
-        () => ({ status: 400, json: { data: null, message: 'Parameter verification failed.\n', errors: { target: 'target is local node.' } } }),
+        () => ({
+          status: 400,
+          json: {
+            data: null,
+            message: 'Parameter verification failed.\n',
+            errors: { target: 'target is local node.' },
+          },
+        }),
         migrate,
       ),
     PveValidationError,
   ],
   [
     '500',
-    () => failure(() => ({ status: 500, json: { data: null, message: "can't migrate running VM without --online\n" } }), migrate),
+    () =>
+      failure(
+        () => ({ status: 500, json: { data: null, message: "can't migrate running VM without --online\n" } }),
+        migrate,
+      ),
     PveApiError,
   ],
   ['503', () => failure(() => ({ status: 503, statusText: 'Service Unavailable' }), migrate), PveUnavailableError],
   [
     'timeout',
-    () => failure(() => new Promise((r) => setTimeout(() => r({ json: { data: null } }), 500)), migrate, { timeoutMs: 100 }),
+    () =>
+      failure(() => new Promise((r) => setTimeout(() => r({ json: { data: null } }), 500)), migrate, {
+        timeoutMs: 100,
+      }),
     PveUnavailableError,
   ],
   ['connection refused', async () => failure(() => ({}), migrate, { port: await closedPort() }), PveUnavailableError],
   [
     'fingerprint mismatch',
-    () => failure(() => ({}), migrate, { fingerprint: cert.fingerprint.replace(/^../, (h) => (h === 'AA' ? 'BB' : 'AA')) }),
+    () =>
+      failure(() => ({}), migrate, { fingerprint: cert.fingerprint.replace(/^../, (h) => (h === 'AA' ? 'BB' : 'AA')) }),
     PveTlsError,
   ],
   [
@@ -116,7 +138,11 @@ const cases: [string, () => Promise<Error>, new (...args: never[]) => Error][] =
   ],
   [
     'invalid request',
-    () => failure(() => ({}), (c) => c.qemu.migrate({ node: 'pve1', vmid: 5, target: 'pve2' })),
+    () =>
+      failure(
+        () => ({}),
+        (c) => c.qemu.migrate({ node: 'pve1', vmid: 5, target: 'pve2' }),
+      ),
     InvalidRequestError,
   ],
 ];

@@ -74,17 +74,21 @@ export interface FakePveNode {
   close(): Promise<void>;
 }
 
-export async function startFakePveNode(tls: KeyAndCert, script: Script = () => ({ json: { data: null } })): Promise<FakePveNode> {
+export async function startFakePveNode(
+  tls: KeyAndCert,
+  script: Script = () => ({ json: { data: null } }),
+): Promise<FakePveNode> {
   const node: FakePveNode = {
     port: 0,
     received: [],
     connections: 0,
     closedConnections: 0,
     script,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   const respond = async (req: IncomingMessage, res: ServerResponse) => {
     let body = '';

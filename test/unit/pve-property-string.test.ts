@@ -16,7 +16,9 @@ describe('splitPropertyString', () => {
   });
 
   it('resolves aliases, and key aliases that also name a value', () => {
-    expect(splitPropertyString(qemu.scsi, 'volume=local-lvm:vm-101-disk-0')).toEqual({ file: 'local-lvm:vm-101-disk-0' });
+    expect(splitPropertyString(qemu.scsi, 'volume=local-lvm:vm-101-disk-0')).toEqual({
+      file: 'local-lvm:vm-101-disk-0',
+    });
     expect(splitPropertyString(qemu.net, 'virtio=BC:24:11:00:00:01,bridge=vmbr0')).toEqual({
       model: 'virtio',
       macaddr: 'BC:24:11:00:00:01',
@@ -26,7 +28,10 @@ describe('splitPropertyString', () => {
   });
 
   it('reads booleans spelled 1/on/yes/true and 0/off/no/false, and leaves other values for the type check', () => {
-    expect(splitPropertyString(qemu.net, 'virtio,firewall=on,link_down=No')).toMatchObject({ firewall: '1', link_down: '0' });
+    expect(splitPropertyString(qemu.net, 'virtio,firewall=on,link_down=No')).toMatchObject({
+      firewall: '1',
+      link_down: '0',
+    });
     expect(splitPropertyString(qemu.net, 'virtio,firewall=maybe')).toMatchObject({ firewall: 'maybe' });
   });
 
@@ -79,8 +84,12 @@ describe('checkFormat', () => {
   });
 
   it('requires the keys a format does not mark optional', () => {
-    expect(checkFormat(lxc.net, 'bridge=vmbr0,ip=dhcp', 'net0')).toBe('format error\nnet0.name: property is missing and it is not optional');
-    expect(checkFormat(lxc.mp, 'local-lvm:8', 'mp0')).toBe('format error\nmp0.mp: property is missing and it is not optional');
+    expect(checkFormat(lxc.net, 'bridge=vmbr0,ip=dhcp', 'net0')).toBe(
+      'format error\nnet0.name: property is missing and it is not optional',
+    );
+    expect(checkFormat(lxc.mp, 'local-lvm:8', 'mp0')).toBe(
+      'format error\nmp0.mp: property is missing and it is not optional',
+    );
   });
 
   it('reads patterns written in Perl syntax ({,16} is {0,16})', () => {

@@ -6,7 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createPveClient, type PveClient } from '../../lib/pve/client.js';
-import { endpoints, matchEndpoint, paramInfo, type Endpoint, type PermissionCheck, type WireRequest } from '../../lib/pve/endpoints.js';
+import {
+  endpoints,
+  matchEndpoint,
+  paramInfo,
+  type Endpoint,
+  type PermissionCheck,
+  type WireRequest,
+} from '../../lib/pve/endpoints.js';
 import { namedFormats } from '../../lib/pve/formats/named.js';
 import { defaultKey, isAlias, type PropertyFormat } from '../../lib/pve/property-string.js';
 import type { PveTransport } from '../../lib/pve/transport.js';
@@ -114,7 +121,9 @@ function fromSchemaCheck(check: unknown[]): PermissionCheck {
   if (kind === 'and' || kind === 'or') return { kind, checks: (rest as unknown[][]).map(fromSchemaCheck) };
   if (kind === 'perm') {
     const [path, privs, ...opts] = rest as [string, string[], ...unknown[]];
-    const options = Object.fromEntries(Array.from({ length: opts.length / 2 }, (_, i) => [opts[2 * i], opts[2 * i + 1]]));
+    const options = Object.fromEntries(
+      Array.from({ length: opts.length / 2 }, (_, i) => [opts[2 * i], opts[2 * i + 1]]),
+    );
     return {
       kind: 'perm',
       path,
@@ -128,7 +137,9 @@ function fromSchemaCheck(check: unknown[]): PermissionCheck {
 }
 
 describe.skipIf(!present)(
-  present ? `endpoints against the PVE ${schema!.version} schema` : 'endpoints against the PVE schema (skipped: ../shared/pve-api/pve-api-schema.json is absent)',
+  present
+    ? `endpoints against the PVE ${schema!.version} schema`
+    : 'endpoints against the PVE schema (skipped: ../shared/pve-api/pve-api-schema.json is absent)',
   () => {
     describe.each(all.map((e) => [e.name, e] as const))('%s', (_, endpoint) => {
       it('exists in the schema with its method and path', () => {
@@ -158,7 +169,9 @@ describe.skipIf(!present)(
           expect(spec.requires, `${at} requires`).toBe(theirs.requires);
           if (typeof theirs.format === 'object' && theirs.format !== null) {
             expect(typeof spec.format, `${at} is a property string`).toBe('object');
-            expect(propertyKeys(spec.format as PropertyFormat), `${at} keys`).toEqual(propertyKeys(theirs.format as SchemaFormat));
+            expect(propertyKeys(spec.format as PropertyFormat), `${at} keys`).toEqual(
+              propertyKeys(theirs.format as SchemaFormat),
+            );
           } else {
             expect(spec.format, `${at} format`).toBe(theirs.format);
           }
@@ -173,10 +186,14 @@ describe.skipIf(!present)(
           if (!named || !('properties' in named)) continue;
           const theirs = parseTypetext(props[schemaName(props, name)!.key]!.typetext ?? '');
           // PVE's CPU model list is not in the schema; we accept any model name there.
-          if (spec.format === 'pve-vm-cpu-conf') theirs['reported-model'] = theirs['reported-model']?.replace(/enum$/, 'value') ?? '';
+          if (spec.format === 'pve-vm-cpu-conf')
+            theirs['reported-model'] = theirs['reported-model']?.replace(/enum$/, 'value') ?? '';
           // A long enum is written `<enum>` without its values: only that it is one can be compared.
           const ours = Object.fromEntries(
-            Object.entries(typetextKeys(named.properties)).map(([k, kind]) => [k, theirs[k]?.endsWith('enum') ? kind.replace(/ [^ ]+$/, '') : kind]),
+            Object.entries(typetextKeys(named.properties)).map(([k, kind]) => [
+              k,
+              theirs[k]?.endsWith('enum') ? kind.replace(/ [^ ]+$/, '') : kind,
+            ]),
           );
           expect(ours, `${endpoint.name}.${name} (${spec.format})`).toEqual(theirs);
         }
@@ -184,7 +201,9 @@ describe.skipIf(!present)(
 
       it('has every parameter the schema requires', () => {
         const props = schemaMethod(endpoint)?.parameters?.properties ?? {};
-        const required = Object.entries(props).filter(([, p]) => p.optional !== 1).map(([name]) => name);
+        const required = Object.entries(props)
+          .filter(([, p]) => p.optional !== 1)
+          .map(([name]) => name);
         expect(Object.keys(endpoint.params.shape)).toEqual(expect.arrayContaining(required));
       });
 
@@ -227,7 +246,8 @@ function validateAgainstSchema(method: SchemaMethod, values: Record<string, stri
             : true;
     if (!ok) errors[name] = `not ${p.type}`;
     else if (p.enum && !p.enum.includes(value)) errors[name] = 'not in enum';
-    else if (p.pattern && !new RegExp(`^(?:${p.pattern.replaceAll('(?^:', '(?:')})$`).test(value)) errors[name] = 'pattern';
+    else if (p.pattern && !new RegExp(`^(?:${p.pattern.replaceAll('(?^:', '(?:')})$`).test(value))
+      errors[name] = 'pattern';
     else if (p.maxLength !== undefined && value.length > p.maxLength) errors[name] = 'too long';
     else if (p.minimum !== undefined && Number(value) < Number(p.minimum)) errors[name] = 'below minimum';
     else if (p.maximum !== undefined && Number(value) > Number(p.maximum)) errors[name] = 'above maximum';
@@ -268,10 +288,31 @@ const guest = { node: 'pve1', vmid: 101 };
 const samples: [string, (c: PveClient) => Promise<unknown>][] = [
   [
     'backup.vzdump',
-    (c) => c.backup.vzdump({ node: 'pve1', vmid: '101', storage: 'nfs', mode: 'snapshot', compress: 'zstd', 'notes-template': '{{guestname}}', protected: true }),
+    (c) =>
+      c.backup.vzdump({
+        node: 'pve1',
+        vmid: '101',
+        storage: 'nfs',
+        mode: 'snapshot',
+        compress: 'zstd',
+        'notes-template': '{{guestname}}',
+        protected: true,
+      }),
   ],
-  ['backup.extractConfig', (c) => c.backup.extractConfig({ node: 'pve1', volume: 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst' })],
-  ['qemu.create (restore)', (c) => c.qemu.create({ ...guest, archive: 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst', force: true, storage: 'local-lvm' })],
+  [
+    'backup.extractConfig',
+    (c) => c.backup.extractConfig({ node: 'pve1', volume: 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst' }),
+  ],
+  [
+    'qemu.create (restore)',
+    (c) =>
+      c.qemu.create({
+        ...guest,
+        archive: 'nfs:backup/vzdump-qemu-101-2026_12_06-07_00_00.vma.zst',
+        force: true,
+        storage: 'local-lvm',
+      }),
+  ],
   ['cluster.version', (c) => c.cluster.version()],
   ['cluster.resources', (c) => c.cluster.resources({ type: 'vm' })],
   ['cluster.status', (c) => c.cluster.status()],
@@ -311,7 +352,10 @@ const samples: [string, (c: PveClient) => Promise<unknown>][] = [
       }),
   ],
   ['qemu.config', (c) => c.qemu.config({ ...guest, current: true })],
-  ['qemu.updateConfig', (c) => c.qemu.updateConfig({ ...guest, cores: 4, delete: 'net1,usb0', digest: 'a'.repeat(40) })],
+  [
+    'qemu.updateConfig',
+    (c) => c.qemu.updateConfig({ ...guest, cores: 4, delete: 'net1,usb0', digest: 'a'.repeat(40) }),
+  ],
   ['qemu.updateConfigAsync', (c) => c.qemu.updateConfigAsync({ ...guest, scsi1: 'local-lvm:16', background_delay: 5 })],
   ['qemu.destroy', (c) => c.qemu.destroy({ ...guest, purge: true, 'destroy-unreferenced-disks': true })],
   ['qemu.status', (c) => c.qemu.status(guest)],
@@ -319,11 +363,18 @@ const samples: [string, (c: PveClient) => Promise<unknown>][] = [
   ['qemu.stop', (c) => c.qemu.stop({ ...guest, timeout: 30 })],
   ['qemu.shutdown', (c) => c.qemu.shutdown({ ...guest, timeout: 120, forceStop: true })],
   ['qemu.reboot', (c) => c.qemu.reboot({ ...guest, timeout: 120 })],
-  ['qemu.clone', (c) => c.qemu.clone({ ...guest, newid: 1001, name: 'clone-1001', full: true, target: 'pve2', storage: 'local-lvm' })],
+  [
+    'qemu.clone',
+    (c) =>
+      c.qemu.clone({ ...guest, newid: 1001, name: 'clone-1001', full: true, target: 'pve2', storage: 'local-lvm' }),
+  ],
   ['qemu.template', (c) => c.qemu.template(guest)],
   ['qemu.resize', (c) => c.qemu.resize({ ...guest, disk: 'scsi0', size: '+10G' })],
   ['qemu.snapshots', (c) => c.qemu.snapshots(guest)],
-  ['qemu.snapshot', (c) => c.qemu.snapshot({ ...guest, snapname: 'pre_change', description: 'before upgrade', vmstate: false })],
+  [
+    'qemu.snapshot',
+    (c) => c.qemu.snapshot({ ...guest, snapname: 'pre_change', description: 'before upgrade', vmstate: false }),
+  ],
   ['qemu.deleteSnapshot', (c) => c.qemu.deleteSnapshot({ ...guest, snapname: 'pre_change' })],
   ['qemu.rollback', (c) => c.qemu.rollback({ ...guest, snapname: 'pre_change', start: true })],
   ['qemu.migratePreconditions', (c) => c.qemu.migratePreconditions({ ...guest, target: 'pve2' })],
@@ -375,7 +426,10 @@ const samples: [string, (c: PveClient) => Promise<unknown>][] = [
         'checksum-algorithm': 'sha256',
       }),
   ],
-  ['storage.deleteVolume', (c) => c.storage.deleteVolume({ node: 'pve1', storage: 'local', volume: 'local:iso/talos-v1.11.iso' })],
+  [
+    'storage.deleteVolume',
+    (c) => c.storage.deleteVolume({ node: 'pve1', storage: 'local', volume: 'local:iso/talos-v1.11.iso' }),
+  ],
   ['tasks.status', (c) => c.tasks.status({ node: 'pve1', upid })],
   ['tasks.log', (c) => c.tasks.log({ node: 'pve1', upid, start: 0, limit: 500 })],
   ['tasks.list', (c) => c.tasks.list({ node: 'pve1', vmid: 101, source: 'active', limit: 50 })],

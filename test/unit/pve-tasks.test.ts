@@ -28,7 +28,10 @@ function taskApi(task: FakeTask, opts: { failFirstPolls?: number; failFirstLogRe
       if (!decoded.ok) throw new Error(JSON.stringify(decoded.errors));
       const p = decoded.value as { node: string; upid: string; start?: number; limit?: number };
       if (endpoint.name === 'taskStatus') {
-        if (failures-- > 0) throw new PveUnavailableError({ method: 'GET', path: req.path }, 'ECONNRESET', { requestMayHaveBeenSent: true });
+        if (failures-- > 0)
+          throw new PveUnavailableError({ method: 'GET', path: req.path }, 'ECONNRESET', {
+            requestMayHaveBeenSent: true,
+          });
         const stopped = ++polls > task.runningPolls;
         return {
           data: {
@@ -50,7 +53,9 @@ function taskApi(task: FakeTask, opts: { failFirstPolls?: number; failFirstLogRe
         if (logFailures-- > 0) throw new PveApiError({ method: 'GET', path: req.path }, 500, 'Internal Server Error');
         const lines = task.log.map((t, i) => ({ n: i + 1, t }));
         const window = lines.slice(p.start ?? 0, (p.start ?? 0) + (p.limit ?? 50));
-        return lines.length === 0 ? { data: [{ n: 1, t: 'no content' }], total: 1 } : { data: window, total: lines.length };
+        return lines.length === 0
+          ? { data: [{ n: 1, t: 'no content' }], total: 1 }
+          : { data: window, total: lines.length };
       }
       throw new Error(`unexpected ${endpoint.name}`);
     },
@@ -62,7 +67,11 @@ function taskApi(task: FakeTask, opts: { failFirstPolls?: number; failFirstLogRe
 
 describe('waitForTask', () => {
   it('polls the node named in the UPID until the task stops OK', async () => {
-    const { client, sent } = taskApi({ exitstatus: 'OK', runningPolls: 2, log: ['start migrate', 'migration finished successfully'] });
+    const { client, sent } = taskApi({
+      exitstatus: 'OK',
+      runningPolls: 2,
+      log: ['start migrate', 'migration finished successfully'],
+    });
     const status = await waitForTask(client, upid, { pollMs: 1 });
 
     expect(status).toMatchObject({ status: 'stopped', exitstatus: 'OK' });
@@ -81,7 +90,9 @@ describe('waitForTask', () => {
       'TASK ERROR: migration aborted',
     ]);
     const { client } = taskApi({ exitstatus: 'migration aborted', runningPolls: 1, log });
-    const err = (await waitForTask(client, upid, { pollMs: 1, tailLines: 3 }).catch((e: unknown) => e)) as PveTaskFailedError;
+    const err = (await waitForTask(client, upid, { pollMs: 1, tailLines: 3 }).catch(
+      (e: unknown) => e,
+    )) as PveTaskFailedError;
 
     expect(err).toBeInstanceOf(PveTaskFailedError);
     expect(err.exitstatus).toBe('migration aborted');
@@ -94,8 +105,11 @@ describe('waitForTask', () => {
     expect(err.message).toMatch(/^task qmigrate 101 on pve2 .* failed: migration aborted\n/);
   });
 
-  it('keeps the failed task\'s log when reading it first meets a bare server error', async () => {
-    const { client } = taskApi({ exitstatus: 'migration aborted', runningPolls: 0, log: ['TASK ERROR: migration aborted'] }, { failFirstLogReads: 2 });
+  it("keeps the failed task's log when reading it first meets a bare server error", async () => {
+    const { client } = taskApi(
+      { exitstatus: 'migration aborted', runningPolls: 0, log: ['TASK ERROR: migration aborted'] },
+      { failFirstLogReads: 2 },
+    );
     const err = (await waitForTask(client, upid, { pollMs: 1 }).catch((e: unknown) => e)) as PveTaskFailedError;
 
     expect(err).toBeInstanceOf(PveTaskFailedError);

@@ -62,21 +62,38 @@ describe('requests on the wire', () => {
   });
 
   it('sends POST parameters form-encoded with booleans as 0/1 and path parameters in the path only', async () => {
-    node.script = () => ({ json: { data: 'UPID:pve1:0000AAAA:0000BBBB:68BF3A41:qmigrate:101:automation@pve!orchestrator:' } });
+    node.script = () => ({
+      json: { data: 'UPID:pve1:0000AAAA:0000BBBB:68BF3A41:qmigrate:101:automation@pve!orchestrator:' },
+    });
     await transport().send(
-      buildRequest(endpoints.qemuMigrate, { node: 'pve1', vmid: 101, target: 'pve2', online: true, 'with-local-disks': false }),
+      buildRequest(endpoints.qemuMigrate, {
+        node: 'pve1',
+        vmid: 101,
+        target: 'pve2',
+        online: true,
+        'with-local-disks': false,
+      }),
     );
 
     const [req] = node.received;
     expect(req?.url).toBe('/api2/json/nodes/pve1/qemu/101/migrate');
     expect(req?.headers['content-type']).toBe('application/x-www-form-urlencoded');
-    expect(Object.fromEntries(new URLSearchParams(req!.body))).toEqual({ target: 'pve2', online: '1', 'with-local-disks': '0' });
+    expect(Object.fromEntries(new URLSearchParams(req!.body))).toEqual({
+      target: 'pve2',
+      online: '1',
+      'with-local-disks': '0',
+    });
   });
 
   it('unwraps the {data} envelope and keeps a paged total', async () => {
     node.script = () => ({ json: { data: [{ n: 1, t: 'starting' }], total: 7 } });
     const envelope = await transport().send(
-      buildRequest(endpoints.taskLog, { node: 'pve1', upid: 'UPID:pve1:0000AAAA:0000BBBB:68BF3A41:qmstart:101:root@pam:', start: 0, limit: 1 }),
+      buildRequest(endpoints.taskLog, {
+        node: 'pve1',
+        upid: 'UPID:pve1:0000AAAA:0000BBBB:68BF3A41:qmstart:101:root@pam:',
+        start: 0,
+        limit: 1,
+      }),
     );
     expect(envelope).toEqual({ data: [{ n: 1, t: 'starting' }], total: 7 });
   });
@@ -107,7 +124,10 @@ describe('PVE errors become typed errors', () => {
   });
 
   it('403 with alternatives joined by | lists each', async () => {
-    node.script = () => ({ status: 403, statusText: 'Permission check failed (/vms/101, VM.Snapshot|VM.Snapshot.Rollback)' });
+    node.script = () => ({
+      status: 403,
+      statusText: 'Permission check failed (/vms/101, VM.Snapshot|VM.Snapshot.Rollback)',
+    });
     const err = (await send().catch((e: unknown) => e)) as PvePermissionError;
     expect(err.privileges).toEqual(['VM.Snapshot', 'VM.Snapshot.Rollback']);
   });
@@ -124,13 +144,20 @@ describe('PVE errors become typed errors', () => {
   });
 
   it('500 keeps PVE message; only lock timeouts are retryable', async () => {
-    node.script = () => ({ status: 500, statusText: 'VM 100 is running - destroy failed', json: { data: null, message: 'VM 100 is running - destroy failed\n' } });
+    node.script = () => ({
+      status: 500,
+      statusText: 'VM 100 is running - destroy failed',
+      json: { data: null, message: 'VM 100 is running - destroy failed\n' },
+    });
     const running = (await send().catch((e: unknown) => e)) as PveApiError;
     expect(running).toBeInstanceOf(PveApiError);
     expect(running.pveMessage).toBe('VM 100 is running - destroy failed');
     expect(running.retryable).toBe(false);
 
-    node.script = () => ({ status: 500, json: { data: null, message: "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout\n" } });
+    node.script = () => ({
+      status: 500,
+      json: { data: null, message: "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout\n" },
+    });
     const locked = (await send().catch((e: unknown) => e)) as PveApiError;
     expect(locked.retryable).toBe(true);
   });
@@ -230,7 +257,9 @@ describe('TLS verification', () => {
 
   it('refuses a self-signed node when only a CA is configured', async () => {
     const { caCert } = await caSignedCert();
-    const err = await transport({ tls: { ca: caCert } }).send(buildRequest(endpoints.nodes, {})).catch((e: unknown) => e);
+    const err = await transport({ tls: { ca: caCert } })
+      .send(buildRequest(endpoints.nodes, {}))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PveTlsError);
     expect(node.received).toHaveLength(0);
   });
@@ -262,9 +291,13 @@ describe('TLS verification', () => {
       await cluster(otherCert.fingerprint).send(buildRequest(endpoints.nodes, {}));
       expect(second.received).toHaveLength(1);
 
-      const err = await cluster(cert.fingerprint).send(buildRequest(endpoints.nodes, {})).catch((e: unknown) => e);
+      const err = await cluster(cert.fingerprint)
+        .send(buildRequest(endpoints.nodes, {}))
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PveTlsError);
-      expect((err as Error).message).toMatch(new RegExp(`^refusing pve2 .*${otherCert.fingerprint} does not match the pinned ${cert.fingerprint}$`));
+      expect((err as Error).message).toMatch(
+        new RegExp(`^refusing pve2 .*${otherCert.fingerprint} does not match the pinned ${cert.fingerprint}$`),
+      );
       expect(second.received).toHaveLength(1);
     } finally {
       await second.close();

@@ -20,13 +20,16 @@ function fakePveum(initial: { users?: string[]; roles?: Record<string, string>; 
   const run = async (command: string): Promise<CommandResult> => {
     commands.push(command);
     let m: RegExpExecArray | null;
-    if (command === 'pveum user list --output-format json') return ok(JSON.stringify([...users].map((userid) => ({ userid }))));
-    if ((m = /^pveum user add (\S+) /.exec(command))) return users.add(m[1]!), ok();
-    if (command === 'pveum role list --output-format json') return ok(JSON.stringify([...roles.keys()].map((roleid) => ({ roleid }))));
-    if ((m = /^pveum role (add|modify) (\S+) --privs (\S+)$/.exec(command))) return roles.set(m[2]!, m[3]!), ok();
-    if ((m = /^pveum acl modify \/ (.+)$/.exec(command))) return acls.push(m[1]!), ok();
-    if (/^pveum user token list \S+ --output-format json$/.test(command)) return ok(JSON.stringify([...tokens].map((tokenid) => ({ tokenid }))));
-    if ((m = /^pveum user token remove \S+ (\S+)$/.exec(command))) return tokens.delete(m[1]!), ok();
+    if (command === 'pveum user list --output-format json')
+      return ok(JSON.stringify([...users].map((userid) => ({ userid }))));
+    if ((m = /^pveum user add (\S+) /.exec(command))) return (users.add(m[1]!), ok());
+    if (command === 'pveum role list --output-format json')
+      return ok(JSON.stringify([...roles.keys()].map((roleid) => ({ roleid }))));
+    if ((m = /^pveum role (add|modify) (\S+) --privs (\S+)$/.exec(command))) return (roles.set(m[2]!, m[3]!), ok());
+    if ((m = /^pveum acl modify \/ (.+)$/.exec(command))) return (acls.push(m[1]!), ok());
+    if (/^pveum user token list \S+ --output-format json$/.test(command))
+      return ok(JSON.stringify([...tokens].map((tokenid) => ({ tokenid }))));
+    if ((m = /^pveum user token remove \S+ (\S+)$/.exec(command))) return (tokens.delete(m[1]!), ok());
     if ((m = /^pveum user token add (\S+) (\S+) --privsep 1 --output-format json$/.exec(command))) {
       if (tokens.has(m[2]!)) return { exitCode: 255, stdout: '', stderr: `Token already exists.` };
       tokens.add(m[2]!);
@@ -73,7 +76,11 @@ describe('the RBAC bootstrap', () => {
   });
 
   it('is safe to run again: resets the role to the shipped privileges and keeps the token', async () => {
-    const pveum = fakePveum({ users: ['proxmox-manager@pve'], roles: { [ROLE_NAME]: 'VM.Audit,Sys.Modify' }, tokens: ['automation'] });
+    const pveum = fakePveum({
+      users: ['proxmox-manager@pve'],
+      roles: { [ROLE_NAME]: 'VM.Audit,Sys.Modify' },
+      tokens: ['automation'],
+    });
     const { opts, stored, logs } = options(pveum);
     expect(await bootstrapRbac(opts)).toEqual({ tokenId: 'proxmox-manager@pve!automation', created: false });
     expect(pveum.roles.get(ROLE_NAME)).toBe(ROLE_PRIVILEGES.join(','));
@@ -102,7 +109,9 @@ describe('the RBAC bootstrap', () => {
       (err: unknown) => err as Error,
     );
     expect(error).toBeInstanceOf(BootstrapError);
-    expect(error!.message).toBe('creating token proxmox-manager@pve!automation failed (exit 2): user token add failed: no such user');
+    expect(error!.message).toBe(
+      'creating token proxmox-manager@pve!automation failed (exit 2): user token add failed: no such user',
+    );
     expect(error!.message).not.toContain(SECRET);
   });
 
@@ -120,7 +129,11 @@ describe('where the token goes', () => {
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
   const env = (token: unknown) =>
-    EnvironmentConfig.parse({ cluster: { name: 'c', nodes: [{ name: 'pve01', host: 'h' }] }, credentials: { token }, tls: { insecure: true } });
+    EnvironmentConfig.parse({
+      cluster: { name: 'c', nodes: [{ name: 'pve01', host: 'h' }] },
+      credentials: { token },
+      tls: { insecure: true },
+    });
 
   it('a file readable by its owner only, in the format the worker reads', async () => {
     const path = join(dir, 'token');
@@ -130,6 +143,8 @@ describe('where the token goes', () => {
   });
 
   it('not an environment variable, which a script cannot set for the worker', () => {
-    expect(() => tokenStore(env({ env: 'PVE_TOKEN' }))).toThrow(/cannot write: configure credentials.token as \{ pass: <entry> \} or \{ file: <path> \}/);
+    expect(() => tokenStore(env({ env: 'PVE_TOKEN' }))).toThrow(
+      /cannot write: configure credentials.token as \{ pass: <entry> \} or \{ file: <path> \}/,
+    );
   });
 });

@@ -49,9 +49,15 @@ describe('the least-privilege role', () => {
 
   it("passes every endpoint's check as the simulator evaluates it, for every call any workflow makes", () => {
     const role = new Set<string>(ROLE_PRIVILEGES);
-    const subject = { userid: 'proxmox-manager@pve!automation', privilegesAt: () => role, taskOwner: () => 'proxmox-manager@pve!automation' };
+    const subject = {
+      userid: 'proxmox-manager@pve!automation',
+      privilegesAt: () => role,
+      taskOwner: () => 'proxmox-manager@pve!automation',
+    };
     const params = { node: 'pve01', vmid: 101, newid: 102, storage: 'local', upid: 'UPID:x' };
-    const refused = (Object.keys(endpoints) as EndpointName[]).filter((name) => !checkPermission(endpoints[name].permission, params, subject).allowed);
+    const refused = (Object.keys(endpoints) as EndpointName[]).filter(
+      (name) => !checkPermission(endpoints[name].permission, params, subject).allowed,
+    );
     expect(refused).toEqual([]);
   });
 
@@ -70,7 +76,9 @@ describe('the least-privilege role', () => {
 
   it('never needs a property only root@pam may write (no token can hold that)', () => {
     expect(writes.filter((w) => rootOnlyReason(w)).map((w) => `${w.type} ${w.key}`)).toEqual([]);
-    expect(rootOnlyReason({ type: 'qemu', key: 'hostpci0', value: '0000:01:00.0' })).toBe("only root can set 'hostpci0' config for non-mapped devices");
+    expect(rootOnlyReason({ type: 'qemu', key: 'hostpci0', value: '0000:01:00.0' })).toBe(
+      "only root can set 'hostpci0' config for non-mapped devices",
+    );
     expect(rootOnlyReason({ type: 'qemu', key: 'hostpci0', value: 'mapping=gpu' })).toBeUndefined();
     expect(rootOnlyReason({ type: 'qemu', key: 'args', value: '-no-reboot' })).toBe("only root can set 'args' config");
   });
@@ -97,7 +105,11 @@ describe.skipIf(!existsSync(schemaPath))("the role against PVE's official API sc
 
   it("passes every endpoint's official check", () => {
     const role = new Set<string>(ROLE_PRIVILEGES);
-    const subject = { userid: 'proxmox-manager@pve!automation', privilegesAt: () => role, taskOwner: () => 'proxmox-manager@pve!automation' };
+    const subject = {
+      userid: 'proxmox-manager@pve!automation',
+      privilegesAt: () => role,
+      taskOwner: () => 'proxmox-manager@pve!automation',
+    };
     const refused = names.flatMap((name) => {
       const check = official(name).check;
       if (!check) return [];
@@ -129,7 +141,9 @@ describe.skipIf(!existsSync(schemaPath))("the role against PVE's official API sc
 describe('the simulated homelab', () => {
   it("gives the orchestrator's token exactly the shipped role, so tests and the demo run with least privilege", async () => {
     const { loadScenarioFile } = await import('../../sim/index.js');
-    const scenario = await loadScenarioFile(fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url)));
+    const scenario = await loadScenarioFile(
+      fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url)),
+    );
     expect([...(scenario.roles[ROLE_NAME] ?? [])].sort()).toEqual([...ROLE_PRIVILEGES].sort());
   });
 });

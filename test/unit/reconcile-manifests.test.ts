@@ -52,7 +52,9 @@ describe('the manifests folder of a reconcile request', () => {
   });
 
   it('may be a folder inside the root (the cluster is read next)', async () => {
-    await expect(plan({ environment: 'home', manifests: join(root, 'lab'), maxParallel: 4 })).rejects.toThrow('the cluster is not read');
+    await expect(plan({ environment: 'home', manifests: join(root, 'lab'), maxParallel: 4 })).rejects.toThrow(
+      'the cluster is not read',
+    );
   });
 });
 
@@ -61,7 +63,12 @@ describe('a manifest that is not YAML a person wrote', () => {
     const bomb = join(root, 'bomb');
     await mkdir(bomb);
     const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
-    for (let i = 1; i < 9; i++) levels.push(`${'abcdefghi'[i]}: &${'abcdefghi'[i]} [${Array(10).fill(`*${'abcdefghi'[i - 1]}`).join(',')}]`);
+    for (let i = 1; i < 9; i++)
+      levels.push(
+        `${'abcdefghi'[i]}: &${'abcdefghi'[i]} [${Array(10)
+          .fill(`*${'abcdefghi'[i - 1]}`)
+          .join(',')}]`,
+      );
     await writeFile(join(bomb, 'fleet.yaml'), `${levels.join('\n')}\nenvironment: home\nguests: []\n`);
     const failure = await refusal(bomb);
     expect(failure).toMatchObject({ type: 'ManifestInvalid', nonRetryable: true });

@@ -13,7 +13,11 @@ let out: string;
 function rehearse(...args: string[]) {
   return promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/rehearse.ts', ...args], { cwd: repo }).then(
     ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
-    (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => ({
+      code: err.code,
+      stdout: err.stdout,
+      stderr: err.stderr,
+    }),
   );
 }
 

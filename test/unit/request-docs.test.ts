@@ -14,7 +14,9 @@ import { testApi } from './api-fakes.js';
 
 describe('request documentation', () => {
   it.each(operations.map((op) => [op.kind, op] as const))('%s: every field has a meaning', (_kind, op) => {
-    const undocumented = requestFields(op).filter((f) => f.meaning === '').map((f) => f.name);
+    const undocumented = requestFields(op)
+      .filter((f) => f.meaning === '')
+      .map((f) => f.name);
     expect(undocumented).toEqual([]);
   });
 
@@ -46,7 +48,9 @@ describe('request documentation', () => {
     expect(schema.examples).toEqual([requestExamples.evacuation]);
 
     const page = await (await api.call('GET', '/docs')).text();
-    expect(page).toContain('<td><code>maxParallelPerTarget</code></td><td><code>integer</code></td><td><code>2</code></td><td>Migrations arriving at any one node at once.</td>');
+    expect(page).toContain(
+      '<td><code>maxParallelPerTarget</code></td><td><code>integer</code></td><td><code>2</code></td><td>Migrations arriving at any one node at once.</td>',
+    );
     expect(page).toContain('example:');
   });
 });

@@ -12,7 +12,10 @@ const env = EnvironmentConfig.parse({
   tls: { insecure: true },
 });
 
-const foreign = readFileSync(fileURLToPath(new URL('../fixtures/runbooks/lab-ubuntu-template.md', import.meta.url)), 'utf8');
+const foreign = readFileSync(
+  fileURLToPath(new URL('../fixtures/runbooks/lab-ubuntu-template.md', import.meta.url)),
+  'utf8',
+);
 
 function adapt(markdown: string) {
   return adaptRunbook(parseRunbookMarkdown(markdown, 'submitted'), markdown, env);
@@ -38,7 +41,10 @@ describe('adapting a submitted runbook to the cluster conventions', () => {
       scsi0: '{{storage}}:0,import-from=local:import/noble-server-cloudimg-amd64.qcow2',
     });
     expect(adapted.runbook.parameters['scsihw']).toMatchObject({ convention: 'defaults.scsi_controller' });
-    expect(adapted.runbook.parameters['bridge']).toMatchObject({ type: 'bridge', convention: 'defaults.network_bridge' });
+    expect(adapted.runbook.parameters['bridge']).toMatchObject({
+      type: 'bridge',
+      convention: 'defaults.network_bridge',
+    });
     expect(adapted.runbook.parameters['agent']).toMatchObject({ type: 'boolean', convention: 'defaults.guest_agent' });
   });
 
@@ -48,14 +54,19 @@ describe('adapting a submitted runbook to the cluster conventions', () => {
       after: 'noble-server-cloudimg-amd64.qcow2',
     });
     const download = adapted.runbook.steps[0]!;
-    expect(download.kind === 'api' && download.params['url']).toBe('https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img');
+    expect(download.kind === 'api' && download.params['url']).toBe(
+      'https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img',
+    );
     expect(byPath['steps.1.params.scsi0']).toMatchObject({ reason: 'refers to the renamed download' });
     expect(adapted.diff).toContain('-requires: [api]'.slice(1)); // unchanged lines keep their spelling
   });
 
   it("replaces a VMID outside the cluster's range by an allocated one, everywhere it was used", () => {
     expect(adapted.runbook.parameters['vmid']).toMatchObject({ type: 'vmid', range: 'templates', allocate: true });
-    const vmids = [...adapted.runbook.steps, ...adapted.runbook.cleanup].map((s) => [s.id, s.kind === 'api' ? s.params['vmid'] : undefined]);
+    const vmids = [...adapted.runbook.steps, ...adapted.runbook.cleanup].map((s) => [
+      s.id,
+      s.kind === 'api' ? s.params['vmid'] : undefined,
+    ]);
     expect(vmids).toEqual([
       ['download', undefined],
       ['create', '{{vmid}}'],
@@ -68,7 +79,9 @@ describe('adapting a submitted runbook to the cluster conventions', () => {
   it('keeps comments and the markdown body, and shows the change as a unified diff', () => {
     expect(adapted.markdown).toContain('# Written for another cluster');
     expect(adapted.markdown).toContain('# Lab Ubuntu template');
-    expect(adapted.diff).toMatch(/^--- lab-ubuntu-template\.md \(submitted\)\n\+\+\+ lab-ubuntu-template\.md \(adapted\)\n@@ /);
+    expect(adapted.diff).toMatch(
+      /^--- lab-ubuntu-template\.md \(submitted\)\n\+\+\+ lab-ubuntu-template\.md \(adapted\)\n@@ /,
+    );
     expect(adapted.diff).toContain('-      scsihw: lsi\n');
     expect(adapted.diff).toContain("+      scsihw: '{{scsihw}}'\n");
   });
@@ -77,7 +90,10 @@ describe('adapting a submitted runbook to the cluster conventions', () => {
     const again = adapt(adapted.markdown);
     expect(again.adaptations).toEqual([]);
     expect(again.diff).toBe('');
-    const shipped = readFileSync(fileURLToPath(new URL('../../runbooks/ubuntu-2404-cloudinit.md', import.meta.url)), 'utf8');
+    const shipped = readFileSync(
+      fileURLToPath(new URL('../../runbooks/ubuntu-2404-cloudinit.md', import.meta.url)),
+      'utf8',
+    );
     expect(adapt(shipped).adaptations).toEqual([]);
   });
 });
@@ -87,10 +103,30 @@ describe('unified diffs', () => {
     const before = 'abcdefghijklm'.split('').join('\n');
     const after = 'abcDefghijklmn'.split('').join('\n');
     expect(unifiedDiff(before, after, { from: 'x', to: 'y' })).toBe(
-      ['--- x', '+++ y', '@@ -1,7 +1,7 @@', ' a', ' b', ' c', '-d', '+D', ' e', ' f', ' g', '@@ -11,3 +11,4 @@', ' k', ' l', ' m', '+n', ''].join('\n'),
+      [
+        '--- x',
+        '+++ y',
+        '@@ -1,7 +1,7 @@',
+        ' a',
+        ' b',
+        ' c',
+        '-d',
+        '+D',
+        ' e',
+        ' f',
+        ' g',
+        '@@ -11,3 +11,4 @@',
+        ' k',
+        ' l',
+        ' m',
+        '+n',
+        '',
+      ].join('\n'),
     );
     // Changes at most twice the context apart share one hunk, as with diff -u.
-    expect(unifiedDiff('abcdefg'.split('').join('\n'), 'Abcdefg'.split('').join('\n') + '\nh', { from: 'x', to: 'y' })).toMatch(/^--- x\n\+\+\+ y\n@@ -1,7 \+1,8 @@\n/);
+    expect(
+      unifiedDiff('abcdefg'.split('').join('\n'), 'Abcdefg'.split('').join('\n') + '\nh', { from: 'x', to: 'y' }),
+    ).toMatch(/^--- x\n\+\+\+ y\n@@ -1,7 \+1,8 @@\n/);
     expect(unifiedDiff(before, before, { from: 'x', to: 'y' })).toBe('');
   });
 });

@@ -9,7 +9,13 @@ import { finishStep, PlanError, planRunbook, type RunbookFacts } from '../../lib
 import { renderString, shellQuote } from '../../lib/runbooks/placeholders.js';
 
 const env = EnvironmentConfig.parse({
-  cluster: { name: 'lab', nodes: [{ name: 'pve1', host: '127.0.0.1' }, { name: 'pve2', host: '127.0.0.2' }] },
+  cluster: {
+    name: 'lab',
+    nodes: [
+      { name: 'pve1', host: '127.0.0.1' },
+      { name: 'pve2', host: '127.0.0.2' },
+    ],
+  },
   credentials: { token: { env: 'UNUSED' } },
   tls: { insecure: true },
   defaults: { storage: 'fast-lvm', network_bridge: 'vmbr7', cpu: 'x86-64-v3' },
@@ -17,8 +23,16 @@ const env = EnvironmentConfig.parse({
   tags: { templates: ['tpl'], talos: ['talos', 'k8s'] },
 });
 
-const modern: RunbookFacts = { node: 'pve1', pveVersion: '9.1.2', storages: { local: ['iso', 'import'], 'fast-lvm': ['images'] } };
-const legacy: RunbookFacts = { node: 'pve1', pveVersion: '7.4.3', storages: { local: ['iso', 'vztmpl'], 'fast-lvm': ['images'] } };
+const modern: RunbookFacts = {
+  node: 'pve1',
+  pveVersion: '9.1.2',
+  storages: { local: ['iso', 'import'], 'fast-lvm': ['images'] },
+};
+const legacy: RunbookFacts = {
+  node: 'pve1',
+  pveVersion: '7.4.3',
+  storages: { local: ['iso', 'vztmpl'], 'fast-lvm': ['images'] },
+};
 const builtins = { operation_id: 'template-build/lab/x', environment: 'lab' };
 
 function shipped(name: string) {
@@ -42,14 +56,22 @@ async function issuesOf(promise: Promise<unknown>): Promise<string[]> {
 describe('runbook parameters', () => {
   it('take cluster conventions unless the operator gives a value', async () => {
     const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, bridge: 'vmbr0' }, env);
-    expect(p.values).toMatchObject({ storage: 'fast-lvm', cpu: 'x86-64-v3', bridge: 'vmbr0', tags: 'tpl', image_tags: 'cloudinit' });
+    expect(p.values).toMatchObject({
+      storage: 'fast-lvm',
+      cpu: 'x86-64-v3',
+      bridge: 'vmbr0',
+      tags: 'tpl',
+      image_tags: 'cloudinit',
+    });
     expect(p.sources).toMatchObject({ storage: 'convention', bridge: 'given', image_tags: 'default' });
     expect(p.allocate).toEqual({ name: 'vmid', range: { min: 9000, max: 9099 } });
     expect(p.unset).toEqual(['ci_user', 'ssh_keys']);
   });
 
   it('report every problem, naming the parameter', async () => {
-    const issues = await issuesOf(resolveParameters(ubuntu, { node: 'pve9', cores: '4', vmid: 42, colour: 'red' }, env));
+    const issues = await issuesOf(
+      resolveParameters(ubuntu, { node: 'pve9', cores: '4', vmid: 42, colour: 'red' }, env),
+    );
     expect(issues).toEqual([
       "parameters.colour: runbook 'ubuntu-2404-cloudinit' has no such parameter (it has: node, vmid, name, storage, image_storage, image_url, image_file, image_sha256, bios, machine, cpu, scsihw, bridge, cores, memory_mb, disk_gb, agent, pre_enrolled_keys, tags, image_tags, ci_user, ssh_keys)",
       "parameters.node: 'pve9' is not a node of cluster lab (nodes: pve1, pve2)",
@@ -77,9 +99,9 @@ describe('runbook parameters', () => {
   });
 
   it('refuse values that smuggle in placeholders', async () => {
-    expect(await issuesOf(resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, name: 'a{{vmid}}' }, env))).toEqual([
-      'parameters.name: must not contain {{ (placeholders are the runbook author’s, not values)',
-    ]);
+    expect(
+      await issuesOf(resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, name: 'a{{vmid}}' }, env)),
+    ).toEqual(['parameters.name: must not contain {{ (placeholders are the runbook author’s, not values)']);
   });
 
   it('read public keys from the file the convention names, URL-encoded for PVE', async () => {
@@ -96,8 +118,19 @@ describe('planning a runbook', () => {
   it('takes the API path on PVE 8+ with an import storage, and renders every value', async () => {
     const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha }, env);
     const plan = planRunbook(ubuntu, p, modern, builtins);
-    expect(plan.steps.map((s) => s.id)).toEqual(['download-image', 'create-vm', 'import-disk', 'grow-disk', 'convert-to-template']);
-    expect(plan.skipped.map((s) => s.id)).toEqual(['fetch-image', 'check-image', 'import-disk-over-ssh', 'attach-disk']);
+    expect(plan.steps.map((s) => s.id)).toEqual([
+      'download-image',
+      'create-vm',
+      'import-disk',
+      'grow-disk',
+      'convert-to-template',
+    ]);
+    expect(plan.skipped.map((s) => s.id)).toEqual([
+      'fetch-image',
+      'check-image',
+      'import-disk-over-ssh',
+      'attach-disk',
+    ]);
     const create = plan.steps.find((s) => s.id === 'create-vm');
     expect(create).toMatchObject({
       kind: 'api',
@@ -130,31 +163,42 @@ describe('planning a runbook', () => {
       'grow-disk',
       'convert-to-template',
     ]);
-    expect(plan.steps.find((s) => s.id === 'check-image')).toMatchObject({ command: 'sha256sum /var/tmp/ubuntu-24.04-server-cloudimg-amd64.qcow2', expectOutput: `^${sha}\\s` });
+    expect(plan.steps.find((s) => s.id === 'check-image')).toMatchObject({
+      command: 'sha256sum /var/tmp/ubuntu-24.04-server-cloudimg-amd64.qcow2',
+      expectOutput: `^${sha}\\s`,
+    });
     expect(plan.steps.find((s) => s.id === 'attach-disk')).toMatchObject({ pending: ['vmid', 'imported_disk'] });
     expect(plan.cleanup.map((c) => c.id)).toEqual(['remove-vm', 'remove-fetched-image']);
   });
 
   it('refuses storages the node does not have', async () => {
     const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, storage: 'ceph' }, env);
-    expect(() => planRunbook(ubuntu, p, modern, builtins)).toThrow(/parameters\.storage: storage 'ceph' is not available on node pve1 \(available: local, fast-lvm\)/);
+    expect(() => planRunbook(ubuntu, p, modern, builtins)).toThrow(
+      /parameters\.storage: storage 'ceph' is not available on node pve1 \(available: local, fast-lvm\)/,
+    );
   });
 
   it("checks API calls with PVE's own parameter rules before anything is sent", async () => {
     const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, scsihw: 'virtio-scsi-single' }, env);
     const broken = {
       ...ubuntu,
-      steps: ubuntu.steps.map((s) => (s.id === 'create-vm' && s.kind === 'api' ? { ...s, params: { ...s.params, ostype: 'plan9', cores: 0 } } : s)),
+      steps: ubuntu.steps.map((s) =>
+        s.id === 'create-vm' && s.kind === 'api' ? { ...s, params: { ...s.params, ostype: 'plan9', cores: 0 } } : s,
+      ),
     };
     const issues = await issuesOf(Promise.resolve().then(() => planRunbook(broken, p, modern, builtins)));
     expect(issues).toEqual([
-      'steps.create-vm.params.ostype: value \'plan9\' does not have a value in the enumeration \'other, wxp, w2k, w2k3, w2k8, wvista, win7, win8, win10, win11, l24, l26, solaris\'',
+      "steps.create-vm.params.ostype: value 'plan9' does not have a value in the enumeration 'other, wxp, w2k, w2k3, w2k8, wvista, win7, win8, win10, win11, l24, l26, solaris'",
       'steps.create-vm.params.cores: value must have a minimum value of 1',
     ]);
   });
 
   it('refuses a parameter value PVE would refuse inside a property string, naming the key and the parameter', async () => {
-    const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha, machine: 'pc-q99', cpu: 'host,hidden=maybe' }, env);
+    const p = await resolveParameters(
+      ubuntu,
+      { node: 'pve1', image_sha256: sha, machine: 'pc-q99', cpu: 'host,hidden=maybe' },
+      env,
+    );
     const issues = await issuesOf(Promise.resolve().then(() => planRunbook(ubuntu, p, modern, builtins)));
     expect(issues).toEqual([
       "steps.create-vm.params.cpu: invalid format - format error; cpu.hidden: type check ('boolean') failed - got 'maybe' (from {{cpu}})",
@@ -166,7 +210,9 @@ describe('planning a runbook', () => {
     const p = await resolveParameters(ubuntu, { node: 'pve1', image_sha256: sha }, env);
     const withPassword = {
       ...ubuntu,
-      steps: ubuntu.steps.map((s) => (s.id === 'create-vm' && s.kind === 'api' ? { ...s, params: { ...s.params, cipassword: 'hunter2' } } : s)),
+      steps: ubuntu.steps.map((s) =>
+        s.id === 'create-vm' && s.kind === 'api' ? { ...s, params: { ...s.params, cipassword: 'hunter2' } } : s,
+      ),
     };
     const issues = await issuesOf(Promise.resolve().then(() => planRunbook(withPassword, p, modern, builtins)));
     expect(issues).toEqual([
@@ -196,7 +242,9 @@ describe('planning a runbook', () => {
 
   it('quotes values written into shell commands', () => {
     expect(shellQuote('local-lvm')).toBe('local-lvm');
-    expect(renderString('rm -f /var/tmp/{{file}}', { file: "x; rm -rf / #'" }, 'shell')).toBe(`rm -f /var/tmp/'x; rm -rf / #'\\'''`);
+    expect(renderString('rm -f /var/tmp/{{file}}', { file: "x; rm -rf / #'" }, 'shell')).toBe(
+      `rm -f /var/tmp/'x; rm -rf / #'\\'''`,
+    );
     expect(renderString('^{{sum}}\\s', { sum: 'a.b+c' }, 'regex')).toBe('^a\\.b\\+c\\s');
   });
 

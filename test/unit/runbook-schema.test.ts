@@ -67,14 +67,16 @@ describe('the runbook format', () => {
     expect(problems(text)).toEqual(["steps.0.api: unknown PVE endpoint 'qemuCreateFast' (see lib/pve/endpoints.ts)"]);
   });
 
-  it("refuses parameters the endpoint does not take", () => {
+  it('refuses parameters the endpoint does not take', () => {
     const text = runbook(base.replace("name: '{{name}}' }", "name: '{{name}}', cpus: 4 }"));
     expect(problems(text)).toEqual(["steps.0.params.cpus: qemuCreate has no parameter 'cpus'"]);
   });
 
   it('refuses placeholders that name nothing', () => {
     const text = runbook(base.replace("name: '{{name}}' }", "name: '{{nmae}}' }"));
-    expect(problems(text)).toEqual(['steps.0.params.name: unknown placeholder {{nmae}} (not a parameter, built-in or earlier capture)']);
+    expect(problems(text)).toEqual([
+      'steps.0.params.name: unknown placeholder {{nmae}} (not a parameter, built-in or earlier capture)',
+    ]);
   });
 
   it('lets later steps use what an earlier step captured, and not before', () => {
@@ -88,8 +90,12 @@ describe('the runbook format', () => {
     api: qemuUpdateConfig
     params: { node: '{{node}}', vmid: '{{vmid}}', scsi0: '{{disk}}' }`;
     expect(problems(runbook(capture.replace('requires: [api]', 'requires: [api, ssh]')))).toEqual([]);
-    const early = capture.replace("name: '{{name}}' }", "name: '{{name}}', scsi0: '{{disk}}' }").replace('requires: [api]', 'requires: [api, ssh]');
-    expect(problems(runbook(early))).toContain('steps.0.params.scsi0: unknown placeholder {{disk}} (not a parameter, built-in or earlier capture)');
+    const early = capture
+      .replace("name: '{{name}}' }", "name: '{{name}}', scsi0: '{{disk}}' }")
+      .replace('requires: [api]', 'requires: [api, ssh]');
+    expect(problems(runbook(early))).toContain(
+      'steps.0.params.scsi0: unknown placeholder {{disk}} (not a parameter, built-in or earlier capture)',
+    );
   });
 
   it('refuses conditions on names that are not known while planning', () => {
@@ -98,7 +104,12 @@ describe('the runbook format', () => {
   });
 
   it('refuses conditions it cannot parse', () => {
-    const text = runbook(base.replace('    description: Create it', "    description: Create it\n    when: pve_version >= 8 and node or name"));
+    const text = runbook(
+      base.replace(
+        '    description: Create it',
+        '    description: Create it\n    when: pve_version >= 8 and node or name',
+      ),
+    );
     expect(problems(text)).toEqual(["steps.0.when: mixes 'and' with 'or'; split the step or use one connective"]);
   });
 
@@ -145,7 +156,9 @@ cleanup:
     const found = problems(text);
     expect(found).toHaveLength(2);
     expect(found[0]).toMatch(/^parameters\.storage\.convention: unknown convention 'defaults\.storag' \(known: /);
-    expect(found[1]).toBe('parameters.cores.convention: defaults.storage holds a string, which does not fit an integer parameter');
+    expect(found[1]).toBe(
+      'parameters.cores.convention: defaults.storage holds a string, which does not fit an integer parameter',
+    );
   });
 
   it('refuses defaults that do not fit their parameter', () => {
@@ -158,6 +171,8 @@ cleanup:
   - id: play
     description: Play
     ansible: { playbook: ../../etc/evil.yaml }`);
-    expect(problems(text)).toEqual(['steps.1.ansible.playbook: must be a .yaml/.yml path inside the fleet-infra repository']);
+    expect(problems(text)).toEqual([
+      'steps.1.ansible.playbook: must be a .yaml/.yml path inside the fleet-infra repository',
+    ]);
   });
 });

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RunbookError } from '../../lib/runbooks/markdown.js';
-import { listRunbookNames, loadRunbook, RunbookConflictError, RunbookNotFoundError, saveRunbook, sha256 } from '../../lib/runbooks/store.js';
+import {
+  listRunbookNames,
+  loadRunbook,
+  RunbookConflictError,
+  RunbookNotFoundError,
+  saveRunbook,
+  sha256,
+} from '../../lib/runbooks/store.js';
 
 const valid = (name: string) => `---
 name: ${name}
@@ -51,7 +58,9 @@ describe('the runbooks directory', () => {
     await saveRunbook(dir, 'one', valid('one'));
     const reviewed = sha256(valid('one'));
     await writeFile(join(dir, 'one.md'), `${valid('one')}edited by hand\n`);
-    await expect(saveRunbook(dir, 'one', `${valid('one')}v2\n`, { previousSha256: reviewed })).rejects.toThrow(/changed since the plan/);
+    await expect(saveRunbook(dir, 'one', `${valid('one')}v2\n`, { previousSha256: reviewed })).rejects.toThrow(
+      /changed since the plan/,
+    );
     await writeFile(join(dir, 'one.md'), valid('one'));
     expect(await saveRunbook(dir, 'one', `${valid('one')}v2\n`, { previousSha256: reviewed })).toBe('replaced');
     expect(await readFile(join(dir, 'one.md'), 'utf8')).toBe(`${valid('one')}v2\n`);

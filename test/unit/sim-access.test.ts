@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { AccessControl, type AclEntry, type ApiToken } from '../../sim/access.js';
 
-const acl = (path: string, opts: Partial<Omit<AclEntry, 'path'>>): AclEntry => ({ path, roles: [], privs: [], propagate: true, ...opts });
-const token = (...entries: AclEntry[]): ApiToken => ({ tokenId: 'automation@pve!pm', secret: 'secret-value', acl: entries });
+const acl = (path: string, opts: Partial<Omit<AclEntry, 'path'>>): AclEntry => ({
+  path,
+  roles: [],
+  privs: [],
+  propagate: true,
+  ...opts,
+});
+const token = (...entries: AclEntry[]): ApiToken => ({
+  tokenId: 'automation@pve!pm',
+  secret: 'secret-value',
+  acl: entries,
+});
 
 describe('API token authentication', () => {
   const access = new AccessControl([token(acl('/', { roles: ['PVEAuditor'] }))]);

@@ -50,15 +50,21 @@ describe('envelope and errors', () => {
     }
   });
 
-  it("answers 403 naming path and privilege, before looking at parameters", async () => {
-    const reply = await call(sim, 'POST', '/nodes/pve1/qemu/101/migrate', { auth: auditor, form: { target: 'pve2', bogus: 'x' } });
+  it('answers 403 naming path and privilege, before looking at parameters', async () => {
+    const reply = await call(sim, 'POST', '/nodes/pve1/qemu/101/migrate', {
+      auth: auditor,
+      form: { target: 'pve2', bogus: 'x' },
+    });
     expect(reply.status).toBe(403);
     expect(reply.reason).toBe('Permission check failed (/vms/101, VM.Migrate)');
     expect(reply.body).toEqual({ data: null, message: 'Permission check failed (/vms/101, VM.Migrate)\n' });
   });
 
   it('answers 400 with errors keyed by parameter', async () => {
-    const reply = await call(sim, 'POST', '/nodes/pve1/qemu/101/migrate', { auth: admin, form: { online: 'yes', colour: 'red' } });
+    const reply = await call(sim, 'POST', '/nodes/pve1/qemu/101/migrate', {
+      auth: admin,
+      form: { online: 'yes', colour: 'red' },
+    });
     expect([reply.status, reply.reason]).toEqual([400, 'Parameter verification failed.']);
     expect(reply.body).toEqual({
       data: null,
@@ -84,7 +90,10 @@ describe('envelope and errors', () => {
   });
 
   it('accepts JSON bodies as well as forms', async () => {
-    const reply = await call(sim, 'PUT', '/nodes/pve1/qemu/104/config', { auth: admin, json: { description: 'via json', cores: 3 } });
+    const reply = await call(sim, 'PUT', '/nodes/pve1/qemu/104/config', {
+      auth: admin,
+      json: { description: 'via json', cores: 3 },
+    });
     expect(reply.status).toBe(200);
     expect(sim.state.guests.get(104)!.config['cores']).toBe('3');
   });
@@ -108,7 +117,10 @@ describe('TLS', () => {
     });
 
   it('gives every node its own certificate, whose fingerprint the simulator and /nodes report', async () => {
-    const listed = (await call(sim, 'GET', '/nodes', { auth: admin })).body?.data as { node: string; ssl_fingerprint: string }[];
+    const listed = (await call(sim, 'GET', '/nodes', { auth: admin })).body?.data as {
+      node: string;
+      ssl_fingerprint: string;
+    }[];
     for (const node of sim.nodes) {
       expect((await presented(node)).fingerprint256).toBe(node.tlsFingerprint);
       expect(listed.find((n) => n.node === node.name)?.ssl_fingerprint).toBe(node.tlsFingerprint);
@@ -131,12 +143,26 @@ describe('TLS', () => {
 
 describe('tasks over the API', () => {
   it('return a UPID, then status and log with PVE shapes', async () => {
-    const started = await call(sim, 'POST', '/nodes/pve1/qemu/102/migrate', { auth: admin, form: { target: 'pve3', online: '1' } });
+    const started = await call(sim, 'POST', '/nodes/pve1/qemu/102/migrate', {
+      auth: admin,
+      form: { target: 'pve3', online: '1' },
+    });
     const upid = started.body?.data as string;
     expect(upid).toMatch(/^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:qmigrate:102:automation@pve!pm:$/);
     const status = await waitForTask(sim, admin, upid);
-    expect(status).toMatchObject({ upid, node: 'pve1', type: 'qmigrate', id: '102', user: 'automation@pve', tokenid: 'pm', status: 'stopped', exitstatus: 'OK' });
-    const log = await call(sim, 'GET', `/nodes/pve1/tasks/${encodeURIComponent(upid)}/log?start=0&limit=3`, { auth: admin });
+    expect(status).toMatchObject({
+      upid,
+      node: 'pve1',
+      type: 'qmigrate',
+      id: '102',
+      user: 'automation@pve',
+      tokenid: 'pm',
+      status: 'stopped',
+      exitstatus: 'OK',
+    });
+    const log = await call(sim, 'GET', `/nodes/pve1/tasks/${encodeURIComponent(upid)}/log?start=0&limit=3`, {
+      auth: admin,
+    });
     expect(log.body?.total).toBeGreaterThan(3);
     expect(log.body?.data).toEqual([
       { n: 1, t: expect.stringMatching(/starting migration of VM 102 to node 'pve3'/) },
@@ -158,9 +184,13 @@ describe('nodes going offline', () => {
     await sim.faults.nodeOffline('pve3');
     const via = await call(sim, 'GET', '/nodes/pve3/qemu/108/status/current', { auth: admin });
     expect([via.status, via.reason]).toEqual([595, 'No route to host']);
-    await expect(call(sim, 'GET', '/version', { auth: admin, via: 'pve3' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(call(sim, 'GET', '/version', { auth: admin, via: 'pve3' })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
     const resources = await call(sim, 'GET', '/cluster/resources?type=node', { auth: admin });
-    expect((resources.body?.data as { node: string; status: string }[]).find((n) => n.node === 'pve3')!.status).toBe('offline');
+    expect((resources.body?.data as { node: string; status: string }[]).find((n) => n.node === 'pve3')!.status).toBe(
+      'offline',
+    );
 
     await sim.faults.nodeOnline('pve3');
     expect((await call(sim, 'GET', '/version', { auth: admin, via: 'pve3' })).status).toBe(200);
@@ -193,11 +223,15 @@ describe('fault injection', () => {
 
   it('resets connections before or after the call took effect', async () => {
     sim.faults.failCalls({ kind: 'reset', match: 'POST /nodes/pve1/qemu/104/status/start' });
-    await expect(call(sim, 'POST', '/nodes/pve1/qemu/104/status/start', { auth: admin })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    await expect(call(sim, 'POST', '/nodes/pve1/qemu/104/status/start', { auth: admin })).rejects.toMatchObject({
+      code: 'ECONNRESET',
+    });
     expect(sim.counters.tasks('qmstart', 104)).toBe(0);
 
     sim.faults.failCalls({ kind: 'reset-after', match: 'POST /nodes/pve1/qemu/104/status/start' });
-    await expect(call(sim, 'POST', '/nodes/pve1/qemu/104/status/start', { auth: admin })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    await expect(call(sim, 'POST', '/nodes/pve1/qemu/104/status/start', { auth: admin })).rejects.toMatchObject({
+      code: 'ECONNRESET',
+    });
     expect(sim.counters.tasks('qmstart', 104)).toBe(1);
     expect(sim.counters.calls('qemuStart', 104)).toBe(1);
   });
@@ -206,7 +240,10 @@ describe('fault injection', () => {
     const denied = await call(sim, 'GET', '/_sim/counters', { auth: admin });
     expect(denied.status).toBe(401);
     const bearer = `Bearer ${sim.adminSecret}`;
-    const set = await call(sim, 'POST', '/_sim/faults', { auth: bearer, json: { task_failures: [{ type: 'qmshutdown', times: 1 }] } });
+    const set = await call(sim, 'POST', '/_sim/faults', {
+      auth: bearer,
+      json: { task_failures: [{ type: 'qmshutdown', times: 1 }] },
+    });
     expect(set.status).toBe(200);
     const started = await call(sim, 'POST', '/nodes/pve1/qemu/103/status/shutdown', { auth: admin });
     const status = await waitForTask(sim, admin, started.body?.data as string);

@@ -12,7 +12,10 @@ import { API_CALLER, manualCluster, smallScenario } from './sim-fixtures.js';
 
 const base = smallScenario();
 const scenario = smallScenario({
-  storages: [...base.storages!, { id: 'nfs', type: 'nfs', path: '/mnt/pve/nfs', content: ['backup'], size: '10T', link_gbps: 1 }],
+  storages: [
+    ...base.storages!,
+    { id: 'nfs', type: 'nfs', path: '/mnt/pve/nfs', content: ['backup'], size: '10T', link_gbps: 1 },
+  ],
 });
 const all: Can = () => true;
 const job = (vmids: number[], extra: Partial<VzdumpRequest> = {}): VzdumpRequest => ({
@@ -44,7 +47,13 @@ const backups = (cluster: Cluster, vmid?: number) =>
 describe('vzdump', () => {
   it('writes an archive listed as backup content, with notes, protection and the guest type', async () => {
     const cluster = manualCluster(scenario);
-    const task = vzdump(cluster, API_CALLER, 'pve1', job([101], { notesTemplate: '{{guestname}} on {{node}}', protected: true }), all);
+    const task = vzdump(
+      cluster,
+      API_CALLER,
+      'pve1',
+      job([101], { notesTemplate: '{{guestname}} on {{node}}', protected: true }),
+      all,
+    );
     expect(task).toMatchObject({ type: 'vzdump', id: '101' });
     await finish(cluster, task);
     expect(task.exitstatus).toBe('OK');
@@ -99,7 +108,10 @@ describe('vzdump', () => {
     const one = vzdump(alone, API_CALLER, 'pve2', job([105]), all);
     await finish(alone, one);
     const shared = manualCluster(scenario);
-    const both = [vzdump(shared, API_CALLER, 'pve2', job([105]), all), vzdump(shared, API_CALLER, 'pve1', job([101]), all)];
+    const both = [
+      vzdump(shared, API_CALLER, 'pve2', job([105]), all),
+      vzdump(shared, API_CALLER, 'pve1', job([101]), all),
+    ];
     await finish(shared, ...both);
     expect(both[0]!.endtime! - both[0]!.starttime).toBeGreaterThan(one.endtime! - one.starttime);
   });
@@ -127,7 +139,13 @@ describe('vzdump', () => {
   it('keeps a guest’s backups when the guest is destroyed, as PVE does', async () => {
     const cluster = manualCluster(scenario);
     await finish(cluster, vzdump(cluster, API_CALLER, 'pve1', job([104]), all));
-    await finish(cluster, destroyGuest(cluster, API_CALLER, cluster.state.guests.get(104)!, { purge: true, destroyUnreferencedDisks: true }));
+    await finish(
+      cluster,
+      destroyGuest(cluster, API_CALLER, cluster.state.guests.get(104)!, {
+        purge: true,
+        destroyUnreferencedDisks: true,
+      }),
+    );
     expect(cluster.state.guests.has(104)).toBe(false);
     expect(backups(cluster, 104)).toHaveLength(1);
   });
@@ -158,7 +176,14 @@ describe('restore', () => {
   it('restores as a new VMID with fresh disks and the overrides asked for', async () => {
     const cluster = manualCluster(scenario);
     const archive = await backedUp(cluster, 101);
-    const task = restoreGuest(cluster, API_CALLER, 'pve1', 'qemu', restore(archive, 9001, { overrides: { name: 'drill-101' }, storage: 'local-lvm' }), all);
+    const task = restoreGuest(
+      cluster,
+      API_CALLER,
+      'pve1',
+      'qemu',
+      restore(archive, 9001, { overrides: { name: 'drill-101' }, storage: 'local-lvm' }),
+      all,
+    );
     expect(task.type).toBe('qmrestore');
     await finish(cluster, task);
     expect(task.exitstatus).toBe('OK');
@@ -169,7 +194,7 @@ describe('restore', () => {
     expect(cluster.state.guests.get(101)!.drives[0]!.volid).not.toBe(copy.drives[0]!.volid);
   });
 
-  it("refuses an existing VMID without force, and overwrites a stopped one with it", async () => {
+  it('refuses an existing VMID without force, and overwrites a stopped one with it', async () => {
     const cluster = manualCluster(scenario);
     const archive = await backedUp(cluster, 104);
     expect(refusal(() => restoreGuest(cluster, API_CALLER, 'pve1', 'qemu', restore(archive, 104), all))).toEqual({
@@ -186,9 +211,10 @@ describe('restore', () => {
   it('refuses to overwrite a running guest, and a container archive as a VM', async () => {
     const cluster = manualCluster(scenario);
     const archive = await backedUp(cluster, 101);
-    expect(refusal(() => restoreGuest(cluster, API_CALLER, 'pve1', 'qemu', restore(archive, 101, { force: true }), all)).message).toBe(
-      'unable to restore VM 101 - VM is running',
-    );
+    expect(
+      refusal(() => restoreGuest(cluster, API_CALLER, 'pve1', 'qemu', restore(archive, 101, { force: true }), all))
+        .message,
+    ).toBe('unable to restore VM 101 - VM is running');
     expect(refusal(() => restoreGuest(cluster, API_CALLER, 'pve1', 'lxc', restore(archive, 9002), all)).message).toBe(
       `archive '${archive}' is not a container backup`,
     );

@@ -19,7 +19,17 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pm-sim-cli-'));
   child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'sim/main.ts', '--scenario', 'sim/scenarios/homelab.yaml', '--speed', '50', '--connection-file', join(dir, 'connection.json')],
+    [
+      '--import',
+      'tsx',
+      'sim/main.ts',
+      '--scenario',
+      'sim/scenarios/homelab.yaml',
+      '--speed',
+      '50',
+      '--connection-file',
+      join(dir, 'connection.json'),
+    ],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -62,7 +72,12 @@ describe('sim/main.ts', () => {
   });
 
   it('keeps secrets in 0600 files and out of its output', async () => {
-    for (const file of [connection.token_file, connection.ssh_key_file, connection.admin_secret_file, ...connection.tokens.map((t) => t.file)]) {
+    for (const file of [
+      connection.token_file,
+      connection.ssh_key_file,
+      connection.admin_secret_file,
+      ...connection.tokens.map((t) => t.file),
+    ]) {
       expect((await stat(file)).mode & 0o777).toBe(0o600);
     }
     const token = parseApiToken(await readFile(connection.token_file, 'utf8'), 'token file');

@@ -19,11 +19,15 @@ describe('migration cost model', () => {
 
   it('takes setup time plus bytes over the slower of the two links, capped by bwlimit (KiB/s)', () => {
     const size = { online: true, memoryBytes: 10 * GB, localDiskBytes: 0 };
-    expect(estimateMigrationSeconds(size, { source: 1.25 * GB, target: 1.25 * GB })).toBeCloseTo(MIGRATION_SETUP_SECONDS.online + 8);
-    expect(estimateMigrationSeconds(size, { source: 1.25 * GB, target: 0.3125 * GB })).toBeCloseTo(MIGRATION_SETUP_SECONDS.online + 32);
-    expect(estimateMigrationSeconds(size, { source: 1.25 * GB, target: 1.25 * GB }, 100 * 1024 * 1024 / 1024)).toBeCloseTo(
-      MIGRATION_SETUP_SECONDS.online + (10 * GB) / (100 * 1024 * 1024),
+    expect(estimateMigrationSeconds(size, { source: 1.25 * GB, target: 1.25 * GB })).toBeCloseTo(
+      MIGRATION_SETUP_SECONDS.online + 8,
     );
+    expect(estimateMigrationSeconds(size, { source: 1.25 * GB, target: 0.3125 * GB })).toBeCloseTo(
+      MIGRATION_SETUP_SECONDS.online + 32,
+    );
+    expect(
+      estimateMigrationSeconds(size, { source: 1.25 * GB, target: 1.25 * GB }, (100 * 1024 * 1024) / 1024),
+    ).toBeCloseTo(MIGRATION_SETUP_SECONDS.online + (10 * GB) / (100 * 1024 * 1024));
   });
 });
 
@@ -64,7 +68,10 @@ describe('bandwidth sharing', () => {
   });
 
   it('is bounded by the slowest link on the path', () => {
-    const rates = shareBandwidth([{ id: 'a', source: 'fast', target: 'slow' }], link({ fast: 1.25 * GB, slow: 0.3 * GB }));
+    const rates = shareBandwidth(
+      [{ id: 'a', source: 'fast', target: 'slow' }],
+      link({ fast: 1.25 * GB, slow: 0.3 * GB }),
+    );
     expect(rates.get('a')).toBeCloseTo(0.3 * GB);
   });
 

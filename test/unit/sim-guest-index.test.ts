@@ -5,13 +5,20 @@
 import { describe, expect, it } from 'vitest';
 import { Guest, GuestMap } from '../../sim/state.js';
 
-const guest = (vmid: number, node: string) => new Guest(vmid, 'qemu', node, { name: `vm${vmid}` }, 0.1, 0.5, `10.0.0.${vmid % 250}`);
+const guest = (vmid: number, node: string) =>
+  new Guest(vmid, 'qemu', node, { name: `vm${vmid}` }, 0.1, 0.5, `10.0.0.${vmid % 250}`);
 const on = (guests: GuestMap, node: string) => guests.on(node).map((g) => g.vmid);
 
 describe('guests by node', () => {
-  it('lists a node\'s guests in the order the cluster lists them', () => {
+  it("lists a node's guests in the order the cluster lists them", () => {
     const guests = new GuestMap();
-    for (const [vmid, node] of [[103, 'a'], [101, 'b'], [102, 'a'], [100, 'a']] as const) guests.set(vmid, guest(vmid, node));
+    for (const [vmid, node] of [
+      [103, 'a'],
+      [101, 'b'],
+      [102, 'a'],
+      [100, 'a'],
+    ] as const)
+      guests.set(vmid, guest(vmid, node));
     expect(on(guests, 'a')).toEqual([103, 102, 100]);
     expect(on(guests, 'b')).toEqual([101]);
     expect(on(guests, 'c')).toEqual([]);

@@ -28,13 +28,27 @@ export const tokenAuth = (sim: SimulatedCluster, tokenId: string) => {
 
 export function call(sim: SimulatedCluster, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const node = opts.via ? sim.nodes.find((n) => n.name === opts.via)! : sim.nodes[0]!;
-  const payload = opts.json !== undefined ? JSON.stringify(opts.json) : opts.form ? new URLSearchParams(opts.form).toString() : undefined;
+  const payload =
+    opts.json !== undefined
+      ? JSON.stringify(opts.json)
+      : opts.form
+        ? new URLSearchParams(opts.form).toString()
+        : undefined;
   const headers: Record<string, string> = {};
   if (opts.auth !== undefined) headers['Authorization'] = opts.auth;
-  if (payload !== undefined) headers['Content-Type'] = opts.json !== undefined ? 'application/json' : 'application/x-www-form-urlencoded';
+  if (payload !== undefined)
+    headers['Content-Type'] = opts.json !== undefined ? 'application/json' : 'application/x-www-form-urlencoded';
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: node.host, port: node.port, method, path: path.startsWith('/_sim') ? path : `/api2/json${path}`, ca: sim.caPem, headers, agent: false },
+      {
+        host: node.host,
+        port: node.port,
+        method,
+        path: path.startsWith('/_sim') ? path : `/api2/json${path}`,
+        ca: sim.caPem,
+        headers,
+        agent: false,
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -60,7 +74,10 @@ export function call(sim: SimulatedCluster, method: string, path: string, opts: 
 export async function waitForTask(sim: SimulatedCluster, auth: string, upid: string): Promise<Record<string, unknown>> {
   const node = upid.split(':')[1]!;
   for (let i = 0; i < 500; i++) {
-    const reply = await call(sim, 'GET', `/nodes/${node}/tasks/${encodeURIComponent(upid)}/status`, { auth, via: node });
+    const reply = await call(sim, 'GET', `/nodes/${node}/tasks/${encodeURIComponent(upid)}/status`, {
+      auth,
+      via: node,
+    });
     const status = reply.body?.data as Record<string, unknown> | undefined;
     if (status?.['status'] === 'stopped') return status;
     await new Promise((r) => setTimeout(r, 20));

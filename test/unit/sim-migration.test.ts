@@ -13,7 +13,12 @@ function migrate(cluster: Cluster, vmid: number, req: MigrateRequest): TaskRecor
 }
 
 /** Advances the clock in small steps until the task stops; returns the simulated seconds it took. */
-async function secondsUntilStopped(cluster: Cluster, task: TaskRecord, stepMs = 50, limitMs = 600_000): Promise<number> {
+async function secondsUntilStopped(
+  cluster: Cluster,
+  task: TaskRecord,
+  stepMs = 50,
+  limitMs = 600_000,
+): Promise<number> {
   const start = cluster.clock.now();
   while (task.status === 'running') {
     if (cluster.clock.now() - start > limitMs) throw new Error(`${task.upid} still running after ${limitMs} ms`);
@@ -119,12 +124,17 @@ describe('migration refusals and failures', () => {
     expect(gpu.exitstatus).toBe('migration aborted');
     expect(gpu.lines.some((l) => l.includes("can't migrate VM which uses local devices: hostpci0"))).toBe(true);
     expect(iso.exitstatus).toBe('migration aborted');
-    expect(iso.lines.some((l) => l.endsWith("can't migrate local disk 'local:iso/debian.iso': local cdrom image"))).toBe(true);
+    expect(
+      iso.lines.some((l) => l.endsWith("can't migrate local disk 'local:iso/debian.iso': local cdrom image")),
+    ).toBe(true);
   });
 
   it('reports the local resources and disks in the preconditions', () => {
     const cluster = manualCluster();
-    expect(qemuMigratePreconditions(cluster, cluster.state.guests.get(106)!)).toMatchObject({ running: 1, local_resources: ['hostpci0'] });
+    expect(qemuMigratePreconditions(cluster, cluster.state.guests.get(106)!)).toMatchObject({
+      running: 1,
+      local_resources: ['hostpci0'],
+    });
     const pre = qemuMigratePreconditions(cluster, cluster.state.guests.get(107)!);
     expect(pre).toMatchObject({
       running: 0,
@@ -141,7 +151,7 @@ describe('migration refusals and failures', () => {
     const task = migrate(cluster, 101, { target: 'pve3', online: true });
     await secondsUntilStopped(cluster, task);
     expect(task.exitstatus).toBe('migration problems');
-    expect(task.lines.some((l) => l.includes("Cannot allocate memory"))).toBe(true);
+    expect(task.lines.some((l) => l.includes('Cannot allocate memory'))).toBe(true);
     expect(cluster.state.guests.get(101)).toMatchObject({ node: 'pve1', status: 'running' });
   });
 

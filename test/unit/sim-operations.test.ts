@@ -22,7 +22,8 @@ function pveError(fn: () => unknown): { status: number; message: string; errors?
   try {
     fn();
   } catch (err) {
-    if (err instanceof PveError) return { status: err.status, message: err.message, ...(err.errors ? { errors: err.errors } : {}) };
+    if (err instanceof PveError)
+      return { status: err.status, message: err.message, ...(err.errors ? { errors: err.errors } : {}) };
     throw err;
   }
   throw new Error('expected a PveError');
@@ -48,12 +49,20 @@ describe('power operations', () => {
     const task = stopGuest(cluster, API_CALLER, vm(cluster, 104));
     await finish(cluster, task);
     expect(task.exitstatus).toBe('OK');
-    expect(pveError(() => rebootGuest(cluster, API_CALLER, vm(cluster, 104)))).toEqual({ status: 500, message: 'VM 104 not running' });
+    expect(pveError(() => rebootGuest(cluster, API_CALLER, vm(cluster, 104)))).toEqual({
+      status: 500,
+      message: 'VM 104 not running',
+    });
   });
 
   it('can fail a start although the VM ended up running', async () => {
     const cluster = manualCluster();
-    cluster.faults.failTask({ type: 'qmstart', vmid: 104, when: 'after', message: 'start failed: timeout waiting on systemd' });
+    cluster.faults.failTask({
+      type: 'qmstart',
+      vmid: 104,
+      when: 'after',
+      message: 'start failed: timeout waiting on systemd',
+    });
     const task = startGuest(cluster, API_CALLER, vm(cluster, 104));
     await finish(cluster, task);
     expect(task.exitstatus).toBe('start failed: timeout waiting on systemd');
@@ -143,7 +152,13 @@ describe('configuration', () => {
 
   it('creates VMs with a config that appears at once and refuses used VMIDs', async () => {
     const cluster = manualCluster();
-    const task = createQemu(cluster, API_CALLER, 'pve2', { vmid: 300, name: 'new', memory: '2048', scsi0: 'shared:20', agent: '1' });
+    const task = createQemu(cluster, API_CALLER, 'pve2', {
+      vmid: 300,
+      name: 'new',
+      memory: '2048',
+      scsi0: 'shared:20',
+      agent: '1',
+    });
     expect(vm(cluster, 300).lock).toBe('create');
     await finish(cluster, task);
     expect(vm(cluster, 300).lock).toBeUndefined();
@@ -226,7 +241,9 @@ describe('clones', () => {
   it('refuse a locked source at once', () => {
     const cluster = manualCluster();
     vm(cluster, 100).update((c) => (c['lock'] = 'clone'));
-    expect(pveError(() => cloneVm(cluster, API_CALLER, vm(cluster, 100), { newid: 300 })).message).toBe('VM is locked (clone)');
+    expect(pveError(() => cloneVm(cluster, API_CALLER, vm(cluster, 100), { newid: 300 })).message).toBe(
+      'VM is locked (clone)',
+    );
   });
 });
 
@@ -255,7 +272,9 @@ describe('guest agent', () => {
     await finish(cluster, startGuest(cluster, API_CALLER, guest));
     expect(() => agentNetworkInterfaces(cluster, guest)).toThrow('QEMU guest agent is not running');
     await cluster.clock.advance(20_000);
-    const result = agentNetworkInterfaces(cluster, guest) as { result: { name: string; 'ip-addresses': { 'ip-address': string }[] }[] };
+    const result = agentNetworkInterfaces(cluster, guest) as {
+      result: { name: string; 'ip-addresses': { 'ip-address': string }[] }[];
+    };
     expect(result.result[1]!['ip-addresses'][0]!['ip-address']).toBe(guest.ip);
   });
 });
@@ -274,7 +293,14 @@ describe('download-url', () => {
 
   it.each(['sha512', 'md5'])('verifies a %s checksum against the digest of the bytes served', async (algorithm) => {
     const cluster = manualCluster();
-    const task = downloadUrl(cluster, API_CALLER, 'pve1', { storage: 'local', url, content: 'iso', filename: 'debian.iso', checksum: digest(algorithm), checksumAlgorithm: algorithm });
+    const task = downloadUrl(cluster, API_CALLER, 'pve1', {
+      storage: 'local',
+      url,
+      content: 'iso',
+      filename: 'debian.iso',
+      checksum: digest(algorithm),
+      checksumAlgorithm: algorithm,
+    });
     await finish(cluster, task);
     expect(task.exitstatus).toBe('OK');
   });
@@ -284,14 +310,19 @@ describe('download-url', () => {
     const request = (content: 'iso' | 'import', filename: string) =>
       pveError(() => downloadUrl(cluster, API_CALLER, 'pve1', { storage: 'local', url, content, filename }));
     expect(request('iso', 'debian.qcow2')).toMatchObject({ status: 400, errors: { filename: 'wrong file extension' } });
-    expect(request('import', 'debian.iso')).toMatchObject({ status: 400, errors: { filename: 'invalid filename or wrong extension' } });
+    expect(request('import', 'debian.iso')).toMatchObject({
+      status: 400,
+      errors: { filename: 'invalid filename or wrong extension' },
+    });
   });
 
   it('refuses storage not configured for the content type', () => {
     const cluster = manualCluster();
-    expect(pveError(() => downloadUrl(cluster, API_CALLER, 'pve1', { storage: 'local-lvm', url, content: 'iso', filename: 'x.iso' })).message).toBe(
-      "storage 'local-lvm' is not configured for content-type 'iso'",
-    );
+    expect(
+      pveError(() =>
+        downloadUrl(cluster, API_CALLER, 'pve1', { storage: 'local-lvm', url, content: 'iso', filename: 'x.iso' }),
+      ).message,
+    ).toBe("storage 'local-lvm' is not configured for content-type 'iso'");
   });
 
   it('verifies checksums: a match stores the volume, a mismatch fails the task', async () => {
@@ -322,7 +353,12 @@ describe('download-url', () => {
 
   it('refuses to overwrite an existing file without a checksum', async () => {
     const cluster = manualCluster();
-    const task = downloadUrl(cluster, API_CALLER, 'pve1', { storage: 'local', url, content: 'iso', filename: 'debian.iso' });
+    const task = downloadUrl(cluster, API_CALLER, 'pve1', {
+      storage: 'local',
+      url,
+      content: 'iso',
+      filename: 'debian.iso',
+    });
     await finish(cluster, task);
     expect(task.exitstatus).toBe("refusing to override existing file '/var/lib/vz/template/iso/debian.iso'");
   });

@@ -5,7 +5,9 @@ import { importInventory, isInventory } from '../../sim/scenario-import.js';
 
 const GiB = 1024 ** 3;
 /** A `pvesh get /cluster/resources --output-format json` of a cluster the project has never seen. */
-const dump = JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/rehearsal/cluster-resources.json', import.meta.url)), 'utf8')) as {
+const dump = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../fixtures/rehearsal/cluster-resources.json', import.meta.url)), 'utf8'),
+) as {
   type: string;
   vmid?: number;
   mem?: number;
@@ -29,7 +31,11 @@ describe('importing a cluster/resources dump', () => {
       [9000, 'stopped'],
       [9001, 'stopped'],
     ]);
-    expect(scenario.guests.find((g) => g.vmid === 103)).toMatchObject({ name: 'pg-primary', memory: 32 * 1024, ha: { state: 'started' } });
+    expect(scenario.guests.find((g) => g.vmid === 103)).toMatchObject({
+      name: 'pg-primary',
+      memory: 32 * 1024,
+      ha: { state: 'started' },
+    });
   });
 
   it('keeps the memory each running guest was measured to use', () => {
@@ -43,7 +49,9 @@ describe('importing a cluster/resources dump', () => {
       expect.arrayContaining([
         expect.stringMatching(/^PVE version of every node/),
         expect.stringMatching(/^guests imported without their config/),
-        expect.stringMatching(/^disks of guests without a config, put on one storage: VM 9000 on ceph-vm, .*CT 114 on ceph-vm/),
+        expect.stringMatching(
+          /^disks of guests without a config, put on one storage: VM 9000 on ceph-vm, .*CT 114 on ceph-vm/,
+        ),
         "guest names changed to DNS names: VM 113 'old_jenkins' -> 'old-jenkins'",
         'storages of a type the simulator lacks, simulated as dir: pbs (pbs)',
         'resource pools not simulated (their members are): infra (7 guests), prod (2 guests), k8s (6 guests), dev (2 guests)',
@@ -73,14 +81,28 @@ describe('importing an inventory read from an environment', () => {
         sockets: 1,
         protection: 1,
       },
-      '114': { rootfs: 'local-zfs:subvol-114-disk-0,size=8G', mp0: '/srv/pihole,mp=/etc/pihole', memory: 1024, cores: 1 },
-      '119': { boot: 'order=virtio0;net0', virtio0: 'ceph-vm:vm-119-disk-0,discard=on', scsi1: 'nas:vm-119-disk-1,size=500G', parent: 'before-upgrade', memory: 8192, cores: 4 },
+      '114': {
+        rootfs: 'local-zfs:subvol-114-disk-0,size=8G',
+        mp0: '/srv/pihole,mp=/etc/pihole',
+        memory: 1024,
+        cores: 1,
+      },
+      '119': {
+        boot: 'order=virtio0;net0',
+        virtio0: 'ceph-vm:vm-119-disk-0,discard=on',
+        scsi1: 'nas:vm-119-disk-1,size=500G',
+        parent: 'before-upgrade',
+        memory: 8192,
+        cores: 4,
+      },
     },
     storage_content: {
       'hv-a1/cephfs': [{ volid: 'cephfs:iso/virtio-win.iso', size: 629_145_600, content: 'iso' }],
       'hv-a1/ceph-vm': [{ volid: 'ceph-vm:vm-119-disk-0', size: 40 * GiB, content: 'images' }],
     },
-    ha_rules: [{ rule: 'pg-apart', type: 'resource-affinity', resources: 'vm:103,vm:104', affinity: 'negative', strict: 0 }],
+    ha_rules: [
+      { rule: 'pg-apart', type: 'resource-affinity', resources: 'vm:103,vm:104', affinity: 'negative', strict: 0 },
+    ],
   });
   const guest = (vmid: number) => scenario.guests.find((g) => g.vmid === vmid)!;
 
@@ -94,10 +116,21 @@ describe('importing an inventory read from an environment', () => {
   });
 
   it('keeps what pins a guest or blocks its migration: host devices, the ISO in its CD drive, protection, snapshots', () => {
-    expect(guest(103)).toMatchObject({ hostpci: ['0000:41:00.0,pcie=1'], cdrom: 'cephfs:iso/virtio-win.iso', protection: true });
+    expect(guest(103)).toMatchObject({
+      hostpci: ['0000:41:00.0,pcie=1'],
+      cdrom: 'cephfs:iso/virtio-win.iso',
+      protection: true,
+    });
     expect(guest(119).snapshots).toEqual([{ name: 'before-upgrade', description: '', vmstate: false }]);
     expect(scenario.ha_rules).toEqual([
-      { rule: 'pg-apart', type: 'resource-affinity', resources: ['vm:103', 'vm:104'], nodes: [], affinity: 'negative', strict: false },
+      {
+        rule: 'pg-apart',
+        type: 'resource-affinity',
+        resources: ['vm:103', 'vm:104'],
+        nodes: [],
+        affinity: 'negative',
+        strict: false,
+      },
     ]);
   });
 

@@ -45,9 +45,16 @@ it('serves every endpoint the Proxmox client defines', () => {
 
 describe('nodes and cluster', () => {
   it('list nodes with their load and the certificate fingerprint', async () => {
-    const nodes: { node: string; status: string; maxmem: number; ssl_fingerprint: string }[] = await data('GET', '/nodes');
+    const nodes: { node: string; status: string; maxmem: number; ssl_fingerprint: string }[] = await data(
+      'GET',
+      '/nodes',
+    );
     expect(nodes.map((n) => n.node)).toEqual(['pve1', 'pve2', 'pve3']);
-    expect(nodes[0]).toMatchObject({ status: 'online', maxmem: 64 * 1024 ** 3, ssl_fingerprint: sim.nodes[0]!.tlsFingerprint });
+    expect(nodes[0]).toMatchObject({
+      status: 'online',
+      maxmem: 64 * 1024 ** 3,
+      ssl_fingerprint: sim.nodes[0]!.tlsFingerprint,
+    });
   });
 
   it('report node status with memory, CPU and version', async () => {
@@ -59,12 +66,20 @@ describe('nodes and cluster', () => {
   });
 
   it('lists HA resources', async () => {
-    expect(await data('GET', '/cluster/ha/resources')).toEqual([expect.objectContaining({ sid: 'vm:105', type: 'vm', state: 'started' })]);
+    expect(await data('GET', '/cluster/ha/resources')).toEqual([
+      expect.objectContaining({ sid: 'vm:105', type: 'vm', state: 'started' }),
+    ]);
   });
 
   it('describes a guest in cluster/resources with its lock and HA state', async () => {
     const all: Record<string, unknown>[] = await data('GET', '/cluster/resources');
-    expect(all.find((r) => r['id'] === 'qemu/105')).toMatchObject({ type: 'qemu', node: 'pve2', status: 'running', hastate: 'started', maxmem: 2048 * 1024 ** 2 });
+    expect(all.find((r) => r['id'] === 'qemu/105')).toMatchObject({
+      type: 'qemu',
+      node: 'pve2',
+      status: 'running',
+      hastate: 'started',
+      maxmem: 2048 * 1024 ** 2,
+    });
     expect(all.find((r) => r['id'] === 'qemu/100')).toMatchObject({ template: 1, status: 'stopped' });
     expect(all.filter((r) => r['type'] === 'storage')).toHaveLength(9);
   });
@@ -90,12 +105,17 @@ describe('guests', () => {
   });
 
   it('refuses to start a running container at once', async () => {
-    const reply = await call(sim, 'POST', `/nodes/${sim.state.guests.get(200)!.node}/lxc/200/status/start`, { auth: admin });
+    const reply = await call(sim, 'POST', `/nodes/${sim.state.guests.get(200)!.node}/lxc/200/status/start`, {
+      auth: admin,
+    });
     expect([reply.status, reply.reason]).toEqual([500, 'CT 200 already running']);
   });
 
   it('takes and lists snapshots', async () => {
-    const upid: string = await data('POST', '/nodes/pve1/qemu/104/snapshot', { snapname: 'pre_change', description: 'before' });
+    const upid: string = await data('POST', '/nodes/pve1/qemu/104/snapshot', {
+      snapname: 'pre_change',
+      description: 'before',
+    });
     expect((await waitForTask(sim, admin, upid))['exitstatus']).toBe('OK');
     const snapshots: { name: string }[] = await data('GET', '/nodes/pve1/qemu/104/snapshot');
     expect(snapshots.map((s) => s.name)).toEqual(['pre_change', 'current']);
@@ -119,14 +139,17 @@ describe('storage', () => {
     });
     // Follow the download task to its end, as a client does; a fixed number of polls fails on a busy machine.
     const taskStatus = `/nodes/pve2/tasks/${encodeURIComponent(upid)}/status`;
-    while ((await data('GET', taskStatus) as { status: string }).status !== 'stopped') await new Promise((r) => setTimeout(r, 20));
-    expect(await data('DELETE', `/nodes/pve2/storage/local/content/${encodeURIComponent('local:iso/tiny.iso')}?delay=5`)).toBeNull();
+    while (((await data('GET', taskStatus)) as { status: string }).status !== 'stopped')
+      await new Promise((r) => setTimeout(r, 20));
+    expect(
+      await data('DELETE', `/nodes/pve2/storage/local/content/${encodeURIComponent('local:iso/tiny.iso')}?delay=5`),
+    ).toBeNull();
     expect(sim.state.volume('local:iso/tiny.iso', 'pve2')).toBeUndefined();
   });
 });
 
 describe('access', () => {
-  it("tells a token its own permissions", async () => {
+  it('tells a token its own permissions', async () => {
     const tenant = tokenAuth(sim, 'tenant@pve!one');
     const reply = await call(sim, 'GET', '/access/permissions', { auth: tenant });
     const tree = reply.body?.data as Record<string, Record<string, number>>;

@@ -73,7 +73,9 @@ describe('scenario files', () => {
     const bad = minimal();
     bad.storages = [{ id: 'local', type: 'dir', content: ['iso'], size: '10G' }];
     bad.guests = [{ vmid: 100, name: 'vm', node: 'pve1', disks: [{ storage: 'local', size: '1G' }] }];
-    expect(issuesOf(bad)).toContain("guests.0.disks.0.storage: storage 'local' is not configured for content-type 'images'");
+    expect(issuesOf(bad)).toContain(
+      "guests.0.disks.0.storage: storage 'local' is not configured for content-type 'images'",
+    );
   });
 
   it('says which file is broken', async () => {
@@ -99,7 +101,9 @@ describe('scenario generator', () => {
   });
 
   it('reaches the requested memory pressure', () => {
-    const s = parseScenario(generateScenario({ nodes: 3, vms: 180, seed: 3, nodeMemory: '128G', memoryPressure: 0.9, templates: 0 }));
+    const s = parseScenario(
+      generateScenario({ nodes: 3, vms: 180, seed: 3, nodeMemory: '128G', memoryPressure: 0.9, templates: 0 }),
+    );
     const assignedMiB = s.guests.reduce((sum, g) => sum + g.memory, 0);
     expect(assignedMiB / (3 * 128 * 1024)).toBeGreaterThan(0.85);
     expect(assignedMiB / (3 * 128 * 1024)).toBeLessThan(0.95);
@@ -116,12 +120,70 @@ describe('scenario from a real cluster/resources dump', () => {
     data: [
       { id: 'node/a', type: 'node', node: 'a', status: 'online', maxcpu: 24, maxmem: 68_719_476_736 },
       { id: 'node/b', type: 'node', node: 'b', status: 'offline' },
-      { id: 'storage/a/local-lvm', type: 'storage', node: 'a', storage: 'local-lvm', plugintype: 'lvmthin', shared: 0, content: 'rootdir,images', maxdisk: 1e12 },
-      { id: 'storage/b/local-lvm', type: 'storage', node: 'b', storage: 'local-lvm', plugintype: 'lvmthin', shared: 0, content: 'rootdir,images', maxdisk: 1e12 },
-      { id: 'storage/a/ceph', type: 'storage', node: 'a', storage: 'ceph', plugintype: 'rbd', shared: 1, content: 'images', maxdisk: 1e13 },
-      { id: 'storage/b/ceph', type: 'storage', node: 'b', storage: 'ceph', plugintype: 'rbd', shared: 1, content: 'images', maxdisk: 1e13 },
-      { id: 'qemu/100', type: 'qemu', vmid: 100, name: 'web 1', node: 'a', status: 'running', maxmem: 4_294_967_296, maxcpu: 2, maxdisk: 34_359_738_368, tags: 'prod;web', hastate: 'started' },
-      { id: 'lxc/200', type: 'lxc', vmid: 200, name: 'ct', node: 'b', status: 'stopped', maxmem: 536_870_912, maxcpu: 1, maxdisk: 8_589_934_592 },
+      {
+        id: 'storage/a/local-lvm',
+        type: 'storage',
+        node: 'a',
+        storage: 'local-lvm',
+        plugintype: 'lvmthin',
+        shared: 0,
+        content: 'rootdir,images',
+        maxdisk: 1e12,
+      },
+      {
+        id: 'storage/b/local-lvm',
+        type: 'storage',
+        node: 'b',
+        storage: 'local-lvm',
+        plugintype: 'lvmthin',
+        shared: 0,
+        content: 'rootdir,images',
+        maxdisk: 1e12,
+      },
+      {
+        id: 'storage/a/ceph',
+        type: 'storage',
+        node: 'a',
+        storage: 'ceph',
+        plugintype: 'rbd',
+        shared: 1,
+        content: 'images',
+        maxdisk: 1e13,
+      },
+      {
+        id: 'storage/b/ceph',
+        type: 'storage',
+        node: 'b',
+        storage: 'ceph',
+        plugintype: 'rbd',
+        shared: 1,
+        content: 'images',
+        maxdisk: 1e13,
+      },
+      {
+        id: 'qemu/100',
+        type: 'qemu',
+        vmid: 100,
+        name: 'web 1',
+        node: 'a',
+        status: 'running',
+        maxmem: 4_294_967_296,
+        maxcpu: 2,
+        maxdisk: 34_359_738_368,
+        tags: 'prod;web',
+        hastate: 'started',
+      },
+      {
+        id: 'lxc/200',
+        type: 'lxc',
+        vmid: 200,
+        name: 'ct',
+        node: 'b',
+        status: 'stopped',
+        maxmem: 536_870_912,
+        maxcpu: 1,
+        maxdisk: 8_589_934_592,
+      },
     ],
   };
 
@@ -132,7 +194,13 @@ describe('scenario from a real cluster/resources dump', () => {
       ['b', false],
     ]);
     const vm = s.guests.find((g) => g.vmid === 100)!;
-    expect(vm).toMatchObject({ name: 'web-1', memory: 4096, cores: 2, tags: ['prod', 'web'], ha: { state: 'started' } });
+    expect(vm).toMatchObject({
+      name: 'web-1',
+      memory: 4096,
+      cores: 2,
+      tags: ['prod', 'web'],
+      ha: { state: 'started' },
+    });
     expect(vm.disks).toEqual([{ storage: 'ceph', size: 34_359_738_368 }]);
     expect(s.guests.find((g) => g.vmid === 200)!.disks[0]!.storage).toBe('local-lvm');
   });

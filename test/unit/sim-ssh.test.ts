@@ -14,7 +14,11 @@ beforeAll(async () => {
     name: 'pve1',
     memory: '64G',
     reboot_seconds: 60,
-    upgrade: { pveversion: '9.1.4', kernel: '6.17.4-1-pve', packages: [{ name: 'pve-manager', from: '9.1.2', to: '9.1.4' }] },
+    upgrade: {
+      pveversion: '9.1.4',
+      kernel: '6.17.4-1-pve',
+      packages: [{ name: 'pve-manager', from: '9.1.2', to: '9.1.4' }],
+    },
   };
   sim = await startSimulator({ scenario, speed: 500, authFailureDelayMs: 0 });
 });
@@ -38,7 +42,8 @@ function connect(node: string, privateKey = sim.sshClientKey.privateKey): Promis
         port: n.sshPort,
         username: 'root',
         privateKey,
-        hostVerifier: (key: Buffer) => `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}` === n.sshHostKey,
+        hostVerifier: (key: Buffer) =>
+          `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}` === n.sshHostKey,
       });
   });
 }
@@ -73,7 +78,11 @@ describe('SSH endpoints', () => {
   });
 
   it('answer unknown commands like bash', async () => {
-    expect(await run('pve1', 'frobnicate --now')).toEqual({ code: 127, stdout: '', stderr: 'bash: frobnicate: command not found\n' });
+    expect(await run('pve1', 'frobnicate --now')).toEqual({
+      code: 127,
+      stdout: '',
+      stderr: 'bash: frobnicate: command not found\n',
+    });
   });
 
   it('report the PVE version', async () => {
@@ -108,13 +117,21 @@ describe('template building over SSH', () => {
 
   it('gives qm errors PVE wording and exit status 255', async () => {
     const bad = await run('pve1', 'qm set 101 --cores many');
-    expect(bad).toEqual({ code: 255, stdout: '', stderr: "400 Parameter verification failed.\ncores: type check ('integer') failed - got 'many'\n" });
+    expect(bad).toEqual({
+      code: 255,
+      stdout: '',
+      stderr: "400 Parameter verification failed.\ncores: type check ('integer') failed - got 'many'\n",
+    });
     const missing = await run('pve2', 'qm set 101 --cores 2');
     expect(missing.stderr).toBe("Configuration file 'nodes/pve2/qemu-server/101.conf' does not exist\n");
   });
 
   it('fails downloads the server refuses, with wget and curl exit codes', async () => {
-    sim.state.downloads.set('https://example.org/gone.iso', { url: 'https://example.org/gone.iso', size: GiB, http_status: 404 });
+    sim.state.downloads.set('https://example.org/gone.iso', {
+      url: 'https://example.org/gone.iso',
+      size: GiB,
+      http_status: 404,
+    });
     expect((await run('pve2', 'wget -O /tmp/gone.iso https://example.org/gone.iso')).code).toBe(8);
     expect(await run('pve2', 'curl -fsSL -o /tmp/gone.iso https://example.org/gone.iso')).toMatchObject({
       code: 22,

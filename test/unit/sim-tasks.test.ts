@@ -5,11 +5,23 @@ import { API_CALLER, manualCluster } from './sim-fixtures.js';
 describe('simulated tasks', () => {
   it('mint real-format UPIDs naming node, type, guest and token', () => {
     const cluster = manualCluster();
-    const task = cluster.tasks.start({ node: 'pve2', type: 'qmstart', id: '105', authid: API_CALLER.authid, run: async () => {} });
+    const task = cluster.tasks.start({
+      node: 'pve2',
+      type: 'qmstart',
+      id: '105',
+      authid: API_CALLER.authid,
+      run: async () => {},
+    });
     expect(task.upid).toMatch(/^UPID:pve2:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:qmstart:105:automation@pve!pm:$/);
     expect(parseUpid(task.upid)).toMatchObject({ node: 'pve2', type: 'qmstart', id: '105', user: 'automation@pve!pm' });
     expect(task).toMatchObject({ user: 'automation@pve', tokenid: 'pm' });
-    const other = cluster.tasks.start({ node: 'pve2', type: 'qmstop', id: '105', authid: API_CALLER.authid, run: async () => {} });
+    const other = cluster.tasks.start({
+      node: 'pve2',
+      type: 'qmstop',
+      id: '105',
+      authid: API_CALLER.authid,
+      run: async () => {},
+    });
     expect(other.upid).not.toBe(task.upid);
   });
 
@@ -69,7 +81,13 @@ describe('simulated tasks', () => {
 
   it('stop when asked, as interrupted by signal', async () => {
     const cluster = manualCluster();
-    const task = cluster.tasks.start({ node: 'pve1', type: 'test', id: '', authid: API_CALLER.authid, run: (ctx) => ctx.sleep(60_000) });
+    const task = cluster.tasks.start({
+      node: 'pve1',
+      type: 'test',
+      id: '',
+      authid: API_CALLER.authid,
+      run: (ctx) => ctx.sleep(60_000),
+    });
     await cluster.clock.advance(1_000);
     cluster.tasks.stop(task.upid);
     await cluster.clock.advance(0);
@@ -81,9 +99,27 @@ describe('simulated tasks', () => {
     cluster.faults.failTask({ type: 'qmstart', vmid: 104, times: 1 });
     cluster.faults.failTask({ type: 'test', message: 'late failure', when: 'after', times: 1 });
     let worked = false;
-    const before = cluster.tasks.start({ node: 'pve1', type: 'qmstart', id: '104', authid: API_CALLER.authid, run: async () => void (worked = true) });
-    const after = cluster.tasks.start({ node: 'pve1', type: 'test', id: '', authid: API_CALLER.authid, run: async () => void (worked = true) });
-    const again = cluster.tasks.start({ node: 'pve1', type: 'qmstart', id: '104', authid: API_CALLER.authid, run: async () => {} });
+    const before = cluster.tasks.start({
+      node: 'pve1',
+      type: 'qmstart',
+      id: '104',
+      authid: API_CALLER.authid,
+      run: async () => void (worked = true),
+    });
+    const after = cluster.tasks.start({
+      node: 'pve1',
+      type: 'test',
+      id: '',
+      authid: API_CALLER.authid,
+      run: async () => void (worked = true),
+    });
+    const again = cluster.tasks.start({
+      node: 'pve1',
+      type: 'qmstart',
+      id: '104',
+      authid: API_CALLER.authid,
+      run: async () => {},
+    });
     await cluster.clock.advance(1_000);
     expect(before.exitstatus).toBe('start failed: QEMU exited with code 1');
     expect(after.exitstatus).toBe('late failure');

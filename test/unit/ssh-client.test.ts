@@ -27,7 +27,7 @@ const strangerKey = utils.generateKeyPairSync('ed25519');
 
 /** What the fake node's sshd runs for each command. */
 const commands: Record<string, { stdout?: string; stderr?: string; exit: number }> = {
-  'pveversion': { stdout: 'pve-manager/9.1.3/1234abcd (running kernel: 6.14.8-2-pve)\n', exit: 0 },
+  pveversion: { stdout: 'pve-manager/9.1.3/1234abcd (running kernel: 6.14.8-2-pve)\n', exit: 0 },
   'qm unlock 101': { stderr: 'line 1\nline 2\nConfiguration file does not exist\n', exit: 2 },
 };
 
@@ -103,7 +103,9 @@ describe('runCommand', () => {
     )) as SshCommandError;
     expect(err).toBeInstanceOf(SshCommandError);
     expect(err.exitCode).toBe(2);
-    expect(err.message).toBe(`unlock of VM 101 on 127.0.0.1:${port} exited 2: line 1\nline 2\nConfiguration file does not exist`);
+    expect(err.message).toBe(
+      `unlock of VM 101 on 127.0.0.1:${port} exited 2: line 1\nline 2\nConfiguration file does not exist`,
+    );
   });
 
   it('returns a non-zero exit when the caller asks to judge it', async () => {
@@ -112,9 +114,9 @@ describe('runCommand', () => {
   });
 
   it('reports a rejected key as an authentication error, without the key', async () => {
-    const err = (await runCommand(target({ privateKey: strangerKey.private }), 'pveversion', { timeoutMs: 5_000 }).catch(
-      (e: unknown) => e,
-    )) as SshAuthError;
+    const err = (await runCommand(target({ privateKey: strangerKey.private }), 'pveversion', {
+      timeoutMs: 5_000,
+    }).catch((e: unknown) => e)) as SshAuthError;
     expect(err).toBeInstanceOf(SshAuthError);
     for (const rendering of [err.message, String(err.stack), JSON.stringify(err), inspect(err)]) {
       expect(rendering).not.toContain('PRIVATE KEY');

@@ -81,7 +81,8 @@ describe('docker-compose.yml', () => {
     for (const service of Object.values(services)) {
       for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
         if (condition === 'service_healthy') expect(services[dependency]!.healthcheck, dependency).toBeDefined();
-        if (condition === 'service_completed_successfully') expect(oneShot(services[dependency]!), dependency).toBe(true);
+        if (condition === 'service_completed_successfully')
+          expect(oneShot(services[dependency]!), dependency).toBe(true);
       }
     }
     expect(services.api!.healthcheck!.test.join(' ')).toContain('http://127.0.0.1:8080/healthz');

@@ -51,14 +51,22 @@ describe('the production check and docker-compose.yml', () => {
 
   it('build the app image on the Node major version package.json requires', () => {
     const engine = /\d+/.exec((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node)![0];
-    for (const line of read('Dockerfile').split('\n').filter((l) => l.startsWith('FROM node:'))) {
+    for (const line of read('Dockerfile')
+      .split('\n')
+      .filter((l) => l.startsWith('FROM node:'))) {
       expect(line).toMatch(new RegExp(`^FROM node:${engine}\\.`));
     }
   });
 });
 
 describe('temporal connection options', () => {
-  const base = { address: 'temporal:7233', namespace: 'default', task_queue: 'q', ui_url: 'http://x', max_concurrent_activities: 100 };
+  const base = {
+    address: 'temporal:7233',
+    namespace: 'default',
+    task_queue: 'q',
+    ui_url: 'http://x',
+    max_concurrent_activities: 100,
+  };
 
   it('connect in plain text when no tls is configured', () => {
     expect(temporalConnectOptions(base)).toEqual({ address: 'temporal:7233' });
@@ -67,7 +75,12 @@ describe('temporal connection options', () => {
   it('read the CA and the client pair for mutual TLS', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pm-tls-'));
     for (const name of ['ca.pem', 'crt.pem', 'key.pem']) writeFileSync(join(dir, name), name);
-    const tls = { ca_file: join(dir, 'ca.pem'), cert_file: join(dir, 'crt.pem'), key_file: join(dir, 'key.pem'), server_name: 'temporal' };
+    const tls = {
+      ca_file: join(dir, 'ca.pem'),
+      cert_file: join(dir, 'crt.pem'),
+      key_file: join(dir, 'key.pem'),
+      server_name: 'temporal',
+    };
     const options = temporalConnectOptions({ ...base, tls });
     expect(String(options.tls?.serverRootCACertificate)).toBe('ca.pem');
     expect(String(options.tls?.clientCertPair?.crt)).toBe('crt.pem');

@@ -24,7 +24,10 @@ describe('finding the Temporal CLI', () => {
   afterAll(() => rm(scratch, { recursive: true, force: true }));
 
   it('prefers a `temporal` on PATH and reports its version', async () => {
-    const bin = await fakeExecutable(join(scratch, 'path-bin', 'temporal'), 'temporal version 9.8.7 (Server 1.0.0, UI 2.0.0)');
+    const bin = await fakeExecutable(
+      join(scratch, 'path-bin', 'temporal'),
+      'temporal version 9.8.7 (Server 1.0.0, UI 2.0.0)',
+    );
     process.env.PATH = join(scratch, 'path-bin');
     const cli = await ensureTemporalCli({ toolsDir: join(scratch, 'no-tools'), install: false });
     expect(cli).toEqual({ path: bin, source: 'PATH', version: '9.8.7' });
@@ -33,7 +36,10 @@ describe('finding the Temporal CLI', () => {
   it('ignores a `temporal` on PATH that is some other program, and uses the one in .tools', async () => {
     await fakeExecutable(join(scratch, 'impostor-bin', 'temporal'), 'temporal: a time-series tool, version 3');
     const tools = join(scratch, 'tools');
-    const bin = await fakeExecutable(join(tools, 'pip', 'bin', 'temporal'), 'temporal version 1.9.1 (Server 1.32.0, UI 2.54.1)');
+    const bin = await fakeExecutable(
+      join(tools, 'pip', 'bin', 'temporal'),
+      'temporal version 1.9.1 (Server 1.32.0, UI 2.54.1)',
+    );
     process.env.PATH = join(scratch, 'impostor-bin');
     const cli = await ensureTemporalCli({ toolsDir: tools, install: false });
     expect(cli).toEqual({ path: bin, source: '.tools (already installed)', version: '1.9.1' });
@@ -41,7 +47,9 @@ describe('finding the Temporal CLI', () => {
 
   it('fails with one message that lists what was tried and says what to do', async () => {
     process.env.PATH = join(scratch, 'empty');
-    const error = await ensureTemporalCli({ toolsDir: join(scratch, 'no-tools'), install: false }).catch((e: unknown) => e);
+    const error = await ensureTemporalCli({ toolsDir: join(scratch, 'no-tools'), install: false }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(TemporalCliMissingError);
     const message = (error as Error).message;
     expect(message).toContain('PATH: no `temporal` executable');

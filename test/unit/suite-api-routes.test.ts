@@ -41,7 +41,11 @@ function policy(method: string, path: string): string {
 const api = testApi();
 const document = (await (await api.call('GET', '/openapi.json')).json()) as OpenApiDocument;
 const documented = Object.entries(document.paths).flatMap(([path, operations]) =>
-  Object.entries(operations).map(([method, op]) => ({ method: method.toUpperCase(), path, permission: op['x-permission'] })),
+  Object.entries(operations).map(([method, op]) => ({
+    method: method.toUpperCase(),
+    path,
+    permission: op['x-permission'],
+  })),
 );
 
 /** A concrete path for a documented template. */
@@ -52,27 +56,43 @@ function concrete(path: string): string {
     .replace('{storage}', 'local')
     .replace('{node}', 'pve1')
     .replace(/\{\w+\}/g, 'x');
-  return path.includes('inventory') || path.includes('storage') || path.includes('health') ? `${url}?environment=home` : url;
+  return path.includes('inventory') || path.includes('storage') || path.includes('health')
+    ? `${url}?environment=home`
+    : url;
 }
 
 describe('every route', () => {
   it('is documented, or a known catch-all', () => {
-    const registered = [...new Set(api.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path}`))];
+    const registered = [
+      ...new Set(api.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path}`)),
+    ];
     const documentedKeys = documented.map((r) => `${r.method} ${r.path.replace(/\{(\w+)\}/g, ':$1')}`);
     expect(registered.filter((r) => !documentedKeys.includes(r) && !HIDDEN.includes(r))).toEqual([]);
-    record({ section: 'security', name: 'API routes under the access matrix', value: documented.length, unit: 'routes', note: `every documented route × 6 callers (no token, bad token, viewer, operator, approver, admin)` });
+    record({
+      section: 'security',
+      name: 'API routes under the access matrix',
+      value: documented.length,
+      unit: 'routes',
+      note: `every documented route × 6 callers (no token, bad token, viewer, operator, approver, admin)`,
+    });
   });
 
-  it.each(documented.map((r) => [`${r.method} ${r.path}`, r] as const))('%s demands what the policy says', (_, route) => {
-    expect(route.permission).toBe(policy(route.method, route.path));
-  });
+  it.each(documented.map((r) => [`${r.method} ${r.path}`, r] as const))(
+    '%s demands what the policy says',
+    (_, route) => {
+      expect(route.permission).toBe(policy(route.method, route.path));
+    },
+  );
 });
 
 describe('every caller on every route', () => {
   for (const route of documented) {
     describe(`${route.method} ${route.path}`, () => {
       const call = (token?: string) =>
-        api.call(route.method, concrete(route.path), { ...(token ? { token } : {}), ...(route.method === 'POST' ? { body: {} } : {}) });
+        api.call(route.method, concrete(route.path), {
+          ...(token ? { token } : {}),
+          ...(route.method === 'POST' ? { body: {} } : {}),
+        });
 
       it('no token / a bad token', async () => {
         for (const token of [undefined, 'not-a-configured-token']) {
@@ -90,7 +110,10 @@ describe('every caller on every route', () => {
           expect(response.status).toBe(403);
         }
         // Past the guard, an upstream that cannot answer is a 502/503 naming it (the fakes have no Proxmox client for some routes).
-        if (response.status >= 500) expect(await response.json()).toMatchObject({ error: { code: expect.stringMatching(/^(proxmox|temporal)_unavailable$/) } });
+        if (response.status >= 500)
+          expect(await response.json()).toMatchObject({
+            error: { code: expect.stringMatching(/^(proxmox|temporal)_unavailable$/) },
+          });
       });
     });
   }

@@ -5,7 +5,13 @@ import { PveApiError } from '../../lib/pve/errors.js';
 import type { ResolvedStep } from '../../lib/runbooks/plan.js';
 
 const config = AppConfig.parse({
-  environments: { home: { cluster: { name: 'c', nodes: [{ name: 'pve1', host: 'h' }] }, credentials: { token: { env: 'UNUSED' } }, tls: { insecure: true } } },
+  environments: {
+    home: {
+      cluster: { name: 'c', nodes: [{ name: 'pve1', host: 'h' }] },
+      credentials: { token: { env: 'UNUSED' } },
+      tls: { insecure: true },
+    },
+  },
 });
 
 const create: ResolvedStep = {
@@ -26,17 +32,32 @@ const create: ResolvedStep = {
 function cluster() {
   const creates: number[] = [];
   const client = {
-    cluster: { resources: async () => [{ id: 'qemu/100', type: 'qemu', vmid: 100 }, { id: 'qemu/101', type: 'qemu', vmid: 101 }] },
+    cluster: {
+      resources: async () => [
+        { id: 'qemu/100', type: 'qemu', vmid: 100 },
+        { id: 'qemu/101', type: 'qemu', vmid: 101 },
+      ],
+    },
     call: async (name: string, params: { vmid: number }) => {
       expect(name).toBe('qemuCreate');
       creates.push(params.vmid);
       if (params.vmid === 102) {
-        throw new PveApiError({ method: 'POST', path: '/nodes/pve1/qemu' }, 500, "unable to create VM 102 - VM 102 already exists on node 'pve1'");
+        throw new PveApiError(
+          { method: 'POST', path: '/nodes/pve1/qemu' },
+          500,
+          "unable to create VM 102 - VM 102 already exists on node 'pve1'",
+        );
       }
       return `UPID:pve1:0000AAAA:00000001:6B000000:qmcreate:${params.vmid}:automation@pve!pm:`;
     },
   };
-  const activities = createRunbookActivities({ config, pve: async () => client as never, sshTarget: async () => { throw new Error('no SSH here'); } });
+  const activities = createRunbookActivities({
+    config,
+    pve: async () => client as never,
+    sshTarget: async () => {
+      throw new Error('no SSH here');
+    },
+  });
   return { activities, creates };
 }
 

@@ -2,8 +2,23 @@ import { describe, expect, it } from 'vitest';
 import { compareGuestConfig, expectedGuestConfig } from '../../lib/runbooks/config-check.js';
 import type { ResolvedStep } from '../../lib/runbooks/plan.js';
 
-function api(api: Extract<ResolvedStep, { kind: 'api' }>['api'], params: Record<string, string | number | boolean>): ResolvedStep {
-  return { id: api, description: api, kind: 'api', api, method: 'POST', params, async: true, destructive: false, pending: [], captures: [], timeoutMs: 1 };
+function api(
+  api: Extract<ResolvedStep, { kind: 'api' }>['api'],
+  params: Record<string, string | number | boolean>,
+): ResolvedStep {
+  return {
+    id: api,
+    description: api,
+    kind: 'api',
+    api,
+    method: 'POST',
+    params,
+    async: true,
+    destructive: false,
+    pending: [],
+    captures: [],
+    timeoutMs: 1,
+  };
 }
 
 const steps = [
@@ -21,7 +36,12 @@ const steps = [
     ide2: 'local-lvm:cloudinit',
     net0: 'virtio,bridge=vmbr0',
   }),
-  api('qemuUpdateConfigAsync', { node: 'pve01', vmid: 104, scsi0: 'local-lvm:0,import-from=local:import/u.qcow2,iothread=1', boot: 'order=scsi0' }),
+  api('qemuUpdateConfigAsync', {
+    node: 'pve01',
+    vmid: 104,
+    scsi0: 'local-lvm:0,import-from=local:import/u.qcow2,iothread=1',
+    boot: 'order=scsi0',
+  }),
   api('qemuResize', { node: 'pve01', vmid: 104, disk: 'scsi0', size: '32G' }),
 ];
 
@@ -56,13 +76,24 @@ describe("checking a built template's config", () => {
   });
 
   it('names each setting that is not what the runbook set', () => {
-    const wrong = { ...built, scsi0: 'other:base-104-disk-1,size=32G', net0: 'virtio=BC:24:11:4F:00:01,bridge=vmbr1', tags: 'template', numa: 1, bios: undefined };
+    const wrong = {
+      ...built,
+      scsi0: 'other:base-104-disk-1,size=32G',
+      net0: 'virtio=BC:24:11:4F:00:01,bridge=vmbr1',
+      tags: 'template',
+      numa: 1,
+      bios: undefined,
+    };
     expect(compareGuestConfig(expected, wrong)).toEqual([
       { key: 'tags', expected: 'template;cloudinit', actual: 'template' },
       { key: 'bios', expected: 'ovmf', actual: undefined },
       { key: 'numa', expected: '0', actual: '1' },
       { key: 'net0', expected: 'virtio,bridge=vmbr0', actual: 'virtio=BC:24:11:4F:00:01,bridge=vmbr1' },
-      { key: 'scsi0', expected: 'local-lvm:0,import-from=local:import/u.qcow2,iothread=1', actual: 'other:base-104-disk-1,size=32G' },
+      {
+        key: 'scsi0',
+        expected: 'local-lvm:0,import-from=local:import/u.qcow2,iothread=1',
+        actual: 'other:base-104-disk-1,size=32G',
+      },
     ]);
   });
 });

@@ -67,7 +67,11 @@ const ENVIRONMENT = 'home';
  * An environment block for `sim`, written as an operator writes one: PVE token and SSH key in
  * files of mode 0600 under `dir`, each node's TLS certificate and SSH host key pinned.
  */
-export async function simulatedEnvironment(sim: SimulatedCluster, dir: string, tokenId?: string): Promise<Record<string, unknown>> {
+export async function simulatedEnvironment(
+  sim: SimulatedCluster,
+  dir: string,
+  tokenId?: string,
+): Promise<Record<string, unknown>> {
   const token = tokenId ? sim.tokens.find((t) => t.tokenId === tokenId) : sim.tokens[0];
   if (!token) throw new Error(`the scenario has no token ${tokenId ?? ''}`);
   const tokenFile = join(dir, `pve-token-${sim.nodes[0]!.port}`);
@@ -108,7 +112,9 @@ export async function startSuiteCluster(options: SuiteClusterOptions): Promise<S
   const dir = await mkdtemp(join(tmpdir(), 'pm-suite-'));
   try {
     const environment = await simulatedEnvironment(sim, dir, options.tokenId);
-    const apiTokens = Object.fromEntries((options.actors ?? []).map(({ actor }) => [actor, randomBytes(24).toString('base64url')]));
+    const apiTokens = Object.fromEntries(
+      (options.actors ?? []).map(({ actor }) => [actor, randomBytes(24).toString('base64url')]),
+    );
     options.editEnvironment?.(environment);
     const raw = {
       temporal: {

@@ -84,11 +84,15 @@ export async function spawnService(options: SpawnOptions): Promise<ChildService>
   while (!options.ready.test(output)) {
     if (gone()) {
       await service.kill();
-      throw new Error(`${options.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output.slice(-2_000)}`);
+      throw new Error(
+        `${options.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output.slice(-2_000)}`,
+      );
     }
     if (Date.now() > deadline) {
       await service.kill();
-      throw new Error(`${options.name} was not ready within ${options.readyTimeoutMs ?? 90_000} ms:\n${output.slice(-2_000)}`);
+      throw new Error(
+        `${options.name} was not ready within ${options.readyTimeoutMs ?? 90_000} ms:\n${output.slice(-2_000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -110,7 +114,11 @@ export function spawnWorker(cluster: { configPath: string; dir: string; logFiles
 }
 
 /** `npx tsx api/main.ts` with PM_CONFIG; resolves with its base URL once it listens. */
-export async function spawnApi(cluster: { configPath: string; dir: string; logFiles: string[] }): Promise<ChildService & { url: string }> {
+export async function spawnApi(cluster: {
+  configPath: string;
+  dir: string;
+  logFiles: string[];
+}): Promise<ChildService & { url: string }> {
   const api = await spawnService({
     name: 'api',
     entry: 'api/main.ts',

@@ -33,10 +33,23 @@ export function fleet(options: FleetOptions = {}): Scenario {
         disks: [{ storage: 'shared', size: '16G' }],
       })),
     ),
-    tokens: [{ id: 'automation@pve!pm', secret: randomBytes(18).toString('hex'), acl: [{ path: '/', roles: ['Administrator'] }] }],
+    tokens: [
+      {
+        id: 'automation@pve!pm',
+        secret: randomBytes(18).toString('hex'),
+        acl: [{ path: '/', roles: ['Administrator'] }],
+      },
+    ],
   };
 }
 
-export function vmsOf(scenario: Scenario): { vmid: number; name: string; node: string; status: 'running' | 'stopped' }[] {
-  return (scenario.guests ?? []).map((g) => ({ vmid: g.vmid, name: g.name, node: g.node, status: g.status ?? 'running' }));
+export function vmsOf(
+  scenario: Scenario,
+): { vmid: number; name: string; node: string; status: 'running' | 'stopped' }[] {
+  return (scenario.guests ?? []).map((g) => ({
+    vmid: g.vmid,
+    name: g.name,
+    node: g.node,
+    status: g.status ?? 'running',
+  }));
 }

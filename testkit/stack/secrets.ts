@@ -44,13 +44,22 @@ function find(text: string, secrets: readonly Secret[], where: string): Leak[] {
 export async function scanHistories(client: Client, query: string, secrets: readonly Secret[]): Promise<ScanResult> {
   const result: ScanResult = { workflows: 0, events: 0, bytes: 0, files: 0, texts: 0, leaks: [] };
   const runs: { workflowId: string; runId: string }[] = [];
-  for await (const info of client.workflow.list(query ? { query } : {})) runs.push({ workflowId: info.workflowId, runId: info.runId });
+  for await (const info of client.workflow.list(query ? { query } : {}))
+    runs.push({ workflowId: info.workflowId, runId: info.runId });
   const scanned = await mapBounded(runs, 8, async ({ workflowId, runId }) => {
     const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
     // Payload data are bytes: search them both as base64 and decoded.
-    const asBase64 = JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value));
-    const decoded = JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
-    return { events: history.events?.length ?? 0, bytes: asBase64.length, leaks: find(asBase64 + decoded, secrets, `workflow ${workflowId} (run ${runId})`) };
+    const asBase64 = JSON.stringify(history, (_key, value: unknown) =>
+      value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value,
+    );
+    const decoded = JSON.stringify(history, (_key, value: unknown) =>
+      value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
+    );
+    return {
+      events: history.events?.length ?? 0,
+      bytes: asBase64.length,
+      leaks: find(asBase64 + decoded, secrets, `workflow ${workflowId} (run ${runId})`),
+    };
   });
   for (const [i, outcome] of scanned.entries()) {
     // A history that cannot be read is reported, not skipped silently.
@@ -146,10 +155,18 @@ export function shareDone(temporalAddress: string, file: string): void {
  * Waits until every suite file that announced itself is done (at most `timeoutMs`), then takes
  * the secrets they shared and removes the file.
  */
-export async function takeSharedSecrets(temporalAddress: string, timeoutMs: number): Promise<{ secrets: Secret[]; files: string[]; unfinished: string[] }> {
+export async function takeSharedSecrets(
+  temporalAddress: string,
+  timeoutMs: number,
+): Promise<{ secrets: Secret[]; files: string[]; unfinished: string[] }> {
   const path = sharedFile(temporalAddress);
   const read = async (): Promise<SharedLine[]> =>
-    existsSync(path) ? (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as SharedLine) : [];
+    existsSync(path)
+      ? (await readFile(path, 'utf8'))
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as SharedLine)
+      : [];
   const unfinished = (lines: SharedLine[]) => {
     const done = new Set(lines.flatMap((l) => ('done' in l ? [l.done] : [])));
     return lines.flatMap((l) => ('begin' in l && !done.has(l.begin) ? [l.begin] : []));

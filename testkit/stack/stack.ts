@@ -53,7 +53,11 @@ export async function startStack(options: {
         scenario: options.scenario,
         speed: options.speed,
         ...(options.actors ? { actors: options.actors } : {}),
-        temporal: { address: temporal.address, namespace: temporal.namespace, taskQueue: options.taskQueue ?? 'proxmox-manager' },
+        temporal: {
+          address: temporal.address,
+          namespace: temporal.namespace,
+          taskQueue: options.taskQueue ?? 'proxmox-manager',
+        },
       }),
     );
     stops.push(() => cluster.stop());
@@ -79,6 +83,12 @@ export function percentile(values: readonly number[], p: number): number {
 export function table(rows: (string | number)[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   return rows
-    .map((r) => r.map((cell, i) => (typeof cell === 'number' ? String(cell).padStart(widths[i]!) : String(cell).padEnd(widths[i]!))).join('  '))
+    .map((r) =>
+      r
+        .map((cell, i) =>
+          typeof cell === 'number' ? String(cell).padStart(widths[i]!) : String(cell).padEnd(widths[i]!),
+        )
+        .join('  '),
+    )
     .join('\n');
 }

@@ -2,7 +2,12 @@
 import { dispatches, reads, waits } from '../activity-presets.js';
 
 /** Only reads: repeated freely. */
-export const reading = reads({ startToCloseTimeout: '10 minutes', initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 });
+export const reading = reads({
+  startToCloseTimeout: '10 minutes',
+  initialInterval: '1 second',
+  maximumInterval: '20 seconds',
+  maximumAttempts: 10,
+});
 
 /** Acts on the node; each activity checks the world first, so a retry after a lost worker does not act twice. */
 export const acting = dispatches({ initialInterval: '2 seconds' });

@@ -17,7 +17,11 @@ export async function evacuate(run: NodeRun): Promise<void> {
   const plan = await planDrain(run);
   const stuck = runningLeftBehind(plan);
   if (stuck.length > 0) {
-    throw ApplicationFailure.create({ type: Failure.NodeNotDrainable, message: `${node} cannot be emptied now: ${stuck.map(describeStuck).join('; ')}`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: Failure.NodeNotDrainable,
+      message: `${node} cannot be emptied now: ${stuck.map(describeStuck).join('; ')}`,
+      nonRetryable: true,
+    });
   }
   if (plan.moves.length > 0) {
     const marker = await reading.markTaskHistory({ environment, node });
@@ -28,7 +32,11 @@ export async function evacuate(run: NodeRun): Promise<void> {
     if (notStarted > 0) run.cancellation.throwIfRequested(`the rest of ${node}'s evacuation`);
     const failed = failures(outcomes);
     if (failed) {
-      throw ApplicationFailure.create({ type: Failure.EvacuationIncomplete, message: failed + (notStarted ? `; ${notStarted} guest(s) not started` : ''), nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: Failure.EvacuationIncomplete,
+        message: failed + (notStarted ? `; ${notStarted} guest(s) not started` : ''),
+        nonRetryable: true,
+      });
     }
   }
   // The previous group's guests on this node leave it with their return.
@@ -40,7 +48,11 @@ export async function evacuate(run: NodeRun): Promise<void> {
     leftBehind: plan.leftBehind.map((l) => l.vmid),
   });
   if (!verification.ok) {
-    throw ApplicationFailure.create({ type: Failure.EvacuationIncomplete, message: describeVerification(verification), nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: Failure.EvacuationIncomplete,
+      message: describeVerification(verification),
+      nonRetryable: true,
+    });
   }
 }
 
@@ -52,7 +64,18 @@ export async function evacuate(run: NodeRun): Promise<void> {
 async function planDrain(run: NodeRun): Promise<EvacuationPlan> {
   const { node, environment, input } = run;
   const plan = async (deny: string[], extra: Partial<EvacuationRequest> = {}) =>
-    (await reading.planEvacuation({ environment, request: { ...run.settings.drain, node, haMaintenance: false, ...(deny.length ? { denyTargets: deny } : {}), ...extra } })).details!;
+    (
+      await reading.planEvacuation({
+        environment,
+        request: {
+          ...run.settings.drain,
+          node,
+          haMaintenance: false,
+          ...(deny.length ? { denyTargets: deny } : {}),
+          ...extra,
+        },
+      })
+    ).details!;
   const returning = run.previousGroup ? [] : input.overlaps!.returning;
   if (returning.length > 0) {
     const overlapped = await plan(input.alongside, returnsAround(node, returning));
@@ -66,7 +89,8 @@ async function planDrain(run: NodeRun): Promise<EvacuationPlan> {
 async function previousGroupEnded(run: NodeRun): Promise<void> {
   await condition(() => run.previousGroup !== undefined);
   const { outcome, reason } = run.previousGroup!;
-  if (outcome === 'stopped') run.stop('rollout', `the rollout stopped at ${run.input.overlaps!.nodes.join(', ')}${reason ? `: ${reason}` : ''}`);
+  if (outcome === 'stopped')
+    run.stop('rollout', `the rollout stopped at ${run.input.overlaps!.nodes.join(', ')}${reason ? `: ${reason}` : ''}`);
 }
 
 /** The previous group's guests on their way home: those on `node` leave it by themselves, all are counted at home too. */

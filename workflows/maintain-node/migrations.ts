@@ -19,7 +19,10 @@ export function migrate(
   return run.cancellation.cancellable(() =>
     executeChild(migrateGuests, {
       workflowId: `${run.self}/${phase}-${++moving.runs}`,
-      staticSummary: phase === 'evacuate' ? `move ${moves.length} guests off ${node}` : `bring ${moves.length} guests back to ${node}`,
+      staticSummary:
+        phase === 'evacuate'
+          ? `move ${moves.length} guests off ${node}`
+          : `bring ${moves.length} guests back to ${node}`,
       args: [
         {
           environment: run.environment,

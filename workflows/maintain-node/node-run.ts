@@ -3,7 +3,14 @@
  * time budget — and how its steps run: each recorded in the report, and a failed one halted
  * on until the operator decides (resume, skip-node, abort-and-return).
  */
-import { ApplicationFailure, condition, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  isCancellation,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { NodeStep } from '../../lib/maintenance/plan.js';
 import { notStarted, type Cancellation } from '../cancellation.js';
 import type { StepProgress } from '../../lib/operations/plan.js';
@@ -77,7 +84,8 @@ export class NodeRun {
       this.previousGroup = end;
     });
     setHandler(nodeDecisionSignal, (d) => {
-      if (this.report.state === 'halted' && this.decision === undefined && d.halt === this.report.halted?.id) this.decision = d;
+      if (this.report.state === 'halted' && this.decision === undefined && d.halt === this.report.halted?.id)
+        this.decision = d;
     });
     setHandler(migrationProgressSignal, (updates) => {
       for (const u of updates) {
@@ -184,7 +192,14 @@ export class NodeRun {
   private async decide(name: NodeStep, error: string): Promise<MaintenanceDecision> {
     let d: MaintenanceDecision;
     if (!this.settings.stopOnFailure) {
-      d = { action: 'skip-node', by: 'policy', node: this.node, reason: `stopOnFailure is off; ${name} failed: ${error}`, at: this.now(), halt: ++this.halts };
+      d = {
+        action: 'skip-node',
+        by: 'policy',
+        node: this.node,
+        reason: `stopOnFailure is off; ${name} failed: ${error}`,
+        at: this.now(),
+        halt: ++this.halts,
+      };
     } else {
       this.report.state = 'halted';
       this.report.halted = { id: ++this.halts, step: name, error, at: this.now(), options: this.options(name) };

@@ -12,7 +12,15 @@ export async function runUpgrade(run: NodeRun): Promise<UpgradeOutcome> {
   const { node, environment, settings, report } = run;
   const upgrade = await upgrading.upgradeNode.executeWithOptions(
     { startToCloseTimeout: settings.upgradeTimeoutMs + 5 * 60_000, summary: `upgrade ${node}` },
-    [{ environment, node, command: settings.upgradeCommand, timeoutMs: Math.min(settings.upgradeTimeoutMs, run.deadline - Date.now()), logKey: run.input.logKey }],
+    [
+      {
+        environment,
+        node,
+        command: settings.upgradeCommand,
+        timeoutMs: Math.min(settings.upgradeTimeoutMs, run.deadline - Date.now()),
+        logKey: run.input.logKey,
+      },
+    ],
   );
   run.upgrade = upgrade;
   report.upgrade = upgrade;
@@ -33,7 +41,15 @@ export async function runRunbook(run: NodeRun, runbook: { name: string; plan: Ru
     return e;
   };
   const handle: OperationHandle = {
-    status: { phase: 'applying', requester: 'rolling-maintenance', environment, dryRun: false, approvalState: 'approved', steps, ignoredApprovals: [] },
+    status: {
+      phase: 'applying',
+      requester: 'rolling-maintenance',
+      environment,
+      dryRun: false,
+      approvalState: 'approved',
+      steps,
+      ignoredApprovals: [],
+    },
     async step(id, fn, options = {}) {
       if (cancellation.requested && !options.undo) run.skipCancelled(progress(id), `runbook step ${id} on ${node}`);
       Object.assign(progress(id), { state: 'running', startedAt: run.now() });
@@ -65,7 +81,9 @@ export async function runRunbook(run: NodeRun, runbook: { name: string; plan: Ru
 export async function rebootIfRequired(run: NodeRun): Promise<void> {
   const { node, environment, settings } = run;
   const reasons =
-    settings.reboot === 'always' ? ['reboot: always'] : (run.upgrade?.rebootReasons ?? (await reading.checkRebootRequired({ environment, node })));
+    settings.reboot === 'always'
+      ? ['reboot: always']
+      : (run.upgrade?.rebootReasons ?? (await reading.checkRebootRequired({ environment, node })));
   if (reasons.length === 0) {
     run.report.reboot = { rebooted: false, why: 'not required' };
     return;
@@ -77,7 +95,12 @@ async function reboot(run: NodeRun, why: string): Promise<void> {
   const { node, environment, settings } = run;
   if (!run.rebooting) {
     const before = await reading.readNodeState({ environment, node });
-    run.rebooting = { uptimeBefore: before.uptimeSeconds ?? 0, ...(before.kernel ? { kernelBefore: before.kernel } : {}), why, sent: false };
+    run.rebooting = {
+      uptimeBefore: before.uptimeSeconds ?? 0,
+      ...(before.kernel ? { kernelBefore: before.kernel } : {}),
+      why,
+      sent: false,
+    };
   }
   const rebooting = run.rebooting;
   if (!rebooting.sent) {

@@ -11,7 +11,12 @@ export const key = {
   integer: (extra: Extra = {}): PropertyKey => ({ type: 'integer', optional: true, ...extra }),
   number: (extra: Extra = {}): PropertyKey => ({ type: 'number', optional: true, ...extra }),
   string: (extra: Extra = {}): PropertyKey => ({ type: 'string', optional: true, ...extra }),
-  enum: (values: readonly string[], extra: Extra = {}): PropertyKey => ({ type: 'string', enum: values, optional: true, ...extra }),
+  enum: (values: readonly string[], extra: Extra = {}): PropertyKey => ({
+    type: 'string',
+    enum: values,
+    optional: true,
+    ...extra,
+  }),
   alias: (alias: string, keyAlias?: string): PropertyAlias => (keyAlias ? { alias, keyAlias } : { alias }),
 };
 

@@ -40,24 +40,35 @@ export const namedFormats: Record<string, NamedFormat> = {
   'pve-tag': regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, () => 'invalid characters in tag'),
   'pve-bridge-id': regex(/^[-_.\w\d]+$/, (v) => `invalid bridge ID '${v}'`),
   // The I/G bit must be clear: a multicast address breaks the guest's network.
-  'mac-addr': regex(/^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$/i, () => 'value does not look like a valid unicast MAC address'),
+  'mac-addr': regex(
+    /^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$/i,
+    () => 'value does not look like a valid unicast MAC address',
+  ),
   ipv4: { check: (v) => (isIP(v) === 4 ? undefined : 'value does not look like a valid IPv4 address') },
   ipv6: { check: (v) => (isIP(v) === 6 ? undefined : 'value does not look like a valid IPv6 address') },
   address: { check: (v) => (isIP(v) ? undefined : 'value does not look like a valid IP address') },
   CIDR: { check: (v) => (cidr(v, 4) || cidr(v, 6) ? undefined : 'value does not look like a valid CIDR network') },
   'pve-ipv4-config': {
-    check: (v) => (v === 'dhcp' || v === 'manual' || cidr(v, 4) ? undefined : 'value does not look like a valid ipv4 network configuration'),
+    check: (v) =>
+      v === 'dhcp' || v === 'manual' || cidr(v, 4)
+        ? undefined
+        : 'value does not look like a valid ipv4 network configuration',
   },
   'pve-ipv6-config': {
     check: (v) =>
-      ['auto', 'dhcp', 'manual'].includes(v) || cidr(v, 6) ? undefined : 'value does not look like a valid ipv6 network configuration',
+      ['auto', 'dhcp', 'manual'].includes(v) || cidr(v, 6)
+        ? undefined
+        : 'value does not look like a valid ipv6 network configuration',
   },
   'disk-size': regex(/^\d+(\.\d+)?[KMGT]?$/, () => 'value does not look like a valid disk size'),
   'pve-volume-id': { check: volumeId },
   'pve-volume-id-or-absolute-path': { check: volumeIdOrPath },
   'pve-volume-id-or-qm-path': { check: (v) => (v === 'none' || v === 'cdrom' ? undefined : volumeIdOrPath(v)) },
   'pve-qm-bootdev': regex(BOOT_DEVICE, (v) => `invalid boot device '${v}'`),
-  'pve-startup-order': regex(/^(?:(?:order=)?\d+|up=\d+|down=\d+)(?:,(?:(?:order=)?\d+|up=\d+|down=\d+))*$/, () => 'unable to parse startup options'),
+  'pve-startup-order': regex(
+    /^(?:(?:order=)?\d+|up=\d+|down=\d+)(?:,(?:(?:order=)?\d+|up=\d+|down=\d+))*$/,
+    () => 'unable to parse startup options',
+  ),
   'pve-qm-ipconfig': { properties: qemu.ipconfig },
   'pve-vm-cpu-conf': { properties: qemu.cpu },
   'pve-qm-boot': { properties: qemu.boot },

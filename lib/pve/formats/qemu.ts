@@ -32,8 +32,20 @@ export const machine: PropertyFormat = {
 };
 
 export const NIC_MODELS = [
-  'e1000', 'e1000-82540em', 'e1000-82544gc', 'e1000-82545em', 'e1000e', 'i82551', 'i82557b', 'i82559er',
-  'ne2k_isa', 'ne2k_pci', 'pcnet', 'rtl8139', 'virtio', 'vmxnet3',
+  'e1000',
+  'e1000-82540em',
+  'e1000-82544gc',
+  'e1000-82545em',
+  'e1000e',
+  'i82551',
+  'i82557b',
+  'i82559er',
+  'ne2k_isa',
+  'ne2k_pci',
+  'pcnet',
+  'rtl8139',
+  'virtio',
+  'vmxnet3',
 ] as const;
 
 /** `virtio=BC:24:11:..,bridge=vmbr0`: each model name is also a key whose value is the MAC. */
@@ -53,7 +65,12 @@ export const net: PropertyFormat = {
 export function printNet(values: Readonly<Record<string, string>>): string {
   const { model, macaddr, ...rest } = values;
   const head = macaddr ? `${model}=${macaddr}` : String(model);
-  return [head, ...Object.keys(rest).sort().map((k) => `${k}=${rest[k]}`)].join(',');
+  return [
+    head,
+    ...Object.keys(rest)
+      .sort()
+      .map((k) => `${k}=${rest[k]}`),
+  ].join(',');
 }
 
 const FILE_FORMATS = ['raw', 'qcow', 'qed', 'qcow2', 'vmdk', 'cloop'] as const;
@@ -136,7 +153,10 @@ export const efidisk: PropertyFormat = {
   'pre-enrolled-keys': key.boolean(),
 };
 
-export const tpmstate: PropertyFormat = { ...stateDiskKeys(['raw', 'qcow2', 'vmdk']), version: key.enum(['v1.2', 'v2.0']) };
+export const tpmstate: PropertyFormat = {
+  ...stateDiskKeys(['raw', 'qcow2', 'vmdk']),
+  version: key.enum(['v1.2', 'v2.0']),
+};
 
 export const unused: PropertyFormat = volumeKeys('pve-volume-id');
 
@@ -241,7 +261,22 @@ export const usb: PropertyFormat = {
 
 export const vga: PropertyFormat = {
   type: key.enum(
-    ['cirrus', 'qxl', 'qxl2', 'qxl3', 'qxl4', 'none', 'serial0', 'serial1', 'serial2', 'serial3', 'std', 'virtio', 'virtio-gl', 'vmware'],
+    [
+      'cirrus',
+      'qxl',
+      'qxl2',
+      'qxl3',
+      'qxl4',
+      'none',
+      'serial0',
+      'serial1',
+      'serial2',
+      'serial3',
+      'std',
+      'virtio',
+      'virtio-gl',
+      'vmware',
+    ],
     { default_key: true },
   ),
   clipboard: key.enum(['vnc']),

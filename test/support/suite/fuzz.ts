@@ -84,7 +84,9 @@ export function createFuzzer(next: () => number, document: OpenApiDocument, toke
     switch (type) {
       case 'integer':
       case 'number':
-        return chance(0.6) && schema.minimum !== undefined ? between(next, schema.minimum, Math.min(schema.maximum ?? schema.minimum + 1_000, schema.minimum + 1_000)) : pick(NUMBERS);
+        return chance(0.6) && schema.minimum !== undefined
+          ? between(next, schema.minimum, Math.min(schema.maximum ?? schema.minimum + 1_000, schema.minimum + 1_000))
+          : pick(NUMBERS);
       case 'boolean':
         return chance(0.5);
       case 'array':
@@ -116,7 +118,11 @@ export function createFuzzer(next: () => number, document: OpenApiDocument, toke
         if (keys.length) value[pick(keys)] = pick<Json>([null, [], {}, pick(STRINGS), pick(NUMBERS), true]);
         return value;
       case 2:
-        value[pick(['extra', 'x-actor-id', 'requester', 'meta', 'by', 'approvedBy'])] = pick<Json>(['mallory', { requester: 'mallory' }, 1]);
+        value[pick(['extra', 'x-actor-id', 'requester', 'meta', 'by', 'approvedBy'])] = pick<Json>([
+          'mallory',
+          { requester: 'mallory' },
+          1,
+        ]);
         return value;
       case 3: {
         let deep: Json = value;
@@ -124,7 +130,9 @@ export function createFuzzer(next: () => number, document: OpenApiDocument, toke
         return deep;
       }
       case 4:
-        return JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}') as Json;
+        return JSON.parse(
+          '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}',
+        ) as Json;
       case 5:
         return pick<Json>([null, [], 'string', 42, [value]]);
       default:
@@ -172,12 +180,29 @@ export function createFuzzer(next: () => number, document: OpenApiDocument, toke
   );
 
   return function request(): FuzzRequest {
-    const route = chance(0.95) ? pick(routes) : { path: pick(['/v1/nowhere', '/v1', '/', '/v1/operations/%ZZ', '/.env']), method: 'GET', operation: undefined };
+    const route = chance(0.95)
+      ? pick(routes)
+      : { path: pick(['/v1/nowhere', '/v1', '/', '/v1/operations/%ZZ', '/.env']), method: 'GET', operation: undefined };
     const method = chance(0.9) ? route.method : pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']);
     const headers: Record<string, string> = {};
     const token = chance(0.85) ? pick(tokens) : pick(['', 'not-a-token', 'a'.repeat(4_000), '\u00e9', 'x y']);
-    if (chance(0.9)) headers.authorization = pick([`Bearer ${token}`, `bearer ${token}`, token, `Basic ${token}`, `Bearer  ${token} `]);
-    if (chance(0.8)) headers['content-type'] = pick(['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '']);
+    if (chance(0.9))
+      headers.authorization = pick([
+        `Bearer ${token}`,
+        `bearer ${token}`,
+        token,
+        `Basic ${token}`,
+        `Bearer  ${token} `,
+      ]);
+    if (chance(0.8))
+      headers['content-type'] = pick([
+        'application/json',
+        'application/json; charset=utf-8',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        '',
+      ]);
     if (chance(0.1)) headers['x-actor-id'] = 'admin';
     const body = method === 'GET' || method === 'HEAD' ? undefined : bodyFor(route.operation);
     return { method, path: pathFor(route.path, route.operation), headers, ...(body !== undefined ? { body } : {}) };
@@ -192,7 +217,8 @@ export function problemsWith(method: string, status: number, contentType: string
   if (method === 'HEAD') return problems;
   if (status >= 400) {
     // Successful answers may echo what was sent (the audit log does); errors must not carry internals.
-    if (/\bat (async )?\S+ \(.+:\d+:\d+\)|node_modules|file:\/\//.test(text)) problems.push('stack frame or file path in the answer');
+    if (/\bat (async )?\S+ \(.+:\d+:\d+\)|node_modules|file:\/\//.test(text))
+      problems.push('stack frame or file path in the answer');
     if (!contentType?.startsWith('application/json')) problems.push(`error answered as ${contentType}`);
     else {
       try {

@@ -62,14 +62,18 @@ export async function waitForStatus(
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${handle.workflowId}: expected state not reached (last phase: ${last?.phase ?? 'none'}${last?.error ? `: ${last.error}` : ''})`);
+  throw new Error(
+    `${handle.workflowId}: expected state not reached (last phase: ${last?.phase ?? 'none'}${last?.error ? `: ${last.error}` : ''})`,
+  );
 }
 
 /** Waits for the plan and approves it as a second person. */
 export async function approveWhenPlanned(handle: WorkflowHandle, by = 'bob'): Promise<OperationStatus> {
   const status = await waitForStatus(handle, (s) => s.phase !== 'planning');
   if (status.phase !== 'awaiting-approval') return status;
-  await handle.executeUpdate(approveUpdate, { args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })] });
+  await handle.executeUpdate(approveUpdate, {
+    args: [signed(handle.workflowId, 'approved', { by, planVersion: status.plan!.version })],
+  });
   return status;
 }
 
@@ -92,7 +96,8 @@ export async function outcomeOf(handle: WorkflowHandle): Promise<Outcome> {
     let cause: Error | undefined = err.cause;
     let activity: { type: string; retryState: string } | undefined;
     for (;;) {
-      if (cause instanceof ActivityFailure) activity = { type: cause.activityType, retryState: String(cause.retryState) };
+      if (cause instanceof ActivityFailure)
+        activity = { type: cause.activityType, retryState: String(cause.retryState) };
       if (!(cause?.cause instanceof Error)) break;
       cause = cause.cause;
     }

@@ -30,7 +30,8 @@ export const heavy = process.env.PM_SUITE_HEAVY === '1';
 /** The seed every random choice of the suite derives from: PM_SUITE_SEED, else a fixed one. */
 export function suiteSeed(): number {
   const seed = Number(process.env.PM_SUITE_SEED ?? 20251122);
-  if (!Number.isSafeInteger(seed)) throw new Error(`PM_SUITE_SEED must be an integer, got '${process.env.PM_SUITE_SEED}'`);
+  if (!Number.isSafeInteger(seed))
+    throw new Error(`PM_SUITE_SEED must be an integer, got '${process.env.PM_SUITE_SEED}'`);
   return seed;
 }
 
