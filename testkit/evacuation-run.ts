@@ -5,6 +5,7 @@
 import { signed } from './approvals.js';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
+import { operationInput } from './operation-input.js';
 import { evacuationOperation, type EvacuationInput } from '../lib/operations/catalog.js';
 import type { OperationStatus } from '../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../workflows/definitions.js';
@@ -15,17 +16,7 @@ export type EvacuationBody = Partial<z.input<typeof evacuationOperation.body>> &
 
 /** A validated request body, as the API would pass it to the workflow. */
 export function evacuationInput(body: EvacuationBody, requester = 'operator'): EvacuationInput {
-  const parsed = evacuationOperation.body.parse(body);
-  return {
-    ...parsed,
-    meta: {
-      requester,
-      environment: parsed.environment,
-      dryRun: parsed.dryRun,
-      approvalTimeoutMs: 10 * 60_000,
-      autoApprove: ['low'],
-    },
-  };
+  return operationInput(evacuationOperation.body, body, requester);
 }
 
 export async function startEvacuation(

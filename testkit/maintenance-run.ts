@@ -5,6 +5,7 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
+import { operationInput } from './operation-input.js';
 import { rollingMaintenanceOperation, type RollingMaintenanceInput } from '../lib/operations/catalog.js';
 import type { Scenario } from '../sim/scenario.js';
 import { maintenanceQuery, type MaintenanceProgress } from '../workflows/maintenance-definitions.js';
@@ -16,17 +17,7 @@ export type MaintenanceBody = Partial<z.input<typeof rollingMaintenanceOperation
 
 /** A validated request body, as the API would pass it to the workflow. */
 export function maintenanceInput(body: MaintenanceBody, requester = 'operator'): RollingMaintenanceInput {
-  const parsed = rollingMaintenanceOperation.body.parse(body);
-  return {
-    ...parsed,
-    meta: {
-      requester,
-      environment: parsed.environment,
-      dryRun: parsed.dryRun,
-      approvalTimeoutMs: 10 * 60_000,
-      autoApprove: ['low'],
-    },
-  };
+  return operationInput(rollingMaintenanceOperation.body, body, requester);
 }
 
 export function startMaintenance(
