@@ -293,9 +293,15 @@ describe('lock file', () => {
   it('waits for a live holder, and gives up after the timeout', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pm-lock-'));
     const lockPath = join(dir, 'audit.log.lock');
+    // The holder is inside its function before anyone else tries (a fixed pause was not always enough on a busy machine).
+    let inside!: () => void;
     let release!: () => void;
-    const held = withFileLock(lockPath, () => new Promise<void>((r) => (release = r)));
-    await new Promise((r) => setTimeout(r, 20));
+    const entered = new Promise<void>((r) => (inside = r));
+    const held = withFileLock(lockPath, () => {
+      inside();
+      return new Promise<void>((r) => (release = r));
+    });
+    await entered;
     await expect(withFileLock(lockPath, async () => 'ran', { timeoutMs: 100 })).rejects.toThrow(/could not lock/);
     const waiting = withFileLock(lockPath, async () => 'ran', { timeoutMs: 2_000 });
     release();
