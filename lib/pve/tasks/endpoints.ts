@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { defineEndpoint, perm, userAll } from '../endpoint.js';
 import { pve } from '../params.js';
+import type { PermissionCheck } from '../permissions.js';
 
 export const TaskStatus = z.looseObject({
   upid: z.string(),
@@ -19,15 +20,25 @@ export const TaskStatus = z.looseObject({
 });
 export type TaskStatus = z.output<typeof TaskStatus>;
 
+/** One task: the node it runs on and its UPID. */
+const task = { node: pve.node(), upid: pve.string() };
+
+/** The task's owner may; anyone else needs `privilege` on the node. */
+const ownerOr = (privilege: string): PermissionCheck => ({
+  kind: 'or',
+  checks: [{ kind: 'task-owner' }, perm('/nodes/{node}', [privilege])],
+});
+const readNote = "The task's owner may read it; anyone else needs Sys.Audit on the node.";
+
 export const tasks = {
   status: defineEndpoint({
     name: 'taskStatus',
     method: 'GET',
     path: '/nodes/{node}/tasks/{upid}/status',
-    params: { node: pve.node(), upid: pve.string() },
+    params: task,
     returns: TaskStatus,
-    permission: { kind: 'or', checks: [{ kind: 'task-owner' }, perm('/nodes/{node}', ['Sys.Audit'])] },
-    permissionNote: "The task's owner may read it; anyone else needs Sys.Audit on the node.",
+    permission: ownerOr('Sys.Audit'),
+    permissionNote: readNote,
     async: false,
   }),
   log: defineEndpoint({
@@ -35,16 +46,15 @@ export const tasks = {
     method: 'GET',
     path: '/nodes/{node}/tasks/{upid}/log',
     params: {
-      node: pve.node(),
-      upid: pve.string(),
+      ...task,
       start: pve.integer({ minimum: 0 }).optional(),
       limit: pve.integer({ minimum: 0 }).optional(),
       download: pve.boolean().optional(),
     },
     // The envelope also carries `total` (the number of lines), beside `data`.
     returns: z.array(z.looseObject({ n: z.number().int(), t: z.string() })),
-    permission: { kind: 'or', checks: [{ kind: 'task-owner' }, perm('/nodes/{node}', ['Sys.Audit'])] },
-    permissionNote: "The task's owner may read it; anyone else needs Sys.Audit on the node.",
+    permission: ownerOr('Sys.Audit'),
+    permissionNote: readNote,
     async: false,
   }),
   list: defineEndpoint({
@@ -83,9 +93,9 @@ export const tasks = {
     name: 'taskStop',
     method: 'DELETE',
     path: '/nodes/{node}/tasks/{upid}',
-    params: { node: pve.node(), upid: pve.string() },
+    params: task,
     returns: z.null(),
-    permission: { kind: 'or', checks: [{ kind: 'task-owner' }, perm('/nodes/{node}', ['Sys.Modify'])] },
+    permission: ownerOr('Sys.Modify'),
     permissionNote: "The task's owner may stop it; anyone else needs Sys.Modify on the node.",
     async: false,
   }),
