@@ -2,7 +2,7 @@
  * A container's configuration properties (the subset we set, then the rest PVE accepts), as
  * create and config updates take them.
  */
-import * as lxcFormats from '../formats/lxc.js';
+import * as lxcFormats from './formats.js';
 import { indexed, pve } from '../params.js';
 
 export const lxcConfigProperties = () => ({

@@ -2,7 +2,7 @@
  * A VM's configuration properties (the subset we set, then the rest PVE accepts), as create
  * and config updates take them.
  */
-import * as qemuFormats from '../formats/qemu.js';
+import * as qemuFormats from './formats.js';
 import { indexed, pve } from '../params.js';
 
 export const qemuConfigProperties = () => ({

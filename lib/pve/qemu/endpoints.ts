@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { defineEndpoint, perm, pveBoolean, UpidString } from '../endpoint.js';
-import * as qemuFormats from '../formats/qemu.js';
+import * as qemuFormats from './formats.js';
 import {
   configPermissionNote,
   configUpdateControls,
