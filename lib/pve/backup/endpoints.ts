@@ -4,6 +4,7 @@ import { defineEndpoint, perm, UpidString, userAll } from '../endpoint.js';
 import { pve } from '../params.js';
 
 export const backup = {
+  /** vzdump: back up guests of one node to a storage (a task). */
   vzdump: defineEndpoint({
     name: 'vzdump',
     method: 'POST',
@@ -30,6 +31,7 @@ export const backup = {
       "PVE checks VM.Backup on each guest and Datastore.AllocateSpace on the storage in the handler (and Sys.Modify on / for bwlimit); the client sends one guest per call, so '/vms/{vmid}' names it.",
     async: true,
   }),
+  /** The guest config stored in a backup archive. */
   extractConfig: defineEndpoint({
     name: 'vzdumpExtractConfig',
     method: 'GET',

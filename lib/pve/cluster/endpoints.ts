@@ -70,6 +70,7 @@ export const cluster = {
     permission: perm('/', ['Sys.Audit']),
     async: false,
   }),
+  /** The next free VMID (or, given `vmid`, whether that one is free: 400 when taken). */
   nextId: defineEndpoint({
     name: 'clusterNextId',
     method: 'GET',
@@ -80,6 +81,7 @@ export const cluster = {
     permission: userAll,
     async: false,
   }),
+  /** Recent tasks of every node. */
   tasks: defineEndpoint({
     name: 'clusterTasks',
     method: 'GET',

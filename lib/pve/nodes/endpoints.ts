@@ -79,6 +79,7 @@ export const nodes = {
     permission: userAll,
     async: false,
   }),
+  /** The node's own clock, which need not agree with ours. */
   time: defineEndpoint({
     name: 'nodeTime',
     method: 'GET',
