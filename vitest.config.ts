@@ -1,10 +1,19 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 import { ClosingLineReporter } from './test/support/closing-line-reporter.js';
+import { LongFilesFirst } from './test/support/long-files-first.js';
 
 export default defineConfig({
   test: {
     // Temporal's native bridge (and ssh2's crypto) misbehave in worker threads.
     pool: 'forks',
+    // Integration files spend most of their time waiting (simulated task durations, Temporal
+    // timers, heartbeat timeouts), not computing: two files per core keep a 2-core machine busy,
+    // where vitest's default (cores - 1) ran the whole suite one file at a time there. At most
+    // 8, for the one Temporal dev server they share.
+    maxWorkers: Math.min(2 * availableParallelism(), 8),
+    // The longest files first, so the run does not end with one of them alone.
+    sequence: { sequencer: LongFilesFirst },
     reporters: ['default', new ClosingLineReporter()],
     teardownTimeout: 60_000,
     projects: [
