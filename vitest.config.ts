@@ -22,6 +22,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          globalSetup: ['test/talosctl-setup.ts'],
           testTimeout: 15_000,
         },
       },
@@ -32,7 +33,7 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           // One Temporal dev server and one workflow bundle for every integration test file;
           // vitest runs this only when integration tests are selected.
-          globalSetup: ['test/globalSetup.ts', 'test/python-tools-setup.ts'],
+          globalSetup: ['test/globalSetup.ts', 'test/python-tools-setup.ts', 'test/talosctl-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },

@@ -1,14 +1,11 @@
 /**
  * Once per test run (integration project): one real Temporal dev server, in memory, on a
- * free loopback port, with the project's search attributes; the workflow code bundled once,
- * so each test's worker starts in milliseconds instead of re-running webpack; and the talosctl
- * stand-in bundled once, so each of its many invocations is a plain `node` start instead of
- * tsx compiling its imports again.
+ * free loopback port, with the project's search attributes; and the workflow code bundled
+ * once, so each test's worker starts in milliseconds instead of re-running webpack.
  */
 import { ensureSigningKey } from '../testkit/approvals.js';
-import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +20,6 @@ declare module 'vitest' {
     temporalNamespace: string;
     /** The pre-built workflow bundle; null until workflows/index.ts exists. */
     workflowBundlePath: string | null;
-    /** sim/bin/talosctl, bundled: an executable that answers as the stand-in does. */
-    talosctlStandin: string;
   }
 }
 
@@ -46,27 +41,6 @@ async function bundleWorkflows(dir: string): Promise<string | null> {
   return codePath;
 }
 
-const standinPath = fileURLToPath(new URL('../sim/talosctl-standin.ts', import.meta.url));
-
-/** The talosctl stand-in in one file of plain JavaScript, and an executable that runs it. */
-async function bundleTalosctlStandin(dir: string): Promise<string> {
-  const bundle = join(dir, 'talosctl-standin.mjs');
-  await build({
-    entryPoints: [standinPath],
-    outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    // Some dependencies are CommonJS and require Node built-ins.
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-    logLevel: 'warning',
-  });
-  const binary = join(dir, 'talosctl');
-  await writeFile(binary, `#!/bin/sh\nexec '${process.execPath}' '${bundle}' "$@"\n`);
-  await chmod(binary, 0o755);
-  return binary;
-}
-
 /** webpack's progress chatter is noise in test output; warnings and errors still show. */
 const quietLogger = {
   log: () => {},
@@ -82,17 +56,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ensureSigningKey();
   const dir = await mkdtemp(join(tmpdir(), 'pm-test-'));
   const cli = await ensureTemporalCli();
-  const [server, workflowBundlePath, talosctlStandin] = await Promise.all([
-    startDevServer({ cli: cli.path }),
-    bundleWorkflows(dir),
-    bundleTalosctlStandin(dir),
-  ]);
+  const [server, workflowBundlePath] = await Promise.all([startDevServer({ cli: cli.path }), bundleWorkflows(dir)]);
   console.log(`[globalSetup] Temporal dev server ${server.address} (CLI ${cli.version} from ${cli.source})`);
 
   project.provide('temporalAddress', server.address);
   project.provide('temporalNamespace', server.namespace);
   project.provide('workflowBundlePath', workflowBundlePath);
-  project.provide('talosctlStandin', talosctlStandin);
 
   return async () => {
     // `npm run histories:record`: the replay test's histories, taken before the server goes.

@@ -31,7 +31,7 @@ import type { TestWorker } from '../support/temporal.js';
 import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
-/** sim/bin/talosctl, bundled once for the run (test/globalSetup.ts). */
+/** sim/bin/talosctl, bundled once for the run (test/talosctl-setup.ts). */
 const standin = inject('talosctlStandin');
 const repoClusters = fileURLToPath(new URL('../../clusters/', import.meta.url));
 
