@@ -8,10 +8,10 @@ export default defineConfig({
     // Temporal's native bridge (and ssh2's crypto) misbehave in worker threads.
     pool: 'forks',
     // Integration files spend most of their time waiting (simulated task durations, Temporal
-    // timers, heartbeat timeouts), not computing: two files per core keep a 2-core machine busy,
-    // where vitest's default (cores - 1) ran the whole suite one file at a time there. At most
-    // 8, for the one Temporal dev server they share.
-    maxWorkers: Math.min(2 * availableParallelism(), 8),
+    // timers, heartbeat timeouts), not computing: one file more than there are cores keeps a
+    // 2-core machine busy without crowding it, where vitest's default (cores - 1) ran the whole
+    // suite one file at a time there. At most 8, for the one Temporal dev server they share.
+    maxWorkers: Math.min(availableParallelism() + 1, 8),
     // The longest files first, so the run does not end with one of them alone.
     sequence: { sequencer: LongFilesFirst },
     reporters: ['default', new ClosingLineReporter()],
