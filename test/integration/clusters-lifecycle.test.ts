@@ -28,10 +28,11 @@ import { approveUpdate, statusQuery } from '../../workflows/definitions.js';
 import type { ClusterUpResult } from '../../workflows/cluster-up.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import type { TestWorker } from '../support/temporal.js';
-import { startEnvironmentWorker } from '../support/worker.js';
+import { SIMULATED_POLLING, startEnvironmentWorker } from '../support/worker.js';
 import { cancelWhen, stepRunning } from './lifecycle-helpers.js';
 
-const standin = fileURLToPath(new URL('../../sim/bin/talosctl', import.meta.url));
+/** sim/bin/talosctl, bundled once for the run (test/talosctl-setup.ts). */
+const standin = inject('talosctlStandin');
 const repoClusters = fileURLToPath(new URL('../../clusters/', import.meta.url));
 
 let env: SimulatedEnvironment;
@@ -88,6 +89,7 @@ function clusterOptions(): ClusterVmActivityOptions {
   return {
     clustersDir,
     talosctl: { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState, TALOSCTL_STANDIN_PVE: simulator } },
+    polling: SIMULATED_POLLING.taskPolling,
   };
 }
 

@@ -11,6 +11,7 @@ import type { EvacuationPlan } from '../../lib/planning/evacuation.js';
 import type { Scenario } from '../../sim/scenario.js';
 import { startSimulatedEnvironment, type SimulatedEnvironment } from '../../testkit/simulated-env.js';
 import { testConnection, uniqueTaskQueue, type TestWorker } from '../support/temporal.js';
+import { untilHolds } from '../support/until.js';
 import { killWorkerProcess, SIMULATED_POLLING, startEnvironmentWorker, startWorkerProcess } from '../support/worker.js';
 
 /** Twelve VMs of 4-15 GiB on pve01, a third with local disks; three roomy targets. */
@@ -93,6 +94,12 @@ describe('evacuation reliability', () => {
     await killWorkerProcess(child);
 
     await inProcessWorker(env, taskQueue);
+    // The migrations the dead worker left running end at the pace they began; the ones started
+    // after them need no slow clock.
+    await untilHolds('the migrations running at the kill end', () =>
+      migrations().every((t) => !runningAtKill.includes(Number(t.id)) || t.status !== 'running'),
+    );
+    sim.clock.setSpeed(100);
     const { result } = await handle.result();
 
     expect(result?.outcome).toBe('evacuated');

@@ -13,6 +13,10 @@ import { testConnection, uniqueTaskQueue } from '../support/temporal.js';
 import { untilHolds } from '../support/until.js';
 import { killWorkerProcess, SIMULATED_POLLING, startEnvironmentWorker, startWorkerProcess } from '../support/worker.js';
 
+/** Simulated seconds per wall second while a kill is to land in a step, and between the kills. */
+const SLOW = 20;
+const FAST = 100;
+
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
@@ -30,7 +34,7 @@ describe('rolling maintenance across worker crashes', () => {
     // A long upgrade (43 packages, 89 simulated seconds) so the kill lands inside it.
     const env = await startSimulatedEnvironment({
       scenario: maintenanceScenario({ rebootSeconds: 60, extraPackages: 40 }),
-      speed: 20,
+      speed: SLOW,
       environment: 'maint-crash',
     });
     cleanup.push(() => env.stop());
@@ -38,6 +42,17 @@ describe('rolling maintenance across worker crashes', () => {
     const taskQueue = uniqueTaskQueue('maintenance-kill');
     const before = new Map([...sim.state.guests.values()].map((g) => [g.vmid, g.node]));
     const running = [...sim.state.guests.values()].filter((g) => g.status === 'running').map((g) => g.vmid);
+    /**
+     * Between two kills the clock runs fast: from the moment what the worker died in has ended
+     * (at the pace it began) until the next node begins the step the next kill lands in.
+     */
+    const fastBetween = async (ended: string, hasEnded: () => boolean, next: string, isNext: () => boolean) => {
+      await untilHolds(ended, hasEnded);
+      sim.clock.setSpeed(FAST);
+      await untilHolds(next, isNext);
+      sim.clock.setSpeed(SLOW);
+    };
+    const aptGets = (node: string) => sim.counters.sshCommands(node, 'apt-get');
 
     let worker = await childWorker(env, taskQueue);
     const handle = await startMaintenance(
@@ -54,20 +69,32 @@ describe('rolling maintenance across worker crashes', () => {
     await untilHolds(`${first}'s guests migrate`, () => migratingOff(first));
     await killWorkerProcess(worker);
     worker = await childWorker(env, taskQueue);
+    await fastBetween(
+      `the migrations off ${first} end`,
+      () => !migratingOff(first),
+      `${second} updates its package lists`,
+      () => aptGets(second) >= 1,
+    );
 
     // 2. The second node's upgrade is running (apt-get update done, dist-upgrade under way).
-    await untilHolds(
-      `${second} upgrades`,
-      () => sim.counters.sshCommands(second, 'apt-get') >= 2 && sim.state.node(second).upgrade !== undefined,
-    );
+    await untilHolds(`${second} upgrades`, () => aptGets(second) >= 2 && sim.state.node(second).upgrade !== undefined);
     await killWorkerProcess(worker);
     worker = await childWorker(env, taskQueue);
+    await fastBetween(
+      `${second}'s upgrade ends`,
+      () => sim.state.node(second).upgrade === undefined,
+      `${third} updates its package lists`,
+      () => aptGets(third) >= 1,
+    );
 
     // 3. The third node is rebooting.
     await untilHolds(`${third} reboots`, () => !sim.state.node(third).online);
     await killWorkerProcess(worker);
     const last = await startEnvironmentWorker(env.deps, { taskQueue, tuning: SIMULATED_POLLING });
     cleanup.push(() => last.shutdown());
+    // The reboot the dead worker started ends at the pace it began; bringing the guests home needs no slow clock.
+    await untilHolds(`${third} is back`, () => sim.state.node(third).online);
+    sim.clock.setSpeed(FAST);
 
     const { result } = await handle.result();
     expect(result?.outcome).toBe('completed');
@@ -81,10 +108,9 @@ describe('rolling maintenance across worker crashes', () => {
 
     for (const node of [first, second, third]) {
       // update + dist-upgrade once each; on the second node one more: the read-only `apt-get -s dist-upgrade`.
-      const aptGets = node === second ? 3 : 2;
-      expect([node, sim.counters.sshCommands(node, 'apt-get'), sim.counters.sshCommands(node, 'reboot')]).toEqual([
+      expect([node, aptGets(node), sim.counters.sshCommands(node, 'reboot')]).toEqual([
         node,
-        aptGets,
+        node === second ? 3 : 2,
         1,
       ]);
       expect([node, sim.state.node(node).pveversion, sim.state.node(node).kernel]).toEqual([

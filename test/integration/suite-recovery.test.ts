@@ -21,6 +21,9 @@ const scenario = fleet({ nodes: 3, perNode: 4, memory: 4096 });
 const vms = vmsOf(scenario);
 /** Slow answers keep each request in flight long enough to kill the worker inside it. */
 const LATENCY_MS = 400;
+/** A slow clock keeps each task running long enough to kill the worker while it waits on it. */
+const SPEED = 4;
+const FINISH_SPEED = 100;
 
 let cluster: SuiteCluster;
 let target: Target;
@@ -30,7 +33,7 @@ beforeAll(async () => {
   const taskQueue = uniqueTaskQueue('suite-recovery');
   cluster = await startSuiteCluster({
     scenario,
-    speed: 4,
+    speed: SPEED,
     seed: suiteSeed(),
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace'), taskQueue },
   });
@@ -146,7 +149,9 @@ describe('the worker killed inside each kind of activity', () => {
         } finally {
           cluster.sim.faults.setApi({ latencyMs: 0 });
         }
-        const outcome = await outcomeOf(handle);
+        // Work has resumed: the rest of the operation runs at a fast clock, the next kill at the slow one.
+        cluster.sim.clock.setSpeed(FINISH_SPEED);
+        const outcome = await outcomeOf(handle).finally(() => cluster.sim.clock.setSpeed(SPEED));
         record({
           section: 'faults',
           name: `worker SIGKILL in ${c.activity} (${c.kind}): resumed`,

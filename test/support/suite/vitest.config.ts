@@ -5,12 +5,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig, mergeConfig } from 'vitest/config';
-import { BaseSequencer, type TestSpecification } from 'vitest/node';
+import type { TestSpecification } from 'vitest/node';
 import base from '../../../vitest.config.js';
+import { LongFilesFirst } from '../long-files-first.js';
 
 const LAST = /suite-secrets\.test\.ts$/;
 
-class SecretsScanLast extends BaseSequencer {
+class SecretsScanLast extends LongFilesFirst {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
     return [...sorted.filter((f) => !LAST.test(f.moduleId)), ...sorted.filter((f) => LAST.test(f.moduleId))];
