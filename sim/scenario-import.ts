@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { endpoints } from '../lib/pve/endpoints.js';
 import {
   parseScenario,
   ScenarioError,
@@ -61,20 +62,8 @@ const Inventory = z.object({
       z.array(z.looseObject({ volid: z.string(), size: z.number().optional(), content: z.string().optional() })),
     )
     .default({}),
-  /** `GET /cluster/ha/rules` (PVE 9). */
-  ha_rules: z
-    .array(
-      z.looseObject({
-        rule: z.string(),
-        type: z.string().optional(),
-        resources: z.string().optional(),
-        nodes: z.string().optional(),
-        affinity: z.string().optional(),
-        strict: Flag.optional(),
-        disable: Flag.optional(),
-      }),
-    )
-    .default([]),
+  /** `GET /cluster/ha/rules` (PVE 9), in the shape the PVE client reads it. */
+  ha_rules: endpoints.haRules.returns.default([]),
 });
 export type Inventory = z.input<typeof Inventory>;
 
