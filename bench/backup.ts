@@ -14,7 +14,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { backupOperation, type BackupInput } from '../lib/operations/catalog.js';
 import type { Scenario } from '../sim/scenario.js';
@@ -22,7 +21,7 @@ import { BACKUP_SETUP_SECONDS } from '../sim/cost.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BackupGuestResult } from '../workflows/backup.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const PER_NODE = Number(process.env['BENCH_GUESTS'] ?? 6);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);
@@ -87,8 +86,7 @@ function lowerBoundS(archives: { node: string; size: number }[]): number {
 async function run(t: BenchTemporal, strategy: (typeof STRATEGIES)[number]): Promise<Run> {
   const env = await startSimulatedEnvironment({ scenario: scenario(), speed: SPEED });
   const taskQueue = `bench-backup-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

@@ -14,14 +14,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { bulkActionOperation, type BulkActionInput } from '../lib/operations/catalog.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BulkGuestResult } from '../workflows/bulk-action.js';
 import { bulkScenario } from '../testkit/bulk-scenario.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 200);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);
@@ -46,8 +45,7 @@ interface Run {
 async function run(t: Temporal, maxParallel: number): Promise<Run> {
   const env = await startSimulatedEnvironment({ scenario: bulkScenario(VMS), speed: SPEED });
   const taskQueue = `bench-bulk-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,
