@@ -32,7 +32,7 @@ export type { FieldChange } from '../config-delta.js';
 export { guestsToInspect, volumesToLocate } from '../match.js';
 export type { GuestKind, ObservedCluster, ObservedGuest, ObservedStorage } from '../observed.js';
 export { maxRisk } from './types.js';
-export type { ChangeAction, DiffContext, FleetDiff, GuestChange, NewGuestSpec } from './types.js';
+export type { ChangeAction, DiffContext, FleetDiff, GuestChange } from './types.js';
 
 export function diffFleet(fleet: Fleet, cluster: ObservedCluster, ctx: DiffContext): FleetDiff {
   const problems: ManifestProblem[] = [];

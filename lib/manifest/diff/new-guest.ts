@@ -1,4 +1,5 @@
 /** New guests: what they are created from, whether they can be created here, and the request that creates them. */
+import type { CreateSpec } from '../../lifecycle/create-spec.js';
 import type { PlanStep } from '../../operations/plan.js';
 import { configDelta, type FieldChange, type ParamValue } from '../config-delta.js';
 import type { FleetGuest, VmidRange } from '../load.js';
@@ -19,7 +20,7 @@ import {
 import { defaultDiskSlot, fieldsSet } from '../schema.js';
 import { describeConfigChange, step } from './changes.js';
 import { allowedNodes, isShared, storageNodes, type DiffScope } from './scope.js';
-import type { DiffContext, GuestChange, NewGuestSpec } from './types.js';
+import type { DiffContext, GuestChange } from './types.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -287,10 +288,10 @@ export function newGuestChange(
   const what = `${kindLabel(g.kind)} ${vmid} '${name}'`;
   const base = { vmid, name, node };
   const steps: PlanStep[] = [];
-  const nameSpec: NewGuestSpec['name'] =
+  const nameSpec: CreateSpec['name'] =
     g.name !== undefined ? { fixed: g.name } : { pattern: ctx.naming.pattern, service: g.service! };
   const description = composeDescription(g.description ?? '', sourceLabel(g.source!));
-  let spec: NewGuestSpec;
+  let spec: CreateSpec;
   const fields: FieldChange[] = [{ field: 'source', from: '(none)', to: sourceLabel(g.source!) }];
 
   if (d.template) {

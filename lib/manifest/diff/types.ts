@@ -1,7 +1,8 @@
 /** The answer of a diff: the changes that close the gap between a manifest and a cluster. */
 import type { SafetyPolicy, VmDefaults } from '../../config/schema.js';
+import type { CreateSpec } from '../../lifecycle/create-spec.js';
 import type { PlanStep, Risk } from '../../operations/plan.js';
-import type { FieldChange, ParamValue } from '../config-delta.js';
+import type { FieldChange } from '../config-delta.js';
 import type { ManifestProblem, VmidRange } from '../load.js';
 import type { GuestKind } from '../observed.js';
 
@@ -16,19 +17,6 @@ export interface DiffContext {
 }
 
 export type ChangeAction = 'create' | 'update' | 'replace' | 'delete';
-
-/** A guest to create, in the shape the provisioning activity takes (activities/provision.ts CreateSpec). */
-export interface NewGuestSpec {
-  kind: 'create' | 'clone';
-  type: GuestKind;
-  node: string;
-  vmid: number;
-  vmidFixed: boolean;
-  range: VmidRange;
-  name: { fixed: string } | { pattern: string; service: string };
-  params: Record<string, ParamValue>;
-  source?: { vmid: number; name: string; node: string };
-}
 
 export interface GuestChange {
   /** The guest as the manifest names it (name, service, or `service#vmid`); a deleted guest's own name. */
@@ -54,7 +42,7 @@ export interface GuestChange {
   dependsOn: string[];
   /** Creates sharing a lane run one at a time (clones of one template: PVE locks it while copying). */
   lane?: string;
-  create?: NewGuestSpec;
+  create?: CreateSpec;
   /**
    * The plan-time values of the keys the config step sets (null: absent). The config digest
    * also changes when the safety snapshot is taken, so the apply compares these to tell its
