@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ClusterResource, endpoints } from '../lib/pve/endpoints.js';
+import { ClusterResource } from '../lib/pve/cluster/endpoints.js';
+import { ha } from '../lib/pve/ha/endpoints.js';
 import {
   parseScenario,
   ScenarioError,
@@ -45,7 +46,7 @@ const Inventory = z.object({
     )
     .default({}),
   /** `GET /cluster/ha/rules` (PVE 9), in the shape the PVE client reads it. */
-  ha_rules: endpoints.haRules.returns.default([]),
+  ha_rules: ha.rules.returns.default([]),
 });
 export type Inventory = z.input<typeof Inventory>;
 
