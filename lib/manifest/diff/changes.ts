@@ -17,6 +17,23 @@ export function step(key: string, suffix: string, fields: Omit<PlanStep, 'id'>):
   return { id: `${key}/${suffix}`, ...fields };
 }
 
+/** One step per disk to grow (`whose`: "VM 101's"); PVE grows disks, never shrinks them. */
+export function resizeSteps(
+  key: string,
+  base: Pick<PlanStep, 'vmid' | 'name' | 'node'>,
+  resizes: ConfigDelta['resizes'],
+  whose: string,
+): PlanStep[] {
+  return resizes.map((r) =>
+    step(key, `resize-${r.slot}`, {
+      ...base,
+      action: 'resize-disk',
+      params: { disk: r.slot, size: `${r.sizeGiB}G` },
+      description: `grow ${whose} ${r.slot} to ${r.sizeGiB}G`,
+    }),
+  );
+}
+
 export function updateChange(
   g: FleetGuest,
   key: string,
@@ -69,16 +86,7 @@ export function updateChange(
       }),
     );
   }
-  for (const r of delta.resizes) {
-    steps.push(
-      step(key, `resize-${r.slot}`, {
-        ...base,
-        action: 'resize-disk',
-        params: { disk: r.slot, size: `${r.sizeGiB}G` },
-        description: `grow ${what}'s ${r.slot} to ${r.sizeGiB}G`,
-      }),
-    );
-  }
+  steps.push(...resizeSteps(key, base, delta.resizes, `${what}'s`));
   if (delta.hardware) raise('medium', `changes the CPU, memory, disks, network or cloud-init of ${what} '${o.name}'`);
   else if (changesConfig) raise('low', `changes only tags, description or onboot of ${what} '${o.name}'`);
 

@@ -18,7 +18,7 @@ import {
   sourceLabel,
 } from '../pve-config.js';
 import { defaultDiskSlot, fieldsSet } from '../schema.js';
-import { describeConfigChange, step } from './changes.js';
+import { describeConfigChange, resizeSteps, step } from './changes.js';
 import { allowedNodes, isShared, storageNodes, type DiffScope } from './scope.js';
 import type { DiffContext, GuestChange } from './types.js';
 
@@ -349,16 +349,7 @@ export function newGuestChange(
         description: `${describeConfigChange({ ...delta.params, description })} of the clone`,
       }),
     );
-    for (const r of delta.resizes) {
-      steps.push(
-        step(key, `resize-${r.slot}`, {
-          ...base,
-          action: 'resize-disk',
-          params: { disk: r.slot, size: `${r.sizeGiB}G` },
-          description: `grow the clone's ${r.slot} to ${r.sizeGiB}G`,
-        }),
-      );
-    }
+    steps.push(...resizeSteps(key, base, delta.resizes, "the clone's"));
   } else {
     const params = createParams(d, ctx, claimTags);
     spec = {
