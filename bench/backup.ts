@@ -15,7 +15,8 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities/index.js';
-import { backupOperation, type BackupInput } from '../lib/operations/catalog.js';
+import { backupOperation } from '../lib/operations/catalog.js';
+import { operationInput } from '../testkit/operation-input.js';
 import type { Scenario } from '../sim/scenario.js';
 import { BACKUP_SETUP_SECONDS } from '../sim/cost.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
@@ -95,23 +96,18 @@ async function run(t: BenchTemporal, strategy: (typeof STRATEGIES)[number]): Pro
   });
   const running = worker.run();
   try {
-    const body = backupOperation.body.parse({
-      environment: env.environment,
-      tags: 'bench',
-      storage: 'nfs',
-      maxParallelPerStorage: strategy.perStorage,
-      maxParallelPerNode: strategy.perNode,
-    });
-    const input: BackupInput = {
-      ...body,
-      meta: {
-        requester: 'bench',
+    const input = operationInput(
+      backupOperation.body,
+      {
         environment: env.environment,
-        dryRun: false,
-        approvalTimeoutMs: 60_000,
-        autoApprove: ['low', 'medium'],
+        tags: 'bench',
+        storage: 'nfs',
+        maxParallelPerStorage: strategy.perStorage,
+        maxParallelPerNode: strategy.perNode,
       },
-    };
+      'bench',
+      ['low', 'medium'],
+    );
     const wallStart = performance.now();
     const simStart = env.sim.clock.now();
     const handle = await t.client.workflow.start('backup', {
