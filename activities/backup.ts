@@ -10,7 +10,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
-import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { matchesTags } from '../lib/lifecycle/tag-expression.js';
 import { backupBefore } from '../lib/backup/before.js';
 import { createDrillStore, type DrillRecord } from '../lib/backup/drills.js';
 import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
@@ -26,6 +26,7 @@ import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import type { TaskMarker } from './evacuation.js';
 import { classified, fail } from './failures.js';
+import { requestedTags } from './vm.js';
 import { Failure } from '../lib/operations/failures.js';
 
 export interface BackupTarget {
@@ -113,13 +114,7 @@ function selectGuests(input: Pick<BackupInput, 'vmid' | 'tags' | 'node'>, guests
     if (onNode.length === 0) fail(Failure.PlanRefused, `node: no guest runs on '${input.node}'`);
     return onNode;
   }
-  let expression;
-  try {
-    expression = parseTagExpression(input.tags!);
-  } catch (err) {
-    if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
-    throw err;
-  }
+  const expression = requestedTags(input.tags!);
   const matching = candidates.filter((g) => matchesTags(expression, g.tags));
   if (matching.length === 0) fail(Failure.PlanRefused, `tags: no guest matches '${input.tags}'`);
   return matching;
