@@ -24,7 +24,13 @@ import {
   OperationIdParams,
   RejectBody,
 } from '../../schemas.js';
-import { approvalChannels, decide, signedApproval, type DecisionOutcome } from '../../temporal-operations.js';
+import {
+  approvalChannels,
+  decide,
+  signedApproval,
+  type DecisionChannel,
+  type DecisionOutcome,
+} from '../../temporal-operations.js';
 import { parseBody, parseParams } from '../../validation.js';
 import { commonErrors, notFound, requireOpen, type LoadOperation } from './operation.js';
 
@@ -68,15 +74,13 @@ function planDecisionRoute(s: Services, loadOperation: LoadOperation, decision: 
       const { id } = parseParams(c, OperationIdParams);
       const body = await parseBody(c, schema);
       noteAudit(c, { detail: { planVersion: body.planVersion, ...(body.reason ? { reason: body.reason } : {}) } });
-      const { handle, summary } = await loadOperation(c, id);
-      requireOpen(summary);
-      const request = await signedApproval(s, summary.id, decision === 'approve' ? 'approved' : 'rejected', {
-        by: c.get('identity').actor,
-        planVersion: body.planVersion,
-        ...(body.reason ? { reason: body.reason } : {}),
-      });
-      const outcome = await decide(s, handle, approvalChannels[decision], request);
-      return decisionAnswer(c, summary.id, outcome, (d) => d.decision);
+      const signed = (operationId: string) =>
+        signedApproval(s, operationId, decision === 'approve' ? 'approved' : 'rejected', {
+          by: c.get('identity').actor,
+          planVersion: body.planVersion,
+          ...(body.reason ? { reason: body.reason } : {}),
+        });
+      return decideOnOpen(s, loadOperation, c, id, approvalChannels[decision], signed, (d) => d.decision);
     },
   };
 }
@@ -100,10 +104,8 @@ function maintenanceDecisionRoute(s: Services, loadOperation: LoadOperation): Ro
       const { id, action } = parseParams(c, MaintenanceDecisionParams);
       const body = await parseBody(c, MaintenanceDecisionBody);
       noteAudit(c, { detail: { action, node: body.node, ...(body.reason ? { reason: body.reason } : {}) } });
-      const { handle, summary } = await loadOperation(c, id);
-      requireOpen(summary);
-      const outcome = await decide(s, handle, maintenanceDecisions[action], { by: c.get('identity').actor, ...body });
-      return decisionAnswer(c, summary.id, outcome);
+      const request = { by: c.get('identity').actor, ...body };
+      return decideOnOpen(s, loadOperation, c, id, maintenanceDecisions[action], () => request);
     },
   };
 }
@@ -126,16 +128,33 @@ function nodeDecisionRoute(s: Services, loadOperation: LoadOperation): Route {
       // One documented body for both decisions: a rejection without a reason is refused by the workflow's rule (409).
       const body = await parseBody(c, ApproveBody);
       noteAudit(c, { detail: { node, decision, planVersion: body.planVersion } });
-      const { handle, summary } = await loadOperation(c, id);
-      requireOpen(summary);
       const channel =
         decision === 'approve'
           ? { update: approveNodeUpdate, signal: approveNodeSignal }
           : { update: rejectNodeUpdate, signal: rejectNodeSignal };
-      const outcome = await decide(s, handle, channel, { by: c.get('identity').actor, node, ...body });
-      return decisionAnswer(c, summary.id, outcome);
+      const request = { by: c.get('identity').actor, node, ...body };
+      return decideOnOpen(s, loadOperation, c, id, channel, () => request);
     },
   };
+}
+
+/**
+ * Sends a decision to the running operation behind `id` (409 once it has ended); `request`
+ * builds what is sent from the operation's id once the caller may see it.
+ */
+async function decideOnOpen<Req, D extends object>(
+  s: Services,
+  loadOperation: LoadOperation,
+  c: ApiContext,
+  id: string,
+  channel: DecisionChannel<Req, D>,
+  request: (operationId: string) => Req | Promise<Req>,
+  auditResult?: (decision: D) => string,
+): Promise<Response> {
+  const { handle, summary } = await loadOperation(c, id);
+  requireOpen(summary);
+  const outcome = await decide(s, handle, channel, await request(summary.id));
+  return decisionAnswer(c, summary.id, outcome, auditResult);
 }
 
 /** 200 with the decision, or 202 when it went as a signal; the audit record says which. */
