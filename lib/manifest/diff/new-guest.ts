@@ -290,6 +290,8 @@ export function newGuestChange(
   const steps: PlanStep[] = [];
   const nameSpec: CreateSpec['name'] =
     g.name !== undefined ? { fixed: g.name } : { pattern: ctx.naming.pattern, service: g.service! };
+  /** Where and as what the guest is created, whatever it is created from. */
+  const where = { node, vmid, vmidFixed: g.vmid !== undefined, range: at.range, name: nameSpec };
   const description = composeDescription(g.description ?? '', sourceLabel(g.source!));
   let spec: CreateSpec;
   const fields: FieldChange[] = [{ field: 'source', from: '(none)', to: sourceLabel(g.source!) }];
@@ -306,11 +308,7 @@ export function newGuestChange(
     spec = {
       kind: 'clone',
       type: 'qemu',
-      node,
-      vmid,
-      vmidFixed: g.vmid !== undefined,
-      range: at.range,
-      name: nameSpec,
+      ...where,
       params,
       source: { vmid: tpl.vmid, name: tpl.name, node: tpl.node },
     };
@@ -352,16 +350,7 @@ export function newGuestChange(
     steps.push(...resizeSteps(key, base, delta.resizes, "the clone's"));
   } else {
     const params = createParams(d, ctx, claimTags);
-    spec = {
-      kind: 'create',
-      type: g.kind,
-      node,
-      vmid,
-      vmidFixed: g.vmid !== undefined,
-      range: at.range,
-      name: nameSpec,
-      params,
-    };
+    spec = { kind: 'create', type: g.kind, ...where, params };
     for (const [k, v] of Object.entries(params)) fields.push({ field: k, from: '(none)', to: String(v) });
     steps.push(
       step(key, 'create', {
