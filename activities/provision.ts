@@ -236,6 +236,8 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           `name: '${provisionalName}' is already the name of ${sameName.type === 'qemu' ? 'VM' : 'CT'} ${sameName.vmid}`,
         );
 
+      /** Where and as what the guest is created, whatever it is created from. */
+      const at = (node: string) => ({ node, vmid, vmidFixed: request.vmid !== undefined, range, name });
       const d = env.defaults;
       const storage = request.storage ?? d.storage;
       const bridge = request.bridge ?? d.network_bridge;
@@ -278,11 +280,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         spec = {
           kind: 'clone',
           type: 'qemu',
-          node: placed.node,
-          vmid,
-          vmidFixed: request.vmid !== undefined,
-          range,
-          name,
+          ...at(placed.node),
           params,
           source: { vmid: source.vmid, name: clone.sourceName, node: source.node },
         };
@@ -339,16 +337,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
                 ...(kind.create.netboot ? { netboot: true } : {}),
               })
             : lxcConfig({ ...common, ostemplate: kind.create.ostemplate! });
-        spec = {
-          kind: 'create',
-          type,
-          node: placed.node,
-          vmid,
-          vmidFixed: request.vmid !== undefined,
-          range,
-          name,
-          params,
-        };
+        spec = { kind: 'create', type, ...at(placed.node), params };
         steps.push({
           id: 'create',
           action: 'create',
