@@ -61,6 +61,11 @@ export default defineConfig(
       'prefer-const': ['error', { destructuring: 'all' }],
       // `_`-prefixed parameters name a position a callback signature requires.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Every worker registers the keep-alive interceptor: worker/create.ts is the one place that builds one.
+      'no-restricted-properties': [
+        'error',
+        { object: 'Worker', property: 'create', message: 'Build workers with createWorker() from worker/create.ts.' },
+      ],
     },
   },
   {

@@ -10,7 +10,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources, type GuestView } from '../lib/inventory.js';
-import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { matchesTags } from '../lib/lifecycle/tag-expression.js';
 import { backupBefore } from '../lib/backup/before.js';
 import { createDrillStore, type DrillRecord } from '../lib/backup/drills.js';
 import { listBackupVolumes, parseBackupVolid, type BackupVolume } from '../lib/backup/volumes.js';
@@ -26,6 +26,7 @@ import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import type { TaskMarker } from './evacuation.js';
 import { classified, fail } from './failures.js';
+import { requestedTags } from './vm.js';
 import { Failure } from '../lib/operations/failures.js';
 
 export interface BackupTarget {
@@ -113,13 +114,7 @@ function selectGuests(input: Pick<BackupInput, 'vmid' | 'tags' | 'node'>, guests
     if (onNode.length === 0) fail(Failure.PlanRefused, `node: no guest runs on '${input.node}'`);
     return onNode;
   }
-  let expression;
-  try {
-    expression = parseTagExpression(input.tags!);
-  } catch (err) {
-    if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
-    throw err;
-  }
+  const expression = requestedTags(input.tags!);
   const matching = candidates.filter((g) => matchesTags(expression, g.tags));
   if (matching.length === 0) fail(Failure.PlanRefused, `tags: no guest matches '${input.tags}'`);
   return matching;
@@ -636,64 +631,42 @@ export function createBackupActivities(deps: Pick<WorkerDeps, 'pve' | 'config'>)
     },
 
     /** Waits until the guest agent of a VM answers; fails with PVE's last word when it never does. */
-    async awaitGuestAgent(input: {
-      environment: string;
-      node: string;
-      vmid: number;
-      timeoutMs: number;
-    }): Promise<void> {
+    async awaitGuestAgent(input: DrillWait): Promise<void> {
       const client = await deps.pve(input.environment);
-      const ctx = Context.current();
-      const deadline = Date.now() + input.timeoutMs;
-      for (;;) {
-        try {
+      await waitForDrillGuest(
+        input,
+        async () => {
           await client.qemu.agentNetworkInterfaces({ node: input.node, vmid: input.vmid });
-          return;
-        } catch (err) {
-          const reason = err instanceof Error ? err.message : String(err);
-          // A VM without an agent configured will never answer: no point waiting.
-          if (Date.now() >= deadline || /No QEMU guest agent configured/.test(reason))
-            fail(
-              Failure.AgentSilent,
-              `the guest agent of VM ${input.vmid} did not answer within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`,
-            );
-          ctx.heartbeat({ waiting: reason });
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      }
+          return undefined;
+        },
+        (reason, seconds) =>
+          fail(
+            Failure.AgentSilent,
+            `the guest agent of VM ${input.vmid} did not answer within ${seconds} s: ${reason}`,
+          ),
+        // A VM without an agent configured will never answer: no point waiting.
+        (reason) => /No QEMU guest agent configured/.test(reason),
+      );
     },
 
     /**
      * Waits until a container runs with an address: it has no guest agent, so PVE's view of
      * its interfaces (what `ip` shows inside it) is the proof it booted its network.
      */
-    async awaitContainerUp(input: {
-      environment: string;
-      node: string;
-      vmid: number;
-      timeoutMs: number;
-    }): Promise<void> {
+    async awaitContainerUp(input: DrillWait): Promise<void> {
       const client = await deps.pve(input.environment);
-      const ctx = Context.current();
-      const deadline = Date.now() + input.timeoutMs;
-      for (;;) {
-        let reason: string;
-        try {
+      await waitForDrillGuest(
+        input,
+        async () => {
           const interfaces = await client.lxc.interfaces({ node: input.node, vmid: input.vmid });
-          const up = interfaces.find((i) => i.name !== 'lo' && i.inet);
-          if (up) return;
-          reason = 'no interface but lo has an address';
-        } catch (err) {
-          reason = err instanceof Error ? err.message : String(err);
-        }
-        if (Date.now() >= deadline)
+          return interfaces.some((i) => i.name !== 'lo' && i.inet) ? undefined : 'no interface but lo has an address';
+        },
+        (reason, seconds) =>
           fail(
-            'ContainerSilent',
-            `CT ${input.vmid} did not come up with an address within ${Math.round(input.timeoutMs / 1000)} s: ${reason}`,
-          );
-        ctx.heartbeat({ waiting: reason });
-        await new Promise((r) => setTimeout(r, 500));
-      }
+            Failure.ContainerSilent,
+            `CT ${input.vmid} did not come up with an address within ${seconds} s: ${reason}`,
+          ),
+      );
     },
 
     /**
@@ -751,6 +724,41 @@ async function nodesSeeing(client: PveClient, storage: string): Promise<string[]
   for (const node of nodes)
     if ((await client.storage.list({ node, storage })).some((s) => s.storage === storage)) seeing.push(node);
   return seeing;
+}
+
+/** A drill's restored guest, and how long it has to prove it booted. */
+interface DrillWait {
+  environment: string;
+  node: string;
+  vmid: number;
+  timeoutMs: number;
+}
+
+/**
+ * Asks `probe` every half second until it finds the guest up (answers undefined rather than why
+ * not), heartbeating why it still waits; `giveUp` fails with the last reason once the time is up
+ * or the reason says it never will be.
+ */
+async function waitForDrillGuest(
+  input: DrillWait,
+  probe: () => Promise<string | undefined>,
+  giveUp: (reason: string, seconds: number) => never,
+  hopeless: (reason: string) => boolean = () => false,
+): Promise<void> {
+  const ctx = Context.current();
+  const deadline = Date.now() + input.timeoutMs;
+  for (;;) {
+    let reason: string | undefined;
+    try {
+      reason = await probe();
+    } catch (err) {
+      reason = err instanceof Error ? err.message : String(err);
+    }
+    if (reason === undefined) return;
+    if (Date.now() >= deadline || hopeless(reason)) giveUp(reason, Math.round(input.timeoutMs / 1000));
+    ctx.heartbeat({ waiting: reason });
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;

@@ -12,12 +12,12 @@ import {
   type GuestPreflight,
   type GuestType,
 } from '../lib/lifecycle/guest-steps.js';
-import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { matchesTags } from '../lib/lifecycle/tag-expression.js';
 import type { BulkActionInput } from '../lib/operations/catalog.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { classified, fail } from './failures.js';
-import { preflightLine, readPreflight } from './vm.js';
+import { preflightLine, readPreflight, requestedTags } from './vm.js';
 import { Failure } from '../lib/operations/failures.js';
 
 export interface BulkTarget {
@@ -53,13 +53,7 @@ export function createBulkActionActivities(deps: Pick<WorkerDeps, 'pve' | 'confi
       const client = await deps.pve(input.environment);
       const policy = deps.config.environments[input.environment]!.policy;
       return classified('write', async () => {
-        let expression;
-        try {
-          expression = parseTagExpression(input.tags);
-        } catch (err) {
-          if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
-          throw err;
-        }
+        const expression = requestedTags(input.tags);
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const matching = guests.filter(
           (g) =>

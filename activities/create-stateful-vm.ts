@@ -24,7 +24,8 @@ import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { classified, fail } from './failures.js';
 import { sshProblems, withTunnel } from './node-ssh.js';
-import { createProvisionActivities, type CreateSpec } from './provision.js';
+import type { CreateSpec } from '../lib/lifecycle/create-spec.js';
+import { createProvisionActivities } from './provision.js';
 import { describeGuest, operationId, verifyIdentity } from './vm.js';
 import { Failure } from '../lib/operations/failures.js';
 

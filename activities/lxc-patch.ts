@@ -7,14 +7,14 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { inventoryFromResources } from '../lib/inventory.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
 import { safetySnapshotName } from '../lib/lifecycle/guest-steps.js';
-import { matchesTags, parseTagExpression, TagExpressionError } from '../lib/lifecycle/tag-expression.js';
+import { matchesTags } from '../lib/lifecycle/tag-expression.js';
 import type { LxcPatchInput } from '../lib/operations/catalog.js';
 import { runCommand } from '../lib/ssh/client.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { classified, fail } from './failures.js';
 import { sshProblems } from './node-ssh.js';
-import { describeGuest, verifyIdentity } from './vm.js';
+import { describeGuest, requestedTags, verifyIdentity } from './vm.js';
 import { Failure } from '../lib/operations/failures.js';
 
 export interface PatchTarget {
@@ -60,13 +60,7 @@ export function createLxcPatchActivities(deps: Pick<WorkerDeps, 'pve' | 'config'
         );
       }
       return classified('write', async () => {
-        let expression;
-        try {
-          expression = input.tags ? parseTagExpression(input.tags) : undefined;
-        } catch (err) {
-          if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
-          throw err;
-        }
+        const expression = input.tags ? requestedTags(input.tags) : undefined;
         const { guests } = inventoryFromResources(await client.cluster.resources({ type: 'vm' }));
         const matching = guests.filter(
           (g) =>

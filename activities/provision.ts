@@ -9,6 +9,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { EnvironmentConfig } from '../lib/config/schema.js';
+import type { CreateSpec } from '../lib/lifecycle/create-spec.js';
 import { inventoryFromResources, type GuestView, type NodeView } from '../lib/inventory.js';
 import { guestName, NamingError, vmidCandidates } from '../lib/lifecycle/naming.js';
 import type { VmCloneInput, VmCreateInput } from '../lib/operations/catalog.js';
@@ -24,23 +25,6 @@ import { describeGuest, guestConfig, operationId, verifyIdentity, type LocatedGu
 import { Failure } from '../lib/operations/failures.js';
 
 type ConfigValue = string | number | boolean;
-
-/** Everything the create step needs, fixed at plan time except the final VMID (and a name built from it). */
-export interface CreateSpec {
-  kind: 'create' | 'clone';
-  type: 'qemu' | 'lxc';
-  node: string;
-  /** The VMID the plan expects; the create takes the next free one if it is gone by then. */
-  vmid: number;
-  /** The operator named this VMID: it is used or the create fails, never substituted. */
-  vmidFixed: boolean;
-  range: { min: number; max: number };
-  /** The name, or the naming pattern's inputs when the name carries the VMID. */
-  name: { fixed: string } | { pattern: string; service: string };
-  /** Request parameters besides vmid and name (create: the config; clone: full, target, storage). */
-  params: Record<string, ConfigValue>;
-  source?: { vmid: number; name: string; node: string };
-}
 
 export interface NewGuest {
   vmid: number;
@@ -135,18 +119,19 @@ function chooseNode(
   return { node, why: result.why['new'] ?? '' };
 }
 
+/** How big a new guest is and where it connects, whichever its kind. */
+interface GuestShape {
+  cores: number;
+  memoryMb: number;
+  diskGb: number;
+  storage: string;
+  bridge: string;
+  tags: string[];
+}
+
 function qemuConfig(
   env: EnvironmentConfig,
-  input: {
-    cores: number;
-    memoryMb: number;
-    diskGb: number;
-    storage: string;
-    bridge: string;
-    tags: string[];
-    iso?: string;
-    netboot?: boolean;
-  },
+  input: GuestShape & { iso?: string; netboot?: boolean },
 ): Record<string, ConfigValue> {
   const d = env.defaults;
   const config: Record<string, ConfigValue> = {
@@ -170,15 +155,7 @@ function qemuConfig(
   return config;
 }
 
-function lxcConfig(input: {
-  cores: number;
-  memoryMb: number;
-  diskGb: number;
-  storage: string;
-  bridge: string;
-  tags: string[];
-  ostemplate: string;
-}): Record<string, ConfigValue> {
+function lxcConfig(input: GuestShape & { ostemplate: string }): Record<string, ConfigValue> {
   return {
     ostemplate: input.ostemplate,
     cores: input.cores,
@@ -259,6 +236,8 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           `name: '${provisionalName}' is already the name of ${sameName.type === 'qemu' ? 'VM' : 'CT'} ${sameName.vmid}`,
         );
 
+      /** Where and as what the guest is created, whatever it is created from. */
+      const at = (node: string) => ({ node, vmid, vmidFixed: request.vmid !== undefined, range, name });
       const d = env.defaults;
       const storage = request.storage ?? d.storage;
       const bridge = request.bridge ?? d.network_bridge;
@@ -301,11 +280,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
         spec = {
           kind: 'clone',
           type: 'qemu',
-          node: placed.node,
-          vmid,
-          vmidFixed: request.vmid !== undefined,
-          range,
-          name,
+          ...at(placed.node),
           params,
           source: { vmid: source.vmid, name: clone.sourceName, node: source.node },
         };
@@ -353,7 +328,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
           env,
           request.node,
         );
-        const common = { cores, memoryMb, diskGb, storage, bridge, tags: request.tags };
+        const common: GuestShape = { cores, memoryMb, diskGb, storage, bridge, tags: request.tags };
         const params =
           type === 'qemu'
             ? qemuConfig(env, {
@@ -362,16 +337,7 @@ export function createProvisionActivities(deps: Pick<WorkerDeps, 'pve' | 'config
                 ...(kind.create.netboot ? { netboot: true } : {}),
               })
             : lxcConfig({ ...common, ostemplate: kind.create.ostemplate! });
-        spec = {
-          kind: 'create',
-          type,
-          node: placed.node,
-          vmid,
-          vmidFixed: request.vmid !== undefined,
-          range,
-          name,
-          params,
-        };
+        spec = { kind: 'create', type, ...at(placed.node), params };
         steps.push({
           id: 'create',
           action: 'create',

@@ -16,7 +16,7 @@ import {
   type GuestChange,
   type ObservedCluster,
   type ObservedGuest,
-} from '../lib/manifest/diff.js';
+} from '../lib/manifest/diff/index.js';
 import { driftReport, invalidManifestReport, type DriftReport, type DriftRun } from '../lib/manifest/drift.js';
 import { createDriftStore } from '../lib/manifest/drift-store.js';
 import { formatProblem, loadFleet, ManifestError, type Fleet } from '../lib/manifest/load.js';

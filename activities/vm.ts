@@ -7,6 +7,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupBefore } from '../lib/backup/before.js';
 import { parseTags } from '../lib/inventory.js';
+import { parseTagExpression, TagExpressionError, type TagExpression } from '../lib/lifecycle/tag-expression.js';
 import {
   ACTION_RISK,
   planGuestSteps,
@@ -69,6 +70,16 @@ export async function awaitingRestart(
 export function restartNote(guest: LocatedGuest, keys: readonly string[]): string {
   if (keys.length === 0) return '';
   return `; ${keys.join(', ')} ${keys.length === 1 ? 'needs' : 'need'} a restart of ${describeGuest(guest)} to take effect (PVE keeps ${keys.length === 1 ? 'it' : 'them'} pending)`;
+}
+
+/** A request's tag expression, or a refusal of the plan naming `tags` when it does not parse. */
+export function requestedTags(source: string): TagExpression {
+  try {
+    return parseTagExpression(source);
+  } catch (err) {
+    if (err instanceof TagExpressionError) fail(Failure.PlanRefused, `tags: ${err.message}`);
+    throw err;
+  }
 }
 
 export function describeGuest(guest: Pick<LocatedGuest, 'type' | 'vmid'>): string {

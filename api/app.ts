@@ -21,7 +21,7 @@ import { docsRoutes } from './routes/docs.js';
 import { environmentRoutes } from './routes/environments.js';
 import { healthRoutes } from './routes/health.js';
 import { inventoryRoutes } from './routes/inventory.js';
-import { operationRoutes } from './routes/operations.js';
+import { operationRoutes } from './routes/operations/index.js';
 import { nodeHealthRoutes } from './routes/health-nodes.js';
 import { runbookRoutes } from './routes/runbooks.js';
 import { storageRoutes } from './routes/storage.js';

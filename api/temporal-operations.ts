@@ -15,9 +15,7 @@ import {
   type WorkflowExecutionStatusName,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
-import { loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import type { z } from 'zod';
 import { signDecision } from '../lib/approvals/signature.js';
 import { describeSecretRef, resolveSecret } from '../lib/config/secrets.js';
@@ -34,6 +32,7 @@ import {
 } from '../workflows/search-attributes.js';
 import type { Services } from './deps.js';
 import { ApiError } from './errors.js';
+import { visibilityPage } from './visibility-page.js';
 import { approvalStates, type executionStates, type OperationSummary, type OperationsQuery } from './schemas.js';
 
 type ExecutionState = (typeof executionStates)[number];
@@ -145,9 +144,6 @@ export function visibilityQuery(
   return clauses.join(' AND ');
 }
 
-/** The project uses Temporal's default data converter (no codec), so list rows decode with it. */
-const dataConverter = loadDataConverter();
-
 export interface OperationsPage {
   operations: Summary[];
   nextPageToken?: string;
@@ -164,13 +160,13 @@ export async function listPage(
   pageSize: number,
   pageToken: string | undefined,
 ): Promise<OperationsPage> {
-  let response;
+  let page;
   try {
-    response = await s.temporal.client.workflowService.listWorkflowExecutions({
+    page = await visibilityPage(s.temporal.client, {
       namespace: s.temporal.namespace,
       query,
       pageSize,
-      nextPageToken: pageToken === undefined ? undefined : Buffer.from(pageToken, 'base64url'),
+      ...(pageToken === undefined ? {} : { pageToken: Buffer.from(pageToken, 'base64url') }),
     });
   } catch (err) {
     if (pageToken !== undefined && isGrpcServiceError(err) && err.code === grpcStatus.INVALID_ARGUMENT) {
@@ -180,13 +176,9 @@ export async function listPage(
     }
     throw err;
   }
-  const infos = await Promise.all(
-    response.executions.map((raw) => executionInfoFromRaw(raw, dataConverter, raw, s.temporal.namespace)),
-  );
-  const next = response.nextPageToken;
   return {
-    operations: infos.flatMap((info) => summarize(s, info) ?? []),
-    ...(next && next.length > 0 ? { nextPageToken: Buffer.from(next).toString('base64url') } : {}),
+    operations: page.executions.flatMap((info) => summarize(s, info) ?? []),
+    ...(page.nextPageToken ? { nextPageToken: Buffer.from(page.nextPageToken).toString('base64url') } : {}),
   };
 }
 

@@ -14,15 +14,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { backupOperation, type BackupInput } from '../lib/operations/catalog.js';
+import { backupOperation } from '../lib/operations/catalog.js';
+import { operationInput } from '../testkit/operation-input.js';
 import type { Scenario } from '../sim/scenario.js';
 import { BACKUP_SETUP_SECONDS } from '../sim/cost.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BackupGuestResult } from '../workflows/backup.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const PER_NODE = Number(process.env['BENCH_GUESTS'] ?? 6);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);
@@ -87,8 +87,7 @@ function lowerBoundS(archives: { node: string; size: number }[]): number {
 async function run(t: BenchTemporal, strategy: (typeof STRATEGIES)[number]): Promise<Run> {
   const env = await startSimulatedEnvironment({ scenario: scenario(), speed: SPEED });
   const taskQueue = `bench-backup-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,
@@ -97,23 +96,18 @@ async function run(t: BenchTemporal, strategy: (typeof STRATEGIES)[number]): Pro
   });
   const running = worker.run();
   try {
-    const body = backupOperation.body.parse({
-      environment: env.environment,
-      tags: 'bench',
-      storage: 'nfs',
-      maxParallelPerStorage: strategy.perStorage,
-      maxParallelPerNode: strategy.perNode,
-    });
-    const input: BackupInput = {
-      ...body,
-      meta: {
-        requester: 'bench',
+    const input = operationInput(
+      backupOperation.body,
+      {
         environment: env.environment,
-        dryRun: false,
-        approvalTimeoutMs: 60_000,
-        autoApprove: ['low', 'medium'],
+        tags: 'bench',
+        storage: 'nfs',
+        maxParallelPerStorage: strategy.perStorage,
+        maxParallelPerNode: strategy.perNode,
       },
-    };
+      'bench',
+      ['low', 'medium'],
+    );
     const wallStart = performance.now();
     const simStart = env.sim.clock.now();
     const handle = await t.client.workflow.start('backup', {

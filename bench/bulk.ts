@@ -14,14 +14,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
-import { bulkActionOperation, type BulkActionInput } from '../lib/operations/catalog.js';
+import { bulkActionOperation } from '../lib/operations/catalog.js';
+import { operationInput } from '../testkit/operation-input.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { BulkGuestResult } from '../workflows/bulk-action.js';
 import { bulkScenario } from '../testkit/bulk-scenario.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const VMS = Number(process.env['BENCH_VMS'] ?? 200);
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 20);
@@ -46,8 +46,7 @@ interface Run {
 async function run(t: Temporal, maxParallel: number): Promise<Run> {
   const env = await startSimulatedEnvironment({ scenario: bulkScenario(VMS), speed: SPEED });
   const taskQueue = `bench-bulk-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,
@@ -64,22 +63,17 @@ async function run(t: Temporal, maxParallel: number): Promise<Run> {
     peakTasks = Math.max(peakTasks, now);
   }, 5);
   try {
-    const body = bulkActionOperation.body.parse({
-      environment: env.environment,
-      tags: 'bulk',
-      action: 'shutdown',
-      maxParallel,
-    });
-    const input: BulkActionInput = {
-      ...body,
-      meta: {
-        requester: 'bench',
+    const input = operationInput(
+      bulkActionOperation.body,
+      {
         environment: env.environment,
-        dryRun: false,
-        approvalTimeoutMs: 60_000,
-        autoApprove: ['low', 'medium'],
+        tags: 'bulk',
+        action: 'shutdown',
+        maxParallel,
       },
-    };
+      'bench',
+      ['low', 'medium'],
+    );
     const wallStart = performance.now();
     const simStart = env.sim.clock.now();
     const handle = await t.client.workflow.start('bulkAction', {

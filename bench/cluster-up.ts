@@ -21,7 +21,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { withBenchTemporal, type BenchTemporal } from './harness.js';
 import { createActivities } from '../activities/index.js';
 import { classified } from '../activities/failures.js';
@@ -33,7 +32,7 @@ import type { ClusterUpResult } from '../workflows/cluster-up.js';
 import type { OperationStatus } from '../lib/operations/plan.js';
 import { approveUpdate, statusQuery } from '../workflows/definitions.js';
 import { waitForStatus } from '../testkit/evacuation-run.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */
@@ -66,8 +65,7 @@ async function runClusterUp(t: Temporal, strategy: string, maxParallel: number):
   // A fresh simulator per run: the stand-in need not look nodes up in it (that would only add its own cost).
   const talosctl = { binary: standin, env: { TALOSCTL_STANDIN_STATE: talosState } };
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

@@ -17,7 +17,6 @@
 import { signed } from '../testkit/approvals.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import type { EvacuationInput } from '../lib/operations/catalog.js';
@@ -29,7 +28,7 @@ import { evacuationInput, startEvacuation, waitForStatus } from '../testkit/evac
 import { DEFAULT_MAX_WORKERS, migrateAll } from './migrateall.js';
 import { sampleCluster, type Samples } from './sampler.js';
 import { benchScenarios, type BenchScenario } from '../testkit/scenarios.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** PVE-like polling (250 ms rising to 1 s of real time), scaled to the simulated clock. */
@@ -86,8 +85,7 @@ async function runWorkflow(
 ): Promise<Run> {
   const env = await simulated(s);
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

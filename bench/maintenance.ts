@@ -16,7 +16,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { withBenchTemporal, writeDocSection, type BenchTemporal } from './harness.js';
 import type { MaintenancePlan, NodeTurn } from '../lib/maintenance/plan.js';
@@ -34,7 +33,7 @@ import {
   type MaintenanceBody,
 } from '../testkit/maintenance-run.js';
 import { withAutomationToken } from '../testkit/scenarios.js';
-import { workerInterceptors } from '../worker/keep-alive.js';
+import { createWorker } from '../worker/create.js';
 
 const SPEED = Number(process.env['BENCH_SPEED'] ?? 10);
 /** BENCH_CASES='name;name' runs only those cases (and leaves the docs alone). */
@@ -190,8 +189,7 @@ async function run(t: Temporal, c: Case): Promise<Run> {
     environment: `bench-${randomUUID().slice(0, 6)}`,
   });
   const taskQueue = `bench-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection: t.connection,
     namespace: t.namespace,
     taskQueue,

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { OperationsFigures } from '../bench/load.js';
 import type { SuiteFigure } from '../test/support/suite/report.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -67,19 +68,12 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}, timeo
 
 const tsx = (script: string, args: string[] = []) => run(process.execPath, ['--import', 'tsx', script, ...args]);
 
+/** What `bench/load.ts --json` writes (its figures' types, read back here). */
 interface LoadResult {
   connections: number;
   seconds: number;
   reads: { endpoint: string; requests: number; rps: number; p50Ms: number; p99Ms: number; errors: number }[];
-  inFlight: {
-    what: string;
-    operations: number;
-    acceptedS: number;
-    completedS: number;
-    completed: number;
-    failed: number;
-    duplicateTasks: number;
-  }[];
+  inFlight: OperationsFigures[];
   secrets: { hits: number; histories: number };
 }
 

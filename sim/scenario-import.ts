@@ -12,6 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ClusterResource } from '../lib/pve/cluster/endpoints.js';
+import { ha } from '../lib/pve/ha/endpoints.js';
 import {
   parseScenario,
   ScenarioError,
@@ -21,30 +23,12 @@ import {
   type StorageType,
 } from './scenario.js';
 
-const Flag = z.union([z.number(), z.boolean()]);
-
-const Resource = z.looseObject({
-  type: z.string(),
-  node: z.string().optional(),
-  status: z.string().optional(),
-  vmid: z.number().int().optional(),
-  name: z.string().optional(),
-  mem: z.number().optional(),
-  maxmem: z.number().optional(),
-  cpu: z.number().optional(),
-  maxcpu: z.number().optional(),
-  maxdisk: z.number().optional(),
-  disk: z.number().optional(),
-  template: Flag.optional(),
-  tags: z.string().optional(),
-  hastate: z.string().optional(),
-  lock: z.string().optional(),
-  pool: z.string().optional(),
-  storage: z.string().optional(),
-  plugintype: z.string().optional(),
-  content: z.string().optional(),
-  shared: Flag.optional(),
-});
+/**
+ * A row of `GET /cluster/resources` as the PVE client reads it, but tolerant: an inventory may
+ * come from a hand-made dump (no `id`) or a newer PVE (types the client does not know, which
+ * the import lists as not simulated), and keeps fields the client does not name.
+ */
+const Resource = ClusterResource.extend({ id: z.string().optional(), type: z.string() }).loose();
 type Resource = z.infer<typeof Resource>;
 
 const ResourceList = z.union([z.array(Resource), z.object({ data: z.array(Resource) }).transform((o) => o.data)]);
@@ -61,20 +45,8 @@ const Inventory = z.object({
       z.array(z.looseObject({ volid: z.string(), size: z.number().optional(), content: z.string().optional() })),
     )
     .default({}),
-  /** `GET /cluster/ha/rules` (PVE 9). */
-  ha_rules: z
-    .array(
-      z.looseObject({
-        rule: z.string(),
-        type: z.string().optional(),
-        resources: z.string().optional(),
-        nodes: z.string().optional(),
-        affinity: z.string().optional(),
-        strict: Flag.optional(),
-        disable: Flag.optional(),
-      }),
-    )
-    .default([]),
+  /** `GET /cluster/ha/rules` (PVE 9), in the shape the PVE client reads it. */
+  ha_rules: ha.rules.returns.default([]),
 });
 export type Inventory = z.input<typeof Inventory>;
 

@@ -9,15 +9,10 @@
  *   await ensureDrillSchedules(client, config);
  *   await client.schedule.getHandle(drillScheduleId('home')).trigger();   // drill now
  */
-import {
-  ScheduleAlreadyRunning,
-  ScheduleNotFoundError,
-  ScheduleOverlapPolicy,
-  type Client,
-  type ScheduleOptions,
-} from '@temporalio/client';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { AppConfig, DrillSchedule } from '../lib/config/schema.js';
 import { durationMs } from '../lib/config/duration.js';
+import { upsertSchedule } from '../lib/schedule-upsert.js';
 import { restoreDrillOperation, type RestoreDrillInput } from '../lib/operations/catalog.js';
 import { PmApprovalState, PmEnvironment, PmOperationKind, PmRequester } from '../workflows/search-attributes.js';
 
@@ -93,18 +88,8 @@ export async function ensureDrillSchedules(
       // A drill still running when the next is due would only restore the same backups again.
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute', pauseOnFailure: false },
     } satisfies Omit<ScheduleOptions, 'scheduleId'>;
-    try {
-      await client.schedule.create({
-        scheduleId,
-        ...desired,
-        state: { note: `restore drills of ${drills.vmid ?? drills.tags} in ${environment} every ${drills.every}` },
-      });
-      states.push({ environment, scheduleId, state: 'created' });
-    } catch (err) {
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, ...desired }));
-      states.push({ environment, scheduleId, state: 'updated' });
-    }
+    const note = `restore drills of ${drills.vmid ?? drills.tags} in ${environment} every ${drills.every}`;
+    states.push({ environment, scheduleId, state: await upsertSchedule(client, scheduleId, desired, note) });
   }
   return states;
 }

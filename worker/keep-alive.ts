@@ -40,5 +40,5 @@ function keepAlive(ctx: Context): ActivityInterceptors {
   };
 }
 
-/** For `Worker.create`: every worker of this project, tests and benchmarks included, registers these. */
+/** Every worker of this project registers these, through createWorker() (worker/create.ts). */
 export const workerInterceptors: WorkerInterceptors = { activity: [keepAlive] };

@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { ConfigError, loadConfig } from '../lib/config/load.js';
 import type { AppConfig } from '../lib/config/schema.js';
@@ -12,7 +12,7 @@ import { temporalConnectOptions } from '../lib/config/temporal.js';
 import { ensureDriftSchedule } from '../lib/manifest/schedule.js';
 import { ensureDrillSchedules } from './drill-schedule.js';
 import { buildWorkerDeps } from './deps.js';
-import { workerInterceptors } from './keep-alive.js';
+import { createWorker } from './create.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -27,8 +27,7 @@ async function main(): Promise<void> {
       `Temporal at ${config.temporal.address} is not reachable: start the stack with 'npm run demo', or set temporal.address in ${process.env.PM_CONFIG ?? 'the config'}`,
     );
   }
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.task_queue,

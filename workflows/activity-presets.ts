@@ -3,7 +3,7 @@
  * of that role only: a `reads()` proxy has no method that changes anything.
  *
  * Every preset carries a heartbeat timeout (`HEARTBEAT_TIMEOUT`). The worker heartbeats each
- * running activity on its own (activities/keep-alive.ts), so an attempt held by a worker that
+ * running activity on its own (worker/keep-alive.ts), so an attempt held by a worker that
  * died is given up within seconds — not at its start-to-close timeout, which only bounds an
  * attempt that hangs while its worker lives — and a new worker takes the activity over at once.
  * What makes a retry safe differs per role; the retry itself never re-sends a write blindly.

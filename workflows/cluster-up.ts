@@ -12,7 +12,7 @@
  * Nothing secret passes through here: the result carries the kubeconfig's path, not its content.
  */
 import { ActivityFailure, ApplicationFailure, isCancellation, sleep } from '@temporalio/workflow';
-import type { CreateSpec } from '../activities/provision.js';
+import type { CreateSpec } from '../lib/lifecycle/create-spec.js';
 import type { TalosNode } from '../activities/talos.js';
 import type { ClusterMember, ClusterUpPlan } from '../lib/clusters/up.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';

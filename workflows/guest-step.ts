@@ -3,7 +3,7 @@
  * PVE once (after re-verifying the guest's vmid and name), wait for its task, then check the
  * guest really is where the step should leave it. Not a workflow; workflows call it.
  */
-import type { CreateSpec } from '../activities/provision.js';
+import type { CreateSpec } from '../lib/lifecycle/create-spec.js';
 import type { VmStepOutcome } from '../activities/vm.js';
 import { settledState } from '../lib/lifecycle/guest-steps.js';
 import { parseUpid } from '../lib/pve/upid.js';

@@ -18,7 +18,7 @@
 import { isCancellation, setCurrentDetails } from '@temporalio/workflow';
 import type { NewGuest } from '../activities/provision.js';
 import { mapBounded } from '../lib/lifecycle/bounded.js';
-import type { ChangeAction, GuestChange } from '../lib/manifest/diff.js';
+import type { ChangeAction, GuestChange } from '../lib/manifest/diff/index.js';
 import type { ReconcileDetails } from '../lib/manifest/plan.js';
 import type { ReconcileInput } from '../lib/operations/catalog.js';
 import type { PlanStep } from '../lib/operations/plan.js';

@@ -3,7 +3,7 @@
  * A report is a plan that is never applied, compared with the previous report so each
  * difference keeps the time it was first seen until it goes away.
  */
-import type { ChangeAction, FleetDiff, GuestChange } from './diff.js';
+import type { ChangeAction, FleetDiff, GuestChange } from './diff/index.js';
 import type { Risk } from '../operations/plan.js';
 
 export interface DriftField {

@@ -4,7 +4,7 @@
  * `terraform plan`-style text, so the API can return both.
  */
 import type { PlanDraft } from '../operations/plan.js';
-import { maxRisk, type FleetDiff, type GuestChange } from './diff.js';
+import { maxRisk, type FleetDiff, type GuestChange } from './diff/index.js';
 import type { Fleet } from './load.js';
 import { countChanges, renderPlan, summarizeDiff } from './render.js';
 

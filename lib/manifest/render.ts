@@ -3,7 +3,7 @@
  * (`+` create, `~` update, `-/+` replace, `-` delete), the fields that change, what forces a
  * replacement or needs a restart, then the warnings and the counts.
  */
-import type { FieldChange, FleetDiff, GuestChange } from './diff.js';
+import type { FieldChange, FleetDiff, GuestChange } from './diff/index.js';
 
 const SYMBOL: Record<GuestChange['action'], string> = { create: '  +', update: '  ~', replace: '-/+', delete: '  -' };
 

@@ -6,11 +6,12 @@
  *   await ensureDriftSchedule(client, config);
  *   await client.schedule.getHandle(driftScheduleId('home')).trigger();   // check now
  */
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { AppConfig } from '../config/schema.js';
 import { durationMs } from '../config/duration.js';
 import type { DetectDriftInput } from './drift.js';
 import { manifestSettings } from './settings.js';
+import { upsertSchedule } from '../schedule-upsert.js';
 
 export function driftScheduleId(environment: string): string {
   return `drift/${environment}`;
@@ -55,20 +56,9 @@ export async function ensureDriftSchedule(
       // A check still running when the next is due makes the next one pointless.
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute', pauseOnFailure: false },
     } satisfies Omit<ScheduleOptions, 'scheduleId'>;
-    try {
-      await client.schedule.create({
-        scheduleId,
-        ...desired,
-        state: {
-          note: `drift detection for ${environment}: plans against the manifest every ${driftInterval}, never applies`,
-        },
-      });
-      schedules.push({ environment, scheduleId, created: true });
-    } catch (err) {
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, ...desired }));
-      schedules.push({ environment, scheduleId, created: false });
-    }
+    const note = `drift detection for ${environment}: plans against the manifest every ${driftInterval}, never applies`;
+    const state = await upsertSchedule(client, scheduleId, desired, note);
+    schedules.push({ environment, scheduleId, created: state === 'created' });
   }
   return schedules;
 }

@@ -15,7 +15,7 @@ import type { BackupBefore } from '../../lib/backup/before.js';
 import { createDrillStore, drillHistory, type DrillResult } from '../../lib/backup/drills.js';
 import { DRILL_SCHEDULE_REQUESTER, drillScheduleId, ensureDrillSchedules } from '../../worker/drill-schedule.js';
 import { DrillSchedule, type AppConfig } from '../../lib/config/schema.js';
-import type { GuestChange } from '../../lib/manifest/diff.js';
+import type { GuestChange } from '../../lib/manifest/diff/index.js';
 import type { TaskRecord } from '../../sim/tasks.js';
 import type { BackupGuestResult } from '../../workflows/backup.js';
 import { PmOperationKind, PmRequester } from '../../workflows/search-attributes.js';

@@ -11,10 +11,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { installQuietRuntime } from './quiet-runtime.js';
-import { workerInterceptors } from '../../worker/keep-alive.js';
+import { createWorker, type CreateWorkerOptions } from '../../worker/create.js';
 
 let client: Promise<Client> | undefined;
 
@@ -48,8 +48,8 @@ export interface TestWorkerOptions {
    * workflows/index.ts (slower: webpack runs for this worker).
    */
   workflowsPath?: string;
-  /** Anything else `Worker.create` accepts (interceptors, sinks, concurrency limits). */
-  workerOptions?: Partial<WorkerOptions>;
+  /** Anything else createWorker accepts (sinks, concurrency limits); the interceptors are always the project's. */
+  workerOptions?: Partial<CreateWorkerOptions>;
 }
 
 export async function startTestWorker(options: TestWorkerOptions = {}): Promise<TestWorker> {
@@ -60,8 +60,7 @@ export async function startTestWorker(options: TestWorkerOptions = {}): Promise<
     throw new Error('no workflow bundle: workflows/index.ts did not exist when the test run started');
   }
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
-  const worker = await Worker.create({
-    interceptors: workerInterceptors,
+  const worker = await createWorker({
     connection,
     namespace: inject('temporalNamespace'),
     taskQueue,

@@ -3,17 +3,16 @@
  * ./worker.ts), so a test can kill it with SIGKILL. Configured through the TEST_WORKER
  * environment variable (JSON); prints `ready` once it polls.
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../../activities/index.js';
 import { buildWorkerDeps } from '../../worker/deps.js';
-import { workerInterceptors } from '../../worker/keep-alive.js';
+import { createWorker } from '../../worker/create.js';
 import { installQuietRuntime } from './quiet-runtime.js';
 import type { WorkerProcessSettings } from './worker.js';
 
 const settings = JSON.parse(process.env['TEST_WORKER'] ?? '') as WorkerProcessSettings;
 installQuietRuntime();
-const worker = await Worker.create({
-  interceptors: workerInterceptors,
+const worker = await createWorker({
   connection: await NativeConnection.connect({ address: settings.address }),
   namespace: settings.namespace,
   taskQueue: settings.taskQueue,

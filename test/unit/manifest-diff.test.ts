@@ -15,7 +15,7 @@ import {
   type GuestChange,
   type ObservedCluster,
   type ObservedGuest,
-} from '../../lib/manifest/diff.js';
+} from '../../lib/manifest/diff/index.js';
 import { parseManifests, type Fleet } from '../../lib/manifest/load.js';
 import { encodeSshKeys, parseDrive, type PveConfig } from '../../lib/manifest/pve-config.js';
 import { renderPlan } from '../../lib/manifest/render.js';

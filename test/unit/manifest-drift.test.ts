@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditLog } from '../../lib/audit/log.js';
-import type { FleetDiff, GuestChange } from '../../lib/manifest/diff.js';
+import type { FleetDiff, GuestChange } from '../../lib/manifest/diff/index.js';
 import { driftReport, invalidManifestReport, type DriftReport } from '../../lib/manifest/drift.js';
 import { createDriftStore, type DriftStore } from '../../lib/manifest/drift-store.js';
 import { PmOperationKind } from '../../workflows/search-attributes.js';
