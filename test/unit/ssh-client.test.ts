@@ -10,6 +10,7 @@ import {
   SshConnectError,
   SshHostKeyError,
   type SshTarget,
+  openSession,
 } from '../../lib/ssh/client.js';
 
 const { Server, utils } = ssh2;
@@ -79,6 +80,24 @@ describe('runCommand', () => {
     const result = await runCommand(target(), 'pveversion', { timeoutMs: 5_000, onOutput: (c) => chunks.push(c) });
     expect(result).toEqual({ exitCode: 0, stdout: commands.pveversion!.stdout, stderr: '' });
     expect(chunks.join('')).toBe(commands.pveversion!.stdout);
+  });
+
+  it('runs several commands over one connection, authenticating once', async () => {
+    const before = authAttempts;
+    await runCommand(target(), 'pveversion', { timeoutMs: 5_000 });
+    const perConnection = authAttempts - before;
+
+    const session = await openSession(target(), 5_000);
+    const results = [
+      await session.run('pveversion', { timeoutMs: 5_000 }),
+      await session.run('qm unlock 101', { timeoutMs: 5_000, allowNonZeroExit: true }),
+      await session.run('pveversion', { timeoutMs: 5_000 }),
+    ];
+    session.close();
+
+    expect(results.map((r) => r.exitCode)).toEqual([0, 2, 0]);
+    expect(results[2]!.stdout).toBe(commands.pveversion!.stdout);
+    expect(authAttempts - before).toBe(2 * perConnection);
   });
 
   it('refuses a host with a changed key before offering ours, naming both fingerprints', async () => {
