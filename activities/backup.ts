@@ -20,7 +20,7 @@ import type { BackupInput, BackupPruneInput, RestoreDrillInput, RestoreInput } f
 import type { PveClient } from '../lib/pve/client.js';
 import { isTransient, PveTaskFailedError } from '../lib/pve/errors.js';
 import { formatBytes } from '../lib/planning/units.js';
-import { waitForTask } from '../lib/pve/tasks.js';
+import { waitForTask } from '../lib/pve/tasks/wait.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';

@@ -23,7 +23,7 @@ import type { MemoryBasis } from '../lib/planning/placement.js';
 import { formatBytes } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
 import { isTransient, PveApiError, PveTaskFailedError } from '../lib/pve/errors.js';
-import { waitForTask } from '../lib/pve/tasks.js';
+import { waitForTask } from '../lib/pve/tasks/wait.js';
 import { parseUpid } from '../lib/pve/upid.js';
 import { runCommand } from '../lib/ssh/client.js';
 import type { PlanDraft } from '../lib/operations/plan.js';

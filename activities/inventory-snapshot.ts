@@ -6,7 +6,7 @@
  */
 import { inventoryFromResources } from '../lib/inventory.js';
 import type { PveClient } from '../lib/pve/client.js';
-import type { ClusterResource } from '../lib/pve/endpoints.js';
+import type { ClusterResource } from '../lib/pve/cluster/endpoints.js';
 import { isTransient, PveApiError } from '../lib/pve/errors.js';
 import type {
   ClusterSnapshot,

@@ -15,7 +15,7 @@ import type { VmCloneInput, VmCreateInput } from '../lib/operations/catalog.js';
 import { placeGuests, placementConstraints } from '../lib/planning/placement.js';
 import { formatBytes, GiB, MiB } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
-import type { ClusterResource } from '../lib/pve/endpoints.js';
+import type { ClusterResource } from '../lib/pve/cluster/endpoints.js';
 import { PveApiError, PveUnavailableError, PveValidationError } from '../lib/pve/errors.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';

@@ -13,7 +13,7 @@ import { downloadOutsidePolicy, outsidePolicyReason } from '../lib/config/downlo
 import type { EnvironmentConfig } from '../lib/config/schema.js';
 import type { RunbookIngestInput, RunbookRunInput } from '../lib/operations/catalog.js';
 import type { PveClient } from '../lib/pve/client.js';
-import type { EndpointName } from '../lib/pve/endpoints.js';
+import type { EndpointName } from '../lib/pve/registry.js';
 import { PveApiError, PveUnavailableError } from '../lib/pve/errors.js';
 import { adaptRunbook, type Adaptation } from '../lib/runbooks/adapt.js';
 import { parseRunbookMarkdown, RunbookError } from '../lib/runbooks/markdown.js';

@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { waitForTask } from '../lib/pve/tasks.js';
+import { waitForTask } from '../lib/pve/tasks/wait.js';
 import type { WorkerDeps } from '../worker/deps.js';
 import { classified } from './failures.js';
 

@@ -19,7 +19,7 @@ import {
 import type { VmActionInput, VmResizeInput } from '../lib/operations/catalog.js';
 import { formatDuration } from '../lib/planning/units.js';
 import type { PveClient } from '../lib/pve/client.js';
-import type { ClusterResource } from '../lib/pve/endpoints.js';
+import type { ClusterResource } from '../lib/pve/cluster/endpoints.js';
 import { isTransient, PveApiError, PveUnavailableError } from '../lib/pve/errors.js';
 import type { PlanDraft, PlanStep } from '../lib/operations/plan.js';
 import type { WorkerDeps } from '../worker/deps.js';

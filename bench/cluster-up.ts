@@ -27,7 +27,7 @@ import { createActivities } from '../activities/index.js';
 import { classified } from '../activities/failures.js';
 import { defaultClustersDir, loadClusterProfile } from '../lib/clusters/profile.js';
 import { clusterUpOperation, type ClusterUpInput } from '../lib/operations/catalog.js';
-import { waitForTask } from '../lib/pve/tasks.js';
+import { waitForTask } from '../lib/pve/tasks/wait.js';
 import { startSimulatedEnvironment } from '../testkit/simulated-env.js';
 import type { ClusterUpResult } from '../workflows/cluster-up.js';
 import type { OperationStatus } from '../lib/operations/plan.js';

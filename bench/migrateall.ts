@@ -6,7 +6,7 @@
  * checked, and an HA guest's slot frees as soon as its `hamigrate` request is queued.
  */
 import type { PveClient } from '../lib/pve/client.js';
-import { waitForTask } from '../lib/pve/tasks.js';
+import { waitForTask } from '../lib/pve/tasks/wait.js';
 
 export interface MigrateAllResult {
   target: string;

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { summarize } from '../activities/inventory.js';
 import { inventoryFromResources } from '../lib/inventory.js';
 import { describeEvacuation, planEvacuation, type EvacuationRequest } from '../lib/planning/evacuation.js';
-import { endpoints } from '../lib/pve/endpoints.js';
+import { endpoints } from '../lib/pve/registry.js';
 import { SimClock } from '../sim/clock.js';
 import { Cluster } from '../sim/cluster.js';
 import { clusterResources } from '../sim/ops/views.js';
@@ -69,7 +69,7 @@ export async function compareWithBaseline(opts: { nodes: number; vms: number; re
     views: await from<typeof import('../sim/ops/views.js')>('sim/ops/views.ts'),
     scenario: await from<typeof import('../sim/scenario.js')>('sim/scenario.ts'),
     clock: await from<typeof import('../sim/clock.js')>('sim/clock.ts'),
-    endpoints: await from<typeof import('../lib/pve/endpoints.js')>('lib/pve/endpoints.ts'),
+    endpoints: await from<typeof import('../lib/pve/registry.js')>('lib/pve/endpoints.ts'),
     inventory: await from<typeof import('../activities/inventory.js')>('activities/inventory.ts'),
     planner: await from<typeof import('../lib/planning/evacuation.js')>('lib/planning/evacuation.ts'),
   };

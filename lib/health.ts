@@ -3,7 +3,7 @@
  * struggling when it is offline, its CPU or memory runs above the threshold, its free memory
  * is below the placement headroom the safety policy keeps, or a storage it uses is nearly full.
  */
-import type { ClusterResource } from './pve/endpoints.js';
+import type { ClusterResource } from './pve/cluster/endpoints.js';
 
 export interface HealthThresholds {
   /** CPU usage (fraction of all cores) above which a node is struggling. */

@@ -2,7 +2,7 @@
  * What runs where, read from one `GET /cluster/resources` call: the view the API's
  * inventory endpoint, the smoke workflow and node health share.
  */
-import type { ClusterResource } from './pve/endpoints.js';
+import type { ClusterResource } from './pve/cluster/endpoints.js';
 import type { PveClient } from './pve/client.js';
 
 export interface NodeView {

@@ -2,7 +2,7 @@
  * The least-privileged PVE role proxmox-manager's token needs, and how it is derived.
  *
  * Two sources decide what a call needs:
- *   - the declarative check of every endpoint the project calls (lib/pve/endpoints.ts, held
+ *   - the declarative check of every endpoint the project calls (lib/pve/<resource>/endpoints.ts, held
  *     against PVE's official schema by the tests), and
  *   - the checks PVE makes inside handlers for what a call carries: per config property
  *     (qemu-server's check_vm_modify_config_perm, pve-container's check_ct_modify_config_perm),
@@ -14,7 +14,8 @@
  * ROLE_PRIVILEGES is the role the RBAC bootstrap creates (scripts/rbac-bootstrap.ts);
  * test/unit/rbac-role.test.ts holds it equal to what requiredPrivileges() computes.
  */
-import { endpoints, type EndpointName, type PermissionCheck } from './pve/endpoints.js';
+import type { PermissionCheck } from './pve/permissions.js';
+import { type EndpointName, endpoints } from './pve/registry.js';
 
 export const ROLE_NAME = 'ProxmoxManager';
 

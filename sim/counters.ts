@@ -35,7 +35,7 @@ export class Counters {
     bump(this.#ssh, `${node}:${program}`);
   }
 
-  /** API calls to an endpoint (by its lib/pve/endpoints.ts name), optionally for one guest. */
+  /** API calls to an endpoint (by its lib/pve/registry.ts name), optionally for one guest. */
   calls(endpoint: string, vmid?: number): number {
     return this.#calls.get(vmid === undefined ? endpoint : `${endpoint}:${vmid}`) ?? 0;
   }

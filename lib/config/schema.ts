@@ -7,7 +7,7 @@
  * pinning, SSH host keys, API port) and the safety policy it enforces.
  */
 import { z } from 'zod';
-import * as qemuFormats from '../pve/formats/qemu.js';
+import * as qemuFormats from '../pve/qemu/formats.js';
 import { pve } from '../pve/params.js';
 import { BACKUP_BEFORE } from '../backup/before.js';
 

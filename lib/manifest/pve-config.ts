@@ -3,7 +3,7 @@
  * URL-encoded SSH keys — read into values a manifest can be compared with, and written back
  * preserving what the manifest does not manage (MAC addresses, volume ids, other options).
  */
-import { NIC_MODELS } from '../pve/formats/qemu.js';
+import { NIC_MODELS } from '../pve/qemu/formats.js';
 import type { GuestSource } from './schema.js';
 
 export type PveConfig = Record<string, unknown>;

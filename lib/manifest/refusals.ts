@@ -3,7 +3,8 @@
  * planning — with the same verification the client runs before sending (lib/pve/params.ts) —
  * so a bad value is a manifest problem before anyone approves, not a failed step after.
  */
-import { decodeFormParams, endpoints, type EndpointName } from '../pve/endpoints.js';
+import { decodeFormParams } from '../pve/endpoint.js';
+import { type EndpointName, endpoints } from '../pve/registry.js';
 import { encodeValue } from '../pve/params.js';
 import type { GuestKind } from './observed.js';
 

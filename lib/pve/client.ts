@@ -1,22 +1,31 @@
 /**
  * The Proxmox VE client: typed methods grouped by API resource. Every call is built from its
- * definition in endpoints.ts, checked before it is sent (a bug in our code fails here, naming
+ * definition in lib/pve/<resource>/endpoints.ts, checked before it is sent (a bug in our code fails here, naming
  * the parameter, instead of as a 400 from PVE), and its answer is parsed into the declared type.
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentConfig } from '../config/schema.js';
 import { resolveApiToken } from '../config/secrets.js';
+import { access } from './access/endpoints.js';
+import { backup } from './backup/endpoints.js';
+import { cluster } from './cluster/endpoints.js';
 import {
   buildRequest,
-  endpoints,
   type Endpoint,
-  type EndpointName,
-  type ParamsOf,
-  type ResultOf,
+  type ParamsOfEndpoint,
+  type ResultOfEndpoint,
   type WireRequest,
-} from './endpoints.js';
+} from './endpoint.js';
 import { isTransient, PveApiError } from './errors.js';
+import { ha } from './ha/endpoints.js';
+import { lxc } from './lxc/endpoints.js';
+import { nodes } from './nodes/endpoints.js';
+import { pools } from './pools/endpoints.js';
+import { qemu } from './qemu/endpoints.js';
+import { endpoints, type EndpointName, type ParamsOf, type ResultOf } from './registry.js';
+import { storage, storageConfig } from './storage/endpoints.js';
+import { tasks } from './tasks/endpoints.js';
 import {
   createHttpTransport,
   type PveCredential,
@@ -52,10 +61,12 @@ export interface ReadRetry {
 
 export const DEFAULT_READ_RETRY: ReadRetry = { attempts: 4, pauseMs: 200 };
 
-type ClientMethod<N extends EndpointName> =
-  Record<never, never> extends ParamsOf<N>
-    ? (params?: ParamsOf<N>) => Promise<ResultOf<N>>
-    : (params: ParamsOf<N>) => Promise<ResultOf<N>>;
+type ClientMethod<E extends Endpoint> =
+  Record<never, never> extends ParamsOfEndpoint<E>
+    ? (params?: ParamsOfEndpoint<E>) => Promise<ResultOfEndpoint<E>>
+    : (params: ParamsOfEndpoint<E>) => Promise<ResultOfEndpoint<E>>;
+
+type ClientMethods<G extends Record<string, Endpoint>> = { [K in keyof G]: ClientMethod<G[K]> };
 
 export interface TaskLog {
   lines: { n: number; t: string }[];
@@ -82,9 +93,8 @@ export function createPveClient(opts: PveClientOptions) {
     }
   }
 
-  async function send<N extends EndpointName>(name: N, params: ParamsOf<N> | undefined) {
-    const endpoint: Endpoint = endpoints[name];
-    const req = buildRequest(endpoint, (params ?? {}) as Record<string, unknown>);
+  async function send<E extends Endpoint>(endpoint: E, params: ParamsOfEndpoint<E> | undefined) {
+    const req = buildRequest<Endpoint>(endpoint, (params ?? {}) as Record<string, unknown>);
     const envelope = await exchange(req);
     const parsed = endpoint.returns.safeParse(envelope.data);
     if (!parsed.success) {
@@ -93,117 +103,50 @@ export function createPveClient(opts: PveClientOptions) {
       throw new PveApiError(
         { method: req.method, path: req.path },
         200,
-        `answer does not have the shape ${name} expects${where}: ${issue?.message ?? 'invalid'}`,
+        `answer does not have the shape ${endpoint.name} expects${where}: ${issue?.message ?? 'invalid'}`,
       );
     }
-    return { data: parsed.data as ResultOf<N>, total: envelope.total };
+    return { data: parsed.data as ResultOfEndpoint<E>, total: envelope.total };
   }
 
-  /** Calls any endpoint by name; the grouped methods below are this, named for their resource. */
+  /** Calls any endpoint by name (runbooks name theirs); the methods below are this, grouped by resource. */
   async function call<N extends EndpointName>(name: N, params?: ParamsOf<N>): Promise<ResultOf<N>> {
-    return (await send(name, params)).data;
+    return (await send(endpoints[name] as Endpoint, params)).data as ResultOf<N>;
   }
 
-  const method = <N extends EndpointName>(name: N) => ((params?: ParamsOf<N>) => call(name, params)) as ClientMethod<N>;
+  /** One client method per endpoint of a resource, under the same keys. */
+  const methods = <G extends Record<string, Endpoint>>(group: G): ClientMethods<G> =>
+    Object.fromEntries(
+      Object.entries(group).map(([key, endpoint]) => [
+        key,
+        async (params?: Record<string, unknown>) => (await send(endpoint as Endpoint, params)).data,
+      ]),
+    ) as ClientMethods<G>;
 
   return {
     call,
-    cluster: {
-      version: method('version'),
-      resources: method('clusterResources'),
-      status: method('clusterStatus'),
-      /** The next free VMID (or, given `vmid`, whether that one is free: 400 when taken). */
-      nextId: method('clusterNextId'),
-      haResources: method('haResources'),
-      haRules: method('haRules'),
-      /** Recent tasks of every node. */
-      tasks: method('clusterTasks'),
-      options: method('clusterOptions'),
-      pools: method('pools'),
+    cluster: methods({
+      ...cluster,
+      haResources: ha.resources,
+      haRules: ha.rules,
+      pools: pools.list,
       /** storage.cfg: every storage, whichever node has it. */
-      storage: method('storageConfigs'),
-    },
-    nodes: {
-      list: method('nodes'),
-      status: method('nodeStatus'),
-      network: method('nodeNetwork'),
-      /** The node's own clock, which need not agree with ours. */
-      time: method('nodeTime'),
-    },
-    qemu: {
-      list: method('qemuList'),
-      create: method('qemuCreate'),
-      config: method('qemuConfig'),
-      /** Synchronous config change (PUT). */
-      updateConfig: method('qemuUpdateConfig'),
-      /** Config change that may return a UPID (POST), e.g. when disks are allocated. */
-      updateConfigAsync: method('qemuUpdateConfigAsync'),
-      destroy: method('qemuDestroy'),
-      status: method('qemuStatus'),
-      start: method('qemuStart'),
-      stop: method('qemuStop'),
-      shutdown: method('qemuShutdown'),
-      reboot: method('qemuReboot'),
-      clone: method('qemuClone'),
-      template: method('qemuTemplate'),
-      resize: method('qemuResize'),
-      snapshots: method('qemuSnapshots'),
-      snapshot: method('qemuSnapshotCreate'),
-      deleteSnapshot: method('qemuSnapshotDelete'),
-      rollback: method('qemuSnapshotRollback'),
-      migratePreconditions: method('qemuMigratePreconditions'),
-      migrate: method('qemuMigrate'),
-      agentNetworkInterfaces: method('qemuAgentNetworkInterfaces'),
-      /** Changes that wait for the VM's next start. */
-      pending: method('qemuPending'),
-      snapshotConfig: method('qemuSnapshotConfig'),
-    },
-    lxc: {
-      list: method('lxcList'),
-      create: method('lxcCreate'),
-      config: method('lxcConfig'),
-      updateConfig: method('lxcUpdateConfig'),
-      destroy: method('lxcDestroy'),
-      status: method('lxcStatus'),
-      start: method('lxcStart'),
-      stop: method('lxcStop'),
-      shutdown: method('lxcShutdown'),
-      reboot: method('lxcReboot'),
-      snapshots: method('lxcSnapshots'),
-      snapshot: method('lxcSnapshotCreate'),
-      deleteSnapshot: method('lxcSnapshotDelete'),
-      rollback: method('lxcSnapshotRollback'),
-      migratePreconditions: method('lxcMigratePreconditions'),
-      migrate: method('lxcMigrate'),
-      snapshotConfig: method('lxcSnapshotConfig'),
-      interfaces: method('lxcInterfaces'),
-    },
-    storage: {
-      list: method('storageList'),
-      content: method('storageContent'),
-      downloadUrl: method('storageDownloadUrl'),
-      deleteVolume: method('storageDeleteVolume'),
-      status: method('storageStatus'),
-    },
-    backup: {
-      /** vzdump: back up guests of one node to a storage (a task). */
-      vzdump: method('vzdump'),
-      /** The guest config stored in a backup archive. */
-      extractConfig: method('vzdumpExtractConfig'),
-    },
+      storage: storageConfig.list,
+    }),
+    nodes: methods(nodes),
+    qemu: methods(qemu),
+    lxc: methods(lxc),
+    storage: methods(storage),
+    backup: methods(backup),
     tasks: {
-      status: method('taskStatus'),
+      ...methods(tasks),
       /** A window of the task log (`start` lines skipped, at most `limit`), with the log's length. */
-      async log(params: ParamsOf<'taskLog'>): Promise<TaskLog> {
-        const { data, total } = await send('taskLog', params);
+      async log(params: ParamsOfEndpoint<typeof tasks.log>): Promise<TaskLog> {
+        const { data, total } = await send(tasks.log, params);
         return { lines: data, total: total ?? data.length };
       },
-      list: method('taskList'),
-      stop: method('taskStop'),
     },
-    access: {
-      permissions: method('accessPermissions'),
-    },
+    access: methods(access),
     close: () => transport.close(),
   };
 }

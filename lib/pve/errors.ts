@@ -2,7 +2,7 @@
  * What can go wrong talking to PVE, as types callers can act on. Messages say what happened
  * and what to do; they never carry credentials or request headers.
  */
-import type { Method } from './endpoints.js';
+import type { Method } from './endpoint.js';
 
 export interface PveRequestInfo {
   method: Method;

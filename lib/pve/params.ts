@@ -1,7 +1,7 @@
 /**
  * PVE's parameter types, as zod schemas that also remember PVE's own description of them.
  *
- * Every parameter in lib/pve/endpoints.ts is built here, so one definition yields both the
+ * Every parameter of lib/pve/<resource>/endpoints.ts is built here, so one definition yields both the
  * TypeScript type the client works with and PVE's verification rules (pve-common
  * JSONSchema.pm): the client checks what it is about to put on the wire, the simulator checks
  * what arrived, and both produce PVE's exact messages.

@@ -9,7 +9,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, fetch, Pool } from 'undici';
-import type { WireRequest } from './endpoints.js';
+import type { WireRequest } from './endpoint.js';
 import {
   PveApiError,
   PveError,

@@ -11,7 +11,7 @@
  */
 import type { Document } from 'yaml';
 import type { EnvironmentConfig } from '../config/schema.js';
-import type { EndpointName } from '../pve/endpoints.js';
+import type { EndpointName } from '../pve/registry.js';
 import { conventionValue } from './conventions.js';
 import { unifiedDiff } from './diff.js';
 import { formatRunbookMarkdown, parseRunbookMarkdown, type RunbookFile } from './markdown.js';

@@ -6,7 +6,9 @@
  */
 import { durationMs } from '../config/duration.js';
 import type { EnvironmentConfig } from '../config/schema.js';
-import { decodeFormParams, endpoints, secretParams, type EndpointName, type Method } from '../pve/endpoints.js';
+import { decodeFormParams, type Method } from '../pve/endpoint.js';
+import { secretParams } from '../pve/params.js';
+import { type EndpointName, endpoints } from '../pve/registry.js';
 import { encodeValue } from '../pve/params.js';
 import { evaluateCondition, parseCondition } from './conditions.js';
 import type { ResolvedParameters } from './parameters.js';

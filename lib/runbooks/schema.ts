@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { Duration } from '../config/schema.js';
-import { endpoints, type EndpointName } from '../pve/endpoints.js';
+import { type EndpointName, endpoints } from '../pve/registry.js';
 import { conditionNames, ConditionSyntaxError, parseCondition } from './conditions.js';
 import { conventionDef, knownConventions, type ConventionKind } from './conventions.js';
 import { placeholdersIn } from './placeholders.js';
@@ -109,9 +109,9 @@ const common = {
 const ApiStep = z.strictObject({
   ...common,
   kind: z.literal('api'),
-  /** An endpoint of lib/pve/endpoints.ts, by name. */
+  /** An endpoint of lib/pve/registry.ts, by name. */
   api: z.enum(Object.keys(endpoints) as [EndpointName, ...EndpointName[]], {
-    error: (iss) => `unknown PVE endpoint '${String(iss.input)}' (see lib/pve/endpoints.ts)`,
+    error: (iss) => `unknown PVE endpoint '${String(iss.input)}' (see lib/pve/registry.ts)`,
   }),
   params: z.record(z.string(), Scalar).default({}),
   expect: z

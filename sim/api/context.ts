@@ -1,6 +1,6 @@
 /** What an API handler gets: the cluster, the caller, its verified parameters, the answering node. */
 import type { z } from 'zod';
-import type { EndpointName, Endpoints } from '../../lib/pve/endpoints.js';
+import type { EndpointName, Endpoints } from '../../lib/pve/registry.js';
 import type { Caller, Cluster } from '../cluster.js';
 import type { Can } from '../ops/views.js';
 

@@ -1,6 +1,7 @@
 /** /nodes/{node}/qemu/* and /nodes/{node}/lxc/* */
 import type { z } from 'zod';
-import { endpoints, paramInfo } from '../../lib/pve/endpoints.js';
+import { paramInfo } from '../../lib/pve/params.js';
+import { endpoints } from '../../lib/pve/registry.js';
 import type { Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import type { GuestType } from '../guest-config.js';

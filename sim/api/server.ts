@@ -12,7 +12,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { checkPermission, decodeFormParams, matchEndpoint, type Endpoint } from '../../lib/pve/endpoints.js';
+import { decodeFormParams, type Endpoint } from '../../lib/pve/endpoint.js';
+import { checkPermission } from '../../lib/pve/permissions.js';
+import { matchEndpoint } from '../../lib/pve/registry.js';
 import type { ApiToken } from '../access.js';
 import type { Cluster } from '../cluster.js';
 import { PveError } from '../errors.js';
@@ -25,7 +27,7 @@ import { lxcHandlers, qemuHandlers } from './guests.js';
 import { nodeHandlers } from './nodes.js';
 import { storageHandlers } from './storage.js';
 
-/** Every endpoint of lib/pve/endpoints.ts the simulator serves, by endpoint name. */
+/** Every endpoint of lib/pve/registry.ts the simulator serves, by endpoint name. */
 export const apiHandlers: Record<string, Handler<never>> = {
   ...clusterHandlers,
   ...accessHandlers,

@@ -3,9 +3,10 @@
  * property, disk allocation `storage:size`), resize, convert to template, destroy.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { endpoints, secretParams } from '../../lib/pve/endpoints.js';
-import * as lxcFormats from '../../lib/pve/formats/lxc.js';
-import * as qemuFormats from '../../lib/pve/formats/qemu.js';
+import { secretParams } from '../../lib/pve/params.js';
+import { endpoints } from '../../lib/pve/registry.js';
+import * as lxcFormats from '../../lib/pve/lxc/formats.js';
+import * as qemuFormats from '../../lib/pve/qemu/formats.js';
 import { printPropertyString, splitPropertyString } from '../../lib/pve/property-string.js';
 import type { Caller, Cluster } from '../cluster.js';
 import { fail, parameterError } from '../errors.js';

@@ -7,7 +7,8 @@
  * `VAR=value`. Anything else exits 127 with `command not found`, as bash would.
  */
 import { createHash } from 'node:crypto';
-import { decodeFormParams, endpoints } from '../../lib/pve/endpoints.js';
+import { decodeFormParams } from '../../lib/pve/endpoint.js';
+import { endpoints } from '../../lib/pve/registry.js';
 import { ROOT, type Cluster } from '../cluster.js';
 import { remoteFile } from '../downloads.js';
 import { PveError } from '../errors.js';

@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createVmActivities, type GuestActionInput, type VmStepOutcome } from '../../activities/vm.js';
 import { findOperation } from '../../lib/operations/catalog.js';
-import { waitForTask } from '../../lib/pve/tasks.js';
+import { waitForTask } from '../../lib/pve/tasks/wait.js';
 import type { Scenario } from '../../sim/scenario.js';
 import type { PlanStep } from '../../lib/operations/plan.js';
 import { startSuiteCluster, type SuiteCluster } from '../../testkit/stack/cluster.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assessNodeHealth, DEFAULT_THRESHOLDS } from '../../lib/health.js';
-import type { ClusterResource } from '../../lib/pve/endpoints.js';
+import type { ClusterResource } from '../../lib/pve/cluster/endpoints.js';
 
 const GiB = 1024 ** 3;
 const thresholds = { ...DEFAULT_THRESHOLDS, memoryHeadroom: 0.3 };

@@ -5,7 +5,9 @@ import {
   type PveClient,
   type ReadRetry,
 } from '../../lib/pve/client.js';
-import { InvalidRequestError, matchEndpoint, type WireRequest } from '../../lib/pve/endpoints.js';
+import type { WireRequest } from '../../lib/pve/endpoint.js';
+import { InvalidRequestError } from '../../lib/pve/errors.js';
+import { matchEndpoint } from '../../lib/pve/registry.js';
 import { PveApiError, PveUnavailableError } from '../../lib/pve/errors.js';
 import type { PveEnvelope, PveTransport } from '../../lib/pve/transport.js';
 import type { EnvironmentConfig } from '../../lib/config/schema.js';

@@ -1,13 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  buildRequest,
-  checkPermission,
-  decodeFormParams,
-  endpoints,
-  InvalidRequestError,
-  matchEndpoint,
-  type PermissionSubject,
-} from '../../lib/pve/endpoints.js';
+import { buildRequest, decodeFormParams } from '../../lib/pve/endpoint.js';
+import { InvalidRequestError } from '../../lib/pve/errors.js';
+import { checkPermission, type PermissionSubject } from '../../lib/pve/permissions.js';
+import { endpoints, matchEndpoint } from '../../lib/pve/registry.js';
 
 describe('decodeFormParams verifies parameters as PVE does', () => {
   it('types form strings: integers, booleans 0/1, enums', () => {

@@ -14,8 +14,8 @@ import {
   PveUnavailableError,
   PveValidationError,
 } from '../../lib/pve/errors.js';
-import { InvalidRequestError } from '../../lib/pve/endpoints.js';
-import { waitForTask } from '../../lib/pve/tasks.js';
+import { InvalidRequestError } from '../../lib/pve/errors.js';
+import { waitForTask } from '../../lib/pve/tasks/wait.js';
 import {
   closedPort,
   selfSignedCert,

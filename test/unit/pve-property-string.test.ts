@@ -3,9 +3,11 @@
  * client refusing a request PVE would refuse before anything is sent.
  */
 import { describe, expect, it } from 'vitest';
-import { buildRequest, endpoints, InvalidRequestError } from '../../lib/pve/endpoints.js';
-import * as lxc from '../../lib/pve/formats/lxc.js';
-import * as qemu from '../../lib/pve/formats/qemu.js';
+import { buildRequest } from '../../lib/pve/endpoint.js';
+import { InvalidRequestError } from '../../lib/pve/errors.js';
+import { endpoints } from '../../lib/pve/registry.js';
+import * as lxc from '../../lib/pve/lxc/formats.js';
+import * as qemu from '../../lib/pve/qemu/formats.js';
 import { checkFormat } from '../../lib/pve/params.js';
 import { printPropertyString, PropertyStringSyntaxError, splitPropertyString } from '../../lib/pve/property-string.js';
 

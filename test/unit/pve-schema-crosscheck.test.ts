@@ -1,19 +1,15 @@
 /**
- * Holds lib/pve/endpoints.ts against the official PVE 9.1 API schema: every call we define
+ * Holds the endpoints of lib/pve/registry.ts against the official PVE 9.1 API schema: every call we define
  * exists there with the same parameters, types, bounds, enums, optional flags and permission
  * checks, and every request the client builds is one the schema accepts.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createPveClient, type PveClient } from '../../lib/pve/client.js';
-import {
-  endpoints,
-  matchEndpoint,
-  paramInfo,
-  type Endpoint,
-  type PermissionCheck,
-  type WireRequest,
-} from '../../lib/pve/endpoints.js';
+import type { Endpoint, WireRequest } from '../../lib/pve/endpoint.js';
+import { paramInfo } from '../../lib/pve/params.js';
+import type { PermissionCheck } from '../../lib/pve/permissions.js';
+import { endpoints, matchEndpoint } from '../../lib/pve/registry.js';
 import { namedFormats } from '../../lib/pve/formats/named.js';
 import { defaultKey, isAlias, type PropertyFormat } from '../../lib/pve/property-string.js';
 import type { PveTransport } from '../../lib/pve/transport.js';

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createPveClient } from '../../lib/pve/client.js';
-import { decodeFormParams, matchEndpoint, type WireRequest } from '../../lib/pve/endpoints.js';
+import { decodeFormParams, type WireRequest } from '../../lib/pve/endpoint.js';
+import { matchEndpoint } from '../../lib/pve/registry.js';
 import { PveApiError, PveTaskFailedError, PveTaskWaitError, PveUnavailableError } from '../../lib/pve/errors.js';
-import { waitForTask } from '../../lib/pve/tasks.js';
+import { waitForTask } from '../../lib/pve/tasks/wait.js';
 import type { PveEnvelope, PveTransport } from '../../lib/pve/transport.js';
 
 const upid = 'UPID:pve2:000934AF:0D015579:68BF3A41:qmigrate:101:automation@pve!orchestrator:';

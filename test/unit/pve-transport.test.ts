@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildRequest, endpoints } from '../../lib/pve/endpoints.js';
+import { buildRequest } from '../../lib/pve/endpoint.js';
+import { endpoints } from '../../lib/pve/registry.js';
 import {
   PveApiError,
   PveAuthError,

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { checkPermission, endpoints, type EndpointName, type PermissionCheck } from '../../lib/pve/endpoints.js';
+import { checkPermission, type PermissionCheck } from '../../lib/pve/permissions.js';
+import { type EndpointName, endpoints } from '../../lib/pve/registry.js';
 import {
   CODE_CONFIG_WRITES,
   endpointChecks,

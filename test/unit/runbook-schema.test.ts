@@ -64,7 +64,7 @@ describe('the runbook format', () => {
 
   it('refuses an endpoint the client does not know', () => {
     const text = runbook(base.replace('api: qemuCreate', 'api: qemuCreateFast'));
-    expect(problems(text)).toEqual(["steps.0.api: unknown PVE endpoint 'qemuCreateFast' (see lib/pve/endpoints.ts)"]);
+    expect(problems(text)).toEqual(["steps.0.api: unknown PVE endpoint 'qemuCreateFast' (see lib/pve/registry.ts)"]);
   });
 
   it('refuses parameters the endpoint does not take', () => {

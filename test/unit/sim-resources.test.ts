@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endpoints } from '../../lib/pve/endpoints.js';
+import { endpoints } from '../../lib/pve/registry.js';
 import { apiHandlers } from '../../sim/api/server.js';
 import { startSimulator, type SimulatedCluster } from '../../sim/index.js';
 import { smallScenario } from './sim-fixtures.js';

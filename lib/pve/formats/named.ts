@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { PropertyFormat } from '../property-string.js';
-import * as qemu from './qemu.js';
+import * as qemu from '../qemu/formats.js';
 
 export type NamedFormat = { check: (value: string) => string | undefined } | { properties: PropertyFormat };
 

@@ -3,7 +3,7 @@
  * them. test/unit/pve-schema-crosscheck.test.ts holds each against the official schema.
  */
 import type { PropertyFormat } from '../property-string.js';
-import { key, nicKeys, replicationKeys } from './keys.js';
+import { key, nicKeys, replicationKeys } from '../formats/keys.js';
 
 const MOUNT_OPTION = '(?^:(discard|lazytime|noatime|nodev|noexec|nosuid))';
 

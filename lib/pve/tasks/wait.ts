@@ -3,10 +3,10 @@
  * `WARNINGS: n`; anything else is its error message, reported with the end of its log.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PveClient } from './client.js';
+import type { PveClient } from '../client.js';
+import { isTransient, PveTaskFailedError, PveTaskWaitError } from '../errors.js';
+import { parseUpid } from '../upid.js';
 import type { TaskStatus } from './endpoints.js';
-import { isTransient, PveTaskFailedError, PveTaskWaitError } from './errors.js';
-import { parseUpid } from './upid.js';
 
 export interface WaitForTaskOptions {
   /** First poll interval; grows by half each poll up to `maxPollMs`. */

@@ -3,7 +3,7 @@
  * test/unit/pve-schema-crosscheck.test.ts holds each against the official schema.
  */
 import type { PropertyFormat } from '../property-string.js';
-import { diskSize, ID_RANGE_LIST, key, nicKeys, replicationKeys, volumeKeys } from './keys.js';
+import { diskSize, ID_RANGE_LIST, key, nicKeys, replicationKeys, volumeKeys } from '../formats/keys.js';
 
 export const memory: PropertyFormat = {
   current: key.integer({ default_key: true, optional: false, minimum: 16 }),
