@@ -110,14 +110,19 @@ export function normalizeAclPath(path: string): string {
   return `/${path.split('/').filter(Boolean).join('/')}`;
 }
 
-function ancestry(path: string): string[] {
-  const parts = normalizeAclPath(path).split('/').filter(Boolean);
-  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
+/** `/`, `/vms`, `/vms/100` for `/vms/100` (a normalised path). */
+function ancestry(normalized: string): string[] {
+  const levels = ['/'];
+  for (let end = normalized.indexOf('/', 1); end > 0; end = normalized.indexOf('/', end + 1))
+    levels.push(normalized.slice(0, end));
+  if (normalized !== '/') levels.push(normalized);
+  return levels;
 }
 
 export class AccessControl {
   readonly roles: ReadonlyMap<string, ReadonlySet<string>>;
   readonly #tokens: Map<string, ApiToken>;
+  readonly #aclPaths = new WeakMap<ApiToken, Map<string, AclEntry[]>>();
 
   constructor(tokens: readonly ApiToken[], customRoles: Readonly<Record<string, readonly string[]>> = {}) {
     const roles = new Map(BUILTIN_ROLES);
@@ -151,11 +156,26 @@ export class AccessControl {
   entriesAt(token: ApiToken, path: string): readonly AclEntry[] {
     let entries: AclEntry[] = [];
     const target = normalizeAclPath(path);
+    const acl = this.#aclByPath(token);
     for (const level of ancestry(target)) {
-      const here = token.acl.filter((e) => normalizeAclPath(e.path) === level && (level === target || e.propagate));
+      const here = (acl.get(level) ?? []).filter((e) => level === target || e.propagate);
       if (here.length > 0) entries = here;
     }
     return entries;
+  }
+
+  /** The token's ACL entries by normalised path, in their order; made once (cluster/resources asks about every guest). */
+  #aclByPath(token: ApiToken): ReadonlyMap<string, readonly AclEntry[]> {
+    let byPath = this.#aclPaths.get(token);
+    if (!byPath) {
+      byPath = new Map();
+      for (const e of token.acl) {
+        const path = normalizeAclPath(e.path);
+        byPath.set(path, [...(byPath.get(path) ?? []), e]);
+      }
+      this.#aclPaths.set(token, byPath);
+    }
+    return byPath;
   }
 
   privilegesAt(token: ApiToken, path: string): Set<string> {

@@ -106,7 +106,13 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
     storages: [
       { id: 'local', type: 'dir', path: '/var/lib/vz', content: ['iso', 'vztmpl', 'import', 'backup'], size: '200G' },
       { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], size: '8T' },
-      { id: 'shared', type: 'nfs', path: '/mnt/pve/shared', content: ['images', 'rootdir', 'iso'], size: '512T' },
+      {
+        id: 'shared',
+        type: 'nfs',
+        path: '/mnt/pve/shared',
+        content: ['images', 'rootdir', 'iso'],
+        size: sharedSize(guests),
+      },
     ],
     guests,
     tokens: [
@@ -124,6 +130,17 @@ export function generateScenario(opts: GenerateScenarioOptions): Scenario {
       },
     ],
   };
+}
+
+/**
+ * The shared storage: 512 TiB, or twice what the guests' disks on it take when that is more
+ * (15,000 guests put some 530 TiB there; an overfull store would leave every guest on it
+ * unable to move, which is not the cluster a benchmark means to generate).
+ */
+function sharedSize(guests: NonNullable<Scenario['guests']>): string {
+  let bytes = 0;
+  for (const g of guests) for (const d of g.disks ?? []) if (d.storage === 'shared') bytes += parseSize(d.size) ?? 0;
+  return `${Math.max(512, Math.ceil((2 * bytes) / 1024 ** 4))}T`;
 }
 
 /** Scales non-template guest memory so that it adds up to `pressure` of all node memory. */

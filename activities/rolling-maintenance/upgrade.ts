@@ -14,7 +14,7 @@ import {
   rebootReasons,
   type AptSummary,
 } from '../../lib/maintenance/upgrade.js';
-import { runCommand } from '../../lib/ssh/client.js';
+import { openSession, runCommand, type SshSession } from '../../lib/ssh/client.js';
 import type { UpgradeOutcome } from '../../lib/maintenance/node-outcomes.js';
 import { nodeAccess, type RollingMaintenanceDeps } from './common.js';
 import { classified, fail } from '../failures.js';
@@ -22,6 +22,8 @@ import { Failure } from '../../lib/operations/failures.js';
 
 const TAIL_LINES = 40;
 const HEARTBEAT_MS = 2_000;
+/** Connecting and authenticating, before the first command. */
+const CONNECT_TIMEOUT_MS = 60_000;
 
 export function createUpgradeActivities(deps: RollingMaintenanceDeps) {
   const logDir = deps.logDir ?? join(dirname(resolve(deps.config.audit.path)), 'maintenance');
@@ -54,9 +56,11 @@ export function createUpgradeActivities(deps: RollingMaintenanceDeps) {
       const log = await openLog(input.logKey, node);
       const note = (text: string) =>
         log.stream.write(`\n# ${new Date().toISOString()} ${node} (attempt ${ctx.info.attempt}): ${text}\n`);
+      // Its commands share one connection, opened by the first: one handshake, not four.
+      let session: Promise<SshSession> | undefined;
       const run = (command: string, name: string, timeoutMs: number, onOutput?: (chunk: string) => void) =>
-        classified('write', () =>
-          runCommand(target, command, {
+        classified('write', async () =>
+          (await (session ??= openSession(target, CONNECT_TIMEOUT_MS))).run(command, {
             timeoutMs,
             label: name,
             allowNonZeroExit: true,
@@ -138,6 +142,10 @@ export function createUpgradeActivities(deps: RollingMaintenanceDeps) {
           resumed: Boolean(earlier?.sent),
         };
       } finally {
+        await session?.then(
+          (s) => s.close(),
+          () => undefined,
+        );
         await new Promise<void>((done) => log.stream.end(done));
       }
     },

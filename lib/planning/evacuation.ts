@@ -200,7 +200,7 @@ export function planEvacuation(
       name: guest.name,
       type: guest.type,
       status: guest.status,
-      reason: `no target can take it — ${u.reasons.join('; ')}`,
+      reason: `no target can take it — ${listRefusals(u.reasons)}`,
       covered: true,
       unblock: unblockPlacement(u.constraints, item, policy),
     });
@@ -402,6 +402,20 @@ function decide(
     );
   }
   return { mode, facts };
+}
+
+/**
+ * Each target's refusal of a guest no target can take, the first `MAX_LISTED_REFUSALS` of
+ * them, then how many more: at 500 nodes the whole list is 30 KB per guest, repeated in the
+ * plan's warnings, and a node full of such guests made a plan larger than the 2 MB Temporal
+ * accepts as an activity result (the evacuation's workflow task then failed on every retry).
+ */
+const MAX_LISTED_REFUSALS = 100;
+
+function listRefusals(reasons: readonly string[]): string {
+  const listed = reasons.slice(0, MAX_LISTED_REFUSALS).join('; ');
+  const more = reasons.length - MAX_LISTED_REFUSALS;
+  return more > 0 ? `${listed}; and ${more} more target${more === 1 ? '' : 's'}` : listed;
 }
 
 /** What would let a guest that fits on no target move, by the constraints that refused it. */

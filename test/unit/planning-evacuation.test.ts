@@ -197,6 +197,24 @@ describe('planEvacuation', () => {
     expect(roomier.moves.length).toBeGreaterThan(8);
   });
 
+  it('names the first 100 targets that refuse a guest no target can take, and counts the rest', () => {
+    // 150 targets of 64 GiB, none with room for a 128 GiB guest.
+    const names = ['pve1', ...Array.from({ length: 150 }, (_, i) => `t${String(i + 1).padStart(3, '0')}`)];
+    const small = cluster([{ vmid: 101, memory: 128 * GiB }]);
+    const large = cluster([{ vmid: 101, memory: 128 * GiB }], {
+      nodes: names.map((name) => ({ ...small.nodes[0]!, name })),
+      storages: names.flatMap((node) =>
+        small.storages.filter((st) => st.node === 'pve1').map((st) => ({ ...st, node })),
+      ),
+    });
+
+    const reason = planEvacuation(large, request, policy).leftBehind[0]!.reason;
+
+    expect(reason).toMatch(/^no target can take it — t001: memory: .*; t100: memory: [^;]*; and 50 more targets$/);
+    expect(reason).not.toContain('t101');
+    expect(planEvacuation(small, request, policy).leftBehind[0]!.reason).not.toContain('more target');
+  });
+
   it('respects target allow and deny lists, and says which nodes receive nothing', () => {
     const snapshot = cluster([{ vmid: 101 }, { vmid: 102 }]);
     const allow = planEvacuation(snapshot, { ...request, allowTargets: ['pve3'] }, policy);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { generateScenario } from '../../sim/scenario-generate.js';
 import { loadScenarioFromClusterResources } from '../../sim/scenario-import.js';
 import { loadScenarioFile, parseScenario, ScenarioError, type Scenario } from '../../sim/scenario.js';
+import { parseSize } from '../../sim/units.js';
 
 const homelab = fileURLToPath(new URL('../../sim/scenarios/homelab.yaml', import.meta.url));
 
@@ -98,6 +99,21 @@ describe('scenario generator', () => {
     expect(s.nodes).toHaveLength(64);
     expect(s.guests).toHaveLength(5000);
     expect(new Set(s.guests.map((g) => g.vmid)).size).toBe(5000);
+  });
+
+  it('sizes the shared storage to hold its disks with room to spare, at any scale', () => {
+    for (const [nodes, vms] of [
+      [8, 350],
+      [500, 15_000],
+    ] as const) {
+      const s = generateScenario({ nodes, vms, seed: 11 });
+      const onShared = (s.guests ?? [])
+        .flatMap((g) => g.disks ?? [])
+        .filter((d) => d.storage === 'shared')
+        .reduce((sum, d) => sum + parseSize(d.size)!, 0);
+      const size = parseSize(s.storages!.find((st) => st.id === 'shared')!.size!)!;
+      expect(size).toBeGreaterThanOrEqual(2 * onShared);
+    }
   });
 
   it('reaches the requested memory pressure', () => {

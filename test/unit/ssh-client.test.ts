@@ -10,6 +10,7 @@ import {
   SshConnectError,
   SshHostKeyError,
   type SshTarget,
+  openSession,
 } from '../../lib/ssh/client.js';
 
 const { Server, utils } = ssh2;
@@ -49,6 +50,8 @@ beforeAll(async () => {
       conn.on('session', (accept) => {
         accept().once('exec', (acceptExec, _reject, info) => {
           const stream = acceptExec();
+          // A node that goes away mid-command (a reboot, a dropped link).
+          if (info.command === 'reboot') return conn.end();
           const run = commands[info.command] ?? { stderr: `${info.command}: not found\n`, exit: 127 };
           if (run.stdout) stream.write(run.stdout);
           if (run.stderr) stream.stderr.write(run.stderr);
@@ -79,6 +82,37 @@ describe('runCommand', () => {
     const result = await runCommand(target(), 'pveversion', { timeoutMs: 5_000, onOutput: (c) => chunks.push(c) });
     expect(result).toEqual({ exitCode: 0, stdout: commands.pveversion!.stdout, stderr: '' });
     expect(chunks.join('')).toBe(commands.pveversion!.stdout);
+  });
+
+  it('runs several commands over one connection, authenticating once', async () => {
+    const before = authAttempts;
+    await runCommand(target(), 'pveversion', { timeoutMs: 5_000 });
+    const perConnection = authAttempts - before;
+
+    const session = await openSession(target(), 5_000);
+    const results = [
+      await session.run('pveversion', { timeoutMs: 5_000 }),
+      await session.run('qm unlock 101', { timeoutMs: 5_000, allowNonZeroExit: true }),
+      await session.run('pveversion', { timeoutMs: 5_000 }),
+    ];
+    session.close();
+
+    expect(results.map((r) => r.exitCode)).toEqual([0, 2, 0]);
+    expect(results[2]!.stdout).toBe(commands.pveversion!.stdout);
+    expect(authAttempts - before).toBe(2 * perConnection);
+  });
+
+  it('fails the running command, and refuses the next, when the connection drops mid-command', async () => {
+    const session = await openSession(target(), 5_000);
+
+    const dropped = (await session.run('reboot', { timeoutMs: 5_000 }).catch((e: unknown) => e)) as SshConnectError;
+    const next = (await session.run('pveversion', { timeoutMs: 5_000 }).catch((e: unknown) => e)) as SshConnectError;
+
+    expect(dropped).toBeInstanceOf(SshConnectError);
+    expect(dropped.retryable).toBe(true);
+    expect(next).toBeInstanceOf(SshConnectError);
+    expect(next.message).toMatch(/connection closed/);
+    session.close();
   });
 
   it('refuses a host with a changed key before offering ours, naming both fingerprints', async () => {
