@@ -39,6 +39,22 @@ export function lockGuestFile(
   return cluster.locks.acquire(guest.lockFilePath, timeoutSeconds * 1000);
 }
 
+/** Runs `work` holding the guest's lock file, once PVE's check_lock passes (unless `skiplock`). */
+export async function withGuestFile<T>(
+  cluster: Cluster,
+  guest: Guest,
+  work: () => Promise<T> | T,
+  skiplock = false,
+): Promise<T> {
+  const release = await lockGuestFile(cluster, guest);
+  try {
+    checkLock(guest, skiplock);
+    return await work();
+  } finally {
+    release();
+  }
+}
+
 /** `VM 100` / `CT 100`, as messages name guests. */
 export function label(guest: Pick<Guest, 'type' | 'vmid'>): string {
   return `${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid}`;

@@ -23,7 +23,7 @@ import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { Guest, macFrom, unitHash, type StoragePool } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
-import { checkLock, label, lockGuestFile, taskType } from './common.js';
+import { checkLock, label, taskType, withGuestFile } from './common.js';
 import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
 
@@ -188,35 +188,37 @@ export async function updateConfig(cluster: Cluster, guest: Guest, params: Recor
   const both = deletes.find((k) => sets.some(([s]) => s === k));
   if (both) throw parameterError({ delete: `you can't use '-${both}' and '-delete ${both}' at the same time` });
 
-  const release = await lockGuestFile(cluster, guest);
-  try {
-    checkLock(guest, params['skiplock'] === true);
-    if (typeof params['digest'] === 'string' && params['digest'] !== guest.digest) {
-      throw fail('checksum mismatch (file change by other user?)');
-    }
-    const planned: [string, string][] = sets.map(([key, value]) => [
-      key,
-      plannedValue(cluster, guest.node, guest.vmid, guest.type, key, value).value,
-    ]);
-    if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
-    const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
-    const liveSets = planned.filter(([key, value]) => !waitsForRestart(guest, key, value));
-    for (const key of deletes) if (!liveDeletes.includes(key)) guest.stage(key, undefined);
-    for (const [key, value] of planned) if (!liveSets.some(([k]) => k === key)) guest.stage(key, value);
-    guest.revert([...liveDeletes, ...liveSets.map(([key]) => key)]);
-    guest.update((config) => {
-      for (const key of liveDeletes) removeKey(cluster, guest, config, key);
-      for (const [key, value] of liveSets) {
-        // Attaching an unused disk takes it out of the unused list.
-        const volid = parseDrive(value).volid;
-        for (const [k, v] of Object.entries(config)) if (/^unused\d+$/.test(k) && v === volid) delete config[k];
-        if (isDriveKey(guest.type, key) && config[key] && config[key] !== value) removeKey(cluster, guest, config, key);
-        config[key] = value;
+  await withGuestFile(
+    cluster,
+    guest,
+    async () => {
+      if (typeof params['digest'] === 'string' && params['digest'] !== guest.digest) {
+        throw fail('checksum mismatch (file change by other user?)');
       }
-    });
-  } finally {
-    release();
-  }
+      const planned: [string, string][] = sets.map(([key, value]) => [
+        key,
+        plannedValue(cluster, guest.node, guest.vmid, guest.type, key, value).value,
+      ]);
+      if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
+      const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
+      const liveSets = planned.filter(([key, value]) => !waitsForRestart(guest, key, value));
+      for (const key of deletes) if (!liveDeletes.includes(key)) guest.stage(key, undefined);
+      for (const [key, value] of planned) if (!liveSets.some(([k]) => k === key)) guest.stage(key, value);
+      guest.revert([...liveDeletes, ...liveSets.map(([key]) => key)]);
+      guest.update((config) => {
+        for (const key of liveDeletes) removeKey(cluster, guest, config, key);
+        for (const [key, value] of liveSets) {
+          // Attaching an unused disk takes it out of the unused list.
+          const volid = parseDrive(value).volid;
+          for (const [k, v] of Object.entries(config)) if (/^unused\d+$/.test(k) && v === volid) delete config[k];
+          if (isDriveKey(guest.type, key) && config[key] && config[key] !== value)
+            removeKey(cluster, guest, config, key);
+          config[key] = value;
+        }
+      });
+    },
+    params['skiplock'] === true,
+  );
 }
 
 function removeKey(cluster: Cluster, guest: Guest, config: GuestConfig, key: string): void {
@@ -388,32 +390,33 @@ export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opt
     id: String(guest.vmid),
     authid: caller.authid,
     run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest, opts.skiplock);
-        const volids = new Set(guest.drives.filter((d) => !d.cdrom).map((d) => d.volid));
-        if (opts.destroyUnreferencedDisks !== false) {
-          for (const pool of cluster.state.poolsOn(guest.node)) {
-            // PVE scans guest images only (vdisk_list): the guest's backups outlive it.
-            for (const v of pool.volumes.values())
-              if (v.vmid === guest.vmid && v.content !== 'backup') volids.add(v.volid);
+      await withGuestFile(
+        cluster,
+        guest,
+        async () => {
+          const volids = new Set(guest.drives.filter((d) => !d.cdrom).map((d) => d.volid));
+          if (opts.destroyUnreferencedDisks !== false) {
+            for (const pool of cluster.state.poolsOn(guest.node)) {
+              // PVE scans guest images only (vdisk_list): the guest's backups outlive it.
+              for (const v of pool.volumes.values())
+                if (v.vmid === guest.vmid && v.content !== 'backup') volids.add(v.volid);
+            }
           }
-        }
-        for (const volid of volids) {
-          const user = linkedCloneOf(cluster, guest.node, volid);
-          if (user) throw new Error(`base volume '${volid.split(':')[1]}' is still in use by linked cloned`);
-        }
-        await ctx.sleep(1500);
-        for (const volid of volids) {
-          ctx.log(`  Logical volume "${volid.split(':')[1]}" successfully removed.`);
-          freeVolume(cluster, guest.node, volid);
-        }
-        cluster.state.guests.delete(guest.vmid);
-        if (opts.purge) cluster.state.ha.delete(`${guest.type === 'qemu' ? 'vm' : 'ct'}:${guest.vmid}`);
-        if (opts.purge) ctx.log(`purging ${label(guest)} from related configurations..`);
-      } finally {
-        release();
-      }
+          for (const volid of volids) {
+            const user = linkedCloneOf(cluster, guest.node, volid);
+            if (user) throw new Error(`base volume '${volid.split(':')[1]}' is still in use by linked cloned`);
+          }
+          await ctx.sleep(1500);
+          for (const volid of volids) {
+            ctx.log(`  Logical volume "${volid.split(':')[1]}" successfully removed.`);
+            freeVolume(cluster, guest.node, volid);
+          }
+          cluster.state.guests.delete(guest.vmid);
+          if (opts.purge) cluster.state.ha.delete(`${guest.type === 'qemu' ? 'vm' : 'ct'}:${guest.vmid}`);
+          if (opts.purge) ctx.log(`purging ${label(guest)} from related configurations..`);
+        },
+        opts.skiplock,
+      );
     },
   });
 }
@@ -437,9 +440,7 @@ export function resizeDisk(cluster: Cluster, caller: Caller, guest: Guest, disk:
     id: String(guest.vmid),
     authid: caller.authid,
     run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest);
+      await withGuestFile(cluster, guest, async () => {
         const value = guest.config[disk];
         if (!value) throw new Error(`disk '${disk}' does not exist`);
         const { volid, options } = parseDrive(value);
@@ -455,9 +456,7 @@ export function resizeDisk(cluster: Cluster, caller: Caller, guest: Guest, disk:
         );
         volume.size = next;
         guest.update((c) => (c[disk] = formatDrive(volid, { ...options, size: formatDiskSize(next) })));
-      } finally {
-        release();
-      }
+      });
     },
   });
 }
@@ -472,9 +471,7 @@ export function convertToTemplate(cluster: Cluster, caller: Caller, guest: Guest
     id: String(guest.vmid),
     authid: caller.authid,
     run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest);
+      await withGuestFile(cluster, guest, async () => {
         await ctx.sleep(1000);
         guest.update((config) => {
           for (const d of guest.drives) {
@@ -490,9 +487,7 @@ export function convertToTemplate(cluster: Cluster, caller: Caller, guest: Guest
           }
           config['template'] = '1';
         });
-      } finally {
-        release();
-      }
+      });
     },
   });
 }

@@ -7,7 +7,7 @@ import { HA_MANAGER, type Caller, type Cluster } from '../cluster.js';
 import { unitHash, type Guest } from '../state.js';
 import { fail } from '../errors.js';
 import type { TaskContext, TaskRecord } from '../tasks.js';
-import { checkLock, isHaManaged, label, lockGuestFile, taskType } from './common.js';
+import { isHaManaged, label, taskType, withGuestFile } from './common.js';
 import { requestHa } from './ha.js';
 
 export interface PowerOptions {
@@ -25,26 +25,27 @@ export async function bootGuest(
   ctx: TaskContext,
   opts: PowerOptions = {},
 ): Promise<void> {
-  const release = await lockGuestFile(cluster, guest);
-  try {
-    checkLock(guest, opts.skiplock);
-    if (guest.template) throw new Error("you can't start a vm if it's a template");
-    if (guest.status === 'running') throw new Error(`${label(guest)} already running`);
-    guest.applyPending();
-    for (const drive of guest.drives) {
-      if (drive.unused) continue;
-      if (!cluster.state.volume(drive.volid, guest.node)) throw new Error(`volume '${drive.volid}' does not exist`);
-    }
-    const needed = Math.round(guest.memoryBytes * guest.memUsage);
-    if (cluster.freeMemory(guest.node) < needed) {
-      ctx.log("kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory");
-      throw new Error('start failed: QEMU exited with code 1');
-    }
-    await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
-    markRunning(cluster, guest);
-  } finally {
-    release();
-  }
+  await withGuestFile(
+    cluster,
+    guest,
+    async () => {
+      if (guest.template) throw new Error("you can't start a vm if it's a template");
+      if (guest.status === 'running') throw new Error(`${label(guest)} already running`);
+      guest.applyPending();
+      for (const drive of guest.drives) {
+        if (drive.unused) continue;
+        if (!cluster.state.volume(drive.volid, guest.node)) throw new Error(`volume '${drive.volid}' does not exist`);
+      }
+      const needed = Math.round(guest.memoryBytes * guest.memUsage);
+      if (cluster.freeMemory(guest.node) < needed) {
+        ctx.log("kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory");
+        throw new Error('start failed: QEMU exited with code 1');
+      }
+      await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
+      markRunning(cluster, guest);
+    },
+    opts.skiplock,
+  );
 }
 
 export function markRunning(cluster: Cluster, guest: Guest): void {
@@ -104,9 +105,7 @@ export function rebootGuest(cluster: Cluster, caller: Caller, guest: Guest): Tas
     id: String(guest.vmid),
     authid: caller.authid,
     run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest);
+      await withGuestFile(cluster, guest, async () => {
         if (guest.status !== 'running') throw new Error(`${label(guest)} not running`);
         await ctx.sleep(cluster.state.timing.shutdown_seconds * 1000);
         markStopped(guest);
@@ -114,9 +113,7 @@ export function rebootGuest(cluster: Cluster, caller: Caller, guest: Guest): Tas
         guest.applyPending();
         await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
         markRunning(cluster, guest);
-      } finally {
-        release();
-      }
+      });
     },
   });
 }
@@ -135,15 +132,16 @@ function powerDownTask(
     id: String(guest.vmid),
     authid: caller.authid,
     run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest, opts.skiplock);
-        if (guest.status !== 'running') return;
-        await ctx.sleep(durationMs);
-        markStopped(guest);
-      } finally {
-        release();
-      }
+      await withGuestFile(
+        cluster,
+        guest,
+        async () => {
+          if (guest.status !== 'running') return;
+          await ctx.sleep(durationMs);
+          markStopped(guest);
+        },
+        opts.skiplock,
+      );
     },
   });
 }

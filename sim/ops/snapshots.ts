@@ -4,7 +4,7 @@ import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { storageOf } from '../guest-config.js';
 import type { Guest } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
-import { checkLock, lockGuestFile, taskType } from './common.js';
+import { taskType, withGuestFile } from './common.js';
 import { markRunning, markStopped } from './power.js';
 
 /** Storages whose volumes can be snapshotted (file storages only with qcow2). */
@@ -39,13 +39,7 @@ export function listSnapshots(guest: Guest): Record<string, unknown>[] {
 
 /** Runs `work` with the guest's lock file and a config `lock` property set for its duration. */
 async function underLock(cluster: Cluster, guest: Guest, lock: string, work: () => Promise<void>): Promise<void> {
-  const release = await lockGuestFile(cluster, guest);
-  try {
-    checkLock(guest);
-    guest.update((c) => (c['lock'] = lock));
-  } finally {
-    release();
-  }
+  await withGuestFile(cluster, guest, () => guest.update((c) => (c['lock'] = lock)));
   try {
     await work();
   } finally {
