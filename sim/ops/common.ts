@@ -1,8 +1,9 @@
 /** Small rules every guest operation shares. */
-import type { Cluster } from '../cluster.js';
+import type { Caller, Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import type { Release } from '../locks.js';
 import type { Guest } from '../state.js';
+import type { TaskRecord, TaskRunner } from '../tasks.js';
 
 export type GuestAction =
   | 'start'
@@ -23,6 +24,23 @@ export type GuestAction =
 export function taskType(guest: Pick<Guest, 'type'>, action: GuestAction): string {
   if (action === 'migrate') return guest.type === 'qemu' ? 'qmigrate' : 'vzmigrate';
   return `${guest.type === 'qemu' ? 'qm' : 'vz'}${action}`;
+}
+
+/** Starts the guest's `action` task (qmstart, vzsnapshot, ...) on its node for `caller`. */
+export function guestTask(
+  cluster: Cluster,
+  caller: Caller,
+  guest: Pick<Guest, 'type' | 'vmid' | 'node'>,
+  action: GuestAction,
+  run: TaskRunner,
+): TaskRecord {
+  return cluster.tasks.start({
+    node: guest.node,
+    type: taskType(guest, action),
+    id: String(guest.vmid),
+    authid: caller.authid,
+    run,
+  });
 }
 
 /** `VM is locked (clone)` (PVE's check_lock), unless the caller skips it. */

@@ -23,7 +23,7 @@ import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { Guest, macFrom, unitHash, type StoragePool } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
-import { checkLock, label, taskType, withGuestFile } from './common.js';
+import { checkLock, guestTask, label, taskType, withGuestFile } from './common.js';
 import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
 
@@ -247,13 +247,7 @@ export async function updateConfigAsync(
     .filter(([k, v]) => k !== 'node' && k !== 'vmid' && v !== undefined)
     .map(([k, v]) => `-${k} ${SECRET_KEYS.has(k) ? MASKED_SECRET : configValue(v)}`)
     .join(' ');
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'config'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => ctx.log(`update ${label(guest)}: ${changes}`),
-  });
+  return guestTask(cluster, caller, guest, 'config', async (ctx) => ctx.log(`update ${label(guest)}: ${changes}`));
 }
 
 function newGuest(vmid: number, type: GuestType, node: string, config: GuestConfig): Guest {
@@ -384,40 +378,34 @@ export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opt
     throw fail(`unable to remove ${label(guest)} - used in HA resources and purge parameter not set.`);
   }
   checkLock(guest, opts.skiplock);
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'destroy'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      await withGuestFile(
-        cluster,
-        guest,
-        async () => {
-          const volids = new Set(guest.drives.filter((d) => !d.cdrom).map((d) => d.volid));
-          if (opts.destroyUnreferencedDisks !== false) {
-            for (const pool of cluster.state.poolsOn(guest.node)) {
-              // PVE scans guest images only (vdisk_list): the guest's backups outlive it.
-              for (const v of pool.volumes.values())
-                if (v.vmid === guest.vmid && v.content !== 'backup') volids.add(v.volid);
-            }
+  return guestTask(cluster, caller, guest, 'destroy', async (ctx) => {
+    await withGuestFile(
+      cluster,
+      guest,
+      async () => {
+        const volids = new Set(guest.drives.filter((d) => !d.cdrom).map((d) => d.volid));
+        if (opts.destroyUnreferencedDisks !== false) {
+          for (const pool of cluster.state.poolsOn(guest.node)) {
+            // PVE scans guest images only (vdisk_list): the guest's backups outlive it.
+            for (const v of pool.volumes.values())
+              if (v.vmid === guest.vmid && v.content !== 'backup') volids.add(v.volid);
           }
-          for (const volid of volids) {
-            const user = linkedCloneOf(cluster, guest.node, volid);
-            if (user) throw new Error(`base volume '${volid.split(':')[1]}' is still in use by linked cloned`);
-          }
-          await ctx.sleep(1500);
-          for (const volid of volids) {
-            ctx.log(`  Logical volume "${volid.split(':')[1]}" successfully removed.`);
-            freeVolume(cluster, guest.node, volid);
-          }
-          cluster.state.guests.delete(guest.vmid);
-          if (opts.purge) cluster.state.ha.delete(`${guest.type === 'qemu' ? 'vm' : 'ct'}:${guest.vmid}`);
-          if (opts.purge) ctx.log(`purging ${label(guest)} from related configurations..`);
-        },
-        opts.skiplock,
-      );
-    },
+        }
+        for (const volid of volids) {
+          const user = linkedCloneOf(cluster, guest.node, volid);
+          if (user) throw new Error(`base volume '${volid.split(':')[1]}' is still in use by linked cloned`);
+        }
+        await ctx.sleep(1500);
+        for (const volid of volids) {
+          ctx.log(`  Logical volume "${volid.split(':')[1]}" successfully removed.`);
+          freeVolume(cluster, guest.node, volid);
+        }
+        cluster.state.guests.delete(guest.vmid);
+        if (opts.purge) cluster.state.ha.delete(`${guest.type === 'qemu' ? 'vm' : 'ct'}:${guest.vmid}`);
+        if (opts.purge) ctx.log(`purging ${label(guest)} from related configurations..`);
+      },
+      opts.skiplock,
+    );
   });
 }
 
@@ -465,29 +453,23 @@ export function resizeDisk(cluster: Cluster, caller: Caller, guest: Guest, disk:
 export function convertToTemplate(cluster: Cluster, caller: Caller, guest: Guest): TaskRecord {
   if (guest.template) throw fail("you can't convert a template to a template");
   if (guest.status === 'running') throw fail("you can't convert a VM to template if VM is running");
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'template'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      await withGuestFile(cluster, guest, async () => {
-        await ctx.sleep(1000);
-        guest.update((config) => {
-          for (const d of guest.drives) {
-            if (d.cdrom) continue;
-            const pool = cluster.state.pool(storageOf(d.volid), guest.node) as StoragePool;
-            const volume = pool.volumes.get(d.volid);
-            if (!volume) continue;
-            const renamed = d.volid.replace(`vm-${guest.vmid}-disk-`, `base-${guest.vmid}-disk-`);
-            pool.volumes.delete(d.volid);
-            pool.volumes.set(renamed, { ...volume, volid: renamed });
-            ctx.log(`  Renamed "${d.volid.split(':')[1]}" to "${renamed.split(':')[1]}"`);
-            config[d.key] = formatDrive(renamed, d.options);
-          }
-          config['template'] = '1';
-        });
+  return guestTask(cluster, caller, guest, 'template', async (ctx) => {
+    await withGuestFile(cluster, guest, async () => {
+      await ctx.sleep(1000);
+      guest.update((config) => {
+        for (const d of guest.drives) {
+          if (d.cdrom) continue;
+          const pool = cluster.state.pool(storageOf(d.volid), guest.node) as StoragePool;
+          const volume = pool.volumes.get(d.volid);
+          if (!volume) continue;
+          const renamed = d.volid.replace(`vm-${guest.vmid}-disk-`, `base-${guest.vmid}-disk-`);
+          pool.volumes.delete(d.volid);
+          pool.volumes.set(renamed, { ...volume, volid: renamed });
+          ctx.log(`  Renamed "${d.volid.split(':')[1]}" to "${renamed.split(':')[1]}"`);
+          config[d.key] = formatDrive(renamed, d.options);
+        }
+        config['template'] = '1';
       });
-    },
+    });
   });
 }

@@ -7,7 +7,7 @@ import { HA_MANAGER, type Caller, type Cluster } from '../cluster.js';
 import { unitHash, type Guest } from '../state.js';
 import { fail } from '../errors.js';
 import type { TaskContext, TaskRecord } from '../tasks.js';
-import { isHaManaged, label, taskType, withGuestFile } from './common.js';
+import { guestTask, isHaManaged, label, withGuestFile } from './common.js';
 import { requestHa } from './ha.js';
 
 export interface PowerOptions {
@@ -67,13 +67,7 @@ export function startGuest(cluster: Cluster, caller: Caller, guest: Guest, opts:
       if (g.status !== 'running') startGuest(cluster, HA_MANAGER, g);
     });
   }
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'start'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: (ctx) => bootGuest(cluster, guest, ctx, opts),
-  });
+  return guestTask(cluster, caller, guest, 'start', (ctx) => bootGuest(cluster, guest, ctx, opts));
 }
 
 /** Hard stop; a stopped guest is already where the caller wants it, so the task ends OK. */
@@ -99,22 +93,16 @@ export function shutdownGuest(cluster: Cluster, caller: Caller, guest: Guest, op
 
 export function rebootGuest(cluster: Cluster, caller: Caller, guest: Guest): TaskRecord {
   if (guest.status !== 'running') throw fail(`${label(guest)} not running`);
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'reboot'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      await withGuestFile(cluster, guest, async () => {
-        if (guest.status !== 'running') throw new Error(`${label(guest)} not running`);
-        await ctx.sleep(cluster.state.timing.shutdown_seconds * 1000);
-        markStopped(guest);
-        // A reboot through the API is a fresh start of QEMU, which takes the pending changes.
-        guest.applyPending();
-        await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
-        markRunning(cluster, guest);
-      });
-    },
+  return guestTask(cluster, caller, guest, 'reboot', async (ctx) => {
+    await withGuestFile(cluster, guest, async () => {
+      if (guest.status !== 'running') throw new Error(`${label(guest)} not running`);
+      await ctx.sleep(cluster.state.timing.shutdown_seconds * 1000);
+      markStopped(guest);
+      // A reboot through the API is a fresh start of QEMU, which takes the pending changes.
+      guest.applyPending();
+      await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
+      markRunning(cluster, guest);
+    });
   });
 }
 
@@ -126,22 +114,16 @@ function powerDownTask(
   durationMs: number,
   opts: PowerOptions,
 ): TaskRecord {
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, action),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      await withGuestFile(
-        cluster,
-        guest,
-        async () => {
-          if (guest.status !== 'running') return;
-          await ctx.sleep(durationMs);
-          markStopped(guest);
-        },
-        opts.skiplock,
-      );
-    },
+  return guestTask(cluster, caller, guest, action, async (ctx) => {
+    await withGuestFile(
+      cluster,
+      guest,
+      async () => {
+        if (guest.status !== 'running') return;
+        await ctx.sleep(durationMs);
+        markStopped(guest);
+      },
+      opts.skiplock,
+    );
   });
 }
