@@ -21,7 +21,7 @@ import {
 } from '../guest-config.js';
 import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { Guest, macFrom, unitHash, type StoragePool } from '../state.js';
-import type { TaskRecord } from '../tasks.js';
+import type { TaskContext, TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
 import { checkLock, guestTask, label, taskType, withGuestFile } from './common.js';
 import { waitsForRestart } from './pending.js';
@@ -280,35 +280,17 @@ export function createQemu(
   const vmid = params['vmid'] as number;
   requireFreeVmid(cluster, vmid, 'qemu');
   const config: GuestConfig = {};
-  let importedBytes = 0;
-  for (const [key, value] of Object.entries(params)) {
-    if (CONTROL_KEYS.has(key) || value === undefined) continue;
-    const plan = plannedValue(cluster, node, vmid, 'qemu', key, value);
-    config[key] = plan.value;
-    importedBytes += plan.importedBytes;
-  }
+  const importedBytes = planProperties(cluster, node, vmid, 'qemu', params, config);
   config['smbios1'] ??= `uuid=${randomUUID()}`;
   config['vmgenid'] ??= randomUUID();
   config['meta'] ??= `creation-qemu=9.2.0,ctime=${cluster.clock.epochSeconds()}`;
-  config['lock'] = 'create';
-  const guest = newGuest(vmid, 'qemu', node, config);
-  cluster.state.addGuest(guest);
-  return cluster.tasks.start({
-    node,
-    type: taskType(guest, 'create'),
-    id: String(vmid),
-    authid: caller.authid,
-    onError: () => discardReserved(cluster, guest),
-    run: async (ctx) => {
-      for (const d of guest.drives)
-        if (!d.cdrom) ctx.log(`${d.key}: successfully created disk '${d.volid},size=${formatDiskSize(d.size ?? 0)}'`);
-      if (importedBytes > 0) {
-        ctx.log(`transferred ${renderBytes(importedBytes)} of ${renderBytes(importedBytes)} (100.00%)`);
-      }
-      await ctx.sleep(1000 + (importedBytes / cluster.state.timing.clone_bytes_per_second) * 1000);
-      guest.update((c) => delete c['lock']);
-      if (params['start'] === true) await bootGuest(cluster, guest, ctx);
-    },
+  return createTask(cluster, caller, newGuest(vmid, 'qemu', node, config), params, async (ctx, guest) => {
+    for (const d of guest.drives)
+      if (!d.cdrom) ctx.log(`${d.key}: successfully created disk '${d.volid},size=${formatDiskSize(d.size ?? 0)}'`);
+    if (importedBytes > 0) {
+      ctx.log(`transferred ${renderBytes(importedBytes)} of ${renderBytes(importedBytes)} (100.00%)`);
+    }
+    await ctx.sleep(1000 + (importedBytes / cluster.state.timing.clone_bytes_per_second) * 1000);
   });
 }
 
@@ -320,30 +302,61 @@ export function createLxc(cluster: Cluster, caller: Caller, node: string, params
   const archive = cluster.state.volume(ostemplate, node);
   if (!archive) throw fail(`volume '${ostemplate}' does not exist`);
   const config: GuestConfig = { arch: 'amd64', ostype: 'debian', cores: '1', memory: '512', swap: '512' };
-  for (const [key, value] of Object.entries(params)) {
-    if (CONTROL_KEYS.has(key) || value === undefined) continue;
-    config[key] = plannedValue(cluster, node, vmid, 'lxc', key, value).value;
-  }
+  planProperties(cluster, node, vmid, 'lxc', params, config);
   if (!config['rootfs']) {
     const sid = typeof params['storage'] === 'string' ? params['storage'] : 'local';
     config['rootfs'] = planDrive(cluster, node, vmid, 'lxc', 'rootfs', `${sid}:4`).value;
   }
-  config['lock'] = 'create';
-  const guest = newGuest(vmid, 'lxc', node, config);
+  return createTask(cluster, caller, newGuest(vmid, 'lxc', node, config), params, async (ctx) => {
+    const pool = cluster.state.pool(storageOf(ostemplate), node);
+    ctx.log(`extracting archive '${pool?.pathOf(ostemplate) ?? ostemplate}'`);
+    await ctx.sleep(4000);
+    ctx.log(`Total bytes read: ${archive.size * 3} (${renderBytes(archive.size * 3)})`);
+    ctx.log('Detected container architecture: amd64');
+    ctx.log("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...\ndone.");
+  });
+}
+
+/** Plans the requested properties (storage for new disks) into `config`; the bytes disk imports copy. */
+function planProperties(
+  cluster: Cluster,
+  node: string,
+  vmid: number,
+  type: GuestType,
+  params: Record<string, unknown>,
+  config: GuestConfig,
+): number {
+  let importedBytes = 0;
+  for (const [key, value] of Object.entries(params)) {
+    if (CONTROL_KEYS.has(key) || value === undefined) continue;
+    const plan = plannedValue(cluster, node, vmid, type, key, value);
+    config[key] = plan.value;
+    importedBytes += plan.importedBytes;
+  }
+  return importedBytes;
+}
+
+/**
+ * Adds the new guest's config at once, locked `create`, and starts its create task: `work` makes
+ * what takes time, then the lock goes and the guest starts if asked. A failed create leaves nothing behind.
+ */
+function createTask(
+  cluster: Cluster,
+  caller: Caller,
+  guest: Guest,
+  params: Record<string, unknown>,
+  work: (ctx: TaskContext, guest: Guest) => Promise<void>,
+): TaskRecord {
+  guest.update((c) => (c['lock'] = 'create'));
   cluster.state.addGuest(guest);
   return cluster.tasks.start({
-    node,
+    node: guest.node,
     type: taskType(guest, 'create'),
-    id: String(vmid),
+    id: String(guest.vmid),
     authid: caller.authid,
     onError: () => discardReserved(cluster, guest),
     run: async (ctx) => {
-      const pool = cluster.state.pool(storageOf(ostemplate), node);
-      ctx.log(`extracting archive '${pool?.pathOf(ostemplate) ?? ostemplate}'`);
-      await ctx.sleep(4000);
-      ctx.log(`Total bytes read: ${archive.size * 3} (${renderBytes(archive.size * 3)})`);
-      ctx.log('Detected container architecture: amd64');
-      ctx.log("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...\ndone.");
+      await work(ctx, guest);
       guest.update((c) => delete c['lock']);
       if (params['start'] === true) await bootGuest(cluster, guest, ctx);
     },
