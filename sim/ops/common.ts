@@ -26,13 +26,17 @@ export function taskType(guest: Pick<Guest, 'type'>, action: GuestAction): strin
   return `${guest.type === 'qemu' ? 'qm' : 'vz'}${action}`;
 }
 
-/** Starts the guest's `action` task (qmstart, vzsnapshot, ...) on its node for `caller`. */
+/**
+ * Starts the guest's `action` task (qmstart, vzsnapshot, ...) on its node for `caller`;
+ * `onError` undoes what the API call prepared before it (a reserved config).
+ */
 export function guestTask(
   cluster: Cluster,
   caller: Caller,
   guest: Pick<Guest, 'type' | 'vmid' | 'node'>,
   action: GuestAction,
   run: TaskRunner,
+  onError?: () => void,
 ): TaskRecord {
   return cluster.tasks.start({
     node: guest.node,
@@ -40,6 +44,7 @@ export function guestTask(
     id: String(guest.vmid),
     authid: caller.authid,
     run,
+    onError,
   });
 }
 

@@ -23,7 +23,7 @@ import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { Guest, macFrom, unitHash, type StoragePool } from '../state.js';
 import type { TaskContext, TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
-import { checkLock, guestTask, label, taskType, withGuestFile } from './common.js';
+import { checkLock, guestTask, label, withGuestFile } from './common.js';
 import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
 
@@ -349,18 +349,18 @@ function createTask(
 ): TaskRecord {
   guest.update((c) => (c['lock'] = 'create'));
   cluster.state.addGuest(guest);
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'create'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    onError: () => discardReserved(cluster, guest),
-    run: async (ctx) => {
+  return guestTask(
+    cluster,
+    caller,
+    guest,
+    'create',
+    async (ctx) => {
       await work(ctx, guest);
       guest.update((c) => delete c['lock']);
       if (params['start'] === true) await bootGuest(cluster, guest, ctx);
     },
-  });
+    () => discardReserved(cluster, guest),
+  );
 }
 
 /** A create that failed leaves nothing behind. */
