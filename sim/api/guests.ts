@@ -1,8 +1,13 @@
-/** /nodes/{node}/qemu/* and /nodes/{node}/lxc/* */
+/**
+ * /nodes/{node}/qemu/* and /nodes/{node}/lxc/*. The calls both types have are answered once
+ * here for either type, as lib/pve/guests/ defines them once; what one type does its own way
+ * (creating, migrating) and the calls only one type has are given per type below.
+ */
 import type { z } from 'zod';
+import { lxc } from '../../lib/pve/lxc/endpoints.js';
 import { paramInfo } from '../../lib/pve/params.js';
-import { endpoints } from '../../lib/pve/registry.js';
-import type { Cluster } from '../cluster.js';
+import { qemu } from '../../lib/pve/qemu/endpoints.js';
+import type { Caller, Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import type { GuestType } from '../guest-config.js';
 import { cloneVm } from '../ops/clone.js';
@@ -27,10 +32,28 @@ import { lxcInterfaces } from '../ops/node-config.js';
 import { pendingList } from '../ops/pending.js';
 import { agentNetworkInterfaces, guestList, guestStatus } from '../ops/views.js';
 import type { Guest } from '../state.js';
-import type { Handlers } from './context.js';
+import type { TaskRecord } from '../tasks.js';
+import type { HandlerContext, Handlers } from './context.js';
 
-function guestAt(cluster: Cluster, params: { node: string; vmid: number }, type: GuestType): Guest {
-  return cluster.state.guestOn(params.node, params.vmid, type);
+const guestResources = { qemu, lxc };
+
+/** The calls both guest types have, by their key in guestEndpoints (`list`, `config`, `start`, ...). */
+type SharedCall = keyof typeof qemu & keyof typeof lxc;
+
+/** A shared call's handler sees either type's parameters, so a type's own ones must be asked for (`'vmstate' in params`). */
+type SharedHandler<C extends SharedCall> = (
+  ctx: HandlerContext<z.output<(typeof qemu)[C]['params']> | z.output<(typeof lxc)[C]['params']>>,
+) => unknown;
+
+/** What a guest type does its own way on the calls both types have. */
+interface GuestBehaviour {
+  create: (cluster: Cluster, caller: Caller, node: string, params: Record<string, unknown>) => TaskRecord;
+  migratePreconditions: (cluster: Cluster, guest: Guest) => Record<string, unknown>;
+}
+
+/** The guest of `type` a call names by node and VMID. */
+function guestAt(type: GuestType): (cluster: Cluster, params: { node: string; vmid: number }) => Guest {
+  return (cluster, params) => cluster.state.guestOn(params.node, params.vmid, type);
 }
 
 /** The handler-side permission checks for what a create or config request writes. */
@@ -48,10 +71,7 @@ function mayWrite(can: Can, type: GuestType, params: { vmid: number } & Record<s
  * JSON numbers (`template: 1`, `cores: 2`), not as the file's text; secrets come back masked.
  */
 function typedConfig(type: GuestType, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const shape = (type === 'qemu' ? endpoints.qemuUpdateConfig : endpoints.lxcUpdateConfig).params.shape as Record<
-    string,
-    z.ZodType
-  >;
+  const shape = guestResources[type].updateConfig.params.shape as Record<string, z.ZodType>;
   return Object.fromEntries(
     Object.entries(config).map(([key, value]) => {
       if (SECRET_KEYS.has(key)) return [key, MASKED_SECRET];
@@ -78,42 +98,75 @@ function configOf(guest: Guest, snapshot: string | undefined, current = false): 
   };
 }
 
+/** The handlers of the calls both types have, for one type, under that type's endpoint names (`qemuStart`, `lxcStart`). */
+function guestHandlers(type: GuestType, own: GuestBehaviour): Handlers {
+  const at = guestAt(type);
+  const shared: { [C in Exclude<SharedCall, 'migrate'>]: SharedHandler<C> } = {
+    list: ({ cluster, params, can }) => guestList(cluster, params.node, type, can),
+    create: ({ cluster, caller, params, can }) => {
+      mayWrite(can, type, params);
+      return own.create(cluster, caller, params.node, params).upid;
+    },
+    config: ({ cluster, params }) => configOf(at(cluster, params), params.snapshot, params.current),
+    updateConfig: async ({ cluster, params, can }) => {
+      const guest = at(cluster, params);
+      mayWrite(can, type, params);
+      await updateConfig(cluster, guest, params);
+      return null;
+    },
+    destroy: ({ cluster, caller, params }) =>
+      destroyGuest(cluster, caller, at(cluster, params), {
+        purge: params.purge,
+        destroyUnreferencedDisks: params['destroy-unreferenced-disks'],
+        skiplock: 'skiplock' in params ? params.skiplock : undefined,
+      }).upid,
+    status: ({ cluster, params }) => guestStatus(cluster, at(cluster, params)),
+    start: ({ cluster, caller, params }) =>
+      startGuest(cluster, caller, at(cluster, params), { skiplock: params.skiplock ?? false }).upid,
+    stop: ({ cluster, caller, params }) =>
+      stopGuest(cluster, caller, at(cluster, params), { skiplock: params.skiplock ?? false }).upid,
+    // A container's shutdown takes no skiplock.
+    shutdown: ({ cluster, caller, params }) =>
+      shutdownGuest(cluster, caller, at(cluster, params), {
+        skiplock: 'skiplock' in params ? (params.skiplock ?? false) : false,
+      }).upid,
+    reboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, at(cluster, params)).upid,
+    snapshots: ({ cluster, params }) => listSnapshots(at(cluster, params)),
+    // Only a VM's snapshot can hold its RAM (vmstate).
+    snapshot: ({ cluster, caller, params }) =>
+      createSnapshot(
+        cluster,
+        caller,
+        at(cluster, params),
+        params.snapname,
+        params.description,
+        'vmstate' in params ? params.vmstate : undefined,
+      ).upid,
+    deleteSnapshot: ({ cluster, caller, params }) =>
+      deleteSnapshot(cluster, caller, at(cluster, params), params.snapname).upid,
+    rollback: ({ cluster, caller, params }) =>
+      rollbackSnapshot(cluster, caller, at(cluster, params), params.snapname, params.start).upid,
+    snapshotConfig: ({ cluster, params }) => configOf(at(cluster, params), params.snapname),
+    migratePreconditions: ({ cluster, params }) => own.migratePreconditions(cluster, at(cluster, params)),
+  };
+  const resource = guestResources[type];
+  return Object.fromEntries(
+    Object.entries(shared).map(([call, handler]) => [resource[call as keyof typeof shared].name, handler]),
+  ) as Handlers;
+}
+
+const qemuAt = guestAt('qemu');
+const lxcAt = guestAt('lxc');
+
 export const qemuHandlers: Handlers = {
-  qemuList: ({ cluster, params, can }) => guestList(cluster, params.node, 'qemu', can),
-  qemuCreate: ({ cluster, caller, params, can }) => {
-    mayWrite(can, 'qemu', params);
-    return createQemu(cluster, caller, params.node, params).upid;
-  },
-  qemuConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapshot, params.current),
-  qemuUpdateConfig: async ({ cluster, params, can }) => {
-    const guest = guestAt(cluster, params, 'qemu');
-    mayWrite(can, 'qemu', params);
-    await updateConfig(cluster, guest, params);
-    return null;
-  },
+  ...guestHandlers('qemu', { create: createQemu, migratePreconditions: qemuMigratePreconditions }),
   qemuUpdateConfigAsync: async ({ cluster, caller, params, can }) => {
-    const guest = guestAt(cluster, params, 'qemu');
+    const guest = qemuAt(cluster, params);
     mayWrite(can, 'qemu', params);
     return (await updateConfigAsync(cluster, caller, guest, params)).upid;
   },
-  qemuDestroy: ({ cluster, caller, params }) =>
-    destroyGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
-      ...(params.purge !== undefined ? { purge: params.purge } : {}),
-      ...(params['destroy-unreferenced-disks'] !== undefined
-        ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] }
-        : {}),
-      ...(params.skiplock !== undefined ? { skiplock: params.skiplock } : {}),
-    }).upid,
-  qemuStatus: ({ cluster, params }) => guestStatus(cluster, guestAt(cluster, params, 'qemu')),
-  qemuStart: ({ cluster, caller, params }) =>
-    startGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
-  qemuStop: ({ cluster, caller, params }) =>
-    stopGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
-  qemuShutdown: ({ cluster, caller, params }) =>
-    shutdownGuest(cluster, caller, guestAt(cluster, params, 'qemu'), { skiplock: params.skiplock ?? false }).upid,
-  qemuReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
   qemuClone: ({ cluster, caller, params }) =>
-    cloneVm(cluster, caller, guestAt(cluster, params, 'qemu'), {
+    cloneVm(cluster, caller, qemuAt(cluster, params), {
       newid: params.newid,
       ...(params.name !== undefined ? { name: params.name } : {}),
       ...(params.description !== undefined ? { description: params.description } : {}),
@@ -123,32 +176,15 @@ export const qemuHandlers: Handlers = {
       ...(params.format !== undefined ? { format: params.format } : {}),
       ...(params.bwlimit !== undefined ? { bwlimit: params.bwlimit } : {}),
     }).upid,
-  qemuTemplate: ({ cluster, caller, params }) =>
-    convertToTemplate(cluster, caller, guestAt(cluster, params, 'qemu')).upid,
+  qemuTemplate: ({ cluster, caller, params }) => convertToTemplate(cluster, caller, qemuAt(cluster, params)).upid,
   qemuResize: ({ cluster, caller, params }) => {
-    const guest = guestAt(cluster, params, 'qemu');
+    const guest = qemuAt(cluster, params);
     if (params.digest !== undefined && params.digest !== guest.digest)
       throw fail('checksum mismatch (file change by other user?)');
     return resizeDisk(cluster, caller, guest, params.disk, params.size).upid;
   },
-  qemuSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'qemu')),
-  qemuSnapshotCreate: ({ cluster, caller, params }) =>
-    createSnapshot(
-      cluster,
-      caller,
-      guestAt(cluster, params, 'qemu'),
-      params.snapname,
-      params.description,
-      params.vmstate,
-    ).upid,
-  qemuSnapshotDelete: ({ cluster, caller, params }) =>
-    deleteSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname).upid,
-  qemuSnapshotRollback: ({ cluster, caller, params }) =>
-    rollbackSnapshot(cluster, caller, guestAt(cluster, params, 'qemu'), params.snapname, params.start).upid,
-  qemuMigratePreconditions: ({ cluster, params }) =>
-    qemuMigratePreconditions(cluster, guestAt(cluster, params, 'qemu')),
   qemuMigrate: ({ cluster, caller, params }) =>
-    migrateGuest(cluster, caller, guestAt(cluster, params, 'qemu'), {
+    migrateGuest(cluster, caller, qemuAt(cluster, params), {
       target: params.target,
       online: params.online ?? false,
       withLocalDisks: params['with-local-disks'] ?? false,
@@ -156,51 +192,15 @@ export const qemuHandlers: Handlers = {
       ...(params.bwlimit !== undefined ? { bwlimit: params.bwlimit } : {}),
       ...(params.targetstorage !== undefined ? { targetstorage: params.targetstorage } : {}),
     }).upid,
-  qemuAgentNetworkInterfaces: ({ cluster, params }) =>
-    agentNetworkInterfaces(cluster, guestAt(cluster, params, 'qemu')),
-  qemuPending: ({ cluster, params }) => pendingList(guestAt(cluster, params, 'qemu')),
-  qemuSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'qemu'), params.snapname),
+  qemuAgentNetworkInterfaces: ({ cluster, params }) => agentNetworkInterfaces(cluster, qemuAt(cluster, params)),
+  qemuPending: ({ cluster, params }) => pendingList(qemuAt(cluster, params)),
 };
 
 export const lxcHandlers: Handlers = {
-  lxcList: ({ cluster, params, can }) => guestList(cluster, params.node, 'lxc', can),
-  lxcCreate: ({ cluster, caller, params, can }) => {
-    mayWrite(can, 'lxc', params);
-    return createLxc(cluster, caller, params.node, params).upid;
-  },
-  lxcConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapshot, params.current),
-  lxcUpdateConfig: async ({ cluster, params, can }) => {
-    const guest = guestAt(cluster, params, 'lxc');
-    mayWrite(can, 'lxc', params);
-    await updateConfig(cluster, guest, params);
-    return null;
-  },
-  lxcDestroy: ({ cluster, caller, params }) =>
-    destroyGuest(cluster, caller, guestAt(cluster, params, 'lxc'), {
-      ...(params.purge !== undefined ? { purge: params.purge } : {}),
-      ...(params['destroy-unreferenced-disks'] !== undefined
-        ? { destroyUnreferencedDisks: params['destroy-unreferenced-disks'] }
-        : {}),
-    }).upid,
-  lxcStatus: ({ cluster, params }) => guestStatus(cluster, guestAt(cluster, params, 'lxc')),
-  lxcStart: ({ cluster, caller, params }) =>
-    startGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
-  lxcStop: ({ cluster, caller, params }) =>
-    stopGuest(cluster, caller, guestAt(cluster, params, 'lxc'), { skiplock: params.skiplock ?? false }).upid,
-  lxcShutdown: ({ cluster, caller, params }) => shutdownGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
-  lxcReboot: ({ cluster, caller, params }) => rebootGuest(cluster, caller, guestAt(cluster, params, 'lxc')).upid,
-  lxcSnapshots: ({ cluster, params }) => listSnapshots(guestAt(cluster, params, 'lxc')),
-  lxcSnapshotConfig: ({ cluster, params }) => configOf(guestAt(cluster, params, 'lxc'), params.snapname),
-  lxcInterfaces: ({ cluster, params }) => lxcInterfaces(guestAt(cluster, params, 'lxc')),
-  lxcSnapshotCreate: ({ cluster, caller, params }) =>
-    createSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.description).upid,
-  lxcSnapshotDelete: ({ cluster, caller, params }) =>
-    deleteSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname).upid,
-  lxcSnapshotRollback: ({ cluster, caller, params }) =>
-    rollbackSnapshot(cluster, caller, guestAt(cluster, params, 'lxc'), params.snapname, params.start).upid,
-  lxcMigratePreconditions: ({ cluster, params }) => lxcMigratePreconditions(cluster, guestAt(cluster, params, 'lxc')),
+  ...guestHandlers('lxc', { create: createLxc, migratePreconditions: lxcMigratePreconditions }),
+  lxcInterfaces: ({ cluster, params }) => lxcInterfaces(lxcAt(cluster, params)),
   lxcMigrate: ({ cluster, caller, params }) =>
-    migrateGuest(cluster, caller, guestAt(cluster, params, 'lxc'), {
+    migrateGuest(cluster, caller, lxcAt(cluster, params), {
       target: params.target,
       online: params.online ?? false,
       restart: params.restart ?? false,

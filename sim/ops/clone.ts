@@ -11,7 +11,7 @@ import { formatDrive, storageOf, type GuestConfig } from '../guest-config.js';
 import { diskVolumeName, Guest, macFrom, unitHash } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
 import { formatDiskSize, renderBytes } from '../units.js';
-import { checkLock, taskType } from './common.js';
+import { checkLock, guestTask } from './common.js';
 
 export interface CloneRequest {
   newid: number;
@@ -71,19 +71,20 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
     `10.0.${(req.newid >> 8) & 255}.${req.newid & 255 || 1}`,
   );
   cluster.state.addGuest(clone);
+  // A failed clone leaves neither the reserved config nor the disks it made.
+  const discardClone = () => {
+    if (cluster.state.guests.get(clone.vmid) !== clone) return;
+    for (const d of clone.drives)
+      if (!d.cdrom) cluster.state.pool(storageOf(d.volid), targetNode)?.volumes.delete(d.volid);
+    cluster.state.guests.delete(clone.vmid);
+  };
 
-  return cluster.tasks.start({
-    node: source.node,
-    type: taskType(source, 'clone'),
-    id: String(source.vmid),
-    authid: caller.authid,
-    onError: () => {
-      if (cluster.state.guests.get(clone.vmid) !== clone) return;
-      for (const d of clone.drives)
-        if (!d.cdrom) cluster.state.pool(storageOf(d.volid), targetNode)?.volumes.delete(d.volid);
-      cluster.state.guests.delete(clone.vmid);
-    },
-    run: async (ctx) => {
+  return guestTask(
+    cluster,
+    caller,
+    source,
+    'clone',
+    async (ctx) => {
       const timeout = cluster.state.timing.clone_lock_timeout_seconds * 1000;
       // qemu-server: "exclusive lock if VM is running - else shared lock is enough".
       const release =
@@ -139,7 +140,8 @@ export function cloneVm(cluster: Cluster, caller: Caller, source: Guest, req: Cl
       }
       clone.update((c) => delete c['lock']);
     },
-  });
+    discardClone,
+  );
 }
 
 function copyRate(cluster: Cluster, bwlimitKiB: number | undefined): number {

@@ -1,8 +1,9 @@
 /** Small rules every guest operation shares. */
-import type { Cluster } from '../cluster.js';
+import type { Caller, Cluster } from '../cluster.js';
 import { fail } from '../errors.js';
 import type { Release } from '../locks.js';
 import type { Guest } from '../state.js';
+import type { TaskRecord, TaskRunner } from '../tasks.js';
 
 export type GuestAction =
   | 'start'
@@ -25,6 +26,28 @@ export function taskType(guest: Pick<Guest, 'type'>, action: GuestAction): strin
   return `${guest.type === 'qemu' ? 'qm' : 'vz'}${action}`;
 }
 
+/**
+ * Starts the guest's `action` task (qmstart, vzsnapshot, ...) on its node for `caller`;
+ * `onError` undoes what the API call prepared before it (a reserved config).
+ */
+export function guestTask(
+  cluster: Cluster,
+  caller: Caller,
+  guest: Pick<Guest, 'type' | 'vmid' | 'node'>,
+  action: GuestAction,
+  run: TaskRunner,
+  onError?: () => void,
+): TaskRecord {
+  return cluster.tasks.start({
+    node: guest.node,
+    type: taskType(guest, action),
+    id: String(guest.vmid),
+    authid: caller.authid,
+    run,
+    onError,
+  });
+}
+
 /** `VM is locked (clone)` (PVE's check_lock), unless the caller skips it. */
 export function checkLock(guest: Guest, skiplock = false): void {
   if (!skiplock && guest.lock) throw fail(`${guest.type === 'qemu' ? 'VM' : 'CT'} is locked (${guest.lock})`);
@@ -37,6 +60,22 @@ export function lockGuestFile(
   timeoutSeconds = cluster.state.timing.lock_timeout_seconds,
 ): Promise<Release> {
   return cluster.locks.acquire(guest.lockFilePath, timeoutSeconds * 1000);
+}
+
+/** Runs `work` holding the guest's lock file, once PVE's check_lock passes (unless `skiplock`). */
+export async function withGuestFile<T>(
+  cluster: Cluster,
+  guest: Guest,
+  work: () => Promise<T> | T,
+  skiplock = false,
+): Promise<T> {
+  const release = await lockGuestFile(cluster, guest);
+  try {
+    checkLock(guest, skiplock);
+    return await work();
+  } finally {
+    release();
+  }
 }
 
 /** `VM 100` / `CT 100`, as messages name guests. */

@@ -21,9 +21,9 @@ import {
 } from '../guest-config.js';
 import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { Guest, macFrom, unitHash, type StoragePool } from '../state.js';
-import type { TaskRecord } from '../tasks.js';
+import type { TaskContext, TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
-import { checkLock, label, lockGuestFile, taskType } from './common.js';
+import { checkLock, guestTask, label, withGuestFile } from './common.js';
 import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
 
@@ -188,35 +188,37 @@ export async function updateConfig(cluster: Cluster, guest: Guest, params: Recor
   const both = deletes.find((k) => sets.some(([s]) => s === k));
   if (both) throw parameterError({ delete: `you can't use '-${both}' and '-delete ${both}' at the same time` });
 
-  const release = await lockGuestFile(cluster, guest);
-  try {
-    checkLock(guest, params['skiplock'] === true);
-    if (typeof params['digest'] === 'string' && params['digest'] !== guest.digest) {
-      throw fail('checksum mismatch (file change by other user?)');
-    }
-    const planned: [string, string][] = sets.map(([key, value]) => [
-      key,
-      plannedValue(cluster, guest.node, guest.vmid, guest.type, key, value).value,
-    ]);
-    if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
-    const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
-    const liveSets = planned.filter(([key, value]) => !waitsForRestart(guest, key, value));
-    for (const key of deletes) if (!liveDeletes.includes(key)) guest.stage(key, undefined);
-    for (const [key, value] of planned) if (!liveSets.some(([k]) => k === key)) guest.stage(key, value);
-    guest.revert([...liveDeletes, ...liveSets.map(([key]) => key)]);
-    guest.update((config) => {
-      for (const key of liveDeletes) removeKey(cluster, guest, config, key);
-      for (const [key, value] of liveSets) {
-        // Attaching an unused disk takes it out of the unused list.
-        const volid = parseDrive(value).volid;
-        for (const [k, v] of Object.entries(config)) if (/^unused\d+$/.test(k) && v === volid) delete config[k];
-        if (isDriveKey(guest.type, key) && config[key] && config[key] !== value) removeKey(cluster, guest, config, key);
-        config[key] = value;
+  await withGuestFile(
+    cluster,
+    guest,
+    async () => {
+      if (typeof params['digest'] === 'string' && params['digest'] !== guest.digest) {
+        throw fail('checksum mismatch (file change by other user?)');
       }
-    });
-  } finally {
-    release();
-  }
+      const planned: [string, string][] = sets.map(([key, value]) => [
+        key,
+        plannedValue(cluster, guest.node, guest.vmid, guest.type, key, value).value,
+      ]);
+      if (typeof params['revert'] === 'string') guest.revert(params['revert'].split(/[\s,;]+/).filter(Boolean));
+      const liveDeletes = deletes.filter((key) => !waitsForRestart(guest, key, undefined));
+      const liveSets = planned.filter(([key, value]) => !waitsForRestart(guest, key, value));
+      for (const key of deletes) if (!liveDeletes.includes(key)) guest.stage(key, undefined);
+      for (const [key, value] of planned) if (!liveSets.some(([k]) => k === key)) guest.stage(key, value);
+      guest.revert([...liveDeletes, ...liveSets.map(([key]) => key)]);
+      guest.update((config) => {
+        for (const key of liveDeletes) removeKey(cluster, guest, config, key);
+        for (const [key, value] of liveSets) {
+          // Attaching an unused disk takes it out of the unused list.
+          const volid = parseDrive(value).volid;
+          for (const [k, v] of Object.entries(config)) if (/^unused\d+$/.test(k) && v === volid) delete config[k];
+          if (isDriveKey(guest.type, key) && config[key] && config[key] !== value)
+            removeKey(cluster, guest, config, key);
+          config[key] = value;
+        }
+      });
+    },
+    params['skiplock'] === true,
+  );
 }
 
 function removeKey(cluster: Cluster, guest: Guest, config: GuestConfig, key: string): void {
@@ -245,13 +247,7 @@ export async function updateConfigAsync(
     .filter(([k, v]) => k !== 'node' && k !== 'vmid' && v !== undefined)
     .map(([k, v]) => `-${k} ${SECRET_KEYS.has(k) ? MASKED_SECRET : configValue(v)}`)
     .join(' ');
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'config'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => ctx.log(`update ${label(guest)}: ${changes}`),
-  });
+  return guestTask(cluster, caller, guest, 'config', async (ctx) => ctx.log(`update ${label(guest)}: ${changes}`));
 }
 
 function newGuest(vmid: number, type: GuestType, node: string, config: GuestConfig): Guest {
@@ -284,35 +280,17 @@ export function createQemu(
   const vmid = params['vmid'] as number;
   requireFreeVmid(cluster, vmid, 'qemu');
   const config: GuestConfig = {};
-  let importedBytes = 0;
-  for (const [key, value] of Object.entries(params)) {
-    if (CONTROL_KEYS.has(key) || value === undefined) continue;
-    const plan = plannedValue(cluster, node, vmid, 'qemu', key, value);
-    config[key] = plan.value;
-    importedBytes += plan.importedBytes;
-  }
+  const importedBytes = planProperties(cluster, node, vmid, 'qemu', params, config);
   config['smbios1'] ??= `uuid=${randomUUID()}`;
   config['vmgenid'] ??= randomUUID();
   config['meta'] ??= `creation-qemu=9.2.0,ctime=${cluster.clock.epochSeconds()}`;
-  config['lock'] = 'create';
-  const guest = newGuest(vmid, 'qemu', node, config);
-  cluster.state.addGuest(guest);
-  return cluster.tasks.start({
-    node,
-    type: taskType(guest, 'create'),
-    id: String(vmid),
-    authid: caller.authid,
-    onError: () => discardReserved(cluster, guest),
-    run: async (ctx) => {
-      for (const d of guest.drives)
-        if (!d.cdrom) ctx.log(`${d.key}: successfully created disk '${d.volid},size=${formatDiskSize(d.size ?? 0)}'`);
-      if (importedBytes > 0) {
-        ctx.log(`transferred ${renderBytes(importedBytes)} of ${renderBytes(importedBytes)} (100.00%)`);
-      }
-      await ctx.sleep(1000 + (importedBytes / cluster.state.timing.clone_bytes_per_second) * 1000);
-      guest.update((c) => delete c['lock']);
-      if (params['start'] === true) await bootGuest(cluster, guest, ctx);
-    },
+  return createTask(cluster, caller, newGuest(vmid, 'qemu', node, config), params, async (ctx, guest) => {
+    for (const d of guest.drives)
+      if (!d.cdrom) ctx.log(`${d.key}: successfully created disk '${d.volid},size=${formatDiskSize(d.size ?? 0)}'`);
+    if (importedBytes > 0) {
+      ctx.log(`transferred ${renderBytes(importedBytes)} of ${renderBytes(importedBytes)} (100.00%)`);
+    }
+    await ctx.sleep(1000 + (importedBytes / cluster.state.timing.clone_bytes_per_second) * 1000);
   });
 }
 
@@ -324,34 +302,65 @@ export function createLxc(cluster: Cluster, caller: Caller, node: string, params
   const archive = cluster.state.volume(ostemplate, node);
   if (!archive) throw fail(`volume '${ostemplate}' does not exist`);
   const config: GuestConfig = { arch: 'amd64', ostype: 'debian', cores: '1', memory: '512', swap: '512' };
-  for (const [key, value] of Object.entries(params)) {
-    if (CONTROL_KEYS.has(key) || value === undefined) continue;
-    config[key] = plannedValue(cluster, node, vmid, 'lxc', key, value).value;
-  }
+  planProperties(cluster, node, vmid, 'lxc', params, config);
   if (!config['rootfs']) {
     const sid = typeof params['storage'] === 'string' ? params['storage'] : 'local';
     config['rootfs'] = planDrive(cluster, node, vmid, 'lxc', 'rootfs', `${sid}:4`).value;
   }
-  config['lock'] = 'create';
-  const guest = newGuest(vmid, 'lxc', node, config);
+  return createTask(cluster, caller, newGuest(vmid, 'lxc', node, config), params, async (ctx) => {
+    const pool = cluster.state.pool(storageOf(ostemplate), node);
+    ctx.log(`extracting archive '${pool?.pathOf(ostemplate) ?? ostemplate}'`);
+    await ctx.sleep(4000);
+    ctx.log(`Total bytes read: ${archive.size * 3} (${renderBytes(archive.size * 3)})`);
+    ctx.log('Detected container architecture: amd64');
+    ctx.log("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...\ndone.");
+  });
+}
+
+/** Plans the requested properties (storage for new disks) into `config`; the bytes disk imports copy. */
+function planProperties(
+  cluster: Cluster,
+  node: string,
+  vmid: number,
+  type: GuestType,
+  params: Record<string, unknown>,
+  config: GuestConfig,
+): number {
+  let importedBytes = 0;
+  for (const [key, value] of Object.entries(params)) {
+    if (CONTROL_KEYS.has(key) || value === undefined) continue;
+    const plan = plannedValue(cluster, node, vmid, type, key, value);
+    config[key] = plan.value;
+    importedBytes += plan.importedBytes;
+  }
+  return importedBytes;
+}
+
+/**
+ * Adds the new guest's config at once, locked `create`, and starts its create task: `work` makes
+ * what takes time, then the lock goes and the guest starts if asked. A failed create leaves nothing behind.
+ */
+function createTask(
+  cluster: Cluster,
+  caller: Caller,
+  guest: Guest,
+  params: Record<string, unknown>,
+  work: (ctx: TaskContext, guest: Guest) => Promise<void>,
+): TaskRecord {
+  guest.update((c) => (c['lock'] = 'create'));
   cluster.state.addGuest(guest);
-  return cluster.tasks.start({
-    node,
-    type: taskType(guest, 'create'),
-    id: String(vmid),
-    authid: caller.authid,
-    onError: () => discardReserved(cluster, guest),
-    run: async (ctx) => {
-      const pool = cluster.state.pool(storageOf(ostemplate), node);
-      ctx.log(`extracting archive '${pool?.pathOf(ostemplate) ?? ostemplate}'`);
-      await ctx.sleep(4000);
-      ctx.log(`Total bytes read: ${archive.size * 3} (${renderBytes(archive.size * 3)})`);
-      ctx.log('Detected container architecture: amd64');
-      ctx.log("Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ...\ndone.");
+  return guestTask(
+    cluster,
+    caller,
+    guest,
+    'create',
+    async (ctx) => {
+      await work(ctx, guest);
       guest.update((c) => delete c['lock']);
       if (params['start'] === true) await bootGuest(cluster, guest, ctx);
     },
-  });
+    () => discardReserved(cluster, guest),
+  );
 }
 
 /** A create that failed leaves nothing behind. */
@@ -382,15 +391,11 @@ export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opt
     throw fail(`unable to remove ${label(guest)} - used in HA resources and purge parameter not set.`);
   }
   checkLock(guest, opts.skiplock);
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'destroy'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest, opts.skiplock);
+  return guestTask(cluster, caller, guest, 'destroy', async (ctx) => {
+    await withGuestFile(
+      cluster,
+      guest,
+      async () => {
         const volids = new Set(guest.drives.filter((d) => !d.cdrom).map((d) => d.volid));
         if (opts.destroyUnreferencedDisks !== false) {
           for (const pool of cluster.state.poolsOn(guest.node)) {
@@ -411,10 +416,9 @@ export function destroyGuest(cluster: Cluster, caller: Caller, guest: Guest, opt
         cluster.state.guests.delete(guest.vmid);
         if (opts.purge) cluster.state.ha.delete(`${guest.type === 'qemu' ? 'vm' : 'ct'}:${guest.vmid}`);
         if (opts.purge) ctx.log(`purging ${label(guest)} from related configurations..`);
-      } finally {
-        release();
-      }
-    },
+      },
+      opts.skiplock,
+    );
   });
 }
 
@@ -437,9 +441,7 @@ export function resizeDisk(cluster: Cluster, caller: Caller, guest: Guest, disk:
     id: String(guest.vmid),
     authid: caller.authid,
     run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest);
+      await withGuestFile(cluster, guest, async () => {
         const value = guest.config[disk];
         if (!value) throw new Error(`disk '${disk}' does not exist`);
         const { volid, options } = parseDrive(value);
@@ -455,9 +457,7 @@ export function resizeDisk(cluster: Cluster, caller: Caller, guest: Guest, disk:
         );
         volume.size = next;
         guest.update((c) => (c[disk] = formatDrive(volid, { ...options, size: formatDiskSize(next) })));
-      } finally {
-        release();
-      }
+      });
     },
   });
 }
@@ -466,33 +466,23 @@ export function resizeDisk(cluster: Cluster, caller: Caller, guest: Guest, disk:
 export function convertToTemplate(cluster: Cluster, caller: Caller, guest: Guest): TaskRecord {
   if (guest.template) throw fail("you can't convert a template to a template");
   if (guest.status === 'running') throw fail("you can't convert a VM to template if VM is running");
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'template'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest);
-        await ctx.sleep(1000);
-        guest.update((config) => {
-          for (const d of guest.drives) {
-            if (d.cdrom) continue;
-            const pool = cluster.state.pool(storageOf(d.volid), guest.node) as StoragePool;
-            const volume = pool.volumes.get(d.volid);
-            if (!volume) continue;
-            const renamed = d.volid.replace(`vm-${guest.vmid}-disk-`, `base-${guest.vmid}-disk-`);
-            pool.volumes.delete(d.volid);
-            pool.volumes.set(renamed, { ...volume, volid: renamed });
-            ctx.log(`  Renamed "${d.volid.split(':')[1]}" to "${renamed.split(':')[1]}"`);
-            config[d.key] = formatDrive(renamed, d.options);
-          }
-          config['template'] = '1';
-        });
-      } finally {
-        release();
-      }
-    },
+  return guestTask(cluster, caller, guest, 'template', async (ctx) => {
+    await withGuestFile(cluster, guest, async () => {
+      await ctx.sleep(1000);
+      guest.update((config) => {
+        for (const d of guest.drives) {
+          if (d.cdrom) continue;
+          const pool = cluster.state.pool(storageOf(d.volid), guest.node) as StoragePool;
+          const volume = pool.volumes.get(d.volid);
+          if (!volume) continue;
+          const renamed = d.volid.replace(`vm-${guest.vmid}-disk-`, `base-${guest.vmid}-disk-`);
+          pool.volumes.delete(d.volid);
+          pool.volumes.set(renamed, { ...volume, volid: renamed });
+          ctx.log(`  Renamed "${d.volid.split(':')[1]}" to "${renamed.split(':')[1]}"`);
+          config[d.key] = formatDrive(renamed, d.options);
+        }
+        config['template'] = '1';
+      });
+    });
   });
 }

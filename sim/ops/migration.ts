@@ -13,7 +13,7 @@ import type { Guest, StoragePool } from '../state.js';
 import type { TaskContext, TaskRecord } from '../tasks.js';
 import type { Transfer } from '../transfers.js';
 import { renderBytes } from '../units.js';
-import { checkLock, isHaManaged, label, lockGuestFile, taskType } from './common.js';
+import { checkLock, guestTask, isHaManaged, label, lockGuestFile } from './common.js';
 import { requestHa } from './ha.js';
 import { markRunning, markStopped } from './power.js';
 
@@ -125,13 +125,7 @@ export function migrateGuest(cluster: Cluster, caller: Caller, guest: Guest, req
       req.target,
     );
   }
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'migrate'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: (ctx) => new Migration(cluster, guest, req, ctx).run(),
-  });
+  return guestTask(cluster, caller, guest, 'migrate', (ctx) => new Migration(cluster, guest, req, ctx).run());
 }
 
 function storageMap(spec: string | undefined): (sid: string) => string {

@@ -7,7 +7,7 @@ import { HA_MANAGER, type Caller, type Cluster } from '../cluster.js';
 import { unitHash, type Guest } from '../state.js';
 import { fail } from '../errors.js';
 import type { TaskContext, TaskRecord } from '../tasks.js';
-import { checkLock, isHaManaged, label, lockGuestFile, taskType } from './common.js';
+import { guestTask, isHaManaged, label, withGuestFile } from './common.js';
 import { requestHa } from './ha.js';
 
 export interface PowerOptions {
@@ -25,26 +25,27 @@ export async function bootGuest(
   ctx: TaskContext,
   opts: PowerOptions = {},
 ): Promise<void> {
-  const release = await lockGuestFile(cluster, guest);
-  try {
-    checkLock(guest, opts.skiplock);
-    if (guest.template) throw new Error("you can't start a vm if it's a template");
-    if (guest.status === 'running') throw new Error(`${label(guest)} already running`);
-    guest.applyPending();
-    for (const drive of guest.drives) {
-      if (drive.unused) continue;
-      if (!cluster.state.volume(drive.volid, guest.node)) throw new Error(`volume '${drive.volid}' does not exist`);
-    }
-    const needed = Math.round(guest.memoryBytes * guest.memUsage);
-    if (cluster.freeMemory(guest.node) < needed) {
-      ctx.log("kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory");
-      throw new Error('start failed: QEMU exited with code 1');
-    }
-    await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
-    markRunning(cluster, guest);
-  } finally {
-    release();
-  }
+  await withGuestFile(
+    cluster,
+    guest,
+    async () => {
+      if (guest.template) throw new Error("you can't start a vm if it's a template");
+      if (guest.status === 'running') throw new Error(`${label(guest)} already running`);
+      guest.applyPending();
+      for (const drive of guest.drives) {
+        if (drive.unused) continue;
+        if (!cluster.state.volume(drive.volid, guest.node)) throw new Error(`volume '${drive.volid}' does not exist`);
+      }
+      const needed = Math.round(guest.memoryBytes * guest.memUsage);
+      if (cluster.freeMemory(guest.node) < needed) {
+        ctx.log("kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory");
+        throw new Error('start failed: QEMU exited with code 1');
+      }
+      await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
+      markRunning(cluster, guest);
+    },
+    opts.skiplock,
+  );
 }
 
 export function markRunning(cluster: Cluster, guest: Guest): void {
@@ -66,13 +67,7 @@ export function startGuest(cluster: Cluster, caller: Caller, guest: Guest, opts:
       if (g.status !== 'running') startGuest(cluster, HA_MANAGER, g);
     });
   }
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'start'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: (ctx) => bootGuest(cluster, guest, ctx, opts),
-  });
+  return guestTask(cluster, caller, guest, 'start', (ctx) => bootGuest(cluster, guest, ctx, opts));
 }
 
 /** Hard stop; a stopped guest is already where the caller wants it, so the task ends OK. */
@@ -98,26 +93,16 @@ export function shutdownGuest(cluster: Cluster, caller: Caller, guest: Guest, op
 
 export function rebootGuest(cluster: Cluster, caller: Caller, guest: Guest): TaskRecord {
   if (guest.status !== 'running') throw fail(`${label(guest)} not running`);
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'reboot'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest);
-        if (guest.status !== 'running') throw new Error(`${label(guest)} not running`);
-        await ctx.sleep(cluster.state.timing.shutdown_seconds * 1000);
-        markStopped(guest);
-        // A reboot through the API is a fresh start of QEMU, which takes the pending changes.
-        guest.applyPending();
-        await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
-        markRunning(cluster, guest);
-      } finally {
-        release();
-      }
-    },
+  return guestTask(cluster, caller, guest, 'reboot', async (ctx) => {
+    await withGuestFile(cluster, guest, async () => {
+      if (guest.status !== 'running') throw new Error(`${label(guest)} not running`);
+      await ctx.sleep(cluster.state.timing.shutdown_seconds * 1000);
+      markStopped(guest);
+      // A reboot through the API is a fresh start of QEMU, which takes the pending changes.
+      guest.applyPending();
+      await ctx.sleep(cluster.state.timing.boot_seconds * 1000);
+      markRunning(cluster, guest);
+    });
   });
 }
 
@@ -129,21 +114,16 @@ function powerDownTask(
   durationMs: number,
   opts: PowerOptions,
 ): TaskRecord {
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, action),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      const release = await lockGuestFile(cluster, guest);
-      try {
-        checkLock(guest, opts.skiplock);
+  return guestTask(cluster, caller, guest, action, async (ctx) => {
+    await withGuestFile(
+      cluster,
+      guest,
+      async () => {
         if (guest.status !== 'running') return;
         await ctx.sleep(durationMs);
         markStopped(guest);
-      } finally {
-        release();
-      }
-    },
+      },
+      opts.skiplock,
+    );
   });
 }

@@ -4,7 +4,7 @@ import { FILE_STORAGE_TYPES } from '../scenario.js';
 import { storageOf } from '../guest-config.js';
 import type { Guest } from '../state.js';
 import type { TaskRecord } from '../tasks.js';
-import { checkLock, lockGuestFile, taskType } from './common.js';
+import { guestTask, withGuestFile } from './common.js';
 import { markRunning, markStopped } from './power.js';
 
 /** Storages whose volumes can be snapshotted (file storages only with qcow2). */
@@ -39,13 +39,7 @@ export function listSnapshots(guest: Guest): Record<string, unknown>[] {
 
 /** Runs `work` with the guest's lock file and a config `lock` property set for its duration. */
 async function underLock(cluster: Cluster, guest: Guest, lock: string, work: () => Promise<void>): Promise<void> {
-  const release = await lockGuestFile(cluster, guest);
-  try {
-    checkLock(guest);
-    guest.update((c) => (c['lock'] = lock));
-  } finally {
-    release();
-  }
+  await withGuestFile(cluster, guest, () => guest.update((c) => (c['lock'] = lock)));
   try {
     await work();
   } finally {
@@ -61,69 +55,57 @@ export function createSnapshot(
   description = '',
   vmstate = false,
 ): TaskRecord {
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'snapshot'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      if (guest.snapshots.has(name)) throw new Error(`snapshot name '${name}' already used`);
-      requireSnapshotSupport(cluster, guest);
-      await underLock(cluster, guest, 'snapshot', async () => {
-        const withState = vmstate && guest.status === 'running';
-        if (withState) {
-          ctx.log(`saving VM state and RAM using storage '${storageOf(guest.drives[0]?.volid ?? 'local-lvm:')}'`);
-          await ctx.sleep((guest.memoryBytes / cluster.state.timing.clone_bytes_per_second) * 1000);
-        }
-        for (const d of guest.drives) {
-          if (d.cdrom || d.unused) continue;
-          ctx.log(`snapshotting 'drive-${d.key}' (${d.volid})`);
-          ctx.log(`  Logical volume "snap_${d.volid.split(':')[1]!.split('/').pop()}_${name}" created.`);
-        }
-        await ctx.sleep(1000);
-        const config = { ...guest.config };
-        delete config['lock'];
-        delete config['parent'];
-        const parent = guest.config['parent'];
-        guest.snapshots.set(name, {
-          name,
-          description,
-          snaptime: cluster.clock.epochSeconds(),
-          vmstate: withState,
-          ...(parent ? { parent } : {}),
-          config,
-        });
-        guest.update((c) => (c['parent'] = name));
+  return guestTask(cluster, caller, guest, 'snapshot', async (ctx) => {
+    if (guest.snapshots.has(name)) throw new Error(`snapshot name '${name}' already used`);
+    requireSnapshotSupport(cluster, guest);
+    await underLock(cluster, guest, 'snapshot', async () => {
+      const withState = vmstate && guest.status === 'running';
+      if (withState) {
+        ctx.log(`saving VM state and RAM using storage '${storageOf(guest.drives[0]?.volid ?? 'local-lvm:')}'`);
+        await ctx.sleep((guest.memoryBytes / cluster.state.timing.clone_bytes_per_second) * 1000);
+      }
+      for (const d of guest.drives) {
+        if (d.cdrom || d.unused) continue;
+        ctx.log(`snapshotting 'drive-${d.key}' (${d.volid})`);
+        ctx.log(`  Logical volume "snap_${d.volid.split(':')[1]!.split('/').pop()}_${name}" created.`);
+      }
+      await ctx.sleep(1000);
+      const config = { ...guest.config };
+      delete config['lock'];
+      delete config['parent'];
+      const parent = guest.config['parent'];
+      guest.snapshots.set(name, {
+        name,
+        description,
+        snaptime: cluster.clock.epochSeconds(),
+        vmstate: withState,
+        ...(parent ? { parent } : {}),
+        config,
       });
-    },
+      guest.update((c) => (c['parent'] = name));
+    });
   });
 }
 
 export function deleteSnapshot(cluster: Cluster, caller: Caller, guest: Guest, name: string): TaskRecord {
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'delsnapshot'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      const snap = guest.snapshots.get(name);
-      if (!snap) throw new Error(`snapshot '${name}' does not exist`);
-      await underLock(cluster, guest, 'snapshot-delete', async () => {
-        await ctx.sleep(1000);
-        guest.snapshots.delete(name);
-        for (const other of guest.snapshots.values()) {
-          if (other.parent === name) {
-            if (snap.parent) other.parent = snap.parent;
-            else delete other.parent;
-          }
+  return guestTask(cluster, caller, guest, 'delsnapshot', async (ctx) => {
+    const snap = guest.snapshots.get(name);
+    if (!snap) throw new Error(`snapshot '${name}' does not exist`);
+    await underLock(cluster, guest, 'snapshot-delete', async () => {
+      await ctx.sleep(1000);
+      guest.snapshots.delete(name);
+      for (const other of guest.snapshots.values()) {
+        if (other.parent === name) {
+          if (snap.parent) other.parent = snap.parent;
+          else delete other.parent;
         }
-        guest.update((c) => {
-          if (c['parent'] !== name) return;
-          if (snap.parent) c['parent'] = snap.parent;
-          else delete c['parent'];
-        });
+      }
+      guest.update((c) => {
+        if (c['parent'] !== name) return;
+        if (snap.parent) c['parent'] = snap.parent;
+        else delete c['parent'];
       });
-    },
+    });
   });
 }
 
@@ -134,26 +116,20 @@ export function rollbackSnapshot(
   name: string,
   start = false,
 ): TaskRecord {
-  return cluster.tasks.start({
-    node: guest.node,
-    type: taskType(guest, 'rollback'),
-    id: String(guest.vmid),
-    authid: caller.authid,
-    run: async (ctx) => {
-      const snap = guest.snapshots.get(name);
-      if (!snap) throw new Error(`snapshot '${name}' does not exist`);
-      await underLock(cluster, guest, 'rollback', async () => {
-        if (guest.status === 'running' && !snap.vmstate) {
-          ctx.log(`stopping ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid}`);
-          markStopped(guest);
-        }
-        await ctx.sleep(2000);
-        guest.update((c) => {
-          for (const k of Object.keys(c)) delete c[k];
-          Object.assign(c, snap.config, { parent: name, lock: 'rollback' });
-        });
-        if (snap.vmstate || start) markRunning(cluster, guest);
+  return guestTask(cluster, caller, guest, 'rollback', async (ctx) => {
+    const snap = guest.snapshots.get(name);
+    if (!snap) throw new Error(`snapshot '${name}' does not exist`);
+    await underLock(cluster, guest, 'rollback', async () => {
+      if (guest.status === 'running' && !snap.vmstate) {
+        ctx.log(`stopping ${guest.type === 'qemu' ? 'VM' : 'CT'} ${guest.vmid}`);
+        markStopped(guest);
+      }
+      await ctx.sleep(2000);
+      guest.update((c) => {
+        for (const k of Object.keys(c)) delete c[k];
+        Object.assign(c, snap.config, { parent: name, lock: 'rollback' });
       });
-    },
+      if (snap.vmstate || start) markRunning(cluster, guest);
+    });
   });
 }
