@@ -52,9 +52,15 @@ export function listRoute(s: Services): Route {
       if (scope !== undefined && scope.length === 0)
         return c.json({ operations: [] } satisfies z.infer<typeof OperationList>);
       const query = visibilityQuery(filter, scope);
-      // Keyed by the whole request, so callers share only identical pages.
-      const page = await list(JSON.stringify([query, pageSize, pageToken]), () =>
-        listPage(s, query, pageSize, pageToken),
+      // Keyed by the whole request, so callers share only identical pages. A caller joins the read
+      // in flight: visibility already trails the operations by up to a second, so waiting for a
+      // read begun after it arrived would buy no read-your-writes, only latency.
+      const page = await list(
+        JSON.stringify([query, pageSize, pageToken]),
+        () => listPage(s, query, pageSize, pageToken),
+        {
+          joinRunning: true,
+        },
       );
       return c.json(page satisfies z.infer<typeof OperationList>);
     },
