@@ -7,7 +7,7 @@
 import { inventoryFromResources } from '../lib/inventory.js';
 import type { PveClient } from '../lib/pve/client.js';
 import type { ClusterResource } from '../lib/pve/cluster/endpoints.js';
-import { isTransient, PveApiError } from '../lib/pve/errors.js';
+import { isTransient } from '../lib/pve/errors.js';
 import type {
   ClusterSnapshot,
   GuestDisk,
@@ -90,15 +90,9 @@ function storageState(r: ClusterResource): StorageState {
   };
 }
 
-/** PVE 9 HA rules; PVE 8 has no such endpoint (501), which means no rules. */
+/** The cluster's HA rules in the planner's terms. */
 async function readHaRules(client: PveClient): Promise<HaRule[]> {
-  let rules;
-  try {
-    rules = await client.cluster.haRules();
-  } catch (err) {
-    if (err instanceof PveApiError && err.status === 501) return [];
-    throw err;
-  }
+  const rules = await client.cluster.haRules();
   return rules.map((r) => ({
     rule: r.rule,
     type: r.type === 'node-affinity' ? 'node-affinity' : 'resource-affinity',

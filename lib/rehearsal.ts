@@ -5,7 +5,6 @@
  * (sim/scenario-import.ts), so an operation can be tried on the copy before the cluster.
  */
 import type { PveClient } from './pve/client.js';
-import { PveApiError } from './pve/errors.js';
 import type { Inventory } from '../sim/scenario-import.js';
 
 /** Reads at once; gentle on pveproxy. */
@@ -45,17 +44,7 @@ export async function readRehearsalInventory(client: PveClient): Promise<Invento
       ...(v.content ? { content: v.content } : {}),
     }));
   });
-  return { resources, configs, storage_content: storageContent, ha_rules: await readHaRules(client) };
-}
-
-/** PVE 9's HA rules; none on PVE 8, which answers 501 (no such endpoint). */
-async function readHaRules(client: PveClient): Promise<NonNullable<Inventory['ha_rules']>> {
-  try {
-    return await client.cluster.haRules();
-  } catch (err) {
-    if (err instanceof PveApiError && err.status === 501) return [];
-    throw err;
-  }
+  return { resources, configs, storage_content: storageContent, ha_rules: await client.cluster.haRules() };
 }
 
 async function forEachLimited<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {

@@ -125,14 +125,24 @@ export function createPveClient(opts: PveClientOptions) {
 
   return {
     call,
-    cluster: methods({
-      ...cluster,
-      haResources: ha.resources,
-      haRules: ha.rules,
-      pools: pools.list,
-      /** storage.cfg: every storage, whichever node has it. */
-      storage: storageConfig.list,
-    }),
+    cluster: {
+      ...methods({
+        ...cluster,
+        haResources: ha.resources,
+        pools: pools.list,
+        /** storage.cfg: every storage, whichever node has it. */
+        storage: storageConfig.list,
+      }),
+      /** PVE 9's HA rules; PVE 8 has no such endpoint (501), which means it has no rules. */
+      async haRules(params?: ParamsOfEndpoint<typeof ha.rules>): Promise<ResultOfEndpoint<typeof ha.rules>> {
+        try {
+          return (await send(ha.rules, params)).data as ResultOfEndpoint<typeof ha.rules>;
+        } catch (err) {
+          if (err instanceof PveApiError && err.status === 501) return [];
+          throw err;
+        }
+      },
+    },
     nodes: methods(nodes),
     qemu: methods(qemu),
     lxc: methods(lxc),

@@ -171,3 +171,19 @@ describe('createPveClientForEnvironment', () => {
     }
   });
 });
+
+describe('HA rules', () => {
+  it('are none on PVE 8, which has no rules endpoint and answers 501', async () => {
+    const { client } = scriptedClient((req) => {
+      throw new PveApiError(req, 501, "Method 'GET /cluster/ha/rules' not implemented");
+    });
+    expect(await client.cluster.haRules()).toEqual([]);
+  });
+
+  it('reach the caller when PVE refuses them for another reason', async () => {
+    const { client } = scriptedClient((req) => {
+      throw new PveApiError(req, 403, 'Permission check failed (/, Sys.Audit)');
+    });
+    await expect(client.cluster.haRules()).rejects.toThrow(/Permission check failed/);
+  });
+});
