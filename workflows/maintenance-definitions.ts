@@ -62,6 +62,11 @@ export interface NodeReport {
   endedAt?: string;
 }
 
+/** A node's report before anything has happened on it. */
+export function newNodeReport(node: string, state: NodeState): NodeReport {
+  return { node, state, steps: [], away: [], moved: 0, returned: 0, notReturned: [], decisions: [], warnings: [] };
+}
+
 export interface MaintenanceProgress {
   state: 'running' | 'awaiting-node-approval' | 'halted' | 'pausing' | 'finished';
   /** Where the rollout is, or why it waits, in one line. */

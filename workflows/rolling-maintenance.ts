@@ -38,6 +38,7 @@ import {
   decisionRefusal,
   maintenanceDecisions,
   maintenanceQuery,
+  newNodeReport,
   nodeApprovalRefusal,
   nodeDecisionSignal,
   nodeReportSignal,
@@ -88,7 +89,7 @@ async function rollOut(
     state: 'running',
     summary: '',
     current: [],
-    nodes: details.turns.map((t) => pendingReport(t.node)),
+    nodes: details.turns.map((t) => newNodeReport(t.node, 'pending')),
     ignored: [],
   };
   const reportOf = (node: string) => progress.nodes.find((n) => n.node === node)!;
@@ -432,20 +433,6 @@ async function rollOut(
 
 /** A node in one of these states runs no more steps, and its rollout goes on (an aborted one stops it). */
 const ENDED: readonly NodeReport['state'][] = ['maintained', 'skipped', 'cancelled'];
-
-function pendingReport(node: string): NodeReport {
-  return {
-    node,
-    state: 'pending',
-    steps: [],
-    away: [],
-    moved: 0,
-    returned: 0,
-    notReturned: [],
-    decisions: [],
-    warnings: [],
-  };
-}
 
 /** Where the rollout stands, in one line: done, current (or halted, with the guests away and the choices), next. */
 function summarize(p: MaintenanceProgress, pausing: boolean): string {

@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   decisionRefusal,
+  newNodeReport,
   nodeApprovalRefusal,
   type MaintenanceProgress,
-  type NodeReport,
 } from '../../workflows/maintenance-definitions.js';
 
-function node(name: string, state: NodeReport['state']): NodeReport {
-  return {
-    node: name,
-    state,
-    steps: [],
-    away: [],
-    moved: 0,
-    returned: 0,
-    notReturned: [],
-    decisions: [],
-    warnings: [],
-  };
-}
+const node = newNodeReport;
 
 function progress(over: Partial<MaintenanceProgress> = {}): MaintenanceProgress {
   return {

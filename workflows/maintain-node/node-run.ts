@@ -17,6 +17,7 @@ import type { StepProgress } from '../../lib/operations/plan.js';
 import { failureMessage } from '../guest-step.js';
 import { Failure } from '../../lib/operations/failures.js';
 import {
+  newNodeReport,
   nodeDecisionSignal,
   previousGroupSignal,
   type MaintenanceDecision,
@@ -68,15 +69,7 @@ export class NodeRun {
     this.previousGroup = input.overlaps ? undefined : { outcome: 'finished' };
     this.reporter = reportTo(input.reportTo);
     this.report = {
-      node: input.node,
-      state: 'running',
-      steps: [],
-      away: [],
-      moved: 0,
-      returned: 0,
-      notReturned: [],
-      decisions: [],
-      warnings: [],
+      ...newNodeReport(input.node, 'running'),
       startedAt: this.now(),
       ...(input.overlaps ? { overlapped: input.overlaps.nodes } : {}),
     };
