@@ -300,3 +300,32 @@ export function encodeValue(value: string | number | boolean): string {
   if (typeof value === 'boolean') return value ? '1' : '0';
   return String(value);
 }
+
+/**
+ * Parameters of a guest's create and config calls that address or steer the call rather than
+ * set a config key: PVE stores none of them in the guest's config.
+ */
+export const CONTROL_KEYS = new Set([
+  'node',
+  'vmid',
+  'digest',
+  'delete',
+  'revert',
+  'background_delay',
+  'skiplock',
+  'pool',
+  'storage',
+  'start',
+  'ostemplate',
+  'ssh-public-keys',
+  'password',
+  'force',
+  'archive',
+  'bwlimit',
+  'ha-managed',
+  'import-working-storage',
+  'live-restore',
+  'unique',
+  'restore',
+  'ignore-unpack-errors',
+]);

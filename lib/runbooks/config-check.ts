@@ -4,24 +4,12 @@
  * becomes `local-lvm:base-101-disk-1,iothread=1,size=32G`; a NIC gains its MAC), so disks
  * compare by storage and options, NICs by the settings given, tags as sets.
  */
+import { CONTROL_KEYS } from '../pve/params.js';
 import type { ConfigWrite } from '../rbac.js';
 import type { ResolvedStep } from './plan.js';
 import type { Value } from './placeholders.js';
 import type { Runbook } from './schema.js';
 
-/** Request parameters that address or steer a call rather than set a config key. */
-const NOT_CONFIG = new Set([
-  'node',
-  'vmid',
-  'digest',
-  'delete',
-  'revert',
-  'background_delay',
-  'storage',
-  'pool',
-  'start',
-  'skiplock',
-]);
 const CONFIG_ENDPOINTS = new Set([
   'qemuCreate',
   'qemuUpdateConfig',
@@ -39,7 +27,7 @@ export function expectedGuestConfig(steps: readonly ResolvedStep[]): Record<stri
   for (const step of steps) {
     if (step.kind !== 'api' || !CONFIG_ENDPOINTS.has(step.api)) continue;
     for (const [key, value] of Object.entries(step.params)) {
-      if (!NOT_CONFIG.has(key)) expected[key] = asConfig(value);
+      if (!CONTROL_KEYS.has(key)) expected[key] = asConfig(value);
     }
   }
   return expected;
@@ -50,7 +38,7 @@ export function configWritesOf(runbook: Runbook): ConfigWrite[] {
   return [...runbook.steps, ...runbook.cleanup].flatMap((step) =>
     step.kind === 'api' && CONFIG_ENDPOINTS.has(step.api)
       ? Object.entries(step.params)
-          .filter(([key]) => !NOT_CONFIG.has(key))
+          .filter(([key]) => !CONTROL_KEYS.has(key))
           .map(([key, value]) => ({
             type: step.api.startsWith('lxc') ? ('lxc' as const) : ('qemu' as const),
             key,

@@ -25,7 +25,8 @@ import { Guest, unitHash, type BackupRecord, type StoragePool, type Volume } fro
 import type { TaskContext, TaskRecord } from '../tasks.js';
 import { formatDiskSize, parseSize, renderBytes } from '../units.js';
 import { checkLock, label, lockGuestFile } from './common.js';
-import { configValue, CONTROL_KEYS } from './config.js';
+import { CONTROL_KEYS } from '../../lib/pve/params.js';
+import { configValue } from './config.js';
 import { markRunning, markStopped } from './power.js';
 
 export type BackupMode = 'snapshot' | 'suspend' | 'stop';

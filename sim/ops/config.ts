@@ -3,7 +3,7 @@
  * property, disk allocation `storage:size`), resize, convert to template, destroy.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { secretParams } from '../../lib/pve/params.js';
+import { CONTROL_KEYS, secretParams } from '../../lib/pve/params.js';
 import { endpoints } from '../../lib/pve/registry.js';
 import * as lxcFormats from '../../lib/pve/lxc/formats.js';
 import * as qemuFormats from '../../lib/pve/qemu/formats.js';
@@ -26,32 +26,6 @@ import { formatDiskSize, parseSize, renderBytes } from '../units.js';
 import { checkLock, guestTask, label, withGuestFile } from './common.js';
 import { waitsForRestart } from './pending.js';
 import { bootGuest } from './power.js';
-
-/** Request parameters that steer the call rather than being config keys. */
-export const CONTROL_KEYS = new Set([
-  'node',
-  'vmid',
-  'digest',
-  'delete',
-  'revert',
-  'background_delay',
-  'skiplock',
-  'pool',
-  'storage',
-  'start',
-  'ostemplate',
-  'ssh-public-keys',
-  'password',
-  'force',
-  'archive',
-  'bwlimit',
-  'ha-managed',
-  'import-working-storage',
-  'live-restore',
-  'unique',
-  'restore',
-  'ignore-unpack-errors',
-]);
 
 /** Config keys whose value is a secret: kept hashed, answered masked, never logged. */
 export const SECRET_KEYS = secretParams(endpoints.qemuUpdateConfig.params);
